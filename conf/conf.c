@@ -1,3 +1,693 @@
-/* placeholder, replaced by the config loader */
-int conf_placeholder(void);
-int conf_placeholder(void) { return 0; }
+/*
+ * conf: YAML configuration loader. The file is read with libyaml's document API so that
+ * every node keeps its line number, and every error names the file, the line and the key.
+ */
+#include "conf/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+struct loader {
+    yaml_document_t doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+    struct conf *c;
+};
+
+static int fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes "name:line: message" into the loader's error buffer and returns -1. */
+static int fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n != NULL)
+        snprintf(l->err, l->errlen, "%s:%zu: %s", l->name, n->start_mark.line + 1, msg);
+    else
+        snprintf(l->err, l->errlen, "%s: %s", l->name, msg);
+    return -1;
+}
+
+static yaml_node_t *node(struct loader *l, int id)
+{
+    return yaml_document_get_node(&l->doc, id);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int want_scalar(struct loader *l, const yaml_node_t *n, const char *key, const char **out)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(l, n, "'%s' must be a single value", key);
+    *out = scalar(n);
+    return 0;
+}
+
+static int want_string(struct loader *l, const yaml_node_t *n, const char *key, char **out)
+{
+    const char *s = NULL;
+
+    if (want_scalar(l, n, key, &s) < 0)
+        return -1;
+    if (*s == '\0')
+        return fail(l, n, "'%s' must not be empty", key);
+    free(*out);
+    *out = strdup(s);
+    return 0;
+}
+
+static int want_int(struct loader *l, const yaml_node_t *n, const char *key, long lo, long hi,
+                    long *out)
+{
+    const char *s = NULL;
+    char *end;
+    long v;
+
+    if (want_scalar(l, n, key, &s) < 0)
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return fail(l, n, "'%s' must be a whole number from %ld to %ld, not '%s'", key, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+static int want_duration(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
+{
+    const char *s = NULL;
+    int64_t v;
+
+    if (want_scalar(l, n, key, &s) < 0)
+        return -1;
+    v = conf_parse_duration_ms(s);
+    if (v <= 0)
+        return fail(l, n, "'%s' must be a positive duration such as 10s, 500ms or 2m, not '%s'",
+                    key, s);
+    *out = v;
+    return 0;
+}
+
+static int want_size(struct loader *l, const yaml_node_t *n, const char *key, size_t *out)
+{
+    const char *s = NULL;
+    int64_t v;
+
+    if (want_scalar(l, n, key, &s) < 0)
+        return -1;
+    v = conf_parse_size(s);
+    if (v <= 0)
+        return fail(l, n, "'%s' must be a positive size such as 64KiB or 32MiB, not '%s'", key, s);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int want_mapping(struct loader *l, const yaml_node_t *n, const char *key)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(l, n, "'%s' must be a mapping of keys to values", key);
+    return 0;
+}
+
+#define FOR_PAIRS(l, map, pair)                                                                    \
+    for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                                 \
+         pair < (map)->data.mapping.pairs.top; pair++)
+
+int64_t conf_parse_duration_ms(const char *s)
+{
+    char *end;
+    double v;
+
+    if (s == NULL || !(isdigit((unsigned char)*s) || *s == '.'))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s)
+        return -1;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        v *= 1000;
+    else if (strcmp(end, "ms") == 0)
+        ;
+    else if (strcmp(end, "m") == 0)
+        v *= 60 * 1000;
+    else if (strcmp(end, "h") == 0)
+        v *= 3600 * 1000;
+    else
+        return -1;
+    if (v > 1e12)
+        return -1;
+    return (int64_t)v;
+}
+
+int64_t conf_parse_size(const char *s)
+{
+    static const struct {
+        const char *suffix;
+        int64_t mult;
+    } units[] = {
+        {"", 1},           {"B", 1},           {"KiB", 1024},  {"MiB", 1024 * 1024},
+        {"GiB", 1 << 30},  {"KB", 1000},       {"MB", 1000000}, {"GB", 1000000000},
+        {"k", 1024},       {"K", 1024},        {"M", 1024 * 1024},
+    };
+    char *end;
+    long long v;
+
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (v > INT64_MAX / units[i].mult)
+                return -1;
+            return v * units[i].mult;
+        }
+    }
+    return -1;
+}
+
+/* Splits "host:port" (or "[v6]:port") into a malloc'd host and a port. */
+static int split_host_port(const char *s, char **host, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    char *end;
+    long p;
+
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0)
+        return -1;
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
+        return -1;
+    *host = strndup(h, hlen);
+    *port = (int)p;
+    return 0;
+}
+
+/* Parses a provider's base URL into scheme, host, port and path prefix. */
+static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_provider *p)
+{
+    const char *u = p->base_url;
+    const char *hs, *he, *path;
+    size_t plen;
+    char hostport[300];
+
+    if (strncmp(u, "https://", 8) == 0) {
+        p->tls = 1;
+        hs = u + 8;
+    } else if (strncmp(u, "http://", 7) == 0) {
+        p->tls = 0;
+        hs = u + 7;
+    } else {
+        return fail(l, n, "provider '%s': base_url must start with http:// or https://", p->name);
+    }
+    path = strchr(hs, '/');
+    he = path ? path : hs + strlen(hs);
+    if (he == hs || (size_t)(he - hs) >= sizeof(hostport))
+        return fail(l, n, "provider '%s': base_url has no host", p->name);
+    if (memchr(hs, '?', (size_t)(he - hs)) || memchr(hs, '@', (size_t)(he - hs)))
+        return fail(l, n, "provider '%s': base_url must not hold credentials or a query",
+                    p->name);
+    memcpy(hostport, hs, (size_t)(he - hs));
+    hostport[he - hs] = '\0';
+
+    int defport = p->tls ? 443 : 80;
+    int v6 = hostport[0] == '[';
+    char *rb = v6 ? strchr(hostport, ']') : NULL;
+    char *colon = v6 ? (rb && rb[1] == ':' ? rb + 1 : NULL) : strrchr(hostport, ':');
+    p->port = defport;
+    if (v6 && rb == NULL)
+        return fail(l, n, "provider '%s': base_url has a bad IPv6 address", p->name);
+    if (colon != NULL) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end != '\0' || end == colon + 1 || port <= 0 || port > 65535)
+            return fail(l, n, "provider '%s': base_url has a bad port", p->name);
+        p->port = (int)port;
+        *colon = '\0';
+    }
+    p->host = v6 ? strndup(hostport + 1, (size_t)(rb - hostport - 1)) : strdup(hostport);
+    if (p->port == defport)
+        p->host_header = strdup(hostport);
+    else {
+        char hh[320];
+        snprintf(hh, sizeof(hh), "%s:%d", hostport, p->port);
+        p->host_header = strdup(hh);
+    }
+
+    if (path != NULL && strchr(path, '?') != NULL)
+        return fail(l, n, "provider '%s': base_url must not hold a query", p->name);
+    plen = path ? strlen(path) : 0;
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    p->path_prefix = strndup(path ? path : "", plen);
+    return 0;
+}
+
+static int load_provider(struct loader *l, const char *name, const yaml_node_t *map,
+                         struct conf_provider *p)
+{
+    const yaml_node_t *url_node = map;
+
+    p->name = strdup(name);
+    if (want_mapping(l, map, name) < 0)
+        return -1;
+    p->format = CONF_FMT_OPENAI;
+    FOR_PAIRS(l, map, pair) {
+        const char *k = scalar(node(l, pair->key));
+        yaml_node_t *v = node(l, pair->value);
+        if (k == NULL)
+            return fail(l, v, "provider '%s': keys must be plain names", name);
+        if (strcmp(k, "base_url") == 0) {
+            if (want_string(l, v, k, &p->base_url) < 0)
+                return -1;
+            url_node = v;
+        } else if (strcmp(k, "format") == 0) {
+            const char *f = NULL;
+            if (want_scalar(l, v, k, &f) < 0)
+                return -1;
+            if (strcmp(f, "openai") == 0)
+                p->format = CONF_FMT_OPENAI;
+            else if (strcmp(f, "anthropic") == 0)
+                p->format = CONF_FMT_ANTHROPIC;
+            else
+                return fail(l, v, "provider '%s': format must be openai or anthropic, not '%s'",
+                            name, f);
+        } else if (strcmp(k, "api_key_env") == 0) {
+            if (want_string(l, v, k, &p->api_key_env) < 0)
+                return -1;
+        } else {
+            return fail(l, node(l, pair->key), "provider '%s': unknown key '%s'", name, k);
+        }
+    }
+    if (p->base_url == NULL)
+        return fail(l, map, "provider '%s' has no base_url", name);
+    if (parse_base_url(l, url_node, p) < 0)
+        return -1;
+    if (p->api_key_env != NULL) {
+        const char *key = getenv(p->api_key_env);
+        if (key != NULL && *key != '\0')
+            p->api_key = strdup(key);
+    }
+    return 0;
+}
+
+static struct conf_provider *find_provider(struct conf *c, const char *name)
+{
+    for (int i = 0; i < c->nproviders; i++)
+        if (strcmp(c->providers[i].name, name) == 0)
+            return &c->providers[i];
+    return NULL;
+}
+
+static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
+                      struct conf_model *m)
+{
+    const char *pname = NULL;
+    const yaml_node_t *pnode = v;
+    size_t nlen = strlen(name);
+
+    if (nlen == 0)
+        return fail(l, v, "a model name must not be empty");
+    m->wildcard = name[nlen - 1] == '*';
+    m->name = strndup(name, m->wildcard ? nlen - 1 : nlen);
+    if (strchr(m->name, '*') != NULL)
+        return fail(l, v, "model '%s': '*' may only end a name", name);
+    if (v->type == YAML_SCALAR_NODE) {
+        pname = scalar(v);
+    } else if (v->type == YAML_MAPPING_NODE) {
+        FOR_PAIRS(l, v, pair) {
+            const char *k = scalar(node(l, pair->key));
+            yaml_node_t *val = node(l, pair->value);
+            if (k != NULL && strcmp(k, "provider") == 0) {
+                if (want_scalar(l, val, k, &pname) < 0)
+                    return -1;
+                pnode = val;
+            } else if (k != NULL && strcmp(k, "upstream_model") == 0) {
+                if (want_string(l, val, k, &m->upstream_model) < 0)
+                    return -1;
+            } else {
+                return fail(l, node(l, pair->key), "model '%s': unknown key '%s'", name,
+                            k ? k : "?");
+            }
+        }
+    } else {
+        return fail(l, v, "model '%s' must name a provider", name);
+    }
+    if (pname == NULL)
+        return fail(l, v, "model '%s' has no provider", name);
+    m->provider = find_provider(l->c, pname);
+    if (m->provider == NULL)
+        return fail(l, pnode, "model '%s': no provider named '%s' is configured", name, pname);
+    return 0;
+}
+
+static int load_section(struct loader *l, const char *section, const yaml_node_t *map)
+{
+    struct conf *c = l->c;
+
+    if (want_mapping(l, map, section) < 0)
+        return -1;
+    FOR_PAIRS(l, map, pair) {
+        const char *k = scalar(node(l, pair->key));
+        yaml_node_t *v = node(l, pair->value);
+        long iv;
+        int r = 0;
+
+        if (k == NULL)
+            return fail(l, v, "%s: keys must be plain names", section);
+        if (strcmp(section, "limits") == 0) {
+            if (strcmp(k, "max_header_bytes") == 0)
+                r = want_size(l, v, k, &c->max_header_bytes);
+            else if (strcmp(k, "max_headers") == 0) {
+                r = want_int(l, v, k, 1, 10000, &iv);
+                c->max_headers = (int)iv;
+            } else if (strcmp(k, "max_body_bytes") == 0)
+                r = want_size(l, v, k, &c->max_body_bytes);
+            else if (strcmp(k, "max_response_bytes") == 0)
+                r = want_size(l, v, k, &c->max_response_bytes);
+            else
+                return fail(l, node(l, pair->key), "limits: unknown key '%s'", k);
+        } else if (strcmp(section, "timeouts") == 0) {
+            if (strcmp(k, "client_header") == 0)
+                r = want_duration(l, v, k, &c->client_header_timeout);
+            else if (strcmp(k, "client_idle") == 0)
+                r = want_duration(l, v, k, &c->client_idle_timeout);
+            else if (strcmp(k, "upstream_connect") == 0)
+                r = want_duration(l, v, k, &c->upstream_connect_timeout);
+            else if (strcmp(k, "upstream_first_byte") == 0)
+                r = want_duration(l, v, k, &c->upstream_first_byte_timeout);
+            else if (strcmp(k, "stream_idle") == 0)
+                r = want_duration(l, v, k, &c->stream_idle_timeout);
+            else
+                return fail(l, node(l, pair->key), "timeouts: unknown key '%s'", k);
+        } else if (strcmp(section, "upstream") == 0) {
+            if (strcmp(k, "ca_file") == 0)
+                r = want_string(l, v, k, &c->ca_file);
+            else if (strcmp(k, "pool_max_idle") == 0) {
+                r = want_int(l, v, k, 0, 100000, &iv);
+                c->pool_max_idle = (int)iv;
+            } else
+                return fail(l, node(l, pair->key), "upstream: unknown key '%s'", k);
+        } else if (strcmp(section, "tls") == 0) {
+            if (strcmp(k, "cert") == 0)
+                r = want_string(l, v, k, &c->tls_cert);
+            else if (strcmp(k, "key") == 0)
+                r = want_string(l, v, k, &c->tls_key);
+            else
+                return fail(l, node(l, pair->key), "tls: unknown key '%s'", k);
+        }
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_root(struct loader *l, const yaml_node_t *root)
+{
+    struct conf *c = l->c;
+    const yaml_node_t *models = NULL, *providers = NULL, *tls = NULL;
+
+    if (root == NULL)
+        return fail(l, NULL, "the file is empty");
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(l, root, "the top level must be a mapping of settings");
+
+    FOR_PAIRS(l, root, pair) {
+        const yaml_node_t *kn = node(l, pair->key);
+        const char *k = scalar(kn);
+        yaml_node_t *v = node(l, pair->value);
+
+        if (k == NULL)
+            return fail(l, kn, "top-level keys must be plain names");
+        if (strcmp(k, "listen") == 0) {
+            const char *s = NULL;
+            free(c->listen_host);
+            c->listen_host = NULL;
+            if (want_scalar(l, v, k, &s) < 0)
+                return -1;
+            if (split_host_port(s, &c->listen_host, &c->listen_port) < 0)
+                return fail(l, v, "'listen' must be HOST:PORT, such as 127.0.0.1:8080, not '%s'",
+                            s);
+        } else if (strcmp(k, "workers") == 0) {
+            const char *s = NULL;
+            long iv;
+            if (want_scalar(l, v, k, &s) < 0)
+                return -1;
+            if (strcmp(s, "auto") == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                c->workers = n > 0 ? (int)n : 1;
+            } else {
+                if (want_int(l, v, "workers", 1, 256, &iv) < 0)
+                    return -1;
+                c->workers = (int)iv;
+            }
+        } else if (strcmp(k, "request_log") == 0) {
+            if (want_string(l, v, k, &c->request_log) < 0)
+                return -1;
+        } else if (strcmp(k, "limits") == 0 || strcmp(k, "timeouts") == 0 ||
+                   strcmp(k, "upstream") == 0) {
+            if (load_section(l, k, v) < 0)
+                return -1;
+        } else if (strcmp(k, "tls") == 0) {
+            tls = v;
+            if (load_section(l, k, v) < 0)
+                return -1;
+        } else if (strcmp(k, "providers") == 0) {
+            providers = v;
+        } else if (strcmp(k, "models") == 0) {
+            models = v;
+        } else {
+            return fail(l, kn, "unknown setting '%s'", k);
+        }
+    }
+
+    if (tls != NULL && (c->tls_cert == NULL) != (c->tls_key == NULL))
+        return fail(l, tls, "tls needs both 'cert' and 'key'");
+
+    if (providers == NULL)
+        return fail(l, root, "no 'providers' are configured");
+    if (want_mapping(l, providers, "providers") < 0)
+        return -1;
+    c->nproviders = (int)(providers->data.mapping.pairs.top - providers->data.mapping.pairs.start);
+    if (c->nproviders == 0)
+        return fail(l, providers, "no 'providers' are configured");
+    c->providers = calloc((size_t)c->nproviders, sizeof(*c->providers));
+    int i = 0;
+    FOR_PAIRS(l, providers, pair) {
+        const char *name = scalar(node(l, pair->key));
+        if (name == NULL || *name == '\0')
+            return fail(l, node(l, pair->key), "a provider needs a plain name");
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->providers[j].name, name) == 0)
+                return fail(l, node(l, pair->key), "provider '%s' is defined twice", name);
+        c->providers[i].index = i;
+        if (load_provider(l, name, node(l, pair->value), &c->providers[i]) < 0)
+            return -1;
+        i++;
+    }
+
+    if (models == NULL)
+        return fail(l, root, "no 'models' are configured");
+    if (want_mapping(l, models, "models") < 0)
+        return -1;
+    c->nmodels = (int)(models->data.mapping.pairs.top - models->data.mapping.pairs.start);
+    c->models = calloc((size_t)c->nmodels > 0 ? (size_t)c->nmodels : 1, sizeof(*c->models));
+    i = 0;
+    FOR_PAIRS(l, models, pair) {
+        const char *name = scalar(node(l, pair->key));
+        if (name == NULL)
+            return fail(l, node(l, pair->key), "a model needs a plain name");
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->models[j].name, name) == 0 && !c->models[j].wildcard)
+                return fail(l, node(l, pair->key), "model '%s' is defined twice", name);
+        if (load_model(l, name, node(l, pair->value), &c->models[i]) < 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+static struct conf *conf_defaults(const char *name)
+{
+    struct conf *c = calloc(1, sizeof(*c));
+
+    c->path = strdup(name);
+    c->listen_host = strdup("127.0.0.1");
+    c->listen_port = 8080;
+    c->workers = 1;
+    c->max_header_bytes = 64 * 1024;
+    c->max_headers = 100;
+    c->max_body_bytes = 32 * 1024 * 1024;
+    c->max_response_bytes = 64 * 1024 * 1024;
+    c->client_header_timeout = 10 * 1000;
+    c->client_idle_timeout = 75 * 1000;
+    c->upstream_connect_timeout = 5 * 1000;
+    c->upstream_first_byte_timeout = 300 * 1000;
+    c->stream_idle_timeout = 120 * 1000;
+    c->pool_max_idle = 64;
+    c->refs = 1;
+    return c;
+}
+
+struct conf *conf_load_string(const char *text, size_t len, const char *name, char *err,
+                              size_t errlen)
+{
+    yaml_parser_t parser;
+    struct loader l = {.name = name, .err = err, .errlen = errlen};
+    int loaded = 0;
+
+    l.c = conf_defaults(name);
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &l.doc)) {
+        snprintf(err, errlen, "%s:%zu: %s%s%s", name, parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "YAML syntax error",
+                 parser.context ? " " : "", parser.context ? parser.context : "");
+        goto fail;
+    }
+    loaded = 1;
+    if (load_root(&l, yaml_document_get_root_node(&l.doc)) < 0)
+        goto fail;
+    yaml_document_delete(&l.doc);
+    yaml_parser_delete(&parser);
+    return l.c;
+
+fail:
+    if (loaded)
+        yaml_document_delete(&l.doc);
+    yaml_parser_delete(&parser);
+    conf_unref(l.c);
+    return NULL;
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    struct conf *c;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > 16 * 1024 * 1024) {
+                snprintf(err, errlen, "%s: larger than 16 MiB", path);
+                goto fail;
+            }
+            buf = realloc(buf, cap);
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(f);
+    c = conf_load_string(buf, len, path, err, errlen);
+    free(buf);
+    return c;
+fail:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+struct conf *conf_ref(struct conf *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void conf_unref(struct conf *c)
+{
+    if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (int i = 0; i < c->nproviders; i++) {
+        struct conf_provider *p = &c->providers[i];
+        free(p->name);
+        free(p->base_url);
+        free(p->host);
+        free(p->host_header);
+        free(p->path_prefix);
+        free(p->api_key_env);
+        if (p->api_key != NULL) {
+            /* keys do not linger in freed memory */
+            memset(p->api_key, 0, strlen(p->api_key));
+            free(p->api_key);
+        }
+    }
+    for (int i = 0; i < c->nmodels; i++) {
+        free(c->models[i].name);
+        free(c->models[i].upstream_model);
+    }
+    free(c->providers);
+    free(c->models);
+    free(c->path);
+    free(c->listen_host);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->request_log);
+    free(c->ca_file);
+    free(c);
+}
+
+const struct conf_model *conf_find_model(const struct conf *c, const char *name)
+{
+    const struct conf_model *best = NULL;
+    size_t best_len = 0;
+
+    for (int i = 0; i < c->nmodels; i++) {
+        const struct conf_model *m = &c->models[i];
+        if (!m->wildcard) {
+            if (strcmp(m->name, name) == 0)
+                return m;
+            continue;
+        }
+        size_t n = strlen(m->name);
+        if (strncmp(m->name, name, n) == 0 && (best == NULL || n > best_len)) {
+            best = m;
+            best_len = n;
+        }
+    }
+    return best;
+}

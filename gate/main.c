@@ -1,2 +1,110 @@
+/*
+ * tokengate: the command-line entry. One binary, with subcommands.
+ */
 #include <stdio.h>
-int main(void) { puts("tokengate"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "gate/server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tokengate <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  serve --config FILE [--listen HOST:PORT] [--workers N] [--check]\n"
+               "        run the gate (--check: validate the config and exit)\n"
+               "  version\n"
+               "        print the version\n");
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path = NULL, *listen = NULL, *workers = NULL;
+    int check = 0;
+    char err[1024];
+    struct conf *c;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
+            workers = argv[++i];
+        else if (strcmp(argv[i], "--check") == 0)
+            check = 1;
+        else {
+            fprintf(stderr, "tokengate serve: unknown or incomplete option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path == NULL) {
+        fprintf(stderr, "tokengate serve: --config FILE is required\n");
+        return 2;
+    }
+    c = conf_load(path, err, sizeof(err));
+    if (c == NULL) {
+        fprintf(stderr, "tokengate: invalid config: %s\n", err);
+        return 1;
+    }
+    if (listen != NULL) {
+        char *colon = strrchr(listen, ':');
+        char *end;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (colon == NULL || colon == listen || *end != '\0' || port < 0 || port > 65535) {
+            fprintf(stderr, "tokengate serve: --listen must be HOST:PORT, not '%s'\n", listen);
+            conf_unref(c);
+            return 2;
+        }
+        free(c->listen_host);
+        if (listen[0] == '[' && colon[-1] == ']')
+            c->listen_host = strndup(listen + 1, (size_t)(colon - listen - 2));
+        else
+            c->listen_host = strndup(listen, (size_t)(colon - listen));
+        c->listen_port = (int)port;
+    }
+    if (workers != NULL) {
+        char *end;
+        long n = strtol(workers, &end, 10);
+        if (*end != '\0' || n < 1 || n > 256) {
+            fprintf(stderr, "tokengate serve: --workers must be from 1 to 256\n");
+            conf_unref(c);
+            return 2;
+        }
+        c->workers = (int)n;
+    }
+    if (check) {
+        printf("%s: configuration is valid (%d providers, %d models)\n", path, c->nproviders,
+               c->nmodels);
+        conf_unref(c);
+        return 0;
+    }
+    int rc = gate_server_run(c);
+    conf_unref(c);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("tokengate %s\n", TG_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tokengate: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

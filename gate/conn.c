@@ -1,0 +1,540 @@
+/*
+ * conn: client connections. See conn.h.
+ *
+ * States: IDLE (between requests) -> READING (a request is arriving) -> BUSY (handed to the
+ * proxy; more input waits) -> IDLE again, or CLOSING (output drains, then the connection is
+ * freed). A connection is freed only from its own event callbacks or its deferred "kick"
+ * event, never from inside the parser or the proxy.
+ */
+#include "gate/conn.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate/arena.h"
+#include "gate/proxy.h"
+#include "gate/req.h"
+#include "gate/server.h"
+
+/* pipelined input waiting behind a busy request is capped here; reading stops past it */
+#define CONN_IN_HIGH (256 * 1024)
+
+enum conn_state {
+    CONN_IDLE,
+    CONN_READING,
+    CONN_BUSY,
+    CONN_CLOSING,
+};
+
+enum conn_timer {
+    TIMER_NONE,
+    TIMER_IDLE,
+    TIMER_HEADERS,
+    TIMER_BODY,
+};
+
+struct gate_conn {
+    struct gate_worker *w;
+    struct bufferevent *bev;
+    llhttp_t parser;
+    enum conn_state state;
+    struct gate_req *req;
+
+    /* the URL, header name or header value being read, in pieces */
+    char *piece;
+    size_t piece_len, piece_cap;
+    char *hname;
+    size_t hname_len;
+    size_t header_bytes;
+
+    /* set by a parser callback that rejects the request */
+    enum apierr reject;
+    const char *reject_msg;
+
+    struct event *timer;
+    enum conn_timer timer_kind;
+    struct event *kick;
+    char peer[64];
+    unsigned close_after : 1;
+    unsigned upgrade : 1;
+    struct gate_conn *prev, *next; /* the worker's list */
+};
+
+static llhttp_settings_t parser_settings;
+
+static void conn_free(struct gate_conn *c);
+static void conn_parse(struct gate_conn *c);
+
+static void arm_timer(struct gate_conn *c, enum conn_timer kind)
+{
+    const struct conf *cf = c->w->srv->conf;
+    int64_t ms = kind == TIMER_HEADERS ? cf->client_header_timeout : cf->client_idle_timeout;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    c->timer_kind = kind;
+    if (kind == TIMER_NONE)
+        event_del(c->timer);
+    else
+        event_add(c->timer, &tv);
+}
+
+static void schedule_kick(struct gate_conn *c)
+{
+    event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static struct gate_req *conn_new_req(struct gate_conn *c)
+{
+    struct arena *a = arena_new();
+    struct gate_req *req;
+
+    if (a == NULL || (req = arena_alloc(a, sizeof(*req))) == NULL) {
+        arena_free(a);
+        return NULL;
+    }
+    req->arena = a;
+    req->conn = c;
+    req->w = c->w;
+    req->conf = conf_ref(c->w->srv->conf);
+    req->state = REQ_READING;
+    req->method = -1;
+    req->t_start = gate_now_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    req->wall_start = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    snprintf(req->peer, sizeof(req->peer), "%s", c->peer);
+    return req;
+}
+
+/* ---- parser callbacks ---------------------------------------------------------------- */
+
+static struct gate_conn *pconn(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int reject(struct gate_conn *c, enum apierr kind, const char *msg)
+{
+    c->reject = kind;
+    c->reject_msg = msg;
+    return -1;
+}
+
+static int piece_add(struct gate_conn *c, const char *at, size_t len)
+{
+    const struct conf *cf = c->w->srv->conf;
+
+    c->header_bytes += len;
+    if (c->header_bytes > cf->max_header_bytes)
+        return reject(c, APIERR_HEADERS_TOO_LARGE, "request headers are larger than the limit");
+    if (c->piece_len + len + 1 > c->piece_cap) {
+        size_t cap = c->piece_cap ? c->piece_cap : 256;
+        while (cap < c->piece_len + len + 1)
+            cap *= 2;
+        char *np = realloc(c->piece, cap);
+        if (np == NULL)
+            return reject(c, APIERR_INTERNAL, "out of memory");
+        c->piece = np;
+        c->piece_cap = cap;
+    }
+    memcpy(c->piece + c->piece_len, at, len);
+    c->piece_len += len;
+    c->piece[c->piece_len] = '\0';
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+
+    c->req = conn_new_req(c);
+    if (c->req == NULL)
+        return reject(c, APIERR_INTERNAL, "out of memory");
+    c->state = CONN_READING;
+    c->header_bytes = 0;
+    c->piece_len = 0;
+    arm_timer(c, TIMER_HEADERS);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    return piece_add(pconn(p), at, len);
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+    struct gate_req *req = c->req;
+    char *q = memchr(c->piece, '?', c->piece_len);
+    size_t plen = q ? (size_t)(q - c->piece) : c->piece_len;
+
+    req->path = arena_strndup(req->arena, c->piece, plen);
+    req->path_len = plen;
+    if (q != NULL)
+        req->query = arena_strndup(req->arena, q + 1, c->piece_len - plen - 1);
+    c->piece_len = 0;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    return piece_add(pconn(p), at, len);
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+    struct gate_req *req = c->req;
+
+    if (req->nheaders >= c->w->srv->conf->max_headers)
+        return reject(c, APIERR_HEADERS_TOO_LARGE, "request has more headers than the limit");
+    for (size_t i = 0; i < c->piece_len; i++)
+        c->piece[i] = (char)tolower((unsigned char)c->piece[i]);
+    c->hname = arena_strndup(req->arena, c->piece, c->piece_len);
+    c->hname_len = c->piece_len;
+    c->piece_len = 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    return piece_add(pconn(p), at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+    struct gate_req *req = c->req;
+    size_t vlen = c->piece_len;
+
+    /* llhttp leaves obs-fold and bare line breaks inside a value: refuse them (RFC 9112 5.2) */
+    if (memchr(c->piece, '\r', vlen) || memchr(c->piece, '\n', vlen))
+        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: folded header line");
+    while (vlen > 0 && (c->piece[vlen - 1] == ' ' || c->piece[vlen - 1] == '\t'))
+        vlen--;
+    if (req->nheaders == req->headers_cap) {
+        int cap = req->headers_cap ? req->headers_cap * 2 : 16;
+        struct http_header *nh = arena_alloc(req->arena, (size_t)cap * sizeof(*nh));
+        if (nh == NULL)
+            return reject(c, APIERR_INTERNAL, "out of memory");
+        if (req->nheaders)
+            memcpy(nh, req->headers, (size_t)req->nheaders * sizeof(*nh));
+        req->headers = nh;
+        req->headers_cap = cap;
+    }
+    struct http_header *h = &req->headers[req->nheaders++];
+    h->name = c->hname;
+    h->name_len = c->hname_len;
+    h->value = arena_strndup(req->arena, c->piece, vlen);
+    h->value_len = vlen;
+    c->piece_len = 0;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+    struct gate_req *req = c->req;
+    const struct conf *cf = c->w->srv->conf;
+    const struct http_header *h;
+
+    req->method = p->method;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
+        return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
+    h = req_header(req, "expect");
+    if (h != NULL) {
+        if (strcasecmp(h->value, "100-continue") != 0)
+            return reject(c, APIERR_BAD_HTTP, "unsupported Expect header");
+        req->expect_continue = 1;
+        /* the client waits for this before it sends the body */
+        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    req->body = evbuffer_new();
+    arm_timer(c, TIMER_BODY);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct gate_conn *c = pconn(p);
+    struct gate_req *req = c->req;
+
+    if (evbuffer_get_length(req->body) + len > c->w->srv->conf->max_body_bytes)
+        return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
+    evbuffer_add(req->body, at, len);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct gate_conn *c = pconn(p);
+
+    c->state = CONN_BUSY;
+    arm_timer(c, TIMER_NONE);
+    if (!llhttp_should_keep_alive(p))
+        c->close_after = 1;
+    return HPE_PAUSED;
+}
+
+static void init_settings(void)
+{
+    llhttp_settings_init(&parser_settings);
+    parser_settings.on_message_begin = on_message_begin;
+    parser_settings.on_url = on_url;
+    parser_settings.on_url_complete = on_url_complete;
+    parser_settings.on_header_field = on_header_field;
+    parser_settings.on_header_field_complete = on_header_field_complete;
+    parser_settings.on_header_value = on_header_value;
+    parser_settings.on_header_value_complete = on_header_value_complete;
+    parser_settings.on_headers_complete = on_headers_complete;
+    parser_settings.on_body = on_body;
+    parser_settings.on_message_complete = on_message_complete;
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* Answers a request the parser refused, then closes: after bad framing nothing that
+ * follows on the connection can be trusted. */
+static void conn_refuse(struct gate_conn *c, enum apierr kind, const char *msg)
+{
+    char buf[256];
+
+    if (c->req == NULL)
+        c->req = conn_new_req(c);
+    if (c->req == NULL) {
+        conn_free(c);
+        return;
+    }
+    c->close_after = 1;
+    c->state = CONN_BUSY;
+    arm_timer(c, TIMER_NONE);
+    if (kind == APIERR_BAD_HTTP && msg == NULL) {
+        snprintf(buf, sizeof(buf), "malformed HTTP request: %s",
+                 llhttp_get_error_reason(&c->parser));
+        msg = arena_strndup(c->req->arena, buf, strlen(buf));
+    }
+    req_fail(c->req, kind, msg);
+}
+
+static void conn_parse(struct gate_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    while (c->state == CONN_IDLE || c->state == CONN_READING) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        llhttp_errno_t err = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+        size_t used = v.iov_len;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - (const char *)v.iov_base);
+            if (err == HPE_PAUSED_UPGRADE)
+                c->upgrade = 1;
+        }
+        if (c->req != NULL)
+            c->req->bytes_in += used;
+        evbuffer_drain(in, used);
+        if (err == HPE_OK)
+            continue;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
+            break;
+        if (c->reject_msg != NULL)
+            conn_refuse(c, c->reject, c->reject_msg);
+        else
+            conn_refuse(c, APIERR_BAD_HTTP, NULL);
+        return;
+    }
+    if (c->state == CONN_BUSY && c->req != NULL && c->req->state == REQ_READING) {
+        if (c->upgrade)
+            c->close_after = 1; /* no protocol switch: answer, then close */
+        c->req->state = REQ_UPSTREAM;
+        proxy_handle(c->req);
+    }
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct gate_conn *c = arg;
+
+    if (c->state == CONN_READING && c->timer_kind == TIMER_BODY)
+        arm_timer(c, TIMER_BODY);
+    conn_parse(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct gate_conn *c = arg;
+    size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+
+    if (c->state == CONN_CLOSING) {
+        if (pending == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->req != NULL && c->req->upstream_paused && pending <= CONN_OUT_LOW)
+        proxy_client_drained(c->req);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct gate_conn *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_free(c);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gate_conn *c = arg;
+
+    switch (c->timer_kind) {
+    case TIMER_IDLE:
+        conn_free(c);
+        break;
+    case TIMER_HEADERS:
+        conn_refuse(c, APIERR_HEADER_TIMEOUT, "request headers did not arrive in time");
+        break;
+    case TIMER_BODY:
+        conn_refuse(c, APIERR_HEADER_TIMEOUT, "request body did not arrive in time");
+        break;
+    case TIMER_NONE:
+        break;
+    }
+}
+
+static void conn_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gate_conn *c = arg;
+
+    if (c->state == CONN_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+    } else if (c->state == CONN_IDLE) {
+        conn_parse(c);
+    }
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    struct gate_conn *c;
+    struct bufferevent *bev;
+    int one = 1;
+
+    if (parser_settings.on_message_complete == NULL)
+        init_settings();
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (w->srv->listen_ctx != NULL) {
+        SSL *ssl = SSL_new(w->srv->listen_ctx);
+        bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                   BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (bev == NULL && ssl != NULL)
+            SSL_free(ssl);
+    } else {
+        bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (bev == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    c->w = w;
+    c->bev = bev;
+    c->timer = evtimer_new(w->base, conn_timer_cb, c);
+    c->kick = event_new(w->base, -1, 0, conn_kick_cb, c);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", a, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, ntohs(s6->sin6_port));
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.data = c;
+    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, CONN_IN_HIGH);
+    bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    atomic_fetch_add_explicit(&w->stats.open_conns, 1, memory_order_relaxed);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    arm_timer(c, TIMER_IDLE);
+}
+
+static void conn_free(struct gate_conn *c)
+{
+    if (c->req != NULL) {
+        struct gate_req *req = c->req;
+        c->req = NULL;
+        proxy_client_gone(req);
+    }
+    atomic_fetch_sub_explicit(&c->w->stats.open_conns, 1, memory_order_relaxed);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    bufferevent_free(c->bev);
+    event_free(c->timer);
+    event_free(c->kick);
+    free(c->piece);
+    free(c);
+}
+
+struct evbuffer *conn_output(struct gate_conn *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+int conn_keep_alive(const struct gate_conn *c)
+{
+    return !c->close_after;
+}
+
+void conn_set_close(struct gate_conn *c)
+{
+    c->close_after = 1;
+}
+
+void conn_request_done(struct gate_conn *c)
+{
+    c->req = NULL;
+    c->reject_msg = NULL;
+    if (c->close_after) {
+        c->state = CONN_CLOSING;
+        bufferevent_disable(c->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        schedule_kick(c);
+        return;
+    }
+    c->state = CONN_IDLE;
+    llhttp_resume(&c->parser);
+    arm_timer(c, TIMER_IDLE);
+    schedule_kick(c);
+}
+
+void conn_close_all(struct gate_worker *w)
+{
+    while (w->conns != NULL)
+        conn_free(w->conns);
+}

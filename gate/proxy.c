@@ -1,0 +1,500 @@
+/*
+ * proxy: the request pipeline. See proxy.h.
+ */
+#include "gate/proxy.h"
+
+#include <event2/buffer.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gate/arena.h"
+#include "gate/conn.h"
+#include "gate/req.h"
+#include "gate/server.h"
+#include "gate/upstream.h"
+
+/* one event of a stream may not grow past this */
+#define SSE_EVENT_MAX (8u * 1024 * 1024)
+
+/* ---- request ids --------------------------------------------------------------------- */
+
+static int valid_request_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    /* splitmix64: ids need to be unique, not secret */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void assign_id(struct gate_req *req)
+{
+    const struct http_header *h = req_header(req, "x-request-id");
+
+    if (h != NULL && valid_request_id(h->value, h->value_len)) {
+        memcpy(req->id, h->value, h->value_len + 1);
+        return;
+    }
+    snprintf(req->id, sizeof(req->id), "req_%016llx%08llx",
+             (unsigned long long)next_rand(&req->w->rng),
+             (unsigned long long)(next_rand(&req->w->rng) & 0xffffffffu));
+}
+
+/* ---- local answers ------------------------------------------------------------------- */
+
+static void respond_json(struct gate_req *req, int status, json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT);
+
+    json_decref(doc);
+    if (s == NULL) {
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+        return;
+    }
+    req_respond(req, status, "application/json", NULL, s, strlen(s));
+    free(s);
+}
+
+static void answer_models(struct gate_req *req)
+{
+    json_t *data = json_array();
+
+    for (int i = 0; i < req->conf->nmodels; i++) {
+        const struct conf_model *m = &req->conf->models[i];
+        if (m->wildcard)
+            continue;
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", m->name, "object",
+                                              "model", "created", 0, "owned_by",
+                                              m->provider->name));
+    }
+    respond_json(req, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+static void answer_local(struct gate_req *req)
+{
+    switch (req->ep) {
+    case EP_HEALTHZ:
+        req_respond(req, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
+        return;
+    case EP_STATUS: {
+        char *s = gate_server_status_json(req->w->srv);
+        if (s == NULL) {
+            req_fail(req, APIERR_INTERNAL, "out of memory");
+            return;
+        }
+        req_respond(req, 200, "application/json", NULL, s, strlen(s));
+        free(s);
+        return;
+    }
+    case EP_MODELS:
+        answer_models(req);
+        return;
+    default:
+        req_fail(req, APIERR_NOT_FOUND, "unknown endpoint");
+    }
+}
+
+/* ---- the upstream request ------------------------------------------------------------ */
+
+static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov)
+{
+    static const char *const drop[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+        "upgrade", "host", "content-length", "accept-encoding", "expect", "x-request-id",
+        "proxy-authorization",
+    };
+
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (strcmp(h->name, drop[i]) == 0)
+            return 1;
+    /* with a key of its own the gate never forwards the agent's credentials */
+    if (prov->api_key != NULL &&
+        (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
+        return 1;
+    return 0;
+}
+
+/* Whether the client's Connection header names h (it is then hop-by-hop too). */
+static int named_by_connection(const struct gate_req *req, const struct http_header *h)
+{
+    const struct http_header *c = req_header(req, "connection");
+    const char *s;
+
+    if (c == NULL)
+        return 0;
+    s = c->value;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t')
+            s++;
+        const char *e = s;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
+        if ((size_t)(e - s) == h->name_len && strncasecmp(s, h->name, h->name_len) == 0)
+            return 1;
+        s = e;
+    }
+    return 0;
+}
+
+static int build_upstream_request(struct gate_req *req, const char *body, size_t len)
+{
+    const struct conf_provider *prov = req->prov;
+    struct evbuffer *b = evbuffer_new();
+    const char *rest = req->path + 3; /* the client's path after "/v1" */
+
+    if (b == NULL)
+        return -1;
+    evbuffer_add_printf(b, "POST %s%s%s%s HTTP/1.1\r\nhost: %s\r\n", prov->path_prefix, rest,
+                        req->query ? "?" : "", req->query ? req->query : "", prov->host_header);
+    for (int i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (hop_by_hop(h, prov) || named_by_connection(req, h))
+            continue;
+        evbuffer_add(b, h->name, h->name_len);
+        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, h->value, h->value_len);
+        evbuffer_add(b, "\r\n", 2);
+    }
+    if (prov->api_key != NULL) {
+        if (prov->format == CONF_FMT_ANTHROPIC)
+            evbuffer_add_printf(b, "x-api-key: %s\r\n", prov->api_key);
+        else
+            evbuffer_add_printf(b, "authorization: Bearer %s\r\n", prov->api_key);
+    }
+    if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
+        evbuffer_add_printf(b, "anthropic-version: 2023-06-01\r\n");
+    evbuffer_add_printf(b,
+                        "x-request-id: %s\r\n"
+                        "accept-encoding: identity\r\n"
+                        "content-length: %zu\r\n"
+                        "connection: keep-alive\r\n\r\n",
+                        req->id, len);
+    evbuffer_add(b, body, len);
+    req->up_request = b;
+    return 0;
+}
+
+/* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
+ * answering the client itself. */
+static int prepare(struct gate_req *req)
+{
+    const struct endpoint_info *info = endpoint_info(req->ep);
+    size_t len = evbuffer_get_length(req->body);
+    const char *raw = (const char *)evbuffer_pullup(req->body, -1);
+    json_error_t jerr;
+    char msg[512];
+    int modified = 0;
+
+    if (len == 0) {
+        req_fail(req, APIERR_BAD_REQUEST, "request body is empty; a JSON object is expected");
+        return -1;
+    }
+    req->json = json_loadb(raw, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req->json == NULL) {
+        snprintf(msg, sizeof(msg), "request body is not valid JSON: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
+        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
+    if (!json_is_object(req->json)) {
+        req_fail(req, APIERR_BAD_REQUEST, "request body must be a JSON object");
+        return -1;
+    }
+    const json_t *model = json_object_get(req->json, "model");
+    if (!json_is_string(model) || json_string_length(model) == 0) {
+        req_fail(req, APIERR_BAD_REQUEST, "request body has no 'model' string");
+        return -1;
+    }
+    req->model = json_string_value(model);
+    const struct conf_model *m = conf_find_model(req->conf, req->model);
+    if (m == NULL) {
+        snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
+        req_fail(req, APIERR_MODEL_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
+    req->prov = m->provider;
+    if (req->prov->format != info->format) {
+        snprintf(msg, sizeof(msg),
+                 "model '%.200s' is served in the %s format, but %s speaks the %s format",
+                 req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
+                 info->path, info->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
+        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
+    req->stream = json_is_true(json_object_get(req->json, "stream"));
+
+    if (m->upstream_model != NULL) {
+        json_object_set_new(req->json, "model", json_string(m->upstream_model));
+        req->model = json_string_value(json_object_get(req->json, "model"));
+        modified = 1;
+    }
+    if (req->ep == EP_CHAT && req->stream) {
+        json_t *so = json_object_get(req->json, "stream_options");
+        if (!json_is_true(json_object_get(so, "include_usage"))) {
+            if (!json_is_object(so)) {
+                so = json_object();
+                json_object_set_new(req->json, "stream_options", so);
+            }
+            json_object_set_new(so, "include_usage", json_true());
+            req->usage_injected = 1;
+            modified = 1;
+        }
+    }
+
+    if (modified) {
+        char *out = json_dumps(req->json, JSON_COMPACT);
+        if (out == NULL || build_upstream_request(req, out, strlen(out)) < 0) {
+            free(out);
+            req_fail(req, APIERR_INTERNAL, "out of memory");
+            return -1;
+        }
+        free(out);
+    } else if (build_upstream_request(req, raw, len) < 0) {
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void proxy_handle(struct gate_req *req)
+{
+    const struct endpoint_info *info;
+    char msg[160];
+
+    assign_id(req);
+    req->ep = endpoint_lookup(req->path, req->path_len);
+    info = endpoint_info(req->ep);
+    req->fmt = info->format;
+    if (req->ep == EP_NONE) {
+        if ((req->path_len >= 12 && memcmp(req->path, "/v1/messages", 12) == 0) ||
+            req_header(req, "anthropic-version") != NULL)
+            req->fmt = CONF_FMT_ANTHROPIC;
+        snprintf(msg, sizeof(msg), "unknown path %.100s", req->path);
+        req_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
+        return;
+    }
+    if (strcmp(llhttp_method_name((llhttp_method_t)req->method), info->method) != 0) {
+        snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        char body[400], allow[32];
+        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
+        snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
+        req_respond(req, 405, "application/json", allow, body, n);
+        return;
+    }
+    if (!info->proxied) {
+        answer_local(req);
+        return;
+    }
+    if (prepare(req) < 0)
+        return;
+    upstream_send(req->w->pools[req->prov->index], req);
+}
+
+/* ---- the response -------------------------------------------------------------------- */
+
+static int response_hop_by_hop(const struct http_header *h)
+{
+    static const char *const drop[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+        "trailer", "upgrade", "content-length", "x-request-id",
+    };
+
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (strcmp(h->name, drop[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Writes our status line and the provider's headers, with our framing. */
+static void write_head(struct gate_req *req, int status, const struct http_header *h, int n,
+                       long long content_length)
+{
+    struct evbuffer *out = conn_output(req->conn);
+    size_t before = evbuffer_get_length(out);
+
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    for (int i = 0; i < n; i++) {
+        if (response_hop_by_hop(&h[i])) {
+            if (strcmp(h[i].name, "x-request-id") == 0)
+                evbuffer_add_printf(out, "x-upstream-request-id: %s\r\n", h[i].value);
+            continue;
+        }
+        evbuffer_add(out, h[i].name, h[i].name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, h[i].value, h[i].value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    evbuffer_add_printf(out, "x-request-id: %s\r\n", req->id);
+    if (content_length >= 0)
+        evbuffer_add_printf(out, "content-length: %lld\r\n", content_length);
+    else
+        evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
+    evbuffer_add_printf(out, "connection: %s\r\n\r\n",
+                        conn_keep_alive(req->conn) ? "keep-alive" : "close");
+    req->bytes_out += evbuffer_get_length(out) - before;
+    req->status = status;
+    req->head_sent = 1;
+    req->t_first_byte = gate_now_ms();
+}
+
+int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers,
+                        int n)
+{
+    req->up_status = status;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(headers[i].name, "content-type") == 0 &&
+            strncasecmp(headers[i].value, "text/event-stream", 17) == 0)
+            req->up_sse = 1;
+    }
+    if (req->up_sse) {
+        if (req->conn == NULL)
+            return -1;
+        write_head(req, status, headers, n, -1);
+        sse_init(&req->sse, SSE_EVENT_MAX);
+    } else {
+        /* kept for write_head once the whole body is in */
+        req->up_headers = headers;
+        req->n_up_headers = n;
+        req->up_body = evbuffer_new();
+    }
+    return 0;
+}
+
+static void write_chunk(struct gate_req *req, const char *data, size_t len)
+{
+    struct evbuffer *out = conn_output(req->conn);
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+
+    evbuffer_add(out, size, (size_t)n);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    req->bytes_out += (size_t)n + len + 2;
+}
+
+/* One whole event of the stream: read usage from it, then relay it (or drop the usage chunk
+ * the gate asked for on the client's behalf). */
+static int on_event(void *arg, const struct sse_event *ev)
+{
+    struct gate_req *req = arg;
+    int drop = 0;
+    char name[64];
+
+    if (ev->data_len > 0 && ev->data[0] == '{') {
+        int interesting;
+        size_t nl = ev->name_len < sizeof(name) - 1 ? ev->name_len : sizeof(name) - 1;
+        memcpy(name, ev->name, nl);
+        name[nl] = '\0';
+        if (req->ep == EP_CHAT)
+            interesting = strstr(ev->data, "\"usage\"") != NULL;
+        else if (req->ep == EP_MESSAGES)
+            interesting = strcmp(name, "message_start") == 0 || strcmp(name, "message_delta") == 0;
+        else
+            interesting = strncmp(name, "response.", 9) == 0 &&
+                          (strcmp(name + 9, "completed") == 0 ||
+                           strcmp(name + 9, "incomplete") == 0 || strcmp(name + 9, "failed") == 0);
+        if (interesting) {
+            json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
+            if (data != NULL) {
+                drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
+                json_decref(data);
+            }
+        }
+    }
+    if (!drop)
+        write_chunk(req, ev->raw, ev->raw_len);
+    return 0;
+}
+
+int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
+{
+    if (req->conn == NULL)
+        return -1;
+    if (!req->up_sse) {
+        if (evbuffer_get_length(req->up_body) + len > req->conf->max_response_bytes) {
+            req_fail(req, APIERR_BAD_GATEWAY, "the provider's response is larger than the limit");
+            return -1;
+        }
+        evbuffer_add(req->up_body, data, len);
+        return 0;
+    }
+    if (sse_feed(&req->sse, data, len, on_event, req) < 0) {
+        req_fail(req, APIERR_BAD_GATEWAY, "the provider sent a stream event larger than the limit");
+        return -1;
+    }
+    if (evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH && req->uc != NULL) {
+        req->upstream_paused = 1;
+        upstream_pause(req->uc);
+    }
+    return 0;
+}
+
+void proxy_upstream_done(struct gate_req *req)
+{
+    if (req->conn == NULL) {
+        req_finish(req);
+        return;
+    }
+    if (req->up_sse) {
+        size_t left;
+        const char *rest = sse_pending(&req->sse, &left);
+        if (left > 0)
+            write_chunk(req, rest, left); /* a last event without its blank line */
+        evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
+        req->bytes_out += 5;
+        req_finish(req);
+        return;
+    }
+    size_t len = evbuffer_get_length(req->up_body);
+    const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
+    if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        if (doc != NULL) {
+            usage_from_body(req->ep, doc, &req->usage);
+            json_decref(doc);
+        }
+    }
+    write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
+    evbuffer_add_buffer(conn_output(req->conn), req->up_body);
+    req->bytes_out += len;
+    req_finish(req);
+}
+
+void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
+{
+    req->error = arena_strndup(req->arena, message, strlen(message));
+    req_fail(req, kind, req->error);
+}
+
+void proxy_client_drained(struct gate_req *req)
+{
+    if (req->upstream_paused && req->uc != NULL) {
+        req->upstream_paused = 0;
+        upstream_resume(req->uc);
+    }
+}
+
+void proxy_client_gone(struct gate_req *req)
+{
+    req->conn = NULL;
+    if (req->error == NULL)
+        req->error = "the client closed the connection";
+    req_finish(req);
+}

@@ -1,0 +1,170 @@
+/*
+ * req: request lifecycle, responses written by the gate, and the per-request log record.
+ */
+#include "gate/req.h"
+
+#include <event2/buffer.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gate/arena.h"
+#include "gate/conn.h"
+#include "gate/reqlog.h"
+#include "gate/server.h"
+#include "gate/upstream.h"
+
+const struct http_header *req_header(const struct gate_req *req, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (int i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+void req_respond(struct gate_req *req, int status, const char *ctype, const char *extra_headers,
+                 const char *body, size_t len)
+{
+    struct evbuffer *out;
+    size_t before;
+
+    if (req->conn == NULL) {
+        req_finish(req);
+        return;
+    }
+    out = conn_output(req->conn);
+    before = evbuffer_get_length(out);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "content-type: %s\r\n"
+                        "content-length: %zu\r\n"
+                        "x-request-id: %s\r\n"
+                        "%s"
+                        "connection: %s\r\n\r\n",
+                        status, http_reason(status), ctype, len, req->id,
+                        extra_headers ? extra_headers : "",
+                        conn_keep_alive(req->conn) ? "keep-alive" : "close");
+    evbuffer_add(out, body, len);
+    req->bytes_out += evbuffer_get_length(out) - before;
+    req->status = status;
+    req->head_sent = 1;
+    if (req->t_first_byte == 0)
+        req->t_first_byte = gate_now_ms();
+    req_finish(req);
+}
+
+void req_fail(struct gate_req *req, enum apierr kind, const char *message)
+{
+    char body[1024];
+    size_t n;
+
+    if (req->error == NULL)
+        req->error = message;
+    if (req->head_sent) {
+        /* a stream is under way: end it with an error event the SDKs understand */
+        char ev[1200];
+        n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
+        if (req->conn != NULL) {
+            struct evbuffer *out = conn_output(req->conn);
+            evbuffer_add_printf(out, "%zx\r\n", n);
+            evbuffer_add(out, ev, n);
+            evbuffer_add(out, "\r\n0\r\n\r\n", 7);
+            req->bytes_out += n + 12;
+        }
+        req_finish(req);
+        return;
+    }
+    if (kind == APIERR_BAD_HTTP || kind == APIERR_HEADERS_TOO_LARGE || kind == APIERR_TOO_LARGE ||
+        kind == APIERR_HEADER_TIMEOUT) {
+        if (req->conn != NULL)
+            conn_set_close(req->conn);
+    }
+    n = apierr_body(req->fmt, kind, message, body, sizeof(body));
+    req_respond(req, apierr_status(kind), "application/json", NULL, body, n);
+}
+
+static void iso_time(double t, char *buf, size_t cap)
+{
+    time_t secs = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03dZ", (int)((t - (double)secs) * 1000));
+}
+
+static void write_log(struct gate_req *req)
+{
+    struct reqlog *rl = req->w->srv->reqlog;
+    char when[40];
+    json_t *rec, *usage;
+    char *line;
+
+    if (rl == NULL)
+        return;
+    iso_time(req->wall_start, when, sizeof(when));
+    if (req->usage.have)
+        usage = json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)req->usage.input,
+                          "output", (json_int_t)req->usage.output, "cached",
+                          (json_int_t)req->usage.cached, "cache_write",
+                          (json_int_t)req->usage.cache_write);
+    else
+        usage = json_null();
+    rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:b, s:I, s:I, s:I, s:I, s:o}",
+                    "time", when, "id", req->id, "client", req->peer, "method",
+                    req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL,
+                    "endpoint", req->path, "model", req->model, "provider",
+                    req->prov ? req->prov->name : NULL, "status", req->status, "stream",
+                    req->stream, "bytes_in", (json_int_t)req->bytes_in, "bytes_out",
+                    (json_int_t)req->bytes_out, "latency_ms",
+                    (json_int_t)(req->t_end - req->t_start), "ttfb_ms",
+                    (json_int_t)(req->t_first_byte ? req->t_first_byte - req->t_start : -1),
+                    "usage", usage);
+    if (rec == NULL)
+        return;
+    if (req->up_status)
+        json_object_set_new(rec, "upstream_status", json_integer(req->up_status));
+    if (req->error)
+        json_object_set_new(rec, "error", json_string(req->error));
+    line = json_dumps(rec, JSON_COMPACT);
+    if (line != NULL) {
+        reqlog_write(rl, line, strlen(line));
+        free(line);
+    }
+    json_decref(rec);
+}
+
+void req_finish(struct gate_req *req)
+{
+    struct gate_worker *w = req->w;
+    struct gate_conn *conn = req->conn;
+
+    if (req->state == REQ_DONE)
+        return;
+    req->state = REQ_DONE;
+    if (req->uc != NULL)
+        upstream_detach(req->uc);
+    req->t_end = gate_now_ms();
+    if (req->status == 0)
+        req->status = 499; /* the client left before any answer */
+    write_log(req);
+    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
+    if (req->status > 0 && req->status < 600)
+        atomic_fetch_add_explicit(&w->stats.by_status[req->status], 1, memory_order_relaxed);
+
+    json_decref(req->json);
+    if (req->body)
+        evbuffer_free(req->body);
+    if (req->up_request)
+        evbuffer_free(req->up_request);
+    if (req->up_body)
+        evbuffer_free(req->up_body);
+    sse_reset(&req->sse);
+    conf_unref(req->conf);
+    arena_free(req->arena);
+    if (conn != NULL)
+        conn_request_done(conn);
+}

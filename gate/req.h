@@ -1,0 +1,109 @@
+/*
+ * req: one client request, from its first byte to its log record.
+ *
+ * A request lives in its own arena; it holds a reference to the config snapshot it started
+ * with. Its lifecycle is an explicit state machine and it ends in exactly one place,
+ * req_finish(), which logs it, counts it and hands the connection back.
+ */
+#ifndef TG_REQ_H
+#define TG_REQ_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gate/apierr.h"
+#include "gate/endpoint.h"
+#include "gate/sse.h"
+#include "gate/usage.h"
+
+struct arena;
+struct evbuffer;
+struct gate_conn;
+struct gate_worker;
+struct upstream_conn;
+
+enum req_state {
+    REQ_READING,    /* headers and body arriving */
+    REQ_UPSTREAM,   /* sent upstream, waiting for or relaying the response */
+    REQ_DONE,       /* response written; finishing */
+};
+
+struct http_header {
+    char *name;     /* lower-cased */
+    size_t name_len;
+    char *value;
+    size_t value_len;
+};
+
+struct gate_req {
+    struct arena *arena;
+    struct gate_conn *conn;
+    struct gate_worker *w;
+    struct conf *conf;
+    enum req_state state;
+
+    /* the client's request */
+    int method;                     /* llhttp_method_t */
+    char *path;                     /* without the query */
+    size_t path_len;
+    char *query;                    /* after '?', or NULL */
+    struct http_header *headers;
+    int nheaders, headers_cap;
+    struct evbuffer *body;
+    int expect_continue;
+
+    enum endpoint ep;
+    enum conf_format fmt;           /* format of errors the gate writes */
+    char id[80];
+    char peer[64];
+
+    /* what the gate read from the body */
+    json_t *json;
+    const char *model;
+    const struct conf_provider *prov;
+    int stream;
+    int usage_injected;
+
+    /* the upstream exchange */
+    struct upstream_conn *uc;
+    struct evbuffer *up_request;    /* head and body as sent, kept for one retry */
+    int up_status;
+    const struct http_header *up_headers; /* the provider's, in this arena */
+    int n_up_headers;
+    int up_sse;                     /* the response is an event stream */
+    struct evbuffer *up_body;       /* a non-stream response, gathered */
+    struct sse_parser sse;
+    int head_sent;                  /* the client has our status line */
+    int upstream_paused;            /* reading upstream is off: the client is slow */
+    int retried;
+
+    /* the record */
+    struct usage usage;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    int64_t t_start, t_first_byte, t_end; /* ms, monotonic */
+    double wall_start;                    /* seconds since the epoch */
+    const char *error;                    /* why it failed, for the log */
+};
+
+/* Finds a request header by lower-case name. Returns NULL when absent. */
+const struct http_header *req_header(const struct gate_req *req, const char *name);
+
+/*
+ * Answers the request with a gate error in the request's API format and finishes it. For a
+ * stream already under way, ends it with an error event instead.
+ */
+void req_fail(struct gate_req *req, enum apierr kind, const char *message);
+
+/*
+ * Writes a complete response: status, content type, the body; adds x-request-id, framing and
+ * Connection headers. extra_headers is a CRLF-terminated block or NULL.
+ */
+void req_respond(struct gate_req *req, int status, const char *ctype, const char *extra_headers,
+                 const char *body, size_t len);
+
+/* Ends the request: logs it, counts it, frees it and lets the connection go on. */
+void req_finish(struct gate_req *req);
+
+#endif

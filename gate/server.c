@@ -1,0 +1,301 @@
+/*
+ * server: start-up, worker threads and shutdown. See server.h.
+ */
+#include "gate/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gate/conn.h"
+#include "gate/reqlog.h"
+#include "gate/upstream.h"
+
+int64_t gate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    conn_accept(arg, fd, sa, salen);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    /* out of descriptors and the like: say so and keep serving the open connections */
+    fprintf(stderr, "tokengate: accept failed: %s\n", evutil_socket_error_to_string(err));
+}
+
+/* Opens one listening socket with SO_REUSEPORT. Returns the fd or -1 with err filled. */
+static int open_listener(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *ai;
+    char portstr[16];
+    int fd, one = 1, rc;
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen address %s must be a numeric IP address: %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void *worker_main(void *arg)
+{
+    struct gate_worker *w = arg;
+
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static SSL_CTX *upstream_tls(const struct conf *c, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (c->ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1) {
+            snprintf(err, errlen, "%s: upstream.ca_file %s cannot be loaded", c->path, c->ca_file);
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        goto fail;
+    }
+    return ctx;
+fail:
+    snprintf(err, errlen, "cannot set up TLS to providers");
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static SSL_CTX *listener_tls(const struct conf *c, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot set up listener TLS");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
+        snprintf(err, errlen, "%s: tls.cert %s cannot be loaded", c->path, c->tls_cert);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "%s: tls.key %s cannot be loaded or does not match tls.cert",
+                 c->path, c->tls_key);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void server_free(struct gate_server *srv)
+{
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct gate_worker *w = &srv->workers[i];
+        if (w->base == NULL)
+            continue;
+        conn_close_all(w);
+        for (int p = 0; w->pools != NULL && p < srv->conf->nproviders; p++)
+            upstream_pool_free(w->pools[p]);
+        free(w->pools);
+        if (w->listener != NULL)
+            evconnlistener_free(w->listener);
+        if (w->dns != NULL)
+            evdns_base_free(w->dns, 0);
+        event_base_free(w->base);
+    }
+    free(srv->workers);
+    reqlog_close(srv->reqlog);
+    SSL_CTX_free(srv->upstream_ctx);
+    SSL_CTX_free(srv->listen_ctx);
+    conf_unref(srv->conf);
+}
+
+int gate_server_run(struct conf *conf)
+{
+    struct gate_server srv = {0};
+    char err[512];
+    sigset_t sigs;
+    int started = 0, rc = -1, sig;
+
+    srv.conf = conf_ref(conf);
+    clock_gettime(CLOCK_MONOTONIC, &srv.started);
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.upstream_ctx = upstream_tls(conf, err, sizeof(err));
+    if (srv.upstream_ctx == NULL)
+        goto fail;
+    if (conf->tls_cert != NULL && (srv.listen_ctx = listener_tls(conf, err, sizeof(err))) == NULL)
+        goto fail;
+    if (conf->request_log != NULL &&
+        (srv.reqlog = reqlog_open(conf->request_log, err, sizeof(err))) == NULL)
+        goto fail;
+
+    srv.nworkers = conf->workers;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    srv.port = conf->listen_port;
+    for (int i = 0; i < srv.nworkers; i++) {
+        struct gate_worker *w = &srv.workers[i];
+        int fd = open_listener(conf->listen_host, srv.port, err, sizeof(err));
+        if (fd < 0)
+            goto fail;
+        if (srv.port == 0)
+            srv.port = bound_port(fd); /* the rest share the port the kernel picked */
+        w->id = i;
+        w->srv = &srv;
+        w->base = event_base_new();
+        if (w->base == NULL) {
+            close(fd);
+            snprintf(err, sizeof(err), "cannot create an event base");
+            goto fail;
+        }
+        w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (w->dns == NULL)
+            w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng));
+        w->pools = calloc((size_t)conf->nproviders, sizeof(*w->pools));
+        for (int p = 0; p < conf->nproviders; p++)
+            w->pools[p] = upstream_pool_new(w, &conf->providers[p]);
+        w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (w->listener == NULL) {
+            close(fd);
+            snprintf(err, sizeof(err), "cannot listen");
+            goto fail;
+        }
+        evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    }
+
+    for (int p = 0; p < conf->nproviders; p++) {
+        const struct conf_provider *prov = &conf->providers[p];
+        if (prov->api_key_env != NULL && prov->api_key == NULL)
+            fprintf(stderr,
+                    "tokengate: warning: provider '%s': %s is not set; clients' own keys are "
+                    "passed through\n",
+                    prov->name, prov->api_key_env);
+    }
+
+    /* only the main thread takes SIGINT and SIGTERM */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    for (int i = 0; i < srv.nworkers; i++) {
+        if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0) {
+            snprintf(err, sizeof(err), "cannot start worker threads");
+            break;
+        }
+        started++;
+    }
+    if (started == srv.nworkers) {
+        fprintf(stderr, "tokengate: listening on %s://%s%s%s:%d with %d worker%s\n",
+                srv.listen_ctx ? "https" : "http", strchr(conf->listen_host, ':') ? "[" : "",
+                conf->listen_host, strchr(conf->listen_host, ':') ? "]" : "", srv.port,
+                srv.nworkers, srv.nworkers == 1 ? "" : "s");
+        sigwait(&sigs, &sig);
+        fprintf(stderr, "tokengate: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        rc = 0;
+    }
+    for (int i = 0; i < started; i++)
+        event_base_loopexit(srv.workers[i].base, NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(srv.workers[i].thread, NULL);
+    if (rc == 0) {
+        server_free(&srv);
+        return 0;
+    }
+fail:
+    fprintf(stderr, "tokengate: %s\n", err);
+    server_free(&srv);
+    return -1;
+}
+
+char *gate_server_status_json(struct gate_server *srv)
+{
+    struct timespec now;
+    uint64_t requests = 0, opened = 0;
+    int64_t open = 0;
+    json_t *by_status = json_object();
+    char code[8];
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (int s = 100; s < 600; s++) {
+        uint64_t n = 0;
+        for (int i = 0; i < srv->nworkers; i++)
+            n += atomic_load_explicit(&srv->workers[i].stats.by_status[s], memory_order_relaxed);
+        if (n > 0) {
+            snprintf(code, sizeof(code), "%d", s);
+            json_object_set_new(by_status, code, json_integer((json_int_t)n));
+        }
+    }
+    for (int i = 0; i < srv->nworkers; i++) {
+        requests += atomic_load_explicit(&srv->workers[i].stats.requests, memory_order_relaxed);
+        open += atomic_load_explicit(&srv->workers[i].stats.open_conns, memory_order_relaxed);
+        opened += atomic_load_explicit(&srv->workers[i].stats.upstream_conns_opened,
+                                       memory_order_relaxed);
+    }
+    json_t *doc = json_pack(
+        "{s:s, s:I, s:i, s:I, s:I, s:o, s:I, s:I}", "version", TG_VERSION, "uptime_s",
+        (json_int_t)(now.tv_sec - srv->started.tv_sec), "workers", srv->nworkers,
+        "connections_open", (json_int_t)open, "requests_served", (json_int_t)requests,
+        "requests_by_status", by_status, "upstream_connections_opened", (json_int_t)opened,
+        "request_log_dropped", (json_int_t)reqlog_dropped(srv->reqlog));
+    char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return s;
+}

@@ -1,0 +1,68 @@
+/*
+ * server: worker threads, each with its own event base, SO_REUSEPORT listener and upstream
+ * pools; the server owns the config snapshot, TLS contexts and the request log they share.
+ */
+#ifndef TG_SERVER_H
+#define TG_SERVER_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf/conf.h"
+
+struct event_base;
+struct evconnlistener;
+struct evdns_base;
+struct upstream_pool;
+struct reqlog;
+struct gate_conn;
+
+/* Counters a worker updates and /status reads from another thread: relaxed atomics. */
+struct gate_stats {
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t by_status[600];
+    atomic_int_fast64_t open_conns;
+    atomic_uint_fast64_t upstream_conns_opened;
+};
+
+struct gate_worker {
+    int id;
+    struct gate_server *srv;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct evdns_base *dns;
+    struct upstream_pool **pools; /* one per provider, by conf_provider.index */
+    struct gate_stats stats;
+    struct gate_conn *conns;      /* every open client connection, for shutdown */
+    uint64_t rng;                 /* request ids; this thread only */
+    pthread_t thread;
+};
+
+struct gate_server {
+    struct conf *conf;
+    SSL_CTX *upstream_ctx;        /* client side of TLS to providers */
+    SSL_CTX *listen_ctx;          /* server side, NULL without listener TLS */
+    struct reqlog *reqlog;        /* NULL without a request log */
+    struct gate_worker *workers;
+    int nworkers;
+    int port;                     /* the port bound, which may have been 0 in the config */
+    struct timespec started;      /* CLOCK_MONOTONIC */
+};
+
+/*
+ * Starts the workers on conf and serves until SIGINT or SIGTERM. Prints the address it
+ * listens on to stderr once bound. Returns 0 after a clean stop, -1 (with a message on
+ * stderr) when it could not start. Takes a reference on conf.
+ */
+int gate_server_run(struct conf *conf);
+
+/* Writes the /status JSON document into a malloc'd string. */
+char *gate_server_status_json(struct gate_server *srv);
+
+/* Milliseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
+int64_t gate_now_ms(void);
+
+#endif

@@ -1,0 +1,625 @@
+/*
+ * upstream: provider connections and their pools. See upstream.h.
+ *
+ * A connection is CONNECTING, BUSY (one exchange) or IDLE (in its pool). Every failure of an
+ * exchange goes through uc_fail(), which either retries once on a fresh connection (a reused
+ * keep-alive connection that closed before answering anything) or tells the proxy.
+ * A connection is never freed while llhttp is running on it: it is marked dead and freed
+ * when the parser returns.
+ */
+#include "gate/upstream.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "gate/arena.h"
+#include "gate/proxy.h"
+#include "gate/req.h"
+#include "gate/server.h"
+
+#define POOL_IDLE_MS 30000
+
+enum uc_state {
+    UC_CONNECTING,
+    UC_BUSY,
+    UC_IDLE,
+};
+
+enum uc_timer {
+    UT_CONNECT,
+    UT_FIRST_BYTE,
+    UT_STREAM_IDLE,
+    UT_POOL_IDLE,
+};
+
+struct upstream_conn {
+    struct upstream_pool *pool;
+    struct bufferevent *bev;
+    llhttp_t parser;
+    enum uc_state state;
+    struct gate_req *req;
+    struct event *timer;
+    enum uc_timer timer_kind;
+    unsigned exchanges;           /* completed on this connection */
+    size_t got;                   /* response bytes of this exchange */
+
+    char *piece;
+    size_t piece_len, piece_cap;
+    char *hname;
+    size_t hname_len;
+    size_t header_bytes;
+    struct http_header *hdrs;
+    int nhdrs, hcap;
+    const char *reject;           /* set by a parser callback */
+
+    unsigned in_parse : 1;
+    unsigned dead : 1;
+    unsigned done : 1;
+    TAILQ_ENTRY(upstream_conn) link;
+};
+
+TAILQ_HEAD(uc_list, upstream_conn);
+
+struct upstream_pool {
+    struct gate_worker *w;
+    const struct conf_provider *prov;
+    struct uc_list idle;
+    struct uc_list busy;
+    int nidle;
+};
+
+static llhttp_settings_t resp_settings;
+
+static void uc_free(struct upstream_conn *uc);
+static void uc_start(struct upstream_conn *uc, struct gate_req *req);
+static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
+
+static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
+{
+    const struct conf *cf = uc->pool->w->srv->conf;
+    int64_t ms;
+
+    switch (kind) {
+    case UT_CONNECT: ms = cf->upstream_connect_timeout; break;
+    case UT_FIRST_BYTE: ms = cf->upstream_first_byte_timeout; break;
+    case UT_STREAM_IDLE: ms = cf->stream_idle_timeout; break;
+    default: ms = POOL_IDLE_MS; break;
+    }
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    uc->timer_kind = kind;
+    event_add(uc->timer, &tv);
+}
+
+/* Takes the connection out of whichever list holds it. */
+static void uc_unlink(struct upstream_conn *uc)
+{
+    if (uc->state == UC_IDLE) {
+        TAILQ_REMOVE(&uc->pool->idle, uc, link);
+        uc->pool->nidle--;
+    } else {
+        TAILQ_REMOVE(&uc->pool->busy, uc, link);
+    }
+}
+
+static void uc_close(struct upstream_conn *uc)
+{
+    if (uc->in_parse) {
+        uc->dead = 1;
+        return;
+    }
+    uc_free(uc);
+}
+
+/* Ends the exchange in failure: retry once when that is safe, else tell the proxy. */
+static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
+{
+    struct gate_req *req = uc->req;
+    int reused = uc->exchanges > 0;
+    size_t got = uc->got;
+
+    uc->req = NULL;
+    uc_close(uc);
+    if (req == NULL)
+        return;
+    req->uc = NULL;
+    /*
+     * A keep-alive connection the provider closed while it sat idle fails before any byte of
+     * the answer: the provider never saw the request, so sending it again cannot double it.
+     */
+    if (reused && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
+        char err[256];
+        struct upstream_conn *fresh = uc_new(uc->pool, err, sizeof(err));
+        req->retried = 1;
+        if (fresh != NULL) {
+            uc_start(fresh, req);
+            return;
+        }
+        proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+        return;
+    }
+    proxy_upstream_failed(req, kind, msg);
+}
+
+/* ---- response parser ----------------------------------------------------------------- */
+
+static int piece_add(struct upstream_conn *uc, const char *at, size_t len)
+{
+    const struct conf *cf = uc->pool->w->srv->conf;
+
+    uc->header_bytes += len;
+    if (uc->header_bytes > cf->max_header_bytes) {
+        uc->reject = "the provider's response headers are larger than the limit";
+        return -1;
+    }
+    if (uc->piece_len + len + 1 > uc->piece_cap) {
+        size_t cap = uc->piece_cap ? uc->piece_cap : 256;
+        while (cap < uc->piece_len + len + 1)
+            cap *= 2;
+        char *np = realloc(uc->piece, cap);
+        if (np == NULL) {
+            uc->reject = "out of memory";
+            return -1;
+        }
+        uc->piece = np;
+        uc->piece_cap = cap;
+    }
+    memcpy(uc->piece + uc->piece_len, at, len);
+    uc->piece_len += len;
+    uc->piece[uc->piece_len] = '\0';
+    return 0;
+}
+
+static int r_piece(llhttp_t *p, const char *at, size_t len)
+{
+    return piece_add(p->data, at, len);
+}
+
+static int r_field_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (uc->nhdrs >= 2 * uc->pool->w->srv->conf->max_headers) {
+        uc->reject = "the provider's response has too many headers";
+        return -1;
+    }
+    for (size_t i = 0; i < uc->piece_len; i++)
+        uc->piece[i] = (char)tolower((unsigned char)uc->piece[i]);
+    uc->hname = arena_strndup(uc->req->arena, uc->piece, uc->piece_len);
+    uc->hname_len = uc->piece_len;
+    uc->piece_len = 0;
+    return 0;
+}
+
+static int r_value_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+    struct arena *a = uc->req->arena;
+
+    if (uc->nhdrs == uc->hcap) {
+        int cap = uc->hcap ? uc->hcap * 2 : 32;
+        struct http_header *nh = arena_alloc(a, (size_t)cap * sizeof(*nh));
+        if (nh == NULL) {
+            uc->reject = "out of memory";
+            return -1;
+        }
+        if (uc->nhdrs)
+            memcpy(nh, uc->hdrs, (size_t)uc->nhdrs * sizeof(*nh));
+        uc->hdrs = nh;
+        uc->hcap = cap;
+    }
+    struct http_header *h = &uc->hdrs[uc->nhdrs++];
+    h->name = uc->hname;
+    h->name_len = uc->hname_len;
+    h->value = arena_strndup(a, uc->piece, uc->piece_len);
+    h->value_len = uc->piece_len;
+    uc->piece_len = 0;
+    return 0;
+}
+
+static int r_headers_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (p->status_code >= 100 && p->status_code < 200) {
+        uc->nhdrs = 0; /* an interim answer: the real one follows */
+        return 0;
+    }
+    if (proxy_upstream_head(uc->req, p->status_code, uc->hdrs, uc->nhdrs) < 0) {
+        uc->reject = "";
+        return -1;
+    }
+    return 0;
+}
+
+static int r_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (proxy_upstream_body(uc->req, at, len) < 0) {
+        uc->reject = "";
+        return -1;
+    }
+    return 0;
+}
+
+static int r_message_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (p->status_code >= 100 && p->status_code < 200)
+        return 0;
+    uc->done = 1;
+    return HPE_PAUSED;
+}
+
+static void init_settings(void)
+{
+    llhttp_settings_init(&resp_settings);
+    resp_settings.on_header_field = r_piece;
+    resp_settings.on_header_field_complete = r_field_complete;
+    resp_settings.on_header_value = r_piece;
+    resp_settings.on_header_value_complete = r_value_complete;
+    resp_settings.on_headers_complete = r_headers_complete;
+    resp_settings.on_body = r_body;
+    resp_settings.on_message_complete = r_message_complete;
+}
+
+/* The exchange ended well: the connection goes back to its pool, the proxy finishes. */
+static void uc_complete(struct upstream_conn *uc)
+{
+    struct gate_req *req = uc->req;
+    int keep = llhttp_should_keep_alive(&uc->parser) && !uc->dead;
+    struct upstream_pool *pool = uc->pool;
+
+    uc->req = NULL;
+    uc->done = 0;
+    uc->exchanges++;
+    req->uc = NULL;
+    if (keep && pool->nidle < pool->w->srv->conf->pool_max_idle &&
+        evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+        TAILQ_REMOVE(&pool->busy, uc, link);
+        uc->state = UC_IDLE;
+        TAILQ_INSERT_HEAD(&pool->idle, uc, link);
+        pool->nidle++;
+        bufferevent_enable(uc->bev, EV_READ);
+        uc_arm(uc, UT_POOL_IDLE);
+    } else {
+        uc_free(uc);
+    }
+    proxy_upstream_done(req);
+}
+
+static void uc_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    if (uc->state != UC_BUSY || uc->req == NULL) {
+        uc_free(uc); /* nothing may arrive on an idle connection */
+        return;
+    }
+    uc_arm(uc, UT_STREAM_IDLE);
+    uc->in_parse = 1;
+    while (!uc->dead && !uc->done && uc->req != NULL) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        uc->got += v.iov_len;
+        llhttp_errno_t err = llhttp_execute(&uc->parser, v.iov_base, v.iov_len);
+        size_t used = v.iov_len;
+        if (err == HPE_PAUSED)
+            used = (size_t)(llhttp_get_error_pos(&uc->parser) - (const char *)v.iov_base);
+        evbuffer_drain(in, used);
+        if (err == HPE_OK || err == HPE_PAUSED)
+            continue;
+        uc->in_parse = 0;
+        if (uc->reject != NULL && *uc->reject == '\0') {
+            /* the proxy refused the response and has already answered the client */
+            struct gate_req *req = uc->req;
+            uc->req = NULL;
+            if (req != NULL)
+                req->uc = NULL;
+            uc_free(uc);
+            return;
+        }
+        char msg[256];
+        snprintf(msg, sizeof(msg), "provider '%s' sent a malformed response: %s",
+                 uc->pool->prov->name,
+                 uc->reject ? uc->reject : llhttp_get_error_reason(&uc->parser));
+        uc->reject = NULL;
+        uc->got = 1; /* an answer came, so no retry */
+        uc_fail(uc, APIERR_BAD_GATEWAY, msg);
+        return;
+    }
+    uc->in_parse = 0;
+    if (uc->dead) {
+        uc_free(uc);
+        return;
+    }
+    if (uc->done)
+        uc_complete(uc);
+}
+
+static void uc_write_cb(struct bufferevent *bev, void *arg)
+{
+}
+
+/* Describes why a connection failed, for the client's error message and the log. */
+static void describe_error(struct upstream_conn *uc, short what, char *buf, size_t cap)
+{
+    const char *name = uc->pool->prov->name;
+    unsigned long ssl_err = uc->pool->prov->tls ? bufferevent_get_openssl_error(uc->bev) : 0;
+    int dns_err = bufferevent_socket_get_dns_error(uc->bev);
+
+    if (dns_err != 0) {
+        snprintf(buf, cap, "cannot resolve provider '%s' host %s: %s", name, uc->pool->prov->host,
+                 evutil_gai_strerror(dns_err));
+    } else if (ssl_err != 0) {
+        char e[200];
+        ERR_error_string_n(ssl_err, e, sizeof(e));
+        const char *reason = ERR_reason_error_string(ssl_err);
+        snprintf(buf, cap, "TLS with provider '%s' failed: %s", name, reason ? reason : e);
+    } else if (uc->state == UC_CONNECTING) {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(buf, cap, "cannot connect to provider '%s' at %s:%d: %s", name,
+                 uc->pool->prov->host, uc->pool->prov->port,
+                 err ? evutil_socket_error_to_string(err) : "connection failed");
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(buf, cap, "provider '%s' closed the connection before the response ended",
+                 name);
+    } else {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(buf, cap, "connection to provider '%s' failed: %s", name,
+                 err ? evutil_socket_error_to_string(err) : "reset");
+    }
+}
+
+static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    char msg[320];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        uc->state = UC_BUSY;
+        atomic_fetch_add_explicit(&uc->pool->w->stats.upstream_conns_opened, 1,
+                                  memory_order_relaxed);
+        uc_arm(uc, UT_FIRST_BYTE);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (uc->state == UC_IDLE || uc->req == NULL) {
+        uc_free(uc);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && uc->got > 0) {
+        /* a body that ends with the connection */
+        uc->in_parse = 1;
+        llhttp_errno_t err = llhttp_finish(&uc->parser);
+        uc->in_parse = 0;
+        if (uc->dead) {
+            uc_free(uc);
+            return;
+        }
+        if ((err == HPE_OK || err == HPE_PAUSED) && uc->done) {
+            uc_complete(uc);
+            return;
+        }
+    }
+    describe_error(uc, what, msg, sizeof(msg));
+    uc_fail(uc, APIERR_BAD_GATEWAY, msg);
+}
+
+static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    const struct conf *cf = uc->pool->w->srv->conf;
+    const char *name = uc->pool->prov->name;
+    char msg[256];
+
+    switch (uc->timer_kind) {
+    case UT_POOL_IDLE:
+        uc_free(uc);
+        return;
+    case UT_CONNECT:
+        snprintf(msg, sizeof(msg), "connecting to provider '%s' timed out after %lld ms", name,
+                 (long long)cf->upstream_connect_timeout);
+        break;
+    case UT_FIRST_BYTE:
+        snprintf(msg, sizeof(msg), "provider '%s' sent no response within %lld ms", name,
+                 (long long)cf->upstream_first_byte_timeout);
+        break;
+    case UT_STREAM_IDLE:
+        snprintf(msg, sizeof(msg), "provider '%s' sent nothing for %lld ms", name,
+                 (long long)cf->stream_idle_timeout);
+        break;
+    }
+    uc->got = 1; /* a timeout is never retried: the provider may be working on it */
+    uc_fail(uc, APIERR_GATEWAY_TIMEOUT, msg);
+}
+
+/* ---- connections and pools ----------------------------------------------------------- */
+
+static int is_ip_literal(const char *host)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen)
+{
+    struct gate_worker *w = pool->w;
+    const struct conf_provider *prov = pool->prov;
+    struct upstream_conn *uc = calloc(1, sizeof(*uc));
+    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+    if (uc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uc->pool = pool;
+    if (prov->tls) {
+        SSL *ssl = SSL_new(w->srv->upstream_ctx);
+        if (ssl == NULL)
+            goto tls_fail;
+        if (is_ip_literal(prov->host)) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), prov->host);
+        } else {
+            SSL_set_tlsext_host_name(ssl, prov->host);
+            if (SSL_set1_host(ssl, prov->host) != 1) {
+                SSL_free(ssl);
+                goto tls_fail;
+            }
+        }
+        uc->bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 opts);
+        if (uc->bev == NULL) {
+            SSL_free(ssl);
+            goto tls_fail;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
+    } else {
+        uc->bev = bufferevent_socket_new(w->base, -1, opts);
+    }
+    if (uc->bev == NULL) {
+        free(uc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uc->timer = evtimer_new(w->base, uc_timer_cb, uc);
+    uc->state = UC_CONNECTING;
+    TAILQ_INSERT_TAIL(&pool->busy, uc, link);
+    bufferevent_setcb(uc->bev, uc_read_cb, uc_write_cb, uc_event_cb, uc);
+    if (bufferevent_socket_connect_hostname(uc->bev, w->dns, AF_UNSPEC, prov->host, prov->port) <
+        0) {
+        snprintf(err, errlen, "cannot connect to provider '%s' at %s:%d", prov->name, prov->host,
+                 prov->port);
+        uc_free(uc);
+        return NULL;
+    }
+    uc_arm(uc, UT_CONNECT);
+    return uc;
+
+tls_fail:
+    free(uc);
+    snprintf(err, errlen, "cannot set up TLS for provider '%s'", prov->name);
+    return NULL;
+}
+
+static void uc_free(struct upstream_conn *uc)
+{
+    if (uc->req != NULL)
+        uc->req->uc = NULL;
+    uc_unlink(uc);
+    bufferevent_free(uc->bev);
+    event_free(uc->timer);
+    free(uc->piece);
+    free(uc);
+}
+
+/* Starts an exchange on a connection that is connecting or was idle. */
+static void uc_start(struct upstream_conn *uc, struct gate_req *req)
+{
+    if (resp_settings.on_message_complete == NULL)
+        init_settings();
+    if (uc->state == UC_IDLE) {
+        uc_unlink(uc);
+        uc->state = UC_BUSY;
+        TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
+        uc_arm(uc, UT_FIRST_BYTE);
+    }
+    uc->req = req;
+    req->uc = uc;
+    uc->got = 0;
+    uc->done = 0;
+    uc->nhdrs = uc->hcap = 0;
+    uc->hdrs = NULL;
+    uc->header_bytes = 0;
+    uc->piece_len = 0;
+    uc->reject = NULL;
+    llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
+    uc->parser.data = uc;
+    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+}
+
+void upstream_send(struct upstream_pool *pool, struct gate_req *req)
+{
+    struct upstream_conn *uc = TAILQ_FIRST(&pool->idle);
+    char err[256];
+
+    if (uc == NULL) {
+        uc = uc_new(pool, err, sizeof(err));
+        if (uc == NULL) {
+            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+            return;
+        }
+    }
+    uc_start(uc, req);
+}
+
+void upstream_detach(struct upstream_conn *uc)
+{
+    if (uc->req != NULL)
+        uc->req->uc = NULL;
+    uc->req = NULL;
+    uc_close(uc);
+}
+
+void upstream_pause(struct upstream_conn *uc)
+{
+    bufferevent_disable(uc->bev, EV_READ);
+    event_del(uc->timer);
+}
+
+void upstream_resume(struct upstream_conn *uc)
+{
+    bufferevent_enable(uc->bev, EV_READ);
+    uc_arm(uc, UT_STREAM_IDLE);
+}
+
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p)
+{
+    struct upstream_pool *pool = calloc(1, sizeof(*pool));
+
+    if (pool == NULL)
+        return NULL;
+    pool->w = w;
+    pool->prov = p;
+    TAILQ_INIT(&pool->idle);
+    TAILQ_INIT(&pool->busy);
+    return pool;
+}
+
+void upstream_pool_free(struct upstream_pool *pool)
+{
+    struct upstream_conn *uc;
+
+    if (pool == NULL)
+        return;
+    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
+        uc_free(uc);
+    while ((uc = TAILQ_FIRST(&pool->busy)) != NULL)
+        uc_free(uc);
+    free(pool);
+}
