@@ -1138,7 +1138,7 @@ static json_t *last_json(struct mock *m)
     json_t *hdrs = json_object(), *old;
 
     while (hdrs && h && h < end) {
-        const char *name = h, *value = h + strlen(h) + 1;
+        char *name = h, *value = h + strlen(h) + 1;
         for (c = h; *c; c++) /* names were kept as sent */
             *c = *c >= 'A' && *c <= 'Z' ? (char)(*c + 32) : *c;
         old = json_object_get(hdrs, name);
@@ -1308,6 +1308,40 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/*
+ * Parses HOST:PORT (HOST numeric IPv4, [IPv6] or "localhost"; PORT 0..65535)
+ * into ss. Returns 0, or -1 when it is not one.
+ */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    const char *colon = strrchr(spec, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t hlen = colon ? (size_t)(colon - spec) : 0;
+    long port;
+
+    if (!colon || hlen == 0 || hlen >= sizeof(host) || parse_long(colon + 1, 0, 65535, &port) < 0)
+        return -1;
+    memcpy(host, spec, hlen);
+    host[hlen] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && host[hlen - 1] == ']') {
+        host[hlen - 1] = '\0';
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*sin6);
+        return evutil_inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
+    }
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    *len = sizeof(*sin);
+    return evutil_inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1",
+                            &sin->sin_addr) == 1
+               ? 0
+               : -1;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: tokengate-mock [--listen HOST:PORT] [--tokens N] [--delay-ms D]\n"
@@ -1334,7 +1368,7 @@ int main(int argc, char **argv)
     struct sockaddr_storage ss;
     int sslen = sizeof(ss), opt, port, rc = 1;
     socklen_t alen = sizeof(ss);
-    char host[INET6_ADDRSTRLEN], spec[300];
+    char host[INET6_ADDRSTRLEN];
     struct evconnlistener *lev;
     struct evhttp *http = NULL;
     struct event *sigs[2] = {NULL, NULL};
@@ -1371,12 +1405,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc || !cert != !key)
         usage();
-    /* evutil_parse_sockaddr_port wants numbers; allow the one name people type */
-    if (strncmp(listen_on, "localhost:", 10) == 0)
-        snprintf(spec, sizeof(spec), "127.0.0.1%s", listen_on + 9);
-    else
-        snprintf(spec, sizeof(spec), "%s", listen_on);
-    if (!strchr(spec, ':') || evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0)
+    if (parse_listen(listen_on, &ss, &sslen) < 0)
         usage();
 
     signal(SIGPIPE, SIG_IGN);

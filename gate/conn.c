@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gate/arena.h"
 #include "gate/proxy.h"
@@ -65,6 +66,7 @@ struct gate_conn {
     enum conn_timer timer_kind;
     struct event *kick;
     char peer[64];
+    const char *exec_start;  /* the bytes llhttp is running over, to look behind a value */
     unsigned close_after : 1;
     unsigned upgrade : 1;
     struct gate_conn *prev, *next; /* the worker's list */
@@ -199,6 +201,9 @@ static int on_header_field_complete(llhttp_t *p)
 
     if (req->nheaders >= c->w->srv->conf->max_headers)
         return reject(c, APIERR_HEADERS_TOO_LARGE, "request has more headers than the limit");
+    if (c->piece_len == 0 || c->piece[c->piece_len - 1] == ' ' ||
+        c->piece[c->piece_len - 1] == '\t')
+        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: white space before a colon");
     for (size_t i = 0; i < c->piece_len; i++)
         c->piece[i] = (char)tolower((unsigned char)c->piece[i]);
     c->hname = arena_strndup(req->arena, c->piece, c->piece_len);
@@ -207,9 +212,32 @@ static int on_header_field_complete(llhttp_t *p)
     return 0;
 }
 
+/*
+ * llhttp 8 accepts obs-fold (a header line continued on the next line after white space)
+ * without telling; RFC 9112 5.2 lets a server refuse it, and a proxy must not pass it on.
+ * A fold shows as a value piece preceded, past any white space, by a line feed, or as a
+ * continuation piece that does not start where the bytes llhttp was given start.
+ */
+static int folded(const struct gate_conn *c, const char *at)
+{
+    const char *q = at;
+
+    if (at == c->exec_start)
+        return 0;
+    while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q == c->exec_start)
+        return c->piece_len > 0;
+    return q[-1] == '\n';
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    return piece_add(pconn(p), at, len);
+    struct gate_conn *c = pconn(p);
+
+    if (folded(c, at))
+        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: folded header line");
+    return piece_add(c, at, len);
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -252,6 +280,10 @@ static int on_headers_complete(llhttp_t *p)
     req->method = p->method;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
+    h = req_header(req, "transfer-encoding");
+    if (h != NULL && strcasecmp(h->value, "chunked") != 0)
+        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: only chunked transfer coding "
+                                          "is accepted");
     h = req_header(req, "expect");
     if (h != NULL) {
         if (strcasecmp(h->value, "100-continue") != 0)
@@ -335,6 +367,7 @@ static void conn_parse(struct gate_conn *c)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
+        c->exec_start = v.iov_base;
         llhttp_errno_t err = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
         size_t used = v.iov_len;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
