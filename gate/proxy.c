@@ -351,7 +351,7 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
     req->bytes_out += evbuffer_get_length(out) - before;
     req->status = status;
     req->head_sent = 1;
-    req->t_first_byte = gate_now_ms();
+    req->t_first_byte = gate_now_us();
 }
 
 int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers,

@@ -52,7 +52,7 @@ void req_respond(struct gate_req *req, int status, const char *ctype, const char
     req->status = status;
     req->head_sent = 1;
     if (req->t_first_byte == 0)
-        req->t_first_byte = gate_now_ms();
+        req->t_first_byte = gate_now_us();
     req_finish(req);
 }
 
@@ -113,15 +113,15 @@ static void write_log(struct gate_req *req)
                           (json_int_t)req->usage.cache_write);
     else
         usage = json_null();
-    rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:b, s:I, s:I, s:I, s:I, s:o}",
+    rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:b, s:I, s:I, s:f, s:f, s:o}",
                     "time", when, "id", req->id, "client", req->peer, "method",
                     req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL,
                     "endpoint", req->path, "model", req->model, "provider",
                     req->prov ? req->prov->name : NULL, "status", req->status, "stream",
                     req->stream, "bytes_in", (json_int_t)req->bytes_in, "bytes_out",
                     (json_int_t)req->bytes_out, "latency_ms",
-                    (json_int_t)(req->t_end - req->t_start), "ttfb_ms",
-                    (json_int_t)(req->t_first_byte ? req->t_first_byte - req->t_start : -1),
+                    (double)(req->t_end - req->t_start) / 1000.0, "ttfb_ms",
+                    req->t_first_byte ? (double)(req->t_first_byte - req->t_start) / 1000.0 : -1.0,
                     "usage", usage);
     if (rec == NULL)
         return;
@@ -129,7 +129,7 @@ static void write_log(struct gate_req *req)
         json_object_set_new(rec, "upstream_status", json_integer(req->up_status));
     if (req->error)
         json_object_set_new(rec, "error", json_string(req->error));
-    line = json_dumps(rec, JSON_COMPACT);
+    line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (line != NULL) {
         reqlog_write(rl, line, strlen(line));
         free(line);
@@ -147,7 +147,7 @@ void req_finish(struct gate_req *req)
     req->state = REQ_DONE;
     if (req->uc != NULL)
         upstream_detach(req->uc);
-    req->t_end = gate_now_ms();
+    req->t_end = gate_now_us();
     if (req->status == 0)
         req->status = 499; /* the client left before any answer */
     write_log(req);

@@ -82,7 +82,7 @@ struct gate_req {
     struct usage usage;
     int status;
     uint64_t bytes_in, bytes_out;
-    int64_t t_start, t_first_byte, t_end; /* ms, monotonic */
+    int64_t t_start, t_first_byte, t_end; /* us, monotonic */
     double wall_start;                    /* seconds since the epoch */
     const char *error;                    /* why it failed, for the log */
 };

@@ -62,7 +62,7 @@ int gate_server_run(struct conf *conf);
 /* Writes the /status JSON document into a malloc'd string. */
 char *gate_server_status_json(struct gate_server *srv);
 
-/* Milliseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
-int64_t gate_now_ms(void);
+/* Microseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
+int64_t gate_now_us(void);
 
 #endif
