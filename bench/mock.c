@@ -231,7 +231,12 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
         code = 500;
     }
     json_decref(body);
-    evhttp_send_reply(req, code, NULL, NULL);
+    /* evhttp knows neither phrase */
+    evhttp_send_reply(req, code,
+                      code == 429   ? "Too Many Requests"
+                      : code == 529 ? "Overloaded"
+                                    : NULL,
+                      NULL);
 }
 
 /*
@@ -437,18 +442,26 @@ static void stream_finish(struct stream *s)
     evhttp_send_reply_end(req);
 }
 
-/* Frees s and the connection with SO_LINGER {1,0}, so the peer sees a TCP RST. */
+/*
+ * Resets the connection (the peer sees a TCP RST) and frees it with s.
+ * SO_LINGER {1,0} alone is not enough: evhttp_connection_free() calls
+ * shutdown(SHUT_WR) before close(), which sends a FIN first. Connecting the
+ * socket to AF_UNSPEC makes Linux abort the connection with an RST at once.
+ */
 static void stream_reset(struct stream *s)
 {
     struct evhttp_connection *evcon = s->evcon;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     struct linger lg = {1, 0};
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
 
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     stream_free(s);
-    if (fd >= 0)
+    if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        connect(fd, &sa, sizeof(sa));
+    }
     evhttp_connection_free(evcon); /* frees the unfinished request too */
 }
 
