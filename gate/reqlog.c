@@ -51,12 +51,12 @@ static void *writer(void *arg)
         if (rl->len == 0 && rl->stop)
             break;
         char *buf = rl->pending;
-        size_t n = rl->len;
+        size_t buf_cap = rl->cap, n = rl->len;
         rl->pending = out;
         rl->cap = out_cap;
         rl->len = 0;
         out = buf;
-        out_cap = n > out_cap ? n : out_cap;
+        out_cap = buf_cap;
         pthread_mutex_unlock(&rl->mu);
         write_all(rl->fd, out, n);
         pthread_mutex_lock(&rl->mu);
