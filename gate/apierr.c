@@ -1,6 +1,6 @@
 #include "gate/apierr.h"
 
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,22 +30,34 @@ int apierr_status(enum apierr kind)
     return kinds[kind].status;
 }
 
-static json_t *error_json(enum conf_format fmt, enum apierr kind, const char *message)
+static cJSON *error_json(enum conf_format fmt, enum apierr kind, const char *message)
 {
-    if (fmt == CONF_FMT_ANTHROPIC)
-        return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                         kinds[kind].anthropic_type, "message", message);
-    return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type",
-                     kinds[kind].openai_type, "param", "code", kinds[kind].openai_code);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *err = cJSON_CreateObject();
+
+    if (fmt == CONF_FMT_ANTHROPIC) {
+        cJSON_AddStringToObject(doc, "type", "error");
+        cJSON_AddStringToObject(err, "type", kinds[kind].anthropic_type);
+        cJSON_AddStringToObject(err, "message", message);
+    } else {
+        cJSON_AddStringToObject(err, "message", message);
+        cJSON_AddStringToObject(err, "type", kinds[kind].openai_type);
+        cJSON_AddNullToObject(err, "param");
+        cJSON_AddStringToObject(err, "code", kinds[kind].openai_code);
+    }
+    cJSON_AddItemToObject(doc, "error", err);
+    return doc;
 }
 
 size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                    size_t cap)
 {
-    json_t *j = error_json(fmt, kind, message);
-    size_t n = j ? json_dumpb(j, buf, cap - 1, JSON_COMPACT) : 0;
+    cJSON *j = error_json(fmt, kind, message);
+    size_t n = 0;
 
-    json_decref(j);
+    if (j != NULL && cJSON_PrintPreallocated(j, buf, (int)cap - 5, 0))
+        n = strlen(buf);
+    cJSON_Delete(j);
     if (n == 0 || n >= cap) {
         /* the message was too long for buf: say so without it */
         n = (size_t)snprintf(buf, cap, "{\"error\":{\"message\":\"error\",\"type\":\"%s\"}}",

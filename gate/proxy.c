@@ -58,11 +58,11 @@ static void assign_id(struct gate_req *req)
 
 /* ---- local answers ------------------------------------------------------------------- */
 
-static void respond_json(struct gate_req *req, int status, json_t *doc)
+static void respond_json(struct gate_req *req, int status, cJSON *doc)
 {
-    char *s = json_dumps(doc, JSON_COMPACT);
+    char *s = cJSON_PrintUnformatted(doc);
 
-    json_decref(doc);
+    cJSON_Delete(doc);
     if (s == NULL) {
         req_fail(req, APIERR_INTERNAL, "out of memory");
         return;
@@ -73,17 +73,23 @@ static void respond_json(struct gate_req *req, int status, json_t *doc)
 
 static void answer_models(struct gate_req *req)
 {
-    json_t *data = json_array();
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *data;
 
+    cJSON_AddStringToObject(doc, "object", "list");
+    data = cJSON_AddArrayToObject(doc, "data");
     for (int i = 0; i < req->conf->nmodels; i++) {
         const struct conf_model *m = &req->conf->models[i];
         if (m->wildcard)
             continue;
-        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", m->name, "object",
-                                              "model", "created", 0, "owned_by",
-                                              m->provider->name));
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "id", m->name);
+        cJSON_AddStringToObject(item, "object", "model");
+        cJSON_AddNumberToObject(item, "created", 0);
+        cJSON_AddStringToObject(item, "owned_by", m->provider->name);
+        cJSON_AddItemToArray(data, item);
     }
-    respond_json(req, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    respond_json(req, 200, doc);
 }
 
 static void answer_local(struct gate_req *req)
@@ -190,6 +196,14 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     return 0;
 }
 
+static int only_space(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+            return 0;
+    return 1;
+}
+
 /* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
  * answering the client itself. */
 static int prepare(struct gate_req *req)
@@ -197,31 +211,32 @@ static int prepare(struct gate_req *req)
     const struct endpoint_info *info = endpoint_info(req->ep);
     size_t len = evbuffer_get_length(req->body);
     const char *raw = (const char *)evbuffer_pullup(req->body, -1);
-    json_error_t jerr;
     char msg[512];
     int modified = 0;
+    const char *end = NULL;
 
     if (len == 0) {
         req_fail(req, APIERR_BAD_REQUEST, "request body is empty; a JSON object is expected");
         return -1;
     }
-    req->json = json_loadb(raw, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (req->json == NULL) {
-        snprintf(msg, sizeof(msg), "request body is not valid JSON: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
+    req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    if (req->json == NULL || !only_space(end, raw + len)) {
+        const char *at = req->json ? end : cJSON_GetErrorPtr();
+        size_t off = at && at >= raw && at <= raw + len ? (size_t)(at - raw) : 0;
+        snprintf(msg, sizeof(msg), "request body is not valid JSON (at byte %zu)", off);
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
-    if (!json_is_object(req->json)) {
+    if (!cJSON_IsObject(req->json)) {
         req_fail(req, APIERR_BAD_REQUEST, "request body must be a JSON object");
         return -1;
     }
-    const json_t *model = json_object_get(req->json, "model");
-    if (!json_is_string(model) || json_string_length(model) == 0) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(req->json, "model");
+    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
         req_fail(req, APIERR_BAD_REQUEST, "request body has no 'model' string");
         return -1;
     }
-    req->model = json_string_value(model);
+    req->model = model->valuestring;
     const struct conf_model *m = conf_find_model(req->conf, req->model);
     if (m == NULL) {
         snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
@@ -237,28 +252,30 @@ static int prepare(struct gate_req *req)
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
-    req->stream = json_is_true(json_object_get(req->json, "stream"));
+    req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
 
     if (m->upstream_model != NULL) {
-        json_object_set_new(req->json, "model", json_string(m->upstream_model));
-        req->model = json_string_value(json_object_get(req->json, "model"));
+        cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model",
+                                               cJSON_CreateString(m->upstream_model));
+        req->model = cJSON_GetObjectItemCaseSensitive(req->json, "model")->valuestring;
         modified = 1;
     }
     if (req->ep == EP_CHAT && req->stream) {
-        json_t *so = json_object_get(req->json, "stream_options");
-        if (!json_is_true(json_object_get(so, "include_usage"))) {
-            if (!json_is_object(so)) {
-                so = json_object();
-                json_object_set_new(req->json, "stream_options", so);
+        cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
+            if (!cJSON_IsObject(so)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(req->json, "stream_options");
+                so = cJSON_AddObjectToObject(req->json, "stream_options");
             }
-            json_object_set_new(so, "include_usage", json_true());
+            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+            cJSON_AddTrueToObject(so, "include_usage");
             req->usage_injected = 1;
             modified = 1;
         }
     }
 
     if (modified) {
-        char *out = json_dumps(req->json, JSON_COMPACT);
+        char *out = cJSON_PrintUnformatted(req->json);
         if (out == NULL || build_upstream_request(req, out, strlen(out)) < 0) {
             free(out);
             req_fail(req, APIERR_INTERNAL, "out of memory");
@@ -411,10 +428,10 @@ static int on_event(void *arg, const struct sse_event *ev)
                           (strcmp(name + 9, "completed") == 0 ||
                            strcmp(name + 9, "incomplete") == 0 || strcmp(name + 9, "failed") == 0);
         if (interesting) {
-            json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
+            cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
             if (data != NULL) {
                 drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
-                json_decref(data);
+                cJSON_Delete(data);
             }
         }
     }
@@ -465,10 +482,10 @@ void proxy_upstream_done(struct gate_req *req)
     size_t len = evbuffer_get_length(req->up_body);
     const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
     if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
-        json_t *doc = json_loadb(body, len, 0, NULL);
+        cJSON *doc = cJSON_ParseWithLength(body, len);
         if (doc != NULL) {
             usage_from_body(req->ep, doc, &req->usage);
-            json_decref(doc);
+            cJSON_Delete(doc);
         }
     }
     write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);

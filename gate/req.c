@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <llhttp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,45 +97,69 @@ static void iso_time(double t, char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03dZ", (int)((t - (double)secs) * 1000));
 }
 
+static void add_string_or_null(cJSON *obj, const char *key, const char *v)
+{
+    if (v != NULL)
+        cJSON_AddStringToObject(obj, key, v);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
+
+/* Microseconds as milliseconds with three decimals. */
+static double ms3(int64_t us)
+{
+    return (double)us / 1000.0;
+}
+
 static void write_log(struct gate_req *req)
 {
     struct reqlog *rl = req->w->srv->reqlog;
     char when[40];
-    json_t *rec, *usage;
-    char *line;
+    cJSON *rec;
+    char line[4096];
 
     if (rl == NULL)
         return;
     iso_time(req->wall_start, when, sizeof(when));
-    if (req->usage.have)
-        usage = json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)req->usage.input,
-                          "output", (json_int_t)req->usage.output, "cached",
-                          (json_int_t)req->usage.cached, "cache_write",
-                          (json_int_t)req->usage.cache_write);
-    else
-        usage = json_null();
-    rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:b, s:I, s:I, s:f, s:f, s:o}",
-                    "time", when, "id", req->id, "client", req->peer, "method",
-                    req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL,
-                    "endpoint", req->path, "model", req->model, "provider",
-                    req->prov ? req->prov->name : NULL, "status", req->status, "stream",
-                    req->stream, "bytes_in", (json_int_t)req->bytes_in, "bytes_out",
-                    (json_int_t)req->bytes_out, "latency_ms",
-                    (double)(req->t_end - req->t_start) / 1000.0, "ttfb_ms",
-                    req->t_first_byte ? (double)(req->t_first_byte - req->t_start) / 1000.0 : -1.0,
-                    "usage", usage);
-    if (rec == NULL)
-        return;
-    if (req->up_status)
-        json_object_set_new(rec, "upstream_status", json_integer(req->up_status));
-    if (req->error)
-        json_object_set_new(rec, "error", json_string(req->error));
-    line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    if (line != NULL) {
-        reqlog_write(rl, line, strlen(line));
-        free(line);
+    rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "time", when);
+    cJSON_AddStringToObject(rec, "id", req->id);
+    cJSON_AddStringToObject(rec, "client", req->peer);
+    add_string_or_null(rec, "method",
+                       req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL);
+    add_string_or_null(rec, "endpoint", req->path);
+    add_string_or_null(rec, "model", req->model);
+    add_string_or_null(rec, "provider", req->prov ? req->prov->name : NULL);
+    cJSON_AddNumberToObject(rec, "status", req->status);
+    cJSON_AddBoolToObject(rec, "stream", req->stream);
+    cJSON_AddNumberToObject(rec, "bytes_in", (double)req->bytes_in);
+    cJSON_AddNumberToObject(rec, "bytes_out", (double)req->bytes_out);
+    cJSON_AddNumberToObject(rec, "latency_ms", ms3(req->t_end - req->t_start));
+    cJSON_AddNumberToObject(rec, "ttfb_ms",
+                            req->t_first_byte ? ms3(req->t_first_byte - req->t_start) : -1);
+    if (req->usage.have) {
+        cJSON *u = cJSON_AddObjectToObject(rec, "usage");
+        cJSON_AddNumberToObject(u, "input", (double)req->usage.input);
+        cJSON_AddNumberToObject(u, "output", (double)req->usage.output);
+        cJSON_AddNumberToObject(u, "cached", (double)req->usage.cached);
+        cJSON_AddNumberToObject(u, "cache_write", (double)req->usage.cache_write);
+    } else {
+        cJSON_AddNullToObject(rec, "usage");
     }
-    json_decref(rec);
+    if (req->up_status)
+        cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
+    if (req->error)
+        cJSON_AddStringToObject(rec, "error", req->error);
+    if (cJSON_PrintPreallocated(rec, line, (int)sizeof(line) - 5, 0)) {
+        reqlog_write(rl, line, strlen(line));
+    } else {
+        char *big = cJSON_PrintUnformatted(rec);
+        if (big != NULL) {
+            reqlog_write(rl, big, strlen(big));
+            free(big);
+        }
+    }
+    cJSON_Delete(rec);
 }
 
 void req_finish(struct gate_req *req)
@@ -155,7 +180,7 @@ void req_finish(struct gate_req *req)
     if (req->status > 0 && req->status < 600)
         atomic_fetch_add_explicit(&w->stats.by_status[req->status], 1, memory_order_relaxed);
 
-    json_decref(req->json);
+    cJSON_Delete(req->json);
     if (req->body)
         evbuffer_free(req->body);
     if (req->up_request)

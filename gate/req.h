@@ -8,7 +8,7 @@
 #ifndef TG_REQ_H
 #define TG_REQ_H
 
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,7 +59,7 @@ struct gate_req {
     char peer[64];
 
     /* what the gate read from the body */
-    json_t *json;
+    cJSON *json;
     const char *model;
     const struct conf_provider *prov;
     int stream;

@@ -9,7 +9,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -270,17 +270,22 @@ char *gate_server_status_json(struct gate_server *srv)
     struct timespec now;
     uint64_t requests = 0, opened = 0;
     int64_t open = 0;
-    json_t *by_status = json_object();
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *by_status;
     char code[8];
 
     clock_gettime(CLOCK_MONOTONIC, &now);
+    cJSON_AddStringToObject(doc, "version", TG_VERSION);
+    cJSON_AddNumberToObject(doc, "uptime_s", (double)(now.tv_sec - srv->started.tv_sec));
+    cJSON_AddNumberToObject(doc, "workers", srv->nworkers);
+    by_status = cJSON_CreateObject();
     for (int s = 100; s < 600; s++) {
         uint64_t n = 0;
         for (int i = 0; i < srv->nworkers; i++)
             n += atomic_load_explicit(&srv->workers[i].stats.by_status[s], memory_order_relaxed);
         if (n > 0) {
             snprintf(code, sizeof(code), "%d", s);
-            json_object_set_new(by_status, code, json_integer((json_int_t)n));
+            cJSON_AddNumberToObject(by_status, code, (double)n);
         }
     }
     for (int i = 0; i < srv->nworkers; i++) {
@@ -289,13 +294,12 @@ char *gate_server_status_json(struct gate_server *srv)
         opened += atomic_load_explicit(&srv->workers[i].stats.upstream_conns_opened,
                                        memory_order_relaxed);
     }
-    json_t *doc = json_pack(
-        "{s:s, s:I, s:i, s:I, s:I, s:o, s:I, s:I}", "version", TG_VERSION, "uptime_s",
-        (json_int_t)(now.tv_sec - srv->started.tv_sec), "workers", srv->nworkers,
-        "connections_open", (json_int_t)open, "requests_served", (json_int_t)requests,
-        "requests_by_status", by_status, "upstream_connections_opened", (json_int_t)opened,
-        "request_log_dropped", (json_int_t)reqlog_dropped(srv->reqlog));
-    char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    cJSON_AddNumberToObject(doc, "connections_open", (double)open);
+    cJSON_AddNumberToObject(doc, "requests_served", (double)requests);
+    cJSON_AddItemToObject(doc, "requests_by_status", by_status);
+    cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
+    cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
+    char *s = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
     return s;
 }

@@ -5,7 +5,7 @@
 #ifndef TG_USAGE_H
 #define TG_USAGE_H
 
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 #include "gate/endpoint.h"
@@ -19,13 +19,13 @@ struct usage {
 };
 
 /* Reads usage from a whole (non-stream) response body. Leaves u alone when it has none. */
-void usage_from_body(enum endpoint ep, const json_t *body, struct usage *u);
+void usage_from_body(enum endpoint ep, const cJSON *body, struct usage *u);
 
 /*
  * Reads usage from one stream event (its "event:" name and parsed data). Returns 1 when the
  * event is OpenAI's extra chat usage chunk (no choices, only usage), which the gate drops when
  * it asked for usage itself; 0 otherwise.
  */
-int usage_from_event(enum endpoint ep, const char *name, const json_t *data, struct usage *u);
+int usage_from_event(enum endpoint ep, const char *name, const cJSON *data, struct usage *u);
 
 #endif
