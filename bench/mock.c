@@ -10,12 +10,15 @@
  */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -492,6 +495,7 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     struct stream *s = arg;
     struct bufferevent *bev;
     size_t left;
+    int unacked;
 
     switch (s->mode) {
     case SM_SLOW:
@@ -503,9 +507,12 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
             stream_arm(s, MOCK_SLOW_MS);
         break;
     case SM_RESET_WAIT:
-        /* let what was sent reach the kernel: a linger-0 close discards unsent data */
+        /* the reset discards unsent data: wait until what was sent is acked */
         bev = evhttp_connection_get_bufferevent(s->evcon);
-        if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0 && s->tries++ < 100) {
+        if (bev &&
+            (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+             ioctl(bufferevent_getfd(bev), SIOCOUTQ, &unacked) < 0 || unacked > 0) &&
+            s->tries++ < 100) {
             stream_arm(s, 10);
             return;
         }
@@ -541,8 +548,10 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
 {
     struct stream *s = calloc(1, sizeof(*s));
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    struct bufferevent *bev;
     size_t i, paced = 0, seen = 0;
     char num[24];
+    int one = 1;
 
     if (s)
         s->timer = evtimer_new(m->base, stream_tick, s);
@@ -558,6 +567,9 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     s->p = *p;
     s->mode = mode;
     evhttp_connection_set_closecb(s->evcon, stream_closed, s);
+    bev = evhttp_connection_get_bufferevent(s->evcon);
+    if (bev) /* send each event when it is made, not when Nagle allows */
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (mode == SM_HANG)
         return;
     if (ctype) {

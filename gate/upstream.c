@@ -2,8 +2,12 @@
  * upstream: provider connections and their pools. See upstream.h.
  *
  * A connection is CONNECTING, BUSY (one exchange) or IDLE (in its pool). Every failure of an
- * exchange goes through uc_fail(), which either retries once on a fresh connection (a reused
- * keep-alive connection that closed before answering anything) or tells the proxy.
+ * exchange goes through uc_fail(), which either retries once on a fresh connection or tells
+ * the proxy. A request is sent again only when it provably never reached the provider whole:
+ * a reused connection failed before the request had left the gate. An idle connection is
+ * checked (a non-blocking peek) before it is reused, so a provider that closed it is found
+ * out before anything is sent; a request fully sent is never repeated, since the provider
+ * may be working on it and a repeat would be paid twice.
  * A connection is never freed while llhttp is running on it: it is marked dead and freed
  * when the parser returns.
  */
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "gate/arena.h"
 #include "gate/proxy.h"
@@ -67,6 +72,7 @@ struct upstream_conn {
     int nhdrs, hcap;
     const char *reject;           /* set by a parser callback */
 
+    unsigned sent : 1;            /* the whole request has left the gate */
     unsigned in_parse : 1;
     unsigned dead : 1;
     unsigned done : 1;
@@ -131,17 +137,14 @@ static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
     struct gate_req *req = uc->req;
     int reused = uc->exchanges > 0;
     size_t got = uc->got;
+    int sent = uc->sent;
 
     uc->req = NULL;
     uc_close(uc);
     if (req == NULL)
         return;
     req->uc = NULL;
-    /*
-     * A keep-alive connection the provider closed while it sat idle fails before any byte of
-     * the answer: the provider never saw the request, so sending it again cannot double it.
-     */
-    if (reused && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
+    if (reused && !sent && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
         char err[256];
         struct upstream_conn *fresh = uc_new(uc->pool, err, sizeof(err));
         req->retried = 1;
@@ -357,6 +360,25 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
 
 static void uc_write_cb(struct bufferevent *bev, void *arg)
 {
+    struct upstream_conn *uc = arg;
+
+    if (uc->state == UC_BUSY && uc->req != NULL &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        uc->sent = 1;
+}
+
+/* Whether an idle connection is still open and quiet: the provider may have closed it. */
+static int uc_alive(struct upstream_conn *uc)
+{
+    evutil_socket_t fd = bufferevent_getfd(uc->bev);
+    char b;
+
+    if (fd < 0)
+        return 0;
+    if (evbuffer_get_length(bufferevent_get_input(uc->bev)) > 0)
+        return 0;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* Describes why a connection failed, for the client's error message and the log. */
@@ -551,6 +573,7 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     uc->req = req;
     req->uc = uc;
     uc->got = 0;
+    uc->sent = 0;
     uc->done = 0;
     uc->nhdrs = uc->hcap = 0;
     uc->hdrs = NULL;
@@ -565,9 +588,11 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
 
 void upstream_send(struct upstream_pool *pool, struct gate_req *req)
 {
-    struct upstream_conn *uc = TAILQ_FIRST(&pool->idle);
+    struct upstream_conn *uc;
     char err[256];
 
+    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
+        uc_free(uc);
     if (uc == NULL) {
         uc = uc_new(pool, err, sizeof(err));
         if (uc == NULL) {
