@@ -553,6 +553,8 @@ void conn_request_done(struct gate_conn *c)
 {
     c->req = NULL;
     c->reject_msg = NULL;
+    if (c->w->draining)
+        c->close_after = 1;
     if (c->close_after) {
         c->state = CONN_CLOSING;
         bufferevent_disable(c->bev, EV_READ);
@@ -564,6 +566,23 @@ void conn_request_done(struct gate_conn *c)
     llhttp_resume(&c->parser);
     arm_timer(c, TIMER_IDLE);
     schedule_kick(c);
+}
+
+int conn_drain(struct gate_worker *w)
+{
+    int open = 0;
+
+    for (struct gate_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            conn_free(c);
+            continue;
+        }
+        if (c->state != CONN_BUSY)
+            c->close_after = 1;
+        open++;
+    }
+    return open;
 }
 
 void conn_close_all(struct gate_worker *w)

@@ -21,6 +21,12 @@ struct sockaddr;
 /* Takes ownership of an accepted socket. Closes it on failure. */
 void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 
+/*
+ * Starts a worker's graceful stop: idle connections close now, busy ones after their
+ * current response. Returns the number of connections still open.
+ */
+int conn_drain(struct gate_worker *w);
+
 /* Closes every connection of a worker whose loop has stopped (shutdown). */
 void conn_close_all(struct gate_worker *w);
 

@@ -86,6 +86,25 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Runs in the worker: stops accepting, then polls until its connections are gone or the
+ * grace period is over. */
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gate_worker *w = arg;
+    struct timeval tick = {0, 50 * 1000};
+
+    if (!w->draining) {
+        w->draining = 1;
+        w->drain_deadline = gate_now_us() + (int64_t)GATE_DRAIN_MS * 1000;
+        evconnlistener_disable(w->listener);
+    }
+    if (conn_drain(w) == 0 || gate_now_us() >= w->drain_deadline) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    evtimer_add(w->drain_timer, &tick);
+}
+
 static void *worker_main(void *arg)
 {
     struct gate_worker *w = arg;
@@ -156,6 +175,8 @@ static void server_free(struct gate_server *srv)
             evconnlistener_free(w->listener);
         if (w->dns != NULL)
             evdns_base_free(w->dns, 0);
+        if (w->drain_timer != NULL)
+            event_free(w->drain_timer);
         event_base_free(w->base);
     }
     free(srv->workers);
@@ -219,6 +240,7 @@ int gate_server_run(struct conf *conf)
             goto fail;
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
+        w->drain_timer = evtimer_new(w->base, drain_cb, w);
     }
 
     for (int p = 0; p < conf->nproviders; p++) {
@@ -248,11 +270,17 @@ int gate_server_run(struct conf *conf)
                 conf->listen_host, strchr(conf->listen_host, ':') ? "]" : "", srv.port,
                 srv.nworkers, srv.nworkers == 1 ? "" : "s");
         sigwait(&sigs, &sig);
-        fprintf(stderr, "tokengate: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        fprintf(stderr,
+                "tokengate: %s received, finishing requests under way (at most %d ms)\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", GATE_DRAIN_MS);
         rc = 0;
+        /* event_active is safe from another thread once evthread_use_pthreads() ran */
+        for (int i = 0; i < started; i++)
+            event_active(srv.workers[i].drain_timer, EV_TIMEOUT, 0);
+    } else {
+        for (int i = 0; i < started; i++)
+            event_base_loopexit(srv.workers[i].base, NULL);
     }
-    for (int i = 0; i < started; i++)
-        event_base_loopexit(srv.workers[i].base, NULL);
     for (int i = 0; i < started; i++)
         pthread_join(srv.workers[i].thread, NULL);
     if (rc == 0) {

@@ -38,6 +38,9 @@ struct gate_worker {
     struct gate_stats stats;
     struct gate_conn *conns;      /* every open client connection, for shutdown */
     uint64_t rng;                 /* request ids; this thread only */
+    int draining;                 /* stopping: no new connections or requests */
+    int64_t drain_deadline;       /* us, monotonic */
+    struct event *drain_timer;
     pthread_t thread;
 };
 
@@ -58,6 +61,9 @@ struct gate_server {
  * stderr) when it could not start. Takes a reference on conf.
  */
 int gate_server_run(struct conf *conf);
+
+/* How long a stopping gate lets requests under way finish. */
+#define GATE_DRAIN_MS 10000
 
 /* Writes the /status JSON document into a malloc'd string. */
 char *gate_server_status_json(struct gate_server *srv);
