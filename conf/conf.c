@@ -133,10 +133,14 @@ int64_t conf_parse_duration_ms(const char *s)
     char *end;
     double v;
 
-    if (s == NULL || !(isdigit((unsigned char)*s) || *s == '.'))
+    size_t digits = strspn(s ? s : "", "0123456789.");
+
+    if (s == NULL || digits == 0 || strchr(s, '.') != strrchr(s, '.'))
         return -1;
     errno = 0;
     v = strtod(s, &end);
+    if (end != s + digits)
+        return -1;
     if (errno != 0 || end == s)
         return -1;
     if (*end == '\0' || strcmp(end, "s") == 0)
@@ -524,6 +528,8 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     if (want_mapping(l, models, "models") < 0)
         return -1;
     c->nmodels = (int)(models->data.mapping.pairs.top - models->data.mapping.pairs.start);
+    if (c->nmodels == 0)
+        return fail(l, models, "no 'models' are configured");
     c->models = calloc((size_t)c->nmodels > 0 ? (size_t)c->nmodels : 1, sizeof(*c->models));
     i = 0;
     FOR_PAIRS(l, models, pair) {

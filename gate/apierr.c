@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gate/utf8.h"
+
 static const struct {
     int status;
     const char *openai_type;
@@ -52,28 +54,45 @@ static cJSON *error_json(enum conf_format fmt, enum apierr kind, const char *mes
 size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                    size_t cap)
 {
-    cJSON *j = error_json(fmt, kind, message);
+    char clean[1024];
+    cJSON *j;
     size_t n = 0;
 
-    if (j != NULL && cJSON_PrintPreallocated(j, buf, (int)cap - 5, 0))
+    if (cap == 0)
+        return 0;
+    /* client text (a model name, a path) may be cut mid-character or be no UTF-8 at all */
+    j = error_json(fmt, kind, utf8_clean(message, clean, sizeof(clean)));
+    if (j != NULL && cap > 5 && cJSON_PrintPreallocated(j, buf, (int)cap - 5, 0))
         n = strlen(buf);
     cJSON_Delete(j);
-    if (n == 0 || n >= cap) {
-        /* the message was too long for buf: say so without it */
-        n = (size_t)snprintf(buf, cap, "{\"error\":{\"message\":\"error\",\"type\":\"%s\"}}",
-                             kinds[kind].openai_type);
-        return n < cap ? n : cap - 1;
+    if (n > 0 && n < cap)
+        return n;
+    /* the message did not fit: the same shape, without it */
+    if (fmt == CONF_FMT_ANTHROPIC)
+        n = (size_t)snprintf(buf, cap,
+                             "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
+                             kinds[kind].anthropic_type, http_reason(kinds[kind].status));
+    else
+        n = (size_t)snprintf(buf, cap,
+                             "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,"
+                             "\"code\":\"%s\"}}",
+                             http_reason(kinds[kind].status), kinds[kind].openai_type,
+                             kinds[kind].openai_code);
+    if (n >= cap) {
+        buf[0] = '\0';
+        return 0;
     }
-    buf[n] = '\0';
     return n;
 }
 
 size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                            size_t cap)
 {
-    char body[1024];
+    char body[1536];
     int n;
 
+    if (cap == 0)
+        return 0;
     apierr_body(fmt, kind, message, body, sizeof(body));
     if (fmt == CONF_FMT_ANTHROPIC)
         n = snprintf(buf, cap, "event: error\ndata: %s\n\n", body);

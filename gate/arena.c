@@ -36,6 +36,8 @@ void *arena_alloc(struct arena *a, size_t n)
 {
     struct arena_block *b = a->head;
 
+    if (n > SIZE_MAX / 2)
+        return NULL;
     n = (n + 15) & ~(size_t)15;
     if (b == NULL || b->cap - b->used < n) {
         size_t cap = n > ARENA_BLOCK / 2 ? n : ARENA_BLOCK - sizeof(*b);

@@ -15,6 +15,7 @@
 #include "gate/reqlog.h"
 #include "gate/server.h"
 #include "gate/upstream.h"
+#include "gate/utf8.h"
 
 const struct http_header *req_header(const struct gate_req *req, const char *name)
 {
@@ -97,10 +98,13 @@ static void iso_time(double t, char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03dZ", (int)((t - (double)secs) * 1000));
 }
 
+/* Adds client-supplied text, made valid UTF-8, or null. */
 static void add_string_or_null(cJSON *obj, const char *key, const char *v)
 {
+    char clean[1024];
+
     if (v != NULL)
-        cJSON_AddStringToObject(obj, key, v);
+        cJSON_AddStringToObject(obj, key, utf8_clean(v, clean, sizeof(clean)));
     else
         cJSON_AddNullToObject(obj, key);
 }
@@ -149,7 +153,7 @@ static void write_log(struct gate_req *req)
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)
-        cJSON_AddStringToObject(rec, "error", req->error);
+        add_string_or_null(rec, "error", req->error);
     if (cJSON_PrintPreallocated(rec, line, (int)sizeof(line) - 5, 0)) {
         reqlog_write(rl, line, strlen(line));
     } else {

@@ -97,6 +97,8 @@ int sse_feed(struct sse_parser *p, const char *in, size_t len, sse_event_cb cb, 
         size_t line_off = p->pos;
         p->pos += line_len + eol_len;
 
+        if (p->pos - p->ev_start > p->max)
+            return -1; /* one event larger than the cap, whatever the pieces it came in */
         if (line_len > 0) {
             if (field(p, line_off, line_len) < 0)
                 return -1;

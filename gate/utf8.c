@@ -1,0 +1,68 @@
+#include "gate/utf8.h"
+
+#include <string.h>
+
+/* Length of the well-formed sequence at s (at most n bytes), or 0 when it is ill-formed. */
+static size_t seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+            return 0; /* overlong, or a surrogate */
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+            return 0; /* overlong, or past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+int utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (n > 0) {
+        size_t k = seq_len(p, n);
+        if (k == 0)
+            return 0;
+        p += k;
+        n -= k;
+    }
+    return 1;
+}
+
+char *utf8_clean(const char *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), o = 0;
+
+    while (n > 0) {
+        size_t k = seq_len(p, n);
+        const char *src = (const char *)p;
+        size_t w = k;
+        if (k == 0) {
+            src = "\xef\xbf\xbd";
+            w = 3;
+            k = 1;
+        }
+        if (o + w + 1 > cap)
+            break;
+        memcpy(out + o, src, w);
+        o += w;
+        p += k;
+        n -= k;
+    }
+    out[o] = '\0';
+    return out;
+}
