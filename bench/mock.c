@@ -147,7 +147,7 @@ enum smode {
     SM_SLOW,       /* drip MOCK_SLOW_BYTES every MOCK_SLOW_MS */
     SM_RESET,      /* send pieces up to stop_at, then reset the connection */
     SM_RESET_WAIT, /* waiting for the sent pieces to leave our buffers */
-    SM_HANG,       /* never reply; wait for the peer to go */
+    SM_HANG,       /* never reply; free all when the peer closes */
 };
 
 /* A reply in progress, owned by the timer/close callbacks until it ends. */
@@ -155,7 +155,7 @@ struct stream {
     struct mock *m;
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
-    struct event *timer;
+    struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
     struct pieces p;
     size_t next;    /* next piece to send */
     size_t stop_at; /* SM_RESET: pieces sent before the reset */
@@ -206,6 +206,19 @@ static int dump_cb(const char *buf, size_t size, void *data)
     return evbuffer_add(data, buf, size);
 }
 
+/* Appends j as compact JSON to out. Returns 0, or -1 (out may then hold part of it). */
+static int json_add(struct evbuffer *out, json_t *j)
+{
+    char buf[4096]; /* most replies fit: one copy instead of many small appends */
+    size_t n = j ? json_dumpb(j, buf, sizeof(buf), JSON_COMPACT) : 0;
+
+    if (n == 0)
+        return -1;
+    if (n <= sizeof(buf))
+        return evbuffer_add(out, buf, n);
+    return json_dump_callback(j, dump_cb, out, JSON_COMPACT);
+}
+
 /* Builds a JSON string from len bytes, replacing bytes that are not UTF-8 by '?'. */
 static json_t *json_lossy(const char *s, size_t len)
 {
@@ -228,7 +241,7 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    if (!body || json_dump_callback(body, dump_cb, out, JSON_COMPACT) < 0) {
+    if (json_add(out, body) < 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
         evbuffer_add_printf(out, "{\"error\":{\"message\":\"mock out of memory\"}}");
         code = 500;
@@ -375,7 +388,7 @@ static void piece_add(struct pieces *p, const char *name, json_t *data, const ch
         evbuffer_add_printf(p->buf, "event: %s\n", name);
     if (data) {
         evbuffer_add(p->buf, "data: ", 6);
-        json_dump_callback(data, dump_cb, p->buf, JSON_COMPACT);
+        json_add(p->buf, data);
         evbuffer_add(p->buf, "\n\n", 2);
         json_decref(data);
     } else {
@@ -409,8 +422,8 @@ static void piece_typed(struct pieces *p, const char *type, int seq, json_t *res
 
 static void stream_free(struct stream *s)
 {
-    if (s->timer)
-        event_free(s->timer);
+    if (s->ev)
+        event_free(s->ev);
     pieces_free(&s->p);
     free(s);
 }
@@ -419,7 +432,7 @@ static void stream_arm(struct stream *s, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
-    evtimer_add(s->timer, &tv);
+    evtimer_add(s->ev, &tv);
 }
 
 /* Sends the next len bytes of the pieces as one body chunk. */
@@ -446,12 +459,13 @@ static void stream_finish(struct stream *s)
 }
 
 /*
- * Resets the connection (the peer sees a TCP RST) and frees it with s.
- * SO_LINGER {1,0} alone is not enough: evhttp_connection_free() calls
- * shutdown(SHUT_WR) before close(), which sends a FIN first. Connecting the
- * socket to AF_UNSPEC makes Linux abort the connection with an RST at once.
+ * Frees s and its connection with the unfinished request. With rst the peer
+ * sees a TCP RST: SO_LINGER {1,0} alone is not enough, as
+ * evhttp_connection_free() calls shutdown(SHUT_WR) before close() and so
+ * sends a FIN first; connecting the socket to AF_UNSPEC makes Linux abort the
+ * connection with an RST at once.
  */
-static void stream_reset(struct stream *s)
+static void stream_drop(struct stream *s, int rst)
 {
     struct evhttp_connection *evcon = s->evcon;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
@@ -461,11 +475,11 @@ static void stream_reset(struct stream *s)
 
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     stream_free(s);
-    if (fd >= 0) {
+    if (rst && fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         connect(fd, &sa, sizeof(sa));
     }
-    evhttp_connection_free(evcon); /* frees the unfinished request too */
+    evhttp_connection_free(evcon);
 }
 
 /* Sends pieces until a pause, the reset point or the end (which frees s). */
@@ -516,7 +530,10 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
             stream_arm(s, 10);
             return;
         }
-        stream_reset(s);
+        stream_drop(s, 1);
+        break;
+    case SM_HANG: /* the peer closed */
+        stream_drop(s, 0);
         break;
     default:
         stream_pump(s);
@@ -548,14 +565,17 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
 {
     struct stream *s = calloc(1, sizeof(*s));
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    struct bufferevent *bev;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     size_t i, paced = 0, seen = 0;
     char num[24];
     int one = 1;
 
+    /* evhttp does not read, so does not see the peer go, until we reply */
     if (s)
-        s->timer = evtimer_new(m->base, stream_tick, s);
-    if (!s || !s->timer) {
+        s->ev = mode == SM_HANG ? event_new(m->base, fd, EV_CLOSED, stream_tick, s)
+                                : evtimer_new(m->base, stream_tick, s);
+    if (!s || !s->ev) {
         free(s);
         pieces_free(p);
         reply_error(req, 0, 500, "mock out of memory");
@@ -567,11 +587,12 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     s->p = *p;
     s->mode = mode;
     evhttp_connection_set_closecb(s->evcon, stream_closed, s);
-    bev = evhttp_connection_get_bufferevent(s->evcon);
-    if (bev) /* send each event when it is made, not when Nagle allows */
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (mode == SM_HANG)
+    if (mode == SM_HANG) {
+        event_add(s->ev, NULL);
         return;
+    }
+    /* send each event when it is made, not when Nagle allows */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (ctype) {
         evhttp_add_header(oh, "Content-Type", ctype);
         if (clen >= 0) {

@@ -236,7 +236,7 @@ START_TEST(message_escaped)
 END_TEST
 
 /*
- * BUG: gate/apierr.c apierr_body copies the message's bytes as they are (cJSON does not check
+ * Regression test for a fixed bug: gate/apierr.c apierr_body copies the message's bytes as they are (cJSON does not check
  * UTF-8), so a message holding invalid UTF-8 gives a body that is not valid JSON text (RFC 8259
  * requires UTF-8). Such messages occur: proxy.c cuts the client's model name with '%.200s', which
  * can split a multi-byte character, and the path of an unknown URL comes from the client.
@@ -333,7 +333,7 @@ START_TEST(too_long_openai)
 END_TEST
 
 /*
- * BUG: gate/apierr.c apierr_body, when the message does not fit, writes the OpenAI-shaped
+ * Regression test for a fixed bug: gate/apierr.c apierr_body, when the message does not fit, writes the OpenAI-shaped
  * fallback {"error":{"message":"error","type":"<openai type>"}} whatever the format. Input:
  * apierr_body(CONF_FMT_ANTHROPIC, APIERR_BAD_REQUEST, 5000 x "x", buf, 512), and likewise
  * apierr_stream_event with a 2000-byte message (its body buffer is 1 KiB). Expected

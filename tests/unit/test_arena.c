@@ -144,7 +144,7 @@ START_TEST(zero_size)
 END_TEST
 
 /*
- * BUG: gate/arena.c arena_alloc rounds n up with (n + 15) & ~15, which wraps for n near
+ * Regression test for a fixed bug: gate/arena.c arena_alloc rounds n up with (n + 15) & ~15, which wraps for n near
  * SIZE_MAX: arena_alloc(a, SIZE_MAX) returns a non-NULL pointer to 0 usable bytes where NULL is
  * expected ("Returns n bytes ... or NULL when out of memory"). For n = SIZE_MAX - 31 the header
  * size added to the block size wraps too, so a tiny block is malloc'd and then memset with n

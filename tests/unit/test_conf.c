@@ -570,7 +570,7 @@ START_TEST(err_no_models)
 END_TEST
 
 /*
- * BUG: conf/conf.c load_root: "models: {}" loads with nmodels == 0, while a missing "models"
+ * Regression test for a fixed bug: conf/conf.c load_root: "models: {}" loads with nmodels == 0, while a missing "models"
  * key fails with "no 'models' are configured" and "providers: {}" fails likewise. A gate with
  * no models answers every request with model_not_found.
  */
@@ -625,7 +625,7 @@ START_TEST(parse_duration_malformed)
 END_TEST
 
 /*
- * BUG: conf/conf.c conf_parse_duration_ms reads the number with strtod, so hexadecimal and
+ * Regression test for a fixed bug: conf/conf.c conf_parse_duration_ms reads the number with strtod, so hexadecimal and
  * exponent forms pass: "0x10s" is 16000 ms and "1e3" is 1000000 ms, where -1 is expected
  * (the contract lists "10s", "250ms", "2m", "1h" or a bare number). Minor.
  */

@@ -371,7 +371,7 @@ START_TEST(cap_exceeded_across_feeds)
 END_TEST
 
 /*
- * BUG: gate/sse.c sse_feed checks the cap only on the unfinished tail left after the loop, so an
+ * Regression test for a fixed bug: gate/sse.c sse_feed checks the cap only on the unfinished tail left after the loop, so an
  * event larger than the cap that arrives whole in one feed is delivered and 0 is returned.
  * Input: sse_init(&p, 64), then one feed of "data: " + 200 x "x" + "\n\n". Expected -1 and no
  * callback (as when the same bytes come in smaller pieces); got 0 and one 208-byte event.
