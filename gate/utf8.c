@@ -28,6 +28,38 @@ static size_t seq_len(const unsigned char *s, size_t n)
     return 0;
 }
 
+/*
+ * Length of the ill-formed bytes at s to replace by one U+FFFD: the maximal subpart of a
+ * well-formed sequence (Unicode 15, 3.9, "U+FFFD Substitution of Maximal Subparts"), at least 1.
+ */
+static size_t bad_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t need = c >= 0xc2 && c <= 0xdf   ? 2
+                  : c >= 0xe0 && c <= 0xef ? 3
+                  : c >= 0xf0 && c <= 0xf4 ? 4
+                                           : 1;
+    size_t i = 1;
+
+    while (i < need && i < n) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (i == 1) {
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+            else if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        }
+        if (s[i] < lo || s[i] > hi)
+            break;
+        i++;
+    }
+    return i;
+}
+
 int utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -54,7 +86,7 @@ char *utf8_clean(const char *s, char *out, size_t cap)
         if (k == 0) {
             src = "\xef\xbf\xbd";
             w = 3;
-            k = 1;
+            k = bad_len(p, n);
         }
         if (o + w + 1 > cap)
             break;

@@ -12,7 +12,8 @@ int utf8_valid(const char *s, size_t n);
 
 /*
  * Copies the NUL-terminated string s into out (capacity cap > 0), replacing each ill-formed
- * sequence by U+FFFD and cutting only at character boundaries. Returns out.
+ * sequence (its maximal subpart, as Unicode recommends and as Python and Rust decode) by one
+ * U+FFFD, and cutting only at character boundaries. Returns out.
  */
 char *utf8_clean(const char *s, char *out, size_t cap);
 

@@ -1,0 +1,917 @@
+// Shared helpers for the integration tests: they run the real binaries (the gate and the mock
+// provider) on ephemeral ports, talk to them over plain sockets, HTTP or the official SDKs, and
+// read the gate's request log.
+//
+// Every process a test file starts is registered here and stopped by cleanup(), which each file
+// calls from an after() hook: cleanup also checks that the gate exits 0 on SIGTERM and that no
+// sanitizer wrote to its stderr. Use test() from this module instead of node:test's: it adds the
+// gate's stderr to a failing test's output and fails a test after which the gate's stderr holds
+// sanitizer output.
+
+import { test as nodeTest } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
+import http from 'node:http';
+import https from 'node:https';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '..', '..');
+export const BUILD = path.resolve(process.env.TG_BUILD || path.join(REPO, 'build'));
+export const GATE_BIN = path.join(BUILD, 'gate', 'tokengate');
+export const MOCK_BIN = path.join(BUILD, 'bench', 'tokengate-mock');
+
+for (const bin of [GATE_BIN, MOCK_BIN]) {
+  if (!fs.existsSync(bin))
+    throw new Error(`${bin} does not exist: build first (ninja -C ${BUILD}) or set TG_BUILD`);
+}
+
+/** True when the binaries carry AddressSanitizer, which makes everything a few times slower. */
+export const SANITIZED = (() => {
+  const fd = fs.openSync(GATE_BIN, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, 64 * 1024 * 1024));
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    return buf.includes('__asan_init');
+  } finally {
+    fs.closeSync(fd);
+  }
+})();
+
+/** Scales a time bound for the build in use. */
+export const SLOW = SANITIZED ? 3 : 1;
+export function ms(n) {
+  return Math.round(n * SLOW);
+}
+
+export const sleep = (n) => new Promise((r) => setTimeout(r, n));
+
+const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|ThreadSanitizer/;
+const OUTPUT_CAP = 4 * 1024 * 1024;
+
+// ---- temporary files -------------------------------------------------------------------------
+
+const tempDirs = [];
+
+/** A fresh temporary directory, removed by cleanup() (kept when TG_KEEP_TMP is set). */
+export function tempDir(prefix = 'tg-it-') {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+const live = new Set();
+
+process.on('exit', () => {
+  for (const p of live) {
+    try {
+      p.child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/**
+ * A child process with its output collected. ready() waits for a pattern on one of its streams.
+ */
+class Proc {
+  constructor(name, bin, args, env) {
+    this.name = name;
+    this.bin = bin;
+    this.args = args;
+    this.stdout = '';
+    this.stderr = '';
+    this.exited = null; // {code, signal} once it has exited
+    this.child = spawn(bin, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.pid = this.child.pid;
+    this.waiters = new Set();
+    const add = (which) => (chunk) => {
+      if (this[which].length < OUTPUT_CAP) this[which] += chunk.toString('utf8');
+      this.notify();
+    };
+    this.child.stdout.on('data', add('stdout'));
+    this.child.stderr.on('data', add('stderr'));
+    this.exitPromise = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exited = { code, signal };
+        live.delete(this);
+        this.notify();
+        resolve(this.exited);
+      });
+    });
+    this.child.on('error', (err) => {
+      this.stderr += `\n[spawn error: ${err.message}]`;
+      this.exited = this.exited || { code: null, signal: null, error: err };
+      live.delete(this);
+      this.notify();
+    });
+    live.add(this);
+  }
+
+  notify() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  describe() {
+    return `${this.name} (pid ${this.pid}: ${path.basename(this.bin)} ${this.args.join(' ')})`;
+  }
+
+  /** The last n characters of stderr, for error messages. */
+  tail(n = 4000) {
+    return this.stderr.length > n ? '...' + this.stderr.slice(-n) : this.stderr;
+  }
+
+  /** Waits until stream ('stdout' or 'stderr') matches re; returns the match. */
+  waitFor(stream, re, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this[stream].match(re);
+        if (m) {
+          done();
+          resolve(m);
+        } else if (this.exited) {
+          done();
+          reject(
+            new Error(
+              `${this.describe()} exited (${JSON.stringify(this.exited)}) before ${what}\n` +
+                `--- stdout ---\n${this.stdout}\n--- stderr ---\n${this.tail()}`,
+            ),
+          );
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new Error(
+            `${this.describe()}: no ${what} within ${timeoutMs} ms\n` +
+              `--- stdout ---\n${this.stdout}\n--- stderr ---\n${this.tail()}`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Waits for the exit; returns {code, signal}, or null after timeoutMs. */
+  async waitExit(timeoutMs) {
+    if (this.exited) return this.exited;
+    let timer;
+    const t = new Promise((r) => (timer = setTimeout(() => r(null), timeoutMs)));
+    const r = await Promise.race([this.exitPromise, t]);
+    clearTimeout(timer);
+    return r;
+  }
+
+  /** SIGTERM, then SIGKILL after timeoutMs. Returns {code, signal, killed}. */
+  async stop(timeoutMs = ms(10000)) {
+    if (!this.exited) this.child.kill('SIGTERM');
+    let r = await this.waitExit(timeoutMs);
+    if (r) return { ...r, killed: false };
+    this.child.kill('SIGKILL');
+    r = await this.waitExit(5000);
+    return { ...(r || {}), killed: true };
+  }
+
+  sanitizerReport() {
+    const m = this.stderr.match(SANITIZER_RE);
+    if (!m) return null;
+    return this.stderr.slice(Math.max(0, m.index - 200), m.index + 6000);
+  }
+}
+
+const gates = new Set();
+const mocks = new Set();
+
+/**
+ * Starts the mock provider on an ephemeral port. opts: tokens, delayMs, tlsCert, tlsKey, args.
+ * Returns a Mock with port, url (http[s]://127.0.0.1:PORT) and the hook helpers.
+ */
+export async function startMock(opts = {}) {
+  const args = ['--listen', '127.0.0.1:0'];
+  if (opts.tokens !== undefined) args.push('--tokens', String(opts.tokens));
+  if (opts.delayMs !== undefined) args.push('--delay-ms', String(opts.delayMs));
+  if (opts.tlsCert) args.push('--tls-cert', opts.tlsCert, '--tls-key', opts.tlsKey);
+  if (opts.args) args.push(...opts.args);
+  const p = new Proc('mock', MOCK_BIN, args, opts.env || {});
+  mocks.add(p);
+  const m = await p.waitFor('stdout', /listening on 127\.0\.0\.1:(\d+)/, ms(10000), 'port');
+  return new Mock(p, Number(m[1]), opts.tlsCert ? 'https' : 'http', opts.ca);
+}
+
+class Mock {
+  constructor(proc, port, scheme, ca) {
+    this.proc = proc;
+    this.port = port;
+    this.scheme = scheme;
+    this.ca = ca;
+    this.url = `${scheme}://127.0.0.1:${port}`;
+  }
+
+  async hook(method, p) {
+    const r = await httpRequest(this.port, p, {
+      method,
+      tls: this.scheme === 'https',
+      ca: this.ca,
+      timeoutMs: ms(10000),
+    });
+    if (r.status !== 200)
+      throw new Error(`mock ${method} ${p}: ${r.status} ${r.text}\n${this.proc.tail()}`);
+    return r.json;
+  }
+
+  /** {requests, by_path} */
+  stats() {
+    return this.hook('GET', '/_mock/stats');
+  }
+
+  /** {method, path, headers (lowercase names), body (raw string)} of the last request. */
+  last() {
+    return this.hook('GET', '/_mock/last');
+  }
+
+  reset() {
+    return this.hook('POST', '/_mock/reset');
+  }
+
+  /** Sends a request straight to the mock (not through the gate). */
+  direct(p, opts = {}) {
+    return httpRequest(this.port, p, { tls: this.scheme === 'https', ca: this.ca, ...opts });
+  }
+
+  stop() {
+    return this.proc.stop();
+  }
+}
+
+/** Quotes a YAML scalar (a JSON string is a valid YAML double-quoted scalar). */
+function y(v) {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+/**
+ * Renders a gate config. opts: requestLog, workers, limits {}, timeouts {}, upstream {},
+ * tls {cert, key}, providers {name: {base_url, format, api_key_env}},
+ * models {name: provider | {provider, upstream_model}}, extra (raw YAML appended).
+ */
+export function gateConfig(opts) {
+  const lines = [`listen: 127.0.0.1:0`, `workers: ${opts.workers ?? 1}`];
+  if (opts.requestLog) lines.push(`request_log: ${y(opts.requestLog)}`);
+  const section = (name, obj) => {
+    const keys = Object.keys(obj || {}).filter((k) => obj[k] !== undefined);
+    if (keys.length === 0) return;
+    lines.push(`${name}:`);
+    for (const k of keys) lines.push(`  ${k}: ${y(obj[k])}`);
+  };
+  section('limits', opts.limits);
+  section('timeouts', opts.timeouts);
+  section('upstream', opts.upstream);
+  section('tls', opts.tls);
+  lines.push('providers:');
+  for (const [name, p] of Object.entries(opts.providers)) {
+    lines.push(`  ${y(name)}:`);
+    for (const [k, v] of Object.entries(p)) if (v !== undefined) lines.push(`    ${k}: ${y(v)}`);
+  }
+  lines.push('models:');
+  for (const [name, m] of Object.entries(opts.models)) {
+    if (typeof m === 'string') {
+      lines.push(`  ${y(name)}: ${y(m)}`);
+    } else {
+      lines.push(`  ${y(name)}:`);
+      for (const [k, v] of Object.entries(m)) lines.push(`    ${k}: ${y(v)}`);
+    }
+  }
+  if (opts.extra) lines.push(opts.extra);
+  return lines.join('\n') + '\n';
+}
+
+/** The providers and models most tests use, all pointing at one mock. */
+export function mockProviders(mockUrl) {
+  return {
+    providers: {
+      'mock-openai': { base_url: `${mockUrl}/v1`, format: 'openai' },
+      'mock-anthropic': { base_url: `${mockUrl}/v1`, format: 'anthropic' },
+    },
+    models: {
+      'gpt-4o-mini': 'mock-openai',
+      'text-embedding-3-small': 'mock-openai',
+      'claude-haiku-4-5': 'mock-anthropic',
+      'gpt-4.1*': 'mock-openai',
+      renamed: { provider: 'mock-openai', upstream_model: 'gpt-4o-mini' },
+    },
+  };
+}
+
+/**
+ * Starts the gate. opts: config (object for gateConfig, requestLog defaults to DIR/requests.jsonl)
+ * or configText, env, args (extra command-line arguments), dir.
+ * Returns a Gate with port, url, pid, logPath, proc.
+ */
+export async function startGate(opts) {
+  const dir = opts.dir || tempDir();
+  const logPath = opts.config?.requestLog ?? path.join(dir, 'requests.jsonl');
+  const text =
+    opts.configText ?? gateConfig({ ...opts.config, requestLog: logPath });
+  const configPath = path.join(dir, opts.configName || 'gate.yaml');
+  fs.writeFileSync(configPath, text);
+  const p = new Proc('gate', GATE_BIN, ['serve', '--config', configPath, ...(opts.args || [])],
+    opts.env || {});
+  gates.add(p);
+  const m = await p.waitFor(
+    'stderr',
+    /tokengate: listening on (https?):\/\/127\.0\.0\.1:(\d+) with (\d+) worker/,
+    ms(10000),
+    'listening line',
+  );
+  return new Gate(p, m[1], Number(m[2]), Number(m[3]), logPath, configPath, dir);
+}
+
+class Gate {
+  constructor(proc, scheme, port, workers, logPath, configPath, dir) {
+    this.proc = proc;
+    this.pid = proc.pid;
+    this.scheme = scheme;
+    this.port = port;
+    this.workers = workers;
+    this.logPath = logPath;
+    this.configPath = configPath;
+    this.dir = dir;
+    this.url = `${scheme}://127.0.0.1:${port}`;
+  }
+
+  /** An HTTP request to the gate (see httpRequest). */
+  request(p, opts = {}) {
+    return httpRequest(this.port, p, opts);
+  }
+
+  /** POSTs a JSON body; headers optional. */
+  post(p, body, headers = {}, opts = {}) {
+    return httpRequest(this.port, p, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      ...opts,
+    });
+  }
+
+  /** Resident memory in KiB, from /proc. */
+  rssKiB() {
+    const s = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    return Number(s.match(/VmRSS:\s+(\d+)\s+kB/)[1]);
+  }
+
+  /** The request-log record with this id, waiting for the log writer. */
+  logRecord(id, timeoutMs) {
+    return waitLogRecord(this.logPath, id, timeoutMs);
+  }
+
+  stop() {
+    return this.proc.stop();
+  }
+}
+
+/** Stops every process this file started; fails on a dirty gate exit or sanitizer output. */
+export async function cleanup() {
+  const problems = [];
+  const stopping = [];
+  for (const p of [...gates, ...mocks]) {
+    stopping.push(
+      (async () => {
+        const wasRunning = !p.exited;
+        const r = await p.stop();
+        const isGate = gates.has(p);
+        const san = p.sanitizerReport();
+        if (san && isGate) problems.push(`${p.describe()}: sanitizer output:\n${san}`);
+        else if (san)
+          process.stderr.write(`warning: ${p.describe()}: sanitizer output:\n${san}\n`);
+        if (isGate && wasRunning && p.expectExit === undefined && (r.killed || r.code !== 0))
+          problems.push(
+            `${p.describe()}: SIGTERM did not end it with exit 0 (${JSON.stringify(r)})\n` +
+              `--- stderr ---\n${p.tail()}`,
+          );
+      })(),
+    );
+  }
+  await Promise.all(stopping);
+  gates.clear();
+  mocks.clear();
+  for (const s of servers) s.close();
+  servers.clear();
+  if (!process.env.TG_KEEP_TMP)
+    for (const d of tempDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  if (problems.length) throw new Error(problems.join('\n\n'));
+}
+
+/**
+ * node:test's test(), plus: a failing test prints the stderr of the gates (and mocks) this file
+ * started; a test after which a gate's stderr shows sanitizer output fails. Default timeout 60 s
+ * (scaled for sanitized builds).
+ */
+export function test(name, opts, fn) {
+  if (typeof opts === 'function') {
+    fn = opts;
+    opts = {};
+  }
+  const options = { timeout: ms(60000), ...opts };
+  return nodeTest(name, options, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      const logs = [...gates, ...mocks]
+        .map((p) => `--- ${p.describe()} stderr ---\n${p.tail(3000)}`)
+        .join('\n');
+      t.diagnostic(logs);
+      if (e && typeof e === 'object' && typeof e.message === 'string') {
+        try {
+          e.message += `\n${logs}`;
+        } catch {
+          /* read-only message */
+        }
+      }
+      throw e;
+    }
+    for (const p of gates) {
+      const san = p.sanitizerReport();
+      if (san) throw new Error(`${p.describe()}: sanitizer output:\n${san}`);
+    }
+  });
+}
+
+// ---- HTTP over node:http ---------------------------------------------------------------------
+
+/**
+ * One request on its own connection (no pooling, so no keep-alive races).
+ * opts: method, headers, body, tls, ca, timeoutMs, servername.
+ * Returns {status, headers (lowercase names), text, json (or undefined), rawHeaders}.
+ */
+export function httpRequest(port, p, opts = {}) {
+  const mod = opts.tls ? https : http;
+  const timeoutMs = opts.timeoutMs ?? ms(30000);
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: p,
+        method: opts.method || 'GET',
+        headers: opts.headers || {},
+        agent: false,
+        ca: opts.ca,
+        servername: opts.servername,
+        rejectUnauthorized: opts.rejectUnauthorized ?? true,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, text, json,
+            rawHeaders: res.rawHeaders });
+        });
+        res.on('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`${opts.method || 'GET'} ${p} on port ${port}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+/** Parses server-sent events: [{event, data, json}] (json undefined when data is not JSON). */
+export function parseSSE(text) {
+  const events = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    if (block.trim() === '') continue;
+    let event;
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+    }
+    const d = data.join('\n');
+    let json;
+    try {
+      json = JSON.parse(d);
+    } catch {
+      json = undefined;
+    }
+    events.push({ event, data: d, json });
+  }
+  return events;
+}
+
+// ---- raw HTTP/1.1 over node:net --------------------------------------------------------------
+
+/**
+ * A client socket that keeps what it receives, for requests node's HTTP client refuses to send
+ * (malformed framing, pipelining) and for watching the connection itself.
+ */
+export class RawClient {
+  /** Connects to 127.0.0.1:port (TLS when opts.tls, with opts.ca). */
+  static connect(port, opts = {}) {
+    return new Promise((resolve, reject) => {
+      const c = new RawClient();
+      const onErr = (e) => reject(e);
+      const sock = opts.tls
+        ? tls.connect({ host: '127.0.0.1', port, ca: opts.ca, servername: opts.servername },
+          () => {
+            sock.off('error', onErr);
+            resolve(c);
+          })
+        : net.connect({ host: '127.0.0.1', port }, () => {
+          sock.off('error', onErr);
+          resolve(c);
+        });
+      sock.once('error', onErr);
+      c.attach(sock);
+    });
+  }
+
+  attach(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.received = 0; // bytes ever received
+    this.ended = false; // the peer closed (FIN or RST)
+    this.error = null;
+    this.waiters = new Set();
+    sock.on('data', (d) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      this.received += d.length;
+      this.notify();
+    });
+    sock.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    sock.on('close', () => {
+      this.ended = true;
+      this.notify();
+    });
+    sock.on('error', (e) => {
+      this.error = e;
+      this.ended = true;
+      this.notify();
+    });
+  }
+
+  notify() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  write(data) {
+    return new Promise((resolve, reject) =>
+      this.sock.write(data, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  /** Resolves with cond()'s first truthy value, or rejects after timeoutMs. */
+  until(cond, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        let v;
+        try {
+          v = cond();
+        } catch (e) {
+          done();
+          reject(e);
+          return;
+        }
+        if (v) {
+          done();
+          resolve(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`raw client: ${what} did not happen within ${timeoutMs} ms ` +
+          `(received ${this.received} bytes, closed: ${this.ended}, buffered: ` +
+          `${JSON.stringify(this.buf.subarray(0, 600).toString('latin1'))})`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /**
+   * Reads one final response (1xx interim answers are skipped and kept in .interim).
+   * Returns {status, reason, headers, body, json, chunked, complete}. With allowPartial, a
+   * connection that closes in the middle of a body gives complete: false instead of an error.
+   */
+  readResponse({ timeoutMs = ms(15000), allowPartial = false } = {}) {
+    const interim = [];
+    return this.until(
+      () => {
+        for (;;) {
+          const r = parseResponse(this.buf, this.ended);
+          if (r === null) {
+            if (this.ended) {
+              if (allowPartial && this.buf.length > 0) {
+                const p = parseResponse(this.buf, true, true);
+                if (p) {
+                  this.buf = Buffer.alloc(0);
+                  return { ...p, interim };
+                }
+              }
+              throw new Error(
+                `raw client: connection closed before a complete response (buffered: ` +
+                  `${JSON.stringify(this.buf.subarray(0, 600).toString('latin1'))})`);
+            }
+            return null;
+          }
+          this.buf = this.buf.subarray(r.consumed);
+          if (r.status >= 100 && r.status < 200) {
+            interim.push(r);
+            continue;
+          }
+          return { ...r, interim };
+        }
+      },
+      timeoutMs,
+      'a complete response',
+    );
+  }
+
+  /** Resolves true when the peer closes within timeoutMs, false otherwise. */
+  async waitClosed(timeoutMs) {
+    try {
+      await this.until(() => this.ended, timeoutMs, 'close');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  pause() {
+    this.sock.pause();
+  }
+
+  resume() {
+    this.sock.resume();
+  }
+
+  /** Closes our side gracefully. */
+  end() {
+    this.sock.end();
+  }
+
+  destroy() {
+    this.sock.destroy();
+  }
+}
+
+/**
+ * Parses one response at the start of buf. Returns null when it is not all there yet, else
+ * {status, reason, headers, body, bodyBuf, chunked, complete, consumed}. partial: accept a
+ * body cut short (the connection ended).
+ */
+function parseResponse(buf, ended, partial = false) {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return null;
+  const head = buf.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const sm = head[0].match(/^HTTP\/1\.[01] (\d{3}) ?(.*)$/);
+  if (!sm) throw new Error(`raw client: bad status line ${JSON.stringify(head[0])}`);
+  const status = Number(sm[1]);
+  const headers = {};
+  for (const line of head.slice(1)) {
+    const i = line.indexOf(':');
+    const name = line.slice(0, i).toLowerCase();
+    const value = line.slice(i + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  let pos = headEnd + 4;
+  const base = { status, reason: sm[2], headers, chunked: false };
+  if ((status >= 100 && status < 200) || status === 204 || status === 304)
+    return { ...base, body: '', bodyBuf: Buffer.alloc(0), complete: true, consumed: pos };
+  if (/chunked/i.test(headers['transfer-encoding'] || '')) {
+    const parts = [];
+    for (;;) {
+      const lineEnd = buf.indexOf('\r\n', pos);
+      if (lineEnd < 0) break;
+      const size = parseInt(buf.subarray(pos, lineEnd).toString('latin1'), 16);
+      if (Number.isNaN(size)) throw new Error('raw client: bad chunk size from the server');
+      if (size === 0) {
+        // no trailers expected: the last chunk is "0\r\n\r\n"
+        if (buf.length < lineEnd + 4) break;
+        const bodyBuf = Buffer.concat(parts);
+        return { ...base, chunked: true, chunks: parts.map((p) => p.toString('utf8')), bodyBuf,
+          body: bodyBuf.toString('utf8'), complete: true, consumed: lineEnd + 4 };
+      }
+      if (buf.length < lineEnd + 2 + size + 2) break;
+      parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+      pos = lineEnd + 2 + size + 2;
+    }
+    if (!partial) return null;
+    const bodyBuf = Buffer.concat(parts);
+    return { ...base, chunked: true, chunks: parts.map((p) => p.toString('utf8')), bodyBuf,
+      body: bodyBuf.toString('utf8'), complete: false, consumed: buf.length };
+  }
+  if (headers['content-length'] !== undefined) {
+    const n = Number(headers['content-length']);
+    if (buf.length < pos + n) {
+      if (!partial) return null;
+      const bodyBuf = buf.subarray(pos);
+      return { ...base, bodyBuf, body: bodyBuf.toString('utf8'), complete: false,
+        consumed: buf.length };
+    }
+    const bodyBuf = buf.subarray(pos, pos + n);
+    return { ...base, bodyBuf, body: bodyBuf.toString('utf8'), complete: true, consumed: pos + n };
+  }
+  // no framing: the body runs to the close
+  if (!ended) return null;
+  const bodyBuf = buf.subarray(pos);
+  return { ...base, bodyBuf, body: bodyBuf.toString('utf8'), complete: true, consumed: buf.length };
+}
+
+function withJson(r) {
+  let json;
+  try {
+    json = JSON.parse(r.body);
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
+/**
+ * Sends data (a string is sent as latin1, so tests control every byte) on a new connection and
+ * reads one response. Then waits for the close: up to closeWaitMs (default 3 s, scaled) when the
+ * response says "connection: close", else briefly (300 ms).
+ * Returns {status, headers, body, json, closed, client}.
+ */
+export async function rawRequest(port, data, opts = {}) {
+  const c = await RawClient.connect(port, opts);
+  try {
+    await c.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+    const r = withJson(await c.readResponse({ timeoutMs: opts.timeoutMs ?? ms(15000) }));
+    const wantsClose = /close/i.test(r.headers.connection || '');
+    const closed = await c.waitClosed(wantsClose ? (opts.closeWaitMs ?? ms(3000)) : 300);
+    return { ...r, closed, client: c };
+  } finally {
+    if (!opts.keepOpen) c.destroy();
+  }
+}
+
+/** Builds a request as a latin1 string: a JSON body gets content-type and content-length. */
+export function rawPost(p, body, headers = {}) {
+  const b = typeof body === 'string' ? body : JSON.stringify(body);
+  let s = `POST ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n`;
+  for (const [k, v] of Object.entries(headers)) s += `${k}: ${v}\r\n`;
+  return s + `content-length: ${Buffer.byteLength(b)}\r\n\r\n` + Buffer.from(b).toString('latin1');
+}
+
+// ---- the request log -------------------------------------------------------------------------
+
+/** Parses the complete lines of the log (a last line without its newline is left out). */
+export function readLogNow(logPath) {
+  let text;
+  try {
+    text = fs.readFileSync(logPath, 'utf8');
+  } catch (e) {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  }
+  const lines = text.split('\n');
+  lines.pop();
+  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
+}
+
+/**
+ * Polls the JSONL request log until it holds at least waitForCount records; returns them all.
+ * Fails after timeoutMs saying how many there were.
+ */
+export async function readLog(logPath, waitForCount = 1, timeoutMs = ms(5000)) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const recs = readLogNow(logPath);
+    if (recs.length >= waitForCount) return recs;
+    if (Date.now() > deadline)
+      throw new Error(`request log ${logPath}: ${recs.length} records after ${timeoutMs} ms, ` +
+        `wanted ${waitForCount}`);
+    await sleep(20);
+  }
+}
+
+/** Polls the log for the record with this request id. */
+export async function waitLogRecord(logPath, id, timeoutMs = ms(5000)) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rec = readLogNow(logPath).find((r) => r.id === id);
+    if (rec) return rec;
+    if (Date.now() > deadline)
+      throw new Error(`request log ${logPath}: no record with id ${id} after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+let idSeq = 0;
+/** A request id unique within this test run. */
+export function newId(tag = 'it') {
+  return `${tag}-${process.pid}-${++idSeq}-${Date.now().toString(36)}`;
+}
+
+// ---- a scripted upstream ---------------------------------------------------------------------
+
+const servers = new Set();
+
+/**
+ * A tiny HTTP/1.1 server over node:net for upstream behaviour the mock does not have.
+ * handler({method, path, headers, body}) returns the raw response bytes (string). Connections
+ * stay open for the next request. Returns {port, requests, close()}.
+ */
+export function startScriptedUpstream(handler) {
+  const requests = [];
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1').split('\r\n');
+        const [method, target] = head[0].split(' ');
+        const headers = {};
+        for (const l of head.slice(1)) {
+          const i = l.indexOf(':');
+          headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+        }
+        const len = Number(headers['content-length'] || 0);
+        if (buf.length < end + 4 + len) return;
+        const body = buf.subarray(end + 4, end + 4 + len).toString('utf8');
+        buf = buf.subarray(end + 4 + len);
+        const req = { method, path: target, headers, body };
+        requests.push(req);
+        sock.write(Buffer.from(handler(req), 'latin1'));
+      }
+    });
+    sock.on('error', () => {});
+  });
+  servers.add(server);
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({ port: server.address().port, requests, close: () => server.close() });
+    });
+  });
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+export function closedPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `tokengate ARGS` to its end; returns {status, stdout, stderr}. */
+export function runGate(args, env = {}) {
+  const r = spawnSync(GATE_BIN, args, {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: ms(20000),
+  });
+  if (r.error) throw r.error;
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Counts the words of a mock reply (each token is one word with a leading space). */
+export function wordCount(text) {
+  return (text.match(/ [^ ]+/g) || []).length;
+}
