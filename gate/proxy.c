@@ -19,43 +19,6 @@
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
 
-/* ---- request ids --------------------------------------------------------------------- */
-
-static int valid_request_id(const char *s, size_t n)
-{
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
-            return 0;
-    }
-    return 1;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    /* splitmix64: ids need to be unique, not secret */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void assign_id(struct gate_req *req)
-{
-    const struct http_header *h = req_header(req, "x-request-id");
-
-    if (h != NULL && valid_request_id(h->value, h->value_len)) {
-        memcpy(req->id, h->value, h->value_len + 1);
-        return;
-    }
-    snprintf(req->id, sizeof(req->id), "req_%016llx%08llx",
-             (unsigned long long)next_rand(&req->w->rng),
-             (unsigned long long)(next_rand(&req->w->rng) & 0xffffffffu));
-}
-
 /* ---- local answers ------------------------------------------------------------------- */
 
 static void respond_json(struct gate_req *req, int status, cJSON *doc)
@@ -294,7 +257,7 @@ void proxy_handle(struct gate_req *req)
     const struct endpoint_info *info;
     char msg[160];
 
-    assign_id(req);
+    req_assign_id(req);
     req->ep = endpoint_lookup(req->path, req->path_len);
     info = endpoint_info(req->ep);
     req->fmt = info->format;

@@ -27,12 +27,52 @@ const struct http_header *req_header(const struct gate_req *req, const char *nam
     return NULL;
 }
 
+/* ---- request ids --------------------------------------------------------------------- */
+
+static int valid_request_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    /* splitmix64: ids need to be unique, not secret */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void req_assign_id(struct gate_req *req)
+{
+    const struct http_header *h = req_header(req, "x-request-id");
+
+    if (req->id[0] != '\0')
+        return;
+    if (h != NULL && valid_request_id(h->value, h->value_len)) {
+        memcpy(req->id, h->value, h->value_len + 1);
+        return;
+    }
+    snprintf(req->id, sizeof(req->id), "req_%016llx%08llx",
+             (unsigned long long)next_rand(&req->w->rng),
+             (unsigned long long)(next_rand(&req->w->rng) & 0xffffffffu));
+}
+
 void req_respond(struct gate_req *req, int status, const char *ctype, const char *extra_headers,
                  const char *body, size_t len)
 {
     struct evbuffer *out;
     size_t before;
 
+    req_assign_id(req);
     if (req->conn == NULL) {
         req_finish(req);
         return;
@@ -177,6 +217,7 @@ void req_finish(struct gate_req *req)
     if (req->uc != NULL)
         upstream_detach(req->uc);
     req->t_end = gate_now_us();
+    req_assign_id(req);
     if (req->status == 0)
         req->status = 499; /* the client left before any answer */
     write_log(req);

@@ -87,6 +87,12 @@ struct gate_req {
     const char *error;                    /* why it failed, for the log */
 };
 
+/*
+ * Gives the request its id, once: the client's x-request-id when it is 1 to 64 characters of
+ * [A-Za-z0-9._:-], else a new random one.
+ */
+void req_assign_id(struct gate_req *req);
+
 /* Finds a request header by lower-case name. Returns NULL when absent. */
 const struct http_header *req_header(const struct gate_req *req, const char *name);
 
