@@ -3,10 +3,11 @@
  *
  * One libevent loop serves everything (evhttp, keep-alive, optional TLS) and
  * nothing is logged per request. Replies are deterministic: the text is words
- * taken in turn from mock_words, and prompt token counts follow
- * prompt_tokens(). Request headers steer a reply: x-mock-tokens (reply
- * length), x-mock-fault (see fault_names) and x-mock-status (forced status).
- * /_mock/stats, /_mock/last and /_mock/reset are hooks for tests.
+ * taken in turn from mock_words, prompt token counts follow prompt_tokens().
+ * Request headers steer a reply: x-mock-tokens (reply length), x-mock-fault
+ * (see fault_names) and x-mock-status (forced error status). /_mock/stats,
+ * /_mock/last and /_mock/reset are hooks for tests. Linux only (see
+ * stream_drop and SIOCOUTQ).
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -30,20 +31,19 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <event2/util.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define MOCK_MAX_TOKENS 100000   /* cap on reply length, per request */
+#define MOCK_MAX_TOKENS 100000   /* cap on a reply's length */
 #define MOCK_MAX_BODY (32 << 20) /* larger request bodies get 413 from evhttp */
-#define MOCK_MAX_PATHS 256       /* distinct paths in /_mock/stats; then "(other)" */
-#define MOCK_PATH_MAX 1024       /* longer paths are truncated in /_mock/last */
-#define MOCK_TIMEOUT_S 600       /* evhttp read/write timeout per connection */
-#define MOCK_SLOW_BYTES 16       /* slow fault: bytes per write... */
-#define MOCK_SLOW_MS 200         /* ...and the pause between writes */
+#define MOCK_MAX_PATHS 256       /* distinct paths counted; the rest go to "(other)" */
+#define MOCK_TIMEOUT_S 600       /* evhttp's read/write timeout per connection */
+#define MOCK_SLOW_BYTES 16       /* slow fault: bytes per write, */
+#define MOCK_SLOW_MS 200         /* and the pause between writes */
 #define MOCK_TOOL_TOKENS 8       /* completion tokens charged for a tool call */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Each word is one token in OpenAI's tokenizers, so C words are C tokens. */
 static const char *const mock_words[] = {
@@ -51,29 +51,21 @@ static const char *const mock_words[] = {
     " are", " as",  " with", " his", " they", " at",   " be",   " this", " have", " from", " or",
     " one", " had", " by",   " but", " not",  " what", " all",  " were", " we",   " when",
 };
-#define MOCK_NWORDS (sizeof(mock_words) / sizeof(mock_words[0]))
 #define MOCK_WORD_MAX 8 /* no word above is longer */
 
 /* A streamed tool call's arguments, in pieces that concatenate to MOCK_TOOL_ARGS. */
-static const char *const tool_arg_pieces[] = {"{\"query\"", ":\"mo", "ck\"}"};
-
-static const char *const model_ids[] = {"mock-model", "gpt-4o-mini", "text-embedding-3-small",
-                                        "claude-3-5-haiku-latest"};
+static const char *const tool_args[] = {"{\"query\"", ":\"mo", "ck\"}"};
 
 enum fault { F_NONE, F_500, F_429, F_RESET, F_HANG, F_SLOW, F_MALFORMED, F_NO_USAGE };
-
-static const struct {
-    const char *name;
-    enum fault fault;
-} fault_names[] = {
-    {"500", F_500},           {"429", F_429},   {"reset", F_RESET},
-    {"hang", F_HANG},         {"slow", F_SLOW}, {"malformed", F_MALFORMED},
-    {"no-usage", F_NO_USAGE},
+static const char *const fault_names[] = {
+    [F_500] = "500",           [F_429] = "429",   [F_RESET] = "reset",
+    [F_HANG] = "hang",         [F_SLOW] = "slow", [F_MALFORMED] = "malformed",
+    [F_NO_USAGE] = "no-usage",
 };
 
 enum api { API_CHAT, API_RESPONSES, API_MESSAGES };
 
-/* The invalid event the malformed fault slips into a stream, per API. */
+/* The invalid event the malformed fault slips into a stream after its first token. */
 static const char *const bad_events[] = {
     [API_CHAT] = "data: {\"id\":\"chatcmpl-mock\",\"choices\":[{\"delta\":\n\n",
     [API_RESPONSES] = "event: response.output_text.delta\n"
@@ -82,33 +74,16 @@ static const char *const bad_events[] = {
                      "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":\n\n",
 };
 
-enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS, EP_MODELS, EP_MESSAGES, EP_COUNT };
-
-static const struct {
-    enum evhttp_cmd_type method;
-    const char *path;
-    enum endpoint ep;
-} routes[] = {
-    {EVHTTP_REQ_POST, "/v1/chat/completions", EP_CHAT},
-    {EVHTTP_REQ_POST, "/v1/responses", EP_RESPONSES},
-    {EVHTTP_REQ_POST, "/v1/embeddings", EP_EMBEDDINGS},
-    {EVHTTP_REQ_GET, "/v1/models", EP_MODELS},
-    {EVHTTP_REQ_POST, "/v1/messages", EP_MESSAGES},
-    {EVHTTP_REQ_POST, "/v1/messages/count_tokens", EP_COUNT},
-};
-
 /* Server state, passed to every callback; nothing here is global. */
 struct mock {
     struct event_base *base;
-    int ntokens;         /* default reply length (--tokens) */
-    int delay_ms;        /* pause before each streamed token (--delay-ms) */
-    unsigned long seq;   /* numbers reply ids; zeroed by /_mock/reset */
-    json_int_t requests; /* requests outside /_mock/ */
-    json_t *by_path;     /* path -> count, at most MOCK_MAX_PATHS keys */
-    int have_last;       /* the last_* fields hold a request */
-    char last_method[16];
-    char last_path[MOCK_PATH_MAX];
-    struct evbuffer *last_headers; /* lowercased "name\0value\0" pairs */
+    int ntokens;                   /* default reply length (--tokens) */
+    int delay_ms;                  /* pause before each streamed token (--delay-ms) */
+    unsigned long seq;             /* numbers reply ids; zeroed by /_mock/reset */
+    json_int_t requests;           /* requests outside /_mock/ */
+    json_t *by_path;               /* path -> count, at most MOCK_MAX_PATHS keys */
+    json_t *last;                  /* /_mock/last: method, path; NULL before any request */
+    struct evbuffer *last_headers; /* the last request's "name\0value\0" pairs */
     struct evbuffer *last_body;
     struct evbuffer *scratch; /* empty between uses */
 };
@@ -125,48 +100,48 @@ struct plan {
     int cut;           /* C was limited by the request's max tokens */
     const char *tool;  /* reply with a call to this tool instead of text */
     int usage;         /* 0 under the no-usage fault */
-    int stream_usage;  /* chat: a usage chunk was asked for (and usage is on) */
+    int stream_usage;  /* chat: a usage chunk was asked for and usage is on */
     int malformed;     /* slip bad_events[api] into the stream */
 };
 
 /*
- * A reply cut into pieces (SSE events, or one raw body) stored back to back in
- * buf. A paced piece waits --delay-ms before it is sent. The arrays are sized
- * once; pieces past cap are dropped.
+ * A reply cut into pieces (SSE events, or one raw body) stored back to back
+ * in buf. A paced piece (a token) waits --delay-ms before it is sent. The
+ * arrays are sized once; pieces past cap are dropped.
  */
 struct pieces {
     struct evbuffer *buf;
     size_t *len;
     unsigned char *paced;
-    size_t n, cap;
+    size_t n, cap, npaced;
     const char *bad; /* raw event to insert after the next paced piece */
 };
 
 enum smode {
     SM_PACED,      /* send pieces, pausing before paced ones */
     SM_SLOW,       /* drip MOCK_SLOW_BYTES every MOCK_SLOW_MS */
-    SM_RESET,      /* send pieces up to stop_at, then reset the connection */
-    SM_RESET_WAIT, /* waiting for the sent pieces to leave our buffers */
+    SM_RESET,      /* send about half the paced pieces, then reset the connection */
+    SM_RESET_WAIT, /* waiting until what was sent is acknowledged */
     SM_HANG,       /* never reply; free all when the peer closes */
 };
 
-/* A reply in progress, owned by the timer/close callbacks until it ends. */
+/* A reply in progress, owned by its event and the connection's close callback. */
 struct stream {
     struct mock *m;
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
     struct pieces p;
-    size_t next;    /* next piece to send */
-    size_t stop_at; /* SM_RESET: pieces sent before the reset */
+    size_t next;       /* next piece to send */
+    size_t sent_paced; /* paced pieces sent so far */
     enum smode mode;
     int waited; /* the pause before piece `next` is over */
-    int tries;  /* SM_RESET_WAIT: flush checks so far */
+    int tries;  /* SM_RESET_WAIT: checks so far */
 };
 
 static const char *word(int i)
 {
-    return mock_words[(size_t)i % MOCK_NWORDS];
+    return mock_words[(size_t)i % NELEM(mock_words)];
 }
 
 /* Returns the reply text of ntok words (malloc'd), or NULL when out of memory. */
@@ -175,14 +150,10 @@ static char *mock_text(int ntok)
     char *s = malloc((size_t)ntok * MOCK_WORD_MAX + 1), *w = s;
     int i;
 
-    if (!s)
-        return NULL;
-    for (i = 0; i < ntok; i++) {
-        size_t l = strlen(word(i));
-        memcpy(w, word(i), l);
-        w += l;
-    }
-    *w = '\0';
+    for (i = 0; s && i < ntok; i++)
+        w = stpcpy(w, word(i));
+    if (s)
+        *w = '\0';
     return s;
 }
 
@@ -190,12 +161,9 @@ static char *mock_text(int ntok)
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end;
-    long v;
+    long v = s && *s ? strtol(s, &end, 10) : lo - 1;
 
-    if (!s || !*s)
-        return -1;
-    v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi)
+    if (v < lo || v > hi || *end)
         return -1;
     *out = v;
     return 0;
@@ -219,7 +187,7 @@ static int json_add(struct evbuffer *out, json_t *j)
     return json_dump_callback(j, dump_cb, out, JSON_COMPACT);
 }
 
-/* Builds a JSON string from len bytes, replacing bytes that are not UTF-8 by '?'. */
+/* Returns a JSON string of len bytes, with bytes that are not UTF-8 replaced by '?'. */
 static json_t *json_lossy(const char *s, size_t len)
 {
     json_t *j = json_stringn(s, len);
@@ -239,6 +207,7 @@ static json_t *json_lossy(const char *s, size_t len)
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    const char *phrase = code == 429 ? "Too Many Requests" : code == 529 ? "Overloaded" : NULL;
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     if (json_add(out, body) < 0) {
@@ -247,47 +216,29 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
         code = 500;
     }
     json_decref(body);
-    /* evhttp knows neither phrase */
-    evhttp_send_reply(req, code,
-                      code == 429   ? "Too Many Requests"
-                      : code == 529 ? "Overloaded"
-                                    : NULL,
-                      NULL);
+    evhttp_send_reply(req, code, phrase, NULL); /* NULL: evhttp's phrase for the code */
 }
 
-/*
- * Sends an error reply: Anthropic's shape when anth is set, else OpenAI's.
- * A 429 carries retry-after: 2.
- */
+/* Sends an error reply: Anthropic's shape when anth is set, else OpenAI's. */
 static void reply_error(struct evhttp_request *req, int anth, int code, const char *msg)
 {
-    const char *otype = code == 429   ? "requests"
-                        : code >= 500 ? "server_error"
-                                      : "invalid_request_error";
+    static const struct {
+        int code;
+        const char *type;
+    } anth_types[] = {{401, "authentication_error"}, {403, "permission_error"},
+                      {404, "not_found_error"},      {413, "request_too_large"},
+                      {429, "rate_limit_error"},     {529, "overloaded_error"}};
+    const char *otype = code >= 500 ? "server_error" : "invalid_request_error";
     const char *atype = code >= 500 ? "api_error" : "invalid_request_error";
+    size_t i;
 
-    switch (code) {
-    case 401:
-        atype = "authentication_error";
-        break;
-    case 403:
-        atype = "permission_error";
-        break;
-    case 404:
-        atype = "not_found_error";
-        break;
-    case 413:
-        atype = "request_too_large";
-        break;
-    case 429:
-        atype = "rate_limit_error";
-        break;
-    case 529:
-        atype = "overloaded_error";
-        break;
-    }
-    if (code == 429)
+    for (i = 0; i < NELEM(anth_types); i++)
+        if (anth_types[i].code == code)
+            atype = anth_types[i].type;
+    if (code == 429) {
+        otype = "requests";
         evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after", "2");
+    }
     if (anth)
         reply_json(req, code,
                    json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", atype,
@@ -323,28 +274,15 @@ static size_t text_bytes(json_t *v)
  */
 static json_int_t prompt_tokens(json_t *items, json_t *extra)
 {
-    size_t bytes = 0, n = 0, i;
-    json_t *e;
+    size_t bytes = text_bytes(items) + text_bytes(extra);
+    size_t n = (json_is_array(items) ? json_array_size(items) : items != NULL) + (extra != NULL);
 
-    if (json_is_string(items)) {
-        bytes = json_string_length(items);
-        n = 1;
-    }
-    json_array_foreach(items, i, e)
-    {
-        bytes += text_bytes(e);
-        n++;
-    }
-    if (extra) {
-        bytes += text_bytes(extra);
-        n++;
-    }
     return (json_int_t)((bytes + 3) / 4 + 4 * n);
 }
 
 /* ---- pieces ---- */
 
-/* Makes room for cap pieces. Returns 0, or -1 when out of memory (p then needs no free). */
+/* Makes room for cap pieces. Returns 0, or -1 when out of memory. Free with pieces_free. */
 static int pieces_init(struct pieces *p, size_t cap)
 {
     memset(p, 0, sizeof(*p));
@@ -352,13 +290,7 @@ static int pieces_init(struct pieces *p, size_t cap)
     p->len = calloc(cap, sizeof(*p->len));
     p->paced = calloc(cap, 1);
     p->cap = cap;
-    if (p->buf && p->len && p->paced)
-        return 0;
-    if (p->buf)
-        evbuffer_free(p->buf);
-    free(p->len);
-    free(p->paced);
-    return -1;
+    return p->buf && p->len && p->paced ? 0 : -1;
 }
 
 static void pieces_free(struct pieces *p)
@@ -396,6 +328,7 @@ static void piece_add(struct pieces *p, const char *name, json_t *data, const ch
     }
     p->len[p->n] = evbuffer_get_length(p->buf) - before;
     p->paced[p->n++] = (unsigned char)paced;
+    p->npaced += paced != 0;
     if (paced && bad) {
         p->bad = NULL;
         piece_add(p, NULL, NULL, bad, 0);
@@ -461,9 +394,8 @@ static void stream_finish(struct stream *s)
 /*
  * Frees s and its connection with the unfinished request. With rst the peer
  * sees a TCP RST: SO_LINGER {1,0} alone is not enough, as
- * evhttp_connection_free() calls shutdown(SHUT_WR) before close() and so
- * sends a FIN first; connecting the socket to AF_UNSPEC makes Linux abort the
- * connection with an RST at once.
+ * evhttp_connection_free() calls shutdown(SHUT_WR), which sends a FIN, before
+ * close(); connecting the socket to AF_UNSPEC makes Linux send the RST now.
  */
 static void stream_drop(struct stream *s, int rst)
 {
@@ -486,49 +418,52 @@ static void stream_drop(struct stream *s, int rst)
 static void stream_pump(struct stream *s)
 {
     while (s->next < s->p.n) {
-        if (s->mode == SM_RESET && s->next == s->stop_at)
-            break;
-        if (s->p.paced[s->next] && s->m->delay_ms > 0 && !s->waited) {
+        int paced = s->p.paced[s->next];
+
+        if (s->mode == SM_RESET && paced && s->sent_paced * 2 >= s->p.npaced) {
+            s->mode = SM_RESET_WAIT;
+            stream_arm(s, 0);
+            return;
+        }
+        if (paced && s->m->delay_ms > 0 && !s->waited) {
             s->waited = 1;
             stream_arm(s, s->m->delay_ms);
             return;
         }
         s->waited = 0;
+        s->sent_paced += paced;
         stream_send(s, s->p.len[s->next++]);
     }
-    if (s->mode == SM_RESET) {
+    if (s->mode == SM_RESET) { /* a body without tokens: reset at its end */
         s->mode = SM_RESET_WAIT;
         stream_arm(s, 0);
-        return;
+    } else {
+        stream_finish(s);
     }
-    stream_finish(s);
 }
 
 static void stream_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct stream *s = arg;
-    struct bufferevent *bev;
-    size_t left;
-    int unacked;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    size_t left = evbuffer_get_length(s->p.buf);
+    int unacked = 0;
 
     switch (s->mode) {
     case SM_SLOW:
-        left = evbuffer_get_length(s->p.buf);
         stream_send(s, left < MOCK_SLOW_BYTES ? left : MOCK_SLOW_BYTES);
         if (left <= MOCK_SLOW_BYTES)
             stream_finish(s);
         else
             stream_arm(s, MOCK_SLOW_MS);
         break;
-    case SM_RESET_WAIT:
-        /* the reset discards unsent data: wait until what was sent is acked */
-        bev = evhttp_connection_get_bufferevent(s->evcon);
-        if (bev &&
-            (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-             ioctl(bufferevent_getfd(bev), SIOCOUTQ, &unacked) < 0 || unacked > 0) &&
-            s->tries++ < 100) {
-            stream_arm(s, 10);
-            return;
+    case SM_RESET_WAIT: /* an RST discards unsent data, so wait (up to 1 s) for the acks */
+        if (bev && (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+                    ioctl(bufferevent_getfd(bev), SIOCOUTQ, &unacked) < 0 || unacked > 0)) {
+            if (s->tries++ < 100) {
+                stream_arm(s, 10);
+                return;
+            }
         }
         stream_drop(s, 1);
         break;
@@ -541,9 +476,9 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Called when evhttp frees the connection under an unfinished reply (peer
- * gone, timeout, shutdown). When the peer went away evhttp has detached the
- * request and left it to us; otherwise evhttp frees it with the connection.
+ * evhttp frees the connection under an unfinished reply (peer gone, timeout,
+ * shutdown). When the peer went away evhttp has detached the request and
+ * left it to us; otherwise evhttp frees it with the connection.
  */
 static void stream_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -556,9 +491,9 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 
 /*
  * Replies to req from p (taken over, also on failure) in the given mode.
- * ctype set: send a 200 with that Content-Type first (and Content-Length when
- * clen >= 0, else the body is chunked); ctype NULL: no reply at all (reset,
- * hang). The reply then runs from timers and ends by itself.
+ * With ctype, a 200 with that Content-Type goes out first (with clen >= 0 as
+ * Content-Length, else chunked); without, no reply at all (reset, hang). The
+ * reply then runs from its event and frees itself when done.
  */
 static void stream_start(struct mock *m, struct evhttp_request *req, struct pieces *p,
                          enum smode mode, const char *ctype, long clen)
@@ -567,11 +502,10 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    size_t i, paced = 0, seen = 0;
     char num[24];
     int one = 1;
 
-    /* evhttp does not read, so does not see the peer go, until we reply */
+    /* evhttp does not read, so does not see the peer go, until a reply starts */
     if (s)
         s->ev = mode == SM_HANG ? event_new(m->base, fd, EV_CLOSED, stream_tick, s)
                                 : evtimer_new(m->base, stream_tick, s);
@@ -595,29 +529,15 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (ctype) {
         evhttp_add_header(oh, "Content-Type", ctype);
-        if (clen >= 0) {
-            snprintf(num, sizeof(num), "%ld", clen);
-            evhttp_add_header(oh, "Content-Length", num);
-        } else {
-            evhttp_add_header(oh, "Cache-Control", "no-cache");
-        }
+        snprintf(num, sizeof(num), "%ld", clen);
+        evhttp_add_header(oh, clen >= 0 ? "Content-Length" : "Cache-Control",
+                          clen >= 0 ? num : "no-cache");
         evhttp_send_reply_start(req, 200, NULL);
     }
-    if (mode == SM_SLOW) {
+    if (mode == SM_SLOW)
         stream_arm(s, MOCK_SLOW_MS);
-        return;
-    }
-    if (mode == SM_RESET) { /* stop after about half of the paced (token) pieces */
-        for (i = 0; i < s->p.n; i++)
-            paced += s->p.paced[i];
-        s->stop_at = s->p.n / 2;
-        for (i = 0; paced && i < s->p.n; i++)
-            if (s->p.paced[i] && ++seen > paced / 2) {
-                s->stop_at = i;
-                break;
-            }
-    }
-    stream_pump(s);
+    else
+        stream_pump(s);
 }
 
 /* Sends a non-stream JSON body (stolen) as the fault f asks. */
@@ -625,7 +545,6 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *bod
 {
     struct pieces p;
     char *s;
-    size_t len;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
         reply_json(req, 200, body);
@@ -633,21 +552,21 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *bod
     }
     s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!s || pieces_init(&p, 1) < 0) {
+    if (pieces_init(&p, 1) < 0 || !s) {
         free(s);
+        pieces_free(&p);
         reply_error(req, 0, 500, "mock out of memory");
         return;
     }
-    len = strlen(s);
     if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
         pieces_free(&p);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), s, len / 2);
+        evbuffer_add(evhttp_request_get_output_buffer(req), s, strlen(s) / 2);
         evhttp_send_reply(req, 200, NULL, NULL);
     } else if (f == F_SLOW) {
         piece_add(&p, NULL, NULL, s, 0);
-        stream_start(m, req, &p, SM_SLOW, "application/json", (long)len);
+        stream_start(m, req, &p, SM_SLOW, "application/json", (long)strlen(s));
     } else {
         stream_start(m, req, &p, SM_RESET, NULL, -1);
     }
@@ -659,44 +578,34 @@ static void deliver_stream(struct mock *m, struct evhttp_request *req, const str
                            void (*build)(const struct plan *, struct pieces *), enum fault f)
 {
     struct pieces p;
+    enum smode mode = f == F_SLOW ? SM_SLOW : f == F_RESET ? SM_RESET : SM_PACED;
 
     if (pieces_init(&p, (size_t)pl->ntok + 16) < 0) {
+        pieces_free(&p);
         reply_error(req, pl->api == API_MESSAGES, 500, "mock out of memory");
         return;
     }
     p.bad = pl->malformed ? bad_events[pl->api] : NULL;
     build(pl, &p);
-    stream_start(m, req, &p,
-                 f == F_SLOW    ? SM_SLOW
-                 : f == F_RESET ? SM_RESET
-                                : SM_PACED,
-                 "text/event-stream", -1);
+    stream_start(m, req, &p, mode, "text/event-stream", -1);
 }
 
 /* ---- plans ---- */
 
-/* Returns the integer value of the first of names present in body, or -1. */
-static json_int_t first_int(json_t *body, const char *a, const char *b)
-{
-    json_t *v = json_object_get(body, a);
-
-    if (!json_is_integer(v))
-        v = json_object_get(body, b);
-    return json_is_integer(v) ? json_integer_value(v) : -1;
-}
-
 /*
  * Fills what every reply needs: model, ids (prefix + sequence number), the
- * reply length (ntok, cut to limit when limit >= 0) and usage under fault f.
+ * reply length (ntok, cut to limit when limit >= 0), usage and malformed
+ * under fault f, and a call to tool instead of text when tool is set.
  */
 static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *body, int ntok,
-                      json_int_t limit, enum fault f)
+                      json_t *limit, const char *tool, enum fault f)
 {
     static const char *const pfx[][2] = {
         [API_CHAT] = {"chatcmpl-mock-", "call_mock_"},
         [API_RESPONSES] = {"resp_mock_", "msg_mock_"},
         [API_MESSAGES] = {"msg_mock_", "toolu_mock_"},
     };
+    json_int_t max = json_is_integer(limit) ? json_integer_value(limit) : -1;
 
     memset(pl, 0, sizeof(*pl));
     pl->api = api;
@@ -707,44 +616,45 @@ static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *bod
     snprintf(pl->id, sizeof(pl->id), "%s%lu", pfx[api][0], m->seq);
     snprintf(pl->id2, sizeof(pl->id2), "%s%lu", pfx[api][1], m->seq);
     pl->created = (json_int_t)time(NULL);
-    pl->ntok = ntok;
-    if (limit >= 0 && limit < ntok) {
-        pl->ntok = (int)limit;
-        pl->cut = 1;
+    pl->cut = max >= 0 && max < ntok;
+    pl->ntok = pl->cut ? (int)max : ntok;
+    if (tool) {
+        pl->tool = tool;
+        pl->ntok = MOCK_TOOL_TOKENS;
+        pl->cut = 0;
     }
     pl->usage = f != F_NO_USAGE;
     pl->malformed = f == F_MALFORMED;
 }
 
-/* Makes pl a tool call to tool (when not NULL): a fixed MOCK_TOOL_TOKENS reply. */
-static void plan_tool(struct plan *pl, const char *tool)
+/* Returns the tool to call, or NULL: tools non-empty, choice not "none", no tool result last. */
+static const char *plan_tool_name(json_t *body, int anth)
 {
-    if (!tool)
-        return;
-    pl->tool = tool;
-    pl->ntok = MOCK_TOOL_TOKENS;
-    pl->cut = 0;
+    json_t *tools = json_object_get(body, "tools"), *msgs = json_object_get(body, "messages");
+    json_t *choice = json_object_get(body, "tool_choice"), *last, *block;
+    const char *s, *name;
+    size_t i;
+
+    last = json_array_get(msgs, json_array_size(msgs) - 1);
+    s = json_string_value(anth ? json_object_get(choice, "type") : choice);
+    if (json_array_size(tools) == 0 || (s && strcmp(s, "none") == 0))
+        return NULL;
+    s = json_string_value(json_object_get(last, "role")); /* OpenAI: answering a tool? */
+    if (!anth && s && strcmp(s, "tool") == 0)
+        return NULL;
+    json_array_foreach(json_object_get(last, "content"), i, block)
+    {
+        s = json_string_value(json_object_get(block, "type")); /* Anthropic: answering? */
+        if (anth && s && strcmp(s, "tool_result") == 0)
+            return NULL;
+    }
+    block = json_array_get(tools, 0);
+    name = json_string_value(
+        json_object_get(anth ? block : json_object_get(block, "function"), "name"));
+    return name ? name : "mock_tool";
 }
 
 /* ---- OpenAI chat completions ---- */
-
-/* Returns the tool to call: tools non-empty, tool_choice not "none", last message not a tool's. */
-static const char *chat_tool(json_t *body)
-{
-    json_t *tools = json_object_get(body, "tools"), *msgs = json_object_get(body, "messages");
-    const char *choice = json_string_value(json_object_get(body, "tool_choice"));
-    const char *role, *name;
-
-    if (json_array_size(tools) == 0 || (choice && strcmp(choice, "none") == 0))
-        return NULL;
-    role =
-        json_string_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "role"));
-    if (role && strcmp(role, "tool") == 0)
-        return NULL;
-    name = json_string_value(
-        json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name"));
-    return name ? name : "mock_tool";
-}
 
 static json_t *chat_usage(const struct plan *pl)
 {
@@ -779,21 +689,22 @@ static json_t *chat_reply(const struct plan *pl)
     return r;
 }
 
-/* Returns a chunk with delta (stolen; NULL for the usage chunk, which has no choices). */
-static json_t *chat_chunk(const struct plan *pl, json_t *delta, const char *finish)
+/* Appends a chunk with delta (stolen); a NULL delta makes the usage chunk, without choices. */
+static void chat_chunk(const struct plan *pl, struct pieces *p, json_t *delta, const char *finish,
+                       int paced)
 {
     json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[]}", "id", pl->id, "object", "chat.completion.chunk",
                           "created", pl->created, "model", pl->model, "choices");
+    int usage_chunk = delta == NULL;
 
     if (c && delta)
         json_array_append_new(
             json_object_get(c, "choices"),
-            json_pack("{s:i,s:o,s:s?}", "index", 0, "delta", delta, "finish_reason", finish));
-    else
-        json_decref(delta);
+            json_pack("{s:i,s:O,s:s?}", "index", 0, "delta", delta, "finish_reason", finish));
+    json_decref(delta);
     if (c && pl->stream_usage)
-        json_object_set_new(c, "usage", delta ? json_null() : chat_usage(pl));
-    return c;
+        json_object_set_new(c, "usage", usage_chunk ? chat_usage(pl) : json_null());
+    piece_add(p, NULL, c, NULL, paced);
 }
 
 static void chat_stream(const struct plan *pl, struct pieces *p)
@@ -801,41 +712,34 @@ static void chat_stream(const struct plan *pl, struct pieces *p)
     size_t i;
     int t;
 
-    piece_add(p, NULL,
-              chat_chunk(pl, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL),
-              NULL, 0);
-    if (pl->tool) {
-        piece_add(p, NULL,
-                  chat_chunk(pl,
-                             json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0,
-                                       "id", pl->id2, "type", "function", "function", "name",
-                                       pl->tool, "arguments", ""),
-                             NULL),
-                  NULL, 1);
-        for (i = 0; i < sizeof(tool_arg_pieces) / sizeof(tool_arg_pieces[0]); i++)
-            piece_add(p, NULL,
-                      chat_chunk(pl,
-                                 json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0,
-                                           "function", "arguments", tool_arg_pieces[i]),
-                                 NULL),
-                      NULL, 1);
-    }
+    chat_chunk(pl, p, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, 0);
+    if (pl->tool)
+        chat_chunk(pl, p,
+                   json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0, "id",
+                             pl->id2, "type", "function", "function", "name", pl->tool, "arguments",
+                             ""),
+                   NULL, 1);
+    for (i = 0; pl->tool && i < NELEM(tool_args); i++)
+        chat_chunk(pl, p,
+                   json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0, "function",
+                             "arguments", tool_args[i]),
+                   NULL, 1);
     for (t = 0; !pl->tool && t < pl->ntok; t++)
-        piece_add(p, NULL, chat_chunk(pl, json_pack("{s:s}", "content", word(t)), NULL), NULL, 1);
-    piece_add(p, NULL, chat_chunk(pl, json_object(), chat_finish(pl)), NULL, 0);
+        chat_chunk(pl, p, json_pack("{s:s}", "content", word(t)), NULL, 1);
+    chat_chunk(pl, p, json_object(), chat_finish(pl), 0);
     if (pl->stream_usage)
-        piece_add(p, NULL, chat_chunk(pl, NULL, NULL), NULL, 0);
+        chat_chunk(pl, p, NULL, NULL, 0);
     piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
 }
 
 static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
                     enum fault f)
 {
+    json_t *limit = json_object_get(body, "max_completion_tokens");
     struct plan pl;
 
-    plan_init(&pl, m, API_CHAT, body, ntok, first_int(body, "max_completion_tokens", "max_tokens"),
-              f);
-    plan_tool(&pl, chat_tool(body));
+    plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : json_object_get(body, "max_tokens"),
+              plan_tool_name(body, 0), f);
     pl.prompt = prompt_tokens(json_object_get(body, "messages"), NULL);
     pl.stream_usage =
         pl.usage &&
@@ -848,19 +752,6 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, in
 
 /* ---- OpenAI responses ---- */
 
-static json_t *resp_part(const char *text)
-{
-    return json_pack("{s:s,s:s,s:[]}", "type", "output_text", "text", text, "annotations");
-}
-
-/* Returns the message output item; done: completed with text, else in progress and empty. */
-static json_t *resp_item(const struct plan *pl, const char *text, int done)
-{
-    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id", pl->id2, "status",
-                     done ? "completed" : "in_progress", "role", "assistant", "content",
-                     done ? json_pack("[o]", resp_part(text)) : json_array());
-}
-
 /*
  * Returns the response object: in progress without output, or done with the
  * text. A reply cut by max_output_tokens is "incomplete", as OpenAI does.
@@ -868,11 +759,16 @@ static json_t *resp_item(const struct plan *pl, const char *text, int done)
 static json_t *resp_object(const struct plan *pl, const char *text, int done)
 {
     const char *status = !done ? "in_progress" : pl->cut ? "incomplete" : "completed";
+    json_t *output = !done
+                         ? json_array()
+                         : json_pack("[{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}]", "type", "message",
+                                     "id", pl->id2, "status", "completed", "role", "assistant",
+                                     "content", "type", "output_text", "text", text, "annotations");
     json_t *r = json_pack(
         "{s:s,s:s,s:I,s:s,s:s,s:n,s:o,s:o}", "id", pl->id, "object", "response", "created_at",
         pl->created, "model", pl->model, "status", status, "error", "incomplete_details",
         done && pl->cut ? json_pack("{s:s}", "reason", "max_output_tokens") : json_null(), "output",
-        done ? json_pack("[o]", resp_item(pl, text, 1)) : json_array());
+        output);
 
     if (r && pl->usage)
         json_object_set_new(r, "usage",
@@ -894,14 +790,6 @@ static void resp_stream(const struct plan *pl, struct pieces *p)
         return;
     piece_typed(p, "response.created", sq++, json_pack("{s:o}", "response", resp_object(pl, "", 0)),
                 0);
-    piece_typed(p, "response.in_progress", sq++,
-                json_pack("{s:o}", "response", resp_object(pl, "", 0)), 0);
-    piece_typed(p, "response.output_item.added", sq++,
-                json_pack("{s:i,s:o}", "output_index", 0, "item", resp_item(pl, "", 0)), 0);
-    piece_typed(p, "response.content_part.added", sq++,
-                json_pack("{s:s,s:i,s:i,s:o}", "item_id", pl->id2, "output_index", 0,
-                          "content_index", 0, "part", resp_part("")),
-                0);
     for (t = 0; t < pl->ntok; t++)
         piece_typed(p, "response.output_text.delta", sq++,
                     json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
@@ -911,12 +799,6 @@ static void resp_stream(const struct plan *pl, struct pieces *p)
                 json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
                           "content_index", 0, "text", text),
                 0);
-    piece_typed(p, "response.content_part.done", sq++,
-                json_pack("{s:s,s:i,s:i,s:o}", "item_id", pl->id2, "output_index", 0,
-                          "content_index", 0, "part", resp_part(text)),
-                0);
-    piece_typed(p, "response.output_item.done", sq++,
-                json_pack("{s:i,s:o}", "output_index", 0, "item", resp_item(pl, text, 1)), 0);
     piece_typed(p, pl->cut ? "response.incomplete" : "response.completed", sq++,
                 json_pack("{s:o}", "response", resp_object(pl, text, 1)), 0);
     free(text);
@@ -928,8 +810,8 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, json_t *bod
     struct plan pl;
     char *text;
 
-    plan_init(&pl, m, API_RESPONSES, body, ntok,
-              first_int(body, "max_output_tokens", "max_output_tokens"), f);
+    plan_init(&pl, m, API_RESPONSES, body, ntok, json_object_get(body, "max_output_tokens"), NULL,
+              f);
     pl.prompt =
         prompt_tokens(json_object_get(body, "input"), json_object_get(body, "instructions"));
     if (json_is_true(json_object_get(body, "stream"))) {
@@ -943,29 +825,6 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, json_t *bod
 
 /* ---- Anthropic messages ---- */
 
-/* Returns the tool to use: tools non-empty, tool_choice not none, no tool_result to answer. */
-static const char *msg_tool(json_t *body)
-{
-    json_t *tools = json_object_get(body, "tools"), *msgs = json_object_get(body, "messages");
-    json_t *content, *block;
-    const char *choice =
-        json_string_value(json_object_get(json_object_get(body, "tool_choice"), "type"));
-    const char *name, *type;
-    size_t i;
-
-    if (json_array_size(tools) == 0 || (choice && strcmp(choice, "none") == 0))
-        return NULL;
-    content = json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "content");
-    json_array_foreach(content, i, block)
-    {
-        type = json_string_value(json_object_get(block, "type"));
-        if (type && strcmp(type, "tool_result") == 0)
-            return NULL;
-    }
-    name = json_string_value(json_object_get(json_array_get(tools, 0), "name"));
-    return name ? name : "mock_tool";
-}
-
 static json_t *msg_usage(json_int_t in, json_int_t out)
 {
     return json_pack("{s:I,s:i,s:i,s:I}", "input_tokens", in, "cache_creation_input_tokens", 0,
@@ -977,36 +836,29 @@ static const char *msg_stop(const struct plan *pl)
     return pl->tool ? "tool_use" : pl->cut ? "max_tokens" : "end_turn";
 }
 
-static json_t *msg_reply(const struct plan *pl)
+/* Returns the message, with content when text is set (else [], for message_start). */
+static json_t *msg_object(const struct plan *pl, const char *text)
 {
-    char *text = pl->tool ? NULL : mock_text(pl->ntok);
-    json_t *content, *r;
+    json_t *content = !text      ? json_array()
+                      : pl->tool ? json_pack("[{s:s,s:s,s:s,s:{s:s}}]", "type", "tool_use", "id",
+                                             pl->id2, "name", pl->tool, "input", "query", "mock")
+                                 : json_pack("[{s:s,s:s}]", "type", "text", "text", text);
+    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s?,s:n}", "id", pl->id, "type", "message", "role",
+                          "assistant", "model", pl->model, "content", content, "stop_reason",
+                          text ? msg_stop(pl) : NULL, "stop_sequence");
 
-    if (pl->tool)
-        content = json_pack("[{s:s,s:s,s:s,s:{s:s}}]", "type", "tool_use", "id", pl->id2, "name",
-                            pl->tool, "input", "query", "mock");
-    else
-        content = text ? json_pack("[{s:s,s:s}]", "type", "text", "text", text) : NULL;
-    free(text);
-    r = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:n}", "id", pl->id, "type", "message", "role",
-                  "assistant", "model", pl->model, "content", content, "stop_reason", msg_stop(pl),
-                  "stop_sequence");
     if (r && pl->usage)
-        json_object_set_new(r, "usage", msg_usage(pl->prompt, pl->ntok));
+        json_object_set_new(r, "usage", msg_usage(pl->prompt, text ? pl->ntok : 1));
     return r;
 }
 
 static void msg_stream(const struct plan *pl, struct pieces *p)
 {
-    json_t *msg, *delta;
+    json_t *delta;
     size_t i;
     int t;
 
-    msg = json_pack("{s:s,s:s,s:s,s:s,s:[],s:n,s:n}", "id", pl->id, "type", "message", "role",
-                    "assistant", "model", pl->model, "content", "stop_reason", "stop_sequence");
-    if (msg && pl->usage)
-        json_object_set_new(msg, "usage", msg_usage(pl->prompt, 1));
-    piece_typed(p, "message_start", -1, json_pack("{s:o}", "message", msg), 0);
+    piece_typed(p, "message_start", -1, json_pack("{s:o}", "message", msg_object(pl, NULL)), 0);
     piece_typed(p, "content_block_start", -1,
                 json_pack("{s:i,s:o}", "index", 0, "content_block",
                           pl->tool ? json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
@@ -1014,10 +866,10 @@ static void msg_stream(const struct plan *pl, struct pieces *p)
                                    : json_pack("{s:s,s:s}", "type", "text", "text", "")),
                 0);
     piece_typed(p, "ping", -1, NULL, 0);
-    for (i = 0; pl->tool && i < sizeof(tool_arg_pieces) / sizeof(tool_arg_pieces[0]); i++)
+    for (i = 0; pl->tool && i < NELEM(tool_args); i++)
         piece_typed(p, "content_block_delta", -1,
                     json_pack("{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type", "input_json_delta",
-                              "partial_json", tool_arg_pieces[i]),
+                              "partial_json", tool_args[i]),
                     1);
     for (t = 0; !pl->tool && t < pl->ntok; t++)
         piece_typed(p, "content_block_delta", -1,
@@ -1036,20 +888,23 @@ static void msg_stream(const struct plan *pl, struct pieces *p)
 static void ep_messages(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
                         enum fault f)
 {
-    json_t *mt = json_object_get(body, "max_tokens");
+    json_t *max = json_object_get(body, "max_tokens");
     struct plan pl;
+    char *text;
 
-    if (!json_is_integer(mt) || json_integer_value(mt) < 0) {
+    if (!json_is_integer(max) || json_integer_value(max) < 0) {
         reply_error(req, 1, 400, "max_tokens: Field required");
         return;
     }
-    plan_init(&pl, m, API_MESSAGES, body, ntok, json_integer_value(mt), f);
-    plan_tool(&pl, msg_tool(body));
+    plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
     pl.prompt = prompt_tokens(json_object_get(body, "messages"), json_object_get(body, "system"));
-    if (json_is_true(json_object_get(body, "stream")))
+    if (json_is_true(json_object_get(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_stream, f);
-    else
-        deliver_json(m, req, msg_reply(&pl), f);
+        return;
+    }
+    text = mock_text(pl.ntok);
+    deliver_json(m, req, text ? msg_object(&pl, text) : NULL, f);
+    free(text);
 }
 
 /* ---- embeddings and models ---- */
@@ -1057,19 +912,14 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, json_t *body
 /* Returns 8 floats derived from an FNV-1a hash of in (a string or an array of token ids). */
 static json_t *emb_vector(json_t *in)
 {
-    uint64_t h = 1469598103934665603ULL;
-    json_t *v = json_array(), *e;
     const unsigned char *s = (const unsigned char *)json_string_value(in);
     size_t i, len = json_string_length(in);
-    json_int_t tok;
+    uint64_t h = 1469598103934665603ULL;
+    json_t *v = json_array(), *e;
 
     for (i = 0; s && i < len; i++)
         h = (h ^ s[i]) * 1099511628211ULL;
-    json_array_foreach(in, i, e)
-    {
-        tok = json_integer_value(e);
-        h = (h ^ (uint64_t)tok) * 1099511628211ULL;
-    }
+    json_array_foreach(in, i, e) h = (h ^ (uint64_t)json_integer_value(e)) * 1099511628211ULL;
     for (i = 0; v && i < 8; i++) /* multiples of 1/128 print exactly */
         json_array_append_new(v, json_real(((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0));
     return v;
@@ -1077,28 +927,24 @@ static json_t *emb_vector(json_t *in)
 
 static void ep_embeddings(struct mock *m, struct evhttp_request *req, json_t *body, enum fault f)
 {
-    json_t *in = json_object_get(body, "input"), *data = json_array(), *e;
+    json_t *in = json_object_get(body, "input"), *data = json_array(), *e, *r;
     const char *model = json_string_value(json_object_get(body, "model"));
     int single = json_is_string(in) || json_is_integer(json_array_get(in, 0));
     size_t i, n = single ? 1 : json_array_size(in);
-    json_int_t prompt = 0;
-    json_t *r;
+    json_int_t prompt = 0; /* a string counts (bytes + 3) / 4, a token array its length */
 
     for (i = 0; data && i < n; i++) {
         e = single ? in : json_array_get(in, i);
-        if (!json_is_string(e) && !json_is_array(e)) {
-            json_decref(data);
-            reply_error(req, 0, 400, "input must be a string or an array of strings or tokens");
-            return;
-        }
+        if (!json_is_string(e) && !json_is_array(e))
+            break;
         prompt += json_is_string(e) ? (json_int_t)(json_string_length(e) + 3) / 4
                                     : (json_int_t)json_array_size(e);
         json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index",
                                               (json_int_t)i, "embedding", emb_vector(e)));
     }
-    if (n == 0) {
+    if (n == 0 || i < n) {
         json_decref(data);
-        reply_error(req, 0, 400, "input must not be empty");
+        reply_error(req, 0, 400, "input must be a string or an array of strings or tokens");
         return;
     }
     r = json_pack("{s:s,s:o,s:s}", "object", "list", "data", data, "model",
@@ -1111,63 +957,53 @@ static void ep_embeddings(struct mock *m, struct evhttp_request *req, json_t *bo
 
 static json_t *models_reply(void)
 {
+    static const char *const ids[] = {"mock-model", "gpt-4o-mini", "text-embedding-3-small",
+                                      "claude-3-5-haiku-latest"};
     json_t *data = json_array();
     size_t i;
 
-    for (i = 0; data && i < sizeof(model_ids) / sizeof(model_ids[0]); i++)
-        json_array_append_new(data,
-                              json_pack("{s:s,s:s,s:i,s:s}", "id", model_ids[i], "object", "model",
-                                        "created", 1700000000, "owned_by", "tokengate-mock"));
+    for (i = 0; data && i < NELEM(ids); i++)
+        json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", ids[i], "object", "model",
+                                              "created", 1700000000, "owned_by", "tokengate-mock"));
     return json_pack("{s:s,s:o}", "object", "list", "data", data);
 }
 
 /* ---- test hooks ---- */
 
-static const char *method_name(enum evhttp_cmd_type cmd)
-{
-    switch (cmd) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "OTHER";
-    }
-}
-
-/* Counts req in the stats and keeps a copy of it (names as sent) for /_mock/last. */
+/* Counts req in the stats and keeps a copy of it for /_mock/last. */
 static void record(struct mock *m, struct evhttp_request *req, const char *path)
 {
-    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    static const struct {
+        enum evhttp_cmd_type cmd;
+        const char *name;
+    } methods[] = {{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"},
+                   {EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
+                   {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+                   {EVHTTP_REQ_PATCH, "PATCH"}};
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *method = "OTHER";
     struct evkeyval *kv;
     json_t *n;
+    size_t i;
 
     m->requests++;
     n = json_object_get(m->by_path, path);
     if (!n && json_object_size(m->by_path) >= MOCK_MAX_PATHS)
-        n = json_object_get(m->by_path, path = "(other)");
+        n = json_object_get(m->by_path, "(other)");
     if (n)
         json_integer_set(n, json_integer_value(n) + 1);
     else
-        json_object_set_new(m->by_path, path, json_integer(1));
+        json_object_set_new(m->by_path,
+                            json_object_size(m->by_path) < MOCK_MAX_PATHS ? path : "(other)",
+                            json_integer(1));
 
-    m->have_last = 1;
-    snprintf(m->last_method, sizeof(m->last_method), "%s",
-             method_name(evhttp_request_get_command(req)));
-    snprintf(m->last_path, sizeof(m->last_path), "%s", path);
+    for (i = 0; i < NELEM(methods); i++)
+        if (methods[i].cmd == evhttp_request_get_command(req))
+            method = methods[i].name;
+    json_decref(m->last);
+    m->last = json_pack("{s:s,s:o}", "method", method, "path", json_lossy(path, strlen(path)));
     evbuffer_drain(m->last_headers, evbuffer_get_length(m->last_headers));
-    TAILQ_FOREACH(kv, hdrs, next)
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
     {
         evbuffer_add(m->last_headers, kv->key, strlen(kv->key) + 1);
         evbuffer_add(m->last_headers, kv->value, strlen(kv->value) + 1);
@@ -1176,128 +1012,152 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
     evbuffer_add(m->last_body, evbuffer_pullup(in, -1), evbuffer_get_length(in));
 }
 
-/* Returns /_mock/last's JSON; repeated headers are joined with ", ". */
+/* Returns /_mock/last's JSON: names lowercased, repeated headers joined with ", ". */
 static json_t *last_json(struct mock *m)
 {
-    size_t hlen = evbuffer_get_length(m->last_headers);
-    char *h = (char *)evbuffer_pullup(m->last_headers, -1), *end = h + hlen, *c;
-    json_t *hdrs = json_object(), *old;
+    size_t len = evbuffer_get_length(m->last_headers);
+    char *h = (char *)evbuffer_pullup(m->last_headers, -1), *end = h + len, *c, *value;
+    json_t *r = json_deep_copy(m->last), *hdrs = json_object(), *old;
 
-    while (hdrs && h && h < end) {
-        char *name = h, *value = h + strlen(h) + 1;
-        for (c = h; *c; c++) /* names were kept as sent */
+    for (; hdrs && h && h < end; h = value + strlen(value) + 1) {
+        value = h + strlen(h) + 1;
+        for (c = h; *c; c++) /* the copy keeps names as sent: lowercase them once, here */
             *c = *c >= 'A' && *c <= 'Z' ? (char)(*c + 32) : *c;
-        old = json_object_get(hdrs, name);
-        if (old)
-            json_object_set_new(hdrs, name, json_sprintf("%s, %s", json_string_value(old), value));
-        else
-            json_object_set_new(hdrs, name, json_lossy(value, strlen(value)));
-        h = value + strlen(value) + 1;
+        old = json_object_get(hdrs, h);
+        json_object_set_new(hdrs, h,
+                            old ? json_sprintf("%s, %s", json_string_value(old), value)
+                                : json_lossy(value, strlen(value)));
     }
-    return json_pack("{s:s,s:s,s:o,s:o}", "method", m->last_method, "path", m->last_path, "headers",
-                     hdrs, "body",
-                     json_lossy((const char *)evbuffer_pullup(m->last_body, -1),
-                                evbuffer_get_length(m->last_body)));
+    json_object_set_new(r, "headers", hdrs);
+    json_object_set_new(r, "body",
+                        json_lossy((const char *)evbuffer_pullup(m->last_body, -1),
+                                   evbuffer_get_length(m->last_body)));
+    return r;
 }
 
-/* Serves /_mock/stats, /_mock/last and /_mock/reset (counters, last request, ids). */
-static void hook(struct mock *m, struct evhttp_request *req, enum evhttp_cmd_type cmd,
-                 const char *path)
+/* Serves /_mock/stats, /_mock/last and /_mock/reset (counters, last request and ids). */
+static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 {
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
     if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/stats") == 0) {
         reply_json(req, 200,
                    json_pack("{s:I,s:O}", "requests", m->requests, "by_path", m->by_path));
-    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0) {
-        if (m->have_last)
-            reply_json(req, 200, last_json(m));
-        else
-            reply_error(req, 0, 404, "no request recorded");
+    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last) {
+        reply_json(req, 200, last_json(m));
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
         m->seq = 0;
-        m->have_last = 0;
+        json_decref(m->last);
+        m->last = NULL;
         json_object_clear(m->by_path);
         reply_json(req, 200, json_pack("{s:b}", "ok", 1));
     } else {
-        reply_error(req, 0, 404, "unknown mock hook");
+        reply_error(req, 0, 404, "no such mock hook, or no request recorded yet");
     }
 }
 
 /* ---- dispatch ---- */
 
-/* Entry point for every request: hooks, stats, forced errors and faults, then the endpoint. */
+enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS, EP_MODELS, EP_MESSAGES, EP_COUNT };
+
+/* Serves an endpoint once the request is known to be a good one, under fault f. */
+static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, int anth,
+                  enum fault f, int ntok)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct pieces p;
+    json_t *body;
+
+    if (f == F_HANG) {
+        if (pieces_init(&p, 1) == 0)
+            stream_start(m, req, &p, SM_HANG, NULL, -1);
+        else
+            pieces_free(&p);
+        return;
+    }
+    if (ep == EP_MODELS) {
+        deliver_json(m, req, models_reply(), f);
+        return;
+    }
+    body = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
+    if (!json_is_object(body))
+        reply_error(req, anth, 400, "mock: request body is not a JSON object");
+    else if (ep == EP_CHAT)
+        ep_chat(m, req, body, ntok, f);
+    else if (ep == EP_RESPONSES)
+        ep_responses(m, req, body, ntok, f);
+    else if (ep == EP_EMBEDDINGS)
+        ep_embeddings(m, req, body, f);
+    else if (ep == EP_MESSAGES)
+        ep_messages(m, req, body, ntok, f);
+    else
+        deliver_json(m, req,
+                     json_pack("{s:I}", "input_tokens",
+                               prompt_tokens(json_object_get(body, "messages"),
+                                             json_object_get(body, "system"))),
+                     f);
+    json_decref(body);
+}
+
+/* Entry point for every request: hooks, stats, the mock's own headers, then the endpoint. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
+    static const struct {
+        enum evhttp_cmd_type method;
+        const char *path;
+        enum endpoint ep;
+    } routes[] = {
+        {EVHTTP_REQ_POST, "/v1/chat/completions", EP_CHAT},
+        {EVHTTP_REQ_POST, "/v1/responses", EP_RESPONSES},
+        {EVHTTP_REQ_POST, "/v1/embeddings", EP_EMBEDDINGS},
+        {EVHTTP_REQ_GET, "/v1/models", EP_MODELS},
+        {EVHTTP_REQ_POST, "/v1/messages", EP_MESSAGES},
+        {EVHTTP_REQ_POST, "/v1/messages/count_tokens", EP_COUNT},
+    };
     struct mock *m = arg;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     const char *fname = evhttp_find_header(ih, "x-mock-fault");
     const char *status = evhttp_find_header(ih, "x-mock-status");
     const char *tokens = evhttp_find_header(ih, "x-mock-tokens");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
     long code = 0, ntok = m->ntokens;
-    enum fault f = F_NONE;
-    struct pieces p;
-    json_t *body;
-    size_t i;
     int anth, ep = -1;
+    enum fault f = F_NONE;
+    size_t i;
 
     if (!path)
         path = "";
     if (strncmp(path, "/_mock/", 7) == 0) {
-        hook(m, req, cmd, path);
+        hook(m, req, path);
         return;
     }
     record(m, req, path);
     anth = strncmp(path, "/v1/messages", 12) == 0;
-    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (routes[i].method == cmd && strcmp(routes[i].path, path) == 0)
+    for (i = 0; i < NELEM(routes); i++)
+        if (routes[i].method == evhttp_request_get_command(req) && !strcmp(routes[i].path, path))
             ep = (int)routes[i].ep;
-    for (i = 0; fname && i < sizeof(fault_names) / sizeof(fault_names[0]); i++)
-        if (strcasecmp(fname, fault_names[i].name) == 0)
-            f = fault_names[i].fault;
-    if (ep < 0) {
+    for (i = 1; fname && i < NELEM(fault_names); i++)
+        if (strcasecmp(fname, fault_names[i]) == 0)
+            f = (enum fault)i;
+    if (ep < 0)
         reply_error(req, anth, 404, "mock: no such endpoint");
-    } else if (fname && f == F_NONE) {
+    else if (fname && f == F_NONE)
         reply_error(req, anth, 400, "mock: unknown x-mock-fault");
-    } else if (status && parse_long(status, 200, 599, &code) < 0) {
+    else if (status && parse_long(status, 200, 599, &code) < 0)
         reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
-    } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
+    else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0)
         reply_error(req, anth, 400, "mock: bad x-mock-tokens");
-    } else if (code || f == F_500 || f == F_429) {
-        code = code ? code : f == F_500 ? 500 : 429;
-        reply_error(req, anth, (int)code,
-                    code == 429   ? "mock rate limit"
-                    : code == 500 ? "mock internal error"
-                                  : "mock forced status");
-    } else if (f == F_HANG) {
-        if (pieces_init(&p, 1) == 0)
-            stream_start(m, req, &p, SM_HANG, NULL, -1);
-    } else if (ep == EP_MODELS) {
-        deliver_json(m, req, models_reply(), f);
-    } else if (!(body = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in),
-                                   0, NULL)) ||
-               !json_is_object(body)) {
-        json_decref(body);
-        reply_error(req, anth, 400, "mock: request body is not a JSON object");
-    } else {
-        if (ep == EP_CHAT)
-            ep_chat(m, req, body, (int)ntok, f);
-        else if (ep == EP_RESPONSES)
-            ep_responses(m, req, body, (int)ntok, f);
-        else if (ep == EP_EMBEDDINGS)
-            ep_embeddings(m, req, body, f);
-        else if (ep == EP_MESSAGES)
-            ep_messages(m, req, body, (int)ntok, f);
-        else
-            deliver_json(m, req,
-                         json_pack("{s:I}", "input_tokens",
-                                   prompt_tokens(json_object_get(body, "messages"),
-                                                 json_object_get(body, "system"))),
-                         f);
-        json_decref(body);
-    }
+    else if (code || f == F_500 || f == F_429)
+        reply_error(req, anth,
+                    code         ? (int)code
+                    : f == F_500 ? 500
+                                 : 429,
+                    code         ? "mock forced status"
+                    : f == F_500 ? "mock internal error"
+                                 : "mock rate limit");
+    else
+        serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
 }
 
 /* ---- setup ---- */
@@ -1321,22 +1181,38 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key)
     return NULL;
 }
 
-/* evhttp's per-connection bufferevent factory in TLS mode; evhttp sets the fd. */
+/* evhttp's bufferevent factory in TLS mode: evhttp sets the fd; NULL when out of memory. */
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
     SSL *ssl = SSL_new(arg);
-    struct bufferevent *bev;
+    struct bufferevent *bev =
+        ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE)
+            : NULL;
 
-    if (!ssl)
-        return NULL;
-    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    else if (ssl)
         SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
+}
+
+/* Parses IPv4:PORT or localhost:PORT (PORT 0..65535) into sin. Returns 0 or -1. */
+static int parse_listen(const char *spec, struct sockaddr_in *sin)
+{
+    const char *colon = strrchr(spec, ':');
+    char host[INET_ADDRSTRLEN];
+    long port;
+
+    if (!colon || (size_t)(colon - spec) >= sizeof(host) || parse_long(colon + 1, 0, 65535, &port))
+        return -1;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
 /* Writes "PORT\n" to path through a temporary file, so readers never see half of it. */
@@ -1349,110 +1225,104 @@ static int write_port_file(const char *path, int port)
     if (!(fp = fopen(tmp, "w")))
         return -1;
     fprintf(fp, "%d\n", port);
-    if (fclose(fp) != 0 || rename(tmp, path) != 0)
-        return -1;
-    return 0;
-}
-
-/*
- * Parses HOST:PORT (HOST numeric IPv4, [IPv6] or "localhost"; PORT 0..65535)
- * into ss. Returns 0, or -1 when it is not one.
- */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    const char *colon = strrchr(spec, ':');
-    char host[INET6_ADDRSTRLEN + 2];
-    size_t hlen = colon ? (size_t)(colon - spec) : 0;
-    long port;
-
-    if (!colon || hlen == 0 || hlen >= sizeof(host) || parse_long(colon + 1, 0, 65535, &port) < 0)
-        return -1;
-    memcpy(host, spec, hlen);
-    host[hlen] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && host[hlen - 1] == ']') {
-        host[hlen - 1] = '\0';
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*sin6);
-        return evutil_inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
-    }
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons((uint16_t)port);
-    *len = sizeof(*sin);
-    return evutil_inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1",
-                            &sin->sin_addr) == 1
-               ? 0
-               : -1;
+    return fclose(fp) == 0 && rename(tmp, path) == 0 ? 0 : -1;
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tokengate-mock [--listen HOST:PORT] [--tokens N] [--delay-ms D]\n"
-                    "                      [--tls-cert FILE --tls-key FILE] [--port-file FILE]\n"
-                    "  --listen     numeric address to bind (default 127.0.0.1:9099; port 0: "
-                    "any)\n"
-                    "  --tokens     default reply length in tokens (default 16, max 100000)\n"
-                    "  --delay-ms   pause before each streamed token (default 0)\n"
-                    "  --tls-cert, --tls-key  serve HTTPS with these PEM files\n"
-                    "  --port-file  write the bound port to FILE\n");
+    fprintf(stderr,
+            "usage: tokengate-mock [--listen HOST:PORT] [--tokens N] [--delay-ms D]\n"
+            "                      [--tls-cert FILE --tls-key FILE] [--port-file FILE]\n"
+            "  --listen     IPv4 address (or localhost) and port; default 127.0.0.1:9099, 0: any\n"
+            "  --tokens     default reply length in tokens (default 16, max 100000)\n"
+            "  --delay-ms   pause before each streamed token (default 0)\n"
+            "  --tls-cert, --tls-key  serve HTTPS with these PEM files\n"
+            "  --port-file  also write the bound port to FILE\n");
     exit(2);
+}
+
+/*
+ * Binds and runs the server until SIGTERM or SIGINT. Returns 0, or 1 after
+ * printing why it could not start.
+ */
+static int mock_run(struct mock *m, struct sockaddr_in *sin, SSL_CTX *ctx, const char *port_file)
+{
+    struct evhttp *http = evhttp_new(m->base);
+    struct evconnlistener *lev = NULL;
+    struct event *term = evsignal_new(m->base, SIGTERM, on_signal, m->base);
+    struct event *intr = evsignal_new(m->base, SIGINT, on_signal, m->base);
+    socklen_t len = sizeof(*sin);
+    int rc = 1;
+
+    if (!http || !term || !intr || evsignal_add(term, NULL) || evsignal_add(intr, NULL)) {
+        fprintf(stderr, "tokengate-mock: out of memory\n");
+        goto out;
+    }
+    evhttp_set_gencb(http, on_request, m);
+    evhttp_set_max_body_size(http, MOCK_MAX_BODY);
+    evhttp_set_max_headers_size(http, 64 * 1024);
+    evhttp_set_timeout(http, MOCK_TIMEOUT_S);
+    if (ctx)
+        evhttp_set_bevcb(http, tls_bev, ctx);
+    lev = evconnlistener_new_bind(m->base, NULL, NULL,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                  1024, (struct sockaddr *)sin, sizeof(*sin));
+    if (!lev || !evhttp_bind_listener(http, lev)) { /* the evhttp owns lev once bound */
+        perror("tokengate-mock: cannot listen");
+        if (lev)
+            evconnlistener_free(lev);
+        goto out;
+    }
+    getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)sin, &len);
+    printf("listening on %s:%d\n", inet_ntoa(sin->sin_addr), ntohs(sin->sin_port));
+    fflush(stdout);
+    if (port_file && write_port_file(port_file, ntohs(sin->sin_port)) < 0) {
+        perror("tokengate-mock: cannot write the port file");
+        goto out;
+    }
+    event_base_dispatch(m->base);
+    rc = 0;
+out:
+    if (http)
+        evhttp_free(http); /* ends replies in progress through their close callbacks */
+    if (term)
+        event_free(term);
+    if (intr)
+        event_free(intr);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"tokens", required_argument, NULL, 't'},
-        {"delay-ms", required_argument, NULL, 'd'}, {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'k'},  {"port-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"tokens", required_argument, NULL, 't'},
+        {"delay-ms", required_argument, NULL, 'd'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"port-file", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen_on = "127.0.0.1:9099", *cert = NULL, *key = NULL, *port_file = NULL;
     struct mock m = {.ntokens = 16};
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss), opt, port, rc = 1;
-    socklen_t alen = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-    struct evconnlistener *lev;
-    struct evhttp *http = NULL;
-    struct event *sigs[2] = {NULL, NULL};
+    struct sockaddr_in sin;
     SSL_CTX *ctx = NULL;
-    long v;
+    long tokens = 16, delay = 0;
+    int opt, rc = 1;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            listen_on = optarg;
-            break;
-        case 't':
-            if (parse_long(optarg, 0, MOCK_MAX_TOKENS, &v) < 0)
-                usage();
-            m.ntokens = (int)v;
-            break;
-        case 'd':
-            if (parse_long(optarg, 0, 3600000, &v) < 0)
-                usage();
-            m.delay_ms = (int)v;
-            break;
-        case 'c':
-            cert = optarg;
-            break;
-        case 'k':
-            key = optarg;
-            break;
-        case 'p':
-            port_file = optarg;
-            break;
-        default:
+        if ((opt == 't' && parse_long(optarg, 0, MOCK_MAX_TOKENS, &tokens) < 0) ||
+            (opt == 'd' && parse_long(optarg, 0, 3600000, &delay) < 0) || opt == '?')
             usage();
-        }
+        listen_on = opt == 'l' ? optarg : listen_on;
+        cert = opt == 'c' ? optarg : cert;
+        key = opt == 'k' ? optarg : key;
+        port_file = opt == 'p' ? optarg : port_file;
     }
-    if (optind != argc || !cert != !key)
+    if (optind != argc || !cert != !key || parse_listen(listen_on, &sin) < 0)
         usage();
-    if (parse_listen(listen_on, &ss, &sslen) < 0)
-        usage();
+    m.ntokens = (int)tokens;
+    m.delay_ms = (int)delay;
 
     signal(SIGPIPE, SIG_IGN);
     m.base = event_base_new();
@@ -1460,64 +1330,15 @@ int main(int argc, char **argv)
     m.last_headers = evbuffer_new();
     m.last_body = evbuffer_new();
     m.scratch = evbuffer_new();
-    if (!m.base || !m.by_path || !m.last_headers || !m.last_body || !m.scratch ||
-        !(http = evhttp_new(m.base))) {
+    if (cert && !(ctx = tls_ctx_new(cert, key)))
+        fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
+    else if (!m.base || !m.by_path || !m.last_headers || !m.last_body || !m.scratch)
         fprintf(stderr, "tokengate-mock: out of memory\n");
-        goto out;
-    }
-    evhttp_set_gencb(http, on_request, &m);
-    evhttp_set_max_body_size(http, MOCK_MAX_BODY);
-    evhttp_set_max_headers_size(http, 64 * 1024);
-    evhttp_set_timeout(http, MOCK_TIMEOUT_S);
-    if (cert) {
-        if (!(ctx = tls_ctx_new(cert, key))) {
-            fprintf(stderr, "tokengate-mock: cannot load %s / %s\n", cert, key);
-            goto out;
-        }
-        evhttp_set_bevcb(http, tls_bev, ctx);
-    }
-    lev = evconnlistener_new_bind(m.base, NULL, NULL,
-                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                  1024, (struct sockaddr *)&ss, sslen);
-    if (!lev || !evhttp_bind_listener(http, lev)) {
-        fprintf(stderr, "tokengate-mock: cannot listen on %s: %s\n", listen_on,
-                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        if (lev)
-            evconnlistener_free(lev);
-        goto out;
-    }
-    getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &alen);
-    if (ss.ss_family == AF_INET6) {
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-        printf("listening on [%s]:%d\n", host, port);
-    } else {
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-        printf("listening on %s:%d\n", host, port);
-    }
-    fflush(stdout);
-    if (port_file && write_port_file(port_file, port) < 0) {
-        fprintf(stderr, "tokengate-mock: cannot write %s\n", port_file);
-        goto out;
-    }
-    sigs[0] = evsignal_new(m.base, SIGTERM, on_signal, m.base);
-    sigs[1] = evsignal_new(m.base, SIGINT, on_signal, m.base);
-    if (!sigs[0] || !sigs[1] || evsignal_add(sigs[0], NULL) < 0 ||
-        evsignal_add(sigs[1], NULL) < 0) {
-        fprintf(stderr, "tokengate-mock: cannot watch signals\n");
-        goto out;
-    }
-    event_base_dispatch(m.base);
-    rc = 0;
-out:
-    if (http)
-        evhttp_free(http); /* ends replies in progress through their close callbacks */
-    for (opt = 0; opt < 2; opt++)
-        if (sigs[opt])
-            event_free(sigs[opt]);
+    else
+        rc = mock_run(&m, &sin, ctx, port_file);
     SSL_CTX_free(ctx);
     json_decref(m.by_path);
+    json_decref(m.last);
     if (m.last_headers)
         evbuffer_free(m.last_headers);
     if (m.last_body)

@@ -395,15 +395,17 @@ async function openConnections() {
   return (await gate.request('/status')).json.connections_open;
 }
 
+/** Waits until at most n connections are open (the /status request itself included). */
 async function waitConnections(n) {
   const deadline = Date.now() + ms(5000);
   let open;
-  while ((open = await openConnections()) !== n && Date.now() < deadline) await sleep(50);
+  while ((open = await openConnections()) > n && Date.now() < deadline) await sleep(50);
   return open;
 }
 
 test('a client that leaves mid-stream is logged and the gate keeps serving', async () => {
-  assert.equal(await waitConnections(1), 1, 'connections from earlier tests are still open');
+  // the slow drip may still be running: it holds one connection
+  const base = await openConnections();
   const id = newId('leave-stream');
   const c = await RawClient.connect(gate.port);
   await c.write(rawPost('/v1/chat/completions', chat({ model: 'delayed-gpt', stream: true }),
@@ -417,12 +419,13 @@ test('a client that leaves mid-stream is logged and the gate keeps serving', asy
   assert.equal(rec.error, 'the client closed the connection');
   assert.ok(rec.latency_ms < 1000 * ms(1), `logged after ${rec.latency_ms} ms`);
 
-  assert.equal(await waitConnections(1), 1, 'the connection was not released');
+  assert.ok(await waitConnections(base) <= base, 'the connection was not released');
   assert.equal((await gate.request('/healthz')).status, 200);
   assert.equal((await gate.post('/v1/chat/completions', chat())).status, 200);
 });
 
 test('a client that leaves before the answer is logged as 499', async () => {
+  const base = await openConnections();
   const id = newId('leave-early');
   const c = await RawClient.connect(gate.port);
   await c.write(rawPost('/v1/chat/completions', chat(), { 'x-mock-fault': 'hang', 'x-request-id': id }));
@@ -431,12 +434,12 @@ test('a client that leaves before the answer is logged as 499', async () => {
   const rec = await gate.logRecord(id);
   assert.equal(rec.status, 499);
   assert.equal(rec.error, 'the client closed the connection');
-  assert.equal(await waitConnections(1), 1);
+  assert.ok(await waitConnections(base) <= base, 'the connection was not released');
   assert.equal((await gate.post('/v1/chat/completions', chat())).status, 200);
 });
 
 test('backpressure: a client that stops reading does not make the gate buffer the stream',
-  { timeout: ms(120000) }, async () => {
+  { timeout: ms(120000) }, async (t) => {
     // A long model name (a wildcard entry) makes every chunk about 600 bytes: 100000 tokens are
     // some 60 MB, far more than the kernel's socket buffers and than the RSS bound below.
     const model = 'gpt-4.1-' + 'x'.repeat(400);
@@ -459,6 +462,7 @@ test('backpressure: a client that stops reading does not make the gate buffer th
     await sleep(500);
     const rss2 = gate.rssKiB();
     const growthMiB = (Math.max(rss1, rss2) - rss0) / 1024;
+    t.diagnostic(`gate RSS ${rss0} KiB before, ${rss1} and ${rss2} KiB while the client paused`);
     assert.ok(growthMiB < 32, `the gate grew by ${growthMiB.toFixed(1)} MiB while the client paused`);
 
     // now read it all

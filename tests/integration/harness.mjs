@@ -199,7 +199,8 @@ const gates = new Set();
 const mocks = new Set();
 
 /**
- * Starts the mock provider on an ephemeral port. opts: tokens, delayMs, tlsCert, tlsKey, args.
+ * Starts the mock provider on an ephemeral port. opts: tokens, delayMs, tlsCert, tlsKey, ca and
+ * servername (to verify it), args.
  * Returns a Mock with port, url (http[s]://127.0.0.1:PORT) and the hook helpers.
  */
 export async function startMock(opts = {}) {
@@ -211,15 +212,16 @@ export async function startMock(opts = {}) {
   const p = new Proc('mock', MOCK_BIN, args, opts.env || {});
   mocks.add(p);
   const m = await p.waitFor('stdout', /listening on 127\.0\.0\.1:(\d+)/, ms(10000), 'port');
-  return new Mock(p, Number(m[1]), opts.tlsCert ? 'https' : 'http', opts.ca);
+  return new Mock(p, Number(m[1]), opts.tlsCert ? 'https' : 'http', opts.ca, opts.servername);
 }
 
 class Mock {
-  constructor(proc, port, scheme, ca) {
+  constructor(proc, port, scheme, ca, servername) {
     this.proc = proc;
     this.port = port;
     this.scheme = scheme;
-    this.ca = ca;
+    this.ca = ca; // for a TLS mock: the CA its certificate chains to
+    this.servername = servername; // ...and the name it is for, when not 127.0.0.1
     this.url = `${scheme}://127.0.0.1:${port}`;
   }
 
@@ -228,6 +230,7 @@ class Mock {
       method,
       tls: this.scheme === 'https',
       ca: this.ca,
+      servername: this.servername,
       timeoutMs: ms(10000),
     });
     if (r.status !== 200)
@@ -251,7 +254,8 @@ class Mock {
 
   /** Sends a request straight to the mock (not through the gate). */
   direct(p, opts = {}) {
-    return httpRequest(this.port, p, { tls: this.scheme === 'https', ca: this.ca, ...opts });
+    return httpRequest(this.port, p, { tls: this.scheme === 'https', ca: this.ca,
+      servername: this.servername, ...opts });
   }
 
   stop() {
