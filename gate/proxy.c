@@ -12,6 +12,7 @@
 
 #include "gate/arena.h"
 #include "gate/conn.h"
+#include "gate/jsonedit.h"
 #include "gate/req.h"
 #include "gate/server.h"
 #include "gate/upstream.h"
@@ -84,8 +85,18 @@ static void answer_local(struct gate_req *req)
 static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov)
 {
     static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-        "upgrade", "host", "content-length", "accept-encoding", "expect", "x-request-id",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "expect",
+        "x-request-id",
         "proxy-authorization",
     };
 
@@ -159,6 +170,16 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     return 0;
 }
 
+/* Prints a JSON value into the request's arena. Returns NULL when out of memory. */
+static const char *print_to_arena(struct gate_req *req, const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    char *copy = s ? arena_strndup(req->arena, s, strlen(s)) : NULL;
+
+    free(s);
+    return copy;
+}
+
 static int only_space(const char *p, const char *end)
 {
     for (; p < end; p++)
@@ -175,7 +196,6 @@ static int prepare(struct gate_req *req)
     size_t len = evbuffer_get_length(req->body);
     const char *raw = (const char *)evbuffer_pullup(req->body, -1);
     char msg[512];
-    int modified = 0;
     const char *end = NULL;
 
     if (len == 0) {
@@ -200,6 +220,12 @@ static int prepare(struct gate_req *req)
         return -1;
     }
     req->model = model->valuestring;
+    const char *dup = jsonedit_duplicate_key(req->json);
+    if (dup != NULL) {
+        snprintf(msg, sizeof(msg), "request body has the key '%.100s' twice in one object", dup);
+        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
     const struct conf_model *m = conf_find_model(req->conf, req->model);
     if (m == NULL) {
         snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
@@ -217,11 +243,15 @@ static int prepare(struct gate_req *req)
     }
     req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
 
+    /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
+    struct jsonedit_op ops[2];
+    int nops = 0;
     if (m->upstream_model != NULL) {
-        cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model",
-                                               cJSON_CreateString(m->upstream_model));
-        req->model = cJSON_GetObjectItemCaseSensitive(req->json, "model")->valuestring;
-        modified = 1;
+        cJSON *name = cJSON_CreateString(m->upstream_model);
+        ops[nops].key = "model";
+        ops[nops++].value = print_to_arena(req, name);
+        cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
+        req->model = name->valuestring;
     }
     if (req->ep == EP_CHAT && req->stream) {
         cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
@@ -232,24 +262,35 @@ static int prepare(struct gate_req *req)
             }
             cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
             cJSON_AddTrueToObject(so, "include_usage");
+            ops[nops].key = "stream_options";
+            ops[nops++].value = print_to_arena(req, so);
             req->usage_injected = 1;
-            modified = 1;
         }
     }
+    for (int i = 0; i < nops; i++)
+        if (ops[i].value == NULL)
+            goto oom;
 
-    if (modified) {
-        char *out = cJSON_PrintUnformatted(req->json);
-        if (out == NULL || build_upstream_request(req, out, strlen(out)) < 0) {
+    if (nops > 0) {
+        size_t out_len;
+        char *out = jsonedit_apply(raw, len, ops, nops, &out_len);
+        if (out == NULL) {
+            /* a key with escapes: print the edited document (numbers become doubles) */
+            out = cJSON_PrintUnformatted(req->json);
+            out_len = out ? strlen(out) : 0;
+        }
+        if (out == NULL || build_upstream_request(req, out, out_len) < 0) {
             free(out);
-            req_fail(req, APIERR_INTERNAL, "out of memory");
-            return -1;
+            goto oom;
         }
         free(out);
     } else if (build_upstream_request(req, raw, len) < 0) {
-        req_fail(req, APIERR_INTERNAL, "out of memory");
-        return -1;
+        goto oom;
     }
     return 0;
+oom:
+    req_fail(req, APIERR_INTERNAL, "out of memory");
+    return -1;
 }
 
 void proxy_handle(struct gate_req *req)
@@ -293,7 +334,7 @@ static int response_hop_by_hop(const struct http_header *h)
 {
     static const char *const drop[] = {
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-        "trailer", "upgrade", "content-length", "x-request-id",
+        "trailer",    "upgrade",    "content-length",   "x-request-id",
     };
 
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
@@ -334,8 +375,7 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
     req->t_first_byte = gate_now_us();
 }
 
-int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers,
-                        int n)
+int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers, int n)
 {
     req->up_status = status;
     for (int i = 0; i < n; i++) {

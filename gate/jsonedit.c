@@ -1,0 +1,133 @@
+#include "gate/jsonedit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
+struct splice {
+    size_t start, end; /* bytes of body replaced; start == end inserts */
+    const char *key;   /* set for an appended member */
+    const char *value;
+};
+
+static int cmp_splice(const void *a, const void *b)
+{
+    const struct splice *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The byte span of a value token: strings include their quotes. */
+static void value_span(const jsmntok_t *t, size_t *start, size_t *end)
+{
+    *start = (size_t)t->start;
+    *end = (size_t)t->end;
+    if (t->type == JSMN_STRING) {
+        (*start)--;
+        (*end)++;
+    }
+}
+
+char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops, int nops,
+                     size_t *out_len)
+{
+    jsmn_parser p;
+    jsmntok_t *tok = NULL;
+    struct splice sp[8];
+    char *out = NULL;
+    int n;
+
+    if (nops <= 0 || nops > 8)
+        return NULL;
+    jsmn_init(&p);
+    n = jsmn_parse(&p, body, len, NULL, 0);
+    if (n <= 0)
+        return NULL;
+    tok = malloc((size_t)n * sizeof(*tok));
+    if (tok == NULL)
+        return NULL;
+    jsmn_init(&p);
+    if (jsmn_parse(&p, body, len, tok, (unsigned)n) != n || tok[0].type != JSMN_OBJECT)
+        goto done;
+
+    for (int k = 0; k < nops; k++) {
+        size_t klen = strlen(ops[k].key);
+        int found = 0;
+        sp[k].key = NULL;
+        sp[k].value = ops[k].value;
+        /* walk the top-level members: key at i, value at i + 1, then skip the value's tree */
+        for (int i = 1; i < n;) {
+            const jsmntok_t *key = &tok[i];
+            size_t ks = (size_t)key->start, ke = (size_t)key->end;
+            if (memchr(body + ks, '\\', ke - ks) != NULL)
+                goto done; /* an escaped key might spell ours: leave it to the caller */
+            int v = i + 1;
+            if (ke - ks == klen && memcmp(body + ks, ops[k].key, klen) == 0) {
+                if (found++)
+                    goto done; /* twice at the top level */
+                value_span(&tok[v], &sp[k].start, &sp[k].end);
+            }
+            int j = v + 1;
+            while (j < n && tok[j].start < tok[v].end)
+                j++;
+            i = j;
+        }
+        if (!found) {
+            /* append before the closing brace */
+            sp[k].start = sp[k].end = (size_t)tok[0].end - 1;
+            sp[k].key = ops[k].key;
+        }
+    }
+
+    qsort(sp, (size_t)nops, sizeof(sp[0]), cmp_splice);
+    size_t cap = len + 1;
+    for (int k = 0; k < nops; k++)
+        cap += strlen(sp[k].value) + (sp[k].key ? strlen(sp[k].key) + 4 : 0);
+    out = malloc(cap);
+    if (out == NULL)
+        goto done;
+    size_t o = 0, at = 0;
+    int members = tok[0].size;
+    for (int k = 0; k < nops; k++) {
+        memcpy(out + o, body + at, sp[k].start - at);
+        o += sp[k].start - at;
+        if (sp[k].key != NULL) {
+            if (members++ > 0)
+                out[o++] = ',';
+            out[o++] = '"';
+            memcpy(out + o, sp[k].key, strlen(sp[k].key));
+            o += strlen(sp[k].key);
+            out[o++] = '"';
+            out[o++] = ':';
+        }
+        memcpy(out + o, sp[k].value, strlen(sp[k].value));
+        o += strlen(sp[k].value);
+        at = sp[k].end;
+    }
+    memcpy(out + o, body + at, len - at);
+    o += len - at;
+    out[o] = '\0';
+    *out_len = o;
+done:
+    free(tok);
+    return out;
+}
+
+const char *jsonedit_duplicate_key(const cJSON *node)
+{
+    for (const cJSON *c = node ? node->child : NULL; c != NULL; c = c->next) {
+        if (cJSON_IsObject(node)) {
+            for (const cJSON *d = c->next; d != NULL; d = d->next)
+                if (strcmp(c->string, d->string) == 0)
+                    return c->string;
+        }
+        if (c->child != NULL) {
+            const char *dup = jsonedit_duplicate_key(c);
+            if (dup != NULL)
+                return dup;
+        }
+    }
+    return NULL;
+}
