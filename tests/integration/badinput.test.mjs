@@ -78,7 +78,7 @@ const MALFORMED = [
     'gate bug: a bare LF after the request line is accepted and the request is proxied'],
   ['a bare LF ending the header block',
     head() + `Content-Length: ${len(CHAT)}\r\n\n${CHAT}`,
-    'gate bug: "\\r\\n\\n" ending the head is accepted and the request is proxied'],
+    'gate bug: a CRLF then a bare LF ending the head is accepted and the request is proxied'],
   ['a bad chunk size',
     head() + `Transfer-Encoding: chunked\r\n\r\nzz\r\n${CHAT}\r\n0\r\n\r\n`],
   ['white space before a colon',
@@ -256,9 +256,8 @@ const BAD_BODIES = [
   ['with a numeric model', '{"model": 4}'],
   ['with an empty model', '{"model": ""}'],
   // a proxy that read one "model" and a provider that read the other would disagree
-  ['with a duplicate model key', '{"model": "gpt-4o-mini", "model": "claude-haiku-4-5"}',
-    'gate bug: since the switch to cJSON duplicate keys are accepted; the gate routes on the ' +
-    'first "model", a provider may read the last'],
+  ['with a duplicate model key', '{"model": "gpt-4o-mini", "model": "claude-haiku-4-5"}'],
+  ['with a duplicate key elsewhere', '{"model": "gpt-4o-mini", "stream": false, "stream": true}'],
 ];
 
 for (const [name, body, todo] of BAD_BODIES) {
@@ -336,9 +335,7 @@ test("a model served in the other API's format -> 400", async () => {
   });
 });
 
-test('refused requests carry an x-request-id too', {
-  todo: 'gate bug: requests refused by the HTTP parser (400, 413, 431) get an empty x-request-id',
-}, async () => {
+test('refused requests carry an x-request-id too', async () => {
   for (const data of [
     head() + `Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}`,
     head() + `Content-Length: ${MAX_BODY + 1}\r\n\r\n`,
@@ -361,6 +358,47 @@ test('limits on /v1/messages are answered in the Anthropic format', {
   r = await rawRequest(gate.port, head('/v1/messages') + 'Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}');
   assert.equal(r.status, 400);
   anthropicError(r.json, 'invalid_request_error');
+});
+
+test('a response to HEAD has no body', {
+  todo: 'gate bug: the 405 answer to HEAD carries its JSON body, which a client reads as the ' +
+    'start of the next response on the connection',
+}, async () => {
+  const c = await RawClient.connect(gate.port);
+  try {
+    await c.write('HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+      'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const h = await c.readResponse({ head: true });
+    assert.ok(h.status === 405 || h.status === 200, `HEAD: ${h.status}`);
+    const r = await c.readResponse();
+    assert.equal(r.status, 200, 'the response after HEAD');
+    assert.deepEqual(JSON.parse(r.body), { status: 'ok' });
+  } finally {
+    c.destroy();
+  }
+});
+
+test('after a request asking for an Upgrade the connection works or closes', {
+  todo: 'gate bug: after a request with "Upgrade: websocket" and "Connection: Upgrade" the ' +
+    'gate answers with connection: keep-alive, then ignores everything else the client sends ' +
+    'until the idle timeout',
+}, async () => {
+  const c = await RawClient.connect(gate.port);
+  try {
+    await c.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n' +
+      'Connection: Upgrade\r\n\r\n');
+    const r1 = await c.readResponse();
+    assert.equal(r1.status, 200);
+    if (/close/i.test(r1.headers.connection ?? '')) {
+      assert.ok(await c.waitClosed(ms(3000)), 'connection: close, but it stayed open');
+      return;
+    }
+    await c.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const r2 = await c.readResponse({ timeoutMs: ms(3000) });
+    assert.equal(r2.status, 200);
+  } finally {
+    c.destroy();
+  }
 });
 
 test('the gate keeps serving after all of the above', async () => {

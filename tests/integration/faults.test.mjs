@@ -6,8 +6,8 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
-  test, cleanup, startMock, startGate, RawClient, rawPost, parseSSE, newId, wordCount,
-  closedPort, sleep, ms,
+  test, cleanup, startMock, startGate, mockProviders, RawClient, rawPost, parseSSE, newId,
+  wordCount, closedPort, sleep, ms, readLogNow,
 } from './harness.mjs';
 
 const TIMEOUTS = {
@@ -344,6 +344,7 @@ test('request headers that do not arrive in time -> 408 and close', async () => 
     const r = await c.readResponse({ timeoutMs: ms(6000) });
     const elapsed = Date.now() - t0;
     assert.equal(r.status, 408);
+    assert.match(r.headers['x-request-id'] ?? '', /^[A-Za-z0-9._:-]{1,64}$/);
     assert.ok(elapsed >= 900 && elapsed < ms(4000), `408 after ${elapsed} ms`);
     openaiError(JSON.parse(r.body), 'invalid_request_error');
     assert.equal(r.headers.connection, 'close');
@@ -440,65 +441,115 @@ test('a client that leaves before the answer is logged as 499', async () => {
 
 test('backpressure: a client that stops reading does not make the gate buffer the stream',
   { timeout: ms(120000) }, async (t) => {
-    // A long model name (a wildcard entry) makes every chunk about 600 bytes: 100000 tokens are
-    // some 60 MB, far more than the kernel's socket buffers and than the RSS bound below.
+    // A gate of its own with the default timeouts: a sanitized mock takes seconds to start a
+    // stream this long. A long model name (a wildcard entry) makes every chunk about 600 bytes:
+    // 100000 tokens are some 60 MB, far more than the kernel's socket buffers and than the RSS
+    // bound below.
+    // Under AddressSanitizer freed memory sits in a quarantine (256 MB by default) and counts in
+    // the RSS: a small one keeps the measure about live buffers.
+    const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=4'].filter(Boolean).join(':');
+    const big = await startGate({ config: { ...mockProviders(mock.url) },
+      env: { ASAN_OPTIONS: asan } });
     const model = 'gpt-4.1-' + 'x'.repeat(400);
     const body = { model, messages: userMsg('long'), stream: true };
-    const warm = await gate.post('/v1/chat/completions', body, { 'x-mock-tokens': '2000' });
+    const warm = await big.post('/v1/chat/completions', body, { 'x-mock-tokens': '2000' });
     assert.equal(warm.status, 200);
-    const rss0 = gate.rssKiB();
+    const rss0 = big.rssKiB();
 
     const id = newId('backpressure');
-    const sock = net.connect({ host: '127.0.0.1', port: gate.port });
-    await new Promise((resolve, reject) => {
-      sock.once('connect', resolve);
-      sock.once('error', reject);
-    });
-    sock.pause();
-    sock.write(Buffer.from(rawPost('/v1/chat/completions', body,
-      { 'x-mock-tokens': '100000', 'x-request-id': id }), 'latin1'));
-    await sleep(ms(2000));
-    const rss1 = gate.rssKiB();
-    await sleep(500);
-    const rss2 = gate.rssKiB();
-    const growthMiB = (Math.max(rss1, rss2) - rss0) / 1024;
-    t.diagnostic(`gate RSS ${rss0} KiB before, ${rss1} and ${rss2} KiB while the client paused`);
-    assert.ok(growthMiB < 32, `the gate grew by ${growthMiB.toFixed(1)} MiB while the client paused`);
-
-    // now read it all
-    let total = 0;
-    let deltas = 0;
-    let tail = Buffer.alloc(0);
-    const needle = Buffer.from('"delta":{"content":"');
-    const done = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`stream not finished: ${total} bytes`)),
-        ms(60000));
-      sock.on('data', (d) => {
-        total += d.length;
-        // count deltas across chunk boundaries: keep the last bytes of the previous piece
-        const buf = Buffer.concat([tail, d]);
-        let i = 0;
-        while ((i = buf.indexOf(needle, i)) >= 0) {
-          if (i + needle.length > tail.length) deltas++;
-          i += needle.length;
-        }
-        tail = buf.subarray(Math.max(0, buf.length - 64));
-        if (tail.toString('latin1').endsWith('data: [DONE]\n\n\r\n0\r\n\r\n')) {
-          clearTimeout(timer);
-          resolve();
-        }
+    const sock = net.connect({ host: '127.0.0.1', port: big.port });
+    let timer;
+    try {
+      await new Promise((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
       });
-      sock.on('error', reject);
-      sock.on('end', () => reject(new Error(`the gate closed the stream after ${total} bytes`)));
-    });
-    sock.resume();
-    await done;
-    sock.destroy();
-    assert.ok(total > 50 * 1024 * 1024, `only ${total} bytes: the test needs a longer stream`);
-    assert.equal(deltas, 100000);
-    const rec = await gate.logRecord(id);
-    assert.equal(rec.status, 200);
-    assert.equal(rec.error, undefined);
-    assert.equal(rec.usage?.output, 100000);
-    assert.ok(rec.bytes_out >= total - 1024, `bytes_out ${rec.bytes_out} for ${total} sent`);
+      sock.pause();
+      sock.write(Buffer.from(rawPost('/v1/chat/completions', body,
+        { 'x-mock-tokens': '100000', 'x-request-id': id }), 'latin1'));
+      await sleep(ms(2000));
+      const rss1 = big.rssKiB();
+      await sleep(500);
+      const rss2 = big.rssKiB();
+      const growthMiB = (Math.max(rss1, rss2) - rss0) / 1024;
+      t.diagnostic(`gate RSS ${rss0} KiB before, ${rss1} and ${rss2} KiB while the client paused`);
+      assert.ok(growthMiB < 32,
+        `the gate grew by ${growthMiB.toFixed(1)} MiB while the client paused`);
+
+      // now read it all
+      let total = 0;
+      let deltas = 0;
+      let head = '';
+      let tail = Buffer.alloc(0);
+      const needle = Buffer.from('"delta":{"content":"');
+      const done = new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`stream not finished: ${total} bytes`)),
+          ms(60000));
+        sock.on('data', (d) => {
+          if (total === 0) head = d.subarray(0, 200).toString('latin1');
+          total += d.length;
+          // count deltas across reads: keep the last bytes of the previous one
+          const buf = Buffer.concat([tail, d]);
+          let i = 0;
+          while ((i = buf.indexOf(needle, i)) >= 0) {
+            if (i + needle.length > tail.length) deltas++;
+            i += needle.length;
+          }
+          tail = buf.subarray(Math.max(0, buf.length - 64));
+          if (tail.toString('latin1').endsWith('data: [DONE]\n\n\r\n0\r\n\r\n')) resolve();
+        });
+        sock.on('error', reject);
+        sock.on('end', () => reject(new Error(
+          `the gate closed the stream after ${total} bytes: ${JSON.stringify(head)}`)));
+      });
+      sock.resume();
+      await done;
+      assert.match(head, /^HTTP\/1\.1 200 /);
+      assert.ok(total > 50 * 1024 * 1024, `only ${total} bytes: the test needs a longer stream`);
+      assert.equal(deltas, 100000);
+      const rec = await big.logRecord(id);
+      assert.equal(rec.status, 200);
+      assert.equal(rec.error, undefined);
+      assert.equal(rec.usage?.output, 100000);
+      assert.ok(rec.bytes_out >= total - 1024, `bytes_out ${rec.bytes_out} for ${total} sent`);
+    } finally {
+      clearTimeout(timer);
+      sock.destroy();
+    }
   });
+
+test('SIGTERM lets a stream under way finish, closes idle connections and exits 0', async () => {
+  const paced = await startMock({ delayMs: 100 }); // 10 tokens: about a second
+  const g = await startGate({ config: { ...mockProviders(paced.url) } });
+  const idle = await RawClient.connect(g.port);
+  await idle.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  assert.equal((await idle.readResponse()).status, 200);
+
+  const id = newId('drain');
+  const c = await RawClient.connect(g.port);
+  try {
+    await c.write(rawPost('/v1/chat/completions', chat({ stream: true }),
+      { 'x-mock-tokens': '10', 'x-request-id': id }));
+    await c.until(() => c.buf.includes('"role":"assistant"'), ms(5000), 'the first chunk');
+    const t0 = Date.now();
+    g.proc.child.kill('SIGTERM');
+    const r = await c.readResponse({ timeoutMs: ms(10000) });
+    assert.equal(r.status, 200);
+    const events = parseSSE(r.body);
+    assert.equal(events.at(-1).data, '[DONE]', 'the stream was cut by the stop');
+    assert.equal(wordCount(events.filter((e) => e.json?.choices)
+      .map((e) => e.json.choices[0]?.delta?.content ?? '').join('')), 10);
+    assert.ok(await idle.waitClosed(ms(3000)), 'the idle connection was kept open');
+    const exit = await g.proc.waitExit(ms(10000));
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(Date.now() - t0 < ms(5000), 'the gate waited longer than the stream');
+    assert.match(g.proc.stderr, /SIGTERM received/);
+    const rec = readLogNow(g.logPath).find((x) => x.id === id);
+    assert.ok(rec, 'the request was logged before the exit');
+    assert.equal(rec.status, 200);
+    assert.equal(rec.usage?.output, 10);
+  } finally {
+    c.destroy();
+    idle.destroy();
+  }
+});

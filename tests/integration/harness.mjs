@@ -7,6 +7,9 @@
 // sanitizer wrote to its stderr. Use test() from this module instead of node:test's: it adds the
 // gate's stderr to a failing test's output and fails a test after which the gate's stderr holds
 // sanitizer output.
+//
+// Environment: TG_BUILD (the build directory, default build/), TG_KEEP_TMP (keep the temporary
+// directories: configs, request logs, certificates), TG_IT_DEBUG (say how each process stopped).
 
 import { test as nodeTest } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
@@ -69,7 +72,7 @@ export function tempDir(prefix = 'tg-it-') {
 
 const live = new Set();
 
-process.on('exit', () => {
+function killAll() {
   for (const p of live) {
     try {
       p.child.kill('SIGKILL');
@@ -77,7 +80,16 @@ process.on('exit', () => {
       /* already gone */
     }
   }
-});
+}
+
+// Whatever way this test process ends, it takes its gates and mocks with it.
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    killAll();
+    process.kill(process.pid, sig);
+  });
+}
 
 /**
  * A child process with its output collected. ready() waits for a pattern on one of its streams.
@@ -178,8 +190,11 @@ class Proc {
     return r;
   }
 
-  /** SIGTERM, then SIGKILL after timeoutMs. Returns {code, signal, killed}. */
-  async stop(timeoutMs = ms(10000)) {
+  /**
+   * SIGTERM, then SIGKILL after timeoutMs (the default leaves room for the gate's 10 s grace
+   * period for requests under way). Returns {code, signal, killed}.
+   */
+  async stop(timeoutMs = 12000 + ms(5000)) {
     if (!this.exited) this.child.kill('SIGTERM');
     let r = await this.waitExit(timeoutMs);
     if (r) return { ...r, killed: false };
@@ -397,13 +412,17 @@ export async function cleanup() {
     stopping.push(
       (async () => {
         const wasRunning = !p.exited;
+        const t0 = Date.now();
         const r = await p.stop();
+        if (process.env.TG_IT_DEBUG)
+          process.stderr.write(`cleanup: ${p.describe()} stopped in ${Date.now() - t0} ms: ` +
+            `${JSON.stringify(r)}\n`);
         const isGate = gates.has(p);
         const san = p.sanitizerReport();
         if (san && isGate) problems.push(`${p.describe()}: sanitizer output:\n${san}`);
         else if (san)
           process.stderr.write(`warning: ${p.describe()}: sanitizer output:\n${san}\n`);
-        if (isGate && wasRunning && p.expectExit === undefined && (r.killed || r.code !== 0))
+        if (isGate && wasRunning && (r.killed || r.code !== 0))
           problems.push(
             `${p.describe()}: SIGTERM did not end it with exit 0 (${JSON.stringify(r)})\n` +
               `--- stderr ---\n${p.tail()}`,
@@ -436,24 +455,37 @@ export function test(name, opts, fn) {
     try {
       await fn(t);
     } catch (e) {
-      const logs = [...gates, ...mocks]
-        .map((p) => `--- ${p.describe()} stderr ---\n${p.tail(3000)}`)
-        .join('\n');
-      t.diagnostic(logs);
+      const logs = [...gates, ...mocks].map(processReport).join('\n');
       if (e && typeof e === 'object' && typeof e.message === 'string') {
         try {
           e.message += `\n${logs}`;
         } catch {
-          /* read-only message */
+          t.diagnostic(logs);
         }
+      } else {
+        t.diagnostic(logs);
       }
       throw e;
     }
     for (const p of gates) {
       const san = p.sanitizerReport();
-      if (san) throw new Error(`${p.describe()}: sanitizer output:\n${san}`);
+      if (san && !reported.has(p)) {
+        reported.add(p);
+        throw new Error(`${p.describe()}: sanitizer output:\n${san}`);
+      }
     }
   });
+}
+
+const reported = new Set(); // processes whose sanitizer report a failure has shown already
+
+/** What a failing test shows of a process: its stderr tail, or a sanitizer report once. */
+function processReport(p) {
+  const state = p.exited ? ` (exited: ${JSON.stringify(p.exited)})` : '';
+  const san = p.sanitizerReport();
+  if (san && reported.has(p)) return `--- ${p.describe()}${state}: sanitizer report above ---`;
+  if (san) reported.add(p);
+  return `--- ${p.describe()}${state} stderr ---\n${san ?? p.tail(3000)}`;
 }
 
 // ---- HTTP over node:http ---------------------------------------------------------------------
@@ -635,13 +667,14 @@ export class RawClient {
    * Reads one final response (1xx interim answers are skipped and kept in .interim).
    * Returns {status, reason, headers, body, json, chunked, complete}. With allowPartial, a
    * connection that closes in the middle of a body gives complete: false instead of an error.
+   * head: the answer to a HEAD request, which has no body whatever its headers say.
    */
-  readResponse({ timeoutMs = ms(15000), allowPartial = false } = {}) {
+  readResponse({ timeoutMs = ms(15000), allowPartial = false, head = false } = {}) {
     const interim = [];
     return this.until(
       () => {
         for (;;) {
-          const r = parseResponse(this.buf, this.ended);
+          const r = parseResponse(this.buf, this.ended, false, head);
           if (r === null) {
             if (this.ended) {
               if (allowPartial && this.buf.length > 0) {
@@ -701,9 +734,9 @@ export class RawClient {
 /**
  * Parses one response at the start of buf. Returns null when it is not all there yet, else
  * {status, reason, headers, body, bodyBuf, chunked, complete, consumed}. partial: accept a
- * body cut short (the connection ended).
+ * body cut short (the connection ended). headOnly: the response to a HEAD request.
  */
-function parseResponse(buf, ended, partial = false) {
+function parseResponse(buf, ended, partial = false, headOnly = false) {
   const headEnd = buf.indexOf('\r\n\r\n');
   if (headEnd < 0) return null;
   const head = buf.subarray(0, headEnd).toString('latin1').split('\r\n');
@@ -719,7 +752,7 @@ function parseResponse(buf, ended, partial = false) {
   }
   let pos = headEnd + 4;
   const base = { status, reason: sm[2], headers, chunked: false };
-  if ((status >= 100 && status < 200) || status === 204 || status === 304)
+  if ((status >= 100 && status < 200) || status === 204 || status === 304 || headOnly)
     return { ...base, body: '', bodyBuf: Buffer.alloc(0), complete: true, consumed: pos };
   if (/chunked/i.test(headers['transfer-encoding'] || '')) {
     const parts = [];

@@ -447,6 +447,13 @@ test("the provider's request id comes back as x-upstream-request-id", async () =
   assert.deepEqual(rec.usage, { input: 11, output: 22, cached: 3, cache_write: 0 });
 });
 
+test('the query string reaches the provider', async () => {
+  const r = await gate.post('/v1/chat/completions?api-version=2024-10-21&x=a%20b',
+    { model: 'scripted-gpt', messages: userMsg('q') });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(scripted.requests.at(-1).path, '/v1/chat/completions?api-version=2024-10-21&x=a%20b');
+});
+
 test('Anthropic cache reads and writes are logged (input counts the whole prompt)', async () => {
   const id = newId('cache');
   const r = await gate.post('/v1/messages',
@@ -508,6 +515,23 @@ test("without a provider key the client's credentials pass through", async () =>
     { authorization: 'Bearer sk-client-unset' });
   assert.equal(r.status, 200);
   assert.equal((await mock.last()).headers.authorization, 'Bearer sk-client-unset');
+});
+
+test("an edited body keeps the rest of the client's bytes as they were", async () => {
+  // numbers a double would round (2^53 + 1), escapes and spacing: only the edited members change
+  const raw = '{ "model" : "renamed", "stream": true,\n  "seed": 9007199254740993,' +
+    ' "temperature": 0.70, "top_p": 1e-7, "user": "caf\\u00e9 \\ud83d\\ude00",\n' +
+    '  "messages": [ {"role": "user", "content": "exact\\tbytes"} ] }';
+  const r = await gate.post('/v1/chat/completions', raw, { 'x-mock-tokens': '2' });
+  assert.equal(r.status, 200, r.text);
+  const sent = (await mock.last()).body;
+  for (const part of ['"seed": 9007199254740993', '"temperature": 0.70', '"top_p": 1e-7',
+    '"user": "caf\\u00e9 \\ud83d\\ude00"',
+    '"messages": [ {"role": "user", "content": "exact\\tbytes"} ]'])
+    assert.ok(sent.includes(part), `${part} is not in what the provider got: ${sent}`);
+  const parsed = JSON.parse(sent);
+  assert.equal(parsed.model, 'gpt-4o-mini');
+  assert.equal(parsed.stream_options.include_usage, true);
 });
 
 test('upstream_model renames the model the provider sees', async () => {
