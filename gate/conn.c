@@ -67,8 +67,10 @@ struct gate_conn {
     struct event *kick;
     char peer[64];
     const char *exec_start;  /* the bytes llhttp is running over, to look behind a value */
+    unsigned in_head : 1;    /* between requests or before the end of the headers */
+    unsigned prev_cr : 1;    /* the last head byte scanned was CR */
+    unsigned head_done : 1;  /* on_headers_complete paused the parser */
     unsigned close_after : 1;
-    unsigned upgrade : 1;
     struct gate_conn *prev, *next; /* the worker's list */
 };
 
@@ -278,6 +280,7 @@ static int on_headers_complete(llhttp_t *p)
     const struct http_header *h;
 
     req->method = p->method;
+    c->head_done = 1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
     h = req_header(req, "transfer-encoding");
@@ -294,7 +297,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     req->body = evbuffer_new();
     arm_timer(c, TIMER_BODY);
-    return 0;
+    return HPE_PAUSED; /* conn_parse checks the head's line endings, then resumes */
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -314,8 +317,8 @@ static int on_message_complete(llhttp_t *p)
 
     c->state = CONN_BUSY;
     arm_timer(c, TIMER_NONE);
-    if (!llhttp_should_keep_alive(p))
-        c->close_after = 1;
+    if (!llhttp_should_keep_alive(p) || p->upgrade)
+        c->close_after = 1; /* no protocol switch: answer, then close */
     return HPE_PAUSED;
 }
 
@@ -351,12 +354,31 @@ static void conn_refuse(struct gate_conn *c, enum apierr kind, const char *msg)
     c->close_after = 1;
     c->state = CONN_BUSY;
     arm_timer(c, TIMER_NONE);
+    if (c->req->method < 0)
+        c->req->method = c->parser.method; /* for HEAD, no body */
+    req_guess_format(c->req);
     if (kind == APIERR_BAD_HTTP && msg == NULL) {
         snprintf(buf, sizeof(buf), "malformed HTTP request: %s",
                  llhttp_get_error_reason(&c->parser));
         msg = arena_strndup(c->req->arena, buf, strlen(buf));
     }
     req_fail(c->req, kind, msg);
+}
+
+/*
+ * llhttp 8 accepts a bare LF ending the request line or the header block (llhttp 9 refuses
+ * it unless told to be lenient). RFC 9112 2.2 lets a server refuse it, and a proxy that passes
+ * on what its peers may frame differently invites smuggling: every head byte is checked here,
+ * after llhttp has read it. Returns 0, or -1 on a LF without its CR.
+ */
+static int head_line_endings(struct gate_conn *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && !c->prev_cr)
+            return -1;
+        c->prev_cr = p[i] == '\r';
+    }
+    return 0;
 }
 
 static void conn_parse(struct gate_conn *c)
@@ -367,13 +389,35 @@ static void conn_parse(struct gate_conn *c)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
+        if (c->state == CONN_IDLE && !c->in_head) {
+            c->in_head = 1;
+            c->prev_cr = 0;
+        }
         c->exec_start = v.iov_base;
+        c->head_done = 0;
         llhttp_errno_t err = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
         size_t used = v.iov_len;
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
             used = (size_t)(llhttp_get_error_pos(&c->parser) - (const char *)v.iov_base);
-            if (err == HPE_PAUSED_UPGRADE)
-                c->upgrade = 1;
+        if (c->in_head && (err == HPE_OK || c->head_done) &&
+            head_line_endings(c, v.iov_base, used) < 0) {
+            conn_refuse(c, APIERR_BAD_HTTP, "malformed HTTP request: line ends with LF, not CRLF");
+            return;
+        }
+        if (c->head_done) {
+            c->in_head = 0;
+            c->head_done = 0;
+            if (err == HPE_PAUSED && c->state == CONN_READING) {
+                /* go on with the body; a message without one completes with no more input */
+                llhttp_resume(&c->parser);
+                err = llhttp_execute(&c->parser, (const char *)v.iov_base + used, 0);
+                if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
+                    err = HPE_PAUSED;
+                else if (err != HPE_OK) {
+                    conn_refuse(c, c->reject_msg ? c->reject : APIERR_BAD_HTTP, c->reject_msg);
+                    return;
+                }
+            }
         }
         if (c->req != NULL)
             c->req->bytes_in += used;
@@ -389,8 +433,6 @@ static void conn_parse(struct gate_conn *c)
         return;
     }
     if (c->state == CONN_BUSY && c->req != NULL && c->req->state == REQ_READING) {
-        if (c->upgrade)
-            c->close_after = 1; /* no protocol switch: answer, then close */
         c->req->state = REQ_UPSTREAM;
         proxy_handle(c->req);
     }

@@ -136,7 +136,8 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
 {
     const struct conf_provider *prov = req->prov;
     struct evbuffer *b = evbuffer_new();
-    const char *rest = req->path + 3; /* the client's path after "/v1" */
+    /* the endpoint's own path after "/v1": a trailing slash the client added is not sent on */
+    const char *rest = endpoint_info(req->ep)->path + 3;
 
     if (b == NULL)
         return -1;
@@ -301,11 +302,8 @@ void proxy_handle(struct gate_req *req)
     req_assign_id(req);
     req->ep = endpoint_lookup(req->path, req->path_len);
     info = endpoint_info(req->ep);
-    req->fmt = info->format;
+    req_guess_format(req);
     if (req->ep == EP_NONE) {
-        if ((req->path_len >= 12 && memcmp(req->path, "/v1/messages", 12) == 0) ||
-            req_header(req, "anthropic-version") != NULL)
-            req->fmt = CONF_FMT_ANTHROPIC;
         snprintf(msg, sizeof(msg), "unknown path %.100s", req->path);
         req_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
         return;

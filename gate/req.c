@@ -66,6 +66,19 @@ void req_assign_id(struct gate_req *req)
              (unsigned long long)(next_rand(&req->w->rng) & 0xffffffffu));
 }
 
+void req_guess_format(struct gate_req *req)
+{
+    enum endpoint ep = req->path ? endpoint_lookup(req->path, req->path_len) : EP_NONE;
+
+    if (ep != EP_NONE)
+        req->fmt = endpoint_info(ep)->format;
+    else if ((req->path_len >= 12 && memcmp(req->path, "/v1/messages", 12) == 0) ||
+             req_header(req, "anthropic-version") != NULL)
+        req->fmt = CONF_FMT_ANTHROPIC;
+    else
+        req->fmt = CONF_FMT_OPENAI;
+}
+
 void req_respond(struct gate_req *req, int status, const char *ctype, const char *extra_headers,
                  const char *body, size_t len)
 {
@@ -89,7 +102,8 @@ void req_respond(struct gate_req *req, int status, const char *ctype, const char
                         status, http_reason(status), ctype, len, req->id,
                         extra_headers ? extra_headers : "",
                         conn_keep_alive(req->conn) ? "keep-alive" : "close");
-    evbuffer_add(out, body, len);
+    if (req->method != HTTP_HEAD)
+        evbuffer_add(out, body, len); /* HEAD: the headers a GET would have, no body */
     req->bytes_out += evbuffer_get_length(out) - before;
     req->status = status;
     req->head_sent = 1;

@@ -93,6 +93,12 @@ struct gate_req {
  */
 void req_assign_id(struct gate_req *req);
 
+/*
+ * Sets the format of the gate's errors for this request from what is known of it: the
+ * endpoint, else an Anthropic-looking path or an anthropic-version header.
+ */
+void req_guess_format(struct gate_req *req);
+
 /* Finds a request header by lower-case name. Returns NULL when absent. */
 const struct http_header *req_header(const struct gate_req *req, const char *name);
 
