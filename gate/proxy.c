@@ -251,8 +251,9 @@ static int prepare(struct gate_req *req)
         cJSON *name = cJSON_CreateString(m->upstream_model);
         ops[nops].key = "model";
         ops[nops++].value = print_to_arena(req, name);
+        req->model = arena_strndup(req->arena, req->model, strlen(req->model));
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
-        req->model = name->valuestring;
+        req->upstream_model = name->valuestring;
     }
     if (req->ep == EP_CHAT && req->stream) {
         cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");

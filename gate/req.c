@@ -187,6 +187,8 @@ static void write_log(struct gate_req *req)
                        req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL);
     add_string_or_null(rec, "endpoint", req->path);
     add_string_or_null(rec, "model", req->model);
+    if (req->upstream_model != NULL)
+        add_string_or_null(rec, "upstream_model", req->upstream_model);
     add_string_or_null(rec, "provider", req->prov ? req->prov->name : NULL);
     cJSON_AddNumberToObject(rec, "status", req->status);
     cJSON_AddBoolToObject(rec, "stream", req->stream);

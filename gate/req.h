@@ -60,7 +60,8 @@ struct gate_req {
 
     /* what the gate read from the body */
     cJSON *json;
-    const char *model;
+    const char *model;              /* as the client asked */
+    const char *upstream_model;     /* as sent upstream when renamed, else NULL */
     const struct conf_provider *prov;
     int stream;
     int usage_injected;

@@ -536,13 +536,17 @@ test("an edited body keeps the rest of the client's bytes as they were", async (
 
 test('upstream_model renames the model the provider sees', async () => {
   const body = { model: 'renamed', messages: userMsg('rename me'), temperature: 0.5 };
-  const r = await gate.post('/v1/chat/completions', body);
+  const id = newId('rename');
+  const r = await gate.post('/v1/chat/completions', body, { 'x-request-id': id });
   assert.equal(r.status, 200, r.text);
   const sent = JSON.parse((await mock.last()).body);
   assert.equal(sent.model, 'gpt-4o-mini');
   assert.deepEqual(sent.messages, body.messages);
   assert.equal(sent.temperature, 0.5);
   assert.equal(r.json.model, 'gpt-4o-mini', "the provider's answer is relayed as it is");
+  const rec = await gate.logRecord(id);
+  assert.equal(rec.model, 'renamed', 'the log keeps the model the client asked for');
+  assert.equal(rec.upstream_model, 'gpt-4o-mini', 'and the one the provider served');
 });
 
 test('a wildcard model entry matches by prefix', async () => {
