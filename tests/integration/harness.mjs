@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..');
 export const BUILD = path.resolve(process.env.TG_BUILD || path.join(REPO, 'build'));
-export const GATE_BIN = path.join(BUILD, 'gate', 'tokengate');
-export const MOCK_BIN = path.join(BUILD, 'bench', 'tokengate-mock');
+export const GATE_BIN = path.join(BUILD, 'tokengate');
+export const MOCK_BIN = path.join(BUILD, 'tokengate-mock');
 
 for (const bin of [GATE_BIN, MOCK_BIN]) {
   if (!fs.existsSync(bin))
