@@ -35,13 +35,14 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define MOCK_MAX_TOKENS 100000   /* cap on a reply's length */
-#define MOCK_MAX_BODY (32 << 20) /* larger request bodies get 413 from evhttp */
-#define MOCK_MAX_PATHS 256       /* distinct paths counted; the rest go to "(other)" */
-#define MOCK_TIMEOUT_S 600       /* evhttp's read/write timeout per connection */
-#define MOCK_SLOW_BYTES 16       /* slow fault: bytes per write, */
-#define MOCK_SLOW_MS 200         /* and the pause between writes */
-#define MOCK_TOOL_TOKENS 8       /* completion tokens charged for a tool call */
+#define MOCK_MAX_TOKENS 100000      /* cap on a reply's length */
+#define MOCK_MAX_BODY (32 << 20)    /* larger request bodies get 413 from evhttp */
+#define MOCK_MAX_PATHS 256          /* distinct paths counted; the rest go to "(other)" */
+#define MOCK_TIMEOUT_S 600          /* evhttp's read/write timeout per connection */
+#define MOCK_UNSENT_MAX (256 << 10) /* a stream waits while evhttp holds this much */
+#define MOCK_SLOW_BYTES 16          /* slow fault: bytes per write, */
+#define MOCK_SLOW_MS 200            /* and the pause between writes */
+#define MOCK_TOOL_TOKENS 8          /* completion tokens charged for a tool call */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -88,9 +89,13 @@ struct mock {
     struct evbuffer *scratch; /* empty between uses */
 };
 
-/* What one reply says. Strings are borrowed from the request JSON or the plan. */
+/*
+ * What one reply says. Strings point into body, which a stream keeps a
+ * reference to while it builds its events.
+ */
 struct plan {
     enum api api;
+    json_t *body; /* the request JSON (borrowed) */
     const char *model;
     char id[48];  /* chatcmpl-mock-N, resp_mock_N, msg_mock_N */
     char id2[48]; /* call_mock_N, msg_mock_N (output item), toolu_mock_N */
@@ -99,28 +104,37 @@ struct plan {
     int ntok;          /* C, completion tokens */
     int cut;           /* C was limited by the request's max tokens */
     const char *tool;  /* reply with a call to this tool instead of text */
+    int steps;         /* paced steps (tokens or tool call pieces) of a stream */
     int usage;         /* 0 under the no-usage fault */
     int stream_usage;  /* chat: a usage chunk was asked for and usage is on */
     int malformed;     /* slip bad_events[api] into the stream */
 };
 
+#define MOCK_PIECES 8 /* pieces one step may make */
+
 /*
- * A reply cut into pieces (SSE events, or one raw body) stored back to back
- * in buf. A paced piece (a token) waits --delay-ms before it is sent. The
- * arrays are sized once; pieces past cap are dropped.
+ * The pieces (SSE events, or one raw body) of one step of a reply, stored
+ * back to back in buf. A paced piece (a token) waits --delay-ms before it is
+ * sent. Pieces past MOCK_PIECES are dropped.
  */
 struct pieces {
     struct evbuffer *buf;
-    size_t *len;
-    unsigned char *paced;
-    size_t n, cap, npaced;
+    size_t len[MOCK_PIECES];
+    unsigned char paced[MOCK_PIECES];
+    size_t n;
     const char *bad; /* raw event to insert after the next paced piece */
 };
+
+/*
+ * Appends the pieces of step k of a stream: 0 the events before the first
+ * token, 1..pl->steps one paced step each, pl->steps + 1 the events after.
+ */
+typedef void step_fn(const struct plan *pl, struct pieces *p, int k);
 
 enum smode {
     SM_PACED,      /* send pieces, pausing before paced ones */
     SM_SLOW,       /* drip MOCK_SLOW_BYTES every MOCK_SLOW_MS */
-    SM_RESET,      /* send about half the paced pieces, then reset the connection */
+    SM_RESET,      /* send about half the paced steps, then reset the connection */
     SM_RESET_WAIT, /* waiting until what was sent is acknowledged */
     SM_HANG,       /* never reply; free all when the peer closes */
 };
@@ -131,12 +145,15 @@ struct stream {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
-    struct pieces p;
-    size_t next;       /* next piece to send */
-    size_t sent_paced; /* paced pieces sent so far */
     enum smode mode;
-    int waited; /* the pause before piece `next` is over */
-    int tries;  /* SM_RESET_WAIT: checks so far */
+    struct plan pl;  /* pl.body holds a reference */
+    step_fn *build;  /* NULL: the reply is what p holds (or nothing) */
+    int step;        /* next step to build */
+    struct pieces p; /* the pieces built and not sent yet */
+    size_t next;     /* next piece to send */
+    int sent_paced;  /* paced pieces sent so far */
+    int waited;      /* the pause before piece `next` is over */
+    int tries;       /* SM_RESET_WAIT: checks so far */
 };
 
 static const char *word(int i)
@@ -282,26 +299,6 @@ static json_int_t prompt_tokens(json_t *items, json_t *extra)
 
 /* ---- pieces ---- */
 
-/* Makes room for cap pieces. Returns 0, or -1 when out of memory. Free with pieces_free. */
-static int pieces_init(struct pieces *p, size_t cap)
-{
-    memset(p, 0, sizeof(*p));
-    p->buf = evbuffer_new();
-    p->len = calloc(cap, sizeof(*p->len));
-    p->paced = calloc(cap, 1);
-    p->cap = cap;
-    return p->buf && p->len && p->paced ? 0 : -1;
-}
-
-static void pieces_free(struct pieces *p)
-{
-    if (p->buf)
-        evbuffer_free(p->buf);
-    free(p->len);
-    free(p->paced);
-    memset(p, 0, sizeof(*p));
-}
-
 /*
  * Appends one piece: "event: NAME\n" when name is set, then "data: JSON\n\n"
  * from data (stolen), or the raw text when data is NULL. A NULL data with no
@@ -312,7 +309,7 @@ static void piece_add(struct pieces *p, const char *name, json_t *data, const ch
     size_t before = evbuffer_get_length(p->buf);
     const char *bad = p->bad;
 
-    if (p->n == p->cap || (!data && !raw)) {
+    if (p->n == MOCK_PIECES || (!data && !raw)) {
         json_decref(data);
         return;
     }
@@ -328,7 +325,6 @@ static void piece_add(struct pieces *p, const char *name, json_t *data, const ch
     }
     p->len[p->n] = evbuffer_get_length(p->buf) - before;
     p->paced[p->n++] = (unsigned char)paced;
-    p->npaced += paced != 0;
     if (paced && bad) {
         p->bad = NULL;
         piece_add(p, NULL, NULL, bad, 0);
@@ -357,7 +353,9 @@ static void stream_free(struct stream *s)
 {
     if (s->ev)
         event_free(s->ev);
-    pieces_free(&s->p);
+    if (s->p.buf)
+        evbuffer_free(s->p.buf);
+    json_decref(s->pl.body);
     free(s);
 }
 
@@ -366,6 +364,16 @@ static void stream_arm(struct stream *s, int ms)
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
     evtimer_add(s->ev, &tv);
+}
+
+/* Builds the next step once all built pieces are sent. Returns 0, or -1 when no step is left. */
+static int stream_fill(struct stream *s)
+{
+    if (!s->build || s->step > s->pl.steps + 1)
+        return -1;
+    s->p.n = s->next = 0;
+    s->build(&s->pl, &s->p, s->step++);
+    return 0;
 }
 
 /* Sends the next len bytes of the pieces as one body chunk. */
@@ -414,15 +422,33 @@ static void stream_drop(struct stream *s, int rst)
     evhttp_connection_free(evcon);
 }
 
-/* Sends pieces until a pause, the reset point or the end (which frees s). */
+/* Returns the bytes evhttp holds for the peer, not yet written to the socket. */
+static size_t stream_unsent(struct stream *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/*
+ * Sends pieces, building steps as it goes, until a pause, a peer that does
+ * not keep up, the reset point or the end (which frees s).
+ */
 static void stream_pump(struct stream *s)
 {
-    while (s->next < s->p.n) {
-        int paced = s->p.paced[s->next];
+    while (s->next < s->p.n || stream_fill(s) == 0) {
+        int paced;
 
-        if (s->mode == SM_RESET && paced && s->sent_paced * 2 >= s->p.npaced) {
+        if (s->next == s->p.n) /* a step without pieces */
+            continue;
+        paced = s->p.paced[s->next];
+        if (s->mode == SM_RESET && paced && s->sent_paced * 2 >= s->pl.steps) {
             s->mode = SM_RESET_WAIT;
             stream_arm(s, 0);
+            return;
+        }
+        if (stream_unsent(s) >= MOCK_UNSENT_MAX) { /* look again when some has gone */
+            stream_arm(s, 10);
             return;
         }
         if (paced && s->m->delay_ms > 0 && !s->waited) {
@@ -434,7 +460,7 @@ static void stream_pump(struct stream *s)
         s->sent_paced += paced;
         stream_send(s, s->p.len[s->next++]);
     }
-    if (s->mode == SM_RESET) { /* a body without tokens: reset at its end */
+    if (s->mode == SM_RESET) { /* nothing paced: reset at the end */
         s->mode = SM_RESET_WAIT;
         stream_arm(s, 0);
     } else {
@@ -446,20 +472,22 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct stream *s = arg;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    size_t left = evbuffer_get_length(s->p.buf);
-    int unacked = 0;
+    int unacked = 0, more = 1;
+    size_t left;
 
     switch (s->mode) {
     case SM_SLOW:
+        while ((left = evbuffer_get_length(s->p.buf)) < MOCK_SLOW_BYTES && more)
+            more = stream_fill(s) == 0;
         stream_send(s, left < MOCK_SLOW_BYTES ? left : MOCK_SLOW_BYTES);
-        if (left <= MOCK_SLOW_BYTES)
+        if (!more && left <= MOCK_SLOW_BYTES)
             stream_finish(s);
         else
             stream_arm(s, MOCK_SLOW_MS);
         break;
     case SM_RESET_WAIT: /* an RST discards unsent data, so wait (up to 1 s) for the acks */
-        if (bev && (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-                    ioctl(bufferevent_getfd(bev), SIOCOUTQ, &unacked) < 0 || unacked > 0)) {
+        if (bev && (stream_unsent(s) > 0 || ioctl(bufferevent_getfd(bev), SIOCOUTQ, &unacked) < 0 ||
+                    unacked > 0)) {
             if (s->tries++ < 100) {
                 stream_arm(s, 10);
                 return;
@@ -490,13 +518,12 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 /*
- * Replies to req from p (taken over, also on failure) in the given mode.
- * With ctype, a 200 with that Content-Type goes out first (with clen >= 0 as
- * Content-Length, else chunked); without, no reply at all (reset, hang). The
- * reply then runs from its event and frees itself when done.
+ * Replies to req in the given mode, from then on out of timers: with build,
+ * a 200 text/event-stream of the steps of pl; with raw, a 200 JSON body; with
+ * neither, no reply at all (reset, hang).
  */
-static void stream_start(struct mock *m, struct evhttp_request *req, struct pieces *p,
-                         enum smode mode, const char *ctype, long clen)
+static void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
+                         const struct plan *pl, step_fn *build, const char *raw)
 {
     struct stream *s = calloc(1, sizeof(*s));
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
@@ -509,17 +536,24 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     if (s)
         s->ev = mode == SM_HANG ? event_new(m->base, fd, EV_CLOSED, stream_tick, s)
                                 : evtimer_new(m->base, stream_tick, s);
-    if (!s || !s->ev) {
-        free(s);
-        pieces_free(p);
-        reply_error(req, 0, 500, "mock out of memory");
+    if (s && s->ev)
+        s->p.buf = evbuffer_new();
+    if (!s || !s->ev || !s->p.buf) {
+        if (s)
+            stream_free(s);
+        reply_error(req, pl && pl->api == API_MESSAGES, 500, "mock out of memory");
         return;
     }
     s->m = m;
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
-    s->p = *p;
     s->mode = mode;
+    if (pl) {
+        s->pl = *pl;
+        json_incref(s->pl.body);
+        s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
+    }
+    s->build = build;
     evhttp_connection_set_closecb(s->evcon, stream_closed, s);
     if (mode == SM_HANG) {
         event_add(s->ev, NULL);
@@ -527,11 +561,15 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
     }
     /* send each event when it is made, not when Nagle allows */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (ctype) {
-        evhttp_add_header(oh, "Content-Type", ctype);
-        snprintf(num, sizeof(num), "%ld", clen);
-        evhttp_add_header(oh, clen >= 0 ? "Content-Length" : "Cache-Control",
-                          clen >= 0 ? num : "no-cache");
+    if (build) {
+        evhttp_add_header(oh, "Content-Type", "text/event-stream");
+        evhttp_add_header(oh, "Cache-Control", "no-cache");
+        evhttp_send_reply_start(req, 200, NULL);
+    } else if (raw) {
+        piece_add(&s->p, NULL, NULL, raw, 0);
+        snprintf(num, sizeof(num), "%zu", strlen(raw));
+        evhttp_add_header(oh, "Content-Type", "application/json");
+        evhttp_add_header(oh, "Content-Length", num);
         evhttp_send_reply_start(req, 200, NULL);
     }
     if (mode == SM_SLOW)
@@ -543,7 +581,6 @@ static void stream_start(struct mock *m, struct evhttp_request *req, struct piec
 /* Sends a non-stream JSON body (stolen) as the fault f asks. */
 static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *body, enum fault f)
 {
-    struct pieces p;
     char *s;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
@@ -552,42 +589,28 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *bod
     }
     s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (pieces_init(&p, 1) < 0 || !s) {
-        free(s);
-        pieces_free(&p);
+    if (!s) {
         reply_error(req, 0, 500, "mock out of memory");
-        return;
-    }
-    if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
-        pieces_free(&p);
+    } else if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), s, strlen(s) / 2);
         evhttp_send_reply(req, 200, NULL, NULL);
-    } else if (f == F_SLOW) {
-        piece_add(&p, NULL, NULL, s, 0);
-        stream_start(m, req, &p, SM_SLOW, "application/json", (long)strlen(s));
     } else {
-        stream_start(m, req, &p, SM_RESET, NULL, -1);
+        stream_start(m, req, f == F_SLOW ? SM_SLOW : SM_RESET, NULL, NULL, f == F_SLOW ? s : NULL);
     }
     free(s);
 }
 
-/* Streams what build makes of pl as text/event-stream, as the fault f asks. */
+/* Streams the steps of pl as the fault f asks. */
 static void deliver_stream(struct mock *m, struct evhttp_request *req, const struct plan *pl,
-                           void (*build)(const struct plan *, struct pieces *), enum fault f)
+                           step_fn *build, enum fault f)
 {
-    struct pieces p;
-    enum smode mode = f == F_SLOW ? SM_SLOW : f == F_RESET ? SM_RESET : SM_PACED;
-
-    if (pieces_init(&p, (size_t)pl->ntok + 16) < 0) {
-        pieces_free(&p);
-        reply_error(req, pl->api == API_MESSAGES, 500, "mock out of memory");
-        return;
-    }
-    p.bad = pl->malformed ? bad_events[pl->api] : NULL;
-    build(pl, &p);
-    stream_start(m, req, &p, mode, "text/event-stream", -1);
+    stream_start(m, req,
+                 f == F_SLOW    ? SM_SLOW
+                 : f == F_RESET ? SM_RESET
+                                : SM_PACED,
+                 pl, build, NULL);
 }
 
 /* ---- plans ---- */
@@ -609,6 +632,7 @@ static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *bod
 
     memset(pl, 0, sizeof(*pl));
     pl->api = api;
+    pl->body = body;
     pl->model = json_string_value(json_object_get(body, "model"));
     if (!pl->model)
         pl->model = "mock-model";
@@ -618,10 +642,12 @@ static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *bod
     pl->created = (json_int_t)time(NULL);
     pl->cut = max >= 0 && max < ntok;
     pl->ntok = pl->cut ? (int)max : ntok;
-    if (tool) {
+    pl->steps = pl->ntok;
+    if (tool) { /* OpenAI streams the call's name as a step of its own */
         pl->tool = tool;
         pl->ntok = MOCK_TOOL_TOKENS;
         pl->cut = 0;
+        pl->steps = (int)NELEM(tool_args) + (api == API_CHAT);
     }
     pl->usage = f != F_NO_USAGE;
     pl->malformed = f == F_MALFORMED;
@@ -707,29 +733,29 @@ static void chat_chunk(const struct plan *pl, struct pieces *p, json_t *delta, c
     piece_add(p, NULL, c, NULL, paced);
 }
 
-static void chat_stream(const struct plan *pl, struct pieces *p)
+static void chat_step(const struct plan *pl, struct pieces *p, int k)
 {
-    size_t i;
-    int t;
-
-    chat_chunk(pl, p, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, 0);
-    if (pl->tool)
+    if (k == 0) {
+        chat_chunk(pl, p, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, 0);
+    } else if (k > pl->steps) {
+        chat_chunk(pl, p, json_object(), chat_finish(pl), 0);
+        if (pl->stream_usage)
+            chat_chunk(pl, p, NULL, NULL, 0);
+        piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
+    } else if (!pl->tool) {
+        chat_chunk(pl, p, json_pack("{s:s}", "content", word(k - 1)), NULL, 1);
+    } else if (k == 1) { /* a tool call: its name first, then its arguments */
         chat_chunk(pl, p,
                    json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0, "id",
                              pl->id2, "type", "function", "function", "name", pl->tool, "arguments",
                              ""),
                    NULL, 1);
-    for (i = 0; pl->tool && i < NELEM(tool_args); i++)
+    } else {
         chat_chunk(pl, p,
                    json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0, "function",
-                             "arguments", tool_args[i]),
+                             "arguments", tool_args[k - 2]),
                    NULL, 1);
-    for (t = 0; !pl->tool && t < pl->ntok; t++)
-        chat_chunk(pl, p, json_pack("{s:s}", "content", word(t)), NULL, 1);
-    chat_chunk(pl, p, json_object(), chat_finish(pl), 0);
-    if (pl->stream_usage)
-        chat_chunk(pl, p, NULL, NULL, 0);
-    piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
+    }
 }
 
 static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
@@ -745,7 +771,7 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, in
         pl.usage &&
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     if (json_is_true(json_object_get(body, "stream")))
-        deliver_stream(m, req, &pl, chat_stream, f);
+        deliver_stream(m, req, &pl, chat_step, f);
     else
         deliver_json(m, req, chat_reply(&pl), f);
 }
@@ -770,38 +796,40 @@ static json_t *resp_object(const struct plan *pl, const char *text, int done)
         done && pl->cut ? json_pack("{s:s}", "reason", "max_output_tokens") : json_null(), "output",
         output);
 
-    if (r && pl->usage)
+    if (r && pl->usage && !done)
+        json_object_set_new(r, "usage", json_null());
+    else if (r && pl->usage)
         json_object_set_new(r, "usage",
-                            !done ? json_null()
-                                  : json_pack("{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens",
-                                              pl->prompt, "input_tokens_details", "cached_tokens",
-                                              0, "output_tokens", (json_int_t)pl->ntok,
-                                              "output_tokens_details", "reasoning_tokens", 0,
-                                              "total_tokens", pl->prompt + pl->ntok));
+                            json_pack("{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", pl->prompt,
+                                      "input_tokens_details", "cached_tokens", 0, "output_tokens",
+                                      (json_int_t)pl->ntok, "output_tokens_details",
+                                      "reasoning_tokens", 0, "total_tokens",
+                                      pl->prompt + pl->ntok));
     return r;
 }
 
-static void resp_stream(const struct plan *pl, struct pieces *p)
+/* Events carry sequence numbers: created 0, token k k, then steps + 1 and steps + 2. */
+static void resp_step(const struct plan *pl, struct pieces *p, int k)
 {
-    char *text = mock_text(pl->ntok);
-    int sq = 0, t;
+    char *text;
 
-    if (!text)
-        return;
-    piece_typed(p, "response.created", sq++, json_pack("{s:o}", "response", resp_object(pl, "", 0)),
-                0);
-    for (t = 0; t < pl->ntok; t++)
-        piece_typed(p, "response.output_text.delta", sq++,
+    if (k == 0) {
+        piece_typed(p, "response.created", 0,
+                    json_pack("{s:o}", "response", resp_object(pl, "", 0)), 0);
+    } else if (k <= pl->steps) {
+        piece_typed(p, "response.output_text.delta", k,
                     json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                              "content_index", 0, "delta", word(t)),
+                              "content_index", 0, "delta", word(k - 1)),
                     1);
-    piece_typed(p, "response.output_text.done", sq++,
-                json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                          "content_index", 0, "text", text),
-                0);
-    piece_typed(p, pl->cut ? "response.incomplete" : "response.completed", sq++,
-                json_pack("{s:o}", "response", resp_object(pl, text, 1)), 0);
-    free(text);
+    } else if ((text = mock_text(pl->ntok))) {
+        piece_typed(p, "response.output_text.done", k,
+                    json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
+                              "content_index", 0, "text", text),
+                    0);
+        piece_typed(p, pl->cut ? "response.incomplete" : "response.completed", k + 1,
+                    json_pack("{s:o}", "response", resp_object(pl, text, 1)), 0);
+        free(text);
+    }
 }
 
 static void ep_responses(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
@@ -815,7 +843,7 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, json_t *bod
     pl.prompt =
         prompt_tokens(json_object_get(body, "input"), json_object_get(body, "instructions"));
     if (json_is_true(json_object_get(body, "stream"))) {
-        deliver_stream(m, req, &pl, resp_stream, f);
+        deliver_stream(m, req, &pl, resp_step, f);
         return;
     }
     text = mock_text(pl.ntok);
@@ -852,37 +880,35 @@ static json_t *msg_object(const struct plan *pl, const char *text)
     return r;
 }
 
-static void msg_stream(const struct plan *pl, struct pieces *p)
+static void msg_step(const struct plan *pl, struct pieces *p, int k)
 {
     json_t *delta;
-    size_t i;
-    int t;
 
-    piece_typed(p, "message_start", -1, json_pack("{s:o}", "message", msg_object(pl, NULL)), 0);
-    piece_typed(p, "content_block_start", -1,
-                json_pack("{s:i,s:o}", "index", 0, "content_block",
-                          pl->tool ? json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
-                                               pl->id2, "name", pl->tool, "input")
-                                   : json_pack("{s:s,s:s}", "type", "text", "text", "")),
-                0);
-    piece_typed(p, "ping", -1, NULL, 0);
-    for (i = 0; pl->tool && i < NELEM(tool_args); i++)
+    if (k == 0) {
+        piece_typed(p, "message_start", -1, json_pack("{s:o}", "message", msg_object(pl, NULL)), 0);
+        piece_typed(p, "content_block_start", -1,
+                    json_pack("{s:i,s:o}", "index", 0, "content_block",
+                              pl->tool ? json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
+                                                   pl->id2, "name", pl->tool, "input")
+                                       : json_pack("{s:s,s:s}", "type", "text", "text", "")),
+                    0);
+        piece_typed(p, "ping", -1, NULL, 0);
+    } else if (k <= pl->steps) {
         piece_typed(p, "content_block_delta", -1,
-                    json_pack("{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type", "input_json_delta",
-                              "partial_json", tool_args[i]),
+                    json_pack("{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type",
+                              pl->tool ? "input_json_delta" : "text_delta",
+                              pl->tool ? "partial_json" : "text",
+                              pl->tool ? tool_args[k - 1] : word(k - 1)),
                     1);
-    for (t = 0; !pl->tool && t < pl->ntok; t++)
-        piece_typed(p, "content_block_delta", -1,
-                    json_pack("{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type", "text_delta",
-                              "text", word(t)),
-                    1);
-    piece_typed(p, "content_block_stop", -1, json_pack("{s:i}", "index", 0), 0);
-    delta = json_pack("{s:{s:s,s:n}}", "delta", "stop_reason", msg_stop(pl), "stop_sequence");
-    if (delta && pl->usage)
-        json_object_set_new(delta, "usage",
-                            json_pack("{s:I}", "output_tokens", (json_int_t)pl->ntok));
-    piece_typed(p, "message_delta", -1, delta, 0);
-    piece_typed(p, "message_stop", -1, NULL, 0);
+    } else {
+        piece_typed(p, "content_block_stop", -1, json_pack("{s:i}", "index", 0), 0);
+        delta = json_pack("{s:{s:s,s:n}}", "delta", "stop_reason", msg_stop(pl), "stop_sequence");
+        if (delta && pl->usage)
+            json_object_set_new(delta, "usage",
+                                json_pack("{s:I}", "output_tokens", (json_int_t)pl->ntok));
+        piece_typed(p, "message_delta", -1, delta, 0);
+        piece_typed(p, "message_stop", -1, NULL, 0);
+    }
 }
 
 static void ep_messages(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
@@ -899,7 +925,7 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, json_t *body
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
     pl.prompt = prompt_tokens(json_object_get(body, "messages"), json_object_get(body, "system"));
     if (json_is_true(json_object_get(body, "stream"))) {
-        deliver_stream(m, req, &pl, msg_stream, f);
+        deliver_stream(m, req, &pl, msg_step, f);
         return;
     }
     text = mock_text(pl.ntok);
@@ -1066,14 +1092,10 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
                   enum fault f, int ntok)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    struct pieces p;
     json_t *body;
 
     if (f == F_HANG) {
-        if (pieces_init(&p, 1) == 0)
-            stream_start(m, req, &p, SM_HANG, NULL, -1);
-        else
-            pieces_free(&p);
+        stream_start(m, req, SM_HANG, NULL, NULL, NULL);
         return;
     }
     if (ep == EP_MODELS) {
@@ -1140,24 +1162,20 @@ static void on_request(struct evhttp_request *req, void *arg)
     for (i = 1; fname && i < NELEM(fault_names); i++)
         if (strcasecmp(fname, fault_names[i]) == 0)
             f = (enum fault)i;
-    if (ep < 0)
+    if (ep < 0) {
         reply_error(req, anth, 404, "mock: no such endpoint");
-    else if (fname && f == F_NONE)
+    } else if (fname && f == F_NONE) {
         reply_error(req, anth, 400, "mock: unknown x-mock-fault");
-    else if (status && parse_long(status, 200, 599, &code) < 0)
+    } else if (status && parse_long(status, 200, 599, &code) < 0) {
         reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
-    else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0)
+    } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
         reply_error(req, anth, 400, "mock: bad x-mock-tokens");
-    else if (code || f == F_500 || f == F_429)
-        reply_error(req, anth,
-                    code         ? (int)code
-                    : f == F_500 ? 500
-                                 : 429,
-                    code         ? "mock forced status"
-                    : f == F_500 ? "mock internal error"
-                                 : "mock rate limit");
-    else
+    } else if (code || f == F_500 || f == F_429) {
+        code = code ? code : f == F_500 ? 500 : 429;
+        reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
+    } else {
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
+    }
 }
 
 /* ---- setup ---- */
@@ -1185,11 +1203,11 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key)
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
     SSL *ssl = SSL_new(arg);
-    struct bufferevent *bev =
-        ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                             BEV_OPT_CLOSE_ON_FREE)
-            : NULL;
+    struct bufferevent *bev = NULL;
 
+    if (ssl)
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
     if (bev)
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     else if (ssl)
