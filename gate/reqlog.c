@@ -7,9 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQLOG_CAP (16u * 1024 * 1024)
+/*
+ * The writer wakes every REQLOG_TICK_MS, or at once when REQLOG_KICK bytes wait: waking it
+ * for every line would cost a context switch per request on the event loop's core.
+ */
+#define REQLOG_TICK_MS 20
+#define REQLOG_KICK (256u * 1024)
 
 struct reqlog {
     int fd;
@@ -46,8 +53,18 @@ static void *writer(void *arg)
 
     pthread_mutex_lock(&rl->mu);
     for (;;) {
-        while (rl->len == 0 && !rl->stop)
-            pthread_cond_wait(&rl->cv, &rl->mu);
+        while (rl->len < REQLOG_KICK && !rl->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += REQLOG_TICK_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&rl->cv, &rl->mu, &until);
+            if (rl->len > 0)
+                break;
+        }
         if (rl->len == 0 && rl->stop)
             break;
         char *buf = rl->pending;
@@ -111,10 +128,10 @@ void reqlog_write(struct reqlog *rl, const char *line, size_t n)
     }
     memcpy(rl->pending + rl->len, line, n);
     rl->pending[rl->len + n] = '\n';
-    int was_empty = rl->len == 0;
+    int kick = rl->len < REQLOG_KICK && rl->len + n + 1 >= REQLOG_KICK;
     rl->len += n + 1;
     pthread_mutex_unlock(&rl->mu);
-    if (was_empty)
+    if (kick)
         pthread_cond_signal(&rl->cv);
 }
 
