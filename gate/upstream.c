@@ -38,6 +38,9 @@
 #include "gate/server.h"
 
 #define POOL_IDLE_MS 30000
+/* a connection idle for less than this is reused without a liveness peek: providers close
+ * idle keep-alive connections after many seconds, not within one */
+#define POOL_FRESH_US 1000000
 
 enum uc_state {
     UC_CONNECTING,
@@ -61,6 +64,7 @@ struct upstream_conn {
     struct event *timer;
     enum uc_timer timer_kind;
     unsigned exchanges;           /* completed on this connection */
+    int64_t idle_since;           /* us, monotonic, while in the pool */
     size_t got;                   /* response bytes of this exchange */
 
     char *piece;
@@ -297,6 +301,7 @@ static void uc_complete(struct upstream_conn *uc)
         evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         TAILQ_REMOVE(&pool->busy, uc, link);
         uc->state = UC_IDLE;
+        uc->idle_since = gate_now_us();
         TAILQ_INSERT_HEAD(&pool->idle, uc, link);
         pool->nidle++;
         bufferevent_enable(uc->bev, EV_READ);
@@ -377,6 +382,8 @@ static int uc_alive(struct upstream_conn *uc)
         return 0;
     if (evbuffer_get_length(bufferevent_get_input(uc->bev)) > 0)
         return 0;
+    if (gate_now_us() - uc->idle_since < POOL_FRESH_US)
+        return 1;
     ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
