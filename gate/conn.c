@@ -51,12 +51,7 @@ struct gate_conn {
     enum conn_state state;
     struct gate_req *req;
 
-    /* the URL, header name or header value being read, in pieces */
-    char *piece;
-    size_t piece_len, piece_cap;
-    char *hname;
-    size_t hname_len;
-    size_t header_bytes;
+    struct hdr_reader hr; /* the request line and headers, in pieces */
 
     /* set by a parser callback that rejects the request */
     enum apierr reject;
@@ -66,10 +61,10 @@ struct gate_conn {
     enum conn_timer timer_kind;
     struct event *kick;
     char peer[64];
-    const char *exec_start;  /* the bytes llhttp is running over, to look behind a value */
-    unsigned in_head : 1;    /* between requests or before the end of the headers */
-    unsigned prev_cr : 1;    /* the last head byte scanned was CR */
-    unsigned head_done : 1;  /* on_headers_complete paused the parser */
+    const char *exec_start; /* the bytes llhttp is running over, to look behind a value */
+    unsigned in_head : 1;   /* between requests or before the end of the headers */
+    unsigned prev_cr : 1;   /* the last head byte scanned was CR */
+    unsigned head_done : 1; /* on_headers_complete paused the parser */
     unsigned close_after : 1;
     struct gate_conn *prev, *next; /* the worker's list */
 };
@@ -134,27 +129,20 @@ static int reject(struct gate_conn *c, enum apierr kind, const char *msg)
     return -1;
 }
 
+/* Maps a head reader's failure to the answer the client gets. */
+static int head_fail(struct gate_conn *c, enum hdr_err e)
+{
+    if (e == HDR_TOO_LARGE)
+        return reject(c, APIERR_HEADERS_TOO_LARGE, "request headers are larger than the limit");
+    if (e == HDR_TOO_MANY)
+        return reject(c, APIERR_HEADERS_TOO_LARGE, "request has more headers than the limit");
+    return reject(c, APIERR_INTERNAL, "out of memory");
+}
+
 static int piece_add(struct gate_conn *c, const char *at, size_t len)
 {
-    const struct conf *cf = c->w->srv->conf;
-
-    c->header_bytes += len;
-    if (c->header_bytes > cf->max_header_bytes)
-        return reject(c, APIERR_HEADERS_TOO_LARGE, "request headers are larger than the limit");
-    if (c->piece_len + len + 1 > c->piece_cap) {
-        size_t cap = c->piece_cap ? c->piece_cap : 256;
-        while (cap < c->piece_len + len + 1)
-            cap *= 2;
-        char *np = realloc(c->piece, cap);
-        if (np == NULL)
-            return reject(c, APIERR_INTERNAL, "out of memory");
-        c->piece = np;
-        c->piece_cap = cap;
-    }
-    memcpy(c->piece + c->piece_len, at, len);
-    c->piece_len += len;
-    c->piece[c->piece_len] = '\0';
-    return 0;
+    enum hdr_err e = hdr_piece(&c->hr, at, len, c->w->srv->conf->max_header_bytes);
+    return e == HDR_OK ? 0 : head_fail(c, e);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -165,8 +153,7 @@ static int on_message_begin(llhttp_t *p)
     if (c->req == NULL)
         return reject(c, APIERR_INTERNAL, "out of memory");
     c->state = CONN_READING;
-    c->header_bytes = 0;
-    c->piece_len = 0;
+    hdr_start(&c->hr);
     arm_timer(c, TIMER_HEADERS);
     return 0;
 }
@@ -180,14 +167,16 @@ static int on_url_complete(llhttp_t *p)
 {
     struct gate_conn *c = pconn(p);
     struct gate_req *req = c->req;
-    char *q = memchr(c->piece, '?', c->piece_len);
-    size_t plen = q ? (size_t)(q - c->piece) : c->piece_len;
+    const char *url = c->hr.piece;
+    size_t len = c->hr.piece_len;
+    const char *q = memchr(url, '?', len);
+    size_t plen = q ? (size_t)(q - url) : len;
 
-    req->path = arena_strndup(req->arena, c->piece, plen);
+    req->path = arena_strndup(req->arena, url, plen);
     req->path_len = plen;
     if (q != NULL)
-        req->query = arena_strndup(req->arena, q + 1, c->piece_len - plen - 1);
-    c->piece_len = 0;
+        req->query = arena_strndup(req->arena, q + 1, len - plen - 1);
+    hdr_piece_reset(&c->hr);
     return 0;
 }
 
@@ -199,19 +188,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct gate_conn *c = pconn(p);
-    struct gate_req *req = c->req;
+    const struct hdr_reader *hr = &c->hr;
+    enum hdr_err e;
 
-    if (req->nheaders >= c->w->srv->conf->max_headers)
-        return reject(c, APIERR_HEADERS_TOO_LARGE, "request has more headers than the limit");
-    if (c->piece_len == 0 || c->piece[c->piece_len - 1] == ' ' ||
-        c->piece[c->piece_len - 1] == '\t')
+    if (hr->piece_len == 0 || hr->piece[hr->piece_len - 1] == ' ' ||
+        hr->piece[hr->piece_len - 1] == '\t')
         return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: white space before a colon");
-    for (size_t i = 0; i < c->piece_len; i++)
-        c->piece[i] = (char)tolower((unsigned char)c->piece[i]);
-    c->hname = arena_strndup(req->arena, c->piece, c->piece_len);
-    c->hname_len = c->piece_len;
-    c->piece_len = 0;
-    return 0;
+    e = hdr_name_done(&c->hr, c->req->arena, c->w->srv->conf->max_headers);
+    return e == HDR_OK ? 0 : head_fail(c, e);
 }
 
 /*
@@ -229,7 +213,7 @@ static int folded(const struct gate_conn *c, const char *at)
     while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t'))
         q--;
     if (q == c->exec_start)
-        return c->piece_len > 0;
+        return c->hr.piece_len > 0;
     return q[-1] == '\n';
 }
 
@@ -246,29 +230,18 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct gate_conn *c = pconn(p);
     struct gate_req *req = c->req;
-    size_t vlen = c->piece_len;
+    const struct hdr_reader *hr = &c->hr;
+    enum hdr_err e;
 
     /* llhttp leaves obs-fold and bare line breaks inside a value: refuse them (RFC 9112 5.2) */
-    if (memchr(c->piece, '\r', vlen) || memchr(c->piece, '\n', vlen))
+    if (hr->piece_len > 0 &&
+        (memchr(hr->piece, '\r', hr->piece_len) || memchr(hr->piece, '\n', hr->piece_len)))
         return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: folded header line");
-    while (vlen > 0 && (c->piece[vlen - 1] == ' ' || c->piece[vlen - 1] == '\t'))
-        vlen--;
-    if (req->nheaders == req->headers_cap) {
-        int cap = req->headers_cap ? req->headers_cap * 2 : 16;
-        struct http_header *nh = arena_alloc(req->arena, (size_t)cap * sizeof(*nh));
-        if (nh == NULL)
-            return reject(c, APIERR_INTERNAL, "out of memory");
-        if (req->nheaders)
-            memcpy(nh, req->headers, (size_t)req->nheaders * sizeof(*nh));
-        req->headers = nh;
-        req->headers_cap = cap;
-    }
-    struct http_header *h = &req->headers[req->nheaders++];
-    h->name = c->hname;
-    h->name_len = c->hname_len;
-    h->value = arena_strndup(req->arena, c->piece, vlen);
-    h->value_len = vlen;
-    c->piece_len = 0;
+    e = hdr_value_done(&c->hr, req->arena);
+    if (e != HDR_OK)
+        return head_fail(c, e);
+    req->headers = c->hr.list;
+    req->nheaders = c->hr.n;
     return 0;
 }
 
@@ -285,8 +258,9 @@ static int on_headers_complete(llhttp_t *p)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
     h = req_header(req, "transfer-encoding");
     if (h != NULL && strcasecmp(h->value, "chunked") != 0)
-        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: only chunked transfer coding "
-                                          "is accepted");
+        return reject(c, APIERR_BAD_HTTP,
+                      "malformed HTTP request: only chunked transfer coding "
+                      "is accepted");
     h = req_header(req, "expect");
     if (h != NULL) {
         if (strcasecmp(h->value, "100-continue") != 0)
@@ -572,7 +546,7 @@ static void conn_free(struct gate_conn *c)
     bufferevent_free(c->bev);
     event_free(c->timer);
     event_free(c->kick);
-    free(c->piece);
+    hdr_free(&c->hr);
     free(c);
 }
 

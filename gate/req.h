@@ -14,6 +14,7 @@
 
 #include "gate/apierr.h"
 #include "gate/endpoint.h"
+#include "gate/httphdr.h"
 #include "gate/sse.h"
 #include "gate/usage.h"
 
@@ -27,13 +28,6 @@ enum req_state {
     REQ_READING,    /* headers and body arriving */
     REQ_UPSTREAM,   /* sent upstream, waiting for or relaying the response */
     REQ_DONE,       /* response written; finishing */
-};
-
-struct http_header {
-    char *name;     /* lower-cased */
-    size_t name_len;
-    char *value;
-    size_t value_len;
 };
 
 struct gate_req {

@@ -14,7 +14,6 @@
 #include "gate/upstream.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -63,20 +62,14 @@ struct upstream_conn {
     struct gate_req *req;
     struct event *timer;
     enum uc_timer timer_kind;
-    unsigned exchanges;           /* completed on this connection */
-    int64_t idle_since;           /* us, monotonic, while in the pool */
-    size_t got;                   /* response bytes of this exchange */
+    unsigned exchanges; /* completed on this connection */
+    int64_t idle_since; /* us, monotonic, while in the pool */
+    size_t got;         /* response bytes of this exchange */
 
-    char *piece;
-    size_t piece_len, piece_cap;
-    char *hname;
-    size_t hname_len;
-    size_t header_bytes;
-    struct http_header *hdrs;
-    int nhdrs, hcap;
-    const char *reject;           /* set by a parser callback */
+    struct hdr_reader hr; /* the response head, in pieces */
+    const char *reject;   /* set by a parser callback */
 
-    unsigned sent : 1;            /* the whole request has left the gate */
+    unsigned sent : 1; /* the whole request has left the gate */
     unsigned in_parse : 1;
     unsigned dead : 1;
     unsigned done : 1;
@@ -105,10 +98,18 @@ static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
     int64_t ms;
 
     switch (kind) {
-    case UT_CONNECT: ms = cf->upstream_connect_timeout; break;
-    case UT_FIRST_BYTE: ms = cf->upstream_first_byte_timeout; break;
-    case UT_STREAM_IDLE: ms = cf->stream_idle_timeout; break;
-    default: ms = POOL_IDLE_MS; break;
+    case UT_CONNECT:
+        ms = cf->upstream_connect_timeout;
+        break;
+    case UT_FIRST_BYTE:
+        ms = cf->upstream_first_byte_timeout;
+        break;
+    case UT_STREAM_IDLE:
+        ms = cf->stream_idle_timeout;
+        break;
+    default:
+        ms = POOL_IDLE_MS;
+        break;
     }
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     uc->timer_kind = kind;
@@ -164,78 +165,34 @@ static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
 
 /* ---- response parser ----------------------------------------------------------------- */
 
-static int piece_add(struct upstream_conn *uc, const char *at, size_t len)
+static int head_fail(struct upstream_conn *uc, enum hdr_err e)
 {
-    const struct conf *cf = uc->pool->w->srv->conf;
-
-    uc->header_bytes += len;
-    if (uc->header_bytes > cf->max_header_bytes) {
-        uc->reject = "the provider's response headers are larger than the limit";
-        return -1;
-    }
-    if (uc->piece_len + len + 1 > uc->piece_cap) {
-        size_t cap = uc->piece_cap ? uc->piece_cap : 256;
-        while (cap < uc->piece_len + len + 1)
-            cap *= 2;
-        char *np = realloc(uc->piece, cap);
-        if (np == NULL) {
-            uc->reject = "out of memory";
-            return -1;
-        }
-        uc->piece = np;
-        uc->piece_cap = cap;
-    }
-    memcpy(uc->piece + uc->piece_len, at, len);
-    uc->piece_len += len;
-    uc->piece[uc->piece_len] = '\0';
-    return 0;
+    uc->reject = e == HDR_TOO_LARGE  ? "the provider's response headers are larger than the limit"
+                 : e == HDR_TOO_MANY ? "the provider's response has too many headers"
+                                     : "out of memory";
+    return -1;
 }
 
 static int r_piece(llhttp_t *p, const char *at, size_t len)
 {
-    return piece_add(p->data, at, len);
+    struct upstream_conn *uc = p->data;
+    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->pool->w->srv->conf->max_header_bytes);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
 static int r_field_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
-
-    if (uc->nhdrs >= 2 * uc->pool->w->srv->conf->max_headers) {
-        uc->reject = "the provider's response has too many headers";
-        return -1;
-    }
-    for (size_t i = 0; i < uc->piece_len; i++)
-        uc->piece[i] = (char)tolower((unsigned char)uc->piece[i]);
-    uc->hname = arena_strndup(uc->req->arena, uc->piece, uc->piece_len);
-    uc->hname_len = uc->piece_len;
-    uc->piece_len = 0;
-    return 0;
+    enum hdr_err e =
+        hdr_name_done(&uc->hr, uc->req->arena, 2 * uc->pool->w->srv->conf->max_headers);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
 static int r_value_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
-    struct arena *a = uc->req->arena;
-
-    if (uc->nhdrs == uc->hcap) {
-        int cap = uc->hcap ? uc->hcap * 2 : 32;
-        struct http_header *nh = arena_alloc(a, (size_t)cap * sizeof(*nh));
-        if (nh == NULL) {
-            uc->reject = "out of memory";
-            return -1;
-        }
-        if (uc->nhdrs)
-            memcpy(nh, uc->hdrs, (size_t)uc->nhdrs * sizeof(*nh));
-        uc->hdrs = nh;
-        uc->hcap = cap;
-    }
-    struct http_header *h = &uc->hdrs[uc->nhdrs++];
-    h->name = uc->hname;
-    h->name_len = uc->hname_len;
-    h->value = arena_strndup(a, uc->piece, uc->piece_len);
-    h->value_len = uc->piece_len;
-    uc->piece_len = 0;
-    return 0;
+    enum hdr_err e = hdr_value_done(&uc->hr, uc->req->arena);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
 static int r_headers_complete(llhttp_t *p)
@@ -243,10 +200,10 @@ static int r_headers_complete(llhttp_t *p)
     struct upstream_conn *uc = p->data;
 
     if (p->status_code >= 100 && p->status_code < 200) {
-        uc->nhdrs = 0; /* an interim answer: the real one follows */
+        hdr_start(&uc->hr); /* an interim answer: the real one follows */
         return 0;
     }
-    if (proxy_upstream_head(uc->req, p->status_code, uc->hdrs, uc->nhdrs) < 0) {
+    if (proxy_upstream_head(uc->req, p->status_code, uc->hr.list, uc->hr.n) < 0) {
         uc->reject = "";
         return -1;
     }
@@ -409,8 +366,7 @@ static void describe_error(struct upstream_conn *uc, short what, char *buf, size
                  uc->pool->prov->host, uc->pool->prov->port,
                  err ? evutil_socket_error_to_string(err) : "connection failed");
     } else if (what & BEV_EVENT_EOF) {
-        snprintf(buf, cap, "provider '%s' closed the connection before the response ended",
-                 name);
+        snprintf(buf, cap, "provider '%s' closed the connection before the response ended", name);
     } else {
         int err = EVUTIL_SOCKET_ERROR();
         snprintf(buf, cap, "connection to provider '%s' failed: %s", name,
@@ -520,8 +476,8 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
                 goto tls_fail;
             }
         }
-        uc->bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                 opts);
+        uc->bev =
+            bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
         if (uc->bev == NULL) {
             SSL_free(ssl);
             goto tls_fail;
@@ -562,7 +518,7 @@ static void uc_free(struct upstream_conn *uc)
     uc_unlink(uc);
     bufferevent_free(uc->bev);
     event_free(uc->timer);
-    free(uc->piece);
+    hdr_free(&uc->hr);
     free(uc);
 }
 
@@ -582,10 +538,7 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     uc->got = 0;
     uc->sent = 0;
     uc->done = 0;
-    uc->nhdrs = uc->hcap = 0;
-    uc->hdrs = NULL;
-    uc->header_bytes = 0;
-    uc->piece_len = 0;
+    hdr_start(&uc->hr);
     uc->reject = NULL;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = uc;

@@ -1,0 +1,56 @@
+/*
+ * httphdr: gathering a message head that llhttp hands over in pieces. llhttp calls back with
+ * spans of its input, and a URL, a header name or a value may be cut across two reads; the
+ * reader joins the pieces, enforces the head's caps and keeps the finished headers in the
+ * request's arena. Used for client requests (conn) and provider responses (upstream).
+ */
+#ifndef TG_HTTPHDR_H
+#define TG_HTTPHDR_H
+
+#include <stddef.h>
+
+struct arena;
+
+struct http_header {
+    char *name; /* lower-cased */
+    size_t name_len;
+    char *value; /* trailing white space trimmed */
+    size_t value_len;
+};
+
+enum hdr_err {
+    HDR_OK = 0,
+    HDR_TOO_LARGE = -1, /* the head is over its byte cap */
+    HDR_TOO_MANY = -2,  /* more headers than the cap */
+    HDR_NOMEM = -3,
+};
+
+struct hdr_reader {
+    char *piece; /* the URL, name or value being read; NUL-terminated */
+    size_t piece_len, piece_cap;
+    size_t bytes; /* head bytes so far */
+    char *name;   /* the finished name waiting for its value, in the arena */
+    size_t name_len;
+    struct http_header *list; /* in the arena */
+    int n, cap;
+};
+
+/* Starts a new head; the list of the previous one is forgotten (its arena owns it). */
+void hdr_start(struct hdr_reader *r);
+
+/* Adds a piece of the current URL, name or value. Fails past max_bytes for the whole head. */
+enum hdr_err hdr_piece(struct hdr_reader *r, const char *at, size_t len, size_t max_bytes);
+
+/* Empties the current piece (after the caller has used a finished URL). */
+void hdr_piece_reset(struct hdr_reader *r);
+
+/* The current piece ends a header name: lower-cased into the arena. Fails past max_headers. */
+enum hdr_err hdr_name_done(struct hdr_reader *r, struct arena *a, int max_headers);
+
+/* The current piece ends the value of the last name: the header joins the list. */
+enum hdr_err hdr_value_done(struct hdr_reader *r, struct arena *a);
+
+/* Frees the piece buffer; the reader may be started again. */
+void hdr_free(struct hdr_reader *r);
+
+#endif

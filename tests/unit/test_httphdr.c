@@ -1,0 +1,104 @@
+/* Unit tests for gate/httphdr.h: a head handed over in pieces. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate/arena.h"
+#include "gate/httphdr.h"
+
+START_TEST(pieces_join_and_names_are_lower_cased)
+{
+    struct arena *a = arena_new();
+    struct hdr_reader r = {0};
+
+    hdr_start(&r);
+    ck_assert_int_eq(hdr_piece(&r, "Conten", 6, 1000), HDR_OK);
+    ck_assert_int_eq(hdr_piece(&r, "t-Type", 6, 1000), HDR_OK);
+    ck_assert_int_eq(hdr_name_done(&r, a, 10), HDR_OK);
+    ck_assert_int_eq(hdr_piece(&r, "application/", 12, 1000), HDR_OK);
+    ck_assert_int_eq(hdr_piece(&r, "json \t", 6, 1000), HDR_OK);
+    ck_assert_int_eq(hdr_value_done(&r, a), HDR_OK);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_str_eq(r.list[0].name, "content-type");
+    ck_assert_str_eq(r.list[0].value, "application/json"); /* trailing white space goes */
+    ck_assert_uint_eq(r.list[0].value_len, 16);
+    hdr_free(&r);
+    arena_free(a);
+}
+END_TEST
+
+START_TEST(many_headers_stay_in_order)
+{
+    struct arena *a = arena_new();
+    struct hdr_reader r = {0};
+    char name[16], value[16];
+
+    hdr_start(&r);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(name, sizeof(name), "X-H%d", i);
+        hdr_piece(&r, name, (size_t)n, 1 << 20);
+        ck_assert_int_eq(hdr_name_done(&r, a, 100), HDR_OK);
+        n = snprintf(value, sizeof(value), "v%d", i);
+        hdr_piece(&r, value, (size_t)n, 1 << 20);
+        ck_assert_int_eq(hdr_value_done(&r, a), HDR_OK);
+    }
+    ck_assert_int_eq(r.n, 100);
+    ck_assert_str_eq(r.list[0].name, "x-h0");
+    ck_assert_str_eq(r.list[99].value, "v99");
+    /* the 101st name is one too many */
+    hdr_piece(&r, "x", 1, 1 << 20);
+    ck_assert_int_eq(hdr_name_done(&r, a, 100), HDR_TOO_MANY);
+    hdr_free(&r);
+    arena_free(a);
+}
+END_TEST
+
+START_TEST(the_byte_cap_counts_the_whole_head)
+{
+    struct hdr_reader r = {0};
+
+    hdr_start(&r);
+    ck_assert_int_eq(hdr_piece(&r, "0123456789", 10, 15), HDR_OK);
+    hdr_piece_reset(&r);
+    ck_assert_int_eq(hdr_piece(&r, "012345", 6, 15), HDR_TOO_LARGE);
+    /* a new head starts counting again */
+    hdr_start(&r);
+    ck_assert_int_eq(hdr_piece(&r, "0123456789", 10, 15), HDR_OK);
+    hdr_free(&r);
+}
+END_TEST
+
+START_TEST(an_empty_value_is_kept)
+{
+    struct arena *a = arena_new();
+    struct hdr_reader r = {0};
+
+    hdr_start(&r);
+    hdr_piece(&r, "X-Empty", 7, 100);
+    hdr_name_done(&r, a, 10);
+    ck_assert_int_eq(hdr_value_done(&r, a), HDR_OK);
+    ck_assert_str_eq(r.list[0].value, "");
+    ck_assert_uint_eq(r.list[0].value_len, 0);
+    hdr_free(&r);
+    arena_free(a);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("httphdr");
+    TCase *tc = tcase_create("httphdr");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, pieces_join_and_names_are_lower_cased);
+    tcase_add_test(tc, many_headers_stay_in_order);
+    tcase_add_test(tc, the_byte_cap_counts_the_whole_head);
+    tcase_add_test(tc, an_empty_value_is_kept);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
