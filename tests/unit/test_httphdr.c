@@ -1,5 +1,6 @@
 /* Unit tests for gate/httphdr.h: a head handed over in pieces. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
