@@ -253,6 +253,7 @@ static int on_headers_complete(llhttp_t *p)
     const struct http_header *h;
 
     req->method = p->method;
+    req->http10 = p->http_major == 1 && p->http_minor == 0;
     c->head_done = 1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");

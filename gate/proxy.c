@@ -364,6 +364,8 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
     evbuffer_add_printf(out, "x-request-id: %s\r\n", req->id);
     if (content_length >= 0)
         evbuffer_add_printf(out, "content-length: %lld\r\n", content_length);
+    else if (req->http10)
+        conn_set_close(req->conn); /* HTTP/1.0 has no chunked coding: the close ends the body */
     else
         evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
     evbuffer_add_printf(out, "connection: %s\r\n\r\n",
@@ -400,7 +402,14 @@ static void write_chunk(struct gate_req *req, const char *data, size_t len)
 {
     struct evbuffer *out = conn_output(req->conn);
     char size[24];
-    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    int n;
+
+    if (req->http10) {
+        evbuffer_add(out, data, len);
+        req->bytes_out += len;
+        return;
+    }
+    n = snprintf(size, sizeof(size), "%zx\r\n", len);
 
     evbuffer_add(out, size, (size_t)n);
     evbuffer_add(out, data, len);
@@ -476,8 +485,10 @@ void proxy_upstream_done(struct gate_req *req)
         const char *rest = sse_pending(&req->sse, &left);
         if (left > 0)
             write_chunk(req, rest, left); /* a last event without its blank line */
-        evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
-        req->bytes_out += 5;
+        if (!req->http10) {
+            evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
+            req->bytes_out += 5;
+        }
         req_finish(req);
         return;
     }

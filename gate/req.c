@@ -125,10 +125,15 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
         n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
         if (req->conn != NULL) {
             struct evbuffer *out = conn_output(req->conn);
-            evbuffer_add_printf(out, "%zx\r\n", n);
-            evbuffer_add(out, ev, n);
-            evbuffer_add(out, "\r\n0\r\n\r\n", 7);
-            req->bytes_out += n + 12;
+            if (req->http10) {
+                evbuffer_add(out, ev, n); /* the close that follows ends the body */
+                req->bytes_out += n;
+            } else {
+                evbuffer_add_printf(out, "%zx\r\n", n);
+                evbuffer_add(out, ev, n);
+                evbuffer_add(out, "\r\n0\r\n\r\n", 7);
+                req->bytes_out += n + 12;
+            }
         }
         req_finish(req);
         return;

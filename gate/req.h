@@ -46,6 +46,7 @@ struct gate_req {
     int nheaders, headers_cap;
     struct evbuffer *body;
     int expect_continue;
+    int http10;                     /* an HTTP/1.0 client: no chunked coding, close at the end */
 
     enum endpoint ep;
     enum conf_format fmt;           /* format of errors the gate writes */

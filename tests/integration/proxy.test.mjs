@@ -4,6 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import {
   test, cleanup, startMock, startGate, mockProviders, startScriptedUpstream, RawClient,
   rawRequest, rawPost, parseSSE, newId, wordCount, runGate, ms,
@@ -641,4 +642,30 @@ test('Expect: 100-continue gets an interim answer before the body is sent', asyn
   } finally {
     c.destroy();
   }
+});
+
+test('a stream to an HTTP/1.0 client is sent without chunked coding and ends with the close', async () => {
+  const body = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: userMsg('old client') });
+  const raw = await new Promise((resolve, reject) => {
+    const sock = net.connect(gate.port, '127.0.0.1');
+    const parts = [];
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no close in time')); }, ms(10000));
+    sock.on('data', (d) => parts.push(d));
+    sock.on('end', () => { clearTimeout(timer); resolve(Buffer.concat(parts).toString('utf8')); });
+    sock.on('error', reject);
+    sock.write('POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\n' +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  });
+  const [head, rest] = raw.split('\r\n\r\n', 2).length === 2
+    ? [raw.slice(0, raw.indexOf('\r\n\r\n')), raw.slice(raw.indexOf('\r\n\r\n') + 4)] : [raw, ''];
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(head, /transfer-encoding/i, 'HTTP/1.0 has no chunked coding');
+  assert.match(head, /connection: close/i);
+  // the body is the event stream itself: data lines, then [DONE], with no chunk sizes between
+  const events = rest.split('\n\n').filter((e) => e.startsWith('data: '));
+  assert.ok(events.length > 3, rest);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  const text = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)))
+    .map((c) => c.choices?.[0]?.delta?.content ?? '').join('');
+  assert.ok(text.length > 0, 'the streamed text arrived');
 });
