@@ -69,8 +69,6 @@ struct gate_conn {
     struct gate_conn *prev, *next; /* the worker's list */
 };
 
-static llhttp_settings_t parser_settings;
-
 static void conn_free(struct gate_conn *c);
 static void conn_parse(struct gate_conn *c);
 
@@ -297,20 +295,19 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void init_settings(void)
-{
-    llhttp_settings_init(&parser_settings);
-    parser_settings.on_message_begin = on_message_begin;
-    parser_settings.on_url = on_url;
-    parser_settings.on_url_complete = on_url_complete;
-    parser_settings.on_header_field = on_header_field;
-    parser_settings.on_header_field_complete = on_header_field_complete;
-    parser_settings.on_header_value = on_header_value;
-    parser_settings.on_header_value_complete = on_header_value_complete;
-    parser_settings.on_headers_complete = on_headers_complete;
-    parser_settings.on_body = on_body;
-    parser_settings.on_message_complete = on_message_complete;
-}
+/* shared by every worker: read-only */
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 /* ---- reading ------------------------------------------------------------------------- */
 
@@ -483,8 +480,6 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
     struct bufferevent *bev;
     int one = 1;
 
-    if (parser_settings.on_message_complete == NULL)
-        init_settings();
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (w->srv->listen_ctx != NULL) {
         SSL *ssl = SSL_new(w->srv->listen_ctx);

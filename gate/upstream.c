@@ -86,8 +86,6 @@ struct upstream_pool {
     int nidle;
 };
 
-static llhttp_settings_t resp_settings;
-
 static void uc_free(struct upstream_conn *uc);
 static void uc_start(struct upstream_conn *uc, struct gate_req *req);
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
@@ -231,17 +229,16 @@ static int r_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void init_settings(void)
-{
-    llhttp_settings_init(&resp_settings);
-    resp_settings.on_header_field = r_piece;
-    resp_settings.on_header_field_complete = r_field_complete;
-    resp_settings.on_header_value = r_piece;
-    resp_settings.on_header_value_complete = r_value_complete;
-    resp_settings.on_headers_complete = r_headers_complete;
-    resp_settings.on_body = r_body;
-    resp_settings.on_message_complete = r_message_complete;
-}
+/* shared by every worker: read-only */
+static const llhttp_settings_t resp_settings = {
+    .on_header_field = r_piece,
+    .on_header_field_complete = r_field_complete,
+    .on_header_value = r_piece,
+    .on_header_value_complete = r_value_complete,
+    .on_headers_complete = r_headers_complete,
+    .on_body = r_body,
+    .on_message_complete = r_message_complete,
+};
 
 /* The exchange ended well: the connection goes back to its pool, the proxy finishes. */
 static void uc_complete(struct upstream_conn *uc)
@@ -525,8 +522,6 @@ static void uc_free(struct upstream_conn *uc)
 /* Starts an exchange on a connection that is connecting or was idle. */
 static void uc_start(struct upstream_conn *uc, struct gate_req *req)
 {
-    if (resp_settings.on_message_complete == NULL)
-        init_settings();
     if (uc->state == UC_IDLE) {
         uc_unlink(uc);
         uc->state = UC_BUSY;
