@@ -8,13 +8,24 @@
  * (see fault_names) and x-mock-status (forced error status). /_mock/stats,
  * /_mock/last and /_mock/reset are hooks for tests. Linux only (see
  * stream_drop and SIOCOUTQ).
+ *
+ * Bodies are parsed by cJSON once json_valid() has passed them (cJSON alone
+ * takes more than JSON). Replies are cJSON nodes built in an arena (struct
+ * arena) and printed by json_add(), escaping as jansson did: what the mock
+ * accepts and sends stays byte for byte what it was with jansson, but for
+ * what jget(), jint() and JSON_DEPTH say.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <limits.h>
 #include <linux/sockios.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +35,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -31,7 +43,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -44,6 +55,7 @@
 #define MOCK_SLOW_MS 200            /* and the pause between writes */
 #define MOCK_TOOL_TOKENS 8          /* completion tokens charged for a tool call */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
+#define JSON_DEPTH CJSON_NESTING_LIMIT /* deeper bodies are refused, by cJSON too (jansson: 2048) */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Each word is one token in OpenAI's tokenizers, so C words are C tokens. */
@@ -75,39 +87,63 @@ static const char *const bad_events[] = {
                      "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":\n\n",
 };
 
+/*
+ * Where the JSON of replies is built: cJSON nodes and their strings are
+ * carved out of blocks, and all go at once in arena_reset(), done as each
+ * request comes in and before each step of a stream is built. So nothing is
+ * freed on its own, and a value is printed before either. The first block is
+ * part of the arena: most replies need no malloc at all. Bigger ones (long
+ * replies, embeddings of many inputs) add blocks, as much as the body asks
+ * for, which MOCK_MAX_BODY and MOCK_MAX_TOKENS bound.
+ */
+#define ARENA_FIRST (16 << 10)
+
+struct arena_block {
+    struct arena_block *next;
+    size_t size, used;
+    max_align_t mem[];
+};
+
+struct arena {
+    struct arena_block *more; /* blocks past first, the newest first */
+    size_t used;              /* bytes of first handed out */
+    max_align_t first[ARENA_FIRST / sizeof(max_align_t)];
+};
+
 /* Server state, passed to every callback; nothing here is global. */
 struct mock {
     struct event_base *base;
     int ntokens;                   /* default reply length (--tokens) */
     int delay_ms;                  /* pause before each streamed token (--delay-ms) */
     unsigned long seq;             /* numbers reply ids; zeroed by /_mock/reset */
-    json_int_t requests;           /* requests outside /_mock/ */
-    json_t *by_path;               /* path -> count, at most MOCK_MAX_PATHS keys */
-    json_t *last;                  /* /_mock/last: method, path; NULL before any request */
-    struct evbuffer *last_headers; /* the last request's "name\0value\0" pairs */
-    struct evbuffer *last_body;
-    struct evbuffer *scratch; /* empty between uses */
+    long long requests;            /* requests outside /_mock/ */
+    cJSON *by_path;                /* path -> count, at most MOCK_MAX_PATHS keys */
+    const char *last_method;       /* /_mock/last; NULL before any request */
+    struct evbuffer *last_path;    /* the last request's path, */
+    struct evbuffer *last_headers; /* its "name\0value\0" pairs */
+    struct evbuffer *last_body;    /* and its body */
+    struct evbuffer *scratch;      /* empty between uses */
+    struct arena arena;            /* the JSON of replies (see arena_reset) */
 };
 
 /*
- * What one reply says. Strings point into body, which a stream keeps a
- * reference to while it builds its events.
+ * What one reply says. Strings point into the request body, which is freed
+ * once the request is served; a stream keeps copies (stream.strs).
  */
 struct plan {
     enum api api;
-    json_t *body; /* the request JSON (borrowed) */
     const char *model;
     char id[48];  /* chatcmpl-mock-N, resp_mock_N, msg_mock_N */
     char id2[48]; /* call_mock_N, msg_mock_N (output item), toolu_mock_N */
-    json_int_t created;
-    json_int_t prompt; /* P, see prompt_tokens() */
-    int ntok;          /* C, completion tokens */
-    int cut;           /* C was limited by the request's max tokens */
-    const char *tool;  /* reply with a call to this tool instead of text */
-    int steps;         /* paced steps (tokens or tool call pieces) of a stream */
-    int usage;         /* 0 under the no-usage fault */
-    int stream_usage;  /* chat: a usage chunk was asked for and usage is on */
-    int malformed;     /* slip bad_events[api] into the stream */
+    long long created;
+    long long prompt; /* P, see prompt_tokens() */
+    int ntok;         /* C, completion tokens */
+    int cut;          /* C was limited by the request's max tokens */
+    const char *tool; /* reply with a call to this tool instead of text */
+    int steps;        /* paced steps (tokens or tool call pieces) of a stream */
+    int usage;        /* 0 under the no-usage fault */
+    int stream_usage; /* chat: a usage chunk was asked for and usage is on */
+    int malformed;    /* slip bad_events[api] into the stream */
 };
 
 #define MOCK_PIECES 8 /* pieces one step may make */
@@ -122,7 +158,8 @@ struct pieces {
     size_t len[MOCK_PIECES];
     unsigned char paced[MOCK_PIECES];
     size_t n;
-    const char *bad; /* raw event to insert after the next paced piece */
+    const char *bad;     /* raw event to insert after the next paced piece */
+    struct arena *arena; /* where the events are built */
 };
 
 /*
@@ -146,7 +183,8 @@ struct stream {
     struct evhttp_connection *evcon;
     struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
     enum smode mode;
-    struct plan pl;  /* pl.body holds a reference */
+    struct plan pl;  /* its model and tool point into strs */
+    char *strs;      /* copies of the plan's model and tool */
     step_fn *build;  /* NULL: the reply is what p holds (or nothing) */
     int step;        /* next step to build */
     struct pieces p; /* the pieces built and not sent yet */
@@ -186,58 +224,671 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static int dump_cb(const char *buf, size_t size, void *data)
+/* ---- JSON in ---- */
+
+/*
+ * Returns the length of the UTF-8 sequence at s (left bytes at most), or 0
+ * when there is none: overlong forms, surrogates and code points past
+ * U+10FFFF are not UTF-8.
+ */
+static size_t utf8_len(const unsigned char *s, size_t left)
 {
-    return evbuffer_add(data, buf, size);
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n, i;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] < 0xc2 || s[0] > 0xf4)
+        return 0;
+    n = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+    lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : lo;
+    hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : hi;
+    if (left < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
 }
 
-/* Appends j as compact JSON to out. Returns 0, or -1 (out may then hold part of it). */
-static int json_add(struct evbuffer *out, json_t *j)
+/* Returns 1 when all len bytes of s are UTF-8 (NULs included), else 0. */
+static int utf8_valid(const char *s, size_t len)
 {
-    char buf[4096]; /* most replies fit: one copy instead of many small appends */
-    size_t n = j ? json_dumpb(j, buf, sizeof(buf), JSON_COMPACT) : 0;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t n;
 
-    if (n == 0)
-        return -1;
-    if (n <= sizeof(buf))
-        return evbuffer_add(out, buf, n);
-    return json_dump_callback(j, dump_cb, out, JSON_COMPACT);
+    for (; p < end; p += n)
+        if (!(n = utf8_len(p, (size_t)(end - p))))
+            return 0;
+    return 1;
 }
 
-/* Returns a JSON string of len bytes, with bytes that are not UTF-8 replaced by '?'. */
-static json_t *json_lossy(const char *s, size_t len)
+/* Returns the code unit of the 4 hex digits at s, or -1. */
+static long hex4(const unsigned char *s, const unsigned char *end)
 {
-    json_t *j = json_stringn(s, len);
-    char *copy;
-    size_t i;
+    long u = 0;
+    int i;
 
-    if (j || !(copy = malloc(len + 1)))
-        return j;
-    for (i = 0; i < len; i++)
-        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    j = json_stringn(copy, len);
-    free(copy);
+    for (i = 0; i < 4; i++) {
+        unsigned char c = s + i < end ? s[i] : 0;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+
+        if (d < 0)
+            return -1;
+        u = u * 16 + d;
+    }
+    return u;
+}
+
+/*
+ * Returns how many bytes from s on (up to end) stand for themselves in a JSON
+ * string: printable ASCII but '"' and '\\'. Most of a body is such bytes.
+ */
+static size_t json_plain(const unsigned char *s, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = ones << 7;
+    const unsigned char *p = s;
+    uint64_t w, t;
+
+    /*
+     * 8 bytes at a time. For a byte x below 0x80 (else its high bit is set in
+     * w), x + 0x60 has its high bit set if and only if x >= 0x20, x + 0x7f if
+     * and only if x is not 0, and neither carries into the next byte.
+     */
+    for (; end - p >= 8; p += 8) {
+        memcpy(&w, p, 8);
+        t = (w + ones * 0x60) & ((w ^ ones * '"') + ones * 0x7f) &
+            ((w ^ ones * '\\') + ones * 0x7f);
+        if ((w | ~t) & highs)
+            break;
+    }
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    return (size_t)(p - s);
+}
+
+/*
+ * Returns the end of the JSON string that opens at s, or NULL when it is not
+ * one or holds what jansson refused: raw control characters, a lone
+ * surrogate, \u0000, bytes that are not UTF-8.
+ */
+static const unsigned char *json_scan_string(const unsigned char *s, const unsigned char *end)
+{
+    long u;
+    size_t n;
+
+    for (s++; s < end; s += n) {
+        s += json_plain(s, end);
+        if (s == end)
+            break;
+        n = 1;
+        if (*s == '"')
+            return s + 1;
+        if (*s < 0x20 || (*s >= 0x80 && !(n = utf8_len(s, (size_t)(end - s)))))
+            return NULL;
+        if (*s != '\\')
+            continue;
+        n = 2;
+        if (end - s < 2)
+            return NULL;
+        if (s[1] && strchr("\"\\/bfnrt", s[1]))
+            continue;
+        n = 6;
+        if (s[1] != 'u' || (u = hex4(s + 2, end)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+            return NULL;
+        if (u < 0xd800 || u > 0xdbff)
+            continue;
+        n = 12; /* a high surrogate: its low one must follow */
+        if (end - s < 12 || s[6] != '\\' || s[7] != 'u' || (u = hex4(s + 8, end)) < 0xdc00 ||
+            u > 0xdfff)
+            return NULL;
+    }
+    return NULL;
+}
+
+static const unsigned char *json_scan_digits(const unsigned char *s, const unsigned char *end)
+{
+    const unsigned char *start = s;
+
+    while (s < end && *s >= '0' && *s <= '9')
+        s++;
+    return s > start ? s : NULL;
+}
+
+/* Returns the end of the JSON number at s, or NULL (cJSON takes 01, 1. and .5 too). */
+static const unsigned char *json_scan_number(const unsigned char *s, const unsigned char *end)
+{
+    if (*s == '-')
+        s++;
+    if (s < end && *s == '0')
+        s++;
+    else if (!(s = json_scan_digits(s, end)))
+        return NULL;
+    if (s < end && *s == '.' && !(s = json_scan_digits(s + 1, end)))
+        return NULL;
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        s++;
+        if (s < end && (*s == '+' || *s == '-'))
+            s++;
+        s = json_scan_digits(s, end);
+    }
+    return s;
+}
+
+/* Returns the end of true, false or null at s, or NULL. */
+static const unsigned char *json_scan_word(const unsigned char *s, const unsigned char *end)
+{
+    static const char *const words[] = {"true", "false", "null"};
+    size_t i, n;
+
+    for (i = 0; i < NELEM(words); i++) {
+        n = strlen(words[i]);
+        if ((size_t)(end - s) >= n && memcmp(s, words[i], n) == 0)
+            return s + n;
+    }
+    return NULL;
+}
+
+static const unsigned char *json_skip_space(const unsigned char *s, const unsigned char *end)
+{
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    return s;
+}
+
+/*
+ * Returns 1 when the len bytes at text are one JSON text (RFC 8259) whose
+ * strings are UTF-8 without NULs, else 0: what jansson took. cJSON also
+ * takes trailing bytes, leading zeros, raw control characters in strings,
+ * \u0000 and bytes that are not UTF-8, so a body must pass here first.
+ * Nesting deeper than JSON_DEPTH fails.
+ */
+static int json_valid(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text, *end = s + len;
+    char close[JSON_DEPTH]; /* what each open container ends with: '}' or ']' */
+    size_t depth = 0;
+    int key = 0; /* a member's name comes next */
+
+    if (!s)
+        return 0;
+    for (;;) {
+        s = json_skip_space(s, end);
+        if (s == end)
+            return 0;
+        if (key) {
+            if (*s != '"' || !(s = json_scan_string(s, end)))
+                return 0;
+            s = json_skip_space(s, end);
+            if (s == end || *s++ != ':')
+                return 0;
+            key = 0;
+            continue;
+        }
+        if (*s == '{' || *s == '[') {
+            if (depth == JSON_DEPTH)
+                return 0;
+            close[depth++] = *s == '{' ? '}' : ']';
+            key = *s++ == '{';
+            s = json_skip_space(s, end);
+            if (s == end || *s != close[depth - 1])
+                continue;
+            s++; /* empty */
+            depth--;
+            key = 0;
+        } else if (*s == '"') {
+            s = json_scan_string(s, end);
+        } else if (*s == '-' || (*s >= '0' && *s <= '9')) {
+            s = json_scan_number(s, end);
+        } else {
+            s = json_scan_word(s, end);
+        }
+        if (!s)
+            return 0;
+        for (;;) { /* after a value: a comma, the end of its container, or the end */
+            s = json_skip_space(s, end);
+            if (depth == 0)
+                return s == end;
+            if (s == end)
+                return 0;
+            if (*s == ',') {
+                key = close[depth - 1] == '}';
+                s++;
+                break;
+            }
+            if (*s++ != close[depth - 1])
+                return 0;
+            depth--;
+        }
+    }
+}
+
+/*
+ * Returns obj's member key, or NULL (also when obj is not an object). Of a
+ * key given twice the first counts; with jansson the last did (the gate
+ * refuses such bodies).
+ */
+static cJSON *jget(const cJSON *obj, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+/*
+ * Returns 1 and sets *out when j is a number with an integral value, else 0:
+ * jansson's integers, with 2.0 among them now, as cJSON keeps only the value.
+ * Values past a long long's range (which jansson refused) are clamped to it.
+ */
+static int jint(const cJSON *j, long long *out)
+{
+    double d = cJSON_IsNumber(j) ? j->valuedouble : 0.5;
+
+    if (d >= 0x1p63 || d < -0x1p63)
+        *out = d > 0 ? LLONG_MAX : LLONG_MIN;
+    else if (d == (double)(long long)d)
+        *out = (long long)d;
+    else
+        return 0; /* a fraction, or NaN */
+    return 1;
+}
+
+/* Returns j when it is an array, else NULL: cJSON would walk an object's members as elements. */
+static const cJSON *jarr(const cJSON *j)
+{
+    return cJSON_IsArray(j) ? j : NULL;
+}
+
+/* ---- JSON out ---- */
+
+/* Returns n bytes (16-aligned) that last until arena_reset(), or NULL when out of memory. */
+static void *arena_alloc(struct arena *a, size_t n)
+{
+    struct arena_block *b = a->more;
+    size_t size;
+    void *p;
+
+    n = (n + 15) & ~(size_t)15;
+    if (!b && n <= sizeof(a->first) - a->used) {
+        p = (char *)a->first + a->used;
+        a->used += n;
+        return p;
+    }
+    if (!b || n > b->size - b->used) { /* each new block twice the last, or n */
+        size = b ? 2 * b->size : 4 * sizeof(a->first);
+        size = n > size ? n : size;
+        if (!(b = malloc(sizeof(*b) + size)))
+            return NULL;
+        b->next = a->more;
+        b->size = size;
+        b->used = 0;
+        a->more = b;
+    }
+    p = (char *)b->mem + b->used;
+    b->used += n;
+    return p;
+}
+
+static void arena_reset(struct arena *a)
+{
+    struct arena_block *b;
+
+    while ((b = a->more)) {
+        a->more = b->next;
+        free(b);
+    }
+    a->used = 0;
+}
+
+/* Returns a copy of the len bytes at s, NUL-terminated, or NULL. */
+static char *arena_strndup(struct arena *a, const char *s, size_t len)
+{
+    char *d = arena_alloc(a, len + 1);
+
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+/* Returns a new node of type (cJSON_Object, cJSON_String...), or NULL; never cJSON_Delete it. */
+static cJSON *jnode(struct arena *a, int type, const char *str, double num)
+{
+    cJSON *j = arena_alloc(a, sizeof(*j));
+
+    if (j) {
+        memset(j, 0, sizeof(*j));
+        j->type = type;
+        j->valuestring = (char *)str; /* never written through */
+        j->valuedouble = num;
+    }
     return j;
 }
 
-/* Sends body (stolen) as a JSON reply with status code. A NULL body means out of memory. */
-static void reply_json(struct evhttp_request *req, int code, json_t *body)
+/*
+ * Appends item to parent (an object or array) as member key (NULL in an
+ * array); key must outlive the value. Does nothing when either is NULL. The
+ * list is kept as cJSON keeps it: the first child's prev is the last child.
+ */
+static void jadd(cJSON *parent, const char *key, cJSON *item)
+{
+    if (!parent || !item)
+        return;
+    item->string = (char *)key;
+    item->next = NULL;
+    if (!parent->child) {
+        parent->child = item;
+        item->prev = item;
+    } else {
+        parent->child->prev->next = item;
+        item->prev = parent->child->prev;
+        parent->child->prev = item;
+    }
+}
+
+/* Moves the members of from to the end of to, names and all. */
+static void jadd_all(cJSON *to, cJSON *from)
+{
+    cJSON *c, *next;
+
+    for (c = to && from ? from->child : NULL; c; c = next) {
+        next = c->next;
+        jadd(to, c->string, c);
+    }
+}
+
+/*
+ * Builds a value in a from fmt, as json_pack() did: {} an object, [] an
+ * array, then per member a key (s) and a value: s a string (s? NULL gives
+ * null), i an int, I a long long, n null, b a boolean, o a value built in a.
+ * ':' and ',' are for the eye. Strings are not copied: they, and keys, must
+ * outlive the value. Returns NULL when out of memory or an o value was NULL.
+ */
+struct packer {
+    struct arena *a;
+    const char *f;
+    va_list ap;
+    int failed;
+};
+
+static cJSON *pack_value(struct packer *p)
+{
+    cJSON *v = NULL;
+    const char *key, *str;
+    char c, end;
+    int nullable;
+
+    while (*p->f == ':' || *p->f == ',' || *p->f == ' ')
+        p->f++;
+    switch ((c = *p->f++)) {
+    case '{':
+    case '[':
+        v = jnode(p->a, c == '{' ? cJSON_Object : cJSON_Array, NULL, 0);
+        for (end = c == '{' ? '}' : ']'; *p->f && *p->f != end;) {
+            key = c == '{' && *p->f++ == 's' ? va_arg(p->ap, const char *) : NULL;
+            jadd(v, key, pack_value(p));
+            while (*p->f == ',' || *p->f == ' ')
+                p->f++;
+        }
+        p->f += *p->f != '\0';
+        break;
+    case 's':
+        str = va_arg(p->ap, const char *);
+        nullable = *p->f == '?';
+        p->f += nullable;
+        if (str || nullable)
+            v = jnode(p->a, str ? cJSON_String : cJSON_NULL, str, 0);
+        break;
+    case 'i':
+        v = jnode(p->a, cJSON_Number, NULL, va_arg(p->ap, int));
+        break;
+    case 'I':
+        v = jnode(p->a, cJSON_Number, NULL, (double)va_arg(p->ap, long long));
+        break;
+    case 'n':
+        v = jnode(p->a, cJSON_NULL, NULL, 0);
+        break;
+    case 'b':
+        v = jnode(p->a, va_arg(p->ap, int) ? cJSON_True : cJSON_False, NULL, 0);
+        break;
+    case 'o':
+        v = va_arg(p->ap, cJSON *);
+        break;
+    }
+    p->failed |= v == NULL;
+    return v;
+}
+
+static cJSON *pack(struct arena *a, const char *fmt, ...)
+{
+    struct packer p = {.a = a, .f = fmt};
+    cJSON *v;
+
+    va_start(p.ap, fmt);
+    v = pack_value(&p);
+    va_end(p.ap);
+    return p.failed ? NULL : v;
+}
+
+/*
+ * Returns d as a number that prints the way jansson printed a real: %.17g,
+ * with ".0" when that looks like an integer (json_add prints numbers with
+ * integral values as integers).
+ */
+static cJSON *json_real(struct arena *a, double d)
+{
+    char buf[40], *text;
+    int n = snprintf(buf, sizeof(buf), "%.17g", d);
+
+    if (n > 0 && (size_t)n < sizeof(buf) - 2 && !strpbrk(buf, ".eEn"))
+        memcpy(buf + n, ".0", 3);
+    text = arena_strndup(a, buf, strlen(buf));
+    return text ? jnode(a, cJSON_Raw, text, 0) : NULL;
+}
+
+/* JSON text on its way to an evbuffer, gathered a buffer at a time. */
+struct jout {
+    struct evbuffer *out;
+    size_t n; /* bytes in buf */
+    int failed;
+    char buf[4096];
+};
+
+/* Starts o on out; buf is left as it is (4 KB not worth zeroing per reply). */
+static void jout_init(struct jout *o, struct evbuffer *out)
+{
+    o->out = out;
+    o->n = 0;
+    o->failed = 0;
+}
+
+static void jout_flush(struct jout *o)
+{
+    if (o->n && evbuffer_add(o->out, o->buf, o->n) < 0)
+        o->failed = 1;
+    o->n = 0;
+}
+
+/* Sends what o holds on to out. Returns 0, or -1 when something could not be added. */
+static int jout_end(struct jout *o)
+{
+    jout_flush(o);
+    return o->failed ? -1 : 0;
+}
+
+static void jout_put(struct jout *o, const void *s, size_t len)
+{
+    if (len > sizeof(o->buf) - o->n) {
+        jout_flush(o);
+        if (len > sizeof(o->buf)) {
+            if (evbuffer_add(o->out, s, len) < 0)
+                o->failed = 1;
+            return;
+        }
+    }
+    if (len)
+        memcpy(o->buf + o->n, s, len);
+    o->n += len;
+}
+
+static void jout_char(struct jout *o, char c)
+{
+    if (o->n == sizeof(o->buf))
+        jout_flush(o);
+    o->buf[o->n++] = c;
+}
+
+/*
+ * Writes the len bytes of s (UTF-8, NULs allowed) as a JSON string, escaped
+ * as jansson did; with ascii, every byte past 0x7f becomes '?'.
+ */
+static void jout_string(struct jout *o, const char *s, size_t len, int ascii)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t n;
+
+    jout_char(o, '"');
+    while (p < end) {
+        n = json_plain(p, end);
+        jout_put(o, p, n);
+        if ((p += n) == end)
+            break;
+        if (*p >= 0x80)
+            jout_char(o, ascii ? '?' : (char)*p);
+        else if (*p == '"' || *p == '\\')
+            jout_put(o, (const char[]){'\\', (char)*p}, 2);
+        else if (*p >= '\b' && *p <= '\r' && *p != '\v')
+            jout_put(o, (const char[]){'\\', "btn?fr"[*p - '\b']}, 2);
+        else
+            jout_put(o, (const char[]){'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]}, 6);
+        p++;
+    }
+    jout_char(o, '"');
+}
+
+/* Writes v in decimal to buf (21 bytes at least). Returns the length: snprintf is slow. */
+static int format_ll(char *buf, long long v)
+{
+    char tmp[20], *t = tmp + sizeof(tmp);
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    int n = 0;
+
+    do
+        *--t = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        buf[n++] = '-';
+    memcpy(buf + n, t, (size_t)(tmp + sizeof(tmp) - t));
+    return n + (int)(tmp + sizeof(tmp) - t);
+}
+
+/* Writes j compactly; a number with an integral value prints as an integer. */
+static void jout_value(struct jout *o, const cJSON *j)
+{
+    char num[40];
+    const cJSON *c;
+    int n, obj = cJSON_IsObject(j);
+    double d = j->valuedouble;
+
+    switch (j->type & 0xff) {
+    case cJSON_NULL:
+        jout_put(o, "null", 4);
+        break;
+    case cJSON_False:
+        jout_put(o, "false", 5);
+        break;
+    case cJSON_True:
+        jout_put(o, "true", 4);
+        break;
+    case cJSON_Number:
+        if (d >= -0x1p63 && d < 0x1p63 && d == (double)(long long)d)
+            n = format_ll(num, (long long)d);
+        else if (isfinite(d))
+            n = snprintf(num, sizeof(num), "%.17g", d);
+        else
+            n = snprintf(num, sizeof(num), "null");
+        jout_put(o, num, (size_t)n);
+        break;
+    case cJSON_String:
+        jout_string(o, j->valuestring, strlen(j->valuestring), 0);
+        break;
+    case cJSON_Raw:
+        jout_put(o, j->valuestring, strlen(j->valuestring));
+        break;
+    case cJSON_Array:
+    case cJSON_Object:
+        jout_char(o, obj ? '{' : '[');
+        for (c = j->child; c; c = c->next) {
+            if (c != j->child)
+                jout_char(o, ',');
+            if (obj) {
+                jout_string(o, c->string, strlen(c->string), 0);
+                jout_char(o, ':');
+            }
+            jout_value(o, c);
+        }
+        jout_char(o, obj ? '}' : ']');
+        break;
+    default:
+        o->failed = 1;
+    }
+}
+
+/* Appends j as compact JSON to out. Returns 0, or -1 (out may then hold part of it). */
+static int json_add(struct evbuffer *out, const cJSON *j)
+{
+    struct jout o;
+
+    if (!j)
+        return -1;
+    jout_init(&o, out);
+    jout_value(&o, j);
+    return jout_end(&o);
+}
+
+/* Returns s, or a copy in a with every byte past 0x7f replaced by '?' when s is not UTF-8. */
+static const char *json_lossy(struct arena *a, const char *s)
+{
+    size_t i, len = strlen(s);
+    char *copy;
+
+    if (utf8_valid(s, len) || !(copy = arena_strndup(a, s, len)))
+        return s;
+    for (i = 0; i < len; i++)
+        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    return copy;
+}
+
+/*
+ * Sends what the output buffer holds as a JSON reply with status code, or,
+ * when made is 0 (making the body failed), a 500 in its place.
+ */
+static void reply_send(struct evhttp_request *req, int code, int made)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     const char *phrase = code == 429 ? "Too Many Requests" : code == 529 ? "Overloaded" : NULL;
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    if (json_add(out, body) < 0) {
+    if (!made) {
         evbuffer_drain(out, evbuffer_get_length(out));
         evbuffer_add_printf(out, "{\"error\":{\"message\":\"mock out of memory\"}}");
         code = 500;
     }
-    json_decref(body);
     evhttp_send_reply(req, code, phrase, NULL); /* NULL: evhttp's phrase for the code */
 }
 
-/* Sends an error reply: Anthropic's shape when anth is set, else OpenAI's. */
-static void reply_error(struct evhttp_request *req, int anth, int code, const char *msg)
+/* Sends body as a JSON reply with status code. A NULL body means out of memory. */
+static void reply_json(struct evhttp_request *req, int code, const cJSON *body)
+{
+    reply_send(req, code, json_add(evhttp_request_get_output_buffer(req), body) == 0);
+}
+
+/* Sends an error reply, built in a: Anthropic's shape when anth is set, else OpenAI's. */
+static void reply_error(struct arena *a, struct evhttp_request *req, int anth, int code,
+                        const char *msg)
 {
     static const struct {
         int code;
@@ -258,27 +909,27 @@ static void reply_error(struct evhttp_request *req, int anth, int code, const ch
     }
     if (anth)
         reply_json(req, code,
-                   json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", atype,
-                             "message", msg));
+                   pack(a, "{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", atype,
+                        "message", msg));
     else
         reply_json(req, code,
-                   json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message", msg, "type", otype,
-                             "param", "code", code == 429 ? "rate_limit_exceeded" : NULL));
+                   pack(a, "{s:{s:s,s:s,s:n,s:s?}}", "error", "message", msg, "type", otype,
+                        "param", "code", code == 429 ? "rate_limit_exceeded" : NULL));
 }
 
 /* ---- token accounting ---- */
 
 /* Returns the bytes of text in v: a string, or arrays/blocks holding "text" or "content". */
-static size_t text_bytes(json_t *v)
+static size_t text_bytes(const cJSON *v)
 {
-    size_t n = 0, i;
-    json_t *e;
+    size_t n = 0;
+    const cJSON *e;
 
-    if (json_is_string(v))
-        return json_string_length(v);
-    if (json_is_object(v))
-        return text_bytes(json_object_get(v, "text")) + text_bytes(json_object_get(v, "content"));
-    json_array_foreach(v, i, e) n += text_bytes(e);
+    if (cJSON_IsString(v))
+        return strlen(v->valuestring);
+    if (cJSON_IsObject(v))
+        return text_bytes(jget(v, "text")) + text_bytes(jget(v, "content"));
+    cJSON_ArrayForEach(e, jarr(v)) n += text_bytes(e);
     return n;
 }
 
@@ -289,37 +940,36 @@ static size_t text_bytes(json_t *v)
  * extra (system / instructions) adds its text and counts as one more message.
  * A stand-in until the real tokenizer exists.
  */
-static json_int_t prompt_tokens(json_t *items, json_t *extra)
+static long long prompt_tokens(const cJSON *items, const cJSON *extra)
 {
     size_t bytes = text_bytes(items) + text_bytes(extra);
-    size_t n = (json_is_array(items) ? json_array_size(items) : items != NULL) + (extra != NULL);
+    size_t n = (cJSON_IsArray(items) ? (size_t)cJSON_GetArraySize(items) : items != NULL) +
+               (extra != NULL);
 
-    return (json_int_t)((bytes + 3) / 4 + 4 * n);
+    return (long long)((bytes + 3) / 4 + 4 * n);
 }
 
 /* ---- pieces ---- */
 
 /*
  * Appends one piece: "event: NAME\n" when name is set, then "data: JSON\n\n"
- * from data (stolen), or the raw text when data is NULL. A NULL data with no
- * raw text (a failed json_pack) adds nothing.
+ * from data, or the raw text when data is NULL. A NULL data with no raw text
+ * (a failed pack) adds nothing.
  */
-static void piece_add(struct pieces *p, const char *name, json_t *data, const char *raw, int paced)
+static void piece_add(struct pieces *p, const char *name, const cJSON *data, const char *raw,
+                      int paced)
 {
     size_t before = evbuffer_get_length(p->buf);
     const char *bad = p->bad;
 
-    if (p->n == MOCK_PIECES || (!data && !raw)) {
-        json_decref(data);
+    if (p->n == MOCK_PIECES || (!data && !raw))
         return;
-    }
     if (name)
         evbuffer_add_printf(p->buf, "event: %s\n", name);
     if (data) {
         evbuffer_add(p->buf, "data: ", 6);
         json_add(p->buf, data);
         evbuffer_add(p->buf, "\n\n", 2);
-        json_decref(data);
     } else {
         evbuffer_add(p->buf, raw, strlen(raw));
     }
@@ -333,17 +983,15 @@ static void piece_add(struct pieces *p, const char *name, json_t *data, const ch
 
 /*
  * Appends event TYPE with data {"type":TYPE[,"sequence_number":seq]} plus the
- * members of rest (stolen, may be NULL). seq < 0 leaves the number out.
+ * members of rest (may be NULL). seq < 0 leaves the number out.
  */
-static void piece_typed(struct pieces *p, const char *type, int seq, json_t *rest, int paced)
+static void piece_typed(struct pieces *p, const char *type, int seq, cJSON *rest, int paced)
 {
-    json_t *obj = json_pack("{s:s}", "type", type);
+    cJSON *obj = pack(p->arena, "{s:s}", "type", type);
 
-    if (obj && seq >= 0)
-        json_object_set_new(obj, "sequence_number", json_integer(seq));
-    if (obj && rest)
-        json_object_update(obj, rest);
-    json_decref(rest);
+    if (seq >= 0)
+        jadd(obj, "sequence_number", jnode(p->arena, cJSON_Number, NULL, seq));
+    jadd_all(obj, rest);
     piece_add(p, type, obj, NULL, paced);
 }
 
@@ -355,7 +1003,7 @@ static void stream_free(struct stream *s)
         event_free(s->ev);
     if (s->p.buf)
         evbuffer_free(s->p.buf);
-    json_decref(s->pl.body);
+    free(s->strs);
     free(s);
 }
 
@@ -366,11 +1014,15 @@ static void stream_arm(struct stream *s, int ms)
     evtimer_add(s->ev, &tv);
 }
 
-/* Builds the next step once all built pieces are sent. Returns 0, or -1 when no step is left. */
+/*
+ * Builds the next step once all built pieces are sent, in a fresh arena.
+ * Returns 0, or -1 when no step is left.
+ */
 static int stream_fill(struct stream *s)
 {
     if (!s->build || s->step > s->pl.steps + 1)
         return -1;
+    arena_reset(s->p.arena);
     s->p.n = s->next = 0;
     s->build(&s->pl, &s->p, s->step++);
     return 0;
@@ -529,6 +1181,7 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    size_t mlen = pl ? strlen(pl->model) + 1 : 0, tlen = pl && pl->tool ? strlen(pl->tool) + 1 : 0;
     char num[24];
     int one = 1;
 
@@ -538,19 +1191,23 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
                                 : evtimer_new(m->base, stream_tick, s);
     if (s && s->ev)
         s->p.buf = evbuffer_new();
-    if (!s || !s->ev || !s->p.buf) {
+    if (s && s->p.buf && pl) /* the body they point into goes when the request is served */
+        s->strs = malloc(mlen + tlen);
+    if (!s || !s->ev || !s->p.buf || (pl && !s->strs)) {
         if (s)
             stream_free(s);
-        reply_error(req, pl && pl->api == API_MESSAGES, 500, "mock out of memory");
+        reply_error(&m->arena, req, pl && pl->api == API_MESSAGES, 500, "mock out of memory");
         return;
     }
     s->m = m;
+    s->p.arena = &m->arena;
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->mode = mode;
     if (pl) {
         s->pl = *pl;
-        json_incref(s->pl.body);
+        s->pl.model = memcpy(s->strs, pl->model, mlen);
+        s->pl.tool = pl->tool ? memcpy(s->strs + mlen, pl->tool, tlen) : NULL;
         s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
     }
     s->build = build;
@@ -578,19 +1235,22 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
         stream_pump(s);
 }
 
-/* Sends a non-stream JSON body (stolen) as the fault f asks. */
-static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *body, enum fault f)
+/* Sends a non-stream JSON body as the fault f asks. */
+static void deliver_json(struct mock *m, struct evhttp_request *req, const cJSON *body,
+                         enum fault f)
 {
-    char *s;
+    struct evbuffer *text;
+    const char *s = NULL;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
         reply_json(req, 200, body);
         return;
     }
-    s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
+    text = evbuffer_new(); /* not m->scratch: a stream starting here uses that */
+    if (text && json_add(text, body) == 0 && evbuffer_add(text, "", 1) == 0)
+        s = (const char *)evbuffer_pullup(text, -1);
     if (!s) {
-        reply_error(req, 0, 500, "mock out of memory");
+        reply_error(&m->arena, req, 0, 500, "mock out of memory");
     } else if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
@@ -599,7 +1259,8 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, json_t *bod
     } else {
         stream_start(m, req, f == F_SLOW ? SM_SLOW : SM_RESET, NULL, NULL, f == F_SLOW ? s : NULL);
     }
-    free(s);
+    if (text)
+        evbuffer_free(text);
 }
 
 /* Streams the steps of pl as the fault f asks. */
@@ -620,26 +1281,26 @@ static void deliver_stream(struct mock *m, struct evhttp_request *req, const str
  * reply length (ntok, cut to limit when limit >= 0), usage and malformed
  * under fault f, and a call to tool instead of text when tool is set.
  */
-static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *body, int ntok,
-                      json_t *limit, const char *tool, enum fault f)
+static void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body, int ntok,
+                      const cJSON *limit, const char *tool, enum fault f)
 {
     static const char *const pfx[][2] = {
         [API_CHAT] = {"chatcmpl-mock-", "call_mock_"},
         [API_RESPONSES] = {"resp_mock_", "msg_mock_"},
         [API_MESSAGES] = {"msg_mock_", "toolu_mock_"},
     };
-    json_int_t max = json_is_integer(limit) ? json_integer_value(limit) : -1;
+    long long max = -1;
 
+    jint(limit, &max);
     memset(pl, 0, sizeof(*pl));
     pl->api = api;
-    pl->body = body;
-    pl->model = json_string_value(json_object_get(body, "model"));
+    pl->model = cJSON_GetStringValue(jget(body, "model"));
     if (!pl->model)
         pl->model = "mock-model";
     m->seq++;
     snprintf(pl->id, sizeof(pl->id), "%s%lu", pfx[api][0], m->seq);
     snprintf(pl->id2, sizeof(pl->id2), "%s%lu", pfx[api][1], m->seq);
-    pl->created = (json_int_t)time(NULL);
+    pl->created = (long long)time(NULL);
     pl->cut = max >= 0 && max < ntok;
     pl->ntok = pl->cut ? (int)max : ntok;
     pl->steps = pl->ntok;
@@ -654,40 +1315,38 @@ static void plan_init(struct plan *pl, struct mock *m, enum api api, json_t *bod
 }
 
 /* Returns the tool to call, or NULL: tools non-empty, choice not "none", no tool result last. */
-static const char *plan_tool_name(json_t *body, int anth)
+static const char *plan_tool_name(const cJSON *body, int anth)
 {
-    json_t *tools = json_object_get(body, "tools"), *msgs = json_object_get(body, "messages");
-    json_t *choice = json_object_get(body, "tool_choice"), *last, *block;
+    const cJSON *tools = jarr(jget(body, "tools")), *msgs = jarr(jget(body, "messages"));
+    const cJSON *choice = jget(body, "tool_choice"), *last = NULL, *block;
     const char *s, *name;
-    size_t i;
 
-    last = json_array_get(msgs, json_array_size(msgs) - 1);
-    s = json_string_value(anth ? json_object_get(choice, "type") : choice);
-    if (json_array_size(tools) == 0 || (s && strcmp(s, "none") == 0))
+    cJSON_ArrayForEach(block, msgs) last = block;
+    s = cJSON_GetStringValue(anth ? jget(choice, "type") : choice);
+    if (!tools || !tools->child || (s && strcmp(s, "none") == 0))
         return NULL;
-    s = json_string_value(json_object_get(last, "role")); /* OpenAI: answering a tool? */
+    s = cJSON_GetStringValue(jget(last, "role")); /* OpenAI: answering a tool? */
     if (!anth && s && strcmp(s, "tool") == 0)
         return NULL;
-    json_array_foreach(json_object_get(last, "content"), i, block)
+    cJSON_ArrayForEach(block, jarr(jget(last, "content")))
     {
-        s = json_string_value(json_object_get(block, "type")); /* Anthropic: answering? */
+        s = cJSON_GetStringValue(jget(block, "type")); /* Anthropic: answering? */
         if (anth && s && strcmp(s, "tool_result") == 0)
             return NULL;
     }
-    block = json_array_get(tools, 0);
-    name = json_string_value(
-        json_object_get(anth ? block : json_object_get(block, "function"), "name"));
+    block = tools->child;
+    name = cJSON_GetStringValue(jget(anth ? block : jget(block, "function"), "name"));
     return name ? name : "mock_tool";
 }
 
 /* ---- OpenAI chat completions ---- */
 
-static json_t *chat_usage(const struct plan *pl)
+static cJSON *chat_usage(struct arena *a, const struct plan *pl)
 {
-    return json_pack("{s:I,s:I,s:I,s:{s:i},s:{s:i}}", "prompt_tokens", pl->prompt,
-                     "completion_tokens", (json_int_t)pl->ntok, "total_tokens",
-                     pl->prompt + pl->ntok, "prompt_tokens_details", "cached_tokens", 0,
-                     "completion_tokens_details", "reasoning_tokens", 0);
+    return pack(a, "{s:I,s:I,s:I,s:{s:i},s:{s:i}}", "prompt_tokens", pl->prompt,
+                "completion_tokens", (long long)pl->ntok, "total_tokens", pl->prompt + pl->ntok,
+                "prompt_tokens_details", "cached_tokens", 0, "completion_tokens_details",
+                "reasoning_tokens", 0);
 }
 
 static const char *chat_finish(const struct plan *pl)
@@ -695,85 +1354,86 @@ static const char *chat_finish(const struct plan *pl)
     return pl->tool ? "tool_calls" : pl->cut ? "length" : "stop";
 }
 
-static json_t *chat_reply(const struct plan *pl)
+/* Returns the reply, with text as the message unless the plan calls a tool. */
+static cJSON *chat_reply(struct arena *a, const struct plan *pl, const char *text)
 {
-    char *text = pl->tool ? NULL : mock_text(pl->ntok);
-    json_t *msg, *r;
+    cJSON *msg, *r;
 
     if (pl->tool)
-        msg = json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                        "tool_calls", "id", pl->id2, "type", "function", "function", "name",
-                        pl->tool, "arguments", MOCK_TOOL_ARGS);
+        msg = pack(a, "{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                   "tool_calls", "id", pl->id2, "type", "function", "function", "name", pl->tool,
+                   "arguments", MOCK_TOOL_ARGS);
     else
-        msg = text ? json_pack("{s:s,s:s}", "role", "assistant", "content", text) : NULL;
-    free(text);
-    r = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}]}", "id", pl->id, "object", "chat.completion",
-                  "created", pl->created, "model", pl->model, "choices", "index", 0, "message", msg,
-                  "finish_reason", chat_finish(pl));
-    if (r && pl->usage)
-        json_object_set_new(r, "usage", chat_usage(pl));
+        msg = pack(a, "{s:s,s:s}", "role", "assistant", "content", text);
+    r = pack(a, "{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}]}", "id", pl->id, "object",
+             "chat.completion", "created", pl->created, "model", pl->model, "choices", "index", 0,
+             "message", msg, "finish_reason", chat_finish(pl));
+    if (pl->usage)
+        jadd(r, "usage", chat_usage(a, pl));
     return r;
 }
 
-/* Appends a chunk with delta (stolen); a NULL delta makes the usage chunk, without choices. */
-static void chat_chunk(const struct plan *pl, struct pieces *p, json_t *delta, const char *finish,
+/* Appends a chunk with delta; a NULL delta makes the usage chunk, without choices. */
+static void chat_chunk(const struct plan *pl, struct pieces *p, cJSON *delta, const char *finish,
                        int paced)
 {
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[]}", "id", pl->id, "object", "chat.completion.chunk",
-                          "created", pl->created, "model", pl->model, "choices");
-    int usage_chunk = delta == NULL;
+    struct arena *a = p->arena;
+    cJSON *c = pack(a, "{s:s,s:s,s:I,s:s,s:[]}", "id", pl->id, "object", "chat.completion.chunk",
+                    "created", pl->created, "model", pl->model, "choices");
 
-    if (c && delta)
-        json_array_append_new(
-            json_object_get(c, "choices"),
-            json_pack("{s:i,s:O,s:s?}", "index", 0, "delta", delta, "finish_reason", finish));
-    json_decref(delta);
-    if (c && pl->stream_usage)
-        json_object_set_new(c, "usage", usage_chunk ? chat_usage(pl) : json_null());
+    if (delta)
+        jadd(jget(c, "choices"), NULL,
+             pack(a, "{s:i,s:o,s:s?}", "index", 0, "delta", delta, "finish_reason", finish));
+    if (pl->stream_usage)
+        jadd(c, "usage", delta ? jnode(a, cJSON_NULL, NULL, 0) : chat_usage(a, pl));
     piece_add(p, NULL, c, NULL, paced);
 }
 
 static void chat_step(const struct plan *pl, struct pieces *p, int k)
 {
     if (k == 0) {
-        chat_chunk(pl, p, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, 0);
+        chat_chunk(pl, p, pack(p->arena, "{s:s,s:s}", "role", "assistant", "content", ""), NULL,
+                   0);
     } else if (k > pl->steps) {
-        chat_chunk(pl, p, json_object(), chat_finish(pl), 0);
+        chat_chunk(pl, p, pack(p->arena, "{}"), chat_finish(pl), 0);
         if (pl->stream_usage)
             chat_chunk(pl, p, NULL, NULL, 0);
         piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
     } else if (!pl->tool) {
-        chat_chunk(pl, p, json_pack("{s:s}", "content", word(k - 1)), NULL, 1);
+        chat_chunk(pl, p, pack(p->arena, "{s:s}", "content", word(k - 1)), NULL, 1);
     } else if (k == 1) { /* a tool call: its name first, then its arguments */
         chat_chunk(pl, p,
-                   json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0, "id",
-                             pl->id2, "type", "function", "function", "name", pl->tool, "arguments",
-                             ""),
+                   pack(p->arena, "{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0,
+                        "id", pl->id2, "type", "function", "function", "name", pl->tool,
+                        "arguments", ""),
                    NULL, 1);
     } else {
         chat_chunk(pl, p,
-                   json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0, "function",
-                             "arguments", tool_args[k - 2]),
+                   pack(p->arena, "{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0, "function",
+                        "arguments", tool_args[k - 2]),
                    NULL, 1);
     }
 }
 
-static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
+static void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                     enum fault f)
 {
-    json_t *limit = json_object_get(body, "max_completion_tokens");
+    const cJSON *limit = jget(body, "max_completion_tokens");
     struct plan pl;
+    char *text;
 
-    plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : json_object_get(body, "max_tokens"),
+    plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
-    pl.prompt = prompt_tokens(json_object_get(body, "messages"), NULL);
+    pl.prompt = prompt_tokens(jget(body, "messages"), NULL);
     pl.stream_usage =
-        pl.usage &&
-        json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    if (json_is_true(json_object_get(body, "stream")))
+        pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
+    if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, chat_step, f);
-    else
-        deliver_json(m, req, chat_reply(&pl), f);
+        return;
+    }
+    text = pl.tool ? NULL : mock_text(pl.ntok);
+    deliver_json(m, req, pl.tool || text ? chat_reply(&m->arena, &pl, text) : NULL, f);
+    free(text);
 }
 
 /* ---- OpenAI responses ---- */
@@ -782,29 +1442,28 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, json_t *body, in
  * Returns the response object: in progress without output, or done with the
  * text. A reply cut by max_output_tokens is "incomplete", as OpenAI does.
  */
-static json_t *resp_object(const struct plan *pl, const char *text, int done)
+static cJSON *resp_object(struct arena *a, const struct plan *pl, const char *text, int done)
 {
     const char *status = !done ? "in_progress" : pl->cut ? "incomplete" : "completed";
-    json_t *output = !done
-                         ? json_array()
-                         : json_pack("[{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}]", "type", "message",
-                                     "id", pl->id2, "status", "completed", "role", "assistant",
-                                     "content", "type", "output_text", "text", text, "annotations");
-    json_t *r = json_pack(
-        "{s:s,s:s,s:I,s:s,s:s,s:n,s:o,s:o}", "id", pl->id, "object", "response", "created_at",
-        pl->created, "model", pl->model, "status", status, "error", "incomplete_details",
-        done && pl->cut ? json_pack("{s:s}", "reason", "max_output_tokens") : json_null(), "output",
-        output);
+    cJSON *output = !done ? pack(a, "[]")
+                          : pack(a, "[{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}]", "type", "message",
+                                 "id", pl->id2, "status", "completed", "role", "assistant",
+                                 "content", "type", "output_text", "text", text, "annotations");
+    cJSON *r = pack(a, "{s:s,s:s,s:I,s:s,s:s,s:n,s:o,s:o}", "id", pl->id, "object", "response",
+                    "created_at", pl->created, "model", pl->model, "status", status, "error",
+                    "incomplete_details",
+                    done && pl->cut ? pack(a, "{s:s}", "reason", "max_output_tokens")
+                                    : pack(a, "n"),
+                    "output", output);
 
-    if (r && pl->usage && !done)
-        json_object_set_new(r, "usage", json_null());
-    else if (r && pl->usage)
-        json_object_set_new(r, "usage",
-                            json_pack("{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", pl->prompt,
-                                      "input_tokens_details", "cached_tokens", 0, "output_tokens",
-                                      (json_int_t)pl->ntok, "output_tokens_details",
-                                      "reasoning_tokens", 0, "total_tokens",
-                                      pl->prompt + pl->ntok));
+    if (pl->usage && !done)
+        jadd(r, "usage", pack(a, "n"));
+    else if (pl->usage)
+        jadd(r, "usage",
+             pack(a, "{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", pl->prompt,
+                  "input_tokens_details", "cached_tokens", 0, "output_tokens", (long long)pl->ntok,
+                  "output_tokens_details", "reasoning_tokens", 0, "total_tokens",
+                  pl->prompt + pl->ntok));
     return r;
 }
 
@@ -815,48 +1474,46 @@ static void resp_step(const struct plan *pl, struct pieces *p, int k)
 
     if (k == 0) {
         piece_typed(p, "response.created", 0,
-                    json_pack("{s:o}", "response", resp_object(pl, "", 0)), 0);
+                    pack(p->arena, "{s:o}", "response", resp_object(p->arena, pl, "", 0)), 0);
     } else if (k <= pl->steps) {
         piece_typed(p, "response.output_text.delta", k,
-                    json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                              "content_index", 0, "delta", word(k - 1)),
+                    pack(p->arena, "{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
+                         "content_index", 0, "delta", word(k - 1)),
                     1);
     } else if ((text = mock_text(pl->ntok))) {
         piece_typed(p, "response.output_text.done", k,
-                    json_pack("{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                              "content_index", 0, "text", text),
+                    pack(p->arena, "{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
+                         "content_index", 0, "text", text),
                     0);
         piece_typed(p, pl->cut ? "response.incomplete" : "response.completed", k + 1,
-                    json_pack("{s:o}", "response", resp_object(pl, text, 1)), 0);
+                    pack(p->arena, "{s:o}", "response", resp_object(p->arena, pl, text, 1)), 0);
         free(text);
     }
 }
 
-static void ep_responses(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
+static void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                          enum fault f)
 {
     struct plan pl;
     char *text;
 
-    plan_init(&pl, m, API_RESPONSES, body, ntok, json_object_get(body, "max_output_tokens"), NULL,
-              f);
-    pl.prompt =
-        prompt_tokens(json_object_get(body, "input"), json_object_get(body, "instructions"));
-    if (json_is_true(json_object_get(body, "stream"))) {
+    plan_init(&pl, m, API_RESPONSES, body, ntok, jget(body, "max_output_tokens"), NULL, f);
+    pl.prompt = prompt_tokens(jget(body, "input"), jget(body, "instructions"));
+    if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, resp_step, f);
         return;
     }
     text = mock_text(pl.ntok);
-    deliver_json(m, req, text ? resp_object(&pl, text, 1) : NULL, f);
+    deliver_json(m, req, text ? resp_object(&m->arena, &pl, text, 1) : NULL, f);
     free(text);
 }
 
 /* ---- Anthropic messages ---- */
 
-static json_t *msg_usage(json_int_t in, json_int_t out)
+static cJSON *msg_usage(struct arena *a, long long in, long long out)
 {
-    return json_pack("{s:I,s:i,s:i,s:I}", "input_tokens", in, "cache_creation_input_tokens", 0,
-                     "cache_read_input_tokens", 0, "output_tokens", out);
+    return pack(a, "{s:I,s:i,s:i,s:I}", "input_tokens", in, "cache_creation_input_tokens", 0,
+                "cache_read_input_tokens", 0, "output_tokens", out);
 }
 
 static const char *msg_stop(const struct plan *pl)
@@ -865,138 +1522,148 @@ static const char *msg_stop(const struct plan *pl)
 }
 
 /* Returns the message, with content when text is set (else [], for message_start). */
-static json_t *msg_object(const struct plan *pl, const char *text)
+static cJSON *msg_object(struct arena *a, const struct plan *pl, const char *text)
 {
-    json_t *content = !text      ? json_array()
-                      : pl->tool ? json_pack("[{s:s,s:s,s:s,s:{s:s}}]", "type", "tool_use", "id",
-                                             pl->id2, "name", pl->tool, "input", "query", "mock")
-                                 : json_pack("[{s:s,s:s}]", "type", "text", "text", text);
-    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s?,s:n}", "id", pl->id, "type", "message", "role",
-                          "assistant", "model", pl->model, "content", content, "stop_reason",
-                          text ? msg_stop(pl) : NULL, "stop_sequence");
+    cJSON *content = !text      ? pack(a, "[]")
+                     : pl->tool ? pack(a, "[{s:s,s:s,s:s,s:{s:s}}]", "type", "tool_use", "id",
+                                       pl->id2, "name", pl->tool, "input", "query", "mock")
+                                : pack(a, "[{s:s,s:s}]", "type", "text", "text", text);
+    cJSON *r = pack(a, "{s:s,s:s,s:s,s:s,s:o,s:s?,s:n}", "id", pl->id, "type", "message", "role",
+                    "assistant", "model", pl->model, "content", content, "stop_reason",
+                    text ? msg_stop(pl) : NULL, "stop_sequence");
 
-    if (r && pl->usage)
-        json_object_set_new(r, "usage", msg_usage(pl->prompt, text ? pl->ntok : 1));
+    if (pl->usage)
+        jadd(r, "usage", msg_usage(a, pl->prompt, text ? pl->ntok : 1));
     return r;
 }
 
 static void msg_step(const struct plan *pl, struct pieces *p, int k)
 {
-    json_t *delta;
+    struct arena *a = p->arena;
+    cJSON *delta;
 
     if (k == 0) {
-        piece_typed(p, "message_start", -1, json_pack("{s:o}", "message", msg_object(pl, NULL)), 0);
+        piece_typed(p, "message_start", -1, pack(a, "{s:o}", "message", msg_object(a, pl, NULL)),
+                    0);
         piece_typed(p, "content_block_start", -1,
-                    json_pack("{s:i,s:o}", "index", 0, "content_block",
-                              pl->tool ? json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
-                                                   pl->id2, "name", pl->tool, "input")
-                                       : json_pack("{s:s,s:s}", "type", "text", "text", "")),
+                    pack(a, "{s:i,s:o}", "index", 0, "content_block",
+                         pl->tool ? pack(a, "{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
+                                         pl->id2, "name", pl->tool, "input")
+                                  : pack(a, "{s:s,s:s}", "type", "text", "text", "")),
                     0);
         piece_typed(p, "ping", -1, NULL, 0);
     } else if (k <= pl->steps) {
         piece_typed(p, "content_block_delta", -1,
-                    json_pack("{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type",
-                              pl->tool ? "input_json_delta" : "text_delta",
-                              pl->tool ? "partial_json" : "text",
-                              pl->tool ? tool_args[k - 1] : word(k - 1)),
+                    pack(a, "{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type",
+                         pl->tool ? "input_json_delta" : "text_delta",
+                         pl->tool ? "partial_json" : "text",
+                         pl->tool ? tool_args[k - 1] : word(k - 1)),
                     1);
     } else {
-        piece_typed(p, "content_block_stop", -1, json_pack("{s:i}", "index", 0), 0);
-        delta = json_pack("{s:{s:s,s:n}}", "delta", "stop_reason", msg_stop(pl), "stop_sequence");
-        if (delta && pl->usage)
-            json_object_set_new(delta, "usage",
-                                json_pack("{s:I}", "output_tokens", (json_int_t)pl->ntok));
+        piece_typed(p, "content_block_stop", -1, pack(a, "{s:i}", "index", 0), 0);
+        delta = pack(a, "{s:{s:s,s:n}}", "delta", "stop_reason", msg_stop(pl), "stop_sequence");
+        if (pl->usage)
+            jadd(delta, "usage", pack(a, "{s:I}", "output_tokens", (long long)pl->ntok));
         piece_typed(p, "message_delta", -1, delta, 0);
         piece_typed(p, "message_stop", -1, NULL, 0);
     }
 }
 
-static void ep_messages(struct mock *m, struct evhttp_request *req, json_t *body, int ntok,
+static void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                         enum fault f)
 {
-    json_t *max = json_object_get(body, "max_tokens");
+    const cJSON *max = jget(body, "max_tokens");
+    long long v;
     struct plan pl;
     char *text;
 
-    if (!json_is_integer(max) || json_integer_value(max) < 0) {
-        reply_error(req, 1, 400, "max_tokens: Field required");
+    if (!jint(max, &v) || v < 0) {
+        reply_error(&m->arena, req, 1, 400, "max_tokens: Field required");
         return;
     }
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
-    pl.prompt = prompt_tokens(json_object_get(body, "messages"), json_object_get(body, "system"));
-    if (json_is_true(json_object_get(body, "stream"))) {
+    pl.prompt = prompt_tokens(jget(body, "messages"), jget(body, "system"));
+    if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_step, f);
         return;
     }
     text = mock_text(pl.ntok);
-    deliver_json(m, req, text ? msg_object(&pl, text) : NULL, f);
+    deliver_json(m, req, text ? msg_object(&m->arena, &pl, text) : NULL, f);
     free(text);
 }
 
 /* ---- embeddings and models ---- */
 
 /* Returns 8 floats derived from an FNV-1a hash of in (a string or an array of token ids). */
-static json_t *emb_vector(json_t *in)
+static cJSON *emb_vector(struct arena *a, const cJSON *in)
 {
-    const unsigned char *s = (const unsigned char *)json_string_value(in);
-    size_t i, len = json_string_length(in);
+    const unsigned char *s = (const unsigned char *)cJSON_GetStringValue(in);
+    size_t i, len = s ? strlen((const char *)s) : 0;
     uint64_t h = 1469598103934665603ULL;
-    json_t *v = json_array(), *e;
+    const cJSON *e;
+    cJSON *v = pack(a, "[]");
+    long long id;
 
-    for (i = 0; s && i < len; i++)
+    for (i = 0; i < len; i++)
         h = (h ^ s[i]) * 1099511628211ULL;
-    json_array_foreach(in, i, e) h = (h ^ (uint64_t)json_integer_value(e)) * 1099511628211ULL;
+    cJSON_ArrayForEach(e, jarr(in)) h = (h ^ (uint64_t)(jint(e, &id) ? id : 0)) * 1099511628211ULL;
     for (i = 0; v && i < 8; i++) /* multiples of 1/128 print exactly */
-        json_array_append_new(v, json_real(((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0));
+        jadd(v, NULL, json_real(a, ((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0));
     return v;
 }
 
-static void ep_embeddings(struct mock *m, struct evhttp_request *req, json_t *body, enum fault f)
+static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSON *body,
+                          enum fault f)
 {
-    json_t *in = json_object_get(body, "input"), *data = json_array(), *e, *r;
-    const char *model = json_string_value(json_object_get(body, "model"));
-    int single = json_is_string(in) || json_is_integer(json_array_get(in, 0));
-    size_t i, n = single ? 1 : json_array_size(in);
-    json_int_t prompt = 0; /* a string counts (bytes + 3) / 4, a token array its length */
+    struct arena *a = &m->arena;
+    const cJSON *in = jget(body, "input"), *e;
+    const char *model = cJSON_GetStringValue(jget(body, "model"));
+    long long id, prompt = 0; /* a string counts (bytes + 3) / 4, a token array its length */
+    int single = cJSON_IsString(in) || (jarr(in) && jint(in->child, &id));
+    size_t i, n = single ? 1 : (size_t)cJSON_GetArraySize(jarr(in));
+    cJSON *data = pack(a, "[]"), *r;
 
-    for (i = 0; data && i < n; i++) {
-        e = single ? in : json_array_get(in, i);
-        if (!json_is_string(e) && !json_is_array(e))
+    e = single ? in : jarr(in) ? in->child : NULL;
+    for (i = 0; data && i < n; i++, e = e->next) {
+        if (!cJSON_IsString(e) && !cJSON_IsArray(e))
             break;
-        prompt += json_is_string(e) ? (json_int_t)(json_string_length(e) + 3) / 4
-                                    : (json_int_t)json_array_size(e);
-        json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index",
-                                              (json_int_t)i, "embedding", emb_vector(e)));
+        prompt += cJSON_IsString(e) ? (long long)(strlen(e->valuestring) + 3) / 4
+                                    : (long long)cJSON_GetArraySize(e);
+        jadd(data, NULL,
+             pack(a, "{s:s,s:I,s:o}", "object", "embedding", "index", (long long)i, "embedding",
+                  emb_vector(a, e)));
     }
     if (n == 0 || i < n) {
-        json_decref(data);
-        reply_error(req, 0, 400, "input must be a string or an array of strings or tokens");
+        reply_error(a, req, 0, 400, "input must be a string or an array of strings or tokens");
         return;
     }
-    r = json_pack("{s:s,s:o,s:s}", "object", "list", "data", data, "model",
-                  model ? model : "text-embedding-3-small");
-    if (r && f != F_NO_USAGE)
-        json_object_set_new(
-            r, "usage", json_pack("{s:I,s:I}", "prompt_tokens", prompt, "total_tokens", prompt));
+    r = pack(a, "{s:s,s:o,s:s}", "object", "list", "data", data, "model",
+             model ? model : "text-embedding-3-small");
+    if (f != F_NO_USAGE)
+        jadd(r, "usage", pack(a, "{s:I,s:I}", "prompt_tokens", prompt, "total_tokens", prompt));
     deliver_json(m, req, r, f);
 }
 
-static json_t *models_reply(void)
+static cJSON *models_reply(struct arena *a)
 {
     static const char *const ids[] = {"mock-model", "gpt-4o-mini", "text-embedding-3-small",
                                       "claude-3-5-haiku-latest"};
-    json_t *data = json_array();
+    cJSON *data = pack(a, "[]");
     size_t i;
 
-    for (i = 0; data && i < NELEM(ids); i++)
-        json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", ids[i], "object", "model",
-                                              "created", 1700000000, "owned_by", "tokengate-mock"));
-    return json_pack("{s:s,s:o}", "object", "list", "data", data);
+    for (i = 0; i < NELEM(ids); i++)
+        jadd(data, NULL,
+             pack(a, "{s:s,s:s,s:i,s:s}", "id", ids[i], "object", "model", "created", 1700000000,
+                  "owned_by", "tokengate-mock"));
+    return pack(a, "{s:s,s:o}", "object", "list", "data", data);
 }
 
 /* ---- test hooks ---- */
 
-/* Counts req in the stats and keeps a copy of it for /_mock/last. */
+/*
+ * Counts req in the stats and keeps it for /_mock/last: a copy of its method,
+ * path and headers, and its body itself, moved to m->last_body.
+ */
 static void record(struct mock *m, struct evhttp_request *req, const char *path)
 {
     static const struct {
@@ -1006,28 +1673,28 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
                    {EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
                    {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
                    {EVHTTP_REQ_PATCH, "PATCH"}};
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    const char *method = "OTHER";
+    int full = cJSON_GetArraySize(m->by_path) >= MOCK_MAX_PATHS;
+    const char *key = full ? "(other)" : path;
     struct evkeyval *kv;
-    json_t *n;
+    cJSON *n;
     size_t i;
 
     m->requests++;
-    n = json_object_get(m->by_path, path);
-    if (!n && json_object_size(m->by_path) >= MOCK_MAX_PATHS)
-        n = json_object_get(m->by_path, "(other)");
+    n = jget(m->by_path, path);
+    if (!n && full)
+        n = jget(m->by_path, key);
     if (n)
-        json_integer_set(n, json_integer_value(n) + 1);
-    else
-        json_object_set_new(m->by_path,
-                            json_object_size(m->by_path) < MOCK_MAX_PATHS ? path : "(other)",
-                            json_integer(1));
+        cJSON_SetNumberValue(n, n->valuedouble + 1);
+    else if (utf8_valid(key, strlen(key)) && (n = cJSON_CreateNumber(1)) && /* as jansson */
+             !cJSON_AddItemToObject(m->by_path, key, n))
+        cJSON_Delete(n);
 
+    m->last_method = "OTHER";
     for (i = 0; i < NELEM(methods); i++)
         if (methods[i].cmd == evhttp_request_get_command(req))
-            method = methods[i].name;
-    json_decref(m->last);
-    m->last = json_pack("{s:s,s:o}", "method", method, "path", json_lossy(path, strlen(path)));
+            m->last_method = methods[i].name;
+    evbuffer_drain(m->last_path, evbuffer_get_length(m->last_path));
+    evbuffer_add(m->last_path, path, strlen(path));
     evbuffer_drain(m->last_headers, evbuffer_get_length(m->last_headers));
     TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
     {
@@ -1035,51 +1702,87 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
         evbuffer_add(m->last_headers, kv->value, strlen(kv->value) + 1);
     }
     evbuffer_drain(m->last_body, evbuffer_get_length(m->last_body));
-    evbuffer_add(m->last_body, evbuffer_pullup(in, -1), evbuffer_get_length(in));
+    /* moved, not copied: serve() reads it there */
+    evbuffer_add_buffer(m->last_body, evhttp_request_get_input_buffer(req));
 }
 
-/* Returns /_mock/last's JSON: names lowercased, repeated headers joined with ", ". */
-static json_t *last_json(struct mock *m)
+/*
+ * Returns the last request's headers as JSON: names lowercased, repeated
+ * headers joined with ", ". As with jansson, a name that is not UTF-8 is
+ * left out, and so is a repeat whose value is not; NULL when out of memory.
+ */
+static cJSON *last_headers(struct mock *m)
 {
-    size_t len = evbuffer_get_length(m->last_headers);
-    char *h = (char *)evbuffer_pullup(m->last_headers, -1), *end = h + len, *c, *value;
-    json_t *r = json_deep_copy(m->last), *hdrs = json_object(), *old;
+    struct arena *a = &m->arena;
+    size_t n, len = evbuffer_get_length(m->last_headers);
+    char *h = (char *)evbuffer_pullup(m->last_headers, -1), *end = h + len, *c, *value, *both;
+    cJSON *hdrs = pack(a, "{}"), *old;
 
     for (; hdrs && h && h < end; h = value + strlen(value) + 1) {
         value = h + strlen(h) + 1;
         for (c = h; *c; c++) /* the copy keeps names as sent: lowercase them once, here */
             *c = *c >= 'A' && *c <= 'Z' ? (char)(*c + 32) : *c;
-        old = json_object_get(hdrs, h);
-        json_object_set_new(hdrs, h,
-                            old ? json_sprintf("%s, %s", json_string_value(old), value)
-                                : json_lossy(value, strlen(value)));
+        if (!utf8_valid(h, strlen(h)))
+            continue;
+        if (!(old = jget(hdrs, h))) {
+            jadd(hdrs, h, jnode(a, cJSON_String, json_lossy(a, value), 0));
+        } else if (utf8_valid(value, strlen(value)) &&
+                   (both = arena_alloc(a, n = strlen(old->valuestring) + strlen(value) + 3))) {
+            snprintf(both, n, "%s, %s", old->valuestring, value);
+            old->valuestring = both;
+        }
     }
-    json_object_set_new(r, "headers", hdrs);
-    json_object_set_new(r, "body",
-                        json_lossy((const char *)evbuffer_pullup(m->last_body, -1),
-                                   evbuffer_get_length(m->last_body)));
-    return r;
+    return hdrs;
+}
+
+/*
+ * Sends /_mock/last: {method, path, headers, body}, with the path and the raw
+ * body as JSON strings (bytes past 0x7f become '?' in one that is not UTF-8).
+ */
+static void reply_last(struct mock *m, struct evhttp_request *req)
+{
+    struct jout o;
+    size_t plen = evbuffer_get_length(m->last_path), blen = evbuffer_get_length(m->last_body);
+    const char *path = (const char *)evbuffer_pullup(m->last_path, -1);
+    const char *body = (const char *)evbuffer_pullup(m->last_body, -1);
+    cJSON *hdrs = last_headers(m);
+
+    jout_init(&o, evhttp_request_get_output_buffer(req));
+    jout_put(&o, "{\"method\":", 10);
+    jout_string(&o, m->last_method, strlen(m->last_method), 0);
+    jout_put(&o, ",\"path\":", 8);
+    jout_string(&o, path, plen, !utf8_valid(path, plen));
+    jout_put(&o, ",\"headers\":", 11);
+    if (hdrs)
+        jout_value(&o, hdrs);
+    jout_put(&o, ",\"body\":", 8);
+    jout_string(&o, body, blen, !utf8_valid(body, blen));
+    jout_put(&o, "}", 1);
+    reply_send(req, 200, jout_end(&o) == 0 && hdrs);
 }
 
 /* Serves /_mock/stats, /_mock/last and /_mock/reset (counters, last request and ids). */
 static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    cJSON *paths;
 
     if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/stats") == 0) {
+        if ((paths = jnode(&m->arena, cJSON_Object, NULL, 0)))
+            paths->child = m->by_path->child; /* shared, not copied: printed at once */
         reply_json(req, 200,
-                   json_pack("{s:I,s:O}", "requests", m->requests, "by_path", m->by_path));
-    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last) {
-        reply_json(req, 200, last_json(m));
+                   pack(&m->arena, "{s:I,s:o}", "requests", m->requests, "by_path", paths));
+    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
+        reply_last(m, req);
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
         m->seq = 0;
-        json_decref(m->last);
-        m->last = NULL;
-        json_object_clear(m->by_path);
-        reply_json(req, 200, json_pack("{s:b}", "ok", 1));
+        m->last_method = NULL;
+        while (m->by_path->child)
+            cJSON_Delete(cJSON_DetachItemViaPointer(m->by_path, m->by_path->child));
+        reply_json(req, 200, pack(&m->arena, "{s:b}", "ok", 1));
     } else {
-        reply_error(req, 0, 404, "no such mock hook, or no request recorded yet");
+        reply_error(&m->arena, req, 0, 404, "no such mock hook, or no request recorded yet");
     }
 }
 
@@ -1087,24 +1790,31 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 
 enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS, EP_MODELS, EP_MESSAGES, EP_COUNT };
 
-/* Serves an endpoint once the request is known to be a good one, under fault f. */
+/*
+ * Serves an endpoint once the request is known to be a good one, under fault
+ * f. The body is in m->last_body (see record()).
+ */
 static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, int anth,
                   enum fault f, int ntok)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    json_t *body;
+    struct evbuffer *in = m->last_body;
+    size_t len = evbuffer_get_length(in);
+    const char *raw;
+    cJSON *body = NULL;
 
     if (f == F_HANG) {
         stream_start(m, req, SM_HANG, NULL, NULL, NULL);
         return;
     }
     if (ep == EP_MODELS) {
-        deliver_json(m, req, models_reply(), f);
+        deliver_json(m, req, models_reply(&m->arena), f);
         return;
     }
-    body = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
-    if (!json_is_object(body))
-        reply_error(req, anth, 400, "mock: request body is not a JSON object");
+    raw = (const char *)evbuffer_pullup(in, -1);
+    if (json_valid(raw, len))
+        body = cJSON_ParseWithLength(raw, len);
+    if (!cJSON_IsObject(body))
+        reply_error(&m->arena, req, anth, 400, "mock: request body is not a JSON object");
     else if (ep == EP_CHAT)
         ep_chat(m, req, body, ntok, f);
     else if (ep == EP_RESPONSES)
@@ -1115,11 +1825,10 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
         ep_messages(m, req, body, ntok, f);
     else
         deliver_json(m, req,
-                     json_pack("{s:I}", "input_tokens",
-                               prompt_tokens(json_object_get(body, "messages"),
-                                             json_object_get(body, "system"))),
+                     pack(&m->arena, "{s:I}", "input_tokens",
+                          prompt_tokens(jget(body, "messages"), jget(body, "system"))),
                      f);
-    json_decref(body);
+    cJSON_Delete(body);
 }
 
 /* Entry point for every request: hooks, stats, the mock's own headers, then the endpoint. */
@@ -1148,6 +1857,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum fault f = F_NONE;
     size_t i;
 
+    arena_reset(&m->arena);
     if (!path)
         path = "";
     if (strncmp(path, "/_mock/", 7) == 0) {
@@ -1163,16 +1873,17 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strcasecmp(fname, fault_names[i]) == 0)
             f = (enum fault)i;
     if (ep < 0) {
-        reply_error(req, anth, 404, "mock: no such endpoint");
+        reply_error(&m->arena, req, anth, 404, "mock: no such endpoint");
     } else if (fname && f == F_NONE) {
-        reply_error(req, anth, 400, "mock: unknown x-mock-fault");
+        reply_error(&m->arena, req, anth, 400, "mock: unknown x-mock-fault");
     } else if (status && parse_long(status, 200, 599, &code) < 0) {
-        reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
+        reply_error(&m->arena, req, anth, 400, "mock: x-mock-status must be 200..599");
     } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
-        reply_error(req, anth, 400, "mock: bad x-mock-tokens");
+        reply_error(&m->arena, req, anth, 400, "mock: bad x-mock-tokens");
     } else if (code || f == F_500 || f == F_429) {
         code = code ? code : f == F_500 ? 500 : 429;
-        reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
+        reply_error(&m->arena, req, anth, (int)code,
+                    code == 429 ? "mock rate limit" : "mock error");
     } else {
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
     }
@@ -1213,6 +1924,23 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
     else if (ssl)
         SSL_free(ssl);
     return bev;
+}
+
+/*
+ * Returns a new event base, or NULL. With epoll it sends the event changes of
+ * a loop turn in one go, at its end: evhttp turns a connection's events on
+ * and off a few times per request, and most changes then cancel out.
+ */
+static struct event_base *base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base = NULL;
+
+    if (cfg && event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+        base = event_base_new_with_config(cfg);
+    if (cfg)
+        event_config_free(cfg);
+    return base;
 }
 
 /* Parses IPv4:PORT or localhost:PORT (PORT 0..65535) into sin. Returns 0 or -1. */
@@ -1343,20 +2071,23 @@ int main(int argc, char **argv)
     m.delay_ms = (int)delay;
 
     signal(SIGPIPE, SIG_IGN);
-    m.base = event_base_new();
-    m.by_path = json_object();
+    m.base = base_new();
+    m.by_path = cJSON_CreateObject();
+    m.last_path = evbuffer_new();
     m.last_headers = evbuffer_new();
     m.last_body = evbuffer_new();
     m.scratch = evbuffer_new();
     if (cert && !(ctx = tls_ctx_new(cert, key)))
         fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
-    else if (!m.base || !m.by_path || !m.last_headers || !m.last_body || !m.scratch)
+    else if (!m.base || !m.by_path || !m.last_path || !m.last_headers || !m.last_body || !m.scratch)
         fprintf(stderr, "tokengate-mock: out of memory\n");
     else
         rc = mock_run(&m, &sin, ctx, port_file);
     SSL_CTX_free(ctx);
-    json_decref(m.by_path);
-    json_decref(m.last);
+    cJSON_Delete(m.by_path);
+    arena_reset(&m.arena);
+    if (m.last_path)
+        evbuffer_free(m.last_path);
     if (m.last_headers)
         evbuffer_free(m.last_headers);
     if (m.last_body)
