@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "gate/jsonmem.h"
 #include "gate/server.h"
 
 static void usage(FILE *f)
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    jsonmem_init();
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

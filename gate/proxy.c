@@ -13,6 +13,7 @@
 #include "gate/arena.h"
 #include "gate/conn.h"
 #include "gate/jsonedit.h"
+#include "gate/jsonmem.h"
 #include "gate/req.h"
 #include "gate/server.h"
 #include "gate/upstream.h"
@@ -32,7 +33,7 @@ static void respond_json(struct gate_req *req, int status, cJSON *doc)
         return;
     }
     req_respond(req, status, "application/json", NULL, s, strlen(s));
-    free(s);
+    cJSON_free(s);
 }
 
 static void answer_models(struct gate_req *req)
@@ -69,7 +70,7 @@ static void answer_local(struct gate_req *req)
             return;
         }
         req_respond(req, 200, "application/json", NULL, s, strlen(s));
-        free(s);
+        cJSON_free(s);
         return;
     }
     case EP_MODELS:
@@ -174,11 +175,8 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
 /* Prints a JSON value into the request's arena. Returns NULL when out of memory. */
 static const char *print_to_arena(struct gate_req *req, const cJSON *v)
 {
-    char *s = cJSON_PrintUnformatted(v);
-    char *copy = s ? arena_strndup(req->arena, s, strlen(s)) : NULL;
-
-    free(s);
-    return copy;
+    (void)req; /* inside prepare's scope the print buffer is already in the request's arena */
+    return cJSON_PrintUnformatted(v);
 }
 
 static int only_space(const char *p, const char *end)
@@ -190,8 +188,8 @@ static int only_space(const char *p, const char *end)
 }
 
 /* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
- * answering the client itself. */
-static int prepare(struct gate_req *req)
+ * answering the client itself. Runs with cJSON allocating from the request's arena. */
+static int prepare_body(struct gate_req *req)
 {
     const struct endpoint_info *info = endpoint_info(req->ep);
     size_t len = evbuffer_get_length(req->body);
@@ -276,16 +274,17 @@ static int prepare(struct gate_req *req)
     if (nops > 0) {
         size_t out_len;
         char *out = jsonedit_apply(raw, len, ops, nops, &out_len);
-        if (out == NULL) {
-            /* a key with escapes: print the edited document (numbers become doubles) */
-            out = cJSON_PrintUnformatted(req->json);
-            out_len = out ? strlen(out) : 0;
-        }
-        if (out == NULL || build_upstream_request(req, out, out_len) < 0) {
+        int rc;
+        if (out != NULL) {
+            rc = build_upstream_request(req, out, out_len);
             free(out);
-            goto oom;
+        } else {
+            /* a key with escapes: print the edited document (numbers become doubles) */
+            const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
+            rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
         }
-        free(out);
+        if (rc < 0)
+            goto oom;
     } else if (build_upstream_request(req, raw, len) < 0) {
         goto oom;
     }
@@ -322,7 +321,10 @@ void proxy_handle(struct gate_req *req)
         answer_local(req);
         return;
     }
-    if (prepare(req) < 0)
+    struct arena *prev = jsonmem_enter(req->arena);
+    int rc = prepare_body(req);
+    jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
+    if (rc < 0)
         return;
     upstream_send(req->w->pools[req->prov->index], req);
 }
@@ -439,11 +441,11 @@ static int on_event(void *arg, const struct sse_event *ev)
                           (strcmp(name + 9, "completed") == 0 ||
                            strcmp(name + 9, "incomplete") == 0 || strcmp(name + 9, "failed") == 0);
         if (interesting) {
+            struct arena *prev = jsonmem_enter(req->arena);
             cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
-            if (data != NULL) {
+            if (data != NULL)
                 drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
-                cJSON_Delete(data);
-            }
+            jsonmem_leave(prev);
         }
     }
     if (!drop)
@@ -495,11 +497,11 @@ void proxy_upstream_done(struct gate_req *req)
     size_t len = evbuffer_get_length(req->up_body);
     const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
     if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
+        struct arena *prev = jsonmem_enter(req->arena);
         cJSON *doc = cJSON_ParseWithLength(body, len);
-        if (doc != NULL) {
+        if (doc != NULL)
             usage_from_body(req->ep, doc, &req->usage);
-            cJSON_Delete(doc);
-        }
+        jsonmem_leave(prev);
     }
     write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
     evbuffer_add_buffer(conn_output(req->conn), req->up_body);

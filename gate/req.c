@@ -12,6 +12,7 @@
 
 #include "gate/arena.h"
 #include "gate/conn.h"
+#include "gate/jsonmem.h"
 #include "gate/reqlog.h"
 #include "gate/server.h"
 #include "gate/upstream.h"
@@ -168,12 +169,6 @@ static void add_string_or_null(cJSON *obj, const char *key, const char *v)
         cJSON_AddNullToObject(obj, key);
 }
 
-/* Microseconds as milliseconds with three decimals. */
-static double ms3(int64_t us)
-{
-    return (double)us / 1000.0;
-}
-
 static void write_log(struct gate_req *req)
 {
     struct reqlog *rl = req->w->srv->reqlog;
@@ -184,6 +179,7 @@ static void write_log(struct gate_req *req)
     if (rl == NULL)
         return;
     iso_time(req->wall_start, when, sizeof(when));
+    struct arena *prev = jsonmem_enter(req->arena);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "time", when);
     cJSON_AddStringToObject(rec, "id", req->id);
@@ -199,9 +195,10 @@ static void write_log(struct gate_req *req)
     cJSON_AddBoolToObject(rec, "stream", req->stream);
     cJSON_AddNumberToObject(rec, "bytes_in", (double)req->bytes_in);
     cJSON_AddNumberToObject(rec, "bytes_out", (double)req->bytes_out);
-    cJSON_AddNumberToObject(rec, "latency_ms", ms3(req->t_end - req->t_start));
-    cJSON_AddNumberToObject(rec, "ttfb_ms",
-                            req->t_first_byte ? ms3(req->t_first_byte - req->t_start) : -1);
+    /* whole microseconds: cJSON prints integers directly, reals with a printf-scanf round trip */
+    cJSON_AddNumberToObject(rec, "latency_us", (double)(req->t_end - req->t_start));
+    cJSON_AddNumberToObject(rec, "ttfb_us",
+                            req->t_first_byte ? (double)(req->t_first_byte - req->t_start) : -1);
     if (req->usage.have) {
         cJSON *u = cJSON_AddObjectToObject(rec, "usage");
         cJSON_AddNumberToObject(u, "input", (double)req->usage.input);
@@ -218,13 +215,11 @@ static void write_log(struct gate_req *req)
     if (cJSON_PrintPreallocated(rec, line, (int)sizeof(line) - 5, 0)) {
         reqlog_write(rl, line, strlen(line));
     } else {
-        char *big = cJSON_PrintUnformatted(rec);
-        if (big != NULL) {
+        const char *big = cJSON_PrintUnformatted(rec); /* in the arena */
+        if (big != NULL)
             reqlog_write(rl, big, strlen(big));
-            free(big);
-        }
     }
-    cJSON_Delete(rec);
+    jsonmem_leave(prev); /* the record's nodes go with the arena */
 }
 
 void req_finish(struct gate_req *req)
@@ -246,7 +241,7 @@ void req_finish(struct gate_req *req)
     if (req->status > 0 && req->status < 600)
         atomic_fetch_add_explicit(&w->stats.by_status[req->status], 1, memory_order_relaxed);
 
-    cJSON_Delete(req->json);
+    /* req->json lives in the arena (see jsonmem) */
     if (req->body)
         evbuffer_free(req->body);
     if (req->up_request)

@@ -77,10 +77,10 @@ function checkRecord(rec, want) {
   const t = Date.parse(rec.time);
   assert.ok(Math.abs(Date.now() - t) < 120000, `log time ${rec.time} is not about now`);
   assert.match(rec.client, /^127\.0\.0\.1:\d+$/);
-  assert.equal(typeof rec.latency_ms, 'number');
-  assert.equal(typeof rec.ttfb_ms, 'number');
-  assert.ok(rec.ttfb_ms >= 0, `ttfb_ms ${rec.ttfb_ms} >= 0`);
-  assert.ok(rec.ttfb_ms <= rec.latency_ms, `ttfb_ms ${rec.ttfb_ms} <= latency_ms ${rec.latency_ms}`);
+  assert.ok(Number.isInteger(rec.latency_us), `latency_us ${rec.latency_us} is whole microseconds`);
+  assert.ok(Number.isInteger(rec.ttfb_us), `ttfb_us ${rec.ttfb_us} is whole microseconds`);
+  assert.ok(rec.ttfb_us >= 0, `ttfb_us ${rec.ttfb_us} >= 0`);
+  assert.ok(rec.ttfb_us <= rec.latency_us, `ttfb_us ${rec.ttfb_us} <= latency_us ${rec.latency_us}`);
   assert.ok(rec.bytes_in > 0 && rec.bytes_out > 0, 'bytes_in and bytes_out are counted');
 }
 
