@@ -9,22 +9,17 @@
  * /_mock/last and /_mock/reset are hooks for tests. Linux only (see
  * stream_drop and SIOCOUTQ).
  *
- * Bodies are parsed by cJSON once json_valid() has passed them (cJSON alone
- * takes more than JSON). Replies are cJSON nodes built in an arena (struct
- * arena) and printed by json_add(), escaping as jansson did: what the mock
- * accepts and sends stays byte for byte what it was with jansson, but for
- * what jget(), jint() and JSON_DEPTH say.
+ * Bodies are parsed, and replies built and printed, by cJSON. The mock takes
+ * what cJSON takes (see json_parse()): the gate in front of it validates
+ * bodies itself.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <linux/sockios.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +50,6 @@
 #define MOCK_SLOW_MS 200            /* and the pause between writes */
 #define MOCK_TOOL_TOKENS 8          /* completion tokens charged for a tool call */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
-#define JSON_DEPTH CJSON_NESTING_LIMIT /* deeper bodies are refused, by cJSON too (jansson: 2048) */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Each word is one token in OpenAI's tokenizers, so C words are C tokens. */
@@ -87,29 +81,6 @@ static const char *const bad_events[] = {
                      "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":\n\n",
 };
 
-/*
- * Where the JSON of replies is built: cJSON nodes and their strings are
- * carved out of blocks, and all go at once in arena_reset(), done as each
- * request comes in and before each step of a stream is built. So nothing is
- * freed on its own, and a value is printed before either. The first block is
- * part of the arena: most replies need no malloc at all. Bigger ones (long
- * replies, embeddings of many inputs) add blocks, as much as the body asks
- * for, which MOCK_MAX_BODY and MOCK_MAX_TOKENS bound.
- */
-#define ARENA_FIRST (16 << 10)
-
-struct arena_block {
-    struct arena_block *next;
-    size_t size, used;
-    max_align_t mem[];
-};
-
-struct arena {
-    struct arena_block *more; /* blocks past first, the newest first */
-    size_t used;              /* bytes of first handed out */
-    max_align_t first[ARENA_FIRST / sizeof(max_align_t)];
-};
-
 /* Server state, passed to every callback; nothing here is global. */
 struct mock {
     struct event_base *base;
@@ -119,11 +90,10 @@ struct mock {
     long long requests;            /* requests outside /_mock/ */
     cJSON *by_path;                /* path -> count, at most MOCK_MAX_PATHS keys */
     const char *last_method;       /* /_mock/last; NULL before any request */
-    struct evbuffer *last_path;    /* the last request's path, */
+    struct evbuffer *last_path;    /* the last request's path and a NUL, */
     struct evbuffer *last_headers; /* its "name\0value\0" pairs */
-    struct evbuffer *last_body;    /* and its body */
+    struct evbuffer *last_body;    /* and its body and a NUL */
     struct evbuffer *scratch;      /* empty between uses */
-    struct arena arena;            /* the JSON of replies (see arena_reset) */
 };
 
 /*
@@ -158,8 +128,7 @@ struct pieces {
     size_t len[MOCK_PIECES];
     unsigned char paced[MOCK_PIECES];
     size_t n;
-    const char *bad;     /* raw event to insert after the next paced piece */
-    struct arena *arena; /* where the events are built */
+    const char *bad; /* raw event to insert after the next paced piece */
 };
 
 /*
@@ -194,12 +163,14 @@ struct stream {
     int tries;       /* SM_RESET_WAIT: checks so far */
 };
 
+/* ---- text ---- */
+
 static const char *word(int i)
 {
     return mock_words[(size_t)i % NELEM(mock_words)];
 }
 
-/* Returns the reply text of ntok words (malloc'd), or NULL when out of memory. */
+/* Returns the reply text of ntok words, for the caller to free(), or NULL when out of memory. */
 static char *mock_text(int ntok)
 {
     char *s = malloc((size_t)ntok * MOCK_WORD_MAX + 1), *w = s;
@@ -227,249 +198,25 @@ static int parse_long(const char *s, long lo, long hi, long *out)
 /* ---- JSON in ---- */
 
 /*
- * Returns the length of the UTF-8 sequence at s (left bytes at most), or 0
- * when there is none: overlong forms, surrogates and code points past
- * U+10FFFF are not UTF-8.
+ * Returns the object that the len bytes at text hold, for the caller to
+ * cJSON_Delete(), or NULL when they hold something else (another value, not
+ * JSON, bytes after the value but whitespace) or out of memory. text[len]
+ * must be a NUL.
  */
-static size_t utf8_len(const unsigned char *s, size_t left)
+static cJSON *json_parse(const char *text, size_t len)
 {
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n, i;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] < 0xc2 || s[0] > 0xf4)
-        return 0;
-    n = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-    lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : lo;
-    hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : hi;
-    if (left < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (i = 2; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* Returns 1 when all len bytes of s are UTF-8 (NULs included), else 0. */
-static int utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    size_t n;
-
-    for (; p < end; p += n)
-        if (!(n = utf8_len(p, (size_t)(end - p))))
-            return 0;
-    return 1;
-}
-
-/* Returns the code unit of the 4 hex digits at s, or -1. */
-static long hex4(const unsigned char *s, const unsigned char *end)
-{
-    long u = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        unsigned char c = s + i < end ? s[i] : 0;
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-
-        if (d < 0)
-            return -1;
-        u = u * 16 + d;
-    }
-    return u;
-}
-
-/*
- * Returns how many bytes from s on (up to end) stand for themselves in a JSON
- * string: printable ASCII but '"' and '\\'. Most of a body is such bytes.
- */
-static size_t json_plain(const unsigned char *s, const unsigned char *end)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = ones << 7;
-    const unsigned char *p = s;
-    uint64_t w, t;
-
-    /*
-     * 8 bytes at a time. For a byte x below 0x80 (else its high bit is set in
-     * w), x + 0x60 has its high bit set if and only if x >= 0x20, x + 0x7f if
-     * and only if x is not 0, and neither carries into the next byte.
-     */
-    for (; end - p >= 8; p += 8) {
-        memcpy(&w, p, 8);
-        t = (w + ones * 0x60) & ((w ^ ones * '"') + ones * 0x7f) &
-            ((w ^ ones * '\\') + ones * 0x7f);
-        if ((w | ~t) & highs)
-            break;
-    }
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-        p++;
-    return (size_t)(p - s);
-}
-
-/*
- * Returns the end of the JSON string that opens at s, or NULL when it is not
- * one or holds what jansson refused: raw control characters, a lone
- * surrogate, \u0000, bytes that are not UTF-8.
- */
-static const unsigned char *json_scan_string(const unsigned char *s, const unsigned char *end)
-{
-    long u;
-    size_t n;
-
-    for (s++; s < end; s += n) {
-        s += json_plain(s, end);
-        if (s == end)
-            break;
-        n = 1;
-        if (*s == '"')
-            return s + 1;
-        if (*s < 0x20 || (*s >= 0x80 && !(n = utf8_len(s, (size_t)(end - s)))))
-            return NULL;
-        if (*s != '\\')
-            continue;
-        n = 2;
-        if (end - s < 2)
-            return NULL;
-        if (s[1] && strchr("\"\\/bfnrt", s[1]))
-            continue;
-        n = 6;
-        if (s[1] != 'u' || (u = hex4(s + 2, end)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
-            return NULL;
-        if (u < 0xd800 || u > 0xdbff)
-            continue;
-        n = 12; /* a high surrogate: its low one must follow */
-        if (end - s < 12 || s[6] != '\\' || s[7] != 'u' || (u = hex4(s + 8, end)) < 0xdc00 ||
-            u > 0xdfff)
-            return NULL;
-    }
+    if (cJSON_IsObject(j) && end + strspn(end, " \t\n\r") == text + len)
+        return j;
+    cJSON_Delete(j);
     return NULL;
-}
-
-static const unsigned char *json_scan_digits(const unsigned char *s, const unsigned char *end)
-{
-    const unsigned char *start = s;
-
-    while (s < end && *s >= '0' && *s <= '9')
-        s++;
-    return s > start ? s : NULL;
-}
-
-/* Returns the end of the JSON number at s, or NULL (cJSON takes 01, 1. and .5 too). */
-static const unsigned char *json_scan_number(const unsigned char *s, const unsigned char *end)
-{
-    if (*s == '-')
-        s++;
-    if (s < end && *s == '0')
-        s++;
-    else if (!(s = json_scan_digits(s, end)))
-        return NULL;
-    if (s < end && *s == '.' && !(s = json_scan_digits(s + 1, end)))
-        return NULL;
-    if (s < end && (*s == 'e' || *s == 'E')) {
-        s++;
-        if (s < end && (*s == '+' || *s == '-'))
-            s++;
-        s = json_scan_digits(s, end);
-    }
-    return s;
-}
-
-/* Returns the end of true, false or null at s, or NULL. */
-static const unsigned char *json_scan_word(const unsigned char *s, const unsigned char *end)
-{
-    static const char *const words[] = {"true", "false", "null"};
-    size_t i, n;
-
-    for (i = 0; i < NELEM(words); i++) {
-        n = strlen(words[i]);
-        if ((size_t)(end - s) >= n && memcmp(s, words[i], n) == 0)
-            return s + n;
-    }
-    return NULL;
-}
-
-static const unsigned char *json_skip_space(const unsigned char *s, const unsigned char *end)
-{
-    while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
-    return s;
-}
-
-/*
- * Returns 1 when the len bytes at text are one JSON text (RFC 8259) whose
- * strings are UTF-8 without NULs, else 0: what jansson took. cJSON also
- * takes trailing bytes, leading zeros, raw control characters in strings,
- * \u0000 and bytes that are not UTF-8, so a body must pass here first.
- * Nesting deeper than JSON_DEPTH fails.
- */
-static int json_valid(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text, *end = s + len;
-    char close[JSON_DEPTH]; /* what each open container ends with: '}' or ']' */
-    size_t depth = 0;
-    int key = 0; /* a member's name comes next */
-
-    if (!s)
-        return 0;
-    for (;;) {
-        s = json_skip_space(s, end);
-        if (s == end)
-            return 0;
-        if (key) {
-            if (*s != '"' || !(s = json_scan_string(s, end)))
-                return 0;
-            s = json_skip_space(s, end);
-            if (s == end || *s++ != ':')
-                return 0;
-            key = 0;
-            continue;
-        }
-        if (*s == '{' || *s == '[') {
-            if (depth == JSON_DEPTH)
-                return 0;
-            close[depth++] = *s == '{' ? '}' : ']';
-            key = *s++ == '{';
-            s = json_skip_space(s, end);
-            if (s == end || *s != close[depth - 1])
-                continue;
-            s++; /* empty */
-            depth--;
-            key = 0;
-        } else if (*s == '"') {
-            s = json_scan_string(s, end);
-        } else if (*s == '-' || (*s >= '0' && *s <= '9')) {
-            s = json_scan_number(s, end);
-        } else {
-            s = json_scan_word(s, end);
-        }
-        if (!s)
-            return 0;
-        for (;;) { /* after a value: a comma, the end of its container, or the end */
-            s = json_skip_space(s, end);
-            if (depth == 0)
-                return s == end;
-            if (s == end)
-                return 0;
-            if (*s == ',') {
-                key = close[depth - 1] == '}';
-                s++;
-                break;
-            }
-            if (*s++ != close[depth - 1])
-                return 0;
-            depth--;
-        }
-    }
 }
 
 /*
  * Returns obj's member key, or NULL (also when obj is not an object). Of a
- * key given twice the first counts; with jansson the last did (the gate
- * refuses such bodies).
+ * key given twice the first counts (the gate refuses such bodies).
  */
 static cJSON *jget(const cJSON *obj, const char *key)
 {
@@ -477,9 +224,9 @@ static cJSON *jget(const cJSON *obj, const char *key)
 }
 
 /*
- * Returns 1 and sets *out when j is a number with an integral value, else 0:
- * jansson's integers, with 2.0 among them now, as cJSON keeps only the value.
- * Values past a long long's range (which jansson refused) are clamped to it.
+ * Returns 1 and sets *out when j is a number with an integral value (2.0
+ * too: cJSON keeps only the value), else 0. Values past a long long's range
+ * are clamped to it.
  */
 static int jint(const cJSON *j, long long *out)
 {
@@ -502,364 +249,52 @@ static const cJSON *jarr(const cJSON *j)
 
 /* ---- JSON out ---- */
 
-/* Returns n bytes (16-aligned) that last until arena_reset(), or NULL when out of memory. */
-static void *arena_alloc(struct arena *a, size_t n)
-{
-    struct arena_block *b = a->more;
-    size_t size;
-    void *p;
-
-    n = (n + 15) & ~(size_t)15;
-    if (!b && n <= sizeof(a->first) - a->used) {
-        p = (char *)a->first + a->used;
-        a->used += n;
-        return p;
-    }
-    if (!b || n > b->size - b->used) { /* each new block twice the last, or n */
-        size = b ? 2 * b->size : 4 * sizeof(a->first);
-        size = n > size ? n : size;
-        if (!(b = malloc(sizeof(*b) + size)))
-            return NULL;
-        b->next = a->more;
-        b->size = size;
-        b->used = 0;
-        a->more = b;
-    }
-    p = (char *)b->mem + b->used;
-    b->used += n;
-    return p;
-}
-
-static void arena_reset(struct arena *a)
-{
-    struct arena_block *b;
-
-    while ((b = a->more)) {
-        a->more = b->next;
-        free(b);
-    }
-    a->used = 0;
-}
-
-/* Returns a copy of the len bytes at s, NUL-terminated, or NULL. */
-static char *arena_strndup(struct arena *a, const char *s, size_t len)
-{
-    char *d = arena_alloc(a, len + 1);
-
-    if (d) {
-        memcpy(d, s, len);
-        d[len] = '\0';
-    }
-    return d;
-}
-
-/* Returns a new node of type (cJSON_Object, cJSON_String...), or NULL; never cJSON_Delete it. */
-static cJSON *jnode(struct arena *a, int type, const char *str, double num)
-{
-    cJSON *j = arena_alloc(a, sizeof(*j));
-
-    if (j) {
-        memset(j, 0, sizeof(*j));
-        j->type = type;
-        j->valuestring = (char *)str; /* never written through */
-        j->valuedouble = num;
-    }
-    return j;
-}
+#define JSON_STACK (16 << 10) /* replies up to this size print without a malloc */
 
 /*
- * Appends item to parent (an object or array) as member key (NULL in an
- * array); key must outlive the value. Does nothing when either is NULL. The
- * list is kept as cJSON keeps it: the first child's prev is the last child.
+ * Adds item to parent: as member key when key is set, else as its last
+ * element. Returns item, or NULL after freeing item when parent or item is
+ * NULL or out of memory, so calls nest without checks.
  */
-static void jadd(cJSON *parent, const char *key, cJSON *item)
+static cJSON *jadd(cJSON *parent, const char *key, cJSON *item)
 {
-    if (!parent || !item)
-        return;
-    item->string = (char *)key;
-    item->next = NULL;
-    if (!parent->child) {
-        parent->child = item;
-        item->prev = item;
-    } else {
-        parent->child->prev->next = item;
-        item->prev = parent->child->prev;
-        parent->child->prev = item;
-    }
+    if (parent && item &&
+        (key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item)))
+        return item;
+    cJSON_Delete(item);
+    return NULL;
 }
 
-/* Moves the members of from to the end of to, names and all. */
-static void jadd_all(cJSON *to, cJSON *from)
+/* Adds member key to obj (may be NULL): the string s, or null when s is NULL. */
+static void jstr(cJSON *obj, const char *key, const char *s)
 {
-    cJSON *c, *next;
-
-    for (c = to && from ? from->child : NULL; c; c = next) {
-        next = c->next;
-        jadd(to, c->string, c);
-    }
+    jadd(obj, key, s ? cJSON_CreateString(s) : cJSON_CreateNull());
 }
 
-/*
- * Builds a value in a from fmt, as json_pack() did: {} an object, [] an
- * array, then per member a key (s) and a value: s a string (s? NULL gives
- * null), i an int, I a long long, n null, b a boolean, o a value built in a.
- * ':' and ',' are for the eye. Strings are not copied: they, and keys, must
- * outlive the value. Returns NULL when out of memory or an o value was NULL.
- */
-struct packer {
-    struct arena *a;
-    const char *f;
-    va_list ap;
-    int failed;
-};
-
-static cJSON *pack_value(struct packer *p)
+/* Returns a new object {"type": type}, or NULL. */
+static cJSON *jtyped(const char *type)
 {
-    cJSON *v = NULL;
-    const char *key, *str;
-    char c, end;
-    int nullable;
+    cJSON *o = cJSON_CreateObject();
 
-    while (*p->f == ':' || *p->f == ',' || *p->f == ' ')
-        p->f++;
-    switch ((c = *p->f++)) {
-    case '{':
-    case '[':
-        v = jnode(p->a, c == '{' ? cJSON_Object : cJSON_Array, NULL, 0);
-        for (end = c == '{' ? '}' : ']'; *p->f && *p->f != end;) {
-            key = c == '{' && *p->f++ == 's' ? va_arg(p->ap, const char *) : NULL;
-            jadd(v, key, pack_value(p));
-            while (*p->f == ',' || *p->f == ' ')
-                p->f++;
-        }
-        p->f += *p->f != '\0';
-        break;
-    case 's':
-        str = va_arg(p->ap, const char *);
-        nullable = *p->f == '?';
-        p->f += nullable;
-        if (str || nullable)
-            v = jnode(p->a, str ? cJSON_String : cJSON_NULL, str, 0);
-        break;
-    case 'i':
-        v = jnode(p->a, cJSON_Number, NULL, va_arg(p->ap, int));
-        break;
-    case 'I':
-        v = jnode(p->a, cJSON_Number, NULL, (double)va_arg(p->ap, long long));
-        break;
-    case 'n':
-        v = jnode(p->a, cJSON_NULL, NULL, 0);
-        break;
-    case 'b':
-        v = jnode(p->a, va_arg(p->ap, int) ? cJSON_True : cJSON_False, NULL, 0);
-        break;
-    case 'o':
-        v = va_arg(p->ap, cJSON *);
-        break;
-    }
-    p->failed |= v == NULL;
-    return v;
+    cJSON_AddStringToObject(o, "type", type);
+    return o;
 }
 
-static cJSON *pack(struct arena *a, const char *fmt, ...)
+/* Appends j as compact JSON to out. Returns 0, or -1 when j is NULL or out of memory. */
+static int json_print(struct evbuffer *out, cJSON *j)
 {
-    struct packer p = {.a = a, .f = fmt};
-    cJSON *v;
-
-    va_start(p.ap, fmt);
-    v = pack_value(&p);
-    va_end(p.ap);
-    return p.failed ? NULL : v;
-}
-
-/*
- * Returns d as a number that prints the way jansson printed a real: %.17g,
- * with ".0" when that looks like an integer (json_add prints numbers with
- * integral values as integers).
- */
-static cJSON *json_real(struct arena *a, double d)
-{
-    char buf[40], *text;
-    int n = snprintf(buf, sizeof(buf), "%.17g", d);
-
-    if (n > 0 && (size_t)n < sizeof(buf) - 2 && !strpbrk(buf, ".eEn"))
-        memcpy(buf + n, ".0", 3);
-    text = arena_strndup(a, buf, strlen(buf));
-    return text ? jnode(a, cJSON_Raw, text, 0) : NULL;
-}
-
-/* JSON text on its way to an evbuffer, gathered a buffer at a time. */
-struct jout {
-    struct evbuffer *out;
-    size_t n; /* bytes in buf */
-    int failed;
-    char buf[4096];
-};
-
-/* Starts o on out; buf is left as it is (4 KB not worth zeroing per reply). */
-static void jout_init(struct jout *o, struct evbuffer *out)
-{
-    o->out = out;
-    o->n = 0;
-    o->failed = 0;
-}
-
-static void jout_flush(struct jout *o)
-{
-    if (o->n && evbuffer_add(o->out, o->buf, o->n) < 0)
-        o->failed = 1;
-    o->n = 0;
-}
-
-/* Sends what o holds on to out. Returns 0, or -1 when something could not be added. */
-static int jout_end(struct jout *o)
-{
-    jout_flush(o);
-    return o->failed ? -1 : 0;
-}
-
-static void jout_put(struct jout *o, const void *s, size_t len)
-{
-    if (len > sizeof(o->buf) - o->n) {
-        jout_flush(o);
-        if (len > sizeof(o->buf)) {
-            if (evbuffer_add(o->out, s, len) < 0)
-                o->failed = 1;
-            return;
-        }
-    }
-    if (len)
-        memcpy(o->buf + o->n, s, len);
-    o->n += len;
-}
-
-static void jout_char(struct jout *o, char c)
-{
-    if (o->n == sizeof(o->buf))
-        jout_flush(o);
-    o->buf[o->n++] = c;
-}
-
-/*
- * Writes the len bytes of s (UTF-8, NULs allowed) as a JSON string, escaped
- * as jansson did; with ascii, every byte past 0x7f becomes '?'.
- */
-static void jout_string(struct jout *o, const char *s, size_t len, int ascii)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    size_t n;
-
-    jout_char(o, '"');
-    while (p < end) {
-        n = json_plain(p, end);
-        jout_put(o, p, n);
-        if ((p += n) == end)
-            break;
-        if (*p >= 0x80)
-            jout_char(o, ascii ? '?' : (char)*p);
-        else if (*p == '"' || *p == '\\')
-            jout_put(o, (const char[]){'\\', (char)*p}, 2);
-        else if (*p >= '\b' && *p <= '\r' && *p != '\v')
-            jout_put(o, (const char[]){'\\', "btn?fr"[*p - '\b']}, 2);
-        else
-            jout_put(o, (const char[]){'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]}, 6);
-        p++;
-    }
-    jout_char(o, '"');
-}
-
-/* Writes v in decimal to buf (21 bytes at least). Returns the length: snprintf is slow. */
-static int format_ll(char *buf, long long v)
-{
-    char tmp[20], *t = tmp + sizeof(tmp);
-    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
-    int n = 0;
-
-    do
-        *--t = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
-    if (v < 0)
-        buf[n++] = '-';
-    memcpy(buf + n, t, (size_t)(tmp + sizeof(tmp) - t));
-    return n + (int)(tmp + sizeof(tmp) - t);
-}
-
-/* Writes j compactly; a number with an integral value prints as an integer. */
-static void jout_value(struct jout *o, const cJSON *j)
-{
-    char num[40];
-    const cJSON *c;
-    int n, obj = cJSON_IsObject(j);
-    double d = j->valuedouble;
-
-    switch (j->type & 0xff) {
-    case cJSON_NULL:
-        jout_put(o, "null", 4);
-        break;
-    case cJSON_False:
-        jout_put(o, "false", 5);
-        break;
-    case cJSON_True:
-        jout_put(o, "true", 4);
-        break;
-    case cJSON_Number:
-        if (d >= -0x1p63 && d < 0x1p63 && d == (double)(long long)d)
-            n = format_ll(num, (long long)d);
-        else if (isfinite(d))
-            n = snprintf(num, sizeof(num), "%.17g", d);
-        else
-            n = snprintf(num, sizeof(num), "null");
-        jout_put(o, num, (size_t)n);
-        break;
-    case cJSON_String:
-        jout_string(o, j->valuestring, strlen(j->valuestring), 0);
-        break;
-    case cJSON_Raw:
-        jout_put(o, j->valuestring, strlen(j->valuestring));
-        break;
-    case cJSON_Array:
-    case cJSON_Object:
-        jout_char(o, obj ? '{' : '[');
-        for (c = j->child; c; c = c->next) {
-            if (c != j->child)
-                jout_char(o, ',');
-            if (obj) {
-                jout_string(o, c->string, strlen(c->string), 0);
-                jout_char(o, ':');
-            }
-            jout_value(o, c);
-        }
-        jout_char(o, obj ? '}' : ']');
-        break;
-    default:
-        o->failed = 1;
-    }
-}
-
-/* Appends j as compact JSON to out. Returns 0, or -1 (out may then hold part of it). */
-static int json_add(struct evbuffer *out, const cJSON *j)
-{
-    struct jout o;
+    char buf[JSON_STACK], *big;
+    int rc;
 
     if (!j)
         return -1;
-    jout_init(&o, out);
-    jout_value(&o, j);
-    return jout_end(&o);
-}
-
-/* Returns s, or a copy in a with every byte past 0x7f replaced by '?' when s is not UTF-8. */
-static const char *json_lossy(struct arena *a, const char *s)
-{
-    size_t i, len = strlen(s);
-    char *copy;
-
-    if (utf8_valid(s, len) || !(copy = arena_strndup(a, s, len)))
-        return s;
-    for (i = 0; i < len; i++)
-        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    return copy;
+    if (cJSON_PrintPreallocated(j, buf, sizeof(buf), 0))
+        return evbuffer_add(out, buf, strlen(buf));
+    if (!(big = cJSON_PrintUnformatted(j)))
+        return -1;
+    rc = evbuffer_add(out, big, strlen(big));
+    cJSON_free(big);
+    return rc;
 }
 
 /*
@@ -880,15 +315,15 @@ static void reply_send(struct evhttp_request *req, int code, int made)
     evhttp_send_reply(req, code, phrase, NULL); /* NULL: evhttp's phrase for the code */
 }
 
-/* Sends body as a JSON reply with status code. A NULL body means out of memory. */
-static void reply_json(struct evhttp_request *req, int code, const cJSON *body)
+/* Sends body (freed here) as a JSON reply with status code. A NULL body means out of memory. */
+static void reply_json(struct evhttp_request *req, int code, cJSON *body)
 {
-    reply_send(req, code, json_add(evhttp_request_get_output_buffer(req), body) == 0);
+    reply_send(req, code, json_print(evhttp_request_get_output_buffer(req), body) == 0);
+    cJSON_Delete(body);
 }
 
-/* Sends an error reply, built in a: Anthropic's shape when anth is set, else OpenAI's. */
-static void reply_error(struct arena *a, struct evhttp_request *req, int anth, int code,
-                        const char *msg)
+/* Sends an error reply: Anthropic's shape when anth is set, else OpenAI's. */
+static void reply_error(struct evhttp_request *req, int anth, int code, const char *msg)
 {
     static const struct {
         int code;
@@ -898,6 +333,8 @@ static void reply_error(struct arena *a, struct evhttp_request *req, int anth, i
                       {429, "rate_limit_error"},     {529, "overloaded_error"}};
     const char *otype = code >= 500 ? "server_error" : "invalid_request_error";
     const char *atype = code >= 500 ? "api_error" : "invalid_request_error";
+    cJSON *r = anth ? jtyped("error") : cJSON_CreateObject(),
+          *e = cJSON_AddObjectToObject(r, "error");
     size_t i;
 
     for (i = 0; i < NELEM(anth_types); i++)
@@ -907,14 +344,16 @@ static void reply_error(struct arena *a, struct evhttp_request *req, int anth, i
         otype = "requests";
         evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after", "2");
     }
-    if (anth)
-        reply_json(req, code,
-                   pack(a, "{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", atype,
-                        "message", msg));
-    else
-        reply_json(req, code,
-                   pack(a, "{s:{s:s,s:s,s:n,s:s?}}", "error", "message", msg, "type", otype,
-                        "param", "code", code == 429 ? "rate_limit_exceeded" : NULL));
+    if (anth) {
+        cJSON_AddStringToObject(e, "type", atype);
+        cJSON_AddStringToObject(e, "message", msg);
+    } else {
+        cJSON_AddStringToObject(e, "message", msg);
+        cJSON_AddStringToObject(e, "type", otype);
+        cJSON_AddNullToObject(e, "param");
+        jstr(e, "code", code == 429 ? "rate_limit_exceeded" : NULL);
+    }
+    reply_json(req, code, r);
 }
 
 /* ---- token accounting ---- */
@@ -953,23 +392,25 @@ static long long prompt_tokens(const cJSON *items, const cJSON *extra)
 
 /*
  * Appends one piece: "event: NAME\n" when name is set, then "data: JSON\n\n"
- * from data, or the raw text when data is NULL. A NULL data with no raw text
- * (a failed pack) adds nothing.
+ * from data (freed here), or the raw text when data is NULL. A NULL data
+ * with no raw text (out of memory) adds nothing.
  */
-static void piece_add(struct pieces *p, const char *name, const cJSON *data, const char *raw,
-                      int paced)
+static void piece_add(struct pieces *p, const char *name, cJSON *data, const char *raw, int paced)
 {
     size_t before = evbuffer_get_length(p->buf);
     const char *bad = p->bad;
 
-    if (p->n == MOCK_PIECES || (!data && !raw))
+    if (p->n == MOCK_PIECES || (!data && !raw)) {
+        cJSON_Delete(data);
         return;
+    }
     if (name)
         evbuffer_add_printf(p->buf, "event: %s\n", name);
     if (data) {
         evbuffer_add(p->buf, "data: ", 6);
-        json_add(p->buf, data);
+        json_print(p->buf, data);
         evbuffer_add(p->buf, "\n\n", 2);
+        cJSON_Delete(data);
     } else {
         evbuffer_add(p->buf, raw, strlen(raw));
     }
@@ -981,18 +422,20 @@ static void piece_add(struct pieces *p, const char *name, const cJSON *data, con
     }
 }
 
-/*
- * Appends event TYPE with data {"type":TYPE[,"sequence_number":seq]} plus the
- * members of rest (may be NULL). seq < 0 leaves the number out.
- */
-static void piece_typed(struct pieces *p, const char *type, int seq, cJSON *rest, int paced)
+/* Returns the data of an event: {"type":type[,"sequence_number":seq]}, no number when seq < 0. */
+static cJSON *sse_data(const char *type, int seq)
 {
-    cJSON *obj = pack(p->arena, "{s:s}", "type", type);
+    cJSON *e = jtyped(type);
 
     if (seq >= 0)
-        jadd(obj, "sequence_number", jnode(p->arena, cJSON_Number, NULL, seq));
-    jadd_all(obj, rest);
-    piece_add(p, type, obj, NULL, paced);
+        cJSON_AddNumberToObject(e, "sequence_number", seq);
+    return e;
+}
+
+/* Appends the event with data e (freed here), named after its type. */
+static void piece_event(struct pieces *p, cJSON *e, int paced)
+{
+    piece_add(p, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "type")), e, NULL, paced);
 }
 
 /* ---- replies in progress ---- */
@@ -1015,14 +458,13 @@ static void stream_arm(struct stream *s, int ms)
 }
 
 /*
- * Builds the next step once all built pieces are sent, in a fresh arena.
+ * Builds the next step once all built pieces are sent.
  * Returns 0, or -1 when no step is left.
  */
 static int stream_fill(struct stream *s)
 {
     if (!s->build || s->step > s->pl.steps + 1)
         return -1;
-    arena_reset(s->p.arena);
     s->p.n = s->next = 0;
     s->build(&s->pl, &s->p, s->step++);
     return 0;
@@ -1196,11 +638,10 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
     if (!s || !s->ev || !s->p.buf || (pl && !s->strs)) {
         if (s)
             stream_free(s);
-        reply_error(&m->arena, req, pl && pl->api == API_MESSAGES, 500, "mock out of memory");
+        reply_error(req, pl && pl->api == API_MESSAGES, 500, "mock out of memory");
         return;
     }
     s->m = m;
-    s->p.arena = &m->arena;
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->mode = mode;
@@ -1235,22 +676,19 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
         stream_pump(s);
 }
 
-/* Sends a non-stream JSON body as the fault f asks. */
-static void deliver_json(struct mock *m, struct evhttp_request *req, const cJSON *body,
-                         enum fault f)
+/* Sends a non-stream JSON body (freed here; NULL: out of memory) as the fault f asks. */
+static void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f)
 {
-    struct evbuffer *text;
-    const char *s = NULL;
+    char *s;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
         reply_json(req, 200, body);
         return;
     }
-    text = evbuffer_new(); /* not m->scratch: a stream starting here uses that */
-    if (text && json_add(text, body) == 0 && evbuffer_add(text, "", 1) == 0)
-        s = (const char *)evbuffer_pullup(text, -1);
+    s = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
     if (!s) {
-        reply_error(&m->arena, req, 0, 500, "mock out of memory");
+        reply_error(req, 0, 500, "mock out of memory");
     } else if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
@@ -1259,8 +697,7 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, const cJSON
     } else {
         stream_start(m, req, f == F_SLOW ? SM_SLOW : SM_RESET, NULL, NULL, f == F_SLOW ? s : NULL);
     }
-    if (text)
-        evbuffer_free(text);
+    cJSON_free(s);
 }
 
 /* Streams the steps of pl as the fault f asks. */
@@ -1341,12 +778,18 @@ static const char *plan_tool_name(const cJSON *body, int anth)
 
 /* ---- OpenAI chat completions ---- */
 
-static cJSON *chat_usage(struct arena *a, const struct plan *pl)
+static cJSON *chat_usage(const struct plan *pl)
 {
-    return pack(a, "{s:I,s:I,s:I,s:{s:i},s:{s:i}}", "prompt_tokens", pl->prompt,
-                "completion_tokens", (long long)pl->ntok, "total_tokens", pl->prompt + pl->ntok,
-                "prompt_tokens_details", "cached_tokens", 0, "completion_tokens_details",
-                "reasoning_tokens", 0);
+    cJSON *u = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(u, "prompt_tokens", pl->prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", pl->ntok);
+    cJSON_AddNumberToObject(u, "total_tokens", pl->prompt + pl->ntok);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"), "cached_tokens",
+                            0);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
+                            "reasoning_tokens", 0);
+    return u;
 }
 
 static const char *chat_finish(const struct plan *pl)
@@ -1354,64 +797,98 @@ static const char *chat_finish(const struct plan *pl)
     return pl->tool ? "tool_calls" : pl->cut ? "length" : "stop";
 }
 
-/* Returns the reply, with text as the message unless the plan calls a tool. */
-static cJSON *chat_reply(struct arena *a, const struct plan *pl, const char *text)
+/* Returns the members every reply and chunk opens with, object naming which it is. */
+static cJSON *chat_head(const struct plan *pl, const char *object)
 {
-    cJSON *msg, *r;
+    cJSON *r = cJSON_CreateObject();
 
-    if (pl->tool)
-        msg = pack(a, "{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                   "tool_calls", "id", pl->id2, "type", "function", "function", "name", pl->tool,
-                   "arguments", MOCK_TOOL_ARGS);
-    else
-        msg = pack(a, "{s:s,s:s}", "role", "assistant", "content", text);
-    r = pack(a, "{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}]}", "id", pl->id, "object",
-             "chat.completion", "created", pl->created, "model", pl->model, "choices", "index", 0,
-             "message", msg, "finish_reason", chat_finish(pl));
-    if (pl->usage)
-        jadd(r, "usage", chat_usage(a, pl));
+    cJSON_AddStringToObject(r, "id", pl->id);
+    cJSON_AddStringToObject(r, "object", object);
+    cJSON_AddNumberToObject(r, "created", pl->created);
+    cJSON_AddStringToObject(r, "model", pl->model);
     return r;
 }
 
-/* Appends a chunk with delta; a NULL delta makes the usage chunk, without choices. */
+/*
+ * Adds {"tool_calls":[call to pl->tool with args]} to obj and returns obj. In
+ * a stream (index >= 0) the call has an index, and after its first piece
+ * (named 0) neither id, type nor name.
+ */
+static cJSON *chat_call(cJSON *obj, const struct plan *pl, int index, int named, const char *args)
+{
+    cJSON *c = jadd(cJSON_AddArrayToObject(obj, "tool_calls"), NULL, cJSON_CreateObject()), *fn;
+
+    if (index >= 0)
+        cJSON_AddNumberToObject(c, "index", index);
+    if (named) {
+        cJSON_AddStringToObject(c, "id", pl->id2);
+        cJSON_AddStringToObject(c, "type", "function");
+    }
+    fn = cJSON_AddObjectToObject(c, "function");
+    if (named)
+        cJSON_AddStringToObject(fn, "name", pl->tool);
+    cJSON_AddStringToObject(fn, "arguments", args);
+    return obj;
+}
+
+/* Returns the reply, with text as the message unless the plan calls a tool. */
+static cJSON *chat_reply(const struct plan *pl, const char *text)
+{
+    cJSON *r = chat_head(pl, "chat.completion");
+    cJSON *ch = jadd(cJSON_AddArrayToObject(r, "choices"), NULL, cJSON_CreateObject());
+    cJSON *msg;
+
+    cJSON_AddNumberToObject(ch, "index", 0);
+    msg = cJSON_AddObjectToObject(ch, "message");
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    jstr(msg, "content", text); /* null with a tool call */
+    if (pl->tool)
+        chat_call(msg, pl, -1, 1, MOCK_TOOL_ARGS);
+    cJSON_AddStringToObject(ch, "finish_reason", chat_finish(pl));
+    if (pl->usage)
+        jadd(r, "usage", chat_usage(pl));
+    return r;
+}
+
+/* Appends a chunk with delta (freed here); a NULL delta makes the usage chunk, without choices. */
 static void chat_chunk(const struct plan *pl, struct pieces *p, cJSON *delta, const char *finish,
                        int paced)
 {
-    struct arena *a = p->arena;
-    cJSON *c = pack(a, "{s:s,s:s,s:I,s:s,s:[]}", "id", pl->id, "object", "chat.completion.chunk",
-                    "created", pl->created, "model", pl->model, "choices");
+    cJSON *c = chat_head(pl, "chat.completion.chunk"),
+          *choices = cJSON_AddArrayToObject(c, "choices");
+    cJSON *ch;
 
-    if (delta)
-        jadd(jget(c, "choices"), NULL,
-             pack(a, "{s:i,s:o,s:s?}", "index", 0, "delta", delta, "finish_reason", finish));
+    if (delta) {
+        ch = jadd(choices, NULL, cJSON_CreateObject());
+        cJSON_AddNumberToObject(ch, "index", 0);
+        jadd(ch, "delta", delta);
+        jstr(ch, "finish_reason", finish);
+    }
     if (pl->stream_usage)
-        jadd(c, "usage", delta ? jnode(a, cJSON_NULL, NULL, 0) : chat_usage(a, pl));
+        jadd(c, "usage", delta ? cJSON_CreateNull() : chat_usage(pl));
     piece_add(p, NULL, c, NULL, paced);
 }
 
 static void chat_step(const struct plan *pl, struct pieces *p, int k)
 {
+    cJSON *d = cJSON_CreateObject();
+
+    if (!d)
+        return;
     if (k == 0) {
-        chat_chunk(pl, p, pack(p->arena, "{s:s,s:s}", "role", "assistant", "content", ""), NULL,
-                   0);
+        cJSON_AddStringToObject(d, "role", "assistant");
+        cJSON_AddStringToObject(d, "content", "");
+        chat_chunk(pl, p, d, NULL, 0);
     } else if (k > pl->steps) {
-        chat_chunk(pl, p, pack(p->arena, "{}"), chat_finish(pl), 0);
+        chat_chunk(pl, p, d, chat_finish(pl), 0);
         if (pl->stream_usage)
             chat_chunk(pl, p, NULL, NULL, 0);
         piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
     } else if (!pl->tool) {
-        chat_chunk(pl, p, pack(p->arena, "{s:s}", "content", word(k - 1)), NULL, 1);
-    } else if (k == 1) { /* a tool call: its name first, then its arguments */
-        chat_chunk(pl, p,
-                   pack(p->arena, "{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0,
-                        "id", pl->id2, "type", "function", "function", "name", pl->tool,
-                        "arguments", ""),
-                   NULL, 1);
-    } else {
-        chat_chunk(pl, p,
-                   pack(p->arena, "{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0, "function",
-                        "arguments", tool_args[k - 2]),
-                   NULL, 1);
+        cJSON_AddStringToObject(d, "content", word(k - 1));
+        chat_chunk(pl, p, d, NULL, 1);
+    } else { /* a tool call: its name first, then its arguments */
+        chat_chunk(pl, p, chat_call(d, pl, 0, k == 1, k == 1 ? "" : tool_args[k - 2]), NULL, 1);
     }
 }
 
@@ -1425,14 +902,13 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *bod
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
     pl.prompt = prompt_tokens(jget(body, "messages"), NULL);
-    pl.stream_usage =
-        pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
+    pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, chat_step, f);
         return;
     }
     text = pl.tool ? NULL : mock_text(pl.ntok);
-    deliver_json(m, req, pl.tool || text ? chat_reply(&m->arena, &pl, text) : NULL, f);
+    deliver_json(m, req, pl.tool || text ? chat_reply(&pl, text) : NULL, f);
     free(text);
 }
 
@@ -1442,51 +918,80 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *bod
  * Returns the response object: in progress without output, or done with the
  * text. A reply cut by max_output_tokens is "incomplete", as OpenAI does.
  */
-static cJSON *resp_object(struct arena *a, const struct plan *pl, const char *text, int done)
+static cJSON *resp_object(const struct plan *pl, const char *text, int done)
 {
-    const char *status = !done ? "in_progress" : pl->cut ? "incomplete" : "completed";
-    cJSON *output = !done ? pack(a, "[]")
-                          : pack(a, "[{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}]", "type", "message",
-                                 "id", pl->id2, "status", "completed", "role", "assistant",
-                                 "content", "type", "output_text", "text", text, "annotations");
-    cJSON *r = pack(a, "{s:s,s:s,s:I,s:s,s:s,s:n,s:o,s:o}", "id", pl->id, "object", "response",
-                    "created_at", pl->created, "model", pl->model, "status", status, "error",
-                    "incomplete_details",
-                    done && pl->cut ? pack(a, "{s:s}", "reason", "max_output_tokens")
-                                    : pack(a, "n"),
-                    "output", output);
+    cJSON *r = cJSON_CreateObject(), *output, *item, *part, *u;
 
-    if (pl->usage && !done)
-        jadd(r, "usage", pack(a, "n"));
-    else if (pl->usage)
-        jadd(r, "usage",
-             pack(a, "{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", pl->prompt,
-                  "input_tokens_details", "cached_tokens", 0, "output_tokens", (long long)pl->ntok,
-                  "output_tokens_details", "reasoning_tokens", 0, "total_tokens",
-                  pl->prompt + pl->ntok));
+    cJSON_AddStringToObject(r, "id", pl->id);
+    cJSON_AddStringToObject(r, "object", "response");
+    cJSON_AddNumberToObject(r, "created_at", pl->created);
+    cJSON_AddStringToObject(r, "model", pl->model);
+    cJSON_AddStringToObject(r, "status",
+                            !done     ? "in_progress"
+                            : pl->cut ? "incomplete"
+                                      : "completed");
+    cJSON_AddNullToObject(r, "error");
+    if (done && pl->cut)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(r, "incomplete_details"), "reason",
+                                "max_output_tokens");
+    else
+        cJSON_AddNullToObject(r, "incomplete_details");
+    output = cJSON_AddArrayToObject(r, "output");
+    if (done) {
+        item = jadd(output, NULL, jtyped("message"));
+        cJSON_AddStringToObject(item, "id", pl->id2);
+        cJSON_AddStringToObject(item, "status", "completed");
+        cJSON_AddStringToObject(item, "role", "assistant");
+        part = jadd(cJSON_AddArrayToObject(item, "content"), NULL, jtyped("output_text"));
+        cJSON_AddStringToObject(part, "text", text);
+        cJSON_AddArrayToObject(part, "annotations");
+    }
+    if (pl->usage && !done) {
+        cJSON_AddNullToObject(r, "usage");
+    } else if (pl->usage) {
+        u = cJSON_AddObjectToObject(r, "usage");
+        cJSON_AddNumberToObject(u, "input_tokens", pl->prompt);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
+                                0);
+        cJSON_AddNumberToObject(u, "output_tokens", pl->ntok);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
+                                "reasoning_tokens", 0);
+        cJSON_AddNumberToObject(u, "total_tokens", pl->prompt + pl->ntok);
+    }
     return r;
+}
+
+/* Returns a text event of the output item: delta (a token) or done (with all of the text). */
+static cJSON *resp_text_event(const struct plan *pl, const char *type, int seq, const char *key,
+                              const char *text)
+{
+    cJSON *e = sse_data(type, seq);
+
+    cJSON_AddStringToObject(e, "item_id", pl->id2);
+    cJSON_AddNumberToObject(e, "output_index", 0);
+    cJSON_AddNumberToObject(e, "content_index", 0);
+    cJSON_AddStringToObject(e, key, text);
+    return e;
 }
 
 /* Events carry sequence numbers: created 0, token k k, then steps + 1 and steps + 2. */
 static void resp_step(const struct plan *pl, struct pieces *p, int k)
 {
+    cJSON *e;
     char *text;
 
     if (k == 0) {
-        piece_typed(p, "response.created", 0,
-                    pack(p->arena, "{s:o}", "response", resp_object(p->arena, pl, "", 0)), 0);
+        e = sse_data("response.created", 0);
+        jadd(e, "response", resp_object(pl, "", 0));
+        piece_event(p, e, 0);
     } else if (k <= pl->steps) {
-        piece_typed(p, "response.output_text.delta", k,
-                    pack(p->arena, "{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                         "content_index", 0, "delta", word(k - 1)),
+        piece_event(p, resp_text_event(pl, "response.output_text.delta", k, "delta", word(k - 1)),
                     1);
     } else if ((text = mock_text(pl->ntok))) {
-        piece_typed(p, "response.output_text.done", k,
-                    pack(p->arena, "{s:s,s:i,s:i,s:s}", "item_id", pl->id2, "output_index", 0,
-                         "content_index", 0, "text", text),
-                    0);
-        piece_typed(p, pl->cut ? "response.incomplete" : "response.completed", k + 1,
-                    pack(p->arena, "{s:o}", "response", resp_object(p->arena, pl, text, 1)), 0);
+        piece_event(p, resp_text_event(pl, "response.output_text.done", k, "text", text), 0);
+        e = sse_data(pl->cut ? "response.incomplete" : "response.completed", k + 1);
+        jadd(e, "response", resp_object(pl, text, 1));
+        piece_event(p, e, 0);
         free(text);
     }
 }
@@ -1504,68 +1009,91 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON
         return;
     }
     text = mock_text(pl.ntok);
-    deliver_json(m, req, text ? resp_object(&m->arena, &pl, text, 1) : NULL, f);
+    deliver_json(m, req, text ? resp_object(&pl, text, 1) : NULL, f);
     free(text);
 }
 
 /* ---- Anthropic messages ---- */
-
-static cJSON *msg_usage(struct arena *a, long long in, long long out)
-{
-    return pack(a, "{s:I,s:i,s:i,s:I}", "input_tokens", in, "cache_creation_input_tokens", 0,
-                "cache_read_input_tokens", 0, "output_tokens", out);
-}
 
 static const char *msg_stop(const struct plan *pl)
 {
     return pl->tool ? "tool_use" : pl->cut ? "max_tokens" : "end_turn";
 }
 
-/* Returns the message, with content when text is set (else [], for message_start). */
-static cJSON *msg_object(struct arena *a, const struct plan *pl, const char *text)
+/* Returns the content block: the text, or the call to pl->tool, with its input once done. */
+static cJSON *msg_block(const struct plan *pl, const char *text, int done)
 {
-    cJSON *content = !text      ? pack(a, "[]")
-                     : pl->tool ? pack(a, "[{s:s,s:s,s:s,s:{s:s}}]", "type", "tool_use", "id",
-                                       pl->id2, "name", pl->tool, "input", "query", "mock")
-                                : pack(a, "[{s:s,s:s}]", "type", "text", "text", text);
-    cJSON *r = pack(a, "{s:s,s:s,s:s,s:s,s:o,s:s?,s:n}", "id", pl->id, "type", "message", "role",
-                    "assistant", "model", pl->model, "content", content, "stop_reason",
-                    text ? msg_stop(pl) : NULL, "stop_sequence");
+    cJSON *b = jtyped(pl->tool ? "tool_use" : "text");
 
-    if (pl->usage)
-        jadd(r, "usage", msg_usage(a, pl->prompt, text ? pl->ntok : 1));
+    if (!pl->tool) {
+        cJSON_AddStringToObject(b, "text", text);
+        return b;
+    }
+    cJSON_AddStringToObject(b, "id", pl->id2);
+    cJSON_AddStringToObject(b, "name", pl->tool);
+    if (done)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "input"), "query", "mock");
+    else
+        cJSON_AddObjectToObject(b, "input");
+    return b;
+}
+
+/* Returns the message, with content when text is set (else [], for message_start). */
+static cJSON *msg_object(const struct plan *pl, const char *text)
+{
+    cJSON *r = cJSON_CreateObject(), *content, *u;
+
+    cJSON_AddStringToObject(r, "id", pl->id);
+    cJSON_AddStringToObject(r, "type", "message");
+    cJSON_AddStringToObject(r, "role", "assistant");
+    cJSON_AddStringToObject(r, "model", pl->model);
+    content = cJSON_AddArrayToObject(r, "content");
+    if (text)
+        jadd(content, NULL, msg_block(pl, text, 1));
+    jstr(r, "stop_reason", text ? msg_stop(pl) : NULL);
+    cJSON_AddNullToObject(r, "stop_sequence");
+    if (pl->usage) {
+        u = cJSON_AddObjectToObject(r, "usage");
+        cJSON_AddNumberToObject(u, "input_tokens", pl->prompt);
+        cJSON_AddNumberToObject(u, "cache_creation_input_tokens", 0);
+        cJSON_AddNumberToObject(u, "cache_read_input_tokens", 0);
+        cJSON_AddNumberToObject(u, "output_tokens", text ? pl->ntok : 1);
+    }
     return r;
 }
 
 static void msg_step(const struct plan *pl, struct pieces *p, int k)
 {
-    struct arena *a = p->arena;
-    cJSON *delta;
+    cJSON *e, *d;
 
     if (k == 0) {
-        piece_typed(p, "message_start", -1, pack(a, "{s:o}", "message", msg_object(a, pl, NULL)),
-                    0);
-        piece_typed(p, "content_block_start", -1,
-                    pack(a, "{s:i,s:o}", "index", 0, "content_block",
-                         pl->tool ? pack(a, "{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
-                                         pl->id2, "name", pl->tool, "input")
-                                  : pack(a, "{s:s,s:s}", "type", "text", "text", "")),
-                    0);
-        piece_typed(p, "ping", -1, NULL, 0);
+        e = sse_data("message_start", -1);
+        jadd(e, "message", msg_object(pl, NULL));
+        piece_event(p, e, 0);
+        e = sse_data("content_block_start", -1);
+        cJSON_AddNumberToObject(e, "index", 0);
+        jadd(e, "content_block", msg_block(pl, "", 0));
+        piece_event(p, e, 0);
+        piece_event(p, sse_data("ping", -1), 0);
     } else if (k <= pl->steps) {
-        piece_typed(p, "content_block_delta", -1,
-                    pack(a, "{s:i,s:{s:s,s:s}}", "index", 0, "delta", "type",
-                         pl->tool ? "input_json_delta" : "text_delta",
-                         pl->tool ? "partial_json" : "text",
-                         pl->tool ? tool_args[k - 1] : word(k - 1)),
-                    1);
+        e = sse_data("content_block_delta", -1);
+        cJSON_AddNumberToObject(e, "index", 0);
+        d = jadd(e, "delta", jtyped(pl->tool ? "input_json_delta" : "text_delta"));
+        cJSON_AddStringToObject(d, pl->tool ? "partial_json" : "text",
+                                pl->tool ? tool_args[k - 1] : word(k - 1));
+        piece_event(p, e, 1);
     } else {
-        piece_typed(p, "content_block_stop", -1, pack(a, "{s:i}", "index", 0), 0);
-        delta = pack(a, "{s:{s:s,s:n}}", "delta", "stop_reason", msg_stop(pl), "stop_sequence");
+        e = sse_data("content_block_stop", -1);
+        cJSON_AddNumberToObject(e, "index", 0);
+        piece_event(p, e, 0);
+        e = sse_data("message_delta", -1);
+        d = cJSON_AddObjectToObject(e, "delta");
+        cJSON_AddStringToObject(d, "stop_reason", msg_stop(pl));
+        cJSON_AddNullToObject(d, "stop_sequence");
         if (pl->usage)
-            jadd(delta, "usage", pack(a, "{s:I}", "output_tokens", (long long)pl->ntok));
-        piece_typed(p, "message_delta", -1, delta, 0);
-        piece_typed(p, "message_stop", -1, NULL, 0);
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(e, "usage"), "output_tokens", pl->ntok);
+        piece_event(p, e, 0);
+        piece_event(p, sse_data("message_stop", -1), 0);
     }
 }
 
@@ -1578,7 +1106,7 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON 
     char *text;
 
     if (!jint(max, &v) || v < 0) {
-        reply_error(&m->arena, req, 1, 400, "max_tokens: Field required");
+        reply_error(req, 1, 400, "max_tokens: Field required");
         return;
     }
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
@@ -1588,81 +1116,92 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON 
         return;
     }
     text = mock_text(pl.ntok);
-    deliver_json(m, req, text ? msg_object(&m->arena, &pl, text) : NULL, f);
+    deliver_json(m, req, text ? msg_object(&pl, text) : NULL, f);
     free(text);
 }
 
 /* ---- embeddings and models ---- */
 
-/* Returns 8 floats derived from an FNV-1a hash of in (a string or an array of token ids). */
-static cJSON *emb_vector(struct arena *a, const cJSON *in)
+/* Returns 8 numbers derived from an FNV-1a hash of in (a string or an array of token ids). */
+static cJSON *emb_vector(const cJSON *in)
 {
     const unsigned char *s = (const unsigned char *)cJSON_GetStringValue(in);
     size_t i, len = s ? strlen((const char *)s) : 0;
     uint64_t h = 1469598103934665603ULL;
     const cJSON *e;
-    cJSON *v = pack(a, "[]");
+    double v[8];
     long long id;
 
     for (i = 0; i < len; i++)
         h = (h ^ s[i]) * 1099511628211ULL;
     cJSON_ArrayForEach(e, jarr(in)) h = (h ^ (uint64_t)(jint(e, &id) ? id : 0)) * 1099511628211ULL;
-    for (i = 0; v && i < 8; i++) /* multiples of 1/128 print exactly */
-        jadd(v, NULL, json_real(a, ((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0));
-    return v;
+    for (i = 0; i < NELEM(v); i++) /* multiples of 1/128 print exactly */
+        v[i] = ((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0;
+    return cJSON_CreateDoubleArray(v, (int)NELEM(v));
 }
 
 static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSON *body,
                           enum fault f)
 {
-    struct arena *a = &m->arena;
     const cJSON *in = jget(body, "input"), *e;
     const char *model = cJSON_GetStringValue(jget(body, "model"));
     long long id, prompt = 0; /* a string counts (bytes + 3) / 4, a token array its length */
     int single = cJSON_IsString(in) || (jarr(in) && jint(in->child, &id));
     size_t i, n = single ? 1 : (size_t)cJSON_GetArraySize(jarr(in));
-    cJSON *data = pack(a, "[]"), *r;
+    cJSON *r = cJSON_CreateObject(), *data, *item, *u;
 
+    cJSON_AddStringToObject(r, "object", "list");
+    data = cJSON_AddArrayToObject(r, "data");
     e = single ? in : jarr(in) ? in->child : NULL;
-    for (i = 0; data && i < n; i++, e = e->next) {
+    for (i = 0; i < n; i++, e = e->next) {
         if (!cJSON_IsString(e) && !cJSON_IsArray(e))
             break;
         prompt += cJSON_IsString(e) ? (long long)(strlen(e->valuestring) + 3) / 4
                                     : (long long)cJSON_GetArraySize(e);
-        jadd(data, NULL,
-             pack(a, "{s:s,s:I,s:o}", "object", "embedding", "index", (long long)i, "embedding",
-                  emb_vector(a, e)));
+        item = jadd(data, NULL, cJSON_CreateObject());
+        cJSON_AddStringToObject(item, "object", "embedding");
+        cJSON_AddNumberToObject(item, "index", (double)i);
+        jadd(item, "embedding", emb_vector(e));
     }
     if (n == 0 || i < n) {
-        reply_error(a, req, 0, 400, "input must be a string or an array of strings or tokens");
+        cJSON_Delete(r);
+        reply_error(req, 0, 400, "input must be a string or an array of strings or tokens");
         return;
     }
-    r = pack(a, "{s:s,s:o,s:s}", "object", "list", "data", data, "model",
-             model ? model : "text-embedding-3-small");
-    if (f != F_NO_USAGE)
-        jadd(r, "usage", pack(a, "{s:I,s:I}", "prompt_tokens", prompt, "total_tokens", prompt));
+    cJSON_AddStringToObject(r, "model", model ? model : "text-embedding-3-small");
+    if (f != F_NO_USAGE) {
+        u = cJSON_AddObjectToObject(r, "usage");
+        cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
+        cJSON_AddNumberToObject(u, "total_tokens", prompt);
+    }
     deliver_json(m, req, r, f);
 }
 
-static cJSON *models_reply(struct arena *a)
+static cJSON *models_reply(void)
 {
     static const char *const ids[] = {"mock-model", "gpt-4o-mini", "text-embedding-3-small",
                                       "claude-3-5-haiku-latest"};
-    cJSON *data = pack(a, "[]");
+    cJSON *r = cJSON_CreateObject(), *data, *mo;
     size_t i;
 
-    for (i = 0; i < NELEM(ids); i++)
-        jadd(data, NULL,
-             pack(a, "{s:s,s:s,s:i,s:s}", "id", ids[i], "object", "model", "created", 1700000000,
-                  "owned_by", "tokengate-mock"));
-    return pack(a, "{s:s,s:o}", "object", "list", "data", data);
+    cJSON_AddStringToObject(r, "object", "list");
+    data = cJSON_AddArrayToObject(r, "data");
+    for (i = 0; i < NELEM(ids); i++) {
+        mo = jadd(data, NULL, cJSON_CreateObject());
+        cJSON_AddStringToObject(mo, "id", ids[i]);
+        cJSON_AddStringToObject(mo, "object", "model");
+        cJSON_AddNumberToObject(mo, "created", 1700000000);
+        cJSON_AddStringToObject(mo, "owned_by", "tokengate-mock");
+    }
+    return r;
 }
 
 /* ---- test hooks ---- */
 
 /*
  * Counts req in the stats and keeps it for /_mock/last: a copy of its method,
- * path and headers, and its body itself, moved to m->last_body.
+ * path and headers, and its body itself, moved to m->last_body. The path and
+ * the body are kept with a NUL after them.
  */
 static void record(struct mock *m, struct evhttp_request *req, const char *path)
 {
@@ -1674,7 +1213,6 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
                    {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
                    {EVHTTP_REQ_PATCH, "PATCH"}};
     int full = cJSON_GetArraySize(m->by_path) >= MOCK_MAX_PATHS;
-    const char *key = full ? "(other)" : path;
     struct evkeyval *kv;
     cJSON *n;
     size_t i;
@@ -1682,19 +1220,18 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
     m->requests++;
     n = jget(m->by_path, path);
     if (!n && full)
-        n = jget(m->by_path, key);
+        n = jget(m->by_path, "(other)");
     if (n)
         cJSON_SetNumberValue(n, n->valuedouble + 1);
-    else if (utf8_valid(key, strlen(key)) && (n = cJSON_CreateNumber(1)) && /* as jansson */
-             !cJSON_AddItemToObject(m->by_path, key, n))
-        cJSON_Delete(n);
+    else
+        cJSON_AddNumberToObject(m->by_path, full ? "(other)" : path, 1);
 
     m->last_method = "OTHER";
     for (i = 0; i < NELEM(methods); i++)
         if (methods[i].cmd == evhttp_request_get_command(req))
             m->last_method = methods[i].name;
     evbuffer_drain(m->last_path, evbuffer_get_length(m->last_path));
-    evbuffer_add(m->last_path, path, strlen(path));
+    evbuffer_add(m->last_path, path, strlen(path) + 1);
     evbuffer_drain(m->last_headers, evbuffer_get_length(m->last_headers));
     TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
     {
@@ -1704,86 +1241,62 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
     evbuffer_drain(m->last_body, evbuffer_get_length(m->last_body));
     /* moved, not copied: serve() reads it there */
     evbuffer_add_buffer(m->last_body, evhttp_request_get_input_buffer(req));
+    if (evbuffer_add(m->last_body, "", 1) < 0) /* no NUL, no body: serve() refuses it */
+        evbuffer_drain(m->last_body, evbuffer_get_length(m->last_body));
 }
 
 /*
  * Returns the last request's headers as JSON: names lowercased, repeated
- * headers joined with ", ". As with jansson, a name that is not UTF-8 is
- * left out, and so is a repeat whose value is not; NULL when out of memory.
+ * headers joined with ", "; NULL when out of memory.
  */
 static cJSON *last_headers(struct mock *m)
 {
-    struct arena *a = &m->arena;
     size_t n, len = evbuffer_get_length(m->last_headers);
     char *h = (char *)evbuffer_pullup(m->last_headers, -1), *end = h + len, *c, *value, *both;
-    cJSON *hdrs = pack(a, "{}"), *old;
+    cJSON *hdrs = cJSON_CreateObject(), *old;
 
     for (; hdrs && h && h < end; h = value + strlen(value) + 1) {
         value = h + strlen(h) + 1;
         for (c = h; *c; c++) /* the copy keeps names as sent: lowercase them once, here */
             *c = *c >= 'A' && *c <= 'Z' ? (char)(*c + 32) : *c;
-        if (!utf8_valid(h, strlen(h)))
-            continue;
         if (!(old = jget(hdrs, h))) {
-            jadd(hdrs, h, jnode(a, cJSON_String, json_lossy(a, value), 0));
-        } else if (utf8_valid(value, strlen(value)) &&
-                   (both = arena_alloc(a, n = strlen(old->valuestring) + strlen(value) + 3))) {
+            cJSON_AddStringToObject(hdrs, h, value);
+        } else if ((both = malloc(n = strlen(old->valuestring) + strlen(value) + 3))) {
             snprintf(both, n, "%s, %s", old->valuestring, value);
-            old->valuestring = both;
+            cJSON_SetValuestring(old, both);
+            free(both);
         }
     }
     return hdrs;
-}
-
-/*
- * Sends /_mock/last: {method, path, headers, body}, with the path and the raw
- * body as JSON strings (bytes past 0x7f become '?' in one that is not UTF-8).
- */
-static void reply_last(struct mock *m, struct evhttp_request *req)
-{
-    struct jout o;
-    size_t plen = evbuffer_get_length(m->last_path), blen = evbuffer_get_length(m->last_body);
-    const char *path = (const char *)evbuffer_pullup(m->last_path, -1);
-    const char *body = (const char *)evbuffer_pullup(m->last_body, -1);
-    cJSON *hdrs = last_headers(m);
-
-    jout_init(&o, evhttp_request_get_output_buffer(req));
-    jout_put(&o, "{\"method\":", 10);
-    jout_string(&o, m->last_method, strlen(m->last_method), 0);
-    jout_put(&o, ",\"path\":", 8);
-    jout_string(&o, path, plen, !utf8_valid(path, plen));
-    jout_put(&o, ",\"headers\":", 11);
-    if (hdrs)
-        jout_value(&o, hdrs);
-    jout_put(&o, ",\"body\":", 8);
-    jout_string(&o, body, blen, !utf8_valid(body, blen));
-    jout_put(&o, "}", 1);
-    reply_send(req, 200, jout_end(&o) == 0 && hdrs);
 }
 
 /* Serves /_mock/stats, /_mock/last and /_mock/reset (counters, last request and ids). */
 static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    cJSON *paths;
+    cJSON *r = cJSON_CreateObject();
 
     if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/stats") == 0) {
-        if ((paths = jnode(&m->arena, cJSON_Object, NULL, 0)))
-            paths->child = m->by_path->child; /* shared, not copied: printed at once */
-        reply_json(req, 200,
-                   pack(&m->arena, "{s:I,s:o}", "requests", m->requests, "by_path", paths));
+        cJSON_AddNumberToObject(r, "requests", m->requests);
+        jadd(r, "by_path", cJSON_Duplicate(m->by_path, 1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
-        reply_last(m, req);
+        cJSON_AddStringToObject(r, "method", m->last_method);
+        cJSON_AddStringToObject(r, "path", (const char *)evbuffer_pullup(m->last_path, -1));
+        jadd(r, "headers", last_headers(m));
+        cJSON_AddStringToObject(r, "body", (const char *)evbuffer_pullup(m->last_body, -1));
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
         m->seq = 0;
         m->last_method = NULL;
         while (m->by_path->child)
             cJSON_Delete(cJSON_DetachItemViaPointer(m->by_path, m->by_path->child));
-        reply_json(req, 200, pack(&m->arena, "{s:b}", "ok", 1));
+        cJSON_AddTrueToObject(r, "ok");
     } else {
-        reply_error(&m->arena, req, 0, 404, "no such mock hook, or no request recorded yet");
+        cJSON_Delete(r);
+        reply_error(req, 0, 404, "no such mock hook, or no request recorded yet");
+        return;
     }
+    reply_json(req, 200, r);
 }
 
 /* ---- dispatch ---- */
@@ -1797,37 +1310,34 @@ enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS, EP_MODELS, EP_MESSAGES, EP
 static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, int anth,
                   enum fault f, int ntok)
 {
-    struct evbuffer *in = m->last_body;
-    size_t len = evbuffer_get_length(in);
-    const char *raw;
-    cJSON *body = NULL;
+    size_t len = evbuffer_get_length(m->last_body); /* the body and a NUL */
+    cJSON *body, *r;
 
     if (f == F_HANG) {
         stream_start(m, req, SM_HANG, NULL, NULL, NULL);
         return;
     }
     if (ep == EP_MODELS) {
-        deliver_json(m, req, models_reply(&m->arena), f);
+        deliver_json(m, req, models_reply(), f);
         return;
     }
-    raw = (const char *)evbuffer_pullup(in, -1);
-    if (json_valid(raw, len))
-        body = cJSON_ParseWithLength(raw, len);
-    if (!cJSON_IsObject(body))
-        reply_error(&m->arena, req, anth, 400, "mock: request body is not a JSON object");
-    else if (ep == EP_CHAT)
+    body = len ? json_parse((const char *)evbuffer_pullup(m->last_body, -1), len - 1) : NULL;
+    if (!body) {
+        reply_error(req, anth, 400, "mock: request body is not a JSON object");
+    } else if (ep == EP_CHAT) {
         ep_chat(m, req, body, ntok, f);
-    else if (ep == EP_RESPONSES)
+    } else if (ep == EP_RESPONSES) {
         ep_responses(m, req, body, ntok, f);
-    else if (ep == EP_EMBEDDINGS)
+    } else if (ep == EP_EMBEDDINGS) {
         ep_embeddings(m, req, body, f);
-    else if (ep == EP_MESSAGES)
+    } else if (ep == EP_MESSAGES) {
         ep_messages(m, req, body, ntok, f);
-    else
-        deliver_json(m, req,
-                     pack(&m->arena, "{s:I}", "input_tokens",
-                          prompt_tokens(jget(body, "messages"), jget(body, "system"))),
-                     f);
+    } else {
+        r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "input_tokens",
+                                prompt_tokens(jget(body, "messages"), jget(body, "system")));
+        deliver_json(m, req, r, f);
+    }
     cJSON_Delete(body);
 }
 
@@ -1857,7 +1367,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum fault f = F_NONE;
     size_t i;
 
-    arena_reset(&m->arena);
     if (!path)
         path = "";
     if (strncmp(path, "/_mock/", 7) == 0) {
@@ -1873,17 +1382,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strcasecmp(fname, fault_names[i]) == 0)
             f = (enum fault)i;
     if (ep < 0) {
-        reply_error(&m->arena, req, anth, 404, "mock: no such endpoint");
+        reply_error(req, anth, 404, "mock: no such endpoint");
     } else if (fname && f == F_NONE) {
-        reply_error(&m->arena, req, anth, 400, "mock: unknown x-mock-fault");
+        reply_error(req, anth, 400, "mock: unknown x-mock-fault");
     } else if (status && parse_long(status, 200, 599, &code) < 0) {
-        reply_error(&m->arena, req, anth, 400, "mock: x-mock-status must be 200..599");
+        reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
     } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
-        reply_error(&m->arena, req, anth, 400, "mock: bad x-mock-tokens");
+        reply_error(req, anth, 400, "mock: bad x-mock-tokens");
     } else if (code || f == F_500 || f == F_429) {
         code = code ? code : f == F_500 ? 500 : 429;
-        reply_error(&m->arena, req, anth, (int)code,
-                    code == 429 ? "mock rate limit" : "mock error");
+        reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
     } else {
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
     }
@@ -2085,7 +1593,6 @@ int main(int argc, char **argv)
         rc = mock_run(&m, &sin, ctx, port_file);
     SSL_CTX_free(ctx);
     cJSON_Delete(m.by_path);
-    arena_reset(&m.arena);
     if (m.last_path)
         evbuffer_free(m.last_path);
     if (m.last_headers)
