@@ -34,6 +34,15 @@ void arena_free(struct arena *a)
 
 void *arena_alloc(struct arena *a, size_t n)
 {
+    void *p = arena_alloc_raw(a, n);
+
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
+void *arena_alloc_raw(struct arena *a, size_t n)
+{
     struct arena_block *b = a->head;
 
     if (n > SIZE_MAX / 2)
@@ -61,7 +70,6 @@ void *arena_alloc(struct arena *a, size_t n)
     }
     void *p = b->data + b->used;
     b->used += n;
-    memset(p, 0, n);
     return p;
 }
 

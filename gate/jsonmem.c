@@ -10,7 +10,7 @@ static _Thread_local struct arena *current;
 
 static void *jm_malloc(size_t n)
 {
-    return current != NULL ? arena_alloc(current, n) : malloc(n);
+    return current != NULL ? arena_alloc_raw(current, n) : malloc(n);
 }
 
 static void jm_free(void *p)
