@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -66,6 +67,9 @@ struct gate_conn {
     unsigned prev_cr : 1;   /* the last head byte scanned was CR */
     unsigned head_done : 1; /* on_headers_complete paused the parser */
     unsigned close_after : 1;
+    unsigned tls : 1;        /* libevent owns the writing (OpenSSL bufferevent) */
+    unsigned writing : 1;    /* EV_WRITE is on: libevent sends what remains */
+    unsigned broken : 1;     /* a direct write failed: close from the kick */
     struct gate_conn *prev, *next; /* the worker's list */
 };
 
@@ -267,6 +271,7 @@ static int on_headers_complete(llhttp_t *p)
         req->expect_continue = 1;
         /* the client waits for this before it sends the body */
         bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn_flush(c);
     }
     req->body = evbuffer_new();
     arm_timer(c, TIMER_BODY);
@@ -419,11 +424,40 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_parse(c);
 }
 
+void conn_flush(struct gate_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (c->tls || c->writing || c->broken || evbuffer_get_length(out) == 0)
+        return;
+    /* a bufferevent keeps the front of its output frozen; its own writer thaws it likewise */
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    int err = errno;
+    evbuffer_freeze(out, 1);
+    if (n < 0) {
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            c->broken = 1;
+            schedule_kick(c);
+            return;
+        }
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->writing = 1;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+}
+
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct gate_conn *c = arg;
     size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
 
+    if (!c->tls && pending == 0 && c->writing) {
+        c->writing = 0; /* all sent: back to writing directly */
+        bufferevent_disable(bev, EV_WRITE);
+    }
     if (c->state == CONN_CLOSING) {
         if (pending == 0)
             conn_free(c);
@@ -464,6 +498,10 @@ static void conn_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gate_conn *c = arg;
 
+    if (c->broken) {
+        conn_free(c);
+        return;
+    }
     if (c->state == CONN_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             conn_free(c);
@@ -516,7 +554,8 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, CONN_IN_HIGH);
     bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    c->tls = w->srv->listen_ctx != NULL;
+    bufferevent_enable(bev, c->tls ? EV_READ | EV_WRITE : EV_READ);
     atomic_fetch_add_explicit(&w->stats.open_conns, 1, memory_order_relaxed);
     c->next = w->conns;
     if (w->conns != NULL)
@@ -563,6 +602,7 @@ void conn_set_close(struct gate_conn *c)
 
 void conn_request_done(struct gate_conn *c)
 {
+    conn_flush(c);
     c->req = NULL;
     c->reject_msg = NULL;
     if (c->w->draining)

@@ -30,6 +30,14 @@ int conn_drain(struct gate_worker *w);
 /* Closes every connection of a worker whose loop has stopped (shutdown). */
 void conn_close_all(struct gate_worker *w);
 
+/*
+ * Sends what waits in the output now, as nginx does, instead of on the loop's next turn: on
+ * plain TCP the socket is written at once, and libevent is asked to watch for writability only
+ * when bytes remain (no epoll_ctl per response otherwise). Call it after writing a response or
+ * a piece of a stream. Never frees the connection; a write error closes it from the loop.
+ */
+void conn_flush(struct gate_conn *c);
+
 /* The buffer responses are written to. */
 struct evbuffer *conn_output(struct gate_conn *c);
 

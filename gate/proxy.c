@@ -457,6 +457,7 @@ int proxy_upstream_head(struct gate_req *req, int status, const struct http_head
         if (req->conn == NULL)
             return -1;
         write_head(req, status, headers, n, -1);
+        conn_flush(req->conn); /* the client sees the stream start at once */
         sse_init(&req->sse, SSE_EVENT_MAX);
     } else {
         /* kept for write_head once the whole body is in */
@@ -536,6 +537,7 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
         req_fail(req, APIERR_BAD_GATEWAY, "the provider sent a stream event larger than the limit");
         return -1;
     }
+    conn_flush(req->conn);
     if (evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH && req->uc != NULL) {
         req->upstream_paused = 1;
         upstream_pause(req->uc);

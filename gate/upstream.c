@@ -321,9 +321,30 @@ static void uc_write_cb(struct bufferevent *bev, void *arg)
 {
     struct upstream_conn *uc = arg;
 
-    if (uc->state == UC_BUSY && uc->req != NULL &&
-        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (uc->state == UC_BUSY && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        if (uc->req != NULL)
+            uc->sent = 1;
+        if (!uc->pool->prov->tls)
+            bufferevent_disable(bev, EV_WRITE); /* the next request is written directly */
+    }
+}
+
+/*
+ * Writes a request on an open plain-TCP connection at once, as nginx does, and asks libevent
+ * to watch for writability only when bytes remain: no epoll_ctl per request otherwise.
+ */
+static void uc_write_now(struct upstream_conn *uc)
+{
+    struct evbuffer *out = bufferevent_get_output(uc->bev);
+
+    /* a bufferevent keeps the front of its output frozen; its own writer thaws it likewise */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(uc->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
         uc->sent = 1;
+    else
+        bufferevent_enable(uc->bev, EV_WRITE); /* the rest, or the error, comes through libevent */
 }
 
 /* Whether an idle connection is still open and quiet: the provider may have closed it. */
@@ -522,7 +543,9 @@ static void uc_free(struct upstream_conn *uc)
 /* Starts an exchange on a connection that is connecting or was idle. */
 static void uc_start(struct upstream_conn *uc, struct gate_req *req)
 {
-    if (uc->state == UC_IDLE) {
+    int reused = uc->state == UC_IDLE;
+
+    if (reused) {
         uc_unlink(uc);
         uc->state = UC_BUSY;
         TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
@@ -537,6 +560,12 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     uc->reject = NULL;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = uc;
+    if (reused && !uc->pool->prov->tls) {
+        bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
+        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+        uc_write_now(uc);
+        return;
+    }
     evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
 }
