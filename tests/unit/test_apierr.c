@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gate/apierr.h"
+#include "run_suite.h"
 
 /* A strict UTF-8 check (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
 static int valid_utf8(const unsigned char *s, size_t n)
@@ -236,11 +237,11 @@ START_TEST(message_escaped)
 END_TEST
 
 /*
- * Regression test for a fixed bug: gate/apierr.c apierr_body copies the message's bytes as they are (cJSON does not check
- * UTF-8), so a message holding invalid UTF-8 gives a body that is not valid JSON text (RFC 8259
- * requires UTF-8). Such messages occur: proxy.c cuts the client's model name with '%.200s', which
- * can split a multi-byte character, and the path of an unknown URL comes from the client.
- * Input: apierr_body(CONF_FMT_OPENAI, APIERR_MODEL_NOT_FOUND, "model '\xe4\xb8' is not
+ * Regression test for a fixed bug: gate/apierr.c apierr_body copies the message's bytes as they are
+ * (cJSON does not check UTF-8), so a message holding invalid UTF-8 gives a body that is not valid
+ * JSON text (RFC 8259 requires UTF-8). Such messages occur: proxy.c cuts the client's model name
+ * with '%.200s', which can split a multi-byte character, and the path of an unknown URL comes from
+ * the client. Input: apierr_body(CONF_FMT_OPENAI, APIERR_MODEL_NOT_FOUND, "model '\xe4\xb8' is not
  * configured", buf, 1024). Expected: valid UTF-8 JSON (bad bytes replaced or escaped, or the
  * message dropped); got the raw bytes 0xe4 0xb8 inside the string.
  */
@@ -333,10 +334,10 @@ START_TEST(too_long_openai)
 END_TEST
 
 /*
- * Regression test for a fixed bug: gate/apierr.c apierr_body, when the message does not fit, writes the OpenAI-shaped
- * fallback {"error":{"message":"error","type":"<openai type>"}} whatever the format. Input:
- * apierr_body(CONF_FMT_ANTHROPIC, APIERR_BAD_REQUEST, 5000 x "x", buf, 512), and likewise
- * apierr_stream_event with a 2000-byte message (its body buffer is 1 KiB). Expected
+ * Regression test for a fixed bug: gate/apierr.c apierr_body, when the message does not fit, writes
+ * the OpenAI-shaped fallback {"error":{"message":"error","type":"<openai type>"}} whatever the
+ * format. Input: apierr_body(CONF_FMT_ANTHROPIC, APIERR_BAD_REQUEST, 5000 x "x", buf, 512), and
+ * likewise apierr_stream_event with a 2000-byte message (its body buffer is 1 KiB). Expected
  * {"type":"error","error":{"type":"invalid_request_error","message":...}}; got no top-level
  * "type", so the Anthropic SDKs do not see an error of their format.
  */
@@ -462,11 +463,5 @@ static Suite *apierr_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(apierr_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(apierr_suite());
 }

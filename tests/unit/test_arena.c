@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gate/arena.h"
+#include "run_suite.h"
 
 #define NALLOC 3000
 
@@ -144,11 +145,11 @@ START_TEST(zero_size)
 END_TEST
 
 /*
- * Regression test for a fixed bug: gate/arena.c arena_alloc rounds n up with (n + 15) & ~15, which wraps for n near
- * SIZE_MAX: arena_alloc(a, SIZE_MAX) returns a non-NULL pointer to 0 usable bytes where NULL is
- * expected ("Returns n bytes ... or NULL when out of memory"). For n = SIZE_MAX - 31 the header
- * size added to the block size wraps too, so a tiny block is malloc'd and then memset with n
- * bytes. Callers pass lengths from the request (arena_strndup(a, s, n) allocates n + 1).
+ * Regression test for a fixed bug: gate/arena.c arena_alloc rounds n up with (n + 15) & ~15, which
+ * wraps for n near SIZE_MAX: arena_alloc(a, SIZE_MAX) returns a non-NULL pointer to 0 usable bytes
+ * where NULL is expected ("Returns n bytes ... or NULL when out of memory"). For n = SIZE_MAX - 31
+ * the header size added to the block size wraps too, so a tiny block is malloc'd and then memset
+ * with n bytes. Callers pass lengths from the request (arena_strndup(a, s, n) allocates n + 1).
  */
 START_TEST(huge_size_fails)
 {
@@ -267,11 +268,5 @@ static Suite *arena_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(arena_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(arena_suite());
 }

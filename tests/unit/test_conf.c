@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "run_suite.h"
 
 #define NAME "t.yaml"
 
@@ -570,9 +571,9 @@ START_TEST(err_no_models)
 END_TEST
 
 /*
- * Regression test for a fixed bug: conf/conf.c load_root: "models: {}" loads with nmodels == 0, while a missing "models"
- * key fails with "no 'models' are configured" and "providers: {}" fails likewise. A gate with
- * no models answers every request with model_not_found.
+ * Regression test for a fixed bug: conf/conf.c load_root: "models: {}" loads with nmodels == 0,
+ * while a missing "models" key fails with "no 'models' are configured" and "providers: {}" fails
+ * likewise. A gate with no models answers every request with model_not_found.
  */
 START_TEST(err_no_models_empty_mapping)
 {
@@ -625,9 +626,9 @@ START_TEST(parse_duration_malformed)
 END_TEST
 
 /*
- * Regression test for a fixed bug: conf/conf.c conf_parse_duration_ms reads the number with strtod, so hexadecimal and
- * exponent forms pass: "0x10s" is 16000 ms and "1e3" is 1000000 ms, where -1 is expected
- * (the contract lists "10s", "250ms", "2m", "1h" or a bare number). Minor.
+ * Regression test for a fixed bug: conf/conf.c conf_parse_duration_ms reads the number with strtod,
+ * so hexadecimal and exponent forms pass: "0x10s" is 16000 ms and "1e3" is 1000000 ms, where -1 is
+ * expected (the contract lists "10s", "250ms", "2m", "1h" or a bare number). Minor.
  */
 START_TEST(parse_duration_strtod_forms)
 {
@@ -724,11 +725,5 @@ static Suite *conf_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conf_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(conf_suite());
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gate/endpoint.h"
+#include "run_suite.h"
 
 static enum endpoint lookup(const char *path)
 {
@@ -158,11 +159,5 @@ static Suite *endpoint_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(endpoint_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(endpoint_suite());
 }

@@ -6,6 +6,7 @@
 
 #include "gate/arena.h"
 #include "gate/httphdr.h"
+#include "run_suite.h"
 
 START_TEST(pieces_join_and_names_are_lower_cased)
 {
@@ -89,17 +90,11 @@ int main(void)
 {
     Suite *s = suite_create("httphdr");
     TCase *tc = tcase_create("httphdr");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, pieces_join_and_names_are_lower_cased);
     tcase_add_test(tc, many_headers_stay_in_order);
     tcase_add_test(tc, the_byte_cap_counts_the_whole_head);
     tcase_add_test(tc, an_empty_value_is_kept);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

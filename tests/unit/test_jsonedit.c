@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gate/jsonedit.h"
+#include "run_suite.h"
 
 static char *apply1(const char *body, const char *key, const char *value)
 {
@@ -103,8 +104,6 @@ int main(void)
 {
     Suite *s = suite_create("jsonedit");
     TCase *tc = tcase_create("jsonedit");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, replace_keeps_every_other_byte);
     tcase_add_test(tc, replace_an_object_value);
@@ -114,9 +113,5 @@ int main(void)
     tcase_add_test(tc, refuses_what_it_cannot_edit_safely);
     tcase_add_test(tc, duplicates_found_at_any_depth);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gate/sse.h"
+#include "run_suite.h"
 
 #define MAX_EVENTS 64
 
@@ -371,10 +372,11 @@ START_TEST(cap_exceeded_across_feeds)
 END_TEST
 
 /*
- * Regression test for a fixed bug: gate/sse.c sse_feed checks the cap only on the unfinished tail left after the loop, so an
- * event larger than the cap that arrives whole in one feed is delivered and 0 is returned.
- * Input: sse_init(&p, 64), then one feed of "data: " + 200 x "x" + "\n\n". Expected -1 and no
- * callback (as when the same bytes come in smaller pieces); got 0 and one 208-byte event.
+ * Regression test for a fixed bug: gate/sse.c sse_feed checks the cap only on the unfinished tail
+ * left after the loop, so an event larger than the cap that arrives whole in one feed is delivered
+ * and 0 is returned. Input: sse_init(&p, 64), then one feed of "data: " + 200 x "x" + "\n\n".
+ * Expected -1 and no callback (as when the same bytes come in smaller pieces); got 0 and one
+ * 208-byte event.
  */
 START_TEST(cap_exceeded_in_one_feed)
 {
@@ -526,11 +528,5 @@ static Suite *sse_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sse_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(sse_suite());
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gate/usage.h"
+#include "run_suite.h"
 
 static cJSON *parse(const char *text)
 {
@@ -378,11 +379,5 @@ static Suite *usage_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(usage_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(usage_suite());
 }

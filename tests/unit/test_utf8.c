@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gate/utf8.h"
+#include "run_suite.h"
 
 START_TEST(valid_accepts_every_width)
 {
@@ -73,8 +74,6 @@ int main(void)
 {
     Suite *s = suite_create("utf8");
     TCase *tc = tcase_create("utf8");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, valid_accepts_every_width);
     tcase_add_test(tc, valid_refuses_ill_formed);
@@ -82,9 +81,5 @@ int main(void)
     tcase_add_test(tc, clean_keeps_valid_text);
     tcase_add_test(tc, clean_cuts_at_a_character_boundary);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }
