@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "gate/arena.h"
+#include "gate/bevio.h"
 #include "gate/proxy.h"
 #include "gate/req.h"
 #include "gate/server.h"
@@ -67,9 +68,9 @@ struct gate_conn {
     unsigned prev_cr : 1;   /* the last head byte scanned was CR */
     unsigned head_done : 1; /* on_headers_complete paused the parser */
     unsigned close_after : 1;
-    unsigned tls : 1;        /* libevent owns the writing (OpenSSL bufferevent) */
-    unsigned writing : 1;    /* EV_WRITE is on: libevent sends what remains */
-    unsigned broken : 1;     /* a direct write failed: close from the kick */
+    unsigned tls : 1;              /* libevent owns the writing (OpenSSL bufferevent) */
+    unsigned writing : 1;          /* EV_WRITE is on: libevent sends what remains */
+    unsigned broken : 1;           /* a direct write failed: close from the kick */
     struct gate_conn *prev, *next; /* the worker's list */
 };
 
@@ -430,18 +431,10 @@ void conn_flush(struct gate_conn *c)
 
     if (c->tls || c->writing || c->broken || evbuffer_get_length(out) == 0)
         return;
-    /* a bufferevent keeps the front of its output frozen; its own writer thaws it likewise */
-    evbuffer_unfreeze(out, 1);
-    errno = 0;
-    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-    int err = errno;
-    evbuffer_freeze(out, 1);
-    if (n < 0) {
-        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-            c->broken = 1;
-            schedule_kick(c);
-            return;
-        }
+    if (bevio_write_now(c->bev) < 0) {
+        c->broken = 1;
+        schedule_kick(c);
+        return;
     }
     if (evbuffer_get_length(out) > 0) {
         c->writing = 1;

@@ -215,8 +215,8 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
         head_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
     if (prov->api_key != NULL) {
-        head_str(&hd, prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: "
-                                                          : "authorization: Bearer ");
+        head_str(&hd,
+                 prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
         head_str(&hd, prov->api_key);
         head_add(&hd, "\r\n", 2);
     }
@@ -231,13 +231,6 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     evbuffer_add(b, body, len);
     req->up_request = b;
     return 0;
-}
-
-/* Prints a JSON value into the request's arena. Returns NULL when out of memory. */
-static const char *print_to_arena(struct gate_req *req, const cJSON *v)
-{
-    (void)req; /* inside prepare's scope the print buffer is already in the request's arena */
-    return cJSON_PrintUnformatted(v);
 }
 
 static int only_space(const char *p, const char *end)
@@ -309,7 +302,7 @@ static int prepare_body(struct gate_req *req)
     if (m->upstream_model != NULL) {
         cJSON *name = cJSON_CreateString(m->upstream_model);
         ops[nops].key = "model";
-        ops[nops++].value = print_to_arena(req, name);
+        ops[nops++].value = cJSON_PrintUnformatted(name); /* in the arena */
         req->model = arena_strndup(req->arena, req->model, strlen(req->model));
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
         req->upstream_model = name->valuestring;
@@ -324,7 +317,7 @@ static int prepare_body(struct gate_req *req)
             cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
             cJSON_AddTrueToObject(so, "include_usage");
             ops[nops].key = "stream_options";
-            ops[nops++].value = print_to_arena(req, so);
+            ops[nops++].value = cJSON_PrintUnformatted(so); /* in the arena */
             req->usage_injected = 1;
         }
     }

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 
 #include "gate/arena.h"
+#include "gate/bevio.h"
 #include "gate/proxy.h"
 #include "gate/req.h"
 #include "gate/server.h"
@@ -337,10 +338,7 @@ static void uc_write_now(struct upstream_conn *uc)
 {
     struct evbuffer *out = bufferevent_get_output(uc->bev);
 
-    /* a bufferevent keeps the front of its output frozen; its own writer thaws it likewise */
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(uc->bev));
-    evbuffer_freeze(out, 1);
+    bevio_write_now(uc->bev); /* a failure shows through libevent once EV_WRITE is on */
     if (evbuffer_get_length(out) == 0)
         uc->sent = 1;
     else
