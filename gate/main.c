@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "gate/jsonmem.h"
 #include "gate/server.h"
+#include "tokenizer/tokcli.h"
 
 static void usage(FILE *f)
 {
@@ -16,6 +17,12 @@ static void usage(FILE *f)
                "commands:\n"
                "  serve --config FILE [--listen HOST:PORT] [--workers N] [--check]\n"
                "        run the gate (--check: validate the config and exit)\n"
+               "  count [--encoding E | --model M] [--allow-special] [--chat [--json]] [FILE|-]\n"
+               "        print the number of tokens (--chat: of an API request body)\n"
+               "  encode [--encoding E | --model M] [--allow-special] [--jsonl] [FILE|-]\n"
+               "        print the token ids, separated by spaces\n"
+               "  decode [--encoding E | --model M] [FILE|-]\n"
+               "        turn token ids back into text\n"
                "  version\n"
                "        print the version\n");
 }
@@ -97,6 +104,12 @@ int main(int argc, char **argv)
     jsonmem_init();
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "count") == 0)
+        return tok_cmd_count(argc - 2, argv + 2);
+    if (strcmp(argv[1], "encode") == 0)
+        return tok_cmd_encode(argc - 2, argv + 2);
+    if (strcmp(argv[1], "decode") == 0)
+        return tok_cmd_decode(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("tokengate %s\n", TG_VERSION);
         return 0;

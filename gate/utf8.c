@@ -1,5 +1,6 @@
 #include "gate/utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Length of the well-formed sequence at s (at most n bytes), or 0 when it is ill-formed. */
@@ -65,13 +66,44 @@ int utf8_valid(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
 
     while (n > 0) {
-        size_t k = seq_len(p, n);
+        size_t k;
+        if (n >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if ((w & 0x8080808080808080ull) == 0) {
+                p += 8;
+                n -= 8;
+                continue;
+            }
+        }
+        k = seq_len(p, n);
         if (k == 0)
             return 0;
         p += k;
         n -= k;
     }
     return 1;
+}
+
+size_t utf8_clean_len(const char *s, size_t n, char *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+
+    while (n > 0) {
+        size_t k = seq_len(p, n);
+        if (k == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            k = bad_len(p, n);
+        } else {
+            memcpy(out + o, p, k);
+            o += k;
+        }
+        p += k;
+        n -= k;
+    }
+    return o;
 }
 
 char *utf8_clean(const char *s, char *out, size_t cap)

@@ -17,4 +17,11 @@ int utf8_valid(const char *s, size_t n);
  */
 char *utf8_clean(const char *s, char *out, size_t cap);
 
+/*
+ * The same replacement over n bytes at s, which need not be NUL-terminated, into out, which
+ * must have room for 3 * n bytes (every byte may become a U+FFFD). Returns the bytes written;
+ * nothing is NUL-terminated.
+ */
+size_t utf8_clean_len(const char *s, size_t n, char *out);
+
 #endif

@@ -1,0 +1,106 @@
+/*
+ * tokengate-tokbench: tokengate's tokenizer speed, one thread, for bench/tokenizer-bench.
+ *
+ * usage: tokengate-tokbench [--encoding E] [--seconds S] [--count] FILE...
+ *
+ * For each file: reads it, encodes it once to warm the caches, then encodes it whole (or only
+ * counts it, with --count) as many times as fit in S seconds (default 2, at least 3 times), and
+ * prints one JSON line: {"file","encoding","bytes","tokens","runs","seconds","mb_per_s"}.
+ * MB is 10^6 bytes, as the corpus README's figures are.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tokenizer/tok.h"
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+        fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        perror(path);
+        free(buf);
+        buf = NULL;
+    } else
+        *len = (size_t)n;
+    if (f != NULL)
+        fclose(f);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    const char *encoding = "cl100k_base";
+    double seconds = 2;
+    int count_only = 0, i;
+    const tok_enc *e;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--encoding") == 0 && i + 1 < argc)
+            encoding = argv[++i];
+        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--count") == 0)
+            count_only = 1;
+        else {
+            fprintf(stderr, "usage: %s [--encoding E] [--seconds S] [--count] FILE...\n", argv[0]);
+            return 2;
+        }
+    }
+    double t0 = now();
+    if ((e = tok_encoding(encoding)) == NULL) {
+        fprintf(stderr, "%s: unknown encoding %s\n", argv[0], encoding);
+        return 2;
+    }
+    fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, (now() - t0) * 1e3);
+    for (; i < argc; i++) {
+        size_t len;
+        char *text = slurp(argv[i], &len);
+        tok_ids ids = {0};
+        uint64_t tokens = 0;
+        int runs = 0;
+        double start, el;
+
+        if (text == NULL)
+            return 1;
+        if (tok_encode(e, text, len, 0, &ids) != 0)
+            return 1;
+        start = now();
+        do {
+            if (count_only) {
+                if (tok_count(e, text, len, 0, &tokens) != 0)
+                    return 1;
+            } else {
+                ids.n = 0;
+                if (tok_encode(e, text, len, 0, &ids) != 0)
+                    return 1;
+                tokens = ids.n;
+            }
+            runs++;
+            el = now() - start;
+        } while (el < seconds || runs < 3);
+        printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
+               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f}\n",
+               strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
+               count_only ? "count" : "encode", len, (unsigned long long)tokens, runs, el,
+               (double)len * runs / el / 1e6);
+        fflush(stdout);
+        tok_ids_free(&ids);
+        free(text);
+    }
+    return 0;
+}

@@ -1,0 +1,476 @@
+/*
+ * tok: rank tables, byte-pair merging, and the encode/count/decode verbs.
+ *
+ * Merging follows tiktoken exactly: start from single bytes, and repeatedly merge the adjacent
+ * pair whose concatenation has the lowest rank, the leftmost one on a tie, until no adjacent
+ * pair is a token. Short pieces (nearly all of them) use tiktoken's array method, which is
+ * quadratic in the piece length but touches only a few cache lines; long pieces use a heap
+ * ordered by (rank, position), which makes the same choices in O(n log n), so a megabyte of
+ * one letter or of CJK without spaces encodes in well under a second.
+ */
+#include "tokenizer/tok.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "gate/utf8.h"
+#include "tokenizer/pretok.h"
+
+#define NO_RANK UINT32_MAX
+#define MAX_TOKEN_LEN 128 /* the longest token of every encoding here */
+#define SMALL_PIECE 256   /* pieces up to this long merge in arrays on the stack */
+
+/* the rank files, linked in by data.S */
+extern const uint8_t tok_data_cl100k[], tok_data_cl100k_end[];
+extern const uint8_t tok_data_o200k[], tok_data_o200k_end[];
+extern const uint8_t tok_data_p50k[], tok_data_p50k_end[];
+extern const uint8_t tok_data_r50k[], tok_data_r50k_end[];
+
+typedef struct special {
+    const char *text;
+    uint32_t id;
+} special;
+
+struct tok_enc {
+    const char *name;
+    pretok_pattern pat;
+    const uint8_t *blob;
+    const uint8_t *blob_end;
+    const special *specials;
+    size_t nspecials;
+    uint32_t vocab;
+
+    pthread_once_t once;
+    int ready;
+    uint32_t nranks;
+    const uint8_t *lens;  /* length of each rank's token */
+    const uint8_t *bytes; /* tokens' bytes in rank order */
+    uint32_t *offs;       /* offset of each rank's token in bytes */
+    uint64_t *slots;      /* hash tag << 32 | (rank + 1); 0 is empty */
+    size_t mask;
+    uint32_t byte_rank[256];
+};
+
+static const special sp_cl100k[] = {
+    {"<|endoftext|>", 100257},  {"<|fim_prefix|>", 100258}, {"<|fim_middle|>", 100259},
+    {"<|fim_suffix|>", 100260}, {"<|endofprompt|>", 100276},
+};
+static const special sp_o200k[] = {{"<|endoftext|>", 199999}, {"<|endofprompt|>", 200018}};
+static const special sp_gpt2[] = {{"<|endoftext|>", 50256}};
+
+#define NSP(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * The encodings. Their tables are filled once, under pthread_once, and only read afterwards:
+ * immutable data that every thread shares, not mutable state.
+ */
+static struct tok_enc encodings[] = {
+    {"cl100k_base", PRETOK_CL100K, tok_data_cl100k, tok_data_cl100k_end, sp_cl100k,
+     NSP(sp_cl100k), 100277, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+    {"o200k_base", PRETOK_O200K, tok_data_o200k, tok_data_o200k_end, sp_o200k, NSP(sp_o200k),
+     200019, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+    {"p50k_base", PRETOK_R50K, tok_data_p50k, tok_data_p50k_end, sp_gpt2, NSP(sp_gpt2), 50281,
+     PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+    {"r50k_base", PRETOK_R50K, tok_data_r50k, tok_data_r50k_end, sp_gpt2, NSP(sp_gpt2), 50257,
+     PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+};
+#define NENC (sizeof(encodings) / sizeof(encodings[0]))
+
+const char *const tok_encoding_names[] = {"cl100k_base", "o200k_base", "p50k_base", "r50k_base",
+                                          NULL};
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    return XXH3_64bits(p, n);
+}
+
+/* The rank of the n bytes at p, or NO_RANK when they are no token. */
+static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
+{
+    uint64_t h, want;
+    size_t i;
+
+    if (n > MAX_TOKEN_LEN)
+        return NO_RANK;
+    h = hash_bytes(p, n);
+    want = h >> 32;
+    for (i = h & e->mask;; i = (i + 1) & e->mask) {
+        uint64_t slot = e->slots[i];
+        uint32_t r;
+        if (slot == 0)
+            return NO_RANK;
+        if (slot >> 32 != want)
+            continue;
+        r = (uint32_t)slot - 1;
+        if (e->lens[r] == n && memcmp(e->bytes + e->offs[r], p, n) == 0)
+            return r;
+    }
+}
+
+/* Builds the hash table of e from its rank file; on failure e stays not ready. */
+static void build(tok_enc *e)
+{
+    const uint8_t *b = e->blob;
+    size_t size = (size_t)(e->blob_end - e->blob), nslots = 1, total = 0;
+    uint32_t n;
+
+    if (size < 8 || memcmp(b, "TKR1", 4) != 0)
+        return;
+    memcpy(&n, b + 4, 4);
+    if (n == 0 || 8 + (size_t)n > size)
+        return;
+    e->nranks = n;
+    e->lens = b + 8;
+    e->bytes = b + 8 + n;
+    while (nslots < (size_t)n * 2 + n / 2) /* load factor at most 0.4 */
+        nslots <<= 1;
+    e->offs = malloc(sizeof(uint32_t) * n);
+    e->slots = calloc(nslots, sizeof(uint64_t));
+    if (e->offs == NULL || e->slots == NULL)
+        goto fail;
+    e->mask = nslots - 1;
+    for (uint32_t r = 0; r < n; r++) {
+        e->offs[r] = (uint32_t)total;
+        total += e->lens[r];
+    }
+    if (8 + (size_t)n + total != size)
+        goto fail;
+    for (uint32_t r = 0; r < n; r++) {
+        const uint8_t *p = e->bytes + e->offs[r];
+        uint64_t h = hash_bytes(p, e->lens[r]);
+        size_t i = h & e->mask;
+        while (e->slots[i] != 0)
+            i = (i + 1) & e->mask;
+        e->slots[i] = (h >> 32) << 32 | (uint64_t)(r + 1);
+    }
+    for (int c = 0; c < 256; c++) {
+        uint8_t byte = (uint8_t)c;
+        e->byte_rank[c] = rank_of(e, &byte, 1);
+        if (e->byte_rank[c] == NO_RANK)
+            goto fail;
+    }
+    e->ready = 1;
+    return;
+fail:
+    free(e->offs);
+    free(e->slots);
+    e->offs = NULL;
+    e->slots = NULL;
+}
+
+static void build_cl100k(void) { build(&encodings[0]); }
+static void build_o200k(void) { build(&encodings[1]); }
+static void build_p50k(void) { build(&encodings[2]); }
+static void build_r50k(void) { build(&encodings[3]); }
+static void (*const builders[NENC])(void) = {build_cl100k, build_o200k, build_p50k, build_r50k};
+
+const tok_enc *tok_encoding(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t k = 0; k < NENC; k++) {
+        if (strcmp(encodings[k].name, name) != 0)
+            continue;
+        pthread_once(&encodings[k].once, builders[k]);
+        return encodings[k].ready ? &encodings[k] : NULL;
+    }
+    return NULL;
+}
+
+const char *tok_name(const tok_enc *e)
+{
+    return e->name;
+}
+
+uint32_t tok_vocab_size(const tok_enc *e)
+{
+    return e->vocab;
+}
+
+/* Where ids go: appended to a list, or only counted. */
+typedef struct sink {
+    tok_ids *ids; /* NULL: count only */
+    uint64_t count;
+    int failed;
+} sink;
+
+static inline void emit(sink *k, uint32_t id)
+{
+    tok_ids *ids = k->ids;
+
+    k->count++;
+    if (ids == NULL)
+        return;
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 256;
+        uint32_t *v = realloc(ids->v, cap * sizeof(uint32_t));
+        if (v == NULL) {
+            k->failed = 1;
+            return;
+        }
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+}
+
+/* tiktoken's merge over arrays, for n <= SMALL_PIECE. */
+static void merge_small(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+{
+    uint16_t pos[SMALL_PIECE + 1];  /* part boundaries */
+    uint32_t pair[SMALL_PIECE];     /* rank of part i merged with part i + 1 */
+    uint32_t tok[SMALL_PIECE];      /* rank of part i */
+    size_t m = n;                   /* number of parts */
+
+    for (size_t i = 0; i < n; i++) {
+        pos[i] = (uint16_t)i;
+        tok[i] = e->byte_rank[p[i]];
+        pair[i] = i + 1 < n ? rank_of(e, p + i, 2) : NO_RANK;
+    }
+    pos[n] = (uint16_t)n;
+    for (;;) {
+        uint32_t best = NO_RANK;
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            if (pair[i] < best) {
+                best = pair[i];
+                at = i;
+            }
+        }
+        if (best == NO_RANK)
+            break;
+        tok[at] = best;
+        m--;
+        memmove(pos + at + 1, pos + at + 2, (m - at) * sizeof(pos[0]));
+        memmove(tok + at + 1, tok + at + 2, (m - at - 1) * sizeof(tok[0]));
+        memmove(pair + at + 1, pair + at + 2, (m - at - 1) * sizeof(pair[0]));
+        pair[at] = at + 1 < m ? rank_of(e, p + pos[at], pos[at + 2] - pos[at]) : NO_RANK;
+        if (at > 0)
+            pair[at - 1] = rank_of(e, p + pos[at - 1], pos[at + 1] - pos[at - 1]);
+    }
+    for (size_t i = 0; i < m; i++)
+        emit(k, tok[i]);
+}
+
+/* A binary min-heap of (rank << 32 | start): lowest rank first, then leftmost. */
+static void heap_push(uint64_t *h, size_t *n, uint64_t x)
+{
+    size_t i = (*n)++;
+
+    while (i > 0 && h[(i - 1) / 2] > x) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = x;
+}
+
+static uint64_t heap_pop(uint64_t *h, size_t *n)
+{
+    uint64_t top = h[0], x = h[--(*n)];
+    size_t i = 0;
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= x)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+    return top;
+}
+
+/*
+ * The same merge for long pieces: parts are a linked list over byte positions (a part is named
+ * by its first byte), candidate pairs wait in the heap, and an entry whose part has since
+ * changed is skipped when it comes up. Returns -1 when memory runs out.
+ */
+static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+{
+    uint32_t *next = malloc(n * sizeof(uint32_t) * 3);
+    uint64_t *heap = malloc(n * sizeof(uint64_t));
+    uint32_t *tok, *pair;
+    size_t nh = 0;
+
+    if (next == NULL || heap == NULL || n > UINT32_MAX - 1) {
+        free(next);
+        free(heap);
+        return -1;
+    }
+    tok = next + n;
+    pair = tok + n;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = (uint32_t)i + 1;
+        tok[i] = e->byte_rank[p[i]];
+        pair[i] = i + 1 < n ? rank_of(e, p + i, 2) : NO_RANK;
+        if (pair[i] != NO_RANK)
+            heap_push(heap, &nh, (uint64_t)pair[i] << 32 | i);
+    }
+    while (nh > 0) {
+        uint64_t top = heap_pop(heap, &nh);
+        uint32_t r = (uint32_t)(top >> 32), at = (uint32_t)top, right, after;
+        if (pair[at] != r || tok[at] == NO_RANK)
+            continue; /* stale: the part merged since, or was merged away */
+        right = next[at];
+        after = next[right];
+        tok[at] = r;
+        tok[right] = NO_RANK;
+        pair[right] = NO_RANK;
+        next[at] = after;
+        pair[at] = after < n ? rank_of(e, p + at, next[after] - at) : NO_RANK;
+        if (pair[at] != NO_RANK)
+            heap_push(heap, &nh, (uint64_t)pair[at] << 32 | at);
+        if (at > 0) {
+            /* the part before at: walk back over merged-away positions */
+            uint32_t prev = at - 1;
+            while (tok[prev] == NO_RANK)
+                prev--;
+            pair[prev] = rank_of(e, p + prev, after - prev);
+            if (pair[prev] != NO_RANK)
+                heap_push(heap, &nh, (uint64_t)pair[prev] << 32 | prev);
+        }
+    }
+    for (uint32_t i = 0; i < n; i = next[i])
+        emit(k, tok[i]);
+    free(next);
+    free(heap);
+    return 0;
+}
+
+/* Encodes one piece of the pre-tokenizer's output. */
+static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+{
+    uint32_t r;
+
+    if (n == 1) {
+        emit(k, e->byte_rank[p[0]]);
+        return 0;
+    }
+    if ((r = rank_of(e, p, n)) != NO_RANK) {
+        emit(k, r);
+        return 0;
+    }
+    if (n <= SMALL_PIECE) {
+        merge_small(e, p, n, k);
+        return 0;
+    }
+    return merge_large(e, p, n, k);
+}
+
+/* Encodes well-formed text with no special tokens in it. */
+static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t j = pretok_next(e->pat, s, i, n);
+        if (encode_piece(e, s + i, j - i, k) != 0)
+            return -1;
+        i = j;
+    }
+    return k->failed ? -1 : 0;
+}
+
+/* The first special token at or after s[i], its start in *at; NULL when there is none. */
+static const special *find_special(const tok_enc *e, const uint8_t *s, size_t n, size_t i,
+                                   size_t *at)
+{
+    while (i + 1 < n) {
+        const uint8_t *lt = memchr(s + i, '<', n - i - 1);
+        if (lt == NULL)
+            return NULL;
+        i = (size_t)(lt - s);
+        if (s[i + 1] == '|') {
+            for (size_t q = 0; q < e->nspecials; q++) {
+                size_t len = strlen(e->specials[q].text);
+                if (len <= n - i && memcmp(s + i, e->specials[q].text, len) == 0) {
+                    *at = i;
+                    return &e->specials[q];
+                }
+            }
+        }
+        i++;
+    }
+    return NULL;
+}
+
+/* Encodes well-formed text, splitting out special tokens when they are allowed. */
+static int encode_text(const tok_enc *e, const uint8_t *s, size_t n, unsigned flags, sink *k)
+{
+    size_t i = 0, at;
+    const special *sp;
+
+    if (!(flags & TOK_ALLOW_SPECIAL))
+        return encode_ordinary(e, s, n, k);
+    while ((sp = find_special(e, s, n, i, &at)) != NULL) {
+        if (encode_ordinary(e, s + i, at - i, k) != 0)
+            return -1;
+        emit(k, sp->id);
+        i = at + strlen(sp->text);
+    }
+    return encode_ordinary(e, s + i, n - i, k);
+}
+
+/* Encodes any bytes: ill-formed UTF-8 is first replaced by U+FFFD. */
+static int encode_any(const tok_enc *e, const char *s, size_t n, unsigned flags, sink *k)
+{
+    char *clean;
+    size_t m;
+    int rc;
+
+    if (utf8_valid(s, n))
+        return encode_text(e, (const uint8_t *)s, n, flags, k);
+    if (n > SIZE_MAX / 3 || (clean = malloc(n * 3)) == NULL)
+        return -1;
+    m = utf8_clean_len(s, n, clean);
+    rc = encode_text(e, (const uint8_t *)clean, m, flags, k);
+    free(clean);
+    return rc;
+}
+
+int tok_encode(const tok_enc *e, const char *s, size_t n, unsigned flags, tok_ids *out)
+{
+    sink k = {out, 0, 0};
+
+    return encode_any(e, s, n, flags, &k);
+}
+
+int tok_count(const tok_enc *e, const char *s, size_t n, unsigned flags, uint64_t *count)
+{
+    sink k = {NULL, 0, 0};
+    int rc = encode_any(e, s, n, flags, &k);
+
+    *count = k.count;
+    return rc;
+}
+
+const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len)
+{
+    if (id < e->nranks) {
+        *len = e->lens[id];
+        return (const char *)e->bytes + e->offs[id];
+    }
+    for (size_t q = 0; q < e->nspecials; q++) {
+        if (e->specials[q].id == id) {
+            *len = strlen(e->specials[q].text);
+            return e->specials[q].text;
+        }
+    }
+    return NULL;
+}
+
+void tok_ids_free(tok_ids *ids)
+{
+    free(ids->v);
+    ids->v = NULL;
+    ids->n = ids->cap = 0;
+}
