@@ -4,6 +4,8 @@
  * One libevent loop serves everything (evhttp, keep-alive, optional TLS) and
  * nothing is logged per request. Replies are deterministic: the text is words
  * taken in turn from mock_words, prompt token counts follow prompt_tokens().
+ * x-mock-usage-skew: N adds N to every prompt token count (a provider that
+ * counts differently from the gate).
  * Request headers steer a reply: x-mock-tokens (reply length), x-mock-fault
  * (see fault_names) and x-mock-status (forced error status). /_mock/stats,
  * /_mock/last and /_mock/reset are hooks for tests. Linux only (see
@@ -31,6 +33,8 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include "tokenizer/chat.h"
+#include "tokenizer/tok.h"
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -94,6 +98,7 @@ struct mock {
     struct evbuffer *last_headers; /* its "name\0value\0" pairs */
     struct evbuffer *last_body;    /* and its body and a NUL */
     struct evbuffer *scratch;      /* empty between uses */
+    long skew;                     /* x-mock-usage-skew of the request being served */
 };
 
 /*
@@ -358,34 +363,20 @@ static void reply_error(struct evhttp_request *req, int anth, int code, const ch
 
 /* ---- token accounting ---- */
 
-/* Returns the bytes of text in v: a string, or arrays/blocks holding "text" or "content". */
-static size_t text_bytes(const cJSON *v)
-{
-    size_t n = 0;
-    const cJSON *e;
-
-    if (cJSON_IsString(v))
-        return strlen(v->valuestring);
-    if (cJSON_IsObject(v))
-        return text_bytes(jget(v, "text")) + text_bytes(jget(v, "content"));
-    cJSON_ArrayForEach(e, jarr(v)) n += text_bytes(e);
-    return n;
-}
-
 /*
- * Approximate prompt tokens, deterministic so tests can predict them:
- * (bytes of all message text + 3) / 4 + 4 per message. items is a message
- * array (each message's content counts) or a plain string (one message);
- * extra (system / instructions) adds its text and counts as one more message.
- * A stand-in until the real tokenizer exists.
+ * Prompt tokens as the provider counts them: the gate's own tokenizer and OpenAI's chat
+ * formula (tokenizer/chat.c), the encoding chosen by model family, so the mock agrees with
+ * the gate as a real provider should; x-mock-usage-skew (m->skew) adds a known drift.
  */
-static long long prompt_tokens(const cJSON *items, const cJSON *extra)
+static long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api)
 {
-    size_t bytes = text_bytes(items) + text_bytes(extra);
-    size_t n = (cJSON_IsArray(items) ? (size_t)cJSON_GetArraySize(items) : items != NULL) +
-               (extra != NULL);
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "model"));
+    const tok_enc *e = tok_encoding(tok_encoding_for_model(model));
+    tok_count_result r;
 
-    return (long long)((bytes + 3) / 4 + 4 * n);
+    if (e == NULL || tok_count_request(e, api, body, model, 1.0, &r) != 0)
+        r.tokens = 0;
+    return (long long)r.tokens + m->skew;
 }
 
 /* ---- pieces ---- */
@@ -901,7 +892,7 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *bod
 
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
-    pl.prompt = prompt_tokens(jget(body, "messages"), NULL);
+    pl.prompt = prompt_tokens(m, body, TOK_API_CHAT);
     pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, chat_step, f);
@@ -1003,7 +994,7 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON
     char *text;
 
     plan_init(&pl, m, API_RESPONSES, body, ntok, jget(body, "max_output_tokens"), NULL, f);
-    pl.prompt = prompt_tokens(jget(body, "input"), jget(body, "instructions"));
+    pl.prompt = prompt_tokens(m, body, TOK_API_RESPONSES);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, resp_step, f);
         return;
@@ -1110,7 +1101,7 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON 
         return;
     }
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
-    pl.prompt = prompt_tokens(jget(body, "messages"), jget(body, "system"));
+    pl.prompt = prompt_tokens(m, body, TOK_API_MESSAGES);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_step, f);
         return;
@@ -1145,7 +1136,8 @@ static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSO
 {
     const cJSON *in = jget(body, "input"), *e;
     const char *model = cJSON_GetStringValue(jget(body, "model"));
-    long long id, prompt = 0; /* a string counts (bytes + 3) / 4, a token array its length */
+    long long id, prompt = m->skew; /* a string counts its tokens, a token array its length */
+    const tok_enc *enc = tok_encoding(tok_encoding_for_model(model));
     int single = cJSON_IsString(in) || (jarr(in) && jint(in->child, &id));
     size_t i, n = single ? 1 : (size_t)cJSON_GetArraySize(jarr(in));
     cJSON *r = cJSON_CreateObject(), *data, *item, *u;
@@ -1156,8 +1148,13 @@ static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSO
     for (i = 0; i < n; i++, e = e->next) {
         if (!cJSON_IsString(e) && !cJSON_IsArray(e))
             break;
-        prompt += cJSON_IsString(e) ? (long long)(strlen(e->valuestring) + 3) / 4
-                                    : (long long)cJSON_GetArraySize(e);
+        if (cJSON_IsString(e)) {
+            uint64_t k = 0;
+            if (enc != NULL)
+                tok_count(enc, e->valuestring, strlen(e->valuestring), 0, &k);
+            prompt += (long long)k;
+        } else
+            prompt += (long long)cJSON_GetArraySize(e);
         item = jadd(data, NULL, cJSON_CreateObject());
         cJSON_AddStringToObject(item, "object", "embedding");
         cJSON_AddNumberToObject(item, "index", (double)i);
@@ -1335,7 +1332,7 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
     } else {
         r = cJSON_CreateObject();
         cJSON_AddNumberToObject(r, "input_tokens",
-                                prompt_tokens(jget(body, "messages"), jget(body, "system")));
+                                (double)prompt_tokens(m, body, TOK_API_MESSAGES));
         deliver_json(m, req, r, f);
     }
     cJSON_Delete(body);
@@ -1362,7 +1359,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *fname = evhttp_find_header(ih, "x-mock-fault");
     const char *status = evhttp_find_header(ih, "x-mock-status");
     const char *tokens = evhttp_find_header(ih, "x-mock-tokens");
-    long code = 0, ntok = m->ntokens;
+    const char *skew = evhttp_find_header(ih, "x-mock-usage-skew");
+    long code = 0, ntok = m->ntokens, skewv = 0;
     int anth, ep = -1;
     enum fault f = F_NONE;
     size_t i;
@@ -1389,11 +1387,15 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
     } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
         reply_error(req, anth, 400, "mock: bad x-mock-tokens");
+    } else if (skew && parse_long(skew, -1000000, 1000000, &skewv) < 0) {
+        reply_error(req, anth, 400, "mock: bad x-mock-usage-skew");
     } else if (code || f == F_500 || f == F_429) {
         code = code ? code : f == F_500 ? 500 : 429;
         reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
     } else {
+        m->skew = skewv;
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
+        m->skew = 0;
     }
 }
 

@@ -3,6 +3,7 @@
  * every node keeps its line number, and every error names the file, the line and the key.
  */
 #include "conf/conf.h"
+#include "tokenizer/tok.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -345,6 +346,7 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
 
     if (nlen == 0)
         return fail(l, v, "a model name must not be empty");
+    m->calibration = 1.0;
     m->wildcard = name[nlen - 1] == '*';
     m->name = strndup(name, m->wildcard ? nlen - 1 : nlen);
     if (strchr(m->name, '*') != NULL)
@@ -362,6 +364,24 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
             } else if (k != NULL && strcmp(k, "upstream_model") == 0) {
                 if (want_string(l, val, k, &m->upstream_model) < 0)
                     return -1;
+            } else if (k != NULL && strcmp(k, "encoding") == 0) {
+                if (want_string(l, val, k, &m->encoding) < 0)
+                    return -1;
+                if (tok_encoding(m->encoding) == NULL)
+                    return fail(l, val,
+                                "model '%s': unknown encoding '%s' (known: cl100k_base, "
+                                "o200k_base, p50k_base, r50k_base)",
+                                name, m->encoding);
+            } else if (k != NULL && strcmp(k, "token_calibration") == 0) {
+                const char *sv = NULL;
+                char *end;
+                if (want_scalar(l, val, k, &sv) < 0)
+                    return -1;
+                m->calibration = strtod(sv, &end);
+                if (end == sv || *end != '\0' || !(m->calibration >= 0.1 && m->calibration <= 10))
+                    return fail(l, val,
+                                "model '%s': token_calibration must be a number from 0.1 to 10",
+                                name);
             } else {
                 return fail(l, node(l, pair->key), "model '%s': unknown key '%s'", name,
                             k ? k : "?");
@@ -665,6 +685,7 @@ void conf_unref(struct conf *c)
     for (int i = 0; i < c->nmodels; i++) {
         free(c->models[i].name);
         free(c->models[i].upstream_model);
+        free(c->models[i].encoding);
     }
     free(c->providers);
     free(c->models);

@@ -34,6 +34,8 @@ struct conf_model {
     int wildcard;
     struct conf_provider *provider;
     char *upstream_model; /* name sent upstream, or NULL to keep the client's */
+    char *encoding;       /* tokenizer encoding, or NULL for the default by model family */
+    double calibration;   /* factor on approximate counts (Anthropic); 1.0 unless set */
 };
 
 struct conf {

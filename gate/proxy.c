@@ -295,6 +295,7 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
+    tcount_input(req, m);
 
     /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
     struct jsonedit_op ops[2];
@@ -489,25 +490,18 @@ static int on_event(void *arg, const struct sse_event *ev)
     char name[64];
 
     if (ev->data_len > 0 && ev->data[0] == '{') {
-        int interesting;
         size_t nl = ev->name_len < sizeof(name) - 1 ? ev->name_len : sizeof(name) - 1;
         memcpy(name, ev->name, nl);
         name[nl] = '\0';
-        if (req->ep == EP_CHAT)
-            interesting = strstr(ev->data, "\"usage\"") != NULL;
-        else if (req->ep == EP_MESSAGES)
-            interesting = strcmp(name, "message_start") == 0 || strcmp(name, "message_delta") == 0;
-        else
-            interesting = strncmp(name, "response.", 9) == 0 &&
-                          (strcmp(name + 9, "completed") == 0 ||
-                           strcmp(name + 9, "incomplete") == 0 || strcmp(name + 9, "failed") == 0);
-        if (interesting) {
-            struct arena *prev = jsonmem_enter(req->arena);
-            cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
-            if (data != NULL)
-                drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
-            jsonmem_leave(prev);
+        /* parsed with malloc, not in the arena: a long stream has many events */
+        struct arena *prev = jsonmem_enter(NULL);
+        cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
+        if (data != NULL) {
+            drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
+            tcount_event(req, name, data);
+            cJSON_Delete(data);
         }
+        jsonmem_leave(prev);
     }
     if (!drop)
         write_chunk(req, ev->raw, ev->raw_len);
@@ -561,8 +555,10 @@ void proxy_upstream_done(struct gate_req *req)
     if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
         struct arena *prev = jsonmem_enter(req->arena);
         cJSON *doc = cJSON_ParseWithLength(body, len);
-        if (doc != NULL)
+        if (doc != NULL) {
             usage_from_body(req->ep, doc, &req->usage);
+            tcount_body(req, doc);
+        }
         jsonmem_leave(prev);
     }
     write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);

@@ -208,6 +208,7 @@ static void write_log(struct gate_req *req)
     } else {
         cJSON_AddNullToObject(rec, "usage");
     }
+    tcount_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)
@@ -236,6 +237,7 @@ void req_finish(struct gate_req *req)
     req_assign_id(req);
     if (req->status == 0)
         req->status = 499; /* the client left before any answer */
+    tcount_finish(req, &w->drift);
     write_log(req);
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
     if (req->status > 0 && req->status < 600)

@@ -16,6 +16,7 @@
 #include "gate/endpoint.h"
 #include "gate/httphdr.h"
 #include "gate/sse.h"
+#include "gate/tcount.h"
 #include "gate/usage.h"
 
 struct arena;
@@ -76,6 +77,7 @@ struct gate_req {
 
     /* the record */
     struct usage usage;
+    struct tcount tc;               /* the gate's own count */
     int status;
     uint64_t bytes_in, bytes_out;
     int64_t t_start, t_first_byte, t_end; /* us, monotonic */

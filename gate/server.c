@@ -2,6 +2,7 @@
  * server: start-up, worker threads and shutdown. See server.h.
  */
 #include "gate/server.h"
+#include "tokenizer/tok.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -183,6 +184,7 @@ static void server_free(struct gate_server *srv)
 {
     for (int i = 0; i < srv->nworkers; i++) {
         struct gate_worker *w = &srv->workers[i];
+        tcount_drift_free(&w->drift);
         if (w->base == NULL)
             continue;
         conn_close_all(w);
@@ -225,6 +227,15 @@ int gate_server_run(struct conf *conf)
         (srv.reqlog = reqlog_open(conf->request_log, err, sizeof(err))) == NULL)
         goto fail;
 
+    /* build the tokenizer's tables now, not on some request (about 5 ms each) */
+    if (tok_encoding("o200k_base") == NULL || tok_encoding("cl100k_base") == NULL) {
+        snprintf(err, sizeof(err), "cannot build the tokenizer's tables: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < conf->nmodels; i++)
+        if (conf->models[i].encoding != NULL)
+            (void)tok_encoding(conf->models[i].encoding);
+
     srv.nworkers = conf->workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     srv.port = conf->listen_port;
@@ -237,6 +248,11 @@ int gate_server_run(struct conf *conf)
             srv.port = bound_port(fd); /* the rest share the port the kernel picked */
         w->id = i;
         w->srv = &srv;
+        if (tcount_drift_init(&w->drift) != 0) {
+            close(fd);
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
         w->base = new_base();
         if (w->base == NULL) {
             close(fd);
@@ -345,6 +361,13 @@ char *gate_server_status_json(struct gate_server *srv)
     cJSON_AddItemToObject(doc, "requests_by_status", by_status);
     cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
     cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
+    {
+        struct tcount_drift *ds[256];
+        int n = srv->nworkers < 256 ? srv->nworkers : 256;
+        for (int i = 0; i < n; i++)
+            ds[i] = &srv->workers[i].drift;
+        tcount_drift_status(ds, n, doc);
+    }
     char *s = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     return s;

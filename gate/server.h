@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "gate/tcount.h"
 
 struct event_base;
 struct evconnlistener;
@@ -36,6 +37,7 @@ struct gate_worker {
     struct evdns_base *dns;
     struct upstream_pool **pools; /* one per provider, by conf_provider.index */
     struct gate_stats stats;
+    struct tcount_drift drift;    /* our token count against the provider's, by model */
     struct gate_conn *conns;      /* every open client connection, for shutdown */
     uint64_t rng;                 /* request ids; this thread only */
     int draining;                 /* stopping: no new connections or requests */

@@ -31,6 +31,14 @@ extern const uint8_t tok_data_o200k[], tok_data_o200k_end[];
 extern const uint8_t tok_data_p50k[], tok_data_p50k_end[];
 extern const uint8_t tok_data_r50k[], tok_data_r50k_end[];
 
+/* A hash-table slot: a token's first eight bytes, its length and rank, in 16 bytes, so that a
+ * lookup of a short key touches one cache line and no token bytes. */
+typedef struct tok_slot {
+    uint64_t k8;
+    uint32_t rank;
+    uint32_t len;
+} tok_slot;
+
 typedef struct special {
     const char *text;
     uint32_t id;
@@ -45,13 +53,14 @@ struct tok_enc {
     size_t nspecials;
     uint32_t vocab;
 
+    uint8_t id; /* 1 + its index in encodings[] */
     pthread_once_t once;
     int ready;
     uint32_t nranks;
     const uint8_t *lens;  /* length of each rank's token */
     const uint8_t *bytes; /* tokens' bytes in rank order */
     uint32_t *offs;       /* offset of each rank's token in bytes */
-    uint64_t *slots;      /* hash tag << 32 | (rank + 1); 0 is empty */
+    tok_slot *slots;      /* open addressing, linear probing; len 0 is empty */
     size_t mask;
     uint32_t byte_rank[256];
 };
@@ -71,12 +80,12 @@ static const special sp_gpt2[] = {{"<|endoftext|>", 50256}};
  */
 static struct tok_enc encodings[] = {
     {"cl100k_base", PRETOK_CL100K, tok_data_cl100k, tok_data_cl100k_end, sp_cl100k,
-     NSP(sp_cl100k), 100277, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+     NSP(sp_cl100k), 100277, 1, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
     {"o200k_base", PRETOK_O200K, tok_data_o200k, tok_data_o200k_end, sp_o200k, NSP(sp_o200k),
-     200019, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
-    {"p50k_base", PRETOK_R50K, tok_data_p50k, tok_data_p50k_end, sp_gpt2, NSP(sp_gpt2), 50281,
+     200019, 2, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+    {"p50k_base", PRETOK_R50K, tok_data_p50k, tok_data_p50k_end, sp_gpt2, NSP(sp_gpt2), 50281, 3,
      PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
-    {"r50k_base", PRETOK_R50K, tok_data_r50k, tok_data_r50k_end, sp_gpt2, NSP(sp_gpt2), 50257,
+    {"r50k_base", PRETOK_R50K, tok_data_r50k, tok_data_r50k_end, sp_gpt2, NSP(sp_gpt2), 50257, 4,
      PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
 };
 #define NENC (sizeof(encodings) / sizeof(encodings[0]))
@@ -84,32 +93,62 @@ static struct tok_enc encodings[] = {
 const char *const tok_encoding_names[] = {"cl100k_base", "o200k_base", "p50k_base", "r50k_base",
                                           NULL};
 
-static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* The first min(n, 8) bytes at p as a little-endian number, without reading past p + n. */
+static inline uint64_t load_k8(const uint8_t *p, size_t n)
 {
-    return XXH3_64bits(p, n);
+    uint64_t k;
+    uint32_t lo, hi;
+
+    if (n >= 8) {
+        memcpy(&k, p, 8);
+        return k;
+    }
+    if (n >= 4) {
+        /* two overlapping loads; where they overlap they hold the same bytes */
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << ((n - 4) * 8);
+    }
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << (n / 2 * 8) | (uint64_t)p[n - 1] << ((n - 1) * 8);
+}
+
+/* The hash of n bytes whose first eight are k8: a multiply-mix for short keys (most lookups),
+ * XXH3 for the rest. */
+static inline uint64_t hash_key(const uint8_t *p, size_t n, uint64_t k8)
+{
+    uint64_t h;
+
+    if (n > 8)
+        return XXH3_64bits(p, n);
+    h = (k8 ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    return h ^ h >> 32;
+}
+
+/* The rank of the n bytes at p whose hash is h and first eight bytes k8, or NO_RANK. */
+static inline uint32_t rank_lookup(const tok_enc *e, const uint8_t *p, size_t n, uint64_t h,
+                                   uint64_t k8)
+{
+    for (size_t i = h & e->mask;; i = (i + 1) & e->mask) {
+        const tok_slot *sl = &e->slots[i];
+        if (sl->len == 0)
+            return NO_RANK;
+        if (sl->len == n && sl->k8 == k8 &&
+            (n <= 8 || memcmp(e->bytes + e->offs[sl->rank] + 8, p + 8, n - 8) == 0))
+            return sl->rank;
+    }
 }
 
 /* The rank of the n bytes at p, or NO_RANK when they are no token. */
 static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
 {
-    uint64_t h, want;
-    size_t i;
+    uint64_t k8;
 
     if (n > MAX_TOKEN_LEN)
         return NO_RANK;
-    h = hash_bytes(p, n);
-    want = h >> 32;
-    for (i = h & e->mask;; i = (i + 1) & e->mask) {
-        uint64_t slot = e->slots[i];
-        uint32_t r;
-        if (slot == 0)
-            return NO_RANK;
-        if (slot >> 32 != want)
-            continue;
-        r = (uint32_t)slot - 1;
-        if (e->lens[r] == n && memcmp(e->bytes + e->offs[r], p, n) == 0)
-            return r;
-    }
+    k8 = load_k8(p, n);
+    return rank_lookup(e, p, n, hash_key(p, n, k8), k8);
 }
 
 /* Builds the hash table of e from its rank file; on failure e stays not ready. */
@@ -130,7 +169,7 @@ static void build(tok_enc *e)
     while (nslots < (size_t)n * 2 + n / 2) /* load factor at most 0.4 */
         nslots <<= 1;
     e->offs = malloc(sizeof(uint32_t) * n);
-    e->slots = calloc(nslots, sizeof(uint64_t));
+    e->slots = calloc(nslots, sizeof(tok_slot));
     if (e->offs == NULL || e->slots == NULL)
         goto fail;
     e->mask = nslots - 1;
@@ -142,11 +181,13 @@ static void build(tok_enc *e)
         goto fail;
     for (uint32_t r = 0; r < n; r++) {
         const uint8_t *p = e->bytes + e->offs[r];
-        uint64_t h = hash_bytes(p, e->lens[r]);
-        size_t i = h & e->mask;
-        while (e->slots[i] != 0)
+        uint64_t k8 = load_k8(p, e->lens[r]);
+        size_t i = hash_key(p, e->lens[r], k8) & e->mask;
+        while (e->slots[i].len != 0)
             i = (i + 1) & e->mask;
-        e->slots[i] = (h >> 32) << 32 | (uint64_t)(r + 1);
+        e->slots[i].k8 = k8;
+        e->slots[i].rank = r;
+        e->slots[i].len = e->lens[r];
     }
     for (int c = 0; c < 256; c++) {
         uint8_t byte = (uint8_t)c;
@@ -219,18 +260,25 @@ static inline void emit(sink *k, uint32_t id)
     ids->v[ids->n++] = id;
 }
 
-/* tiktoken's merge over arrays, for n <= SMALL_PIECE. */
-static void merge_small(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+/* tiktoken's merge over arrays, for n <= SMALL_PIECE: leaves the ids in tok and returns how
+ * many there are. */
+static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok)
 {
-    uint16_t pos[SMALL_PIECE + 1];  /* part boundaries */
-    uint32_t pair[SMALL_PIECE];     /* rank of part i merged with part i + 1 */
-    uint32_t tok[SMALL_PIECE];      /* rank of part i */
-    size_t m = n;                   /* number of parts */
+    uint16_t pos[SMALL_PIECE + 1]; /* part boundaries */
+    uint32_t pair[SMALL_PIECE];    /* rank of part i merged with part i + 1 */
+    size_t m = n;                  /* number of parts */
 
+    uint64_t hs[SMALL_PIECE];
+
+    /* the first pairs' probes are independent: start all their loads before waiting on one */
+    for (size_t i = 0; i + 1 < n; i++) {
+        hs[i] = hash_key(p + i, 2, load_k8(p + i, 2));
+        __builtin_prefetch(&e->slots[hs[i] & e->mask]);
+    }
     for (size_t i = 0; i < n; i++) {
         pos[i] = (uint16_t)i;
         tok[i] = e->byte_rank[p[i]];
-        pair[i] = i + 1 < n ? rank_of(e, p + i, 2) : NO_RANK;
+        pair[i] = i + 1 < n ? rank_lookup(e, p + i, 2, hs[i], load_k8(p + i, 2)) : NO_RANK;
     }
     pos[n] = (uint16_t)n;
     for (;;) {
@@ -253,8 +301,7 @@ static void merge_small(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
         if (at > 0)
             pair[at - 1] = rank_of(e, p + pos[at - 1], pos[at + 1] - pos[at - 1]);
     }
-    for (size_t i = 0; i < m; i++)
-        emit(k, tok[i]);
+    return m;
 }
 
 /* A binary min-heap of (rank << 32 | start): lowest rank first, then leftmost. */
@@ -346,24 +393,111 @@ static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
     return 0;
 }
 
+/*
+ * The piece cache: the ids of recently seen pieces, so that a word seen before costs one
+ * lookup in a table that stays in the core's own cache instead of a probe of the rank table
+ * (megabytes) or a merge. One per thread, direct-mapped, 1 MiB, allocated on first use and
+ * freed when the thread ends. It only remembers results, which are a function of the piece
+ * and the encoding, so it can never change an encoding; this is why it may be per-thread
+ * state rather than something every caller passes in.
+ */
+#define CACHE_BITS 14
+#define CACHE_KEY 28 /* longest piece cached, in bytes */
+#define CACHE_IDS 6  /* most ids a cached piece may have */
+
+typedef struct cache_ent {
+    uint64_t k8; /* the piece's first eight bytes */
+    uint8_t enc; /* which encoding (its id); 0 is empty */
+    uint8_t len;
+    uint8_t nids;
+    uint8_t pad;
+    uint32_t ids[CACHE_IDS];
+    uint8_t rest[CACHE_KEY - 8]; /* the bytes after the first eight */
+} cache_ent;
+
+static __thread cache_ent *tls_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_key_ok;
+
+static void cache_free(void *p)
+{
+    free(p);
+}
+
+static void cache_key_init(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* This thread's cache, or NULL when it cannot be had (the encoder then works without). */
+static cache_ent *cache_get(void)
+{
+    if (tls_cache != NULL)
+        return tls_cache;
+    pthread_once(&cache_once, cache_key_init);
+    if (!cache_key_ok)
+        return NULL;
+    tls_cache = calloc((size_t)1 << CACHE_BITS, sizeof(cache_ent));
+    if (tls_cache != NULL && pthread_setspecific(cache_key, tls_cache) != 0) {
+        free(tls_cache);
+        tls_cache = NULL;
+    }
+    return tls_cache;
+}
+
+void tok_cache_clear(void)
+{
+    if (tls_cache != NULL)
+        memset(tls_cache, 0, ((size_t)1 << CACHE_BITS) * sizeof(cache_ent));
+}
+
 /* Encodes one piece of the pre-tokenizer's output. */
 static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
 {
-    uint32_t r;
+    uint32_t r, tok[SMALL_PIECE];
+    uint64_t k8, h;
+    size_t m;
+    cache_ent *c, *ce = NULL;
 
     if (n == 1) {
         emit(k, e->byte_rank[p[0]]);
         return 0;
     }
-    if ((r = rank_of(e, p, n)) != NO_RANK) {
-        emit(k, r);
-        return 0;
+    if (n > SMALL_PIECE)
+        return merge_large(e, p, n, k);
+    k8 = load_k8(p, n);
+    h = hash_key(p, n, k8);
+    if (n <= CACHE_KEY && (c = cache_get()) != NULL) {
+        ce = &c[(h >> 40) & ((1u << CACHE_BITS) - 1)];
+        if (ce->k8 == k8 && ce->len == n && ce->enc == e->id &&
+            (n <= 8 || memcmp(ce->rest, p + 8, n - 8) == 0)) {
+            if (k->ids == NULL) {
+                k->count += ce->nids;
+                return 0;
+            }
+            for (size_t i = 0; i < ce->nids; i++)
+                emit(k, ce->ids[i]);
+            return 0;
+        }
     }
-    if (n <= SMALL_PIECE) {
-        merge_small(e, p, n, k);
-        return 0;
+    if (n <= MAX_TOKEN_LEN && (r = rank_lookup(e, p, n, h, k8)) != NO_RANK) {
+        tok[0] = r;
+        m = 1;
+    } else
+        m = merge_small(e, p, n, tok);
+    for (size_t i = 0; i < m; i++)
+        emit(k, tok[i]);
+    if (ce != NULL && m <= CACHE_IDS) {
+        ce->k8 = k8;
+        ce->enc = e->id;
+        ce->len = (uint8_t)n;
+        ce->nids = (uint8_t)m;
+        if (n > 8)
+            memcpy(ce->rest, p + 8, n - 8);
+        memcpy(ce->ids, tok, m * sizeof(uint32_t));
     }
-    return merge_large(e, p, n, k);
+    return 0;
 }
 
 /* Encodes well-formed text with no special tokens in it. */

@@ -59,6 +59,12 @@ int tok_count(const tok_enc *e, const char *s, size_t n, unsigned flags, uint64_
  */
 const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len);
 
+/*
+ * Empties this thread's piece cache, which remembers the ids of recent pieces (a per-thread
+ * memo that never changes a result). Benchmarks call it to measure text seen for the first time.
+ */
+void tok_cache_clear(void);
+
 /* Frees what ids holds and leaves it empty. */
 void tok_ids_free(tok_ids *ids);
 
