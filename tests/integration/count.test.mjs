@@ -1,0 +1,184 @@
+// The gate's own token count of every request, beside the provider's: what the request log
+// says, what /status says, and the config that steers it. The mock counts usage the way OpenAI
+// does (with tokengate's tokenizer), and x-mock-usage-skew makes it disagree by a known amount.
+// Expected input counts are computed here from the npm tiktoken package and OpenAI's formula,
+// independently of the C code.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import {
+  test, cleanup, startMock, startGate, mockProviders, newId, runGate, parseSSE, tempDir,
+} from './harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { get_encoding } = require('tiktoken');
+const o200k = get_encoding('o200k_base');
+const cl100k = get_encoding('cl100k_base');
+
+let mock, gate;
+
+before(async () => {
+  mock = await startMock();
+  const base = mockProviders(mock.url);
+  gate = await startGate({
+    config: {
+      providers: base.providers,
+      models: {
+        ...base.models,
+        'gpt-4.1-drift': 'mock-openai',
+        'forced-cl100k': { provider: 'mock-openai', upstream_model: 'gpt-4o-mini',
+          encoding: 'cl100k_base' },
+        'claude-calibrated': { provider: 'mock-anthropic', upstream_model: 'claude-haiku-4-5',
+          token_calibration: 1.5 },
+      },
+    },
+  });
+});
+
+after(() => {
+  o200k.free();
+  cl100k.free();
+  return cleanup();
+});
+
+const PROMPT = 'Count me: naïve café, Ünïcödé — 中文字符, русский текст, 12345 and emoji 👩‍💻!';
+const n = (enc, s) => enc.encode(s, [], []).length;
+// OpenAI's formula: 3 per message, the role and content, 3 to prime the reply
+const chatInput = (enc, msgs) =>
+  msgs.reduce((t, m) => t + 3 + n(enc, m.role) + n(enc, m.content) + (m.name ? n(enc, m.name) + 1 : 0), 0) + 3;
+
+function checkCount(rec, { encoding, input, approximate = false }) {
+  assert.ok(rec.count, `record ${rec.id} has a count`);
+  assert.equal(rec.count.encoding, encoding);
+  if (input !== undefined) assert.equal(rec.count.input, input, 'our input count');
+  assert.equal(rec.count.approximate, approximate);
+  assert.ok(Number.isInteger(rec.count.count_us) && rec.count.count_us >= 0, 'count_us');
+  assert.ok(rec.usage, 'the provider gave usage');
+  assert.equal(rec.count.input_diff, rec.usage.input - rec.count.input, 'input_diff');
+}
+
+test('chat: input counted by the formula, output by the reply text, no drift', async () => {
+  const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', name: 'ana', content: PROMPT }];
+  for (const stream of [false, true]) {
+    const id = newId('count-chat');
+    const r = await gate.post('/v1/chat/completions', { model: 'gpt-4o-mini', messages: msgs, stream },
+      { 'x-mock-tokens': '9', 'x-request-id': id });
+    assert.equal(r.status, 200, r.text);
+    const rec = await gate.logRecord(id);
+    checkCount(rec, { encoding: 'o200k_base', input: chatInput(o200k, msgs) });
+    const text = stream
+      ? parseSSE(r.text).filter((e) => e.json?.choices).map((e) => e.json.choices[0]?.delta?.content ?? '').join('')
+      : r.json.choices[0].message.content;
+    assert.equal(rec.count.output, n(o200k, text), 'our output count is the reply text\'s');
+    assert.equal(rec.count.input_diff, 0);
+    assert.equal(rec.count.output_diff, 0);
+  }
+});
+
+test('messages, responses and embeddings are counted too', async () => {
+  const cases = [
+    ['/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 64, messages: [{ role: 'user', content: PROMPT }] },
+      'cl100k_base', true],
+    ['/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 64, stream: true,
+      messages: [{ role: 'user', content: [{ type: 'text', text: PROMPT }] }] }, 'cl100k_base', true],
+    ['/v1/responses', { model: 'gpt-4.1-mini', input: PROMPT }, 'o200k_base', false],
+    ['/v1/responses', { model: 'gpt-4.1-mini', input: PROMPT, stream: true }, 'o200k_base', false],
+    ['/v1/embeddings', { model: 'text-embedding-3-small', input: [PROMPT, 'second'] }, 'cl100k_base', false],
+  ];
+  for (const [p, body, encoding, approximate] of cases) {
+    const id = newId('count-any');
+    const headers = { 'x-request-id': id, 'x-mock-tokens': '7' };
+    if (p.startsWith('/v1/messages')) headers['anthropic-version'] = '2023-06-01';
+    const r = await gate.post(p, body, headers);
+    assert.equal(r.status, 200, `${p}: ${r.text}`);
+    const rec = await gate.logRecord(id);
+    checkCount(rec, { encoding, approximate });
+    assert.equal(rec.count.input_diff, 0, `${p} stream=${!!body.stream}: input drift`);
+    if (p === '/v1/embeddings') {
+      assert.equal(rec.count.input, n(cl100k, PROMPT) + n(cl100k, 'second'));
+      assert.equal(rec.count.output, null);
+    } else {
+      assert.equal(rec.count.output, 7, `${p} stream=${!!body.stream}: output`);
+      assert.equal(rec.count.output_diff, 0);
+    }
+  }
+});
+
+test('a provider that counts differently shows in the log and in /status', async () => {
+  const msgs = [{ role: 'user', content: PROMPT }];
+  const skews = [4, 8, 0, 12];
+  for (const skew of skews) {
+    const id = newId('count-skew');
+    const r = await gate.post('/v1/chat/completions', { model: 'gpt-4.1-drift', messages: msgs },
+      { 'x-request-id': id, 'x-mock-usage-skew': String(skew) });
+    assert.equal(r.status, 200, r.text);
+    const rec = await gate.logRecord(id);
+    assert.equal(rec.count.input, chatInput(o200k, msgs));
+    assert.equal(rec.usage.input, chatInput(o200k, msgs) + skew);
+    assert.equal(rec.count.input_diff, skew);
+  }
+  const st = await gate.request('/status');
+  assert.equal(st.status, 200);
+  const d = st.json.token_count_drift['gpt-4.1-drift'];
+  assert.ok(d, `/status has the model: ${st.text}`);
+  assert.equal(d.requests, skews.length);
+  assert.equal(d.mean_input_diff, skews.reduce((a, b) => a + b, 0) / skews.length);
+  assert.equal(d.mean_output_diff, 0);
+  const ours = chatInput(o200k, msgs);
+  assert.equal(d.input_ratio, Math.round(((ours * 4 + 24) / (ours * 4)) * 1e4) / 1e4);
+});
+
+test('config: a model\'s encoding and calibration factor are used', async () => {
+  const msgs = [{ role: 'user', content: PROMPT }];
+  let id = newId('count-enc');
+  let r = await gate.post('/v1/chat/completions', { model: 'forced-cl100k', messages: msgs },
+    { 'x-request-id': id });
+  assert.equal(r.status, 200, r.text);
+  let rec = await gate.logRecord(id);
+  assert.equal(rec.count.encoding, 'cl100k_base');
+  assert.equal(rec.count.input, chatInput(cl100k, msgs));
+
+  // the same Anthropic request, without and with a factor of 1.5
+  const body = (model) => ({ model, max_tokens: 32, messages: [{ role: 'user', content: PROMPT }] });
+  const h = (i) => ({ 'x-request-id': i, 'anthropic-version': '2023-06-01' });
+  const plainId = newId('count-cal0');
+  r = await gate.post('/v1/messages', body('claude-haiku-4-5'), h(plainId));
+  assert.equal(r.status, 200, r.text);
+  id = newId('count-cal');
+  r = await gate.post('/v1/messages', body('claude-calibrated'), h(id));
+  assert.equal(r.status, 200, r.text);
+  const plain = await gate.logRecord(plainId);
+  rec = await gate.logRecord(id);
+  assert.equal(rec.count.approximate, true);
+  assert.equal(rec.count.input, Math.ceil(plain.count.input * 1.5));
+});
+
+test('a body the counter cannot read is still forwarded, its count null', async () => {
+  const id = newId('count-odd');
+  const r = await gate.post('/v1/chat/completions', { model: 'gpt-4o-mini', messages: 'not a list' },
+    { 'x-request-id': id });
+  const rec = await gate.logRecord(id);
+  assert.equal(rec.upstream_status, r.status, 'the provider answered');
+  assert.equal(rec.count.input, null);
+});
+
+test('config: an unknown encoding or a bad calibration is a clear error', async () => {
+  const dir = tempDir();
+  const write = (model) => {
+    const p = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(p, `listen: 127.0.0.1:0\nproviders:\n  p:\n    base_url: http://127.0.0.1:9/v1\n` +
+      `    format: openai\nmodels:\n  m:\n${model}`);
+    return p;
+  };
+  let r = runGate(['serve', '--check', '--config', write('    provider: p\n    encoding: gpt2_base\n')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /bad\.yaml:\d+: model 'm': unknown encoding 'gpt2_base'/);
+  r = runGate(['serve', '--check', '--config', write('    provider: p\n    token_calibration: lots\n')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /token_calibration must be a number from 0\.1 to 10/);
+  r = runGate(['serve', '--check', '--config', write('    provider: p\n    encoding: o200k_base\n    token_calibration: 1.2\n')]);
+  assert.equal(r.status, 0, r.stderr);
+});
