@@ -295,7 +295,7 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
-    tcount_input(req, m);
+    tcount_input(req, m, raw, len);
 
     /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
     struct jsonedit_op ops[2];

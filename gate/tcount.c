@@ -28,7 +28,7 @@ static tok_api api_of(enum endpoint ep)
     }
 }
 
-void tcount_input(struct gate_req *req, const struct conf_model *m)
+void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len)
 {
     struct tcount *tc = &req->tc;
     const char *name = m->encoding;
@@ -48,6 +48,8 @@ void tcount_input(struct gate_req *req, const struct conf_model *m)
         tc->input = (int64_t)r.tokens;
         tc->approximate = r.approximate;
         tc->estimated = r.estimated;
+        if (tok_json_has_nul_escape(raw, len))
+            tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
     }
     tc->count_us = gate_now_us() - t0;
 }

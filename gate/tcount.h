@@ -52,10 +52,11 @@ struct tcount_drift {
 };
 
 /*
- * Counts the input of req (its parsed body, model entry m) and prepares the output count.
- * Counting never fails the request: an uncountable body is logged with input -1.
+ * Counts the input of req (its parsed body, whose JSON text is the len bytes at raw; model
+ * entry m) and prepares the output count. Counting never fails the request: an uncountable
+ * body is logged with input -1.
  */
-void tcount_input(struct gate_req *req, const struct conf_model *m);
+void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len);
 
 /* Adds the output text of one parsed stream event (name is its "event:" field or ""). */
 void tcount_event(struct gate_req *req, const char *name, const cJSON *data);

@@ -10,8 +10,9 @@
 //
 // Output format (little-endian):
 //   "TKR1"             magic
-//   u32 n              number of mergeable ranks, 0 .. n-1, in rank order
-//   u8  len[n]         byte length of each token (tiktoken's tokens are 1..128 bytes)
+//   u32 n              one past the largest mergeable rank
+//   u8  len[n]         byte length of each rank's token (1..128), 0 for a rank with no token
+//                      (p50k_base has a hole where its <|endoftext|> is)
 //   u8  bytes[]        the tokens' bytes, concatenated in rank order
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -41,19 +42,37 @@ for (const [name, want] of Object.entries(PINNED)) {
     process.exit(1);
   }
   const enc = JSON.parse(raw);
-  const fields = enc.bpe_ranks.split(' ');
-  if (fields[0] !== '!' || fields[1] !== '0')
-    throw new Error(`${name}: bpe_ranks does not start with "! 0"`);
-  const toks = fields.slice(2).map((b) => Buffer.from(b, 'base64'));
+  // bpe_ranks is lines of "! <first rank> <token> <token> ...", tokens in base64
+  const byRank = [];
+  for (const line of enc.bpe_ranks.split('\n')) {
+    if (line === '') continue;
+    const fields = line.split(' ');
+    if (fields[0] !== '!' || !/^[0-9]+$/.test(fields[1]))
+      throw new Error(`${name}: a bpe_ranks line does not start with "! <rank>"`);
+    let r = Number(fields[1]);
+    for (const b of fields.slice(2)) {
+      if (byRank[r] !== undefined) throw new Error(`${name}: rank ${r} given twice`);
+      byRank[r++] = Buffer.from(b, 'base64');
+    }
+  }
+  const toks = Array.from(byRank, (t) => t ?? Buffer.alloc(0));
   const lens = Buffer.alloc(toks.length);
   const seen = new Set();
+  let holes = 0;
   toks.forEach((t, i) => {
-    if (t.length < 1 || t.length > 255) throw new Error(`${name}: rank ${i} has ${t.length} bytes`);
+    if (t.length === 0) {
+      holes++;
+      return;
+    }
+    if (t.length > 255) throw new Error(`${name}: rank ${i} has ${t.length} bytes`);
     const k = t.toString('latin1');
     if (seen.has(k)) throw new Error(`${name}: rank ${i} repeats an earlier token`);
     seen.add(k);
     lens[i] = t.length;
   });
+  for (const [text, id] of Object.entries(enc.special_tokens))
+    if (id < toks.length && toks[id].length > 0)
+      throw new Error(`${name}: special token ${text} has the id of rank ${id}`);
   const head = Buffer.alloc(8);
   head.write('TKR1', 0, 'latin1');
   head.writeUInt32LE(toks.length, 4);
@@ -61,6 +80,6 @@ for (const [name, want] of Object.entries(PINNED)) {
   writeFileSync(join(outDir, `${name}.tkr`), out);
   const osum = createHash('sha256').update(out).digest('hex');
   sums.push(`${osum}  ${name}.tkr`);
-  console.log(`${name}: ${toks.length} ranks, ${out.length} bytes, specials ${JSON.stringify(enc.special_tokens)}`);
+  console.log(`${name}: ranks 0..${toks.length - 1} (${holes} without a token), ${out.length} bytes, specials ${JSON.stringify(enc.special_tokens)}`);
 }
 writeFileSync(join(outDir, 'SHA256SUMS'), sums.join('\n') + '\n');

@@ -181,7 +181,10 @@ static void build(tok_enc *e)
         goto fail;
     for (uint32_t r = 0; r < n; r++) {
         const uint8_t *p = e->bytes + e->offs[r];
-        uint64_t k8 = load_k8(p, e->lens[r]);
+        uint64_t k8;
+        if (e->lens[r] == 0)
+            continue; /* a rank without a token (p50k_base's <|endoftext|>) */
+        k8 = load_k8(p, e->lens[r]);
         size_t i = hash_key(p, e->lens[r], k8) & e->mask;
         while (e->slots[i].len != 0)
             i = (i + 1) & e->mask;
@@ -344,7 +347,9 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
 static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
 {
     uint32_t *next = malloc(n * sizeof(uint32_t) * 3);
-    uint64_t *heap = malloc(n * sizeof(uint64_t));
+    /* the heap starts with fewer than n entries and each merge pops one and pushes at most
+     * two, over fewer than n merges: it never holds 2n */
+    uint64_t *heap = malloc(2 * n * sizeof(uint64_t));
     uint32_t *tok, *pair;
     size_t nh = 0;
 
@@ -589,7 +594,7 @@ int tok_count(const tok_enc *e, const char *s, size_t n, unsigned flags, uint64_
 
 const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len)
 {
-    if (id < e->nranks) {
+    if (id < e->nranks && e->lens[id] != 0) {
         *len = e->lens[id];
         return (const char *)e->bytes + e->offs[id];
     }
@@ -600,6 +605,20 @@ const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len)
         }
     }
     return NULL;
+}
+
+int tok_json_has_nul_escape(const char *s, size_t n)
+{
+    const char *p = s, *end = s + n;
+
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p >= 6 && p[1] == 'u' && memcmp(p + 2, "0000", 4) == 0)
+            return 1;
+        p += 2; /* an escape is two characters at least: skip the escaped one */
+        if (p >= end)
+            break;
+    }
+    return 0;
 }
 
 void tok_ids_free(tok_ids *ids)

@@ -65,6 +65,13 @@ const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len);
  */
 void tok_cache_clear(void);
 
+/*
+ * Whether the n bytes of JSON text at s hold a \u0000 escape. cJSON, which decodes the gate's
+ * JSON, ends a string at U+0000, so text after one is not seen by the counter: callers mark
+ * such counts as estimates, or refuse the input.
+ */
+int tok_json_has_nul_escape(const char *s, size_t n);
+
 /* Frees what ids holds and leaves it empty. */
 void tok_ids_free(tok_ids *ids);
 

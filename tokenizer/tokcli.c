@@ -180,6 +180,14 @@ static int encode_jsonl(const tok_enc *e, const opts *o, char *in, size_t len)
 
         lineno++;
         *stop = '\0';
+        if (tok_json_has_nul_escape(p, (size_t)(stop - p))) {
+            fprintf(stderr,
+                    "tokengate encode: line %zu: the string holds U+0000, which the JSON parser "
+                    "cannot keep; give such text as a file instead\n",
+                    lineno);
+            rc = 1;
+            break;
+        }
         j = cJSON_ParseWithLength(p, (size_t)(stop - p));
         if (!cJSON_IsString(j)) {
             fprintf(stderr, "tokengate encode: line %zu: not a JSON string\n", lineno);

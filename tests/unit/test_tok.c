@@ -244,6 +244,30 @@ START_TEST(worst_cjk)
 }
 END_TEST
 
+START_TEST(worst_long_words)
+{
+    /* one letter piece of alternating letters, and one of base64-like text, a megabyte each */
+    char *s = malloc(1 << 20);
+    unsigned seed = 7;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    worst_case("1 MB of 'ab'", "ab", 2, 1 << 20);
+    for (size_t i = 0; i < (1 << 20); i++)
+        s[i] = b64[rand_r(&seed) % 52];
+    worst_case("1 MB of random letters", s, 1 << 20, 1 << 20);
+    free(s);
+}
+END_TEST
+
+START_TEST(json_nul_escapes)
+{
+    ck_assert_int_eq(tok_json_has_nul_escape("\"a\\u0000b\"", 11), 1);
+    ck_assert_int_eq(tok_json_has_nul_escape("\"a\\\\u0000b\"", 12), 0); /* an escaped backslash */
+    ck_assert_int_eq(tok_json_has_nul_escape("\"\\u00000\"", 10), 1);
+    ck_assert_int_eq(tok_json_has_nul_escape("\"\\u0001\"", 9), 0);
+}
+END_TEST
+
 START_TEST(worst_mixed_repeats)
 {
     const char unit[] = "^ 0 a 's \n";
@@ -462,6 +486,8 @@ static Suite *tok_suite(void)
     tcase_add_test(t, worst_caret);
     tcase_add_test(t, worst_cjk);
     tcase_add_test(t, worst_mixed_repeats);
+    tcase_add_test(t, worst_long_words);
+    tcase_add_test(t, json_nul_escapes);
     tcase_add_test(t, chat_cookbook_example);
     tcase_add_test(t, chat_formula_parts);
     tcase_add_test(t, chat_tools_formula);
