@@ -5,6 +5,8 @@
  */
 #include "tokenizer/pretok.h"
 
+#include <emmintrin.h>
+
 #include "tokenizer/uclass.h"
 #include "uclass_table.h"
 
@@ -38,11 +40,42 @@ static inline uint8_t cls_at(const uint8_t *s, size_t i, size_t n, size_t *len)
     return uc_stage2[uc_stage1[cp >> 8]][cp & 0xff];
 }
 
+/*
+ * The end of the run of ASCII letters from i (only lower-case ones when lower_only), sixteen
+ * bytes at a time: words are most of what the scanners read, and a byte-by-byte loop pays a
+ * branch per letter.
+ */
+static inline size_t ascii_letters(const uint8_t *s, size_t i, size_t n, int lower_only)
+{
+    const __m128i a = _mm_set1_epi8('a'), span = _mm_set1_epi8(25);
+    const __m128i fold = _mm_set1_epi8(lower_only ? 0 : 0x20);
+
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i t = _mm_sub_epi8(_mm_or_si128(v, fold), a);
+        /* t <= 25 as an unsigned byte: a letter */
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, span), t));
+        if (m != 0xffff)
+            return i + (size_t)__builtin_ctz(~m);
+        i += 16;
+    }
+    while (i < n && (uint8_t)((s[i] | (lower_only ? 0 : 0x20)) - 'a') <= 25)
+        i++;
+    return i;
+}
+
 /* The end of the run of characters from i whose class has a bit of want (and none of avoid). */
 static inline size_t scan(const uint8_t *s, size_t i, size_t n, uint8_t want, uint8_t avoid)
 {
     size_t len;
 
+    /* ASCII letters are all \p{L}; the lower-case ones all [\p{Ll}\p{Lm}\p{Lo}\p{M}] */
+    if (want == UC_L && avoid == 0)
+        i = ascii_letters(s, i, n, 0);
+    else if (want == UC_LO && avoid == 0)
+        i = ascii_letters(s, i, n, 1);
+    if (i < n && s[i] < 0x80 && !(uc_stage2[0][s[i]] & want))
+        return i; /* the usual end of a word: an ASCII non-letter */
     for (;;) {
         uint8_t c = cls_at(s, i, n, &len);
         if (!(c & want) || (c & avoid))

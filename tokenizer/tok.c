@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -24,6 +25,7 @@
 #define NO_RANK UINT32_MAX
 #define MAX_TOKEN_LEN 128 /* the longest token of every encoding here */
 #define SMALL_PIECE 256   /* pieces up to this long merge in arrays on the stack */
+#define HUGE_PAGE ((size_t)2 << 20)
 
 /* the rank files, linked in by data.S */
 extern const uint8_t tok_data_cl100k[], tok_data_cl100k_end[];
@@ -63,6 +65,7 @@ struct tok_enc {
     tok_slot *slots;      /* open addressing, linear probing; len 0 is empty */
     size_t mask;
     uint32_t byte_rank[256];
+    uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
 };
 
 static const special sp_cl100k[] = {
@@ -78,15 +81,16 @@ static const special sp_gpt2[] = {{"<|endoftext|>", 50256}};
  * The encodings. Their tables are filled once, under pthread_once, and only read afterwards:
  * immutable data that every thread shares, not mutable state.
  */
+#define ENCODING(nm, pt, data, sp, nv, ident)                                                      \
+    {                                                                                              \
+        .name = nm, .pat = pt, .blob = data, .blob_end = data##_end, .specials = sp,               \
+        .nspecials = NSP(sp), .vocab = nv, .id = ident, .once = PTHREAD_ONCE_INIT                  \
+    }
 static struct tok_enc encodings[] = {
-    {"cl100k_base", PRETOK_CL100K, tok_data_cl100k, tok_data_cl100k_end, sp_cl100k,
-     NSP(sp_cl100k), 100277, 1, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
-    {"o200k_base", PRETOK_O200K, tok_data_o200k, tok_data_o200k_end, sp_o200k, NSP(sp_o200k),
-     200019, 2, PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
-    {"p50k_base", PRETOK_R50K, tok_data_p50k, tok_data_p50k_end, sp_gpt2, NSP(sp_gpt2), 50281, 3,
-     PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
-    {"r50k_base", PRETOK_R50K, tok_data_r50k, tok_data_r50k_end, sp_gpt2, NSP(sp_gpt2), 50257, 4,
-     PTHREAD_ONCE_INIT, 0, 0, NULL, NULL, NULL, NULL, 0, {0}},
+    ENCODING("cl100k_base", PRETOK_CL100K, tok_data_cl100k, sp_cl100k, 100277, 1),
+    ENCODING("o200k_base", PRETOK_O200K, tok_data_o200k, sp_o200k, 200019, 2),
+    ENCODING("p50k_base", PRETOK_R50K, tok_data_p50k, sp_gpt2, 50281, 3),
+    ENCODING("r50k_base", PRETOK_R50K, tok_data_r50k, sp_gpt2, 50257, 4),
 };
 #define NENC (sizeof(encodings) / sizeof(encodings[0]))
 
@@ -151,6 +155,26 @@ static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
     return rank_lookup(e, p, n, hash_key(p, n, k8), k8);
 }
 
+/*
+ * Zeroed memory for a big table that is probed at random: in 2 MiB huge pages where the kernel
+ * grants them, since with 4 KiB pages nearly every probe of a table of megabytes also misses
+ * the TLB. Freed with free().
+ */
+static void *big_calloc(size_t size)
+{
+    void *p = NULL;
+
+    if (size >= HUGE_PAGE) {
+        size = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+        if (posix_memalign(&p, HUGE_PAGE, size) != 0)
+            return NULL;
+        (void)madvise(p, size, MADV_HUGEPAGE); /* advice: without it the table still works */
+        memset(p, 0, size);
+        return p;
+    }
+    return calloc(1, size);
+}
+
 /* Builds the hash table of e from its rank file; on failure e stays not ready. */
 static void build(tok_enc *e)
 {
@@ -169,7 +193,7 @@ static void build(tok_enc *e)
     while (nslots < (size_t)n * 2 + n / 2) /* load factor at most 0.4 */
         nslots <<= 1;
     e->offs = malloc(sizeof(uint32_t) * n);
-    e->slots = calloc(nslots, sizeof(tok_slot));
+    e->slots = big_calloc(nslots * sizeof(tok_slot));
     if (e->offs == NULL || e->slots == NULL)
         goto fail;
     e->mask = nslots - 1;
@@ -198,11 +222,20 @@ static void build(tok_enc *e)
         if (e->byte_rank[c] == NO_RANK)
             goto fail;
     }
+    /* every merge starts from byte pairs: a direct table answers those without hashing */
+    if ((e->pair2 = malloc(65536 * sizeof(uint32_t))) == NULL)
+        goto fail;
+    for (unsigned k = 0; k < 65536; k++) {
+        uint8_t two[2] = {(uint8_t)(k >> 8), (uint8_t)k};
+        e->pair2[k] = rank_of(e, two, 2);
+    }
     e->ready = 1;
     return;
 fail:
     free(e->offs);
     free(e->slots);
+    free(e->pair2);
+    e->pair2 = NULL;
     e->offs = NULL;
     e->slots = NULL;
 }
@@ -271,17 +304,10 @@ static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t
     uint32_t pair[SMALL_PIECE];    /* rank of part i merged with part i + 1 */
     size_t m = n;                  /* number of parts */
 
-    uint64_t hs[SMALL_PIECE];
-
-    /* the first pairs' probes are independent: start all their loads before waiting on one */
-    for (size_t i = 0; i + 1 < n; i++) {
-        hs[i] = hash_key(p + i, 2, load_k8(p + i, 2));
-        __builtin_prefetch(&e->slots[hs[i] & e->mask]);
-    }
     for (size_t i = 0; i < n; i++) {
         pos[i] = (uint16_t)i;
         tok[i] = e->byte_rank[p[i]];
-        pair[i] = i + 1 < n ? rank_lookup(e, p + i, 2, hs[i], load_k8(p + i, 2)) : NO_RANK;
+        pair[i] = i + 1 < n ? e->pair2[p[i] << 8 | p[i + 1]] : NO_RANK;
     }
     pos[n] = (uint16_t)n;
     for (;;) {
@@ -300,9 +326,26 @@ static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t
         memmove(pos + at + 1, pos + at + 2, (m - at) * sizeof(pos[0]));
         memmove(tok + at + 1, tok + at + 2, (m - at - 1) * sizeof(tok[0]));
         memmove(pair + at + 1, pair + at + 2, (m - at - 1) * sizeof(pair[0]));
-        pair[at] = at + 1 < m ? rank_of(e, p + pos[at], pos[at + 2] - pos[at]) : NO_RANK;
-        if (at > 0)
-            pair[at - 1] = rank_of(e, p + pos[at - 1], pos[at + 1] - pos[at - 1]);
+        /* the two new pairs' probes are independent: start both loads, then wait */
+        {
+            const uint8_t *pr = p + pos[at], *pl = at > 0 ? p + pos[at - 1] : NULL;
+            size_t nr = at + 1 < m ? (size_t)(pos[at + 2] - pos[at]) : 0;
+            size_t nl = at > 0 ? (size_t)(pos[at + 1] - pos[at - 1]) : 0;
+            uint64_t kr = 0, kl = 0, hr = 0, hl = 0;
+            if (nr != 0 && nr <= MAX_TOKEN_LEN) {
+                kr = load_k8(pr, nr);
+                hr = hash_key(pr, nr, kr);
+                __builtin_prefetch(&e->slots[hr & e->mask]);
+            }
+            if (nl != 0 && nl <= MAX_TOKEN_LEN) {
+                kl = load_k8(pl, nl);
+                hl = hash_key(pl, nl, kl);
+                __builtin_prefetch(&e->slots[hl & e->mask]);
+            }
+            pair[at] = nr != 0 && nr <= MAX_TOKEN_LEN ? rank_lookup(e, pr, nr, hr, kr) : NO_RANK;
+            if (at > 0)
+                pair[at - 1] = nl <= MAX_TOKEN_LEN ? rank_lookup(e, pl, nl, hl, kl) : NO_RANK;
+        }
     }
     return m;
 }
@@ -363,7 +406,7 @@ static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
     for (size_t i = 0; i < n; i++) {
         next[i] = (uint32_t)i + 1;
         tok[i] = e->byte_rank[p[i]];
-        pair[i] = i + 1 < n ? rank_of(e, p + i, 2) : NO_RANK;
+        pair[i] = i + 1 < n ? e->pair2[p[i] << 8 | p[i + 1]] : NO_RANK;
         if (pair[i] != NO_RANK)
             heap_push(heap, &nh, (uint64_t)pair[i] << 32 | i);
     }
@@ -406,7 +449,9 @@ static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
  * and the encoding, so it can never change an encoding; this is why it may be per-thread
  * state rather than something every caller passes in.
  */
+#ifndef CACHE_BITS
 #define CACHE_BITS 14
+#endif
 #define CACHE_KEY 28 /* longest piece cached, in bytes */
 #define CACHE_IDS 6  /* most ids a cached piece may have */
 
@@ -443,7 +488,7 @@ static cache_ent *cache_get(void)
     pthread_once(&cache_once, cache_key_init);
     if (!cache_key_ok)
         return NULL;
-    tls_cache = calloc((size_t)1 << CACHE_BITS, sizeof(cache_ent));
+    tls_cache = big_calloc(((size_t)1 << CACHE_BITS) * sizeof(cache_ent));
     if (tls_cache != NULL && pthread_setspecific(cache_key, tls_cache) != 0) {
         free(tls_cache);
         tls_cache = NULL;
@@ -457,13 +502,17 @@ void tok_cache_clear(void)
         memset(tls_cache, 0, ((size_t)1 << CACHE_BITS) * sizeof(cache_ent));
 }
 
+#ifdef TOK_STATS
+uint64_t tok_stat_merge, tok_stat_merge_bytes, tok_stat_uncacheable, tok_stat_hit;
+#endif
+
 /* Encodes one piece of the pre-tokenizer's output. */
-static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, uint64_t k8,
+                               uint64_t h, cache_ent *c, sink *k)
 {
     uint32_t r, tok[SMALL_PIECE];
-    uint64_t k8, h;
     size_t m;
-    cache_ent *c, *ce = NULL;
+    cache_ent *ce = NULL;
 
     if (n == 1) {
         emit(k, e->byte_rank[p[0]]);
@@ -471,12 +520,13 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sin
     }
     if (n > SMALL_PIECE)
         return merge_large(e, p, n, k);
-    k8 = load_k8(p, n);
-    h = hash_key(p, n, k8);
-    if (n <= CACHE_KEY && (c = cache_get()) != NULL) {
+    if (n <= CACHE_KEY && c != NULL) {
         ce = &c[(h >> 40) & ((1u << CACHE_BITS) - 1)];
         if (ce->k8 == k8 && ce->len == n && ce->enc == e->id &&
             (n <= 8 || memcmp(ce->rest, p + 8, n - 8) == 0)) {
+#ifdef TOK_STATS
+            tok_stat_hit++;
+#endif
             if (k->ids == NULL) {
                 k->count += ce->nids;
                 return 0;
@@ -490,7 +540,13 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sin
         tok[0] = r;
         m = 1;
     } else
-        m = merge_small(e, p, n, tok);
+    #ifdef TOK_STATS
+    tok_stat_merge++;
+    tok_stat_merge_bytes += n;
+    if (ce == NULL)
+        tok_stat_uncacheable++;
+#endif
+    m = merge_small(e, p, n, tok);
     for (size_t i = 0; i < m; i++)
         emit(k, tok[i]);
     if (ce != NULL && m <= CACHE_IDS) {
@@ -506,15 +562,47 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *p, size_t n, sin
 }
 
 /* Encodes well-formed text with no special tokens in it. */
+/*
+ * Encodes well-formed text with no special tokens in it. The pre-tokenizer runs a few pieces
+ * ahead of the merging, so that each piece's cache entry and rank-table slot are already on
+ * their way from memory when its turn comes: the lookups, not the arithmetic, are what cost.
+ */
+#define AHEAD 8 /* pieces in flight; a power of two */
+
+typedef struct ahead {
+    uint32_t start, len;
+    uint64_t k8, h;
+} ahead;
+
 static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 {
-    size_t i = 0;
+    ahead q[AHEAD];
+    size_t i = 0, head = 0, tail = 0;
+    cache_ent *c = cache_get();
+    const size_t cmask = ((size_t)1 << CACHE_BITS) - 1;
 
-    while (i < n) {
-        size_t j = pretok_next(e->pat, s, i, n);
-        if (encode_piece(e, s + i, j - i, k) != 0)
+    if (n > UINT32_MAX)
+        return -1;
+    for (;;) {
+        while (tail - head < AHEAD && i < n) {
+            size_t j = pretok_next(e->pat, s, i, n), len = j - i;
+            ahead *a = &q[tail++ & (AHEAD - 1)];
+            a->start = (uint32_t)i;
+            a->len = (uint32_t)len;
+            if (len > 1 && len <= SMALL_PIECE) {
+                a->k8 = load_k8(s + i, len);
+                a->h = hash_key(s + i, len, a->k8);
+                if (c != NULL && len <= CACHE_KEY)
+                    __builtin_prefetch(&c[(a->h >> 40) & cmask]);
+                __builtin_prefetch(&e->slots[a->h & e->mask]);
+            }
+            i = j;
+        }
+        if (head == tail)
+            break;
+        ahead *a = &q[head++ & (AHEAD - 1)];
+        if (encode_piece(e, s + a->start, a->len, a->k8, a->h, c, k) != 0)
             return -1;
-        i = j;
     }
     return k->failed ? -1 : 0;
 }
