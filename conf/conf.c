@@ -14,19 +14,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
-struct loader {
-    yaml_document_t doc;
-    const char *name;
-    char *err;
-    size_t errlen;
-    struct conf *c;
-};
-
-static int fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#include "conf/conf-int.h"
 
 /* Writes "name:line: message" into the loader's error buffer and returns -1. */
-static int fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+int conf_fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -41,93 +32,90 @@ static int fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
     return -1;
 }
 
-static yaml_node_t *node(struct loader *l, int id)
+yaml_node_t *conf_node(struct loader *l, int id)
 {
     return yaml_document_get_node(&l->doc, id);
 }
 
-static const char *scalar(const yaml_node_t *n)
+const char *conf_scalar(const yaml_node_t *n)
 {
     return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static int want_scalar(struct loader *l, const yaml_node_t *n, const char *key, const char **out)
+int conf_want_scalar(struct loader *l, const yaml_node_t *n, const char *key, const char **out)
 {
     if (n->type != YAML_SCALAR_NODE)
-        return fail(l, n, "'%s' must be a single value", key);
-    *out = scalar(n);
+        return conf_fail(l, n, "'%s' must be a single value", key);
+    *out = conf_scalar(n);
     return 0;
 }
 
-static int want_string(struct loader *l, const yaml_node_t *n, const char *key, char **out)
+int conf_want_string(struct loader *l, const yaml_node_t *n, const char *key, char **out)
 {
     const char *s = NULL;
 
-    if (want_scalar(l, n, key, &s) < 0)
+    if (conf_want_scalar(l, n, key, &s) < 0)
         return -1;
     if (*s == '\0')
-        return fail(l, n, "'%s' must not be empty", key);
+        return conf_fail(l, n, "'%s' must not be empty", key);
     free(*out);
     *out = strdup(s);
     return 0;
 }
 
-static int want_int(struct loader *l, const yaml_node_t *n, const char *key, long lo, long hi,
+int conf_want_int(struct loader *l, const yaml_node_t *n, const char *key, long lo, long hi,
                     long *out)
 {
     const char *s = NULL;
     char *end;
     long v;
 
-    if (want_scalar(l, n, key, &s) < 0)
+    if (conf_want_scalar(l, n, key, &s) < 0)
         return -1;
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return fail(l, n, "'%s' must be a whole number from %ld to %ld, not '%s'", key, lo, hi, s);
+        return conf_fail(l, n, "'%s' must be a whole number from %ld to %ld, not '%s'", key, lo, hi, s);
     *out = v;
     return 0;
 }
 
-static int want_duration(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
+int conf_want_duration(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
 {
     const char *s = NULL;
     int64_t v;
 
-    if (want_scalar(l, n, key, &s) < 0)
+    if (conf_want_scalar(l, n, key, &s) < 0)
         return -1;
     v = conf_parse_duration_ms(s);
     if (v <= 0)
-        return fail(l, n, "'%s' must be a positive duration such as 10s, 500ms or 2m, not '%s'",
+        return conf_fail(l, n, "'%s' must be a positive duration such as 10s, 500ms or 2m, not '%s'",
                     key, s);
     *out = v;
     return 0;
 }
 
-static int want_size(struct loader *l, const yaml_node_t *n, const char *key, size_t *out)
+int conf_want_size(struct loader *l, const yaml_node_t *n, const char *key, size_t *out)
 {
     const char *s = NULL;
     int64_t v;
 
-    if (want_scalar(l, n, key, &s) < 0)
+    if (conf_want_scalar(l, n, key, &s) < 0)
         return -1;
     v = conf_parse_size(s);
     if (v <= 0)
-        return fail(l, n, "'%s' must be a positive size such as 64KiB or 32MiB, not '%s'", key, s);
+        return conf_fail(l, n, "'%s' must be a positive size such as 64KiB or 32MiB, not '%s'", key, s);
     *out = (size_t)v;
     return 0;
 }
 
-static int want_mapping(struct loader *l, const yaml_node_t *n, const char *key)
+int conf_want_mapping(struct loader *l, const yaml_node_t *n, const char *key)
 {
     if (n->type != YAML_MAPPING_NODE)
-        return fail(l, n, "'%s' must be a mapping of keys to values", key);
+        return conf_fail(l, n, "'%s' must be a mapping of keys to values", key);
     return 0;
 }
 
-#define FOR_PAIRS(l, map, pair)                                                                    \
-    for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                                 \
-         pair < (map)->data.mapping.pairs.top; pair++)
 
 int64_t conf_parse_duration_ms(const char *s)
 {
@@ -189,7 +177,7 @@ int64_t conf_parse_size(const char *s)
 }
 
 /* Splits "host:port" (or "[v6]:port") into a malloc'd host and a port. */
-static int split_host_port(const char *s, char **host, int *port)
+int conf_split_host_port(const char *s, char **host, int *port)
 {
     const char *colon;
     const char *h = s;
@@ -236,14 +224,14 @@ static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_pr
         p->tls = 0;
         hs = u + 7;
     } else {
-        return fail(l, n, "provider '%s': base_url must start with http:// or https://", p->name);
+        return conf_fail(l, n, "provider '%s': base_url must start with http:// or https://", p->name);
     }
     path = strchr(hs, '/');
     he = path ? path : hs + strlen(hs);
     if (he == hs || (size_t)(he - hs) >= sizeof(hostport))
-        return fail(l, n, "provider '%s': base_url has no host", p->name);
+        return conf_fail(l, n, "provider '%s': base_url has no host", p->name);
     if (memchr(hs, '?', (size_t)(he - hs)) || memchr(hs, '@', (size_t)(he - hs)))
-        return fail(l, n, "provider '%s': base_url must not hold credentials or a query",
+        return conf_fail(l, n, "provider '%s': base_url must not hold credentials or a query",
                     p->name);
     memcpy(hostport, hs, (size_t)(he - hs));
     hostport[he - hs] = '\0';
@@ -254,12 +242,12 @@ static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_pr
     char *colon = v6 ? (rb && rb[1] == ':' ? rb + 1 : NULL) : strrchr(hostport, ':');
     p->port = defport;
     if (v6 && rb == NULL)
-        return fail(l, n, "provider '%s': base_url has a bad IPv6 address", p->name);
+        return conf_fail(l, n, "provider '%s': base_url has a bad IPv6 address", p->name);
     if (colon != NULL) {
         char *end;
         long port = strtol(colon + 1, &end, 10);
         if (*end != '\0' || end == colon + 1 || port <= 0 || port > 65535)
-            return fail(l, n, "provider '%s': base_url has a bad port", p->name);
+            return conf_fail(l, n, "provider '%s': base_url has a bad port", p->name);
         p->port = (int)port;
         *colon = '\0';
     }
@@ -273,7 +261,7 @@ static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_pr
     }
 
     if (path != NULL && strchr(path, '?') != NULL)
-        return fail(l, n, "provider '%s': base_url must not hold a query", p->name);
+        return conf_fail(l, n, "provider '%s': base_url must not hold a query", p->name);
     plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
@@ -287,38 +275,38 @@ static int load_provider(struct loader *l, const char *name, const yaml_node_t *
     const yaml_node_t *url_node = map;
 
     p->name = strdup(name);
-    if (want_mapping(l, map, name) < 0)
+    if (conf_want_mapping(l, map, name) < 0)
         return -1;
     p->format = CONF_FMT_OPENAI;
     FOR_PAIRS(l, map, pair) {
-        const char *k = scalar(node(l, pair->key));
-        yaml_node_t *v = node(l, pair->value);
+        const char *k = conf_scalar(conf_node(l, pair->key));
+        yaml_node_t *v = conf_node(l, pair->value);
         if (k == NULL)
-            return fail(l, v, "provider '%s': keys must be plain names", name);
+            return conf_fail(l, v, "provider '%s': keys must be plain names", name);
         if (strcmp(k, "base_url") == 0) {
-            if (want_string(l, v, k, &p->base_url) < 0)
+            if (conf_want_string(l, v, k, &p->base_url) < 0)
                 return -1;
             url_node = v;
         } else if (strcmp(k, "format") == 0) {
             const char *f = NULL;
-            if (want_scalar(l, v, k, &f) < 0)
+            if (conf_want_scalar(l, v, k, &f) < 0)
                 return -1;
             if (strcmp(f, "openai") == 0)
                 p->format = CONF_FMT_OPENAI;
             else if (strcmp(f, "anthropic") == 0)
                 p->format = CONF_FMT_ANTHROPIC;
             else
-                return fail(l, v, "provider '%s': format must be openai or anthropic, not '%s'",
+                return conf_fail(l, v, "provider '%s': format must be openai or anthropic, not '%s'",
                             name, f);
         } else if (strcmp(k, "api_key_env") == 0) {
-            if (want_string(l, v, k, &p->api_key_env) < 0)
+            if (conf_want_string(l, v, k, &p->api_key_env) < 0)
                 return -1;
         } else {
-            return fail(l, node(l, pair->key), "provider '%s': unknown key '%s'", name, k);
+            return conf_fail(l, conf_node(l, pair->key), "provider '%s': unknown key '%s'", name, k);
         }
     }
     if (p->base_url == NULL)
-        return fail(l, map, "provider '%s' has no base_url", name);
+        return conf_fail(l, map, "provider '%s' has no base_url", name);
     if (parse_base_url(l, url_node, p) < 0)
         return -1;
     if (p->api_key_env != NULL) {
@@ -345,56 +333,62 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
     size_t nlen = strlen(name);
 
     if (nlen == 0)
-        return fail(l, v, "a model name must not be empty");
+        return conf_fail(l, v, "a model name must not be empty");
     m->calibration = 1.0;
     m->wildcard = name[nlen - 1] == '*';
     m->name = strndup(name, m->wildcard ? nlen - 1 : nlen);
     if (strchr(m->name, '*') != NULL)
-        return fail(l, v, "model '%s': '*' may only end a name", name);
+        return conf_fail(l, v, "model '%s': '*' may only end a name", name);
     if (v->type == YAML_SCALAR_NODE) {
-        pname = scalar(v);
+        pname = conf_scalar(v);
     } else if (v->type == YAML_MAPPING_NODE) {
         FOR_PAIRS(l, v, pair) {
-            const char *k = scalar(node(l, pair->key));
-            yaml_node_t *val = node(l, pair->value);
+            const char *k = conf_scalar(conf_node(l, pair->key));
+            yaml_node_t *val = conf_node(l, pair->value);
             if (k != NULL && strcmp(k, "provider") == 0) {
-                if (want_scalar(l, val, k, &pname) < 0)
+                if (conf_want_scalar(l, val, k, &pname) < 0)
                     return -1;
                 pnode = val;
             } else if (k != NULL && strcmp(k, "upstream_model") == 0) {
-                if (want_string(l, val, k, &m->upstream_model) < 0)
+                if (conf_want_string(l, val, k, &m->upstream_model) < 0)
                     return -1;
             } else if (k != NULL && strcmp(k, "encoding") == 0) {
-                if (want_string(l, val, k, &m->encoding) < 0)
+                if (conf_want_string(l, val, k, &m->encoding) < 0)
                     return -1;
                 if (tok_encoding(m->encoding) == NULL)
-                    return fail(l, val,
+                    return conf_fail(l, val,
                                 "model '%s': unknown encoding '%s' (known: cl100k_base, "
                                 "o200k_base, p50k_base, r50k_base)",
                                 name, m->encoding);
             } else if (k != NULL && strcmp(k, "token_calibration") == 0) {
                 const char *sv = NULL;
                 char *end;
-                if (want_scalar(l, val, k, &sv) < 0)
+                if (conf_want_scalar(l, val, k, &sv) < 0)
                     return -1;
                 m->calibration = strtod(sv, &end);
                 if (end == sv || *end != '\0' || !(m->calibration >= 0.1 && m->calibration <= 10))
-                    return fail(l, val,
+                    return conf_fail(l, val,
                                 "model '%s': token_calibration must be a number from 0.1 to 10",
                                 name);
             } else {
-                return fail(l, node(l, pair->key), "model '%s': unknown key '%s'", name,
-                            k ? k : "?");
+                int r = k != NULL ? confid_model_key(l, name, k, val, m) : 1;
+                if (r < 0)
+                    return -1;
+                if (r > 0)
+                    return conf_fail(l, conf_node(l, pair->key),
+                                     "model '%s': unknown key '%s' (provider, upstream_model, "
+                                     "encoding, token_calibration, price, max_output_tokens)",
+                                     name, k ? k : "?");
             }
         }
     } else {
-        return fail(l, v, "model '%s' must name a provider", name);
+        return conf_fail(l, v, "model '%s' must name a provider", name);
     }
     if (pname == NULL)
-        return fail(l, v, "model '%s' has no provider", name);
+        return conf_fail(l, v, "model '%s' has no provider", name);
     m->provider = find_provider(l->c, pname);
     if (m->provider == NULL)
-        return fail(l, pnode, "model '%s': no provider named '%s' is configured", name, pname);
+        return conf_fail(l, pnode, "model '%s': no provider named '%s' is configured", name, pname);
     return 0;
 }
 
@@ -402,56 +396,56 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
 {
     struct conf *c = l->c;
 
-    if (want_mapping(l, map, section) < 0)
+    if (conf_want_mapping(l, map, section) < 0)
         return -1;
     FOR_PAIRS(l, map, pair) {
-        const char *k = scalar(node(l, pair->key));
-        yaml_node_t *v = node(l, pair->value);
+        const char *k = conf_scalar(conf_node(l, pair->key));
+        yaml_node_t *v = conf_node(l, pair->value);
         long iv;
         int r = 0;
 
         if (k == NULL)
-            return fail(l, v, "%s: keys must be plain names", section);
+            return conf_fail(l, v, "%s: keys must be plain names", section);
         if (strcmp(section, "limits") == 0) {
             if (strcmp(k, "max_header_bytes") == 0)
-                r = want_size(l, v, k, &c->max_header_bytes);
+                r = conf_want_size(l, v, k, &c->max_header_bytes);
             else if (strcmp(k, "max_headers") == 0) {
-                r = want_int(l, v, k, 1, 10000, &iv);
+                r = conf_want_int(l, v, k, 1, 10000, &iv);
                 c->max_headers = (int)iv;
             } else if (strcmp(k, "max_body_bytes") == 0)
-                r = want_size(l, v, k, &c->max_body_bytes);
+                r = conf_want_size(l, v, k, &c->max_body_bytes);
             else if (strcmp(k, "max_response_bytes") == 0)
-                r = want_size(l, v, k, &c->max_response_bytes);
+                r = conf_want_size(l, v, k, &c->max_response_bytes);
             else
-                return fail(l, node(l, pair->key), "limits: unknown key '%s'", k);
+                return conf_fail(l, conf_node(l, pair->key), "limits: unknown key '%s'", k);
         } else if (strcmp(section, "timeouts") == 0) {
             if (strcmp(k, "client_header") == 0)
-                r = want_duration(l, v, k, &c->client_header_timeout);
+                r = conf_want_duration(l, v, k, &c->client_header_timeout);
             else if (strcmp(k, "client_idle") == 0)
-                r = want_duration(l, v, k, &c->client_idle_timeout);
+                r = conf_want_duration(l, v, k, &c->client_idle_timeout);
             else if (strcmp(k, "upstream_connect") == 0)
-                r = want_duration(l, v, k, &c->upstream_connect_timeout);
+                r = conf_want_duration(l, v, k, &c->upstream_connect_timeout);
             else if (strcmp(k, "upstream_first_byte") == 0)
-                r = want_duration(l, v, k, &c->upstream_first_byte_timeout);
+                r = conf_want_duration(l, v, k, &c->upstream_first_byte_timeout);
             else if (strcmp(k, "stream_idle") == 0)
-                r = want_duration(l, v, k, &c->stream_idle_timeout);
+                r = conf_want_duration(l, v, k, &c->stream_idle_timeout);
             else
-                return fail(l, node(l, pair->key), "timeouts: unknown key '%s'", k);
+                return conf_fail(l, conf_node(l, pair->key), "timeouts: unknown key '%s'", k);
         } else if (strcmp(section, "upstream") == 0) {
             if (strcmp(k, "ca_file") == 0)
-                r = want_string(l, v, k, &c->ca_file);
+                r = conf_want_string(l, v, k, &c->ca_file);
             else if (strcmp(k, "pool_max_idle") == 0) {
-                r = want_int(l, v, k, 0, 100000, &iv);
+                r = conf_want_int(l, v, k, 0, 100000, &iv);
                 c->pool_max_idle = (int)iv;
             } else
-                return fail(l, node(l, pair->key), "upstream: unknown key '%s'", k);
+                return conf_fail(l, conf_node(l, pair->key), "upstream: unknown key '%s'", k);
         } else if (strcmp(section, "tls") == 0) {
             if (strcmp(k, "cert") == 0)
-                r = want_string(l, v, k, &c->tls_cert);
+                r = conf_want_string(l, v, k, &c->tls_cert);
             else if (strcmp(k, "key") == 0)
-                r = want_string(l, v, k, &c->tls_key);
+                r = conf_want_string(l, v, k, &c->tls_key);
             else
-                return fail(l, node(l, pair->key), "tls: unknown key '%s'", k);
+                return conf_fail(l, conf_node(l, pair->key), "tls: unknown key '%s'", k);
         }
         if (r < 0)
             return -1;
@@ -465,41 +459,41 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     const yaml_node_t *models = NULL, *providers = NULL, *tls = NULL;
 
     if (root == NULL)
-        return fail(l, NULL, "the file is empty");
+        return conf_fail(l, NULL, "the file is empty");
     if (root->type != YAML_MAPPING_NODE)
-        return fail(l, root, "the top level must be a mapping of settings");
+        return conf_fail(l, root, "the top level must be a mapping of settings");
 
     FOR_PAIRS(l, root, pair) {
-        const yaml_node_t *kn = node(l, pair->key);
-        const char *k = scalar(kn);
-        yaml_node_t *v = node(l, pair->value);
+        const yaml_node_t *kn = conf_node(l, pair->key);
+        const char *k = conf_scalar(kn);
+        yaml_node_t *v = conf_node(l, pair->value);
 
         if (k == NULL)
-            return fail(l, kn, "top-level keys must be plain names");
+            return conf_fail(l, kn, "top-level keys must be plain names");
         if (strcmp(k, "listen") == 0) {
             const char *s = NULL;
             free(c->listen_host);
             c->listen_host = NULL;
-            if (want_scalar(l, v, k, &s) < 0)
+            if (conf_want_scalar(l, v, k, &s) < 0)
                 return -1;
-            if (split_host_port(s, &c->listen_host, &c->listen_port) < 0)
-                return fail(l, v, "'listen' must be HOST:PORT, such as 127.0.0.1:8080, not '%s'",
+            if (conf_split_host_port(s, &c->listen_host, &c->listen_port) < 0)
+                return conf_fail(l, v, "'listen' must be HOST:PORT, such as 127.0.0.1:8080, not '%s'",
                             s);
         } else if (strcmp(k, "workers") == 0) {
             const char *s = NULL;
             long iv;
-            if (want_scalar(l, v, k, &s) < 0)
+            if (conf_want_scalar(l, v, k, &s) < 0)
                 return -1;
             if (strcmp(s, "auto") == 0) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 c->workers = n > 0 ? (int)n : 1;
             } else {
-                if (want_int(l, v, "workers", 1, 256, &iv) < 0)
+                if (conf_want_int(l, v, "workers", 1, 256, &iv) < 0)
                     return -1;
                 c->workers = (int)iv;
             }
         } else if (strcmp(k, "request_log") == 0) {
-            if (want_string(l, v, k, &c->request_log) < 0)
+            if (conf_want_string(l, v, k, &c->request_log) < 0)
                 return -1;
         } else if (strcmp(k, "limits") == 0 || strcmp(k, "timeouts") == 0 ||
                    strcmp(k, "upstream") == 0) {
@@ -514,56 +508,60 @@ static int load_root(struct loader *l, const yaml_node_t *root)
         } else if (strcmp(k, "models") == 0) {
             models = v;
         } else {
-            return fail(l, kn, "unknown setting '%s'", k);
+            int r = confid_load_key(l, k, v);
+            if (r < 0)
+                return -1;
+            if (r > 0)
+                return conf_fail(l, kn, "unknown setting '%s'", k);
         }
     }
 
     if (tls != NULL && (c->tls_cert == NULL) != (c->tls_key == NULL))
-        return fail(l, tls, "tls needs both 'cert' and 'key'");
+        return conf_fail(l, tls, "tls needs both 'cert' and 'key'");
 
     if (providers == NULL)
-        return fail(l, root, "no 'providers' are configured");
-    if (want_mapping(l, providers, "providers") < 0)
+        return conf_fail(l, root, "no 'providers' are configured");
+    if (conf_want_mapping(l, providers, "providers") < 0)
         return -1;
     c->nproviders = (int)(providers->data.mapping.pairs.top - providers->data.mapping.pairs.start);
     if (c->nproviders == 0)
-        return fail(l, providers, "no 'providers' are configured");
+        return conf_fail(l, providers, "no 'providers' are configured");
     c->providers = calloc((size_t)c->nproviders, sizeof(*c->providers));
     int i = 0;
     FOR_PAIRS(l, providers, pair) {
-        const char *name = scalar(node(l, pair->key));
+        const char *name = conf_scalar(conf_node(l, pair->key));
         if (name == NULL || *name == '\0')
-            return fail(l, node(l, pair->key), "a provider needs a plain name");
+            return conf_fail(l, conf_node(l, pair->key), "a provider needs a plain name");
         for (int j = 0; j < i; j++)
             if (strcmp(c->providers[j].name, name) == 0)
-                return fail(l, node(l, pair->key), "provider '%s' is defined twice", name);
+                return conf_fail(l, conf_node(l, pair->key), "provider '%s' is defined twice", name);
         c->providers[i].index = i;
-        if (load_provider(l, name, node(l, pair->value), &c->providers[i]) < 0)
+        if (load_provider(l, name, conf_node(l, pair->value), &c->providers[i]) < 0)
             return -1;
         i++;
     }
 
     if (models == NULL)
-        return fail(l, root, "no 'models' are configured");
-    if (want_mapping(l, models, "models") < 0)
+        return conf_fail(l, root, "no 'models' are configured");
+    if (conf_want_mapping(l, models, "models") < 0)
         return -1;
     c->nmodels = (int)(models->data.mapping.pairs.top - models->data.mapping.pairs.start);
     if (c->nmodels == 0)
-        return fail(l, models, "no 'models' are configured");
+        return conf_fail(l, models, "no 'models' are configured");
     c->models = calloc((size_t)c->nmodels > 0 ? (size_t)c->nmodels : 1, sizeof(*c->models));
     i = 0;
     FOR_PAIRS(l, models, pair) {
-        const char *name = scalar(node(l, pair->key));
+        const char *name = conf_scalar(conf_node(l, pair->key));
         if (name == NULL)
-            return fail(l, node(l, pair->key), "a model needs a plain name");
+            return conf_fail(l, conf_node(l, pair->key), "a model needs a plain name");
         for (int j = 0; j < i; j++)
             if (strcmp(c->models[j].name, name) == 0 && !c->models[j].wildcard)
-                return fail(l, node(l, pair->key), "model '%s' is defined twice", name);
-        if (load_model(l, name, node(l, pair->value), &c->models[i]) < 0)
+                return conf_fail(l, conf_node(l, pair->key), "model '%s' is defined twice", name);
+        if (load_model(l, name, conf_node(l, pair->value), &c->models[i]) < 0)
             return -1;
         i++;
     }
-    return 0;
+    return confid_finish(l, root);
 }
 
 static struct conf *conf_defaults(const char *name)
@@ -687,6 +685,7 @@ void conf_unref(struct conf *c)
         free(c->models[i].upstream_model);
         free(c->models[i].encoding);
     }
+    confid_free(c);
     free(c->providers);
     free(c->models);
     free(c->path);

@@ -29,6 +29,12 @@ struct conf_provider {
     int index;           /* position in conf.providers */
 };
 
+/* USD per million tokens, as written; -1 when not given. */
+struct conf_price {
+    double input, output, cached_input, cache_write;
+    int set;
+};
+
 struct conf_model {
     char *name;          /* exact name, or a prefix when wildcard is set ("gpt-*") */
     int wildcard;
@@ -36,6 +42,67 @@ struct conf_model {
     char *upstream_model; /* name sent upstream, or NULL to keep the client's */
     char *encoding;       /* tokenizer encoding, or NULL for the default by model family */
     double calibration;   /* factor on approximate counts (Anthropic); 1.0 unless set */
+    struct conf_price price;
+    long max_output_tokens; /* the model's own cap on output, or 0 for the default by family */
+};
+
+/* ---- identities and budgets (conf/confid.c) ----------------------------------------------- */
+
+enum conf_level { CONF_LEVEL_ORG, CONF_LEVEL_DEPARTMENT, CONF_LEVEL_TEAM, CONF_LEVEL_AGENT };
+
+enum conf_window {
+    CONF_WIN_MINUTE,
+    CONF_WIN_HOUR,
+    CONF_WIN_DAY,
+    CONF_WIN_MONTH,
+    CONF_WIN_TOTAL, /* prepaid: never resets */
+    CONF_WIN__COUNT
+};
+
+/* A budget on one window of a scope; -1 for no limit of that kind. */
+struct conf_limit {
+    int64_t tokens;
+    int64_t nusd; /* nano-dollars */
+};
+
+struct conf_policy {
+    char *name;
+    int64_t min_per_agent, max_per_agent; /* tokens per policy window, per agent; -1 none */
+    enum conf_window window;              /* the window of the allocation: day unless set */
+    int64_t max_per_request;              /* input + output tokens; -1 none */
+    int downgrade;                        /* on_exhaustion: downgrade (rejects until routing) */
+    int max_retries;                      /* -1 none */
+    int loop_detection;
+    int64_t task_max_nusd, task_max_requests; /* per x-tokengate-task id; -1 none */
+};
+
+/* One node of the org tree: the org, a department, a team or an agent. */
+struct conf_scope {
+    char *name;
+    enum conf_level level;
+    int parent;                 /* index in conf.scopes, -1 for the org */
+    int policy;                 /* index in conf.policies set here, -1 to inherit */
+    struct conf_limit limits[CONF_WIN__COUNT];
+};
+
+/* A virtual key from the config: only its SHA-256 is kept. */
+struct conf_key {
+    unsigned char hash[32];
+    int agent;                  /* index in conf.scopes */
+    int line;
+};
+
+struct conf_admin {
+    char *host;                 /* NULL: no admin listener */
+    int port;
+    char *token_env;            /* variable holding the admin token */
+    char *token_file;           /* else a file holding it, made with a random token if absent */
+};
+
+struct conf_alerts {
+    int thresholds[8];          /* percent of a budget, ascending */
+    int nthresholds;
+    char *webhook;              /* http://host:port/path to POST alerts to, or NULL */
 };
 
 struct conf {
@@ -69,6 +136,21 @@ struct conf {
     struct conf_model *models;
     int nmodels;
 
+    /* identities and budgets: nscopes is 0 when the config declares no org (an open gate) */
+    struct conf_scope *scopes;
+    int nscopes;
+    struct conf_key *keys;
+    int nkeys;
+    struct conf_policy *policies;
+    int npolicies;
+    int anonymous;              /* requests without a key are allowed, as agent "anonymous" */
+    int anonymous_scope;        /* its index in scopes, -1 when not allowed */
+    char *timezone;             /* for calendar windows; NULL for UTC */
+    char *ledger_path;          /* NULL: no ledger */
+    int ledger_sync;            /* enum ledger_sync */
+    struct conf_admin admin;
+    struct conf_alerts alerts;
+
     int refs;
 };
 
@@ -91,6 +173,19 @@ void conf_unref(struct conf *c);
  * prefix. Returns NULL when no entry matches.
  */
 const struct conf_model *conf_find_model(const struct conf *c, const char *name);
+
+/*
+ * Finds a scope by its name as the admin API and the CLI write it: "org", "department:NAME",
+ * "team:NAME", "agent:NAME" (or the bare name of the org). Returns its index or -1.
+ */
+int conf_find_scope(const struct conf *c, const char *scope);
+
+/* Writes a scope's name as conf_find_scope reads it ("team:search") into buf. */
+const char *conf_scope_label(const struct conf *c, int scope, char *buf, size_t cap);
+
+/* "minute", "hour", "day", "month", "total"; and back (-1 when unknown). */
+const char *conf_window_name(enum conf_window w);
+int conf_window_parse(const char *s);
 
 /* Parses "10s", "250ms", "2m", "1h" or a bare number of seconds. Returns -1 when malformed. */
 int64_t conf_parse_duration_ms(const char *s);

@@ -25,6 +25,7 @@ static const struct {
     [APIERR_INTERNAL] = {500, "server_error", "internal_error", "api_error"},
     [APIERR_BAD_GATEWAY] = {502, "upstream_error", "bad_gateway", "api_error"},
     [APIERR_GATEWAY_TIMEOUT] = {504, "upstream_error", "gateway_timeout", "timeout_error"},
+    [APIERR_UNAVAILABLE] = {503, "server_error", "unavailable", "overloaded_error"},
 };
 
 int apierr_status(enum apierr kind)

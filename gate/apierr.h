@@ -24,6 +24,7 @@ enum apierr {
     APIERR_INTERNAL,          /* 500 */
     APIERR_BAD_GATEWAY,       /* 502 */
     APIERR_GATEWAY_TIMEOUT,   /* 504 */
+    APIERR_UNAVAILABLE,       /* 503: the gate cannot record spend right now */
     APIERR__COUNT
 };
 

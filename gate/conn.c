@@ -110,6 +110,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     req->conf = conf_ref(c->w->srv->conf);
     req->state = REQ_READING;
     req->method = -1;
+    req->agent = -1;
     req->t_start = gate_now_us();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -16,6 +16,7 @@
 #include "gate/jsonmem.h"
 #include "gate/req.h"
 #include "gate/server.h"
+#include "gate/spend.h"
 #include "gate/upstream.h"
 
 /* one event of a stream may not grow past this */
@@ -83,7 +84,8 @@ static void answer_local(struct gate_req *req)
 
 /* ---- the upstream request ------------------------------------------------------------ */
 
-static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov)
+static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov,
+                      int gate_keys)
 {
     static const char *const drop[] = {
         "connection",
@@ -104,8 +106,9 @@ static int hop_by_hop(const struct http_header *h, const struct conf_provider *p
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
         if (strcmp(h->name, drop[i]) == 0)
             return 1;
-    /* with a key of its own the gate never forwards the agent's credentials */
-    if (prov->api_key != NULL &&
+    /* with a key of its own, or keys of its own for agents, the gate never forwards the
+     * agent's credentials */
+    if ((prov->api_key != NULL || gate_keys) &&
         (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
         return 1;
     return 0;
@@ -210,7 +213,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     head_add(&hd, "\r\n", 2);
     for (int i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
-        if (hop_by_hop(h, prov) || named_by_connection(req, h))
+        if (hop_by_hop(h, prov, req->w->srv->book != NULL) || named_by_connection(req, h))
             continue;
         head_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
@@ -298,8 +301,12 @@ static int prepare_body(struct gate_req *req)
     tcount_input(req, m, raw, len);
 
     /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
-    struct jsonedit_op ops[2];
+    struct jsonedit_op ops[3];
     int nops = 0;
+    int rc = spend_reserve(req, m, &ops[nops]);
+    if (rc < 0)
+        return -1;
+    nops += rc;
     if (m->upstream_model != NULL) {
         cJSON *name = cJSON_CreateString(m->upstream_model);
         ops[nops].key = "model";
@@ -329,7 +336,6 @@ static int prepare_body(struct gate_req *req)
     if (nops > 0) {
         size_t out_len;
         char *out = jsonedit_apply(raw, len, ops, nops, &out_len);
-        int rc;
         if (out != NULL) {
             rc = build_upstream_request(req, out, out_len);
             free(out);
@@ -372,6 +378,8 @@ void proxy_handle(struct gate_req *req)
         req_respond(req, 405, "application/json", allow, body, n);
         return;
     }
+    if ((info->proxied || req->ep == EP_MODELS) && spend_authenticate(req) < 0)
+        return;
     if (!info->proxied) {
         answer_local(req);
         return;
@@ -381,6 +389,7 @@ void proxy_handle(struct gate_req *req)
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
     if (rc < 0)
         return;
+    req->forwarded = 1;
     upstream_send(req->w->pools[req->prov->index], req);
 }
 
@@ -421,6 +430,10 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
         head_field(&hd, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
     }
     head_field(&hd, "x-request-id", 12, req->id, strlen(req->id));
+    {
+        char extra[256];
+        head_add(&hd, extra, spend_headers(req, extra, sizeof(extra)));
+    }
     if (content_length >= 0) {
         head_str(&hd, "content-length: ");
         head_num(&hd, (unsigned long long)content_length);
@@ -532,6 +545,27 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     return 0;
 }
 
+/* What proxy_upstream_done holds back until the ledger has the request's record. */
+enum {
+    TAIL_NONE,
+    TAIL_BODY,       /* a whole response: head and body */
+    TAIL_STREAM_END, /* the last chunk of a stream */
+};
+
+static void write_tail(struct gate_req *req)
+{
+    if (req->tail == TAIL_BODY) {
+        size_t len = evbuffer_get_length(req->up_body);
+        write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
+        evbuffer_add_buffer(conn_output(req->conn), req->up_body);
+        req->bytes_out += len;
+    } else if (req->tail == TAIL_STREAM_END && !req->http10) {
+        evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
+        req->bytes_out += 5;
+    }
+    req->tail = TAIL_NONE;
+}
+
 void proxy_upstream_done(struct gate_req *req)
 {
     if (req->conn == NULL) {
@@ -543,27 +577,33 @@ void proxy_upstream_done(struct gate_req *req)
         const char *rest = sse_pending(&req->sse, &left);
         if (left > 0)
             write_chunk(req, rest, left); /* a last event without its blank line */
-        if (!req->http10) {
-            evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
-            req->bytes_out += 5;
+        req->tail = TAIL_STREAM_END;
+    } else {
+        size_t len = evbuffer_get_length(req->up_body);
+        const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
+        if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
+            struct arena *prev = jsonmem_enter(req->arena);
+            cJSON *doc = cJSON_ParseWithLength(body, len);
+            if (doc != NULL) {
+                usage_from_body(req->ep, doc, &req->usage);
+                tcount_body(req, doc);
+            }
+            jsonmem_leave(prev);
         }
-        req_finish(req);
-        return;
+        req->tail = TAIL_BODY;
     }
-    size_t len = evbuffer_get_length(req->up_body);
-    const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
-    if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
-        struct arena *prev = jsonmem_enter(req->arena);
-        cJSON *doc = cJSON_ParseWithLength(body, len);
-        if (doc != NULL) {
-            usage_from_body(req->ep, doc, &req->usage);
-            tcount_body(req, doc);
-        }
-        jsonmem_leave(prev);
-    }
-    write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
-    evbuffer_add_buffer(conn_output(req->conn), req->up_body);
-    req->bytes_out += len;
+    if (req->up_sse)
+        conn_flush(req->conn); /* all but the end goes out while the ledger commits */
+    if (spend_settle(req, 1) == 1)
+        return; /* proxy_settled goes on once the record is on disk */
+    write_tail(req);
+    req_finish(req);
+}
+
+void proxy_settled(struct gate_req *req)
+{
+    if (req->conn != NULL && !req->finish_asked)
+        write_tail(req);
     req_finish(req);
 }
 

@@ -38,4 +38,10 @@ void proxy_upstream_done(struct gate_req *req);
 /* From upstream: the exchange failed; the connection is already closed. */
 void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message);
 
+/*
+ * The request's ledger record has committed (spend.c): writes what was held back of the
+ * response, if the client is still there, and finishes the request.
+ */
+void proxy_settled(struct gate_req *req);
+
 #endif

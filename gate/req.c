@@ -15,6 +15,7 @@
 #include "gate/jsonmem.h"
 #include "gate/reqlog.h"
 #include "gate/server.h"
+#include "gate/spend.h"
 #include "gate/upstream.h"
 #include "gate/utf8.h"
 
@@ -208,6 +209,19 @@ static void write_log(struct gate_req *req)
     } else {
         cJSON_AddNullToObject(rec, "usage");
     }
+    if (req->agent >= 0) {
+        const struct conf *c = req->conf;
+        cJSON_AddStringToObject(rec, "agent", c->scopes[req->agent].name);
+        if (req->key_id[0])
+            cJSON_AddStringToObject(rec, "key_id", req->key_id);
+    }
+    if (req->decision != NULL) {
+        cJSON_AddStringToObject(rec, "decision", req->decision);
+        cJSON_AddNumberToObject(rec, "tokens_charged", (double)req->charged_tokens);
+        cJSON_AddNumberToObject(rec, "cost_usd", (double)req->charged_nusd / 1e9);
+        if (req->resv.tokens > 0)
+            cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
+    }
     tcount_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
@@ -230,6 +244,10 @@ void req_finish(struct gate_req *req)
 
     if (req->state == REQ_DONE)
         return;
+    if (req->settle_state == 1) {
+        req->finish_asked = 1; /* the ledger thread has it: proxy_settled finishes it */
+        return;
+    }
     req->state = REQ_DONE;
     if (req->uc != NULL)
         upstream_detach(req->uc);
@@ -237,7 +255,9 @@ void req_finish(struct gate_req *req)
     req_assign_id(req);
     if (req->status == 0)
         req->status = 499; /* the client left before any answer */
-    tcount_finish(req, &w->drift);
+    spend_settle(req, 0);
+    if (!req->tc_finished)
+        tcount_finish(req, &w->drift);
     write_log(req);
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
     if (req->status > 0 && req->status < 600)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "gate/apierr.h"
+#include "gate/budget.h"
 #include "gate/endpoint.h"
 #include "gate/httphdr.h"
 #include "gate/sse.h"
@@ -74,6 +75,21 @@ struct gate_req {
     int head_sent;                  /* the client has our status line */
     int upstream_paused;            /* reading upstream is off: the client is slow */
     int retried;
+
+    /* identity and spend (spend.c) */
+    int agent;                      /* the caller's scope in conf.scopes, -1 for none */
+    char key_id[24];                /* the key's public id, "" for none */
+    const struct conf_model *cm;    /* the model's entry: its price */
+    struct budget_resv resv;
+    const char *decision;           /* for the ledger: admitted, rejected, unauthenticated ... */
+    int forwarded;                  /* the request went upstream */
+    int settle_state;               /* 0 not settled, 1 waiting for the ledger's commit, 2 done */
+    int finish_asked;               /* req_finish came while waiting */
+    int tail;                       /* what proxy_settled still has to write (proxy.c) */
+    int tc_finished;                /* tcount_finish ran */
+    int ledger_ok;
+    int64_t charged_tokens, charged_nusd;
+    struct gate_req *settled_next;  /* in the worker's settled queue */
 
     /* the record */
     struct usage usage;

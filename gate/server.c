@@ -21,8 +21,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gate/admin.h"
+#include "gate/budget.h"
 #include "gate/conn.h"
+#include "gate/ledger.h"
 #include "gate/reqlog.h"
+#include "gate/spend.h"
 #include "gate/upstream.h"
 
 int64_t gate_now_us(void)
@@ -182,6 +186,15 @@ static SSL_CTX *listener_tls(const struct conf *c, char *err, size_t errlen)
 
 static void server_free(struct gate_server *srv)
 {
+    /* the admin thread first (it reads the book and writes the ledger), then the ledger: its
+     * last commits hand requests back to the workers, which finish them here, their loops
+     * being over */
+    gate_admin_stop(srv->admin);
+    ledger_close(srv->ledger);
+    srv->ledger = NULL;
+    for (int i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].settled_ev != NULL)
+            spend_worker_run(&srv->workers[i]);
     for (int i = 0; i < srv->nworkers; i++) {
         struct gate_worker *w = &srv->workers[i];
         tcount_drift_free(&w->drift);
@@ -197,10 +210,12 @@ static void server_free(struct gate_server *srv)
             evdns_base_free(w->dns, 0);
         if (w->drain_timer != NULL)
             event_free(w->drain_timer);
+        spend_worker_free(w);
         event_base_free(w->base);
     }
     free(srv->workers);
     reqlog_close(srv->reqlog);
+    budget_book_free(srv->book);
     SSL_CTX_free(srv->upstream_ctx);
     SSL_CTX_free(srv->listen_ctx);
     conf_unref(srv->conf);
@@ -226,6 +241,24 @@ int gate_server_run(struct conf *conf)
     if (conf->request_log != NULL &&
         (srv.reqlog = reqlog_open(conf->request_log, err, sizeof(err))) == NULL)
         goto fail;
+
+    if (conf->timezone != NULL) {
+        /* calendar windows follow this zone; set before any thread starts */
+        setenv("TZ", conf->timezone, 1);
+    }
+    tzset();
+    if (conf->ledger_path != NULL &&
+        (srv.ledger = ledger_open(conf->ledger_path, (enum ledger_sync)conf->ledger_sync, err,
+                                  sizeof(err))) == NULL)
+        goto fail;
+    if (conf->nscopes > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        srv.book = budget_book_new(conf, srv.ledger, (double)now.tv_sec + now.tv_nsec / 1e9, err,
+                                   sizeof(err));
+        if (srv.book == NULL)
+            goto fail;
+    }
 
     /* build the tokenizer's tables now, not on some request (about 5 ms each) */
     if (tok_encoding("o200k_base") == NULL || tok_encoding("cl100k_base") == NULL) {
@@ -275,7 +308,16 @@ int gate_server_run(struct conf *conf)
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
+        if (spend_worker_init(w) < 0) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
     }
+    if ((conf->admin.host != NULL || conf->alerts.webhook != NULL) && (srv.admin = gate_admin_start(&srv, err, sizeof(err))) == NULL)
+        goto fail;
+    if (srv.book == NULL)
+        fprintf(stderr, "tokengate: warning: no org is configured: the gate asks callers for no "
+                        "key and enforces no budget\n");
 
     for (int p = 0; p < conf->nproviders; p++) {
         const struct conf_provider *prov = &conf->providers[p];
@@ -327,6 +369,11 @@ fail:
     return -1;
 }
 
+void gate_server_alert(struct gate_server *srv, const char *json)
+{
+    gate_admin_alert(srv->admin, json);
+}
+
 char *gate_server_status_json(struct gate_server *srv)
 {
     struct timespec now;
@@ -361,6 +408,12 @@ char *gate_server_status_json(struct gate_server *srv)
     cJSON_AddItemToObject(doc, "requests_by_status", by_status);
     cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
     cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
+    if (srv->ledger != NULL) {
+        cJSON_AddNumberToObject(doc, "ledger_pending", (double)ledger_pending(srv->ledger));
+        cJSON_AddNumberToObject(doc, "ledger_failed", (double)ledger_failed(srv->ledger));
+    }
+    if (srv->book != NULL)
+        cJSON_AddNumberToObject(doc, "reserved_tokens", (double)budget_reserved_total(srv->book));
     {
         struct tcount_drift *ds[256];
         int n = srv->nworkers < 256 ? srv->nworkers : 256;

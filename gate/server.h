@@ -20,6 +20,10 @@ struct evdns_base;
 struct upstream_pool;
 struct reqlog;
 struct gate_conn;
+struct gate_req;
+struct budget_book;
+struct ledger;
+struct gate_admin;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -27,6 +31,8 @@ struct gate_stats {
     atomic_uint_fast64_t by_status[600];
     atomic_int_fast64_t open_conns;
     atomic_uint_fast64_t upstream_conns_opened;
+    atomic_uint_fast64_t tokens_in, tokens_out, cost_nusd; /* charged to budgets */
+    atomic_uint_fast64_t rejected_budget, rejected_policy, rejected_auth, rejected_unavailable;
 };
 
 struct gate_worker {
@@ -43,6 +49,9 @@ struct gate_worker {
     int draining;                 /* stopping: no new connections or requests */
     int64_t drain_deadline;       /* us, monotonic */
     struct event *drain_timer;
+    pthread_mutex_t settled_mu;   /* requests whose ledger record committed (spend.c) */
+    struct gate_req *settled, **settled_tail;
+    struct event *settled_ev;
     pthread_t thread;
 };
 
@@ -51,6 +60,9 @@ struct gate_server {
     SSL_CTX *upstream_ctx;        /* client side of TLS to providers */
     SSL_CTX *listen_ctx;          /* server side, NULL without listener TLS */
     struct reqlog *reqlog;        /* NULL without a request log */
+    struct ledger *ledger;        /* NULL without a ledger */
+    struct budget_book *book;     /* NULL when no org is configured: an open gate */
+    struct gate_admin *admin;     /* NULL without an admin listener */
     struct gate_worker *workers;
     int nworkers;
     int port;                     /* the port bound, which may have been 0 in the config */
@@ -69,6 +81,9 @@ int gate_server_run(struct conf *conf);
 
 /* Writes the /status JSON document into a malloc'd string. */
 char *gate_server_status_json(struct gate_server *srv);
+
+/* Sends a budget alert (a JSON object) to the configured webhook, if any. Thread-safe. */
+void gate_server_alert(struct gate_server *srv, const char *json);
 
 /* Microseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
 int64_t gate_now_us(void);

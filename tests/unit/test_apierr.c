@@ -111,6 +111,7 @@ static const struct {
     {APIERR_NOT_FOUND, 404},      {APIERR_MODEL_NOT_FOUND, 404}, {APIERR_METHOD, 405},
     {APIERR_HEADER_TIMEOUT, 408}, {APIERR_TOO_LARGE, 413},       {APIERR_HEADERS_TOO_LARGE, 431},
     {APIERR_INTERNAL, 500},       {APIERR_BAD_GATEWAY, 502},     {APIERR_GATEWAY_TIMEOUT, 504},
+    {APIERR_UNAVAILABLE, 503},
 };
 
 #define NKINDS ((int)(sizeof(statuses) / sizeof(statuses[0])))

@@ -1,0 +1,62 @@
+/*
+ * conf-int: what the parts of the config loader share (conf.c, confid.c). Not for use
+ * outside conf/.
+ */
+#ifndef TG_CONF_INT_H
+#define TG_CONF_INT_H
+
+#include <yaml.h>
+
+#include "conf/conf.h"
+
+struct loader {
+    yaml_document_t doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+    struct conf *c;
+    /* confid.c's top-level nodes, read once every key is seen (they may come in any order) */
+    const yaml_node_t *org, *departments, *keys, *budgets, *policies, *policy, *anonymous;
+};
+
+#define FOR_PAIRS(l, map, pair)                                                                    \
+    for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                                 \
+         pair < (map)->data.mapping.pairs.top; pair++)
+
+#define FOR_ITEMS(l, seq, item)                                                                    \
+    for (yaml_node_item_t *item = (seq)->data.sequence.items.start;                                \
+         item < (seq)->data.sequence.items.top; item++)
+
+/* Writes "name:line: message" (or "name: message" when n is NULL) into the loader's error
+ * buffer. Returns -1, so that callers can return conf_fail(...). */
+int conf_fail(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+yaml_node_t *conf_node(struct loader *l, int id);
+/* The text of a scalar node, or NULL for a mapping or a sequence. */
+const char *conf_scalar(const yaml_node_t *n);
+
+/* Each reads one value of the kind it names into out, or fails naming key. */
+int conf_want_scalar(struct loader *l, const yaml_node_t *n, const char *key, const char **out);
+int conf_want_string(struct loader *l, const yaml_node_t *n, const char *key, char **out);
+int conf_want_int(struct loader *l, const yaml_node_t *n, const char *key, long lo, long hi,
+             long *out);
+int conf_want_duration(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out);
+int conf_want_size(struct loader *l, const yaml_node_t *n, const char *key, size_t *out);
+int conf_want_mapping(struct loader *l, const yaml_node_t *n, const char *key);
+
+/* Splits "host:port" (or "[v6]:port") into a malloc'd host and a port. Returns 0 or -1. */
+int conf_split_host_port(const char *s, char **host, int *port);
+
+/* confid.c: the org tree, keys, budgets, policies, the ledger and the admin listener. Called
+ * for each of its top-level keys; returns 1 when the key is not one of its own. */
+int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v);
+/* Checks what spans sections, once everything is read (prices for dollar budgets...). */
+int confid_finish(struct loader *l, const yaml_node_t *root);
+void confid_free(struct conf *c);
+
+/* model keys of confid.c: price, max_output_tokens. Returns 1 when k is not one of them. */
+int confid_model_key(struct loader *l, const char *name, const char *k, const yaml_node_t *v,
+                     struct conf_model *m);
+
+#endif

@@ -1,0 +1,722 @@
+/*
+ * budget: keys, reservations and settlement. See budget.h.
+ *
+ * One mutex guards the whole book. The work under it is a few dozen integer operations per
+ * request (at most four scopes of five windows), so it is held for well under a microsecond
+ * and a single lock is both the simplest and, on the core counts a gate runs on, fast enough;
+ * it is also what makes a reservation on four scopes atomic.
+ */
+#include "gate/budget.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gate/ledger.h"
+
+#define MAX_DEPTH 4
+#define NO_LIMIT INT64_MAX
+
+struct bscope {
+    struct conf_limit lim[CONF_WIN__COUNT];
+    int64_t used_t[CONF_WIN__COUNT], used_n[CONF_WIN__COUNT];
+    double start[CONF_WIN__COUNT], end[CONF_WIN__COUNT]; /* end 0: not yet computed */
+    int64_t res_t, res_n;
+    unsigned alerted[CONF_WIN__COUNT]; /* thresholds raised in the current window, by bit */
+    int64_t agent_max;                 /* the policy's max_per_agent, -1 none (agents only) */
+    enum conf_window agent_window;
+    int64_t max_per_request;           /* the policy's, -1 none (agents only) */
+};
+
+struct bkey {
+    unsigned char hash[32];
+    int agent;   /* -1: empty slot */
+    int revoked;
+};
+
+struct budget_book {
+    const struct conf *conf;
+    pthread_mutex_t mu;
+    struct bscope *s;
+    int n;
+    struct bkey *keys; /* open addressing on the hash's first bytes */
+    size_t keys_cap, nkeys;
+};
+
+/* ---- windows -------------------------------------------------------------------------- */
+
+void budget_window_bounds(enum conf_window w, double now, double *start, double *end)
+{
+    time_t t = (time_t)floor(now);
+    struct tm tm;
+
+    switch (w) {
+    case CONF_WIN_MINUTE:
+        *start = (double)(t - t % 60);
+        *end = *start + 60;
+        return;
+    case CONF_WIN_TOTAL:
+        *start = 0;
+        *end = 0;
+        return;
+    default:
+        break;
+    }
+    localtime_r(&t, &tm);
+    tm.tm_sec = 0;
+    tm.tm_min = 0;
+    if (w == CONF_WIN_DAY || w == CONF_WIN_MONTH)
+        tm.tm_hour = 0;
+    if (w == CONF_WIN_MONTH)
+        tm.tm_mday = 1;
+    tm.tm_isdst = -1;
+    *start = (double)mktime(&tm);
+    if (w == CONF_WIN_HOUR)
+        tm.tm_hour++;
+    else if (w == CONF_WIN_DAY)
+        tm.tm_mday++;
+    else
+        tm.tm_mon++;
+    tm.tm_isdst = -1;
+    *end = (double)mktime(&tm); /* mktime normalizes the 32nd of a month or hour 24 */
+}
+
+/* Moves a scope's window on when now is past its end: spend starts again from nothing. */
+static void roll(struct bscope *s, enum conf_window w, double now)
+{
+    if (w == CONF_WIN_TOTAL)
+        return;
+    if (s->end[w] != 0 && now < s->end[w] && now >= s->start[w])
+        return;
+    double start, end;
+    budget_window_bounds(w, now, &start, &end);
+    if (start != s->start[w]) {
+        s->used_t[w] = 0;
+        s->used_n[w] = 0;
+        s->alerted[w] = 0;
+    }
+    s->start[w] = start;
+    s->end[w] = end;
+}
+
+/* ---- prices and caps ------------------------------------------------------------------ */
+
+/* pico-dollars per token from dollars per million tokens */
+static int64_t pico(double usd_per_million)
+{
+    return llround(usd_per_million * 1e6);
+}
+
+static int64_t div_up(int64_t a, int64_t b)
+{
+    return a <= 0 ? 0 : (a + b - 1) / b;
+}
+
+int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t cached,
+                    int64_t cache_write, int64_t output)
+{
+    if (p == NULL || !p->set)
+        return 0;
+    int64_t ps = input_uncached * pico(p->input) + cached * pico(p->cached_input) +
+                 cache_write * pico(p->cache_write) + output * pico(p->output);
+    return div_up(ps, 1000);
+}
+
+int64_t budget_model_cap(const char *m)
+{
+    /* the providers' documented output caps; the longest prefix that matches wins */
+    static const struct {
+        const char *prefix;
+        int64_t cap;
+    } caps[] = {
+        {"gpt-3.5", 4096},          {"gpt-4-turbo", 4096},     {"gpt-4-", 8192},
+        {"gpt-4", 8192},            {"gpt-4o", 16384},         {"chatgpt-4o", 16384},
+        {"gpt-4.1", 32768},         {"gpt-4.5", 16384},        {"gpt-5", 128000},
+        {"o1", 100000},             {"o1-mini", 65536},        {"o3", 100000},
+        {"o4-mini", 100000},        {"claude-3-haiku", 4096},  {"claude-3-opus", 4096},
+        {"claude-3-5", 8192},       {"claude-3-7", 64000},     {"claude-sonnet-4", 64000},
+        {"claude-opus-4", 32000},   {"claude-haiku-4", 64000}, {"claude-opus-4-5", 64000},
+    };
+    size_t best = 0;
+    int64_t cap = -1;
+
+    if (m == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        size_t n = strlen(caps[i].prefix);
+        if (n > best && strncmp(m, caps[i].prefix, n) == 0) {
+            best = n;
+            cap = caps[i].cap;
+        }
+    }
+    return cap;
+}
+
+/* ---- keys ----------------------------------------------------------------------------- */
+
+void budget_key_id(const unsigned char hash[32], char key_id[24])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    memcpy(key_id, "key_", 4);
+    for (int i = 0; i < 6; i++) {
+        key_id[4 + 2 * i] = hex[hash[i] >> 4];
+        key_id[5 + 2 * i] = hex[hash[i] & 15];
+    }
+    key_id[16] = '\0';
+}
+
+static size_t key_slot(const struct budget_book *b, const unsigned char hash[32])
+{
+    uint64_t h;
+    size_t i;
+
+    memcpy(&h, hash + 8, sizeof(h));
+    for (i = h & (b->keys_cap - 1);; i = (i + 1) & (b->keys_cap - 1))
+        if (b->keys[i].agent < 0 || memcmp(b->keys[i].hash, hash, 32) == 0)
+            return i;
+}
+
+/* Grows the table to hold one more key. Called with the lock held (or before sharing). */
+static int keys_reserve(struct budget_book *b)
+{
+    if ((b->nkeys + 1) * 2 <= b->keys_cap)
+        return 0;
+    size_t cap = b->keys_cap ? b->keys_cap * 2 : 64;
+    struct bkey *old = b->keys;
+    size_t old_cap = b->keys_cap;
+    struct bkey *nk = malloc(cap * sizeof(*nk));
+    if (nk == NULL)
+        return -1;
+    for (size_t i = 0; i < cap; i++)
+        nk[i].agent = -1;
+    b->keys = nk;
+    b->keys_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].agent >= 0)
+            b->keys[key_slot(b, old[i].hash)] = old[i];
+    free(old);
+    return 0;
+}
+
+static int key_put(struct budget_book *b, const unsigned char hash[32], int agent, int revoked)
+{
+    if (keys_reserve(b) < 0)
+        return -1;
+    struct bkey *k = &b->keys[key_slot(b, hash)];
+    if (k->agent < 0)
+        b->nkeys++;
+    memcpy(k->hash, hash, 32);
+    k->agent = agent;
+    k->revoked = revoked;
+    return 0;
+}
+
+enum budget_auth budget_authenticate(struct budget_book *b, const char *secret, size_t len,
+                                     int *agent, char key_id[24])
+{
+    unsigned char hash[32];
+    unsigned int n = 0;
+    enum budget_auth r = BUDGET_AUTH_UNKNOWN;
+
+    if (len == 0 || len > 512 || EVP_Digest(secret, len, hash, &n, EVP_sha256(), NULL) != 1)
+        return BUDGET_AUTH_UNKNOWN;
+    pthread_mutex_lock(&b->mu);
+    if (b->keys_cap > 0) {
+        const struct bkey *k = &b->keys[key_slot(b, hash)];
+        if (k->agent >= 0) {
+            r = k->revoked ? BUDGET_AUTH_REVOKED : BUDGET_AUTH_OK;
+            *agent = k->agent;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (r == BUDGET_AUTH_OK)
+        budget_key_id(hash, key_id);
+    return r;
+}
+
+int budget_key_add(struct budget_book *b, const unsigned char hash[32], int agent)
+{
+    int rc;
+
+    pthread_mutex_lock(&b->mu);
+    rc = key_put(b, hash, agent, 0);
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+int budget_key_revoke(struct budget_book *b, const char *key_id, unsigned char hash[32],
+                      int *agent)
+{
+    char id[24];
+    int rc = -1;
+
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->keys_cap; i++) {
+        if (b->keys[i].agent < 0)
+            continue;
+        budget_key_id(b->keys[i].hash, id);
+        if (strcmp(id, key_id) == 0) {
+            b->keys[i].revoked = 1;
+            memcpy(hash, b->keys[i].hash, 32);
+            *agent = b->keys[i].agent;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+void budget_keys_each(struct budget_book *b,
+                      void (*cb)(void *arg, const unsigned char hash[32], int agent, int revoked),
+                      void *arg)
+{
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->keys_cap; i++)
+        if (b->keys[i].agent >= 0)
+            cb(arg, b->keys[i].hash, b->keys[i].agent, b->keys[i].revoked);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* ---- the book ------------------------------------------------------------------------- */
+
+static int path_of(const struct budget_book *b, int agent, int path[MAX_DEPTH])
+{
+    int n = 0;
+
+    for (int s = agent; s >= 0 && n < MAX_DEPTH; s = b->conf->scopes[s].parent)
+        path[n++] = s;
+    return n;
+}
+
+/* The policy in force at a scope: its own, else its nearest ancestor's. */
+static const struct conf_policy *policy_of(const struct conf *c, int scope)
+{
+    for (int s = scope; s >= 0; s = c->scopes[s].parent)
+        if (c->scopes[s].policy >= 0)
+            return &c->policies[c->scopes[s].policy];
+    return NULL;
+}
+
+
+static int agent_by_name(const struct conf *c, const char *name)
+{
+    for (int i = 0; i < c->nscopes; i++)
+        if (c->scopes[i].level == CONF_LEVEL_AGENT && strcmp(c->scopes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+struct load_ctx {
+    struct budget_book *b;
+    enum conf_window w;
+    int only_scope;   /* >= 0: a reset scope, whose window is summed again */
+    int loaded_keys, skipped;
+};
+
+static void load_spend(void *arg, const char *agent, int64_t tokens, int64_t nusd)
+{
+    struct load_ctx *x = arg;
+    const struct conf *c = x->b->conf;
+    int a = agent_by_name(c, agent);
+
+    if (a < 0)
+        return; /* an agent no longer in the config */
+    for (int s = a; s >= 0; s = c->scopes[s].parent) {
+        if (x->only_scope >= 0 && s != x->only_scope)
+            continue;
+        x->b->s[s].used_t[x->w] += tokens;
+        x->b->s[s].used_n[x->w] += nusd;
+    }
+}
+
+static void load_key(void *arg, const struct ledger_key *k)
+{
+    struct load_ctx *x = arg;
+    unsigned char hash[32];
+    int a = agent_by_name(x->b->conf, k->agent);
+
+    if (a < 0 || strlen(k->hash_hex) != 64) {
+        x->skipped++;
+        return;
+    }
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(k->hash_hex + 2 * i, "%2x", &v) != 1) {
+            x->skipped++;
+            return;
+        }
+        hash[i] = (unsigned char)v;
+    }
+    key_put(x->b, hash, a, k->revoked > 0);
+    x->loaded_keys++;
+}
+
+static void load_override(void *arg, const char *scope, const char *window, int64_t tokens,
+                          int64_t nusd)
+{
+    struct load_ctx *x = arg;
+    int s = conf_find_scope(x->b->conf, scope), w = conf_window_parse(window);
+
+    if (s < 0 || w < 0) {
+        x->skipped++;
+        return;
+    }
+    x->b->s[s].lim[w] = (struct conf_limit){tokens, nusd};
+}
+
+struct reset_ctx {
+    struct budget_book *b;
+    double now;
+    double *latest; /* by scope * CONF_WIN__COUNT + window */
+};
+
+static void load_reset(void *arg, const char *scope, const char *window, double t)
+{
+    struct reset_ctx *x = arg;
+    int s = conf_find_scope(x->b->conf, scope), w = conf_window_parse(window);
+
+    if (s >= 0 && w >= 0 && t > x->latest[s * CONF_WIN__COUNT + w])
+        x->latest[s * CONF_WIN__COUNT + w] = t;
+}
+
+static int load_ledger(struct budget_book *b, struct ledger *l, double now, char *err,
+                       size_t errlen)
+{
+    struct load_ctx x = {.b = b, .only_scope = -1};
+    double *latest = calloc((size_t)b->n * CONF_WIN__COUNT + 1, sizeof(double));
+    struct reset_ctx rx = {.b = b, .now = now, .latest = latest};
+
+    if (latest == NULL)
+        goto fail;
+    if (ledger_keys_load(l, load_key, &x) < 0 || ledger_budgets_load(l, load_override, &x) < 0 ||
+        ledger_resets_load(l, load_reset, &rx) < 0)
+        goto fail;
+    for (int w = 0; w < CONF_WIN__COUNT; w++) {
+        double start, end;
+        budget_window_bounds((enum conf_window)w, now, &start, &end);
+        x.w = (enum conf_window)w;
+        if (ledger_spend_since(l, start, load_spend, &x) < 0)
+            goto fail;
+        for (int s = 0; s < b->n; s++) {
+            double t = latest[s * CONF_WIN__COUNT + w];
+            if (t <= start)
+                continue;
+            /* reset within this window: only what came after the reset counts */
+            b->s[s].used_t[w] = b->s[s].used_n[w] = 0;
+            x.only_scope = s;
+            if (ledger_spend_since(l, t, load_spend, &x) < 0)
+                goto fail;
+            x.only_scope = -1;
+        }
+    }
+    free(latest);
+    if (x.skipped > 0)
+        fprintf(stderr,
+                "tokengate: ledger: %d stored keys or budgets name an agent or scope the config "
+                "no longer has; they are ignored\n",
+                x.skipped);
+    return 0;
+fail:
+    free(latest);
+    snprintf(err, errlen, "cannot read the ledger's keys, budgets and spend");
+    return -1;
+}
+
+struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledger, double now,
+                                    char *err, size_t errlen)
+{
+    struct budget_book *b = calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        goto oom;
+    b->conf = conf;
+    b->n = conf->nscopes;
+    pthread_mutex_init(&b->mu, NULL);
+    b->s = calloc((size_t)b->n + 1, sizeof(*b->s));
+    if (b->s == NULL)
+        goto oom;
+    for (int i = 0; i < b->n; i++) {
+        struct bscope *s = &b->s[i];
+        const struct conf_policy *p = policy_of(conf, i);
+        memcpy(s->lim, conf->scopes[i].limits, sizeof(s->lim));
+        s->agent_max = -1;
+        s->max_per_request = -1;
+        if (conf->scopes[i].level == CONF_LEVEL_AGENT && p != NULL) {
+            s->agent_max = p->max_per_agent;
+            s->agent_window = p->window;
+            s->max_per_request = p->max_per_request;
+        }
+        for (int w = 0; w < CONF_WIN__COUNT; w++)
+            roll(s, (enum conf_window)w, now);
+    }
+    for (int i = 0; i < conf->nkeys; i++)
+        if (key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0) < 0)
+            goto oom;
+    if (ledger != NULL && load_ledger(b, ledger, now, err, errlen) < 0) {
+        budget_book_free(b);
+        return NULL;
+    }
+    return b;
+oom:
+    snprintf(err, errlen, "out of memory");
+    budget_book_free(b);
+    return NULL;
+}
+
+void budget_book_free(struct budget_book *b)
+{
+    if (b == NULL)
+        return;
+    if (b->keys != NULL)
+        memset(b->keys, 0, b->keys_cap * sizeof(*b->keys));
+    free(b->keys);
+    free(b->s);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+/* ---- reserve and settle --------------------------------------------------------------- */
+
+static void refuse(struct budget_refusal *why, int scope, const struct bscope *s,
+                   enum conf_window w, int usd, int64_t limit, int64_t needed)
+{
+    why->kind = BUDGET_OVER;
+    why->scope = scope;
+    why->window = w;
+    why->usd = usd;
+    why->limit = limit;
+    why->used = usd ? s->used_n[w] : s->used_t[w];
+    why->reserved = usd ? s->res_n : s->res_t;
+    why->remaining = limit - why->used - why->reserved;
+    if (why->remaining < 0)
+        why->remaining = 0;
+    why->needed = needed;
+    why->resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w];
+}
+
+int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double now,
+                   struct budget_resv *r, struct budget_refusal *why)
+{
+    int path[MAX_DEPTH], n = path_of(b, ask->agent, path);
+    const struct conf_price *price = ask->price && ask->price->set ? ask->price : NULL;
+    /* our count can be short of the provider's: reserve a margin on it */
+    int64_t in = ask->input + (ask->approximate ? ask->input / 8 + 16 : ask->input / 100 + 4);
+    int64_t p_in = 0, p_out = 0;
+    if (price != NULL) {
+        p_in = pico(price->input > price->cache_write ? price->input : price->cache_write);
+        p_out = pico(price->output);
+    }
+    int64_t in_cost = div_up(in * p_in, 1000);
+    int64_t need_out = ask->generates ? 1 : 0;
+    int64_t room_t = NO_LIMIT, room_n = NO_LIMIT;
+    int tight_scope = -1, tight_usd = 0;
+    enum conf_window tight_w = CONF_WIN_DAY;
+    int64_t tight_limit = 0;
+
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < n; i++) {
+        struct bscope *s = &b->s[path[i]];
+        for (int w = 0; w < CONF_WIN__COUNT; w++) {
+            int64_t lt = s->lim[w].tokens, ln = s->lim[w].nusd;
+            if (i == 0 && s->agent_max >= 0 && (int)s->agent_window == w &&
+                (lt < 0 || s->agent_max < lt))
+                lt = s->agent_max;
+            if (lt < 0 && ln < 0)
+                continue;
+            roll(s, (enum conf_window)w, now);
+            if (lt >= 0) {
+                int64_t avail = lt - s->used_t[w] - s->res_t;
+                if (avail < in + need_out) {
+                    refuse(why, path[i], s, (enum conf_window)w, 0, lt, in + need_out);
+                    goto refused;
+                }
+                if (avail - in < room_t) {
+                    room_t = avail - in;
+                    tight_scope = path[i], tight_w = (enum conf_window)w, tight_usd = 0;
+                    tight_limit = lt;
+                }
+            }
+            if (ln >= 0) {
+                int64_t avail = ln - s->used_n[w] - s->res_n;
+                int64_t need = in_cost + div_up(need_out * p_out, 1000);
+                if (avail < need) {
+                    refuse(why, path[i], s, (enum conf_window)w, 1, ln, need);
+                    goto refused;
+                }
+                if (avail - in_cost < room_n)
+                    room_n = avail - in_cost;
+            }
+        }
+    }
+    if (b->s[ask->agent].max_per_request >= 0) {
+        int64_t mpr = b->s[ask->agent].max_per_request;
+        if (ask->input + need_out > mpr) {
+            memset(why, 0, sizeof(*why));
+            why->kind = BUDGET_TOO_LARGE;
+            why->scope = ask->agent;
+            why->limit = mpr;
+            why->needed = ask->input + need_out;
+            goto refused;
+        }
+        if (mpr - ask->input < room_t)
+            room_t = mpr - ask->input, tight_scope = -1;
+    }
+
+    /* the output allowance: what the request asks, cut to the room the budgets leave */
+    int64_t allow = room_t;
+    if (room_n != NO_LIMIT && p_out > 0 && room_n * 1000 / p_out < allow)
+        allow = room_n * 1000 / p_out;
+    int64_t choices = ask->choices > 1 ? ask->choices : 1;
+    if (allow != NO_LIMIT)
+        allow /= choices;
+    int64_t want = ask->max_output >= 0 ? ask->max_output : ask->model_cap;
+    if (!ask->generates) {
+        r->allowance = 0;
+    } else if (allow == NO_LIMIT) {
+        r->allowance = want; /* no budget bounds it: the request's own cap, or none (-1) */
+    } else if (want >= 0 && want <= allow) {
+        r->allowance = want;
+        r->write_max = ask->max_output < 0; /* bound the provider even if it defaults higher */
+    } else {
+        r->allowance = allow;
+        r->write_max = 1;
+        if (allow < 1) {
+            /* only the dollar room is this short: name the budget that has the least */
+            if (tight_scope >= 0)
+                refuse(why, tight_scope, &b->s[tight_scope], tight_w, tight_usd, tight_limit,
+                       in + 1);
+            else
+                refuse(why, ask->agent, &b->s[ask->agent], CONF_WIN_DAY, 1, 0, in + 1);
+            goto refused;
+        }
+    }
+    int64_t out = r->allowance > 0 ? r->allowance * choices : 0;
+    r->tokens = in + out;
+    r->nusd = in_cost + div_up(out * p_out, 1000);
+    r->agent = ask->agent;
+    r->held = 1;
+    for (int i = 0; i < n; i++) {
+        b->s[path[i]].res_t += r->tokens;
+        b->s[path[i]].res_n += r->nusd;
+    }
+    r->remaining = room_t == NO_LIMIT ? -1 : room_t - out;
+    r->remaining_nusd = room_n == NO_LIMIT ? -1 : room_n - div_up(out * p_out, 1000);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+refused:
+    pthread_mutex_unlock(&b->mu);
+    return -1;
+}
+
+int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, int64_t nusd,
+                  double now, struct budget_alert *alerts, int cap)
+{
+    int path[MAX_DEPTH], n, na = 0;
+    const struct conf_alerts *ac = &b->conf->alerts;
+
+    if (!r->held)
+        return 0;
+    n = path_of(b, r->agent, path);
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < n; i++) {
+        struct bscope *s = &b->s[path[i]];
+        s->res_t -= r->tokens;
+        s->res_n -= r->nusd;
+        for (int w = 0; w < CONF_WIN__COUNT; w++) {
+            roll(s, (enum conf_window)w, now);
+            s->used_t[w] += tokens;
+            s->used_n[w] += nusd;
+            for (int k = 0; k < ac->nthresholds; k++) {
+                int usd = s->lim[w].tokens < 0;
+                int64_t lim = usd ? s->lim[w].nusd : s->lim[w].tokens;
+                int64_t used = usd ? s->used_n[w] : s->used_t[w];
+                if (lim <= 0 || (s->alerted[w] & (1u << k)) ||
+                    used * 100 < (int64_t)ac->thresholds[k] * lim)
+                    continue;
+                s->alerted[w] |= 1u << k;
+                if (na < cap)
+                    alerts[na++] = (struct budget_alert){path[i], (enum conf_window)w,
+                                                         ac->thresholds[k], usd, used, lim};
+            }
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    r->held = 0;
+    return na;
+}
+
+/* ---- admin ---------------------------------------------------------------------------- */
+
+int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
+                     struct conf_limit limit)
+{
+    if (scope < 0 || scope >= b->n || (unsigned)w >= CONF_WIN__COUNT)
+        return -1;
+    pthread_mutex_lock(&b->mu);
+    b->s[scope].lim[w] = limit;
+    b->s[scope].alerted[w] = 0;
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+void budget_reset(struct budget_book *b, int scope, enum conf_window w, double now)
+{
+    if (scope < 0 || scope >= b->n || (unsigned)w >= CONF_WIN__COUNT)
+        return;
+    pthread_mutex_lock(&b->mu);
+    roll(&b->s[scope], w, now);
+    b->s[scope].used_t[w] = 0;
+    b->s[scope].used_n[w] = 0;
+    b->s[scope].alerted[w] = 0;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void budget_each(struct budget_book *b, double now, int all,
+                 void (*cb)(void *arg, const struct budget_view *v), void *arg)
+{
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n; i++) {
+        struct bscope *s = &b->s[i];
+        for (int w = 0; w < CONF_WIN__COUNT; w++) {
+            struct conf_limit lim = s->lim[w];
+            if (s->agent_max >= 0 && (int)s->agent_window == w &&
+                (lim.tokens < 0 || s->agent_max < lim.tokens))
+                lim.tokens = s->agent_max;
+            if (!all && lim.tokens < 0 && lim.nusd < 0)
+                continue;
+            roll(s, (enum conf_window)w, now);
+            struct budget_view v = {
+                .scope = i,
+                .window = (enum conf_window)w,
+                .limit = lim,
+                .used_tokens = s->used_t[w],
+                .used_nusd = s->used_n[w],
+                .reserved_tokens = s->res_t,
+                .reserved_nusd = s->res_n,
+                .start = s->start[w],
+                .resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w],
+            };
+            cb(arg, &v);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+int64_t budget_reserved_total(struct budget_book *b)
+{
+    int64_t t = 0;
+
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n; i++)
+        if (b->conf->scopes[i].level == CONF_LEVEL_AGENT)
+            t += b->s[i].res_t;
+    pthread_mutex_unlock(&b->mu);
+    return t;
+}

@@ -1,0 +1,155 @@
+/*
+ * budget: who calls (virtual keys naming agents of the org tree) and what they may spend.
+ *
+ * The book holds, for every scope of the tree (org, departments, teams, agents) and every
+ * window (minute, hour, day, month, total), the spend settled in the current window, and for
+ * every scope the amount reserved by requests under way. A request reserves its counted input
+ * and an output allowance on every scope of its path at once, under one lock, and only when
+ * all of them have room; when it ends it settles to its real usage and the rest goes back.
+ * So no mix of concurrent requests can push settled spend past a budget: the most it can be
+ * past is what a provider reports beyond what it was allowed (our input count's drift).
+ *
+ * Money is in nano-dollars (1e-9 USD), prices in pico-dollars per token, all integers.
+ * Times are wall-clock seconds since the epoch, passed in, so tests choose the time.
+ */
+#ifndef TG_BUDGET_H
+#define TG_BUDGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+struct budget_book;
+struct ledger;
+
+/* What a request asks for. */
+struct budget_ask {
+    int agent;               /* scope index of the agent (conf.scopes) */
+    int64_t input;           /* the gate's count of the input tokens */
+    int approximate;         /* that count is an estimate: a margin is reserved on it */
+    int generates;           /* 0 for embeddings and the like: no output */
+    int64_t max_output;      /* the request's own output cap (per choice), -1 when it sets none */
+    int choices;             /* completions asked for at once ("n"); the cap applies to each */
+    int64_t model_cap;       /* the model's output cap, -1 when unknown */
+    const struct conf_price *price; /* NULL: the model has none (no dollar budget applies) */
+};
+
+/* A reservation, held by the request from reserve to settle. A zeroed one holds nothing. */
+struct budget_resv {
+    int held;
+    int agent;
+    int64_t tokens, nusd;    /* reserved on every scope of the path */
+    int64_t allowance;       /* output tokens each choice may produce, -1 for no limit */
+    int write_max;           /* the gate must write allowance into the request */
+    int64_t remaining;       /* tightest token headroom after reserving, -1 without token budgets */
+    int64_t remaining_nusd;  /* tightest dollar headroom, -1 without dollar budgets */
+};
+
+enum budget_refusal_kind {
+    BUDGET_OVER = 1,         /* a budget has no room: 429 budget_exceeded */
+    BUDGET_TOO_LARGE,        /* the input alone is over the policy's max_per_request: 400 */
+};
+
+/* Why a reservation was refused: the tightest budget that did not fit. */
+struct budget_refusal {
+    enum budget_refusal_kind kind;
+    int scope;
+    enum conf_window window;
+    int usd;                 /* the budget that refused is in dollars (amounts in nano-dollars) */
+    int64_t limit, used, reserved, remaining, needed;
+    double resets_at;        /* 0 for the total window: it never resets */
+};
+
+/* One budget as the admin API and the CLI show it. */
+struct budget_view {
+    int scope;
+    enum conf_window window;
+    struct conf_limit limit; /* -1 for none */
+    int64_t used_tokens, used_nusd;
+    int64_t reserved_tokens, reserved_nusd; /* of the scope: reservations span its windows */
+    double start, resets_at; /* resets_at 0 for total */
+};
+
+/* An alert: a budget crossed one of the configured thresholds in its current window. */
+struct budget_alert {
+    int scope;
+    enum conf_window window;
+    int percent;
+    int usd;
+    int64_t used, limit;
+};
+
+/*
+ * Builds the book for conf (which must outlive it): the tree, the keys of the config, and
+ * when ledger is not NULL the keys, budget overrides, resets and spend recorded in it (spend
+ * of every window current at now). Returns NULL with a reason in err.
+ */
+struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledger, double now,
+                                    char *err, size_t errlen);
+void budget_book_free(struct budget_book *b);
+
+enum budget_auth { BUDGET_AUTH_OK, BUDGET_AUTH_UNKNOWN, BUDGET_AUTH_REVOKED };
+
+/*
+ * Finds the agent of a virtual key (the secret as the client sent it). On BUDGET_AUTH_OK sets
+ * *agent and writes the key's public id ("key_" and 12 hex digits) into key_id[24].
+ */
+enum budget_auth budget_authenticate(struct budget_book *b, const char *secret, size_t len,
+                                     int *agent, char key_id[24]);
+
+/* The public id of a key from its SHA-256. */
+void budget_key_id(const unsigned char hash[32], char key_id[24]);
+
+/* Adds a key (from the admin API), or marks one revoked (giving back its hash and agent).
+ * Return 0, or -1 (out of memory, unknown id). */
+int budget_key_add(struct budget_book *b, const unsigned char hash[32], int agent);
+int budget_key_revoke(struct budget_book *b, const char *key_id, unsigned char hash[32],
+                      int *agent);
+
+/* Calls cb for every key: its hash, agent and whether it is revoked. Under the lock. */
+void budget_keys_each(struct budget_book *b,
+                      void (*cb)(void *arg, const unsigned char hash[32], int agent, int revoked),
+                      void *arg);
+
+/*
+ * Reserves for a request on every budget of the agent's path. Returns 0 with r filled, or -1
+ * with why filled and nothing reserved.
+ */
+int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double now,
+                   struct budget_resv *r, struct budget_refusal *why);
+
+/*
+ * Settles a reservation: gives it back and charges what the request really used, in the
+ * windows current at now. A reservation not held is left alone. Alerts that this crossed are
+ * written into alerts (up to cap); returns how many.
+ */
+int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, int64_t nusd,
+                  double now, struct budget_alert *alerts, int cap);
+
+/* The cost of usage at a price, rounded up to a whole nano-dollar. */
+int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t cached,
+                    int64_t cache_write, int64_t output);
+
+/* The output tokens of a model, when the config does not say: by family, or -1. */
+int64_t budget_model_cap(const char *model);
+
+/* Admin overrides: a new limit for a scope's window (-1 for none), and a manual reset. */
+int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
+                     struct conf_limit limit);
+void budget_reset(struct budget_book *b, int scope, enum conf_window w, double now);
+
+/*
+ * Calls cb for every scope and window (all of them when all is set, else only those with a
+ * limit), as of now, under the book's lock: cb must not call back into the book.
+ */
+void budget_each(struct budget_book *b, double now, int all,
+                 void (*cb)(void *arg, const struct budget_view *v), void *arg);
+
+/* Reservations under way, summed over scopes of level agent (0 when all settled). */
+int64_t budget_reserved_total(struct budget_book *b);
+
+/* The start and end of the window holding now (end is 0 for total). Uses local time (TZ). */
+void budget_window_bounds(enum conf_window w, double now, double *start, double *end);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * spend: authentication, reservation and settlement of one request. See spend.h.
+ */
+#include "gate/spend.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gate/arena.h"
+#include "gate/budget.h"
+#include "gate/jsonmem.h"
+#include "gate/ledger.h"
+#include "gate/proxy.h"
+#include "gate/reqlog.h"
+#include "gate/req.h"
+#include "gate/server.h"
+
+/* past this many records waiting for the disk, new requests are turned away (503) */
+#define LEDGER_BACKLOG 32768
+
+static double wall_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void iso(double t, char *buf, size_t cap)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- who calls -------------------------------------------------------------------------- */
+
+static const char *presented_key(const struct gate_req *req, size_t *len)
+{
+    const struct http_header *h = req_header(req, "authorization");
+
+    if (h != NULL) {
+        const char *v = h->value;
+        if (h->value_len > 7 && strncasecmp(v, "bearer ", 7) == 0) {
+            v += 7;
+            while (*v == ' ')
+                v++;
+            *len = h->value_len - (size_t)(v - h->value);
+            return v;
+        }
+        *len = h->value_len;
+        return v;
+    }
+    h = req_header(req, "x-api-key");
+    if (h != NULL) {
+        *len = h->value_len;
+        return h->value;
+    }
+    return NULL;
+}
+
+int spend_authenticate(struct gate_req *req)
+{
+    struct budget_book *book = req->w->srv->book;
+    const char *key;
+    size_t len = 0;
+
+    req->agent = -1;
+    if (book == NULL)
+        return 0; /* no org configured: an open gate */
+    key = presented_key(req, &len);
+    if (key == NULL || len == 0) {
+        if (req->conf->anonymous) {
+            req->agent = req->conf->anonymous_scope;
+            return 0;
+        }
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED,
+                 "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
+        return -1;
+    }
+    switch (budget_authenticate(book, key, len, &req->agent, req->key_id)) {
+    case BUDGET_AUTH_OK:
+        return 0;
+    case BUDGET_AUTH_REVOKED:
+        req->agent = -1;
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED, "this API key has been revoked");
+        return -1;
+    default:
+        req->agent = -1;
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED, "this API key is not valid for this gate");
+        return -1;
+    }
+}
+
+/* ---- before forwarding ---------------------------------------------------------------- */
+
+/* The member that caps output for an endpoint, and the request's value of it (-1 none). */
+static const char *output_member(const struct gate_req *req, int64_t *value)
+{
+    static const char *const chat[] = {"max_completion_tokens", "max_tokens"};
+    const char *name = NULL;
+    const cJSON *v;
+
+    *value = -1;
+    switch (req->ep) {
+    case EP_CHAT:
+        name = chat[0];
+        for (int i = 0; i < 2; i++) {
+            v = cJSON_GetObjectItemCaseSensitive(req->json, chat[i]);
+            if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
+                if (*value < 0 || (int64_t)v->valuedouble < *value)
+                    *value = (int64_t)v->valuedouble;
+                if (i == 0 || name == chat[0])
+                    name = chat[i];
+            }
+        }
+        /* an old request with only max_tokens keeps its member */
+        if (cJSON_GetObjectItemCaseSensitive(req->json, chat[0]) == NULL &&
+            cJSON_GetObjectItemCaseSensitive(req->json, chat[1]) != NULL)
+            name = chat[1];
+        return name;
+    case EP_RESPONSES:
+        name = "max_output_tokens";
+        break;
+    case EP_MESSAGES:
+        name = "max_tokens";
+        break;
+    default:
+        return NULL;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(req->json, name);
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+        *value = (int64_t)v->valuedouble;
+    return name;
+}
+
+static void add_money(cJSON *o, const char *key, int64_t nusd)
+{
+    cJSON_AddNumberToObject(o, key, (double)nusd / 1e9);
+}
+
+/* Answers 429 budget_exceeded (or 400 for a request larger than its policy allows). */
+static void refuse(struct gate_req *req, const struct budget_refusal *why, double now)
+{
+    char scope[300], msg[700], when[40] = "", extra[512], hdrs[256];
+    const struct conf *c = req->conf;
+
+    conf_scope_label(c, why->scope, scope, sizeof(scope));
+    if (why->kind == BUDGET_TOO_LARGE) {
+        snprintf(msg, sizeof(msg),
+                 "this request needs at least %lld tokens, over the %lld tokens a request may use "
+                 "under the policy of %s (max_per_request)",
+                 (long long)why->needed, (long long)why->limit, scope);
+        req->decision = "rejected_policy";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_BAD_REQUEST, req->error);
+        return;
+    }
+    if (why->resets_at > 0)
+        iso(why->resets_at, when, sizeof(when));
+    if (why->usd)
+        snprintf(msg, sizeof(msg),
+                 "budget exceeded: %s has $%.6f of its $%.6f %s budget left (used $%.6f, reserved "
+                 "$%.6f by requests under way); this request needs at least $%.6f%s%s",
+                 scope, why->remaining / 1e9, why->limit / 1e9, conf_window_name(why->window),
+                 why->used / 1e9, why->reserved / 1e9, why->needed / 1e9,
+                 when[0] ? "; the window resets at " : "; this budget never resets", when);
+    else
+        snprintf(msg, sizeof(msg),
+                 "budget exceeded: %s has %lld of its %lld tokens (%s) left (used %lld, reserved "
+                 "%lld by requests under way); this request needs at least %lld%s%s",
+                 scope, (long long)why->remaining, (long long)why->limit,
+                 conf_window_name(why->window), (long long)why->used, (long long)why->reserved,
+                 (long long)why->needed,
+                 when[0] ? "; the window resets at " : "; this budget never resets", when);
+    req->decision = "rejected";
+    req->error = arena_strndup(req->arena, msg, strlen(msg));
+
+    struct arena *prev = jsonmem_enter(req->arena);
+    cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    if (req->fmt == CONF_FMT_ANTHROPIC)
+        cJSON_AddStringToObject(doc, "type", "error");
+    cJSON_AddStringToObject(e, "type", "budget_exceeded");
+    cJSON_AddStringToObject(e, "message", msg);
+    if (req->fmt != CONF_FMT_ANTHROPIC) {
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddStringToObject(e, "code", "budget_exceeded");
+    }
+    cJSON_AddStringToObject(e, "scope", scope);
+    cJSON_AddStringToObject(e, "window", conf_window_name(why->window));
+    cJSON_AddStringToObject(e, "unit", why->usd ? "usd" : "tokens");
+    if (why->usd) {
+        add_money(e, "limit", why->limit);
+        add_money(e, "used", why->used);
+        add_money(e, "reserved", why->reserved);
+        add_money(e, "remaining", why->remaining);
+        add_money(e, "needed", why->needed);
+    } else {
+        cJSON_AddNumberToObject(e, "limit", (double)why->limit);
+        cJSON_AddNumberToObject(e, "used", (double)why->used);
+        cJSON_AddNumberToObject(e, "reserved", (double)why->reserved);
+        cJSON_AddNumberToObject(e, "remaining", (double)why->remaining);
+        cJSON_AddNumberToObject(e, "needed", (double)why->needed);
+    }
+    if (when[0])
+        cJSON_AddStringToObject(e, "resets_at", when);
+    else
+        cJSON_AddNullToObject(e, "resets_at");
+    cJSON_AddItemToObject(doc, "error", e);
+    const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
+    jsonmem_leave(prev);
+
+    /* the SDKs retry a 429 unless told not to: a budget does not come back in seconds */
+    size_t n = spend_headers(req, hdrs, sizeof(hdrs));
+    hdrs[n] = '\0';
+    if (why->resets_at > 0)
+        snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n%s",
+                 (long long)ceil(why->resets_at - now), hdrs);
+    else
+        snprintf(extra, sizeof(extra), "x-should-retry: false\r\n%s", hdrs);
+    if (body == NULL) {
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+        return;
+    }
+    req_respond(req, 429, "application/json", extra, body, strlen(body));
+}
+
+int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *op)
+{
+    struct gate_server *srv = req->w->srv;
+    struct budget_ask ask = {0};
+    struct budget_refusal why = {0};
+    double now = wall_now();
+
+    req->cm = m;
+    if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
+        return 0;
+    if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
+        req->decision = "unavailable";
+        req_fail(req, APIERR_UNAVAILABLE,
+                 "the gate cannot record spend fast enough right now; retry shortly");
+        return -1;
+    }
+    const char *member = output_member(req, &ask.max_output);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(req->json, "n");
+    ask.agent = req->agent;
+    /* an uncounted body is bounded by its size: no token is shorter than a byte */
+    ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->body);
+    ask.approximate = req->tc.approximate || req->tc.estimated > 0 || req->tc.input < 0;
+    ask.generates = member != NULL;
+    ask.choices = cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 128
+                      ? (int)n->valuedouble
+                      : 1;
+    ask.model_cap = m->max_output_tokens > 0
+                        ? m->max_output_tokens
+                        : budget_model_cap(req->upstream_model ? req->upstream_model : req->model);
+    ask.price = &m->price;
+    if (budget_reserve(srv->book, &ask, now, &req->resv, &why) < 0) {
+        refuse(req, &why, now);
+        return -1;
+    }
+    req->decision = "admitted";
+    if (!req->resv.write_max || member == NULL)
+        return 0;
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", (long long)req->resv.allowance);
+    op->key = member;
+    op->value = arena_strndup(req->arena, num, strlen(num));
+    cJSON_DeleteItemFromObjectCaseSensitive(req->json, member);
+    cJSON_AddNumberToObject(req->json, member, (double)req->resv.allowance);
+    return op->value != NULL ? 1 : -1;
+}
+
+size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int k;
+
+    if (req->tc.enc != NULL && req->tc.input >= 0) {
+        k = snprintf(buf, cap, "x-tokengate-tokens-in: %lld\r\n", (long long)req->tc.input);
+        n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
+    }
+    if (req->resv.held && req->resv.remaining >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining: %lld\r\n",
+                     (long long)req->resv.remaining);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    if (req->resv.held && req->resv.remaining_nusd >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
+                     req->resv.remaining_nusd / 1e9);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    return n;
+}
+
+/* ---- after ---------------------------------------------------------------------------- */
+
+/* On the ledger thread: hand the request back to its worker. */
+static void on_committed(void *arg, int ok)
+{
+    struct gate_req *req = arg;
+    struct gate_worker *w = req->w;
+
+    req->ledger_ok = ok;
+    pthread_mutex_lock(&w->settled_mu);
+    req->settled_next = NULL;
+    *w->settled_tail = req;
+    w->settled_tail = &req->settled_next;
+    pthread_mutex_unlock(&w->settled_mu);
+    event_active(w->settled_ev, EV_READ, 0);
+}
+
+void spend_worker_run(struct gate_worker *w)
+{
+    struct gate_req *list;
+
+    pthread_mutex_lock(&w->settled_mu);
+    list = w->settled;
+    w->settled = NULL;
+    w->settled_tail = &w->settled;
+    pthread_mutex_unlock(&w->settled_mu);
+    while (list != NULL) {
+        struct gate_req *req = list;
+        list = req->settled_next;
+        req->settle_state = 2;
+        proxy_settled(req);
+    }
+}
+
+static void settled_cb(evutil_socket_t fd, short what, void *arg)
+{
+    spend_worker_run(arg);
+}
+
+int spend_worker_init(struct gate_worker *w)
+{
+    pthread_mutex_init(&w->settled_mu, NULL);
+    w->settled = NULL;
+    w->settled_tail = &w->settled;
+    w->settled_ev = event_new(w->base, -1, 0, settled_cb, w);
+    return w->settled_ev != NULL ? 0 : -1;
+}
+
+void spend_worker_free(struct gate_worker *w)
+{
+    if (w->settled_ev != NULL) {
+        event_free(w->settled_ev);
+        w->settled_ev = NULL;
+        pthread_mutex_destroy(&w->settled_mu);
+    }
+}
+
+static const char *scope_name_at(const struct conf *c, int agent, enum conf_level lv)
+{
+    for (int s = agent; s >= 0; s = c->scopes[s].parent)
+        if (c->scopes[s].level == lv)
+            return c->scopes[s].name;
+    return NULL;
+}
+
+static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
+{
+    struct reqlog *rl = req->w->srv->reqlog;
+    char scope[300], when[40], line[700];
+
+    iso(wall_now(), when, sizeof(when));
+    for (int i = 0; i < n; i++) {
+        conf_scope_label(req->conf, a[i].scope, scope, sizeof(scope));
+        int len = snprintf(line, sizeof(line),
+                           "{\"time\":\"%s\",\"alert\":\"budget_threshold\",\"scope\":\"%s\","
+                           "\"window\":\"%s\",\"percent\":%d,\"unit\":\"%s\",\"used\":%.9g,"
+                           "\"limit\":%.9g}",
+                           when, scope, conf_window_name(a[i].window), a[i].percent,
+                           a[i].usd ? "usd" : "tokens",
+                           a[i].usd ? a[i].used / 1e9 : (double)a[i].used,
+                           a[i].usd ? a[i].limit / 1e9 : (double)a[i].limit);
+        fprintf(stderr, "tokengate: alert: %s %s budget at %d%%\n", scope,
+                conf_window_name(a[i].window), a[i].percent);
+        if (rl != NULL && len > 0 && (size_t)len < sizeof(line))
+            reqlog_write(rl, line, (size_t)len);
+        gate_server_alert(req->w->srv, line);
+    }
+}
+
+int spend_settle(struct gate_req *req, int hold)
+{
+    struct gate_server *srv = req->w->srv;
+    const struct usage *u = &req->usage;
+    const struct conf_price *price = req->cm ? &req->cm->price : NULL;
+    int64_t tokens = 0, nusd = 0;
+    struct budget_alert alerts[8];
+
+    if (req->settle_state != 0)
+        return 0;
+    req->settle_state = 2;
+    if (!req->tc_finished) {
+        tcount_finish(req, &req->w->drift);
+        req->tc_finished = 1;
+    }
+    if (u->have) {
+        int64_t uncached = u->input - u->cached - u->cache_write;
+        tokens = u->input + u->output;
+        nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
+                           u->output);
+    } else if (req->up_status >= 200 && req->up_status < 300 && req->tc.input >= 0) {
+        /* the provider answered but gave no usage (a stream cut short): our own count */
+        tokens = req->tc.input + (int64_t)req->tc.output;
+        nusd = budget_cost(price, req->tc.input, 0, 0, (int64_t)req->tc.output);
+    } else if (req->up_status == 0 && req->forwarded && req->tc.input >= 0) {
+        /* sent, and the client left before any answer: the provider may bill the input */
+        tokens = req->tc.input;
+        nusd = budget_cost(price, req->tc.input, 0, 0, 0);
+    }
+    req->charged_tokens = tokens;
+    req->charged_nusd = nusd;
+    {
+        struct gate_stats *st = &req->w->stats;
+        int64_t out = u->have ? u->output : tokens > 0 ? (int64_t)req->tc.output : 0;
+        if (out > tokens)
+            out = tokens;
+        atomic_fetch_add_explicit(&st->tokens_in, (uint64_t)(tokens - out), memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->tokens_out, (uint64_t)out, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->cost_nusd, (uint64_t)nusd, memory_order_relaxed);
+        if (req->decision != NULL) {
+            atomic_uint_fast64_t *c = NULL;
+            if (strcmp(req->decision, "rejected") == 0)
+                c = &st->rejected_budget;
+            else if (strcmp(req->decision, "rejected_policy") == 0)
+                c = &st->rejected_policy;
+            else if (strcmp(req->decision, "unauthenticated") == 0)
+                c = &st->rejected_auth;
+            else if (strcmp(req->decision, "unavailable") == 0)
+                c = &st->rejected_unavailable;
+            if (c != NULL)
+                atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+        }
+    }
+    if (srv->book != NULL && req->resv.held) {
+        int na = budget_settle(srv->book, &req->resv, tokens, nusd, wall_now(), alerts, 8);
+        if (na > 0)
+            raise_alerts(req, alerts, na);
+    }
+    /* the ledger records what reached the API: not health checks or unknown paths */
+    int record = req->decision != NULL || (req->ep != EP_NONE && endpoint_info(req->ep)->proxied);
+    if (srv->ledger == NULL || !record)
+        return 0;
+
+    const struct conf *c = req->conf;
+    int a = req->agent;
+    struct ledger_rec rec = {
+        .ts = req->wall_start,
+        .id = req->id,
+        .key_id = req->key_id[0] ? req->key_id : NULL,
+        .agent = a >= 0 ? c->scopes[a].name : NULL,
+        .team = a >= 0 ? scope_name_at(c, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? scope_name_at(c, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .endpoint = req->path,
+        .model = req->model,
+        .served_model = req->upstream_model ? req->upstream_model : req->model,
+        .provider = req->prov ? req->prov->name : NULL,
+        .status = req->status ? req->status : req->up_status ? req->up_status : 499,
+        .stream = req->stream,
+        .in_own = req->tc.enc ? req->tc.input : -1,
+        .out_own = req->tc.enc ? (int64_t)req->tc.output : -1,
+        .in_usage = u->have ? u->input : -1,
+        .out_usage = u->have ? u->output : -1,
+        .cached = u->cached,
+        .cache_write = u->cache_write,
+        .tokens_charged = tokens,
+        .cost_nusd = nusd,
+        .reserved_tokens = req->resv.tokens,
+        .latency_us = gate_now_us() - req->t_start,
+        .decision = req->decision ? req->decision : "error",
+        .error = req->error,
+        .done = hold ? on_committed : NULL,
+        .arg = req,
+    };
+    if (ledger_submit(srv->ledger, &rec) < 0) {
+        fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
+                req->id);
+        return 0;
+    }
+    if (!hold)
+        return 0;
+    req->settle_state = 1;
+    return 1;
+}
