@@ -602,12 +602,14 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
     r->nusd = in_cost + div_up(out * p_out, 1000);
     r->agent = ask->agent;
     r->held = 1;
+    r->made = 1;
     for (int i = 0; i < n; i++) {
         b->s[path[i]].res_t += r->tokens;
         b->s[path[i]].res_n += r->nusd;
     }
-    r->remaining = room_t == NO_LIMIT ? -1 : room_t - out;
-    r->remaining_nusd = room_n == NO_LIMIT ? -1 : room_n - div_up(out * p_out, 1000);
+    /* what the tightest budget had left for this request: not counting its own reservation */
+    r->remaining = room_t == NO_LIMIT ? -1 : room_t + in;
+    r->remaining_nusd = room_n == NO_LIMIT ? -1 : room_n + in_cost;
     pthread_mutex_unlock(&b->mu);
     return 0;
 refused:

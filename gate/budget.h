@@ -37,13 +37,15 @@ struct budget_ask {
 
 /* A reservation, held by the request from reserve to settle. A zeroed one holds nothing. */
 struct budget_resv {
-    int held;
+    int held;                /* reserved and not yet settled */
+    int made;                /* a reservation was made (stays set after settling) */
     int agent;
     int64_t tokens, nusd;    /* reserved on every scope of the path */
     int64_t allowance;       /* output tokens each choice may produce, -1 for no limit */
     int write_max;           /* the gate must write allowance into the request */
-    int64_t remaining;       /* tightest token headroom after reserving, -1 without token budgets */
-    int64_t remaining_nusd;  /* tightest dollar headroom, -1 without dollar budgets */
+    int64_t remaining;       /* what the tightest token budget had left for the request (before
+                              * its own reservation), -1 without token budgets */
+    int64_t remaining_nusd;  /* the same in dollars, -1 without dollar budgets */
 };
 
 enum budget_refusal_kind {

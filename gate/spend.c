@@ -291,12 +291,12 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
         k = snprintf(buf, cap, "x-tokengate-tokens-in: %lld\r\n", (long long)req->tc.input);
         n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
     }
-    if (req->resv.held && req->resv.remaining >= 0) {
+    if (req->resv.made && req->resv.remaining >= 0) {
         k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining: %lld\r\n",
                      (long long)req->resv.remaining);
         n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
     }
-    if (req->resv.held && req->resv.remaining_nusd >= 0) {
+    if (req->resv.made && req->resv.remaining_nusd >= 0) {
         k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
                      req->resv.remaining_nusd / 1e9);
         n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
