@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "gate/jsonmem.h"
 #include "gate/logscli.h"
+#include "gate/usagecli.h"
 #include "gate/server.h"
 #include "tokenizer/tokcli.h"
 
@@ -24,6 +25,9 @@ static void usage(FILE *f)
                "        print the token ids, separated by spaces\n"
                "  decode [--encoding E | --model M] [FILE|-]\n"
                "        turn token ids back into text\n"
+               "  usage [--config FILE] [--db PATH] [--level L] [--scope S] [--window W] [--all]\n"
+               "        [--format table|json|csv]\n"
+               "        print spend against budgets by level, scope and window\n"
                "  logs [--db PATH] [--agent A] [--team T] [--department D] [--model M]\n"
                "       [--status CODE|2xx|4xx|5xx] [--since T] [--until T] [--limit N]\n"
                "       [--format table|json|csv]\n"
@@ -115,6 +119,8 @@ int main(int argc, char **argv)
         return tok_cmd_encode(argc - 2, argv + 2);
     if (strcmp(argv[1], "decode") == 0)
         return tok_cmd_decode(argc - 2, argv + 2);
+    if (strcmp(argv[1], "usage") == 0)
+        return gate_cmd_usage(argc - 2, argv + 2);
     if (strcmp(argv[1], "logs") == 0)
         return gate_cmd_logs(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
