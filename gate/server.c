@@ -261,10 +261,13 @@ int gate_server_run(struct conf *conf)
     }
 
     /* build the tokenizer's tables now, not on some request (about 5 ms each) */
+    int64_t t0 = gate_now_us();
     if (tok_encoding("o200k_base") == NULL || tok_encoding("cl100k_base") == NULL) {
         snprintf(err, sizeof(err), "cannot build the tokenizer's tables: out of memory");
         goto fail;
     }
+    fprintf(stderr, "tokengate: tokenizer tables (o200k_base, cl100k_base) built in %.1f ms\n",
+            (gate_now_us() - t0) / 1000.0);
     for (int i = 0; i < conf->nmodels; i++)
         if (conf->models[i].encoding != NULL)
             (void)tok_encoding(conf->models[i].encoding);
