@@ -764,6 +764,8 @@ int confid_finish(struct loader *l, const yaml_node_t *root)
     for (int i = 0; i < c->nscopes; i++)
         for (int w = 0; w < CONF_WIN__COUNT; w++)
             dollars |= c->scopes[i].limits[w].nusd >= 0;
+    for (int i = 0; i < c->npolicies; i++)
+        dollars |= c->policies[i].task_max_nusd >= 0;
     for (int i = 0; dollars && i < c->nmodels; i++)
         if (!c->models[i].price.set)
             return conf_fail(l, root,

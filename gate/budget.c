@@ -17,6 +17,9 @@
 #include <strings.h>
 #include <time.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "gate/ledger.h"
 
 #define MAX_DEPTH 4
@@ -31,6 +34,25 @@ struct bscope {
     int64_t agent_max;                 /* the policy's max_per_agent, -1 none (agents only) */
     enum conf_window agent_window;
     int64_t max_per_request;           /* the policy's, -1 none (agents only) */
+    int64_t task_max_nusd, task_max_requests; /* the policy's, -1 none (agents only) */
+    int max_retries, loop_detection;          /* the policy's cutoffs (agents only) */
+    struct bprint *prints;                    /* recent bodies, for the cutoffs; lazily made */
+};
+
+/* A body an agent sent recently. */
+#define PRINTS 16
+struct bprint {
+    uint64_t fp;
+    uint32_t count, fails;
+    double first, last;
+};
+
+/* A task: requests and dollars of one x-tokengate-task id of one agent. key 0 is empty. */
+struct btask {
+    uint64_t key;
+    int64_t requests, nusd, res_nusd;
+    int64_t inflight;
+    double last;
 };
 
 struct bkey {
@@ -46,6 +68,8 @@ struct budget_book {
     int n;
     struct bkey *keys; /* open addressing on the hash's first bytes */
     size_t keys_cap, nkeys;
+    struct btask *tasks; /* BUDGET_TASKS_MAX * 2 slots, open addressing; made on first use */
+    size_t ntasks;
 };
 
 /* ---- windows -------------------------------------------------------------------------- */
@@ -68,6 +92,13 @@ void budget_window_bounds(enum conf_window w, double now, double *start, double 
         break;
     }
     localtime_r(&t, &tm);
+    if (w == CONF_WIN_HOUR) {
+        /* counted back from now, not through mktime: when clocks go back, 02:00-03:00 comes
+         * twice and mktime would pick one of them for either (start after now, 2 h window) */
+        *start = (double)(t - tm.tm_min * 60 - tm.tm_sec);
+        *end = *start + 3600;
+        return;
+    }
     tm.tm_sec = 0;
     tm.tm_min = 0;
     if (w == CONF_WIN_DAY || w == CONF_WIN_MONTH)
@@ -447,10 +478,16 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
         memcpy(s->lim, conf->scopes[i].limits, sizeof(s->lim));
         s->agent_max = -1;
         s->max_per_request = -1;
+        s->task_max_nusd = s->task_max_requests = -1;
+        s->max_retries = -1;
         if (conf->scopes[i].level == CONF_LEVEL_AGENT && p != NULL) {
             s->agent_max = p->max_per_agent;
             s->agent_window = p->window;
             s->max_per_request = p->max_per_request;
+            s->task_max_nusd = p->task_max_nusd;
+            s->task_max_requests = p->task_max_requests;
+            s->max_retries = p->max_retries;
+            s->loop_detection = p->loop_detection;
         }
         for (int w = 0; w < CONF_WIN__COUNT; w++)
             roll(s, (enum conf_window)w, now);
@@ -476,6 +513,9 @@ void budget_book_free(struct budget_book *b)
     if (b->keys != NULL)
         memset(b->keys, 0, b->keys_cap * sizeof(*b->keys));
     free(b->keys);
+    for (int i = 0; b->s != NULL && i < b->n; i++)
+        free(b->s[i].prints);
+    free(b->tasks);
     free(b->s);
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -500,6 +540,102 @@ static void refuse(struct budget_refusal *why, int scope, const struct bscope *s
     why->resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w];
 }
 
+/* ---- tasks and cutoffs ------------------------------------------------------------------ */
+
+#define TASK_SLOTS ((size_t)BUDGET_TASKS_MAX * 2)
+#define TASK_IDLE 3600
+
+static uint64_t task_key(int agent, const char *task)
+{
+    uint64_t k = XXH3_64bits_withSeed(task, strlen(task), (uint64_t)agent + 1);
+
+    return k != 0 ? k : 1;
+}
+
+/* Drops tasks idle for an hour with nothing under way, rebuilding the table. */
+static void tasks_sweep(struct budget_book *b, double now)
+{
+    struct btask *old = b->tasks, *nt = calloc(TASK_SLOTS, sizeof(*nt));
+
+    if (nt == NULL)
+        return;
+    b->tasks = nt;
+    b->ntasks = 0;
+    for (size_t i = 0; i < TASK_SLOTS; i++) {
+        const struct btask *t = &old[i];
+        if (t->key == 0 || (t->inflight == 0 && now - t->last > TASK_IDLE))
+            continue;
+        size_t j = t->key & (TASK_SLOTS - 1);
+        while (nt[j].key != 0)
+            j = (j + 1) & (TASK_SLOTS - 1);
+        nt[j] = *t;
+        b->ntasks++;
+    }
+    free(old);
+}
+
+/* A task's entry, made when make is set and it is absent. NULL when absent (or, making, when
+ * BUDGET_TASKS_MAX tasks are all live, or memory ran out). */
+static struct btask *task_find(struct budget_book *b, uint64_t key, double now, int make)
+{
+    size_t i;
+
+    if (b->tasks == NULL) {
+        if (!make || (b->tasks = calloc(TASK_SLOTS, sizeof(*b->tasks))) == NULL)
+            return NULL;
+    }
+    for (i = key & (TASK_SLOTS - 1); b->tasks[i].key != 0; i = (i + 1) & (TASK_SLOTS - 1))
+        if (b->tasks[i].key == key)
+            return &b->tasks[i];
+    if (!make)
+        return NULL;
+    if (b->ntasks >= BUDGET_TASKS_MAX) {
+        tasks_sweep(b, now);
+        if (b->ntasks >= BUDGET_TASKS_MAX)
+            return NULL;
+        return task_find(b, key, now, make);
+    }
+    b->tasks[i] = (struct btask){.key = key, .last = now};
+    b->ntasks++;
+    return &b->tasks[i];
+}
+
+/* The agent's record of a body, made (replacing the least recent) when absent. */
+static struct bprint *print_find(struct bscope *s, uint64_t fp, double now, int make)
+{
+    struct bprint *oldest;
+
+    if (s->prints == NULL) {
+        if (!make || (s->prints = calloc(PRINTS, sizeof(*s->prints))) == NULL)
+            return NULL;
+    }
+    oldest = &s->prints[0];
+    for (int i = 0; i < PRINTS; i++) {
+        if (s->prints[i].fp == fp)
+            return &s->prints[i];
+        if (s->prints[i].last < oldest->last)
+            oldest = &s->prints[i];
+    }
+    if (!make)
+        return NULL;
+    *oldest = (struct bprint){.fp = fp, .first = now, .last = now};
+    return oldest;
+}
+
+static void refuse_other(struct budget_refusal *why, enum budget_refusal_kind kind, int scope,
+                         int usd, int64_t limit, int64_t used, int64_t needed, double resets)
+{
+    memset(why, 0, sizeof(*why));
+    why->kind = kind;
+    why->scope = scope;
+    why->usd = usd;
+    why->limit = limit;
+    why->used = used;
+    why->remaining = limit > used ? limit - used : 0;
+    why->needed = needed;
+    why->resets_at = resets;
+}
+
 int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double now,
                    struct budget_resv *r, struct budget_refusal *why)
 {
@@ -521,6 +657,26 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
 
     memset(r, 0, sizeof(*r));
     pthread_mutex_lock(&b->mu);
+    struct bscope *as = &b->s[ask->agent];
+    struct bprint *pr = NULL;
+    if (ask->fingerprint != 0 && (as->loop_detection || as->max_retries >= 0) &&
+        (pr = print_find(as, ask->fingerprint, now, 1)) != NULL) {
+        if (now - pr->first > BUDGET_LOOP_WINDOW) {
+            pr->first = now;
+            pr->count = 0;
+        }
+        if (as->max_retries >= 0 && pr->fails > (uint32_t)as->max_retries &&
+            now - pr->last < BUDGET_RETRY_COOLDOWN) {
+            refuse_other(why, BUDGET_RETRIES, ask->agent, 0, as->max_retries, pr->fails, 0,
+                         pr->last + BUDGET_RETRY_COOLDOWN);
+            goto refused;
+        }
+        if (as->loop_detection && pr->count >= BUDGET_LOOP_REPEATS) {
+            refuse_other(why, BUDGET_LOOP, ask->agent, 0, BUDGET_LOOP_REPEATS, pr->count, 0,
+                         pr->first + BUDGET_LOOP_WINDOW);
+            goto refused;
+        }
+    }
     for (int i = 0; i < n; i++) {
         struct bscope *s = &b->s[path[i]];
         for (int w = 0; w < CONF_WIN__COUNT; w++) {
@@ -553,6 +709,32 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
                 if (avail - in_cost < room_n)
                     room_n = avail - in_cost;
             }
+        }
+    }
+    /* a task's dollars bound the request like one more budget */
+    struct btask *t = NULL;
+    if (ask->task != NULL && (as->task_max_requests >= 0 || as->task_max_nusd >= 0)) {
+        t = task_find(b, task_key(ask->agent, ask->task), now, 1);
+        if (t == NULL) {
+            refuse_other(why, BUDGET_TASK, ask->agent, 0, BUDGET_TASKS_MAX, BUDGET_TASKS_MAX, 1,
+                         0);
+            goto refused;
+        }
+        if (as->task_max_requests >= 0 && t->requests >= as->task_max_requests) {
+            refuse_other(why, BUDGET_TASK, ask->agent, 0, as->task_max_requests, t->requests, 1,
+                         0);
+            goto refused;
+        }
+        if (as->task_max_nusd >= 0) {
+            int64_t avail = as->task_max_nusd - t->nusd - t->res_nusd;
+            int64_t need = in_cost + div_up(need_out * p_out, 1000);
+            if (avail < need) {
+                refuse_other(why, BUDGET_TASK, ask->agent, 1, as->task_max_nusd,
+                             t->nusd + t->res_nusd, need, 0);
+                goto refused;
+            }
+            if (avail - in_cost < room_n)
+                room_n = avail - in_cost;
         }
     }
     if (b->s[ask->agent].max_per_request >= 0) {
@@ -600,6 +782,18 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
     int64_t out = r->allowance > 0 ? r->allowance * choices : 0;
     r->tokens = in + out;
     r->nusd = in_cost + div_up(out * p_out, 1000);
+    if (t != NULL) {
+        t->requests++;
+        t->inflight++;
+        t->res_nusd += r->nusd;
+        t->last = now;
+        r->task = t->key;
+    }
+    if (pr != NULL) {
+        pr->count++;
+        pr->last = now;
+        r->fingerprint = ask->fingerprint;
+    }
     r->agent = ask->agent;
     r->held = 1;
     r->made = 1;
@@ -627,6 +821,20 @@ int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, 
         return 0;
     n = path_of(b, r->agent, path);
     pthread_mutex_lock(&b->mu);
+    if (r->task != 0) {
+        struct btask *t = task_find(b, r->task, now, 0);
+        if (t != NULL) {
+            t->res_nusd -= r->nusd;
+            t->nusd += nusd;
+            t->inflight--;
+            t->last = now;
+        }
+    }
+    if (r->fingerprint != 0) {
+        struct bprint *pr = print_find(&b->s[r->agent], r->fingerprint, now, 0);
+        if (pr != NULL)
+            pr->fails = r->failed ? pr->fails + 1 : 0;
+    }
     for (int i = 0; i < n; i++) {
         struct bscope *s = &b->s[path[i]];
         s->res_t -= r->tokens;

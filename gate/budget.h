@@ -33,6 +33,8 @@ struct budget_ask {
     int choices;             /* completions asked for at once ("n"); the cap applies to each */
     int64_t model_cap;       /* the model's output cap, -1 when unknown */
     const struct conf_price *price; /* NULL: the model has none (no dollar budget applies) */
+    const char *task;        /* the x-tokengate-task id, or NULL */
+    uint64_t fingerprint;    /* a hash of the request body for the cutoffs, 0 for none */
 };
 
 /* A reservation, held by the request from reserve to settle. A zeroed one holds nothing. */
@@ -46,12 +48,25 @@ struct budget_resv {
     int64_t remaining;       /* what the tightest token budget had left for the request (before
                               * its own reservation), -1 without token budgets */
     int64_t remaining_nusd;  /* the same in dollars, -1 without dollar budgets */
+    uint64_t task;           /* the task's key in the book, 0 for none */
+    uint64_t fingerprint;    /* the body's, for the cutoffs, 0 for none */
+    int failed;              /* set by the caller before settling: the request failed */
 };
 
 enum budget_refusal_kind {
     BUDGET_OVER = 1,         /* a budget has no room: 429 budget_exceeded */
     BUDGET_TOO_LARGE,        /* the input alone is over the policy's max_per_request: 400 */
+    BUDGET_TASK,             /* the task is over its policy's max_requests or max_usd: 429 */
+    BUDGET_LOOP,             /* the same body again and again (loop_detection): 429 */
+    BUDGET_RETRIES,          /* the same failing body past max_retries: 429 */
 };
+
+/* The cutoffs: a body sent LOOP_REPEATS times within LOOP_WINDOW seconds is a loop; a body
+ * that failed more than max_retries times running is refused for RETRY_COOLDOWN seconds. */
+#define BUDGET_LOOP_REPEATS 10
+#define BUDGET_LOOP_WINDOW 300
+#define BUDGET_RETRY_COOLDOWN 60
+#define BUDGET_TASKS_MAX 16384 /* tasks tracked at once; idle ones go after an hour */
 
 /* Why a reservation was refused: the tightest budget that did not fit. */
 struct budget_refusal {

@@ -21,6 +21,9 @@
 #include "gate/req.h"
 #include "gate/server.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* past this many records waiting for the disk, new requests are turned away (503) */
 #define LEDGER_BACKLOG 32768
 
@@ -157,6 +160,57 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
     const struct conf *c = req->conf;
 
     conf_scope_label(c, why->scope, scope, sizeof(scope));
+    if (why->kind == BUDGET_TASK || why->kind == BUDGET_LOOP || why->kind == BUDGET_RETRIES) {
+        const char *type = why->kind == BUDGET_TASK   ? "task_limit_exceeded"
+                           : why->kind == BUDGET_LOOP ? "loop_detected"
+                                                      : "retry_limit_exceeded";
+        if (why->kind == BUDGET_TASK && why->usd)
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has spent $%.6f of the $%.6f its policy "
+                     "allows a task (task.max_usd); this request could cost up to $%.6f",
+                     scope, why->used / 1e9, why->limit / 1e9, why->needed / 1e9);
+        else if (why->kind == BUDGET_TASK)
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has made %lld of the %lld requests its "
+                     "policy allows a task (task.max_requests)",
+                     scope, (long long)why->used, (long long)why->limit);
+        else if (why->kind == BUDGET_LOOP)
+            snprintf(msg, sizeof(msg),
+                     "loop detected: %s sent this same request %lld times within %d s "
+                     "(cutoffs.loop_detection)",
+                     scope, (long long)why->used, BUDGET_LOOP_WINDOW);
+        else
+            snprintf(msg, sizeof(msg),
+                     "retry limit exceeded: this same request from %s failed %lld times running, "
+                     "more than the %lld retries its policy allows (cutoffs.max_retries)",
+                     scope, (long long)why->used, (long long)why->limit);
+        req->decision = why->kind == BUDGET_TASK ? "rejected_task" : "rejected_cutoff";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        struct arena *prev = jsonmem_enter(req->arena);
+        cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
+        if (req->fmt == CONF_FMT_ANTHROPIC)
+            cJSON_AddStringToObject(doc, "type", "error");
+        cJSON_AddStringToObject(e, "type", type);
+        cJSON_AddStringToObject(e, "message", msg);
+        if (req->fmt != CONF_FMT_ANTHROPIC) {
+            cJSON_AddNullToObject(e, "param");
+            cJSON_AddStringToObject(e, "code", type);
+        }
+        cJSON_AddStringToObject(e, "scope", scope);
+        cJSON_AddItemToObject(doc, "error", e);
+        const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
+        jsonmem_leave(prev);
+        if (why->resets_at > now)
+            snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n",
+                     (long long)ceil(why->resets_at - now));
+        else
+            snprintf(extra, sizeof(extra), "x-should-retry: false\r\n");
+        if (body == NULL)
+            req_fail(req, APIERR_INTERNAL, "out of memory");
+        else
+            req_respond(req, 429, "application/json", extra, body, strlen(body));
+        return;
+    }
     if (why->kind == BUDGET_TOO_LARGE) {
         snprintf(msg, sizeof(msg),
                  "this request needs at least %lld tokens, over the %lld tokens a request may use "
@@ -266,6 +320,29 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
                         ? m->max_output_tokens
                         : budget_model_cap(req->upstream_model ? req->upstream_model : req->model);
     ask.price = &m->price;
+    const struct http_header *th = req_header(req, "x-tokengate-task");
+    if (th != NULL) {
+        int ok = th->value_len >= 1 && th->value_len <= 128;
+        for (size_t i = 0; ok && i < th->value_len; i++) {
+            char ch = th->value[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '/';
+        }
+        if (!ok) {
+            req->decision = "invalid";
+            req_fail(req, APIERR_BAD_REQUEST,
+                     "x-tokengate-task must be 1 to 128 of A-Z a-z 0-9 . _ : / -");
+            return -1;
+        }
+        ask.task = th->value;
+    }
+    {
+        size_t blen = evbuffer_get_length(req->body);
+        const void *raw = evbuffer_pullup(req->body, -1);
+        ask.fingerprint = raw != NULL ? XXH3_64bits(raw, blen) : 0;
+        if (ask.fingerprint == 0 && raw != NULL)
+            ask.fingerprint = 1;
+    }
     if (budget_reserve(srv->book, &ask, now, &req->resv, &why) < 0) {
         refuse(req, &why, now);
         return -1;
@@ -436,7 +513,9 @@ int spend_settle(struct gate_req *req, int hold)
             atomic_uint_fast64_t *c = NULL;
             if (strcmp(req->decision, "rejected") == 0)
                 c = &st->rejected_budget;
-            else if (strcmp(req->decision, "rejected_policy") == 0)
+            else if (strcmp(req->decision, "rejected_policy") == 0 ||
+                     strcmp(req->decision, "rejected_task") == 0 ||
+                     strcmp(req->decision, "rejected_cutoff") == 0)
                 c = &st->rejected_policy;
             else if (strcmp(req->decision, "unauthenticated") == 0)
                 c = &st->rejected_auth;
@@ -447,6 +526,8 @@ int spend_settle(struct gate_req *req, int hold)
         }
     }
     if (srv->book != NULL && req->resv.held) {
+        /* for max_retries: the provider refused or failed it, or it never got an answer */
+        req->resv.failed = req->up_status >= 400 || (req->up_status == 0 && !u->have);
         int na = budget_settle(srv->book, &req->resv, tokens, nusd, wall_now(), alerts, 8);
         if (na > 0)
             raise_alerts(req, alerts, na);
