@@ -32,6 +32,9 @@ struct bscope {
     int64_t res_t, res_n;
     unsigned alerted[CONF_WIN__COUNT]; /* thresholds raised in the current window, by bit */
     int64_t agent_max;                 /* the policy's max_per_agent, -1 none (agents only) */
+    int64_t agent_min;                 /* the policy's min_per_agent, -1 none (agents only) */
+    int *floors;                       /* agents under this scope that have a min_per_agent */
+    int nfloors;
     enum conf_window agent_window;
     int64_t max_per_request;           /* the policy's, -1 none (agents only) */
     int64_t task_max_nusd, task_max_requests; /* the policy's, -1 none (agents only) */
@@ -477,11 +480,15 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
         const struct conf_policy *p = policy_of(conf, i);
         memcpy(s->lim, conf->scopes[i].limits, sizeof(s->lim));
         s->agent_max = -1;
+        s->agent_min = -1;
         s->max_per_request = -1;
         s->task_max_nusd = s->task_max_requests = -1;
         s->max_retries = -1;
         if (conf->scopes[i].level == CONF_LEVEL_AGENT && p != NULL) {
             s->agent_max = p->max_per_agent;
+            s->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
+                               ? p->max_per_agent
+                               : p->min_per_agent;
             s->agent_window = p->window;
             s->max_per_request = p->max_per_request;
             s->task_max_nusd = p->task_max_nusd;
@@ -491,6 +498,18 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
         }
         for (int w = 0; w < CONF_WIN__COUNT; w++)
             roll(s, (enum conf_window)w, now);
+    }
+    /* every scope above an agent with a floor keeps that floor free for it */
+    for (int i = 0; i < b->n; i++) {
+        if (b->s[i].agent_min <= 0)
+            continue;
+        for (int p = conf->scopes[i].parent; p >= 0; p = conf->scopes[p].parent) {
+            int *nf = realloc(b->s[p].floors, (size_t)(b->s[p].nfloors + 1) * sizeof(int));
+            if (nf == NULL)
+                goto oom;
+            b->s[p].floors = nf;
+            b->s[p].floors[b->s[p].nfloors++] = i;
+        }
     }
     for (int i = 0; i < conf->nkeys; i++)
         if (key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0) < 0)
@@ -513,8 +532,10 @@ void budget_book_free(struct budget_book *b)
     if (b->keys != NULL)
         memset(b->keys, 0, b->keys_cap * sizeof(*b->keys));
     free(b->keys);
-    for (int i = 0; b->s != NULL && i < b->n; i++)
+    for (int i = 0; b->s != NULL && i < b->n; i++) {
         free(b->s[i].prints);
+        free(b->s[i].floors);
+    }
     free(b->tasks);
     free(b->s);
     pthread_mutex_destroy(&b->mu);
@@ -538,6 +559,28 @@ static void refuse(struct budget_refusal *why, int scope, const struct bscope *s
         why->remaining = 0;
     why->needed = needed;
     why->resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w];
+}
+
+/*
+ * What the other agents under s are still owed of their min_per_agent in window w (their
+ * policy's window): the part of a floor they have not used or reserved. A scope's budget of
+ * that window keeps it free for them. The cost is one pass over those agents.
+ */
+static int64_t floors_owed(struct budget_book *b, const struct bscope *s, int agent,
+                           int w, double now)
+{
+    int64_t owed = 0;
+
+    for (int k = 0; k < s->nfloors; k++) {
+        struct bscope *a = &b->s[s->floors[k]];
+        if (s->floors[k] == agent || (int)a->agent_window != w)
+            continue;
+        roll(a, (enum conf_window)w, now);
+        int64_t left = a->agent_min - a->used_t[w] - a->res_t;
+        if (left > 0)
+            owed += left;
+    }
+    return owed;
 }
 
 /* ---- tasks and cutoffs ------------------------------------------------------------------ */
@@ -688,9 +731,13 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
                 continue;
             roll(s, (enum conf_window)w, now);
             if (lt >= 0) {
-                int64_t avail = lt - s->used_t[w] - s->res_t;
+                int64_t owed = i > 0 ? floors_owed(b, s, ask->agent, w, now) : 0;
+                int64_t avail = lt - s->used_t[w] - s->res_t - owed;
                 if (avail < in + need_out) {
                     refuse(why, path[i], s, (enum conf_window)w, 0, lt, in + need_out);
+                    /* other agents' minimums count as reserved: they are held for them */
+                    why->reserved += owed;
+                    why->remaining = avail > 0 ? avail : 0;
                     goto refused;
                 }
                 if (avail - in < room_t) {

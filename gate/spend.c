@@ -226,14 +226,14 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
     if (why->usd)
         snprintf(msg, sizeof(msg),
                  "budget exceeded: %s has $%.6f of its $%.6f %s budget left (used $%.6f, reserved "
-                 "$%.6f by requests under way); this request needs at least $%.6f%s%s",
+                 "$%.6f); this request needs at least $%.6f%s%s",
                  scope, why->remaining / 1e9, why->limit / 1e9, conf_window_name(why->window),
                  why->used / 1e9, why->reserved / 1e9, why->needed / 1e9,
                  when[0] ? "; the window resets at " : "; this budget never resets", when);
     else
         snprintf(msg, sizeof(msg),
                  "budget exceeded: %s has %lld of its %lld tokens (%s) left (used %lld, reserved "
-                 "%lld by requests under way); this request needs at least %lld%s%s",
+                 "%lld); this request needs at least %lld%s%s",
                  scope, (long long)why->remaining, (long long)why->limit,
                  conf_window_name(why->window), (long long)why->used, (long long)why->reserved,
                  (long long)why->needed,
