@@ -670,6 +670,21 @@ int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v)
     return 0;
 }
 
+/* The name of the i-th model under 'models' (conf.models is in their order), for errors
+ * about it; root when it cannot be found. */
+static const yaml_node_t *model_node(struct loader *l, const yaml_node_t *root, int i)
+{
+    FOR_PAIRS(l, root, pair) {
+        const yaml_node_t *k = conf_node(l, pair->key), *v = conf_node(l, pair->value);
+        const char *name = conf_scalar(k);
+        if (name == NULL || strcmp(name, "models") != 0 || v->type != YAML_MAPPING_NODE)
+            continue;
+        if (i < v->data.mapping.pairs.top - v->data.mapping.pairs.start)
+            return conf_node(l, v->data.mapping.pairs.start[i].key);
+    }
+    return root;
+}
+
 int confid_finish(struct loader *l, const yaml_node_t *root)
 {
     struct conf *c = l->c;
@@ -768,7 +783,7 @@ int confid_finish(struct loader *l, const yaml_node_t *root)
         dollars |= c->policies[i].task_max_nusd >= 0;
     for (int i = 0; dollars && i < c->nmodels; i++)
         if (!c->models[i].price.set)
-            return conf_fail(l, root,
+            return conf_fail(l, model_node(l, root, i),
                              "model '%s%s' has no price, but a budget is in dollars (add price: "
                              "{ input: .., output: .. } in USD per million tokens)",
                              c->models[i].name, c->models[i].wildcard ? "*" : "");
