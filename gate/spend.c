@@ -27,6 +27,9 @@
 /* past this many records waiting for the disk, new requests are turned away (503) */
 #define LEDGER_BACKLOG 32768
 
+/* the output cap of a model whose family the gate does not know (config: max_output_tokens) */
+#define SPEND_DEFAULT_CAP 16384
+
 static double wall_now(void)
 {
     struct timespec ts;
@@ -319,6 +322,10 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     ask.model_cap = m->max_output_tokens > 0
                         ? m->max_output_tokens
                         : budget_model_cap(req->upstream_model ? req->upstream_model : req->model);
+    /* a model of unknown family: a budget's whole headroom written as its cap could be more
+     * than the model allows, which the provider would refuse */
+    if (ask.model_cap < 0)
+        ask.model_cap = SPEND_DEFAULT_CAP;
     ask.price = &m->price;
     const struct http_header *th = req_header(req, "x-tokengate-task");
     if (th != NULL) {
