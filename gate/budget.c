@@ -110,9 +110,7 @@ void budget_window_bounds(enum conf_window w, double now, double *start, double 
         tm.tm_mday = 1;
     tm.tm_isdst = -1;
     *start = (double)mktime(&tm);
-    if (w == CONF_WIN_HOUR)
-        tm.tm_hour++;
-    else if (w == CONF_WIN_DAY)
+    if (w == CONF_WIN_DAY)
         tm.tm_mday++;
     else
         tm.tm_mon++;
