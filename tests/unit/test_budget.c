@@ -1271,6 +1271,195 @@ START_TEST(ledger_resets_overrides_keys)
 }
 END_TEST
 
+/* ---- tasks, cutoffs and minimums -------------------------------------------------------- */
+
+#define POLICY_TEXT(policy)                                                                        \
+    BASE "policies:\n"                                                                             \
+         "  p:\n" policy "policy: p\n"
+
+START_TEST(task_limits)
+{
+    struct conf *c = load(POLICY_TEXT("    task: { max_requests: 3, max_usd: 0.01 }\n"));
+    struct budget_book *b = book(c, NULL, T0);
+    int a = scope(c, "agent:crawler-1"), other = scope(c, "agent:crawler-2");
+    const struct conf_price *price = &c->models[0].price;
+    struct budget_resv r[4];
+    struct budget_refusal why;
+    struct budget_ask ask = chat(a, 100, 10);
+
+    ask.price = price;
+    ask.task = "job-1";
+    /* max_requests: the fourth request of the task is refused, whatever it costs */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[i], &why), 0);
+        budget_settle(b, &r[i], 110, budget_cost(price, 100, 0, 0, 10), T0, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[3], &why), -1);
+    ck_assert_int_eq(why.kind, BUDGET_TASK);
+    ck_assert_int_eq(why.limit, 3);
+    ck_assert_int_eq(why.used, 3);
+    /* another task of the same agent, and the same task id of another agent, are apart */
+    ask.task = "job-2";
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[3], &why), 0);
+    budget_settle(b, &r[3], 0, 0, T0, NULL, 0);
+    ask.agent = other;
+    ask.task = "job-1";
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[3], &why), 0);
+    budget_settle(b, &r[3], 0, 0, T0, NULL, 0);
+    /* no task header: no task limit */
+    ask.agent = a;
+    ask.task = NULL;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[0], &why), 0);
+        budget_settle(b, &r[0], 0, 0, T0, NULL, 0);
+    }
+
+    /* max_usd: $0.01 at $2.50/$10 per million. The task's dollars bound the output allowance
+     * like a budget: a request without a cap is given what the task has left. */
+    ask.task = "job-3";
+    ask.max_output = -1;
+    ask.model_cap = 100000;
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[0], &why), 0);
+    ck_assert(r[0].write_max);
+    int64_t in_cost = budget_cost(price, held_input(100, 0), 0, 0, 0);
+    ck_assert_int_eq(r[0].allowance, (10000000 - in_cost) * 1000 / 10000000);
+    ck_assert_int_le(r[0].nusd, 10000000);
+    /* while it is under way, a second request of the task has nothing left */
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[1], &why), -1);
+    ck_assert_int_eq(why.kind, BUDGET_TASK);
+    ck_assert(why.usd);
+    /* settled at less than reserved, the rest is the task's again */
+    budget_settle(b, &r[0], 600, budget_cost(price, 100, 0, 0, 500), T0, NULL, 0);
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[1], &why), 0);
+    ck_assert_int_le(r[1].nusd, 10000000 - budget_cost(price, 100, 0, 0, 500));
+    budget_settle(b, &r[1], 0, 0, T0, NULL, 0);
+    ck_assert_int_eq(budget_reserved_total(b), 0);
+    budget_book_free(b);
+    conf_unref(c);
+}
+END_TEST
+
+START_TEST(loop_detection)
+{
+    struct conf *c = load(POLICY_TEXT("    cutoffs: { loop_detection: enabled }\n"));
+    struct budget_book *b = book(c, NULL, T0);
+    int a = scope(c, "agent:crawler-1");
+    struct budget_resv r;
+    struct budget_refusal why;
+    struct budget_ask ask = chat(a, 10, 10);
+
+    ask.fingerprint = 0x1234;
+    for (int i = 0; i < BUDGET_LOOP_REPEATS; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0 + i, &r, &why), 0);
+        budget_settle(b, &r, 20, 0, T0 + i, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + 20, &r, &why), -1);
+    ck_assert_int_eq(why.kind, BUDGET_LOOP);
+    ck_assert_int_eq(why.used, BUDGET_LOOP_REPEATS);
+    /* another body goes through; the same body does once the window has passed */
+    ask.fingerprint = 0x5678;
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + 20, &r, &why), 0);
+    budget_settle(b, &r, 20, 0, T0 + 20, NULL, 0);
+    ask.fingerprint = 0x1234;
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + BUDGET_LOOP_WINDOW + 1, &r, &why), 0);
+    budget_settle(b, &r, 20, 0, T0 + BUDGET_LOOP_WINDOW + 1, NULL, 0);
+    /* without the policy, no limit */
+    ask.agent = scope(c, "agent:crawler-2");
+    budget_book_free(b);
+    conf_unref(c);
+
+    c = load(BASE);
+    b = book(c, NULL, T0);
+    ask.agent = scope(c, "agent:crawler-1");
+    for (int i = 0; i < 3 * BUDGET_LOOP_REPEATS; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0, &r, &why), 0);
+        budget_settle(b, &r, 20, 0, T0, NULL, 0);
+    }
+    budget_book_free(b);
+    conf_unref(c);
+}
+END_TEST
+
+START_TEST(max_retries)
+{
+    struct conf *c = load(POLICY_TEXT("    cutoffs: { max_retries: 2 }\n"));
+    struct budget_book *b = book(c, NULL, T0);
+    struct budget_resv r;
+    struct budget_refusal why;
+    struct budget_ask ask = chat(scope(c, "agent:judge"), 10, 10);
+
+    ask.fingerprint = 0xabc;
+    /* the first try and two retries fail; the third retry is refused for the cooldown */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0 + i, &r, &why), 0);
+        r.failed = 1;
+        budget_settle(b, &r, 0, 0, T0 + i, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + 3, &r, &why), -1);
+    ck_assert_int_eq(why.kind, BUDGET_RETRIES);
+    ck_assert_int_eq(why.limit, 2);
+    ck_assert_int_eq(why.used, 3);
+    ck_assert(why.resets_at == T0 + 2 + BUDGET_RETRY_COOLDOWN);
+    /* after the cooldown it may try again; a success clears the count */
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + 2 + BUDGET_RETRY_COOLDOWN, &r, &why), 0);
+    budget_settle(b, &r, 20, 0, T0 + 2 + BUDGET_RETRY_COOLDOWN, NULL, 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0 + 70 + i, &r, &why), 0);
+        r.failed = 1;
+        budget_settle(b, &r, 0, 0, T0 + 70 + i, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0 + 72, &r, &why), 0);
+    budget_settle(b, &r, 0, 0, T0 + 72, NULL, 0);
+    budget_book_free(b);
+    conf_unref(c);
+}
+END_TEST
+
+START_TEST(min_per_agent_floor)
+{
+    /* team search (crawler-1, crawler-2) has 1,000 tokens a day; each agent is owed 300 */
+    struct conf *c = load(BASE "policies:\n"
+                               "  p:\n"
+                               "    allocation: { min_per_agent: 300, window: day }\n"
+                               "policy: p\n"
+                               "budgets:\n"
+                               "  - { scope: team:search, window: day, tokens: 1000 }\n");
+    struct budget_book *b = book(c, NULL, T0);
+    int c1 = scope(c, "agent:crawler-1"), c2 = scope(c, "agent:crawler-2");
+    struct budget_resv r;
+    struct budget_refusal why;
+    struct budget_ask ask = chat(c1, 96, 0);
+
+    /* embeddings-like requests (no output), so that each needs exactly its input:
+     * crawler-1 alone can use the 700 not held for crawler-2, 100 at a time (96 + 1% + 4) */
+    ask.generates = 0;
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0, &r, &why), 0);
+        ck_assert_int_eq(r.tokens, 100);
+        budget_settle(b, &r, 100, 0, T0, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r, &why), -1);
+    ck_assert_int_eq(why.kind, BUDGET_OVER);
+    ck_assert_int_eq(why.scope, scope(c, "team:search"));
+    ck_assert_int_eq(why.used, 700);
+    ck_assert_int_eq(why.reserved, 300); /* crawler-2's floor */
+    ck_assert_int_eq(why.remaining, 0);
+    /* crawler-2 still gets its 300 */
+    ask.agent = c2;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(budget_reserve(b, &ask, T0, &r, &why), 0);
+        budget_settle(b, &r, 100, 0, T0, NULL, 0);
+    }
+    ck_assert_int_eq(budget_reserve(b, &ask, T0, &r, &why), -1);
+    /* a new day: the floors are owed again */
+    ask.agent = c1;
+    ck_assert_int_eq(budget_reserve(b, &ask, T1, &r, &why), 0);
+    budget_settle(b, &r, 100, 0, T1, NULL, 0);
+    budget_book_free(b);
+    conf_unref(c);
+}
+END_TEST
+
 static Suite *budget_suite(void)
 {
     Suite *s = suite_create("budget");
@@ -1300,6 +1489,10 @@ static Suite *budget_suite(void)
     tcase_add_test(tc, policies_cascade);
     tcase_add_test(tc, policy_org_and_team);
     tcase_add_test(tc, alerts_once_per_window);
+    tcase_add_test(tc, task_limits);
+    tcase_add_test(tc, loop_detection);
+    tcase_add_test(tc, max_retries);
+    tcase_add_test(tc, min_per_agent_floor);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ledger");
