@@ -662,6 +662,9 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
                 struct evkeyvalq *h = evhttp_request_get_output_headers(r);
                 evhttp_add_header(h, "host", a->hook_host);
                 evhttp_add_header(h, "content-type", "application/json");
+                /* one request a connection: a kept-alive one is not freed on completion, and
+                 * one left idle at shutdown outlives the event base */
+                evhttp_add_header(h, "connection", "close");
                 evbuffer_add(evhttp_request_get_output_buffer(r), it->json, strlen(it->json));
                 evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path);
             }
