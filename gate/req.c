@@ -212,6 +212,13 @@ static void write_log(struct gate_req *req)
     if (req->agent >= 0) {
         const struct conf *c = req->conf;
         cJSON_AddStringToObject(rec, "agent", c->scopes[req->agent].name);
+        /* the team and department, as the ledger records them (anonymous has neither) */
+        for (int s = c->scopes[req->agent].parent; s >= 0; s = c->scopes[s].parent) {
+            if (c->scopes[s].level == CONF_LEVEL_TEAM)
+                cJSON_AddStringToObject(rec, "team", c->scopes[s].name);
+            else if (c->scopes[s].level == CONF_LEVEL_DEPARTMENT)
+                cJSON_AddStringToObject(rec, "department", c->scopes[s].name);
+        }
         if (req->key_id[0])
             cJSON_AddStringToObject(rec, "key_id", req->key_id);
     }
