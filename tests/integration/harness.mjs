@@ -952,3 +952,87 @@ export function runGate(args, env = {}) {
 export function wordCount(text) {
   return (text.match(/ [^ ]+/g) || []).length;
 }
+
+// ---- budgets: the admin API, the ledger and alert webhooks -----------------------------------
+
+/** The admin listener's port, from the gate's "admin API on" line (printed before it listens). */
+export async function gateAdminPort(gate, timeoutMs = ms(10000)) {
+  const m = await gate.proc.waitFor('stderr',
+    /tokengate: admin API on http:\/\/127\.0\.0\.1:(\d+)/, timeoutMs, 'admin API line');
+  return Number(m[1]);
+}
+
+/**
+ * A request to an admin API on port. opts: token (sent as Authorization: Bearer), body (an
+ * object, sent as JSON), headers. Returns what httpRequest returns.
+ */
+export function adminRequest(port, method, p, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  let body;
+  if (opts.body !== undefined) {
+    body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    headers['content-type'] = 'application/json';
+  }
+  return httpRequest(port, p, { method, headers, body, timeoutMs: opts.timeoutMs });
+}
+
+/**
+ * An HTTP server on 127.0.0.1 that records what is POSTed to it (an alert webhook), closed by
+ * cleanup(). Returns {port, url, received: [{method, path, headers, body, json}],
+ * waitFor(n, timeoutMs)} where waitFor resolves once n requests arrived and rejects after
+ * timeoutMs.
+ */
+export function startWebhook() {
+  const received = [];
+  const waiters = new Set();
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (c) => {
+      size += c.length;
+      if (size <= 1024 * 1024) chunks.push(c);
+    });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      let json;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = undefined;
+      }
+      received.push({ method: req.method, path: req.url, headers: req.headers, body, json });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+      for (const w of [...waiters]) w();
+    });
+  });
+  servers.add(server);
+  const waitFor = (n, timeoutMs = ms(5000)) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (received.length >= n) {
+          done();
+          resolve(received.slice());
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`webhook: ${received.length} requests after ${timeoutMs} ms, ` +
+          `wanted ${n}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  return new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({ port, url: `http://127.0.0.1:${port}`, received, waitFor });
+    });
+  });
+}
