@@ -361,19 +361,23 @@ static void format_time(double ts, int ms, char *buf, size_t len)
     double whole = floor(ts);
     time_t t = (time_t)whole;
     struct tm tm;
-    char date[32];
+    size_t n;
 
-    if (gmtime_r(&t, &tm) == NULL) {
+    if (gmtime_r(&t, &tm) == NULL || (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
+        n + 6 > len) {
         snprintf(buf, len, "?");
         return;
     }
-    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
     if (ms) {
         int milli = (int)((ts - whole) * 1000);
-        snprintf(buf, len, "%s.%03dZ", date, milli > 999 ? 999 : milli);
-    } else {
-        snprintf(buf, len, "%sZ", date);
+        milli = milli > 999 ? 999 : milli < 0 ? 0 : milli;
+        buf[n++] = '.';
+        buf[n++] = (char)('0' + milli / 100);
+        buf[n++] = (char)('0' + milli / 10 % 10);
+        buf[n++] = (char)('0' + milli % 10);
     }
+    buf[n++] = 'Z';
+    buf[n] = '\0';
 }
 
 static const char *text_or(sqlite3_stmt *st, int c, const char *none)
