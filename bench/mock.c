@@ -8,7 +8,7 @@
  * counts differently from the gate).
  * Request headers steer a reply: x-mock-tokens (reply length), x-mock-fault
  * (see fault_names) and x-mock-status (forced error status). /_mock/stats,
- * /_mock/last and /_mock/reset are hooks for tests. Linux only (see
+ * /_mock/last, /_mock/usage and /_mock/reset are hooks for tests. Linux only (see
  * stream_drop and SIOCOUTQ).
  *
  * Bodies are parsed, and replies built and printed, by cJSON. The mock takes
@@ -48,6 +48,7 @@
 #define MOCK_MAX_TOKENS 100000      /* cap on a reply's length */
 #define MOCK_MAX_BODY (32 << 20)    /* larger request bodies get 413 from evhttp */
 #define MOCK_MAX_PATHS 256          /* distinct paths counted; the rest go to "(other)" */
+#define MOCK_MAX_USAGE 65536        /* /_mock/usage entries kept; later ones are counted only */
 #define MOCK_TIMEOUT_S 600          /* evhttp's read/write timeout per connection */
 #define MOCK_UNSENT_MAX (256 << 10) /* a stream waits while evhttp holds this much */
 #define MOCK_SLOW_BYTES 16          /* slow fault: bytes per write, */
@@ -99,6 +100,11 @@ struct mock {
     struct evbuffer *last_body;    /* and its body and a NUL */
     struct evbuffer *scratch;      /* empty between uses */
     long skew;                     /* x-mock-usage-skew of the request being served */
+    const char *rid;               /* x-request-id of the request being served, or NULL */
+    cJSON *usage;                  /* x-request-id -> usage of a reply: see usage_note() */
+    long usage_n, usage_dropped;   /* entries in usage; entries past MOCK_MAX_USAGE */
+    unsigned usage_gen;            /* bumped by /_mock/reset, which frees the entries */
+    cJSON *cur_usage;              /* the entry of the request being served, or NULL */
 };
 
 /*
@@ -166,6 +172,8 @@ struct stream {
     int sent_paced;  /* paced pieces sent so far */
     int waited;      /* the pause before piece `next` is over */
     int tries;       /* SM_RESET_WAIT: checks so far */
+    cJSON *usage;    /* its /_mock/usage entry, marked complete at the end; or NULL */
+    unsigned gen;    /* m->usage_gen when usage was taken */
 };
 
 /* ---- text ---- */
@@ -429,6 +437,44 @@ static void piece_event(struct pieces *p, cJSON *e, int paced)
     piece_add(p, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "type")), e, NULL, paced);
 }
 
+/* ---- what replies report: /_mock/usage ---- */
+
+/*
+ * Notes the usage a reply of the request being served carries (pl->prompt,
+ * pl->ntok), under its x-request-id, as not sent completely yet; the entry
+ * becomes m->cur_usage until the request is served. Nothing is noted without
+ * an id or a usage object. A reply that does not complete may still have sent
+ * part of its usage (Anthropic's message_start holds input_tokens), or none
+ * (a chat stream sends it last).
+ */
+static void usage_note(struct mock *m, const struct plan *pl, int has_usage)
+{
+    cJSON *e;
+
+    m->cur_usage = NULL;
+    if (!m->rid || !has_usage)
+        return;
+    if (m->usage_n >= MOCK_MAX_USAGE) {
+        m->usage_dropped++;
+        return;
+    }
+    e = cJSON_CreateObject();
+    if (!e)
+        return;
+    cJSON_AddNumberToObject(e, "input", (double)pl->prompt);
+    cJSON_AddNumberToObject(e, "output", pl->ntok);
+    cJSON_AddFalseToObject(e, "complete");
+    cJSON_AddItemToObject(m->usage, m->rid, e);
+    m->usage_n++;
+    m->cur_usage = e;
+}
+
+/* Marks an entry's reply, usage and all, handed to the connection in full. */
+static void usage_complete(cJSON *e)
+{
+    cJSON_ReplaceItemInObjectCaseSensitive(e, "complete", cJSON_CreateTrue());
+}
+
 /* ---- replies in progress ---- */
 
 static void stream_free(struct stream *s)
@@ -480,6 +526,8 @@ static void stream_finish(struct stream *s)
 
     /* cleared first: ending the reply may free the connection, which calls closecb */
     evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+    if (s->usage && s->gen == s->m->usage_gen)
+        usage_complete(s->usage);
     stream_free(s);
     evhttp_send_reply_end(req);
 }
@@ -643,6 +691,8 @@ static void stream_start(struct mock *m, struct evhttp_request *req, enum smode 
         s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
     }
     s->build = build;
+    s->usage = m->cur_usage;
+    s->gen = m->usage_gen;
     evhttp_connection_set_closecb(s->evcon, stream_closed, s);
     if (mode == SM_HANG) {
         event_add(s->ev, NULL);
@@ -673,6 +723,8 @@ static void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body
     char *s;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
+        if (body && m->cur_usage)
+            usage_complete(m->cur_usage);
         reply_json(req, 200, body);
         return;
     }
@@ -894,6 +946,7 @@ static void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *bod
               plan_tool_name(body, 0), f);
     pl.prompt = prompt_tokens(m, body, TOK_API_CHAT);
     pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
+    usage_note(m, &pl, cJSON_IsTrue(jget(body, "stream")) ? pl.stream_usage : pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, chat_step, f);
         return;
@@ -995,6 +1048,7 @@ static void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON
 
     plan_init(&pl, m, API_RESPONSES, body, ntok, jget(body, "max_output_tokens"), NULL, f);
     pl.prompt = prompt_tokens(m, body, TOK_API_RESPONSES);
+    usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, resp_step, f);
         return;
@@ -1102,6 +1156,7 @@ static void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON 
     }
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
     pl.prompt = prompt_tokens(m, body, TOK_API_MESSAGES);
+    usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_step, f);
         return;
@@ -1267,7 +1322,11 @@ static cJSON *last_headers(struct mock *m)
     return hdrs;
 }
 
-/* Serves /_mock/stats, /_mock/last and /_mock/reset (counters, last request and ids). */
+/*
+ * Serves /_mock/stats, /_mock/last, /_mock/usage and /_mock/reset (counters,
+ * last request, usage by x-request-id: {"usage":{ID:{input,output,complete}},
+ * "dropped":N}, and ids).
+ */
 static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -1281,12 +1340,19 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
         cJSON_AddStringToObject(r, "path", (const char *)evbuffer_pullup(m->last_path, -1));
         jadd(r, "headers", last_headers(m));
         cJSON_AddStringToObject(r, "body", (const char *)evbuffer_pullup(m->last_body, -1));
+    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/usage") == 0) {
+        jadd(r, "usage", cJSON_Duplicate(m->usage, 1));
+        cJSON_AddNumberToObject(r, "dropped", (double)m->usage_dropped);
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
         m->seq = 0;
         m->last_method = NULL;
         while (m->by_path->child)
             cJSON_Delete(cJSON_DetachItemViaPointer(m->by_path, m->by_path->child));
+        while (m->usage->child)
+            cJSON_Delete(cJSON_DetachItemViaPointer(m->usage, m->usage->child));
+        m->usage_n = m->usage_dropped = 0;
+        m->usage_gen++;
         cJSON_AddTrueToObject(r, "ok");
     } else {
         cJSON_Delete(r);
@@ -1394,8 +1460,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
     } else {
         m->skew = skewv;
+        m->rid = evhttp_find_header(ih, "x-request-id");
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
         m->skew = 0;
+        m->rid = NULL;
+        m->cur_usage = NULL;
     }
 }
 
@@ -1583,18 +1652,21 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     m.base = base_new();
     m.by_path = cJSON_CreateObject();
+    m.usage = cJSON_CreateObject();
     m.last_path = evbuffer_new();
     m.last_headers = evbuffer_new();
     m.last_body = evbuffer_new();
     m.scratch = evbuffer_new();
     if (cert && !(ctx = tls_ctx_new(cert, key)))
         fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
-    else if (!m.base || !m.by_path || !m.last_path || !m.last_headers || !m.last_body || !m.scratch)
+    else if (!m.base || !m.by_path || !m.usage || !m.last_path || !m.last_headers || !m.last_body ||
+             !m.scratch)
         fprintf(stderr, "tokengate-mock: out of memory\n");
     else
         rc = mock_run(&m, &sin, ctx, port_file);
     SSL_CTX_free(ctx);
     cJSON_Delete(m.by_path);
+    cJSON_Delete(m.usage);
     if (m.last_path)
         evbuffer_free(m.last_path);
     if (m.last_headers)
