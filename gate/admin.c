@@ -39,8 +39,17 @@ struct alert_item {
     char json[];
 };
 
+/* webhook requests under way at once; past this an alert is dropped (and said so) */
+#define HOOKS_MAX 32
+
+struct hook {
+    struct gate_admin *a;
+    struct evhttp_connection *conn; /* NULL: the slot is free */
+};
+
 struct gate_admin {
     struct gate_server *srv;
+    struct hook hooks[HOOKS_MAX];   /* this thread only */
     struct event_base *base;
     struct evhttp *http;
     struct event *wake;          /* alerts queued */
@@ -55,23 +64,6 @@ struct gate_admin {
     char *hook_host, *hook_path;
     int hook_port;
 };
-
-static double wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void iso(double t, char *buf, size_t cap)
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* ---- replies -------------------------------------------------------------------------- */
 
@@ -165,9 +157,9 @@ static void add_view(void *arg, const struct budget_view *v)
         cJSON_AddNullToObject(o, "remaining_usd");
     }
     if (v->window != CONF_WIN_TOTAL) {
-        iso(v->start, t, sizeof(t));
+        gate_iso_utc(v->start, t, sizeof(t));
         cJSON_AddStringToObject(o, "window_start", t);
-        iso(v->resets_at, t, sizeof(t));
+        gate_iso_utc(v->resets_at, t, sizeof(t));
         cJSON_AddStringToObject(o, "resets_at", t);
     } else {
         cJSON_AddNullToObject(o, "window_start");
@@ -222,7 +214,7 @@ static void get_budgets(struct gate_admin *a, struct evhttp_request *r, int all)
     evhttp_clear_headers(&q);
     cJSON *doc = cJSON_CreateObject();
     x.list = cJSON_AddArrayToObject(doc, "budgets");
-    budget_each(a->srv->book, wall_now(), all, add_view, &x);
+    budget_each(a->srv->book, gate_wall_now(), all, add_view, &x);
     reply_json(r, 200, doc);
 }
 
@@ -259,7 +251,7 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
     struct view_ctx cur = {.conf = a->srv->conf, .scope = s, .window = w};
     cJSON *tmp = cJSON_CreateObject();
     cur.list = cJSON_AddArrayToObject(tmp, "b");
-    budget_each(a->srv->book, wall_now(), 1, add_view, &cur);
+    budget_each(a->srv->book, gate_wall_now(), 1, add_view, &cur);
     const cJSON *old = cJSON_GetArrayItem(cur.list, 0);
     const cJSON *ot = cJSON_GetObjectItemCaseSensitive(old, "limit_tokens");
     const cJSON *ou = cJSON_GetObjectItemCaseSensitive(old, "limit_usd");
@@ -295,7 +287,7 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
     cJSON *doc = cJSON_CreateObject();
     struct view_ctx x = {.conf = a->srv->conf, .scope = s, .window = w};
     x.list = cJSON_AddArrayToObject(doc, "budgets");
-    budget_each(a->srv->book, wall_now(), 1, add_view, &x);
+    budget_each(a->srv->book, gate_wall_now(), 1, add_view, &x);
     reply_json(r, 200, doc);
 out:
     cJSON_Delete(body);
@@ -305,7 +297,7 @@ static void reset_budget(struct gate_admin *a, struct evhttp_request *r)
 {
     cJSON *body = read_body(r);
     int s, w;
-    double now = wall_now();
+    double now = gate_wall_now();
     char label[300];
 
     if (body == NULL)
@@ -389,7 +381,7 @@ static void create_key(struct gate_admin *a, struct evhttp_request *r)
     EVP_Digest(secret, strlen(secret), hash, &n, EVP_sha256(), NULL);
     hex(hash, 32, hash_hex);
     budget_key_id(hash, id);
-    struct ledger_key k = {.id = id, .hash_hex = hash_hex, .agent = agent, .created = wall_now()};
+    struct ledger_key k = {.id = id, .hash_hex = hash_hex, .agent = agent, .created = gate_wall_now()};
     if (a->srv->ledger == NULL || ledger_key_insert(a->srv->ledger, &k) < 0) {
         reply_error(r, 500, "ledger_error", "the ledger could not store the key");
         goto out;
@@ -415,7 +407,7 @@ static void revoke_key(struct gate_admin *a, struct evhttp_request *r, const cha
     unsigned char hash[32];
     char hash_hex[65];
     int agent;
-    double now = wall_now();
+    double now = gate_wall_now();
 
     if (budget_key_revoke(a->srv->book, id, hash, &agent) < 0) {
         reply_error(r, 404, "not_found", "no key has that id");
@@ -549,7 +541,7 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
                                "# TYPE tokengate_budget_limit gauge\n"
                                "# TYPE tokengate_budget_used gauge\n"
                                "# TYPE tokengate_budget_reserved gauge\n");
-        budget_each(srv->book, wall_now(), 0, metric_view, &x);
+        budget_each(srv->book, gate_wall_now(), 0, metric_view, &x);
     }
     if (srv->ledger != NULL)
         evbuffer_add_printf(b, "# TYPE tokengate_ledger_pending gauge\ntokengate_ledger_pending "
@@ -628,14 +620,15 @@ static void on_request(struct evhttp_request *r, void *arg)
 
 /* ---- alerts --------------------------------------------------------------------------- */
 
+/* The webhook answered or failed: libevent frees the connection once this returns. */
 static void hook_done(struct evhttp_request *r, void *arg)
 {
-    struct evhttp_connection *conn = arg;
+    struct hook *h = arg;
 
     if (r == NULL || evhttp_request_get_response_code(r) >= 300)
         fprintf(stderr, "tokengate: alert webhook failed (status %d)\n",
                 r ? evhttp_request_get_response_code(r) : 0);
-    (void)conn;
+    h->conn = NULL;
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -652,13 +645,22 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     while (list != NULL) {
         struct alert_item *it = list;
         list = it->next;
-        if (a->hook_host != NULL) {
+        struct hook *slot = NULL;
+        for (int i = 0; i < HOOKS_MAX && slot == NULL; i++)
+            if (a->hooks[i].conn == NULL)
+                slot = &a->hooks[i];
+        if (slot == NULL)
+            fprintf(stderr, "tokengate: alert webhook: %d requests under way, alert dropped\n",
+                    HOOKS_MAX);
+        if (a->hook_host != NULL && slot != NULL) {
             struct evhttp_connection *c =
                 evhttp_connection_base_new(a->base, NULL, a->hook_host, (uint16_t)a->hook_port);
             if (c != NULL) {
                 evhttp_connection_free_on_completion(c);
                 evhttp_connection_set_timeout(c, 5);
-                struct evhttp_request *r = evhttp_request_new(hook_done, c);
+                slot->a = a;
+                slot->conn = c;
+                struct evhttp_request *r = evhttp_request_new(hook_done, slot);
                 struct evkeyvalq *h = evhttp_request_get_output_headers(r);
                 evhttp_add_header(h, "host", a->hook_host);
                 evhttp_add_header(h, "content-type", "application/json");
@@ -842,6 +844,10 @@ void gate_admin_stop(struct gate_admin *a)
         event_base_loopexit(a->base, NULL);
         pthread_join(a->thread, NULL);
     }
+    /* webhook requests still under way (a webhook that does not answer) */
+    for (int i = 0; i < HOOKS_MAX; i++)
+        if (a->hooks[i].conn != NULL)
+            evhttp_connection_free(a->hooks[i].conn);
     if (a->http != NULL)
         evhttp_free(a->http);
     if (a->wake != NULL)

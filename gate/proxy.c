@@ -611,6 +611,7 @@ void proxy_settled(struct gate_req *req)
 
 void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
 {
+    req->upstream_failed = 1;
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }

@@ -83,6 +83,7 @@ struct gate_req {
     struct budget_resv resv;
     const char *decision;           /* for the ledger: admitted, rejected, unauthenticated ... */
     int forwarded;                  /* the request went upstream */
+    int upstream_failed;            /* the exchange failed: reset, timeout, bad response */
     int settle_state;               /* 0 not settled, 1 waiting for the ledger's commit, 2 done */
     int finish_asked;               /* req_finish came while waiting */
     int tail;                       /* what proxy_settled still has to write (proxy.c) */

@@ -85,6 +85,12 @@ char *gate_server_status_json(struct gate_server *srv);
 /* Sends a budget alert (a JSON object) to the configured webhook, if any. Thread-safe. */
 void gate_server_alert(struct gate_server *srv, const char *json);
 
+/* Wall-clock seconds since the epoch (CLOCK_REALTIME), for windows and records. */
+double gate_wall_now(void);
+
+/* Writes t (seconds since the epoch) as "2026-11-23T16:18:59Z" into buf. */
+void gate_iso_utc(double t, char *buf, size_t cap);
+
 /* Microseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
 int64_t gate_now_us(void);
 

@@ -30,23 +30,6 @@
 /* the output cap of a model whose family the gate does not know (config: max_output_tokens) */
 #define SPEND_DEFAULT_CAP 16384
 
-static double wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void iso(double t, char *buf, size_t cap)
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- who calls -------------------------------------------------------------------------- */
 
 static const char *presented_key(const struct gate_req *req, size_t *len)
@@ -225,7 +208,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
         return;
     }
     if (why->resets_at > 0)
-        iso(why->resets_at, when, sizeof(when));
+        gate_iso_utc(why->resets_at, when, sizeof(when));
     if (why->usd)
         snprintf(msg, sizeof(msg),
                  "budget exceeded: %s has $%.6f of its $%.6f %s budget left (used $%.6f, reserved "
@@ -298,7 +281,7 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     struct gate_server *srv = req->w->srv;
     struct budget_ask ask = {0};
     struct budget_refusal why = {0};
-    double now = wall_now();
+    double now = gate_wall_now();
 
     req->cm = m;
     if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
@@ -458,7 +441,7 @@ static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int
     struct reqlog *rl = req->w->srv->reqlog;
     char scope[300], when[40], line[700];
 
-    iso(wall_now(), when, sizeof(when));
+    gate_iso_utc(gate_wall_now(), when, sizeof(when));
     for (int i = 0; i < n; i++) {
         conf_scope_label(req->conf, a[i].scope, scope, sizeof(scope));
         int len = snprintf(line, sizeof(line),
@@ -501,8 +484,10 @@ int spend_settle(struct gate_req *req, int hold)
         /* the provider answered but gave no usage (a stream cut short): our own count */
         tokens = req->tc.input + (int64_t)req->tc.output;
         nusd = budget_cost(price, req->tc.input, 0, 0, (int64_t)req->tc.output);
-    } else if (req->up_status == 0 && req->forwarded && req->tc.input >= 0) {
-        /* sent, and the client left before any answer: the provider may bill the input */
+    } else if (req->up_status == 0 && req->forwarded && !req->upstream_failed &&
+               req->tc.input >= 0) {
+        /* sent, and the client left before any answer: the provider may bill the input (an
+         * upstream error without usage, on the other hand, releases the reservation) */
         tokens = req->tc.input;
         nusd = budget_cost(price, req->tc.input, 0, 0, 0);
     }
@@ -535,7 +520,7 @@ int spend_settle(struct gate_req *req, int hold)
     if (srv->book != NULL && req->resv.held) {
         /* for max_retries: the provider refused or failed it, or it never got an answer */
         req->resv.failed = req->up_status >= 400 || (req->up_status == 0 && !u->have);
-        int na = budget_settle(srv->book, &req->resv, tokens, nusd, wall_now(), alerts, 8);
+        int na = budget_settle(srv->book, &req->resv, tokens, nusd, gate_wall_now(), alerts, 8);
         if (na > 0)
             raise_alerts(req, alerts, na);
     }
