@@ -121,7 +121,7 @@ static void add_amount(cJSON *o, const char *key, int64_t v, int usd)
 }
 
 struct view_ctx {
-    const struct conf *conf;
+    struct budget_book *book;
     cJSON *list;
     int scope;       /* -1 all */
     int window;      /* -1 all */
@@ -136,7 +136,7 @@ static void add_view(void *arg, const struct budget_view *v)
     if ((x->scope >= 0 && v->scope != x->scope) || (x->window >= 0 && (int)v->window != x->window))
         return;
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "scope", conf_scope_label(x->conf, v->scope, scope, sizeof(scope)));
+    cJSON_AddStringToObject(o, "scope", budget_scope_label(x->book, v->scope, scope, sizeof(scope)));
     cJSON_AddStringToObject(o, "window", conf_window_name(v->window));
     add_amount(o, "limit_tokens", v->limit.tokens, 0);
     add_amount(o, "limit_usd", v->limit.nusd, 1);
@@ -169,14 +169,14 @@ static void add_view(void *arg, const struct budget_view *v)
 }
 
 /* Reads scope and window from a query or a body; answers 400 and returns -1 when bad. */
-static int want_scope_window(struct evhttp_request *r, const struct conf *c, const char *scope,
+static int want_scope_window(struct evhttp_request *r, struct budget_book *b, const char *scope,
                              const char *window, int *s, int *w, int required)
 {
     char msg[400];
 
     *s = -1;
     *w = -1;
-    if (scope != NULL && (*s = conf_find_scope(c, scope)) < 0) {
+    if (scope != NULL && (*s = budget_find_scope(b, scope)) < 0) {
         snprintf(msg, sizeof(msg),
                  "no scope '%.200s' (org, department:NAME, team:NAME, agent:NAME, anonymous)",
                  scope);
@@ -198,7 +198,7 @@ static void get_budgets(struct gate_admin *a, struct evhttp_request *r, int all)
 {
     struct evkeyvalq q;
     const char *uri = evhttp_request_get_uri(r), *qs = strchr(uri, '?');
-    struct view_ctx x = {.conf = a->srv->conf};
+    struct view_ctx x = {.book = a->srv->book};
 
     TAILQ_INIT(&q);
     if (qs != NULL)
@@ -206,7 +206,7 @@ static void get_budgets(struct gate_admin *a, struct evhttp_request *r, int all)
     const char *all_s = evhttp_find_header(&q, "all");
     if (all_s != NULL && strcmp(all_s, "0") != 0)
         all = 1;
-    if (want_scope_window(r, a->srv->conf, evhttp_find_header(&q, "scope"),
+    if (want_scope_window(r, a->srv->book, evhttp_find_header(&q, "scope"),
                           evhttp_find_header(&q, "window"), &x.scope, &x.window, 0) < 0) {
         evhttp_clear_headers(&q);
         return;
@@ -244,11 +244,11 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
         return;
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(body, "scope");
     const cJSON *jw = cJSON_GetObjectItemCaseSensitive(body, "window");
-    if (want_scope_window(r, a->srv->conf, cJSON_GetStringValue(js), cJSON_GetStringValue(jw), &s,
+    if (want_scope_window(r, a->srv->book, cJSON_GetStringValue(js), cJSON_GetStringValue(jw), &s,
                           &w, 1) < 0)
         goto out;
     struct conf_limit lim = {-1, -1};
-    struct view_ctx cur = {.conf = a->srv->conf, .scope = s, .window = w};
+    struct view_ctx cur = {.book = a->srv->book, .scope = s, .window = w};
     cJSON *tmp = cJSON_CreateObject();
     cur.list = cJSON_AddArrayToObject(tmp, "b");
     budget_each(a->srv->book, gate_wall_now(), 1, add_view, &cur);
@@ -273,7 +273,7 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
             }
     }
     char label[300];
-    conf_scope_label(a->srv->conf, s, label, sizeof(label));
+    budget_scope_label(a->srv->book, s, label, sizeof(label));
     if (a->srv->ledger != NULL &&
         ledger_budget_set(a->srv->ledger, label, conf_window_name((enum conf_window)w), lim.tokens,
                           lim.nusd) < 0) {
@@ -285,7 +285,7 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
             conf_window_name((enum conf_window)w), (long long)lim.tokens,
             lim.nusd >= 0 ? lim.nusd / 1e9 : -1.0);
     cJSON *doc = cJSON_CreateObject();
-    struct view_ctx x = {.conf = a->srv->conf, .scope = s, .window = w};
+    struct view_ctx x = {.book = a->srv->book, .scope = s, .window = w};
     x.list = cJSON_AddArrayToObject(doc, "budgets");
     budget_each(a->srv->book, gate_wall_now(), 1, add_view, &x);
     reply_json(r, 200, doc);
@@ -302,12 +302,12 @@ static void reset_budget(struct gate_admin *a, struct evhttp_request *r)
 
     if (body == NULL)
         return;
-    if (want_scope_window(r, a->srv->conf,
+    if (want_scope_window(r, a->srv->book,
                           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "scope")),
                           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "window")),
                           &s, &w, 1) < 0)
         goto out;
-    conf_scope_label(a->srv->conf, s, label, sizeof(label));
+    budget_scope_label(a->srv->book, s, label, sizeof(label));
     if (a->srv->ledger != NULL &&
         ledger_reset_add(a->srv->ledger, label, conf_window_name((enum conf_window)w), now) < 0) {
         reply_error(r, 500, "ledger_error", "the ledger could not store the reset");
@@ -317,7 +317,7 @@ static void reset_budget(struct gate_admin *a, struct evhttp_request *r)
     fprintf(stderr, "tokengate: admin: %s %s window reset\n", label,
             conf_window_name((enum conf_window)w));
     cJSON *doc = cJSON_CreateObject();
-    struct view_ctx x = {.conf = a->srv->conf, .scope = s, .window = w};
+    struct view_ctx x = {.book = a->srv->book, .scope = s, .window = w};
     x.list = cJSON_AddArrayToObject(doc, "budgets");
     budget_each(a->srv->book, now, 1, add_view, &x);
     reply_json(r, 200, doc);
@@ -328,7 +328,7 @@ out:
 /* ---- keys ----------------------------------------------------------------------------- */
 
 struct keys_ctx {
-    const struct conf *conf;
+    struct budget_book *book;
     cJSON *list;
 };
 
@@ -340,7 +340,7 @@ static void add_key(void *arg, const unsigned char hash[32], int agent, int revo
 
     budget_key_id(hash, id);
     cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "agent", x->conf->scopes[agent].name);
+    cJSON_AddStringToObject(o, "agent", budget_scope_name(x->book, agent));
     cJSON_AddBoolToObject(o, "revoked", revoked);
     cJSON_AddItemToArray(x->list, o);
 }
@@ -367,7 +367,7 @@ static void create_key(struct gate_admin *a, struct evhttp_request *r)
         return;
     const char *agent = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "agent"));
     snprintf(scope, sizeof(scope), "agent:%s", agent ? agent : "");
-    int s = agent ? conf_find_scope(a->srv->conf, scope) : -1;
+    int s = agent ? budget_find_scope(a->srv->book, scope) : -1;
     if (s < 0) {
         reply_error(r, 404, "not_found", "'agent' must name an agent of the config");
         goto out;
@@ -420,7 +420,7 @@ static void revoke_key(struct gate_admin *a, struct evhttp_request *r, const cha
             hex(hash, 32, hash_hex);
             struct ledger_key k = {.id = id,
                                    .hash_hex = hash_hex,
-                                   .agent = a->srv->conf->scopes[agent].name,
+                                   .agent = budget_scope_name(a->srv->book, agent),
                                    .created = now,
                                    .revoked = now};
             rc = ledger_key_insert(a->srv->ledger, &k);
@@ -439,10 +439,89 @@ static void revoke_key(struct gate_admin *a, struct evhttp_request *r, const cha
     reply_json(r, 200, doc);
 }
 
+/* ---- the tree ------------------------------------------------------------------------- */
+
+static const char *const level_names[] = {"org", "department", "team", "agent"};
+
+static cJSON *scope_json(struct budget_book *b, int s)
+{
+    char label[300];
+    cJSON *o = cJSON_CreateObject();
+    int p = budget_scope_parent(b, s);
+
+    cJSON_AddStringToObject(o, "scope", budget_scope_label(b, s, label, sizeof(label)));
+    cJSON_AddStringToObject(o, "level", level_names[budget_scope_level(b, s)]);
+    cJSON_AddStringToObject(o, "name", budget_scope_name(b, s));
+    if (p >= 0)
+        cJSON_AddStringToObject(o, "parent", budget_scope_label(b, p, label, sizeof(label)));
+    else
+        cJSON_AddNullToObject(o, "parent");
+    return o;
+}
+
+static void get_scopes(struct gate_admin *a, struct evhttp_request *r)
+{
+    struct budget_book *b = a->srv->book;
+    cJSON *doc = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(doc, "scopes");
+    int n = budget_nscopes(b);
+
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(list, scope_json(b, i));
+    reply_json(r, 200, doc);
+}
+
+/* POST {"level":"agent","name":"crawler-3","parent":"team:search"} */
+static void add_scope(struct gate_admin *a, struct evhttp_request *r)
+{
+    struct budget_book *b = a->srv->book;
+    cJSON *body = read_body(r);
+    char err[300], label[300];
+    int lv = -1, s;
+
+    if (body == NULL)
+        return;
+    const char *level = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "level"));
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
+    const char *parent = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "parent"));
+    for (int i = CONF_LEVEL_DEPARTMENT; level != NULL && i <= CONF_LEVEL_AGENT; i++)
+        if (strcmp(level, level_names[i]) == 0)
+            lv = i;
+    if (lv < 0 || name == NULL || parent == NULL) {
+        reply_error(r, 400, "invalid_request",
+                    "'level' (department, team or agent), 'name' and 'parent' (org, "
+                    "department:NAME or team:NAME) are required");
+        goto out;
+    }
+    int p = budget_find_scope(b, parent);
+    if (p < 0) {
+        snprintf(err, sizeof(err), "no scope '%.200s'", parent);
+        reply_error(r, 404, "not_found", err);
+        goto out;
+    }
+    /* checked (and made) in the book first: its checks are the rules; then stored */
+    s = budget_add_scope(b, (enum conf_level)lv, name, p, gate_wall_now(), err, sizeof(err));
+    if (s < 0) {
+        reply_error(r, strstr(err, "exists") ? 409 : 400, "invalid_request", err);
+        goto out;
+    }
+    budget_scope_label(b, p, label, sizeof(label));
+    if (a->srv->ledger != NULL &&
+        ledger_scope_add(a->srv->ledger, level, name, label, gate_wall_now()) < 0) {
+        reply_error(r, 500, "ledger_error",
+                    "the scope is there until the gate restarts, but the ledger could not store "
+                    "it");
+        goto out;
+    }
+    fprintf(stderr, "tokengate: admin: %s %s added under %s\n", level, name, label);
+    reply_json(r, 201, scope_json(b, s));
+out:
+    cJSON_Delete(body);
+}
+
 /* ---- metrics -------------------------------------------------------------------------- */
 
 struct metrics_ctx {
-    const struct conf *conf;
+    struct budget_book *book;
     struct evbuffer *out;
 };
 
@@ -451,7 +530,7 @@ static void metric_view(void *arg, const struct budget_view *v)
     struct metrics_ctx *x = arg;
     char scope[300];
 
-    conf_scope_label(x->conf, v->scope, scope, sizeof(scope));
+    budget_scope_label(x->book, v->scope, scope, sizeof(scope));
     const char *w = conf_window_name(v->window);
     if (v->limit.tokens >= 0) {
         evbuffer_add_printf(x->out,
@@ -496,7 +575,7 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
 {
     struct gate_server *srv = a->srv;
     struct evbuffer *b = evbuffer_new();
-    struct metrics_ctx x = {.conf = srv->conf, .out = b};
+    struct metrics_ctx x = {.book = srv->book, .out = b};
 
     evbuffer_add_printf(b, "# HELP tokengate_requests_total Requests answered, by status.\n"
                            "# TYPE tokengate_requests_total counter\n");
@@ -605,9 +684,13 @@ static void on_request(struct evhttp_request *r, void *arg)
         put_budget(a, r);
     else if (strcmp(path, "/admin/v1/budgets/reset") == 0 && m == EVHTTP_REQ_POST)
         reset_budget(a, r);
+    else if (strcmp(path, "/admin/v1/scopes") == 0 && m == EVHTTP_REQ_GET)
+        get_scopes(a, r);
+    else if (strcmp(path, "/admin/v1/scopes") == 0 && m == EVHTTP_REQ_POST)
+        add_scope(a, r);
     else if (strcmp(path, "/admin/v1/keys") == 0 && m == EVHTTP_REQ_GET) {
         cJSON *doc = cJSON_CreateObject();
-        struct keys_ctx x = {.conf = a->srv->conf, .list = cJSON_AddArrayToObject(doc, "keys")};
+        struct keys_ctx x = {.book = a->srv->book, .list = cJSON_AddArrayToObject(doc, "keys")};
         budget_keys_each(a->srv->book, add_key, &x);
         reply_json(r, 200, doc);
     } else if (strcmp(path, "/admin/v1/keys") == 0 && m == EVHTTP_REQ_POST)

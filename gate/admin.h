@@ -5,7 +5,9 @@
  *   GET    /admin/v1/budgets[?scope=S&window=W&all=1]  budgets, spend and reservations
  *   PUT    /admin/v1/budgets        {"scope","window","tokens","usd"}: set or raise a budget
  *   POST   /admin/v1/budgets/reset  {"scope","window"}: spend before now no longer counts
- *   GET    /admin/v1/keys           the keys: public id, agent, source, revoked
+ *   GET    /admin/v1/scopes         the org tree: the config's scopes and those added
+ *   POST   /admin/v1/scopes         {"level","name","parent"}: add a department, team or agent
+ *   GET    /admin/v1/keys           the keys: public id, agent, revoked
  *   POST   /admin/v1/keys           {"agent"}: a new key, shown once
  *   DELETE /admin/v1/keys/ID        revoke a key
  *   GET    /metrics                 Prometheus text format

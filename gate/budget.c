@@ -64,11 +64,22 @@ struct bkey {
     int revoked;
 };
 
+/* A scope's place in the tree: the config's, then those added through the admin API. Never
+ * changed once made, so a worker may read a scope it has an index of without the lock. */
+struct bnode {
+    const char *name;
+    char *owned;            /* the name of an added scope */
+    enum conf_level level;
+    int parent;
+    int policy;             /* conf.policies index set at this scope, -1 to inherit */
+};
+
 struct budget_book {
     const struct conf *conf;
     pthread_mutex_t mu;
+    struct bnode *node;     /* cap entries, n made */
     struct bscope *s;
-    int n;
+    int n, cap;
     struct bkey *keys; /* open addressing on the hash's first bytes */
     size_t keys_cap, nkeys;
     struct btask *tasks; /* BUDGET_TASKS_MAX * 2 slots, open addressing; made on first use */
@@ -321,27 +332,187 @@ static int path_of(const struct budget_book *b, int agent, int path[MAX_DEPTH])
 {
     int n = 0;
 
-    for (int s = agent; s >= 0 && n < MAX_DEPTH; s = b->conf->scopes[s].parent)
+    for (int s = agent; s >= 0 && n < MAX_DEPTH; s = b->node[s].parent)
         path[n++] = s;
     return n;
 }
 
 /* The policy in force at a scope: its own, else its nearest ancestor's. */
-static const struct conf_policy *policy_of(const struct conf *c, int scope)
+static const struct conf_policy *policy_of(const struct budget_book *b, int scope)
 {
-    for (int s = scope; s >= 0; s = c->scopes[s].parent)
-        if (c->scopes[s].policy >= 0)
-            return &c->policies[c->scopes[s].policy];
+    for (int s = scope; s >= 0; s = b->node[s].parent)
+        if (b->node[s].policy >= 0)
+            return &b->conf->policies[b->node[s].policy];
     return NULL;
 }
 
+static const char *const level_names[] = {"org", "department", "team", "agent"};
 
-static int agent_by_name(const struct conf *c, const char *name)
+static int find_at(const struct budget_book *b, enum conf_level level, const char *name)
 {
-    for (int i = 0; i < c->nscopes; i++)
-        if (c->scopes[i].level == CONF_LEVEL_AGENT && strcmp(c->scopes[i].name, name) == 0)
+    for (int i = 0; i < b->n; i++)
+        if (b->node[i].level == level && strcmp(b->node[i].name, name) == 0)
             return i;
     return -1;
+}
+
+static int agent_by_name(const struct budget_book *b, const char *name)
+{
+    return find_at(b, CONF_LEVEL_AGENT, name);
+}
+
+int budget_nscopes(struct budget_book *b)
+{
+    return __atomic_load_n(&b->n, __ATOMIC_ACQUIRE);
+}
+
+const char *budget_scope_name(struct budget_book *b, int s)
+{
+    return b->node[s].name;
+}
+
+enum conf_level budget_scope_level(struct budget_book *b, int s)
+{
+    return b->node[s].level;
+}
+
+int budget_scope_parent(struct budget_book *b, int s)
+{
+    return b->node[s].parent;
+}
+
+const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t cap)
+{
+    if (b->node[s].level == CONF_LEVEL_ORG)
+        snprintf(buf, cap, "org");
+    else
+        snprintf(buf, cap, "%s:%s", level_names[b->node[s].level], b->node[s].name);
+    return buf;
+}
+
+int budget_find_scope(struct budget_book *b, const char *label)
+{
+    const char *colon = strchr(label, ':');
+    int rc = -1;
+
+    pthread_mutex_lock(&b->mu);
+    if (colon == NULL) {
+        if (strcmp(label, "org") == 0 || (b->n > 0 && strcmp(label, b->node[0].name) == 0))
+            rc = 0;
+        else if (strcmp(label, "anonymous") == 0)
+            rc = b->conf->anonymous_scope;
+    } else {
+        for (int lv = CONF_LEVEL_DEPARTMENT; lv <= CONF_LEVEL_AGENT; lv++)
+            if (strlen(level_names[lv]) == (size_t)(colon - label) &&
+                strncmp(label, level_names[lv], (size_t)(colon - label)) == 0)
+                rc = find_at(b, (enum conf_level)lv, colon + 1);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+/* Sets a scope's policy fields (agents) and puts an agent's floor on every scope above it. */
+static int init_scope(struct budget_book *b, int i, double now)
+{
+    struct bscope *s = &b->s[i];
+    const struct conf_policy *p = policy_of(b, i);
+
+    s->agent_max = -1;
+    s->agent_min = -1;
+    s->max_per_request = -1;
+    s->task_max_nusd = s->task_max_requests = -1;
+    s->max_retries = -1;
+    if (b->node[i].level == CONF_LEVEL_AGENT && p != NULL) {
+        s->agent_max = p->max_per_agent;
+        s->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
+                           ? p->max_per_agent
+                           : p->min_per_agent;
+        s->agent_window = p->window;
+        s->max_per_request = p->max_per_request;
+        s->task_max_nusd = p->task_max_nusd;
+        s->task_max_requests = p->task_max_requests;
+        s->max_retries = p->max_retries;
+        s->loop_detection = p->loop_detection;
+    }
+    for (int w = 0; w < CONF_WIN__COUNT; w++)
+        roll(s, (enum conf_window)w, now);
+    /* every scope above an agent with a floor keeps that floor free for it */
+    if (s->agent_min > 0) {
+        for (int a = b->node[i].parent; a >= 0; a = b->node[a].parent) {
+            int *nf = realloc(b->s[a].floors, (size_t)(b->s[a].nfloors + 1) * sizeof(int));
+            if (nf == NULL)
+                return -1;
+            b->s[a].floors = nf;
+            b->s[a].floors[b->s[a].nfloors++] = i;
+        }
+    }
+    return 0;
+}
+
+/* Adds a scope with the lock held (or before the book is shared). */
+static int add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
+                     double now, char *err, size_t errlen)
+{
+    if (level < CONF_LEVEL_DEPARTMENT || level > CONF_LEVEL_AGENT) {
+        snprintf(err, errlen, "level is department, team or agent");
+        return -1;
+    }
+    if (*name == '\0' || strlen(name) > 100) {
+        snprintf(err, errlen, "a name is 1 to 100 characters");
+        return -1;
+    }
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.')) {
+            snprintf(err, errlen, "names may hold letters, digits, '-', '_' and '.'");
+            return -1;
+        }
+    if (parent < 0 || parent >= b->n || b->node[parent].level != level - 1) {
+        snprintf(err, errlen, "a %s's parent must be %s", level_names[level],
+                 level == CONF_LEVEL_DEPARTMENT ? "the org"
+                 : level == CONF_LEVEL_TEAM     ? "a department"
+                                                : "a team");
+        return -1;
+    }
+    if (find_at(b, level, name) >= 0) {
+        snprintf(err, errlen, "%s '%s' exists already", level_names[level], name);
+        return -1;
+    }
+    if (b->n >= b->cap) {
+        snprintf(err, errlen, "at most %d scopes may be added", BUDGET_SCOPES_ADDED_MAX);
+        return -1;
+    }
+    int i = b->n;
+    struct bnode *nd = &b->node[i];
+    nd->owned = strdup(name);
+    if (nd->owned == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    nd->name = nd->owned;
+    nd->level = level;
+    nd->parent = parent;
+    nd->policy = -1;
+    memset(&b->s[i], 0, sizeof(b->s[i]));
+    for (int w = 0; w < CONF_WIN__COUNT; w++)
+        b->s[i].lim[w] = (struct conf_limit){-1, -1};
+    if (init_scope(b, i, now) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    __atomic_store_n(&b->n, i + 1, __ATOMIC_RELEASE);
+    return i;
+}
+
+int budget_add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
+                     double now, char *err, size_t errlen)
+{
+    int rc;
+
+    pthread_mutex_lock(&b->mu);
+    rc = add_scope(b, level, name, parent, now, err, errlen);
+    pthread_mutex_unlock(&b->mu);
+    return rc;
 }
 
 struct load_ctx {
@@ -349,17 +520,17 @@ struct load_ctx {
     enum conf_window w;
     int only_scope;   /* >= 0: a reset scope, whose window is summed again */
     int loaded_keys, skipped;
+    double now;
 };
 
 static void load_spend(void *arg, const char *agent, int64_t tokens, int64_t nusd)
 {
     struct load_ctx *x = arg;
-    const struct conf *c = x->b->conf;
-    int a = agent_by_name(c, agent);
+    int a = agent_by_name(x->b, agent);
 
     if (a < 0)
         return; /* an agent no longer in the config */
-    for (int s = a; s >= 0; s = c->scopes[s].parent) {
+    for (int s = a; s >= 0; s = x->b->node[s].parent) {
         if (x->only_scope >= 0 && s != x->only_scope)
             continue;
         x->b->s[s].used_t[x->w] += tokens;
@@ -367,11 +538,26 @@ static void load_spend(void *arg, const char *agent, int64_t tokens, int64_t nus
     }
 }
 
+static void load_scope(void *arg, const char *level, const char *name, const char *parent)
+{
+    struct load_ctx *x = arg;
+    char err[200];
+    int lv = -1, p = budget_find_scope(x->b, parent);
+
+    for (int i = CONF_LEVEL_DEPARTMENT; i <= CONF_LEVEL_AGENT; i++)
+        if (strcmp(level, level_names[i]) == 0)
+            lv = i;
+    /* a scope the config now declares itself is that one */
+    if (lv < 0 || (find_at(x->b, (enum conf_level)lv, name) < 0 &&
+                   add_scope(x->b, (enum conf_level)lv, name, p, x->now, err, sizeof(err)) < 0))
+        x->skipped++;
+}
+
 static void load_key(void *arg, const struct ledger_key *k)
 {
     struct load_ctx *x = arg;
     unsigned char hash[32];
-    int a = agent_by_name(x->b->conf, k->agent);
+    int a = agent_by_name(x->b, k->agent);
 
     if (a < 0 || strlen(k->hash_hex) != 64) {
         x->skipped++;
@@ -393,7 +579,7 @@ static void load_override(void *arg, const char *scope, const char *window, int6
                           int64_t nusd)
 {
     struct load_ctx *x = arg;
-    int s = conf_find_scope(x->b->conf, scope), w = conf_window_parse(window);
+    int s = budget_find_scope(x->b, scope), w = conf_window_parse(window);
 
     if (s < 0 || w < 0) {
         x->skipped++;
@@ -411,7 +597,7 @@ struct reset_ctx {
 static void load_reset(void *arg, const char *scope, const char *window, double t)
 {
     struct reset_ctx *x = arg;
-    int s = conf_find_scope(x->b->conf, scope), w = conf_window_parse(window);
+    int s = budget_find_scope(x->b, scope), w = conf_window_parse(window);
 
     if (s >= 0 && w >= 0 && t > x->latest[s * CONF_WIN__COUNT + w])
         x->latest[s * CONF_WIN__COUNT + w] = t;
@@ -420,13 +606,14 @@ static void load_reset(void *arg, const char *scope, const char *window, double 
 static int load_ledger(struct budget_book *b, struct ledger *l, double now, char *err,
                        size_t errlen)
 {
-    struct load_ctx x = {.b = b, .only_scope = -1};
-    double *latest = calloc((size_t)b->n * CONF_WIN__COUNT + 1, sizeof(double));
+    struct load_ctx x = {.b = b, .only_scope = -1, .now = now};
+    double *latest = calloc((size_t)b->cap * CONF_WIN__COUNT + 1, sizeof(double)); /* scopes grow */
     struct reset_ctx rx = {.b = b, .now = now, .latest = latest};
 
     if (latest == NULL)
         goto fail;
-    if (ledger_keys_load(l, load_key, &x) < 0 || ledger_budgets_load(l, load_override, &x) < 0 ||
+    if (ledger_scopes_load(l, load_scope, &x) < 0 || ledger_keys_load(l, load_key, &x) < 0 ||
+        ledger_budgets_load(l, load_override, &x) < 0 ||
         ledger_resets_load(l, load_reset, &rx) < 0)
         goto fail;
     for (int w = 0; w < CONF_WIN__COUNT; w++) {
@@ -469,46 +656,22 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
         goto oom;
     b->conf = conf;
     b->n = conf->nscopes;
+    b->cap = conf->nscopes + BUDGET_SCOPES_ADDED_MAX;
     pthread_mutex_init(&b->mu, NULL);
-    b->s = calloc((size_t)b->n + 1, sizeof(*b->s));
-    if (b->s == NULL)
+    b->s = calloc((size_t)b->cap, sizeof(*b->s));
+    b->node = calloc((size_t)b->cap, sizeof(*b->node));
+    if (b->s == NULL || b->node == NULL)
         goto oom;
     for (int i = 0; i < b->n; i++) {
-        struct bscope *s = &b->s[i];
-        const struct conf_policy *p = policy_of(conf, i);
-        memcpy(s->lim, conf->scopes[i].limits, sizeof(s->lim));
-        s->agent_max = -1;
-        s->agent_min = -1;
-        s->max_per_request = -1;
-        s->task_max_nusd = s->task_max_requests = -1;
-        s->max_retries = -1;
-        if (conf->scopes[i].level == CONF_LEVEL_AGENT && p != NULL) {
-            s->agent_max = p->max_per_agent;
-            s->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
-                               ? p->max_per_agent
-                               : p->min_per_agent;
-            s->agent_window = p->window;
-            s->max_per_request = p->max_per_request;
-            s->task_max_nusd = p->task_max_nusd;
-            s->task_max_requests = p->task_max_requests;
-            s->max_retries = p->max_retries;
-            s->loop_detection = p->loop_detection;
-        }
-        for (int w = 0; w < CONF_WIN__COUNT; w++)
-            roll(s, (enum conf_window)w, now);
+        b->node[i] = (struct bnode){.name = conf->scopes[i].name,
+                                    .level = conf->scopes[i].level,
+                                    .parent = conf->scopes[i].parent,
+                                    .policy = conf->scopes[i].policy};
+        memcpy(b->s[i].lim, conf->scopes[i].limits, sizeof(b->s[i].lim));
     }
-    /* every scope above an agent with a floor keeps that floor free for it */
-    for (int i = 0; i < b->n; i++) {
-        if (b->s[i].agent_min <= 0)
-            continue;
-        for (int p = conf->scopes[i].parent; p >= 0; p = conf->scopes[p].parent) {
-            int *nf = realloc(b->s[p].floors, (size_t)(b->s[p].nfloors + 1) * sizeof(int));
-            if (nf == NULL)
-                goto oom;
-            b->s[p].floors = nf;
-            b->s[p].floors[b->s[p].nfloors++] = i;
-        }
-    }
+    for (int i = 0; i < b->n; i++)
+        if (init_scope(b, i, now) < 0)
+            goto oom;
     for (int i = 0; i < conf->nkeys; i++)
         if (key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0) < 0)
             goto oom;
@@ -533,9 +696,11 @@ void budget_book_free(struct budget_book *b)
     for (int i = 0; b->s != NULL && i < b->n; i++) {
         free(b->s[i].prints);
         free(b->s[i].floors);
+        free(b->node[i].owned);
     }
     free(b->tasks);
     free(b->s);
+    free(b->node);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -970,7 +1135,7 @@ int64_t budget_reserved_total(struct budget_book *b)
 
     pthread_mutex_lock(&b->mu);
     for (int i = 0; i < b->n; i++)
-        if (b->conf->scopes[i].level == CONF_LEVEL_AGENT)
+        if (b->node[i].level == CONF_LEVEL_AGENT)
             t += b->s[i].res_t;
     pthread_mutex_unlock(&b->mu);
     return t;

@@ -151,6 +151,29 @@ int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t 
 /* The output tokens of a model, when the config does not say: by family, or -1. */
 int64_t budget_model_cap(const char *model);
 
+/* ---- the tree: the config's scopes, then those added at run time ---------------------------- */
+
+#define BUDGET_SCOPES_ADDED_MAX 4096
+
+/* How many scopes there are; indices below it are valid for the functions that follow, which
+ * need no lock (a scope never changes once made). */
+int budget_nscopes(struct budget_book *b);
+const char *budget_scope_name(struct budget_book *b, int s);
+enum conf_level budget_scope_level(struct budget_book *b, int s);
+int budget_scope_parent(struct budget_book *b, int s);
+/* "org", "department:NAME", "team:NAME", "agent:NAME", written into buf. */
+const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t cap);
+/* The scope a label names (also the org's own name and "anonymous"), or -1. */
+int budget_find_scope(struct budget_book *b, const char *label);
+
+/*
+ * Adds a department (under the org), team (under a department) or agent (under a team),
+ * with no budgets of its own and its parent's policy. Returns its index, or -1 with a reason
+ * in err (a bad name, the wrong parent, a name taken at that level, the cap reached).
+ */
+int budget_add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
+                     double now, char *err, size_t errlen);
+
 /* Admin overrides: a new limit for a scope's window (-1 for none), and a manual reset. */
 int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
                      struct conf_limit limit);

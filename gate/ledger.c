@@ -25,7 +25,7 @@
  *   keys.revoked                                      0 <-> NULL
  * Every other number is stored as given. "window" is quoted: SQLite knows it as a keyword.
  */
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 static const char schema_v1[] =
     "CREATE TABLE IF NOT EXISTS requests ("
     " ts REAL NOT NULL, id TEXT, key_id TEXT, agent TEXT, team TEXT, department TEXT,"
@@ -46,6 +46,12 @@ static const char schema_v1[] =
     " updated REAL NOT NULL, PRIMARY KEY(scope, \"window\"));"
     "CREATE TABLE IF NOT EXISTS resets ("
     " scope TEXT NOT NULL, \"window\" TEXT NOT NULL, t REAL NOT NULL);";
+
+/* Version 2: scopes added through the admin API (level, name, parent as "team:search"). */
+static const char schema_v2[] =
+    "CREATE TABLE IF NOT EXISTS scopes ("
+    " level TEXT NOT NULL, name TEXT NOT NULL, parent TEXT NOT NULL, created REAL NOT NULL,"
+    " PRIMARY KEY(level, name));";
 
 static const char insert_sql[] =
     "INSERT INTO requests (ts, id, key_id, agent, team, department, endpoint, model,"
@@ -149,7 +155,10 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         if (exec(db, schema_v1, "ledger: creating the schema", err, errlen) != 0)
             goto fail;
     }
-    /* later versions: if (v < 2) { ALTER TABLE ... } */
+    if (v < 2) {
+        if (exec(db, schema_v2, "ledger: adding the scopes table", err, errlen) != 0)
+            goto fail;
+    }
     if (v != LEDGER_SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LEDGER_SCHEMA_VERSION);
@@ -759,6 +768,67 @@ int ledger_resets_load(struct ledger *l,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            sqlite3_column_double(st, 2));
+    rc = admin_end(l, st, rc, doing);
+    pthread_mutex_unlock(&l->amu);
+    return rc;
+}
+
+int ledger_scope_add(struct ledger *l, const char *level, const char *name, const char *parent,
+                     double t)
+{
+    const char *doing = "adding a scope";
+    sqlite3_stmt *st;
+    int rc;
+
+    pthread_mutex_lock(&l->amu);
+    st = admin_prepare(l, "INSERT INTO scopes (level, name, parent, created) VALUES (?, ?, ?, ?)",
+                       doing);
+    if (st == NULL) {
+        pthread_mutex_unlock(&l->amu);
+        return -1;
+    }
+    bind_text(st, 1, level);
+    bind_text(st, 2, name);
+    bind_text(st, 3, parent);
+    sqlite3_bind_double(st, 4, t);
+    rc = admin_run(l, st, doing);
+    pthread_mutex_unlock(&l->amu);
+    return rc;
+}
+
+int ledger_scopes_load(struct ledger *l,
+                       void (*cb)(void *arg, const char *level, const char *name,
+                                  const char *parent),
+                       void *arg)
+{
+    const char *doing = "loading scopes";
+    sqlite3_stmt *st;
+    int rc, have = 0;
+
+    pthread_mutex_lock(&l->amu);
+    /* a version 1 ledger opened read-only (by the CLI) has no scopes table: none were added */
+    if (sqlite3_prepare_v2(l->adb,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scopes'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        have = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    if (!have) {
+        pthread_mutex_unlock(&l->amu);
+        return 0;
+    }
+    /* departments before teams before agents, each in the order they were added */
+    st = admin_prepare(l,
+                       "SELECT level, name, parent FROM scopes ORDER BY CASE level"
+                       " WHEN 'department' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, created",
+                       doing);
+    if (st == NULL) {
+        pthread_mutex_unlock(&l->amu);
+        return -1;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2));
     rc = admin_end(l, st, rc, doing);
     pthread_mutex_unlock(&l->amu);
     return rc;

@@ -126,4 +126,14 @@ int ledger_resets_load(struct ledger *l,
                        void (*cb)(void *arg, const char *scope, const char *window, double t),
                        void *arg);
 
+/* A department, team or agent added through the admin API: its level ("agent"), name and
+ * parent scope ("team:search"). Returns 0, or -1 (a database error, or it exists). */
+int ledger_scope_add(struct ledger *l, const char *level, const char *name, const char *parent,
+                     double t);
+/* Calls cb for each added scope, parents before children. */
+int ledger_scopes_load(struct ledger *l,
+                       void (*cb)(void *arg, const char *level, const char *name,
+                                  const char *parent),
+                       void *arg);
+
 #endif

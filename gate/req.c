@@ -210,14 +210,13 @@ static void write_log(struct gate_req *req)
         cJSON_AddNullToObject(rec, "usage");
     }
     if (req->agent >= 0) {
-        const struct conf *c = req->conf;
-        cJSON_AddStringToObject(rec, "agent", c->scopes[req->agent].name);
-        /* the team and department, as the ledger records them (anonymous has neither) */
-        for (int s = c->scopes[req->agent].parent; s >= 0; s = c->scopes[s].parent) {
-            if (c->scopes[s].level == CONF_LEVEL_TEAM)
-                cJSON_AddStringToObject(rec, "team", c->scopes[s].name);
-            else if (c->scopes[s].level == CONF_LEVEL_DEPARTMENT)
-                cJSON_AddStringToObject(rec, "department", c->scopes[s].name);
+        struct budget_book *b = req->w->srv->book;
+        cJSON_AddStringToObject(rec, "agent", budget_scope_name(b, req->agent));
+        for (int s = budget_scope_parent(b, req->agent); s >= 0; s = budget_scope_parent(b, s)) {
+            if (budget_scope_level(b, s) == CONF_LEVEL_TEAM)
+                cJSON_AddStringToObject(rec, "team", budget_scope_name(b, s));
+            else if (budget_scope_level(b, s) == CONF_LEVEL_DEPARTMENT)
+                cJSON_AddStringToObject(rec, "department", budget_scope_name(b, s));
         }
         if (req->key_id[0])
             cJSON_AddStringToObject(rec, "key_id", req->key_id);

@@ -143,9 +143,8 @@ static void add_money(cJSON *o, const char *key, int64_t nusd)
 static void refuse(struct gate_req *req, const struct budget_refusal *why, double now)
 {
     char scope[300], msg[700], when[40] = "", extra[512], hdrs[256];
-    const struct conf *c = req->conf;
 
-    conf_scope_label(c, why->scope, scope, sizeof(scope));
+    budget_scope_label(req->w->srv->book, why->scope, scope, sizeof(scope));
     if (why->kind == BUDGET_TASK || why->kind == BUDGET_LOOP || why->kind == BUDGET_RETRIES) {
         const char *type = why->kind == BUDGET_TASK   ? "task_limit_exceeded"
                            : why->kind == BUDGET_LOOP ? "loop_detected"
@@ -428,11 +427,11 @@ void spend_worker_free(struct gate_worker *w)
     }
 }
 
-static const char *scope_name_at(const struct conf *c, int agent, enum conf_level lv)
+static const char *scope_name_at(struct budget_book *b, int agent, enum conf_level lv)
 {
-    for (int s = agent; s >= 0; s = c->scopes[s].parent)
-        if (c->scopes[s].level == lv)
-            return c->scopes[s].name;
+    for (int s = agent; s >= 0; s = budget_scope_parent(b, s))
+        if (budget_scope_level(b, s) == lv)
+            return budget_scope_name(b, s);
     return NULL;
 }
 
@@ -443,7 +442,7 @@ static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int
 
     gate_iso_utc(gate_wall_now(), when, sizeof(when));
     for (int i = 0; i < n; i++) {
-        conf_scope_label(req->conf, a[i].scope, scope, sizeof(scope));
+        budget_scope_label(req->w->srv->book, a[i].scope, scope, sizeof(scope));
         int len = snprintf(line, sizeof(line),
                            "{\"time\":\"%s\",\"alert\":\"budget_threshold\",\"scope\":\"%s\","
                            "\"window\":\"%s\",\"percent\":%d,\"unit\":\"%s\",\"used\":%.9g,"
@@ -529,15 +528,14 @@ int spend_settle(struct gate_req *req, int hold)
     if (srv->ledger == NULL || !record)
         return 0;
 
-    const struct conf *c = req->conf;
     int a = req->agent;
     struct ledger_rec rec = {
         .ts = req->wall_start,
         .id = req->id,
         .key_id = req->key_id[0] ? req->key_id : NULL,
-        .agent = a >= 0 ? c->scopes[a].name : NULL,
-        .team = a >= 0 ? scope_name_at(c, a, CONF_LEVEL_TEAM) : NULL,
-        .department = a >= 0 ? scope_name_at(c, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
+        .team = a >= 0 ? scope_name_at(srv->book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? scope_name_at(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
         .endpoint = req->path,
         .model = req->model,
         .served_model = req->upstream_model ? req->upstream_model : req->model,

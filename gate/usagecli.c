@@ -25,7 +25,7 @@ struct row {
 };
 
 struct usage_ctx {
-    const struct conf *c;
+    struct budget_book *b;
     int level;     /* -1 any */
     int scope;     /* -1 any */
     int window;    /* -1 any */
@@ -56,8 +56,8 @@ static void add_row(struct usage_ctx *x, const struct budget_view *v, int usd)
         x->rows = realloc(x->rows, (size_t)x->cap * sizeof(*x->rows));
     }
     r = &x->rows[x->n++];
-    snprintf(r->level, sizeof(r->level), "%s", level_names[x->c->scopes[v->scope].level]);
-    conf_scope_label(x->c, v->scope, r->scope, sizeof(r->scope));
+    snprintf(r->level, sizeof(r->level), "%s", level_names[budget_scope_level(x->b, v->scope)]);
+    budget_scope_label(x->b, v->scope, r->scope, sizeof(r->scope));
     r->window = conf_window_name(v->window);
     fmt_amount(r->limit, sizeof(r->limit), lim, usd);
     fmt_amount(r->used, sizeof(r->used), used, usd);
@@ -82,7 +82,7 @@ static void on_view(void *arg, const struct budget_view *v)
 {
     struct usage_ctx *x = arg;
 
-    if ((x->level >= 0 && (int)x->c->scopes[v->scope].level != x->level) ||
+    if ((x->level >= 0 && (int)budget_scope_level(x->b, v->scope) != x->level) ||
         (x->scope >= 0 && v->scope != x->scope) || (x->window >= 0 && (int)v->window != x->window))
         return;
     /* a budget in dollars shows as a dollar row; spend without a budget shows in tokens */
@@ -155,7 +155,6 @@ int gate_cmd_usage(int argc, char **argv)
         fprintf(stderr, "tokengate usage: invalid config: %s\n", err);
         return 1;
     }
-    x.c = c;
     int rc = 1;
     struct ledger *l = NULL;
     struct budget_book *b = NULL;
@@ -172,13 +171,6 @@ int gate_cmd_usage(int argc, char **argv)
             rc = usage_fail("--level is org, department, team or agent");
             goto out;
         }
-    }
-    if (scope != NULL && (x.scope = conf_find_scope(c, scope)) < 0) {
-        fprintf(stderr,
-                "tokengate usage: no scope '%s' in %s (org, department:NAME, team:NAME, "
-                "agent:NAME)\n",
-                scope, config);
-        goto out;
     }
     if (window != NULL && (x.window = conf_window_parse(window)) < 0) {
         rc = usage_fail("--window is minute, hour, day, month or total");
@@ -199,6 +191,14 @@ int gate_cmd_usage(int argc, char **argv)
     b = budget_book_new(c, l, (double)ts.tv_sec + ts.tv_nsec / 1e9, err, sizeof(err));
     if (b == NULL) {
         fprintf(stderr, "tokengate usage: %s\n", err);
+        goto out;
+    }
+    x.b = b;
+    if (scope != NULL && (x.scope = budget_find_scope(b, scope)) < 0) {
+        fprintf(stderr,
+                "tokengate usage: no scope '%s' in %s or its ledger (org, department:NAME, "
+                "team:NAME, agent:NAME)\n",
+                scope, config);
         goto out;
     }
     budget_each(b, (double)ts.tv_sec + ts.tv_nsec / 1e9, all, on_view, &x);

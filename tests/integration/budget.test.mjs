@@ -736,6 +736,81 @@ test('admin API: token required; budgets shown, raised and reset; keys made, lis
   assert.equal(Number(judge.headers['x-tokengate-budget-remaining']), 5000 - usedAfterReset);
 });
 
+test('admin API: departments, teams and agents added at run time take keys and budgets, are charged up their path, and survive a restart', async () => {
+  const dir = tempDir('tg-budget-');
+  let g = await startOrgGate({ dir, budgets: [{ scope: 'department:research', window: 'day', tokens: 100000 }] });
+
+  // the rules: a bad level, a parent of the wrong level, a name taken, a bad name; none is added
+  const bad = [
+    [{ level: 'agent', name: 'x1', parent: 'department:research' }, 400, /parent must be a team/],
+    [{ level: 'team', name: 'search', parent: 'department:research' }, 409, /exists already/],
+    [{ level: 'agent', name: 'a b', parent: 'team:search' }, 400, /letters, digits/],
+    [{ level: 'org', name: 'x2', parent: 'org' }, 400, /level/],
+    [{ level: 'agent', name: 'x3', parent: 'team:nope' }, 404, /no scope/],
+    [{ name: 'x4' }, 400, /required/],
+  ];
+  const before = (await admin(g, 'GET', '/admin/v1/scopes')).json.scopes.length;
+  for (const [body, status, msg] of bad) {
+    const r = await admin(g, 'POST', '/admin/v1/scopes', body);
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+    assert.match(r.json.error.message, msg);
+  }
+  assert.equal((await admin(g, 'POST', '/admin/v1/scopes', { level: 'team', name: 'x' }, 'wrong-token')).status, 401);
+  assert.equal((await admin(g, 'GET', '/admin/v1/scopes')).json.scopes.length, before);
+
+  // a new department, team and agent
+  for (const body of [{ level: 'department', name: 'ops', parent: 'org' },
+    { level: 'team', name: 'infra', parent: 'department:ops' },
+    { level: 'agent', name: 'bot-1', parent: 'team:infra' },
+    { level: 'agent', name: 'bot-2', parent: 'team:search' }]) {
+    const r = await admin(g, 'POST', '/admin/v1/scopes', body);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.scope, `${body.level}:${body.name}`);
+    assert.equal(r.json.parent, body.parent);
+  }
+  const tree = (await admin(g, 'GET', '/admin/v1/scopes')).json.scopes;
+  assert.deepEqual(tree.find((x) => x.scope === 'agent:bot-1'),
+    { scope: 'agent:bot-1', level: 'agent', name: 'bot-1', parent: 'team:infra' });
+
+  // a key and a budget for the new agent's team; its requests are charged up its path
+  const key = await admin(g, 'POST', '/admin/v1/keys', { agent: 'bot-1' });
+  assert.equal(key.status, 201, key.text);
+  const set = await admin(g, 'PUT', '/admin/v1/budgets', { scope: 'team:infra', window: 'day', tokens: 400 });
+  assert.equal(set.status, 200, set.text);
+  const r1 = await send(g, EP.chat, { ...bearer(key.json.key), 'x-mock-tokens': '20' });
+  assert.equal(r1.status, 200, r1.text);
+  const rec = (await ledgerRowsFor(g, [r1.headers['x-request-id']])).get(r1.headers['x-request-id']);
+  assert.equal(rec.agent, 'bot-1');
+  assert.equal(rec.team, 'infra');
+  assert.equal(rec.department, 'ops');
+  assert.ok(rec.tokens_charged > 20);
+  for (const s of ['team:infra', 'department:ops', 'org'])
+    assert.equal((await budgetOf(g, s)).used_tokens, rec.tokens_charged, s);
+  assert.equal((await budgetOf(g, 'department:research')).used_tokens, 0);
+  // the team's budget holds it: past 400 tokens, 429 naming team:infra
+  let refused;
+  for (let i = 0; i < 40 && !refused; i++) {
+    const r = await send(g, EP.chat, { ...bearer(key.json.key), 'x-mock-tokens': '40' });
+    if (r.status === 429) refused = r;
+    else assert.equal(r.status, 200, r.text);
+  }
+  assert.ok(refused, 'team:infra was never refused');
+  assert.equal(refused.json.error.scope, 'team:infra');
+
+  // after a restart on the same ledger the scopes, the key and the budget are all there
+  const used = (await budgetOf(g, 'team:infra')).used_tokens;
+  assert.equal((await g.stop()).code, 0);
+  g = await startOrgGate({ dir, budgets: [{ scope: 'department:research', window: 'day', tokens: 100000 }] });
+  const tree2 = (await admin(g, 'GET', '/admin/v1/scopes')).json.scopes;
+  assert.deepEqual(tree2, tree);
+  const infra = await budgetOf(g, 'team:infra');
+  assert.equal(infra.limit_tokens, 400);
+  assert.equal(infra.used_tokens, used);
+  const again = await send(g, EP.chat, bearer(key.json.key));
+  assert.equal(again.status, 429, again.text);
+  assert.equal(again.json.error.scope, 'team:infra');
+});
+
 // ---- anonymous use ------------------------------------------------------------------------
 
 test('anonymous: allowed, requests without a key are served and charged to the anonymous budget; not allowed, 401', async () => {
