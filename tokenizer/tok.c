@@ -426,18 +426,21 @@ static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t
             uint64_t kr = 0, kl = 0, hr = 0, hl = 0;
             uint32_t rr = NO_RANK, rl = NO_RANK;
             int qr = 0, ql = 0; /* whether the filter lets the key through to the table */
+            uint64_t wr = 0, wl = 0; /* the filter words: both loads start before either test */
             if (nr != 0 && nr <= MAX_TOKEN_LEN) {
                 kr = load_k8(pr, nr);
                 hr = hash_key(pr, nr, kr);
-                if ((qr = may_be_token(e, hr)))
-                    __builtin_prefetch(slot_of(e, nr, hr));
+                wr = ~*filter_word(e, hr) & filter_bits(hr);
             }
             if (nl != 0 && nl <= MAX_TOKEN_LEN) {
                 kl = load_k8(pl, nl);
                 hl = hash_key(pl, nl, kl);
-                if ((ql = may_be_token(e, hl)))
-                    __builtin_prefetch(slot_of(e, nl, hl));
+                wl = ~*filter_word(e, hl) & filter_bits(hl);
             }
+            if ((qr = nr != 0 && nr <= MAX_TOKEN_LEN && wr == 0))
+                __builtin_prefetch(slot_of(e, nr, hr));
+            if ((ql = nl != 0 && nl <= MAX_TOKEN_LEN && wl == 0))
+                __builtin_prefetch(slot_of(e, nl, hl));
             if (qr)
                 rr = rank_lookup(e, pr, nr, hr, kr);
             if (ql)
