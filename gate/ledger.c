@@ -26,6 +26,9 @@
  * Every other number is stored as given. "window" is quoted: SQLite knows it as a keyword.
  */
 #define LEDGER_SCHEMA_VERSION 2
+
+/* the shortest time between the starts of two transactions of the writer */
+#define LEDGER_GATHER_NS 1000000
 static const char schema_v1[] =
     "CREATE TABLE IF NOT EXISTS requests ("
     " ts REAL NOT NULL, id TEXT, key_id TEXT, agent TEXT, team TEXT, department TEXT,"
@@ -390,9 +393,18 @@ fail:
  * The writer: takes every queued record under the lock, writes them in one transaction without
  * it, then reports each record's fate. Records that arrive during a commit make the next batch.
  */
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void *writer(void *arg)
 {
     struct ledger *l = arg;
+    int64_t last = 0;
 
     pthread_mutex_lock(&l->mu);
     for (;;) {
@@ -400,6 +412,24 @@ static void *writer(void *arg)
             pthread_cond_wait(&l->cv, &l->mu);
         if (l->head == NULL)
             break; /* stopping, and nothing is left */
+        /*
+         * Group commit under load: at most one transaction every LEDGER_GATHER_NS. When the
+         * last one began longer ago than that (a quiet gate) the batch goes at once; when not,
+         * the writer sleeps until then while records gather, so a busy gate pays one commit for
+         * many records (on one core, a commit per record would take a fifth of it) and a
+         * response's end waits at most that much longer.
+         */
+        int64_t due = last + LEDGER_GATHER_NS, t = mono_ns();
+        while (t < due && !l->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            int64_t ns = until.tv_nsec + (due - t);
+            until.tv_sec += ns / 1000000000;
+            until.tv_nsec = ns % 1000000000;
+            pthread_cond_timedwait(&l->cv, &l->mu, &until);
+            t = mono_ns();
+        }
+        last = t;
         struct qrec *batch = l->head;
         size_t n = l->nqueued;
         l->head = l->tail = NULL;

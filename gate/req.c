@@ -224,7 +224,13 @@ static void write_log(struct gate_req *req)
     if (req->decision != NULL) {
         cJSON_AddStringToObject(rec, "decision", req->decision);
         cJSON_AddNumberToObject(rec, "tokens_charged", (double)req->charged_tokens);
-        cJSON_AddNumberToObject(rec, "cost_usd", (double)req->charged_nusd / 1e9);
+        /* dollars from whole nano-dollars, in digits: exact, and without cJSON's printf and
+         * scanf round trip for a double */
+        char cost[48];
+        int64_t nusd = req->charged_nusd > 0 ? req->charged_nusd : 0;
+        snprintf(cost, sizeof(cost), "%lld.%09lld", (long long)(nusd / 1000000000),
+                 (long long)(nusd % 1000000000));
+        cJSON_AddRawToObject(rec, "cost_usd", cost);
         if (req->resv.tokens > 0)
             cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
     }
