@@ -342,10 +342,12 @@ int gate_server_run(struct conf *conf)
     for (int p = 0; p < conf->nproviders; p++) {
         const struct conf_provider *prov = &conf->providers[p];
         if (prov->api_key_env != NULL && prov->api_key == NULL)
-            fprintf(stderr,
-                    "tokengate: warning: provider '%s': %s is not set; clients' own keys are "
-                    "passed through\n",
-                    prov->name, prov->api_key_env);
+            fprintf(stderr, "tokengate: warning: provider '%s': %s is not set; %s\n", prov->name,
+                    prov->api_key_env,
+                    srv.book != NULL
+                        ? "its requests go without a provider key (agents' gate keys are never "
+                          "forwarded)"
+                        : "clients' own keys are passed through");
     }
 
     /* only the main thread takes SIGINT and SIGTERM */
