@@ -94,8 +94,10 @@ static int want_tokens(struct loader *l, const yaml_node_t *n, const char *key, 
     return 0;
 }
 
-/* A non-negative amount of dollars, kept in nano-dollars. */
-static int want_usd(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
+/* A number of dollars from 0 to max; what names the unit in the error ("an amount of US
+ * dollars", "US dollars per million tokens"). */
+static int want_dollars(struct loader *l, const yaml_node_t *n, const char *key, double max,
+                        const char *what, double *out)
 {
     const char *s = NULL;
     char *end;
@@ -104,27 +106,26 @@ static int want_usd(struct loader *l, const yaml_node_t *n, const char *key, int
     if (conf_want_scalar(l, n, key, &s) < 0)
         return -1;
     v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v >= 0 && v <= 1e9))
-        return conf_fail(l, n, "'%s' must be an amount of US dollars such as 2.50, not '%s'", key,
-                         s);
+    if (end == s || *end != '\0' || !(v >= 0 && v <= max))
+        return conf_fail(l, n, "'%s' must be %s, such as 2.50, not '%s'", key, what, s);
+    *out = v;
+    return 0;
+}
+
+/* A non-negative amount of dollars, kept in nano-dollars. */
+static int want_usd(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
+{
+    double v;
+
+    if (want_dollars(l, n, key, 1e9, "an amount of US dollars", &v) < 0)
+        return -1;
     *out = llround(v * 1e9);
     return 0;
 }
 
 static int want_price(struct loader *l, const yaml_node_t *n, const char *key, double *out)
 {
-    const char *s = NULL;
-    char *end;
-    double v;
-
-    if (conf_want_scalar(l, n, key, &s) < 0)
-        return -1;
-    v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v >= 0 && v <= 100000))
-        return conf_fail(l, n, "'%s' must be US dollars per million tokens, such as 2.50, not '%s'",
-                         key, s);
-    *out = v;
-    return 0;
+    return want_dollars(l, n, key, 100000, "US dollars per million tokens", out);
 }
 
 static int want_bool(struct loader *l, const yaml_node_t *n, const char *key, int *out)

@@ -562,8 +562,7 @@ static int print_json(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break. */
-static void put_csv(const char *s)
+void gate_put_csv(const char *s)
 {
     if (strpbrk(s, ",\"\r\n") == NULL) {
         fputs(s, stdout);
@@ -599,7 +598,7 @@ static int print_csv(sqlite3_stmt *st)
             else if (cols[c].kind == K_BOOL)
                 fputs(sqlite3_column_int(st, (int)c) ? "true" : "false", stdout);
             else
-                put_csv(text_or(st, (int)c, ""));
+                gate_put_csv(text_or(st, (int)c, ""));
         }
         putchar('\n');
     }

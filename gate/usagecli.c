@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "gate/budget.h"
 #include "gate/ledger.h"
+#include "gate/logscli.h"
 
 enum fmt { FMT_TABLE, FMT_JSON, FMT_CSV };
 
@@ -90,22 +91,6 @@ static void on_view(void *arg, const struct budget_view *v)
         add_row(x, v, 0);
     if (v->limit.nusd >= 0)
         add_row(x, v, 1);
-}
-
-static void csv_field(const char *s, int last)
-{
-    if (strpbrk(s, ",\"\n") != NULL) {
-        putchar('"');
-        for (; *s; s++) {
-            if (*s == '"')
-                putchar('"');
-            putchar(*s);
-        }
-        putchar('"');
-    } else {
-        fputs(s, stdout);
-    }
-    putchar(last ? '\n' : ',');
 }
 
 static int usage_fail(const char *msg)
@@ -234,8 +219,10 @@ int gate_cmd_usage(int argc, char **argv)
             const struct row *r = &x.rows[i];
             const char *v[8] = {r->level, r->scope, r->window, r->limit,
                                 r->used,  r->remaining, r->pct, r->resets};
-            for (int k = 0; k < 8; k++)
-                csv_field(v[k], k == 7);
+            for (int k = 0; k < 8; k++) {
+                gate_put_csv(v[k]);
+                putchar(k == 7 ? '\n' : ',');
+            }
         }
     } else {
         for (int i = 0; i < x.n; i++) {
