@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf/conf.h"
 #include "gate/ledger.h"
 
 #define LOGS_DEFAULT_DB "state/ledger.db"
@@ -20,6 +21,8 @@ enum logs_format { FMT_TABLE, FMT_JSON, FMT_CSV };
 
 struct logs_opts {
     const char *db;
+    const char *config;       /* the ledger is the one this config names, unless --db says */
+    int db_given;
     const char *agent, *team, *department, *model;
     int status_lo, status_hi; /* 0: any */
     int has_since, has_until;
@@ -96,10 +99,11 @@ static const char time_forms[] =
 static void logs_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tokengate logs [--db PATH] [--agent A] [--team T] [--department D]\n"
+            "usage: tokengate logs [--db PATH | --config FILE] [--agent A] [--team T]\n"
+            "                      [--department D]\n"
             "                      [--model M] [--status CODE|2xx|4xx|5xx] [--since T]\n"
             "                      [--until T] [--limit N] [--format table|json|csv]\n"
-            "  --db      the ledger (default " LOGS_DEFAULT_DB ")\n"
+            "  --db      the ledger (default: the config's ledger path, else " LOGS_DEFAULT_DB ")\n"
             "  T         %s\n"
             "  --limit   the newest N records (default %d)\n",
             time_forms, LOGS_DEFAULT_LIMIT);
@@ -207,9 +211,9 @@ static int parse_status(const char *s, struct logs_opts *o)
 
 static int known_option(const char *opt)
 {
-    static const char *const known[] = {"--db",    "--agent",  "--team",  "--department",
-                                        "--model", "--status", "--since", "--until",
-                                        "--limit", "--format"};
+    static const char *const known[] = {"--db",     "--config", "--agent", "--team",
+                                        "--department", "--model", "--status", "--since",
+                                        "--until",  "--limit",  "--format"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(opt, known[i]) == 0)
             return 1;
@@ -243,6 +247,9 @@ static int parse_args(int argc, char **argv, struct logs_opts *o)
         v = argv[++i];
         if (strcmp(opt, "--db") == 0) {
             o->db = v;
+            o->db_given = 1;
+        } else if (strcmp(opt, "--config") == 0) {
+            o->config = v;
         } else if (strcmp(opt, "--agent") == 0) {
             o->agent = v;
         } else if (strcmp(opt, "--team") == 0) {
@@ -617,10 +624,26 @@ int gate_cmd_logs(int argc, char **argv)
     rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc;
+    struct conf *c = NULL;
+    if (o.config != NULL) {
+        c = conf_load(o.config, err, sizeof(err));
+        if (c == NULL) {
+            fprintf(stderr, "tokengate logs: invalid config: %s\n", err);
+            return 1;
+        }
+        if (!o.db_given && c->ledger_path == NULL) {
+            fprintf(stderr, "tokengate logs: %s configures no ledger\n", o.config);
+            conf_unref(c);
+            return 1;
+        }
+        if (!o.db_given)
+            o.db = c->ledger_path;
+    }
     /* the ledger module checks that the file is a ledger of a schema this build reads */
     l = ledger_open_readonly(o.db, err, sizeof(err));
     if (l == NULL) {
         fprintf(stderr, "tokengate logs: %s\n", err);
+        conf_unref(c);
         return 1;
     }
     ledger_close(l);
@@ -654,5 +677,6 @@ dberr:
 out:
     sqlite3_finalize(st);
     sqlite3_close(db);
+    conf_unref(c);
     return status;
 }
