@@ -3,7 +3,8 @@
  *
  * Merging follows tiktoken exactly: start from single bytes, and repeatedly merge the adjacent
  * pair whose concatenation has the lowest rank, the leftmost one on a tie, until no adjacent
- * pair is a token. Short pieces (nearly all of them) use tiktoken's array method, which is
+ * pair is a token. (Short pieces start some characters whole instead of as bytes, where that
+ * provably changes nothing: see chr_build.) Short pieces (nearly all of them) use tiktoken's array method, which is
  * quadratic in the piece length but touches only a few cache lines; long pieces use a heap
  * ordered by (rank, position), which makes the same choices in O(n log n), so a megabyte of
  * one letter or of CJK without spaces encodes in well under a second.
@@ -71,6 +72,9 @@ struct tok_enc {
     uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
     uint64_t *filter; /* a Bloom filter of the tokens, one 64-bit word per key: see may_be_token */
     size_t fmask;
+    uint32_t *chr;   /* per character U+0080..U+FFFF: its token when it may start merged, see
+                        chr_build; NO_RANK when it may not */
+    uint64_t *split; /* a bit set of (neighbour byte, partial character) keys: see split_key */
 };
 
 static const special sp_cl100k[] = {
@@ -220,6 +224,165 @@ static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
 }
 
 /*
+ * Starting from characters. In text other than Latin, most of a merge's work is putting each
+ * character's two or three bytes back together, the same work in every word. A character c may
+ * start a piece's merge as one part, its token T, instead of as bytes, when that cannot change
+ * the result:
+ *   (a) merged alone, c's bytes end as the one token T; rmax is the highest rank of the merges
+ *       that make it;
+ *   (b) no token holds part of c together with a byte beside it: none starts with a proper
+ *       suffix of c's bytes followed by the byte after c, none ends with the byte before c
+ *       followed by a proper prefix of c's bytes;
+ *   (c) every longer token that starts or ends with all of c ranks above rmax.
+ * Why: by (b), no pair straddling c's edges is a token while c is in pieces, so c's bytes merge
+ * as they would alone, into T (a), whatever happens around them. Meanwhile each merge outside c
+ * ranks at most as high as c's next merge, so at most rmax, and so below any pair T could form
+ * with a neighbour (c): started whole, c changes none of those choices, and once c is whole the
+ * two runs are the same. Applied one character at a time, this holds for any set of them.
+ * (a) and (c) depend on c alone and are decided in chr_build, into chr[]; (b) depends on the
+ * neighbouring bytes and is asked of the split set, per character, in chr_part.
+ */
+#define CHR_N (0x10000 - 0x80) /* the characters of two and three bytes */
+#define SPLIT_BITS 17          /* 16 KiB: a few hundred keys, so about 1 in 100 false */
+
+/* The bit for a key of the split set; side 1: a byte x then a character's first k bytes at c;
+ * side 2: a character's last k bytes at c then a byte x. k is 1 or 2. */
+static inline uint64_t split_key(unsigned side, uint8_t x, const uint8_t *c, size_t k)
+{
+    uint64_t v = side | (uint64_t)k << 2 | (uint64_t)x << 8 | (uint64_t)c[0] << 16;
+
+    if (k > 1)
+        v |= (uint64_t)c[1] << 24;
+    return (v * 0x9e3779b97f4a7c15ull) >> (64 - SPLIT_BITS);
+}
+
+/* 1 when a token may hold the key's bytes; 0 when none surely does. */
+static inline int split_has(const tok_enc *e, uint64_t b)
+{
+    return (int)(e->split[b >> 6] >> (b & 63) & 1);
+}
+
+/* How many bytes a UTF-8 sequence whose first byte is b has: 2 to 4, or 0 for another byte. */
+static inline size_t lead_len(uint8_t b)
+{
+    return b >= 0xc0 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf8 ? 4 : 0;
+}
+
+/* The code point of the character of len (2 or 3) bytes at c. */
+static inline uint32_t chr_decode(const uint8_t *c, size_t len)
+{
+    if (len == 2)
+        return (uint32_t)(c[0] & 0x1f) << 6 | (uint32_t)(c[1] & 0x3f);
+    return (uint32_t)(c[0] & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (uint32_t)(c[2] & 0x3f);
+}
+
+/* Whether the len bytes at t, whose first is a lead byte of len bytes, are one character. */
+static inline int chr_whole(const uint8_t *t, size_t len)
+{
+    for (size_t i = 1; i < len; i++)
+        if ((t[i] & 0xc0) != 0x80)
+            return 0;
+    return 1;
+}
+
+/*
+ * Fills e->chr (conditions (a) and (c) above) and e->split (the keys of (b)) from e's tokens.
+ * Returns 0, or -1 when memory runs out.
+ */
+static int chr_build(tok_enc *e)
+{
+    uint32_t *minr = malloc(CHR_N * sizeof(uint32_t)); /* lowest rank of a longer token that
+                                                           starts or ends with the character */
+
+    e->chr = malloc(CHR_N * sizeof(uint32_t));
+    e->split = calloc(((size_t)1 << SPLIT_BITS) / 64, sizeof(uint64_t));
+    if (minr == NULL || e->chr == NULL || e->split == NULL) {
+        free(minr);
+        return -1;
+    }
+    memset(minr, 0xff, CHR_N * sizeof(uint32_t));
+    for (uint32_t r = 0; r < e->nranks; r++) {
+        const uint8_t *t = e->bytes + e->offs[r];
+        size_t len = e->lens[r], j = 0, m = 0, cl;
+        uint64_t b;
+        if (len < 2)
+            continue;
+        while (j < len && (t[j] & 0xc0) == 0x80)
+            j++;
+        if (j > 0 && j < len && j <= 2) { /* the end of a character, then a byte */
+            b = split_key(2, t[j], t, j);
+            e->split[b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+        cl = lead_len(t[0]);
+        if ((cl == 2 || cl == 3) && len > cl && chr_whole(t, cl)) {
+            uint32_t cp = chr_decode(t, cl);
+            if (cp >= 0x80 && r < minr[cp - 0x80])
+                minr[cp - 0x80] = r;
+        }
+        while (m < len && (t[len - 1 - m] & 0xc0) == 0x80)
+            m++;
+        if (m == len)
+            continue;
+        cl = lead_len(t[len - 1 - m]);
+        if (cl > m + 1 && len > m + 1 && m + 1 <= 2) { /* a byte, then a character's start */
+            b = split_key(1, t[len - 2 - m], t + len - 1 - m, m + 1);
+            e->split[b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+        if ((cl == 2 || cl == 3) && cl == m + 1 && len > cl) {
+            uint32_t cp = chr_decode(t + len - cl, cl);
+            if (cp >= 0x80 && r < minr[cp - 0x80])
+                minr[cp - 0x80] = r;
+        }
+    }
+    for (uint32_t cp = 0x80; cp < 0x10000; cp++) {
+        uint8_t c[3];
+        uint32_t tok = NO_RANK, rmax = 0;
+        if (cp < 0x800) {
+            c[0] = (uint8_t)(0xc0 | cp >> 6);
+            c[1] = (uint8_t)(0x80 | (cp & 0x3f));
+            tok = rmax = e->pair2[c[0] << 8 | c[1]];
+        } else if (cp < 0xd800 || cp > 0xdfff) {
+            uint32_t r01, r12;
+            c[0] = (uint8_t)(0xe0 | cp >> 12);
+            c[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+            c[2] = (uint8_t)(0x80 | (cp & 0x3f));
+            r01 = e->pair2[c[0] << 8 | c[1]];
+            r12 = e->pair2[c[1] << 8 | c[2]];
+            if (r01 != NO_RANK || r12 != NO_RANK) {
+                tok = rank_of(e, c, 3); /* whichever pair merges first, the rest is all three */
+                rmax = r01 < r12 ? r01 : r12;
+                rmax = tok != NO_RANK && tok > rmax ? tok : rmax;
+            }
+        }
+        e->chr[cp - 0x80] = tok != NO_RANK && minr[cp - 0x80] > rmax ? tok : NO_RANK;
+    }
+    free(minr);
+    return 0;
+}
+
+/*
+ * Whether the character at p[i] (of two or three bytes, whole: pieces are well-formed) may start
+ * the merge as one part: its length, with its token in *t; 1 when it must start as bytes.
+ */
+static inline size_t chr_part(const tok_enc *e, const uint8_t *p, size_t i, size_t n, uint32_t *t)
+{
+    const uint8_t *c = p + i;
+    size_t len = c[0] >= 0xe0 ? 3 : 2;
+    uint32_t cp, r;
+
+    if (i + len > n || (cp = chr_decode(c, len)) < 0x80 || (r = e->chr[cp - 0x80]) == NO_RANK)
+        return 1;
+    for (size_t k = 1; k < len; k++) {
+        if (i > 0 && split_has(e, split_key(1, p[i - 1], c, k)))
+            return 1;
+        if (i + len < n && split_has(e, split_key(2, c[len], c + k, len - k)))
+            return 1;
+    }
+    *t = r;
+    return len;
+}
+
+/*
  * Zeroed memory for a big table that is probed at random: in 2 MiB huge pages where the kernel
  * grants them, since with 4 KiB pages nearly every probe of a table of megabytes also misses
  * the TLB. Freed with free().
@@ -313,6 +476,8 @@ static void build(tok_enc *e)
         uint8_t two[2] = {(uint8_t)(k >> 8), (uint8_t)k};
         e->pair2[k] = rank_of(e, two, 2);
     }
+    if (chr_build(e) != 0)
+        goto fail;
     e->ready = 1;
     return;
 fail:
@@ -321,6 +486,10 @@ fail:
     free(e->sslots);
     free(e->pair2);
     free(e->filter);
+    free(e->chr);
+    free(e->split);
+    e->chr = NULL;
+    e->split = NULL;
     e->pair2 = NULL;
     e->filter = NULL;
     e->offs = NULL;
@@ -398,12 +567,28 @@ static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t
     uint16_t next[SMALL_PIECE], prev[SMALL_PIECE];
     size_t m = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = i + 1 < n ? e->pair2[p[i] << 8 | p[i + 1]] : NO_RANK;
-        tok[i] = e->byte_rank[p[i]];
+    /* the parts: bytes, and characters that chr_part lets start whole */
+    for (size_t i = 0, before = (size_t)-1; i < n;) {
+        size_t len = 1;
+        uint32_t t = e->byte_rank[p[i]];
+        if (p[i] >= 0xc0 && p[i] < 0xf0)
+            len = chr_part(e, p, i, n, &t);
+        tok[i] = t;
+        next[i] = (uint16_t)(i + len);
+        prev[i] = (uint16_t)before;
+        for (size_t j = i + 1; j < i + len; j++)
+            key[j] = UINT32_MAX;
+        before = i;
+        i += len;
+    }
+    for (size_t i = 0; i < n; i = next[i]) {
+        size_t right = next[i], len;
+        uint32_t r = NO_RANK;
+        if (right < n) {
+            len = next[right] - i;
+            r = len == 2 ? e->pair2[p[i] << 8 | p[i + 1]] : rank_of(e, p + i, len);
+        }
         key[i] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)i;
-        next[i] = (uint16_t)(i + 1);
-        prev[i] = (uint16_t)(i - 1);
     }
     for (;;) {
         uint32_t best = UINT32_MAX;
