@@ -557,39 +557,40 @@ void ledger_close(struct ledger *l)
 /* ---- synchronous calls on the admin connection ----------------------------------------------- */
 
 /*
- * Prepares sql on the admin connection; the caller holds amu. Returns NULL after logging what
- * failed.
+ * Takes the admin lock and prepares sql on the admin connection. Returns the statement with
+ * the lock held, or NULL with the lock released after logging what failed.
  */
-static sqlite3_stmt *admin_prepare(struct ledger *l, const char *sql, const char *doing)
+static sqlite3_stmt *admin_begin(struct ledger *l, const char *sql, const char *doing)
 {
     sqlite3_stmt *st = NULL;
 
+    pthread_mutex_lock(&l->amu);
     if (sqlite3_prepare_v2(l->adb, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "tokengate: ledger: %s: %s\n", doing, sqlite3_errmsg(l->adb));
         sqlite3_finalize(st);
+        pthread_mutex_unlock(&l->amu);
         return NULL;
     }
     return st;
 }
 
-/* Steps a statement that returns no rows, finalizes it. Returns 0 or -1 (logged). */
-static int admin_run(struct ledger *l, sqlite3_stmt *st, const char *doing)
+/*
+ * Ends what admin_begin began: rc is the last sqlite3_step's result, SQLITE_DONE for success
+ * (anything else is logged). Finalizes the statement and releases the lock. Returns 0, 1 when
+ * no_change_is_1 is set and the statement changed no row, or -1.
+ */
+static int admin_finish(struct ledger *l, sqlite3_stmt *st, int rc, const char *doing,
+                        int no_change_is_1)
 {
-    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_DONE ? 0 : -1;
 
     if (rc != SQLITE_DONE)
         fprintf(stderr, "tokengate: ledger: %s: %s\n", doing, sqlite3_errmsg(l->adb));
+    else if (no_change_is_1 && sqlite3_changes(l->adb) == 0)
+        out = 1;
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* The end of a row loop: SQLITE_DONE is success, anything else is logged. */
-static int admin_end(struct ledger *l, sqlite3_stmt *st, int rc, const char *doing)
-{
-    if (rc != SQLITE_DONE)
-        fprintf(stderr, "tokengate: ledger: %s: %s\n", doing, sqlite3_errmsg(l->adb));
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    pthread_mutex_unlock(&l->amu);
+    return out;
 }
 
 static int64_t column_count(sqlite3_stmt *st, int i)
@@ -613,24 +614,19 @@ int ledger_spend_since(struct ledger *l, double since,
     sqlite3_stmt *st;
     int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l,
+    st = admin_begin(l,
                        "SELECT agent, SUM(tokens_charged), SUM(cost_nusd) FROM requests"
                        " WHERE ts >= ? AND agent IS NOT NULL GROUP BY agent",
                        doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     sqlite3_bind_double(st, 1, since);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t tokens = sqlite3_column_int64(st, 1), nusd = sqlite3_column_int64(st, 2);
         if (tokens != 0 || nusd != 0)
             cb(arg, (const char *)sqlite3_column_text(st, 0), tokens, nusd);
     }
-    rc = admin_end(l, st, rc, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, rc, doing, 0);
 }
 
 int ledger_keys_load(struct ledger *l, void (*cb)(void *arg, const struct ledger_key *k), void *arg)
@@ -639,13 +635,10 @@ int ledger_keys_load(struct ledger *l, void (*cb)(void *arg, const struct ledger
     sqlite3_stmt *st;
     int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l, "SELECT id, hash, agent, created, revoked FROM keys ORDER BY created",
+    st = admin_begin(l, "SELECT id, hash, agent, created, revoked FROM keys ORDER BY created",
                        doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct ledger_key k = {
             .id = (const char *)sqlite3_column_text(st, 0),
@@ -656,24 +649,18 @@ int ledger_keys_load(struct ledger *l, void (*cb)(void *arg, const struct ledger
         };
         cb(arg, &k);
     }
-    rc = admin_end(l, st, rc, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, rc, doing, 0);
 }
 
 int ledger_key_insert(struct ledger *l, const struct ledger_key *k)
 {
     const char *doing = "inserting a key";
     sqlite3_stmt *st;
-    int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(
+    st = admin_begin(
         l, "INSERT INTO keys (id, hash, agent, created, revoked) VALUES (?, ?, ?, ?, ?)", doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     bind_text(st, 1, k->id);
     bind_text(st, 2, k->hash_hex);
     bind_text(st, 3, k->agent);
@@ -682,31 +669,21 @@ int ledger_key_insert(struct ledger *l, const struct ledger_key *k)
         sqlite3_bind_double(st, 5, k->revoked);
     else
         sqlite3_bind_null(st, 5);
-    rc = admin_run(l, st, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, sqlite3_step(st), doing, 0);
 }
 
 int ledger_key_revoke(struct ledger *l, const char *id, double t)
 {
     const char *doing = "revoking a key";
     sqlite3_stmt *st;
-    int rc;
 
-    pthread_mutex_lock(&l->amu);
     /* revoking twice keeps the first time */
-    st = admin_prepare(l, "UPDATE keys SET revoked = COALESCE(revoked, ?) WHERE id = ?", doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    st = admin_begin(l, "UPDATE keys SET revoked = COALESCE(revoked, ?) WHERE id = ?", doing);
+    if (st == NULL)
         return -1;
-    }
     sqlite3_bind_double(st, 1, t);
     bind_text(st, 2, id);
-    rc = admin_run(l, st, doing);
-    if (rc == 0 && sqlite3_changes(l->adb) == 0)
-        rc = 1;
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, sqlite3_step(st), doing, 1);
 }
 
 int ledger_budget_set(struct ledger *l, const char *scope, const char *window, int64_t tokens,
@@ -714,27 +691,21 @@ int ledger_budget_set(struct ledger *l, const char *scope, const char *window, i
 {
     const char *doing = "setting a budget";
     sqlite3_stmt *st;
-    int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l,
+    st = admin_begin(l,
                        "INSERT INTO budgets (scope, \"window\", tokens, nusd, updated)"
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, \"window\") DO UPDATE SET"
                        " tokens = excluded.tokens, nusd = excluded.nusd,"
                        " updated = excluded.updated",
                        doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     bind_text(st, 1, scope);
     bind_text(st, 2, window);
     bind_count(st, 3, tokens);
     bind_count(st, 4, nusd);
     sqlite3_bind_double(st, 5, now());
-    rc = admin_run(l, st, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, sqlite3_step(st), doing, 0);
 }
 
 int ledger_budgets_load(struct ledger *l,
@@ -746,39 +717,28 @@ int ledger_budgets_load(struct ledger *l,
     sqlite3_stmt *st;
     int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(
+    st = admin_begin(
         l, "SELECT scope, \"window\", tokens, nusd FROM budgets ORDER BY scope, \"window\"", doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            column_count(st, 2), column_count(st, 3));
-    rc = admin_end(l, st, rc, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, rc, doing, 0);
 }
 
 int ledger_reset_add(struct ledger *l, const char *scope, const char *window, double t)
 {
     const char *doing = "adding a reset";
     sqlite3_stmt *st;
-    int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l, "INSERT INTO resets (scope, \"window\", t) VALUES (?, ?, ?)", doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    st = admin_begin(l, "INSERT INTO resets (scope, \"window\", t) VALUES (?, ?, ?)", doing);
+    if (st == NULL)
         return -1;
-    }
     bind_text(st, 1, scope);
     bind_text(st, 2, window);
     sqlite3_bind_double(st, 3, t);
-    rc = admin_run(l, st, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, sqlite3_step(st), doing, 0);
 }
 
 int ledger_resets_load(struct ledger *l,
@@ -789,18 +749,13 @@ int ledger_resets_load(struct ledger *l,
     sqlite3_stmt *st;
     int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l, "SELECT scope, \"window\", t FROM resets ORDER BY t", doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    st = admin_begin(l, "SELECT scope, \"window\", t FROM resets ORDER BY t", doing);
+    if (st == NULL)
         return -1;
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            sqlite3_column_double(st, 2));
-    rc = admin_end(l, st, rc, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, rc, doing, 0);
 }
 
 int ledger_scope_add(struct ledger *l, const char *level, const char *name, const char *parent,
@@ -808,22 +763,16 @@ int ledger_scope_add(struct ledger *l, const char *level, const char *name, cons
 {
     const char *doing = "adding a scope";
     sqlite3_stmt *st;
-    int rc;
 
-    pthread_mutex_lock(&l->amu);
-    st = admin_prepare(l, "INSERT INTO scopes (level, name, parent, created) VALUES (?, ?, ?, ?)",
+    st = admin_begin(l, "INSERT INTO scopes (level, name, parent, created) VALUES (?, ?, ?, ?)",
                        doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     bind_text(st, 1, level);
     bind_text(st, 2, name);
     bind_text(st, 3, parent);
     sqlite3_bind_double(st, 4, t);
-    rc = admin_run(l, st, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, sqlite3_step(st), doing, 0);
 }
 
 int ledger_scopes_load(struct ledger *l,
@@ -835,31 +784,25 @@ int ledger_scopes_load(struct ledger *l,
     sqlite3_stmt *st;
     int rc, have = 0;
 
-    pthread_mutex_lock(&l->amu);
     /* a version 1 ledger opened read-only (by the CLI) has no scopes table: none were added */
-    if (sqlite3_prepare_v2(l->adb,
-                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scopes'",
-                           -1, &st, NULL) == SQLITE_OK) {
-        have = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
-    }
-    if (!have) {
-        pthread_mutex_unlock(&l->amu);
+    st = admin_begin(l, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scopes'",
+                     doing);
+    if (st == NULL)
+        return -1;
+    have = (rc = sqlite3_step(st)) == SQLITE_ROW;
+    if (admin_finish(l, st, have ? SQLITE_DONE : rc, doing, 0) < 0)
+        return -1;
+    if (!have)
         return 0;
-    }
     /* departments before teams before agents, each in the order they were added */
-    st = admin_prepare(l,
+    st = admin_begin(l,
                        "SELECT level, name, parent FROM scopes ORDER BY CASE level"
                        " WHEN 'department' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, created",
                        doing);
-    if (st == NULL) {
-        pthread_mutex_unlock(&l->amu);
+    if (st == NULL)
         return -1;
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2));
-    rc = admin_end(l, st, rc, doing);
-    pthread_mutex_unlock(&l->amu);
-    return rc;
+    return admin_finish(l, st, rc, doing, 0);
 }
