@@ -3,11 +3,11 @@
  *
  * Merging follows tiktoken exactly: start from single bytes, and repeatedly merge the adjacent
  * pair whose concatenation has the lowest rank, the leftmost one on a tie, until no adjacent
- * pair is a token. (Short pieces start some characters whole instead of as bytes, where that
- * provably changes nothing: see chr_build.) Short pieces (nearly all of them) use tiktoken's array method, which is
- * quadratic in the piece length but touches only a few cache lines; long pieces use a heap
- * ordered by (rank, position), which makes the same choices in O(n log n), so a megabyte of
- * one letter or of CJK without spaces encodes in well under a second.
+ * pair is a token. (Some characters start whole instead of as bytes, where that provably
+ * changes nothing: see chr_build.) Short pieces (nearly all of them) use tiktoken's array
+ * method, which is quadratic in the piece length but touches only a few cache lines; long
+ * pieces use a heap ordered by (rank, position), which makes the same choices in O(n log n),
+ * so a megabyte of one letter or of CJK without spaces encodes in well under a second.
  */
 #include "tokenizer/tok.h"
 
@@ -675,9 +675,11 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
 /*
  * The same merge for long pieces: parts are a linked list over byte positions (a part is named
  * by its first byte), candidate pairs wait in the heap, and an entry whose part has since
- * changed is skipped when it comes up. Returns -1 when memory runs out.
+ * changed is skipped when it comes up. Returns -1 when memory runs out. Kept out of line: it
+ * is rare, and inlined it would only crowd the encode loop.
  */
-static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
+__attribute__((noinline)) static int merge_large(const tok_enc *e, const uint8_t *p, size_t n,
+                                                 sink *k)
 {
     uint32_t *next = malloc(n * sizeof(uint32_t) * 3);
     /* the heap starts with fewer than n entries and each merge pops one and pushes at most
@@ -693,10 +695,28 @@ static int merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
     }
     tok = next + n;
     pair = tok + n;
-    for (size_t i = 0; i < n; i++) {
-        next[i] = (uint32_t)i + 1;
-        tok[i] = e->byte_rank[p[i]];
-        pair[i] = i + 1 < n ? e->pair2[p[i] << 8 | p[i + 1]] : NO_RANK;
+    /* the parts, as in merge_small; a position inside a part has no token */
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        uint32_t t = e->byte_rank[p[i]];
+        if (p[i] >= 0xc0 && p[i] < 0xf0)
+            len = chr_part(e, p, i, n, &t);
+        tok[i] = t;
+        next[i] = (uint32_t)(i + len);
+        for (size_t j = i + 1; j < i + len; j++) {
+            tok[j] = NO_RANK;
+            pair[j] = NO_RANK;
+            next[j] = (uint32_t)(i + len);
+        }
+        i += len;
+    }
+    for (size_t i = 0; i < n; i = next[i]) {
+        size_t right = next[i], len;
+        pair[i] = NO_RANK;
+        if (right < n) {
+            len = next[right] - i;
+            pair[i] = len == 2 ? e->pair2[p[i] << 8 | p[i + 1]] : rank_of(e, p + i, len);
+        }
         if (pair[i] != NO_RANK)
             heap_push(heap, &nh, (uint64_t)pair[i] << 32 | i);
     }
