@@ -567,29 +567,28 @@ static size_t merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t
     uint16_t next[SMALL_PIECE], prev[SMALL_PIECE];
     size_t m = 0;
 
-    /* the parts: bytes, and characters that chr_part lets start whole */
-    for (size_t i = 0, before = (size_t)-1; i < n;) {
+    /* the parts: bytes, and characters that chr_part lets start whole; each part's pair with
+     * the one before is looked up as soon as that one is known, in the same pass */
+    size_t before = 0;
+    for (size_t i = 0; i < n;) {
         size_t len = 1;
-        uint32_t t = e->byte_rank[p[i]];
+        uint32_t t = e->byte_rank[p[i]], r;
         if (p[i] >= 0xc0 && p[i] < 0xf0)
             len = chr_part(e, p, i, n, &t);
         tok[i] = t;
         next[i] = (uint16_t)(i + len);
-        prev[i] = (uint16_t)before;
+        prev[i] = i > 0 ? (uint16_t)before : UINT16_MAX; /* the first's is never read */
         for (size_t j = i + 1; j < i + len; j++)
             key[j] = UINT32_MAX;
+        if (i > 0) {
+            size_t pl = i + len - before;
+            r = pl == 2 ? e->pair2[p[before] << 8 | p[before + 1]] : rank_of(e, p + before, pl);
+            key[before] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)before;
+        }
         before = i;
         i += len;
     }
-    for (size_t i = 0; i < n; i = next[i]) {
-        size_t right = next[i], len;
-        uint32_t r = NO_RANK;
-        if (right < n) {
-            len = next[right] - i;
-            r = len == 2 ? e->pair2[p[i] << 8 | p[i + 1]] : rank_of(e, p + i, len);
-        }
-        key[i] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)i;
-    }
+    key[before] = UINT32_MAX; /* the last part: nothing to its right */
     for (;;) {
         uint32_t best = UINT32_MAX;
         for (size_t i = 0; i + 1 < n; i++)
