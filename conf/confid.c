@@ -115,7 +115,7 @@ static int want_dollars(struct loader *l, const yaml_node_t *n, const char *key,
 /* A non-negative amount of dollars, kept in nano-dollars. */
 static int want_usd(struct loader *l, const yaml_node_t *n, const char *key, int64_t *out)
 {
-    double v;
+    double v = 0;
 
     if (want_dollars(l, n, key, 1e9, "an amount of US dollars", &v) < 0)
         return -1;
