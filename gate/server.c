@@ -228,6 +228,10 @@ static void server_free(struct gate_server *srv)
         if (w->drain_timer != NULL)
             event_free(w->drain_timer);
         spend_worker_free(w);
+        /* a bufferevent freed while a deferred callback of it was pending (requests finished
+         * above, outside the loop) is only released when the loop runs that callback: one
+         * last non-blocking turn lets libevent finish those frees */
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
         event_base_free(w->base);
     }
     free(srv->workers);

@@ -139,18 +139,19 @@ static void uc_close(struct upstream_conn *uc)
 static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
 {
     struct gate_req *req = uc->req;
+    struct upstream_pool *pool = uc->pool;
     int reused = uc->exchanges > 0;
     size_t got = uc->got;
     int sent = uc->sent;
 
     uc->req = NULL;
-    uc_close(uc);
+    uc_close(uc); /* uc may be gone from here on */
     if (req == NULL)
         return;
     req->uc = NULL;
     if (reused && !sent && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
         char err[256];
-        struct upstream_conn *fresh = uc_new(uc->pool, err, sizeof(err));
+        struct upstream_conn *fresh = uc_new(pool, err, sizeof(err));
         req->retried = 1;
         if (fresh != NULL) {
             uc_start(fresh, req);
