@@ -21,44 +21,17 @@
 
 #include <cjson/cJSON.h>
 
+#include "bench/benchutil.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tok.h"
 
 #define MIN_RUNS 10
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The file at path in a malloc'd buffer and its length in *len; NULL (reported) on failure. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        perror(path);
-        free(buf);
-        buf = NULL;
-    } else
-        *len = (size_t)n;
-    if (f != NULL)
-        fclose(f);
-    return buf;
-}
-
 /* Measures one request file and prints its line. Returns 0, or 1 after saying why on stderr. */
 static int bench_file(const char *path, const char *encoding, double seconds)
 {
     size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = bench_slurp(path, &len);
     cJSON *body = NULL;
     const cJSON *mv;
     const char *model = NULL;
@@ -90,7 +63,7 @@ static int bench_file(const char *path, const char *encoding, double seconds)
         goto out;
     }
 
-    start = now();
+    start = bench_now();
     do {
         cJSON *b = cJSON_ParseWithLength(text, len);
 
@@ -100,17 +73,17 @@ static int bench_file(const char *path, const char *encoding, double seconds)
         }
         cJSON_Delete(b);
         parse_runs++;
-        parse_s = now() - start;
+        parse_s = bench_now() - start;
     } while (parse_s < seconds / 2 || parse_runs < MIN_RUNS);
 
-    start = now();
+    start = bench_now();
     do {
         if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &r) != 0) {
             fprintf(stderr, "chatbench: counting %s failed\n", path);
             goto out;
         }
         count_runs++;
-        count_s = now() - start;
+        count_s = bench_now() - start;
     } while (count_s < seconds || count_runs < MIN_RUNS);
 
     printf("{\"file\":\"%s\",\"bytes\":%zu,\"model\":%s,\"encoding\":\"%s\",\"tokens\":%llu,"

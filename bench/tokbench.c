@@ -14,34 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/benchutil.h"
 #include "tokenizer/tok.h"
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        perror(path);
-        free(buf);
-        buf = NULL;
-    } else
-        *len = (size_t)n;
-    if (f != NULL)
-        fclose(f);
-    return buf;
-}
 
 int main(int argc, char **argv)
 {
@@ -62,15 +36,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    double t0 = now();
+    double t0 = bench_now();
     if ((e = tok_encoding(encoding)) == NULL) {
         fprintf(stderr, "%s: unknown encoding %s\n", argv[0], encoding);
         return 2;
     }
-    fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, (now() - t0) * 1e3);
+    fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, (bench_now() - t0) * 1e3);
     for (; i < argc; i++) {
         size_t len;
-        char *text = slurp(argv[i], &len);
+        char *text = bench_slurp(argv[i], &len);
         tok_ids ids = {0};
         uint64_t tokens = 0;
         int runs = 0;
@@ -80,7 +54,7 @@ int main(int argc, char **argv)
             return 1;
         if (tok_encode(e, text, len, 0, &ids) != 0)
             return 1;
-        start = now();
+        start = bench_now();
         do {
             tok_cache_clear(); /* every run sees the text for the first time, as the peers do */
             if (count_only) {
@@ -93,7 +67,7 @@ int main(int argc, char **argv)
                 tokens = ids.n;
             }
             runs++;
-            el = now() - start;
+            el = bench_now() - start;
         } while (el < seconds || runs < 3);
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
                "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f}\n",

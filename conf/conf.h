@@ -183,6 +183,10 @@ int conf_find_scope(const struct conf *c, const char *scope);
 /* Writes a scope's name as conf_find_scope reads it ("team:search") into buf. */
 const char *conf_scope_label(const struct conf *c, int scope, char *buf, size_t cap);
 
+/* "org", "department", "team", "agent"; and back (-1 when unknown). */
+const char *conf_level_name(enum conf_level lv);
+int conf_level_parse(const char *s);
+
 /* "minute", "hour", "day", "month", "total"; and back (-1 when unknown). */
 const char *conf_window_name(enum conf_window w);
 int conf_window_parse(const char *s);

@@ -41,6 +41,19 @@ int conf_window_parse(const char *s)
 
 static const char *const level_names[] = {"org", "department", "team", "agent"};
 
+const char *conf_level_name(enum conf_level lv)
+{
+    return (unsigned)lv <= CONF_LEVEL_AGENT ? level_names[lv] : "?";
+}
+
+int conf_level_parse(const char *s)
+{
+    for (int i = CONF_LEVEL_ORG; i <= CONF_LEVEL_AGENT; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 int conf_find_scope(const struct conf *c, const char *scope)
 {
     const char *colon = strchr(scope, ':');

@@ -248,17 +248,8 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
     if (want_scope_window(r, a->srv->book, cJSON_GetStringValue(js), cJSON_GetStringValue(jw), &s,
                           &w, 1) < 0)
         goto out;
-    struct conf_limit lim = {-1, -1};
-    struct view_ctx cur = {.book = a->srv->book, .scope = s, .window = w};
-    cJSON *tmp = cJSON_CreateObject();
-    cur.list = cJSON_AddArrayToObject(tmp, "b");
-    budget_each(a->srv->book, gate_wall_now(), 1, add_view, &cur);
-    const cJSON *old = cJSON_GetArrayItem(cur.list, 0);
-    const cJSON *ot = cJSON_GetObjectItemCaseSensitive(old, "limit_tokens");
-    const cJSON *ou = cJSON_GetObjectItemCaseSensitive(old, "limit_usd");
-    lim.tokens = cJSON_IsNumber(ot) ? (int64_t)ot->valuedouble : -1;
-    lim.nusd = cJSON_IsNumber(ou) ? llround(ou->valuedouble * 1e9) : -1;
-    cJSON_Delete(tmp);
+    /* what the body leaves out stays as it is */
+    struct conf_limit lim = budget_limit(a->srv->book, s, (enum conf_window)w);
     if (limit_member(body, "tokens", 0, &lim.tokens) < 0 ||
         limit_member(body, "usd", 1, &lim.nusd) < 0) {
         reply_error(r, 400, "invalid_request",
@@ -442,8 +433,6 @@ static void revoke_key(struct gate_admin *a, struct evhttp_request *r, const cha
 
 /* ---- the tree ------------------------------------------------------------------------- */
 
-static const char *const level_names[] = {"org", "department", "team", "agent"};
-
 static cJSON *scope_json(struct budget_book *b, int s)
 {
     char label[300];
@@ -451,7 +440,7 @@ static cJSON *scope_json(struct budget_book *b, int s)
     int p = budget_scope_parent(b, s);
 
     cJSON_AddStringToObject(o, "scope", budget_scope_label(b, s, label, sizeof(label)));
-    cJSON_AddStringToObject(o, "level", level_names[budget_scope_level(b, s)]);
+    cJSON_AddStringToObject(o, "level", conf_level_name(budget_scope_level(b, s)));
     cJSON_AddStringToObject(o, "name", budget_scope_name(b, s));
     if (p >= 0)
         cJSON_AddStringToObject(o, "parent", budget_scope_label(b, p, label, sizeof(label)));
@@ -484,9 +473,8 @@ static void add_scope(struct gate_admin *a, struct evhttp_request *r)
     const char *level = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "level"));
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
     const char *parent = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "parent"));
-    for (int i = CONF_LEVEL_DEPARTMENT; level != NULL && i <= CONF_LEVEL_AGENT; i++)
-        if (strcmp(level, level_names[i]) == 0)
-            lv = i;
+    if (level != NULL && (lv = conf_level_parse(level)) == CONF_LEVEL_ORG)
+        lv = -1;
     if (lv < 0 || name == NULL || parent == NULL) {
         reply_error(r, 400, "invalid_request",
                     "'level' (department, team or agent), 'name' and 'parent' (org, "

@@ -510,6 +510,22 @@ int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, 
 
 /* ---- admin ---------------------------------------------------------------------------- */
 
+struct conf_limit budget_limit(struct budget_book *b, int scope, enum conf_window w)
+{
+    struct conf_limit lim;
+
+    pthread_mutex_lock(&b->mu);
+    lim = b->s[scope].lim[w];
+    pthread_mutex_unlock(&b->mu);
+    return lim;
+}
+
+int budget_has_cutoffs(struct budget_book *b, int agent)
+{
+    /* set once when the scope is made, never changed */
+    return b->s[agent].loop_detection || b->s[agent].max_retries >= 0;
+}
+
 int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
                      struct conf_limit limit)
 {

@@ -161,6 +161,8 @@ int budget_nscopes(struct budget_book *b);
 const char *budget_scope_name(struct budget_book *b, int s);
 enum conf_level budget_scope_level(struct budget_book *b, int s);
 int budget_scope_parent(struct budget_book *b, int s);
+/* The name of the scope of level lv on the path from s up to the org, or NULL. */
+const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv);
 /* "org", "department:NAME", "team:NAME", "agent:NAME", written into buf. */
 const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t cap);
 /* The scope a label names (also the org's own name and "anonymous"), or -1. */
@@ -173,6 +175,13 @@ int budget_find_scope(struct budget_book *b, const char *label);
  */
 int budget_add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
                      double now, char *err, size_t errlen);
+
+/* A scope's own limit for window w, as the config or the admin API set it (without a policy's
+ * max_per_agent). */
+struct conf_limit budget_limit(struct budget_book *b, int scope, enum conf_window w);
+
+/* Whether the agent's policy has cutoffs, so that its requests need a body fingerprint. */
+int budget_has_cutoffs(struct budget_book *b, int agent);
 
 /* Admin overrides: a new limit for a scope's window (-1 for none), and a manual reset. */
 int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,

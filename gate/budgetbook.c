@@ -148,8 +148,6 @@ static const struct conf_policy *policy_of(const struct budget_book *b, int scop
     return NULL;
 }
 
-static const char *const level_names[] = {"org", "department", "team", "agent"};
-
 static int find_at(const struct budget_book *b, enum conf_level level, const char *name)
 {
     for (int i = 0; i < b->n; i++)
@@ -183,12 +181,20 @@ int budget_scope_parent(struct budget_book *b, int s)
     return b->node[s].parent;
 }
 
+const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv)
+{
+    for (; s >= 0; s = b->node[s].parent)
+        if (b->node[s].level == lv)
+            return b->node[s].name;
+    return NULL;
+}
+
 const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t cap)
 {
     if (b->node[s].level == CONF_LEVEL_ORG)
         snprintf(buf, cap, "org");
     else
-        snprintf(buf, cap, "%s:%s", level_names[b->node[s].level], b->node[s].name);
+        snprintf(buf, cap, "%s:%s", conf_level_name(b->node[s].level), b->node[s].name);
     return buf;
 }
 
@@ -204,10 +210,15 @@ int budget_find_scope(struct budget_book *b, const char *label)
         else if (strcmp(label, "anonymous") == 0)
             rc = b->conf->anonymous_scope;
     } else {
-        for (int lv = CONF_LEVEL_DEPARTMENT; lv <= CONF_LEVEL_AGENT; lv++)
-            if (strlen(level_names[lv]) == (size_t)(colon - label) &&
-                strncmp(label, level_names[lv], (size_t)(colon - label)) == 0)
-                rc = find_at(b, (enum conf_level)lv, colon + 1);
+        char level[16];
+        int lv = -1;
+        if ((size_t)(colon - label) < sizeof(level)) {
+            memcpy(level, label, (size_t)(colon - label));
+            level[colon - label] = '\0';
+            lv = conf_level_parse(level);
+        }
+        if (lv > CONF_LEVEL_ORG)
+            rc = find_at(b, (enum conf_level)lv, colon + 1);
     }
     pthread_mutex_unlock(&b->mu);
     return rc;
@@ -270,14 +281,14 @@ static int add_scope(struct budget_book *b, enum conf_level level, const char *n
             return -1;
         }
     if (parent < 0 || parent >= b->n || b->node[parent].level != level - 1) {
-        snprintf(err, errlen, "a %s's parent must be %s", level_names[level],
+        snprintf(err, errlen, "a %s's parent must be %s", conf_level_name(level),
                  level == CONF_LEVEL_DEPARTMENT ? "the org"
                  : level == CONF_LEVEL_TEAM     ? "a department"
                                                 : "a team");
         return -1;
     }
     if (find_at(b, level, name) >= 0) {
-        snprintf(err, errlen, "%s '%s' exists already", level_names[level], name);
+        snprintf(err, errlen, "%s '%s' exists already", conf_level_name(level), name);
         return -1;
     }
     if (b->n >= b->cap) {
@@ -346,9 +357,9 @@ static void load_scope(void *arg, const char *level, const char *name, const cha
     char err[200];
     int lv = -1, p = budget_find_scope(x->b, parent);
 
-    for (int i = CONF_LEVEL_DEPARTMENT; i <= CONF_LEVEL_AGENT; i++)
-        if (strcmp(level, level_names[i]) == 0)
-            lv = i;
+    lv = conf_level_parse(level);
+    if (lv == CONF_LEVEL_ORG)
+        lv = -1;
     /* a scope the config now declares itself is that one */
     if (lv < 0 || (find_at(x->b, (enum conf_level)lv, name) < 0 &&
                    add_scope(x->b, (enum conf_level)lv, name, p, x->now, err, sizeof(err)) < 0))

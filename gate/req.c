@@ -212,12 +212,12 @@ static void write_log(struct gate_req *req)
     if (req->agent >= 0) {
         struct budget_book *b = req->w->srv->book;
         cJSON_AddStringToObject(rec, "agent", budget_scope_name(b, req->agent));
-        for (int s = budget_scope_parent(b, req->agent); s >= 0; s = budget_scope_parent(b, s)) {
-            if (budget_scope_level(b, s) == CONF_LEVEL_TEAM)
-                cJSON_AddStringToObject(rec, "team", budget_scope_name(b, s));
-            else if (budget_scope_level(b, s) == CONF_LEVEL_DEPARTMENT)
-                cJSON_AddStringToObject(rec, "department", budget_scope_name(b, s));
-        }
+        const char *team = budget_scope_at_level(b, req->agent, CONF_LEVEL_TEAM);
+        const char *dept = budget_scope_at_level(b, req->agent, CONF_LEVEL_DEPARTMENT);
+        if (team != NULL)
+            cJSON_AddStringToObject(rec, "team", team);
+        if (dept != NULL)
+            cJSON_AddStringToObject(rec, "department", dept);
         if (req->key_id[0])
             cJSON_AddStringToObject(rec, "key_id", req->key_id);
     }

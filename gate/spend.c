@@ -139,64 +139,72 @@ static void add_money(cJSON *o, const char *key, int64_t nusd)
     cJSON_AddNumberToObject(o, key, (double)nusd / 1e9);
 }
 
-/* Answers 429 budget_exceeded (or 400 for a request larger than its policy allows). */
+/*
+ * Answers 429 with an error of type and msg in the request's API format, naming scope; for
+ * budget_exceeded (budget not NULL) with the budget's figures and the x-tokengate-* headers.
+ * Retry-After when the refusal ends at a known time, and x-should-retry: false always: the
+ * SDKs retry a 429 unless told not to, and a budget does not come back in seconds.
+ */
+static void answer_429(struct gate_req *req, const char *type, const char *msg, const char *scope,
+                       const struct budget_refusal *budget, double resets_at, double now)
+{
+    char when[40] = "", extra[512], hdrs[256] = "";
+
+    req->error = arena_strndup(req->arena, msg, strlen(msg));
+    struct arena *prev = jsonmem_enter(req->arena);
+    cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    if (req->fmt == CONF_FMT_ANTHROPIC)
+        cJSON_AddStringToObject(doc, "type", "error");
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddStringToObject(e, "message", msg);
+    if (req->fmt != CONF_FMT_ANTHROPIC) {
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddStringToObject(e, "code", type);
+    }
+    cJSON_AddStringToObject(e, "scope", scope);
+    if (budget != NULL) {
+        const char *const names[] = {"limit", "used", "reserved", "remaining", "needed"};
+        const int64_t v[] = {budget->limit, budget->used, budget->reserved, budget->remaining,
+                             budget->needed};
+        cJSON_AddStringToObject(e, "window", conf_window_name(budget->window));
+        cJSON_AddStringToObject(e, "unit", budget->usd ? "usd" : "tokens");
+        for (int i = 0; i < 5; i++) {
+            if (budget->usd)
+                add_money(e, names[i], v[i]);
+            else
+                cJSON_AddNumberToObject(e, names[i], (double)v[i]);
+        }
+        if (resets_at > 0) {
+            gate_iso_utc(resets_at, when, sizeof(when));
+            cJSON_AddStringToObject(e, "resets_at", when);
+        } else {
+            cJSON_AddNullToObject(e, "resets_at");
+        }
+        hdrs[spend_headers(req, hdrs, sizeof(hdrs))] = '\0';
+    }
+    cJSON_AddItemToObject(doc, "error", e);
+    const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
+    jsonmem_leave(prev);
+    if (resets_at > now)
+        snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n%s",
+                 (long long)ceil(resets_at - now), hdrs);
+    else
+        snprintf(extra, sizeof(extra), "x-should-retry: false\r\n%s", hdrs);
+    if (body == NULL)
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+    else
+        req_respond(req, 429, "application/json", extra, body, strlen(body));
+}
+
+/* Answers a refused reservation: 429 (a budget, a task, a cutoff), or 400 for a request larger
+ * than its policy allows. */
 static void refuse(struct gate_req *req, const struct budget_refusal *why, double now)
 {
-    char scope[300], msg[700], when[40] = "", extra[512], hdrs[256];
+    char scope[300], msg[700], when[40] = "";
 
     budget_scope_label(req->w->srv->book, why->scope, scope, sizeof(scope));
-    if (why->kind == BUDGET_TASK || why->kind == BUDGET_LOOP || why->kind == BUDGET_RETRIES) {
-        const char *type = why->kind == BUDGET_TASK   ? "task_limit_exceeded"
-                           : why->kind == BUDGET_LOOP ? "loop_detected"
-                                                      : "retry_limit_exceeded";
-        if (why->kind == BUDGET_TASK && why->usd)
-            snprintf(msg, sizeof(msg),
-                     "task limit exceeded: this task of %s has spent $%.6f of the $%.6f its policy "
-                     "allows a task (task.max_usd); this request could cost up to $%.6f",
-                     scope, why->used / 1e9, why->limit / 1e9, why->needed / 1e9);
-        else if (why->kind == BUDGET_TASK)
-            snprintf(msg, sizeof(msg),
-                     "task limit exceeded: this task of %s has made %lld of the %lld requests its "
-                     "policy allows a task (task.max_requests)",
-                     scope, (long long)why->used, (long long)why->limit);
-        else if (why->kind == BUDGET_LOOP)
-            snprintf(msg, sizeof(msg),
-                     "loop detected: %s sent this same request %lld times within %d s "
-                     "(cutoffs.loop_detection)",
-                     scope, (long long)why->used, BUDGET_LOOP_WINDOW);
-        else
-            snprintf(msg, sizeof(msg),
-                     "retry limit exceeded: this same request from %s failed %lld times running, "
-                     "more than the %lld retries its policy allows (cutoffs.max_retries)",
-                     scope, (long long)why->used, (long long)why->limit);
-        req->decision = why->kind == BUDGET_TASK ? "rejected_task" : "rejected_cutoff";
-        req->error = arena_strndup(req->arena, msg, strlen(msg));
-        struct arena *prev = jsonmem_enter(req->arena);
-        cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
-        if (req->fmt == CONF_FMT_ANTHROPIC)
-            cJSON_AddStringToObject(doc, "type", "error");
-        cJSON_AddStringToObject(e, "type", type);
-        cJSON_AddStringToObject(e, "message", msg);
-        if (req->fmt != CONF_FMT_ANTHROPIC) {
-            cJSON_AddNullToObject(e, "param");
-            cJSON_AddStringToObject(e, "code", type);
-        }
-        cJSON_AddStringToObject(e, "scope", scope);
-        cJSON_AddItemToObject(doc, "error", e);
-        const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
-        jsonmem_leave(prev);
-        if (why->resets_at > now)
-            snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n",
-                     (long long)ceil(why->resets_at - now));
-        else
-            snprintf(extra, sizeof(extra), "x-should-retry: false\r\n");
-        if (body == NULL)
-            req_fail(req, APIERR_INTERNAL, "out of memory");
-        else
-            req_respond(req, 429, "application/json", extra, body, strlen(body));
-        return;
-    }
-    if (why->kind == BUDGET_TOO_LARGE) {
+    switch (why->kind) {
+    case BUDGET_TOO_LARGE:
         snprintf(msg, sizeof(msg),
                  "this request needs at least %lld tokens, over the %lld tokens a request may use "
                  "under the policy of %s (max_per_request)",
@@ -205,6 +213,38 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         req_fail(req, APIERR_BAD_REQUEST, req->error);
         return;
+    case BUDGET_TASK:
+        if (why->usd)
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has spent $%.6f of the $%.6f its policy "
+                     "allows a task (task.max_usd); this request could cost up to $%.6f",
+                     scope, why->used / 1e9, why->limit / 1e9, why->needed / 1e9);
+        else
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has made %lld of the %lld requests its "
+                     "policy allows a task (task.max_requests)",
+                     scope, (long long)why->used, (long long)why->limit);
+        req->decision = "rejected_task";
+        answer_429(req, "task_limit_exceeded", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_LOOP:
+        snprintf(msg, sizeof(msg),
+                 "loop detected: %s sent this same request %lld times within %d s "
+                 "(cutoffs.loop_detection)",
+                 scope, (long long)why->used, BUDGET_LOOP_WINDOW);
+        req->decision = "rejected_cutoff";
+        answer_429(req, "loop_detected", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_RETRIES:
+        snprintf(msg, sizeof(msg),
+                 "retry limit exceeded: this same request from %s failed %lld times running, "
+                 "more than the %lld retries its policy allows (cutoffs.max_retries)",
+                 scope, (long long)why->used, (long long)why->limit);
+        req->decision = "rejected_cutoff";
+        answer_429(req, "retry_limit_exceeded", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_OVER:
+        break;
     }
     if (why->resets_at > 0)
         gate_iso_utc(why->resets_at, when, sizeof(when));
@@ -224,55 +264,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                  (long long)why->needed,
                  when[0] ? "; the window resets at " : "; this budget never resets", when);
     req->decision = "rejected";
-    req->error = arena_strndup(req->arena, msg, strlen(msg));
-
-    struct arena *prev = jsonmem_enter(req->arena);
-    cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
-    if (req->fmt == CONF_FMT_ANTHROPIC)
-        cJSON_AddStringToObject(doc, "type", "error");
-    cJSON_AddStringToObject(e, "type", "budget_exceeded");
-    cJSON_AddStringToObject(e, "message", msg);
-    if (req->fmt != CONF_FMT_ANTHROPIC) {
-        cJSON_AddNullToObject(e, "param");
-        cJSON_AddStringToObject(e, "code", "budget_exceeded");
-    }
-    cJSON_AddStringToObject(e, "scope", scope);
-    cJSON_AddStringToObject(e, "window", conf_window_name(why->window));
-    cJSON_AddStringToObject(e, "unit", why->usd ? "usd" : "tokens");
-    if (why->usd) {
-        add_money(e, "limit", why->limit);
-        add_money(e, "used", why->used);
-        add_money(e, "reserved", why->reserved);
-        add_money(e, "remaining", why->remaining);
-        add_money(e, "needed", why->needed);
-    } else {
-        cJSON_AddNumberToObject(e, "limit", (double)why->limit);
-        cJSON_AddNumberToObject(e, "used", (double)why->used);
-        cJSON_AddNumberToObject(e, "reserved", (double)why->reserved);
-        cJSON_AddNumberToObject(e, "remaining", (double)why->remaining);
-        cJSON_AddNumberToObject(e, "needed", (double)why->needed);
-    }
-    if (when[0])
-        cJSON_AddStringToObject(e, "resets_at", when);
-    else
-        cJSON_AddNullToObject(e, "resets_at");
-    cJSON_AddItemToObject(doc, "error", e);
-    const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
-    jsonmem_leave(prev);
-
-    /* the SDKs retry a 429 unless told not to: a budget does not come back in seconds */
-    size_t n = spend_headers(req, hdrs, sizeof(hdrs));
-    hdrs[n] = '\0';
-    if (why->resets_at > 0)
-        snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n%s",
-                 (long long)ceil(why->resets_at - now), hdrs);
-    else
-        snprintf(extra, sizeof(extra), "x-should-retry: false\r\n%s", hdrs);
-    if (body == NULL) {
-        req_fail(req, APIERR_INTERNAL, "out of memory");
-        return;
-    }
-    req_respond(req, 429, "application/json", extra, body, strlen(body));
+    answer_429(req, "budget_exceeded", msg, scope, why, why->resets_at, now);
 }
 
 int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *op)
@@ -325,7 +317,8 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
         }
         ask.task = th->value;
     }
-    {
+    if (budget_has_cutoffs(srv->book, req->agent)) {
+        /* the body was pulled up whole to be parsed: this is no copy */
         size_t blen = evbuffer_get_length(req->body);
         const void *raw = evbuffer_pullup(req->body, -1);
         ask.fingerprint = raw != NULL ? XXH3_64bits(raw, blen) : 0;
@@ -427,14 +420,6 @@ void spend_worker_free(struct gate_worker *w)
     }
 }
 
-static const char *scope_name_at(struct budget_book *b, int agent, enum conf_level lv)
-{
-    for (int s = agent; s >= 0; s = budget_scope_parent(b, s))
-        if (budget_scope_level(b, s) == lv)
-            return budget_scope_name(b, s);
-    return NULL;
-}
-
 static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
 {
     struct reqlog *rl = req->w->srv->reqlog;
@@ -534,8 +519,8 @@ int spend_settle(struct gate_req *req, int hold)
         .id = req->id,
         .key_id = req->key_id[0] ? req->key_id : NULL,
         .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
-        .team = a >= 0 ? scope_name_at(srv->book, a, CONF_LEVEL_TEAM) : NULL,
-        .department = a >= 0 ? scope_name_at(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
         .endpoint = req->path,
         .model = req->model,
         .served_model = req->upstream_model ? req->upstream_model : req->model,

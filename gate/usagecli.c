@@ -34,8 +34,6 @@ struct usage_ctx {
     int n, cap;
 };
 
-static const char *const level_names[] = {"org", "department", "team", "agent"};
-
 static void fmt_amount(char *buf, size_t cap, int64_t v, int usd)
 {
     if (v < 0)
@@ -57,7 +55,7 @@ static void add_row(struct usage_ctx *x, const struct budget_view *v, int usd)
         x->rows = realloc(x->rows, (size_t)x->cap * sizeof(*x->rows));
     }
     r = &x->rows[x->n++];
-    snprintf(r->level, sizeof(r->level), "%s", level_names[budget_scope_level(x->b, v->scope)]);
+    snprintf(r->level, sizeof(r->level), "%s", conf_level_name(budget_scope_level(x->b, v->scope)));
     budget_scope_label(x->b, v->scope, r->scope, sizeof(r->scope));
     r->window = conf_window_name(v->window);
     fmt_amount(r->limit, sizeof(r->limit), lim, usd);
@@ -149,9 +147,7 @@ int gate_cmd_usage(int argc, char **argv)
         goto out;
     }
     if (level != NULL) {
-        for (int i = 0; i < 4; i++)
-            if (strcmp(level, level_names[i]) == 0)
-                x.level = i;
+        x.level = conf_level_parse(level);
         if (x.level < 0) {
             rc = usage_fail("--level is org, department, team or agent");
             goto out;

@@ -159,6 +159,30 @@ static size_t whitespace(const uint8_t *s, size_t i, size_t n, int newline_alt)
     return last > i ? last : j;
 }
 
+/* \p{N}{1,3} from i, where a number character of l0 bytes starts. */
+static inline size_t digits3(const uint8_t *s, size_t i, size_t l0, size_t n)
+{
+    size_t j = i + l0, l1;
+
+    for (int d = 1; d < 3 && (cls_at(s, j, n, &l1) & UC_N); d++)
+        j += l1;
+    return j;
+}
+
+/* ` ?[^\s\p{L}\p{N}]+` from i and the run of line breaks after it (cl100k's [\r\n]*, or with
+ * slash set o200k's [\r\n/]*). Returns where it ends, or 0 when it does not match at i. */
+static inline size_t punct_run(const uint8_t *s, size_t i, size_t n, int slash)
+{
+    size_t j = s[i] == ' ' ? i + 1 : i, l1;
+
+    if (cls_at(s, j, n, &l1) & (UC_WS | UC_L | UC_N | UC_END))
+        return 0;
+    j = scan_other(s, j, n);
+    while (j < n && (s[j] == '\r' || s[j] == '\n' || (slash && s[j] == '/')))
+        j++;
+    return j;
+}
+
 /* cl100k_base:
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
  * \s*[\r\n]+|\s+(?!\S)|\s+ */
@@ -176,19 +200,10 @@ static size_t next_cl100k(const uint8_t *s, size_t i, size_t n)
         if (c1 & UC_L)
             return scan(s, i + l0 + l1, n, UC_L, 0);
     }
-    if (c0 & UC_N) {
-        j = i + l0;
-        for (int d = 1; d < 3 && (cls_at(s, j, n, &l1) & UC_N); d++)
-            j += l1;
+    if (c0 & UC_N)
+        return digits3(s, i, l0, n);
+    if ((j = punct_run(s, i, n, 0)) != 0)
         return j;
-    }
-    j = s[i] == ' ' ? i + 1 : i;
-    if (!(cls_at(s, j, n, &l1) & (UC_WS | UC_L | UC_N | UC_END))) {
-        j = scan_other(s, j, n);
-        while (j < n && (s[j] == '\r' || s[j] == '\n'))
-            j++;
-        return j;
-    }
     return whitespace(s, i, n, 1);
 }
 
@@ -239,7 +254,7 @@ static size_t o200k_upper_only(const uint8_t *s, size_t p, size_t n)
  * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
 static size_t next_o200k(const uint8_t *s, size_t i, size_t n)
 {
-    size_t l0, l1, j;
+    size_t l0, j;
     uint8_t c0 = cls_at(s, i, n, &l0);
     int prefix = !(c0 & (UC_NL | UC_L | UC_N)); /* may be [^\r\n\p{L}\p{N}] */
     int letter = (c0 & (UC_UP | UC_LO)) != 0;
@@ -255,19 +270,10 @@ static size_t next_o200k(const uint8_t *s, size_t i, size_t n)
         if (letter && (j = o200k_upper_only(s, i, n)) != 0)
             return opt_contraction(s, j, n);
     }
-    if (c0 & UC_N) {
-        j = i + l0;
-        for (int d = 1; d < 3 && (cls_at(s, j, n, &l1) & UC_N); d++)
-            j += l1;
+    if (c0 & UC_N)
+        return digits3(s, i, l0, n);
+    if ((j = punct_run(s, i, n, 1)) != 0)
         return j;
-    }
-    j = s[i] == ' ' ? i + 1 : i;
-    if (!(cls_at(s, j, n, &l1) & (UC_WS | UC_L | UC_N | UC_END))) {
-        j = scan_other(s, j, n);
-        while (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/'))
-            j++;
-        return j;
-    }
     return whitespace(s, i, n, 1);
 }
 
