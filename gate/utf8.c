@@ -3,8 +3,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <emmintrin.h>
+
 /* Length of the well-formed sequence at s (at most n bytes), or 0 when it is ill-formed. */
-static size_t seq_len(const unsigned char *s, size_t n)
+static inline size_t seq_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
 
@@ -61,26 +63,33 @@ static size_t bad_len(const unsigned char *s, size_t n)
     return i;
 }
 
+/*
+ * Runs of ASCII are skipped sixteen bytes at a time; a run of other characters is checked in
+ * one loop that does not go back to the ASCII test after each character (text in Cyrillic,
+ * Arabic or CJK has few ASCII bytes between its characters). seq_len is inlined into both.
+ */
 int utf8_valid(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
-    while (n > 0) {
-        size_t k;
-        if (n >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if ((w & 0x8080808080808080ull) == 0) {
-                p += 8;
-                n -= 8;
-                continue;
+    while (p < end) {
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            unsigned m = (unsigned)_mm_movemask_epi8(v); /* the bytes >= 0x80 */
+            if (m != 0) {
+                p += __builtin_ctz(m);
+                break;
             }
+            p += 16;
         }
-        k = seq_len(p, n);
-        if (k == 0)
-            return 0;
-        p += k;
-        n -= k;
+        while (p < end && *p < 0x80)
+            p++;
+        while (p < end && *p >= 0x80) {
+            size_t k = seq_len(p, (size_t)(end - p));
+            if (k == 0)
+                return 0;
+            p += k;
+        }
     }
     return 1;
 }
