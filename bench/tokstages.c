@@ -41,13 +41,11 @@ static uint64_t stage(int k, const tok_enc *e, const uint8_t *s, size_t n)
     for (size_t i = 0; i < n;) {
         size_t j = pretok_next(e->pat, s, i, n), len = j - i;
         if (k >= 1 && len > 1 && len <= SMALL_PIECE) {
-            uint64_t w0 = load_k8(s + i, len), w1 = 0, w2 = 0, h;
-            if (len > 8 && len <= 24)
-                load_rest(s + i, len, &w1, &w2);
-            h = hash_words(s + i, len, w0, w1, w2);
-            acc += h;
+            ahead a;
+            ahead_key(&a, s + i, len);
+            acc += a.h;
             if (k == 2 && c != NULL && len <= CACHE_KEY)
-                acc += cache_set(c, h)->w[0] == w0;
+                acc += cache_set(c, a.h)->w[0] == a.w[0];
         }
         acc += j;
         i = j;

@@ -872,6 +872,16 @@ typedef struct ahead {
     uint64_t h;
 } ahead;
 
+/* Fills a's key words and hash from the len bytes at p (1 < len <= SMALL_PIECE). */
+static inline void ahead_key(ahead *a, const uint8_t *p, size_t len)
+{
+    a->w[0] = load_k8(p, len);
+    a->w[1] = a->w[2] = 0;
+    if (len > 8 && len <= 24)
+        load_rest(p, len, &a->w[1], &a->w[2]);
+    a->h = hash_words(p, len, a->w[0], a->w[1], a->w[2]);
+}
+
 /* Whether entry ce holds the piece a of encoding id. */
 static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
 {
@@ -962,11 +972,7 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
             a->start = (uint32_t)i;
             a->len = (uint32_t)len;
             if (len > 1 && len <= SMALL_PIECE) {
-                a->w[0] = load_k8(s + i, len);
-                a->w[1] = a->w[2] = 0;
-                if (len > 8 && len <= 24)
-                    load_rest(s + i, len, &a->w[1], &a->w[2]);
-                a->h = hash_words(s + i, len, a->w[0], a->w[1], a->w[2]);
+                ahead_key(a, s + i, len);
                 if (c != NULL && len <= CACHE_KEY) {
                     cache_ent *set = cache_set(c, a->h);
                     __builtin_prefetch(&set[0]);
