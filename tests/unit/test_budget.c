@@ -22,6 +22,7 @@
 #include "gate/budget.h"
 #include "gate/ledger.h"
 #include "run_suite.h"
+#include "tmpdb.h"
 
 #define T0 1775001570.0 /* 2026-03-31T23:59:30Z */
 #define T1 1775001600.0 /* 2026-04-01T00:00:00Z: T0 + 30 s */
@@ -1084,26 +1085,9 @@ END_TEST
 
 /* ---- the ledger ----------------------------------------------------------------------------- */
 
-static char dir[64];
-static char dbpath[300];
-
 static void ledger_setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tg-budget-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/ledger.db", dir);
-}
-
-static void ledger_teardown(void)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", dbpath, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    tmpdb_make("budget");
 }
 
 static void record(struct ledger *l, double ts, const char *agent, const char *team,
@@ -1150,12 +1134,12 @@ START_TEST(ledger_restores_spend)
 
     use_tz("UTC");
     c = load(BASE);
-    struct ledger *l = ledger_open(dbpath, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    struct ledger *l = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     fill_spend(l);
     ledger_close(l);
 
-    struct ledger *ro = ledger_open_readonly(dbpath, err, sizeof(err));
+    struct ledger *ro = ledger_open_readonly(tmpdb_path, err, sizeof(err));
     ck_assert_msg(ro != NULL, "%s", err);
     b = book(c, ro, T0);
     ledger_close(ro);
@@ -1182,7 +1166,7 @@ START_TEST(ledger_restores_spend)
     budget_book_free(b);
 
     /* a writable ledger serves as well */
-    l = ledger_open(dbpath, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    l = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     b = book(c, l, T0);
     ck_assert_int_eq(used(b, team, CONF_WIN_DAY, T0), 235);
@@ -1202,7 +1186,7 @@ START_TEST(ledger_resets_overrides_keys)
     use_tz("UTC");
     c = load(BASE "budgets:\n  - { scope: team:search, window: day, tokens: 1000 }\n"
                   "  - { scope: agent:crawler-1, window: month, tokens: 100000 }\n");
-    struct ledger *l = ledger_open(dbpath, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    struct ledger *l = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     fill_spend(l);
     /* the team's day was reset at 23:58:10: only the 35 tokens after it count */
@@ -1227,7 +1211,7 @@ START_TEST(ledger_resets_overrides_keys)
             "b80d2100b82934986b957be4a9c2d638bfb6c406458d86d836826c85c6353599", "gone-agent", 0);
     ledger_close(l);
 
-    struct ledger *ro = ledger_open_readonly(dbpath, err, sizeof(err));
+    struct ledger *ro = ledger_open_readonly(tmpdb_path, err, sizeof(err));
     ck_assert_msg(ro != NULL, "%s", err);
     b = book(c, ro, T0);
     ledger_close(ro);
@@ -1496,7 +1480,7 @@ static Suite *budget_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ledger");
-    tcase_add_checked_fixture(tc, ledger_setup, ledger_teardown);
+    tcase_add_checked_fixture(tc, ledger_setup, tmpdb_remove);
     tcase_add_test(tc, ledger_restores_spend);
     tcase_add_test(tc, ledger_resets_overrides_keys);
     suite_add_tcase(s, tc);

@@ -15,34 +15,17 @@
 
 #include "gate/ledger.h"
 #include "run_suite.h"
-
-static char dir[256];
-static char dbpath[300];
+#include "tmpdb.h"
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tg-ledger-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/ledger.db", dir);
-}
-
-/* Removes the database and what SQLite keeps beside it, then the directory. */
-static void teardown(void)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", dbpath, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    tmpdb_make("ledger");
 }
 
 static struct ledger *open_rw(void)
 {
     char err[512] = "";
-    struct ledger *l = ledger_open(dbpath, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    struct ledger *l = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
 
     ck_assert_msg(l != NULL, "ledger_open: %s", err);
     return l;
@@ -55,7 +38,7 @@ static int64_t query_int(const char *sql)
     sqlite3_stmt *st;
     int64_t v;
 
-    ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
                   sqlite3_errmsg(db));
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -150,7 +133,7 @@ static void done_check(void *arg, int ok)
 {
     struct seen *s = arg;
     char err[512];
-    struct ledger *ro = ledger_open_readonly(dbpath, err, sizeof(err));
+    struct ledger *ro = ledger_open_readonly(tmpdb_path, err, sizeof(err));
     int64_t tokens = 0;
 
     if (ro != NULL)
@@ -218,7 +201,7 @@ START_TEST(null_strings_and_none_round_trip)
 
     ck_assert_int_eq(ledger_submit(l, &r), 0);
     ledger_close(l);
-    ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_prepare_v2(db,
                                         "SELECT ts, id, key_id, agent, team, department,"
                                         " endpoint, model, served_model, provider, decision,"
@@ -424,7 +407,7 @@ START_TEST(resets_load)
     ck_assert_int_eq(ledger_reset_add(l, "agent:a", "day", 1700000000.5), 0);
     ck_assert_int_eq(ledger_reset_add(l, "team:x", "week", 1700000100), 0);
     ledger_close(l);
-    l = ledger_open_readonly(dbpath, err, sizeof(err));
+    l = ledger_open_readonly(tmpdb_path, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     ck_assert_int_eq(ledger_resets_load(l, collect_reset, &s), 0);
     ck_assert_int_eq(s.n, 2);
@@ -450,16 +433,16 @@ START_TEST(file_is_private_and_wal)
     ck_assert_int_eq(ledger_submit(l, &r), 0);
     while (ledger_pending(l) > 0)
         usleep(1000);
-    ck_assert_int_eq(stat(dbpath, &sb), 0);
+    ck_assert_int_eq(stat(tmpdb_path, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600);
-    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    snprintf(wal, sizeof(wal), "%s-wal", tmpdb_path);
     ck_assert_int_eq(stat(wal, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600);
     ledger_close(l);
 
     sqlite3 *db;
     sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
@@ -473,7 +456,7 @@ START_TEST(missing_directory_is_a_clear_error)
 {
     char err[512] = "", path[400];
 
-    snprintf(path, sizeof(path), "%s/nope/ledger.db", dir);
+    snprintf(path, sizeof(path), "%s/nope/ledger.db", tmpdb_dir);
     ck_assert_ptr_null(ledger_open(path, LEDGER_SYNC_FULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, path) != NULL, "err names the path: %s", err);
     ck_assert_msg(strstr(err, "No such file or directory") != NULL, "err says why: %s", err);
@@ -484,10 +467,10 @@ START_TEST(readonly_missing_file_fails)
 {
     char err[512] = "";
 
-    ck_assert_ptr_null(ledger_open_readonly(dbpath, err, sizeof(err)));
-    ck_assert_msg(strstr(err, dbpath) != NULL, "err names the path: %s", err);
+    ck_assert_ptr_null(ledger_open_readonly(tmpdb_path, err, sizeof(err)));
+    ck_assert_msg(strstr(err, tmpdb_path) != NULL, "err names the path: %s", err);
     ck_assert_msg(strstr(err, "No such file or directory") != NULL, "err says why: %s", err);
-    ck_assert_int_eq(access(dbpath, F_OK), -1); /* and did not create it */
+    ck_assert_int_eq(access(tmpdb_path, F_OK), -1); /* and did not create it */
 }
 END_TEST
 
@@ -498,7 +481,7 @@ START_TEST(readonly_refuses_submit)
     char err[512];
 
     ledger_close(l);
-    l = ledger_open_readonly(dbpath, err, sizeof(err));
+    l = ledger_open_readonly(tmpdb_path, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     ck_assert_int_eq(ledger_submit(l, &r), -1);
     ledger_close(l);
@@ -508,12 +491,12 @@ END_TEST
 START_TEST(readonly_refuses_a_file_that_is_not_a_ledger)
 {
     char err[512] = "";
-    FILE *f = fopen(dbpath, "w");
+    FILE *f = fopen(tmpdb_path, "w");
 
     ck_assert_ptr_nonnull(f);
     fputs("not a database, just text that is long enough to look at\n", f);
     fclose(f);
-    ck_assert_ptr_null(ledger_open_readonly(dbpath, err, sizeof(err)));
+    ck_assert_ptr_null(ledger_open_readonly(tmpdb_path, err, sizeof(err)));
     ck_assert_msg(strstr(err, "not a tokengate ledger") != NULL, "%s", err);
 }
 END_TEST
@@ -523,7 +506,7 @@ static Suite *ledger_suite(void)
     Suite *s = suite_create("ledger");
     TCase *tc = tcase_create("ledger");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, tmpdb_remove);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, concurrent_submits_all_land);
     tcase_add_test(tc, done_runs_after_commit);
