@@ -209,63 +209,93 @@ int conf_split_host_port(const char *s, char **host, int *port)
     return 0;
 }
 
-/* Parses a provider's base URL into scheme, host, port and path prefix. */
-static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_provider *p)
+void conf_url_free(struct conf_url *u)
 {
-    const char *u = p->base_url;
-    const char *hs, *he, *path;
-    size_t plen;
-    char hostport[300];
+    free(u->host);
+    free(u->host_header);
+    free(u->path);
+    memset(u, 0, sizeof(*u));
+}
 
+const char *conf_parse_url(const char *u, struct conf_url *out)
+{
+    const char *hs, *he, *path;
+    char hostport[300];
+    int defport, v6;
+    char *rb, *colon;
+
+    memset(out, 0, sizeof(*out));
     if (strncmp(u, "https://", 8) == 0) {
-        p->tls = 1;
+        out->tls = 1;
         hs = u + 8;
     } else if (strncmp(u, "http://", 7) == 0) {
-        p->tls = 0;
         hs = u + 7;
     } else {
-        return conf_fail(l, n, "provider '%s': base_url must start with http:// or https://", p->name);
+        return "must start with http:// or https://";
     }
     path = strchr(hs, '/');
     he = path ? path : hs + strlen(hs);
     if (he == hs || (size_t)(he - hs) >= sizeof(hostport))
-        return conf_fail(l, n, "provider '%s': base_url has no host", p->name);
+        return "has no host";
     if (memchr(hs, '?', (size_t)(he - hs)) || memchr(hs, '@', (size_t)(he - hs)))
-        return conf_fail(l, n, "provider '%s': base_url must not hold credentials or a query",
-                    p->name);
+        return "must not hold credentials or a query";
+    if (path != NULL && strchr(path, '?') != NULL)
+        return "must not hold a query";
     memcpy(hostport, hs, (size_t)(he - hs));
     hostport[he - hs] = '\0';
 
-    int defport = p->tls ? 443 : 80;
-    int v6 = hostport[0] == '[';
-    char *rb = v6 ? strchr(hostport, ']') : NULL;
-    char *colon = v6 ? (rb && rb[1] == ':' ? rb + 1 : NULL) : strrchr(hostport, ':');
-    p->port = defport;
-    if (v6 && rb == NULL)
-        return conf_fail(l, n, "provider '%s': base_url has a bad IPv6 address", p->name);
+    defport = out->tls ? 443 : 80;
+    v6 = hostport[0] == '[';
+    rb = v6 ? strchr(hostport, ']') : NULL;
+    colon = v6 ? (rb && rb[1] == ':' ? rb + 1 : NULL) : strrchr(hostport, ':');
+    out->port = defport;
+    if (v6 && (rb == NULL || (rb[1] != '\0' && rb[1] != ':')))
+        return "has a bad IPv6 address";
     if (colon != NULL) {
         char *end;
         long port = strtol(colon + 1, &end, 10);
         if (*end != '\0' || end == colon + 1 || port <= 0 || port > 65535)
-            return conf_fail(l, n, "provider '%s': base_url has a bad port", p->name);
-        p->port = (int)port;
+            return "has a bad port";
+        out->port = (int)port;
         *colon = '\0';
     }
-    p->host = v6 ? strndup(hostport + 1, (size_t)(rb - hostport - 1)) : strdup(hostport);
-    if (p->port == defport)
-        p->host_header = strdup(hostport);
-    else {
+    if (hostport[0] == '\0' || (v6 && rb == hostport + 1))
+        return "has no host";
+    out->host = v6 ? strndup(hostport + 1, (size_t)(rb - hostport - 1)) : strdup(hostport);
+    if (out->port == defport) {
+        out->host_header = strdup(hostport);
+    } else {
         char hh[320];
-        snprintf(hh, sizeof(hh), "%s:%d", hostport, p->port);
-        p->host_header = strdup(hh);
+        snprintf(hh, sizeof(hh), "%s:%d", hostport, out->port);
+        out->host_header = strdup(hh);
     }
+    out->path = strdup(path ? path : "");
+    if (out->host == NULL || out->host_header == NULL || out->path == NULL) {
+        conf_url_free(out);
+        return "cannot be stored: out of memory";
+    }
+    return NULL;
+}
 
-    if (path != NULL && strchr(path, '?') != NULL)
-        return conf_fail(l, n, "provider '%s': base_url must not hold a query", p->name);
-    plen = path ? strlen(path) : 0;
-    while (plen > 0 && path[plen - 1] == '/')
+/* Parses a provider's base URL into scheme, host, port and path prefix (its path without
+ * trailing slashes). */
+static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_provider *p)
+{
+    struct conf_url url;
+    const char *why = conf_parse_url(p->base_url, &url);
+    size_t plen;
+
+    if (why != NULL)
+        return conf_fail(l, n, "provider '%s': base_url %s", p->name, why);
+    p->tls = url.tls;
+    p->host = url.host;
+    p->port = url.port;
+    p->host_header = url.host_header;
+    plen = strlen(url.path);
+    while (plen > 0 && url.path[plen - 1] == '/')
         plen--;
-    p->path_prefix = strndup(path ? path : "", plen);
+    url.path[plen] = '\0';
+    p->path_prefix = url.path;
     return 0;
 }
 

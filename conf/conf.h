@@ -99,10 +99,26 @@ struct conf_admin {
     char *token_file;           /* else a file holding it, made with a random token if absent */
 };
 
+/* An http:// or https:// URL taken apart: a provider's base_url, the alert webhook. */
+struct conf_url {
+    int tls;           /* 1 for https */
+    char *host;        /* host name or address literal, no brackets */
+    int port;
+    char *host_header; /* the Host header: host, or host:port for a port that is not the default */
+    char *path;        /* the path as written, "" for none */
+};
+
+/* Takes the URL u apart into out (whose strings are malloc'd; conf_url_free frees them).
+ * Returns NULL, or why u is not a URL the gate can use ("has a bad port"), after which out
+ * holds nothing to free. */
+const char *conf_parse_url(const char *u, struct conf_url *out);
+void conf_url_free(struct conf_url *u);
+
 struct conf_alerts {
     int thresholds[8];          /* percent of a budget, ascending */
     int nthresholds;
-    char *webhook;              /* http://host:port/path to POST alerts to, or NULL */
+    char *webhook;              /* http:// or https:// URL to POST alerts to, or NULL */
+    struct conf_url hook;       /* webhook taken apart */
 };
 
 struct conf {

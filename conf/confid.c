@@ -612,6 +612,7 @@ static int load_admin(struct loader *l, const yaml_node_t *v)
 static int load_alerts(struct loader *l, const yaml_node_t *v)
 {
     struct conf_alerts *al = &l->c->alerts;
+    const char *why;
 
     if (conf_want_mapping(l, v, "alerts") < 0)
         return -1;
@@ -635,8 +636,9 @@ static int load_alerts(struct loader *l, const yaml_node_t *v)
         } else if (k != NULL && strcmp(k, "webhook") == 0) {
             if (conf_want_string(l, pv, k, &al->webhook) < 0)
                 return -1;
-            if (strncmp(al->webhook, "http://", 7) != 0)
-                return conf_fail(l, pv, "alerts: webhook must be an http:// URL");
+            conf_url_free(&al->hook); /* a second webhook key replaces the first */
+            if ((why = conf_parse_url(al->webhook, &al->hook)) != NULL)
+                return conf_fail(l, pv, "alerts: webhook %s", why);
         } else {
             return conf_fail(l, kn, "alerts: unknown key '%s' (thresholds, webhook)", k ? k : "?");
         }
@@ -819,4 +821,5 @@ void confid_free(struct conf *c)
     free(c->admin.token_env);
     free(c->admin.token_file);
     free(c->alerts.webhook);
+    conf_url_free(&c->alerts.hook);
 }

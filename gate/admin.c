@@ -6,6 +6,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -16,6 +18,7 @@
 #include <sys/queue.h>
 #include <math.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -46,6 +49,7 @@ struct alert_item {
 struct hook {
     struct gate_admin *a;
     struct evhttp_connection *conn; /* NULL: the slot is free */
+    const char *why;                /* why the request failed, from hook_error */
 };
 
 struct gate_admin {
@@ -62,8 +66,8 @@ struct gate_admin {
     pthread_mutex_t mu;          /* guards the alert queue */
     struct alert_item *alerts, **alerts_tail;
     int nalerts;
-    char *hook_host, *hook_path;
-    int hook_port;
+    char *hook_host, *hook_host_header, *hook_path; /* the webhook, or all NULL */
+    int hook_port, hook_tls;
 };
 
 /* ---- replies -------------------------------------------------------------------------- */
@@ -589,15 +593,87 @@ static void on_request(struct evhttp_request *r, void *arg)
 
 /* ---- alerts --------------------------------------------------------------------------- */
 
-/* The webhook answered or failed: libevent frees the connection once this returns. */
-static void hook_done(struct evhttp_request *r, void *arg)
+/* The request to the webhook failed after its connection was made: called before hook_done.
+ * (A connection that cannot be made, TLS handshake included, reaches hook_done alone.) */
+static void hook_error(enum evhttp_request_error e, void *arg)
 {
     struct hook *h = arg;
 
-    if (r == NULL || evhttp_request_get_response_code(r) >= 300)
-        fprintf(stderr, "tokengate: alert webhook failed (status %d)\n",
-                r ? evhttp_request_get_response_code(r) : 0);
+    h->why = e == EVREQ_HTTP_TIMEOUT          ? "no answer within 5 s"
+             : e == EVREQ_HTTP_EOF            ? "connection closed before an answer"
+             : e == EVREQ_HTTP_INVALID_HEADER ? "not an HTTP answer"
+                                              : "request failed";
+}
+
+/* Frees a finished webhook connection, once libevent is done with it, and frees its slot. */
+static void hook_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hook *h = arg;
+
+    (void)fd;
+    (void)what;
+    evhttp_connection_free(h->conn);
     h->conn = NULL;
+}
+
+/*
+ * The webhook answered or failed. The connection is ours on every path (libevent 2.1 frees
+ * one marked free-on-completion after an answer or a failed request, but not after a failed
+ * connect), so it is still valid here, and is freed from the event loop right after. Only the
+ * webhook's host and port are printed, never its path, which often holds a secret.
+ */
+static void hook_done(struct evhttp_request *r, void *arg)
+{
+    struct hook *h = arg;
+    struct gate_admin *a = h->a;
+    int code = r ? evhttp_request_get_response_code(r) : 0;
+
+    if (code == 0) {
+        unsigned long tls_err = 0;
+        struct bufferevent *bev = h->conn ? evhttp_connection_get_bufferevent(h->conn) : NULL;
+        if (a->hook_tls && bev != NULL)
+            tls_err = bufferevent_get_openssl_error(bev);
+        fprintf(stderr, "tokengate: alert webhook %s%s: %s%s%s, alert dropped\n",
+                a->hook_tls ? "https://" : "http://", a->hook_host_header,
+                h->why ? h->why : "cannot connect (refused, unreachable or timed out)",
+                tls_err ? "; TLS: " : "",
+                tls_err ? ERR_reason_error_string(tls_err) : "");
+    } else if (code >= 300) {
+        fprintf(stderr, "tokengate: alert webhook %s%s answered %d\n",
+                a->hook_tls ? "https://" : "http://", a->hook_host_header, code);
+    }
+    if (event_base_once(a->base, -1, EV_TIMEOUT, hook_free_cb, h, &(struct timeval){0, 0}) != 0)
+        fprintf(stderr, "tokengate: alert webhook: cannot schedule the connection's release\n");
+}
+
+/* A connection to the webhook, over TLS for https (checked as providers are: upstream.ca_file
+ * or the system's store); NULL when it cannot be made, which is said on stderr. */
+static struct evhttp_connection *hook_connect(struct gate_admin *a)
+{
+    struct bufferevent *bev = NULL;
+    struct evhttp_connection *c;
+
+    if (a->hook_tls) {
+        SSL *ssl = gate_tls_client(a->srv, a->hook_host);
+        if (ssl != NULL)
+            bev = bufferevent_openssl_socket_new(a->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            fprintf(stderr, "tokengate: alert webhook: cannot set up TLS, alert dropped\n");
+            return NULL;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    }
+    /* with bev NULL, a plain socket */
+    c = evhttp_connection_base_bufferevent_new(a->base, NULL, bev, a->hook_host,
+                                               (uint16_t)a->hook_port);
+    if (c == NULL) {
+        if (bev != NULL)
+            bufferevent_free(bev);
+        fprintf(stderr, "tokengate: alert webhook: cannot make a connection, alert dropped\n");
+    }
+    return c;
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -622,22 +698,37 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             fprintf(stderr, "tokengate: alert webhook: %d requests under way, alert dropped\n",
                     HOOKS_MAX);
         if (a->hook_host != NULL && slot != NULL) {
-            struct evhttp_connection *c =
-                evhttp_connection_base_new(a->base, NULL, a->hook_host, (uint16_t)a->hook_port);
+            struct evhttp_connection *c = hook_connect(a);
             if (c != NULL) {
-                evhttp_connection_free_on_completion(c);
                 evhttp_connection_set_timeout(c, 5);
+                evhttp_connection_set_retries(c, 0);
                 slot->a = a;
                 slot->conn = c;
+                slot->why = NULL;
                 struct evhttp_request *r = evhttp_request_new(hook_done, slot);
+                if (r == NULL) {
+                    evhttp_connection_free(c);
+                    slot->conn = NULL;
+                    fprintf(stderr, "tokengate: alert webhook: out of memory, alert dropped\n");
+                    free(it);
+                    continue;
+                }
+                evhttp_request_set_error_cb(r, hook_error);
                 struct evkeyvalq *h = evhttp_request_get_output_headers(r);
-                evhttp_add_header(h, "host", a->hook_host);
+                evhttp_add_header(h, "host", a->hook_host_header);
                 evhttp_add_header(h, "content-type", "application/json");
-                /* one request a connection: a kept-alive one is not freed on completion, and
-                 * one left idle at shutdown outlives the event base */
+                /* one request a connection, freed by hook_done */
                 evhttp_add_header(h, "connection", "close");
                 evbuffer_add(evhttp_request_get_output_buffer(r), it->json, strlen(it->json));
-                evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path);
+                /* -1 comes before any callback (a failed connect comes through hook_done),
+                 * and leaves the request ours */
+                if (evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path) != 0) {
+                    evhttp_request_free(r);
+                    evhttp_connection_free(c);
+                    slot->conn = NULL;
+                    fprintf(stderr, "tokengate: alert webhook: cannot start the request, alert "
+                                    "dropped\n");
+                }
             }
         }
         free(it);
@@ -759,16 +850,16 @@ struct gate_admin *gate_admin_start(struct gate_server *srv, char *err, size_t e
         goto fail;
     }
     if (c->alerts.webhook != NULL) {
-        const char *h = c->alerts.webhook + 7, *slash = strchr(h, '/');
-        char hostport[256];
-        size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-        snprintf(hostport, sizeof(hostport), "%.*s", (int)hl, h);
-        char *colon = strrchr(hostport, ':');
-        a->hook_port = colon ? atoi(colon + 1) : 80;
-        if (colon)
-            *colon = '\0';
-        a->hook_host = strdup(hostport);
-        a->hook_path = strdup(slash ? slash : "/");
+        const struct conf_url *u = &c->alerts.hook;
+        a->hook_tls = u->tls;
+        a->hook_port = u->port;
+        a->hook_host = strdup(u->host);
+        a->hook_host_header = strdup(u->host_header);
+        a->hook_path = strdup(u->path[0] != '\0' ? u->path : "/");
+        if (a->hook_host == NULL || a->hook_host_header == NULL || a->hook_path == NULL) {
+            snprintf(err, errlen, "admin: out of memory");
+            goto fail;
+        }
     }
     if (c->admin.host != NULL) {
         if (load_token(a, &c->admin, err, errlen) < 0)
@@ -813,7 +904,8 @@ void gate_admin_stop(struct gate_admin *a)
         event_base_loopexit(a->base, NULL);
         pthread_join(a->thread, NULL);
     }
-    /* webhook requests still under way (a webhook that does not answer) */
+    /* webhook connections still open: a request under way (a webhook that does not answer),
+     * or one finished whose release the loop had not run yet */
     for (int i = 0; i < HOOKS_MAX; i++)
         if (a->hooks[i].conn != NULL)
             evhttp_connection_free(a->hooks[i].conn);
@@ -830,6 +922,7 @@ void gate_admin_stop(struct gate_admin *a)
     }
     OPENSSL_cleanse(a->token, sizeof(a->token));
     free(a->hook_host);
+    free(a->hook_host_header);
     free(a->hook_path);
     pthread_mutex_destroy(&a->mu);
     free(a);

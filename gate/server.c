@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,24 @@ static SSL_CTX *upstream_tls(const struct conf *c, char *err, size_t errlen)
 fail:
     snprintf(err, errlen, "cannot set up TLS to providers");
     SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL *gate_tls_client(const struct gate_server *srv, const char *host)
+{
+    SSL *ssl = SSL_new(srv->upstream_ctx);
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (ssl == NULL)
+        return NULL;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1)
+            return ssl;
+    } else if (SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1) {
+        return ssl;
+    }
+    SSL_free(ssl);
     return NULL;
 }
 

@@ -82,6 +82,11 @@ int gate_server_run(struct conf *conf);
 /* Writes the /status JSON document into a malloc'd string. */
 char *gate_server_status_json(struct gate_server *srv);
 
+/* A client-side SSL for a connection to host (a name or an address literal) from the
+ * providers' TLS context: SNI set for a name, and the certificate checked against the name or
+ * the address. Used for providers and the alert webhook. NULL when it cannot be made. */
+SSL *gate_tls_client(const struct gate_server *srv, const char *host);
+
 /* Sends a budget alert (a JSON object) to the configured webhook, if any. Thread-safe. */
 void gate_server_alert(struct gate_server *srv, const char *json);
 

@@ -13,7 +13,6 @@
  */
 #include "gate/upstream.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -24,7 +23,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,13 +459,6 @@ static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections and pools ----------------------------------------------------------- */
 
-static int is_ip_literal(const char *host)
-{
-    struct in6_addr a6;
-    struct in_addr a4;
-    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
-}
-
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen)
 {
     struct gate_worker *w = pool->w;
@@ -481,18 +472,9 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
     }
     uc->pool = pool;
     if (prov->tls) {
-        SSL *ssl = SSL_new(w->srv->upstream_ctx);
+        SSL *ssl = gate_tls_client(w->srv, prov->host);
         if (ssl == NULL)
             goto tls_fail;
-        if (is_ip_literal(prov->host)) {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), prov->host);
-        } else {
-            SSL_set_tlsext_host_name(ssl, prov->host);
-            if (SSL_set1_host(ssl, prov->host) != 1) {
-                SSL_free(ssl);
-                goto tls_fail;
-            }
-        }
         uc->bev =
             bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
         if (uc->bev == NULL) {

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, readLogNow, waitLogRecord,
-  gateAdminPort, adminRequest, startWebhook, sleep, ms,
+  gateAdminPort, adminRequest, startWebhook, sleep, ms, makeTestPKI,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'tga-budget-test-admin-token-0123';
@@ -948,6 +948,81 @@ test('alerts: one webhook POST when the budget crosses 50%', async () => {
   }
   await sleep(ms(500));
   assert.equal(hook.received.length, 1, JSON.stringify(hook.received.map((x) => x.json)));
+});
+
+/** Spends on team:eval (600 tokens a day) until it is past half; returns what it used. */
+async function spendPastHalf(g, hook) {
+  let used = 0;
+  for (let i = 0; i < 60 && used < 300; i++) {
+    if (hook) assert.equal(hook.received.length, 0, `an alert at ${used} of 600 tokens`);
+    const r = await send(g, EP.chat, bearer(KEYS.judge));
+    assert.equal(r.status, 200, r.text);
+    used = (await budgetOf(g, 'team:eval')).used_tokens;
+  }
+  assert.ok(used >= 300, `only ${used} tokens used`);
+  return used;
+}
+
+test('alerts: an https webhook, its certificate checked against upstream.ca_file', async () => {
+  const pki = makeTestPKI(tempDir('tg-hook-pki-'));
+  const hook = await startWebhook({ cert: pki.cert, key: pki.key });
+  assert.match(hook.url, /^https:/);
+  const g = await startOrgGate({
+    budgets: [{ scope: 'team:eval', window: 'day', tokens: 600 }],
+    alerts: `alerts: { thresholds: [50], webhook: ${q(hook.url + '/services/T0/B0/hook-secret')} }\n` +
+      `upstream: { ca_file: ${q(pki.ca)} }`,
+  });
+  const used = await spendPastHalf(g, hook);
+  const [a] = await hook.waitFor(1);
+  assert.equal(a.encrypted, true);
+  assert.equal(a.method, 'POST');
+  assert.equal(a.path, '/services/T0/B0/hook-secret');
+  assert.equal(a.headers.host, `127.0.0.1:${hook.port}`);
+  assert.equal(a.json.alert, 'budget_threshold');
+  assert.equal(a.json.scope, 'team:eval');
+  assert.equal(a.json.percent, 50);
+  assert.ok(a.json.used >= 300 && a.json.used <= used, a.body);
+  assert.doesNotMatch(g.proc.stderr, /alert webhook/);
+});
+
+test('alerts: an https webhook whose certificate is for another name gets nothing, and stderr says why', async () => {
+  const pki = makeTestPKI(tempDir('tg-hook-pki-'));
+  // a certificate for other.example, served at 127.0.0.1: the gate must refuse it
+  const hook = await startWebhook({ cert: pki.otherCert, key: pki.otherKey });
+  const g = await startOrgGate({
+    budgets: [{ scope: 'team:eval', window: 'day', tokens: 600 }],
+    alerts: `alerts: { thresholds: [50], webhook: ${q(hook.url + '/services/T0/B0/hook-secret')} }\n` +
+      `upstream: { ca_file: ${q(pki.ca)} }`,
+  });
+  await spendPastHalf(g, hook);
+  const deadline = Date.now() + ms(5000);
+  while (!/alert webhook/.test(g.proc.stderr) && Date.now() < deadline) await sleep(50);
+  assert.match(g.proc.stderr, /tokengate: alert: team:eval day budget at 50%/);
+  assert.match(g.proc.stderr,
+    new RegExp(`tokengate: alert webhook https://127\\.0\\.0\\.1:${hook.port}: [^\n]*; TLS: certificate verify failed, alert dropped`));
+  // the path of a webhook is often its secret: never printed
+  assert.ok(!g.proc.stderr.includes('hook-secret'), g.proc.stderr);
+  assert.equal(hook.received.length, 0);
+  // the budget path is untouched: the next request is still answered
+  const r = await send(g, EP.chat, bearer(KEYS.judge));
+  assert.ok(r.status === 200 || r.status === 429, r.text);
+});
+
+test('alerts: a webhook that refuses connections is reported, and requests go on', async () => {
+  const closed = await startWebhook();
+  const port = closed.port;
+  await closed.close();
+  const g = await startOrgGate({
+    budgets: [{ scope: 'team:eval', window: 'day', tokens: 600 }],
+    alerts: `alerts: { thresholds: [50], webhook: ${q(`http://127.0.0.1:${port}/hook`)} }`,
+  });
+  await spendPastHalf(g);
+  const deadline = Date.now() + ms(5000);
+  while (!/alert webhook/.test(g.proc.stderr) && Date.now() < deadline) await sleep(50);
+  assert.match(g.proc.stderr,
+    new RegExp(`tokengate: alert webhook http://127\\.0\\.0\\.1:${port}: cannot connect \\(refused, unreachable or timed out\\), alert dropped`));
+  const r = await send(g, EP.chat, bearer(KEYS.judge));
+  assert.ok(r.status === 200 || r.status === 429, r.text);
 });
 
 // ---- config errors --------------------------------------------------------------------------

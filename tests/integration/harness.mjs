@@ -978,15 +978,48 @@ export function adminRequest(port, method, p, opts = {}) {
 }
 
 /**
- * An HTTP server on 127.0.0.1 that records what is POSTed to it (an alert webhook), closed by
- * cleanup(). Returns {port, url, received: [{method, path, headers, body, json}],
- * waitFor(n, timeoutMs)} where waitFor resolves once n requests arrived and rejects after
- * timeoutMs.
+ * A test PKI in dir, made with the openssl command: a CA, a server certificate for IP
+ * 127.0.0.1 and one for DNS other.example, both signed by it. Returns their paths and the CA's
+ * PEM: {ca, caPem, cert, key, otherCert, otherKey}.
  */
-export function startWebhook() {
+export function makeTestPKI(dir) {
+  const openssl = (args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
+    '-subj', '/CN=tokengate test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const leaf = (name, san) => {
+    fs.writeFileSync(path.join(dir, `${name}.ext`),
+      `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n` +
+      `subjectAltName=${san}\n`);
+    openssl(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key',
+      '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
+  };
+  leaf('server', 'IP:127.0.0.1');
+  leaf('other', 'DNS:other.example');
+  const p = (f) => path.join(dir, f);
+  return {
+    ca: p('ca.pem'), caPem: fs.readFileSync(p('ca.pem')),
+    cert: p('server.pem'), key: p('server.key'),
+    otherCert: p('other.pem'), otherKey: p('other.key'),
+  };
+}
+
+/**
+ * An HTTP server on 127.0.0.1 that records what is POSTed to it (an alert webhook), closed by
+ * cleanup(); HTTPS with opts {cert, key} (file paths). Returns {port, url, received: [{method,
+ * path, headers, body, json, encrypted}], waitFor(n, timeoutMs), close()} where waitFor resolves
+ * once n requests arrived and rejects after timeoutMs, and close() stops listening.
+ */
+export function startWebhook(opts = {}) {
   const received = [];
   const waiters = new Set();
-  const server = http.createServer((req, res) => {
+  const secure = Boolean(opts.cert);
+  const handler = (req, res) => {
     const chunks = [];
     let size = 0;
     req.on('data', (c) => {
@@ -1001,12 +1034,16 @@ export function startWebhook() {
       } catch {
         json = undefined;
       }
-      received.push({ method: req.method, path: req.url, headers: req.headers, body, json });
+      received.push({ method: req.method, path: req.url, headers: req.headers, body, json,
+        encrypted: Boolean(req.socket.encrypted) });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
       for (const w of [...waiters]) w();
     });
-  });
+  };
+  const server = secure
+    ? https.createServer({ cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) }, handler)
+    : http.createServer(handler);
   servers.add(server);
   const waitFor = (n, timeoutMs = ms(5000)) =>
     new Promise((resolve, reject) => {
@@ -1032,7 +1069,13 @@ export function startWebhook() {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address();
-      resolve({ port, url: `http://127.0.0.1:${port}`, received, waitFor });
+      const close = () => new Promise((res) => {
+        servers.delete(server);
+        server.close(() => res());
+        server.closeAllConnections?.();
+      });
+      resolve({ port, url: `${secure ? 'https' : 'http'}://127.0.0.1:${port}`, received, waitFor,
+        close });
     });
   });
 }

@@ -5,45 +5,16 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import {
   test, cleanup, startMock, startGate, mockProviders, tempDir, httpRequest, RawClient, parseSSE,
-  newId, wordCount, runGate, gateConfig,
+  newId, wordCount, runGate, gateConfig, makeTestPKI,
 } from './harness.mjs';
 
 let dir, pki, mockGood, mockOtherName, gateCA, gateSystem, gateListener;
 
-function openssl(args) {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA, a server certificate for IP 127.0.0.1 and one for DNS other.example, signed by it. */
-function makePKI() {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
-    '-subj', '/CN=tokengate test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  const leaf = (name, san) => {
-    fs.writeFileSync(path.join(dir, `${name}.ext`),
-      `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n` +
-      `subjectAltName=${san}\n`);
-    openssl(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key',
-      '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-  };
-  leaf('server', 'IP:127.0.0.1');
-  leaf('other', 'DNS:other.example');
-  const p = (f) => path.join(dir, f);
-  return {
-    ca: p('ca.pem'), caPem: fs.readFileSync(p('ca.pem')),
-    cert: p('server.pem'), key: p('server.key'),
-    otherCert: p('other.pem'), otherKey: p('other.key'),
-  };
-}
-
 before(async () => {
   dir = tempDir('tg-tls-');
-  pki = makePKI();
+  pki = makeTestPKI(dir);
   mockGood = await startMock({ tlsCert: pki.cert, tlsKey: pki.key, ca: pki.caPem });
   mockOtherName = await startMock({ tlsCert: pki.otherCert, tlsKey: pki.otherKey, ca: pki.caPem,
     servername: 'other.example' });

@@ -308,6 +308,55 @@ START_TEST(err_price)
 }
 END_TEST
 
+START_TEST(webhook_url)
+{
+    static const struct {
+        const char *url, *host, *host_header, *path;
+        int tls, port;
+    } good[] = {
+        {"http://127.0.0.1:9000/tokengate/alerts", "127.0.0.1", "127.0.0.1:9000",
+         "/tokengate/alerts", 0, 9000},
+        {"https://hooks.example.com/services/T0/B0/secret", "hooks.example.com",
+         "hooks.example.com", "/services/T0/B0/secret", 1, 443},
+        {"https://hooks.example.com:8443", "hooks.example.com", "hooks.example.com:8443", "", 1,
+         8443},
+        {"http://[::1]:8080/a/", "::1", "[::1]:8080", "/a/", 0, 8080},
+    };
+    char text[512];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), HEAD "alerts: { thresholds: [80], webhook: '%s' }\n",
+                 good[i].url);
+        struct conf *c = load(text);
+        ck_assert_msg(c != NULL, "%s: %s", good[i].url, err);
+        ck_assert_str_eq(c->alerts.webhook, good[i].url);
+        ck_assert_int_eq(c->alerts.hook.tls, good[i].tls);
+        ck_assert_str_eq(c->alerts.hook.host, good[i].host);
+        ck_assert_int_eq(c->alerts.hook.port, good[i].port);
+        ck_assert_str_eq(c->alerts.hook.host_header, good[i].host_header);
+        /* the path is kept as written: a webhook's trailing slash is part of its address */
+        ck_assert_str_eq(c->alerts.hook.path, good[i].path);
+        conf_unref(c);
+    }
+}
+END_TEST
+
+START_TEST(err_webhook_url)
+{
+    expect_error(HEAD "alerts: { webhook: 'ftp://hooks.example.com/x' }\n", 6,
+                 WORDS("webhook", "http://", "https://"));
+    expect_error(HEAD "alerts: { webhook: 'https://hooks.example.com:99999/x' }\n", 6,
+                 WORDS("webhook", "port"));
+    expect_error(HEAD "alerts: { webhook: 'http://:8080/x' }\n", 6, WORDS("webhook", "host"));
+    expect_error(HEAD "alerts: { webhook: 'https://user:pw@hooks.example.com/x' }\n", 6,
+                 WORDS("webhook", "credentials"));
+    expect_error(HEAD "alerts: { webhook: 'http://[::1/x' }\n", 6, WORDS("webhook", "IPv6"));
+    /* a second webhook replaces the first; a bad second one still fails */
+    expect_error(HEAD "alerts:\n  webhook: 'http://127.0.0.1:9/a'\n  webhook: 'gopher://x'\n", 8,
+                 WORDS("webhook"));
+}
+END_TEST
+
 static Suite *confid_suite(void)
 {
     Suite *s = suite_create("confid");
@@ -327,6 +376,8 @@ static Suite *confid_suite(void)
     tcase_add_test(tc, err_policies);
     tcase_add_test(tc, err_timezone);
     tcase_add_test(tc, err_price);
+    tcase_add_test(tc, webhook_url);
+    tcase_add_test(tc, err_webhook_url);
     suite_add_tcase(s, tc);
     return s;
 }
