@@ -617,10 +617,11 @@ static void hook_free_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The webhook answered or failed. The connection is ours on every path (libevent 2.1 frees
- * one marked free-on-completion after an answer or a failed request, but not after a failed
- * connect), so it is still valid here, and is freed from the event loop right after. Only the
- * webhook's host and port are printed, never its path, which often holds a secret.
+ * The webhook answered or failed. The connection is the gate's on every path (libevent 2.1
+ * does not free a free-on-completion connection whose connect failed, so none is marked so):
+ * still valid here, it is freed from the event loop right after (or, should that fail, when
+ * the gate stops). Only the webhook's host and port are printed, never its path, which often
+ * holds a secret.
  */
 static void hook_done(struct evhttp_request *r, void *arg)
 {
