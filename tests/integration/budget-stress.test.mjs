@@ -23,7 +23,7 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   test, cleanup, startMock, startGate, gateConfig, httpRequest, RawClient, rawPost, tempDir,
-  sleep, ms, GATE_BIN,
+  sleep, ms, GATE_BIN, parseJsonOrUndefined,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'stress-admin-token-0123456789';
@@ -153,12 +153,7 @@ function post(port, agent, body, headers, timeoutMs = ms(30000)) {
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
+        const json = parseJsonOrUndefined(text);
         finish({ status: res.statusCode, text, json, complete: res.complete });
       });
       res.on('aborted', () => finish({ status: res.statusCode, text: Buffer.concat(chunks)

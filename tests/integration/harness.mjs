@@ -62,6 +62,15 @@ const OUTPUT_CAP = 4 * 1024 * 1024;
 const tempDirs = [];
 
 /** A fresh temporary directory, removed by cleanup() (kept when TG_KEEP_TMP is set). */
+/** JSON.parse(text), or undefined when text is not JSON (a body a test still wants to see). */
+export function parseJsonOrUndefined(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function tempDir(prefix = 'tg-it-') {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   tempDirs.push(d);
@@ -517,12 +526,7 @@ export function httpRequest(port, p, opts = {}) {
         res.on('end', () => {
           clearTimeout(timer);
           const text = Buffer.concat(chunks).toString('utf8');
-          let json;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
+          const json = parseJsonOrUndefined(text);
           resolve({ status: res.statusCode, headers: res.headers, text, json,
             rawHeaders: res.rawHeaders });
         });
@@ -556,12 +560,7 @@ export function parseSSE(text) {
       else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
     }
     const d = data.join('\n');
-    let json;
-    try {
-      json = JSON.parse(d);
-    } catch {
-      json = undefined;
-    }
+    const json = parseJsonOrUndefined(d);
     events.push({ event, data: d, json });
   }
   return events;
@@ -795,12 +794,7 @@ function parseResponse(buf, ended, partial = false, headOnly = false) {
 }
 
 function withJson(r) {
-  let json;
-  try {
-    json = JSON.parse(r.body);
-  } catch {
-    json = undefined;
-  }
+  const json = parseJsonOrUndefined(r.body);
   return { ...r, json };
 }
 
@@ -1028,12 +1022,7 @@ export function startWebhook(opts = {}) {
     });
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      let json;
-      try {
-        json = JSON.parse(body);
-      } catch {
-        json = undefined;
-      }
+      const json = parseJsonOrUndefined(body);
       received.push({ method: req.method, path: req.url, headers: req.headers, body, json,
         encrypted: Boolean(req.socket.encrypted) });
       res.writeHead(200, { 'content-type': 'application/json' });
