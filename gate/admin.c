@@ -654,17 +654,9 @@ static struct evhttp_connection *hook_connect(struct gate_admin *a)
     struct bufferevent *bev = NULL;
     struct evhttp_connection *c;
 
-    if (a->hook_tls) {
-        SSL *ssl = gate_tls_client(a->srv, a->hook_host);
-        if (ssl != NULL)
-            bev = bufferevent_openssl_socket_new(a->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (bev == NULL) {
-            SSL_free(ssl);
-            fprintf(stderr, "tokengate: alert webhook: cannot set up TLS, alert dropped\n");
-            return NULL;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    if (a->hook_tls && (bev = gate_tls_bufferevent(a->srv, a->base, a->hook_host)) == NULL) {
+        fprintf(stderr, "tokengate: alert webhook: cannot set up TLS, alert dropped\n");
+        return NULL;
     }
     /* with bev NULL, a plain socket */
     c = evhttp_connection_base_bufferevent_new(a->base, NULL, bev, a->hook_host,

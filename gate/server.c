@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -178,22 +180,30 @@ fail:
     return NULL;
 }
 
-SSL *gate_tls_client(const struct gate_server *srv, const char *host)
+struct bufferevent *gate_tls_bufferevent(const struct gate_server *srv, struct event_base *base,
+                                         const char *host)
 {
     SSL *ssl = SSL_new(srv->upstream_ctx);
+    struct bufferevent *bev;
     struct in6_addr a6;
     struct in_addr a4;
+    int ok;
 
     if (ssl == NULL)
         return NULL;
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1)
-            return ssl;
-    } else if (SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1) {
-        return ssl;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    else
+        ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+    bev = ok ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                              BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+             : NULL;
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
     }
-    SSL_free(ssl);
-    return NULL;
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }
 
 static SSL_CTX *listener_tls(const struct conf *c, char *err, size_t errlen)

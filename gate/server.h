@@ -82,10 +82,15 @@ int gate_server_run(struct conf *conf);
 /* Writes the /status JSON document into a malloc'd string. */
 char *gate_server_status_json(struct gate_server *srv);
 
-/* A client-side SSL for a connection to host (a name or an address literal) from the
- * providers' TLS context: SNI set for a name, and the certificate checked against the name or
- * the address. Used for providers and the alert webhook. NULL when it cannot be made. */
-SSL *gate_tls_client(const struct gate_server *srv, const char *host);
+struct bufferevent;
+struct event_base;
+
+/* A bufferevent on base for a TLS connection, not yet made, to host (a name or an address
+ * literal), from the providers' TLS context: SNI set for a name, the certificate checked
+ * against the name or the address, a peer's close without close_notify taken as the end.
+ * Used for providers and the alert webhook. NULL when it cannot be made. */
+struct bufferevent *gate_tls_bufferevent(const struct gate_server *srv, struct event_base *base,
+                                         const char *host);
 
 /* Sends a budget alert (a JSON object) to the configured webhook, if any. Thread-safe. */
 void gate_server_alert(struct gate_server *srv, const char *json);

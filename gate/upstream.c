@@ -472,16 +472,8 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
     }
     uc->pool = pool;
     if (prov->tls) {
-        SSL *ssl = gate_tls_client(w->srv, prov->host);
-        if (ssl == NULL)
+        if ((uc->bev = gate_tls_bufferevent(w->srv, w->base, prov->host)) == NULL)
             goto tls_fail;
-        uc->bev =
-            bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
-        if (uc->bev == NULL) {
-            SSL_free(ssl);
-            goto tls_fail;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
     } else {
         uc->bev = bufferevent_socket_new(w->base, -1, opts);
     }
