@@ -26,6 +26,7 @@ static const struct {
     [APIERR_BAD_GATEWAY] = {502, "upstream_error", "bad_gateway", "api_error"},
     [APIERR_GATEWAY_TIMEOUT] = {504, "upstream_error", "gateway_timeout", "timeout_error"},
     [APIERR_UNAVAILABLE] = {503, "server_error", "unavailable", "overloaded_error"},
+    [APIERR_OUTPUT_LIMIT] = {502, "upstream_error", "output_limit_exceeded", "api_error"},
 };
 
 int apierr_status(enum apierr kind)

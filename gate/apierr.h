@@ -25,6 +25,7 @@ enum apierr {
     APIERR_BAD_GATEWAY,       /* 502 */
     APIERR_GATEWAY_TIMEOUT,   /* 504 */
     APIERR_UNAVAILABLE,       /* 503: the gate cannot record spend right now */
+    APIERR_OUTPUT_LIMIT,      /* 502: the provider went past the output the request was allowed */
     APIERR__COUNT
 };
 

@@ -87,9 +87,14 @@ static int64_t pico(double usd_per_million)
     return llround(usd_per_million * 1e6);
 }
 
-static int64_t div_up(int64_t a, int64_t b)
+/* Nano-dollars for tokens at pico-dollars each, rounded up; held at INT64_MAX, never
+ * wrapped (a request's cap times n times a price can pass 64 bits). */
+static int64_t nusd_of(int64_t tokens, int64_t pico_each)
 {
-    return a <= 0 ? 0 : (a + b - 1) / b;
+    if (tokens <= 0 || pico_each <= 0)
+        return 0;
+    __int128 ps = ((__int128)tokens * pico_each + 999) / 1000;
+    return ps > INT64_MAX ? INT64_MAX : (int64_t)ps;
 }
 
 int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t cached,
@@ -97,9 +102,16 @@ int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t 
 {
     if (p == NULL || !p->set)
         return 0;
-    int64_t ps = input_uncached * pico(p->input) + cached * pico(p->cached_input) +
-                 cache_write * pico(p->cache_write) + output * pico(p->output);
-    return div_up(ps, 1000);
+    /* in 128 bits: a provider may report absurd counts, and a price times 9e15 tokens does
+     * not fit in 64; a cost past INT64_MAX nano-dollars is held there, never wrapped */
+    const int64_t n[4] = {input_uncached, cached, cache_write, output};
+    const double price[4] = {p->input, p->cached_input, p->cache_write, p->output};
+    __int128 ps = 0;
+    for (int i = 0; i < 4; i++)
+        if (n[i] > 0)
+            ps += (__int128)n[i] * pico(price[i]);
+    ps = (ps + 999) / 1000;
+    return ps > INT64_MAX ? INT64_MAX : (int64_t)ps;
 }
 
 int64_t budget_model_cap(const char *m)
@@ -290,8 +302,9 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
         p_in = pico(price->input > price->cache_write ? price->input : price->cache_write);
         p_out = pico(price->output);
     }
-    int64_t in_cost = div_up(in * p_in, 1000);
-    int64_t need_out = ask->generates ? 1 : 0;
+    int64_t in_cost = nusd_of(in, p_in);
+    /* the least output a request can be given: one token, or the smallest cap the API takes */
+    int64_t need_out = !ask->generates ? 0 : ask->min_output > 1 ? ask->min_output : 1;
     int64_t room_t = NO_LIMIT, room_n = NO_LIMIT;
     int tight_scope = -1, tight_usd = 0;
     enum conf_window tight_w = CONF_WIN_DAY;
@@ -347,7 +360,7 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
             }
             if (ln >= 0) {
                 int64_t avail = ln - s->used_n[w] - s->res_n;
-                int64_t need = in_cost + div_up(need_out * p_out, 1000);
+                int64_t need = in_cost + nusd_of(need_out, p_out);
                 if (avail < need) {
                     refuse(why, path[i], s, (enum conf_window)w, 1, ln, need);
                     goto refused;
@@ -373,7 +386,7 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
         }
         if (as->task_max_nusd >= 0) {
             int64_t avail = as->task_max_nusd - t->nusd - t->res_nusd;
-            int64_t need = in_cost + div_up(need_out * p_out, 1000);
+            int64_t need = in_cost + nusd_of(need_out, p_out);
             if (avail < need) {
                 refuse_other(why, BUDGET_TASK, ask->agent, 1, as->task_max_nusd,
                              t->nusd + t->res_nusd, need, 0);
@@ -399,8 +412,11 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
 
     /* the output allowance: what the request asks, cut to the room the budgets leave */
     int64_t allow = room_t;
-    if (room_n != NO_LIMIT && p_out > 0 && room_n * 1000 / p_out < allow)
-        allow = room_n * 1000 / p_out;
+    if (room_n != NO_LIMIT && p_out > 0) {
+        __int128 by_usd = (__int128)room_n * 1000 / p_out;
+        if (by_usd < allow)
+            allow = (int64_t)by_usd;
+    }
     int64_t choices = ask->choices > 1 ? ask->choices : 1;
     if (allow != NO_LIMIT)
         allow /= choices;
@@ -415,19 +431,21 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
     } else {
         r->allowance = allow;
         r->write_max = 1;
-        if (allow < 1) {
-            /* only the dollar room is this short: name the budget that has the least */
+        if (allow < need_out) {
+            /* the room left per choice is below the least the API takes, or only the dollar
+             * room is this short: name the budget that has the least */
             if (tight_scope >= 0)
                 refuse(why, tight_scope, &b->s[tight_scope], tight_w, tight_usd, tight_limit,
-                       in + 1);
+                       in + need_out * choices);
             else
-                refuse(why, ask->agent, &b->s[ask->agent], CONF_WIN_DAY, 1, 0, in + 1);
+                refuse(why, ask->agent, &b->s[ask->agent], CONF_WIN_DAY, 1, 0,
+                       in + need_out * choices);
             goto refused;
         }
     }
     int64_t out = r->allowance > 0 ? r->allowance * choices : 0;
     r->tokens = in + out;
-    r->nusd = in_cost + div_up(out * p_out, 1000);
+    r->nusd = in_cost + nusd_of(out, p_out);
     if (t != NULL) {
         t->requests++;
         t->inflight++;

@@ -31,6 +31,9 @@ struct budget_ask {
     int generates;           /* 0 for embeddings and the like: no output */
     int64_t max_output;      /* the request's own output cap (per choice), -1 when it sets none */
     int choices;             /* completions asked for at once ("n"); the cap applies to each */
+    int64_t min_output;      /* the smallest output cap the API accepts (Responses: 16); with
+                              * less room than that per choice the request is refused (429),
+                              * never given a cap the provider would refuse */
     int64_t model_cap;       /* the model's output cap, -1 when unknown */
     const struct conf_price *price; /* NULL: the model has none (no dollar budget applies) */
     const char *task;        /* the x-tokengate-task id, or NULL */

@@ -111,6 +111,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     req->state = REQ_READING;
     req->method = -1;
     req->agent = -1;
+    req->out_limit = -1;
     req->t_start = gate_now_us();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -12,8 +12,10 @@
 
 #include "gate/arena.h"
 #include "gate/conn.h"
+#include "gate/decode.h"
 #include "gate/jsonedit.h"
 #include "gate/jsonmem.h"
+#include "gate/outcap.h"
 #include "gate/req.h"
 #include "gate/server.h"
 #include "gate/spend.h"
@@ -303,7 +305,7 @@ static int prepare_body(struct gate_req *req)
     tcount_input(req, m, raw, len);
 
     /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
-    struct jsonedit_op ops[3];
+    struct jsonedit_op ops[OUTCAP_MEMBERS + 2];
     int nops = 0;
     int rc = spend_reserve(req, m, &ops[nops]);
     if (rc < 0)
@@ -429,6 +431,8 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
                 head_field(&hd, "x-upstream-request-id", 21, h[i].value, h[i].value_len);
             continue;
         }
+        if (req->dec != NULL && strcmp(h[i].name, "content-encoding") == 0)
+            continue; /* the client gets what the gate decoded */
         head_field(&hd, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
     }
     head_field(&hd, "x-request-id", 12, req->id, strlen(req->id));
@@ -454,6 +458,40 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
     req->t_first_byte = gate_now_us();
 }
 
+/* Relaying stops: why is kept for the caller, which ends the request (the request may not
+ * be ended from inside the parsers that call back). Returns -1. */
+static int stop(struct gate_req *req, enum apierr kind, const char *why)
+{
+    if (req->stop_why == NULL) {
+        req->stop_kind = kind;
+        req->stop_why = why;
+    }
+    return -1;
+}
+
+/*
+ * The provider's Content-Encoding: gzip and deflate are undone as the body arrives (the gate
+ * asked for identity, but usage must be read whatever comes); a coding the gate cannot undo
+ * makes the answer unreadable. Returns 0, or -1 after stop().
+ */
+static int take_encoding(struct gate_req *req, const struct http_header *h)
+{
+    enum decode_kind kind = decode_kind_of(h->value, h->value_len);
+    char msg[160];
+
+    if (kind == DECODE_IDENTITY)
+        return 0;
+    if (kind != DECODE_UNKNOWN && (req->dec = decode_new(kind)) != NULL)
+        return 0;
+    req->out_unreadable = 1;
+    if (kind != DECODE_UNKNOWN)
+        return stop(req, APIERR_INTERNAL, "out of memory");
+    snprintf(msg, sizeof(msg),
+             "the provider answered with content-encoding '%.40s', which the gate cannot read",
+             h->value);
+    return stop(req, APIERR_BAD_GATEWAY, arena_strndup(req->arena, msg, strlen(msg)));
+}
+
 int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers, int n)
 {
     req->up_status = status;
@@ -461,10 +499,18 @@ int proxy_upstream_head(struct gate_req *req, int status, const struct http_head
         if (strcmp(headers[i].name, "content-type") == 0 &&
             strncasecmp(headers[i].value, "text/event-stream", 17) == 0)
             req->up_sse = 1;
+        if (strcmp(headers[i].name, "content-encoding") == 0 && take_encoding(req, &headers[i]) < 0) {
+            if (!(status >= 200 && status < 300))
+                req->out_unreadable = 0; /* an error answer costs nothing, read or not */
+            req_fail(req, req->stop_kind, req->stop_why);
+            return -1;
+        }
     }
     if (req->up_sse) {
-        if (req->conn == NULL)
+        if (req->conn == NULL) {
+            req_finish(req); /* the client left: a stream is not read on for nobody */
             return -1;
+        }
         write_head(req, status, headers, n, -1);
         conn_flush(req->conn); /* the client sees the stream start at once */
         sse_init(&req->sse, SSE_EVENT_MAX);
@@ -496,6 +542,25 @@ static void write_chunk(struct gate_req *req, const char *data, size_t len)
     req->bytes_out += (size_t)n + len + 2;
 }
 
+/*
+ * The provider streams past the output it was told to stop at (and past the margin for
+ * counts that differ): a runaway or misbehaving upstream. The event that crossed is not
+ * relayed; the stream ends with an error event, the upstream connection is closed (which
+ * stops generation) and the request settles at the gate's count. Returns 1 to stop the feed.
+ */
+static int runaway(struct gate_req *req)
+{
+    char msg[240];
+
+    snprintf(msg, sizeof(msg),
+             "the provider streamed more output than this request was allowed (the gate cuts a "
+             "stream at %lld tokens); the stream was ended and %s",
+             (long long)req->out_limit,
+             req->resv.made ? "the output relayed so far was charged" : "nothing more was read");
+    stop(req, APIERR_OUTPUT_LIMIT, arena_strndup(req->arena, msg, strlen(msg)));
+    return 1;
+}
+
 /* One whole event of the stream: read usage from it, then relay it (or drop the usage chunk
  * the gate asked for on the client's behalf). */
 static int on_event(void *arg, const struct sse_event *ev)
@@ -517,30 +582,68 @@ static int on_event(void *arg, const struct sse_event *ev)
             cJSON_Delete(data);
         }
         jsonmem_leave(prev);
+        if (req->out_limit >= 0 && tcount_output_above(req, (uint64_t)req->out_limit))
+            return runaway(req);
     }
     if (!drop)
         write_chunk(req, ev->raw, ev->raw_len);
     return 0;
 }
 
-int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
+/* Takes answer bytes as the provider meant them (decoded): gathers a whole answer, or relays
+ * a stream's events. Returns 0, or -1 after stop(). */
+static int take_body(void *arg, const char *data, size_t len)
 {
-    if (req->conn == NULL)
-        return -1;
+    struct gate_req *req = arg;
+
     if (!req->up_sse) {
         if (evbuffer_get_length(req->up_body) + len > req->conf->max_response_bytes) {
-            req_fail(req, APIERR_BAD_GATEWAY, "the provider's response is larger than the limit");
-            return -1;
+            /* the provider made (and bills) an answer the gate cannot read whole */
+            req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
+            return stop(req, APIERR_BAD_GATEWAY,
+                        "the provider's response is larger than the limit");
         }
         evbuffer_add(req->up_body, data, len);
         return 0;
     }
-    if (sse_feed(&req->sse, data, len, on_event, req) < 0) {
-        req_fail(req, APIERR_BAD_GATEWAY, "the provider sent a stream event larger than the limit");
+    int rc = sse_feed(&req->sse, data, len, on_event, req);
+    if (rc < 0)
+        return stop(req, APIERR_BAD_GATEWAY,
+                    "the provider sent a stream event larger than the limit");
+    return rc == 0 ? 0 : -1;
+}
+
+int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
+{
+    int rc;
+
+    /* a client gone from a non-stream request leaves the answer to be read for its usage */
+    if (req->conn == NULL && req->up_sse)
+        return -1;
+    if (req->dec != NULL) {
+        size_t cap = req->up_sse ? SSE_EVENT_MAX : req->conf->max_response_bytes;
+        rc = decode_feed(req->dec, data, len, cap, take_body, req);
+        if (rc < 0 && req->stop_why == NULL) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "the provider's compressed response cannot be read: %s",
+                     decode_error(req->dec));
+            req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
+            stop(req, APIERR_BAD_GATEWAY, arena_strndup(req->arena, msg, strlen(msg)));
+        }
+    } else {
+        rc = take_body(req, data, len);
+    }
+    if (rc < 0) {
+        req->upstream_failed = req->stop_kind != APIERR_OUTPUT_LIMIT;
+        req_fail(req, req->stop_kind, req->stop_why);
         return -1;
     }
-    conn_flush(req->conn);
-    if (evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH && req->uc != NULL) {
+    if (req->conn == NULL)
+        return 0;
+    if (req->up_sse)
+        conn_flush(req->conn);
+    if (req->up_sse && evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH &&
+        req->uc != NULL) {
         req->upstream_paused = 1;
         upstream_pause(req->uc);
     }
@@ -568,9 +671,37 @@ static void write_tail(struct gate_req *req)
     req->tail = TAIL_NONE;
 }
 
+/* A whole answer has arrived: its usage and the gate's count of it. An answer that does not
+ * parse is counted as raw text and charged no less than the reservation. */
+static void read_answer(struct gate_req *req)
+{
+    size_t len = evbuffer_get_length(req->up_body);
+    const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
+
+    if (!(req->up_status >= 200 && req->up_status < 300) || len == 0)
+        return;
+    struct arena *prev = jsonmem_enter(req->arena);
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    if (doc != NULL) {
+        usage_from_body(req->ep, doc, &req->usage);
+        tcount_body(req, doc);
+    } else {
+        req->out_unreadable = 1;
+        tcount_text(req, body, len);
+        if (req->error == NULL)
+            req->error = "the provider's answer is not valid JSON: charged no less than the "
+                         "reservation";
+    }
+    jsonmem_leave(prev);
+}
+
 void proxy_upstream_done(struct gate_req *req)
 {
+    if (req->dec != NULL && !decode_done(req->dec))
+        req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
     if (req->conn == NULL) {
+        if (!req->up_sse)
+            read_answer(req);
         req_finish(req);
         return;
     }
@@ -581,17 +712,7 @@ void proxy_upstream_done(struct gate_req *req)
             write_chunk(req, rest, left); /* a last event without its blank line */
         req->tail = TAIL_STREAM_END;
     } else {
-        size_t len = evbuffer_get_length(req->up_body);
-        const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
-        if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
-            struct arena *prev = jsonmem_enter(req->arena);
-            cJSON *doc = cJSON_ParseWithLength(body, len);
-            if (doc != NULL) {
-                usage_from_body(req->ep, doc, &req->usage);
-                tcount_body(req, doc);
-            }
-            jsonmem_leave(prev);
-        }
+        read_answer(req);
         req->tail = TAIL_BODY;
     }
     if (req->up_sse)
@@ -629,5 +750,11 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
+    /* a whole answer is being made and will be billed: read it to the end (within the
+     * upstream timeouts and max_response_bytes) for its usage. A stream is stopped instead,
+     * which stops the generation, and is charged what was relayed. */
+    if (req->uc != NULL && req->state == REQ_UPSTREAM && !req->stream && !req->up_sse &&
+        req->settle_state == 0)
+        return;
     req_finish(req);
 }

@@ -12,6 +12,7 @@
 
 #include "gate/arena.h"
 #include "gate/conn.h"
+#include "gate/decode.h"
 #include "gate/jsonmem.h"
 #include "gate/reqlog.h"
 #include "gate/server.h"
@@ -283,6 +284,7 @@ void req_finish(struct gate_req *req)
     if (req->up_body)
         evbuffer_free(req->up_body);
     sse_reset(&req->sse);
+    decode_free(req->dec);
     conf_unref(req->conf);
     arena_free(req->arena);
     if (conn != NULL)

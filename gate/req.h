@@ -21,6 +21,7 @@
 #include "gate/usage.h"
 
 struct arena;
+struct decode;
 struct evbuffer;
 struct gate_conn;
 struct gate_worker;
@@ -72,6 +73,10 @@ struct gate_req {
     int up_sse;                     /* the response is an event stream */
     struct evbuffer *up_body;       /* a non-stream response, gathered */
     struct sse_parser sse;
+    struct decode *dec;             /* undoes the provider's gzip or deflate, or NULL */
+    int64_t out_limit;              /* output tokens past which a stream is cut, -1 for none */
+    enum apierr stop_kind;          /* why relaying the answer must stop (proxy.c), */
+    const char *stop_why;           /* NULL while it goes on */
     int head_sent;                  /* the client has our status line */
     int upstream_paused;            /* reading upstream is off: the client is slow */
     int retried;
@@ -84,6 +89,9 @@ struct gate_req {
     const char *decision;           /* for the ledger: admitted, rejected, unauthenticated ... */
     int forwarded;                  /* the request went upstream */
     int upstream_failed;            /* the exchange failed: reset, timeout, bad response */
+    int out_unreadable;             /* the provider's answer could not be read (it does not
+                                     * parse, or it is over the size cap): charged no less
+                                     * than the reservation */
     int settle_state;               /* 0 not settled, 1 waiting for the ledger's commit, 2 done */
     int finish_asked;               /* req_finish came while waiting */
     int tail;                       /* what proxy_settled still has to write (proxy.c) */

@@ -16,6 +16,7 @@
 #include "gate/budget.h"
 #include "gate/jsonmem.h"
 #include "gate/ledger.h"
+#include "gate/outcap.h"
 #include "gate/proxy.h"
 #include "gate/reqlog.h"
 #include "gate/req.h"
@@ -93,46 +94,6 @@ int spend_authenticate(struct gate_req *req)
 }
 
 /* ---- before forwarding ---------------------------------------------------------------- */
-
-/* The member that caps output for an endpoint, and the request's value of it (-1 none). */
-static const char *output_member(const struct gate_req *req, int64_t *value)
-{
-    static const char *const chat[] = {"max_completion_tokens", "max_tokens"};
-    const char *name = NULL;
-    const cJSON *v;
-
-    *value = -1;
-    switch (req->ep) {
-    case EP_CHAT:
-        name = chat[0];
-        for (int i = 0; i < 2; i++) {
-            v = cJSON_GetObjectItemCaseSensitive(req->json, chat[i]);
-            if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
-                if (*value < 0 || (int64_t)v->valuedouble < *value)
-                    *value = (int64_t)v->valuedouble;
-                if (i == 0 || name == chat[0])
-                    name = chat[i];
-            }
-        }
-        /* an old request with only max_tokens keeps its member */
-        if (cJSON_GetObjectItemCaseSensitive(req->json, chat[0]) == NULL &&
-            cJSON_GetObjectItemCaseSensitive(req->json, chat[1]) != NULL)
-            name = chat[1];
-        return name;
-    case EP_RESPONSES:
-        name = "max_output_tokens";
-        break;
-    case EP_MESSAGES:
-        name = "max_tokens";
-        break;
-    default:
-        return NULL;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(req->json, name);
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0)
-        *value = (int64_t)v->valuedouble;
-    return name;
-}
 
 static void add_money(cJSON *o, const char *key, int64_t nusd)
 {
@@ -267,14 +228,26 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
     answer_429(req, "budget_exceeded", msg, scope, why, why->resets_at, now);
 }
 
-int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *op)
+int64_t spend_output_limit(int64_t allowed, int approximate)
+{
+    return approximate ? allowed + allowed / 4 + 64 : allowed + allowed / 16 + 32;
+}
+
+int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops)
 {
     struct gate_server *srv = req->w->srv;
     struct budget_ask ask = {0};
     struct budget_refusal why = {0};
+    struct outcap oc;
+    char msg[160];
     double now = gate_wall_now();
 
     req->cm = m;
+    if (outcap_read(req->ep, req->json, &oc, msg, sizeof(msg)) < 0) {
+        req->decision = req->agent >= 0 ? "invalid" : NULL;
+        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
     if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
         return 0;
     if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
@@ -283,16 +256,14 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
                  "the gate cannot record spend fast enough right now; retry shortly");
         return -1;
     }
-    const char *member = output_member(req, &ask.max_output);
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(req->json, "n");
+    ask.max_output = oc.value;
     ask.agent = req->agent;
     /* an uncounted body is bounded by its size: no token is shorter than a byte */
     ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->body);
     ask.approximate = req->tc.approximate || req->tc.estimated > 0 || req->tc.input < 0;
-    ask.generates = member != NULL;
-    ask.choices = cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 128
-                      ? (int)n->valuedouble
-                      : 1;
+    ask.generates = oc.names != NULL;
+    ask.choices = oc.choices;
+    ask.min_output = oc.min;
     ask.model_cap = m->max_output_tokens > 0
                         ? m->max_output_tokens
                         : budget_model_cap(req->upstream_model ? req->upstream_model : req->model);
@@ -330,15 +301,14 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
         return -1;
     }
     req->decision = "admitted";
-    if (!req->resv.write_max || member == NULL)
-        return 0;
-    char num[32];
-    snprintf(num, sizeof(num), "%lld", (long long)req->resv.allowance);
-    op->key = member;
-    op->value = arena_strndup(req->arena, num, strlen(num));
-    cJSON_DeleteItemFromObjectCaseSensitive(req->json, member);
-    cJSON_AddNumberToObject(req->json, member, (double)req->resv.allowance);
-    return op->value != NULL ? 1 : -1;
+    /* a provider told a cap that streams past it (and past the margin for counts that differ)
+     * is cut off: see proxy.c */
+    if (req->resv.allowance >= 0 && (req->resv.write_max || oc.value >= 0))
+        req->out_limit = spend_output_limit(req->resv.allowance * oc.choices, ask.approximate);
+    /* every cap member above the allowance comes down to it; none: write one when the
+     * provider's default could pass what was reserved */
+    return outcap_clamp(&oc, req->json, req->resv.allowance, req->resv.write_max, req->arena,
+                        ops);
 }
 
 size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
@@ -444,12 +414,65 @@ static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int
     }
 }
 
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/*
+ * What a request is charged when it ends (tokens and nano-dollars), the one place that
+ * decides it. The provider's usage counts when it is final and sane. Otherwise, once the
+ * provider had the request and did not refuse it, the charge is never below the gate's own
+ * count of the input and of the output relayed, nor below any partial usage the provider
+ * reported (Anthropic's message_start says 1 output token); and when the output could not be
+ * read at all (a body that does not parse, or one over max_response_bytes), never below the
+ * reservation. A provider error without usage, or a request never sent, costs nothing.
+ */
+static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64_t *nusd)
+{
+    const struct usage *u = &req->usage;
+    const struct conf_price *price = req->cm ? &req->cm->price : NULL;
+    int answered = req->up_status >= 200 && req->up_status < 300;
+    int sent_unanswered = req->up_status == 0 && req->forwarded && !req->upstream_failed;
+
+    *tokens = *output = *nusd = 0;
+    if (u->have && u->final && u->bad == NULL) {
+        int64_t uncached = u->input - u->cached - u->cache_write;
+        *tokens = u->input + u->output;
+        *output = u->output;
+        *nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
+                            u->output);
+        return;
+    }
+    if (!answered && !sent_unanswered)
+        return;
+    /* an uncounted body is bounded by its size: no token is shorter than a byte */
+    int64_t in = req->tc.input >= 0 ? req->tc.input
+                 : req->body != NULL ? (int64_t)evbuffer_get_length(req->body)
+                                     : 0;
+    int64_t out = (int64_t)req->tc.output, cached = 0, cache_write = 0;
+    if (u->have && u->bad == NULL) {
+        in = max64(in, u->input);
+        out = max64(out, u->output);
+        cached = u->cached;
+        cache_write = u->cache_write;
+    }
+    if (!answered)
+        out = 0; /* the client left before any answer: the provider had the prompt */
+    *tokens = in + out;
+    *output = out;
+    *nusd = budget_cost(price, max64(in - cached - cache_write, 0), cached, cache_write, out);
+    if (req->out_unreadable && req->resv.made) {
+        *tokens = max64(*tokens, req->resv.tokens);
+        *nusd = max64(*nusd, req->resv.nusd);
+    }
+}
+
 int spend_settle(struct gate_req *req, int hold)
 {
     struct gate_server *srv = req->w->srv;
     const struct usage *u = &req->usage;
-    const struct conf_price *price = req->cm ? &req->cm->price : NULL;
-    int64_t tokens = 0, nusd = 0;
+    int64_t tokens = 0, out = 0, nusd = 0;
     struct budget_alert alerts[8];
 
     if (req->settle_state != 0)
@@ -459,27 +482,19 @@ int spend_settle(struct gate_req *req, int hold)
         tcount_finish(req, &req->w->drift);
         req->tc_finished = 1;
     }
-    if (u->have) {
-        int64_t uncached = u->input - u->cached - u->cache_write;
-        tokens = u->input + u->output;
-        nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
-                           u->output);
-    } else if (req->up_status >= 200 && req->up_status < 300 && req->tc.input >= 0) {
-        /* the provider answered but gave no usage (a stream cut short): our own count */
-        tokens = req->tc.input + (int64_t)req->tc.output;
-        nusd = budget_cost(price, req->tc.input, 0, 0, (int64_t)req->tc.output);
-    } else if (req->up_status == 0 && req->forwarded && !req->upstream_failed &&
-               req->tc.input >= 0) {
-        /* sent, and the client left before any answer: the provider may bill the input (an
-         * upstream error without usage, on the other hand, releases the reservation) */
-        tokens = req->tc.input;
-        nusd = budget_cost(price, req->tc.input, 0, 0, 0);
-    }
+    charge(req, &tokens, &out, &nusd);
     req->charged_tokens = tokens;
     req->charged_nusd = nusd;
+    if (u->bad != NULL && req->error == NULL) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "the provider's usage was not trusted (%s is not a whole number from 0 to "
+                 "10^12): charged the gate's own count",
+                 u->bad);
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+    }
     {
         struct gate_stats *st = &req->w->stats;
-        int64_t out = u->have ? u->output : tokens > 0 ? (int64_t)req->tc.output : 0;
         if (out > tokens)
             out = tokens;
         atomic_fetch_add_explicit(&st->tokens_in, (uint64_t)(tokens - out), memory_order_relaxed);

@@ -13,6 +13,7 @@
 #define TG_SPEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gate/jsonedit.h"
 
@@ -28,12 +29,21 @@ struct conf_model;
 int spend_authenticate(struct gate_req *req);
 
 /*
- * Reserves for the request on its agent's budgets, once its input is counted (m is its model
- * entry). When the request must carry an output cap, sets *op to the member to write (its
- * value in the request's arena) and returns 1; returns 0 when there is nothing to write; -1
- * after answering 429 (budget), 400 (policy) or 503 (ledger behind).
+ * Checks the request's output caps (outcap.h) and reserves for it on its agent's budgets, once
+ * its input is counted (m is its model entry). When the request must carry smaller output caps,
+ * writes the members to set into ops (room for OUTCAP_MEMBERS; values in the request's arena)
+ * and returns how many; returns 0 when there is nothing to write; -1 after answering 400 (a
+ * cap or n that is not a whole number in range, a policy's max_per_request), 429 (budget) or
+ * 503 (ledger behind).
  */
-int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *op);
+int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops);
+
+/*
+ * The output tokens past which a stream is cut off when the provider was told to stop at
+ * allowed: a margin over it, since the gate's count of the text and the provider's may differ
+ * (allowed + 1/16 + 32; for approximate counts, such as Anthropic's, allowed + 1/4 + 64).
+ */
+int64_t spend_output_limit(int64_t allowed, int approximate);
 
 /*
  * Writes the x-tokengate-* response headers into buf (CRLF-terminated lines). Returns the

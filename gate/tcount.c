@@ -109,6 +109,7 @@ static void add_text(struct tcount *tc, const char *s, size_t n)
         take = n < room ? n : room;
         memcpy(tc->pending + tc->pending_len, s, take);
         tc->pending_len += take;
+        tc->added += take;
         s += take;
         n -= take;
     }
@@ -222,6 +223,39 @@ void tcount_body(struct gate_req *req, const cJSON *doc)
     }
 }
 
+void tcount_text(struct gate_req *req, const char *s, size_t n)
+{
+    add_text(&req->tc, s, n);
+}
+
+/* An output count as charged: approximate counts take their calibration. */
+static uint64_t calibrated(const struct tcount *tc, uint64_t n)
+{
+    return tc->approximate && tc->factor != 1.0 ? (uint64_t)ceil((double)n * tc->factor) : n;
+}
+
+int tcount_output_above(struct gate_req *req, uint64_t limit)
+{
+    struct tcount *tc = &req->tc;
+    uint64_t k;
+
+    if (tc->enc == NULL || calibrated(tc, tc->output + tc->pending_len) <= limit)
+        return 0;
+    /* count what can be counted for good: up to the last place a piece must end */
+    size_t cut = tc->pending_len ? safe_cut(tc->pending, tc->pending_len) : 0;
+    if (cut > 0)
+        count_pending(tc, cut);
+    if (calibrated(tc, tc->output) > limit)
+        return 1;
+    if (tc->pending_len == 0 || (tc->peeked != 0 && tc->added < tc->peeked + TCOUNT_PEEK_BYTES))
+        return 0;
+    /* the rest, without consuming it: its last piece may still grow */
+    tc->peeked = tc->added;
+    if (tok_count(tc->enc, tc->pending, tc->pending_len, 0, &k) != 0)
+        return 0;
+    return calibrated(tc, tc->output + k) > limit;
+}
+
 static struct tcount_drift_entry *drift_slot(struct tcount_drift *d, const char *model)
 {
     for (int i = 0; i < d->n; i++)
@@ -247,9 +281,9 @@ void tcount_finish(struct gate_req *req, struct tcount_drift *d)
         tc->pending = NULL;
         tc->pending_len = tc->pending_cap = 0;
     }
-    if (tc->approximate && tc->factor != 1.0)
-        tc->output = (uint64_t)ceil((double)tc->output * tc->factor);
-    if (d == NULL || d->e == NULL || !req->usage.have || req->model == NULL || tc->input < 0)
+    tc->output = calibrated(tc, tc->output);
+    if (d == NULL || d->e == NULL || !req->usage.have || !req->usage.final ||
+        req->usage.bad != NULL || req->model == NULL || tc->input < 0)
         return;
     pthread_mutex_lock(&d->lock);
     slot = drift_slot(d, req->model);

@@ -32,6 +32,8 @@ struct tcount {
     char *pending;       /* output text not yet counted (malloc'd, capped) */
     size_t pending_len;
     size_t pending_cap;
+    uint64_t added;      /* output bytes taken so far */
+    uint64_t peeked;     /* added at the last look at the pending text's tokens */
 };
 
 /* Drift by model: what /status shows. One per worker; the mutex is taken once per request. */
@@ -63,6 +65,22 @@ void tcount_event(struct gate_req *req, const char *name, const cJSON *data);
 
 /* Adds the output text of a whole parsed response body. */
 void tcount_body(struct gate_req *req, const cJSON *doc);
+
+/* Adds raw bytes as output text: an answer that could not be parsed, counted as it stands
+ * (its markup counts too, so this is no less than the text it holds). */
+void tcount_text(struct gate_req *req, const char *s, size_t n);
+
+/* Pending text is looked at again for its tokens after this many new bytes, at most. */
+#define TCOUNT_PEEK_BYTES 256
+
+/*
+ * Whether the output counted so far, pending text included and approximate counts calibrated,
+ * is above limit tokens. Cheap while far below: no token is shorter than a byte, so pending
+ * text is only counted once its bytes could pass the limit, and then again only after
+ * TCOUNT_PEEK_BYTES more have come. A count never runs ahead of the final one by more than the
+ * one piece a full buffer may split.
+ */
+int tcount_output_above(struct gate_req *req, uint64_t limit);
 
 /*
  * Counts what output text is left and records the request's drift in d (if the provider gave

@@ -7,12 +7,22 @@ static const cJSON *get(const cJSON *obj, const char *key)
     return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
-/* A token count: a non-negative whole number, else 0. */
-static int64_t int_at(const cJSON *obj, const char *key)
+/*
+ * A token count: a whole number from 0 to USAGE_MAX. An absent member is 0; anything else
+ * (negative, fractional, huge, a string) is 0 too and marks the report bad, naming key.
+ */
+static int64_t int_at(const cJSON *obj, const char *key, struct usage *u)
 {
     const cJSON *v = get(obj, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15)
+
+    if (v == NULL || cJSON_IsNull(v))
         return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > (double)USAGE_MAX ||
+        v->valuedouble != (double)(int64_t)v->valuedouble) {
+        if (u->bad == NULL)
+            u->bad = key;
+        return 0;
+    }
     return (int64_t)v->valuedouble;
 }
 
@@ -21,9 +31,9 @@ static void openai_chat(const cJSON *us, struct usage *u)
 {
     if (!cJSON_IsObject(us))
         return;
-    u->input = int_at(us, "prompt_tokens");
-    u->output = int_at(us, "completion_tokens");
-    u->cached = int_at(get(us, "prompt_tokens_details"), "cached_tokens");
+    u->input = int_at(us, "prompt_tokens", u);
+    u->output = int_at(us, "completion_tokens", u);
+    u->cached = int_at(get(us, "prompt_tokens_details"), "cached_tokens", u);
     u->have = 1;
 }
 
@@ -32,9 +42,9 @@ static void openai_responses(const cJSON *us, struct usage *u)
 {
     if (!cJSON_IsObject(us))
         return;
-    u->input = int_at(us, "input_tokens");
-    u->output = int_at(us, "output_tokens");
-    u->cached = int_at(get(us, "input_tokens_details"), "cached_tokens");
+    u->input = int_at(us, "input_tokens", u);
+    u->output = int_at(us, "output_tokens", u);
+    u->cached = int_at(get(us, "input_tokens_details"), "cached_tokens", u);
     u->have = 1;
 }
 
@@ -47,13 +57,20 @@ static void anthropic(const cJSON *us, struct usage *u)
     if (!cJSON_IsObject(us))
         return;
     if (get(us, "input_tokens") != NULL) {
-        u->cached = int_at(us, "cache_read_input_tokens");
-        u->cache_write = int_at(us, "cache_creation_input_tokens");
-        u->input = int_at(us, "input_tokens") + u->cached + u->cache_write;
+        u->cached = int_at(us, "cache_read_input_tokens", u);
+        u->cache_write = int_at(us, "cache_creation_input_tokens", u);
+        u->input = int_at(us, "input_tokens", u) + u->cached + u->cache_write;
     }
     if (get(us, "output_tokens") != NULL)
-        u->output = int_at(us, "output_tokens");
+        u->output = int_at(us, "output_tokens", u);
     u->have = 1;
+}
+
+/* Parts that cannot exceed the whole: a report where they do is bad. */
+static void check_parts(struct usage *u)
+{
+    if (u->bad == NULL && u->cached + u->cache_write > u->input)
+        u->bad = "cached_tokens";
 }
 
 void usage_from_body(enum endpoint ep, const cJSON *body, struct usage *u)
@@ -70,7 +87,11 @@ void usage_from_body(enum endpoint ep, const cJSON *body, struct usage *u)
         anthropic(get(body, "usage"), u);
         break;
     default:
-        break;
+        return;
+    }
+    if (u->have) {
+        u->final = 1;
+        check_parts(u);
     }
 }
 
@@ -82,19 +103,38 @@ int usage_from_event(enum endpoint ep, const char *name, const cJSON *data, stru
         if (!cJSON_IsObject(us))
             return 0;
         openai_chat(us, u);
+        check_parts(u);
+        /* final: OpenAI's own usage chunk (no choices) comes last; some compatible providers
+         * put usage in the chunk that finishes; usage in other chunks is a running count */
         const cJSON *choices = get(data, "choices");
-        return cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
+        int usage_chunk = cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, choices) {
+            const cJSON *fr = get(ch, "finish_reason");
+            if (cJSON_IsString(fr))
+                u->final = 1;
+        }
+        if (usage_chunk)
+            u->final = 1;
+        return usage_chunk;
     }
     case EP_RESPONSES:
         if (strcmp(name, "response.completed") == 0 || strcmp(name, "response.incomplete") == 0 ||
-            strcmp(name, "response.failed") == 0)
+            strcmp(name, "response.failed") == 0) {
             openai_responses(get(get(data, "response"), "usage"), u);
+            u->final = u->have;
+            check_parts(u);
+        }
         return 0;
     case EP_MESSAGES:
         if (strcmp(name, "message_start") == 0)
             anthropic(get(get(data, "message"), "usage"), u);
-        else if (strcmp(name, "message_delta") == 0)
+        else if (strcmp(name, "message_delta") == 0 && cJSON_IsObject(get(data, "usage"))) {
+            /* its output_tokens is the total; message_start's was a placeholder */
             anthropic(get(data, "usage"), u);
+            u->final = 1;
+        }
+        check_parts(u);
         return 0;
     default:
         return 0;
