@@ -459,6 +459,8 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
                 r = conf_want_duration(l, v, k, &c->upstream_first_byte_timeout);
             else if (strcmp(k, "stream_idle") == 0)
                 r = conf_want_duration(l, v, k, &c->stream_idle_timeout);
+            else if (strcmp(k, "client_write") == 0)
+                r = conf_want_duration(l, v, k, &c->client_write_timeout);
             else
                 return conf_fail(l, conf_node(l, pair->key), "timeouts: unknown key '%s'", k);
         } else if (strcmp(section, "upstream") == 0) {
@@ -611,6 +613,7 @@ static struct conf *conf_defaults(const char *name)
     c->upstream_connect_timeout = 5 * 1000;
     c->upstream_first_byte_timeout = 300 * 1000;
     c->stream_idle_timeout = 120 * 1000;
+    c->client_write_timeout = 60 * 1000;
     c->pool_max_idle = 64;
     c->refs = 1;
     return c;

@@ -143,6 +143,7 @@ struct conf {
     int64_t upstream_connect_timeout;
     int64_t upstream_first_byte_timeout;
     int64_t stream_idle_timeout;
+    int64_t client_write_timeout; /* a client that takes nothing of its answer this long */
 
     char *ca_file;       /* NULL: the system store */
     int pool_max_idle;   /* idle upstream connections kept per provider per worker */

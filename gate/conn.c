@@ -466,6 +466,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct gate_conn *c = arg;
 
+    if ((what & BEV_EVENT_TIMEOUT) && c->req != NULL && c->req->error == NULL)
+        c->req->error = "the client took nothing of its answer within timeouts.client_write";
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         conn_free(c);
 }
@@ -549,6 +551,14 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, CONN_IN_HIGH);
     bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
+    {
+        /* a client that takes none of its answer for this long is gone (BEV_EVENT_TIMEOUT):
+         * libevent times writing only while output waits, and each byte taken restarts it;
+         * the request then ends as for a client that left, its upstream stopped */
+        int64_t ms = w->srv->conf->client_write_timeout;
+        struct timeval wt = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, NULL, &wt);
+    }
     c->tls = w->srv->listen_ctx != NULL;
     bufferevent_enable(bev, c->tls ? EV_READ | EV_WRITE : EV_READ);
     atomic_fetch_add_explicit(&w->stats.open_conns, 1, memory_order_relaxed);
