@@ -21,7 +21,8 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
     };
     long long max = -1;
 
-    jint(limit, &max);
+    if (f != F_RUNAWAY) /* a runaway ignores every cap */
+        jint(limit, &max);
     memset(pl, 0, sizeof(*pl));
     pl->api = api;
     pl->model = cJSON_GetStringValue(jget(body, "model"));
@@ -42,6 +43,108 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
     }
     pl->usage = f != F_NO_USAGE;
     pl->malformed = f == F_MALFORMED;
+    pl->n = 1;
+    pl->reasoning = m->st.reasoning;
+    pl->absurd = m->st.absurd;
+    pl->split = m->st.split;
+    pl->cut_after = (int)m->st.cut_after;
+    pl->enc = f == F_GZIP || f == F_DEFLATE ? f : F_NONE;
+    pl->error_event = f == F_ERROR_EVENT;
+    if (pl->error_event && !tool && pl->steps > MOCK_ERROR_AFTER) /* generated before failing */
+        pl->ntok = pl->steps = MOCK_ERROR_AFTER;
+}
+
+/* Sets the plan's prompt tokens (see prompt_tokens()) and the cached part of them. */
+static void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_api api)
+{
+    pl->prompt = prompt_tokens(m, body, api);
+    pl->cached = m->st.cached < pl->prompt ? m->st.cached : pl->prompt > 0 ? pl->prompt : 0;
+}
+
+long long plan_output(const struct plan *pl)
+{
+    return (long long)pl->ntok * pl->n + pl->reasoning;
+}
+
+/*
+ * Checks body's member key, an output cap: absent, null or an integer in
+ * [lo, MOCK_CAP_MAX] passes (returns 0). Otherwise replies 400 naming the
+ * member, in the API's words, and returns -1.
+ */
+static int cap_check(struct evhttp_request *req, const cJSON *body, const char *key, long long lo,
+                     int anth)
+{
+    const cJSON *j = jget(body, key);
+    long long v = 0;
+    char msg[160];
+
+    if (!j || cJSON_IsNull(j))
+        return 0;
+    if (!jint(j, &v) || v > MOCK_CAP_MAX)
+        snprintf(msg, sizeof(msg),
+                 anth ? "%s: Input should be a valid integer"
+                      : "Invalid type for '%s': expected an integer",
+                 key);
+    else if (v < lo)
+        snprintf(msg, sizeof(msg),
+                 anth ? "%s: Input should be greater than or equal to %lld"
+                      : "Invalid '%s': integer below minimum value. Expected a value >= %lld, "
+                        "but got %lld instead.",
+                 key, lo, v);
+    else
+        return 0;
+    reply_error_param(req, anth, 400, msg, key);
+    return -1;
+}
+
+/*
+ * A non-stream request under the error-event fault: replies 500 in the API's
+ * shape and returns 1; else returns 0.
+ */
+static int plan_failed(struct evhttp_request *req, const cJSON *body, enum fault f, int anth)
+{
+    if (f != F_ERROR_EVENT || cJSON_IsTrue(jget(body, "stream")))
+        return 0;
+    reply_error(req, anth, 500, "mock: the model failed");
+    return 1;
+}
+
+/*
+ * Returns how many deltas the text of token i goes out in: 2 for every third
+ * word when the plan splits words (its halves in a and b), else 1 (the word in
+ * a). a and b hold MOCK_WORD_MAX + 1 bytes.
+ */
+static int token_parts(const struct plan *pl, int i, char *a, char *b)
+{
+    const char *w = word(i);
+
+    snprintf(a, MOCK_WORD_MAX + 1, "%s", w);
+    if (!pl->split || i % 3 != 1 || strlen(w) < 2)
+        return 1;
+    snprintf(a, MOCK_WORD_MAX + 1, "%.2s", w);
+    snprintf(b, MOCK_WORD_MAX + 1, "%s", w + 2);
+    return 2;
+}
+
+/* Adds member key to a usage object u: v, or what x-mock-usage makes the report say instead. */
+static void usage_val(cJSON *u, const char *key, const struct plan *pl, long long v)
+{
+    switch (pl->absurd) {
+    case AB_NEGATIVE:
+        cJSON_AddNumberToObject(u, key, -5);
+        break;
+    case AB_HUGE:
+        cJSON_AddNumberToObject(u, key, 1e13);
+        break;
+    case AB_FRACTION:
+        cJSON_AddNumberToObject(u, key, 10.5);
+        break;
+    case AB_STRING:
+        cJSON_AddStringToObject(u, key, "10");
+        break;
+    default:
+        cJSON_AddNumberToObject(u, key, (double)v);
+    }
 }
 
 /* Returns the tool to call, or NULL: tools non-empty, choice not "none", no tool result last. */
@@ -75,13 +178,13 @@ static cJSON *chat_usage(const struct plan *pl)
 {
     cJSON *u = cJSON_CreateObject();
 
-    cJSON_AddNumberToObject(u, "prompt_tokens", pl->prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", pl->ntok);
-    cJSON_AddNumberToObject(u, "total_tokens", pl->prompt + pl->ntok);
+    usage_val(u, "prompt_tokens", pl, pl->prompt);
+    usage_val(u, "completion_tokens", pl, plan_output(pl));
+    usage_val(u, "total_tokens", pl, pl->prompt + plan_output(pl));
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"), "cached_tokens",
-                            0);
+                            (double)pl->cached);
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
-                            "reasoning_tokens", 0);
+                            "reasoning_tokens", (double)pl->reasoning);
     return u;
 }
 
@@ -124,28 +227,34 @@ static cJSON *chat_call(cJSON *obj, const struct plan *pl, int index, int named,
     return obj;
 }
 
-/* Returns the reply, with text as the message unless the plan calls a tool. */
+/* Returns the reply: pl->n choices, each with text as its message unless the plan calls a tool. */
 static cJSON *chat_reply(const struct plan *pl, const char *text)
 {
     cJSON *r = chat_head(pl, "chat.completion");
-    cJSON *ch = jadd(cJSON_AddArrayToObject(r, "choices"), NULL, cJSON_CreateObject());
-    cJSON *msg;
+    cJSON *choices = cJSON_AddArrayToObject(r, "choices"), *ch, *msg;
+    int i;
 
-    cJSON_AddNumberToObject(ch, "index", 0);
-    msg = cJSON_AddObjectToObject(ch, "message");
-    cJSON_AddStringToObject(msg, "role", "assistant");
-    jstr(msg, "content", text); /* null with a tool call */
-    if (pl->tool)
-        chat_call(msg, pl, -1, 1, MOCK_TOOL_ARGS);
-    cJSON_AddStringToObject(ch, "finish_reason", chat_finish(pl));
+    for (i = 0; i < pl->n; i++) {
+        ch = jadd(choices, NULL, cJSON_CreateObject());
+        cJSON_AddNumberToObject(ch, "index", i);
+        msg = cJSON_AddObjectToObject(ch, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        jstr(msg, "content", text); /* null with a tool call */
+        if (pl->tool)
+            chat_call(msg, pl, -1, 1, MOCK_TOOL_ARGS);
+        cJSON_AddStringToObject(ch, "finish_reason", chat_finish(pl));
+    }
     if (pl->usage)
         jadd(r, "usage", chat_usage(pl));
     return r;
 }
 
-/* Appends a chunk with delta (freed here); a NULL delta makes the usage chunk, without choices. */
-static void chat_chunk(const struct plan *pl, struct pieces *p, cJSON *delta, const char *finish,
-                       int paced)
+/*
+ * Appends a chunk with delta (freed here) for choice i; a NULL delta makes
+ * the usage chunk, without choices. paced: PIECE_ flags.
+ */
+static void chat_chunk(const struct plan *pl, struct pieces *p, int i, cJSON *delta,
+                       const char *finish, int paced)
 {
     cJSON *c = chat_head(pl, "chat.completion.chunk"),
           *choices = cJSON_AddArrayToObject(c, "choices");
@@ -153,7 +262,7 @@ static void chat_chunk(const struct plan *pl, struct pieces *p, cJSON *delta, co
 
     if (delta) {
         ch = jadd(choices, NULL, cJSON_CreateObject());
-        cJSON_AddNumberToObject(ch, "index", 0);
+        cJSON_AddNumberToObject(ch, "index", i);
         jadd(ch, "delta", delta);
         jstr(ch, "finish_reason", finish);
     }
@@ -162,38 +271,75 @@ static void chat_chunk(const struct plan *pl, struct pieces *p, cJSON *delta, co
     piece_add(p, NULL, c, NULL, paced);
 }
 
-static void chat_step(const struct plan *pl, struct pieces *p, int k)
+/* Returns a new delta object {"content": text}. */
+static cJSON *chat_text(const char *text)
 {
     cJSON *d = cJSON_CreateObject();
 
-    if (!d)
-        return;
-    if (k == 0) {
-        cJSON_AddStringToObject(d, "role", "assistant");
-        cJSON_AddStringToObject(d, "content", "");
-        chat_chunk(pl, p, d, NULL, 0);
-    } else if (k > pl->steps) {
-        chat_chunk(pl, p, d, chat_finish(pl), 0);
+    cJSON_AddStringToObject(d, "content", text);
+    return d;
+}
+
+/* Each step makes a chunk per choice; the stream ends as OpenAI's does, or with an error. */
+static void chat_step(const struct plan *pl, struct pieces *p, int k)
+{
+    char a[MOCK_WORD_MAX + 1], b[MOCK_WORD_MAX + 1];
+    cJSON *d;
+    int i, parts;
+
+    for (i = 0; i < pl->n; i++) {
+        if (k == 0) {
+            d = cJSON_CreateObject(); /* role first, as OpenAI's */
+            cJSON_AddStringToObject(d, "role", "assistant");
+            cJSON_AddStringToObject(d, "content", "");
+            chat_chunk(pl, p, i, d, NULL, 0);
+        } else if (k > pl->steps && pl->error_event) {
+            if (i == 0)
+                piece_add(p, NULL, NULL,
+                          "data: {\"error\":{\"message\":\"mock: the model failed mid-stream\","
+                          "\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n",
+                          0);
+        } else if (k > pl->steps) {
+            chat_chunk(pl, p, i, cJSON_CreateObject(), chat_finish(pl), 0);
+        } else if (!pl->tool) {
+            parts = token_parts(pl, k - 1, a, b);
+            chat_chunk(pl, p, i, chat_text(a), NULL, PIECE_DELTA | PIECE_TOKEN);
+            if (parts == 2)
+                chat_chunk(pl, p, i, chat_text(b), NULL, PIECE_DELTA);
+        } else { /* a tool call: its name first, then its arguments */
+            chat_chunk(
+                pl, p, i,
+                chat_call(cJSON_CreateObject(), pl, 0, k == 1, k == 1 ? "" : tool_args[k - 2]),
+                NULL, PIECE_DELTA);
+        }
+    }
+    if (k > pl->steps && !pl->error_event) {
         if (pl->stream_usage)
-            chat_chunk(pl, p, NULL, NULL, 0);
+            chat_chunk(pl, p, 0, NULL, NULL, 0);
         piece_add(p, NULL, NULL, "data: [DONE]\n\n", 0);
-    } else if (!pl->tool) {
-        cJSON_AddStringToObject(d, "content", word(k - 1));
-        chat_chunk(pl, p, d, NULL, 1);
-    } else { /* a tool call: its name first, then its arguments */
-        chat_chunk(pl, p, chat_call(d, pl, 0, k == 1, k == 1 ? "" : tool_args[k - 2]), NULL, 1);
     }
 }
 
 void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok, enum fault f)
 {
-    const cJSON *limit = jget(body, "max_completion_tokens");
+    const cJSON *limit = jget(body, "max_completion_tokens"), *n = jget(body, "n");
+    long long nv = 1;
     struct plan pl;
     char *text;
 
+    if (cap_check(req, body, "max_tokens", 0, 0) ||
+        cap_check(req, body, "max_completion_tokens", 0, 0))
+        return;
+    if (n && !cJSON_IsNull(n) && (!jint(n, &nv) || nv < 1 || nv > MOCK_MAX_N)) {
+        reply_error_param(req, 0, 400, "Invalid 'n': expected an integer from 1 to 128", "n");
+        return;
+    }
+    if (plan_failed(req, body, f, 0))
+        return;
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
-    pl.prompt = prompt_tokens(m, body, TOK_API_CHAT);
+    pl.n = (int)nv;
+    plan_prompt(&pl, m, body, TOK_API_CHAT);
     pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
     usage_note(m, &pl, cJSON_IsTrue(jget(body, "stream")) ? pl.stream_usage : pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
@@ -243,13 +389,13 @@ static cJSON *resp_object(const struct plan *pl, const char *text, int done)
         cJSON_AddNullToObject(r, "usage");
     } else if (pl->usage) {
         u = cJSON_AddObjectToObject(r, "usage");
-        cJSON_AddNumberToObject(u, "input_tokens", pl->prompt);
+        usage_val(u, "input_tokens", pl, pl->prompt);
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
-                                0);
-        cJSON_AddNumberToObject(u, "output_tokens", pl->ntok);
+                                (double)pl->cached);
+        usage_val(u, "output_tokens", pl, plan_output(pl));
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
-                                "reasoning_tokens", 0);
-        cJSON_AddNumberToObject(u, "total_tokens", pl->prompt + pl->ntok);
+                                "reasoning_tokens", (double)pl->reasoning);
+        usage_val(u, "total_tokens", pl, pl->prompt + plan_output(pl));
     }
     return r;
 }
@@ -267,10 +413,16 @@ static cJSON *resp_text_event(const struct plan *pl, const char *type, int seq, 
     return e;
 }
 
-/* Events carry sequence numbers: created 0, token k k, then steps + 1 and steps + 2. */
+/*
+ * Events carry sequence numbers: created 0, then one more for each event.
+ * Before token k - 1 come k events and the extra deltas of the split words
+ * before it (token_parts() splits tokens 1, 4, 7, ...).
+ */
 static void resp_step(const struct plan *pl, struct pieces *p, int k)
 {
-    cJSON *e;
+    int seq = k + (pl->split ? k / 3 : 0), parts;
+    char a[MOCK_WORD_MAX + 1], b[MOCK_WORD_MAX + 1];
+    cJSON *e, *r;
     char *text;
 
     if (k == 0) {
@@ -278,11 +430,23 @@ static void resp_step(const struct plan *pl, struct pieces *p, int k)
         jadd(e, "response", resp_object(pl, "", 0));
         piece_event(p, e, 0);
     } else if (k <= pl->steps) {
-        piece_event(p, resp_text_event(pl, "response.output_text.delta", k, "delta", word(k - 1)),
-                    1);
+        parts = token_parts(pl, k - 1, a, b);
+        piece_event(p, resp_text_event(pl, "response.output_text.delta", seq, "delta", a),
+                    PIECE_DELTA | PIECE_TOKEN);
+        if (parts == 2)
+            piece_event(p, resp_text_event(pl, "response.output_text.delta", seq + 1, "delta", b),
+                        PIECE_DELTA);
+    } else if (pl->error_event) { /* failed, as OpenAI reports it: the response, with its error */
+        e = sse_data("response.failed", seq);
+        r = jadd(e, "response", resp_object(pl, "", 0));
+        cJSON_ReplaceItemInObjectCaseSensitive(r, "status", cJSON_CreateString("failed"));
+        cJSON_ReplaceItemInObjectCaseSensitive(r, "error", cJSON_CreateObject());
+        cJSON_AddStringToObject(jget(r, "error"), "code", "server_error");
+        cJSON_AddStringToObject(jget(r, "error"), "message", "mock: the model failed mid-stream");
+        piece_event(p, e, 0);
     } else if ((text = mock_text(pl->ntok))) {
-        piece_event(p, resp_text_event(pl, "response.output_text.done", k, "text", text), 0);
-        e = sse_data(pl->cut ? "response.incomplete" : "response.completed", k + 1);
+        piece_event(p, resp_text_event(pl, "response.output_text.done", seq, "text", text), 0);
+        e = sse_data(pl->cut ? "response.incomplete" : "response.completed", seq + 1);
         jadd(e, "response", resp_object(pl, text, 1));
         piece_event(p, e, 0);
         free(text);
@@ -295,8 +459,11 @@ void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON *body,
     struct plan pl;
     char *text;
 
+    if (cap_check(req, body, "max_output_tokens", MOCK_RESP_MIN_OUTPUT, 0) ||
+        plan_failed(req, body, f, 0))
+        return;
     plan_init(&pl, m, API_RESPONSES, body, ntok, jget(body, "max_output_tokens"), NULL, f);
-    pl.prompt = prompt_tokens(m, body, TOK_API_RESPONSES);
+    plan_prompt(&pl, m, body, TOK_API_RESPONSES);
     usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, resp_step, f);
@@ -332,7 +499,11 @@ static cJSON *msg_block(const struct plan *pl, const char *text, int done)
     return b;
 }
 
-/* Returns the message, with content when text is set (else [], for message_start). */
+/*
+ * Returns the message, with content when text is set (else [], for
+ * message_start, whose usage holds the input and output_tokens 1, as
+ * Anthropic's does). Anthropic's input_tokens leave out the cache reads.
+ */
 static cJSON *msg_object(const struct plan *pl, const char *text)
 {
     cJSON *r = cJSON_CreateObject(), *content, *u;
@@ -348,16 +519,31 @@ static cJSON *msg_object(const struct plan *pl, const char *text)
     cJSON_AddNullToObject(r, "stop_sequence");
     if (pl->usage) {
         u = cJSON_AddObjectToObject(r, "usage");
-        cJSON_AddNumberToObject(u, "input_tokens", pl->prompt);
+        usage_val(u, "input_tokens", pl, pl->prompt - pl->cached);
         cJSON_AddNumberToObject(u, "cache_creation_input_tokens", 0);
-        cJSON_AddNumberToObject(u, "cache_read_input_tokens", 0);
-        cJSON_AddNumberToObject(u, "output_tokens", text ? pl->ntok : 1);
+        cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)pl->cached);
+        if (text)
+            usage_val(u, "output_tokens", pl, plan_output(pl));
+        else
+            cJSON_AddNumberToObject(u, "output_tokens", 1);
     }
     return r;
 }
 
+/* Returns a content_block_delta event: text, or a piece of the tool call's input. */
+static cJSON *msg_delta(const struct plan *pl, const char *piece)
+{
+    cJSON *e = sse_data("content_block_delta", -1), *d;
+
+    cJSON_AddNumberToObject(e, "index", 0);
+    d = jadd(e, "delta", jtyped(pl->tool ? "input_json_delta" : "text_delta"));
+    cJSON_AddStringToObject(d, pl->tool ? "partial_json" : "text", piece);
+    return e;
+}
+
 static void msg_step(const struct plan *pl, struct pieces *p, int k)
 {
+    char a[MOCK_WORD_MAX + 1], b[MOCK_WORD_MAX + 1];
     cJSON *e, *d;
 
     if (k == 0) {
@@ -369,13 +555,20 @@ static void msg_step(const struct plan *pl, struct pieces *p, int k)
         jadd(e, "content_block", msg_block(pl, "", 0));
         piece_event(p, e, 0);
         piece_event(p, sse_data("ping", -1), 0);
+    } else if (k <= pl->steps && pl->tool) {
+        piece_event(p, msg_delta(pl, tool_args[k - 1]), PIECE_DELTA);
     } else if (k <= pl->steps) {
-        e = sse_data("content_block_delta", -1);
-        cJSON_AddNumberToObject(e, "index", 0);
-        d = jadd(e, "delta", jtyped(pl->tool ? "input_json_delta" : "text_delta"));
-        cJSON_AddStringToObject(d, pl->tool ? "partial_json" : "text",
-                                pl->tool ? tool_args[k - 1] : word(k - 1));
-        piece_event(p, e, 1);
+        if (token_parts(pl, k - 1, a, b) == 2) {
+            piece_event(p, msg_delta(pl, a), PIECE_DELTA | PIECE_TOKEN);
+            piece_event(p, msg_delta(pl, b), PIECE_DELTA);
+        } else {
+            piece_event(p, msg_delta(pl, a), PIECE_DELTA | PIECE_TOKEN);
+        }
+    } else if (pl->error_event) {
+        e = sse_data("error", -1);
+        d = jadd(e, "error", jtyped("overloaded_error"));
+        cJSON_AddStringToObject(d, "message", "Overloaded");
+        piece_event(p, e, 0);
     } else {
         e = sse_data("content_block_stop", -1);
         cJSON_AddNumberToObject(e, "index", 0);
@@ -385,7 +578,7 @@ static void msg_step(const struct plan *pl, struct pieces *p, int k)
         cJSON_AddStringToObject(d, "stop_reason", msg_stop(pl));
         cJSON_AddNullToObject(d, "stop_sequence");
         if (pl->usage)
-            cJSON_AddNumberToObject(cJSON_AddObjectToObject(e, "usage"), "output_tokens", pl->ntok);
+            usage_val(cJSON_AddObjectToObject(e, "usage"), "output_tokens", pl, plan_output(pl));
         piece_event(p, e, 0);
         piece_event(p, sse_data("message_stop", -1), 0);
     }
@@ -395,16 +588,17 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
                  enum fault f)
 {
     const cJSON *max = jget(body, "max_tokens");
-    long long v;
     struct plan pl;
     char *text;
 
-    if (!jint(max, &v) || v < 0) {
+    if (!max || cJSON_IsNull(max)) {
         reply_error(req, 1, 400, "max_tokens: Field required");
         return;
     }
+    if (cap_check(req, body, "max_tokens", 1, 1) || plan_failed(req, body, f, 1))
+        return;
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
-    pl.prompt = prompt_tokens(m, body, TOK_API_MESSAGES);
+    plan_prompt(&pl, m, body, TOK_API_MESSAGES);
     usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_step, f);

@@ -7,7 +7,6 @@ static const char *const mock_words[] = {
     " are", " as",  " with", " his", " they", " at",   " be",   " this", " have", " from", " or",
     " one", " had", " by",   " but", " not",  " what", " all",  " were", " we",   " when",
 };
-#define MOCK_WORD_MAX 8 /* no word above is longer */
 
 /* ---- text ---- */
 
@@ -171,6 +170,16 @@ void reply_json(struct evhttp_request *req, int code, cJSON *body)
 /* Sends an error reply: Anthropic's shape when anth is set, else OpenAI's. */
 void reply_error(struct evhttp_request *req, int anth, int code, const char *msg)
 {
+    reply_error_param(req, anth, code, msg, NULL);
+}
+
+/*
+ * Sends an error reply as reply_error() does; OpenAI's names the request
+ * member at fault in "param" when param is set (else null).
+ */
+void reply_error_param(struct evhttp_request *req, int anth, int code, const char *msg,
+                       const char *param)
+{
     static const struct {
         int code;
         const char *type;
@@ -196,7 +205,7 @@ void reply_error(struct evhttp_request *req, int anth, int code, const char *msg
     } else {
         cJSON_AddStringToObject(e, "message", msg);
         cJSON_AddStringToObject(e, "type", otype);
-        cJSON_AddNullToObject(e, "param");
+        jstr(e, "param", param);
         jstr(e, "code", code == 429 ? "rate_limit_exceeded" : NULL);
     }
     reply_json(req, code, r);
@@ -207,7 +216,7 @@ void reply_error(struct evhttp_request *req, int anth, int code, const char *msg
 /*
  * Prompt tokens as the provider counts them: the gate's own tokenizer and OpenAI's chat
  * formula (tokenizer/chat.c), the encoding chosen by model family, so the mock agrees with
- * the gate as a real provider should; x-mock-usage-skew (m->skew) adds a known drift.
+ * the gate as a real provider should; x-mock-usage-skew (m->st.skew) adds a known drift.
  */
 long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api)
 {
@@ -217,5 +226,5 @@ long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api)
 
     if (e == NULL || tok_count_request(e, api, body, model, 1.0, &r) != 0)
         r.tokens = 0;
-    return (long long)r.tokens + m->skew;
+    return (long long)r.tokens + m->st.skew;
 }

@@ -17,17 +17,20 @@ struct stream {
     struct evhttp_connection *evcon;
     struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
     enum smode mode;
-    struct plan pl;  /* its model and tool point into strs */
-    char *strs;      /* copies of the plan's model and tool */
-    step_fn *build;  /* NULL: the reply is what p holds (or nothing) */
-    int step;        /* next step to build */
-    struct pieces p; /* the pieces built and not sent yet */
-    size_t next;     /* next piece to send */
-    int sent_paced;  /* paced pieces sent so far */
-    int waited;      /* the pause before piece `next` is over */
-    int tries;       /* SM_RESET_WAIT: checks so far */
-    cJSON *usage;    /* its /_mock/usage entry, marked complete at the end; or NULL */
-    unsigned gen;    /* m->usage_gen when usage was taken */
+    struct plan pl;     /* its model and tool point into strs */
+    char *strs;         /* copies of the plan's model and tool */
+    step_fn *build;     /* NULL: the reply is what p holds (or nothing) */
+    int step;           /* next step to build */
+    struct pieces p;    /* the pieces built and not sent yet */
+    size_t next;        /* next piece to send */
+    int sent_paced;     /* content deltas (PIECE_DELTA) sent so far */
+    long long sent_tok; /* tokens of text (PIECE_TOKEN) sent so far */
+    long long bytes;    /* body bytes handed to the connection, after compression */
+    z_stream *z;        /* compresses the body when pl.enc is set, else NULL */
+    int waited;         /* the pause before piece `next` is over */
+    int tries;          /* SM_RESET_WAIT: checks so far */
+    cJSON *usage;       /* its /_mock/usage entry, marked complete at the end; or NULL */
+    unsigned gen;       /* m->usage_gen when usage was taken */
 };
 
 /* ---- pieces ---- */
@@ -58,7 +61,7 @@ void piece_add(struct pieces *p, const char *name, cJSON *data, const char *raw,
     }
     p->len[p->n] = evbuffer_get_length(p->buf) - before;
     p->paced[p->n++] = (unsigned char)paced;
-    if (paced && bad) {
+    if ((paced & PIECE_DELTA) && bad) {
         p->bad = NULL;
         piece_add(p, NULL, NULL, bad, 0);
     }
@@ -83,19 +86,25 @@ void piece_event(struct pieces *p, cJSON *e, int paced)
 /* ---- what replies report: /_mock/usage ---- */
 
 /*
- * Notes the usage a reply of the request being served carries (pl->prompt,
- * pl->ntok), under its x-request-id, as not sent completely yet; the entry
- * becomes m->cur_usage until the request is served. Nothing is noted without
- * an id or a usage object. A reply that does not complete may still have sent
- * part of its usage (Anthropic's message_start holds input_tokens), or none
- * (a chat stream sends it last).
+ * Notes what the provider bills for the reply of the request being served
+ * (pl->prompt, plan_output(pl)) under its x-request-id, as not sent
+ * completely yet; the entry becomes m->cur_usage until the request is
+ * served. Nothing is noted without an id. reported says whether the reply
+ * carries a usage object at all; a reply that does not complete may still
+ * have sent part of it (Anthropic's message_start holds input_tokens), or
+ * none (a chat stream sends it last). The entry:
+ * {input, output, complete, usage: reported, absurd: x-mock-usage (when the
+ * report lies), cached, reasoning, sent: tokens of text handed to the
+ * connection, bytes: body bytes handed to it (compressed, when it is),
+ * closed: the connection went (peer gone, timeout) before the reply ended}.
  */
-void usage_note(struct mock *m, const struct plan *pl, int has_usage)
+void usage_note(struct mock *m, const struct plan *pl, int reported)
 {
     cJSON *e;
 
     m->cur_usage = NULL;
-    if (!m->rid || !has_usage)
+    m->cur_text = pl->tool ? 0 : (long long)pl->ntok * pl->n;
+    if (!m->rid)
         return;
     if (m->usage_n >= MOCK_MAX_USAGE) {
         m->usage_dropped++;
@@ -105,17 +114,99 @@ void usage_note(struct mock *m, const struct plan *pl, int has_usage)
     if (!e)
         return;
     cJSON_AddNumberToObject(e, "input", (double)pl->prompt);
-    cJSON_AddNumberToObject(e, "output", pl->ntok);
+    cJSON_AddNumberToObject(e, "output", (double)plan_output(pl));
     cJSON_AddFalseToObject(e, "complete");
+    cJSON_AddBoolToObject(e, "usage", reported);
+    if (reported && pl->absurd != AB_NONE)
+        cJSON_AddStringToObject(e, "absurd", absurd_names[pl->absurd]);
+    cJSON_AddNumberToObject(e, "cached", (double)pl->cached);
+    cJSON_AddNumberToObject(e, "reasoning", (double)pl->reasoning);
+    cJSON_AddNumberToObject(e, "sent", 0);
+    cJSON_AddNumberToObject(e, "bytes", 0);
+    cJSON_AddFalseToObject(e, "closed");
     cJSON_AddItemToObject(m->usage, m->rid, e);
     m->usage_n++;
     m->cur_usage = e;
 }
 
-/* Marks an entry's reply, usage and all, handed to the connection in full. */
-void usage_complete(cJSON *e)
+/* Sets an entry's count of text tokens and bytes handed to the connection so far. */
+static void usage_sent(cJSON *e, long long sent, long long bytes)
+{
+    cJSON_SetNumberValue(jget(e, "sent"), (double)sent);
+    cJSON_SetNumberValue(jget(e, "bytes"), (double)bytes);
+}
+
+/* Marks an entry's reply, usage and all, handed to the connection in full: sent, bytes. */
+void usage_complete(cJSON *e, long long sent, long long bytes)
 {
     cJSON_ReplaceItemInObjectCaseSensitive(e, "complete", cJSON_CreateTrue());
+    usage_sent(e, sent, bytes);
+}
+
+/* ---- compression ---- */
+
+/*
+ * Starts z for Content-Encoding enc (F_GZIP: a gzip stream; F_DEFLATE: a zlib
+ * stream, which is what HTTP's "deflate" is). Returns 0, or -1 when out of memory.
+ */
+static int z_start(z_stream *z, enum fault enc)
+{
+    memset(z, 0, sizeof(*z));
+    return deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, enc == F_GZIP ? 31 : 15, 8,
+                        Z_DEFAULT_STRATEGY) == Z_OK
+               ? 0
+               : -1;
+}
+
+/*
+ * Compresses len bytes at in onto out, then flushes as flush says (Z_SYNC_FLUSH:
+ * all of it decodable now; Z_FINISH: the stream's end). Returns 0, or -1 when
+ * out of memory.
+ */
+static int z_put(z_stream *z, const void *in, size_t len, int flush, struct evbuffer *out)
+{
+    struct evbuffer_iovec v;
+    int rc;
+
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    do {
+        if (evbuffer_reserve_space(out, 16384, &v, 1) < 1)
+            return -1;
+        z->next_out = v.iov_base;
+        z->avail_out = v.iov_len > 65536 ? 65536 : (uInt)v.iov_len;
+        v.iov_len = z->avail_out;
+        rc = deflate(z, flush);
+        if (rc == Z_STREAM_ERROR)
+            return -1;
+        v.iov_len -= z->avail_out;
+        evbuffer_commit_space(out, &v, 1);
+    } while (flush == Z_FINISH ? rc != Z_STREAM_END : z->avail_out == 0 || z->avail_in > 0);
+    return 0;
+}
+
+/*
+ * Replaces what buf holds by its enc-compressed form (a whole body).
+ * Returns 0, or -1 when out of memory (buf is then left as it was).
+ */
+int z_body(struct evbuffer *buf, enum fault enc)
+{
+    struct evbuffer *out = evbuffer_new();
+    size_t len = evbuffer_get_length(buf);
+    z_stream z;
+    int rc = -1;
+
+    if (out && z_start(&z, enc) == 0) {
+        rc = z_put(&z, evbuffer_pullup(buf, -1), len, Z_FINISH, out);
+        deflateEnd(&z);
+    }
+    if (rc == 0) {
+        evbuffer_drain(buf, len);
+        evbuffer_add_buffer(buf, out);
+    }
+    if (out)
+        evbuffer_free(out);
+    return rc;
 }
 
 /* ---- replies in progress ---- */
@@ -126,6 +217,10 @@ static void stream_free(struct stream *s)
         event_free(s->ev);
     if (s->p.buf)
         evbuffer_free(s->p.buf);
+    if (s->z) {
+        deflateEnd(s->z);
+        free(s->z);
+    }
     free(s->strs);
     free(s);
 }
@@ -150,16 +245,29 @@ static int stream_fill(struct stream *s)
     return 0;
 }
 
-/* Sends the next len bytes of the pieces as one body chunk. */
+/*
+ * Sends the next len bytes of the pieces as one body chunk (compressed and
+ * flushed, when the body is), and notes what has gone in its usage entry.
+ */
 static void stream_send(struct stream *s, size_t len)
 {
-    struct evbuffer *chunk = s->m->scratch;
+    struct evbuffer *chunk = s->m->scratch, *zout = s->m->scratch2;
 
     if (len == 0) /* an empty chunk would end a chunked body */
         return;
     evbuffer_remove_buffer(s->p.buf, chunk, len);
-    evhttp_send_reply_chunk(s->req, chunk);
+    if (s->z) {
+        len = evbuffer_get_length(chunk);
+        z_put(s->z, evbuffer_pullup(chunk, -1), len, Z_SYNC_FLUSH, zout);
+        evbuffer_drain(chunk, len);
+        evbuffer_add_buffer(chunk, zout);
+    }
+    s->bytes += (long long)evbuffer_get_length(chunk);
+    if (evbuffer_get_length(chunk) > 0)
+        evhttp_send_reply_chunk(s->req, chunk);
     evbuffer_drain(chunk, evbuffer_get_length(chunk));
+    if (s->usage && s->gen == s->m->usage_gen)
+        usage_sent(s->usage, s->sent_tok, s->bytes);
 }
 
 /* Ends the reply normally and frees s. */
@@ -167,10 +275,17 @@ static void stream_finish(struct stream *s)
 {
     struct evhttp_request *req = s->req;
 
+    struct evbuffer *chunk = s->m->scratch;
+
+    if (s->z && z_put(s->z, "", 0, Z_FINISH, chunk) == 0 && evbuffer_get_length(chunk) > 0) {
+        s->bytes += (long long)evbuffer_get_length(chunk);
+        evhttp_send_reply_chunk(s->req, chunk);
+    }
+    evbuffer_drain(chunk, evbuffer_get_length(chunk));
     /* cleared first: ending the reply may free the connection, which calls closecb */
     evhttp_connection_set_closecb(s->evcon, NULL, NULL);
-    if (s->usage && s->gen == s->m->usage_gen)
-        usage_complete(s->usage);
+    if (s->usage && s->gen == s->m->usage_gen) /* the slow mode does not count tokens */
+        usage_complete(s->usage, s->pl.tool ? 0 : (long long)s->pl.ntok * s->pl.n, s->bytes);
     stream_free(s);
     evhttp_send_reply_end(req);
 }
@@ -218,7 +333,9 @@ static void stream_pump(struct stream *s)
         if (s->next == s->p.n) /* a step without pieces */
             continue;
         paced = s->p.paced[s->next];
-        if (s->mode == SM_RESET && paced && s->sent_paced * 2 >= s->pl.steps) {
+        if ((s->mode == SM_RESET && paced && s->sent_paced * 2 >= s->pl.steps) ||
+            (s->mode == SM_PACED && s->pl.cut_after >= 0 && s->sent_paced >= s->pl.cut_after &&
+             (paced || s->step > s->pl.steps + 1))) { /* x-mock-cut-after: before the end too */
             s->mode = SM_RESET_WAIT;
             stream_arm(s, 0);
             return;
@@ -227,13 +344,14 @@ static void stream_pump(struct stream *s)
             stream_arm(s, 10);
             return;
         }
-        if (paced && s->m->delay_ms > 0 && !s->waited) {
+        if ((paced & PIECE_DELTA) && s->m->delay_ms > 0 && !s->waited) {
             s->waited = 1;
             stream_arm(s, s->m->delay_ms);
             return;
         }
         s->waited = 0;
-        s->sent_paced += paced;
+        s->sent_paced += paced & PIECE_DELTA;
+        s->sent_tok += (paced & PIECE_TOKEN) != 0;
         stream_send(s, s->p.len[s->next++]);
     }
     if (s->mode == SM_RESET) { /* nothing paced: reset at the end */
@@ -288,6 +406,8 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 {
     struct stream *s = arg;
 
+    if (s->usage && s->gen == s->m->usage_gen)
+        cJSON_ReplaceItemInObjectCaseSensitive(s->usage, "closed", cJSON_CreateTrue());
     if (evhttp_request_get_connection(s->req) == NULL)
         evhttp_request_free(s->req);
     stream_free(s);
@@ -317,6 +437,13 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         s->p.buf = evbuffer_new();
     if (s && s->p.buf && pl) /* the body they point into goes when the request is served */
         s->strs = malloc(mlen + tlen);
+    if (s && s->strs && pl->enc != F_NONE &&
+        (!(s->z = malloc(sizeof(*s->z))) || z_start(s->z, pl->enc) < 0)) {
+        free(s->z);
+        s->z = NULL;
+        free(s->strs);
+        s->strs = NULL;
+    }
     if (!s || !s->ev || !s->p.buf || (pl && !s->strs)) {
         if (s)
             stream_free(s);
@@ -346,6 +473,8 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
     if (build) {
         evhttp_add_header(oh, "Content-Type", "text/event-stream");
         evhttp_add_header(oh, "Cache-Control", "no-cache");
+        if (s->z)
+            evhttp_add_header(oh, "Content-Encoding", fault_names[s->pl.enc]);
         evhttp_send_reply_start(req, 200, NULL);
     } else if (raw) {
         piece_add(&s->p, NULL, NULL, raw, 0);
@@ -360,15 +489,25 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         stream_pump(s);
 }
 
-/* Sends a non-stream JSON body (freed here; NULL: out of memory) as the fault f asks. */
+/*
+ * Sends a non-stream JSON body (freed here; NULL: out of memory) as the fault
+ * f asks: gzip and deflate compress it.
+ */
 void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f)
 {
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
     char *s;
+    int made;
 
     if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
-        if (body && m->cur_usage)
-            usage_complete(m->cur_usage);
-        reply_json(req, 200, body);
+        made = json_print(out, body) == 0;
+        cJSON_Delete(body);
+        if (made && (f == F_GZIP || f == F_DEFLATE) && (made = z_body(out, f) == 0))
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
+                              fault_names[f]);
+        if (made && m->cur_usage)
+            usage_complete(m->cur_usage, m->cur_text, (long long)evbuffer_get_length(out));
+        reply_send(req, 200, made);
         return;
     }
     s = body ? cJSON_PrintUnformatted(body) : NULL;

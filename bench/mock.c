@@ -7,7 +7,8 @@
  * x-mock-usage-skew: N adds N to every prompt token count (a provider that
  * counts differently from the gate).
  * Request headers steer a reply: x-mock-tokens (reply length), x-mock-fault
- * (see fault_names) and x-mock-status (forced error status). /_mock/stats,
+ * (see fault_names), x-mock-status (forced error status) and those that
+ * steer_parse() reads; usage() lists them all. /_mock/stats,
  * /_mock/last, /_mock/usage and /_mock/reset are hooks for tests. Linux only (see
  * stream_drop and SIOCOUTQ).
  *
@@ -18,10 +19,62 @@
 #include "mock.h"
 
 const char *const fault_names[F_COUNT] = {
-    [F_500] = "500",           [F_429] = "429",   [F_RESET] = "reset",
-    [F_HANG] = "hang",         [F_SLOW] = "slow", [F_MALFORMED] = "malformed",
+    [F_500] = "500",
+    [F_429] = "429",
+    [F_RESET] = "reset",
+    [F_HANG] = "hang",
+    [F_SLOW] = "slow",
+    [F_MALFORMED] = "malformed",
     [F_NO_USAGE] = "no-usage",
+    [F_RUNAWAY] = "runaway",
+    [F_GZIP] = "gzip",
+    [F_DEFLATE] = "deflate",
+    [F_ERROR_EVENT] = "error-event",
 };
+
+const char *const absurd_names[AB_COUNT] = {
+    [AB_NEGATIVE] = "negative",
+    [AB_HUGE] = "huge",
+    [AB_FRACTION] = "fraction",
+    [AB_STRING] = "string",
+};
+
+/*
+ * Reads the x-mock- headers that steer a reply's content into st (see
+ * usage()). Returns NULL, or the error message for a header that is not
+ * understood (st is then partly filled).
+ */
+static const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
+{
+    const char *skew = evhttp_find_header(ih, "x-mock-usage-skew");
+    const char *cut = evhttp_find_header(ih, "x-mock-cut-after");
+    const char *absurd = evhttp_find_header(ih, "x-mock-usage");
+    const char *cached = evhttp_find_header(ih, "x-mock-cached");
+    const char *reasoning = evhttp_find_header(ih, "x-mock-reasoning");
+    const char *split = evhttp_find_header(ih, "x-mock-split");
+    long on = 0;
+    size_t i;
+
+    memset(st, 0, sizeof(*st));
+    st->cut_after = -1;
+    for (i = 1; absurd && i < AB_COUNT; i++)
+        if (strcasecmp(absurd, absurd_names[i]) == 0)
+            st->absurd = (enum absurd)i;
+    if (skew && parse_long(skew, -1000000, 1000000, &st->skew) < 0)
+        return "mock: bad x-mock-usage-skew";
+    if (cut && parse_long(cut, 0, MOCK_RUNAWAY_MAX, &st->cut_after) < 0)
+        return "mock: bad x-mock-cut-after";
+    if (absurd && st->absurd == AB_NONE)
+        return "mock: x-mock-usage must be negative, huge, fraction or string";
+    if (cached && parse_long(cached, 0, 100000000, &st->cached) < 0)
+        return "mock: bad x-mock-cached";
+    if (reasoning && parse_long(reasoning, 0, 100000000, &st->reasoning) < 0)
+        return "mock: bad x-mock-reasoning";
+    if (split && parse_long(split, 0, 1, &on) < 0)
+        return "mock: x-mock-split must be 0 or 1";
+    st->split = (int)on;
+    return NULL;
+}
 
 /* ---- embeddings and models ---- */
 
@@ -48,7 +101,7 @@ static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSO
 {
     const cJSON *in = jget(body, "input"), *e;
     const char *model = cJSON_GetStringValue(jget(body, "model"));
-    long long id, prompt = m->skew; /* a string counts its tokens, a token array its length */
+    long long id, prompt = m->st.skew; /* a string counts its tokens, a token array its length */
     const tok_enc *enc = tok_encoding(tok_encoding_for_model(model));
     int single = cJSON_IsString(in) || (jarr(in) && jint(in->child, &id));
     size_t i, n = single ? 1 : (size_t)cJSON_GetArraySize(jarr(in));
@@ -282,8 +335,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *fname = evhttp_find_header(ih, "x-mock-fault");
     const char *status = evhttp_find_header(ih, "x-mock-status");
     const char *tokens = evhttp_find_header(ih, "x-mock-tokens");
-    const char *skew = evhttp_find_header(ih, "x-mock-usage-skew");
-    long code = 0, ntok = m->ntokens, skewv = 0;
+    const char *bad;
+    long code = 0, ntok = m->ntokens;
     int anth, ep = -1;
     enum fault f = F_NONE;
     size_t i;
@@ -308,21 +361,21 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, anth, 400, "mock: unknown x-mock-fault");
     } else if (status && parse_long(status, 200, 599, &code) < 0) {
         reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
-    } else if (tokens && parse_long(tokens, 0, MOCK_MAX_TOKENS, &ntok) < 0) {
+    } else if (tokens && parse_long(tokens, 0, f == F_RUNAWAY ? MOCK_RUNAWAY_MAX : MOCK_MAX_TOKENS,
+                                    &ntok) < 0) {
         reply_error(req, anth, 400, "mock: bad x-mock-tokens");
-    } else if (skew && parse_long(skew, -1000000, 1000000, &skewv) < 0) {
-        reply_error(req, anth, 400, "mock: bad x-mock-usage-skew");
+    } else if ((bad = steer_parse(ih, &m->st))) {
+        reply_error(req, anth, 400, bad);
     } else if (code || f == F_500 || f == F_429) {
         code = code ? code : f == F_500 ? 500 : 429;
         reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
     } else {
-        m->skew = skewv;
         m->rid = evhttp_find_header(ih, "x-request-id");
         serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
-        m->skew = 0;
         m->rid = NULL;
         m->cur_usage = NULL;
     }
+    memset(&m->st, 0, sizeof(m->st)); /* embeddings and count_tokens read its skew */
 }
 
 /* ---- setup ---- */
@@ -410,17 +463,39 @@ static int write_port_file(const char *path, int port)
     return fclose(fp) == 0 && rename(tmp, path) == 0 ? 0 : -1;
 }
 
-static void usage(void)
+/* Prints the usage, to stdout for --help (rc 0), else to stderr, and exits with rc. */
+static void usage(int rc)
 {
-    fprintf(stderr,
-            "usage: tokengate-mock [--listen HOST:PORT] [--tokens N] [--delay-ms D]\n"
-            "                      [--tls-cert FILE --tls-key FILE] [--port-file FILE]\n"
-            "  --listen     IPv4 address (or localhost) and port; default 127.0.0.1:9099, 0: any\n"
-            "  --tokens     default reply length in tokens (default 16, max 100000)\n"
-            "  --delay-ms   pause before each streamed token (default 0)\n"
-            "  --tls-cert, --tls-key  serve HTTPS with these PEM files\n"
-            "  --port-file  also write the bound port to FILE\n");
-    exit(2);
+    fprintf(
+        rc ? stderr : stdout,
+        "usage: tokengate-mock [--listen HOST:PORT] [--tokens N] [--delay-ms D]\n"
+        "                      [--tls-cert FILE --tls-key FILE] [--port-file FILE]\n"
+        "  --listen     IPv4 address (or localhost) and port; default 127.0.0.1:9099, 0: any\n"
+        "  --tokens     default reply length in tokens (default 16, max 100000)\n"
+        "  --delay-ms   pause before each streamed token (default 0)\n"
+        "  --tls-cert, --tls-key  serve HTTPS with these PEM files\n"
+        "  --port-file  also write the bound port to FILE\n"
+        "request headers that steer a reply:\n"
+        "  x-mock-tokens: N        reply length in tokens (max 100000; 10000000 with runaway)\n"
+        "  x-mock-status: CODE     reply with this error status\n"
+        "  x-mock-fault: 500|429|reset|hang|slow|malformed|no-usage, or\n"
+        "    runaway      ignore max_tokens/max_completion_tokens/max_output_tokens: stream\n"
+        "                 x-mock-tokens tokens or until the client goes; non-stream: all of it\n"
+        "    gzip|deflate the body (the whole event stream) compressed, Content-Encoding set,\n"
+        "                 whatever accept-encoding says\n"
+        "    error-event  a stream fails after 3 deltas with the API's own error event\n"
+        "                 (chat data: {\"error\"}, response.failed, event: error); non-stream: "
+        "500\n"
+        "  x-mock-cut-after: N     reset (RST) a stream after N content deltas, before its end\n"
+        "  x-mock-usage: negative|huge|fraction|string  the final usage reports input and\n"
+        "                          output as -5, 1e13, 10.5 or \"10\"\n"
+        "  x-mock-usage-skew: N    add N to every prompt token count\n"
+        "  x-mock-cached: N        N prompt tokens were cache reads (at most the prompt)\n"
+        "  x-mock-reasoning: N     N more output tokens, reported as reasoning\n"
+        "  x-mock-split: 1         every third word goes out in two deltas\n"
+        "hooks: GET /_mock/stats, /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
+        "  complete, usage, absurd, cached, reasoning, sent, bytes, closed); POST /_mock/reset\n");
+    exit(rc);
 }
 
 /*
@@ -477,13 +552,10 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"tokens", required_argument, NULL, 't'},
-        {"delay-ms", required_argument, NULL, 'd'},
-        {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'k'},
-        {"port-file", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},   {"tokens", required_argument, NULL, 't'},
+        {"delay-ms", required_argument, NULL, 'd'}, {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},  {"port-file", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *listen_on = "127.0.0.1:9099", *cert = NULL, *key = NULL, *port_file = NULL;
     struct mock m = {.ntokens = 16};
@@ -495,14 +567,16 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if ((opt == 't' && parse_long(optarg, 0, MOCK_MAX_TOKENS, &tokens) < 0) ||
             (opt == 'd' && parse_long(optarg, 0, 3600000, &delay) < 0) || opt == '?')
-            usage();
+            usage(2);
+        if (opt == 'h')
+            usage(0);
         listen_on = opt == 'l' ? optarg : listen_on;
         cert = opt == 'c' ? optarg : cert;
         key = opt == 'k' ? optarg : key;
         port_file = opt == 'p' ? optarg : port_file;
     }
     if (optind != argc || !cert != !key || parse_listen(listen_on, &sin) < 0)
-        usage();
+        usage(2);
     m.ntokens = (int)tokens;
     m.delay_ms = (int)delay;
 
@@ -514,10 +588,11 @@ int main(int argc, char **argv)
     m.last_headers = evbuffer_new();
     m.last_body = evbuffer_new();
     m.scratch = evbuffer_new();
+    m.scratch2 = evbuffer_new();
     if (cert && !(ctx = tls_ctx_new(cert, key)))
         fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
     else if (!m.base || !m.by_path || !m.usage || !m.last_path || !m.last_headers || !m.last_body ||
-             !m.scratch)
+             !m.scratch || !m.scratch2)
         fprintf(stderr, "tokengate-mock: out of memory\n");
     else
         rc = mock_run(&m, &sin, ctx, port_file);
@@ -532,6 +607,8 @@ int main(int argc, char **argv)
         evbuffer_free(m.last_body);
     if (m.scratch)
         evbuffer_free(m.scratch);
+    if (m.scratch2)
+        evbuffer_free(m.scratch2);
     if (m.base)
         event_base_free(m.base);
     return rc;

@@ -23,6 +23,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <zlib.h>
 
 #include <cjson/cJSON.h>
 #include "tokenizer/chat.h"
@@ -46,7 +47,13 @@
 #define MOCK_SLOW_BYTES 16          /* slow fault: bytes per write, */
 #define MOCK_SLOW_MS 200            /* and the pause between writes */
 #define MOCK_TOOL_TOKENS 8          /* completion tokens charged for a tool call */
+#define MOCK_WORD_MAX 8             /* no word of the reply text (mock-json.c) is longer */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
+#define MOCK_RUNAWAY_MAX 10000000 /* x-mock-tokens under the runaway fault */
+#define MOCK_MAX_N 128            /* chat: most choices (n) a request may ask for */
+#define MOCK_ERROR_AFTER 3        /* error-event: content deltas before the error */
+#define MOCK_RESP_MIN_OUTPUT 16   /* responses: least max_output_tokens, as OpenAI's */
+#define MOCK_CAP_MAX 2147483647   /* caps above this are refused, as the real APIs' int32 */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 enum fault {
@@ -68,6 +75,20 @@ extern const char *const fault_names[F_COUNT]; /* x-mock-fault values, by fault 
 
 enum api { API_CHAT, API_RESPONSES, API_MESSAGES };
 
+/* x-mock-usage: how the final usage report lies (input and output alike). */
+enum absurd { AB_NONE, AB_NEGATIVE, AB_HUGE, AB_FRACTION, AB_STRING, AB_COUNT };
+extern const char *const absurd_names[AB_COUNT]; /* x-mock-usage values, by absurd */
+
+/* What the request headers ask of one reply, besides its fault and length. */
+struct steer {
+    long skew;          /* x-mock-usage-skew: added to every prompt count */
+    long cut_after;     /* x-mock-cut-after: reset a stream after N content deltas; -1 never */
+    enum absurd absurd; /* x-mock-usage */
+    long cached;        /* x-mock-cached: prompt tokens read from a cache */
+    long reasoning;     /* x-mock-reasoning: output tokens spent reasoning */
+    int split;          /* x-mock-split: every third word goes out in two deltas */
+};
+
 /* Server state, passed to every callback; nothing here is global. */
 struct mock {
     struct event_base *base;
@@ -81,12 +102,14 @@ struct mock {
     struct evbuffer *last_headers; /* its "name\0value\0" pairs */
     struct evbuffer *last_body;    /* and its body and a NUL */
     struct evbuffer *scratch;      /* empty between uses */
-    long skew;                     /* x-mock-usage-skew of the request being served */
+    struct evbuffer *scratch2;     /* empty between uses */
+    struct steer st;               /* what the request being served asks */
     const char *rid;               /* x-request-id of the request being served, or NULL */
     cJSON *usage;                  /* x-request-id -> usage of a reply: see usage_note() */
     long usage_n, usage_dropped;   /* entries in usage; entries past MOCK_MAX_USAGE */
     unsigned usage_gen;            /* bumped by /_mock/reset, which frees the entries */
     cJSON *cur_usage;              /* the entry of the request being served, or NULL */
+    long long cur_text;            /* its reply's tokens of text (see usage_note()) */
 };
 
 /*
@@ -99,22 +122,37 @@ struct plan {
     char id[48];  /* chatcmpl-mock-N, resp_mock_N, msg_mock_N */
     char id2[48]; /* call_mock_N, msg_mock_N (output item), toolu_mock_N */
     long long created;
-    long long prompt; /* P, see prompt_tokens() */
-    int ntok;         /* C, completion tokens */
-    int cut;          /* C was limited by the request's max tokens */
-    const char *tool; /* reply with a call to this tool instead of text */
-    int steps;        /* paced steps (tokens or tool call pieces) of a stream */
-    int usage;        /* 0 under the no-usage fault */
-    int stream_usage; /* chat: a usage chunk was asked for and usage is on */
-    int malformed;    /* slip bad_events[api] into the stream */
+    long long prompt;    /* P, see prompt_tokens() */
+    int ntok;            /* C, completion tokens */
+    int cut;             /* C was limited by the request's max tokens */
+    const char *tool;    /* reply with a call to this tool instead of text */
+    int steps;           /* paced steps (tokens or tool call pieces) of a stream */
+    int usage;           /* 0 under the no-usage fault */
+    int stream_usage;    /* chat: a usage chunk was asked for and usage is on */
+    int malformed;       /* slip bad_events[api] into the stream */
+    int n;               /* chat: choices, each of ntok tokens; 1 elsewhere */
+    long long cached;    /* of prompt, read from a cache */
+    long long reasoning; /* output tokens spent reasoning, counted in the output */
+    enum absurd absurd;  /* the final usage reports this instead of the counts */
+    int split;           /* every third word goes out in two deltas */
+    int error_event;     /* a stream ends with an error event after its steps */
+    int cut_after;       /* a stream is reset after this many content deltas; -1: never */
+    enum fault enc;      /* F_GZIP or F_DEFLATE: the body is compressed; else F_NONE */
 };
 
-#define MOCK_PIECES 8 /* pieces one step may make */
+/* Returns the output tokens a plan bills: its text over all choices and its reasoning. */
+long long plan_output(const struct plan *pl);
+
+#define MOCK_PIECES (2 * MOCK_MAX_N + 4) /* pieces one step may make */
+
+/* What a piece is, for pacing and counting (struct pieces.paced). */
+#define PIECE_DELTA 1 /* content: waits --delay-ms, counts for x-mock-cut-after */
+#define PIECE_TOKEN 2 /* it starts a token of text: counts in /_mock/usage "sent" */
 
 /*
  * The pieces (SSE events, or one raw body) of one step of a reply, stored
- * back to back in buf. A paced piece (a token) waits --delay-ms before it is
- * sent. Pieces past MOCK_PIECES are dropped.
+ * back to back in buf, each with its PIECE_ flags in paced. Pieces past
+ * MOCK_PIECES are dropped.
  */
 struct pieces {
     struct evbuffer *buf;
@@ -154,6 +192,8 @@ int json_print(struct evbuffer *out, cJSON *j);
 void reply_send(struct evhttp_request *req, int code, int made);
 void reply_json(struct evhttp_request *req, int code, cJSON *body);
 void reply_error(struct evhttp_request *req, int anth, int code, const char *msg);
+void reply_error_param(struct evhttp_request *req, int anth, int code, const char *msg,
+                       const char *param);
 long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api);
 
 /* mock-stream.c */
@@ -161,7 +201,8 @@ void piece_add(struct pieces *p, const char *name, cJSON *data, const char *raw,
 cJSON *sse_data(const char *type, int seq);
 void piece_event(struct pieces *p, cJSON *e, int paced);
 void usage_note(struct mock *m, const struct plan *pl, int has_usage);
-void usage_complete(cJSON *e);
+void usage_complete(cJSON *e, long long sent, long long bytes);
+int z_body(struct evbuffer *buf, enum fault enc);
 void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
                   const struct plan *pl, step_fn *build, const char *raw);
 void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f);
