@@ -461,7 +461,7 @@ test('the output cap: a request without one is forwarded with the headroom writt
 
   await checkWritten(EP.responses, {}, 'max_output_tokens');
   await checkWritten(EP.responses, { max_output_tokens: 1000000 }, 'max_output_tokens');
-  await checkUnchanged(EP.responses, { max_output_tokens: 7 });
+  await checkUnchanged(EP.responses, { max_output_tokens: 16 });
 
   await checkWritten(EP.messages, {}, 'max_tokens', ['max_tokens']);
   await checkWritten(EP.messages, { max_tokens: 1000000 }, 'max_tokens');
