@@ -247,13 +247,19 @@ int tcount_output_above(struct gate_req *req, uint64_t limit)
         count_pending(tc, cut);
     if (calibrated(tc, tc->output) > limit)
         return 1;
-    if (tc->pending_len == 0 || (tc->peeked != 0 && tc->added < tc->peeked + TCOUNT_PEEK_BYTES))
+    if (tc->pending_len == 0 || tc->added < tc->peek_at)
         return 0;
     /* the rest, without consuming it: its last piece may still grow */
-    tc->peeked = tc->added;
     if (tok_count(tc->enc, tc->pending, tc->pending_len, 0, &k) != 0)
         return 0;
-    return calibrated(tc, tc->output + k) > limit;
+    uint64_t n = calibrated(tc, tc->output + k);
+    if (n > limit)
+        return 1;
+    /* no token is shorter than a byte: it takes limit - n more bytes to pass the limit
+     * (calibrated counts grow faster than their bytes by the factor) */
+    double step = (double)(limit - n) / (tc->approximate && tc->factor > 1.0 ? tc->factor : 1.0);
+    tc->peek_at = tc->added + (step < 1.0 ? 1 : (uint64_t)step);
+    return 0;
 }
 
 static struct tcount_drift_entry *drift_slot(struct tcount_drift *d, const char *model)

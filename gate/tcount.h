@@ -33,7 +33,7 @@ struct tcount {
     size_t pending_len;
     size_t pending_cap;
     uint64_t added;      /* output bytes taken so far */
-    uint64_t peeked;     /* added at the last look at the pending text's tokens */
+    uint64_t peek_at;    /* the pending text's tokens are looked at again once added is here */
 };
 
 /* Drift by model: what /status shows. One per worker; the mutex is taken once per request. */
@@ -70,15 +70,12 @@ void tcount_body(struct gate_req *req, const cJSON *doc);
  * (its markup counts too, so this is no less than the text it holds). */
 void tcount_text(struct gate_req *req, const char *s, size_t n);
 
-/* Pending text is looked at again for its tokens after this many new bytes, at most. */
-#define TCOUNT_PEEK_BYTES 256
-
 /*
  * Whether the output counted so far, pending text included and approximate counts calibrated,
  * is above limit tokens. Cheap while far below: no token is shorter than a byte, so pending
- * text is only counted once its bytes could pass the limit, and then again only after
- * TCOUNT_PEEK_BYTES more have come. A count never runs ahead of the final one by more than the
- * one piece a full buffer may split.
+ * text is only counted once its bytes could pass the limit, and after a count that is short of
+ * it by d tokens, again only once d more bytes have come. Exact to the event: it says yes on
+ * the first event whose text takes the count past limit.
  */
 int tcount_output_above(struct gate_req *req, uint64_t limit);
 
