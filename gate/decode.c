@@ -12,7 +12,9 @@
 struct decode {
     z_stream z;
     enum decode_kind kind;
-    int started;  /* some input was taken: the raw-deflate retry is no longer possible */
+    int started;  /* deflate: whether it is zlib-wrapped or raw has been decided */
+    unsigned char head[2]; /* deflate: its first bytes, until that is decided */
+    int nhead;
     int done;
     const char *error;
 };
@@ -75,16 +77,12 @@ static int fail(struct decode *d, const char *why)
     return -1;
 }
 
-int decode_feed(struct decode *d, const char *data, size_t len, size_t cap, decode_cb cb,
-                void *arg)
+/* Inflates len bytes; total counts what came out of this decode_feed call. */
+static int inflate_some(struct decode *d, const char *data, size_t len, size_t cap,
+                        size_t *total, decode_cb cb, void *arg)
 {
     char out[DECODE_PIECE];
-    size_t total = 0;
 
-    if (len == 0)
-        return 0;
-    if (d->done)
-        return fail(d, "data after the end of the compressed body");
     d->z.next_in = (Bytef *)(uintptr_t)data;
     d->z.avail_in = (uInt)len;
     d->z.avail_out = 0;
@@ -94,16 +92,6 @@ int decode_feed(struct decode *d, const char *data, size_t len, size_t cap, deco
         d->z.next_out = (Bytef *)out;
         d->z.avail_out = sizeof(out);
         int rc = inflate(&d->z, Z_NO_FLUSH);
-        if (rc == Z_DATA_ERROR && d->kind == DECODE_DEFLATE && !d->started) {
-            inflateEnd(&d->z);
-            if (start(d, 1) < 0)
-                return fail(d, "out of memory");
-            d->started = 1;
-            d->z.next_in = (Bytef *)(uintptr_t)data;
-            d->z.avail_in = (uInt)len;
-            continue;
-        }
-        d->started = 1;
         if (rc == Z_STREAM_END)
             d->done = 1;
         else if (rc == Z_MEM_ERROR)
@@ -113,8 +101,8 @@ int decode_feed(struct decode *d, const char *data, size_t len, size_t cap, deco
         size_t n = sizeof(out) - d->z.avail_out;
         if (n == 0 && rc == Z_BUF_ERROR)
             break; /* needs more input */
-        total += n;
-        if (total > cap)
+        *total += n;
+        if (*total > cap)
             return fail(d, "the compressed body expands past the limit");
         if (n > 0 && cb(arg, out, n) < 0)
             return fail(d, "");
@@ -122,6 +110,38 @@ int decode_feed(struct decode *d, const char *data, size_t len, size_t cap, deco
     if (d->done && d->z.avail_in > 0)
         return fail(d, "data after the end of the compressed body");
     return 0;
+}
+
+int decode_feed(struct decode *d, const char *data, size_t len, size_t cap, decode_cb cb,
+                void *arg)
+{
+    size_t total = 0;
+
+    if (len == 0)
+        return 0;
+    if (d->done)
+        return fail(d, "data after the end of the compressed body");
+    if (d->kind == DECODE_DEFLATE && !d->started) {
+        /* zlib-wrapped or raw: the first two bytes tell (RFC 1950's header check) */
+        while (d->nhead < 2 && len > 0) {
+            d->head[d->nhead++] = (unsigned char)*data++;
+            len--;
+        }
+        if (d->nhead < 2)
+            return 0;
+        d->started = 1;
+        int zlib = (d->head[0] & 0x0f) == 8 && ((d->head[0] << 8) | d->head[1]) % 31 == 0;
+        if (!zlib) {
+            inflateEnd(&d->z);
+            if (start(d, 1) < 0)
+                return fail(d, "out of memory");
+        }
+        if (inflate_some(d, (const char *)d->head, 2, cap, &total, cb, arg) < 0)
+            return -1;
+        if (len == 0)
+            return 0;
+    }
+    return inflate_some(d, data, len, cap, &total, cb, arg);
 }
 
 int decode_done(const struct decode *d)

@@ -11,6 +11,7 @@
  * before a new minute, hour, day and month all begin (in UTC, which the tests set in TZ).
  */
 #include <check.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,6 +436,10 @@ START_TEST(cost_rounding)
     ck_assert_int_eq(budget_cost(&tiny, 10, 0, 0, 0), 1);
     ck_assert_int_eq(budget_cost(&tiny, 11, 0, 0, 0), 2);
     ck_assert_int_eq(budget_cost(&tiny, 0, 0, 0, 0), 0);
+    /* absurd counts never wrap to a small or negative cost: held at the largest */
+    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 9000000000000000LL), INT64_MAX);
+    ck_assert_int_eq(budget_cost(&p, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX), INT64_MAX);
+    ck_assert_int_eq(budget_cost(&p, -5, 0, 0, 1000000), 10000000000LL);
     /* no price: nothing */
     ck_assert_int_eq(budget_cost(NULL, 1000, 0, 0, 1000), 0);
     ck_assert_int_eq(budget_cost(&unset, 1000, 0, 0, 1000), 0);

@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,6 +352,94 @@ START_TEST(event_for_other_endpoint)
 }
 END_TEST
 
+
+START_TEST(final_only_when_last)
+{
+    struct usage u = {0};
+
+    /* message_start's output_tokens is a placeholder: not final */
+    from_event(EP_MESSAGES, "message_start",
+               "{\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,"
+               "\"output_tokens\":1}}}",
+               &u);
+    ck_assert_int_eq(u.have, 1);
+    ck_assert_int_eq(u.final, 0);
+    from_event(EP_MESSAGES, "message_delta",
+               "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":42}}", &u);
+    ck_assert_int_eq(u.final, 1);
+    check_usage(&u, 10, 42, 0, 0);
+
+    /* chat: a running usage in a chunk that does not finish is not final; the usage chunk is */
+    struct usage c = {0};
+    from_event(EP_CHAT, "",
+               "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":"
+               "null}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}",
+               &c);
+    ck_assert_int_eq(c.have, 1);
+    ck_assert_int_eq(c.final, 0);
+    ck_assert_int_eq(from_event(EP_CHAT, "",
+                                "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
+                                "\"completion_tokens\":9}}",
+                                &c),
+                     1);
+    ck_assert_int_eq(c.final, 1);
+
+    /* responses: only the closing events carry final usage */
+    struct usage r = {0};
+    from_event(EP_RESPONSES, "response.created",
+               "{\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}", &r);
+    ck_assert_int_eq(r.have, 0);
+    from_event(EP_RESPONSES, "response.failed",
+               "{\"response\":{\"status\":\"failed\",\"usage\":{\"input_tokens\":3,"
+               "\"output_tokens\":4}}}",
+               &r);
+    ck_assert_int_eq(r.final, 1);
+    check_usage(&r, 3, 4, 0, 0);
+
+    /* a whole body's usage is final */
+    struct usage b = {0};
+    from_body(EP_CHAT, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", &b);
+    ck_assert_int_eq(b.final, 1);
+    ck_assert_ptr_null(b.bad);
+}
+END_TEST
+
+START_TEST(absurd_counts_are_bad)
+{
+    static const char *const values[] = {"-5", "10000000000000", "10.5", "\"10\"", "true",
+                                         "1e300", "{}"};
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char text[200];
+        struct usage u = {0};
+        snprintf(text, sizeof(text),
+                 "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":%s}}", values[i]);
+        from_body(EP_CHAT, text, &u);
+        ck_assert_msg(u.bad != NULL && strcmp(u.bad, "completion_tokens") == 0,
+                      "%s was trusted", values[i]);
+        ck_assert_int_eq(u.output, 0);
+        ck_assert_int_eq(u.input, 7);
+    }
+    /* null and absent are no report of that field, not a bad one */
+    struct usage n = {0};
+    from_body(EP_CHAT, "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":null}}", &n);
+    ck_assert_ptr_null(n.bad);
+    /* parts larger than the whole */
+    struct usage p = {0};
+    from_body(EP_CHAT,
+              "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1,"
+              "\"prompt_tokens_details\":{\"cached_tokens\":9}}}",
+              &p);
+    ck_assert_str_eq(p.bad, "cached_tokens");
+    /* up to 10^12 is a count */
+    struct usage big = {0};
+    from_body(EP_RESPONSES,
+              "{\"usage\":{\"input_tokens\":1000000000000,\"output_tokens\":1}}", &big);
+    ck_assert_ptr_null(big.bad);
+    ck_assert_int_eq(big.input, 1000000000000LL);
+}
+END_TEST
+
 static Suite *usage_suite(void)
 {
     Suite *s = suite_create("usage");
@@ -373,6 +462,8 @@ static Suite *usage_suite(void)
     tcase_add_test(tc, anthropic_stream_delta_with_input);
     tcase_add_test(tc, responses_stream);
     tcase_add_test(tc, event_for_other_endpoint);
+    tcase_add_test(tc, final_only_when_last);
+    tcase_add_test(tc, absurd_counts_are_bad);
     suite_add_tcase(s, tc);
     return s;
 }
