@@ -1285,7 +1285,8 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
     evbuffer_drain(m->last_path, evbuffer_get_length(m->last_path));
     evbuffer_add(m->last_path, path, strlen(path) + 1);
     /* then the request target as sent, query included, and a NUL: /_mock/last's "uri" */
-    evbuffer_add(m->last_path, evhttp_request_get_uri(req), strlen(evhttp_request_get_uri(req)) + 1);
+    evbuffer_add(m->last_path, evhttp_request_get_uri(req),
+                 strlen(evhttp_request_get_uri(req)) + 1);
     evbuffer_drain(m->last_headers, evbuffer_get_length(m->last_headers));
     TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
     {

@@ -148,8 +148,7 @@ static void conn_refuse(struct gate_conn *c, enum apierr kind, const char *msg)
         c->req->method = c->rp.parser.method; /* for HEAD, no body */
     req_guess_format(c->req);
     if (kind == APIERR_BAD_HTTP && msg == NULL) {
-        snprintf(buf, sizeof(buf), "malformed HTTP request: %s",
-                 reqparse_reason(&c->rp));
+        snprintf(buf, sizeof(buf), "malformed HTTP request: %s", reqparse_reason(&c->rp));
         msg = arena_strndup(c->req->arena, buf, strlen(buf));
     }
     req_fail(c->req, kind, msg);

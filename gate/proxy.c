@@ -247,9 +247,9 @@ static int only_space(const char *p, const char *end)
 }
 
 /* C0 controls (NUL aside: jsonedit_has_nul) and DEL, which no model name holds */
-#define CONTROL_CHARS                                                                          \
-    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18" \
-    "\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
+#define CONTROL_CHARS                                                                              \
+    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"                                \
+    "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
 
 /* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
  * answering the client itself. Runs with cJSON allocating from the request's arena. */

@@ -306,8 +306,7 @@ enum reqparse_step reqparse_exec(struct reqparse *rp, const char *data, size_t l
     *used = len;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
         *used = (size_t)(llhttp_get_error_pos(&rp->parser) - data);
-    if (rp->in_head && (err == HPE_OK || rp->head_done) &&
-        head_line_endings(rp, data, *used) < 0) {
+    if (rp->in_head && (err == HPE_OK || rp->head_done) && head_line_endings(rp, data, *used) < 0) {
         reject(rp, APIERR_BAD_HTTP, "malformed HTTP request: line ends with LF, not CRLF");
         return RP_ERROR;
     }

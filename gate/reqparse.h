@@ -33,7 +33,7 @@ enum reqparse_step {
 
 struct reqparse {
     llhttp_t parser;
-    struct hdr_reader hr; /* the request line and headers, in pieces */
+    struct hdr_reader hr;    /* the request line and headers, in pieces */
     const struct conf *conf; /* the limits: set by the caller before each reqparse_exec */
 
     /* called when a request's first byte arrives: returns the request (zeroed, with its arena
@@ -45,13 +45,13 @@ struct reqparse {
     enum apierr reject;     /* set with reject_msg by the check that refused the request */
     const char *reject_msg; /* static text */
 
-    const char *exec_start; /* the bytes llhttp is running over, to look behind a value */
-    size_t framing_bytes;   /* chunk extensions and trailers of this body */
-    unsigned in_head : 1;   /* before the end of the current head */
-    unsigned prev_cr : 1;   /* the last head byte scanned was CR */
-    unsigned head_done : 1; /* on_headers_complete paused the parser */
+    const char *exec_start;   /* the bytes llhttp is running over, to look behind a value */
+    size_t framing_bytes;     /* chunk extensions and trailers of this body */
+    unsigned in_head : 1;     /* before the end of the current head */
+    unsigned prev_cr : 1;     /* the last head byte scanned was CR */
+    unsigned head_done : 1;   /* on_headers_complete paused the parser */
     unsigned head_paused : 1; /* paused after RP_HEAD: the next exec resumes */
-    unsigned msg_done : 1;  /* on_message_complete paused the parser */
+    unsigned msg_done : 1;    /* on_message_complete paused the parser */
 };
 
 /* Starts a parser for a connection; begin makes each request's object. Never fails. */

@@ -84,17 +84,16 @@ static const char *header(const struct gate_req *req, const char *name)
     return h ? h->value : NULL;
 }
 
-static const char CHUNKED_WITH_TRAILER[] =
-    "POST /v1/chat/completions?a=%20b HTTP/1.1\r\n"
-    "Host: x\r\n"
-    "X-Empty:\r\n"
-    "Transfer-Encoding: chunked\r\n"
-    "\r\n"
-    "5;ext=1\r\nhello\r\n"
-    "6\r\n world\r\n"
-    "0\r\n"
-    "authorization: Bearer tg-trailer\r\n"
-    "\r\n";
+static const char CHUNKED_WITH_TRAILER[] = "POST /v1/chat/completions?a=%20b HTTP/1.1\r\n"
+                                           "Host: x\r\n"
+                                           "X-Empty:\r\n"
+                                           "Transfer-Encoding: chunked\r\n"
+                                           "\r\n"
+                                           "5;ext=1\r\nhello\r\n"
+                                           "6\r\n world\r\n"
+                                           "0\r\n"
+                                           "authorization: Bearer tg-trailer\r\n"
+                                           "\r\n";
 
 START_TEST(whole_or_byte_by_byte_the_same_request)
 {
