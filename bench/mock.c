@@ -194,6 +194,9 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
             m->last_method = methods[i].name;
     evbuffer_drain(m->last_path, evbuffer_get_length(m->last_path));
     evbuffer_add(m->last_path, path, strlen(path) + 1);
+    /* then the request target as sent, query included, and a NUL: /_mock/last's "uri" */
+    evbuffer_add(m->last_path, evhttp_request_get_uri(req),
+                 strlen(evhttp_request_get_uri(req)) + 1);
     evbuffer_drain(m->last_headers, evbuffer_get_length(m->last_headers));
     TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
     {
@@ -247,7 +250,9 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
         jadd(r, "by_path", cJSON_Duplicate(m->by_path, 1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
         cJSON_AddStringToObject(r, "method", m->last_method);
-        cJSON_AddStringToObject(r, "path", (const char *)evbuffer_pullup(m->last_path, -1));
+        const char *lp = (const char *)evbuffer_pullup(m->last_path, -1);
+        cJSON_AddStringToObject(r, "path", lp);
+        cJSON_AddStringToObject(r, "uri", lp + strlen(lp) + 1);
         jadd(r, "headers", last_headers(m));
         cJSON_AddStringToObject(r, "body", (const char *)evbuffer_pullup(m->last_body, -1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/usage") == 0) {

@@ -453,6 +453,8 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
                 r = conf_want_duration(l, v, k, &c->client_header_timeout);
             else if (strcmp(k, "client_idle") == 0)
                 r = conf_want_duration(l, v, k, &c->client_idle_timeout);
+            else if (strcmp(k, "client_body") == 0)
+                r = conf_want_duration(l, v, k, &c->client_body_timeout);
             else if (strcmp(k, "upstream_connect") == 0)
                 r = conf_want_duration(l, v, k, &c->upstream_connect_timeout);
             else if (strcmp(k, "upstream_first_byte") == 0)
@@ -610,6 +612,7 @@ static struct conf *conf_defaults(const char *name)
     c->max_response_bytes = 64 * 1024 * 1024;
     c->client_header_timeout = 10 * 1000;
     c->client_idle_timeout = 75 * 1000;
+    c->client_body_timeout = 60 * 1000;
     c->upstream_connect_timeout = 5 * 1000;
     c->upstream_first_byte_timeout = 300 * 1000;
     c->stream_idle_timeout = 120 * 1000;

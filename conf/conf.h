@@ -140,6 +140,7 @@ struct conf {
     /* milliseconds */
     int64_t client_header_timeout;
     int64_t client_idle_timeout;
+    int64_t client_body_timeout; /* from the end of a request's head to the end of its body */
     int64_t upstream_connect_timeout;
     int64_t upstream_first_byte_timeout;
     int64_t stream_idle_timeout;

@@ -866,6 +866,9 @@ struct gate_admin *gate_admin_start(struct gate_server *srv, char *err, size_t e
             snprintf(err, errlen, "admin: cannot listen on %s:%d", c->admin.host, c->admin.port);
             goto fail;
         }
+        /* evhttp reads a whole head and body before the token is checked: both are capped
+         * (413 past either), as on the agents' port */
+        evhttp_set_max_headers_size(a->http, c->max_header_bytes);
         evhttp_set_max_body_size(a->http, ADMIN_BODY_MAX);
         evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE);

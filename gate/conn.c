@@ -25,9 +25,12 @@
 
 #include "gate/arena.h"
 #include "gate/bevio.h"
+#include "gate/endpoint.h"
 #include "gate/proxy.h"
 #include "gate/req.h"
+#include "gate/reqparse.h"
 #include "gate/server.h"
+#include "gate/spend.h"
 
 /* pipelined input waiting behind a busy request is capped here; reading stops past it */
 #define CONN_IN_HIGH (256 * 1024)
@@ -49,24 +52,14 @@ enum conn_timer {
 struct gate_conn {
     struct gate_worker *w;
     struct bufferevent *bev;
-    llhttp_t parser;
+    struct reqparse rp; /* llhttp and the gate's checks of what the client sends */
     enum conn_state state;
     struct gate_req *req;
-
-    struct hdr_reader hr; /* the request line and headers, in pieces */
-
-    /* set by a parser callback that rejects the request */
-    enum apierr reject;
-    const char *reject_msg;
 
     struct event *timer;
     enum conn_timer timer_kind;
     struct event *kick;
     char peer[64];
-    const char *exec_start; /* the bytes llhttp is running over, to look behind a value */
-    unsigned in_head : 1;   /* between requests or before the end of the headers */
-    unsigned prev_cr : 1;   /* the last head byte scanned was CR */
-    unsigned head_done : 1; /* on_headers_complete paused the parser */
     unsigned close_after : 1;
     unsigned tls : 1;              /* libevent owns the writing (OpenSSL bufferevent) */
     unsigned writing : 1;          /* EV_WRITE is on: libevent sends what remains */
@@ -80,7 +73,9 @@ static void conn_parse(struct gate_conn *c);
 static void arm_timer(struct gate_conn *c, enum conn_timer kind)
 {
     const struct conf *cf = c->w->srv->conf;
-    int64_t ms = kind == TIMER_HEADERS ? cf->client_header_timeout : cf->client_idle_timeout;
+    int64_t ms = kind == TIMER_HEADERS ? cf->client_header_timeout
+                 : kind == TIMER_BODY  ? cf->client_body_timeout
+                                       : cf->client_idle_timeout;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
     c->timer_kind = kind;
@@ -120,202 +115,18 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     return req;
 }
 
-/* ---- parser callbacks ---------------------------------------------------------------- */
-
-static struct gate_conn *pconn(llhttp_t *p)
+/* The parser's begin hook: a request's first byte has arrived. */
+static struct gate_req *conn_begin(void *arg)
 {
-    return p->data;
-}
-
-static int reject(struct gate_conn *c, enum apierr kind, const char *msg)
-{
-    c->reject = kind;
-    c->reject_msg = msg;
-    return -1;
-}
-
-/* Maps a head reader's failure to the answer the client gets. */
-static int head_fail(struct gate_conn *c, enum hdr_err e)
-{
-    if (e == HDR_TOO_LARGE)
-        return reject(c, APIERR_HEADERS_TOO_LARGE, "request headers are larger than the limit");
-    if (e == HDR_TOO_MANY)
-        return reject(c, APIERR_HEADERS_TOO_LARGE, "request has more headers than the limit");
-    return reject(c, APIERR_INTERNAL, "out of memory");
-}
-
-static int piece_add(struct gate_conn *c, const char *at, size_t len)
-{
-    enum hdr_err e = hdr_piece(&c->hr, at, len, c->w->srv->conf->max_header_bytes);
-    return e == HDR_OK ? 0 : head_fail(c, e);
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
+    struct gate_conn *c = arg;
 
     c->req = conn_new_req(c);
     if (c->req == NULL)
-        return reject(c, APIERR_INTERNAL, "out of memory");
+        return NULL;
     c->state = CONN_READING;
-    hdr_start(&c->hr);
     arm_timer(c, TIMER_HEADERS);
-    return 0;
+    return c->req;
 }
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-    return piece_add(pconn(p), at, len);
-}
-
-static int on_url_complete(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
-    struct gate_req *req = c->req;
-    const char *url = c->hr.piece;
-    size_t len = c->hr.piece_len;
-    const char *q = memchr(url, '?', len);
-    size_t plen = q ? (size_t)(q - url) : len;
-
-    req->path = arena_strndup(req->arena, url, plen);
-    req->path_len = plen;
-    if (q != NULL)
-        req->query = arena_strndup(req->arena, q + 1, len - plen - 1);
-    hdr_piece_reset(&c->hr);
-    return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    return piece_add(pconn(p), at, len);
-}
-
-static int on_header_field_complete(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
-    const struct hdr_reader *hr = &c->hr;
-    enum hdr_err e;
-
-    if (hr->piece_len == 0 || hr->piece[hr->piece_len - 1] == ' ' ||
-        hr->piece[hr->piece_len - 1] == '\t')
-        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: white space before a colon");
-    e = hdr_name_done(&c->hr, c->req->arena, c->w->srv->conf->max_headers);
-    return e == HDR_OK ? 0 : head_fail(c, e);
-}
-
-/*
- * llhttp 8 accepts obs-fold (a header line continued on the next line after white space)
- * without telling; RFC 9112 5.2 lets a server refuse it, and a proxy must not pass it on.
- * A fold shows as a value piece preceded, past any white space, by a line feed, or as a
- * continuation piece that does not start where the bytes llhttp was given start.
- */
-static int folded(const struct gate_conn *c, const char *at)
-{
-    const char *q = at;
-
-    if (at == c->exec_start)
-        return 0;
-    while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t'))
-        q--;
-    if (q == c->exec_start)
-        return c->hr.piece_len > 0;
-    return q[-1] == '\n';
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct gate_conn *c = pconn(p);
-
-    if (folded(c, at))
-        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: folded header line");
-    return piece_add(c, at, len);
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
-    struct gate_req *req = c->req;
-    const struct hdr_reader *hr = &c->hr;
-    enum hdr_err e;
-
-    /* llhttp leaves obs-fold and bare line breaks inside a value: refuse them (RFC 9112 5.2) */
-    if (hr->piece_len > 0 &&
-        (memchr(hr->piece, '\r', hr->piece_len) || memchr(hr->piece, '\n', hr->piece_len)))
-        return reject(c, APIERR_BAD_HTTP, "malformed HTTP request: folded header line");
-    e = hdr_value_done(&c->hr, req->arena);
-    if (e != HDR_OK)
-        return head_fail(c, e);
-    req->headers = c->hr.list;
-    req->nheaders = c->hr.n;
-    return 0;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
-    struct gate_req *req = c->req;
-    const struct conf *cf = c->w->srv->conf;
-    const struct http_header *h;
-
-    req->method = p->method;
-    req->http10 = p->http_major == 1 && p->http_minor == 0;
-    c->head_done = 1;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
-        return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
-    h = req_header(req, "transfer-encoding");
-    if (h != NULL && strcasecmp(h->value, "chunked") != 0)
-        return reject(c, APIERR_BAD_HTTP,
-                      "malformed HTTP request: only chunked transfer coding "
-                      "is accepted");
-    h = req_header(req, "expect");
-    if (h != NULL) {
-        if (strcasecmp(h->value, "100-continue") != 0)
-            return reject(c, APIERR_BAD_HTTP, "unsupported Expect header");
-        req->expect_continue = 1;
-        /* the client waits for this before it sends the body */
-        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        conn_flush(c);
-    }
-    req->body = evbuffer_new();
-    arm_timer(c, TIMER_BODY);
-    return HPE_PAUSED; /* conn_parse checks the head's line endings, then resumes */
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct gate_conn *c = pconn(p);
-    struct gate_req *req = c->req;
-
-    if (evbuffer_get_length(req->body) + len > c->w->srv->conf->max_body_bytes)
-        return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
-    evbuffer_add(req->body, at, len);
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    struct gate_conn *c = pconn(p);
-
-    c->state = CONN_BUSY;
-    arm_timer(c, TIMER_NONE);
-    if (!llhttp_should_keep_alive(p) || p->upgrade)
-        c->close_after = 1; /* no protocol switch: answer, then close */
-    return HPE_PAUSED;
-}
-
-/* shared by every worker: read-only */
-static const llhttp_settings_t parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- reading ------------------------------------------------------------------------- */
 
@@ -335,29 +146,55 @@ static void conn_refuse(struct gate_conn *c, enum apierr kind, const char *msg)
     c->state = CONN_BUSY;
     arm_timer(c, TIMER_NONE);
     if (c->req->method < 0)
-        c->req->method = c->parser.method; /* for HEAD, no body */
+        c->req->method = c->rp.parser.method; /* for HEAD, no body */
     req_guess_format(c->req);
     if (kind == APIERR_BAD_HTTP && msg == NULL) {
-        snprintf(buf, sizeof(buf), "malformed HTTP request: %s",
-                 llhttp_get_error_reason(&c->parser));
+        snprintf(buf, sizeof(buf), "malformed HTTP request: %s", reqparse_reason(&c->rp));
         msg = arena_strndup(c->req->arena, buf, strlen(buf));
     }
     req_fail(c->req, kind, msg);
 }
 
 /*
- * llhttp 8 accepts a bare LF ending the request line or the header block (llhttp 9 refuses
- * it unless told to be lenient). RFC 9112 2.2 lets a server refuse it, and a proxy that passes
- * on what its peers may frame differently invites smuggling: every head byte is checked here,
- * after llhttp has read it. Returns 0, or -1 on a LF without its CR.
+ * A client that sent Expect: 100-continue waits for the 100 before it sends its body; one that
+ * will be refused 401 must get the 401 instead, without the 100. The key is checked here, as
+ * proxy_handle checks it, for the endpoints that need one; the rest are answered after the
+ * body. Returns 0 to go on, or -1 after answering (the connection then closes: the client may
+ * send its body anyway).
  */
-static int head_line_endings(struct gate_conn *c, const char *p, size_t n)
+static int conn_expect_key(struct gate_conn *c)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\n' && !c->prev_cr)
+    struct gate_req *req = c->req;
+    enum endpoint ep = endpoint_lookup(req->path, req->path_len);
+    const struct endpoint_info *info = endpoint_info(ep);
+    unsigned keep = c->close_after;
+
+    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS))
+        return 0;
+    req_assign_id(req);
+    req->ep = ep;
+    req_guess_format(req);
+    c->close_after = 1;
+    c->state = CONN_BUSY;
+    arm_timer(c, TIMER_NONE);
+    if (spend_authenticate(req) < 0)
+        return -1;
+    c->close_after = keep;
+    c->state = CONN_READING;
+    return 0;
+}
+
+/* The head is complete and checked: answer Expect, then the whole body has its deadline
+ * (timeouts.client_body), however slowly it comes. Returns -1 after answering. */
+static int conn_head_read(struct gate_conn *c)
+{
+    if (c->req->expect_continue) {
+        if (conn_expect_key(c) < 0)
             return -1;
-        c->prev_cr = p[i] == '\r';
+        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn_flush(c);
     }
+    arm_timer(c, TIMER_BODY);
     return 0;
 }
 
@@ -366,51 +203,27 @@ static void conn_parse(struct gate_conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
     while (c->state == CONN_IDLE || c->state == CONN_READING) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+        struct evbuffer_iovec v = {0};
+        size_t used = 0;
+        if ((evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) && !c->rp.head_paused)
             break;
-        if (c->state == CONN_IDLE && !c->in_head) {
-            c->in_head = 1;
-            c->prev_cr = 0;
-        }
-        c->exec_start = v.iov_base;
-        c->head_done = 0;
-        llhttp_errno_t err = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
-        size_t used = v.iov_len;
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
-            used = (size_t)(llhttp_get_error_pos(&c->parser) - (const char *)v.iov_base);
-        if (c->in_head && (err == HPE_OK || c->head_done) &&
-            head_line_endings(c, v.iov_base, used) < 0) {
-            conn_refuse(c, APIERR_BAD_HTTP, "malformed HTTP request: line ends with LF, not CRLF");
-            return;
-        }
-        if (c->head_done) {
-            c->in_head = 0;
-            c->head_done = 0;
-            if (err == HPE_PAUSED && c->state == CONN_READING) {
-                /* go on with the body; a message without one completes with no more input */
-                llhttp_resume(&c->parser);
-                err = llhttp_execute(&c->parser, (const char *)v.iov_base + used, 0);
-                if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
-                    err = HPE_PAUSED;
-                else if (err != HPE_OK) {
-                    conn_refuse(c, c->reject_msg ? c->reject : APIERR_BAD_HTTP, c->reject_msg);
-                    return;
-                }
-            }
-        }
+        c->rp.conf = c->w->srv->conf;
+        enum reqparse_step step = reqparse_exec(&c->rp, v.iov_base, v.iov_len, &used);
         if (c->req != NULL)
             c->req->bytes_in += used;
         evbuffer_drain(in, used);
-        if (err == HPE_OK)
-            continue;
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
-            break;
-        if (c->reject_msg != NULL)
-            conn_refuse(c, c->reject, c->reject_msg);
-        else
-            conn_refuse(c, APIERR_BAD_HTTP, NULL);
-        return;
+        if (step == RP_ERROR) {
+            conn_refuse(c, c->rp.reject, c->rp.reject_msg);
+            return;
+        }
+        if (step == RP_HEAD && conn_head_read(c) < 0)
+            return;
+        if (step == RP_DONE) {
+            c->state = CONN_BUSY;
+            arm_timer(c, TIMER_NONE);
+            if (!reqparse_keep_alive(&c->rp))
+                c->close_after = 1; /* no protocol switch: answer, then close */
+        }
     }
     if (c->state == CONN_BUSY && c->req != NULL && c->req->state == REQ_READING) {
         c->req->state = REQ_UPSTREAM;
@@ -422,8 +235,6 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct gate_conn *c = arg;
 
-    if (c->state == CONN_READING && c->timer_kind == TIMER_BODY)
-        arm_timer(c, TIMER_BODY);
     conn_parse(c);
 }
 
@@ -546,8 +357,7 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
         inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
         snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, ntohs(s6->sin6_port));
     }
-    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
-    c->parser.data = c;
+    reqparse_init(&c->rp, conn_begin, c);
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, CONN_IN_HIGH);
     bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
@@ -586,7 +396,7 @@ static void conn_free(struct gate_conn *c)
     bufferevent_free(c->bev);
     event_free(c->timer);
     event_free(c->kick);
-    hdr_free(&c->hr);
+    reqparse_free(&c->rp);
     free(c);
 }
 
@@ -609,7 +419,6 @@ void conn_request_done(struct gate_conn *c)
 {
     conn_flush(c);
     c->req = NULL;
-    c->reject_msg = NULL;
     if (c->w->draining)
         c->close_after = 1;
     if (c->close_after) {
@@ -620,7 +429,7 @@ void conn_request_done(struct gate_conn *c)
         return;
     }
     c->state = CONN_IDLE;
-    llhttp_resume(&c->parser);
+    reqparse_next(&c->rp);
     arm_timer(c, TIMER_IDLE);
     schedule_kick(c);
 }

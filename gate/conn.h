@@ -1,7 +1,8 @@
 /*
- * conn: a client connection. It reads requests with llhttp, one at a time and in order
- * (pipelined requests wait in the input buffer, which is capped), enforces the header, body
- * and time limits, and hands each complete request to the proxy.
+ * conn: a client connection. It reads requests with reqparse (llhttp and the gate's checks),
+ * one at a time and in order (pipelined requests wait in the input buffer, which is capped),
+ * enforces the time limits (headers, the whole body, idle), answers Expect: 100-continue once
+ * the key is checked, and hands each complete request to the proxy.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H

@@ -82,6 +82,29 @@ enum hdr_err hdr_value_done(struct hdr_reader *r, struct arena *a)
     return HDR_OK;
 }
 
+int hdr_name_ok(const char *name, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        /* strchr finds the terminating NUL too: a NUL byte is refused first */
+        if (ch == 0 || ch > 0x7f || (!isalnum(ch) && strchr("!#$%&'*+-.^_`|~", ch) == NULL))
+            return 0;
+    }
+    return 1;
+}
+
+int hdr_target_ok(const char *target, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)target[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+            return 0;
+    }
+    return 1;
+}
+
 void hdr_free(struct hdr_reader *r)
 {
     free(r->piece);

@@ -50,6 +50,21 @@ enum hdr_err hdr_name_done(struct hdr_reader *r, struct arena *a, int max_header
 /* The current piece ends the value of the last name: the header joins the list. */
 enum hdr_err hdr_value_done(struct hdr_reader *r, struct arena *a);
 
+/*
+ * Whether name[0..len) is a field name as RFC 9110 5.1 defines it: one or more token
+ * characters (letters, digits and !#$%&'*+-.^_`|~). Returns 1 or 0; a space, a control byte or
+ * a byte over 0x7F makes it 0.
+ */
+int hdr_name_ok(const char *name, size_t len);
+
+/*
+ * Whether a request target (path and query, as the client sent it) may be passed on: 1 when
+ * every byte is visible ASCII (0x21 to 0x7E) other than '#' (a fragment is never sent in a
+ * request, RFC 9110 7.1), else 0. Control bytes, white space and bytes over 0x7F must be
+ * percent-encoded by the client.
+ */
+int hdr_target_ok(const char *target, size_t len);
+
 /* Frees the piece buffer; the reader may be started again. */
 void hdr_free(struct hdr_reader *r);
 

@@ -30,6 +30,23 @@ static void value_span(const jsmntok_t *t, size_t *start, size_t *end)
     }
 }
 
+int jsonedit_has_nul(const char *body, size_t len)
+{
+    if (memchr(body, '\0', len) != NULL)
+        return 1;
+    /* in JSON that parsed, a backslash is always inside a string and starts an escape */
+    for (const char *p = memchr(body, '\\', len); p != NULL;
+         p = memchr(p, '\\', len - (size_t)(p - body))) {
+        size_t left = len - (size_t)(p - body);
+        if (left >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+            return 1;
+        p += left >= 2 ? 2 : 1; /* past the escaped character, "\\" included */
+        if (p >= body + len)
+            break;
+    }
+    return 0;
+}
+
 char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops, int nops,
                      size_t *out_len)
 {

@@ -26,6 +26,14 @@ char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops
                      size_t *out_len);
 
 /*
+ * Whether a JSON text that cJSON parsed has a string holding U+0000: a NUL byte, or the
+ * escape \u0000. cJSON keeps strings as C strings and reads such a string cut at the NUL,
+ * while the provider reads all of it: a model priced as one name and served as another, a
+ * prompt counted short. Returns 1 or 0; linear in len.
+ */
+int jsonedit_has_nul(const char *body, size_t len);
+
+/*
  * Returns the name of the first key that appears twice in one object anywhere in the tree,
  * or NULL. Parsers disagree on which of two duplicates wins (cJSON takes the first, Python the
  * last), so a body with duplicates could say one thing to the gate and another to the

@@ -248,6 +248,11 @@ static int only_space(const char *p, const char *end)
     return 1;
 }
 
+/* C0 controls (NUL aside: jsonedit_has_nul) and DEL, which no model name holds */
+#define CONTROL_CHARS                                                                              \
+    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"                                \
+    "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
+
 /* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
  * answering the client itself. Runs with cJSON allocating from the request's arena. */
 static int prepare_body(struct gate_req *req)
@@ -274,9 +279,17 @@ static int prepare_body(struct gate_req *req)
         req_fail(req, APIERR_BAD_REQUEST, "request body must be a JSON object");
         return -1;
     }
+    if (jsonedit_has_nul(raw, len)) {
+        req_fail(req, APIERR_BAD_REQUEST, "request body has a string with a NUL (U+0000)");
+        return -1;
+    }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req->json, "model");
     if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
         req_fail(req, APIERR_BAD_REQUEST, "request body has no 'model' string");
+        return -1;
+    }
+    if (model->valuestring[strcspn(model->valuestring, CONTROL_CHARS)] != '\0') {
+        req_fail(req, APIERR_BAD_REQUEST, "'model' has a control character");
         return -1;
     }
     req->model = model->valuestring;

@@ -13,6 +13,7 @@ import {
 const TIMEOUTS = {
   client_header: '1s',
   client_idle: '2s',
+  client_body: '1s',
   upstream_connect: '2s',
   upstream_first_byte: '1s',
   stream_idle: '1s',

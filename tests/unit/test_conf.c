@@ -69,6 +69,7 @@ static const char full_config[] = "# tokengate test config\n"
                                   "timeouts:\n"
                                   "  client_header: 10s\n"
                                   "  client_idle: 2m\n"
+                                  "  client_body: 45s\n"
                                   "  upstream_connect: 500ms\n"
                                   "  upstream_first_byte: 1h\n"
                                   "  stream_idle: 90\n"
@@ -139,6 +140,7 @@ START_TEST(full_settings)
     ck_assert_uint_eq(c->max_response_bytes, 1024 * 1024 * 1024);
     ck_assert_int_eq(c->client_header_timeout, 10 * 1000);
     ck_assert_int_eq(c->client_idle_timeout, 2 * 60 * 1000);
+    ck_assert_int_eq(c->client_body_timeout, 45 * 1000);
     ck_assert_int_eq(c->upstream_connect_timeout, 500);
     ck_assert_int_eq(c->upstream_first_byte_timeout, 60 * 60 * 1000);
     ck_assert_int_eq(c->stream_idle_timeout, 90 * 1000);
@@ -323,6 +325,7 @@ START_TEST(minimal_config)
     ck_assert_uint_gt(c->max_response_bytes, 0);
     ck_assert_int_gt(c->client_header_timeout, 0);
     ck_assert_int_gt(c->client_idle_timeout, 0);
+    ck_assert_int_eq(c->client_body_timeout, 60 * 1000); /* the README's default */
     ck_assert_int_gt(c->upstream_connect_timeout, 0);
     ck_assert_int_gt(c->upstream_first_byte_timeout, 0);
     ck_assert_int_gt(c->stream_idle_timeout, 0);

@@ -86,6 +86,38 @@ START_TEST(an_empty_value_is_kept)
 }
 END_TEST
 
+START_TEST(names_are_tokens)
+{
+    static const char *const good[] = {"content-type", "X-Custom_1", "a!#$%&'*+-.^_`|~z", "0"};
+    static const char *const bad[] = {"content length", "x\ty", "x:y", "x\"y",
+                                      "x(y)",           "x/y",  "x@y", "x\x7fy",
+                                      "x\xc3\xa9",      "x{",   ""};
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(hdr_name_ok(good[i], strlen(good[i])), "%s is a token", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!hdr_name_ok(bad[i], strlen(bad[i])), "%s is no token", bad[i]);
+    /* a NUL inside the name */
+    ck_assert(!hdr_name_ok("a\0b", 3));
+}
+END_TEST
+
+START_TEST(targets_are_visible_ascii_without_a_fragment)
+{
+    static const char *const good[] = {"/v1/chat/completions", "/v1/x?a=%C3%A9&b=%09",
+                                       "/?q=!$'()*,;=:@/?", ""};
+    static const char *const bad[] = {"/v1/x?a=1#f",      "/v1/x#f",      "/v1/x?a=1\tb",
+                                      "/v1/x?a b",        "/v1/x?a=\x01", "/v1/x?a=\x7f",
+                                      "/v1/x?a=\xc3\xa9", "/\r\n"};
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(hdr_target_ok(good[i], strlen(good[i])), "%s passes", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!hdr_target_ok(bad[i], strlen(bad[i])), "%s is refused", bad[i]);
+    ck_assert(!hdr_target_ok("/a\0b", 4));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("httphdr");
@@ -95,6 +127,8 @@ int main(void)
     tcase_add_test(tc, many_headers_stay_in_order);
     tcase_add_test(tc, the_byte_cap_counts_the_whole_head);
     tcase_add_test(tc, an_empty_value_is_kept);
+    tcase_add_test(tc, names_are_tokens);
+    tcase_add_test(tc, targets_are_visible_ascii_without_a_fragment);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -100,6 +100,30 @@ START_TEST(duplicates_found_at_any_depth)
 }
 END_TEST
 
+START_TEST(a_nul_in_a_string_is_found)
+{
+    static const char *const nul[] = {
+        "{\"model\":\"gpt-4o-mini\\u0000x\"}",
+        "{\"a\":[\"x\", \"\\u0000\"]}",
+        "{\"\\u0000\":1}",
+        "{\"a\":\"\\u00001\"}",
+    };
+    static const char *const none[] = {
+        "{\"a\":\"\\\\u0000\"}", /* an escaped backslash, then the letters u0000 */
+        "{\"a\":\"\\u0001 u0000\"}",
+        "{\"a\":\"\\\\\"}",
+    };
+
+    for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++)
+        ck_assert_msg(jsonedit_has_nul(nul[i], strlen(nul[i])), "%s has a NUL", nul[i]);
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+        ck_assert_msg(!jsonedit_has_nul(none[i], strlen(none[i])), "%s has none", none[i]);
+    /* a raw NUL byte: cJSON cuts a string at it, or skips it as white space */
+    ck_assert(jsonedit_has_nul("{\"a\":\"x\0y\"}", 11));
+    ck_assert(jsonedit_has_nul("{\"a\":1}\0", 8));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jsonedit");
@@ -112,6 +136,7 @@ int main(void)
     tcase_add_test(tc, two_edits_in_one_pass);
     tcase_add_test(tc, refuses_what_it_cannot_edit_safely);
     tcase_add_test(tc, duplicates_found_at_any_depth);
+    tcase_add_test(tc, a_nul_in_a_string_is_found);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
