@@ -1,0 +1,93 @@
+/*
+ * libFuzzer target: the config loader (conf/conf.c, conf/confid.c) fed arbitrary bytes as the
+ * YAML file. What must hold for any input: no crash, leak or sanitizer report (libFuzzer's leak
+ * check runs under ASan); a refusal says where, "fuzz.yaml:LINE: reason" with a line inside the
+ * input (or "fuzz.yaml: the file is empty" for a file with no document), never an empty
+ * message; an accepted config is whole (every model has a provider, every scope a valid parent
+ * and a level below its parent's) and is freed by its one reference.
+ *
+ * Seeds: tests/fuzz/seeds-conf (the configs of conf/ and what the tests write).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NAME "fuzz.yaml"
+
+/* Lines in the input, as libyaml counts them (LF, CR, CRLF; and NEL, LS, PS in UTF-8). */
+static size_t count_lines(const uint8_t *d, size_t n)
+{
+    size_t lines = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] == '\n' || (d[i] == '\r' && (i + 1 == n || d[i + 1] != '\n')))
+            lines++;
+        else if (d[i] == 0xc2 && i + 1 < n && d[i + 1] == 0x85)
+            lines++;
+        else if (d[i] == 0xe2 && i + 2 < n && d[i + 1] == 0x80 && (d[i + 2] == 0xa8 || d[i + 2] == 0xa9))
+            lines++;
+    }
+    return lines;
+}
+
+static void check_refusal(const char *err, const uint8_t *data, size_t size)
+{
+    size_t nl = strlen(NAME);
+    char *end;
+
+    if (strncmp(err, NAME ":", nl + 1) != 0)
+        abort();
+    if (strcmp(err + nl, ": the file is empty") == 0)
+        return;
+    unsigned long line = strtoul(err + nl + 1, &end, 10);
+    if (end == err + nl + 1 || line < 1 || end[0] != ':' || end[1] != ' ' || end[2] == '\0')
+        abort();
+    /* libyaml may point one line past the last one (an error at the end of the input) */
+    if (line > count_lines(data, size) + 1)
+        abort();
+}
+
+static void check_config(const struct conf *c)
+{
+    for (int i = 0; i < c->nmodels; i++)
+        if (c->models[i].provider == NULL || c->models[i].name == NULL)
+            abort();
+    for (int i = 0; i < c->nscopes; i++) {
+        const struct conf_scope *s = &c->scopes[i];
+        if (s->name == NULL)
+            abort();
+        if (i == 0 ? s->parent != -1 : s->parent < 0 || s->parent >= c->nscopes)
+            abort();
+        if (i > 0 && c->scopes[s->parent].level >= s->level)
+            abort();
+        if (s->policy < -1 || s->policy >= c->npolicies)
+            abort();
+        (void)conf_find_scope(c, s->name);
+    }
+    for (int i = 0; i < c->nkeys; i++)
+        if (c->keys[i].agent < 0 || c->keys[i].agent >= c->nscopes)
+            abort();
+    for (int i = 0; i < c->nmodels; i++)
+        if (conf_find_model(c, c->models[i].name) == NULL && !c->models[i].wildcard)
+            abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[1024];
+    struct conf *c;
+
+    err[0] = '\0';
+    c = conf_load_string((const char *)data, size, NAME, err, sizeof(err));
+    if (c == NULL) {
+        check_refusal(err, data, size);
+        return 0;
+    }
+    check_config(c);
+    conf_unref(c);
+    return 0;
+}
