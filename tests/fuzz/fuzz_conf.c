@@ -4,13 +4,16 @@
  * check runs under ASan); a refusal says where, "fuzz.yaml:LINE: reason" with a line inside the
  * input (or "fuzz.yaml: the file is empty" for a file with no document), never an empty
  * message; an accepted config is whole (every model has a provider, every scope a valid parent
- * and a level below its parent's) and is freed by its one reference.
+ * and a level below its parent's), no mapping in it holds a key twice (libyaml takes that, and
+ * the loader would read one and drop the other), and it is freed by its one reference.
  *
  * Seeds: tests/fuzz/seeds-conf (the configs of conf/ and what the tests write).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <yaml.h>
 
 #include "conf/conf.h"
 
@@ -76,6 +79,40 @@ static void check_config(const struct conf *c)
             abort();
 }
 
+/* Whether some mapping of the document holds one scalar key twice (pairwise; mappings of more
+ * than 4096 pairs are left out, to keep a run fast). */
+static int has_duplicate_key(const uint8_t *data, size_t size)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int dup = 0;
+
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, data, size);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yaml_parser_delete(&parser);
+        return 0;
+    }
+    for (yaml_node_t *n = doc.nodes.start; n < doc.nodes.top && !dup; n++) {
+        yaml_node_pair_t *a, *b, *top = n->data.mapping.pairs.top;
+        if (n->type != YAML_MAPPING_NODE || top - n->data.mapping.pairs.start > 4096)
+            continue;
+        for (a = n->data.mapping.pairs.start; a < top && !dup; a++) {
+            yaml_node_t *ka = yaml_document_get_node(&doc, a->key);
+            for (b = a + 1; b < top && !dup; b++) {
+                yaml_node_t *kb = yaml_document_get_node(&doc, b->key);
+                dup = ka->type == YAML_SCALAR_NODE && kb->type == YAML_SCALAR_NODE &&
+                      ka->data.scalar.length == kb->data.scalar.length &&
+                      memcmp(ka->data.scalar.value, kb->data.scalar.value,
+                             ka->data.scalar.length) == 0;
+            }
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return dup;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[1024];
@@ -88,6 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_config(c);
+    if (has_duplicate_key(data, size))
+        abort();
     conf_unref(c);
     return 0;
 }
