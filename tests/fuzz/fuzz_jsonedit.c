@@ -4,8 +4,10 @@
  * What must hold for any such body and edits:
  *  - jsonedit_duplicate_key finds a key exactly when some object holds one name twice (checked
  *    against a plain pairwise reading), and the name it returns is one of those;
- *  - on a body without duplicates, jsonedit_apply refuses only when a top-level key holds an
- *    escape (its contract); otherwise its result parses whole with cJSON as an object whose
+ *  - on a body without duplicates, jsonedit_apply refuses only as its contract allows: a
+ *    top-level key with an escape, or a body that jsmn does not read as an object (cJSON takes
+ *    more, e.g. control bytes as whitespace; the gate then prints the edited tree instead);
+ *    otherwise its result parses whole with cJSON as an object whose
  *    members are the body's, in order, each edited one holding its new value and every other
  *    one unchanged, and the members not in the body appended after them;
  *  - no edit count outside 1..8 is accepted.
