@@ -27,7 +27,8 @@ static int cmp_key(const void *pa, const void *pb)
         return c;
     if (la != lb)
         return la < lb ? -1 : 1;
-    return a->start_mark.index < b->start_mark.index ? -1 : a->start_mark.index > b->start_mark.index;
+    return a->start_mark.index < b->start_mark.index ? -1
+                                                     : a->start_mark.index > b->start_mark.index;
 }
 
 /* Gate keys ("tg-...", "sha256:...") are secrets: an error never shows them. */
@@ -63,12 +64,15 @@ int conf_unique_keys(struct loader *l)
             if (!same_text(first, again))
                 continue;
             if (secret_like(again))
-                rc = conf_fail(l, again, "a key is given twice in one mapping (first on line %zu): "
-                               "YAML keys must be unique", first->start_mark.line + 1);
-            else
-                rc = conf_fail(l, again, "'%.100s' is given twice in one mapping (first on line "
-                               "%zu): YAML keys must be unique", (const char *)again->data.scalar.value,
+                rc = conf_fail(l, again,
+                               "a key is given twice in one mapping (first on line %zu): "
+                               "YAML keys must be unique",
                                first->start_mark.line + 1);
+            else
+                rc = conf_fail(l, again,
+                               "'%.100s' is given twice in one mapping (first on line "
+                               "%zu): YAML keys must be unique",
+                               (const char *)again->data.scalar.value, first->start_mark.line + 1);
         }
         free(keys);
         if (rc < 0)

@@ -31,7 +31,8 @@ static size_t count_lines(const uint8_t *d, size_t n)
             lines++;
         else if (d[i] == 0xc2 && i + 1 < n && d[i + 1] == 0x85)
             lines++;
-        else if (d[i] == 0xe2 && i + 2 < n && d[i + 1] == 0x80 && (d[i + 2] == 0xa8 || d[i + 2] == 0xa9))
+        else if (d[i] == 0xe2 && i + 2 < n && d[i + 1] == 0x80 &&
+                 (d[i + 2] == 0xa8 || d[i + 2] == 0xa9))
             lines++;
     }
     return lines;

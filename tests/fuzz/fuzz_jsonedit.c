@@ -32,13 +32,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Top-level names the gate edits, and others; plain (no escapes), as the contract wants. */
 static const char *const keys[] = {
-    "model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream_options",
-    "stream", "n", "messages", "input", "a", "", "x y", "\xc3\xa9t\xc3\xa9",
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "stream_options",
+    "stream",
+    "n",
+    "messages",
+    "input",
+    "a",
+    "",
+    "x y",
+    "\xc3\xa9t\xc3\xa9",
 };
 /* New values, as JSON text (the gate's come from cJSON_PrintUnformatted). */
 static const char *const values[] = {
-    "0", "1", "100000", "-1", "1e3", "12345678901234567890", "\"gpt-4o-mini\"", "\"\"",
-    "\"a\\\"b\\\\c\\u00e9\\n\"", "true", "false", "null", "{\"include_usage\":true}", "{}", "[]",
+    "0",
+    "1",
+    "100000",
+    "-1",
+    "1e3",
+    "12345678901234567890",
+    "\"gpt-4o-mini\"",
+    "\"\"",
+    "\"a\\\"b\\\\c\\u00e9\\n\"",
+    "true",
+    "false",
+    "null",
+    "{\"include_usage\":true}",
+    "{}",
+    "[]",
     "[1,{\"a\":\"b\"},[null]]",
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

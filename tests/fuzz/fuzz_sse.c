@@ -161,8 +161,7 @@ static void check_held(const struct sse_parser *p, size_t piece_max)
 }
 
 /* Feeds the stream in pieces of the given lengths (in turn); returns the last result. */
-static int feed(struct run *r, struct sse_parser *p, const uint8_t *lens, size_t nlens,
-                size_t *fed)
+static int feed(struct run *r, struct sse_parser *p, const uint8_t *lens, size_t nlens, size_t *fed)
 {
     size_t at = 0, k = 0, piece_max = 0;
     int rc = 0;
