@@ -55,6 +55,10 @@ int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v);
 int confid_finish(struct loader *l, const yaml_node_t *root);
 void confid_free(struct conf *c);
 
+/* confdup.c: refuses a file in which one mapping holds a key twice (libyaml takes that, and
+ * the loader would read one and drop the other). Returns 0 or -1 (with the loader's error). */
+int conf_unique_keys(struct loader *l);
+
 /* model keys of confid.c: price, max_output_tokens. Returns 1 when k is not one of them. */
 int confid_model_key(struct loader *l, const char *name, const char *k, const yaml_node_t *v,
                      struct conf_model *m);

@@ -584,6 +584,27 @@ START_TEST(err_no_models_empty_mapping)
 }
 END_TEST
 
+/* libyaml takes a key twice in one mapping; the loader read one and dropped the other without a
+ * word (a second budgets: replaced the first): refused, naming both lines, at every level. */
+START_TEST(err_duplicate_key)
+{
+    expect_error(MIN_PROVIDERS MIN_MODELS "workers: 2\n"
+                                          "workers: 3\n",
+                 7, WORDS("'workers'", "twice", "line 6"));
+    expect_error("limits:\n"
+                 "  max_body_bytes: 1MiB\n"
+                 "  max_headers: 10\n"
+                 "  max_body_bytes: 1GiB\n" MIN_PROVIDERS MIN_MODELS,
+                 4, WORDS("'max_body_bytes'", "twice", "line 2"));
+    expect_error(MIN_PROVIDERS "timeouts: { client_idle: 10s }\n" MIN_MODELS
+                 "timeouts: { stream_idle: 5s }\n",
+                 7, WORDS("'timeouts'", "twice", "line 4"));
+    /* a key spelled two ways is one key */
+    expect_error(MIN_PROVIDERS MIN_MODELS "\"workers\": 2\nworkers: 3\n", 7,
+                 WORDS("'workers'", "twice"));
+}
+END_TEST
+
 START_TEST(err_small_buffer)
 {
     char small[12];
@@ -714,6 +735,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, err_no_models);
     tcase_add_test(tc, err_no_models_empty_mapping);
     tcase_add_test(tc, err_small_buffer);
+    tcase_add_test(tc, err_duplicate_key);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parse");
