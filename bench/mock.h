@@ -87,6 +87,7 @@ struct steer {
     long cached;        /* x-mock-cached: prompt tokens read from a cache */
     long reasoning;     /* x-mock-reasoning: output tokens spent reasoning */
     int split;          /* x-mock-split: every third word goes out in two deltas */
+    long stall_ms;      /* x-mock-stall-ms: the body waits this long after the head */
 };
 
 /* Server state, passed to every callback; nothing here is global. */
