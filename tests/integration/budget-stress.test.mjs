@@ -284,6 +284,9 @@ const MIX = [
   // stream's last chunk for the ledger commit (spend_settle with hold, req->settle_state 1)
   { kind: 'gone-end' },
 ];
+// a client gone mid-stream leaves a drip (15 ms a token) of GONE_TOKENS: the gate must stop
+// the provider's generation well before its end
+const GONE_TOKENS = 40;
 const HANG_EVERY = 97; // first-byte timeouts (1 s each) are rarer: they hold a slot
 const SLOW_EVERY = 199; // so are slow drips (several seconds each)
 
@@ -322,12 +325,12 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
       if (c.kind === 'gone') {
         const cl = await RawClient.connect(gate.port);
         try {
-          headers['x-mock-tokens'] = '20';
+          headers['x-mock-tokens'] = String(GONE_TOKENS);
           await cl.write(Buffer.from(rawPost('/v1/chat/completions', body, headers), 'latin1'));
           await cl.until(() => /"content":" /.test(cl.buf.toString('latin1')) || cl.ended,
             ms(15000), 'the first content event');
           const text = cl.buf.toString('utf8');
-          return { c, id, tokens: 20, received: contentTokens(text), status: 200 };
+          return { c, id, tokens: GONE_TOKENS, received: contentTokens(text), status: 200 };
         } finally {
           cl.destroy();
         }
@@ -370,6 +373,7 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
     const counts = {};
     let exact = 0;
     let heldGone = 0; // gone-end clients that left before the last chunk came
+    let gone = 0;
     for (const x of res) {
       const r = map.get(x.id);
       const u = (x.c.kind === 'gone' ? dripUsage : usage).usage[x.id];
@@ -419,6 +423,9 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
           assert.equal(r.tokens_charged, own, what);
         }
         assert.ok(r.out_own >= x.received && x.received >= 1, what);
+        // and the provider was stopped: the mock saw the connection go before the end
+        assert.ok(u && u.closed && !u.complete && u.sent < GONE_TOKENS, what);
+        gone++;
         break;
       case 'reset':
         if (x.c.stream) {
@@ -446,6 +453,9 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
         assert.fail(what);
       }
     }
+    // the cases the mix is for did happen
+    assert.ok(gone > 0, 'no client left mid-stream');
+    assert.ok(heldGone > 0, 'no client left while the gate held its stream\'s end for the ledger');
     // and the budget holds what the ledger does
     const spent = recs.reduce((s, r) => s + r.tokens_charged, 0);
     const b = budgetOf(await adminBudgets(gate), 'team:race', 'day');
