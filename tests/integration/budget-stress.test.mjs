@@ -87,7 +87,7 @@ function budgetOf(list, scope, window) {
 }
 
 async function status(gate) {
-  const r = await httpRequest(gate.port, '/status', { timeoutMs: ms(10000) });
+  const r = await gate.status({ timeoutMs: ms(10000) });
   assert.equal(r.status, 200, r.text);
   return r.json;
 }

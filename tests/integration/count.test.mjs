@@ -120,7 +120,7 @@ test('a provider that counts differently shows in the log and in /status', async
     assert.equal(rec.usage.input, chatInput(o200k, msgs) + skew);
     assert.equal(rec.count.input_diff, skew);
   }
-  const st = await gate.request('/status');
+  const st = await gate.status();
   assert.equal(st.status, 200);
   const d = st.json.token_count_drift['gpt-4.1-drift'];
   assert.ok(d, `/status has the model: ${st.text}`);

@@ -408,7 +408,7 @@ test('an idle connection is closed silently after client_idle', async () => {
 });
 
 async function openConnections() {
-  return (await gate.request('/status')).json.connections_open;
+  return (await gate.status()).json.connections_open;
 }
 
 /** Waits until at most n connections are open (the /status request itself included). */
