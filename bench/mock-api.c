@@ -45,6 +45,7 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
     pl->malformed = f == F_MALFORMED;
     pl->n = 1;
     pl->reasoning = m->st.reasoning;
+    pl->oskew = m->st.oskew;
     pl->absurd = m->st.absurd;
     pl->split = m->st.split;
     pl->cut_after = (int)m->st.cut_after;
@@ -63,7 +64,9 @@ static void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body
 
 long long plan_output(const struct plan *pl)
 {
-    return (long long)pl->ntok * pl->n + pl->reasoning;
+    long long out = (long long)pl->ntok * pl->n + pl->reasoning + pl->oskew;
+
+    return out > 0 ? out : 0;
 }
 
 /*
