@@ -413,7 +413,7 @@ async function openConnections() {
 
 /** Waits until at most n connections are open (the /status request itself included). */
 async function waitConnections(n) {
-  const deadline = Date.now() + ms(5000);
+  const deadline = Date.now() + ms(15000);
   let open;
   while ((open = await openConnections()) > n && Date.now() < deadline) await sleep(50);
   return open;
