@@ -226,7 +226,7 @@ test('a stream that stalls longer than stream_idle ends with an error event', as
   assert.match(aev.at(-1).json.error.message, /delayed-anthropic/);
 });
 
-test('a non-stream answer whose body stalls longer than stream_idle gets 504; a shorter stall is not cut', async () => {
+test('a body that stalls longer than stream_idle: 504, or in a stream an error event; a shorter stall is not cut', async () => {
   // x-mock-stall-ms: the mock sends the head at once and the body that much later
   const id = newId('stall-json');
   const r = await gate.post('/v1/chat/completions', chat(),
@@ -241,6 +241,21 @@ test('a non-stream answer whose body stalls longer than stream_idle gets 504; a 
   const a = await gate.post('/v1/messages', msgs(), { 'x-mock-stall-ms': '2500' }, { timeoutMs: ms(10000) });
   assert.equal(a.status, 504, a.text);
   anthropicError(a.json);
+
+  // a stream whose head came and whose first event does not: the error as an event
+  const sid = newId('stall-sse');
+  const s = await gate.post('/v1/chat/completions', chat({ stream: true }),
+    { 'x-mock-stall-ms': '2500', 'x-request-id': sid }, { timeoutMs: ms(10000) });
+  assert.equal(s.status, 200, s.text);
+  const sev = parseSSE(s.text);
+  openaiError(sev.at(-1).json, 'upstream_error');
+  assert.match(sev.at(-1).json.error.message, /mock-openai.*sent nothing for 1000 ms/);
+  assert.match((await gate.logRecord(sid)).error, /sent nothing/);
+  const as = await gate.post('/v1/messages', msgs({ stream: true }), { 'x-mock-stall-ms': '2500' },
+    { timeoutMs: ms(10000) });
+  assert.equal(as.status, 200, as.text);
+  assert.equal(parseSSE(as.text).at(-1).event, 'error');
+  anthropicError(parseSSE(as.text).at(-1).json);
 
   const ok = await gate.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '3', 'x-mock-stall-ms': '200' });
   assert.equal(ok.status, 200, ok.text);
