@@ -473,6 +473,8 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         s->pl.model = memcpy(s->strs, pl->model, mlen);
         s->pl.tool = pl->tool ? memcpy(s->strs + mlen, pl->tool, tlen) : NULL;
         s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
+    } else {
+        s->pl.cut_after = -1; /* a raw body is never cut by x-mock-cut-after */
     }
     s->build = build;
     s->text = m->cur_text;
