@@ -45,6 +45,7 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
     pl->malformed = f == F_MALFORMED;
     pl->n = 1;
     pl->reasoning = m->st.reasoning;
+    pl->oskew = m->st.oskew;
     pl->absurd = m->st.absurd;
     pl->split = m->st.split;
     pl->cut_after = (int)m->st.cut_after;
@@ -61,9 +62,12 @@ static void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body
     pl->cached = m->st.cached < pl->prompt ? m->st.cached : pl->prompt > 0 ? pl->prompt : 0;
 }
 
+/* Returns the output tokens pl bills (see mock.h); never below 0. */
 long long plan_output(const struct plan *pl)
 {
-    return (long long)pl->ntok * pl->n + pl->reasoning;
+    long long out = (long long)pl->ntok * pl->n + pl->reasoning + pl->oskew;
+
+    return out > 0 ? out : 0;
 }
 
 /*
@@ -320,6 +324,10 @@ static void chat_step(const struct plan *pl, struct pieces *p, int k)
     }
 }
 
+/*
+ * Serves /v1/chat/completions for body (the caller's; read, not kept): a reply of ntok tokens
+ * per choice under fault f and what m->st asks, or a 400 for a cap or n the API refuses.
+ */
 void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok, enum fault f)
 {
     const cJSON *limit = jget(body, "max_completion_tokens"), *n = jget(body, "n");
@@ -453,6 +461,7 @@ static void resp_step(const struct plan *pl, struct pieces *p, int k)
     }
 }
 
+/* Serves /v1/responses as ep_chat() serves chat; max_output_tokens below 16 gets 400. */
 void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                   enum fault f)
 {
@@ -584,6 +593,7 @@ static void msg_step(const struct plan *pl, struct pieces *p, int k)
     }
 }
 
+/* Serves /v1/messages as ep_chat() serves chat; max_tokens is required, at least 1. */
 void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                  enum fault f)
 {

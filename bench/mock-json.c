@@ -10,6 +10,7 @@ static const char *const mock_words[] = {
 
 /* ---- text ---- */
 
+/* Returns the text of token i of every reply (a static string): the words in turn. */
 const char *word(int i)
 {
     return mock_words[(size_t)i % NELEM(mock_words)];

@@ -25,8 +25,9 @@ struct stream {
     size_t next;        /* next piece to send */
     int sent_paced;     /* content deltas (PIECE_DELTA) sent so far */
     long long sent_tok; /* tokens of text (PIECE_TOKEN) sent so far */
-    long long bytes;    /* body bytes handed to the connection, after compression */
+    long long wire;     /* body bytes handed to evhttp: compressed, chunk framing included */
     z_stream *z;        /* compresses the body when pl.enc is set, else NULL */
+    long long text;     /* tokens of text the whole reply holds */
     int waited;         /* the pause before piece `next` is over */
     int tries;          /* SM_RESET_WAIT: checks so far */
     cJSON *usage;       /* its /_mock/usage entry, marked complete at the end; or NULL */
@@ -95,7 +96,8 @@ void piece_event(struct pieces *p, cJSON *e, int paced)
  * none (a chat stream sends it last). The entry:
  * {input, output, complete, usage: reported, absurd: x-mock-usage (when the
  * report lies), cached, reasoning, sent: tokens of text handed to the
- * connection, bytes: body bytes handed to it (compressed, when it is),
+ * connection, bytes: body bytes written to the socket (compressed when it is,
+ * chunk framing included; all of them once complete),
  * closed: the connection went (peer gone, timeout) before the reply ended}.
  */
 void usage_note(struct mock *m, const struct plan *pl, int reported)
@@ -129,7 +131,7 @@ void usage_note(struct mock *m, const struct plan *pl, int reported)
     m->cur_usage = e;
 }
 
-/* Sets an entry's count of text tokens and bytes handed to the connection so far. */
+/* Sets an entry's count of text tokens handed to the connection and bytes written so far. */
 static void usage_sent(cJSON *e, long long sent, long long bytes)
 {
     cJSON_SetNumberValue(jget(e, "sent"), (double)sent);
@@ -245,6 +247,23 @@ static int stream_fill(struct stream *s)
     return 0;
 }
 
+/* Returns the bytes evhttp holds for the peer, not yet written to the socket. */
+static size_t stream_unsent(struct stream *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* Notes in the usage entry the text tokens sent and the body bytes written to the socket so far. */
+static void stream_note(struct stream *s)
+{
+    long long unsent = (long long)stream_unsent(s);
+
+    if (s->usage && s->gen == s->m->usage_gen)
+        usage_sent(s->usage, s->sent_tok, s->wire > unsent ? s->wire - unsent : 0);
+}
+
 /*
  * Sends the next len bytes of the pieces as one body chunk (compressed and
  * flushed, when the body is), and notes what has gone in its usage entry.
@@ -252,6 +271,7 @@ static int stream_fill(struct stream *s)
 static void stream_send(struct stream *s, size_t len)
 {
     struct evbuffer *chunk = s->m->scratch, *zout = s->m->scratch2;
+    size_t before;
 
     if (len == 0) /* an empty chunk would end a chunked body */
         return;
@@ -262,30 +282,31 @@ static void stream_send(struct stream *s, size_t len)
         evbuffer_drain(chunk, len);
         evbuffer_add_buffer(chunk, zout);
     }
-    s->bytes += (long long)evbuffer_get_length(chunk);
+    before = stream_unsent(s);
     if (evbuffer_get_length(chunk) > 0)
         evhttp_send_reply_chunk(s->req, chunk);
+    s->wire += (long long)(stream_unsent(s) - before);
     evbuffer_drain(chunk, evbuffer_get_length(chunk));
-    if (s->usage && s->gen == s->m->usage_gen)
-        usage_sent(s->usage, s->sent_tok, s->bytes);
+    stream_note(s);
 }
 
 /* Ends the reply normally and frees s. */
 static void stream_finish(struct stream *s)
 {
     struct evhttp_request *req = s->req;
-
     struct evbuffer *chunk = s->m->scratch;
 
+    size_t before = stream_unsent(s);
+
     if (s->z && z_put(s->z, "", 0, Z_FINISH, chunk) == 0 && evbuffer_get_length(chunk) > 0) {
-        s->bytes += (long long)evbuffer_get_length(chunk);
         evhttp_send_reply_chunk(s->req, chunk);
+        s->wire += (long long)(stream_unsent(s) - before);
     }
     evbuffer_drain(chunk, evbuffer_get_length(chunk));
     /* cleared first: ending the reply may free the connection, which calls closecb */
     evhttp_connection_set_closecb(s->evcon, NULL, NULL);
     if (s->usage && s->gen == s->m->usage_gen) /* the slow mode does not count tokens */
-        usage_complete(s->usage, s->pl.tool ? 0 : (long long)s->pl.ntok * s->pl.n, s->bytes);
+        usage_complete(s->usage, s->text, s->wire);
     stream_free(s);
     evhttp_send_reply_end(req);
 }
@@ -313,14 +334,6 @@ static void stream_drop(struct stream *s, int rst)
     evhttp_connection_free(evcon);
 }
 
-/* Returns the bytes evhttp holds for the peer, not yet written to the socket. */
-static size_t stream_unsent(struct stream *s)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
-}
-
 /*
  * Sends pieces, building steps as it goes, until a pause, a peer that does
  * not keep up, the reset point or the end (which frees s).
@@ -341,6 +354,7 @@ static void stream_pump(struct stream *s)
             return;
         }
         if (stream_unsent(s) >= MOCK_UNSENT_MAX) { /* look again when some has gone */
+            stream_note(s);
             stream_arm(s, 10);
             return;
         }
@@ -459,8 +473,11 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         s->pl.model = memcpy(s->strs, pl->model, mlen);
         s->pl.tool = pl->tool ? memcpy(s->strs + mlen, pl->tool, tlen) : NULL;
         s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
+    } else {
+        s->pl.cut_after = -1; /* a raw body is never cut by x-mock-cut-after */
     }
     s->build = build;
+    s->text = m->cur_text;
     s->usage = m->cur_usage;
     s->gen = m->usage_gen;
     evhttp_connection_set_closecb(s->evcon, stream_closed, s);
@@ -485,6 +502,8 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
     }
     if (mode == SM_SLOW)
         stream_arm(s, MOCK_SLOW_MS);
+    else if (m->st.stall_ms > 0) /* x-mock-stall-ms: the body waits */
+        stream_arm(s, (int)m->st.stall_ms);
     else
         stream_pump(s);
 }
@@ -499,7 +518,7 @@ void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum 
     char *s;
     int made;
 
-    if (f != F_SLOW && f != F_RESET && f != F_MALFORMED) {
+    if (f != F_SLOW && f != F_RESET && f != F_MALFORMED && !(m->st.stall_ms > 0 && f == F_NONE)) {
         made = json_print(out, body) == 0;
         cJSON_Delete(body);
         if (made && (f == F_GZIP || f == F_DEFLATE) && (made = z_body(out, f) == 0))
@@ -520,7 +539,11 @@ void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum 
         evbuffer_add(evhttp_request_get_output_buffer(req), s, strlen(s) / 2);
         evhttp_send_reply(req, 200, NULL, NULL);
     } else {
-        stream_start(m, req, f == F_SLOW ? SM_SLOW : SM_RESET, NULL, NULL, f == F_SLOW ? s : NULL);
+        stream_start(m, req,
+                     f == F_SLOW    ? SM_SLOW
+                     : f == F_RESET ? SM_RESET
+                                    : SM_PACED,
+                     NULL, NULL, f == F_RESET ? NULL : s);
     }
     cJSON_free(s);
 }

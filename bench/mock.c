@@ -52,6 +52,8 @@ static const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
     const char *cached = evhttp_find_header(ih, "x-mock-cached");
     const char *reasoning = evhttp_find_header(ih, "x-mock-reasoning");
     const char *split = evhttp_find_header(ih, "x-mock-split");
+    const char *stall = evhttp_find_header(ih, "x-mock-stall-ms");
+    const char *oskew = evhttp_find_header(ih, "x-mock-output-skew");
     long on = 0;
     size_t i;
 
@@ -70,6 +72,10 @@ static const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
         return "mock: bad x-mock-cached";
     if (reasoning && parse_long(reasoning, 0, 100000000, &st->reasoning) < 0)
         return "mock: bad x-mock-reasoning";
+    if (oskew && parse_long(oskew, -1000000, 1000000, &st->oskew) < 0)
+        return "mock: bad x-mock-output-skew";
+    if (stall && parse_long(stall, 0, 3600000, &st->stall_ms) < 0)
+        return "mock: bad x-mock-stall-ms";
     if (split && parse_long(split, 0, 1, &on) < 0)
         return "mock: x-mock-split must be 0 or 1";
     st->split = (int)on;
@@ -495,9 +501,11 @@ static void usage(int rc)
         "  x-mock-usage: negative|huge|fraction|string  the final usage reports input and\n"
         "                          output as -5, 1e13, 10.5 or \"10\"\n"
         "  x-mock-usage-skew: N    add N to every prompt token count\n"
+        "  x-mock-output-skew: N   add N to the output tokens billed and reported\n"
         "  x-mock-cached: N        N prompt tokens were cache reads (at most the prompt)\n"
         "  x-mock-reasoning: N     N more output tokens, reported as reasoning\n"
         "  x-mock-split: 1         every third word goes out in two deltas\n"
+        "  x-mock-stall-ms: N      the body (stream or not) waits N ms after the head\n"
         "hooks: GET /_mock/stats, /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
         "  complete, usage, absurd, cached, reasoning, sent, bytes, closed); POST /_mock/reset\n");
     exit(rc);

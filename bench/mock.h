@@ -87,6 +87,8 @@ struct steer {
     long cached;        /* x-mock-cached: prompt tokens read from a cache */
     long reasoning;     /* x-mock-reasoning: output tokens spent reasoning */
     int split;          /* x-mock-split: every third word goes out in two deltas */
+    long stall_ms;      /* x-mock-stall-ms: the body waits this long after the head */
+    long oskew;         /* x-mock-output-skew: added to the output tokens billed */
 };
 
 /* Server state, passed to every callback; nothing here is global. */
@@ -138,9 +140,10 @@ struct plan {
     int error_event;     /* a stream ends with an error event after its steps */
     int cut_after;       /* a stream is reset after this many content deltas; -1: never */
     enum fault enc;      /* F_GZIP or F_DEFLATE: the body is compressed; else F_NONE */
+    long long oskew;     /* added to the output billed (a provider counting its own way) */
 };
 
-/* Returns the output tokens a plan bills: its text over all choices and its reasoning. */
+/* Returns the output tokens a plan bills: its text over all choices, its reasoning and oskew. */
 long long plan_output(const struct plan *pl);
 
 #define MOCK_PIECES (2 * MOCK_MAX_N + 4) /* pieces one step may make */

@@ -108,9 +108,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     req->agent = -1;
     req->out_limit = -1;
     req->t_start = gate_now_us();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    req->wall_start = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    req->wall_start = gate_wall_now();
     snprintf(req->peer, sizeof(req->peer), "%s", c->peer);
     return req;
 }

@@ -39,12 +39,40 @@ int64_t gate_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* TOKENGATE_TEST_CLOCK_OFFSET_S, read once by gate_server_run before any thread starts; 0 when
+ * unset. A test hook: it moves every window and record time, so tests need not wait for a
+ * boundary. Read-only once the workers run. */
+static double wall_offset_s;
+
 double gate_wall_now(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9 + wall_offset_s;
+}
+
+/* Reads TOKENGATE_TEST_CLOCK_OFFSET_S into wall_offset_s. Returns 0, or -1 with a message in
+ * err when it is set but not a number of seconds within a year. */
+static int wall_offset_init(char *err, size_t errlen)
+{
+    const char *v = getenv("TOKENGATE_TEST_CLOCK_OFFSET_S");
+    char *end;
+    double d;
+
+    if (v == NULL || *v == '\0')
+        return 0;
+    d = strtod(v, &end);
+    if (*end != '\0' || !(d >= -31536000.0 && d <= 31536000.0)) {
+        snprintf(err, errlen, "TOKENGATE_TEST_CLOCK_OFFSET_S=%s: not a number of seconds", v);
+        return -1;
+    }
+    wall_offset_s = d;
+    fprintf(stderr,
+            "tokengate: test clock: wall time moved by %.3f s "
+            "(TOKENGATE_TEST_CLOCK_OFFSET_S)\n",
+            d);
+    return 0;
 }
 
 void gate_iso_utc(double t, char *buf, size_t cap)
@@ -280,6 +308,8 @@ int gate_server_run(struct conf *conf)
 
     srv.conf = conf_ref(conf);
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
+    if (wall_offset_init(err, sizeof(err)) < 0)
+        goto fail;
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
 
@@ -302,10 +332,7 @@ int gate_server_run(struct conf *conf)
                                   sizeof(err))) == NULL)
         goto fail;
     if (conf->nscopes > 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        srv.book = budget_book_new(conf, srv.ledger, (double)now.tv_sec + now.tv_nsec / 1e9, err,
-                                   sizeof(err));
+        srv.book = budget_book_new(conf, srv.ledger, gate_wall_now(), err, sizeof(err));
         if (srv.book == NULL)
             goto fail;
     }

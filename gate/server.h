@@ -95,7 +95,8 @@ struct bufferevent *gate_tls_bufferevent(const struct gate_server *srv, struct e
 /* Sends a budget alert (a JSON object) to the configured webhook, if any. Thread-safe. */
 void gate_server_alert(struct gate_server *srv, const char *json);
 
-/* Wall-clock seconds since the epoch (CLOCK_REALTIME), for windows and records. */
+/* Wall-clock seconds since the epoch (CLOCK_REALTIME, moved by TOKENGATE_TEST_CLOCK_OFFSET_S
+ * when a test set it), for windows and records. */
 double gate_wall_now(void);
 
 /* Writes t (seconds since the epoch) as "2026-11-23T16:18:59Z" into buf. */

@@ -104,11 +104,11 @@ for (const [name, data, todo] of MALFORMED) {
 }
 
 test('a malformed request is counted and logged as a 400 with the reason', async () => {
-  const before = (await gate.request('/status')).json.requests_by_status['400'] ?? 0;
+  const before = (await gate.status()).json.requests_by_status['400'] ?? 0;
   const r = await rawRequest(gate.port,
     head() + `Content-Length: 3\r\nContent-Length: 3\r\n\r\n{}x`);
   assert.equal(r.status, 400);
-  const after = (await gate.request('/status')).json.requests_by_status['400'] ?? 0;
+  const after = (await gate.status()).json.requests_by_status['400'] ?? 0;
   assert.equal(after - before, 1);
   const deadline = Date.now() + ms(5000);
   let rec;

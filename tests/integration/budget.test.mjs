@@ -177,7 +177,7 @@ function ledgerRows(gate) {
 }
 
 /** Polls the ledger until it holds the rows with these ids (rejections are written unheld). */
-async function ledgerRowsFor(gate, ids, timeoutMs = ms(5000)) {
+async function ledgerRowsFor(gate, ids, timeoutMs = ms(15000)) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = ledgerRows(gate);
@@ -256,7 +256,7 @@ test('every bypass is refused with 401 in the API\'s own format, on every endpoi
   assert.equal(budgetAfter.used_tokens, budgetBefore.used_tokens, 'a refused request was charged');
   assert.equal(budgetAfter.reserved_tokens, 0);
   // every refusal is recorded as unauthenticated, charged nothing
-  const deadline = Date.now() + ms(5000);
+  const deadline = Date.now() + ms(15000);
   while (records(g).length < logBefore + n && Date.now() < deadline) await sleep(20);
   const recs = records(g).slice(logBefore);
   assert.equal(recs.length, n);
@@ -370,7 +370,7 @@ test('a tight team budget: requests pass until it is used up, then 429 budget_ex
   // the official SDKs raise their rate-limit error once, without retrying
   const rejectedNow = () => records(g).filter((x) => x.decision === 'rejected').length;
   const settle = async (want) => {
-    const deadline = Date.now() + ms(2000);
+    const deadline = Date.now() + ms(15000);
     while (rejectedNow() < want && Date.now() < deadline) await sleep(20);
   };
   await settle(6);
@@ -685,7 +685,7 @@ test('admin API: token required; budgets shown, raised and reset; keys made, lis
   await waitLogRecord(g.logPath, lastId);
   const recs = records(g);
   let mt, metrics;
-  const deadline = Date.now() + ms(3000);
+  const deadline = Date.now() + ms(15000);
   for (;;) {
     mt = await admin(g, 'GET', '/metrics');
     assert.equal(mt.status, 200);
@@ -995,7 +995,7 @@ test('alerts: an https webhook whose certificate is for another name gets nothin
       `upstream: { ca_file: ${q(pki.ca)} }`,
   });
   await spendPastHalf(g, hook);
-  const deadline = Date.now() + ms(5000);
+  const deadline = Date.now() + ms(15000);
   while (!/alert webhook/.test(g.proc.stderr) && Date.now() < deadline) await sleep(50);
   assert.match(g.proc.stderr, /tokengate: alert: team:eval day budget at 50%/);
   assert.match(g.proc.stderr,
@@ -1017,7 +1017,7 @@ test('alerts: a webhook that refuses connections is reported, and requests go on
     alerts: `alerts: { thresholds: [50], webhook: ${q(`http://127.0.0.1:${port}/hook`)} }`,
   });
   await spendPastHalf(g);
-  const deadline = Date.now() + ms(5000);
+  const deadline = Date.now() + ms(15000);
   while (!/alert webhook/.test(g.proc.stderr) && Date.now() < deadline) await sleep(50);
   assert.match(g.proc.stderr,
     new RegExp(`tokengate: alert webhook http://127\\.0\\.0\\.1:${port}: cannot connect \\(refused, unreachable or timed out\\), alert dropped`));

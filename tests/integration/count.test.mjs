@@ -1,8 +1,9 @@
 // The gate's own token count of every request, beside the provider's: what the request log
 // says, what /status says, and the config that steers it. The mock counts usage the way OpenAI
-// does (with tokengate's tokenizer), and x-mock-usage-skew makes it disagree by a known amount.
-// Expected input counts are computed here from the npm tiktoken package and OpenAI's formula,
-// independently of the C code.
+// does (with tokengate's tokenizer); x-mock-usage-skew and x-mock-output-skew make it disagree
+// by a known amount. Expected counts, the gate's and the mock's alike, are computed here from the
+// npm tiktoken package and the APIs' formulas, independently of the C code, so that a drift of 0
+// is checked, not assumed.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,8 @@ before(async () => {
       models: {
         ...base.models,
         'gpt-4.1-drift': 'mock-openai',
+        'gpt-4.1-rdrift': 'mock-openai',
+        'claude-drift': { provider: 'mock-anthropic', upstream_model: 'claude-haiku-4-5' },
         'forced-cl100k': { provider: 'mock-openai', upstream_model: 'gpt-4o-mini',
           encoding: 'cl100k_base' },
         'claude-calibrated': { provider: 'mock-anthropic', upstream_model: 'claude-haiku-4-5',
@@ -49,6 +52,30 @@ const n = (enc, s) => enc.encode(s, [], []).length;
 // OpenAI's formula: 3 per message, the role and content, 3 to prime the reply
 const chatInput = (enc, msgs) =>
   msgs.reduce((t, m) => t + 3 + n(enc, m.role) + n(enc, m.content) + (m.name ? n(enc, m.name) + 1 : 0), 0) + 3;
+
+// Responses: the instructions, 3 for the input message and its text, 3 to prime the reply.
+const respInput = (enc, input, instructions) =>
+  (instructions ? n(enc, instructions) : 0) + 3 + n(enc, input) + 3;
+// Anthropic's, as the gate estimates it with cl100k: the system text, 3 and the text of each
+// message, 3 to prime the reply.
+const msgText = (c) => (typeof c === 'string' ? c : c.map((b) => b.text).join(''));
+const msgInput = (enc, body) => n(enc, body.system ?? '') +
+  body.messages.reduce((t, m) => t + 3 + n(enc, msgText(m.content)), 0) + 3;
+
+/** The reply text of a response of the API at path p, streamed or not. */
+function replyText(p, r, stream) {
+  const ev = stream ? parseSSE(r.text) : [];
+  if (p === '/v1/chat/completions') {
+    return stream ? ev.filter((e) => e.json?.choices).map((e) => e.json.choices[0]?.delta?.content ?? '').join('')
+      : r.json.choices[0].message.content;
+  }
+  if (p === '/v1/responses') {
+    return stream ? ev.filter((e) => e.event === 'response.output_text.delta').map((e) => e.json.delta).join('')
+      : r.json.output[0].content[0].text;
+  }
+  return stream ? ev.filter((e) => e.event === 'content_block_delta').map((e) => e.json.delta.text).join('')
+    : r.json.content[0].text;
+}
 
 function checkCount(rec, { encoding, input, approximate = false }) {
   assert.ok(rec.count, `record ${rec.id} has a count`);
@@ -90,45 +117,70 @@ test('messages, responses and embeddings are counted too', async () => {
   ];
   for (const [p, body, encoding, approximate] of cases) {
     const id = newId('count-any');
-    const headers = { 'x-request-id': id, 'x-mock-tokens': '7' };
+    const headers = { 'x-request-id': id, 'x-mock-tokens': '7', 'x-mock-split': '1' };
     if (p.startsWith('/v1/messages')) headers['anthropic-version'] = '2023-06-01';
     const r = await gate.post(p, body, headers);
     assert.equal(r.status, 200, `${p}: ${r.text}`);
     const rec = await gate.logRecord(id);
-    checkCount(rec, { encoding, approximate });
-    assert.equal(rec.count.input_diff, 0, `${p} stream=${!!body.stream}: input drift`);
+    const what = `${p} stream=${!!body.stream}`;
+    const enc = encoding === 'o200k_base' ? o200k : cl100k;
+    // the gate's count, and the mock's usage, against a reference computed here
+    const input = p === '/v1/embeddings' ? n(cl100k, PROMPT) + n(cl100k, 'second')
+      : p === '/v1/responses' ? respInput(enc, body.input, body.instructions)
+        : msgInput(enc, body);
+    checkCount(rec, { encoding, approximate, input });
+    assert.equal(rec.usage.input, input, `${what}: the mock's input`);
+    assert.equal(rec.count.input_diff, 0, `${what}: input drift`);
     if (p === '/v1/embeddings') {
-      assert.equal(rec.count.input, n(cl100k, PROMPT) + n(cl100k, 'second'));
       assert.equal(rec.count.output, null);
     } else {
-      assert.equal(rec.count.output, 7, `${p} stream=${!!body.stream}: output`);
-      assert.equal(rec.count.output_diff, 0);
+      // words split across deltas (x-mock-split) are counted once
+      const text = replyText(p, r, !!body.stream);
+      assert.equal(rec.count.output, n(enc, text), `${what}: output`);
+      assert.equal(rec.usage.output, 7, `${what}: the mock's output`);
+      assert.equal(rec.count.output_diff, 7 - n(enc, text), `${what}: output drift`);
     }
   }
 });
 
 test('a provider that counts differently shows in the log and in /status', async () => {
+  // the mock's own rule: the reference count plus x-mock-usage-skew in, the reply text's tokens
+  // plus x-mock-output-skew out; /status must report those known skews
+  const skews = [[4, 2], [8, 6], [0, 0], [12, 4]];
+  const mean = (k) => skews.reduce((a, s) => a + s[k], 0) / skews.length;
   const msgs = [{ role: 'user', content: PROMPT }];
-  const skews = [4, 8, 0, 12];
-  for (const skew of skews) {
-    const id = newId('count-skew');
-    const r = await gate.post('/v1/chat/completions', { model: 'gpt-4.1-drift', messages: msgs },
-      { 'x-request-id': id, 'x-mock-usage-skew': String(skew) });
-    assert.equal(r.status, 200, r.text);
-    const rec = await gate.logRecord(id);
-    assert.equal(rec.count.input, chatInput(o200k, msgs));
-    assert.equal(rec.usage.input, chatInput(o200k, msgs) + skew);
-    assert.equal(rec.count.input_diff, skew);
+  const cases = [
+    ['/v1/chat/completions', 'gpt-4.1-drift', { model: 'gpt-4.1-drift', messages: msgs },
+      chatInput(o200k, msgs)],
+    ['/v1/responses', 'gpt-4.1-rdrift', { model: 'gpt-4.1-rdrift', input: PROMPT },
+      respInput(o200k, PROMPT)],
+    ['/v1/messages', 'claude-drift', { model: 'claude-drift', max_tokens: 64, messages: msgs },
+      msgInput(cl100k, { messages: msgs })],
+  ];
+  for (const [p, model, body, ours] of cases) {
+    for (const [inSkew, outSkew] of skews) {
+      const id = newId('count-skew');
+      const r = await gate.post(p, body, { 'x-request-id': id, 'x-mock-tokens': '5',
+        'x-mock-usage-skew': String(inSkew), 'x-mock-output-skew': String(outSkew) });
+      assert.equal(r.status, 200, r.text);
+      const rec = await gate.logRecord(id);
+      assert.equal(rec.count.input, ours, `${p}: our input`);
+      assert.equal(rec.usage.input, ours + inSkew, `${p}: the provider's input`);
+      assert.equal(rec.count.input_diff, inSkew);
+      assert.equal(rec.count.output, 5);
+      assert.equal(rec.usage.output, 5 + outSkew);
+      assert.equal(rec.count.output_diff, outSkew);
+    }
+    const st = await gate.status();
+    assert.equal(st.status, 200);
+    const d = st.json.token_count_drift[model];
+    assert.ok(d, `/status has ${model}: ${st.text}`);
+    assert.equal(d.requests, skews.length);
+    assert.equal(d.mean_input_diff, mean(0), `${model}: mean input drift`);
+    assert.equal(d.mean_output_diff, mean(1), `${model}: mean output drift`);
+    const n4 = skews.length;
+    assert.equal(d.input_ratio, Math.round(((ours * n4 + mean(0) * n4) / (ours * n4)) * 1e4) / 1e4);
   }
-  const st = await gate.request('/status');
-  assert.equal(st.status, 200);
-  const d = st.json.token_count_drift['gpt-4.1-drift'];
-  assert.ok(d, `/status has the model: ${st.text}`);
-  assert.equal(d.requests, skews.length);
-  assert.equal(d.mean_input_diff, skews.reduce((a, b) => a + b, 0) / skews.length);
-  assert.equal(d.mean_output_diff, 0);
-  const ours = chatInput(o200k, msgs);
-  assert.equal(d.input_ratio, Math.round(((ours * 4 + 24) / (ours * 4)) * 1e4) / 1e4);
 });
 
 test('config: a model\'s encoding and calibration factor are used', async () => {

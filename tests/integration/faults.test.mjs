@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   test, cleanup, startMock, startGate, mockProviders, RawClient, rawPost, parseSSE, newId,
-  wordCount, closedPort, sleep, ms, readLogNow,
+  wordCount, closedPort, sleep, ms, readLogNow, queuedBytes, waitStable,
 } from './harness.mjs';
 
 const TIMEOUTS = {
@@ -131,10 +131,8 @@ test('any provider status is relayed (x-mock-status)', async () => {
 
 test('a reset in the middle of a stream ends the stream with an error event', async () => {
   const id = newId('reset-stream');
-  const t0 = Date.now();
   const r = await gate.post('/v1/chat/completions', chat({ stream: true }),
     { 'x-mock-fault': 'reset', 'x-mock-tokens': '20', 'x-request-id': id }, { timeoutMs: ms(10000) });
-  assert.ok(Date.now() - t0 < ms(5000), 'the stream ended promptly');
   assert.equal(r.status, 200);
   const events = parseSSE(r.text);
   const text = events.filter((e) => e.json?.choices).map((e) => e.json.choices[0]?.delta?.content ?? '')
@@ -144,6 +142,8 @@ test('a reset in the middle of a stream ends the stream with an error event', as
   const last = events.at(-1);
   openaiError(last.json, 'upstream_error');
   assert.match(last.json.error.message, /mock-openai/);
+  // ended by the reset itself, not later by stream_idle
+  assert.doesNotMatch(last.json.error.message, /sent nothing/);
   const rec = await gate.logRecord(id);
   assert.equal(rec.status, 200);
   assert.equal(rec.stream, true);
@@ -187,10 +187,10 @@ test('a provider that never answers -> 504 after upstream_first_byte', async () 
     const elapsed = Date.now() - t0;
     assert.equal(r.status, 504, r.text);
     assert.ok(elapsed >= 900, `answered after ${elapsed} ms, before the 1 s timeout`);
-    assert.ok(elapsed < ms(4000), `answered after ${elapsed} ms`);
     assert.match(r.headers['content-type'], /^application\/json/);
     openaiError(r.json, 'upstream_error');
-    assert.match(r.json.error.message, /mock-openai/);
+    // the timer that fired is upstream_first_byte (1 s), no other
+    assert.match(r.json.error.message, /mock-openai.* no response within 1000 ms/);
     const rec = await gate.logRecord(id);
     assert.equal(rec.status, 504);
     assert.match(rec.error, /mock-openai/);
@@ -207,12 +207,12 @@ test('a stream that stalls longer than stream_idle ends with an error event', as
     { 'x-mock-tokens': '3', 'x-request-id': id }, { timeoutMs: ms(10000) });
   const elapsed = Date.now() - t0;
   assert.equal(r.status, 200);
-  assert.ok(elapsed >= 900 && elapsed < ms(4000), `ended after ${elapsed} ms`);
+  assert.ok(elapsed >= 900, `ended after ${elapsed} ms, before stream_idle`);
   const events = parseSSE(r.text);
   assert.ok(events[0].json?.choices, 'the stream had started');
   const last = events.at(-1);
   openaiError(last.json, 'upstream_error');
-  assert.match(last.json.error.message, /delayed-openai/);
+  assert.match(last.json.error.message, /delayed-openai.* sent nothing for 1000 ms/);
   const rec = await gate.logRecord(id);
   assert.equal(rec.status, 200);
   assert.match(rec.error, /delayed-openai/);
@@ -227,10 +227,40 @@ test('a stream that stalls longer than stream_idle ends with an error event', as
   assert.match(aev.at(-1).json.error.message, /delayed-anthropic/);
 });
 
-test('a non-stream answer from a delayed provider is not cut by stream_idle', async () => {
-  // the delay applies to streamed tokens only: a whole answer comes at once
-  const r = await gate.post('/v1/chat/completions', chat({ model: 'delayed-gpt' }), { 'x-mock-tokens': '3' });
-  assert.equal(r.status, 200, r.text);
+test('a body that stalls longer than stream_idle: 504, or in a stream an error event; a shorter stall is not cut', async () => {
+  // x-mock-stall-ms: the mock sends the head at once and the body that much later
+  const id = newId('stall-json');
+  const r = await gate.post('/v1/chat/completions', chat(),
+    { 'x-mock-tokens': '3', 'x-mock-stall-ms': '2500', 'x-request-id': id }, { timeoutMs: ms(10000) });
+  assert.equal(r.status, 504, r.text);
+  openaiError(r.json, 'upstream_error');
+  assert.match(r.json.error.message, /mock-openai.*sent nothing for 1000 ms/);
+  const rec = await gate.logRecord(id);
+  assert.equal(rec.status, 504);
+  assert.match(rec.error, /sent nothing/);
+
+  const a = await gate.post('/v1/messages', msgs(), { 'x-mock-stall-ms': '2500' }, { timeoutMs: ms(10000) });
+  assert.equal(a.status, 504, a.text);
+  anthropicError(a.json);
+
+  // a stream whose head came and whose first event does not: the error as an event
+  const sid = newId('stall-sse');
+  const s = await gate.post('/v1/chat/completions', chat({ stream: true }),
+    { 'x-mock-stall-ms': '2500', 'x-request-id': sid }, { timeoutMs: ms(10000) });
+  assert.equal(s.status, 200, s.text);
+  const sev = parseSSE(s.text);
+  openaiError(sev.at(-1).json, 'upstream_error');
+  assert.match(sev.at(-1).json.error.message, /mock-openai.*sent nothing for 1000 ms/);
+  assert.match((await gate.logRecord(sid)).error, /sent nothing/);
+  const as = await gate.post('/v1/messages', msgs({ stream: true }), { 'x-mock-stall-ms': '2500' },
+    { timeoutMs: ms(10000) });
+  assert.equal(as.status, 200, as.text);
+  assert.equal(parseSSE(as.text).at(-1).event, 'error');
+  anthropicError(parseSSE(as.text).at(-1).json);
+
+  const ok = await gate.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '3', 'x-mock-stall-ms': '200' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.usage.completion_tokens, 3);
 });
 
 test('a slow drip stream longer than stream_idle completes', async () => {
@@ -319,10 +349,10 @@ test('an answer over max_response_bytes -> 502', async () => {
 test('a provider nobody listens for -> 502 naming the provider', async () => {
   for (const body of [chat({ model: 'dead-gpt' }), chat({ model: 'dead-gpt', stream: true })]) {
     const id = newId('dead');
-    const t0 = Date.now();
     const r = await gate.post('/v1/chat/completions', body, { 'x-request-id': id });
-    assert.ok(Date.now() - t0 < ms(3000));
     assert.equal(r.status, 502, r.text);
+    // refused at once, not given up at upstream_connect (2 s)
+    assert.doesNotMatch(r.json.error.message, /timed out/);
     openaiError(r.json, 'upstream_error');
     assert.match(r.json.error.message, /dead-openai/);
     assert.match(r.json.error.message, new RegExp(`127\\.0\\.0\\.1:${deadPort}`));
@@ -342,11 +372,11 @@ test('request headers that do not arrive in time -> 408 and close', async () => 
   try {
     const t0 = Date.now();
     await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Partial: yes\r\n');
-    const r = await c.readResponse({ timeoutMs: ms(6000) });
+    const r = await c.readResponse({ timeoutMs: ms(15000) });
     const elapsed = Date.now() - t0;
     assert.equal(r.status, 408);
     assert.match(r.headers['x-request-id'] ?? '', /^[A-Za-z0-9._:-]{1,64}$/);
-    assert.ok(elapsed >= 900 && elapsed < ms(4000), `408 after ${elapsed} ms`);
+    assert.ok(elapsed >= 900, `408 after ${elapsed} ms, before client_header`);
     openaiError(JSON.parse(r.body), 'invalid_request_error');
     assert.equal(r.headers.connection, 'close');
     assert.ok(await c.waitClosed(ms(3000)), 'the connection was not closed');
@@ -361,10 +391,10 @@ test('a request body that does not arrive in time -> 408 and close', async () =>
     const t0 = Date.now();
     await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
       'content-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":');
-    const r = await c.readResponse({ timeoutMs: ms(8000) });
+    const r = await c.readResponse({ timeoutMs: ms(15000) });
     const elapsed = Date.now() - t0;
     assert.equal(r.status, 408);
-    assert.ok(elapsed >= 900 && elapsed < ms(5000), `408 after ${elapsed} ms`);
+    assert.ok(elapsed >= 900, `408 after ${elapsed} ms, before the timeout`);
     assert.ok(await c.waitClosed(ms(3000)));
   } finally {
     c.destroy();
@@ -381,8 +411,8 @@ test('an idle connection is closed silently after client_idle', async () => {
     await c2.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     assert.equal((await c2.readResponse()).status, 200);
     const got = c2.received;
-    assert.ok(await c1.waitClosed(ms(6000)), 'the silent connection was not closed');
-    assert.ok(await c2.waitClosed(ms(6000)), 'the idle keep-alive connection was not closed');
+    assert.ok(await c1.waitClosed(ms(15000)), 'the silent connection was not closed');
+    assert.ok(await c2.waitClosed(ms(15000)), 'the idle keep-alive connection was not closed');
     const elapsed = Date.now() - t0;
     assert.ok(elapsed >= 1500, `closed after ${elapsed} ms, before client_idle`);
     assert.equal(c1.received, 0, 'a silent connection got bytes');
@@ -394,12 +424,12 @@ test('an idle connection is closed silently after client_idle', async () => {
 });
 
 async function openConnections() {
-  return (await gate.request('/status')).json.connections_open;
+  return (await gate.status()).json.connections_open;
 }
 
 /** Waits until at most n connections are open (the /status request itself included). */
 async function waitConnections(n) {
-  const deadline = Date.now() + ms(5000);
+  const deadline = Date.now() + ms(15000);
   let open;
   while ((open = await openConnections()) > n && Date.now() < deadline) await sleep(50);
   return open;
@@ -471,14 +501,24 @@ test('backpressure: a client that stops reading does not make the gate buffer th
       sock.pause();
       sock.write(Buffer.from(rawPost('/v1/chat/completions', body,
         { 'x-mock-tokens': '100000', 'x-request-id': id }), 'latin1'));
-      await sleep(ms(2000));
+
+      // The provider is made to wait: the bytes the mock has written to its socket stop
+      // growing, far short of the stream's 60 MB.
+      const written = async () => (await mock.usageOf(id))?.bytes ?? 0;
+      const stalled = await waitStable(written, 'the bytes the mock wrote');
+      assert.ok(stalled > 0 && stalled < 16 * 1024 * 1024,
+        `the mock wrote ${stalled} bytes with the client paused`);
+      // What the gate holds is what the mock wrote less what waits in the kernel's socket
+      // queues (mock to gate, gate to client): about the documented 256 KiB watermark (the
+      // output past it, plus a read or two), not megabytes.
+      const queued = queuedBytes(mock.port) + queuedBytes(big.port);
+      const held = stalled - queued;
       const rss1 = big.rssKiB();
-      await sleep(500);
-      const rss2 = big.rssKiB();
-      const growthMiB = (Math.max(rss1, rss2) - rss0) / 1024;
-      t.diagnostic(`gate RSS ${rss0} KiB before, ${rss1} and ${rss2} KiB while the client paused`);
-      assert.ok(growthMiB < 32,
-        `the gate grew by ${growthMiB.toFixed(1)} MiB while the client paused`);
+      t.diagnostic(`the mock wrote ${stalled} bytes, ${queued} wait in socket queues: the gate ` +
+        `holds ${held}; gate RSS ${rss0} KiB before, ${rss1} KiB while the client paused`);
+      assert.ok(held >= 192 * 1024 && held <= 1024 * 1024,
+        `the gate holds ${held} bytes of the stream while its client reads nothing`);
+      assert.ok((rss1 - rss0) / 1024 < 32, `the gate grew by ${(rss1 - rss0) / 1024} MiB`);
 
       // now read it all
       let total = 0;
@@ -508,6 +548,9 @@ test('backpressure: a client that stops reading does not make the gate buffer th
       });
       sock.resume();
       await done;
+      // reading resumed: the mock wrote the rest
+      const u = await mock.usageOf(id);
+      assert.ok(u.complete && u.bytes > stalled + 16 * 1024 * 1024, JSON.stringify(u));
       assert.match(head, /^HTTP\/1\.1 200 /);
       assert.ok(total > 50 * 1024 * 1024, `only ${total} bytes: the test needs a longer stream`);
       assert.equal(deltas, 100000);
@@ -546,7 +589,8 @@ test('SIGTERM lets a stream under way finish, closes idle connections and exits 
     assert.ok(await idle.waitClosed(ms(3000)), 'the idle connection was kept open');
     const exit = await g.proc.waitExit(ms(10000));
     assert.deepEqual(exit, { code: 0, signal: null });
-    assert.ok(Date.now() - t0 < ms(5000), 'the gate waited longer than the stream');
+    // the gate left when its last stream ended, not at the drain deadline (10 s after SIGTERM)
+    assert.ok(Date.now() - t0 < 9500, 'the gate waited for the drain deadline');
     assert.match(g.proc.stderr, /SIGTERM received/);
     const rec = readLogNow(g.logPath).find((x) => x.id === id);
     assert.ok(rec, 'the request was logged before the exit');

@@ -276,6 +276,14 @@ class Mock {
     return this.hook('POST', '/_mock/reset');
   }
 
+  /**
+   * The mock's /_mock/usage entry of x-request-id id (see bench/README.md), or undefined:
+   * {input, output, complete, usage, absurd, cached, reasoning, sent, bytes, closed}.
+   */
+  async usageOf(id) {
+    return (await this.hook('GET', '/_mock/usage')).usage[id];
+  }
+
   /** Sends a request straight to the mock (not through the gate). */
   direct(p, opts = {}) {
     return httpRequest(this.port, p, { tls: this.scheme === 'https', ca: this.ca,
@@ -395,6 +403,14 @@ class Gate {
       body: typeof body === 'string' ? body : JSON.stringify(body),
       ...opts,
     });
+  }
+
+  /**
+   * GET /status: every test reads it through here, so that how it is asked for (a key, another
+   * listener) is a change of one line.
+   */
+  status(opts = {}) {
+    return this.request('/status', opts);
   }
 
   /** Resident memory in KiB, from /proc. */
@@ -1067,4 +1083,44 @@ export function startWebhook(opts = {}) {
         close });
     });
   });
+}
+
+/**
+ * Bytes waiting in the kernel's queues (written and not yet acknowledged, or received and not
+ * yet read, at either end) of the established TCP connections to or from port on loopback,
+ * from /proc/net/tcp (Linux).
+ */
+export function queuedBytes(port) {
+  let sum = 0;
+  for (const line of fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[3] !== '01') continue; // 01: established
+    const local = parseInt(f[1].split(':')[1], 16);
+    const remote = parseInt(f[2].split(':')[1], 16);
+    if (local !== port && remote !== port) continue;
+    const [tx, rx] = f[4].split(':').map((h) => parseInt(h, 16));
+    sum += tx + rx;
+  }
+  return sum;
+}
+
+/**
+ * Polls get() every 100 ms until it returns the same number for stableMs; resolves with it.
+ * Rejects after timeoutMs (a bound for a stuck test, not a measure).
+ */
+export async function waitStable(get, what, stableMs = 1000, timeoutMs = ms(30000)) {
+  const t0 = Date.now();
+  let last = await get();
+  let since = Date.now();
+  for (;;) {
+    await sleep(100);
+    const v = await get();
+    if (v !== last) {
+      last = v;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return v;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} kept changing for ${timeoutMs} ms: ${v}`);
+  }
 }

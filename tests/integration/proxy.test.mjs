@@ -374,7 +374,7 @@ test('GET /healthz', async () => {
 
 test('GET /status counts requests by status', async () => {
   const version = runGate(['version']).stdout.trim().split(' ').pop();
-  const s1 = (await gate.request('/status')).json;
+  const s1 = (await gate.status()).json;
   assert.equal(s1.version, version);
   assert.equal(s1.workers, 1);
   assert.ok(Number.isInteger(s1.uptime_s) && s1.uptime_s >= 0);
@@ -385,7 +385,7 @@ test('GET /status counts requests by status', async () => {
   await gate.request('/healthz');
   await gate.request('/no/such/path');
   await gate.post('/v1/chat/completions', { model: 'gpt-4o-mini', messages: userMsg('x') });
-  const s2 = (await gate.request('/status')).json;
+  const s2 = (await gate.status()).json;
   const by = (s, code) => s.requests_by_status[code] ?? 0;
   // s1 itself, two health checks, one 404, one chat
   assert.equal(s2.requests_served - s1.requests_served, 5);
@@ -399,10 +399,10 @@ test('GET /status counts requests by status', async () => {
 test('upstream connections are reused from the pool', async () => {
   const body = { model: 'gpt-4o-mini', messages: userMsg('x') };
   assert.equal((await gate.post('/v1/chat/completions', body)).status, 200);
-  const s1 = (await gate.request('/status')).json;
+  const s1 = (await gate.status()).json;
   for (let i = 0; i < 3; i++)
     assert.equal((await gate.post('/v1/chat/completions', body)).status, 200);
-  const s2 = (await gate.request('/status')).json;
+  const s2 = (await gate.status()).json;
   assert.equal(s2.upstream_connections_opened, s1.upstream_connections_opened,
     'sequential requests to one provider opened new upstream connections');
 });

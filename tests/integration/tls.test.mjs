@@ -64,9 +64,9 @@ test('an https provider verified with upstream.ca_file', async () => {
   assert.ok(rec.usage);
 
   // kept-alive TLS connections are reused
-  const s1 = (await gateCA.request('/status')).json.upstream_connections_opened;
+  const s1 = (await gateCA.status()).json.upstream_connections_opened;
   for (let i = 0; i < 3; i++) assert.equal((await gateCA.post('/v1/chat/completions', chat())).status, 200);
-  assert.equal((await gateCA.request('/status')).json.upstream_connections_opened, s1);
+  assert.equal((await gateCA.status()).json.upstream_connections_opened, s1);
 });
 
 test('without ca_file the system store does not trust the test CA -> 502', async () => {
