@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gate/ledger.h"
@@ -20,6 +22,8 @@
 #define JOURNAL_HEADER 4096 /* one page: the slots start page-aligned */
 #define SLOT_SIZE 1024
 #define SLOT_LIVE 0x4556494cu /* "LIVE": a zeroed slot is free */
+/* with ledger.sync: full, how often the syncer writes the slots put since its last pass */
+#define JOURNAL_SYNC_MS 10
 
 struct jslot {
     _Atomic uint32_t state; /* written last when filling, so a torn slot reads as free */
@@ -46,11 +50,16 @@ struct jworker {
 struct journal {
     int fd;
     int sync_full;
+    atomic_int dirty;         /* a slot was put since the syncer's last pass */
+    pthread_t syncer;
+    int syncer_running;
+    pthread_mutex_t mu;       /* guards stop, with cv */
+    pthread_cond_t cv;
+    int stop;
     unsigned char *map;
     size_t size;
     uint32_t nslots, per_worker;
     int nworkers;
-    long page;
     struct jworker *w;
 };
 
@@ -142,6 +151,35 @@ static int recover(unsigned char *map, size_t size, struct ledger *l, char *err,
     return n;
 }
 
+/*
+ * With ledger.sync: full: writes the file's dirty pages to the disk every JOURNAL_SYNC_MS while
+ * slots are being put, off the requests' path (an msync per request took milliseconds, in the
+ * worker's loop). A request in flight for longer than that survives a power loss too.
+ */
+static void *syncer(void *arg)
+{
+    struct journal *j = arg;
+
+    pthread_mutex_lock(&j->mu);
+    while (!j->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += JOURNAL_SYNC_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &until);
+        if (atomic_exchange_explicit(&j->dirty, 0, memory_order_relaxed)) {
+            pthread_mutex_unlock(&j->mu);
+            fdatasync(j->fd);
+            pthread_mutex_lock(&j->mu);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
 struct journal *journal_open(const char *path, int nworkers, int sync_full, struct ledger *ledger,
                              int *recovered, char *err, size_t errlen)
 {
@@ -156,6 +194,8 @@ struct journal *journal_open(const char *path, int nworkers, int sync_full, stru
         return NULL;
     }
     j->map = NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
     j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         snprintf(err, errlen, "cannot open the journal %s: %s", path, strerror(errno));
@@ -192,7 +232,6 @@ struct journal *journal_open(const char *path, int nworkers, int sync_full, stru
     j->nslots = (uint32_t)nworkers * j->per_worker;
     j->size = JOURNAL_HEADER + (size_t)j->nslots * SLOT_SIZE;
     j->sync_full = sync_full;
-    j->page = sysconf(_SC_PAGESIZE);
     errno = 0;
     if (ftruncate(j->fd, 0) != 0 || ftruncate(j->fd, (off_t)j->size) != 0 ||
         (rc = posix_fallocate(j->fd, 0, (off_t)j->size)) != 0) {
@@ -217,6 +256,13 @@ struct journal *journal_open(const char *path, int nworkers, int sync_full, stru
     if (j->w == NULL) {
         snprintf(err, errlen, "journal: out of memory");
         goto fail;
+    }
+    if (sync_full) {
+        if (pthread_create(&j->syncer, NULL, syncer, j) != 0) {
+            snprintf(err, errlen, "journal: cannot start its thread");
+            goto fail;
+        }
+        j->syncer_running = 1;
     }
     return j;
 fail:
@@ -249,11 +295,8 @@ uint32_t journal_put(struct journal *j, int worker, const struct journal_entry *
         put_str(s->served_model, sizeof(s->served_model), e->served_model);
         put_str(s->provider, sizeof(s->provider), e->provider);
         atomic_store_explicit(&s->state, SLOT_LIVE, memory_order_release);
-        if (j->sync_full) {
-            /* the slot lies in one page (slots are 1 KiB, page-aligned in groups) */
-            uintptr_t a = (uintptr_t)s & ~(uintptr_t)(j->page - 1);
-            msync((void *)a, (size_t)j->page, MS_SYNC);
-        }
+        if (j->sync_full && !atomic_load_explicit(&j->dirty, memory_order_relaxed))
+            atomic_store_explicit(&j->dirty, 1, memory_order_relaxed);
         w->cursor = (w->cursor + n + 1) % j->per_worker;
         atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
         return i + 1;
@@ -282,6 +325,15 @@ void journal_close(struct journal *j)
 {
     if (j == NULL)
         return;
+    if (j->syncer_running) {
+        pthread_mutex_lock(&j->mu);
+        j->stop = 1;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->syncer, NULL);
+    }
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
     if (j->map != NULL)
         munmap(j->map, j->size);
     if (j->fd >= 0)

@@ -5,8 +5,10 @@
  * A request is written to a slot before it is forwarded, and the slot is cleared once its
  * ledger record is committed (or kept in the ledger's spill file). The file (the ledger's path
  * with ".inflight") is a fixed array of slots mapped MAP_SHARED: a write to it is a memcpy into
- * the page cache, which survives kill -9 and any crash of the process (not a power loss; with
- * ledger.sync: full each slot's page is also msync'ed before the request goes out). Each worker
+ * the page cache, which survives kill -9 and any crash of the process. With ledger.sync: full a
+ * thread of the journal also fdatasyncs the file every 10 ms while slots are put, so that a
+ * request in flight for longer than that survives a power loss too (an msync before each
+ * request goes out would cost it milliseconds, in its worker's loop). Each worker
  * owns its own range of JOURNAL_SLOTS_PER_WORKER slots, so taking one needs no lock; the
  * ledger's writer thread clears them.
  *
@@ -41,8 +43,8 @@ struct journal_entry {
 /*
  * Opens (creating it 0600) the journal at path with slots for nworkers workers, after
  * recovering into ledger what a previous run left live in it (*recovered: records inserted).
- * The file is locked: a second gate on the same state fails here. With sync_full each put is
- * msync'ed. Returns NULL with a reason in err.
+ * The file is locked: a second gate on the same state fails here. With sync_full a thread
+ * writes what was put to the disk every 10 ms. Returns NULL with a reason in err.
  */
 struct journal *journal_open(const char *path, int nworkers, int sync_full, struct ledger *ledger,
                              int *recovered, char *err, size_t errlen);
