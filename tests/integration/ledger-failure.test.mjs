@@ -282,3 +282,35 @@ test('ledger.on_failure: open admits while the ledger fails, and still writes ev
   gate = await start(dir, mock.url, { onFailure: 'open' });
   await assertLedger(gate, mock, ok, []);
 });
+
+test('stopped while the ledger fails: the records go to the spill file, and the next start ' +
+  'writes them, once', { timeout: ms(90000) }, async () => {
+  const mock = await startMock();
+  const dir = tempDir('tg-lf-');
+  let gate = await start(dir, mock.url);
+  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  holder.stdout.on('data', (d) => { out += d; });
+  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
+    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  assert.equal((await chat(gate, 'spilled-0')).status, 200);
+  await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
+  await assertRefused(gate, mock, 'refused-0');
+  const stopped = await gate.stop();
+  assert.equal(stopped.code, 0, `a clean stop while the ledger fails: ${JSON.stringify(stopped)}`);
+  assert.match(gate.proc.stderr, /SIGTERM received/);
+  const spill = fs.readFileSync(gate.db + '.spill', 'utf8').split('\n').filter((l) => l);
+  assert.deepEqual(spill.map((l) => JSON.parse(l).id).sort(), ['refused-0', 'spilled-0']);
+  holder.stdin.end('COMMIT;\n');
+  await new Promise((r) => holder.on('exit', r));
+
+  gate = await start(dir, mock.url);
+  await gate.proc.waitFor('stderr', /2 records written from .*ledger\.db\.spill/, ms(5000),
+    'the spill file written');
+  assert.ok(!fs.existsSync(gate.db + '.spill'));
+  await assertLedger(gate, mock, ['spilled-0'], ['refused-0']);
+  await gate.stop();
+  gate = await start(dir, mock.url);
+  await assertLedger(gate, mock, ['spilled-0'], ['refused-0']);
+});
