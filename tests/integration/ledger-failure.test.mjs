@@ -314,3 +314,37 @@ test('stopped while the ledger fails: the records go to the spill file, and the 
   gate = await start(dir, mock.url);
   await assertLedger(gate, mock, ['spilled-0'], ['refused-0']);
 });
+
+test('killed while the ledger fails: a request whose record waited in memory is charged at its ' +
+  'reservation on restart', { timeout: ms(90000) }, async () => {
+  const mock = await startMock();
+  const dir = tempDir('tg-lf-');
+  let gate = await start(dir, mock.url);
+  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  holder.stdout.on('data', (d) => { out += d; });
+  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
+    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  assert.equal((await chat(gate, 'waited-0')).status, 200);
+  const s = await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
+  // its response is done, its record waits, and so does its journal slot
+  assert.equal(s.journal_in_flight, 1, JSON.stringify(s));
+  gate.proc.child.kill('SIGKILL');
+  await gate.proc.waitExit(ms(5000));
+  holder.stdin.end('COMMIT;\n');
+  await new Promise((r) => holder.on('exit', r));
+
+  gate = await start(dir, mock.url);
+  const usage = (await mock.hook('GET', '/_mock/usage')).usage['waited-0'];
+  const recs = ledgerRecords(gate.db);
+  assert.equal(recs.length, 1, JSON.stringify(recs));
+  assert.equal(recs[0].id, 'waited-0');
+  assert.equal(recs[0].decision, 'unsettled');
+  assert.equal(recs[0].tokens_charged, recs[0].reserved_tokens);
+  assert.ok(recs[0].tokens_charged >= usage.input + usage.output,
+    `the reservation covers what was served: ${recs[0].tokens_charged} ${JSON.stringify(usage)}`);
+  const b = await adminRequest(gate.admin, 'GET', '/admin/v1/budgets?scope=team:ops&window=day',
+    { token: ADMIN_TOKEN });
+  assert.equal(b.json.budgets[0].used_tokens, recs[0].tokens_charged);
+});
