@@ -53,11 +53,19 @@ static int run(const char *dir, int sync_full, int n, int inflight)
         return -1;
     }
     struct journal_entry e = {
-        .id = "req_0f1e2d3c4b5a69788796a5b4", .key_id = "key_0123456789ab",
-        .agent = "crawler", .team = "search", .department = "research",
-        .endpoint = "/v1/chat/completions", .model = "gpt-4o-mini",
-        .served_model = "gpt-4o-mini", .provider = "openai", .stream = 1, .in_own = 1234,
-        .tokens = 5330, .nusd = 2385000,
+        .id = "req_0f1e2d3c4b5a69788796a5b4",
+        .key_id = "key_0123456789ab",
+        .agent = "crawler",
+        .team = "search",
+        .department = "research",
+        .endpoint = "/v1/chat/completions",
+        .model = "gpt-4o-mini",
+        .served_model = "gpt-4o-mini",
+        .provider = "openai",
+        .stream = 1,
+        .in_own = 1234,
+        .tokens = 5330,
+        .nusd = 2385000,
     };
     /* a steady state of `inflight` requests under way: each put replaces the oldest */
     for (int i = 0; i < n; i++) {
@@ -78,8 +86,8 @@ static int run(const char *dir, int sync_full, int n, int inflight)
         put[i] = t2 - t1;
     }
     char what[96];
-    snprintf(what, sizeof(what), "journal_put, sync: %s, %d in flight", sync_full ? "full" : "normal",
-             inflight);
+    snprintf(what, sizeof(what), "journal_put, sync: %s, %d in flight",
+             sync_full ? "full" : "normal", inflight);
     report(what, put, n);
     snprintf(what, sizeof(what), "journal_clear, sync: %s", sync_full ? "full" : "normal");
     report(what, clr, n);

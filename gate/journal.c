@@ -42,18 +42,18 @@ struct jheader {
 
 /* what one worker touches when it takes a slot, on a cache line of its own */
 struct jworker {
-    uint32_t cursor;          /* the worker's thread only: where the next search starts */
-    _Atomic int64_t live;     /* put by the worker, cleared by the ledger's writer */
+    uint32_t cursor;      /* the worker's thread only: where the next search starts */
+    _Atomic int64_t live; /* put by the worker, cleared by the ledger's writer */
     char pad[64 - sizeof(uint32_t) - sizeof(int64_t)];
 };
 
 struct journal {
     int fd;
     int sync_full;
-    atomic_int dirty;         /* a slot was put since the syncer's last pass */
+    atomic_int dirty; /* a slot was put since the syncer's last pass */
     pthread_t syncer;
     int syncer_running;
-    pthread_mutex_t mu;       /* guards stop, with cv */
+    pthread_mutex_t mu; /* guards stop, with cv */
     pthread_cond_t cv;
     int stop;
     unsigned char *map;
@@ -211,8 +211,8 @@ struct journal *journal_open(const char *path, int nworkers, int sync_full, stru
         goto fail;
     }
     if (sb.st_size > 0) {
-        unsigned char *old = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                  j->fd, 0);
+        unsigned char *old =
+            mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
         if (old == MAP_FAILED) {
             snprintf(err, errlen, "cannot map the journal %s: %s", path, strerror(errno));
             goto fail;

@@ -32,12 +32,12 @@ struct ledger;
 /* What a slot keeps of a request. Strings are copied, cut to the slot's fields (a scope name,
  * at most 100 bytes, always fits); NULL is kept as NULL. */
 struct journal_entry {
-    double ts;               /* the request's start, as in its ledger record */
+    double ts; /* the request's start, as in its ledger record */
     const char *id, *key_id, *agent, *team, *department;
     const char *endpoint, *model, *served_model, *provider;
     int stream;
-    int64_t in_own;          /* the gate's input count, -1 when none */
-    int64_t tokens, nusd;    /* the reservation, on every scope of the agent's path */
+    int64_t in_own;       /* the gate's input count, -1 when none */
+    int64_t tokens, nusd; /* the reservation, on every scope of the agent's path */
 };
 
 /*

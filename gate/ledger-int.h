@@ -37,14 +37,14 @@ struct qrec {
 struct ledger {
     char *path;
     enum ledger_sync sync;
-    dev_t dev;            /* the file the connections have open, to notice it deleted or */
-    ino_t ino;            /* replaced */
+    dev_t dev; /* the file the connections have open, to notice it deleted or */
+    ino_t ino; /* replaced */
 
     sqlite3 *wdb;         /* the writer thread's connection; NULL when read-only or lost */
     sqlite3_stmt *insert; /* prepared on wdb */
     sqlite3 *adb;         /* start-up and admin calls, guarded by amu; NULL while reopening */
     pthread_mutex_t amu;
-    int writable;         /* opened by ledger_open (a writer thread runs) */
+    int writable; /* opened by ledger_open (a writer thread runs) */
 
     pthread_t thread;
     pthread_mutex_t mu;

@@ -206,8 +206,9 @@ static int reopen(struct ledger *l, char *why, size_t cap)
     pthread_mutex_unlock(&l->amu);
     fprintf(stderr, "tokengate: ledger: %s was %s while the gate ran; %s\n", l->path,
             gone ? "deleted" : "replaced",
-            gone ? "made again with every record it held"
-                 : "the new file is used from now on (records committed before are in the old one)");
+            gone
+                ? "made again with every record it held"
+                : "the new file is used from now on (records committed before are in the old one)");
     return 0;
 }
 
@@ -240,12 +241,12 @@ static int spill_one(FILE *f, const struct ledger_rec *r)
     add_str(o, "provider", r->provider);
     add_str(o, "decision", r->decision);
     add_str(o, "error", r->error);
-    const int64_t v[] = {r->status,    r->stream,      r->in_own,         r->out_own,
-                         r->in_usage,  r->out_usage,   r->cached,         r->cache_write,
+    const int64_t v[] = {r->status,         r->stream,    r->in_own,          r->out_own,
+                         r->in_usage,       r->out_usage, r->cached,          r->cache_write,
                          r->tokens_charged, r->cost_nusd, r->reserved_tokens, r->latency_us};
-    static const char *const k[] = {"status",    "stream",         "in_own",    "out_own",
-                                    "in_usage",  "out_usage",      "cached",    "cache_write",
-                                    "tokens",    "nusd",           "reserved",  "latency_us"};
+    static const char *const k[] = {"status",   "stream",    "in_own",   "out_own",
+                                    "in_usage", "out_usage", "cached",   "cache_write",
+                                    "tokens",   "nusd",      "reserved", "latency_us"};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         cJSON_AddNumberToObject(o, k[i], (double)v[i]); /* all well below 2^53 */
     line = cJSON_PrintUnformatted(o);
@@ -348,17 +349,29 @@ int ledger_spill_replay(struct ledger *l)
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
         struct ledger_rec r = {
             .ts = cJSON_IsNumber(ts) ? ts->valuedouble : 0,
-            .id = jstr(o, "id"), .key_id = jstr(o, "key_id"), .agent = jstr(o, "agent"),
-            .team = jstr(o, "team"), .department = jstr(o, "department"),
-            .endpoint = jstr(o, "endpoint"), .model = jstr(o, "model"),
-            .served_model = jstr(o, "served_model"), .provider = jstr(o, "provider"),
-            .decision = jstr(o, "decision"), .error = jstr(o, "error"),
-            .status = (int)jnum(o, "status"), .stream = (int)jnum(o, "stream"),
-            .in_own = jnum(o, "in_own"), .out_own = jnum(o, "out_own"),
-            .in_usage = jnum(o, "in_usage"), .out_usage = jnum(o, "out_usage"),
-            .cached = jnum(o, "cached"), .cache_write = jnum(o, "cache_write"),
-            .tokens_charged = jnum(o, "tokens"), .cost_nusd = jnum(o, "nusd"),
-            .reserved_tokens = jnum(o, "reserved"), .latency_us = jnum(o, "latency_us"),
+            .id = jstr(o, "id"),
+            .key_id = jstr(o, "key_id"),
+            .agent = jstr(o, "agent"),
+            .team = jstr(o, "team"),
+            .department = jstr(o, "department"),
+            .endpoint = jstr(o, "endpoint"),
+            .model = jstr(o, "model"),
+            .served_model = jstr(o, "served_model"),
+            .provider = jstr(o, "provider"),
+            .decision = jstr(o, "decision"),
+            .error = jstr(o, "error"),
+            .status = (int)jnum(o, "status"),
+            .stream = (int)jnum(o, "stream"),
+            .in_own = jnum(o, "in_own"),
+            .out_own = jnum(o, "out_own"),
+            .in_usage = jnum(o, "in_usage"),
+            .out_usage = jnum(o, "out_usage"),
+            .cached = jnum(o, "cached"),
+            .cache_write = jnum(o, "cache_write"),
+            .tokens_charged = jnum(o, "tokens"),
+            .cost_nusd = jnum(o, "nusd"),
+            .reserved_tokens = jnum(o, "reserved"),
+            .latency_us = jnum(o, "latency_us"),
         };
         sqlite3_bind_double(has, 1, r.ts);
         ledger_bind_text(has, 2, r.id);
@@ -413,8 +426,7 @@ static int attempt(struct ledger *l)
     l->retry = NULL;
     l->retry_tail = &l->retry;
     l->nretry = 0;
-    if (atomic_load_explicit(&l->spilled, memory_order_relaxed) > 0 &&
-        ledger_spill_replay(l) < 0) {
+    if (atomic_load_explicit(&l->spilled, memory_order_relaxed) > 0 && ledger_spill_replay(l) < 0) {
         snprintf(why, sizeof(why), "writing the records of the spill file: %s",
                  sqlite3_errmsg(l->wdb));
         goto fail;
@@ -433,7 +445,8 @@ fail:
 void *ledger_writer(void *arg)
 {
     struct ledger *l = arg;
-    int64_t last = 0, next_try = 0, backoff = 0, next_check = mono_ns() + LEDGER_CHECK_MS * 1000000LL;
+    int64_t last = 0, next_try = 0, backoff = 0,
+            next_check = mono_ns() + LEDGER_CHECK_MS * 1000000LL;
 
     pthread_mutex_lock(&l->mu);
     for (;;) {
@@ -453,8 +466,8 @@ void *ledger_writer(void *arg)
          * Group commit under load: at most one transaction every LEDGER_GATHER_NS. When the
          * last one began longer ago than that (a quiet gate) the batch goes at once; when not,
          * the writer sleeps until then while records gather, so a busy gate pays one commit for
-         * many records (on one core, a commit per record took a fifth of it at 10k requests/s) and a
-         * response's end waits at most that much longer.
+         * many records (on one core, a commit per record took a fifth of it at 10k requests/s) and
+         * a response's end waits at most that much longer.
          */
         if (!waiting && l->head != NULL) {
             while (t < last + LEDGER_GATHER_NS && !l->stop) {

@@ -67,11 +67,19 @@ static int64_t query_int(const char *sql)
 
 static struct journal_entry entry(const char *id, double ts)
 {
-    return (struct journal_entry){.ts = ts, .id = id, .agent = "crawler", .team = "search",
-                                  .department = "research", .endpoint = "/v1/chat/completions",
-                                  .model = "gpt-4o-mini", .served_model = "gpt-4o-mini",
-                                  .provider = "openai", .stream = 1, .in_own = 40,
-                                  .tokens = 1040, .nusd = 123456};
+    return (struct journal_entry){.ts = ts,
+                                  .id = id,
+                                  .agent = "crawler",
+                                  .team = "search",
+                                  .department = "research",
+                                  .endpoint = "/v1/chat/completions",
+                                  .model = "gpt-4o-mini",
+                                  .served_model = "gpt-4o-mini",
+                                  .provider = "openai",
+                                  .stream = 1,
+                                  .in_own = 40,
+                                  .tokens = 1040,
+                                  .nusd = 123456};
 }
 
 START_TEST(live_slots_are_recovered_once)
@@ -91,9 +99,17 @@ START_TEST(live_slots_are_recovered_once)
     journal_clear(j, sc); /* c settled and committed */
     ck_assert_uint_eq(journal_live(j), 2);
     /* b's record made it to the ledger before the crash, its slot was not cleared yet */
-    struct ledger_rec r = {.ts = 1001.5, .id = "b", .agent = "crawler", .status = 200,
-                           .in_own = -1, .out_own = -1, .in_usage = 10, .out_usage = 5,
-                           .tokens_charged = 15, .cost_nusd = 7, .decision = "admitted"};
+    struct ledger_rec r = {.ts = 1001.5,
+                           .id = "b",
+                           .agent = "crawler",
+                           .status = 200,
+                           .in_own = -1,
+                           .out_own = -1,
+                           .in_usage = 10,
+                           .out_usage = 5,
+                           .tokens_charged = 15,
+                           .cost_nusd = 7,
+                           .decision = "admitted"};
     ck_assert_int_eq(ledger_insert_now(l, &r), 0);
     /* the crash: the mapping is left as it is */
     journal_close(j);
