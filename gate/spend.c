@@ -342,6 +342,28 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     return op->value != NULL ? 1 : -1;
 }
 
+size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int k;
+
+    if (req->tc.enc != NULL && req->tc.input >= 0) {
+        k = snprintf(buf, cap, "x-tokengate-tokens-in: %lld\r\n", (long long)req->tc.input);
+        n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
+    }
+    if (req->resv.made && req->resv.remaining >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining: %lld\r\n",
+                     (long long)req->resv.remaining);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    if (req->resv.made && req->resv.remaining_nusd >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
+                     req->resv.remaining_nusd / 1e9);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    return n;
+}
+
 int spend_forward(struct gate_req *req)
 {
     struct gate_server *srv = req->w->srv;
@@ -391,28 +413,6 @@ int spend_forward(struct gate_req *req)
         return -1;
     }
     return 0;
-}
-
-size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
-{
-    size_t n = 0;
-    int k;
-
-    if (req->tc.enc != NULL && req->tc.input >= 0) {
-        k = snprintf(buf, cap, "x-tokengate-tokens-in: %lld\r\n", (long long)req->tc.input);
-        n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
-    }
-    if (req->resv.made && req->resv.remaining >= 0) {
-        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining: %lld\r\n",
-                     (long long)req->resv.remaining);
-        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
-    }
-    if (req->resv.made && req->resv.remaining_nusd >= 0) {
-        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
-                     req->resv.remaining_nusd / 1e9);
-        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
-    }
-    return n;
 }
 
 /* ---- after ---------------------------------------------------------------------------- */
