@@ -18,7 +18,7 @@ const KEY = 'tg-crash-worker-key';
 
 after(cleanup);
 
-function config(dir, mockUrl) {
+function config(dir, mockUrl, sync = 'normal') {
   const q = JSON.stringify;
   return [
     'listen: 127.0.0.1:0',
@@ -37,13 +37,13 @@ function config(dir, mockUrl) {
     `  ${KEY}: runner`,
     'budgets:',
     '  - { scope: team:ops, window: day, tokens: 1000000, usd: 100 }',
-    `ledger: { path: ${q(path.join(dir, 'ledger.db'))} }`,
+    `ledger: { path: ${q(path.join(dir, 'ledger.db'))}, sync: ${sync} }`,
     'admin: { listen: 127.0.0.1:0, token_env: TG_CRASH_ADMIN }',
   ].join('\n') + '\n';
 }
 
-async function start(dir, mockUrl) {
-  const gate = await startGate({ configText: config(dir, mockUrl), dir, env: ENV });
+async function start(dir, mockUrl, sync) {
+  const gate = await startGate({ configText: config(dir, mockUrl, sync), dir, env: ENV });
   gate.admin = await gateAdminPort(gate);
   return gate;
 }
@@ -162,4 +162,27 @@ test('a second gate on the same ledger is refused: it would recover the first on
     });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /journal .*ledger\.db\.inflight is in use: another tokengate runs/);
+  });
+
+test('sync: full: the journal\'s thread writes it to the disk; a kill -9 is recovered the same way',
+  { timeout: ms(60000) }, async () => {
+    const mock = await startMock();
+    const dir = tempDir('tg-crash-');
+    let gate = await start(dir, mock.url, 'full');
+    assert.equal((await chat(gate, 'full-done', { 'x-mock-tokens': '9' })).status, 200);
+    const before = (await mock.stats()).requests;
+    const hung = [0, 1].map((i) => chat(gate, `full-hung-${i}`, { 'x-mock-fault': 'hang' }).catch((e) => e));
+    for (const t0 = Date.now(); (await mock.stats()).requests < before + 2; await sleep(20))
+      assert.ok(Date.now() - t0 < ms(20000), 'the mock never received both');
+    const held = await teamDay(gate);
+    gate.proc.child.kill('SIGKILL');
+    await gate.proc.waitExit(ms(5000));
+    await Promise.all(hung);
+    gate = await start(dir, mock.url, 'full');
+    const recs = ledgerRecords(path.join(dir, 'ledger.db'));
+    const unsettled = recs.filter((r) => r.decision === 'unsettled').map((r) => r.id).sort();
+    assert.deepEqual(unsettled, ['full-hung-0', 'full-hung-1']);
+    assert.equal(recs.length, 3);
+    const charged = recs.filter((r) => r.decision === 'unsettled').reduce((a, r) => a + r.tokens_charged, 0);
+    assert.equal(charged, held.reserved_tokens);
   });
