@@ -476,7 +476,7 @@ void *ledger_writer(void *arg)
             }
             last = t;
         }
-        struct qrec *batch = l->head;
+        struct qrec *batch = l->head, *batch_tail = l->tail;
         size_t n = l->nqueued;
         int stop = l->stop;
         l->head = l->tail = NULL;
@@ -485,8 +485,7 @@ void *ledger_writer(void *arg)
 
         if (batch != NULL) {
             *l->retry_tail = batch;
-            while (*l->retry_tail != NULL)
-                l->retry_tail = &(*l->retry_tail)->next;
+            l->retry_tail = &batch_tail->next;
             l->nretry += n;
         }
         if (waiting && t < next_try && !stop) {
