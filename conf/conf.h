@@ -166,6 +166,8 @@ struct conf {
     char *timezone;             /* for calendar windows; NULL for UTC */
     char *ledger_path;          /* NULL: no ledger */
     int ledger_sync;            /* enum ledger_sync */
+    int ledger_fail_open;       /* ledger.on_failure: open (admit while records cannot be
+                                 * committed); 0, the default, is closed (503) */
     struct conf_admin admin;
     struct conf_alerts alerts;
 

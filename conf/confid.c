@@ -562,8 +562,15 @@ static int load_ledger(struct loader *l, const yaml_node_t *v)
             if (strcmp(s, "normal") != 0 && strcmp(s, "full") != 0)
                 return conf_fail(l, pv, "ledger: sync is normal or full, not '%s'", s);
             c->ledger_sync = strcmp(s, "full") == 0;
+        } else if (k != NULL && strcmp(k, "on_failure") == 0) {
+            if (conf_want_scalar(l, pv, k, &s) < 0)
+                return -1;
+            if (strcmp(s, "closed") != 0 && strcmp(s, "open") != 0)
+                return conf_fail(l, pv, "ledger: on_failure is closed or open, not '%s'", s);
+            c->ledger_fail_open = strcmp(s, "open") == 0;
         } else {
-            return conf_fail(l, kn, "ledger: unknown key '%s' (path, sync)", k ? k : "?");
+            return conf_fail(l, kn, "ledger: unknown key '%s' (path, sync, on_failure)",
+                             k ? k : "?");
         }
     }
     if (c->ledger_path == NULL)

@@ -2,7 +2,12 @@
  * ledger: the durable record of spend, in SQLite (WAL mode) in the gate's state directory.
  *
  * Request records are written by a thread of its own in batched transactions, so that no
- * event loop ever waits on the disk. A record may carry a completion callback, called on the
+ * event loop ever waits on the disk. When a transaction fails (a full disk, a lock held by
+ * another process, the file deleted), its records are kept and written again with back-off:
+ * in memory up to LEDGER_RETRY_CAP records, past that appended to a spill file beside the
+ * database (PATH.spill), which is written into the database when it works again, or at the
+ * next open. The writer notices the file deleted or replaced (by its inode) and makes it
+ * again, copying what the deleted file held when its directory is still there. A record may carry a completion callback, called on the
  * ledger thread once the transaction holding it has committed: the gate holds back the end of
  * a response until then, so a client that saw its response complete has its spend on disk.
  *
@@ -51,6 +56,10 @@ struct ledger_rec {
      * attempt failed: ok is then 0); may be NULL */
     void (*done)(void *arg, int ok);
     void *arg;
+
+    /* the request's slot in the crash journal (journal.h), 1-based, 0 for none: cleared once
+     * the record is committed, or in the spill file */
+    uint32_t jslot;
 };
 
 /*
@@ -72,9 +81,31 @@ struct ledger *ledger_open_readonly(const char *path, char *err, size_t errlen);
  */
 int ledger_submit(struct ledger *l, const struct ledger_rec *rec);
 
-/* Records queued and not yet committed; records whose transaction failed, ever. */
+/* Records queued and not yet committed; transactions that failed, ever; records in the
+ * spill file now. */
 uint64_t ledger_pending(struct ledger *l);
 uint64_t ledger_failed(struct ledger *l);
+uint64_t ledger_spilled(struct ledger *l);
+
+/* 1 while the last attempt to commit failed and records wait for the next one, else 0.
+ * Thread-safe; accepts NULL (0). */
+int ledger_failing(struct ledger *l);
+
+/* Why it is failing (SQLite's reason and what was being done), "" when it is not. */
+void ledger_why(struct ledger *l, char *buf, size_t cap);
+
+/*
+ * Sets the function called on the writer thread when the ledger starts failing (failing 1,
+ * with the reason) and when it works again (failing 0, with the records still waiting: 0
+ * once all were written). It must not call the ledger.
+ */
+void ledger_set_alert(struct ledger *l,
+                      void (*cb)(void *arg, int failing, const char *why, uint64_t pending),
+                      void *arg);
+
+struct journal;
+/* Sets the journal whose slots the writer clears once their records are committed. */
+void ledger_set_journal(struct ledger *l, struct journal *j);
 
 /* Commits what is queued, stops the writer and closes the database. Accepts NULL. */
 void ledger_close(struct ledger *l);
@@ -135,5 +166,12 @@ int ledger_scopes_load(struct ledger *l,
                        void (*cb)(void *arg, const char *level, const char *name,
                                   const char *parent),
                        void *arg);
+
+/*
+ * For the journal's recovery at start: whether a record with this id and start time exists
+ * (1, 0, or -1 on a database error), and a synchronous insert of one record (0 or -1).
+ */
+int ledger_has_request(struct ledger *l, const char *id, double ts);
+int ledger_insert_now(struct ledger *l, const struct ledger_rec *rec);
 
 #endif

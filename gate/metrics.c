@@ -117,4 +117,10 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                                "tokengate_ledger_failed_total %llu\n",
                             (unsigned long long)ledger_pending(srv->ledger),
                             (unsigned long long)ledger_failed(srv->ledger));
+    if (srv->ledger != NULL)
+        evbuffer_add_printf(b, "# TYPE tokengate_ledger_failing gauge\ntokengate_ledger_failing "
+                               "%d\n# TYPE tokengate_ledger_spilled gauge\n"
+                               "tokengate_ledger_spilled %llu\n",
+                            ledger_failing(srv->ledger),
+                            (unsigned long long)ledger_spilled(srv->ledger));
 }

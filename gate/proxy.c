@@ -404,7 +404,7 @@ void proxy_handle(struct gate_req *req)
     struct arena *prev = jsonmem_enter(req->arena);
     int rc = prepare_body(req);
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
-    if (rc < 0)
+    if (rc < 0 || spend_forward(req) < 0)
         return;
     req->forwarded = 1;
     upstream_send(req->w->pools[req->prov->index], req);

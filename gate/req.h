@@ -97,6 +97,7 @@ struct gate_req {
     int tail;                       /* what proxy_settled still has to write (proxy.c) */
     int tc_finished;                /* tcount_finish ran */
     int ledger_ok;
+    uint32_t jslot;                 /* its slot in the crash journal, 0 for none (spend.c) */
     int64_t charged_tokens, charged_nusd;
     struct gate_req *settled_next;  /* in the worker's settled queue */
 

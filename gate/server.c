@@ -27,6 +27,7 @@
 #include "gate/admin.h"
 #include "gate/budget.h"
 #include "gate/conn.h"
+#include "gate/journal.h"
 #include "gate/ledger.h"
 #include "gate/reqlog.h"
 #include "gate/spend.h"
@@ -266,6 +267,8 @@ static void server_free(struct gate_server *srv)
     gate_admin_stop(srv->admin);
     ledger_close(srv->ledger);
     srv->ledger = NULL;
+    journal_close(srv->journal); /* after the ledger: its writer clears slots until it stops */
+    srv->journal = NULL;
     for (int i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].settled_ev != NULL)
             spend_worker_run(&srv->workers[i]);
@@ -299,6 +302,40 @@ static void server_free(struct gate_server *srv)
     conf_unref(srv->conf);
 }
 
+/* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
+ * request log and to the webhook, as the budget alerts are. */
+static void ledger_alert(void *arg, int failing, const char *why, uint64_t pending)
+{
+    struct gate_server *srv = arg;
+    char when[40];
+    cJSON *doc = cJSON_CreateObject();
+    char *line;
+
+    gate_iso_utc(gate_wall_now(), when, sizeof(when));
+    cJSON_AddStringToObject(doc, "time", when);
+    cJSON_AddStringToObject(doc, "alert", failing ? "ledger_failing" : "ledger_recovered");
+    if (failing)
+        cJSON_AddStringToObject(doc, "error", why);
+    cJSON_AddNumberToObject(doc, "pending", (double)pending);
+    cJSON_AddStringToObject(doc, "on_failure", srv->conf->ledger_fail_open ? "open" : "closed");
+    line = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (failing)
+        fprintf(stderr,
+                "tokengate: alert: the ledger cannot commit records (%s); %s until it can\n",
+                why,
+                srv->conf->ledger_fail_open ? "requests are still admitted (ledger.on_failure: open)"
+                                            : "new requests are refused with 503");
+    else
+        fprintf(stderr, "tokengate: alert: the ledger works again\n");
+    if (line != NULL) {
+        if (srv->reqlog != NULL)
+            reqlog_write(srv->reqlog, line, strlen(line));
+        gate_server_alert(srv, line);
+    }
+    cJSON_free(line);
+}
+
 int gate_server_run(struct conf *conf)
 {
     struct gate_server srv = {0};
@@ -312,6 +349,8 @@ int gate_server_run(struct conf *conf)
         goto fail;
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit makes a write fail (EFBIG): the ledger handles that, it must not kill */
+    signal(SIGXFSZ, SIG_IGN);
 
     srv.upstream_ctx = upstream_tls(conf, err, sizeof(err));
     if (srv.upstream_ctx == NULL)
@@ -331,6 +370,22 @@ int gate_server_run(struct conf *conf)
         (srv.ledger = ledger_open(conf->ledger_path, (enum ledger_sync)conf->ledger_sync, err,
                                   sizeof(err))) == NULL)
         goto fail;
+    if (srv.ledger != NULL && conf->nscopes > 0) {
+        /* before the budgets are restored: what died in flight last time is charged first */
+        char jpath[4200];
+        int recovered = 0;
+        snprintf(jpath, sizeof(jpath), "%s.inflight", conf->ledger_path);
+        srv.journal = journal_open(jpath, conf->workers, conf->ledger_sync == LEDGER_SYNC_FULL,
+                                   srv.ledger, &recovered, err, sizeof(err));
+        if (srv.journal == NULL)
+            goto fail;
+        if (recovered > 0)
+            fprintf(stderr,
+                    "tokengate: %d requests were in flight when the gate last stopped without "
+                    "settling them: recorded as unsettled, charged at their reservation\n",
+                    recovered);
+        ledger_set_journal(srv.ledger, srv.journal);
+    }
     if (conf->nscopes > 0) {
         srv.book = budget_book_new(conf, srv.ledger, gate_wall_now(), err, sizeof(err));
         if (srv.book == NULL)
@@ -395,6 +450,8 @@ int gate_server_run(struct conf *conf)
     }
     if ((conf->admin.host != NULL || conf->alerts.webhook != NULL) && (srv.admin = gate_admin_start(&srv, err, sizeof(err))) == NULL)
         goto fail;
+    if (srv.ledger != NULL)
+        ledger_set_alert(srv.ledger, ledger_alert, &srv);
     if (srv.book == NULL)
         fprintf(stderr, "tokengate: warning: no org is configured: the gate asks callers for no "
                         "key and enforces no budget\n");
@@ -493,7 +550,15 @@ char *gate_server_status_json(struct gate_server *srv)
     if (srv->ledger != NULL) {
         cJSON_AddNumberToObject(doc, "ledger_pending", (double)ledger_pending(srv->ledger));
         cJSON_AddNumberToObject(doc, "ledger_failed", (double)ledger_failed(srv->ledger));
+        char why[200];
+        ledger_why(srv->ledger, why, sizeof(why));
+        cJSON_AddStringToObject(doc, "ledger_state", ledger_failing(srv->ledger) ? "failing" : "ok");
+        if (why[0])
+            cJSON_AddStringToObject(doc, "ledger_error", why);
+        cJSON_AddNumberToObject(doc, "ledger_spilled", (double)ledger_spilled(srv->ledger));
     }
+    if (srv->journal != NULL)
+        cJSON_AddNumberToObject(doc, "journal_in_flight", (double)journal_live(srv->journal));
     if (srv->book != NULL)
         cJSON_AddNumberToObject(doc, "reserved_tokens", (double)budget_reserved_total(srv->book));
     {

@@ -23,6 +23,7 @@ struct gate_conn;
 struct gate_req;
 struct budget_book;
 struct ledger;
+struct journal;
 struct gate_admin;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
@@ -61,6 +62,7 @@ struct gate_server {
     SSL_CTX *listen_ctx;          /* server side, NULL without listener TLS */
     struct reqlog *reqlog;        /* NULL without a request log */
     struct ledger *ledger;        /* NULL without a ledger */
+    struct journal *journal;      /* requests in flight, for a crash; NULL without an org */
     struct budget_book *book;     /* NULL when no org is configured: an open gate */
     struct gate_admin *admin;     /* NULL without an admin listener */
     struct gate_worker *workers;

@@ -14,6 +14,7 @@
 
 #include "gate/arena.h"
 #include "gate/budget.h"
+#include "gate/journal.h"
 #include "gate/jsonmem.h"
 #include "gate/ledger.h"
 #include "gate/outcap.h"
@@ -333,6 +334,57 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
     return n;
 }
 
+int spend_forward(struct gate_req *req)
+{
+    struct gate_server *srv = req->w->srv;
+    struct budget_book *book = srv->book;
+    int a = req->agent;
+
+    if (ledger_failing(srv->ledger) && !srv->conf->ledger_fail_open) {
+        char why[200], msg[400];
+        ledger_why(srv->ledger, why, sizeof(why));
+        snprintf(msg, sizeof(msg),
+                 "the gate cannot record spend right now (its ledger fails: %s); requests are "
+                 "refused until it can (ledger.on_failure: closed)",
+                 why);
+        req->decision = "unavailable";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_UNAVAILABLE, req->error);
+        return -1;
+    }
+    if (srv->journal == NULL || !req->resv.held)
+        return 0;
+    struct journal_entry e = {
+        .ts = req->wall_start,
+        .id = req->id,
+        .key_id = req->key_id,
+        .agent = a >= 0 ? budget_scope_name(book, a) : NULL,
+        .team = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .endpoint = req->path,
+        .model = req->model,
+        .served_model = req->upstream_model ? req->upstream_model : req->model,
+        .provider = req->prov ? req->prov->name : NULL,
+        .stream = req->stream,
+        .in_own = req->tc.enc ? req->tc.input : -1,
+        .tokens = req->resv.tokens,
+        .nusd = req->resv.nusd,
+    };
+    req->jslot = journal_put(srv->journal, req->w->id, &e);
+    if (req->jslot == 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "too many requests in flight on this gate to record them safely (%d per "
+                 "worker); retry shortly",
+                 JOURNAL_SLOTS_PER_WORKER);
+        req->decision = "unavailable";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_UNAVAILABLE, req->error);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- after ---------------------------------------------------------------------------- */
 
 /* On the ledger thread: hand the request back to its worker. */
@@ -556,6 +608,7 @@ int spend_settle(struct gate_req *req, int hold)
         .error = req->error,
         .done = hold ? on_committed : NULL,
         .arg = req,
+        .jslot = req->jslot, /* cleared once the record is committed */
     };
     if (ledger_submit(srv->ledger, &rec) < 0) {
         fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",

@@ -46,6 +46,14 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
 int64_t spend_output_limit(int64_t allowed, int approximate);
 
 /*
+ * The last step before forwarding. With a failing ledger and ledger.on_failure: closed,
+ * answers 503 (spend could not be recorded). With a reservation, writes the request into the
+ * crash journal (so a crash before its record is committed still charges it), answering 503
+ * when the journal is full. Returns 0 to forward, or -1 after answering.
+ */
+int spend_forward(struct gate_req *req);
+
+/*
  * Writes the x-tokengate-* response headers into buf (CRLF-terminated lines). Returns the
  * length, 0 when there are none.
  */

@@ -230,6 +230,36 @@ START_TEST(err_org_without_ledger)
 }
 END_TEST
 
+START_TEST(ledger_on_failure)
+{
+    static const char *const base = HEAD "org: acme\n"
+                                         "departments:\n"
+                                         "  research:\n"
+                                         "    teams:\n"
+                                         "      search: { agents: [crawler-1] }\n";
+    char text[1024];
+    struct conf *c;
+
+    snprintf(text, sizeof(text), "%sledger: { path: x.db }\n", base);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->ledger_fail_open, 0); /* closed by default */
+    conf_unref(c);
+    snprintf(text, sizeof(text), "%sledger: { path: x.db, on_failure: open }\n", base);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->ledger_fail_open, 1);
+    conf_unref(c);
+    snprintf(text, sizeof(text), "%sledger: { path: x.db, on_failure: closed }\n", base);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->ledger_fail_open, 0);
+    conf_unref(c);
+    snprintf(text, sizeof(text), "%sledger: { path: x.db, on_failure: ignore }\n", base);
+    expect_error(text, 11, WORDS("on_failure", "closed or open", "ignore"));
+}
+END_TEST
+
 START_TEST(err_keys_without_org)
 {
     expect_error(HEAD "keys:\n  tg-good-key-0001: crawler-1\n", 7, WORDS("org"));
@@ -372,6 +402,7 @@ static Suite *confid_suite(void)
     tcase_add_test(tc, err_dollars_without_price);
     tcase_add_test(tc, err_anonymous_without_budget);
     tcase_add_test(tc, err_org_without_ledger);
+    tcase_add_test(tc, ledger_on_failure);
     tcase_add_test(tc, err_keys_without_org);
     tcase_add_test(tc, err_policies);
     tcase_add_test(tc, err_timezone);

@@ -191,6 +191,102 @@ START_TEST(close_drains_the_queue)
 }
 END_TEST
 
+/* ---- the ledger failing ------------------------------------------------------------------ */
+
+/* A connection of the test's own holding the write lock, as another process would. */
+static sqlite3 *lock_it(void)
+{
+    sqlite3 *db;
+
+    ck_assert_int_eq(sqlite3_open(tmpdb_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void wait_failing(struct ledger *l, int want)
+{
+    for (int i = 0; i < 1000 && ledger_failing(l) != want; i++)
+        usleep(10000);
+    ck_assert_int_eq(ledger_failing(l), want);
+}
+
+struct alerts {
+    pthread_mutex_t mu;
+    int failing, recovered;
+    char why[200];
+};
+
+static void on_alert(void *arg, int failing, const char *why, uint64_t pending)
+{
+    struct alerts *a = arg;
+
+    pthread_mutex_lock(&a->mu);
+    if (failing) {
+        a->failing++;
+        snprintf(a->why, sizeof(a->why), "%s", why);
+    } else {
+        a->recovered++;
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Locked: the records are kept (past the memory cap, in the spill file), the waiters let go
+ * at once, the alert said twice; released: every record lands once, the spill file is gone. */
+START_TEST(locked_keeps_every_record_and_spills_past_the_cap)
+{
+    const int n = 20000; /* past LEDGER_RETRY_CAP (16,384) */
+    struct ledger *l = open_rw();
+    struct alerts a = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    char spill[400], why[200];
+    int done_calls = 0;
+    sqlite3 *holder;
+
+    ledger_set_alert(l, on_alert, &a);
+    holder = lock_it();
+    struct ledger_rec first = rec_for("z", 1, 1, 1);
+    first.done = count_done; /* counts ok: 0 when let go without the commit */
+    first.arg = &done_calls;
+    ck_assert_int_eq(ledger_submit(l, &first), 0);
+    wait_failing(l, 1);
+    ledger_why(l, why, sizeof(why));
+    ck_assert_msg(strstr(why, "database is locked") != NULL, "%s", why);
+    ck_assert_uint_eq(ledger_pending(l), 1);
+    for (int i = 1; i < n; i++) {
+        struct ledger_rec r = rec_for("z", 1 + i, 1, 1);
+        char id[32];
+        snprintf(id, sizeof(id), "s%d", i);
+        r.id = id;
+        ck_assert_int_eq(ledger_submit(l, &r), 0);
+    }
+    snprintf(spill, sizeof(spill), "%s.spill", tmpdb_path);
+    /* the writer takes what was queued and spills all but the newest 16,384 */
+    for (int i = 0; i < 1000 && ledger_spilled(l) + 16384 < (uint64_t)n; i++)
+        usleep(10000);
+    ck_assert_uint_eq(ledger_spilled(l), n - 16384);
+    ck_assert_uint_eq(ledger_pending(l), 16384);
+    ck_assert_int_eq(access(spill, F_OK), 0);
+    ck_assert_int_eq(done_calls, 0);
+
+    ck_assert_int_eq(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(holder);
+    wait_failing(l, 0);
+    for (int i = 0; i < 1000 && (ledger_pending(l) > 0 || ledger_spilled(l) > 0); i++)
+        usleep(10000);
+    ck_assert_uint_eq(ledger_pending(l), 0);
+    ck_assert_uint_eq(ledger_spilled(l), 0);
+    ck_assert_int_eq(access(spill, F_OK), -1);
+    pthread_mutex_lock(&a.mu);
+    ck_assert_int_eq(a.failing, 1);
+    ck_assert_int_eq(a.recovered, 1);
+    ck_assert_msg(strstr(a.why, "database is locked") != NULL, "%s", a.why);
+    pthread_mutex_unlock(&a.mu);
+    ledger_close(l);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), n);
+    ck_assert_int_eq(query_int("SELECT COUNT(DISTINCT ts) FROM requests"), n);
+    ck_assert_int_eq(query_int("SELECT SUM(tokens_charged) FROM requests"), n);
+}
+END_TEST
+
 START_TEST(null_strings_and_none_round_trip)
 {
     struct ledger *l = open_rw();
@@ -511,6 +607,7 @@ static Suite *ledger_suite(void)
     tcase_add_test(tc, concurrent_submits_all_land);
     tcase_add_test(tc, done_runs_after_commit);
     tcase_add_test(tc, close_drains_the_queue);
+    tcase_add_test(tc, locked_keeps_every_record_and_spills_past_the_cap);
     tcase_add_test(tc, null_strings_and_none_round_trip);
     tcase_add_test(tc, spend_since_sums_per_agent);
     tcase_add_test(tc, keys_insert_load_revoke);
