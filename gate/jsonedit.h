@@ -20,17 +20,22 @@ struct jsonedit_op {
  * its value replaced in place when the member exists, else the member appended before the
  * closing brace. *out_len gets the length. Returns NULL when body is not a JSON object, when a
  * top-level key holds an escape or an op's key appears twice (ambiguous), or when memory runs
- * out; the caller then prints the edited document instead.
+ * out; the caller then prints the edited document instead. Its token array comes from cJSON's
+ * allocator (a request's arena within jsonmem_enter). Time is linear in len for bodies nested
+ * at most a few thousand deep (cJSON refuses deeper ones before the gate gets here).
  */
 char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops, int nops,
                      size_t *out_len);
 
 /*
- * Returns the name of the first key that appears twice in one object anywhere in the tree,
- * or NULL. Parsers disagree on which of two duplicates wins (cJSON takes the first, Python the
- * last), so a body with duplicates could say one thing to the gate and another to the
- * provider: the gate refuses it.
+ * Finds a key that appears twice in one object anywhere in the tree under root. Returns 1 with
+ * *dup set to that name (owned by the tree), 0 when there is none (*dup NULL), -1 when memory
+ * for the check runs out. Parsers disagree on which of two duplicates wins (cJSON takes the
+ * first, Python the last), so a body with duplicates could say one thing to the gate and
+ * another to the provider: the gate refuses it. Keys are compared as parsed (escapes decoded),
+ * with a hash set per object: time linear in the size of the tree, memory (from cJSON's
+ * allocator, so a request's arena) about 16 bytes per member of the largest object.
  */
-const char *jsonedit_duplicate_key(const cJSON *root);
+int jsonedit_duplicate_key(const cJSON *root, const char **dup);
 
 #endif

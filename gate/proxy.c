@@ -278,8 +278,11 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->model = model->valuestring;
-    const char *dup = jsonedit_duplicate_key(req->json);
-    if (dup != NULL) {
+    const char *dup;
+    int has_dup = jsonedit_duplicate_key(req->json, &dup);
+    if (has_dup < 0)
+        goto oom;
+    if (has_dup > 0) {
         snprintf(msg, sizeof(msg), "request body has the key '%.100s' twice in one object", dup);
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
