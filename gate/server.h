@@ -70,7 +70,8 @@ struct gate_server {
 };
 
 /*
- * Starts the workers on conf and serves until SIGINT or SIGTERM. Prints the address it
+ * Starts the workers on conf and serves until SIGINT or SIGTERM (SIGHUP is logged and
+ * ignored: no reload yet). Prints the address it
  * listens on to stderr once bound. Returns 0 after a clean stop, -1 (with a message on
  * stderr) when it could not start. Takes a reference on conf.
  */
