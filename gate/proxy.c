@@ -383,7 +383,8 @@ void proxy_handle(struct gate_req *req)
         req_respond(req, 405, "application/json", allow, body, n);
         return;
     }
-    if ((info->proxied || req->ep == EP_MODELS) && spend_authenticate(req) < 0)
+    /* every endpoint but /healthz needs a key when an org is configured: /status too */
+    if (req->ep != EP_HEALTHZ && spend_authenticate(req) < 0)
         return;
     if (!info->proxied) {
         answer_local(req);
