@@ -5,6 +5,7 @@
 #include "conf/conf.h"
 #include "tokenizer/tok.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -198,7 +199,13 @@ int conf_split_host_port(const char *s, char **host, int *port)
             return -1;
         hlen = (size_t)(colon - s);
     }
-    if (hlen == 0)
+    if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
+        return -1;
+    char numeric[INET6_ADDRSTRLEN];
+    unsigned char bin[sizeof(struct in6_addr)];
+    memcpy(numeric, h, hlen);
+    numeric[hlen] = '\0';
+    if (inet_pton(AF_INET, numeric, bin) != 1 && inet_pton(AF_INET6, numeric, bin) != 1)
         return -1;
     errno = 0;
     p = strtol(colon + 1, &end, 10);
@@ -507,8 +514,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
             if (conf_want_scalar(l, v, k, &s) < 0)
                 return -1;
             if (conf_split_host_port(s, &c->listen_host, &c->listen_port) < 0)
-                return conf_fail(l, v, "'listen' must be HOST:PORT, such as 127.0.0.1:8080, not '%s'",
-                            s);
+                return conf_fail(l, v,
+                                 "'listen' must be HOST:PORT with a numeric address, such as "
+                                 "127.0.0.1:8080 or [::1]:8080, not '%s' (names are not resolved)",
+                                 s);
         } else if (strcmp(k, "workers") == 0) {
             const char *s = NULL;
             long iv;

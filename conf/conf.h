@@ -176,6 +176,14 @@ struct conf {
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
+/*
+ * Splits a listen address "host:port" (or "[v6]:port") into a malloc'd host and a port.
+ * Returns 0, or -1 when it is not of that form or the host is not a numeric IPv4 or IPv6
+ * address: names such as localhost are refused here, where --check sees them, as the
+ * listener would refuse them at start.
+ */
+int conf_split_host_port(const char *s, char **host, int *port);
+
 /* Same as conf_load, from a string; name stands for the file in error messages. */
 struct conf *conf_load_string(const char *text, size_t len, const char *name, char *err,
                               size_t errlen);

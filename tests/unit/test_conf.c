@@ -522,6 +522,15 @@ START_TEST(err_listen)
 {
     expect_error("listen: localhost\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
     expect_error("listen: 127.0.0.1:http\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
+    /* a name is refused by the loader, so --check says what serve would: never resolved */
+    expect_error("listen: localhost:8080\n" MIN_PROVIDERS MIN_MODELS, 1,
+                 WORDS("listen", "numeric", "localhost:8080"));
+    expect_error("listen: \"[localhost]:8080\"\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("numeric"));
+    struct conf *c = load("listen: \"[::1]:0\"\n" MIN_PROVIDERS MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->listen_host, "::1");
+    ck_assert_int_eq(c->listen_port, 0);
+    conf_unref(c);
 }
 END_TEST
 
