@@ -453,6 +453,10 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
                 r = conf_want_size(l, v, k, &c->max_body_bytes);
             else if (strcmp(k, "max_response_bytes") == 0)
                 r = conf_want_size(l, v, k, &c->max_response_bytes);
+            else if (strcmp(k, "max_request_memory") == 0)
+                r = conf_want_size(l, v, k, &c->max_request_memory);
+            else if (strcmp(k, "max_memory_in_flight") == 0)
+                r = conf_want_size(l, v, k, &c->max_memory_in_flight);
             else
                 return conf_fail(l, conf_node(l, pair->key), "limits: unknown key '%s'", k);
         } else if (strcmp(section, "timeouts") == 0) {
@@ -555,6 +559,12 @@ static int load_root(struct loader *l, const yaml_node_t *root)
         }
     }
 
+    if (c->max_memory_in_flight / 2 < c->max_body_bytes)
+        return conf_fail(l, root,
+                         "limits: max_memory_in_flight (%zu bytes) is less than twice "
+                         "max_body_bytes (%zu bytes), which a body of the largest size holds "
+                         "(itself and its copy upstream)",
+                         c->max_memory_in_flight, c->max_body_bytes);
     if (tls != NULL && (c->tls_cert == NULL) != (c->tls_key == NULL))
         return conf_fail(l, tls, "tls needs both 'cert' and 'key'");
 
@@ -615,6 +625,8 @@ static struct conf *conf_defaults(const char *name)
     c->max_headers = 100;
     c->max_body_bytes = 32 * 1024 * 1024;
     c->max_response_bytes = 64 * 1024 * 1024;
+    c->max_request_memory = 64 * 1024 * 1024;
+    c->max_memory_in_flight = (size_t)1024 * 1024 * 1024;
     c->client_header_timeout = 10 * 1000;
     c->client_idle_timeout = 75 * 1000;
     c->upstream_connect_timeout = 5 * 1000;

@@ -136,6 +136,8 @@ struct conf {
     int max_headers;
     size_t max_body_bytes;
     size_t max_response_bytes;
+    size_t max_request_memory;   /* a request's arena while its body is parsed and checked */
+    size_t max_memory_in_flight; /* bodies and arenas of all requests in flight */
 
     /* milliseconds */
     int64_t client_header_timeout;

@@ -104,6 +104,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
         arena_free(a);
         return NULL;
     }
+    arena_account(a, &c->w->srv->mem); /* what requests hold, across the gate */
     req->arena = a;
     req->conn = c;
     req->w = c->w;
@@ -261,6 +262,9 @@ static int on_headers_complete(llhttp_t *p)
     c->head_done = 1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
+    const char *busy = (p->flags & F_CONTENT_LENGTH) ? req_hold_body(req, p->content_length) : NULL;
+    if (busy != NULL) /* before a 100 Continue: the client need not send the body */
+        return reject(c, APIERR_UNAVAILABLE, busy);
     h = req_header(req, "transfer-encoding");
     if (h != NULL && strcasecmp(h->value, "chunked") != 0)
         return reject(c, APIERR_BAD_HTTP,
@@ -287,6 +291,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
     if (evbuffer_get_length(req->body) + len > c->w->srv->conf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
+    const char *busy = req_hold_body(req, evbuffer_get_length(req->body) + len);
+    if (busy != NULL)
+        return reject(c, APIERR_UNAVAILABLE, busy);
     evbuffer_add(req->body, at, len);
     return 0;
 }

@@ -261,6 +261,10 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    if (req->json == NULL && arena_failure(req->arena) != ARENA_OK) {
+        req_fail_memory(req); /* valid or not, it needs more memory than it may have */
+        return -1;
+    }
     if (req->json == NULL || !only_space(end, raw + len)) {
         const char *at = req->json ? end : cJSON_GetErrorPtr();
         size_t off = at && at >= raw && at <= raw + len ? (size_t)(at - raw) : 0;
@@ -356,7 +360,7 @@ static int prepare_body(struct gate_req *req)
     }
     return 0;
 oom:
-    req_fail(req, APIERR_INTERNAL, "out of memory");
+    req_fail_memory(req);
     return -1;
 }
 
@@ -390,10 +394,11 @@ void proxy_handle(struct gate_req *req)
         answer_local(req);
         return;
     }
+    req_memory_bound(req);
     struct arena *prev = jsonmem_enter(req->arena);
     int rc = prepare_body(req);
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
-    if (rc < 0)
+    if (rc < 0 || req_memory_unbound(req) < 0)
         return;
     req->forwarded = 1;
     upstream_send(req->w->pools[req->prov->index], req);
@@ -537,6 +542,7 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
             return -1;
         }
         evbuffer_add(req->up_body, data, len);
+        arena_charge(req->arena, len, 0); /* counted in the memory in flight */
         return 0;
     }
     if (sse_feed(&req->sse, data, len, on_event, req) < 0) {
@@ -589,7 +595,10 @@ void proxy_upstream_done(struct gate_req *req)
         const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
         if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
             struct arena *prev = jsonmem_enter(req->arena);
+            /* bounded as the request's body is: a response past the limit is not read */
+            arena_limit(req->arena, req->conf->max_request_memory);
             cJSON *doc = cJSON_ParseWithLength(body, len);
+            arena_limit(req->arena, 0);
             if (doc != NULL) {
                 usage_from_body(req->ep, doc, &req->usage);
                 tcount_body(req, doc);

@@ -294,6 +294,7 @@ int gate_server_run(struct conf *conf)
 
     block_sighup();
     srv.conf = conf_ref(conf);
+    srv.mem.limit = conf->max_memory_in_flight;
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
@@ -481,6 +482,7 @@ char *gate_server_status_json(struct gate_server *srv)
     cJSON_AddItemToObject(doc, "requests_by_status", by_status);
     cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
     cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
+    cJSON_AddNumberToObject(doc, "memory_in_flight", (double)memcap_used(&srv->mem));
     if (srv->ledger != NULL) {
         cJSON_AddNumberToObject(doc, "ledger_pending", (double)ledger_pending(srv->ledger));
         cJSON_AddNumberToObject(doc, "ledger_failed", (double)ledger_failed(srv->ledger));

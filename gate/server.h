@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "gate/memcap.h"
 #include "gate/tcount.h"
 
 struct event_base;
@@ -67,6 +68,7 @@ struct gate_server {
     int nworkers;
     int port;                     /* the port bound, which may have been 0 in the config */
     struct timespec started;      /* CLOCK_MONOTONIC */
+    struct memcap mem;            /* bytes held by requests in flight (limits.max_memory_in_flight) */
 };
 
 /*

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   test, cleanup, startMock, startGate, gateConfig, mockProviders, RawClient, rawPost, parseSSE,
-  newId, wordCount, ms, readLogNow, tempDir, gateAdminPort, adminRequest,
+  newId, wordCount, ms, tempDir, gateAdminPort, adminRequest,
 } from './harness.mjs';
 
 after(cleanup);
@@ -49,9 +49,8 @@ test('SIGHUP during streams under way: every stream completes, the gate logs it 
       const r = await g.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '3' });
       assert.equal(r.status, 200);
       await g.proc.waitFor('stderr', /SIGHUP received[^]*SIGHUP received/, ms(5000), 'two SIGHUP lines');
-      const recs = readLogNow(g.logPath);
       for (const id of ids)
-        assert.equal(recs.find((x) => x.id === id)?.status, 200, `request ${id} not logged as 200`);
+        assert.equal((await g.logRecord(id)).status, 200, `request ${id} not logged as 200`);
     } finally {
       for (const c of clients) c.destroy();
     }
@@ -114,4 +113,129 @@ test('/status needs a gate key with an org (401 without), is on the admin listen
   const s = await open.request('/status');
   assert.equal(s.status, 200, s.text);
   assert.equal(typeof s.json.uptime_s, 'number');
+});
+
+/** A body of `size` bytes: `[1,1,1,...]`, or a chat request carrying such an array. */
+function numbersBody(size, asChat) {
+  const head = asChat ? '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"pad":[' : '[';
+  const tail = asChat ? ']}' : ']';
+  const n = Math.floor((size - head.length - tail.length + 1) / 2);
+  return Buffer.from(head + '1,'.repeat(n - 1) + '1' + tail);
+}
+
+/** The gate's /status (no org in these gates: no key needed). */
+async function gateStatus(g) {
+  const r = await g.request('/status');
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+async function memoryBackTo(g, atMost, timeoutMs = ms(10000)) {
+  const deadline = Date.now() + timeoutMs;
+  let s;
+  while (Date.now() < deadline) {
+    s = await gateStatus(g);
+    if (s.memory_in_flight <= atMost) return s.memory_in_flight;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`memory_in_flight stayed at ${s?.memory_in_flight}, above ${atMost}`);
+}
+
+test('a body that needs more memory to parse than limits.max_request_memory gets 413 naming it; nothing is forwarded and the gate stays small', { timeout: ms(120000) }, async () => {
+  const mock = await startMock();
+  const g = await startGate({ config: { ...mockProviders(mock.url),
+    limits: { max_request_memory: '16MiB' } } });
+  const ok = await g.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '2' });
+  assert.equal(ok.status, 200, ok.text);
+  const forwarded = (await mock.stats()).requests;
+  const rss0 = g.rssKiB();
+  let peak = rss0;
+  const sampler = setInterval(() => { try { peak = Math.max(peak, g.rssKiB()); } catch { /* exited */ } }, 10);
+  // the issue's case: two 32 MiB bodies of [1,1,1,...] in flight at once (one of them a chat
+  // request that would be valid, with a large array in it); each took the gate up by 700 MB
+  const size = 32 * 1024 * 1024 - 1024;
+  const bodies = [numbersBody(size, false), numbersBody(size, true)];
+  const ids = bodies.map(() => newId('big'));
+  let rs;
+  try {
+    rs = await Promise.all(bodies.map((b, i) => g.request('/v1/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': ids[i] },
+      body: b, timeoutMs: ms(60000) })));
+  } finally {
+    clearInterval(sampler);
+  }
+  for (const r of rs) {
+    assert.equal(r.status, 413, r.text);
+    assert.match(r.json.error.message,
+      /needs more memory to parse and check than limits\.max_request_memory allows \(16777216 bytes\)/);
+  }
+  assert.equal((await mock.stats()).requests, forwarded, 'a refused body reached the provider');
+  const grewMiB = (peak - rss0) / 1024;
+  if (process.env.TG_IT_DEBUG) process.stderr.write(`rss grew by ${grewMiB.toFixed(0)} MiB\n`);
+  // two bodies (32 MiB each, and a contiguous copy of each) and two 16 MiB arenas: about
+  // 200 MiB at most; the old gate grew by 1,400 MiB. 600 MiB leaves room for allocator slack.
+  assert.ok(grewMiB < 600, `the gate grew by ${grewMiB.toFixed(0)} MiB`);
+  // everything was given back, and the gate still serves
+  await memoryBackTo(g, 1024 * 1024);
+  const after = await g.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '2' });
+  assert.equal(after.status, 200, after.text);
+  for (const id of ids) {
+    const rec = await g.logRecord(id);
+    assert.equal(rec.status, 413);
+    assert.match(rec.error, /limits\.max_request_memory/);
+  }
+});
+
+test('past limits.max_memory_in_flight a new request gets 503 with retry-after before its body is read; nothing is forwarded; memory held is given back', async () => {
+  const mock = await startMock();
+  const g = await startGate({ config: { ...mockProviders(mock.url),
+    limits: { max_body_bytes: '8MiB', max_memory_in_flight: '20MiB' } } });
+  const forwarded = (await mock.stats()).requests;
+  const size = 8 * 1024 * 1024 - 64;
+  // 4 MiB of text: the gate counts it twice (the body and its copy upstream), 8 MiB
+  const first = Buffer.from(JSON.stringify(chat({
+    messages: userMsg('hello '.repeat(Math.floor(4 * 1024 * 1024 / 6) - 20)) })));
+  const head = (len, id) => 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+    `content-type: application/json\r\nx-mock-tokens: 2\r\nx-request-id: ${id}\r\n` +
+    `content-length: ${len}\r\n\r\n`;
+  // the first upload declares 4 MiB and sends a little: the gate holds 8 MiB for it
+  const holder = await RawClient.connect(g.port);
+  const idHold = newId('hold');
+  await holder.write(head(first.length, idHold));
+  await holder.write(first.subarray(0, 4096));
+  const deadline = Date.now() + ms(10000);
+  while ((await gateStatus(g)).memory_in_flight < 2 * first.length) {
+    assert.ok(Date.now() < deadline, 'the first body was never counted');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // a second one of 8 MiB (16 MiB counted) does not fit beside it in 20 MiB: 503 at once,
+  // before its body is sent, and the connection is closed
+  const idBusy = newId('busy');
+  const busy = await RawClient.connect(g.port);
+  try {
+    await busy.write(head(size, idBusy));
+    const r = await busy.readResponse({ timeoutMs: ms(10000) });
+    assert.equal(r.status, 503, r.body.toString());
+    assert.equal(r.headers['retry-after'], '1');
+    const err = JSON.parse(r.body.toString()).error;
+    assert.match(err.message, /limits\.max_memory_in_flight allows \(20971520 bytes\); retry shortly/);
+    assert.ok(await busy.waitClosed(ms(3000)), 'the refused connection stayed open');
+  } finally {
+    busy.destroy();
+  }
+  // a small request still fits beside the held one
+  const small = await g.post('/v1/chat/completions', chat(), { 'x-mock-tokens': '2' });
+  assert.equal(small.status, 200, small.text);
+  // the first upload completes and is served
+  await holder.write(first.subarray(4096));
+  const done = await holder.readResponse({ timeoutMs: ms(20000) });
+  assert.equal(done.status, 200, done.body.toString().slice(0, 300));
+  holder.destroy();
+  assert.equal((await mock.stats()).requests, forwarded + 2, 'only the small and the held request were forwarded');
+  // all of it is given back: the same body goes through again
+  await memoryBackTo(g, 1024 * 1024);
+  const again = await g.request('/v1/chat/completions', { method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-mock-tokens': '2' }, body: first });
+  assert.equal(again.status, 200, again.text.slice(0, 300));
+  assert.equal((await g.logRecord(idBusy)).status, 503);
 });
