@@ -321,6 +321,8 @@ START_TEST(minimal_config)
     ck_assert_int_gt(c->max_headers, 0);
     ck_assert_uint_gt(c->max_body_bytes, 0);
     ck_assert_uint_gt(c->max_response_bytes, 0);
+    ck_assert_uint_eq(c->max_request_memory, 64 * 1024 * 1024);
+    ck_assert_uint_eq(c->max_memory_in_flight, (size_t)1024 * 1024 * 1024);
     ck_assert_int_gt(c->client_header_timeout, 0);
     ck_assert_int_gt(c->client_idle_timeout, 0);
     ck_assert_int_gt(c->upstream_connect_timeout, 0);
@@ -518,6 +520,22 @@ START_TEST(err_workers)
 }
 END_TEST
 
+START_TEST(memory_limits)
+{
+    struct conf *c = load("limits:\n  max_request_memory: 8MiB\n  max_memory_in_flight: 100MiB\n"
+                          MIN_PROVIDERS MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->max_request_memory, 8 * 1024 * 1024);
+    ck_assert_uint_eq(c->max_memory_in_flight, 100 * 1024 * 1024);
+    conf_unref(c);
+    expect_error("limits:\n  max_request_memory: 0\n" MIN_PROVIDERS MIN_MODELS, 2,
+                 WORDS("max_request_memory", "positive size"));
+    /* a body of the largest size must fit, twice (itself and its copy upstream) */
+    expect_error("limits:\n  max_body_bytes: 32MiB\n  max_memory_in_flight: 48MiB\n"
+                 MIN_PROVIDERS MIN_MODELS, 1, WORDS("max_memory_in_flight", "twice", "max_body_bytes"));
+}
+END_TEST
+
 START_TEST(err_listen)
 {
     expect_error("listen: localhost\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
@@ -689,6 +707,7 @@ static Suite *conf_suite(void)
     Suite *s = suite_create("conf");
     TCase *tc = tcase_create("load");
 
+    tcase_add_test(tc, memory_limits);
     tcase_add_test(tc, full_settings);
     tcase_add_test(tc, full_providers);
     tcase_add_test(tc, full_models);
