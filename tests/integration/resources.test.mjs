@@ -68,6 +68,7 @@ async function startOrgGate(mockUrl, limits) {
     limits,
     extra: ['org: acme', 'departments:', '  lab:', '    teams:', '      t: { agents: [a1] }',
       'keys:', `  ${AGENT_KEY}: a1`,
+      'budgets:', '  - { scope: "team:t", window: day, tokens: 100000000 }',
       `ledger: { path: ${JSON.stringify(path.join(dir, 'ledger.db'))} }`,
       'admin: { listen: 127.0.0.1:0, token_env: TG_RES_ADMIN }'].join('\n'),
   });
@@ -238,4 +239,36 @@ test('past limits.max_memory_in_flight a new request gets 503 with retry-after b
     headers: { 'content-type': 'application/json', 'x-mock-tokens': '2' }, body: first });
   assert.equal(again.status, 200, again.text.slice(0, 300));
   assert.equal((await g.logRecord(idBusy)).status, 503);
+});
+
+test('a body with 150,000 keys in one object is checked and rewritten in linear time; a duplicate among them is still found', { timeout: ms(120000) }, async () => {
+  const mock = await startMock();
+  const g = await startOrgGate(mock.url);
+  const wide = (extra = '') => {
+    let s = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":{';
+    const parts = [];
+    for (let i = 0; i < 150000; i++) parts.push(`"k${i}":${i}`);
+    return s + parts.join(',') + extra + '}}';
+  };
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${AGENT_KEY}`,
+    'x-mock-tokens': '2' };
+  const before = (await mock.stats()).requests;
+  // the pairwise check took 50 s on such a body; 20 s is a bound a loaded machine keeps
+  let t0 = Date.now();
+  const ok = await g.request('/v1/chat/completions', { method: 'POST', headers, body: wide(),
+    timeoutMs: ms(60000) });
+  const took = Date.now() - t0;
+  assert.equal(ok.status, 200, ok.text);
+  assert.ok(took < ms(20000), `150,000 keys took ${took} ms`);
+  const last = await mock.last();
+  assert.equal(JSON.parse(last.body).metadata.k149999, 149999, 'the body reached the provider cut');
+  assert.match(last.body, /"max_completion_tokens":\d+|"max_tokens":\d+/, 'the output cap was not written');
+  // the same body with one key twice, deep in the object: refused, nothing forwarded
+  t0 = Date.now();
+  const dup = await g.request('/v1/chat/completions', { method: 'POST', headers,
+    body: wide(',"k\\u0031234":0'), timeoutMs: ms(60000) });
+  assert.equal(dup.status, 400, dup.text);
+  assert.match(dup.json.error.message, /has the key 'k1234' twice in one object/);
+  assert.ok(Date.now() - t0 < ms(20000));
+  assert.equal((await mock.stats()).requests, before + 1);
 });
