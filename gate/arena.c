@@ -20,6 +20,7 @@ struct arena {
     size_t bytes;          /* held in blocks */
     size_t charged;        /* held elsewhere for the request (arena_charge) */
     size_t limit;          /* 0: none (arena_limit) */
+    int pool_strict;       /* the pool's cap refuses too, while limit is set */
     enum arena_fail fail;  /* the first refusal */
 };
 
@@ -59,7 +60,7 @@ static int take(struct arena *a, size_t n)
         refuse(a, ARENA_OVER_LIMIT);
         return -1;
     }
-    if (a->pool != NULL && memcap_take(a->pool, n, strict) < 0) {
+    if (a->pool != NULL && memcap_take(a->pool, n, strict && a->pool_strict) < 0) {
         refuse(a, ARENA_OVER_POOL);
         return -1;
     }
@@ -82,9 +83,10 @@ void arena_account(struct arena *a, struct memcap *pool)
     }
 }
 
-void arena_limit(struct arena *a, size_t limit)
+void arena_limit(struct arena *a, size_t limit, int pool_too)
 {
     a->limit = limit;
+    a->pool_strict = pool_too;
 }
 
 int arena_charge(struct arena *a, size_t n, int strict)

@@ -34,12 +34,12 @@ void arena_account(struct arena *a, struct memcap *pool);
 
 /*
  * From now on a new block that would take the arena past limit bytes (its blocks; 0 for no
- * limit), or its pool past the pool's cap, is refused: the allocation returns NULL and
- * arena_failure says why. The first refusal lifts the limit again, so that the request can
- * still answer and be logged from its arena; callers check arena_failure once the bounded work
- * is done. arena_limit(a, 0) lifts it too.
+ * limit), or, with pool_too, its pool past the pool's cap, is refused: the allocation returns
+ * NULL and arena_failure says why. The first refusal lifts the limit again, so that the
+ * request can still answer and be logged from its arena; callers check arena_failure once the
+ * bounded work is done. arena_limit(a, 0, 0) lifts it too.
  */
-void arena_limit(struct arena *a, size_t limit);
+void arena_limit(struct arena *a, size_t limit, int pool_too);
 
 /*
  * Counts n bytes the request holds outside the arena (its body, a copy sent upstream) in the

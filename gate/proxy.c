@@ -595,10 +595,11 @@ void proxy_upstream_done(struct gate_req *req)
         const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
         if (req->up_status >= 200 && req->up_status < 300 && len > 0) {
             struct arena *prev = jsonmem_enter(req->arena);
-            /* bounded as the request's body is: a response past the limit is not read */
-            arena_limit(req->arena, req->conf->max_request_memory);
+            /* bounded as the request's body is (but served already: read even when the
+             * gate is busy); a response past the limit is not read */
+            arena_limit(req->arena, req->conf->max_request_memory, 0);
             cJSON *doc = cJSON_ParseWithLength(body, len);
-            arena_limit(req->arena, 0);
+            arena_limit(req->arena, 0, 0);
             if (doc != NULL) {
                 usage_from_body(req->ep, doc, &req->usage);
                 tcount_body(req, doc);

@@ -184,12 +184,12 @@ const char *req_hold_body(struct gate_req *req, uint64_t total)
 
 void req_memory_bound(struct gate_req *req)
 {
-    arena_limit(req->arena, req->conf->max_request_memory);
+    arena_limit(req->arena, req->conf->max_request_memory, 1);
 }
 
 int req_memory_unbound(struct gate_req *req)
 {
-    arena_limit(req->arena, 0);
+    arena_limit(req->arena, 0, 0);
     if (arena_failure(req->arena) == ARENA_OK)
         return 0;
     req_fail_memory(req);
@@ -201,7 +201,7 @@ void req_fail_memory(struct gate_req *req)
     char msg[200];
     const char *s;
 
-    arena_limit(req->arena, 0); /* room to answer and log */
+    arena_limit(req->arena, 0, 0); /* room to answer and log */
     switch (arena_failure(req->arena)) {
     case ARENA_OVER_LIMIT:
         snprintf(msg, sizeof(msg),
@@ -332,7 +332,7 @@ void req_finish(struct gate_req *req)
         return;
     }
     req->state = REQ_DONE;
-    arena_limit(req->arena, 0); /* its record is always written */
+    arena_limit(req->arena, 0, 0); /* its record is always written */
     if (req->uc != NULL)
         upstream_detach(req->uc);
     req->t_end = gate_now_us();

@@ -258,7 +258,7 @@ START_TEST(limit_refuses_then_lifts)
     ck_assert_ptr_nonnull(arena_alloc(a, 100));
     size_t base = arena_bytes(a);
     ck_assert_uint_eq(memcap_used(&pool), base);
-    arena_limit(a, base + 64 * 1024);
+    arena_limit(a, base + 64 * 1024, 1);
     int n = 0;
     while (arena_alloc(a, 1000) != NULL)
         ck_assert_int_lt(++n, 1000);
@@ -290,8 +290,12 @@ START_TEST(pool_cap_refuses_only_under_a_limit)
     /* without a limit of its own an arena grows past the pool's cap (memory already needed) */
     ck_assert_ptr_nonnull(arena_alloc(b, 40 * 1024));
     ck_assert_int_eq(arena_failure(b), ARENA_OK);
-    /* under a limit, the pool's cap refuses too */
-    arena_limit(b, SIZE_MAX / 2);
+    /* under a limit of its own only, it still grows past the pool's cap */
+    arena_limit(b, SIZE_MAX / 2, 0);
+    ck_assert_ptr_nonnull(arena_alloc(b, 8 * 1024));
+    ck_assert_int_eq(arena_failure(b), ARENA_OK);
+    /* with pool_too, the pool's cap refuses */
+    arena_limit(b, SIZE_MAX / 2, 1);
     ck_assert_ptr_null(arena_alloc(b, 8 * 1024));
     ck_assert_int_eq(arena_failure(b), ARENA_OVER_POOL);
     arena_free(a);
