@@ -272,3 +272,41 @@ test('a body with 150,000 keys in one object is checked and rewritten in linear 
   assert.ok(Date.now() - t0 < ms(20000));
   assert.equal((await mock.stats()).requests, before + 1);
 });
+
+test('a chunked body is counted as it arrives: the chunk that passes limits.max_memory_in_flight gets 503 with retry-after, and nothing is forwarded', async () => {
+  const mock = await startMock();
+  const g = await startGate({ config: { ...mockProviders(mock.url),
+    limits: { max_body_bytes: '10MiB', max_memory_in_flight: '20MiB' } } });
+  const forwarded = (await mock.stats()).requests;
+  // a declared upload holds all but about 128 KiB of the 20 MiB (its body counted twice)
+  const holdLen = 10 * 1024 * 1024 - 64 * 1024;
+  const holder = await RawClient.connect(g.port);
+  await holder.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+    `content-type: application/json\r\ncontent-length: ${holdLen}\r\n\r\n{"model":`);
+  const deadline = Date.now() + ms(10000);
+  while ((await gateStatus(g)).memory_in_flight < 2 * holdLen) {
+    assert.ok(Date.now() < deadline, 'the declared body was never counted');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const c = await RawClient.connect(g.port);
+  try {
+    // a first small chunk fits; the next, of 100 KiB (200 KiB counted), does not
+    const piece = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"';
+    await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+      'content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n' +
+      `${piece.length.toString(16)}\r\n${piece}\r\n`);
+    const big = 'x'.repeat(100 * 1024);
+    await c.write(`${big.length.toString(16)}\r\n${big}\r\n`);
+    const r = await c.readResponse({ timeoutMs: ms(10000) });
+    assert.equal(r.status, 503, r.body.toString());
+    assert.equal(r.headers['retry-after'], '1');
+    assert.match(JSON.parse(r.body.toString()).error.message, /limits\.max_memory_in_flight/);
+    assert.ok(await c.waitClosed(ms(3000)), 'the refused connection stayed open');
+  } finally {
+    c.destroy();
+    holder.destroy();
+  }
+  assert.equal((await mock.stats()).requests, forwarded, 'a refused body reached the provider');
+  // the holder left, the refused one too: everything is given back
+  await memoryBackTo(g, 1024 * 1024);
+});
