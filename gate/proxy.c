@@ -517,15 +517,17 @@ static int on_event(void *arg, const struct sse_event *ev)
         size_t nl = ev->name_len < sizeof(name) - 1 ? ev->name_len : sizeof(name) - 1;
         memcpy(name, ev->name, nl);
         name[nl] = '\0';
-        /* parsed with malloc, not in the arena: a long stream has many events */
-        struct arena *prev = jsonmem_enter(NULL);
+        /* parsed with malloc, not in the arena: a long stream has many events; bounded as
+         * the request's body is (an event past it is relayed unread) */
+        struct jsonmem_saved prev;
+        jsonmem_enter_capped(req->conf->max_request_memory, &prev);
         cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
         if (data != NULL) {
             drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
             tcount_event(req, name, data);
             cJSON_Delete(data);
         }
-        jsonmem_leave(prev);
+        jsonmem_leave_capped(&prev);
     }
     if (!drop)
         write_chunk(req, ev->raw, ev->raw_len);
