@@ -16,12 +16,12 @@ struct arena_block {
 
 struct arena {
     struct arena_block *head;
-    struct memcap *pool;   /* where its bytes are counted, or NULL */
-    size_t bytes;          /* held in blocks */
-    size_t charged;        /* held elsewhere for the request (arena_charge) */
-    size_t limit;          /* 0: none (arena_limit) */
-    int pool_strict;       /* the pool's cap refuses too, while limit is set */
-    enum arena_fail fail;  /* the first refusal */
+    struct memcap *pool;  /* where its bytes are counted, or NULL */
+    size_t bytes;         /* held in blocks */
+    size_t charged;       /* held elsewhere for the request (arena_charge) */
+    size_t limit;         /* 0: none (arena_limit) */
+    int pool_strict;      /* the pool's cap refuses too, while limit is set */
+    enum arena_fail fail; /* the first refusal */
 };
 
 struct arena *arena_new(void)

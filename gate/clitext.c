@@ -93,8 +93,8 @@ size_t clitext_put(FILE *f, const char *s)
 
 void clitext_csv(FILE *f, const char *s)
 {
-    int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                  s[0] == '\r';
+    int formula =
+        s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
     /* line breaks are escaped, so only a comma or a quote needs quoting */
     int quote = strpbrk(s, ",\"") != NULL;
 

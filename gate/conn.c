@@ -262,8 +262,7 @@ static int on_headers_complete(llhttp_t *p)
     c->head_done = 1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cf->max_body_bytes)
         return reject(c, APIERR_TOO_LARGE, "request body is larger than the limit");
-    const char *busy =
-        (p->flags & F_CONTENT_LENGTH) ? req_hold_body(req, p->content_length) : NULL;
+    const char *busy = (p->flags & F_CONTENT_LENGTH) ? req_hold_body(req, p->content_length) : NULL;
     if (busy != NULL) /* before a 100 Continue: the client need not send the body */
         return reject(c, APIERR_UNAVAILABLE, busy);
     h = req_header(req, "transfer-encoding");

@@ -166,8 +166,9 @@ static const char *in_flight_message(struct gate_req *req)
              "limits.max_memory_in_flight allows (%zu bytes); retry shortly",
              req->conf->max_memory_in_flight);
     s = arena_strndup(req->arena, msg, strlen(msg));
-    return s != NULL ? s : "the gate holds as much memory for requests in flight as "
-                           "limits.max_memory_in_flight allows; retry shortly";
+    return s != NULL ? s
+                     : "the gate holds as much memory for requests in flight as "
+                       "limits.max_memory_in_flight allows; retry shortly";
 }
 
 const char *req_hold_body(struct gate_req *req, uint64_t total)

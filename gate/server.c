@@ -419,7 +419,7 @@ int gate_server_run(struct conf *conf)
                 srv.nworkers, srv.nworkers == 1 ? "" : "s");
         while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
             fprintf(stderr, "tokengate: SIGHUP received and ignored: configuration reload "
-                                "is not supported yet (restart the gate to load a new config)\n");
+                            "is not supported yet (restart the gate to load a new config)\n");
         fprintf(stderr,
                 "tokengate: %s received, finishing requests under way (at most %d ms)\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", GATE_DRAIN_MS);

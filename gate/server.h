@@ -68,7 +68,7 @@ struct gate_server {
     int nworkers;
     int port;                     /* the port bound, which may have been 0 in the config */
     struct timespec started;      /* CLOCK_MONOTONIC */
-    struct memcap mem;            /* bytes held by requests in flight (limits.max_memory_in_flight) */
+    struct memcap mem;            /* held by requests in flight: limits.max_memory_in_flight */
 };
 
 /*

@@ -111,7 +111,9 @@ int main(int argc, char **argv)
         .department = "eng",
         .endpoint = "/v1/chat/completions",
         .model = "gpt-4.1\x1b[31mred\x1b[0m\r\nfake,row\x7f",
-        .served_model = "+1\xc2\x9b" "2J\xe2\x80\xae" "evil",
+        .served_model = "+1\xc2\x9b"
+                        "2J\xe2\x80\xae"
+                        "evil",
         .provider = "openai\x9b\xff",
         .status = 200,
         .in_own = 1,

@@ -522,8 +522,9 @@ END_TEST
 
 START_TEST(memory_limits)
 {
-    struct conf *c = load("limits:\n  max_request_memory: 8MiB\n  max_memory_in_flight: 100MiB\n"
-                          MIN_PROVIDERS MIN_MODELS);
+    struct conf *c =
+        load("limits:\n  max_request_memory: 8MiB\n  max_memory_in_flight: 100MiB\n" MIN_PROVIDERS
+                 MIN_MODELS);
     ck_assert_msg(c != NULL, "%s", err);
     ck_assert_uint_eq(c->max_request_memory, 8 * 1024 * 1024);
     ck_assert_uint_eq(c->max_memory_in_flight, 100 * 1024 * 1024);
@@ -531,8 +532,9 @@ START_TEST(memory_limits)
     expect_error("limits:\n  max_request_memory: 0\n" MIN_PROVIDERS MIN_MODELS, 2,
                  WORDS("max_request_memory", "positive size"));
     /* a body of the largest size must fit, twice (itself and its copy upstream) */
-    expect_error("limits:\n  max_body_bytes: 32MiB\n  max_memory_in_flight: 48MiB\n"
-                 MIN_PROVIDERS MIN_MODELS, 1, WORDS("max_memory_in_flight", "twice", "max_body_bytes"));
+    expect_error("limits:\n  max_body_bytes: 32MiB\n  max_memory_in_flight: 48MiB\n" MIN_PROVIDERS
+                     MIN_MODELS,
+                 1, WORDS("max_memory_in_flight", "twice", "max_body_bytes"));
 }
 END_TEST
 

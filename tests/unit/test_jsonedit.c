@@ -106,7 +106,8 @@ START_TEST(duplicates_found_at_any_depth)
     ck_assert_str_eq(dup_of("{\"a\":1,\"b\":{\"c\":[{\"d\":1,\"e\":2,\"d\":3}]}}"), "d");
     ck_assert_str_eq(dup_of("{\"model\":\"x\",\"model\":\"y\"}"), "model");
     /* the same key in sibling objects, or an array of equal values, is no duplicate */
-    ck_assert_ptr_null(dup_of("{\"m\":[{\"role\":\"user\"},{\"role\":\"assistant\"}],\"x\":[1,1]}"));
+    ck_assert_ptr_null(
+        dup_of("{\"m\":[{\"role\":\"user\"},{\"role\":\"assistant\"}],\"x\":[1,1]}"));
     /* keys equal once their escapes are read are the same key */
     ck_assert_str_eq(dup_of("{\"model\":\"x\",\"\\u006dodel\":\"y\"}"), "model");
     ck_assert_str_eq(dup_of("[{\"k\":{\"a\\\"b\":1,\"a\\u0022b\":2}}]"), "a\"b");
