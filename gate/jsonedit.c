@@ -193,6 +193,20 @@ static int walk_duplicates(const cJSON *node, struct dupset *set, const char **d
     return 0;
 }
 
+int jsonedit_depth(const cJSON *root)
+{
+    int deepest = 0;
+
+    if (root == NULL)
+        return 0;
+    for (const cJSON *c = root->child; c != NULL; c = c->next) {
+        int d = jsonedit_depth(c);
+        if (d > deepest)
+            deepest = d;
+    }
+    return deepest + 1;
+}
+
 int jsonedit_duplicate_key(const cJSON *root, const char **dup)
 {
     struct dupset set = {NULL, 0};

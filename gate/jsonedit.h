@@ -21,11 +21,19 @@ struct jsonedit_op {
  * closing brace. *out_len gets the length. Returns NULL when body is not a JSON object, when a
  * top-level key holds an escape or an op's key appears twice (ambiguous), or when memory runs
  * out; the caller then prints the edited document instead. Its token array comes from cJSON's
- * allocator (a request's arena within jsonmem_enter). Time is linear in len for bodies nested
- * at most a few thousand deep (cJSON refuses deeper ones before the gate gets here).
+ * allocator (a request's arena within jsonmem_enter). Time is about len times the depth of
+ * nesting (jsmn walks up the open containers at each closing bracket): callers splice only
+ * bodies nested at most JSONEDIT_MAX_DEPTH deep (see jsonedit_depth), which keeps it linear.
  */
 char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops, int nops,
                      size_t *out_len);
+
+/* Nesting deeper than this is printed from the parsed document, not spliced. Requests nest far
+ * less (a tool schema is some ten levels); a body of 1.7 MB nested 990 deep took 1 s to splice. */
+#define JSONEDIT_MAX_DEPTH 64
+
+/* The depth of the deepest value under root (a scalar or an empty container is 1). Linear. */
+int jsonedit_depth(const cJSON *root);
 
 /*
  * Finds a key that appears twice in one object anywhere in the tree under root. Returns 1 with

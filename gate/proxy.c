@@ -344,12 +344,15 @@ static int prepare_body(struct gate_req *req)
 
     if (nops > 0) {
         size_t out_len;
-        char *out = jsonedit_apply(raw, len, ops, nops, &out_len);
+        char *out = jsonedit_depth(req->json) <= JSONEDIT_MAX_DEPTH
+                        ? jsonedit_apply(raw, len, ops, nops, &out_len)
+                        : NULL;
         if (out != NULL) {
             rc = build_upstream_request(req, out, out_len);
             free(out);
         } else {
-            /* a key with escapes: print the edited document (numbers become doubles) */
+            /* a key with escapes, or nesting too deep to splice in linear time: print the
+             * edited document (numbers become doubles) */
             const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
             rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
         }

@@ -310,3 +310,20 @@ test('a chunked body is counted as it arrives: the chunk that passes limits.max_
   // the holder left, the refused one too: everything is given back
   await memoryBackTo(g, 1024 * 1024);
 });
+
+test('a body nested deeper than a splice handles in linear time is printed instead: forwarded whole, with the cap written', async () => {
+  const mock = await startMock();
+  const g = await startOrgGate(mock.url);
+  const depth = 200; // past JSONEDIT_MAX_DEPTH (64), within cJSON's limit (1000)
+  const deep = '['.repeat(depth) + '"deep"' + ']'.repeat(depth);
+  const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":{"d":${deep}}}`;
+  const r = await g.request('/v1/chat/completions', { method: 'POST', body,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${AGENT_KEY}`,
+      'x-mock-tokens': '2' } });
+  assert.equal(r.status, 200, r.text);
+  const sent = JSON.parse((await mock.last()).body);
+  let v = sent.metadata.d;
+  for (let i = 0; i < depth; i++) v = v[0];
+  assert.equal(v, 'deep', 'the nested value did not reach the provider whole');
+  assert.ok(Number.isInteger(sent.max_completion_tokens ?? sent.max_tokens), 'no output cap written');
+});

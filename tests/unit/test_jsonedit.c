@@ -146,6 +146,23 @@ START_TEST(duplicates_in_wide_objects)
 }
 END_TEST
 
+START_TEST(depth_of_a_tree)
+{
+    const char *cases[][2] = {{"1", "1"},
+                              {"{}", "1"},
+                              {"[[]]", "2"},
+                              {"{\"a\":[1,{\"b\":[]}]}", "4"},
+                              {"[1,[2,[3,[4]]],5]", "5"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *j = cJSON_Parse(cases[i][0]);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_int_eq(jsonedit_depth(j), atoi(cases[i][1]));
+        cJSON_Delete(j);
+    }
+    ck_assert_int_eq(jsonedit_depth(NULL), 0);
+}
+END_TEST
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -193,6 +210,7 @@ int main(void)
     tcase_add_test(tc, duplicates_found_at_any_depth);
     tcase_add_test(tc, duplicates_in_wide_objects);
     tcase_add_test(tc, linear_on_150000_keys);
+    tcase_add_test(tc, depth_of_a_tree);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
