@@ -45,9 +45,6 @@ int conf_want_duration(struct loader *l, const yaml_node_t *n, const char *key, 
 int conf_want_size(struct loader *l, const yaml_node_t *n, const char *key, size_t *out);
 int conf_want_mapping(struct loader *l, const yaml_node_t *n, const char *key);
 
-/* Splits "host:port" (or "[v6]:port") into a malloc'd host and a port. Returns 0 or -1. */
-int conf_split_host_port(const char *s, char **host, int *port);
-
 /* confid.c: the org tree, keys, budgets, policies, the ledger and the admin listener. Called
  * for each of its top-level keys; returns 1 when the key is not one of its own. */
 int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v);

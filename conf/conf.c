@@ -5,6 +5,7 @@
 #include "conf/conf.h"
 #include "tokenizer/tok.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -198,7 +199,13 @@ int conf_split_host_port(const char *s, char **host, int *port)
             return -1;
         hlen = (size_t)(colon - s);
     }
-    if (hlen == 0)
+    if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
+        return -1;
+    char numeric[INET6_ADDRSTRLEN];
+    unsigned char bin[sizeof(struct in6_addr)];
+    memcpy(numeric, h, hlen);
+    numeric[hlen] = '\0';
+    if (inet_pton(AF_INET, numeric, bin) != 1 && inet_pton(AF_INET6, numeric, bin) != 1)
         return -1;
     errno = 0;
     p = strtol(colon + 1, &end, 10);
@@ -446,6 +453,10 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
                 r = conf_want_size(l, v, k, &c->max_body_bytes);
             else if (strcmp(k, "max_response_bytes") == 0)
                 r = conf_want_size(l, v, k, &c->max_response_bytes);
+            else if (strcmp(k, "max_request_memory") == 0)
+                r = conf_want_size(l, v, k, &c->max_request_memory);
+            else if (strcmp(k, "max_memory_in_flight") == 0)
+                r = conf_want_size(l, v, k, &c->max_memory_in_flight);
             else
                 return conf_fail(l, conf_node(l, pair->key), "limits: unknown key '%s'", k);
         } else if (strcmp(section, "timeouts") == 0) {
@@ -511,8 +522,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
             if (conf_want_scalar(l, v, k, &s) < 0)
                 return -1;
             if (conf_split_host_port(s, &c->listen_host, &c->listen_port) < 0)
-                return conf_fail(l, v, "'listen' must be HOST:PORT, such as 127.0.0.1:8080, not '%s'",
-                            s);
+                return conf_fail(l, v,
+                                 "'listen' must be HOST:PORT with a numeric address, such as "
+                                 "127.0.0.1:8080 or [::1]:8080, not '%s' (names are not resolved)",
+                                 s);
         } else if (strcmp(k, "workers") == 0) {
             const char *s = NULL;
             long iv;
@@ -550,6 +563,12 @@ static int load_root(struct loader *l, const yaml_node_t *root)
         }
     }
 
+    if (c->max_memory_in_flight / 2 < c->max_body_bytes)
+        return conf_fail(l, root,
+                         "limits: max_memory_in_flight (%zu bytes) is less than twice "
+                         "max_body_bytes (%zu bytes), which a body of the largest size holds "
+                         "(itself and its copy upstream)",
+                         c->max_memory_in_flight, c->max_body_bytes);
     if (tls != NULL && (c->tls_cert == NULL) != (c->tls_key == NULL))
         return conf_fail(l, tls, "tls needs both 'cert' and 'key'");
 
@@ -610,6 +629,8 @@ static struct conf *conf_defaults(const char *name)
     c->max_headers = 100;
     c->max_body_bytes = 32 * 1024 * 1024;
     c->max_response_bytes = 64 * 1024 * 1024;
+    c->max_request_memory = 64 * 1024 * 1024;
+    c->max_memory_in_flight = (size_t)1024 * 1024 * 1024;
     c->client_header_timeout = 10 * 1000;
     c->client_idle_timeout = 75 * 1000;
     c->client_body_timeout = 60 * 1000;

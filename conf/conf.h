@@ -136,6 +136,8 @@ struct conf {
     int max_headers;
     size_t max_body_bytes;
     size_t max_response_bytes;
+    size_t max_request_memory;   /* a request's arena while its body is parsed and checked */
+    size_t max_memory_in_flight; /* bodies and arenas of all requests in flight */
 
     /* milliseconds */
     int64_t client_header_timeout;
@@ -179,6 +181,14 @@ struct conf {
  * with a message "FILE:LINE: reason" (or "FILE: reason") written into err.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+
+/*
+ * Splits a listen address "host:port" (or "[v6]:port") into a malloc'd host and a port.
+ * Returns 0, or -1 when it is not of that form or the host is not a numeric IPv4 or IPv6
+ * address: names such as localhost are refused here, where --check sees them, as the
+ * listener would refuse them at start.
+ */
+int conf_split_host_port(const char *s, char **host, int *port);
 
 /* Same as conf_load, from a string; name stands for the file in error messages. */
 struct conf *conf_load_string(const char *text, size_t len, const char *name, char *err,

@@ -594,8 +594,9 @@ static int load_admin(struct loader *l, const yaml_node_t *v)
             free(a->host);
             a->host = NULL;
             if (conf_split_host_port(s, &a->host, &a->port) < 0)
-                return conf_fail(l, pv, "admin: 'listen' must be HOST:PORT, such as "
-                                        "127.0.0.1:8081");
+                return conf_fail(l, pv, "admin: 'listen' must be HOST:PORT with a numeric "
+                                        "address, such as 127.0.0.1:8081 (names are not "
+                                        "resolved)");
             continue;
         } else if (k != NULL && strcmp(k, "token_env") == 0)
             r = conf_want_string(l, pv, k, &a->token_env);

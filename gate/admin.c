@@ -524,6 +524,26 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
     evbuffer_free(b);
 }
 
+/* The agents' port's /status document, for the operator: the same JSON. */
+static void get_status(struct gate_admin *a, struct evhttp_request *r)
+{
+    char *s = gate_server_status_json(a->srv);
+    struct evbuffer *b = evbuffer_new();
+
+    if (s == NULL || b == NULL) {
+        cJSON_free(s);
+        if (b != NULL)
+            evbuffer_free(b);
+        reply_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    evbuffer_add(b, s, strlen(s));
+    cJSON_free(s);
+    evhttp_add_header(evhttp_request_get_output_headers(r), "content-type", "application/json");
+    evhttp_send_reply(r, 200, NULL, b);
+    evbuffer_free(b);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 static int authorized(struct gate_admin *a, struct evhttp_request *r)
@@ -560,6 +580,10 @@ static void on_request(struct evhttp_request *r, void *arg)
     path[plen] = '\0';
     if (strcmp(path, "/metrics") == 0 && m == EVHTTP_REQ_GET) {
         get_metrics(a, r);
+        return;
+    }
+    if (strcmp(path, "/admin/v1/status") == 0 && m == EVHTTP_REQ_GET) {
+        get_status(a, r);
         return;
     }
     if (a->srv->book == NULL) {

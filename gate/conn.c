@@ -99,6 +99,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
         arena_free(a);
         return NULL;
     }
+    arena_account(a, &c->w->srv->mem); /* what requests hold, across the gate */
     req->arena = a;
     req->conn = c;
     req->w = c->w;

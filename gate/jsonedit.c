@@ -5,7 +5,12 @@
 
 #define JSMN_STATIC
 #define JSMN_STRICT
+/* parent links make jsmn linear: without them it looks back over every token so far for the
+ * open container at each ',' (150,000 keys took seconds) */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 struct splice {
     size_t start, end; /* bytes of body replaced; start == end inserts */
@@ -62,7 +67,8 @@ char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops
     n = jsmn_parse(&p, body, len, NULL, 0);
     if (n <= 0)
         return NULL;
-    tok = malloc((size_t)n * sizeof(*tok));
+    /* cJSON's allocator: within a request's scope, its arena, counted against its memory cap */
+    tok = cJSON_malloc((size_t)n * sizeof(*tok));
     if (tok == NULL)
         return NULL;
     jsmn_init(&p);
@@ -128,23 +134,105 @@ char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops
     out[o] = '\0';
     *out_len = o;
 done:
-    free(tok);
+    cJSON_free(tok);
     return out;
 }
 
-const char *jsonedit_duplicate_key(const cJSON *node)
+/* Objects with at most this many members are checked pair by pair: no table needed. */
+#define DUP_SMALL 8
+
+/* The hash set of one object's keys, reused from object to object (only one is open at a
+ * time: an object's own keys are checked before its members' values are walked). */
+struct dupset {
+    const cJSON **slot;
+    size_t cap; /* a power of two, or 0 */
+};
+
+/* Returns 1 with *dup set when two members of obj (n of them) share a name, 0 when none do,
+ * -1 when the table cannot be allocated. */
+static int object_has_duplicate(const cJSON *obj, size_t n, struct dupset *set, const char **dup)
 {
-    for (const cJSON *c = node ? node->child : NULL; c != NULL; c = c->next) {
-        if (cJSON_IsObject(node)) {
+    size_t want = 16, mask;
+
+    if (n <= DUP_SMALL) {
+        for (const cJSON *c = obj->child; c != NULL; c = c->next)
             for (const cJSON *d = c->next; d != NULL; d = d->next)
-                if (strcmp(c->string, d->string) == 0)
-                    return c->string;
+                if (c->string != NULL && d->string != NULL && strcmp(c->string, d->string) == 0) {
+                    *dup = c->string;
+                    return 1;
+                }
+        return 0;
+    }
+    while (want < 2 * n)
+        want *= 2; /* at most half full */
+    if (want > set->cap) {
+        cJSON_free(set->slot);
+        set->cap = 0;
+        set->slot = cJSON_malloc(want * sizeof(*set->slot));
+        if (set->slot == NULL)
+            return -1;
+        set->cap = want;
+    }
+    mask = want - 1;
+    memset(set->slot, 0, want * sizeof(*set->slot));
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
+        if (c->string == NULL)
+            continue;
+        size_t i = (size_t)XXH3_64bits(c->string, strlen(c->string)) & mask;
+        for (; set->slot[i] != NULL; i = (i + 1) & mask) {
+            if (strcmp(set->slot[i]->string, c->string) == 0) {
+                *dup = set->slot[i]->string;
+                return 1;
+            }
         }
+        set->slot[i] = c;
+    }
+    return 0;
+}
+
+static int walk_duplicates(const cJSON *node, struct dupset *set, const char **dup)
+{
+    if (cJSON_IsObject(node)) {
+        size_t n = 0;
+        for (const cJSON *c = node->child; c != NULL; c = c->next)
+            n++;
+        int rc = object_has_duplicate(node, n, set, dup);
+        if (rc != 0)
+            return rc;
+    }
+    for (const cJSON *c = node->child; c != NULL; c = c->next) {
         if (c->child != NULL) {
-            const char *dup = jsonedit_duplicate_key(c);
-            if (dup != NULL)
-                return dup;
+            int rc = walk_duplicates(c, set, dup);
+            if (rc != 0)
+                return rc;
         }
     }
-    return NULL;
+    return 0;
+}
+
+int jsonedit_depth(const cJSON *root)
+{
+    int deepest = 0;
+
+    if (root == NULL)
+        return 0;
+    for (const cJSON *c = root->child; c != NULL; c = c->next) {
+        int d = jsonedit_depth(c);
+        if (d > deepest)
+            deepest = d;
+    }
+    return deepest + 1;
+}
+
+int jsonedit_duplicate_key(const cJSON *root, const char **dup)
+{
+    struct dupset set = {NULL, 0};
+    int rc;
+
+    *dup = NULL;
+    if (root == NULL)
+        return 0;
+    rc = walk_duplicates(root, &set, dup);
+    cJSON_free(set.slot);
+    return rc;
 }

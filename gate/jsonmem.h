@@ -12,6 +12,8 @@
 #ifndef TG_JSONMEM_H
 #define TG_JSONMEM_H
 
+#include <stddef.h>
+
 struct arena;
 
 /* Installs the hooks. Call once, before any thread uses cJSON. */
@@ -22,5 +24,23 @@ struct arena *jsonmem_enter(struct arena *a);
 
 /* Ends the scope: the previous arena (or malloc, for NULL) serves cJSON again. */
 void jsonmem_leave(struct arena *previous);
+
+/* What jsonmem_enter_capped replaced, for jsonmem_leave_capped. */
+struct jsonmem_saved {
+    struct arena *arena;
+    size_t cap, live;
+};
+
+/*
+ * As jsonmem_enter(NULL) (cJSON's memory from malloc, freed one by one), with the bytes held
+ * at once in the scope capped at limit (0: no cap): past it an allocation fails, and cJSON
+ * fails the parse or the print. For what is parsed and freed many times over a request, such
+ * as the events of a stream, which an arena would keep until the end. Saves the previous scope
+ * into *save. Scopes nest; each is ended by jsonmem_leave_capped(save) on the same thread.
+ */
+void jsonmem_enter_capped(size_t limit, struct jsonmem_saved *save);
+
+/* Ends a capped scope: what was saved in *save serves cJSON again. */
+void jsonmem_leave_capped(const struct jsonmem_saved *save);
 
 #endif

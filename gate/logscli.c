@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "gate/clitext.h"
 #include "gate/ledger.h"
 
 #define LOGS_DEFAULT_DB "state/ledger.db"
@@ -464,13 +465,11 @@ static void table_cells(sqlite3_stmt *st, struct table_row *r)
     r->cell[T_DECISION] = text_or(st, C_DECISION, "-");
 }
 
-/* Display width: code points of UTF-8, which is close enough for names and ids. */
+/* Display width of a cell as clitext_put writes it: code points, close enough for names and
+ * ids. */
 static size_t width(const char *s)
 {
-    size_t w = 0;
-    for (; *s; s++)
-        w += ((unsigned char)*s & 0xC0) != 0x80;
-    return w;
+    return clitext_put(NULL, s);
 }
 
 static void put_cell(const char *s, size_t w, int right, int last)
@@ -479,9 +478,8 @@ static void put_cell(const char *s, size_t w, int right, int last)
 
     if (right)
         printf("%*s", (int)pad, "");
-    /* a control character would break the row */
-    for (; *s; s++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    /* a control character would break the row, or the terminal: escaped */
+    clitext_put(stdout, s);
     if (!right && !last)
         printf("%*s", (int)pad, "");
     if (!last)
@@ -569,21 +567,6 @@ static int print_json(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-void gate_put_csv(const char *s)
-{
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 static int print_csv(sqlite3_stmt *st)
 {
     char num[48];
@@ -604,8 +587,10 @@ static int print_csv(sqlite3_stmt *st)
                 printf("%.6f", sqlite3_column_double(st, (int)c));
             else if (cols[c].kind == K_BOOL)
                 fputs(sqlite3_column_int(st, (int)c) ? "true" : "false", stdout);
+            else if (cols[c].kind == K_TEXT)
+                clitext_csv(stdout, text_or(st, (int)c, "")); /* client text: escaped */
             else
-                gate_put_csv(text_or(st, (int)c, ""));
+                printf("%lld", (long long)sqlite3_column_int64(st, (int)c));
         }
         putchar('\n');
     }

@@ -12,8 +12,4 @@
  */
 int gate_cmd_logs(int argc, char **argv);
 
-/* Writes one CSV field to stdout, quoted (RFC 4180) when it holds a comma, a quote or a line
- * break. */
-void gate_put_csv(const char *s);
-
 #endif

@@ -36,6 +36,14 @@ static void usage(FILE *f)
                "        print the version\n");
 }
 
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: tokengate serve --config FILE [--listen HOST:PORT] [--workers N] [--check]\n"
+               "  --listen   override listen: (a numeric address; port 0 picks a free port)\n"
+               "  --workers  override workers: (1 to 256)\n"
+               "  --check    validate the config, as serve would read it, and exit\n");
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL, *listen = NULL, *workers = NULL;
@@ -52,7 +60,10 @@ static int cmd_serve(int argc, char **argv)
             workers = argv[++i];
         else if (strcmp(argv[i], "--check") == 0)
             check = 1;
-        else {
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_usage(stdout);
+            return 0;
+        } else {
             fprintf(stderr, "tokengate serve: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);
             return 2;
@@ -68,20 +79,19 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (listen != NULL) {
-        char *colon = strrchr(listen, ':');
-        char *end;
-        long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (colon == NULL || colon == listen || *end != '\0' || port < 0 || port > 65535) {
-            fprintf(stderr, "tokengate serve: --listen must be HOST:PORT, not '%s'\n", listen);
+        char *host;
+        int port;
+        if (conf_split_host_port(listen, &host, &port) < 0) {
+            fprintf(stderr,
+                    "tokengate serve: --listen must be HOST:PORT with a numeric address, such as "
+                    "127.0.0.1:8080 or [::1]:8080, not '%s' (names are not resolved)\n",
+                    listen);
             conf_unref(c);
             return 2;
         }
         free(c->listen_host);
-        if (listen[0] == '[' && colon[-1] == ']')
-            c->listen_host = strndup(listen + 1, (size_t)(colon - listen - 2));
-        else
-            c->listen_host = strndup(listen, (size_t)(colon - listen));
-        c->listen_port = (int)port;
+        c->listen_host = host;
+        c->listen_port = port;
     }
     if (workers != NULL) {
         char *end;
@@ -123,6 +133,11 @@ int main(int argc, char **argv)
         return gate_cmd_usage(argc - 2, argv + 2);
     if (strcmp(argv[1], "logs") == 0)
         return gate_cmd_logs(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0 && argc > 2 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        printf("usage: tokengate version\n  print the version\n");
+        return 0;
+    }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("tokengate %s\n", TG_VERSION);
         return 0;

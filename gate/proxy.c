@@ -268,6 +268,10 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    if (req->json == NULL && arena_failure(req->arena) != ARENA_OK) {
+        req_fail_memory(req); /* valid or not, it needs more memory than it may have */
+        return -1;
+    }
     if (req->json == NULL || !only_space(end, raw + len)) {
         const char *at = req->json ? end : cJSON_GetErrorPtr();
         size_t off = at && at >= raw && at <= raw + len ? (size_t)(at - raw) : 0;
@@ -293,8 +297,11 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->model = model->valuestring;
-    const char *dup = jsonedit_duplicate_key(req->json);
-    if (dup != NULL) {
+    const char *dup;
+    int has_dup = jsonedit_duplicate_key(req->json, &dup);
+    if (has_dup < 0)
+        goto oom;
+    if (has_dup > 0) {
         snprintf(msg, sizeof(msg), "request body has the key '%.100s' twice in one object", dup);
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
@@ -352,12 +359,15 @@ static int prepare_body(struct gate_req *req)
 
     if (nops > 0) {
         size_t out_len;
-        char *out = jsonedit_apply(raw, len, ops, nops, &out_len);
+        char *out = jsonedit_depth(req->json) <= JSONEDIT_MAX_DEPTH
+                        ? jsonedit_apply(raw, len, ops, nops, &out_len)
+                        : NULL;
         if (out != NULL) {
             rc = build_upstream_request(req, out, out_len);
             free(out);
         } else {
-            /* a key with escapes: print the edited document (numbers become doubles) */
+            /* a key with escapes, or nesting too deep to splice in linear time: print the
+             * edited document (numbers become doubles) */
             const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
             rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
         }
@@ -368,7 +378,7 @@ static int prepare_body(struct gate_req *req)
     }
     return 0;
 oom:
-    req_fail(req, APIERR_INTERNAL, "out of memory");
+    req_fail_memory(req);
     return -1;
 }
 
@@ -395,16 +405,18 @@ void proxy_handle(struct gate_req *req)
         req_respond(req, 405, "application/json", allow, body, n);
         return;
     }
-    if ((info->proxied || req->ep == EP_MODELS) && spend_authenticate(req) < 0)
+    /* every endpoint but /healthz needs a key when an org is configured: /status too */
+    if (req->ep != EP_HEALTHZ && spend_authenticate(req) < 0)
         return;
     if (!info->proxied) {
         answer_local(req);
         return;
     }
+    req_memory_bound(req);
     struct arena *prev = jsonmem_enter(req->arena);
     int rc = prepare_body(req);
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
-    if (rc < 0 || spend_forward(req) < 0)
+    if (rc < 0 || req_memory_unbound(req) < 0 || spend_forward(req) < 0)
         return;
     req->forwarded = 1;
     upstream_send(req->w->pools[req->prov->index], req);
@@ -586,15 +598,17 @@ static int on_event(void *arg, const struct sse_event *ev)
         size_t nl = ev->name_len < sizeof(name) - 1 ? ev->name_len : sizeof(name) - 1;
         memcpy(name, ev->name, nl);
         name[nl] = '\0';
-        /* parsed with malloc, not in the arena: a long stream has many events */
-        struct arena *prev = jsonmem_enter(NULL);
+        /* parsed with malloc, not in the arena: a long stream has many events; bounded as
+         * the request's body is (an event past it is relayed unread) */
+        struct jsonmem_saved prev;
+        jsonmem_enter_capped(req->conf->max_request_memory, &prev);
         cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
         if (data != NULL) {
             drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
             tcount_event(req, name, data);
             cJSON_Delete(data);
         }
-        jsonmem_leave(prev);
+        jsonmem_leave_capped(&prev);
         if (req->out_limit >= 0 && tcount_output_above(req, (uint64_t)req->out_limit))
             return runaway(req);
     }
@@ -617,6 +631,7 @@ static int take_body(void *arg, const char *data, size_t len)
                         "the provider's response is larger than the limit");
         }
         evbuffer_add(req->up_body, data, len);
+        arena_charge(req->arena, len, 0); /* counted in the memory in flight */
         return 0;
     }
     int rc = sse_feed(&req->sse, data, len, on_event, req);
@@ -694,7 +709,11 @@ static void read_answer(struct gate_req *req)
     if (!(req->up_status >= 200 && req->up_status < 300) || len == 0)
         return;
     struct arena *prev = jsonmem_enter(req->arena);
+    /* bounded as the request's body is (but served already: read even when the gate is
+     * busy); an answer past the limit is not read, so charged as unreadable */
+    arena_limit(req->arena, req->conf->max_request_memory, 0);
     cJSON *doc = cJSON_ParseWithLength(body, len);
+    arena_limit(req->arena, 0, 0);
     if (doc != NULL) {
         usage_from_body(req->ep, doc, &req->usage);
         tcount_body(req, doc);

@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 #include <llhttp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,8 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
     char body[1024];
     size_t n;
 
+    if (message == NULL)
+        message = "out of memory"; /* the message itself could not be made */
     if (req->error == NULL)
         req->error = message;
     if (req->head_sent) {
@@ -147,7 +150,76 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
             conn_set_close(req->conn);
     }
     n = apierr_body(req->fmt, kind, message, body, sizeof(body));
-    req_respond(req, apierr_status(kind), "application/json", NULL, body, n);
+    /* 503 is for now: say when to come back */
+    req_respond(req, apierr_status(kind), "application/json",
+                kind == APIERR_UNAVAILABLE ? "retry-after: 1\r\n" : NULL, body, n);
+}
+
+/* ---- memory ------------------------------------------------------------------------- */
+
+static const char *in_flight_message(struct gate_req *req)
+{
+    char msg[200];
+    const char *s;
+
+    snprintf(msg, sizeof(msg),
+             "the gate holds as much memory for requests in flight as "
+             "limits.max_memory_in_flight allows (%zu bytes); retry shortly",
+             req->conf->max_memory_in_flight);
+    s = arena_strndup(req->arena, msg, strlen(msg));
+    return s != NULL ? s
+                     : "the gate holds as much memory for requests in flight as "
+                       "limits.max_memory_in_flight allows; retry shortly";
+}
+
+const char *req_hold_body(struct gate_req *req, uint64_t total)
+{
+    size_t held = arena_charged(req->arena);
+
+    /* twice: the body, and the copy of it that goes upstream (kept for one retry) */
+    if (total > SIZE_MAX / 4 || 2 * total <= held)
+        return total > SIZE_MAX / 4 ? in_flight_message(req) : NULL;
+    if (arena_charge(req->arena, (size_t)(2 * total) - held, 1) < 0)
+        return in_flight_message(req);
+    return NULL;
+}
+
+void req_memory_bound(struct gate_req *req)
+{
+    arena_limit(req->arena, req->conf->max_request_memory, 1);
+}
+
+int req_memory_unbound(struct gate_req *req)
+{
+    arena_limit(req->arena, 0, 0);
+    if (arena_failure(req->arena) == ARENA_OK)
+        return 0;
+    req_fail_memory(req);
+    return -1;
+}
+
+void req_fail_memory(struct gate_req *req)
+{
+    char msg[200];
+    const char *s;
+
+    arena_limit(req->arena, 0, 0); /* room to answer and log */
+    switch (arena_failure(req->arena)) {
+    case ARENA_OVER_LIMIT:
+        snprintf(msg, sizeof(msg),
+                 "request body needs more memory to parse and check than "
+                 "limits.max_request_memory allows (%zu bytes)",
+                 req->conf->max_request_memory);
+        s = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_TOO_LARGE,
+                 s != NULL ? s : "request body needs more memory than limits.max_request_memory");
+        return;
+    case ARENA_OVER_POOL:
+        req_fail(req, APIERR_UNAVAILABLE, in_flight_message(req));
+        return;
+    default:
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+    }
 }
 
 static void iso_time(double t, char *buf, size_t cap)
@@ -262,6 +334,7 @@ void req_finish(struct gate_req *req)
         return;
     }
     req->state = REQ_DONE;
+    arena_limit(req->arena, 0, 0); /* its record is always written */
     if (req->uc != NULL)
         upstream_detach(req->uc);
     req->t_end = gate_now_us();

@@ -139,6 +139,33 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message);
 void req_respond(struct gate_req *req, int status, const char *ctype, const char *extra_headers,
                  const char *body, size_t len);
 
+/*
+ * Counts the first total bytes of the request's body (its declared Content-Length, or what
+ * has come of a chunked body) in the memory that requests in flight hold across the gate,
+ * twice: the body and the copy of it sent upstream. Returns NULL, or the message of the 503 to
+ * answer when that would pass limits.max_memory_in_flight (nothing more is then counted).
+ */
+const char *req_hold_body(struct gate_req *req, uint64_t total);
+
+/*
+ * Bounds what follows (the body's parse, checks and rewrite): the request's arena may not grow
+ * past limits.max_request_memory, nor requests in flight past limits.max_memory_in_flight.
+ */
+void req_memory_bound(struct gate_req *req);
+
+/*
+ * Ends the bound of req_memory_bound. Returns 0, or -1 after answering (as req_fail_memory)
+ * when an allocation was refused in between.
+ */
+int req_memory_unbound(struct gate_req *req);
+
+/*
+ * Answers a request whose memory ran out by the reason its arena gives: 413 naming
+ * limits.max_request_memory, 503 with retry-after naming limits.max_memory_in_flight, else
+ * 500. Finishes the request.
+ */
+void req_fail_memory(struct gate_req *req);
+
 /* Ends the request: logs it, counts it, frees it and lets the connection go on. */
 void req_finish(struct gate_req *req);
 

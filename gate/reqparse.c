@@ -196,6 +196,10 @@ static int on_headers_complete(llhttp_t *p)
     rp->head_done = 1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > rp->conf->max_body_bytes)
         return reject(rp, APIERR_TOO_LARGE, "request body is larger than the limit");
+    /* before any 100 Continue: a client refused for memory need not send the body */
+    const char *busy = (p->flags & F_CONTENT_LENGTH) ? req_hold_body(req, p->content_length) : NULL;
+    if (busy != NULL)
+        return reject(rp, APIERR_UNAVAILABLE, busy);
     h = req_header(req, "transfer-encoding");
     if (h != NULL && strcasecmp(h->value, "chunked") != 0)
         return reject(rp, APIERR_BAD_HTTP,
@@ -235,6 +239,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
     if (body_over(rp, len))
         return reject(rp, APIERR_TOO_LARGE, "request body is larger than the limit");
+    const char *busy = req_hold_body(rp->req, evbuffer_get_length(rp->req->body) + len);
+    if (busy != NULL)
+        return reject(rp, APIERR_UNAVAILABLE, busy);
     if (evbuffer_add(rp->req->body, at, len) < 0)
         return reject(rp, APIERR_INTERNAL, "out of memory");
     return 0;

@@ -336,6 +336,20 @@ static void ledger_alert(void *arg, int failing, const char *why, uint64_t pendi
     cJSON_free(line);
 }
 
+/*
+ * SIGHUP is blocked from the start, in this thread and so in every thread it starts: it never
+ * ends the gate (whose default action it would be), and the main thread's sigwait takes it.
+ * There is no config reload yet; the signal is logged and ignored.
+ */
+static void block_sighup(void)
+{
+    sigset_t hup;
+
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+}
+
 int gate_server_run(struct conf *conf)
 {
     struct gate_server srv = {0};
@@ -343,7 +357,9 @@ int gate_server_run(struct conf *conf)
     sigset_t sigs;
     int started = 0, rc = -1, sig;
 
+    block_sighup();
     srv.conf = conf_ref(conf);
+    srv.mem.limit = conf->max_memory_in_flight;
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
     if (wall_offset_init(err, sizeof(err)) < 0)
         goto fail;
@@ -467,10 +483,11 @@ int gate_server_run(struct conf *conf)
                         : "clients' own keys are passed through");
     }
 
-    /* only the main thread takes SIGINT and SIGTERM */
+    /* only the main thread takes SIGINT, SIGTERM and SIGHUP */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     for (int i = 0; i < srv.nworkers; i++) {
         if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0) {
@@ -484,7 +501,9 @@ int gate_server_run(struct conf *conf)
                 srv.listen_ctx ? "https" : "http", strchr(conf->listen_host, ':') ? "[" : "",
                 conf->listen_host, strchr(conf->listen_host, ':') ? "]" : "", srv.port,
                 srv.nworkers, srv.nworkers == 1 ? "" : "s");
-        sigwait(&sigs, &sig);
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+            fprintf(stderr, "tokengate: SIGHUP received and ignored: configuration reload "
+                            "is not supported yet (restart the gate to load a new config)\n");
         fprintf(stderr,
                 "tokengate: %s received, finishing requests under way (at most %d ms)\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", GATE_DRAIN_MS);
@@ -547,6 +566,7 @@ char *gate_server_status_json(struct gate_server *srv)
     cJSON_AddItemToObject(doc, "requests_by_status", by_status);
     cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
     cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
+    cJSON_AddNumberToObject(doc, "memory_in_flight", (double)memcap_used(&srv->mem));
     if (srv->ledger != NULL) {
         cJSON_AddNumberToObject(doc, "ledger_pending", (double)ledger_pending(srv->ledger));
         cJSON_AddNumberToObject(doc, "ledger_failed", (double)ledger_failed(srv->ledger));

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "gate/memcap.h"
 #include "gate/tcount.h"
 
 struct event_base;
@@ -69,10 +70,12 @@ struct gate_server {
     int nworkers;
     int port;                     /* the port bound, which may have been 0 in the config */
     struct timespec started;      /* CLOCK_MONOTONIC */
+    struct memcap mem;            /* held by requests in flight: limits.max_memory_in_flight */
 };
 
 /*
- * Starts the workers on conf and serves until SIGINT or SIGTERM. Prints the address it
+ * Starts the workers on conf and serves until SIGINT or SIGTERM (SIGHUP is logged and
+ * ignored: no reload yet). Prints the address it
  * listens on to stderr once bound. Returns 0 after a clean stop, -1 (with a message on
  * stderr) when it could not start. Takes a reference on conf.
  */

@@ -13,8 +13,8 @@
 
 #include "conf/conf.h"
 #include "gate/budget.h"
+#include "gate/clitext.h"
 #include "gate/ledger.h"
-#include "gate/logscli.h"
 
 enum fmt { FMT_TABLE, FMT_JSON, FMT_CSV };
 
@@ -91,11 +91,16 @@ static void on_view(void *arg, const struct budget_view *v)
         add_row(x, v, 1);
 }
 
+static void usage_usage(FILE *f)
+{
+    fprintf(f, "usage: tokengate usage [--config FILE] [--db PATH] [--level L] [--scope S] "
+               "[--window W] [--all] [--format table|json|csv]\n");
+}
+
 static int usage_fail(const char *msg)
 {
     fprintf(stderr, "tokengate usage: %s\n", msg);
-    fprintf(stderr, "usage: tokengate usage [--config FILE] [--db PATH] [--level L] [--scope S] "
-                    "[--window W] [--all] [--format table|json|csv]\n");
+    usage_usage(stderr);
     return 2;
 }
 
@@ -119,6 +124,10 @@ int gate_cmd_usage(int argc, char **argv)
         if (strcmp(a, "--all") == 0) {
             all = 1;
             continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage_usage(stdout);
+            return 0;
         }
         if (slot == NULL || i + 1 >= argc) {
             char msg[300];
@@ -216,7 +225,10 @@ int gate_cmd_usage(int argc, char **argv)
             const char *v[8] = {r->level, r->scope, r->window, r->limit,
                                 r->used,  r->remaining, r->pct, r->resets};
             for (int k = 0; k < 8; k++) {
-                gate_put_csv(v[k]);
+                if (k < 3)
+                    clitext_csv(stdout, v[k]); /* names: escaped */
+                else
+                    fputs(v[k], stdout); /* figures the tool wrote ("-" for none) */
                 putchar(k == 7 ? '\n' : ',');
             }
         }

@@ -135,6 +135,7 @@ const ENDPOINTS = [
   { name: 'count_tokens', path: '/v1/messages/count_tokens', fmt: 'anthropic',
     body: { model: 'claude-haiku-4-5', messages: say } },
   { name: 'models', method: 'GET', path: '/v1/models', fmt: 'openai' },
+  { name: 'status', method: 'GET', path: '/status', fmt: 'openai' },
 ];
 const EP = Object.fromEntries(ENDPOINTS.map((e) => [e.name, e]));
 
@@ -284,7 +285,7 @@ test('a good key works as Authorization: Bearer and as x-api-key on every endpoi
 
 test('the agent\'s gate key never reaches the provider: the provider key from the env is sent', async () => {
   const g = await sharedGate();
-  for (const ep of ENDPOINTS.filter((e) => e.name !== 'models')) {
+  for (const ep of ENDPOINTS.filter((e) => e.method !== 'GET')) {
     for (const h of [bearer(KEYS.crawler), xApiKey(KEYS.crawler)]) {
       const r = await send(g, ep, h);
       assert.equal(r.status, 200, r.text);

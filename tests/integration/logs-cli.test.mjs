@@ -207,3 +207,45 @@ test('the default database is state/ledger.db under the working directory', () =
   assert.equal(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).id, 'r3');
 });
+
+test('csv and table: text from clients is escaped (controls, C1, bidi, bytes not UTF-8), and a field that starts a formula gets a leading quote', () => {
+  const hostileDb = path.join(tempDir('tg-logs-hostile-'), 'ledger.db');
+  const fill = spawnSync(FILL_BIN, [hostileDb, '--hostile'], { encoding: 'utf8' });
+  assert.equal(fill.status, 0, `ledger_fill --hostile failed: ${fill.stderr}`);
+  const run = (...args) => {
+    const r = spawnSync(path.join(BUILD, 'tokengate'), ['logs', '--db', hostileDb, ...args]);
+    assert.equal(r.status, 0, String(r.stderr));
+    return r.stdout; // bytes, not decoded: what a terminal or a spreadsheet would get
+  };
+  const raw = { model: 'gpt-4.1\x1b[31mred\x1b[0m\r\nfake,row\x7f' };
+  for (const format of ['csv', 'table']) {
+    const out = run('--format', format);
+    const lines = out.toString('latin1').split('\n');
+    assert.equal(lines.at(-1), '', `${format}: the output does not end with a line break`);
+    assert.equal(lines.length, 3, `${format}: a line break inside a field made a new row:\n${out}`);
+    for (const [i, b] of out.entries()) {
+      assert.ok(b === 0x0a || (b >= 0x20 && b !== 0x7f), `${format}: control byte 0x${b.toString(16)} at ${i}`);
+    }
+    const text = out.toString('utf8');
+    assert.ok(!text.includes('\u009b') && !text.includes('\u202e'), `${format}: a C1 control or a bidi override was written raw`);
+    assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(out),
+      `${format}: a byte that is not UTF-8 was written raw`);
+  }
+  const csv = run('--format', 'csv').toString('utf8').split('\n').filter(Boolean);
+  const head = csvFields(csv[0]);
+  const row = Object.fromEntries(head.map((h, i) => [h, csvFields(csv[1])[i]]));
+  assert.equal(row.model, 'gpt-4.1\\x1b[31mred\\x1b[0m\\r\\nfake,row\\x7f');
+  assert.notEqual(row.model, raw.model);
+  assert.equal(row.served_model, "'+1\\u009b2J\\u202eevil");
+  assert.equal(row.provider, 'openai\\x9b\\xff');
+  assert.equal(row.agent, "'-2+3");
+  assert.equal(row.team, "'@SUM(A1)");
+  assert.equal(row.error, "'=cmd|' /C calc'!A0\\x07\\t\"q\"");
+  assert.equal(row.status, '200');
+  assert.equal(row.tokens_charged, '2');
+  const table = run().toString('utf8').split('\n');
+  assert.match(table[1], /gpt-4\.1\\x1b\[31mred\\x1b\[0m\\r\\nfake,row\\x7f {2}\+1\\u009b2J\\u202eevil /);
+  // json keeps the text as it was (JSON escapes what it must)
+  const j = JSON.parse(run('--format', 'json').toString('utf8'));
+  assert.equal(j.model, raw.model);
+});

@@ -3,8 +3,13 @@
  * module itself, for the end-to-end test of `tokengate logs` (tests/integration/logs-cli.test.mjs,
  * which holds the same values). Two are at fixed times in January 2026, three at ages from now
  * (30 s, 3 h, 2 days), for --since and --until with ages.
+ *
+ * ledger_fill PATH --hostile: writes instead one record whose text fields hold what a client
+ * could send (terminal escapes, line breaks, C1 controls, a bidi override, bytes that are not
+ * UTF-8, spreadsheet formulas), for the test that the CSV and table output escape them.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "gate/ledger.h"
@@ -98,8 +103,34 @@ int main(int argc, char **argv)
          .decision = "admitted"},
     };
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: ledger_fill PATH\n");
+    struct ledger_rec hostile = {
+        .ts = now - 10,
+        .id = "h1",
+        .agent = "-2+3",
+        .team = "@SUM(A1)",
+        .department = "eng",
+        .endpoint = "/v1/chat/completions",
+        .model = "gpt-4.1\x1b[31mred\x1b[0m\r\nfake,row\x7f",
+        .served_model = "+1\xc2\x9b"
+                        "2J\xe2\x80\xae"
+                        "evil",
+        .provider = "openai\x9b\xff",
+        .status = 200,
+        .in_own = 1,
+        .out_own = 1,
+        .in_usage = 1,
+        .out_usage = 1,
+        .tokens_charged = 2,
+        .decision = "admitted",
+        .error = "=cmd|' /C calc'!A0\x07\t\"q\"",
+    };
+    int n = (int)(sizeof(recs) / sizeof(recs[0]));
+
+    if (argc == 3 && strcmp(argv[2], "--hostile") == 0) {
+        recs[0] = hostile;
+        n = 1;
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: ledger_fill PATH [--hostile]\n");
         return 2;
     }
     l = ledger_open(argv[1], LEDGER_SYNC_NORMAL, err, sizeof(err));
@@ -107,7 +138,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ledger_fill: %s\n", err);
         return 1;
     }
-    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
+    for (int i = 0; i < n; i++)
         if (ledger_submit(l, &recs[i]) != 0) {
             fprintf(stderr, "ledger_fill: submit failed\n");
             ledger_close(l);

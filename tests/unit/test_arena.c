@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gate/arena.h"
+#include "gate/memcap.h"
 #include "run_suite.h"
 
 #define NALLOC 3000
@@ -248,6 +249,61 @@ START_TEST(many_arenas)
 }
 END_TEST
 
+START_TEST(limit_refuses_then_lifts)
+{
+    struct memcap pool = {.limit = 0};
+    struct arena *a = arena_new();
+
+    arena_account(a, &pool);
+    ck_assert_ptr_nonnull(arena_alloc(a, 100));
+    size_t base = arena_bytes(a);
+    ck_assert_uint_eq(memcap_used(&pool), base);
+    arena_limit(a, base + 64 * 1024, 1);
+    int n = 0;
+    while (arena_alloc(a, 1000) != NULL)
+        ck_assert_int_lt(++n, 1000);
+    ck_assert_int_eq(arena_failure(a), ARENA_OVER_LIMIT);
+    ck_assert_uint_le(arena_bytes(a), base + 64 * 1024);
+    /* the refusal lifted the limit: the request can still answer from its arena */
+    ck_assert_ptr_nonnull(arena_alloc(a, 100000));
+    ck_assert_int_eq(arena_failure(a), ARENA_OVER_LIMIT); /* the first reason stays */
+    ck_assert_uint_eq(memcap_used(&pool), arena_bytes(a));
+    arena_free(a);
+    ck_assert_uint_eq(memcap_used(&pool), 0);
+}
+END_TEST
+
+START_TEST(pool_cap_refuses_only_under_a_limit)
+{
+    struct memcap pool = {.limit = 100 * 1024};
+    struct arena *a = arena_new(), *b = arena_new();
+
+    arena_account(a, &pool);
+    arena_account(b, &pool);
+    /* charges: strict ones fail past the cap and count nothing; others always count */
+    ck_assert_int_eq(arena_charge(a, 60 * 1024, 1), 0);
+    ck_assert_int_eq(arena_charge(b, 60 * 1024, 1), -1);
+    ck_assert_uint_eq(arena_charged(b), 0);
+    ck_assert_int_eq(arena_charge(b, 10 * 1024, 0), 0);
+    size_t used = memcap_used(&pool);
+    ck_assert_uint_eq(used, arena_bytes(a) + arena_bytes(b) + 70 * 1024);
+    /* without a limit of its own an arena grows past the pool's cap (memory already needed) */
+    ck_assert_ptr_nonnull(arena_alloc(b, 40 * 1024));
+    ck_assert_int_eq(arena_failure(b), ARENA_OK);
+    /* under a limit of its own only, it still grows past the pool's cap */
+    arena_limit(b, SIZE_MAX / 2, 0);
+    ck_assert_ptr_nonnull(arena_alloc(b, 8 * 1024));
+    ck_assert_int_eq(arena_failure(b), ARENA_OK);
+    /* with pool_too, the pool's cap refuses */
+    arena_limit(b, SIZE_MAX / 2, 1);
+    ck_assert_ptr_null(arena_alloc(b, 8 * 1024));
+    ck_assert_int_eq(arena_failure(b), ARENA_OVER_POOL);
+    arena_free(a);
+    arena_free(b);
+    ck_assert_uint_eq(memcap_used(&pool), 0);
+}
+END_TEST
+
 static Suite *arena_suite(void)
 {
     Suite *s = suite_create("arena");
@@ -262,6 +318,8 @@ static Suite *arena_suite(void)
     tcase_add_test(tc, strndup_many);
     tcase_add_test(tc, free_null_and_empty);
     tcase_add_test(tc, many_arenas);
+    tcase_add_test(tc, limit_refuses_then_lifts);
+    tcase_add_test(tc, pool_cap_refuses_only_under_a_limit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -323,6 +323,8 @@ START_TEST(minimal_config)
     ck_assert_int_gt(c->max_headers, 0);
     ck_assert_uint_gt(c->max_body_bytes, 0);
     ck_assert_uint_gt(c->max_response_bytes, 0);
+    ck_assert_uint_eq(c->max_request_memory, 64 * 1024 * 1024);
+    ck_assert_uint_eq(c->max_memory_in_flight, (size_t)1024 * 1024 * 1024);
     ck_assert_int_gt(c->client_header_timeout, 0);
     ck_assert_int_gt(c->client_idle_timeout, 0);
     ck_assert_int_eq(c->client_body_timeout, 60 * 1000); /* the README's default */
@@ -521,10 +523,37 @@ START_TEST(err_workers)
 }
 END_TEST
 
+START_TEST(memory_limits)
+{
+    struct conf *c =
+        load("limits:\n  max_request_memory: 8MiB\n  max_memory_in_flight: 100MiB\n" MIN_PROVIDERS
+                 MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->max_request_memory, 8 * 1024 * 1024);
+    ck_assert_uint_eq(c->max_memory_in_flight, 100 * 1024 * 1024);
+    conf_unref(c);
+    expect_error("limits:\n  max_request_memory: 0\n" MIN_PROVIDERS MIN_MODELS, 2,
+                 WORDS("max_request_memory", "positive size"));
+    /* a body of the largest size must fit, twice (itself and its copy upstream) */
+    expect_error("limits:\n  max_body_bytes: 32MiB\n  max_memory_in_flight: 48MiB\n" MIN_PROVIDERS
+                     MIN_MODELS,
+                 1, WORDS("max_memory_in_flight", "twice", "max_body_bytes"));
+}
+END_TEST
+
 START_TEST(err_listen)
 {
     expect_error("listen: localhost\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
     expect_error("listen: 127.0.0.1:http\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
+    /* a name is refused by the loader, so --check says what serve would: never resolved */
+    expect_error("listen: localhost:8080\n" MIN_PROVIDERS MIN_MODELS, 1,
+                 WORDS("listen", "numeric", "localhost:8080"));
+    expect_error("listen: \"[localhost]:8080\"\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("numeric"));
+    struct conf *c = load("listen: \"[::1]:0\"\n" MIN_PROVIDERS MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->listen_host, "::1");
+    ck_assert_int_eq(c->listen_port, 0);
+    conf_unref(c);
 }
 END_TEST
 
@@ -704,6 +733,7 @@ static Suite *conf_suite(void)
     Suite *s = suite_create("conf");
     TCase *tc = tcase_create("load");
 
+    tcase_add_test(tc, memory_limits);
     tcase_add_test(tc, full_settings);
     tcase_add_test(tc, full_providers);
     tcase_add_test(tc, full_models);

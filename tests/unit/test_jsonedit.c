@@ -1,7 +1,9 @@
 /* Unit tests for gate/jsonedit.h: byte-preserving edits and duplicate-key detection. */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "gate/jsonedit.h"
 #include "run_suite.h"
@@ -85,18 +87,112 @@ START_TEST(refuses_what_it_cannot_edit_safely)
 }
 END_TEST
 
+static const char *dup_of(const char *text)
+{
+    static char name[64];
+    const char *dup = NULL;
+    cJSON *j = cJSON_Parse(text);
+
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_ge(jsonedit_duplicate_key(j, &dup), 0);
+    if (dup != NULL)
+        snprintf(name, sizeof(name), "%s", dup);
+    cJSON_Delete(j);
+    return dup != NULL ? name : NULL;
+}
+
 START_TEST(duplicates_found_at_any_depth)
 {
-    cJSON *j = cJSON_Parse("{\"a\":1,\"b\":{\"c\":[{\"d\":1,\"e\":2,\"d\":3}]}}");
-    ck_assert_str_eq(jsonedit_duplicate_key(j), "d");
-    cJSON_Delete(j);
-    j = cJSON_Parse("{\"model\":\"x\",\"model\":\"y\"}");
-    ck_assert_str_eq(jsonedit_duplicate_key(j), "model");
-    cJSON_Delete(j);
+    ck_assert_str_eq(dup_of("{\"a\":1,\"b\":{\"c\":[{\"d\":1,\"e\":2,\"d\":3}]}}"), "d");
+    ck_assert_str_eq(dup_of("{\"model\":\"x\",\"model\":\"y\"}"), "model");
     /* the same key in sibling objects, or an array of equal values, is no duplicate */
-    j = cJSON_Parse("{\"m\":[{\"role\":\"user\"},{\"role\":\"assistant\"}],\"x\":[1,1]}");
-    ck_assert_ptr_null(jsonedit_duplicate_key(j));
+    ck_assert_ptr_null(
+        dup_of("{\"m\":[{\"role\":\"user\"},{\"role\":\"assistant\"}],\"x\":[1,1]}"));
+    /* keys equal once their escapes are read are the same key */
+    ck_assert_str_eq(dup_of("{\"model\":\"x\",\"\\u006dodel\":\"y\"}"), "model");
+    ck_assert_str_eq(dup_of("[{\"k\":{\"a\\\"b\":1,\"a\\u0022b\":2}}]"), "a\"b");
+    ck_assert_ptr_null(dup_of("{\"a\\\"b\":1,\"a\\\\b\":2}"));
+}
+END_TEST
+
+/* An object of n members "k0".."k<n-1>" (plus the extra text before the closing brace). */
+static char *wide_object(int n, const char *extra)
+{
+    size_t cap = (size_t)n * 16 + strlen(extra) + 64, o = 0;
+    char *s = malloc(cap);
+
+    ck_assert_ptr_nonnull(s);
+    o += (size_t)snprintf(s + o, cap - o, "{\"model\":\"m\"");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(s + o, cap - o, ",\"k%d\":%d", i, i);
+    snprintf(s + o, cap - o, "%s}", extra);
+    return s;
+}
+
+START_TEST(duplicates_in_wide_objects)
+{
+    /* past the pairwise size: the hash set finds the pair wherever it is */
+    for (int n = 9; n <= 2000; n = n * 3 + 1) {
+        char *s = wide_object(n, ",\"k0\":0");
+        ck_assert_str_eq(dup_of(s), "k0");
+        free(s);
+        s = wide_object(n, ",\"model\":0");
+        ck_assert_str_eq(dup_of(s), "model");
+        free(s);
+        s = wide_object(n, "");
+        ck_assert_ptr_null(dup_of(s));
+        free(s);
+    }
+}
+END_TEST
+
+START_TEST(depth_of_a_tree)
+{
+    const char *cases[][2] = {{"1", "1"},
+                              {"{}", "1"},
+                              {"[[]]", "2"},
+                              {"{\"a\":[1,{\"b\":[]}]}", "4"},
+                              {"[1,[2,[3,[4]]],5]", "5"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *j = cJSON_Parse(cases[i][0]);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_int_eq(jsonedit_depth(j), atoi(cases[i][1]));
+        cJSON_Delete(j);
+    }
+    ck_assert_int_eq(jsonedit_depth(NULL), 0);
+}
+END_TEST
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+START_TEST(linear_on_150000_keys)
+{
+    /* the pairwise check took 50 s on such a body, and jsmn without parent links seconds more;
+     * 2 s is a bound a loaded 2-core machine keeps with a wide margin */
+    char *s = wide_object(150000, "");
+    size_t len = strlen(s), out_len = 0;
+    struct jsonedit_op op = {"max_tokens", "10"};
+    const char *dup = NULL;
+    double t0 = now_s();
+    cJSON *j = cJSON_Parse(s);
+
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(jsonedit_duplicate_key(j, &dup), 0);
+    ck_assert_ptr_null(dup);
+    char *out = jsonedit_apply(s, len, &op, 1, &out_len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_uint_eq(out_len, len + strlen(",\"max_tokens\":10"));
+    ck_assert(memcmp(out + len - 1, ",\"max_tokens\":10}", out_len - len + 1) == 0);
+    double took = now_s() - t0;
+    ck_assert_msg(took < 2.0, "150,000 keys took %.2f s", took);
+    free(out);
     cJSON_Delete(j);
+    free(s);
 }
 END_TEST
 
@@ -137,6 +233,9 @@ int main(void)
     tcase_add_test(tc, refuses_what_it_cannot_edit_safely);
     tcase_add_test(tc, duplicates_found_at_any_depth);
     tcase_add_test(tc, a_nul_in_a_string_is_found);
+    tcase_add_test(tc, duplicates_in_wide_objects);
+    tcase_add_test(tc, linear_on_150000_keys);
+    tcase_add_test(tc, depth_of_a_tree);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
