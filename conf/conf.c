@@ -660,7 +660,7 @@ struct conf *conf_load_string(const char *text, size_t len, const char *name, ch
         goto fail;
     }
     loaded = 1;
-    if (load_root(&l, yaml_document_get_root_node(&l.doc)) < 0 || conf_unique_keys(&l) < 0)
+    if (conf_unique_keys(&l) < 0 || load_root(&l, yaml_document_get_root_node(&l.doc)) < 0)
         goto fail;
     yaml_document_delete(&l.doc);
     yaml_parser_delete(&parser);
