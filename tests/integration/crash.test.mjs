@@ -96,7 +96,8 @@ test('kill -9 with requests in flight: each is charged at its reservation on res
   }
   const held = await teamDay(gate);
   assert.ok(held.reserved_tokens > 0 && held.reserved_usd > 0, JSON.stringify(held));
-  const st = (await httpRequest(gate.port, '/status', { timeoutMs: ms(10000) })).json;
+  const st = (await httpRequest(gate.port, '/status',
+    { headers: { authorization: `Bearer ${KEY}` }, timeoutMs: ms(10000) })).json;
   assert.equal(st.journal_in_flight, HUNG, JSON.stringify(st));
 
   gate.proc.child.kill('SIGKILL');

@@ -58,7 +58,8 @@ async function start(dir, mockUrl, opts = {}) {
   return gate;
 }
 
-const status = async (gate) => (await httpRequest(gate.port, '/status', { timeoutMs: ms(10000) })).json;
+const status = async (gate) => (await httpRequest(gate.port, '/status',
+  { headers: { authorization: `Bearer ${KEY}` }, timeoutMs: ms(10000) })).json;
 
 /** Polls /status until pred(status) holds. */
 async function until(gate, pred, what, timeoutMs = ms(20000)) {
