@@ -447,8 +447,9 @@ const BAD_CONFIGS = [
   // a section's problem is reported at its first line
   ['tls with a cert but no key', (l) => (l.splice(2, 0, 'tls:', '  cert: /nonexistent.pem'), 3),
     /tls needs both/],
+  // any key twice in one mapping, a model's name among them, names both lines
   ['a model defined twice', (l) => (l.push('  gpt-4o-mini: p-openai'), l.length - 1),
-    /defined twice/],
+    /'gpt-4o-mini' is given twice in one mapping \(first on line \d+\)/],
   ['a provider with no base_url', (l) => (l.splice(8, 1), 8), /has no base_url/],
 ];
 
