@@ -21,6 +21,9 @@
 #include "gate/spend.h"
 #include "gate/upstream.h"
 
+/* what is read of a stream whose client is gone, at most (see proxy_client_gone) */
+#define PROXY_DRAIN_MAX (4u * 1024 * 1024)
+
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
 
@@ -612,7 +615,7 @@ static int on_event(void *arg, const struct sse_event *ev)
         if (req->out_limit >= 0 && tcount_output_above(req, (uint64_t)req->out_limit))
             return runaway(req);
     }
-    if (!drop)
+    if (!drop && req->conn != NULL)
         write_chunk(req, ev->raw, ev->raw_len);
     return 0;
 }
@@ -645,8 +648,9 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
 {
     int rc;
 
-    /* a client gone from a non-stream request leaves the answer to be read for its usage */
-    if (req->conn == NULL && req->up_sse)
+    /* a client gone from a non-stream request leaves the answer to be read for its usage; a
+     * stream's is read only while proxy_client_gone drains what has come already */
+    if (req->conn == NULL && req->up_sse && !req->draining)
         return -1;
     if (req->dec != NULL) {
         size_t cap = req->up_sse ? SSE_EVENT_MAX : req->conf->max_response_bytes;
@@ -663,7 +667,8 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     }
     if (rc < 0) {
         req->upstream_failed = req->stop_kind != APIERR_OUTPUT_LIMIT;
-        req_fail(req, req->stop_kind, req->stop_why);
+        if (!req->draining)
+            req_fail(req, req->stop_kind, req->stop_why);
         return -1;
     }
     if (req->conn == NULL)
@@ -734,7 +739,8 @@ void proxy_upstream_done(struct gate_req *req)
     if (req->conn == NULL) {
         if (!req->up_sse)
             read_answer(req);
-        req_finish(req);
+        if (!req->draining) /* else proxy_client_gone finishes it */
+            req_finish(req);
         return;
     }
     if (req->up_sse) {
@@ -765,6 +771,8 @@ void proxy_settled(struct gate_req *req)
 void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
 {
     req->upstream_failed = 1;
+    if (req->draining)
+        return; /* proxy_client_gone finishes it */
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }
@@ -788,5 +796,12 @@ void proxy_client_gone(struct gate_req *req)
     if (req->uc != NULL && req->state == REQ_UPSTREAM && !req->stream && !req->up_sse &&
         req->settle_state == 0)
         return;
+    /* what the provider has sent already it made and bills: read and counted (not relayed)
+     * before the connection closes; a final usage among it settles the request exactly */
+    if (req->uc != NULL && req->up_sse && req->state == REQ_UPSTREAM && req->settle_state == 0) {
+        req->draining = 1;
+        upstream_drain(req->uc, PROXY_DRAIN_MAX);
+        req->draining = 0;
+    }
     req_finish(req);
 }

@@ -79,6 +79,7 @@ struct gate_req {
     const char *stop_why;           /* NULL while it goes on */
     int head_sent;                  /* the client has our status line */
     int upstream_paused;            /* reading upstream is off: the client is slow */
+    int draining;                   /* the client is gone: what came already is being read */
     int retried;
 
     /* identity and spend (spend.c) */

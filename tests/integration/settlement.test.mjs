@@ -204,6 +204,23 @@ for (const api of APIS) {
     await settledToZero();
   });
 
+  test(`${api.name} stream: client gone after the provider sent it all: what came already is read, final usage charged`, async () => {
+    const id = newId(`st-gone-all-${api.name}`);
+    const c = await RawClient.connect(gate.port);
+    c.pause(); // the gate's output fills, it stops reading; the rest waits in socket buffers
+    await c.write(rawPost(api.path, api.body({ stream: true, cap: 3000 }),
+      { ...auth, 'x-request-id': id, 'x-mock-tokens': '2500' }));
+    const deadline = Date.now() + ms(15000);
+    let b = await billed(id);
+    while (!b.complete && Date.now() < deadline) { await sleep(50); b = await billed(id); }
+    assert.equal(b.complete, true, `the mock wrote the whole stream: ${q(b)}`);
+    c.destroy();
+    const row = await ledgerRow(id);
+    assert.equal(row.tokens_charged, b.input + b.output, `the provider's final usage: ${q({ row, b })}`);
+    assert.equal(row.out_usage, b.output);
+    await settledToZero();
+  });
+
   test(`${api.name}: a non-stream answer the client left before is read to its end and charged its usage`, async () => {
     const id = newId(`st-left-${api.name}`);
     const c = await RawClient.connect(gate.port);
