@@ -13,6 +13,7 @@
 #include "gate/arena.h"
 #include "gate/conn.h"
 #include "gate/decode.h"
+#include "gate/headbuf.h"
 #include "gate/jsonedit.h"
 #include "gate/jsonmem.h"
 #include "gate/outcap.h"
@@ -143,61 +144,6 @@ static int named_by_connection(const struct gate_req *req, const struct http_hea
     return 0;
 }
 
-/*
- * A message head written into a stack buffer and handed to the evbuffer in one piece: one
- * evbuffer_add instead of four per header, and no printf. Spills when the buffer fills.
- */
-struct head {
-    struct evbuffer *out;
-    size_t len;
-    char buf[8192];
-};
-
-static void head_flush(struct head *h)
-{
-    evbuffer_add(h->out, h->buf, h->len);
-    h->len = 0;
-}
-
-static void head_add(struct head *h, const char *s, size_t n)
-{
-    if (h->len + n > sizeof(h->buf)) {
-        head_flush(h);
-        if (n > sizeof(h->buf)) {
-            evbuffer_add(h->out, s, n);
-            return;
-        }
-    }
-    memcpy(h->buf + h->len, s, n);
-    h->len += n;
-}
-
-static void head_str(struct head *h, const char *s)
-{
-    head_add(h, s, strlen(s));
-}
-
-static void head_num(struct head *h, unsigned long long v)
-{
-    char d[24];
-    int i = sizeof(d);
-
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    head_add(h, d + i, sizeof(d) - (size_t)i);
-}
-
-static void head_field(struct head *h, const char *name, size_t nlen, const char *value,
-                       size_t vlen)
-{
-    head_add(h, name, nlen);
-    head_add(h, ": ", 2);
-    head_add(h, value, vlen);
-    head_add(h, "\r\n", 2);
-}
-
 static int build_upstream_request(struct gate_req *req, const char *body, size_t len)
 {
     const struct conf_provider *prov = req->prov;
@@ -207,37 +153,37 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
 
     if (b == NULL)
         return -1;
-    struct head hd = {.out = b};
-    head_str(&hd, "POST ");
-    head_str(&hd, prov->path_prefix);
-    head_str(&hd, rest);
+    struct headbuf hd = {.out = b};
+    headbuf_str(&hd, "POST ");
+    headbuf_str(&hd, prov->path_prefix);
+    headbuf_str(&hd, rest);
     if (req->query != NULL) {
-        head_add(&hd, "?", 1);
-        head_str(&hd, req->query);
+        headbuf_add(&hd, "?", 1);
+        headbuf_str(&hd, req->query);
     }
-    head_str(&hd, " HTTP/1.1\r\nhost: ");
-    head_str(&hd, prov->host_header);
-    head_add(&hd, "\r\n", 2);
+    headbuf_str(&hd, " HTTP/1.1\r\nhost: ");
+    headbuf_str(&hd, prov->host_header);
+    headbuf_add(&hd, "\r\n", 2);
     for (int i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
         if (hop_by_hop(h, prov, req->w->srv->book != NULL) || named_by_connection(req, h))
             continue;
-        head_field(&hd, h->name, h->name_len, h->value, h->value_len);
+        headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
     if (prov->api_key != NULL) {
-        head_str(&hd,
+        headbuf_str(&hd,
                  prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
-        head_str(&hd, prov->api_key);
-        head_add(&hd, "\r\n", 2);
+        headbuf_str(&hd, prov->api_key);
+        headbuf_add(&hd, "\r\n", 2);
     }
     if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
-        head_str(&hd, "anthropic-version: 2023-06-01\r\n");
-    head_str(&hd, "x-request-id: ");
-    head_str(&hd, req->id);
-    head_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
-    head_num(&hd, len);
-    head_str(&hd, "\r\nconnection: keep-alive\r\n\r\n");
-    head_flush(&hd);
+        headbuf_str(&hd, "anthropic-version: 2023-06-01\r\n");
+    headbuf_str(&hd, "x-request-id: ");
+    headbuf_str(&hd, req->id);
+    headbuf_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
+    headbuf_num(&hd, len);
+    headbuf_str(&hd, "\r\nconnection: keep-alive\r\n\r\n");
+    headbuf_flush(&hd);
     evbuffer_add(b, body, len);
     req->up_request = b;
     return 0;
@@ -446,40 +392,40 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
 {
     struct evbuffer *out = conn_output(req->conn);
     size_t before = evbuffer_get_length(out);
-    struct head hd = {.out = out};
+    struct headbuf hd = {.out = out};
 
-    head_str(&hd, "HTTP/1.1 ");
-    head_num(&hd, (unsigned)status);
-    head_add(&hd, " ", 1);
-    head_str(&hd, http_reason(status));
-    head_add(&hd, "\r\n", 2);
+    headbuf_str(&hd, "HTTP/1.1 ");
+    headbuf_num(&hd, (unsigned)status);
+    headbuf_add(&hd, " ", 1);
+    headbuf_str(&hd, http_reason(status));
+    headbuf_add(&hd, "\r\n", 2);
     for (int i = 0; i < n; i++) {
         if (response_hop_by_hop(&h[i])) {
             if (strcmp(h[i].name, "x-request-id") == 0)
-                head_field(&hd, "x-upstream-request-id", 21, h[i].value, h[i].value_len);
+                headbuf_field(&hd, "x-upstream-request-id", 21, h[i].value, h[i].value_len);
             continue;
         }
         if (req->dec != NULL && strcmp(h[i].name, "content-encoding") == 0)
             continue; /* the client gets what the gate decoded */
-        head_field(&hd, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
+        headbuf_field(&hd, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
     }
-    head_field(&hd, "x-request-id", 12, req->id, strlen(req->id));
+    headbuf_field(&hd, "x-request-id", 12, req->id, strlen(req->id));
     {
         char extra[256];
-        head_add(&hd, extra, spend_headers(req, extra, sizeof(extra)));
+        headbuf_add(&hd, extra, spend_headers(req, extra, sizeof(extra)));
     }
     if (content_length >= 0) {
-        head_str(&hd, "content-length: ");
-        head_num(&hd, (unsigned long long)content_length);
-        head_add(&hd, "\r\n", 2);
+        headbuf_str(&hd, "content-length: ");
+        headbuf_num(&hd, (unsigned long long)content_length);
+        headbuf_add(&hd, "\r\n", 2);
     } else if (req->http10) {
         conn_set_close(req->conn); /* HTTP/1.0 has no chunked coding: the close ends the body */
     } else {
-        head_str(&hd, "transfer-encoding: chunked\r\n");
+        headbuf_str(&hd, "transfer-encoding: chunked\r\n");
     }
-    head_str(&hd, conn_keep_alive(req->conn) ? "connection: keep-alive\r\n\r\n"
+    headbuf_str(&hd, conn_keep_alive(req->conn) ? "connection: keep-alive\r\n\r\n"
                                              : "connection: close\r\n\r\n");
-    head_flush(&hd);
+    headbuf_flush(&hd);
     req->bytes_out += evbuffer_get_length(out) - before;
     req->status = status;
     req->head_sent = 1;
