@@ -48,23 +48,6 @@ static struct journal *open_journal(struct ledger *l, int *recovered)
     return j;
 }
 
-/* One integer from a query on a connection of the test's own. */
-static int64_t query_int(const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v;
-
-    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static struct journal_entry entry(const char *id, double ts)
 {
     return (struct journal_entry){.ts = ts,
@@ -119,15 +102,15 @@ START_TEST(live_slots_are_recovered_once)
     j = open_journal(l, &rec);
     ck_assert_int_eq(rec, 1);
     ck_assert_uint_eq(journal_live(j), 0);
-    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), 2);
-    ck_assert_int_eq(query_int("SELECT tokens_charged FROM requests WHERE id = 'a' AND "
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), 2);
+    ck_assert_int_eq(tmpdb_query_int("SELECT tokens_charged FROM requests WHERE id = 'a' AND "
                                "decision = 'unsettled' AND agent = 'crawler' AND team = 'search' "
                                "AND department = 'research' AND stream = 1 AND in_own = 40 AND "
                                "key_id IS NULL AND ts = 1000.25"),
                      1040);
-    ck_assert_int_eq(query_int("SELECT cost_nusd FROM requests WHERE id = 'a'"), 123456);
-    ck_assert_int_eq(query_int("SELECT reserved_tokens FROM requests WHERE id = 'a'"), 1040);
-    ck_assert_int_eq(query_int("SELECT tokens_charged FROM requests WHERE id = 'b'"), 15);
+    ck_assert_int_eq(tmpdb_query_int("SELECT cost_nusd FROM requests WHERE id = 'a'"), 123456);
+    ck_assert_int_eq(tmpdb_query_int("SELECT reserved_tokens FROM requests WHERE id = 'a'"), 1040);
+    ck_assert_int_eq(tmpdb_query_int("SELECT tokens_charged FROM requests WHERE id = 'b'"), 15);
     journal_close(j);
     ledger_close(l);
 
@@ -135,7 +118,7 @@ START_TEST(live_slots_are_recovered_once)
     l = open_ledger();
     j = open_journal(l, &rec);
     ck_assert_int_eq(rec, 0);
-    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), 2);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), 2);
     journal_close(j);
     ledger_close(l);
 }

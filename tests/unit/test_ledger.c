@@ -31,23 +31,6 @@ static struct ledger *open_rw(void)
     return l;
 }
 
-/* One integer from a query on a connection of the test's own. */
-static int64_t query_int(const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v;
-
-    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static struct ledger_rec rec_for(const char *agent, double ts, int64_t tokens, int64_t nusd)
 {
     return (struct ledger_rec){.ts = ts,
@@ -109,12 +92,12 @@ START_TEST(concurrent_submits_all_land)
         ck_assert_int_eq(s[i].refused, 0);
     }
     ledger_close(l);
-    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), NTHREADS * PER_THREAD);
-    ck_assert_int_eq(query_int("SELECT COUNT(DISTINCT id) FROM requests"), NTHREADS * PER_THREAD);
-    ck_assert_int_eq(query_int("SELECT SUM(tokens_charged) FROM requests"),
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), NTHREADS * PER_THREAD);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(DISTINCT id) FROM requests"), NTHREADS * PER_THREAD);
+    ck_assert_int_eq(tmpdb_query_int("SELECT SUM(tokens_charged) FROM requests"),
                      3 * NTHREADS * PER_THREAD);
-    ck_assert_int_eq(query_int("SELECT SUM(cost_nusd) FROM requests"), 5 * NTHREADS * PER_THREAD);
-    ck_assert_int_eq(query_int("SELECT COUNT(DISTINCT agent) FROM requests"), NTHREADS);
+    ck_assert_int_eq(tmpdb_query_int("SELECT SUM(cost_nusd) FROM requests"), 5 * NTHREADS * PER_THREAD);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(DISTINCT agent) FROM requests"), NTHREADS);
 }
 END_TEST
 
@@ -187,7 +170,7 @@ START_TEST(close_drains_the_queue)
     }
     ledger_close(l);
     ck_assert_int_eq(done_ok, 5000);
-    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), 5000);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), 5000);
 }
 END_TEST
 
@@ -281,9 +264,9 @@ START_TEST(locked_keeps_every_record_and_spills_past_the_cap)
     ck_assert_msg(strstr(a.why, "database is locked") != NULL, "%s", a.why);
     pthread_mutex_unlock(&a.mu);
     ledger_close(l);
-    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM requests"), n);
-    ck_assert_int_eq(query_int("SELECT COUNT(DISTINCT ts) FROM requests"), n);
-    ck_assert_int_eq(query_int("SELECT SUM(tokens_charged) FROM requests"), n);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), n);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(DISTINCT ts) FROM requests"), n);
+    ck_assert_int_eq(tmpdb_query_int("SELECT SUM(tokens_charged) FROM requests"), n);
 }
 END_TEST
 
@@ -544,7 +527,7 @@ START_TEST(file_is_private_and_wal)
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    ck_assert_int_eq(query_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 2);
 }
 END_TEST
 

@@ -6,6 +6,8 @@
 #define TG_TEST_TMPDB_H
 
 #include <check.h>
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,6 +34,23 @@ static inline void tmpdb_remove(void)
         unlink(p);
     }
     rmdir(tmpdb_dir);
+}
+
+/* One integer from a query on a read-only connection of the test's own. */
+static inline int64_t tmpdb_query_int(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v;
+
+    ck_assert_int_eq(sqlite3_open_v2(tmpdb_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
 }
 
 #endif
