@@ -4,6 +4,7 @@
 #include "gate/proxy.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 /* what is read of a stream whose client is gone, at most (see proxy_client_gone) */
 #define PROXY_DRAIN_MAX (4u * 1024 * 1024)
+#define PROXY_DRAIN_MS 250
 
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
@@ -481,12 +483,14 @@ int proxy_upstream_head(struct gate_req *req, int status, const struct http_head
         }
     }
     if (req->up_sse) {
-        if (req->conn == NULL) {
+        if (req->conn == NULL && !req->draining) {
             req_finish(req); /* the client left: a stream is not read on for nobody */
             return -1;
         }
-        write_head(req, status, headers, n, -1);
-        conn_flush(req->conn); /* the client sees the stream start at once */
+        if (req->conn != NULL) {
+            write_head(req, status, headers, n, -1);
+            conn_flush(req->conn); /* the client sees the stream start at once */
+        }
         sse_init(&req->sse, SSE_EVENT_MAX);
     } else {
         /* kept for write_head once the whole body is in */
@@ -595,9 +599,14 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     int rc;
 
     /* a client gone from a non-stream request leaves the answer to be read for its usage; a
-     * stream's is read only while proxy_client_gone drains what has come already */
-    if (req->conn == NULL && req->up_sse && !req->draining)
-        return -1;
+     * stream's is read for a moment after it left (see proxy_client_gone), then no more */
+    if (req->conn == NULL && req->up_sse) {
+        req->drained += len;
+        if (!req->draining || req->drained > PROXY_DRAIN_MAX) {
+            req_finish(req);
+            return -1;
+        }
+    }
     if (req->dec != NULL) {
         size_t cap = req->up_sse ? SSE_EVENT_MAX : req->conf->max_response_bytes;
         rc = decode_feed(req->dec, data, len, cap, take_body, req);
@@ -613,8 +622,7 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     }
     if (rc < 0) {
         req->upstream_failed = req->stop_kind != APIERR_OUTPUT_LIMIT;
-        if (!req->draining)
-            req_fail(req, req->stop_kind, req->stop_why);
+        req_fail(req, req->stop_kind, req->stop_why);
         return -1;
     }
     if (req->conn == NULL)
@@ -685,8 +693,7 @@ void proxy_upstream_done(struct gate_req *req)
     if (req->conn == NULL) {
         if (!req->up_sse)
             read_answer(req);
-        if (!req->draining) /* else proxy_client_gone finishes it */
-            req_finish(req);
+        req_finish(req);
         return;
     }
     if (req->up_sse) {
@@ -717,8 +724,6 @@ void proxy_settled(struct gate_req *req)
 void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
 {
     req->upstream_failed = 1;
-    if (req->draining)
-        return; /* proxy_client_gone finishes it */
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }
@@ -731,23 +736,40 @@ void proxy_client_drained(struct gate_req *req)
     }
 }
 
+/* The moment a stream is read for after its client left is over. */
+static void drain_over(evutil_socket_t fd, short what, void *arg)
+{
+    req_finish(arg);
+}
+
 void proxy_client_gone(struct gate_req *req)
 {
+    struct gate_worker *w = req->w;
+
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    /* a whole answer is being made and will be billed: read it to the end (within the
-     * upstream timeouts and max_response_bytes) for its usage. A stream is stopped instead,
-     * which stops the generation, and is charged what was relayed. */
-    if (req->uc != NULL && req->state == REQ_UPSTREAM && !req->stream && !req->up_sse &&
-        req->settle_state == 0)
+    if (req->uc == NULL || req->state != REQ_UPSTREAM || req->settle_state != 0 || w->stopped) {
+        req_finish(req);
         return;
-    /* what the provider has sent already it made and bills: read and counted (not relayed)
-     * before the connection closes; a final usage among it settles the request exactly */
-    if (req->uc != NULL && req->up_sse && req->state == REQ_UPSTREAM && req->settle_state == 0) {
-        req->draining = 1;
-        upstream_drain(req->uc, PROXY_DRAIN_MAX);
-        req->draining = 0;
     }
-    req_finish(req);
+    /* A whole answer is being made and will be billed: read it to the end (within the upstream
+     * timeouts and max_response_bytes) for its usage. A stream is read on for PROXY_DRAIN_MS
+     * (or PROXY_DRAIN_MAX bytes, or its end), counted and not relayed, for what the provider
+     * made before it sees the close; then the connection closes, which stops generation. */
+    if (req->up_sse || req->stream) {
+        struct timeval tv = {.tv_sec = 0, .tv_usec = PROXY_DRAIN_MS * 1000};
+        req->drain_ev = evtimer_new(w->base, drain_over, req);
+        if (req->drain_ev == NULL || evtimer_add(req->drain_ev, &tv) < 0) {
+            req_finish(req);
+            return;
+        }
+        req->draining = 1;
+        if (req->upstream_paused) {
+            req->upstream_paused = 0;
+            upstream_resume(req->uc);
+        }
+    }
+    req->detached = 1;
+    w->detached++;
 }

@@ -4,6 +4,7 @@
 #include "gate/req.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -358,6 +359,10 @@ void req_finish(struct gate_req *req)
         evbuffer_free(req->up_body);
     sse_reset(&req->sse);
     decode_free(req->dec);
+    if (req->drain_ev != NULL)
+        event_free(req->drain_ev);
+    if (req->detached)
+        w->detached--;
     conf_unref(req->conf);
     arena_free(req->arena);
     if (conn != NULL)

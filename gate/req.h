@@ -23,6 +23,7 @@
 struct arena;
 struct decode;
 struct evbuffer;
+struct event;
 struct gate_conn;
 struct gate_worker;
 struct upstream_conn;
@@ -79,7 +80,10 @@ struct gate_req {
     const char *stop_why;           /* NULL while it goes on */
     int head_sent;                  /* the client has our status line */
     int upstream_paused;            /* reading upstream is off: the client is slow */
-    int draining;                   /* the client is gone: what came already is being read */
+    int draining;                   /* the client is gone: the stream is read on a moment */
+    struct event *drain_ev;         /* ... until this fires */
+    size_t drained;                 /* bytes read since */
+    int detached;                   /* going on without its client (counted in its worker) */
     int retried;
 
     /* identity and spend (spend.c) */

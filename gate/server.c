@@ -152,7 +152,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         w->drain_deadline = gate_now_us() + (int64_t)GATE_DRAIN_MS * 1000;
         evconnlistener_disable(w->listener);
     }
-    if (conn_drain(w) == 0 || gate_now_us() >= w->drain_deadline) {
+    if (conn_drain(w) + w->detached == 0 || gate_now_us() >= w->drain_deadline) {
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -277,6 +277,7 @@ static void server_free(struct gate_server *srv)
         tcount_drift_free(&w->drift);
         if (w->base == NULL)
             continue;
+        w->stopped = 1;
         conn_close_all(w);
         for (int p = 0; w->pools != NULL && p < srv->conf->nproviders; p++)
             upstream_pool_free(w->pools[p]);

@@ -49,6 +49,8 @@ struct gate_worker {
     struct gate_conn *conns;      /* every open client connection, for shutdown */
     uint64_t rng;                 /* request ids; this thread only */
     int draining;                 /* stopping: no new connections or requests */
+    int stopped;                  /* the loop is over: requests can no longer wait on it */
+    int detached;                 /* requests going on without their client (proxy.c) */
     int64_t drain_deadline;       /* us, monotonic */
     struct event *drain_timer;
     pthread_mutex_t settled_mu;   /* requests whose ledger record committed (spend.c) */

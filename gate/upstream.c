@@ -568,20 +568,6 @@ void upstream_detach(struct upstream_conn *uc)
     uc_close(uc);
 }
 
-void upstream_drain(struct upstream_conn *uc, size_t cap)
-{
-    struct evbuffer *in = bufferevent_get_input(uc->bev);
-    evutil_socket_t fd = bufferevent_getfd(uc->bev);
-
-    /* plain TCP: what the kernel holds for this connection too; a TLS connection's bytes need
-     * OpenSSL to be read, so only what its bufferevent has already */
-    if (!uc->pool->prov->tls && fd >= 0)
-        while (evbuffer_get_length(in) < cap && evbuffer_read(in, fd, 64 * 1024) > 0)
-            ;
-    if (evbuffer_get_length(in) > 0 && uc->state == UC_BUSY && uc->req != NULL)
-        uc_read_cb(uc->bev, uc);
-}
-
 void upstream_pause(struct upstream_conn *uc)
 {
     bufferevent_disable(uc->bev, EV_READ);
@@ -615,7 +601,13 @@ void upstream_pool_free(struct upstream_pool *pool)
         return;
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
         uc_free(uc);
-    while ((uc = TAILQ_FIRST(&pool->busy)) != NULL)
+    while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
+        /* a request still on it (one going on without its client when the gate stopped)
+         * ends here, as an exchange that failed */
+        struct gate_req *req = uc->req;
         uc_free(uc);
+        if (req != NULL)
+            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "the gate stopped");
+    }
     free(pool);
 }

@@ -29,13 +29,6 @@ void upstream_send(struct upstream_pool *pool, struct gate_req *req);
 /* The request gives up the exchange: the connection is closed and forgets the request. */
 void upstream_detach(struct upstream_conn *uc);
 
-/*
- * Reads, without waiting, what the provider has already sent on the exchange (up to about cap
- * bytes) and hands it to the proxy as usual: for a stream whose client is gone, so that what
- * the provider made and bills is counted. The exchange may end in the call (uc is then gone).
- */
-void upstream_drain(struct upstream_conn *uc, size_t cap);
-
 /* Stops and restarts reading the response (backpressure from a slow client). */
 void upstream_pause(struct upstream_conn *uc);
 void upstream_resume(struct upstream_conn *uc);

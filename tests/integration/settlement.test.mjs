@@ -452,3 +452,25 @@ test('responses: with less than 16 tokens of headroom the answer is the budget\'
   assert.equal(c.status, 200, c.text);
   assert.ok(JSON.parse((await mock.last()).body).max_completion_tokens < 16);
 });
+
+test('SIGTERM while a request goes on without its client: the gate waits for it, records it, exits 0', async () => {
+  const g = await startOrgGate();
+  const ids = [];
+  for (const api of APIS) {
+    const id = newId(`st-term-${api.name}`);
+    const c = await RawClient.connect(g.port);
+    await c.write(rawPost(api.path, api.body({ cap: 500 }),
+      { ...auth, 'x-request-id': id, 'x-mock-fault': 'slow', 'x-mock-tokens': '20' }));
+    await sleep(200);
+    c.destroy();
+    ids.push(id);
+  }
+  const exit = await g.proc.stop();
+  assert.deepEqual([exit.code, exit.killed], [0, false], q(exit));
+  assert.equal(g.proc.sanitizerReport(), null);
+  for (const id of ids) {
+    const [row, b] = await Promise.all([ledgerRow(id, g), billed(id)]);
+    assert.equal(row.status, 499, q(row));
+    assert.equal(row.tokens_charged, b.input + b.output, q({ row, b }));
+  }
+});
