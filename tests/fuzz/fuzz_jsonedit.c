@@ -186,8 +186,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cJSON_Delete(root);
         return 0;
     }
-    const char *dup = jsonedit_duplicate_key(root);
-    if ((dup != NULL) != has_twice(root, NULL))
+    const char *dup = NULL;
+    int found = jsonedit_duplicate_key(root, &dup);
+    if (found < 0) { /* out of memory: nothing to compare */
+        cJSON_Delete(root);
+        return 0;
+    }
+    if (found != (dup != NULL) || (dup != NULL) != has_twice(root, NULL))
         abort();
     if (dup != NULL) {
         if (!has_twice(root, dup))
