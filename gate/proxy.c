@@ -476,8 +476,6 @@ int proxy_upstream_head(struct gate_req *req, int status, const struct http_head
             strncasecmp(headers[i].value, "text/event-stream", 17) == 0)
             req->up_sse = 1;
         if (strcmp(headers[i].name, "content-encoding") == 0 && take_encoding(req, &headers[i]) < 0) {
-            if (!(status >= 200 && status < 300))
-                req->out_unreadable = 0; /* an error answer costs nothing, read or not */
             req_fail(req, req->stop_kind, req->stop_why);
             return -1;
         }
@@ -532,9 +530,9 @@ static int runaway(struct gate_req *req)
 
     snprintf(msg, sizeof(msg),
              "the provider streamed more output than this request was allowed (the gate cuts a "
-             "stream at %lld tokens); the stream was ended and %s",
-             (long long)req->out_limit,
-             req->resv.made ? "the output relayed so far was charged" : "nothing more was read");
+             "stream at %lld tokens); the stream was ended and the output relayed so far was "
+             "charged",
+             (long long)req->out_limit);
     stop(req, APIERR_OUTPUT_LIMIT, arena_strndup(req->arena, msg, strlen(msg)));
     return 1;
 }
@@ -579,7 +577,7 @@ static int take_body(void *arg, const char *data, size_t len)
     if (!req->up_sse) {
         if (evbuffer_get_length(req->up_body) + len > req->conf->max_response_bytes) {
             /* the provider made (and bills) an answer the gate cannot read whole */
-            req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
+            req->out_unreadable = 1;
             return stop(req, APIERR_BAD_GATEWAY,
                         "the provider's response is larger than the limit");
         }
@@ -614,7 +612,7 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
             char msg[200];
             snprintf(msg, sizeof(msg), "the provider's compressed response cannot be read: %s",
                      decode_error(req->dec));
-            req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
+            req->out_unreadable = 1;
             stop(req, APIERR_BAD_GATEWAY, arena_strndup(req->arena, msg, strlen(msg)));
         }
     } else {
@@ -689,7 +687,7 @@ static void read_answer(struct gate_req *req)
 void proxy_upstream_done(struct gate_req *req)
 {
     if (req->dec != NULL && !decode_done(req->dec))
-        req->out_unreadable = req->up_status >= 200 && req->up_status < 300;
+        req->out_unreadable = 1;
     if (req->conn == NULL) {
         if (!req->up_sse)
             read_answer(req);

@@ -96,7 +96,7 @@ struct gate_req {
     int upstream_failed;            /* the exchange failed: reset, timeout, bad response */
     int out_unreadable;             /* the provider's answer could not be read (it does not
                                      * parse, or it is over the size cap): charged no less
-                                     * than the reservation */
+                                     * than the reservation when it was a 2xx (spend.c) */
     int settle_state;               /* 0 not settled, 1 waiting for the ledger's commit, 2 done */
     int finish_asked;               /* req_finish came while waiting */
     int tail;                       /* what proxy_settled still has to write (proxy.c) */

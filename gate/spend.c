@@ -514,7 +514,7 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
     *tokens = in + out;
     *output = out;
     *nusd = budget_cost(price, max64(in - cached - cache_write, 0), cached, cache_write, out);
-    if (req->out_unreadable && req->resv.made) {
+    if (answered && req->out_unreadable && req->resv.made) {
         *tokens = max64(*tokens, req->resv.tokens);
         *nusd = max64(*nusd, req->resv.nusd);
     }
