@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "gate/budget.h"
-#include "gate/ledger.h"
+#include "gate/budget/budget.h"
+#include "gate/budget/ledger.h"
 
 #define NAGENTS 50
 #define WARMUP 20000

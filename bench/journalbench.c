@@ -1,5 +1,5 @@
 /*
- * journalbench: what the crash journal (gate/journal.c) costs a request. Times journal_put (on
+ * journalbench: what the crash journal (gate/budget/journal.c) costs a request. Times journal_put (on
  * the request's path, before it is forwarded) and journal_clear (on the ledger's thread, after
  * the commit) one call at a time, with a realistic entry, and prints p50, p99 and p99.9 in
  * nanoseconds: with ledger.sync: normal (a copy into the shared mapping) and with
@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "bench/benchutil.h"
-#include "gate/journal.h"
-#include "gate/ledger.h"
+#include "gate/budget/journal.h"
+#include "gate/budget/ledger.h"
 
 static int cmp(const void *a, const void *b)
 {

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "gate/jsonmem.h"
-#include "gate/logscli.h"
-#include "gate/usagecli.h"
+#include "gate/util/jsonmem.h"
+#include "gate/cli/logscli.h"
+#include "gate/cli/usagecli.h"
 #include "gate/server.h"
 #include "tokenizer/tokcli.h"
 

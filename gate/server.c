@@ -24,14 +24,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gate/admin.h"
-#include "gate/budget.h"
-#include "gate/conn.h"
-#include "gate/journal.h"
-#include "gate/ledger.h"
-#include "gate/reqlog.h"
-#include "gate/spend.h"
-#include "gate/upstream.h"
+#include "gate/admin/admin.h"
+#include "gate/budget/budget.h"
+#include "gate/http/conn.h"
+#include "gate/budget/journal.h"
+#include "gate/budget/ledger.h"
+#include "gate/pipeline/reqlog.h"
+#include "gate/pipeline/spend.h"
+#include "gate/upstream/upstream.h"
 
 int64_t gate_now_us(void)
 {

@@ -12,8 +12,8 @@
 #include <time.h>
 
 #include "conf/conf.h"
-#include "gate/memcap.h"
-#include "gate/tcount.h"
+#include "gate/util/memcap.h"
+#include "gate/pipeline/tcount.h"
 
 struct event_base;
 struct evconnlistener;

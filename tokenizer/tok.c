@@ -20,7 +20,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "gate/utf8.h"
+#include "tokenizer/utf8.h"
 #include "tokenizer/pretok.h"
 
 #define NO_RANK UINT32_MAX

@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "gate/arena.h"
-#include "gate/reqparse.h"
-#include "gate/req.h"
+#include "gate/util/arena.h"
+#include "gate/http/reqparse.h"
+#include "gate/pipeline/req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the JSON edit splice (gate/jsonedit.c) and the duplicate-key check, on
+ * libFuzzer target: the JSON edit splice (gate/util/jsonedit.c) and the duplicate-key check, on
  * what the gate hands them: a body cJSON parsed whole (trailing whitespace only) as an object.
  * What must hold for any such body and edits:
  *  - jsonedit_duplicate_key finds a key exactly when some object holds one name twice (checked
@@ -22,7 +22,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "gate/jsonedit.h"
+#include "gate/util/jsonedit.h"
 
 #define JSMN_STATIC
 #define JSMN_STRICT

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the SSE parser (gate/sse.c) fed a byte stream whole and again cut into
+ * libFuzzer target: the SSE parser (gate/http/sse.c) fed a byte stream whole and again cut into
  * pieces, the cap and the cuts decided by the input. What must hold for any input:
  *  - the same events come out, in the same order, with the same result, however the stream is
  *    cut (one event over the cap fails both ways after the same events);
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gate/sse.h"
+#include "gate/http/sse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gate/utf8.h"
+#include "tokenizer/utf8.h"
 #include "tokenizer/tok.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -2,14 +2,14 @@
 // that must leave nothing reserved and exactly one ledger record per request, a kill -9 in the
 // middle of load, and a minute window that rolls over.
 //
-// What is charged (gate/spend.c, spend_settle), which these tests hold the gate to:
+// What is charged (gate/pipeline/spend.c, spend_settle), which these tests hold the gate to:
 //   provider usage reported       -> in_usage + out_usage, exactly what the mock sent
 //   2xx answer without usage      -> the gate's own count: in_own + out_own (the output it
 //                                    read so far; never less than what the client received)
 //   client gone before any answer -> in_own (forwarded: the provider may bill the prompt)
 //   upstream error without usage  -> nothing: provider 500 or 429, a reset before the head
 //                                    (502), a first-byte timeout (504)
-// Reservation (gate/budget.c, budget_reserve): the exact input count plus a margin of
+// Reservation (gate/budget/budget.c, budget_reserve): the exact input count plus a margin of
 // in / 100 + 4, plus the output allowance: the request's max_tokens, cut to the room left.
 //
 // Counts are those of the issue on both builds: the whole file takes about 25 s on the normal

@@ -1,6 +1,6 @@
 // A crash must not make spend disappear (issue 10, item 4): requests that were forwarded when
 // the gate was killed are charged on restart at their reservation, recorded as unsettled, from
-// the crash journal (gate/journal.c); requests that completed before the crash are charged once.
+// the crash journal (gate/budget/journal.c); requests that completed before the crash are charged once.
 
 import { after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // `tokengate logs` end to end: a ledger written through the ledger module by the test helper
-// tests/unit/ledger_fill.c (five known records: r1 and r2 in January 2026, r3 30 s old, r4 3 h
+// tests/unit/budget/ledger_fill.c (five known records: r1 and r2 in January 2026, r3 30 s old, r4 3 h
 // old, r5 2 days old), then the real binary run with each filter and format, its exit status,
 // its rows and its complaints about bad options.
 

@@ -1,0 +1,33 @@
+#include "gate/api/endpoint.h"
+
+#include <string.h>
+
+static const struct endpoint_info table[EP__COUNT] = {
+    [EP_NONE] = {"", "", CONF_FMT_OPENAI, 0},
+    [EP_CHAT] = {"/v1/chat/completions", "POST", CONF_FMT_OPENAI, 1},
+    [EP_RESPONSES] = {"/v1/responses", "POST", CONF_FMT_OPENAI, 1},
+    [EP_EMBEDDINGS] = {"/v1/embeddings", "POST", CONF_FMT_OPENAI, 1},
+    [EP_MODELS] = {"/v1/models", "GET", CONF_FMT_OPENAI, 0},
+    [EP_MESSAGES] = {"/v1/messages", "POST", CONF_FMT_ANTHROPIC, 1},
+    [EP_COUNT_TOKENS] = {"/v1/messages/count_tokens", "POST", CONF_FMT_ANTHROPIC, 1},
+    [EP_HEALTHZ] = {"/healthz", "GET", CONF_FMT_OPENAI, 0},
+    [EP_STATUS] = {"/status", "GET", CONF_FMT_OPENAI, 0},
+};
+
+enum endpoint endpoint_lookup(const char *path, size_t len)
+{
+    /* a trailing slash names the same resource, as the providers treat it */
+    if (len > 1 && path[len - 1] == '/')
+        len--;
+    for (int i = 1; i < EP__COUNT; i++) {
+        size_t n = strlen(table[i].path);
+        if (n == len && memcmp(table[i].path, path, n) == 0)
+            return (enum endpoint)i;
+    }
+    return EP_NONE;
+}
+
+const struct endpoint_info *endpoint_info(enum endpoint ep)
+{
+    return &table[ep];
+}

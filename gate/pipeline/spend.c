@@ -1,0 +1,622 @@
+/*
+ * spend: authentication, reservation and settlement of one request. See spend.h.
+ */
+#include "gate/pipeline/spend.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gate/util/arena.h"
+#include "gate/budget/budget.h"
+#include "gate/budget/journal.h"
+#include "gate/util/jsonmem.h"
+#include "gate/budget/ledger.h"
+#include "gate/api/outcap.h"
+#include "gate/pipeline/proxy.h"
+#include "gate/pipeline/reqlog.h"
+#include "gate/pipeline/req.h"
+#include "gate/server.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* past this many records waiting for the disk, new requests are turned away (503) */
+#define LEDGER_BACKLOG 32768
+
+/* the output cap of a model whose family the gate does not know (config: max_output_tokens) */
+#define SPEND_DEFAULT_CAP 16384
+
+/* ---- who calls -------------------------------------------------------------------------- */
+
+static const char *presented_key(const struct gate_req *req, size_t *len)
+{
+    const struct http_header *h = req_header(req, "authorization");
+
+    if (h != NULL) {
+        const char *v = h->value;
+        if (h->value_len > 7 && strncasecmp(v, "bearer ", 7) == 0) {
+            v += 7;
+            while (*v == ' ')
+                v++;
+            *len = h->value_len - (size_t)(v - h->value);
+            return v;
+        }
+        *len = h->value_len;
+        return v;
+    }
+    h = req_header(req, "x-api-key");
+    if (h != NULL) {
+        *len = h->value_len;
+        return h->value;
+    }
+    return NULL;
+}
+
+int spend_authenticate(struct gate_req *req)
+{
+    struct budget_book *book = req->w->srv->book;
+    const char *key;
+    size_t len = 0;
+
+    req->agent = -1;
+    if (book == NULL)
+        return 0; /* no org configured: an open gate */
+    key = presented_key(req, &len);
+    if (key == NULL || len == 0) {
+        if (req->conf->anonymous) {
+            req->agent = req->conf->anonymous_scope;
+            return 0;
+        }
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED,
+                 "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
+        return -1;
+    }
+    switch (budget_authenticate(book, key, len, &req->agent, req->key_id)) {
+    case BUDGET_AUTH_OK:
+        return 0;
+    case BUDGET_AUTH_REVOKED:
+        req->agent = -1;
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED, "this API key has been revoked");
+        return -1;
+    default:
+        req->agent = -1;
+        req->decision = "unauthenticated";
+        req_fail(req, APIERR_UNAUTHORIZED, "this API key is not valid for this gate");
+        return -1;
+    }
+}
+
+/* ---- before forwarding ---------------------------------------------------------------- */
+
+static void add_money(cJSON *o, const char *key, int64_t nusd)
+{
+    cJSON_AddNumberToObject(o, key, (double)nusd / 1e9);
+}
+
+/*
+ * Answers 429 with an error of type and msg in the request's API format, naming scope; for
+ * budget_exceeded (budget not NULL) with the budget's figures and the x-tokengate-* headers.
+ * Retry-After when the refusal ends at a known time, and x-should-retry: false always: the
+ * SDKs retry a 429 unless told not to, and a budget does not come back in seconds.
+ */
+static void answer_429(struct gate_req *req, const char *type, const char *msg, const char *scope,
+                       const struct budget_refusal *budget, double resets_at, double now)
+{
+    char when[40] = "", extra[512], hdrs[256] = "";
+
+    req->error = arena_strndup(req->arena, msg, strlen(msg));
+    struct arena *prev = jsonmem_enter(req->arena);
+    cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    if (req->fmt == CONF_FMT_ANTHROPIC)
+        cJSON_AddStringToObject(doc, "type", "error");
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddStringToObject(e, "message", msg);
+    if (req->fmt != CONF_FMT_ANTHROPIC) {
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddStringToObject(e, "code", type);
+    }
+    cJSON_AddStringToObject(e, "scope", scope);
+    if (budget != NULL) {
+        const char *const names[] = {"limit", "used", "reserved", "remaining", "needed"};
+        const int64_t v[] = {budget->limit, budget->used, budget->reserved, budget->remaining,
+                             budget->needed};
+        cJSON_AddStringToObject(e, "window", conf_window_name(budget->window));
+        cJSON_AddStringToObject(e, "unit", budget->usd ? "usd" : "tokens");
+        for (int i = 0; i < 5; i++) {
+            if (budget->usd)
+                add_money(e, names[i], v[i]);
+            else
+                cJSON_AddNumberToObject(e, names[i], (double)v[i]);
+        }
+        if (resets_at > 0) {
+            gate_iso_utc(resets_at, when, sizeof(when));
+            cJSON_AddStringToObject(e, "resets_at", when);
+        } else {
+            cJSON_AddNullToObject(e, "resets_at");
+        }
+        hdrs[spend_headers(req, hdrs, sizeof(hdrs))] = '\0';
+    }
+    cJSON_AddItemToObject(doc, "error", e);
+    const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
+    jsonmem_leave(prev);
+    if (resets_at > now)
+        snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n%s",
+                 (long long)ceil(resets_at - now), hdrs);
+    else
+        snprintf(extra, sizeof(extra), "x-should-retry: false\r\n%s", hdrs);
+    if (body == NULL)
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+    else
+        req_respond(req, 429, "application/json", extra, body, strlen(body));
+}
+
+/* Answers a refused reservation: 429 (a budget, a task, a cutoff), or 400 for a request larger
+ * than its policy allows. */
+static void refuse(struct gate_req *req, const struct budget_refusal *why, double now)
+{
+    char scope[300], msg[700], when[40] = "";
+
+    budget_scope_label(req->w->srv->book, why->scope, scope, sizeof(scope));
+    switch (why->kind) {
+    case BUDGET_TOO_LARGE:
+        snprintf(msg, sizeof(msg),
+                 "this request needs at least %lld tokens, over the %lld tokens a request may use "
+                 "under the policy of %s (max_per_request)",
+                 (long long)why->needed, (long long)why->limit, scope);
+        req->decision = "rejected_policy";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_BAD_REQUEST, req->error);
+        return;
+    case BUDGET_TASK:
+        if (why->usd)
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has spent $%.6f of the $%.6f its policy "
+                     "allows a task (task.max_usd); this request could cost up to $%.6f",
+                     scope, why->used / 1e9, why->limit / 1e9, why->needed / 1e9);
+        else
+            snprintf(msg, sizeof(msg),
+                     "task limit exceeded: this task of %s has made %lld of the %lld requests its "
+                     "policy allows a task (task.max_requests)",
+                     scope, (long long)why->used, (long long)why->limit);
+        req->decision = "rejected_task";
+        answer_429(req, "task_limit_exceeded", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_LOOP:
+        snprintf(msg, sizeof(msg),
+                 "loop detected: %s sent this same request %lld times within %d s "
+                 "(cutoffs.loop_detection)",
+                 scope, (long long)why->used, BUDGET_LOOP_WINDOW);
+        req->decision = "rejected_cutoff";
+        answer_429(req, "loop_detected", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_RETRIES:
+        snprintf(msg, sizeof(msg),
+                 "retry limit exceeded: this same request from %s failed %lld times running, "
+                 "more than the %lld retries its policy allows (cutoffs.max_retries)",
+                 scope, (long long)why->used, (long long)why->limit);
+        req->decision = "rejected_cutoff";
+        answer_429(req, "retry_limit_exceeded", msg, scope, NULL, why->resets_at, now);
+        return;
+    case BUDGET_OVER:
+        break;
+    }
+    if (why->resets_at > 0)
+        gate_iso_utc(why->resets_at, when, sizeof(when));
+    if (why->usd)
+        snprintf(msg, sizeof(msg),
+                 "budget exceeded: %s has $%.6f of its $%.6f %s budget left (used $%.6f, reserved "
+                 "$%.6f); this request needs at least $%.6f%s%s",
+                 scope, why->remaining / 1e9, why->limit / 1e9, conf_window_name(why->window),
+                 why->used / 1e9, why->reserved / 1e9, why->needed / 1e9,
+                 when[0] ? "; the window resets at " : "; this budget never resets", when);
+    else
+        snprintf(msg, sizeof(msg),
+                 "budget exceeded: %s has %lld of its %lld tokens (%s) left (used %lld, reserved "
+                 "%lld); this request needs at least %lld%s%s",
+                 scope, (long long)why->remaining, (long long)why->limit,
+                 conf_window_name(why->window), (long long)why->used, (long long)why->reserved,
+                 (long long)why->needed,
+                 when[0] ? "; the window resets at " : "; this budget never resets", when);
+    req->decision = "rejected";
+    answer_429(req, "budget_exceeded", msg, scope, why, why->resets_at, now);
+}
+
+int64_t spend_output_limit(int64_t allowed, int approximate)
+{
+    return approximate ? allowed + allowed / 4 + 64 : allowed + allowed / 16 + 32;
+}
+
+int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops)
+{
+    struct gate_server *srv = req->w->srv;
+    struct budget_ask ask = {0};
+    struct budget_refusal why = {0};
+    struct outcap oc;
+    char msg[160];
+    double now = gate_wall_now();
+
+    req->cm = m;
+    if (outcap_read(req->ep, req->json, &oc, msg, sizeof(msg)) < 0) {
+        req->decision = req->agent >= 0 ? "invalid" : NULL;
+        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+        return -1;
+    }
+    if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
+        return 0;
+    if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
+        req->decision = "unavailable";
+        req_fail(req, APIERR_UNAVAILABLE,
+                 "the gate cannot record spend fast enough right now; retry shortly");
+        return -1;
+    }
+    ask.max_output = oc.value;
+    ask.agent = req->agent;
+    /* an uncounted body is bounded by its size: no token is shorter than a byte */
+    ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->body);
+    ask.approximate = req->tc.approximate || req->tc.estimated > 0 || req->tc.input < 0;
+    ask.generates = oc.names != NULL;
+    ask.choices = oc.choices;
+    ask.min_output = oc.min;
+    ask.model_cap = m->max_output_tokens > 0
+                        ? m->max_output_tokens
+                        : budget_model_cap(req->upstream_model ? req->upstream_model : req->model);
+    /* a model of unknown family: a budget's whole headroom written as its cap could be more
+     * than the model allows, which the provider would refuse */
+    if (ask.model_cap < 0)
+        ask.model_cap = SPEND_DEFAULT_CAP;
+    ask.price = &m->price;
+    const struct http_header *th = req_header(req, "x-tokengate-task");
+    if (th != NULL) {
+        int ok = th->value_len >= 1 && th->value_len <= 128;
+        for (size_t i = 0; ok && i < th->value_len; i++) {
+            char ch = th->value[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '/';
+        }
+        if (!ok) {
+            req->decision = "invalid";
+            req_fail(req, APIERR_BAD_REQUEST,
+                     "x-tokengate-task must be 1 to 128 of A-Z a-z 0-9 . _ : / -");
+            return -1;
+        }
+        ask.task = th->value;
+    }
+    if (budget_has_cutoffs(srv->book, req->agent)) {
+        /* the body was pulled up whole to be parsed: this is no copy */
+        size_t blen = evbuffer_get_length(req->body);
+        const void *raw = evbuffer_pullup(req->body, -1);
+        ask.fingerprint = raw != NULL ? XXH3_64bits(raw, blen) : 0;
+        if (ask.fingerprint == 0 && raw != NULL)
+            ask.fingerprint = 1;
+    }
+    if (budget_reserve(srv->book, &ask, now, &req->resv, &why) < 0) {
+        refuse(req, &why, now);
+        return -1;
+    }
+    req->decision = "admitted";
+    /* a provider told a cap that streams past it (and past the margin for counts that differ)
+     * is cut off: see proxy.c */
+    if (req->resv.allowance >= 0 && (req->resv.write_max || oc.value >= 0))
+        req->out_limit = spend_output_limit(req->resv.allowance * oc.choices, ask.approximate);
+    /* every cap member above the allowance comes down to it; none: write one when the
+     * provider's default could pass what was reserved */
+    return outcap_clamp(&oc, req->json, req->resv.allowance, req->resv.write_max, req->arena,
+                        ops);
+}
+
+size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int k;
+
+    if (req->tc.enc != NULL && req->tc.input >= 0) {
+        k = snprintf(buf, cap, "x-tokengate-tokens-in: %lld\r\n", (long long)req->tc.input);
+        n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
+    }
+    if (req->resv.made && req->resv.remaining >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining: %lld\r\n",
+                     (long long)req->resv.remaining);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    if (req->resv.made && req->resv.remaining_nusd >= 0) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
+                     req->resv.remaining_nusd / 1e9);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    return n;
+}
+
+int spend_forward(struct gate_req *req)
+{
+    struct gate_server *srv = req->w->srv;
+    struct budget_book *book = srv->book;
+    int a = req->agent;
+
+    if (ledger_failing(srv->ledger) && !srv->conf->ledger_fail_open) {
+        char why[200], msg[400];
+        ledger_why(srv->ledger, why, sizeof(why));
+        snprintf(msg, sizeof(msg),
+                 "the gate cannot record spend right now (its ledger fails: %s); requests are "
+                 "refused until it can (ledger.on_failure: closed)",
+                 why);
+        req->decision = "unavailable";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_UNAVAILABLE, req->error);
+        return -1;
+    }
+    if (srv->journal == NULL || !req->resv.held)
+        return 0;
+    struct journal_entry e = {
+        .ts = req->wall_start,
+        .id = req->id,
+        .key_id = req->key_id,
+        .agent = a >= 0 ? budget_scope_name(book, a) : NULL,
+        .team = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .endpoint = req->path,
+        .model = req->model,
+        .served_model = req->upstream_model ? req->upstream_model : req->model,
+        .provider = req->prov ? req->prov->name : NULL,
+        .stream = req->stream,
+        .in_own = req->tc.enc ? req->tc.input : -1,
+        .tokens = req->resv.tokens,
+        .nusd = req->resv.nusd,
+    };
+    req->jslot = journal_put(srv->journal, req->w->id, &e);
+    if (req->jslot == 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "too many requests in flight on this gate to record them safely (%d per "
+                 "worker); retry shortly",
+                 JOURNAL_SLOTS_PER_WORKER);
+        req->decision = "unavailable";
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        req_fail(req, APIERR_UNAVAILABLE, req->error);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- after ---------------------------------------------------------------------------- */
+
+/* On the ledger thread: hand the request back to its worker. */
+static void on_committed(void *arg, int ok)
+{
+    struct gate_req *req = arg;
+    struct gate_worker *w = req->w;
+
+    req->ledger_ok = ok;
+    pthread_mutex_lock(&w->settled_mu);
+    req->settled_next = NULL;
+    *w->settled_tail = req;
+    w->settled_tail = &req->settled_next;
+    pthread_mutex_unlock(&w->settled_mu);
+    event_active(w->settled_ev, EV_READ, 0);
+}
+
+void spend_worker_run(struct gate_worker *w)
+{
+    struct gate_req *list;
+
+    pthread_mutex_lock(&w->settled_mu);
+    list = w->settled;
+    w->settled = NULL;
+    w->settled_tail = &w->settled;
+    pthread_mutex_unlock(&w->settled_mu);
+    while (list != NULL) {
+        struct gate_req *req = list;
+        list = req->settled_next;
+        req->settle_state = 2;
+        proxy_settled(req);
+    }
+}
+
+static void settled_cb(evutil_socket_t fd, short what, void *arg)
+{
+    spend_worker_run(arg);
+}
+
+int spend_worker_init(struct gate_worker *w)
+{
+    pthread_mutex_init(&w->settled_mu, NULL);
+    w->settled = NULL;
+    w->settled_tail = &w->settled;
+    w->settled_ev = event_new(w->base, -1, 0, settled_cb, w);
+    return w->settled_ev != NULL ? 0 : -1;
+}
+
+void spend_worker_free(struct gate_worker *w)
+{
+    if (w->settled_ev != NULL) {
+        event_free(w->settled_ev);
+        w->settled_ev = NULL;
+        pthread_mutex_destroy(&w->settled_mu);
+    }
+}
+
+static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
+{
+    struct reqlog *rl = req->w->srv->reqlog;
+    char scope[300], when[40], line[700];
+
+    gate_iso_utc(gate_wall_now(), when, sizeof(when));
+    for (int i = 0; i < n; i++) {
+        budget_scope_label(req->w->srv->book, a[i].scope, scope, sizeof(scope));
+        int len = snprintf(line, sizeof(line),
+                           "{\"time\":\"%s\",\"alert\":\"budget_threshold\",\"scope\":\"%s\","
+                           "\"window\":\"%s\",\"percent\":%d,\"unit\":\"%s\",\"used\":%.9g,"
+                           "\"limit\":%.9g}",
+                           when, scope, conf_window_name(a[i].window), a[i].percent,
+                           a[i].usd ? "usd" : "tokens",
+                           a[i].usd ? a[i].used / 1e9 : (double)a[i].used,
+                           a[i].usd ? a[i].limit / 1e9 : (double)a[i].limit);
+        fprintf(stderr, "tokengate: alert: %s %s budget at %d%%\n", scope,
+                conf_window_name(a[i].window), a[i].percent);
+        if (rl != NULL && len > 0 && (size_t)len < sizeof(line))
+            reqlog_write(rl, line, (size_t)len);
+        gate_server_alert(req->w->srv, line);
+    }
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/*
+ * What a request is charged when it ends (tokens and nano-dollars), the one place that
+ * decides it. The provider's usage counts when it is final and sane. Otherwise, once the
+ * provider had the request and did not refuse it, the charge is never below the gate's own
+ * count of the input and of the output relayed, nor below any partial usage the provider
+ * reported (Anthropic's message_start says 1 output token); and when the output could not be
+ * read at all (a body that does not parse, or one over max_response_bytes), never below the
+ * reservation. A provider error without usage, or a request never sent, costs nothing.
+ */
+static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64_t *nusd)
+{
+    const struct usage *u = &req->usage;
+    const struct conf_price *price = req->cm ? &req->cm->price : NULL;
+    int answered = req->up_status >= 200 && req->up_status < 300;
+    int sent_unanswered = req->up_status == 0 && req->forwarded && !req->upstream_failed;
+
+    *tokens = *output = *nusd = 0;
+    if (u->have && u->final && u->bad == NULL) {
+        int64_t uncached = u->input - u->cached - u->cache_write;
+        *tokens = u->input + u->output;
+        *output = u->output;
+        *nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
+                            u->output);
+        return;
+    }
+    if (!answered && !sent_unanswered)
+        return;
+    /* an uncounted body is bounded by its size: no token is shorter than a byte */
+    int64_t in = req->tc.input >= 0 ? req->tc.input
+                 : req->body != NULL ? (int64_t)evbuffer_get_length(req->body)
+                                     : 0;
+    int64_t out = (int64_t)req->tc.output, cached = 0, cache_write = 0;
+    if (u->have && u->bad == NULL) {
+        in = max64(in, u->input);
+        out = max64(out, u->output);
+        cached = u->cached;
+        cache_write = u->cache_write;
+    }
+    if (!answered)
+        out = 0; /* the client left before any answer: the provider had the prompt */
+    *tokens = in + out;
+    *output = out;
+    *nusd = budget_cost(price, max64(in - cached - cache_write, 0), cached, cache_write, out);
+    if (answered && req->out_unreadable && req->resv.made) {
+        *tokens = max64(*tokens, req->resv.tokens);
+        *nusd = max64(*nusd, req->resv.nusd);
+    }
+}
+
+int spend_settle(struct gate_req *req, int hold)
+{
+    struct gate_server *srv = req->w->srv;
+    const struct usage *u = &req->usage;
+    int64_t tokens = 0, out = 0, nusd = 0;
+    struct budget_alert alerts[8];
+
+    if (req->settle_state != 0)
+        return 0;
+    req->settle_state = 2;
+    if (!req->tc_finished) {
+        tcount_finish(req, &req->w->drift);
+        req->tc_finished = 1;
+    }
+    charge(req, &tokens, &out, &nusd);
+    req->charged_tokens = tokens;
+    req->charged_nusd = nusd;
+    if (u->bad != NULL && req->error == NULL) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "the provider's usage was not trusted (%s is not a whole number from 0 to "
+                 "10^12): charged the gate's own count",
+                 u->bad);
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+    }
+    {
+        struct gate_stats *st = &req->w->stats;
+        if (out > tokens)
+            out = tokens;
+        atomic_fetch_add_explicit(&st->tokens_in, (uint64_t)(tokens - out), memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->tokens_out, (uint64_t)out, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->cost_nusd, (uint64_t)nusd, memory_order_relaxed);
+        if (req->decision != NULL) {
+            atomic_uint_fast64_t *c = NULL;
+            if (strcmp(req->decision, "rejected") == 0)
+                c = &st->rejected_budget;
+            else if (strcmp(req->decision, "rejected_policy") == 0 ||
+                     strcmp(req->decision, "rejected_task") == 0 ||
+                     strcmp(req->decision, "rejected_cutoff") == 0)
+                c = &st->rejected_policy;
+            else if (strcmp(req->decision, "unauthenticated") == 0)
+                c = &st->rejected_auth;
+            else if (strcmp(req->decision, "unavailable") == 0)
+                c = &st->rejected_unavailable;
+            if (c != NULL)
+                atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+        }
+    }
+    if (srv->book != NULL && req->resv.held) {
+        /* for max_retries: the provider refused or failed it, or it never got an answer */
+        req->resv.failed = req->up_status >= 400 || (req->up_status == 0 && !u->have);
+        int na = budget_settle(srv->book, &req->resv, tokens, nusd, gate_wall_now(), alerts, 8);
+        if (na > 0)
+            raise_alerts(req, alerts, na);
+    }
+    /* the ledger records what reached the API: not health checks or unknown paths */
+    int record = req->decision != NULL || (req->ep != EP_NONE && endpoint_info(req->ep)->proxied);
+    if (srv->ledger == NULL || !record)
+        return 0;
+
+    int a = req->agent;
+    struct ledger_rec rec = {
+        .ts = req->wall_start,
+        .id = req->id,
+        .key_id = req->key_id[0] ? req->key_id : NULL,
+        .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
+        .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .endpoint = req->path,
+        .model = req->model,
+        .served_model = req->upstream_model ? req->upstream_model : req->model,
+        .provider = req->prov ? req->prov->name : NULL,
+        .status = req->status ? req->status : req->up_status ? req->up_status : 499,
+        .stream = req->stream,
+        .in_own = req->tc.enc ? req->tc.input : -1,
+        .out_own = req->tc.enc ? (int64_t)req->tc.output : -1,
+        .in_usage = u->have ? u->input : -1,
+        .out_usage = u->have ? u->output : -1,
+        .cached = u->cached,
+        .cache_write = u->cache_write,
+        .tokens_charged = tokens,
+        .cost_nusd = nusd,
+        .reserved_tokens = req->resv.tokens,
+        .latency_us = gate_now_us() - req->t_start,
+        .decision = req->decision ? req->decision : "error",
+        .error = req->error,
+        .done = hold ? on_committed : NULL,
+        .arg = req,
+        .jslot = req->jslot, /* cleared once the record is committed */
+    };
+    if (ledger_submit(srv->ledger, &rec) < 0) {
+        fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
+                req->id);
+        return 0;
+    }
+    if (!hold)
+        return 0;
+    req->settle_state = 1;
+    return 1;
+}

@@ -1,0 +1,77 @@
+/*
+ * spend: a request's part in the budgets. It authenticates the agent, reserves before the
+ * request is forwarded (writing the output allowance into the body when it must), and
+ * settles when the request ends, writing the ledger record.
+ *
+ * A response that completes is held back until the ledger has committed its record: the end
+ * of a non-stream response, or the last chunk of a stream, is written only once the record is
+ * on disk, so a client that saw a response end has its spend in the ledger even if the gate is
+ * killed a moment later. The ledger thread hands the request back to its worker through the
+ * worker's settled queue.
+ */
+#ifndef TG_SPEND_H
+#define TG_SPEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gate/util/jsonedit.h"
+
+struct gate_req;
+struct gate_worker;
+struct conf_model;
+
+/*
+ * Finds the agent of the request from its key (Authorization: Bearer, or x-api-key). Returns
+ * 0 to go on (the gate is open, or the key is good, or anonymous use is allowed), or -1 after
+ * answering 401.
+ */
+int spend_authenticate(struct gate_req *req);
+
+/*
+ * Checks the request's output caps (outcap.h) and reserves for it on its agent's budgets, once
+ * its input is counted (m is its model entry). When the request must carry smaller output caps,
+ * writes the members to set into ops (room for OUTCAP_MEMBERS; values in the request's arena)
+ * and returns how many; returns 0 when there is nothing to write; -1 after answering 400 (a
+ * cap or n that is not a whole number in range, a policy's max_per_request), 429 (budget) or
+ * 503 (ledger behind).
+ */
+int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops);
+
+/*
+ * The output tokens past which a stream is cut off when the provider was told to stop at
+ * allowed: a margin over it, since the gate's count of the text and the provider's may differ
+ * (allowed + 1/16 + 32; for approximate counts, such as Anthropic's, allowed + 1/4 + 64).
+ */
+int64_t spend_output_limit(int64_t allowed, int approximate);
+
+/*
+ * The last step before forwarding. With a failing ledger and ledger.on_failure: closed,
+ * answers 503 (spend could not be recorded). With a reservation, writes the request into the
+ * crash journal (so a crash before its record is committed still charges it), answering 503
+ * when the journal is full. Returns 0 to forward, or -1 after answering.
+ */
+int spend_forward(struct gate_req *req);
+
+/*
+ * Writes the x-tokengate-* response headers into buf (CRLF-terminated lines). Returns the
+ * length, 0 when there are none.
+ */
+size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
+
+/*
+ * Settles the request's reservation to what it used and submits its ledger record. With hold
+ * set, and a ledger to write to, returns 1: the request waits for the commit and proxy_settled
+ * is called on its worker afterwards. Else returns 0 (the record is queued, or there is no
+ * ledger). Runs once: later calls return 0.
+ */
+int spend_settle(struct gate_req *req, int hold);
+
+/* The worker's queue of requests whose record committed: set up and torn down with it. */
+int spend_worker_init(struct gate_worker *w);
+void spend_worker_free(struct gate_worker *w);
+
+/* Runs what is in the worker's settled queue now (after its loop stopped, at shutdown). */
+void spend_worker_run(struct gate_worker *w);
+
+#endif

@@ -1,0 +1,416 @@
+#include "gate/pipeline/tcount.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "gate/pipeline/req.h"
+#include "gate/server.h"
+#include "tokenizer/chat.h"
+
+/* Output text is counted in slices at most this long, cut where a piece must end. */
+#define PENDING_CAP (64 * 1024)
+
+static tok_api api_of(enum endpoint ep)
+{
+    switch (ep) {
+    case EP_RESPONSES:
+        return TOK_API_RESPONSES;
+    case EP_EMBEDDINGS:
+        return TOK_API_EMBEDDINGS;
+    case EP_MESSAGES:
+    case EP_COUNT_TOKENS:
+        return TOK_API_MESSAGES;
+    case EP_CHAT:
+    default:
+        return TOK_API_CHAT;
+    }
+}
+
+void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len)
+{
+    struct tcount *tc = &req->tc;
+    const char *name = m->encoding;
+    const char *model = req->upstream_model ? req->upstream_model : req->model;
+    tok_count_result r;
+    int64_t t0 = gate_now_us();
+
+    if (name == NULL)
+        name = tok_encoding_for_model(model);
+    tc->enc = tok_encoding(name);
+    tc->input = -1;
+    if (tc->enc == NULL)
+        return;
+    tc->api = (int)api_of(req->ep);
+    tc->factor = m->calibration > 0 ? m->calibration : 1.0;
+    if (tok_count_request(tc->enc, (tok_api)tc->api, req->json, model, tc->factor, &r) == 0) {
+        tc->input = (int64_t)r.tokens;
+        tc->approximate = r.approximate;
+        tc->estimated = r.estimated;
+        if (tok_json_has_nul_escape(raw, len))
+            tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
+    }
+    tc->count_us = gate_now_us() - t0;
+}
+
+/* Counts the pending text up to n bytes. */
+static void count_pending(struct tcount *tc, size_t n)
+{
+    uint64_t k;
+
+    if (n == 0)
+        return;
+    if (tok_count(tc->enc, tc->pending, n, 0, &k) != 0)
+        tc->out_failed = 1;
+    tc->output += k;
+    memmove(tc->pending, tc->pending + n, tc->pending_len - n);
+    tc->pending_len -= n;
+}
+
+/*
+ * Where the pending text may be cut without changing its pieces: after a line feed followed
+ * by a character that is not white space (no pattern lets a piece run on past such a line
+ * feed, in any encoding here). 0 when there is none.
+ */
+static size_t safe_cut(const char *s, size_t n)
+{
+    for (size_t i = n; i-- > 1;) {
+        unsigned char c = (unsigned char)s[i];
+        if (s[i - 1] == '\n' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' &&
+            c != '\f' && c < 0x80)
+            return i;
+    }
+    return 0;
+}
+
+/* Adds output text. */
+static void add_text(struct tcount *tc, const char *s, size_t n)
+{
+    if (tc->enc == NULL || n == 0)
+        return;
+    while (n > 0) {
+        size_t room, take;
+        if (tc->pending == NULL) {
+            tc->pending = malloc(PENDING_CAP);
+            if (tc->pending == NULL) {
+                tc->out_failed = 1;
+                return;
+            }
+            tc->pending_cap = PENDING_CAP;
+        }
+        room = tc->pending_cap - tc->pending_len;
+        if (room == 0) {
+            size_t cut = safe_cut(tc->pending, tc->pending_len);
+            /* no cut: count it all; the one piece split here may differ by a token */
+            count_pending(tc, cut ? cut : tc->pending_len);
+            continue;
+        }
+        take = n < room ? n : room;
+        memcpy(tc->pending + tc->pending_len, s, take);
+        tc->pending_len += take;
+        tc->added += take;
+        s += take;
+        n -= take;
+    }
+}
+
+static void add_string(struct tcount *tc, const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        add_text(tc, v->valuestring, strlen(v->valuestring));
+}
+
+static void add_json(struct tcount *tc, const cJSON *v)
+{
+    char *s;
+
+    if (v == NULL || cJSON_IsNull(v))
+        return;
+    if (cJSON_IsString(v)) {
+        add_string(tc, v);
+        return;
+    }
+    s = cJSON_PrintUnformatted(v);
+    if (s != NULL) {
+        add_text(tc, s, strlen(s));
+        cJSON_free(s);
+    }
+}
+
+#define GET cJSON_GetObjectItemCaseSensitive
+
+/* An OpenAI chat message or delta: content, refusal, tool calls' names and arguments. */
+static void openai_message(struct tcount *tc, const cJSON *msg)
+{
+    const cJSON *call;
+
+    add_string(tc, GET(msg, "content"));
+    add_string(tc, GET(msg, "refusal"));
+    cJSON_ArrayForEach(call, GET(msg, "tool_calls"))
+    {
+        const cJSON *fn = GET(call, "function");
+        add_string(tc, GET(fn, "name"));
+        add_string(tc, GET(fn, "arguments"));
+    }
+}
+
+void tcount_event(struct gate_req *req, const char *name, const cJSON *data)
+{
+    struct tcount *tc = &req->tc;
+    const cJSON *c;
+
+    if (tc->enc == NULL)
+        return;
+    switch (req->ep) {
+    case EP_CHAT:
+        cJSON_ArrayForEach(c, GET(data, "choices")) openai_message(tc, GET(c, "delta"));
+        break;
+    case EP_MESSAGES:
+        if (strcmp(name, "content_block_delta") == 0) {
+            const cJSON *d = GET(data, "delta");
+            add_string(tc, GET(d, "text"));
+            add_string(tc, GET(d, "partial_json"));
+            add_string(tc, GET(d, "thinking"));
+        } else if (strcmp(name, "content_block_start") == 0) {
+            const cJSON *b = GET(data, "content_block");
+            add_string(tc, GET(b, "text"));
+            add_string(tc, GET(b, "name"));
+        }
+        break;
+    case EP_RESPONSES:
+        if (strcmp(name, "response.output_text.delta") == 0 ||
+            strcmp(name, "response.function_call_arguments.delta") == 0 ||
+            strcmp(name, "response.refusal.delta") == 0)
+            add_string(tc, GET(data, "delta"));
+        break;
+    default:
+        break;
+    }
+}
+
+void tcount_body(struct gate_req *req, const cJSON *doc)
+{
+    struct tcount *tc = &req->tc;
+    const cJSON *c, *p;
+
+    if (tc->enc == NULL)
+        return;
+    switch (req->ep) {
+    case EP_CHAT:
+        cJSON_ArrayForEach(c, GET(doc, "choices")) openai_message(tc, GET(c, "message"));
+        break;
+    case EP_MESSAGES:
+        cJSON_ArrayForEach(c, GET(doc, "content"))
+        {
+            add_string(tc, GET(c, "text"));
+            add_string(tc, GET(c, "thinking"));
+            if (GET(c, "input") != NULL) { /* tool_use */
+                add_string(tc, GET(c, "name"));
+                add_json(tc, GET(c, "input"));
+            }
+        }
+        break;
+    case EP_RESPONSES:
+        cJSON_ArrayForEach(c, GET(doc, "output"))
+        {
+            cJSON_ArrayForEach(p, GET(c, "content")) add_string(tc, GET(p, "text"));
+            add_string(tc, GET(c, "arguments"));
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void tcount_text(struct gate_req *req, const char *s, size_t n)
+{
+    add_text(&req->tc, s, n);
+}
+
+/* An output count as charged: approximate counts take their calibration. */
+static uint64_t calibrated(const struct tcount *tc, uint64_t n)
+{
+    return tc->approximate && tc->factor != 1.0 ? (uint64_t)ceil((double)n * tc->factor) : n;
+}
+
+int tcount_output_above(struct gate_req *req, uint64_t limit)
+{
+    struct tcount *tc = &req->tc;
+    uint64_t k;
+
+    if (tc->enc == NULL || calibrated(tc, tc->output + tc->pending_len) <= limit)
+        return 0;
+    /* count what can be counted for good: up to the last place a piece must end */
+    size_t cut = tc->pending_len ? safe_cut(tc->pending, tc->pending_len) : 0;
+    if (cut > 0)
+        count_pending(tc, cut);
+    if (calibrated(tc, tc->output) > limit)
+        return 1;
+    if (tc->pending_len == 0 || tc->added < tc->peek_at)
+        return 0;
+    /* the rest, without consuming it: its last piece may still grow */
+    if (tok_count(tc->enc, tc->pending, tc->pending_len, 0, &k) != 0)
+        return 0;
+    uint64_t n = calibrated(tc, tc->output + k);
+    if (n > limit)
+        return 1;
+    /* no token is shorter than a byte: it takes limit - n more bytes to pass the limit
+     * (calibrated counts grow faster than their bytes by the factor) */
+    double step = (double)(limit - n) / (tc->approximate && tc->factor > 1.0 ? tc->factor : 1.0);
+    tc->peek_at = tc->added + (step < 1.0 ? 1 : (uint64_t)step);
+    return 0;
+}
+
+static struct tcount_drift_entry *drift_slot(struct tcount_drift *d, const char *model)
+{
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->e[i].model, model) == 0)
+            return &d->e[i];
+    if (d->n == TCOUNT_MAX_MODELS || strlen(model) >= sizeof(d->e[0].model))
+        return NULL;
+    memset(&d->e[d->n], 0, sizeof(d->e[0]));
+    strcpy(d->e[d->n].model, model);
+    return &d->e[d->n++];
+}
+
+void tcount_finish(struct gate_req *req, struct tcount_drift *d)
+{
+    struct tcount *tc = &req->tc;
+    struct tcount_drift_entry *slot;
+
+    if (tc->enc == NULL)
+        return;
+    if (tc->pending != NULL) {
+        count_pending(tc, tc->pending_len);
+        free(tc->pending);
+        tc->pending = NULL;
+        tc->pending_len = tc->pending_cap = 0;
+    }
+    tc->output = calibrated(tc, tc->output);
+    if (d == NULL || d->e == NULL || !req->usage.have || !req->usage.final ||
+        req->usage.bad != NULL || req->model == NULL || tc->input < 0)
+        return;
+    pthread_mutex_lock(&d->lock);
+    slot = drift_slot(d, req->model);
+    if (slot == NULL) {
+        d->overflow++;
+    } else {
+        slot->n_in++;
+        slot->sum_in_diff += req->usage.input - tc->input;
+        slot->sum_in_provider += (uint64_t)req->usage.input;
+        slot->sum_in_gate += (uint64_t)tc->input;
+        if (req->ep != EP_EMBEDDINGS && req->ep != EP_COUNT_TOKENS && !tc->out_failed) {
+            slot->n_out++;
+            slot->sum_out_diff += req->usage.output - (int64_t)tc->output;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void tcount_log(const struct gate_req *req, cJSON *rec)
+{
+    const struct tcount *tc = &req->tc;
+    cJSON *c;
+
+    if (tc->enc == NULL) {
+        cJSON_AddNullToObject(rec, "count");
+        return;
+    }
+    c = cJSON_AddObjectToObject(rec, "count");
+    cJSON_AddStringToObject(c, "encoding", tok_name(tc->enc));
+    if (tc->input >= 0)
+        cJSON_AddNumberToObject(c, "input", (double)tc->input);
+    else
+        cJSON_AddNullToObject(c, "input");
+    if (req->ep == EP_EMBEDDINGS || req->ep == EP_COUNT_TOKENS || tc->out_failed)
+        cJSON_AddNullToObject(c, "output");
+    else
+        cJSON_AddNumberToObject(c, "output", (double)tc->output);
+    if (req->usage.have && tc->input >= 0)
+        cJSON_AddNumberToObject(c, "input_diff", (double)(req->usage.input - tc->input));
+    if (req->usage.have && req->ep != EP_EMBEDDINGS && req->ep != EP_COUNT_TOKENS &&
+        !tc->out_failed)
+        cJSON_AddNumberToObject(c, "output_diff",
+                                (double)(req->usage.output - (int64_t)tc->output));
+    cJSON_AddBoolToObject(c, "approximate", tc->approximate);
+    if (tc->estimated > 0)
+        cJSON_AddNumberToObject(c, "estimated_parts", tc->estimated);
+    cJSON_AddNumberToObject(c, "count_us", (double)tc->count_us);
+}
+
+int tcount_drift_init(struct tcount_drift *d)
+{
+    d->n = 0;
+    d->overflow = 0;
+    d->e = calloc(TCOUNT_MAX_MODELS, sizeof(*d->e));
+    if (d->e == NULL)
+        return -1;
+    if (pthread_mutex_init(&d->lock, NULL) != 0) {
+        free(d->e);
+        d->e = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void tcount_drift_free(struct tcount_drift *d)
+{
+    if (d->e == NULL)
+        return;
+    pthread_mutex_destroy(&d->lock);
+    free(d->e);
+    d->e = NULL;
+}
+
+void tcount_drift_status(struct tcount_drift *const *ds, int n, cJSON *doc)
+{
+    struct tcount_drift_entry *all = calloc(TCOUNT_MAX_MODELS, sizeof(*all));
+    int nall = 0;
+    cJSON *out = cJSON_AddObjectToObject(doc, "token_count_drift");
+
+    if (all == NULL || out == NULL) {
+        free(all);
+        return;
+    }
+    for (int w = 0; w < n; w++) {
+        struct tcount_drift *d = ds[w];
+        if (d->e == NULL)
+            continue;
+        pthread_mutex_lock(&d->lock);
+        for (int i = 0; i < d->n; i++) {
+            int k;
+            for (k = 0; k < nall && strcmp(all[k].model, d->e[i].model) != 0; k++)
+                ;
+            if (k == nall) {
+                if (nall == TCOUNT_MAX_MODELS)
+                    continue;
+                memcpy(all[nall].model, d->e[i].model, sizeof(all[0].model));
+                nall++;
+            }
+            all[k].n_in += d->e[i].n_in;
+            all[k].n_out += d->e[i].n_out;
+            all[k].sum_in_diff += d->e[i].sum_in_diff;
+            all[k].sum_out_diff += d->e[i].sum_out_diff;
+            all[k].sum_in_provider += d->e[i].sum_in_provider;
+            all[k].sum_in_gate += d->e[i].sum_in_gate;
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    for (int k = 0; k < nall; k++) {
+        cJSON *m = cJSON_AddObjectToObject(out, all[k].model);
+        cJSON_AddNumberToObject(m, "requests", (double)all[k].n_in);
+        cJSON_AddNumberToObject(m, "mean_input_diff",
+                                all[k].n_in ? (double)all[k].sum_in_diff / (double)all[k].n_in : 0);
+        cJSON_AddNumberToObject(m, "mean_output_diff",
+                                all[k].n_out ? (double)all[k].sum_out_diff / (double)all[k].n_out
+                                             : 0);
+        /* provider / gate: the calibration factor that would remove the input drift */
+        if (all[k].sum_in_gate > 0)
+            cJSON_AddNumberToObject(m, "input_ratio",
+                                    round((double)all[k].sum_in_provider /
+                                          (double)all[k].sum_in_gate * 1e4) /
+                                        1e4);
+    }
+    free(all);
+}

@@ -1,0 +1,613 @@
+/*
+ * upstream: provider connections and their pools. See upstream.h.
+ *
+ * A connection is CONNECTING, BUSY (one exchange) or IDLE (in its pool). Every failure of an
+ * exchange goes through uc_fail(), which either retries once on a fresh connection or tells
+ * the proxy. A request is sent again only when it provably never reached the provider whole:
+ * a reused connection failed before the request had left the gate. An idle connection is
+ * checked (a non-blocking peek) before it is reused, so a provider that closed it is found
+ * out before anything is sent; a request fully sent is never repeated, since the provider
+ * may be working on it and a repeat would be paid twice.
+ * A connection is never freed while llhttp is running on it: it is marked dead and freed
+ * when the parser returns.
+ */
+#include "gate/upstream/upstream.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "gate/util/arena.h"
+#include "gate/http/bevio.h"
+#include "gate/pipeline/proxy.h"
+#include "gate/pipeline/req.h"
+#include "gate/server.h"
+
+#define POOL_IDLE_MS 30000
+/* a connection idle for less than this is reused without a liveness peek: providers close
+ * idle keep-alive connections after many seconds, not within one */
+#define POOL_FRESH_US 1000000
+
+enum uc_state {
+    UC_CONNECTING,
+    UC_BUSY,
+    UC_IDLE,
+};
+
+enum uc_timer {
+    UT_CONNECT,
+    UT_FIRST_BYTE,
+    UT_STREAM_IDLE,
+    UT_POOL_IDLE,
+};
+
+struct upstream_conn {
+    struct upstream_pool *pool;
+    struct bufferevent *bev;
+    llhttp_t parser;
+    enum uc_state state;
+    struct gate_req *req;
+    struct event *timer;
+    enum uc_timer timer_kind;
+    unsigned exchanges; /* completed on this connection */
+    int64_t idle_since; /* us, monotonic, while in the pool */
+    size_t got;         /* response bytes of this exchange */
+
+    struct hdr_reader hr; /* the response head, in pieces */
+    const char *reject;   /* set by a parser callback */
+
+    unsigned sent : 1; /* the whole request has left the gate */
+    unsigned in_parse : 1;
+    unsigned dead : 1;
+    unsigned done : 1;
+    TAILQ_ENTRY(upstream_conn) link;
+};
+
+TAILQ_HEAD(uc_list, upstream_conn);
+
+struct upstream_pool {
+    struct gate_worker *w;
+    const struct conf_provider *prov;
+    struct uc_list idle;
+    struct uc_list busy;
+    int nidle;
+};
+
+static void uc_free(struct upstream_conn *uc);
+static void uc_start(struct upstream_conn *uc, struct gate_req *req);
+static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
+
+static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
+{
+    const struct conf *cf = uc->pool->w->srv->conf;
+    int64_t ms;
+
+    switch (kind) {
+    case UT_CONNECT:
+        ms = cf->upstream_connect_timeout;
+        break;
+    case UT_FIRST_BYTE:
+        ms = cf->upstream_first_byte_timeout;
+        break;
+    case UT_STREAM_IDLE:
+        ms = cf->stream_idle_timeout;
+        break;
+    default:
+        ms = POOL_IDLE_MS;
+        break;
+    }
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    uc->timer_kind = kind;
+    event_add(uc->timer, &tv);
+}
+
+/* Takes the connection out of whichever list holds it. */
+static void uc_unlink(struct upstream_conn *uc)
+{
+    if (uc->state == UC_IDLE) {
+        TAILQ_REMOVE(&uc->pool->idle, uc, link);
+        uc->pool->nidle--;
+    } else {
+        TAILQ_REMOVE(&uc->pool->busy, uc, link);
+    }
+}
+
+static void uc_close(struct upstream_conn *uc)
+{
+    if (uc->in_parse) {
+        uc->dead = 1;
+        return;
+    }
+    uc_free(uc);
+}
+
+/* Ends the exchange in failure: retry once when that is safe, else tell the proxy. */
+static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
+{
+    struct gate_req *req = uc->req;
+    struct upstream_pool *pool = uc->pool;
+    int reused = uc->exchanges > 0;
+    size_t got = uc->got;
+    int sent = uc->sent;
+
+    uc->req = NULL;
+    uc_close(uc); /* uc may be gone from here on */
+    if (req == NULL)
+        return;
+    req->uc = NULL;
+    if (reused && !sent && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
+        char err[256];
+        struct upstream_conn *fresh = uc_new(pool, err, sizeof(err));
+        req->retried = 1;
+        if (fresh != NULL) {
+            uc_start(fresh, req);
+            return;
+        }
+        proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+        return;
+    }
+    proxy_upstream_failed(req, kind, msg);
+}
+
+/* ---- response parser ----------------------------------------------------------------- */
+
+static int head_fail(struct upstream_conn *uc, enum hdr_err e)
+{
+    uc->reject = e == HDR_TOO_LARGE  ? "the provider's response headers are larger than the limit"
+                 : e == HDR_TOO_MANY ? "the provider's response has too many headers"
+                                     : "out of memory";
+    return -1;
+}
+
+static int r_piece(llhttp_t *p, const char *at, size_t len)
+{
+    struct upstream_conn *uc = p->data;
+    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->pool->w->srv->conf->max_header_bytes);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
+}
+
+static int r_field_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+    enum hdr_err e =
+        hdr_name_done(&uc->hr, uc->req->arena, 2 * uc->pool->w->srv->conf->max_headers);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
+}
+
+static int r_value_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+    enum hdr_err e = hdr_value_done(&uc->hr, uc->req->arena);
+    return e == HDR_OK ? 0 : head_fail(uc, e);
+}
+
+static int r_headers_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (p->status_code >= 100 && p->status_code < 200) {
+        hdr_start(&uc->hr); /* an interim answer: the real one follows */
+        return 0;
+    }
+    if (proxy_upstream_head(uc->req, p->status_code, uc->hr.list, uc->hr.n) < 0) {
+        uc->reject = "";
+        return -1;
+    }
+    return 0;
+}
+
+static int r_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (proxy_upstream_body(uc->req, at, len) < 0) {
+        uc->reject = "";
+        return -1;
+    }
+    return 0;
+}
+
+static int r_message_complete(llhttp_t *p)
+{
+    struct upstream_conn *uc = p->data;
+
+    if (p->status_code >= 100 && p->status_code < 200)
+        return 0;
+    uc->done = 1;
+    return HPE_PAUSED;
+}
+
+/* shared by every worker: read-only */
+static const llhttp_settings_t resp_settings = {
+    .on_header_field = r_piece,
+    .on_header_field_complete = r_field_complete,
+    .on_header_value = r_piece,
+    .on_header_value_complete = r_value_complete,
+    .on_headers_complete = r_headers_complete,
+    .on_body = r_body,
+    .on_message_complete = r_message_complete,
+};
+
+/* The exchange ended well: the connection goes back to its pool, the proxy finishes. */
+static void uc_complete(struct upstream_conn *uc)
+{
+    struct gate_req *req = uc->req;
+    int keep = llhttp_should_keep_alive(&uc->parser) && !uc->dead;
+    struct upstream_pool *pool = uc->pool;
+
+    uc->req = NULL;
+    uc->done = 0;
+    uc->exchanges++;
+    req->uc = NULL;
+    if (keep && pool->nidle < pool->w->srv->conf->pool_max_idle &&
+        evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+        TAILQ_REMOVE(&pool->busy, uc, link);
+        uc->state = UC_IDLE;
+        uc->idle_since = gate_now_us();
+        TAILQ_INSERT_HEAD(&pool->idle, uc, link);
+        pool->nidle++;
+        bufferevent_enable(uc->bev, EV_READ);
+        uc_arm(uc, UT_POOL_IDLE);
+    } else {
+        uc_free(uc);
+    }
+    proxy_upstream_done(req);
+}
+
+static void uc_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    if (uc->state != UC_BUSY || uc->req == NULL) {
+        uc_free(uc); /* nothing may arrive on an idle connection */
+        return;
+    }
+    uc_arm(uc, UT_STREAM_IDLE);
+    uc->in_parse = 1;
+    while (!uc->dead && !uc->done && uc->req != NULL) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        uc->got += v.iov_len;
+        llhttp_errno_t err = llhttp_execute(&uc->parser, v.iov_base, v.iov_len);
+        size_t used = v.iov_len;
+        if (err == HPE_PAUSED)
+            used = (size_t)(llhttp_get_error_pos(&uc->parser) - (const char *)v.iov_base);
+        evbuffer_drain(in, used);
+        if (err == HPE_OK || err == HPE_PAUSED)
+            continue;
+        uc->in_parse = 0;
+        if (uc->reject != NULL && *uc->reject == '\0') {
+            /* the proxy refused the response and has already answered the client */
+            struct gate_req *req = uc->req;
+            uc->req = NULL;
+            if (req != NULL)
+                req->uc = NULL;
+            uc_free(uc);
+            return;
+        }
+        char msg[256];
+        snprintf(msg, sizeof(msg), "provider '%s' sent a malformed response: %s",
+                 uc->pool->prov->name,
+                 uc->reject ? uc->reject : llhttp_get_error_reason(&uc->parser));
+        uc->reject = NULL;
+        uc->got = 1; /* an answer came, so no retry */
+        uc_fail(uc, APIERR_BAD_GATEWAY, msg);
+        return;
+    }
+    uc->in_parse = 0;
+    if (uc->dead) {
+        uc_free(uc);
+        return;
+    }
+    if (uc->done)
+        uc_complete(uc);
+}
+
+static void uc_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *uc = arg;
+
+    if (uc->state == UC_BUSY && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        if (uc->req != NULL)
+            uc->sent = 1;
+        if (!uc->pool->prov->tls)
+            bufferevent_disable(bev, EV_WRITE); /* the next request is written directly */
+    }
+}
+
+/*
+ * Writes a request on an open plain-TCP connection at once, as nginx does, and asks libevent
+ * to watch for writability only when bytes remain: no epoll_ctl per request otherwise.
+ */
+static void uc_write_now(struct upstream_conn *uc)
+{
+    struct evbuffer *out = bufferevent_get_output(uc->bev);
+
+    bevio_write_now(uc->bev); /* a failure shows through libevent once EV_WRITE is on */
+    if (evbuffer_get_length(out) == 0)
+        uc->sent = 1;
+    else
+        bufferevent_enable(uc->bev, EV_WRITE); /* the rest, or the error, comes through libevent */
+}
+
+/* Whether an idle connection is still open and quiet: the provider may have closed it. */
+static int uc_alive(struct upstream_conn *uc)
+{
+    evutil_socket_t fd = bufferevent_getfd(uc->bev);
+    char b;
+
+    if (fd < 0)
+        return 0;
+    if (evbuffer_get_length(bufferevent_get_input(uc->bev)) > 0)
+        return 0;
+    if (gate_now_us() - uc->idle_since < POOL_FRESH_US)
+        return 1;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Describes why a connection failed, for the client's error message and the log. */
+static void describe_error(struct upstream_conn *uc, short what, char *buf, size_t cap)
+{
+    const char *name = uc->pool->prov->name;
+    unsigned long ssl_err = uc->pool->prov->tls ? bufferevent_get_openssl_error(uc->bev) : 0;
+    int dns_err = bufferevent_socket_get_dns_error(uc->bev);
+
+    if (dns_err != 0) {
+        snprintf(buf, cap, "cannot resolve provider '%s' host %s: %s", name, uc->pool->prov->host,
+                 evutil_gai_strerror(dns_err));
+    } else if (ssl_err != 0) {
+        char e[200];
+        ERR_error_string_n(ssl_err, e, sizeof(e));
+        const char *reason = ERR_reason_error_string(ssl_err);
+        snprintf(buf, cap, "TLS with provider '%s' failed: %s", name, reason ? reason : e);
+    } else if (uc->state == UC_CONNECTING) {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(buf, cap, "cannot connect to provider '%s' at %s:%d: %s", name,
+                 uc->pool->prov->host, uc->pool->prov->port,
+                 err ? evutil_socket_error_to_string(err) : "connection failed");
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(buf, cap, "provider '%s' closed the connection before the response ended", name);
+    } else {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(buf, cap, "connection to provider '%s' failed: %s", name,
+                 err ? evutil_socket_error_to_string(err) : "reset");
+    }
+}
+
+static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    char msg[320];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        uc->state = UC_BUSY;
+        atomic_fetch_add_explicit(&uc->pool->w->stats.upstream_conns_opened, 1,
+                                  memory_order_relaxed);
+        uc_arm(uc, UT_FIRST_BYTE);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (uc->state == UC_IDLE || uc->req == NULL) {
+        uc_free(uc);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && uc->got > 0) {
+        /* a body that ends with the connection */
+        uc->in_parse = 1;
+        llhttp_errno_t err = llhttp_finish(&uc->parser);
+        uc->in_parse = 0;
+        if (uc->dead) {
+            uc_free(uc);
+            return;
+        }
+        if ((err == HPE_OK || err == HPE_PAUSED) && uc->done) {
+            uc_complete(uc);
+            return;
+        }
+    }
+    describe_error(uc, what, msg, sizeof(msg));
+    uc_fail(uc, APIERR_BAD_GATEWAY, msg);
+}
+
+static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_conn *uc = arg;
+    const struct conf *cf = uc->pool->w->srv->conf;
+    const char *name = uc->pool->prov->name;
+    char msg[256];
+
+    switch (uc->timer_kind) {
+    case UT_POOL_IDLE:
+        uc_free(uc);
+        return;
+    case UT_CONNECT:
+        snprintf(msg, sizeof(msg), "connecting to provider '%s' timed out after %lld ms", name,
+                 (long long)cf->upstream_connect_timeout);
+        break;
+    case UT_FIRST_BYTE:
+        snprintf(msg, sizeof(msg), "provider '%s' sent no response within %lld ms", name,
+                 (long long)cf->upstream_first_byte_timeout);
+        break;
+    case UT_STREAM_IDLE:
+        snprintf(msg, sizeof(msg), "provider '%s' sent nothing for %lld ms", name,
+                 (long long)cf->stream_idle_timeout);
+        break;
+    }
+    uc->got = 1; /* a timeout is never retried: the provider may be working on it */
+    uc_fail(uc, APIERR_GATEWAY_TIMEOUT, msg);
+}
+
+/* ---- connections and pools ----------------------------------------------------------- */
+
+static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen)
+{
+    struct gate_worker *w = pool->w;
+    const struct conf_provider *prov = pool->prov;
+    struct upstream_conn *uc = calloc(1, sizeof(*uc));
+    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+    if (uc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uc->pool = pool;
+    if (prov->tls) {
+        if ((uc->bev = gate_tls_bufferevent(w->srv, w->base, prov->host)) == NULL)
+            goto tls_fail;
+    } else {
+        uc->bev = bufferevent_socket_new(w->base, -1, opts);
+    }
+    if (uc->bev == NULL) {
+        free(uc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uc->timer = evtimer_new(w->base, uc_timer_cb, uc);
+    uc->state = UC_CONNECTING;
+    TAILQ_INSERT_TAIL(&pool->busy, uc, link);
+    bufferevent_setcb(uc->bev, uc_read_cb, uc_write_cb, uc_event_cb, uc);
+    if (bufferevent_socket_connect_hostname(uc->bev, w->dns, AF_UNSPEC, prov->host, prov->port) <
+        0) {
+        snprintf(err, errlen, "cannot connect to provider '%s' at %s:%d", prov->name, prov->host,
+                 prov->port);
+        uc_free(uc);
+        return NULL;
+    }
+    uc_arm(uc, UT_CONNECT);
+    return uc;
+
+tls_fail:
+    free(uc);
+    snprintf(err, errlen, "cannot set up TLS for provider '%s'", prov->name);
+    return NULL;
+}
+
+static void uc_free(struct upstream_conn *uc)
+{
+    if (uc->req != NULL)
+        uc->req->uc = NULL;
+    uc_unlink(uc);
+    bufferevent_free(uc->bev);
+    event_free(uc->timer);
+    hdr_free(&uc->hr);
+    free(uc);
+}
+
+/* Starts an exchange on a connection that is connecting or was idle. */
+static void uc_start(struct upstream_conn *uc, struct gate_req *req)
+{
+    int reused = uc->state == UC_IDLE;
+
+    if (reused) {
+        uc_unlink(uc);
+        uc->state = UC_BUSY;
+        TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
+        uc_arm(uc, UT_FIRST_BYTE);
+    }
+    uc->req = req;
+    req->uc = uc;
+    uc->got = 0;
+    uc->sent = 0;
+    uc->done = 0;
+    hdr_start(&uc->hr);
+    uc->reject = NULL;
+    llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
+    uc->parser.data = uc;
+    if (reused && !uc->pool->prov->tls) {
+        bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
+        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+        uc_write_now(uc);
+        return;
+    }
+    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+}
+
+void upstream_send(struct upstream_pool *pool, struct gate_req *req)
+{
+    struct upstream_conn *uc;
+    char err[256];
+
+    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
+        uc_free(uc);
+    if (uc == NULL) {
+        uc = uc_new(pool, err, sizeof(err));
+        if (uc == NULL) {
+            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+            return;
+        }
+    }
+    uc_start(uc, req);
+}
+
+void upstream_detach(struct upstream_conn *uc)
+{
+    if (uc->req != NULL)
+        uc->req->uc = NULL;
+    uc->req = NULL;
+    uc_close(uc);
+}
+
+void upstream_pause(struct upstream_conn *uc)
+{
+    bufferevent_disable(uc->bev, EV_READ);
+    event_del(uc->timer);
+}
+
+void upstream_resume(struct upstream_conn *uc)
+{
+    bufferevent_enable(uc->bev, EV_READ);
+    uc_arm(uc, UT_STREAM_IDLE);
+}
+
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p)
+{
+    struct upstream_pool *pool = calloc(1, sizeof(*pool));
+
+    if (pool == NULL)
+        return NULL;
+    pool->w = w;
+    pool->prov = p;
+    TAILQ_INIT(&pool->idle);
+    TAILQ_INIT(&pool->busy);
+    return pool;
+}
+
+void upstream_pool_free(struct upstream_pool *pool)
+{
+    struct upstream_conn *uc;
+
+    if (pool == NULL)
+        return;
+    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
+        uc_free(uc);
+    while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
+        /* a request still on it (one going on without its client when the gate stopped)
+         * ends here, as an exchange that failed */
+        struct gate_req *req = uc->req;
+        uc_free(uc);
+        if (req != NULL)
+            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "the gate stopped");
+    }
+    free(pool);
+}
