@@ -2,6 +2,7 @@
  * server: start-up, worker threads and shutdown. See server.h.
  */
 #include "gate/server.h"
+#include "gate/core/worker.h"
 #include "tokenizer/tok.h"
 
 #include <arpa/inet.h>
@@ -32,58 +33,9 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
-
-int64_t gate_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* TOKENGATE_TEST_CLOCK_OFFSET_S, read once by gate_server_run before any thread starts; 0 when
- * unset. A test hook: it moves every window and record time, so tests need not wait for a
- * boundary. Read-only once the workers run. */
-static double wall_offset_s;
-
-double gate_wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9 + wall_offset_s;
-}
-
-/* Reads TOKENGATE_TEST_CLOCK_OFFSET_S into wall_offset_s. Returns 0, or -1 with a message in
- * err when it is set but not a number of seconds within a year. */
-static int wall_offset_init(char *err, size_t errlen)
-{
-    const char *v = getenv("TOKENGATE_TEST_CLOCK_OFFSET_S");
-    char *end;
-    double d;
-
-    if (v == NULL || *v == '\0')
-        return 0;
-    d = strtod(v, &end);
-    if (*end != '\0' || !(d >= -31536000.0 && d <= 31536000.0)) {
-        snprintf(err, errlen, "TOKENGATE_TEST_CLOCK_OFFSET_S=%s: not a number of seconds", v);
-        return -1;
-    }
-    wall_offset_s = d;
-    fprintf(stderr,
-            "tokengate: test clock: wall time moved by %.3f s "
-            "(TOKENGATE_TEST_CLOCK_OFFSET_S)\n",
-            d);
-    return 0;
-}
-
-void gate_iso_utc(double t, char *buf, size_t cap)
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+#include "gate/http/tls.h"
+#include "gate/pipeline/tcount.h"
+#include "gate/util/clock.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
@@ -185,80 +137,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static SSL_CTX *upstream_tls(const struct conf *c, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-    if (ctx == NULL)
-        goto fail;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (c->ca_file != NULL) {
-        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1) {
-            snprintf(err, errlen, "%s: upstream.ca_file %s cannot be loaded", c->path, c->ca_file);
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        goto fail;
-    }
-    return ctx;
-fail:
-    snprintf(err, errlen, "cannot set up TLS to providers");
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-struct bufferevent *gate_tls_bufferevent(const struct gate_server *srv, struct event_base *base,
-                                         const char *host)
-{
-    SSL *ssl = SSL_new(srv->upstream_ctx);
-    struct bufferevent *bev;
-    struct in6_addr a6;
-    struct in_addr a4;
-    int ok;
-
-    if (ssl == NULL)
-        return NULL;
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
-    else
-        ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
-    bev = ok ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                              BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-             : NULL;
-    if (bev == NULL) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
-}
-
-static SSL_CTX *listener_tls(const struct conf *c, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (ctx == NULL) {
-        snprintf(err, errlen, "cannot set up listener TLS");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
-        snprintf(err, errlen, "%s: tls.cert %s cannot be loaded", c->path, c->tls_cert);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, errlen, "%s: tls.key %s cannot be loaded or does not match tls.cert",
-                 c->path, c->tls_key);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 static void server_free(struct gate_server *srv)
 {
     /* the admin thread first (it reads the book and writes the ledger), then the ledger: its
@@ -274,7 +152,11 @@ static void server_free(struct gate_server *srv)
             spend_worker_run(&srv->workers[i]);
     for (int i = 0; i < srv->nworkers; i++) {
         struct gate_worker *w = &srv->workers[i];
-        tcount_drift_free(&w->drift);
+        if (w->drift != NULL) {
+            tcount_drift_free(w->drift);
+            free(w->drift);
+            w->drift = NULL;
+        }
         if (w->base == NULL)
             continue;
         w->stopped = 1;
@@ -332,7 +214,7 @@ static void ledger_alert(void *arg, int failing, const char *why, uint64_t pendi
     if (line != NULL) {
         if (srv->reqlog != NULL)
             reqlog_write(srv->reqlog, line, strlen(line));
-        gate_server_alert(srv, line);
+        gate_admin_alert(srv->admin, line);
     }
     cJSON_free(line);
 }
@@ -362,17 +244,17 @@ int gate_server_run(struct conf *conf)
     srv.conf = conf_ref(conf);
     srv.mem.limit = conf->max_memory_in_flight;
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
-    if (wall_offset_init(err, sizeof(err)) < 0)
+    if (gate_clock_init(err, sizeof(err)) < 0)
         goto fail;
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit makes a write fail (EFBIG): the ledger handles that, it must not kill */
     signal(SIGXFSZ, SIG_IGN);
 
-    srv.upstream_ctx = upstream_tls(conf, err, sizeof(err));
+    srv.upstream_ctx = tls_client_ctx(conf, err, sizeof(err));
     if (srv.upstream_ctx == NULL)
         goto fail;
-    if (conf->tls_cert != NULL && (srv.listen_ctx = listener_tls(conf, err, sizeof(err))) == NULL)
+    if (conf->tls_cert != NULL && (srv.listen_ctx = tls_server_ctx(conf, err, sizeof(err))) == NULL)
         goto fail;
     if (conf->request_log != NULL &&
         (srv.reqlog = reqlog_open(conf->request_log, err, sizeof(err))) == NULL)
@@ -433,7 +315,7 @@ int gate_server_run(struct conf *conf)
             srv.port = bound_port(fd); /* the rest share the port the kernel picked */
         w->id = i;
         w->srv = &srv;
-        if (tcount_drift_init(&w->drift) != 0) {
+        if ((w->drift = calloc(1, sizeof(*w->drift))) == NULL || tcount_drift_init(w->drift) != 0) {
             close(fd);
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
@@ -526,70 +408,4 @@ fail:
     fprintf(stderr, "tokengate: %s\n", err);
     server_free(&srv);
     return -1;
-}
-
-void gate_server_alert(struct gate_server *srv, const char *json)
-{
-    gate_admin_alert(srv->admin, json);
-}
-
-char *gate_server_status_json(struct gate_server *srv)
-{
-    struct timespec now;
-    uint64_t requests = 0, opened = 0;
-    int64_t open = 0;
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *by_status;
-    char code[8];
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    cJSON_AddStringToObject(doc, "version", TG_VERSION);
-    cJSON_AddNumberToObject(doc, "uptime_s", (double)(now.tv_sec - srv->started.tv_sec));
-    cJSON_AddNumberToObject(doc, "workers", srv->nworkers);
-    by_status = cJSON_CreateObject();
-    for (int s = 100; s < 600; s++) {
-        uint64_t n = 0;
-        for (int i = 0; i < srv->nworkers; i++)
-            n += atomic_load_explicit(&srv->workers[i].stats.by_status[s], memory_order_relaxed);
-        if (n > 0) {
-            snprintf(code, sizeof(code), "%d", s);
-            cJSON_AddNumberToObject(by_status, code, (double)n);
-        }
-    }
-    for (int i = 0; i < srv->nworkers; i++) {
-        requests += atomic_load_explicit(&srv->workers[i].stats.requests, memory_order_relaxed);
-        open += atomic_load_explicit(&srv->workers[i].stats.open_conns, memory_order_relaxed);
-        opened += atomic_load_explicit(&srv->workers[i].stats.upstream_conns_opened,
-                                       memory_order_relaxed);
-    }
-    cJSON_AddNumberToObject(doc, "connections_open", (double)open);
-    cJSON_AddNumberToObject(doc, "requests_served", (double)requests);
-    cJSON_AddItemToObject(doc, "requests_by_status", by_status);
-    cJSON_AddNumberToObject(doc, "upstream_connections_opened", (double)opened);
-    cJSON_AddNumberToObject(doc, "request_log_dropped", (double)reqlog_dropped(srv->reqlog));
-    cJSON_AddNumberToObject(doc, "memory_in_flight", (double)memcap_used(&srv->mem));
-    if (srv->ledger != NULL) {
-        cJSON_AddNumberToObject(doc, "ledger_pending", (double)ledger_pending(srv->ledger));
-        cJSON_AddNumberToObject(doc, "ledger_failed", (double)ledger_failed(srv->ledger));
-        char why[200];
-        ledger_why(srv->ledger, why, sizeof(why));
-        cJSON_AddStringToObject(doc, "ledger_state", ledger_failing(srv->ledger) ? "failing" : "ok");
-        if (why[0])
-            cJSON_AddStringToObject(doc, "ledger_error", why);
-        cJSON_AddNumberToObject(doc, "ledger_spilled", (double)ledger_spilled(srv->ledger));
-    }
-    if (srv->journal != NULL)
-        cJSON_AddNumberToObject(doc, "journal_in_flight", (double)journal_live(srv->journal));
-    if (srv->book != NULL)
-        cJSON_AddNumberToObject(doc, "reserved_tokens", (double)budget_reserved_total(srv->book));
-    {
-        struct tcount_drift *ds[256];
-        int n = srv->nworkers < 256 ? srv->nworkers : 256;
-        for (int i = 0; i < n; i++)
-            ds[i] = &srv->workers[i].drift;
-        tcount_drift_status(ds, n, doc);
-    }
-    char *s = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    return s;
 }

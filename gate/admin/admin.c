@@ -33,7 +33,10 @@
 #include "gate/api/endpoint.h"
 #include "gate/budget/ledger.h"
 #include "gate/admin/metrics.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
+#include "gate/http/tls.h"
+#include "gate/admin/status.h"
 
 #define ADMIN_BODY_MAX (64 * 1024)
 #define ALERTS_MAX 256
@@ -527,7 +530,7 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
 /* The agents' port's /status document, for the operator: the same JSON. */
 static void get_status(struct gate_admin *a, struct evhttp_request *r)
 {
-    char *s = gate_server_status_json(a->srv);
+    char *s = gate_status_json(a->srv);
     struct evbuffer *b = evbuffer_new();
 
     if (s == NULL || b == NULL) {
@@ -678,7 +681,7 @@ static struct evhttp_connection *hook_connect(struct gate_admin *a)
     struct bufferevent *bev = NULL;
     struct evhttp_connection *c;
 
-    if (a->hook_tls && (bev = gate_tls_bufferevent(a->srv, a->base, a->hook_host)) == NULL) {
+    if (a->hook_tls && (bev = tls_bufferevent(a->srv->upstream_ctx, a->base, a->hook_host)) == NULL) {
         fprintf(stderr, "tokengate: alert webhook: cannot set up TLS, alert dropped\n");
         return NULL;
     }

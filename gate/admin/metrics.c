@@ -6,10 +6,12 @@
 #include <event2/buffer.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "gate/budget/budget.h"
 #include "gate/budget/ledger.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
 
 struct metrics_ctx {
     struct budget_book *book;
@@ -52,26 +54,21 @@ static void metric_view(void *arg, const struct budget_view *v)
     }
 }
 
-static uint64_t sum_stat(struct gate_server *srv, size_t off)
-{
-    uint64_t t = 0;
-
-    for (int i = 0; i < srv->nworkers; i++)
-        t += atomic_load_explicit(
-            (atomic_uint_fast64_t *)((char *)&srv->workers[i].stats + off), memory_order_relaxed);
-    return t;
-}
-
 void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
 {
     struct metrics_ctx x = {.book = srv->book, .out = b};
+    struct gate_totals *t = malloc(sizeof(*t)); /* 4.9 KB: not on a worker's stack */
+
+    if (t == NULL) {
+        evbuffer_add_printf(b, "# tokengate: out of memory\n");
+        return;
+    }
+    gate_stats_total(srv, t);
 
     evbuffer_add_printf(b, "# HELP tokengate_requests_total Requests answered, by status.\n"
                            "# TYPE tokengate_requests_total counter\n");
     for (int s = 100; s < 600; s++) {
-        uint64_t n = 0;
-        for (int i = 0; i < srv->nworkers; i++)
-            n += atomic_load_explicit(&srv->workers[i].stats.by_status[s], memory_order_relaxed);
+        uint64_t n = t->by_status[s];
         if (n > 0)
             evbuffer_add_printf(b, "tokengate_requests_total{status=\"%d\"} %llu\n", s,
                                 (unsigned long long)n);
@@ -91,13 +88,13 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
         "tokengate_rejections_total{reason=\"policy\"} %llu\n"
         "tokengate_rejections_total{reason=\"auth\"} %llu\n"
         "tokengate_rejections_total{reason=\"unavailable\"} %llu\n",
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, tokens_in)),
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, tokens_out)),
-        sum_stat(srv, offsetof(struct gate_stats, cost_nusd)) / 1e9,
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, rejected_budget)),
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, rejected_policy)),
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, rejected_auth)),
-        (unsigned long long)sum_stat(srv, offsetof(struct gate_stats, rejected_unavailable)));
+        (unsigned long long)t->tokens_in,
+        (unsigned long long)t->tokens_out,
+        t->cost_nusd / 1e9,
+        (unsigned long long)t->rejected_budget,
+        (unsigned long long)t->rejected_policy,
+        (unsigned long long)t->rejected_auth,
+        (unsigned long long)t->rejected_unavailable);
     if (srv->book != NULL) {
         evbuffer_add_printf(b, "# HELP tokengate_reserved_tokens Tokens reserved by requests "
                                "under way.\n# TYPE tokengate_reserved_tokens gauge\n"
@@ -123,4 +120,5 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                                "tokengate_ledger_spilled %llu\n",
                             ledger_failing(srv->ledger),
                             (unsigned long long)ledger_spilled(srv->ledger));
+    free(t);
 }

@@ -12,6 +12,7 @@
 
 #include "conf/conf.h"
 #include "gate/cli/clitext.h"
+#include "gate/util/clock.h"
 #include "gate/budget/ledger.h"
 
 #define LOGS_DEFAULT_DB "state/ledger.db"
@@ -363,31 +364,6 @@ static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
 /* ---- output ------------------------------------------------------------------------------------
  */
 
-/* ts as ISO 8601 UTC; with milliseconds when ms is set. */
-static void format_time(double ts, int ms, char *buf, size_t len)
-{
-    double whole = floor(ts);
-    time_t t = (time_t)whole;
-    struct tm tm;
-    size_t n;
-
-    if (gmtime_r(&t, &tm) == NULL || (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
-        n + 6 > len) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    if (ms) {
-        int milli = (int)((ts - whole) * 1000);
-        milli = milli > 999 ? 999 : milli < 0 ? 0 : milli;
-        buf[n++] = '.';
-        buf[n++] = (char)('0' + milli / 100);
-        buf[n++] = (char)('0' + milli / 10 % 10);
-        buf[n++] = (char)('0' + milli % 10);
-    }
-    buf[n++] = 'Z';
-    buf[n] = '\0';
-}
-
 static const char *text_or(sqlite3_stmt *st, int c, const char *none)
 {
     const unsigned char *s = sqlite3_column_text(st, c);
@@ -444,7 +420,7 @@ struct table_row {
 
 static void table_cells(sqlite3_stmt *st, struct table_row *r)
 {
-    format_time(sqlite3_column_double(st, C_TS), 0, r->time, sizeof(r->time));
+    gate_iso_time(sqlite3_column_double(st, C_TS), 0, r->time, sizeof(r->time));
     snprintf(r->status, sizeof(r->status), "%d", sqlite3_column_int(st, C_STATUS));
     format_tokens(st, C_IN_USAGE, C_IN_OWN, r->in, sizeof(r->in));
     format_tokens(st, C_OUT_USAGE, C_OUT_OWN, r->out, sizeof(r->out));
@@ -531,7 +507,7 @@ static int print_json(sqlite3_stmt *st)
             int null = sqlite3_column_type(st, (int)c) == SQLITE_NULL;
             switch (cols[c].kind) {
             case K_TS:
-                format_time(sqlite3_column_double(st, (int)c), 1, num, sizeof(num));
+                gate_iso_time(sqlite3_column_double(st, (int)c), 1, num, sizeof(num));
                 cJSON_AddStringToObject(o, "time", num);
                 snprintf(num, sizeof(num), "%.6f", sqlite3_column_double(st, (int)c));
                 cJSON_AddRawToObject(o, cols[c].name, num);
@@ -577,7 +553,7 @@ static int print_csv(sqlite3_stmt *st)
         printf(",%s", cols[c].name);
     putchar('\n');
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        format_time(sqlite3_column_double(st, C_TS), 1, num, sizeof(num));
+        gate_iso_time(sqlite3_column_double(st, C_TS), 1, num, sizeof(num));
         fputs(num, stdout);
         for (size_t c = 0; c < NCOLS; c++) {
             putchar(',');

@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "gate/budget/budget.h"
 #include "gate/cli/clitext.h"
+#include "gate/util/clock.h"
 #include "gate/budget/ledger.h"
 
 enum fmt { FMT_TABLE, FMT_JSON, FMT_CSV };
@@ -70,10 +71,7 @@ static void add_row(struct usage_ctx *x, const struct budget_view *v, int usd)
     if (v->window == CONF_WIN_TOTAL) {
         snprintf(r->resets, sizeof(r->resets), "never");
     } else {
-        time_t t = (time_t)v->resets_at;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(r->resets, sizeof(r->resets), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gate_iso_utc(v->resets_at, r->resets, sizeof(r->resets));
     }
 }
 

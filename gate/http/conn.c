@@ -29,7 +29,8 @@
 #include "gate/pipeline/proxy.h"
 #include "gate/pipeline/req.h"
 #include "gate/http/reqparse.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
 #include "gate/pipeline/spend.h"
 
 /* pipelined input waiting behind a busy request is capped here; reading stops past it */

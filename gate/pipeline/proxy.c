@@ -19,7 +19,9 @@
 #include "gate/util/jsonmem.h"
 #include "gate/api/outcap.h"
 #include "gate/pipeline/req.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
+#include "gate/admin/status.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 
@@ -73,7 +75,7 @@ static void answer_local(struct gate_req *req)
         req_respond(req, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
         return;
     case EP_STATUS: {
-        char *s = gate_server_status_json(req->w->srv);
+        char *s = gate_status_json(req->w->srv);
         if (s == NULL) {
             req_fail(req, APIERR_INTERNAL, "out of memory");
             return;

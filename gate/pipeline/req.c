@@ -17,7 +17,8 @@
 #include "gate/http/decode.h"
 #include "gate/util/jsonmem.h"
 #include "gate/pipeline/reqlog.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
@@ -223,16 +224,6 @@ void req_fail_memory(struct gate_req *req)
     }
 }
 
-static void iso_time(double t, char *buf, size_t cap)
-{
-    time_t secs = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03dZ", (int)((t - (double)secs) * 1000));
-}
-
 /* Adds client-supplied text, made valid UTF-8, or null. */
 static void add_string_or_null(cJSON *obj, const char *key, const char *v)
 {
@@ -253,7 +244,7 @@ static void write_log(struct gate_req *req)
 
     if (rl == NULL)
         return;
-    iso_time(req->wall_start, when, sizeof(when));
+    gate_iso_time(req->wall_start, 1, when, sizeof(when));
     struct arena *prev = jsonmem_enter(req->arena);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "time", when);
@@ -344,7 +335,7 @@ void req_finish(struct gate_req *req)
         req->status = 499; /* the client left before any answer */
     spend_settle(req, 0);
     if (!req->tc_finished)
-        tcount_finish(req, &w->drift);
+        tcount_finish(req, w->drift);
     write_log(req);
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
     if (req->status > 0 && req->status < 600)

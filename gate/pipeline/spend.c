@@ -21,7 +21,9 @@
 #include "gate/pipeline/proxy.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
+#include "gate/admin/admin.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -462,7 +464,7 @@ static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int
                 conf_window_name(a[i].window), a[i].percent);
         if (rl != NULL && len > 0 && (size_t)len < sizeof(line))
             reqlog_write(rl, line, (size_t)len);
-        gate_server_alert(req->w->srv, line);
+        gate_admin_alert(req->w->srv->admin, line);
     }
 }
 
@@ -531,7 +533,7 @@ int spend_settle(struct gate_req *req, int hold)
         return 0;
     req->settle_state = 2;
     if (!req->tc_finished) {
-        tcount_finish(req, &req->w->drift);
+        tcount_finish(req, req->w->drift);
         req->tc_finished = 1;
     }
     charge(req, &tokens, &out, &nusd);

@@ -6,7 +6,8 @@
 
 #include "conf/conf.h"
 #include "gate/pipeline/req.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
 #include "tokenizer/chat.h"
 
 /* Output text is counted in slices at most this long, cut where a piece must end. */

@@ -33,7 +33,9 @@
 #include "gate/http/bevio.h"
 #include "gate/pipeline/proxy.h"
 #include "gate/pipeline/req.h"
-#include "gate/server.h"
+#include "gate/core/worker.h"
+#include "gate/util/clock.h"
+#include "gate/http/tls.h"
 
 #define POOL_IDLE_MS 30000
 /* a connection idle for less than this is reused without a liveness peek: providers close
@@ -472,7 +474,7 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
     }
     uc->pool = pool;
     if (prov->tls) {
-        if ((uc->bev = gate_tls_bufferevent(w->srv, w->base, prov->host)) == NULL)
+        if ((uc->bev = tls_bufferevent(w->srv->upstream_ctx, w->base, prov->host)) == NULL)
             goto tls_fail;
     } else {
         uc->bev = bufferevent_socket_new(w->base, -1, opts);

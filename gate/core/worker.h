@@ -1,0 +1,97 @@
+/*
+ * worker: the types every part of the data plane shares: the server (what all workers share:
+ * the config snapshot, TLS contexts, the book, the ledger), its workers (one event base each)
+ * and their counters. Types only, and the one function that totals the counters; the server
+ * module (gate/server.c) builds and runs them.
+ */
+#ifndef TG_WORKER_H
+#define TG_WORKER_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "gate/util/memcap.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct evdns_base;
+struct upstream_pool;
+struct reqlog;
+struct gate_conn;
+struct gate_req;
+struct budget_book;
+struct ledger;
+struct journal;
+struct gate_admin;
+struct tcount_drift;
+
+/* Counters a worker updates and /status reads from another thread: relaxed atomics. */
+struct gate_stats {
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t by_status[600];
+    atomic_int_fast64_t open_conns;
+    atomic_uint_fast64_t upstream_conns_opened;
+    atomic_uint_fast64_t tokens_in, tokens_out, cost_nusd; /* charged to budgets */
+    atomic_uint_fast64_t rejected_budget, rejected_policy, rejected_auth, rejected_unavailable;
+};
+
+struct gate_worker {
+    int id;
+    struct gate_server *srv;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct evdns_base *dns;
+    struct upstream_pool **pools; /* one per provider, by conf_provider.index */
+    struct gate_stats stats;
+    struct tcount_drift *drift;   /* our token count against the provider's, by model */
+    struct gate_conn *conns;      /* every open client connection, for shutdown */
+    uint64_t rng;                 /* request ids; this thread only */
+    int draining;                 /* stopping: no new connections or requests */
+    int stopped;                  /* the loop is over: requests can no longer wait on it */
+    int detached;                 /* requests going on without their client (proxy.c) */
+    int64_t drain_deadline;       /* us, monotonic */
+    struct event *drain_timer;
+    pthread_mutex_t settled_mu;   /* requests whose ledger record committed (spend.c) */
+    struct gate_req *settled, **settled_tail;
+    struct event *settled_ev;
+    pthread_t thread;
+};
+
+struct gate_server {
+    struct conf *conf;
+    SSL_CTX *upstream_ctx;        /* client side of TLS to providers */
+    SSL_CTX *listen_ctx;          /* server side, NULL without listener TLS */
+    struct reqlog *reqlog;        /* NULL without a request log */
+    struct ledger *ledger;        /* NULL without a ledger */
+    struct journal *journal;      /* requests in flight, for a crash; NULL without an org */
+    struct budget_book *book;     /* NULL when no org is configured: an open gate */
+    struct gate_admin *admin;     /* NULL without an admin listener */
+    struct gate_worker *workers;
+    int nworkers;
+    int port;                     /* the port bound, which may have been 0 in the config */
+    struct timespec started;      /* CLOCK_MONOTONIC */
+    struct memcap mem;            /* held by requests in flight: limits.max_memory_in_flight */
+};
+
+/* How long a stopping gate lets requests under way finish. */
+#define GATE_DRAIN_MS 10000
+
+/* The workers' counters summed: what /status and /metrics show. */
+struct gate_totals {
+    uint64_t requests;
+    uint64_t by_status[600];
+    int64_t open_conns;
+    uint64_t upstream_conns_opened;
+    uint64_t tokens_in, tokens_out, cost_nusd;
+    uint64_t rejected_budget, rejected_policy, rejected_auth, rejected_unavailable;
+};
+
+/* Sums every worker's counters into t (relaxed reads: each is exact, their sum a moment's). */
+void gate_stats_total(const struct gate_server *srv, struct gate_totals *t);
+
+#endif
