@@ -31,7 +31,7 @@
 #include "gate/budget/journal.h"
 #include "gate/budget/ledger.h"
 #include "gate/pipeline/reqlog.h"
-#include "gate/pipeline/spend.h"
+#include "gate/pipeline/completion.h"
 #include "gate/upstream/upstream.h"
 #include "gate/http/tls.h"
 #include "gate/pipeline/tcount.h"
@@ -148,8 +148,8 @@ static void server_free(struct gate_server *srv)
     journal_close(srv->journal); /* after the ledger: its writer clears slots until it stops */
     srv->journal = NULL;
     for (int i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].settled_ev != NULL)
-            spend_worker_run(&srv->workers[i]);
+        if (srv->workers[i].cq != NULL)
+            completion_queue_run(srv->workers[i].cq);
     for (int i = 0; i < srv->nworkers; i++) {
         struct gate_worker *w = &srv->workers[i];
         if (w->drift != NULL) {
@@ -170,7 +170,8 @@ static void server_free(struct gate_server *srv)
             evdns_base_free(w->dns, 0);
         if (w->drain_timer != NULL)
             event_free(w->drain_timer);
-        spend_worker_free(w);
+        completion_queue_free(w->cq); /* frees the requests finished above */
+        w->cq = NULL;
         /* a bufferevent freed while a deferred callback of it was pending (requests finished
          * above, outside the loop) is only released when the loop runs that callback: one
          * last non-blocking turn lets libevent finish those frees */
@@ -342,7 +343,7 @@ int gate_server_run(struct conf *conf)
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
-        if (spend_worker_init(w) < 0) {
+        if ((w->cq = completion_queue_new(w->base)) == NULL) {
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
         }

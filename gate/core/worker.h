@@ -29,6 +29,7 @@ struct ledger;
 struct journal;
 struct gate_admin;
 struct tcount_drift;
+struct completion_queue;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -56,9 +57,8 @@ struct gate_worker {
     int detached;                 /* requests going on without their client (proxy.c) */
     int64_t drain_deadline;       /* us, monotonic */
     struct event *drain_timer;
-    pthread_mutex_t settled_mu;   /* requests whose ledger record committed (spend.c) */
-    struct gate_req *settled, **settled_tail;
-    struct event *settled_ev;
+    struct completion_queue *cq;  /* requests handed back to this worker, and freed here
+                                   * (gate/pipeline/completion.h) */
     pthread_t thread;
 };
 

@@ -105,7 +105,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     req->conn = c;
     req->w = c->w;
     req->conf = conf_ref(c->w->srv->conf);
-    req->state = REQ_READING;
+    req->phase = REQ_READING;
     req->method = -1;
     req->agent = -1;
     req->out_limit = -1;
@@ -225,8 +225,8 @@ static void conn_parse(struct gate_conn *c)
                 c->close_after = 1; /* no protocol switch: answer, then close */
         }
     }
-    if (c->state == CONN_BUSY && c->req != NULL && c->req->state == REQ_READING) {
-        c->req->state = REQ_UPSTREAM;
+    if (c->state == CONN_BUSY && c->req != NULL && c->req->phase == REQ_READING) {
+        c->req->phase = REQ_ADMITTING;
         proxy_handle(c->req);
     }
 }

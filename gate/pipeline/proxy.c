@@ -371,7 +371,9 @@ void proxy_handle(struct gate_req *req)
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
     if (rc < 0 || req_memory_unbound(req) < 0 || spend_forward(req) < 0)
         return;
-    req->forwarded = 1;
+    req->phase = REQ_DISPATCHED;
+    req->upstream = REQ_UP_SENT;
+    req->tries++;
     upstream_send(req->w->pools[req->prov->index], req);
 }
 
@@ -472,6 +474,7 @@ static int take_encoding(struct gate_req *req, const struct http_header *h)
 
 int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers, int n)
 {
+    req->phase = REQ_RELAYING;
     req->up_status = status;
     for (int i = 0; i < n; i++) {
         if (strcmp(headers[i].name, "content-type") == 0 &&
@@ -621,7 +624,8 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
         rc = take_body(req, data, len);
     }
     if (rc < 0) {
-        req->upstream_failed = req->stop_kind != APIERR_OUTPUT_LIMIT;
+        if (req->stop_kind != APIERR_OUTPUT_LIMIT)
+            req->upstream = REQ_UP_FAILED;
         req_fail(req, req->stop_kind, req->stop_why);
         return -1;
     }
@@ -637,25 +641,19 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     return 0;
 }
 
-/* What proxy_upstream_done holds back until the ledger has the request's record. */
-enum {
-    TAIL_NONE,
-    TAIL_BODY,       /* a whole response: head and body */
-    TAIL_STREAM_END, /* the last chunk of a stream */
-};
-
+/* What proxy_upstream_done holds back until the ledger has the request's record: a whole
+ * response (head and body), or the last chunk of a stream. */
 static void write_tail(struct gate_req *req)
 {
-    if (req->tail == TAIL_BODY) {
+    if (!req->up_sse) {
         size_t len = evbuffer_get_length(req->up_body);
         write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
         evbuffer_add_buffer(conn_output(req->conn), req->up_body);
         req->bytes_out += len;
-    } else if (req->tail == TAIL_STREAM_END && !req->http10) {
+    } else if (!req->http10) {
         evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
         req->bytes_out += 5;
     }
-    req->tail = TAIL_NONE;
 }
 
 /* A whole answer has arrived: its usage and the gate's count of it. An answer that does not
@@ -701,10 +699,8 @@ void proxy_upstream_done(struct gate_req *req)
         const char *rest = sse_pending(&req->sse, &left);
         if (left > 0)
             write_chunk(req, rest, left); /* a last event without its blank line */
-        req->tail = TAIL_STREAM_END;
     } else {
         read_answer(req);
-        req->tail = TAIL_BODY;
     }
     if (req->up_sse)
         conn_flush(req->conn); /* all but the end goes out while the ledger commits */
@@ -716,14 +712,14 @@ void proxy_upstream_done(struct gate_req *req)
 
 void proxy_settled(struct gate_req *req)
 {
-    if (req->conn != NULL && !req->finish_asked)
+    if (req->conn != NULL) /* else the client left while the ledger committed */
         write_tail(req);
     req_finish(req);
 }
 
 void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
 {
-    req->upstream_failed = 1;
+    req->upstream = REQ_UP_FAILED;
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }
@@ -749,7 +745,8 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->uc == NULL || req->state != REQ_UPSTREAM || req->settle_state != 0 || w->stopped) {
+    if (req->uc == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
+        w->stopped) {
         req_finish(req);
         return;
     }

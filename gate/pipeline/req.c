@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <llhttp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,8 +287,8 @@ static void write_log(struct gate_req *req)
         if (req->key_id[0])
             cJSON_AddStringToObject(rec, "key_id", req->key_id);
     }
-    if (req->decision != NULL) {
-        cJSON_AddStringToObject(rec, "decision", req->decision);
+    if (req->decision != REQ_DECISION_NONE) {
+        cJSON_AddStringToObject(rec, "decision", req_decision_name(req->decision));
         cJSON_AddNumberToObject(rec, "tokens_charged", (double)req->charged_tokens);
         /* dollars from whole nano-dollars, in digits: exact, and without cJSON's printf and
          * scanf round trip for a double */
@@ -314,32 +315,28 @@ static void write_log(struct gate_req *req)
     jsonmem_leave(prev); /* the record's nodes go with the arena */
 }
 
-void req_finish(struct gate_req *req)
+const char *req_decision_name(enum req_decision d)
 {
-    struct gate_worker *w = req->w;
-    struct gate_conn *conn = req->conn;
+    static const char *const names[] = {
+        [REQ_DECISION_NONE] = NULL,
+        [REQ_DECISION_ADMITTED] = "admitted",
+        [REQ_DECISION_REJECTED] = "rejected",
+        [REQ_DECISION_REJECTED_POLICY] = "rejected_policy",
+        [REQ_DECISION_REJECTED_TASK] = "rejected_task",
+        [REQ_DECISION_REJECTED_CUTOFF] = "rejected_cutoff",
+        [REQ_DECISION_UNAUTHENTICATED] = "unauthenticated",
+        [REQ_DECISION_UNAVAILABLE] = "unavailable",
+        [REQ_DECISION_INVALID] = "invalid",
+    };
 
-    if (req->state == REQ_DONE)
-        return;
-    if (req->settle_state == 1) {
-        req->finish_asked = 1; /* the ledger thread has it: proxy_settled finishes it */
-        return;
-    }
-    req->state = REQ_DONE;
-    arena_limit(req->arena, 0, 0); /* its record is always written */
-    if (req->uc != NULL)
-        upstream_detach(req->uc);
-    req->t_end = gate_now_us();
-    req_assign_id(req);
-    if (req->status == 0)
-        req->status = 499; /* the client left before any answer */
-    spend_settle(req, 0);
-    if (!req->tc_finished)
-        tcount_finish(req, w->drift);
-    write_log(req);
-    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
-    if (req->status > 0 && req->status < 600)
-        atomic_fetch_add_explicit(&w->stats.by_status[req->status], 1, memory_order_relaxed);
+    return (unsigned)d < sizeof(names) / sizeof(names[0]) ? names[d] : NULL;
+}
+
+/* From the worker's completion queue, at a safe point of its loop: nothing of the request is
+ * on any stack now. */
+static void req_free(struct completion *c)
+{
+    struct gate_req *req = (struct gate_req *)((char *)c - offsetof(struct gate_req, cq));
 
     /* req->json lives in the arena (see jsonmem) */
     if (req->body)
@@ -350,12 +347,42 @@ void req_finish(struct gate_req *req)
         evbuffer_free(req->up_body);
     sse_reset(&req->sse);
     decode_free(req->dec);
-    if (req->drain_ev != NULL)
-        event_free(req->drain_ev);
-    if (req->detached)
-        w->detached--;
     conf_unref(req->conf);
     arena_free(req->arena);
+}
+
+void req_finish(struct gate_req *req)
+{
+    struct gate_worker *w = req->w;
+    struct gate_conn *conn = req->conn;
+
+    if (req->phase >= REQ_LOGGING || req->phase == REQ_WAITING)
+        return; /* over, or owned by what will resume it */
+    arena_limit(req->arena, 0, 0); /* its record is always written */
+    if (req->uc != NULL)
+        upstream_detach(req->uc);
+    req->t_end = gate_now_us();
+    req_assign_id(req);
+    if (req->status == 0)
+        req->status = 499; /* the client left before any answer */
+    spend_settle(req, 0);
+    req->phase = REQ_LOGGING;
+    if (!req->tc_finished)
+        tcount_finish(req, w->drift);
+    write_log(req);
+    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
+    if (req->status > 0 && req->status < 600)
+        atomic_fetch_add_explicit(&w->stats.by_status[req->status], 1, memory_order_relaxed);
+    if (req->drain_ev != NULL) {
+        event_free(req->drain_ev);
+        req->drain_ev = NULL;
+    }
+    if (req->detached)
+        w->detached--;
+    req->detached = 0;
+    req->conn = NULL;
+    req->phase = REQ_DONE;
+    completion_post(w->cq, &req->cq, req_free);
     if (conn != NULL)
         conn_request_done(conn);
 }

@@ -2,8 +2,11 @@
  * req: one client request, from its first byte to its log record.
  *
  * A request lives in its own arena; it holds a reference to the config snapshot it started
- * with. Its lifecycle is an explicit state machine and it ends in exactly one place,
- * req_finish(), which logs it, counts it and hands the connection back.
+ * with. Its lifecycle is one explicit state machine (enum req_phase) and it ends in exactly one
+ * place, req_finish(), which settles, logs and counts it and hands the connection back. It is
+ * never freed there: req_finish marks it done and its worker frees it at a safe point of its
+ * loop (the completion queue), so code may touch req after any call that might have answered;
+ * it checks req->phase to know whether the request is still going on.
  */
 #ifndef TG_REQ_H
 #define TG_REQ_H
@@ -19,6 +22,7 @@
 #include "gate/http/sse.h"
 #include "gate/pipeline/tcount.h"
 #include "gate/api/usage.h"
+#include "gate/pipeline/completion.h"
 
 struct arena;
 struct decode;
@@ -28,10 +32,38 @@ struct gate_conn;
 struct gate_worker;
 struct upstream_conn;
 
-enum req_state {
-    REQ_READING,    /* headers and body arriving */
-    REQ_UPSTREAM,   /* sent upstream, waiting for or relaying the response */
-    REQ_DONE,       /* response written; finishing */
+/* The life of a request, in order. */
+enum req_phase {
+    REQ_READING,    /* headers and body arriving (conn) */
+    REQ_ADMITTING,  /* the pipeline's stages run: parse, authenticate ... dispatch */
+    REQ_WAITING,    /* parked by a stage that answered WAIT: it resumes through the worker's
+                     * completion queue, and whoever resumes it owns it meanwhile (a client
+                     * that leaves only clears req->conn) */
+    REQ_DISPATCHED, /* sent upstream, no answer yet */
+    REQ_RELAYING,   /* the answer is coming and going to the client */
+    REQ_SETTLING,   /* charged; its record submitted (a held-back end is written after) */
+    REQ_LOGGING,    /* req_finish runs: the log record, the counters */
+    REQ_DONE,       /* over; freed at the worker's next safe point */
+};
+
+/* What the budgets made of the request, for the ledger and the log (req_decision_name). */
+enum req_decision {
+    REQ_DECISION_NONE,            /* no budget decision: logged as none, recorded as "error" */
+    REQ_DECISION_ADMITTED,
+    REQ_DECISION_REJECTED,        /* a budget */
+    REQ_DECISION_REJECTED_POLICY, /* max_per_request */
+    REQ_DECISION_REJECTED_TASK,
+    REQ_DECISION_REJECTED_CUTOFF,
+    REQ_DECISION_UNAUTHENTICATED,
+    REQ_DECISION_UNAVAILABLE,     /* the ledger is behind or failing, the journal is full */
+    REQ_DECISION_INVALID,         /* a cap or a task header that is not valid */
+};
+
+/* What became of the upstream exchange, for charging (spend.c). */
+enum req_upstream {
+    REQ_UP_NONE,   /* never sent */
+    REQ_UP_SENT,   /* sent: answered, or the client left before an answer */
+    REQ_UP_FAILED, /* reset, timeout, an answer that cannot be read */
 };
 
 struct gate_req {
@@ -39,7 +71,8 @@ struct gate_req {
     struct gate_conn *conn;
     struct gate_worker *w;
     struct conf *conf;
-    enum req_state state;
+    enum req_phase phase;
+    struct completion cq;           /* its item in the worker's completion queue */
 
     /* the client's request */
     int method;                     /* llhttp_method_t */
@@ -84,27 +117,21 @@ struct gate_req {
     struct event *drain_ev;         /* ... until this fires */
     size_t drained;                 /* bytes read since */
     int detached;                   /* going on without its client (counted in its worker) */
-    int retried;
+    int tries;                      /* exchanges started: a second only on the retry path */
 
     /* identity and spend (spend.c) */
     int agent;                      /* the caller's scope in conf.scopes, -1 for none */
     char key_id[24];                /* the key's public id, "" for none */
     const struct conf_model *cm;    /* the model's entry: its price */
     struct budget_resv resv;
-    const char *decision;           /* for the ledger: admitted, rejected, unauthenticated ... */
-    int forwarded;                  /* the request went upstream */
-    int upstream_failed;            /* the exchange failed: reset, timeout, bad response */
+    enum req_decision decision;     /* for the ledger and the log */
+    enum req_upstream upstream;     /* what became of the exchange */
     int out_unreadable;             /* the provider's answer could not be read (it does not
                                      * parse, or it is over the size cap): charged no less
                                      * than the reservation when it was a 2xx (spend.c) */
-    int settle_state;               /* 0 not settled, 1 waiting for the ledger's commit, 2 done */
-    int finish_asked;               /* req_finish came while waiting */
-    int tail;                       /* what proxy_settled still has to write (proxy.c) */
     int tc_finished;                /* tcount_finish ran */
-    int ledger_ok;
     uint32_t jslot;                 /* its slot in the crash journal, 0 for none (spend.c) */
     int64_t charged_tokens, charged_nusd;
-    struct gate_req *settled_next;  /* in the worker's settled queue */
 
     /* the record */
     struct usage usage;
@@ -171,7 +198,15 @@ int req_memory_unbound(struct gate_req *req);
  */
 void req_fail_memory(struct gate_req *req);
 
-/* Ends the request: logs it, counts it, frees it and lets the connection go on. */
+/* The name of a decision for the ledger and the log; NULL for REQ_DECISION_NONE. */
+const char *req_decision_name(enum req_decision d);
+
+/*
+ * The one finalize path: settles the request (if nothing did), logs it, counts it, lets the
+ * connection go on, and hands the request to its worker's completion queue to be freed there.
+ * Does nothing for a request that is over, or that is WAITING (what resumes it finishes it).
+ * req stays valid until the worker's loop next runs its completion queue.
+ */
 void req_finish(struct gate_req *req);
 
 #endif

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "gate/util/arena.h"
+#include "gate/pipeline/completion.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/journal.h"
 #include "gate/util/jsonmem.h"
@@ -75,7 +77,7 @@ int spend_authenticate(struct gate_req *req)
             req->agent = req->conf->anonymous_scope;
             return 0;
         }
-        req->decision = "unauthenticated";
+        req->decision = REQ_DECISION_UNAUTHENTICATED;
         req_fail(req, APIERR_UNAUTHORIZED,
                  "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
         return -1;
@@ -85,12 +87,12 @@ int spend_authenticate(struct gate_req *req)
         return 0;
     case BUDGET_AUTH_REVOKED:
         req->agent = -1;
-        req->decision = "unauthenticated";
+        req->decision = REQ_DECISION_UNAUTHENTICATED;
         req_fail(req, APIERR_UNAUTHORIZED, "this API key has been revoked");
         return -1;
     default:
         req->agent = -1;
-        req->decision = "unauthenticated";
+        req->decision = REQ_DECISION_UNAUTHENTICATED;
         req_fail(req, APIERR_UNAUTHORIZED, "this API key is not valid for this gate");
         return -1;
     }
@@ -173,7 +175,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                  "this request needs at least %lld tokens, over the %lld tokens a request may use "
                  "under the policy of %s (max_per_request)",
                  (long long)why->needed, (long long)why->limit, scope);
-        req->decision = "rejected_policy";
+        req->decision = REQ_DECISION_REJECTED_POLICY;
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         req_fail(req, APIERR_BAD_REQUEST, req->error);
         return;
@@ -188,7 +190,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                      "task limit exceeded: this task of %s has made %lld of the %lld requests its "
                      "policy allows a task (task.max_requests)",
                      scope, (long long)why->used, (long long)why->limit);
-        req->decision = "rejected_task";
+        req->decision = REQ_DECISION_REJECTED_TASK;
         answer_429(req, "task_limit_exceeded", msg, scope, NULL, why->resets_at, now);
         return;
     case BUDGET_LOOP:
@@ -196,7 +198,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                  "loop detected: %s sent this same request %lld times within %d s "
                  "(cutoffs.loop_detection)",
                  scope, (long long)why->used, BUDGET_LOOP_WINDOW);
-        req->decision = "rejected_cutoff";
+        req->decision = REQ_DECISION_REJECTED_CUTOFF;
         answer_429(req, "loop_detected", msg, scope, NULL, why->resets_at, now);
         return;
     case BUDGET_RETRIES:
@@ -204,7 +206,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                  "retry limit exceeded: this same request from %s failed %lld times running, "
                  "more than the %lld retries its policy allows (cutoffs.max_retries)",
                  scope, (long long)why->used, (long long)why->limit);
-        req->decision = "rejected_cutoff";
+        req->decision = REQ_DECISION_REJECTED_CUTOFF;
         answer_429(req, "retry_limit_exceeded", msg, scope, NULL, why->resets_at, now);
         return;
     case BUDGET_OVER:
@@ -227,7 +229,7 @@ static void refuse(struct gate_req *req, const struct budget_refusal *why, doubl
                  conf_window_name(why->window), (long long)why->used, (long long)why->reserved,
                  (long long)why->needed,
                  when[0] ? "; the window resets at " : "; this budget never resets", when);
-    req->decision = "rejected";
+    req->decision = REQ_DECISION_REJECTED;
     answer_429(req, "budget_exceeded", msg, scope, why, why->resets_at, now);
 }
 
@@ -247,14 +249,14 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
 
     req->cm = m;
     if (outcap_read(req->ep, req->json, &oc, msg, sizeof(msg)) < 0) {
-        req->decision = req->agent >= 0 ? "invalid" : NULL;
+        req->decision = req->agent >= 0 ? REQ_DECISION_INVALID : REQ_DECISION_NONE;
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
     if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
         return 0;
     if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
-        req->decision = "unavailable";
+        req->decision = REQ_DECISION_UNAVAILABLE;
         req_fail(req, APIERR_UNAVAILABLE,
                  "the gate cannot record spend fast enough right now; retry shortly");
         return -1;
@@ -284,7 +286,7 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
                  ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '/';
         }
         if (!ok) {
-            req->decision = "invalid";
+            req->decision = REQ_DECISION_INVALID;
             req_fail(req, APIERR_BAD_REQUEST,
                      "x-tokengate-task must be 1 to 128 of A-Z a-z 0-9 . _ : / -");
             return -1;
@@ -303,7 +305,7 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
         refuse(req, &why, now);
         return -1;
     }
-    req->decision = "admitted";
+    req->decision = REQ_DECISION_ADMITTED;
     /* a provider told a cap that streams past it (and past the margin for counts that differ)
      * is cut off: see proxy.c */
     if (req->resv.allowance >= 0 && (req->resv.write_max || oc.value >= 0))
@@ -349,7 +351,7 @@ int spend_forward(struct gate_req *req)
                  "the gate cannot record spend right now (its ledger fails: %s); requests are "
                  "refused until it can (ledger.on_failure: closed)",
                  why);
-        req->decision = "unavailable";
+        req->decision = REQ_DECISION_UNAVAILABLE;
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         req_fail(req, APIERR_UNAVAILABLE, req->error);
         return -1;
@@ -379,7 +381,7 @@ int spend_forward(struct gate_req *req)
                  "too many requests in flight on this gate to record them safely (%d per "
                  "worker); retry shortly",
                  JOURNAL_SLOTS_PER_WORKER);
-        req->decision = "unavailable";
+        req->decision = REQ_DECISION_UNAVAILABLE;
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         req_fail(req, APIERR_UNAVAILABLE, req->error);
         return -1;
@@ -389,59 +391,23 @@ int spend_forward(struct gate_req *req)
 
 /* ---- after ---------------------------------------------------------------------------- */
 
-/* On the ledger thread: hand the request back to its worker. */
+/* On the worker, from its completion queue: the record is committed. */
+static void settled_run(struct completion *c)
+{
+    struct gate_req *req = (struct gate_req *)((char *)c - offsetof(struct gate_req, cq));
+
+    req->phase = REQ_SETTLING;
+    proxy_settled(req);
+}
+
+/* On the ledger thread: hand the request back to its worker. ok is not needed: a record that
+ * failed to commit is the ledger's to report (its failure mode, ledger.on_failure). */
 static void on_committed(void *arg, int ok)
 {
     struct gate_req *req = arg;
-    struct gate_worker *w = req->w;
 
-    req->ledger_ok = ok;
-    pthread_mutex_lock(&w->settled_mu);
-    req->settled_next = NULL;
-    *w->settled_tail = req;
-    w->settled_tail = &req->settled_next;
-    pthread_mutex_unlock(&w->settled_mu);
-    event_active(w->settled_ev, EV_READ, 0);
-}
-
-void spend_worker_run(struct gate_worker *w)
-{
-    struct gate_req *list;
-
-    pthread_mutex_lock(&w->settled_mu);
-    list = w->settled;
-    w->settled = NULL;
-    w->settled_tail = &w->settled;
-    pthread_mutex_unlock(&w->settled_mu);
-    while (list != NULL) {
-        struct gate_req *req = list;
-        list = req->settled_next;
-        req->settle_state = 2;
-        proxy_settled(req);
-    }
-}
-
-static void settled_cb(evutil_socket_t fd, short what, void *arg)
-{
-    spend_worker_run(arg);
-}
-
-int spend_worker_init(struct gate_worker *w)
-{
-    pthread_mutex_init(&w->settled_mu, NULL);
-    w->settled = NULL;
-    w->settled_tail = &w->settled;
-    w->settled_ev = event_new(w->base, -1, 0, settled_cb, w);
-    return w->settled_ev != NULL ? 0 : -1;
-}
-
-void spend_worker_free(struct gate_worker *w)
-{
-    if (w->settled_ev != NULL) {
-        event_free(w->settled_ev);
-        w->settled_ev = NULL;
-        pthread_mutex_destroy(&w->settled_mu);
-    }
+    (void)ok;
+    completion_post(req->w->cq, &req->cq, settled_run);
 }
 
 static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
@@ -487,7 +453,7 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
     const struct usage *u = &req->usage;
     const struct conf_price *price = req->cm ? &req->cm->price : NULL;
     int answered = req->up_status >= 200 && req->up_status < 300;
-    int sent_unanswered = req->up_status == 0 && req->forwarded && !req->upstream_failed;
+    int sent_unanswered = req->up_status == 0 && req->upstream == REQ_UP_SENT;
 
     *tokens = *output = *nusd = 0;
     if (u->have && u->final && u->bad == NULL) {
@@ -529,9 +495,9 @@ int spend_settle(struct gate_req *req, int hold)
     int64_t tokens = 0, out = 0, nusd = 0;
     struct budget_alert alerts[8];
 
-    if (req->settle_state != 0)
-        return 0;
-    req->settle_state = 2;
+    if (req->phase >= REQ_SETTLING)
+        return 0; /* it ran */
+    req->phase = REQ_SETTLING;
     if (!req->tc_finished) {
         tcount_finish(req, req->w->drift);
         req->tc_finished = 1;
@@ -554,21 +520,27 @@ int spend_settle(struct gate_req *req, int hold)
         atomic_fetch_add_explicit(&st->tokens_in, (uint64_t)(tokens - out), memory_order_relaxed);
         atomic_fetch_add_explicit(&st->tokens_out, (uint64_t)out, memory_order_relaxed);
         atomic_fetch_add_explicit(&st->cost_nusd, (uint64_t)nusd, memory_order_relaxed);
-        if (req->decision != NULL) {
-            atomic_uint_fast64_t *c = NULL;
-            if (strcmp(req->decision, "rejected") == 0)
-                c = &st->rejected_budget;
-            else if (strcmp(req->decision, "rejected_policy") == 0 ||
-                     strcmp(req->decision, "rejected_task") == 0 ||
-                     strcmp(req->decision, "rejected_cutoff") == 0)
-                c = &st->rejected_policy;
-            else if (strcmp(req->decision, "unauthenticated") == 0)
-                c = &st->rejected_auth;
-            else if (strcmp(req->decision, "unavailable") == 0)
-                c = &st->rejected_unavailable;
-            if (c != NULL)
-                atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+        atomic_uint_fast64_t *c = NULL;
+        switch (req->decision) {
+        case REQ_DECISION_REJECTED:
+            c = &st->rejected_budget;
+            break;
+        case REQ_DECISION_REJECTED_POLICY:
+        case REQ_DECISION_REJECTED_TASK:
+        case REQ_DECISION_REJECTED_CUTOFF:
+            c = &st->rejected_policy;
+            break;
+        case REQ_DECISION_UNAUTHENTICATED:
+            c = &st->rejected_auth;
+            break;
+        case REQ_DECISION_UNAVAILABLE:
+            c = &st->rejected_unavailable;
+            break;
+        default:
+            break;
         }
+        if (c != NULL)
+            atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
     }
     if (srv->book != NULL && req->resv.held) {
         /* for max_retries: the provider refused or failed it, or it never got an answer */
@@ -578,7 +550,7 @@ int spend_settle(struct gate_req *req, int hold)
             raise_alerts(req, alerts, na);
     }
     /* the ledger records what reached the API: not health checks or unknown paths */
-    int record = req->decision != NULL || (req->ep != EP_NONE && endpoint_info(req->ep)->proxied);
+    int record = req->decision != REQ_DECISION_NONE || (req->ep != EP_NONE && endpoint_info(req->ep)->proxied);
     if (srv->ledger == NULL || !record)
         return 0;
 
@@ -606,7 +578,7 @@ int spend_settle(struct gate_req *req, int hold)
         .cost_nusd = nusd,
         .reserved_tokens = req->resv.tokens,
         .latency_us = gate_now_us() - req->t_start,
-        .decision = req->decision ? req->decision : "error",
+        .decision = req->decision != REQ_DECISION_NONE ? req_decision_name(req->decision) : "error",
         .error = req->error,
         .done = hold ? on_committed : NULL,
         .arg = req,
@@ -619,6 +591,6 @@ int spend_settle(struct gate_req *req, int hold)
     }
     if (!hold)
         return 0;
-    req->settle_state = 1;
+    req->phase = REQ_WAITING; /* settled_run resumes it */
     return 1;
 }

@@ -7,7 +7,7 @@
  * of a non-stream response, or the last chunk of a stream, is written only once the record is
  * on disk, so a client that saw a response end has its spend in the ledger even if the gate is
  * killed a moment later. The ledger thread hands the request back to its worker through the
- * worker's settled queue.
+ * worker's completion queue (completion.h): the request WAITs meanwhile.
  */
 #ifndef TG_SPEND_H
 #define TG_SPEND_H
@@ -60,18 +60,12 @@ int spend_forward(struct gate_req *req);
 size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
 
 /*
- * Settles the request's reservation to what it used and submits its ledger record. With hold
- * set, and a ledger to write to, returns 1: the request waits for the commit and proxy_settled
- * is called on its worker afterwards. Else returns 0 (the record is queued, or there is no
- * ledger). Runs once: later calls return 0.
+ * Settles the request's reservation to what it used and submits its ledger record; the request
+ * is then REQ_SETTLING. With hold set, and a ledger to write to, returns 1: the request is
+ * REQ_WAITING for the commit, and proxy_settled is called on its worker afterwards (through its
+ * completion queue). Else returns 0 (the record is queued, or there is no ledger). Runs once:
+ * later calls return 0.
  */
 int spend_settle(struct gate_req *req, int hold);
-
-/* The worker's queue of requests whose record committed: set up and torn down with it. */
-int spend_worker_init(struct gate_worker *w);
-void spend_worker_free(struct gate_worker *w);
-
-/* Runs what is in the worker's settled queue now (after its loop stopped, at shutdown). */
-void spend_worker_run(struct gate_worker *w);
 
 #endif

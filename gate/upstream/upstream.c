@@ -149,10 +149,10 @@ static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
     if (req == NULL)
         return;
     req->uc = NULL;
-    if (reused && !sent && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
+    if (reused && !sent && got == 0 && req->tries == 1 && kind == APIERR_BAD_GATEWAY) {
         char err[256];
         struct upstream_conn *fresh = uc_new(pool, err, sizeof(err));
-        req->retried = 1;
+        req->tries++;
         if (fresh != NULL) {
             uc_start(fresh, req);
             return;
