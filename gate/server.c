@@ -32,6 +32,7 @@
 #include "gate/budget/ledger.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/completion.h"
+#include "gate/pipeline/req.h"
 #include "gate/upstream/upstream.h"
 #include "gate/http/tls.h"
 #include "gate/pipeline/tcount.h"
@@ -343,6 +344,7 @@ int gate_server_run(struct conf *conf)
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
+        w->conn_handler = &req_conn_handler;
         if ((w->cq = completion_queue_new(w->base)) == NULL) {
             snprintf(err, sizeof(err), "out of memory");
             goto fail;

@@ -30,6 +30,7 @@ struct journal;
 struct gate_admin;
 struct tcount_drift;
 struct completion_queue;
+struct conn_handler;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -57,6 +58,7 @@ struct gate_worker {
     int detached;                 /* requests going on without their client (proxy.c) */
     int64_t drain_deadline;       /* us, monotonic */
     struct event *drain_timer;
+    const struct conn_handler *conn_handler; /* how connections call the request layer */
     struct completion_queue *cq;  /* requests handed back to this worker, and freed here
                                    * (gate/pipeline/completion.h) */
     pthread_t thread;

@@ -2,9 +2,10 @@
  * conn: client connections. See conn.h.
  *
  * States: IDLE (between requests) -> READING (a request is arriving) -> BUSY (handed to the
- * proxy; more input waits) -> IDLE again, or CLOSING (output drains, then the connection is
- * freed). A connection is freed only from its own event callbacks or its deferred "kick"
- * event, never from inside the parser or the proxy.
+ * request layer; more input waits) -> IDLE again, or CLOSING (output drains, then the
+ * connection is freed). A connection is freed only from its own event callbacks or its
+ * deferred "kick" event, never from inside the parser or the request layer, which it calls
+ * through the worker's struct conn_handler only (it knows nothing of the pipeline).
  */
 #include "gate/http/conn.h"
 
@@ -25,13 +26,8 @@
 
 #include "gate/util/arena.h"
 #include "gate/http/bevio.h"
-#include "gate/api/endpoint.h"
-#include "gate/pipeline/proxy.h"
-#include "gate/pipeline/req.h"
 #include "gate/http/reqparse.h"
 #include "gate/core/worker.h"
-#include "gate/util/clock.h"
-#include "gate/pipeline/spend.h"
 
 /* pipelined input waiting behind a busy request is capped here; reading stops past it */
 #define CONN_IN_HIGH (256 * 1024)
@@ -55,7 +51,10 @@ struct gate_conn {
     struct bufferevent *bev;
     struct reqparse rp; /* llhttp and the gate's checks of what the client sends */
     enum conn_state state;
-    struct gate_req *req;
+    const struct conn_handler *h; /* the request layer */
+    void *req;                    /* its request, NULL between requests */
+    struct http_msg *msg;         /* ... and what reqparse fills of it */
+    const char *gone_why;         /* why the client is gone, for the request's log, or NULL */
 
     struct event *timer;
     enum conn_timer timer_kind;
@@ -91,41 +90,35 @@ static void schedule_kick(struct gate_conn *c)
     event_active(c->kick, EV_TIMEOUT, 0);
 }
 
-static struct gate_req *conn_new_req(struct gate_conn *c)
+/* A new request of the request layer; sets c->req and c->msg. Returns -1 when out of memory. */
+static int conn_new_req(struct gate_conn *c)
 {
-    struct arena *a = arena_new();
-    struct gate_req *req;
-
-    if (a == NULL || (req = arena_alloc(a, sizeof(*req))) == NULL) {
-        arena_free(a);
-        return NULL;
+    c->req = c->h->begin(c->w, c, c->peer, &c->msg);
+    if (c->req == NULL) {
+        c->msg = NULL;
+        return -1;
     }
-    arena_account(a, &c->w->srv->mem); /* what requests hold, across the gate */
-    req->arena = a;
-    req->conn = c;
-    req->w = c->w;
-    req->conf = conf_ref(c->w->srv->conf);
-    req->phase = REQ_READING;
-    req->method = -1;
-    req->agent = -1;
-    req->out_limit = -1;
-    req->t_start = gate_now_us();
-    req->wall_start = gate_wall_now();
-    snprintf(req->peer, sizeof(req->peer), "%s", c->peer);
-    return req;
+    return 0;
 }
 
 /* The parser's begin hook: a request's first byte has arrived. */
-static struct gate_req *conn_begin(void *arg)
+static struct http_msg *conn_begin(void *arg)
 {
     struct gate_conn *c = arg;
 
-    c->req = conn_new_req(c);
-    if (c->req == NULL)
+    if (conn_new_req(c) < 0)
         return NULL;
     c->state = CONN_READING;
     arm_timer(c, TIMER_HEADERS);
-    return c->req;
+    return c->msg;
+}
+
+/* The parser's hold hook: the body's bytes in the memory in flight. */
+static const char *conn_hold(void *arg, uint64_t total)
+{
+    struct gate_conn *c = arg;
+
+    return c->h->hold_body(c->req, total);
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -136,48 +129,36 @@ static void conn_refuse(struct gate_conn *c, enum apierr kind, const char *msg)
 {
     char buf[256];
 
-    if (c->req == NULL)
-        c->req = conn_new_req(c);
-    if (c->req == NULL) {
+    if (c->req == NULL && conn_new_req(c) < 0) {
         conn_free(c);
         return;
     }
     c->close_after = 1;
     c->state = CONN_BUSY;
     arm_timer(c, TIMER_NONE);
-    if (c->req->method < 0)
-        c->req->method = c->rp.parser.method; /* for HEAD, no body */
-    req_guess_format(c->req);
+    if (c->msg->method < 0)
+        c->msg->method = c->rp.parser.method; /* for HEAD, no body */
     if (kind == APIERR_BAD_HTTP && msg == NULL) {
         snprintf(buf, sizeof(buf), "malformed HTTP request: %s", reqparse_reason(&c->rp));
-        msg = arena_strndup(c->req->arena, buf, strlen(buf));
+        msg = arena_strndup(c->msg->arena, buf, strlen(buf));
     }
-    req_fail(c->req, kind, msg);
+    c->h->refuse(c->req, kind, msg);
 }
 
 /*
  * A client that sent Expect: 100-continue waits for the 100 before it sends its body; one that
- * will be refused 401 must get the 401 instead, without the 100. The key is checked here, as
- * proxy_handle checks it, for the endpoints that need one; the rest are answered after the
- * body. Returns 0 to go on, or -1 after answering (the connection then closes: the client may
- * send its body anyway).
+ * will be refused 401 must get the 401 instead, without the 100: the request layer checks the
+ * key (handler->expect). Returns 0 to go on, or -1 after it answered (the connection then
+ * closes: the client may send its body anyway).
  */
 static int conn_expect_key(struct gate_conn *c)
 {
-    struct gate_req *req = c->req;
-    enum endpoint ep = endpoint_lookup(req->path, req->path_len);
-    const struct endpoint_info *info = endpoint_info(ep);
     unsigned keep = c->close_after;
 
-    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS))
-        return 0;
-    req_assign_id(req);
-    req->ep = ep;
-    req_guess_format(req);
-    c->close_after = 1;
+    c->close_after = 1; /* in case it answers */
     c->state = CONN_BUSY;
     arm_timer(c, TIMER_NONE);
-    if (spend_authenticate(req) < 0)
+    if (c->h->expect(c->req) < 0)
         return -1;
     c->close_after = keep;
     c->state = CONN_READING;
@@ -188,7 +169,7 @@ static int conn_expect_key(struct gate_conn *c)
  * (timeouts.client_body), however slowly it comes. Returns -1 after answering. */
 static int conn_head_read(struct gate_conn *c)
 {
-    if (c->req->expect_continue) {
+    if (c->msg->expect_continue) {
         if (conn_expect_key(c) < 0)
             return -1;
         bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -201,6 +182,7 @@ static int conn_head_read(struct gate_conn *c)
 static void conn_parse(struct gate_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    int complete = 0;
 
     while (c->state == CONN_IDLE || c->state == CONN_READING) {
         struct evbuffer_iovec v = {0};
@@ -209,8 +191,8 @@ static void conn_parse(struct gate_conn *c)
             break;
         c->rp.conf = c->w->srv->conf;
         enum reqparse_step step = reqparse_exec(&c->rp, v.iov_base, v.iov_len, &used);
-        if (c->req != NULL)
-            c->req->bytes_in += used;
+        if (c->msg != NULL)
+            c->msg->bytes_in += used;
         evbuffer_drain(in, used);
         if (step == RP_ERROR) {
             conn_refuse(c, c->rp.reject, c->rp.reject_msg);
@@ -223,12 +205,11 @@ static void conn_parse(struct gate_conn *c)
             arm_timer(c, TIMER_NONE);
             if (!reqparse_keep_alive(&c->rp))
                 c->close_after = 1; /* no protocol switch: answer, then close */
+            complete = 1;
         }
     }
-    if (c->state == CONN_BUSY && c->req != NULL && c->req->phase == REQ_READING) {
-        c->req->phase = REQ_ADMITTING;
-        proxy_handle(c->req);
-    }
+    if (complete && c->req != NULL)
+        c->h->ready(c->req);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -269,16 +250,16 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
             conn_free(c);
         return;
     }
-    if (c->req != NULL && c->req->upstream_paused && pending <= CONN_OUT_LOW)
-        proxy_client_drained(c->req);
+    if (c->req != NULL && pending <= CONN_OUT_LOW)
+        c->h->drained(c->req);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct gate_conn *c = arg;
 
-    if ((what & BEV_EVENT_TIMEOUT) && c->req != NULL && c->req->error == NULL)
-        c->req->error = "the client took nothing of its answer within timeouts.client_write";
+    if (what & BEV_EVENT_TIMEOUT)
+        c->gone_why = "the client took nothing of its answer within timeouts.client_write";
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         conn_free(c);
 }
@@ -342,10 +323,24 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
         return;
     }
     c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        bufferevent_free(bev); /* closes the socket */
+        return;
+    }
     c->w = w;
+    c->h = w->conn_handler;
     c->bev = bev;
     c->timer = evtimer_new(w->base, conn_timer_cb, c);
     c->kick = event_new(w->base, -1, 0, conn_kick_cb, c);
+    if (c->timer == NULL || c->kick == NULL) {
+        if (c->timer != NULL)
+            event_free(c->timer);
+        if (c->kick != NULL)
+            event_free(c->kick);
+        bufferevent_free(bev);
+        free(c);
+        return;
+    }
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         char a[INET_ADDRSTRLEN];
@@ -358,6 +353,7 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
         snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, ntohs(s6->sin6_port));
     }
     reqparse_init(&c->rp, conn_begin, c);
+    c->rp.hold = conn_hold;
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, CONN_IN_HIGH);
     bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
@@ -382,9 +378,10 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
 static void conn_free(struct gate_conn *c)
 {
     if (c->req != NULL) {
-        struct gate_req *req = c->req;
+        void *req = c->req;
         c->req = NULL;
-        proxy_client_gone(req);
+        c->msg = NULL;
+        c->h->gone(req, c->gone_why);
     }
     atomic_fetch_sub_explicit(&c->w->stats.open_conns, 1, memory_order_relaxed);
     if (c->prev != NULL)
@@ -419,6 +416,7 @@ void conn_request_done(struct gate_conn *c)
 {
     conn_flush(c);
     c->req = NULL;
+    c->msg = NULL;
     if (c->w->draining)
         c->close_after = 1;
     if (c->close_after) {

@@ -10,7 +10,6 @@
 
 #include "conf/conf.h"
 #include "gate/util/arena.h"
-#include "gate/pipeline/req.h"
 
 static struct reqparse *rpof(llhttp_t *p)
 {
@@ -22,6 +21,12 @@ static int reject(struct reqparse *rp, enum apierr kind, const char *msg)
     rp->reject = kind;
     rp->reject_msg = msg;
     return -1;
+}
+
+/* Asks the owner to count total bytes of body in the memory in flight (reqparse.h: hold). */
+static const char *hold(struct reqparse *rp, uint64_t total)
+{
+    return rp->hold != NULL ? rp->hold(rp->ctx, total) : NULL;
 }
 
 /* Maps a head reader's failure to the answer the client gets. */
@@ -42,7 +47,7 @@ static int piece_add(struct reqparse *rp, const char *at, size_t len)
 
 static int body_over(const struct reqparse *rp, size_t more)
 {
-    size_t have = evbuffer_get_length(rp->req->body) + rp->framing_bytes;
+    size_t have = evbuffer_get_length(rp->msg->body) + rp->framing_bytes;
     return more > rp->conf->max_body_bytes || have + more > rp->conf->max_body_bytes;
 }
 
@@ -67,8 +72,8 @@ static int on_message_begin(llhttp_t *p)
 {
     struct reqparse *rp = rpof(p);
 
-    rp->req = rp->begin(rp->ctx);
-    if (rp->req == NULL)
+    rp->msg = rp->begin(rp->ctx);
+    if (rp->msg == NULL)
         return reject(rp, APIERR_INTERNAL, "out of memory");
     hdr_start(&rp->hr);
     rp->framing_bytes = 0;
@@ -83,7 +88,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_url_complete(llhttp_t *p)
 {
     struct reqparse *rp = rpof(p);
-    struct gate_req *req = rp->req;
+    struct http_msg *req = rp->msg;
     const char *url = rp->hr.piece;
     size_t len = rp->hr.piece_len;
 
@@ -128,7 +133,7 @@ static int on_header_field_complete(llhttp_t *p)
         return reject(rp, APIERR_BAD_HTTP,
                       "malformed HTTP request: a header name has a character that is not "
                       "allowed (RFC 9110 token characters only)");
-    e = hdr_name_done(&rp->hr, rp->req->arena, rp->conf->max_headers);
+    e = hdr_name_done(&rp->hr, rp->msg->arena, rp->conf->max_headers);
     return e == HDR_OK ? 0 : head_fail(rp, e);
 }
 
@@ -167,7 +172,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
     struct reqparse *rp = rpof(p);
-    struct gate_req *req = rp->req;
+    struct http_msg *req = rp->msg;
     const struct hdr_reader *hr = &rp->hr;
     enum hdr_err e;
 
@@ -188,7 +193,7 @@ static int on_header_value_complete(llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct reqparse *rp = rpof(p);
-    struct gate_req *req = rp->req;
+    struct http_msg *req = rp->msg;
     const struct http_header *h;
 
     req->method = p->method;
@@ -197,15 +202,15 @@ static int on_headers_complete(llhttp_t *p)
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > rp->conf->max_body_bytes)
         return reject(rp, APIERR_TOO_LARGE, "request body is larger than the limit");
     /* before any 100 Continue: a client refused for memory need not send the body */
-    const char *busy = (p->flags & F_CONTENT_LENGTH) ? req_hold_body(req, p->content_length) : NULL;
+    const char *busy = (p->flags & F_CONTENT_LENGTH) ? hold(rp, p->content_length) : NULL;
     if (busy != NULL)
         return reject(rp, APIERR_UNAVAILABLE, busy);
-    h = req_header(req, "transfer-encoding");
+    h = http_msg_header(req, "transfer-encoding");
     if (h != NULL && strcasecmp(h->value, "chunked") != 0)
         return reject(rp, APIERR_BAD_HTTP,
                       "malformed HTTP request: only chunked transfer coding "
                       "is accepted");
-    h = req_header(req, "expect");
+    h = http_msg_header(req, "expect");
     if (h != NULL) {
         if (strcasecmp(h->value, "100-continue") != 0)
             return reject(rp, APIERR_BAD_HTTP, "unsupported Expect header");
@@ -239,10 +244,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
     if (body_over(rp, len))
         return reject(rp, APIERR_TOO_LARGE, "request body is larger than the limit");
-    const char *busy = req_hold_body(rp->req, evbuffer_get_length(rp->req->body) + len);
+    const char *busy = hold(rp, evbuffer_get_length(rp->msg->body) + len);
     if (busy != NULL)
         return reject(rp, APIERR_UNAVAILABLE, busy);
-    if (evbuffer_add(rp->req->body, at, len) < 0)
+    if (evbuffer_add(rp->msg->body, at, len) < 0)
         return reject(rp, APIERR_INTERNAL, "out of memory");
     return 0;
 }
@@ -270,7 +275,7 @@ static const llhttp_settings_t parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
-void reqparse_init(struct reqparse *rp, struct gate_req *(*begin)(void *ctx), void *ctx)
+void reqparse_init(struct reqparse *rp, struct http_msg *(*begin)(void *ctx), void *ctx)
 {
     memset(rp, 0, sizeof(*rp));
     llhttp_init(&rp->parser, HTTP_REQUEST, &parser_settings);
@@ -339,7 +344,7 @@ int reqparse_keep_alive(const struct reqparse *rp)
 
 void reqparse_next(struct reqparse *rp)
 {
-    rp->req = NULL;
+    rp->msg = NULL;
     rp->reject_msg = NULL;
     rp->msg_done = 0;
     rp->in_head = 1;
@@ -355,4 +360,14 @@ const char *reqparse_reason(const struct reqparse *rp)
 void reqparse_free(struct reqparse *rp)
 {
     hdr_free(&rp->hr);
+}
+
+const struct http_header *http_msg_header(const struct http_msg *msg, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (int i = 0; i < msg->nheaders; i++)
+        if (msg->headers[i].name_len == n && memcmp(msg->headers[i].name, name, n) == 0)
+            return &msg->headers[i];
+    return NULL;
 }

@@ -16,16 +16,40 @@
 
 #include <llhttp.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gate/api/apierr.h"
 #include "gate/http/httphdr.h"
 
+struct arena;
 struct conf;
-struct gate_req;
+struct evbuffer;
+
+/*
+ * A client's request as HTTP: what reqparse fills. Its owner (the request layer) makes it
+ * zeroed, with its arena and method -1, and frees it; the strings and the header list live in
+ * the arena.
+ */
+struct http_msg {
+    struct arena *arena;
+    int method;                 /* llhttp_method_t, -1 before the head */
+    char *path;                 /* without the query */
+    size_t path_len;
+    char *query;                /* after '?', or NULL */
+    struct http_header *headers;
+    int nheaders;
+    struct evbuffer *body;      /* made at the end of the head; the owner frees it */
+    int expect_continue;        /* Expect: 100-continue (the owner sends the 100) */
+    int http10;                 /* an HTTP/1.0 client: no chunked coding, close at the end */
+    uint64_t bytes_in;          /* counted by the connection */
+};
+
+/* Finds a header by lower-case name. Returns NULL when absent. */
+const struct http_header *http_msg_header(const struct http_msg *msg, const char *name);
 
 enum reqparse_step {
     RP_MORE,  /* every byte given was read; more are needed */
-    RP_HEAD,  /* the head is complete and checked (req->headers, path, query, method): call
+    RP_HEAD,  /* the head is complete and checked (msg->headers, path, query, method): call
                * reqparse_exec again, with the bytes after it or none, to read the body */
     RP_DONE,  /* the request is complete; nothing more is read until reqparse_next */
     RP_ERROR, /* refused: reject and reject_msg say why (msg NULL: llhttp's reason) */
@@ -36,11 +60,14 @@ struct reqparse {
     struct hdr_reader hr;    /* the request line and headers, in pieces */
     const struct conf *conf; /* the limits: set by the caller before each reqparse_exec */
 
-    /* called when a request's first byte arrives: returns the request (zeroed, with its arena
-     * and conf set), or NULL when out of memory */
-    struct gate_req *(*begin)(void *ctx);
+    /* called when a request's first byte arrives: returns the message to fill (zeroed, with
+     * its arena, method -1), or NULL when out of memory */
+    struct http_msg *(*begin)(void *ctx);
+    /* optional (NULL: nothing is counted): counts the first total bytes of the body in the
+     * memory in flight; returns NULL, or the message of the 503 to answer */
+    const char *(*hold)(void *ctx, uint64_t total);
     void *ctx;
-    struct gate_req *req; /* the request being read, NULL between requests */
+    struct http_msg *msg; /* the request being read, NULL between requests */
 
     enum apierr reject;     /* set with reject_msg by the check that refused the request */
     const char *reject_msg; /* static text */
@@ -55,12 +82,12 @@ struct reqparse {
 };
 
 /* Starts a parser for a connection; begin makes each request's object. Never fails. */
-void reqparse_init(struct reqparse *rp, struct gate_req *(*begin)(void *ctx), void *ctx);
+void reqparse_init(struct reqparse *rp, struct http_msg *(*begin)(void *ctx), void *ctx);
 
 /*
  * Reads data[0..len) (len may be 0, to go on after RP_HEAD with nothing more). *used gets the
  * number of bytes read; the caller drops them and gives the rest in the next call. Fills
- * rp->req (headers, path, query, method, body) as it goes. Returns the step reached; after
+ * rp->msg (headers, path, query, method, body) as it goes. Returns the step reached; after
  * RP_ERROR the parser is unusable and the connection must close.
  */
 enum reqparse_step reqparse_exec(struct reqparse *rp, const char *data, size_t len, size_t *used);

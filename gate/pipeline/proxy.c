@@ -32,6 +32,8 @@
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
 
+static const struct upstream_handler up_handler;
+
 /* ---- local answers ------------------------------------------------------------------- */
 
 static void respond_json(struct gate_req *req, int status, cJSON *doc)
@@ -161,15 +163,15 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     headbuf_str(&hd, "POST ");
     headbuf_str(&hd, prov->path_prefix);
     headbuf_str(&hd, rest);
-    if (req->query != NULL) {
+    if (req->msg.query != NULL) {
         headbuf_add(&hd, "?", 1);
-        headbuf_str(&hd, req->query);
+        headbuf_str(&hd, req->msg.query);
     }
     headbuf_str(&hd, " HTTP/1.1\r\nhost: ");
     headbuf_str(&hd, prov->host_header);
     headbuf_add(&hd, "\r\n", 2);
-    for (int i = 0; i < req->nheaders; i++) {
-        const struct http_header *h = &req->headers[i];
+    for (int i = 0; i < req->msg.nheaders; i++) {
+        const struct http_header *h = &req->msg.headers[i];
         if (hop_by_hop(h, prov, req->w->srv->book != NULL) || named_by_connection(req, h))
             continue;
         headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
@@ -189,7 +191,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     headbuf_str(&hd, "\r\nconnection: keep-alive\r\n\r\n");
     headbuf_flush(&hd);
     evbuffer_add(b, body, len);
-    req->up_request = b;
+    req->ex.request = b;
     return 0;
 }
 
@@ -211,8 +213,8 @@ static int only_space(const char *p, const char *end)
 static int prepare_body(struct gate_req *req)
 {
     const struct endpoint_info *info = endpoint_info(req->ep);
-    size_t len = evbuffer_get_length(req->body);
-    const char *raw = (const char *)evbuffer_pullup(req->body, -1);
+    size_t len = evbuffer_get_length(req->msg.body);
+    const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1);
     char msg[512];
     const char *end = NULL;
 
@@ -341,15 +343,15 @@ void proxy_handle(struct gate_req *req)
     char msg[160];
 
     req_assign_id(req);
-    req->ep = endpoint_lookup(req->path, req->path_len);
+    req->ep = endpoint_lookup(req->msg.path, req->msg.path_len);
     info = endpoint_info(req->ep);
     req_guess_format(req);
     if (req->ep == EP_NONE) {
-        snprintf(msg, sizeof(msg), "unknown path %.100s", req->path);
+        snprintf(msg, sizeof(msg), "unknown path %.100s", req->msg.path);
         req_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
         return;
     }
-    if (strcmp(llhttp_method_name((llhttp_method_t)req->method), info->method) != 0) {
+    if (strcmp(llhttp_method_name((llhttp_method_t)req->msg.method), info->method) != 0) {
         snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         char body[400], allow[32];
@@ -374,7 +376,10 @@ void proxy_handle(struct gate_req *req)
     req->phase = REQ_DISPATCHED;
     req->upstream = REQ_UP_SENT;
     req->tries++;
-    upstream_send(req->w->pools[req->prov->index], req);
+    req->ex.h = &up_handler;
+    req->ex.arg = req;
+    req->ex.arena = req->arena;
+    upstream_send(req->w->pools[req->prov->index], &req->ex);
 }
 
 /* ---- the response -------------------------------------------------------------------- */
@@ -424,7 +429,7 @@ static void write_head(struct gate_req *req, int status, const struct http_heade
         headbuf_str(&hd, "content-length: ");
         headbuf_num(&hd, (unsigned long long)content_length);
         headbuf_add(&hd, "\r\n", 2);
-    } else if (req->http10) {
+    } else if (req->msg.http10) {
         conn_set_close(req->conn); /* HTTP/1.0 has no chunked coding: the close ends the body */
     } else {
         headbuf_str(&hd, "transfer-encoding: chunked\r\n");
@@ -472,8 +477,11 @@ static int take_encoding(struct gate_req *req, const struct http_header *h)
     return stop(req, APIERR_BAD_GATEWAY, arena_strndup(req->arena, msg, strlen(msg)));
 }
 
-int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers, int n)
+/* From upstream: the response head. Returns -1 to drop the exchange. */
+static int on_up_head(void *arg, int status, const struct http_header *headers, int n)
 {
+    struct gate_req *req = arg;
+
     req->phase = REQ_RELAYING;
     req->up_status = status;
     for (int i = 0; i < n; i++) {
@@ -510,7 +518,7 @@ static void write_chunk(struct gate_req *req, const char *data, size_t len)
     char size[24];
     int n;
 
-    if (req->http10) {
+    if (req->msg.http10) {
         evbuffer_add(out, data, len);
         req->bytes_out += len;
         return;
@@ -597,8 +605,10 @@ static int take_body(void *arg, const char *data, size_t len)
     return rc == 0 ? 0 : -1;
 }
 
-int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
+/* From upstream: a piece of the (de-chunked) response body. Returns -1 to drop the exchange. */
+static int on_up_body(void *arg, const char *data, size_t len)
 {
+    struct gate_req *req = arg;
     int rc;
 
     /* a client gone from a non-stream request leaves the answer to be read for its usage; a
@@ -634,14 +644,14 @@ int proxy_upstream_body(struct gate_req *req, const char *data, size_t len)
     if (req->up_sse)
         conn_flush(req->conn);
     if (req->up_sse && evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH &&
-        req->uc != NULL) {
+        req->ex.uc != NULL) {
         req->upstream_paused = 1;
-        upstream_pause(req->uc);
+        upstream_pause(&req->ex);
     }
     return 0;
 }
 
-/* What proxy_upstream_done holds back until the ledger has the request's record: a whole
+/* What on_up_done holds back until the ledger has the request's record: a whole
  * response (head and body), or the last chunk of a stream. */
 static void write_tail(struct gate_req *req)
 {
@@ -650,7 +660,7 @@ static void write_tail(struct gate_req *req)
         write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
         evbuffer_add_buffer(conn_output(req->conn), req->up_body);
         req->bytes_out += len;
-    } else if (!req->http10) {
+    } else if (!req->msg.http10) {
         evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
         req->bytes_out += 5;
     }
@@ -684,8 +694,11 @@ static void read_answer(struct gate_req *req)
     jsonmem_leave(prev);
 }
 
-void proxy_upstream_done(struct gate_req *req)
+/* From upstream: the response is complete; the connection is already back in its pool. */
+static void on_up_done(void *arg)
 {
+    struct gate_req *req = arg;
+
     if (req->dec != NULL && !decode_done(req->dec))
         req->out_unreadable = 1;
     if (req->conn == NULL) {
@@ -717,18 +730,38 @@ void proxy_settled(struct gate_req *req)
     req_finish(req);
 }
 
-void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message)
+/*
+ * From upstream: the exchange failed; its connection is already closed. The next-target path
+ * (nginx's ngx_http_upstream_next): a request that provably never reached the provider whole
+ * is sent once more on a fresh connection; anything else is final, and the request ends in
+ * the one finalize path.
+ */
+static void on_up_failed(void *arg, enum apierr kind, const char *message, int retry_safe)
 {
+    struct gate_req *req = arg;
+
+    if (retry_safe && req->tries == 1 && req->phase == REQ_DISPATCHED) {
+        req->tries++;
+        upstream_send_fresh(req->w->pools[req->prov->index], &req->ex);
+        return;
+    }
     req->upstream = REQ_UP_FAILED;
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }
 
+static const struct upstream_handler up_handler = {
+    .head = on_up_head,
+    .body = on_up_body,
+    .done = on_up_done,
+    .failed = on_up_failed,
+};
+
 void proxy_client_drained(struct gate_req *req)
 {
-    if (req->upstream_paused && req->uc != NULL) {
+    if (req->upstream_paused && req->ex.uc != NULL) {
         req->upstream_paused = 0;
-        upstream_resume(req->uc);
+        upstream_resume(&req->ex);
     }
 }
 
@@ -745,7 +778,7 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->uc == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
+    if (req->ex.uc == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
         w->stopped) {
         req_finish(req);
         return;
@@ -764,7 +797,7 @@ void proxy_client_gone(struct gate_req *req)
         req->draining = 1;
         if (req->upstream_paused) {
             req->upstream_paused = 0;
-            upstream_resume(req->uc);
+            upstream_resume(&req->ex);
         }
     }
     req->detached = 1;

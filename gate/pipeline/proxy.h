@@ -3,15 +3,13 @@
  * provider, rewrites what it must, and relays the provider's answer: whole for JSON bodies,
  * event by event for streams, with backpressure from a slow client back to the provider.
  *
- * Every failure of the upstream exchange ends in proxy_upstream_failed(), and every request
- * in req_finish().
+ * Every failure of the upstream exchange goes through one next-target path (a retry when it
+ * is safe, else final), and every request ends in req_finish().
  */
 #ifndef TG_PROXY_H
 #define TG_PROXY_H
 
 #include <stddef.h>
-
-#include "gate/api/apierr.h"
 
 struct gate_req;
 struct http_header;
@@ -24,19 +22,6 @@ void proxy_client_drained(struct gate_req *req);
 
 /* The client went away mid-request: the upstream exchange is stopped and the request ends. */
 void proxy_client_gone(struct gate_req *req);
-
-/* From upstream: the response head. Returns -1 to drop the exchange. */
-int proxy_upstream_head(struct gate_req *req, int status, const struct http_header *headers,
-                        int n);
-
-/* From upstream: a piece of the (de-chunked) response body. Returns -1 to drop the exchange. */
-int proxy_upstream_body(struct gate_req *req, const char *data, size_t len);
-
-/* From upstream: the response is complete; the connection is already back in its pool. */
-void proxy_upstream_done(struct gate_req *req);
-
-/* From upstream: the exchange failed; the connection is already closed. */
-void proxy_upstream_failed(struct gate_req *req, enum apierr kind, const char *message);
 
 /*
  * The request's ledger record has committed (spend.c): writes what was held back of the

@@ -20,18 +20,14 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
+#include "gate/pipeline/proxy.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
 const struct http_header *req_header(const struct gate_req *req, const char *name)
 {
-    size_t n = strlen(name);
-
-    for (int i = 0; i < req->nheaders; i++)
-        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0)
-            return &req->headers[i];
-    return NULL;
+    return http_msg_header(&req->msg, name);
 }
 
 /* ---- request ids --------------------------------------------------------------------- */
@@ -75,11 +71,11 @@ void req_assign_id(struct gate_req *req)
 
 void req_guess_format(struct gate_req *req)
 {
-    enum endpoint ep = req->path ? endpoint_lookup(req->path, req->path_len) : EP_NONE;
+    enum endpoint ep = req->msg.path ? endpoint_lookup(req->msg.path, req->msg.path_len) : EP_NONE;
 
     if (ep != EP_NONE)
         req->fmt = endpoint_info(ep)->format;
-    else if ((req->path_len >= 12 && memcmp(req->path, "/v1/messages", 12) == 0) ||
+    else if ((req->msg.path_len >= 12 && memcmp(req->msg.path, "/v1/messages", 12) == 0) ||
              req_header(req, "anthropic-version") != NULL)
         req->fmt = CONF_FMT_ANTHROPIC;
     else
@@ -109,7 +105,7 @@ void req_respond(struct gate_req *req, int status, const char *ctype, const char
                         status, http_reason(status), ctype, len, req->id,
                         extra_headers ? extra_headers : "",
                         conn_keep_alive(req->conn) ? "keep-alive" : "close");
-    if (req->method != HTTP_HEAD)
+    if (req->msg.method != HTTP_HEAD)
         evbuffer_add(out, body, len); /* HEAD: the headers a GET would have, no body */
     req->bytes_out += evbuffer_get_length(out) - before;
     req->status = status;
@@ -134,7 +130,7 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
         n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
         if (req->conn != NULL) {
             struct evbuffer *out = conn_output(req->conn);
-            if (req->http10) {
+            if (req->msg.http10) {
                 evbuffer_add(out, ev, n); /* the close that follows ends the body */
                 req->bytes_out += n;
             } else {
@@ -252,15 +248,15 @@ static void write_log(struct gate_req *req)
     cJSON_AddStringToObject(rec, "id", req->id);
     cJSON_AddStringToObject(rec, "client", req->peer);
     add_string_or_null(rec, "method",
-                       req->method >= 0 ? llhttp_method_name((llhttp_method_t)req->method) : NULL);
-    add_string_or_null(rec, "endpoint", req->path);
+                       req->msg.method >= 0 ? llhttp_method_name((llhttp_method_t)req->msg.method) : NULL);
+    add_string_or_null(rec, "endpoint", req->msg.path);
     add_string_or_null(rec, "model", req->model);
     if (req->upstream_model != NULL)
         add_string_or_null(rec, "upstream_model", req->upstream_model);
     add_string_or_null(rec, "provider", req->prov ? req->prov->name : NULL);
     cJSON_AddNumberToObject(rec, "status", req->status);
     cJSON_AddBoolToObject(rec, "stream", req->stream);
-    cJSON_AddNumberToObject(rec, "bytes_in", (double)req->bytes_in);
+    cJSON_AddNumberToObject(rec, "bytes_in", (double)req->msg.bytes_in);
     cJSON_AddNumberToObject(rec, "bytes_out", (double)req->bytes_out);
     /* whole microseconds: cJSON prints integers directly, reals with a printf-scanf round trip */
     cJSON_AddNumberToObject(rec, "latency_us", (double)(req->t_end - req->t_start));
@@ -339,10 +335,10 @@ static void req_free(struct completion *c)
     struct gate_req *req = (struct gate_req *)((char *)c - offsetof(struct gate_req, cq));
 
     /* req->json lives in the arena (see jsonmem) */
-    if (req->body)
-        evbuffer_free(req->body);
-    if (req->up_request)
-        evbuffer_free(req->up_request);
+    if (req->msg.body)
+        evbuffer_free(req->msg.body);
+    if (req->ex.request)
+        evbuffer_free(req->ex.request);
     if (req->up_body)
         evbuffer_free(req->up_body);
     sse_reset(&req->sse);
@@ -359,8 +355,7 @@ void req_finish(struct gate_req *req)
     if (req->phase >= REQ_LOGGING || req->phase == REQ_WAITING)
         return; /* over, or owned by what will resume it */
     arena_limit(req->arena, 0, 0); /* its record is always written */
-    if (req->uc != NULL)
-        upstream_detach(req->uc);
+    upstream_cancel(&req->ex);
     req->t_end = gate_now_us();
     req_assign_id(req);
     if (req->status == 0)
@@ -386,3 +381,95 @@ void req_finish(struct gate_req *req)
     if (conn != NULL)
         conn_request_done(conn);
 }
+
+/* ---- the connection's calls (struct conn_handler) --------------------------------------- */
+
+static void *on_begin(struct gate_worker *w, struct gate_conn *c, const char *peer,
+                      struct http_msg **msg)
+{
+    struct arena *a = arena_new();
+    struct gate_req *req;
+
+    if (a == NULL || (req = arena_alloc(a, sizeof(*req))) == NULL) {
+        arena_free(a);
+        return NULL;
+    }
+    arena_account(a, &w->srv->mem); /* what requests hold, across the gate */
+    req->arena = a;
+    req->msg.arena = a;
+    req->msg.method = -1;
+    req->conn = c;
+    req->w = w;
+    req->conf = conf_ref(w->srv->conf);
+    req->phase = REQ_READING;
+    req->agent = -1;
+    req->out_limit = -1;
+    req->t_start = gate_now_us();
+    req->wall_start = gate_wall_now();
+    snprintf(req->peer, sizeof(req->peer), "%s", peer);
+    *msg = &req->msg;
+    return req;
+}
+
+static const char *on_hold_body(void *arg, uint64_t total)
+{
+    return req_hold_body(arg, total);
+}
+
+/* Expect: 100-continue: the key is checked now, as the pipeline checks it, for the endpoints
+ * that need one; the rest are answered after the body. */
+static int on_expect(void *arg)
+{
+    struct gate_req *req = arg;
+    enum endpoint ep = endpoint_lookup(req->msg.path, req->msg.path_len);
+    const struct endpoint_info *info = endpoint_info(ep);
+
+    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS))
+        return 0;
+    req_assign_id(req);
+    req->ep = ep;
+    req_guess_format(req);
+    return spend_authenticate(req) < 0 ? -1 : 0;
+}
+
+static void on_ready(void *arg)
+{
+    struct gate_req *req = arg;
+
+    if (req->phase != REQ_READING)
+        return;
+    req->phase = REQ_ADMITTING;
+    proxy_handle(req);
+}
+
+static void on_refuse(void *arg, enum apierr kind, const char *message)
+{
+    struct gate_req *req = arg;
+
+    req_guess_format(req);
+    req_fail(req, kind, message);
+}
+
+static void on_drained(void *arg)
+{
+    proxy_client_drained(arg);
+}
+
+static void on_gone(void *arg, const char *why)
+{
+    struct gate_req *req = arg;
+
+    if (why != NULL && req->error == NULL)
+        req->error = why;
+    proxy_client_gone(req);
+}
+
+const struct conn_handler req_conn_handler = {
+    .begin = on_begin,
+    .hold_body = on_hold_body,
+    .expect = on_expect,
+    .ready = on_ready,
+    .refuse = on_refuse,
+    .drained = on_drained,
+    .gone = on_gone,
+};

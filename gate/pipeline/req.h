@@ -19,9 +19,11 @@
 #include "gate/budget/budget.h"
 #include "gate/api/endpoint.h"
 #include "gate/http/httphdr.h"
+#include "gate/http/reqparse.h"
 #include "gate/http/sse.h"
 #include "gate/pipeline/tcount.h"
 #include "gate/api/usage.h"
+#include "gate/upstream/upstream.h"
 #include "gate/pipeline/completion.h"
 
 struct arena;
@@ -29,8 +31,8 @@ struct decode;
 struct evbuffer;
 struct event;
 struct gate_conn;
+struct conn_handler;
 struct gate_worker;
-struct upstream_conn;
 
 /* The life of a request, in order. */
 enum req_phase {
@@ -74,16 +76,7 @@ struct gate_req {
     enum req_phase phase;
     struct completion cq;           /* its item in the worker's completion queue */
 
-    /* the client's request */
-    int method;                     /* llhttp_method_t */
-    char *path;                     /* without the query */
-    size_t path_len;
-    char *query;                    /* after '?', or NULL */
-    struct http_header *headers;
-    int nheaders, headers_cap;
-    struct evbuffer *body;
-    int expect_continue;
-    int http10;                     /* an HTTP/1.0 client: no chunked coding, close at the end */
+    struct http_msg msg;            /* the client's request, as reqparse read it */
 
     enum endpoint ep;
     enum conf_format fmt;           /* format of errors the gate writes */
@@ -98,9 +91,9 @@ struct gate_req {
     int stream;
     int usage_injected;
 
-    /* the upstream exchange */
-    struct upstream_conn *uc;
-    struct evbuffer *up_request;    /* head and body as sent, kept for one retry */
+    /* the upstream exchange: ex.request is the head and body as sent, kept for one retry;
+     * ex.uc is set while it runs */
+    struct upstream_exchange ex;
     int up_status;
     const struct http_header *up_headers; /* the provider's, in this arena */
     int n_up_headers;
@@ -137,7 +130,7 @@ struct gate_req {
     struct usage usage;
     struct tcount tc;               /* the gate's own count */
     int status;
-    uint64_t bytes_in, bytes_out;
+    uint64_t bytes_out;             /* bytes in: msg.bytes_in */
     int64_t t_start, t_first_byte, t_end; /* us, monotonic */
     double wall_start;                    /* seconds since the epoch */
     const char *error;                    /* why it failed, for the log */
@@ -208,5 +201,8 @@ const char *req_decision_name(enum req_decision d);
  * req stays valid until the worker's loop next runs its completion queue.
  */
 void req_finish(struct gate_req *req);
+
+/* How connections call the request layer (gate/http/conn.h): set up by gate/server.c. */
+extern const struct conn_handler req_conn_handler;
 
 #endif

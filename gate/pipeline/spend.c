@@ -264,7 +264,7 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     ask.max_output = oc.value;
     ask.agent = req->agent;
     /* an uncounted body is bounded by its size: no token is shorter than a byte */
-    ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->body);
+    ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->msg.body);
     ask.approximate = req->tc.approximate || req->tc.estimated > 0 || req->tc.input < 0;
     ask.generates = oc.names != NULL;
     ask.choices = oc.choices;
@@ -295,8 +295,8 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     }
     if (budget_has_cutoffs(srv->book, req->agent)) {
         /* the body was pulled up whole to be parsed: this is no copy */
-        size_t blen = evbuffer_get_length(req->body);
-        const void *raw = evbuffer_pullup(req->body, -1);
+        size_t blen = evbuffer_get_length(req->msg.body);
+        const void *raw = evbuffer_pullup(req->msg.body, -1);
         ask.fingerprint = raw != NULL ? XXH3_64bits(raw, blen) : 0;
         if (ask.fingerprint == 0 && raw != NULL)
             ask.fingerprint = 1;
@@ -365,7 +365,7 @@ int spend_forward(struct gate_req *req)
         .agent = a >= 0 ? budget_scope_name(book, a) : NULL,
         .team = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_TEAM) : NULL,
         .department = a >= 0 ? budget_scope_at_level(book, a, CONF_LEVEL_DEPARTMENT) : NULL,
-        .endpoint = req->path,
+        .endpoint = req->msg.path,
         .model = req->model,
         .served_model = req->upstream_model ? req->upstream_model : req->model,
         .provider = req->prov ? req->prov->name : NULL,
@@ -468,7 +468,7 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
         return;
     /* an uncounted body is bounded by its size: no token is shorter than a byte */
     int64_t in = req->tc.input >= 0 ? req->tc.input
-                 : req->body != NULL ? (int64_t)evbuffer_get_length(req->body)
+                 : req->msg.body != NULL ? (int64_t)evbuffer_get_length(req->msg.body)
                                      : 0;
     int64_t out = (int64_t)req->tc.output, cached = 0, cache_write = 0;
     if (u->have && u->bad == NULL) {
@@ -562,7 +562,7 @@ int spend_settle(struct gate_req *req, int hold)
         .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
         .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
         .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
-        .endpoint = req->path,
+        .endpoint = req->msg.path,
         .model = req->model,
         .served_model = req->upstream_model ? req->upstream_model : req->model,
         .provider = req->prov ? req->prov->name : NULL,

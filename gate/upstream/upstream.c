@@ -2,9 +2,9 @@
  * upstream: provider connections and their pools. See upstream.h.
  *
  * A connection is CONNECTING, BUSY (one exchange) or IDLE (in its pool). Every failure of an
- * exchange goes through uc_fail(), which either retries once on a fresh connection or tells
- * the proxy. A request is sent again only when it provably never reached the provider whole:
- * a reused connection failed before the request had left the gate. An idle connection is
+ * exchange goes through uc_fail(), which tells the exchange's owner, and whether sending it
+ * again is safe: only when it provably never reached the provider whole (a reused connection
+ * failed before the request had left the gate). The owner decides (its next-target path). An idle connection is
  * checked (a non-blocking peek) before it is reused, so a provider that closed it is found
  * out before anything is sent; a request fully sent is never repeated, since the provider
  * may be working on it and a repeat would be paid twice.
@@ -31,8 +31,7 @@
 
 #include "gate/util/arena.h"
 #include "gate/http/bevio.h"
-#include "gate/pipeline/proxy.h"
-#include "gate/pipeline/req.h"
+#include "gate/http/httphdr.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 #include "gate/http/tls.h"
@@ -60,7 +59,7 @@ struct upstream_conn {
     struct bufferevent *bev;
     llhttp_t parser;
     enum uc_state state;
-    struct gate_req *req;
+    struct upstream_exchange *ex; /* the exchange it carries, NULL when none */
     struct event *timer;
     enum uc_timer timer_kind;
     unsigned exchanges; /* completed on this connection */
@@ -88,7 +87,7 @@ struct upstream_pool {
 };
 
 static void uc_free(struct upstream_conn *uc);
-static void uc_start(struct upstream_conn *uc, struct gate_req *req);
+static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex);
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
 
 static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
@@ -135,32 +134,19 @@ static void uc_close(struct upstream_conn *uc)
     uc_free(uc);
 }
 
-/* Ends the exchange in failure: retry once when that is safe, else tell the proxy. */
+/* Ends the exchange in failure and tells its owner, saying whether sending it again is safe:
+ * a reused connection failed before anything of the request had left or come back. */
 static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
 {
-    struct gate_req *req = uc->req;
-    struct upstream_pool *pool = uc->pool;
-    int reused = uc->exchanges > 0;
-    size_t got = uc->got;
-    int sent = uc->sent;
+    struct upstream_exchange *ex = uc->ex;
+    int safe = uc->exchanges > 0 && !uc->sent && uc->got == 0 && kind == APIERR_BAD_GATEWAY;
 
-    uc->req = NULL;
+    uc->ex = NULL;
     uc_close(uc); /* uc may be gone from here on */
-    if (req == NULL)
+    if (ex == NULL)
         return;
-    req->uc = NULL;
-    if (reused && !sent && got == 0 && req->tries == 1 && kind == APIERR_BAD_GATEWAY) {
-        char err[256];
-        struct upstream_conn *fresh = uc_new(pool, err, sizeof(err));
-        req->tries++;
-        if (fresh != NULL) {
-            uc_start(fresh, req);
-            return;
-        }
-        proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
-        return;
-    }
-    proxy_upstream_failed(req, kind, msg);
+    ex->uc = NULL;
+    ex->h->failed(ex->arg, kind, msg, safe);
 }
 
 /* ---- response parser ----------------------------------------------------------------- */
@@ -184,14 +170,14 @@ static int r_field_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
     enum hdr_err e =
-        hdr_name_done(&uc->hr, uc->req->arena, 2 * uc->pool->w->srv->conf->max_headers);
+        hdr_name_done(&uc->hr, uc->ex->arena, 2 * uc->pool->w->srv->conf->max_headers);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
 static int r_value_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
-    enum hdr_err e = hdr_value_done(&uc->hr, uc->req->arena);
+    enum hdr_err e = hdr_value_done(&uc->hr, uc->ex->arena);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
@@ -203,7 +189,7 @@ static int r_headers_complete(llhttp_t *p)
         hdr_start(&uc->hr); /* an interim answer: the real one follows */
         return 0;
     }
-    if (proxy_upstream_head(uc->req, p->status_code, uc->hr.list, uc->hr.n) < 0) {
+    if (uc->ex->h->head(uc->ex->arg, p->status_code, uc->hr.list, uc->hr.n) < 0) {
         uc->reject = "";
         return -1;
     }
@@ -214,7 +200,7 @@ static int r_body(llhttp_t *p, const char *at, size_t len)
 {
     struct upstream_conn *uc = p->data;
 
-    if (proxy_upstream_body(uc->req, at, len) < 0) {
+    if (uc->ex->h->body(uc->ex->arg, at, len) < 0) {
         uc->reject = "";
         return -1;
     }
@@ -242,17 +228,17 @@ static const llhttp_settings_t resp_settings = {
     .on_message_complete = r_message_complete,
 };
 
-/* The exchange ended well: the connection goes back to its pool, the proxy finishes. */
+/* The exchange ended well: the connection goes back to its pool, the owner finishes. */
 static void uc_complete(struct upstream_conn *uc)
 {
-    struct gate_req *req = uc->req;
+    struct upstream_exchange *ex = uc->ex;
     int keep = llhttp_should_keep_alive(&uc->parser) && !uc->dead;
     struct upstream_pool *pool = uc->pool;
 
-    uc->req = NULL;
+    uc->ex = NULL;
     uc->done = 0;
     uc->exchanges++;
-    req->uc = NULL;
+    ex->uc = NULL;
     if (keep && pool->nidle < pool->w->srv->conf->pool_max_idle &&
         evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         TAILQ_REMOVE(&pool->busy, uc, link);
@@ -265,7 +251,7 @@ static void uc_complete(struct upstream_conn *uc)
     } else {
         uc_free(uc);
     }
-    proxy_upstream_done(req);
+    ex->h->done(ex->arg);
 }
 
 static void uc_read_cb(struct bufferevent *bev, void *arg)
@@ -273,13 +259,13 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
     struct upstream_conn *uc = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    if (uc->state != UC_BUSY || uc->req == NULL) {
+    if (uc->state != UC_BUSY || uc->ex == NULL) {
         uc_free(uc); /* nothing may arrive on an idle connection */
         return;
     }
     uc_arm(uc, UT_STREAM_IDLE);
     uc->in_parse = 1;
-    while (!uc->dead && !uc->done && uc->req != NULL) {
+    while (!uc->dead && !uc->done && uc->ex != NULL) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
@@ -293,11 +279,11 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
             continue;
         uc->in_parse = 0;
         if (uc->reject != NULL && *uc->reject == '\0') {
-            /* the proxy refused the response and has already answered the client */
-            struct gate_req *req = uc->req;
-            uc->req = NULL;
-            if (req != NULL)
-                req->uc = NULL;
+            /* the owner refused the response and has already answered its client */
+            struct upstream_exchange *ex = uc->ex;
+            uc->ex = NULL;
+            if (ex != NULL)
+                ex->uc = NULL;
             uc_free(uc);
             return;
         }
@@ -324,7 +310,7 @@ static void uc_write_cb(struct bufferevent *bev, void *arg)
     struct upstream_conn *uc = arg;
 
     if (uc->state == UC_BUSY && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        if (uc->req != NULL)
+        if (uc->ex != NULL)
             uc->sent = 1;
         if (!uc->pool->prov->tls)
             bufferevent_disable(bev, EV_WRITE); /* the next request is written directly */
@@ -409,7 +395,7 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         return;
-    if (uc->state == UC_IDLE || uc->req == NULL) {
+    if (uc->state == UC_IDLE || uc->ex == NULL) {
         uc_free(uc);
         return;
     }
@@ -506,8 +492,8 @@ tls_fail:
 
 static void uc_free(struct upstream_conn *uc)
 {
-    if (uc->req != NULL)
-        uc->req->uc = NULL;
+    if (uc->ex != NULL)
+        uc->ex->uc = NULL;
     uc_unlink(uc);
     bufferevent_free(uc->bev);
     event_free(uc->timer);
@@ -516,7 +502,7 @@ static void uc_free(struct upstream_conn *uc)
 }
 
 /* Starts an exchange on a connection that is connecting or was idle. */
-static void uc_start(struct upstream_conn *uc, struct gate_req *req)
+static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex)
 {
     int reused = uc->state == UC_IDLE;
 
@@ -526,8 +512,8 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
         TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
         uc_arm(uc, UT_FIRST_BYTE);
     }
-    uc->req = req;
-    req->uc = uc;
+    uc->ex = ex;
+    ex->uc = uc;
     uc->got = 0;
     uc->sent = 0;
     uc->done = 0;
@@ -537,15 +523,15 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     uc->parser.data = uc;
     if (reused && !uc->pool->prov->tls) {
         bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
-        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), ex->request);
         uc_write_now(uc);
         return;
     }
-    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), ex->request);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
 }
 
-void upstream_send(struct upstream_pool *pool, struct gate_req *req)
+void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex)
 {
     struct upstream_conn *uc;
     char err[256];
@@ -555,31 +541,50 @@ void upstream_send(struct upstream_pool *pool, struct gate_req *req)
     if (uc == NULL) {
         uc = uc_new(pool, err, sizeof(err));
         if (uc == NULL) {
-            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, err, 0);
             return;
         }
     }
-    uc_start(uc, req);
+    uc_start(uc, ex);
 }
 
-void upstream_detach(struct upstream_conn *uc)
+void upstream_send_fresh(struct upstream_pool *pool, struct upstream_exchange *ex)
 {
-    if (uc->req != NULL)
-        uc->req->uc = NULL;
-    uc->req = NULL;
+    char err[256];
+    struct upstream_conn *uc = uc_new(pool, err, sizeof(err));
+
+    if (uc == NULL) {
+        ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, err, 0);
+        return;
+    }
+    uc_start(uc, ex);
+}
+
+void upstream_cancel(struct upstream_exchange *ex)
+{
+    struct upstream_conn *uc = ex->uc;
+
+    if (uc == NULL)
+        return;
+    ex->uc = NULL;
+    uc->ex = NULL;
     uc_close(uc);
 }
 
-void upstream_pause(struct upstream_conn *uc)
+void upstream_pause(struct upstream_exchange *ex)
 {
-    bufferevent_disable(uc->bev, EV_READ);
-    event_del(uc->timer);
+    if (ex->uc == NULL)
+        return;
+    bufferevent_disable(ex->uc->bev, EV_READ);
+    event_del(ex->uc->timer);
 }
 
-void upstream_resume(struct upstream_conn *uc)
+void upstream_resume(struct upstream_exchange *ex)
 {
-    bufferevent_enable(uc->bev, EV_READ);
-    uc_arm(uc, UT_STREAM_IDLE);
+    if (ex->uc == NULL)
+        return;
+    bufferevent_enable(ex->uc->bev, EV_READ);
+    uc_arm(ex->uc, UT_STREAM_IDLE);
 }
 
 struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p)
@@ -606,10 +611,10 @@ void upstream_pool_free(struct upstream_pool *pool)
     while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
         /* a request still on it (one going on without its client when the gate stopped)
          * ends here, as an exchange that failed */
-        struct gate_req *req = uc->req;
+        struct upstream_exchange *ex = uc->ex;
         uc_free(uc);
-        if (req != NULL)
-            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "the gate stopped");
+        if (ex != NULL)
+            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "the gate stopped", 0);
     }
     free(pool);
 }

@@ -14,7 +14,6 @@
 #include "conf/conf.h"
 #include "gate/util/arena.h"
 #include "gate/http/reqparse.h"
-#include "gate/pipeline/req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,14 +25,14 @@ static struct conf limits = {
 };
 
 struct made {
-    struct gate_req *req; /* the request being read, or NULL */
+    struct http_msg *req; /* the request being read, or NULL */
 };
 
-static struct gate_req *begin(void *ctx)
+static struct http_msg *begin(void *ctx)
 {
     struct made *m = ctx;
     struct arena *a;
-    struct gate_req *req;
+    struct http_msg *req;
 
     if (m->req != NULL)
         abort(); /* a request begins before the last one was handed over */
@@ -60,7 +59,7 @@ static void drop(struct made *m)
 }
 
 /* What the proxy relies on once a head is read. */
-static void check_head(const struct gate_req *req)
+static void check_head(const struct http_msg *req)
 {
     if (req->path == NULL || !hdr_target_ok(req->path, req->path_len))
         abort();

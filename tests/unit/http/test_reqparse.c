@@ -7,20 +7,19 @@
 #include "conf/conf.h"
 #include "gate/util/arena.h"
 #include "gate/http/reqparse.h"
-#include "gate/pipeline/req.h"
 #include "run_suite.h"
 
 /* The requests a parser made, to free them at the end. */
 struct made {
-    struct gate_req *reqs[8];
+    struct http_msg *reqs[8];
     int n;
 };
 
-static struct gate_req *begin(void *ctx)
+static struct http_msg *begin(void *ctx)
 {
     struct made *m = ctx;
     struct arena *a = arena_new();
-    struct gate_req *req = a ? arena_alloc(a, sizeof(*req)) : NULL;
+    struct http_msg *req = a ? arena_alloc(a, sizeof(*req)) : NULL;
 
     ck_assert_ptr_nonnull(req);
     ck_assert_int_lt(m->n, 8);
@@ -78,9 +77,9 @@ static enum reqparse_step feed(struct reqparse *rp, const char *text, size_t ste
     }
 }
 
-static const char *header(const struct gate_req *req, const char *name)
+static const char *header(const struct http_msg *req, const char *name)
 {
-    const struct http_header *h = req_header(req, name);
+    const struct http_header *h = http_msg_header(req, name);
     return h ? h->value : NULL;
 }
 
@@ -109,13 +108,13 @@ START_TEST(whole_or_byte_by_byte_the_same_request)
         ck_assert_int_eq(heads, 1);
         ck_assert_uint_eq(used, strlen(CHUNKED_WITH_TRAILER));
         ck_assert_int_eq(m.n, 1);
-        struct gate_req *req = m.reqs[0];
+        struct http_msg *req = m.reqs[0];
         ck_assert_str_eq(req->path, "/v1/chat/completions");
         ck_assert_str_eq(req->query, "a=%20b");
         ck_assert_str_eq(header(req, "x-empty"), "");
         /* the trailer is not a header */
         ck_assert_int_eq(req->nheaders, 3);
-        ck_assert_ptr_null(req_header(req, "authorization"));
+        ck_assert_ptr_null(http_msg_header(req, "authorization"));
         ck_assert_uint_eq(evbuffer_get_length(req->body), 11);
         ck_assert_int_eq(memcmp(evbuffer_pullup(req->body, -1), "hello world", 11), 0);
         ck_assert_int_eq(reqparse_keep_alive(&rp), 1);
