@@ -15,13 +15,11 @@
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
 #include "gate/http/headbuf.h"
-#include "gate/util/jsonedit.h"
 #include "gate/util/jsonmem.h"
-#include "gate/api/outcap.h"
+#include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/req.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
-#include "gate/admin/status.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 
@@ -31,356 +29,6 @@
 
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
-
-static const struct upstream_handler up_handler;
-
-/* ---- local answers ------------------------------------------------------------------- */
-
-static void respond_json(struct gate_req *req, int status, cJSON *doc)
-{
-    char *s = cJSON_PrintUnformatted(doc);
-
-    cJSON_Delete(doc);
-    if (s == NULL) {
-        req_fail(req, APIERR_INTERNAL, "out of memory");
-        return;
-    }
-    req_respond(req, status, "application/json", NULL, s, strlen(s));
-    cJSON_free(s);
-}
-
-static void answer_models(struct gate_req *req)
-{
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *data;
-
-    cJSON_AddStringToObject(doc, "object", "list");
-    data = cJSON_AddArrayToObject(doc, "data");
-    for (int i = 0; i < req->conf->nmodels; i++) {
-        const struct conf_model *m = &req->conf->models[i];
-        if (m->wildcard)
-            continue;
-        cJSON *item = cJSON_CreateObject();
-        cJSON_AddStringToObject(item, "id", m->name);
-        cJSON_AddStringToObject(item, "object", "model");
-        cJSON_AddNumberToObject(item, "created", 0);
-        cJSON_AddStringToObject(item, "owned_by", m->provider->name);
-        cJSON_AddItemToArray(data, item);
-    }
-    respond_json(req, 200, doc);
-}
-
-static void answer_local(struct gate_req *req)
-{
-    switch (req->ep) {
-    case EP_HEALTHZ:
-        req_respond(req, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
-        return;
-    case EP_STATUS: {
-        char *s = gate_status_json(req->w->srv);
-        if (s == NULL) {
-            req_fail(req, APIERR_INTERNAL, "out of memory");
-            return;
-        }
-        req_respond(req, 200, "application/json", NULL, s, strlen(s));
-        cJSON_free(s);
-        return;
-    }
-    case EP_MODELS:
-        answer_models(req);
-        return;
-    default:
-        req_fail(req, APIERR_NOT_FOUND, "unknown endpoint");
-    }
-}
-
-/* ---- the upstream request ------------------------------------------------------------ */
-
-static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov,
-                      int gate_keys)
-{
-    static const char *const drop[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "expect",
-        "x-request-id",
-        "proxy-authorization",
-    };
-
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (strcmp(h->name, drop[i]) == 0)
-            return 1;
-    if (strncmp(h->name, "x-tokengate-", 12) == 0)
-        return 1; /* the gate's own (x-tokengate-task): not the provider's business */
-    /* with a key of its own, or keys of its own for agents, the gate never forwards the
-     * agent's credentials */
-    if ((prov->api_key != NULL || gate_keys) &&
-        (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
-        return 1;
-    return 0;
-}
-
-/* Whether the client's Connection header names h (it is then hop-by-hop too). */
-static int named_by_connection(const struct gate_req *req, const struct http_header *h)
-{
-    const struct http_header *c = req_header(req, "connection");
-    const char *s;
-
-    if (c == NULL)
-        return 0;
-    s = c->value;
-    while (*s) {
-        while (*s == ' ' || *s == ',' || *s == '\t')
-            s++;
-        const char *e = s;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t')
-            e++;
-        if ((size_t)(e - s) == h->name_len && strncasecmp(s, h->name, h->name_len) == 0)
-            return 1;
-        s = e;
-    }
-    return 0;
-}
-
-static int build_upstream_request(struct gate_req *req, const char *body, size_t len)
-{
-    const struct conf_provider *prov = req->prov;
-    struct evbuffer *b = evbuffer_new();
-    /* the endpoint's own path after "/v1": a trailing slash the client added is not sent on */
-    const char *rest = endpoint_info(req->ep)->path + 3;
-
-    if (b == NULL)
-        return -1;
-    struct headbuf hd = {.out = b};
-    headbuf_str(&hd, "POST ");
-    headbuf_str(&hd, prov->path_prefix);
-    headbuf_str(&hd, rest);
-    if (req->msg.query != NULL) {
-        headbuf_add(&hd, "?", 1);
-        headbuf_str(&hd, req->msg.query);
-    }
-    headbuf_str(&hd, " HTTP/1.1\r\nhost: ");
-    headbuf_str(&hd, prov->host_header);
-    headbuf_add(&hd, "\r\n", 2);
-    for (int i = 0; i < req->msg.nheaders; i++) {
-        const struct http_header *h = &req->msg.headers[i];
-        if (hop_by_hop(h, prov, req->w->srv->book != NULL) || named_by_connection(req, h))
-            continue;
-        headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
-    }
-    if (prov->api_key != NULL) {
-        headbuf_str(&hd,
-                 prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
-        headbuf_str(&hd, prov->api_key);
-        headbuf_add(&hd, "\r\n", 2);
-    }
-    if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
-        headbuf_str(&hd, "anthropic-version: 2023-06-01\r\n");
-    headbuf_str(&hd, "x-request-id: ");
-    headbuf_str(&hd, req->id);
-    headbuf_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
-    headbuf_num(&hd, len);
-    headbuf_str(&hd, "\r\nconnection: keep-alive\r\n\r\n");
-    headbuf_flush(&hd);
-    evbuffer_add(b, body, len);
-    req->ex.request = b;
-    return 0;
-}
-
-static int only_space(const char *p, const char *end)
-{
-    for (; p < end; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
-            return 0;
-    return 1;
-}
-
-/* C0 controls (NUL aside: jsonedit_has_nul) and DEL, which no model name holds */
-#define CONTROL_CHARS                                                                              \
-    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"                                \
-    "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
-
-/* Reads the body, picks the provider and rewrites what the gate must. Returns -1 after
- * answering the client itself. Runs with cJSON allocating from the request's arena. */
-static int prepare_body(struct gate_req *req)
-{
-    const struct endpoint_info *info = endpoint_info(req->ep);
-    size_t len = evbuffer_get_length(req->msg.body);
-    const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1);
-    char msg[512];
-    const char *end = NULL;
-
-    if (len == 0) {
-        req_fail(req, APIERR_BAD_REQUEST, "request body is empty; a JSON object is expected");
-        return -1;
-    }
-    req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
-    if (req->json == NULL && arena_failure(req->arena) != ARENA_OK) {
-        req_fail_memory(req); /* valid or not, it needs more memory than it may have */
-        return -1;
-    }
-    if (req->json == NULL || !only_space(end, raw + len)) {
-        const char *at = req->json ? end : cJSON_GetErrorPtr();
-        size_t off = at && at >= raw && at <= raw + len ? (size_t)(at - raw) : 0;
-        snprintf(msg, sizeof(msg), "request body is not valid JSON (at byte %zu)", off);
-        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
-        return -1;
-    }
-    if (!cJSON_IsObject(req->json)) {
-        req_fail(req, APIERR_BAD_REQUEST, "request body must be a JSON object");
-        return -1;
-    }
-    if (jsonedit_has_nul(raw, len)) {
-        req_fail(req, APIERR_BAD_REQUEST, "request body has a string with a NUL (U+0000)");
-        return -1;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(req->json, "model");
-    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
-        req_fail(req, APIERR_BAD_REQUEST, "request body has no 'model' string");
-        return -1;
-    }
-    if (model->valuestring[strcspn(model->valuestring, CONTROL_CHARS)] != '\0') {
-        req_fail(req, APIERR_BAD_REQUEST, "'model' has a control character");
-        return -1;
-    }
-    req->model = model->valuestring;
-    const char *dup;
-    int has_dup = jsonedit_duplicate_key(req->json, &dup);
-    if (has_dup < 0)
-        goto oom;
-    if (has_dup > 0) {
-        snprintf(msg, sizeof(msg), "request body has the key '%.100s' twice in one object", dup);
-        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
-        return -1;
-    }
-    const struct conf_model *m = conf_find_model(req->conf, req->model);
-    if (m == NULL) {
-        snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
-        req_fail(req, APIERR_MODEL_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
-        return -1;
-    }
-    req->prov = m->provider;
-    if (req->prov->format != info->format) {
-        snprintf(msg, sizeof(msg),
-                 "model '%.200s' is served in the %s format, but %s speaks the %s format",
-                 req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
-                 info->path, info->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
-        req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
-        return -1;
-    }
-    req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
-    tcount_input(req, m, raw, len);
-
-    /* the members the gate rewrites: each op's value is JSON text, in the request's arena */
-    struct jsonedit_op ops[OUTCAP_MEMBERS + 2];
-    int nops = 0;
-    int rc = spend_reserve(req, m, &ops[nops]);
-    if (rc < 0)
-        return -1;
-    nops += rc;
-    if (m->upstream_model != NULL) {
-        cJSON *name = cJSON_CreateString(m->upstream_model);
-        ops[nops].key = "model";
-        ops[nops++].value = cJSON_PrintUnformatted(name); /* in the arena */
-        req->model = arena_strndup(req->arena, req->model, strlen(req->model));
-        cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
-        req->upstream_model = name->valuestring;
-    }
-    if (req->ep == EP_CHAT && req->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
-            if (!cJSON_IsObject(so)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(req->json, "stream_options");
-                so = cJSON_AddObjectToObject(req->json, "stream_options");
-            }
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            ops[nops].key = "stream_options";
-            ops[nops++].value = cJSON_PrintUnformatted(so); /* in the arena */
-            req->usage_injected = 1;
-        }
-    }
-    for (int i = 0; i < nops; i++)
-        if (ops[i].value == NULL)
-            goto oom;
-
-    if (nops > 0) {
-        size_t out_len;
-        char *out = jsonedit_depth(req->json) <= JSONEDIT_MAX_DEPTH
-                        ? jsonedit_apply(raw, len, ops, nops, &out_len)
-                        : NULL;
-        if (out != NULL) {
-            rc = build_upstream_request(req, out, out_len);
-            free(out);
-        } else {
-            /* a key with escapes, or nesting too deep to splice in linear time: print the
-             * edited document (numbers become doubles) */
-            const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
-            rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
-        }
-        if (rc < 0)
-            goto oom;
-    } else if (build_upstream_request(req, raw, len) < 0) {
-        goto oom;
-    }
-    return 0;
-oom:
-    req_fail_memory(req);
-    return -1;
-}
-
-void proxy_handle(struct gate_req *req)
-{
-    const struct endpoint_info *info;
-    char msg[160];
-
-    req_assign_id(req);
-    req->ep = endpoint_lookup(req->msg.path, req->msg.path_len);
-    info = endpoint_info(req->ep);
-    req_guess_format(req);
-    if (req->ep == EP_NONE) {
-        snprintf(msg, sizeof(msg), "unknown path %.100s", req->msg.path);
-        req_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
-        return;
-    }
-    if (strcmp(llhttp_method_name((llhttp_method_t)req->msg.method), info->method) != 0) {
-        snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
-        req->error = arena_strndup(req->arena, msg, strlen(msg));
-        char body[400], allow[32];
-        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
-        snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
-        req_respond(req, 405, "application/json", allow, body, n);
-        return;
-    }
-    /* every endpoint but /healthz needs a key when an org is configured: /status too */
-    if (req->ep != EP_HEALTHZ && spend_authenticate(req) < 0)
-        return;
-    if (!info->proxied) {
-        answer_local(req);
-        return;
-    }
-    req_memory_bound(req);
-    struct arena *prev = jsonmem_enter(req->arena);
-    int rc = prepare_body(req);
-    jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
-    if (rc < 0 || req_memory_unbound(req) < 0 || spend_forward(req) < 0)
-        return;
-    req->phase = REQ_DISPATCHED;
-    req->upstream = REQ_UP_SENT;
-    req->tries++;
-    req->ex.h = &up_handler;
-    req->ex.arg = req;
-    req->ex.arena = req->arena;
-    upstream_send(req->w->pools[req->prov->index], &req->ex);
-}
 
 /* ---- the response -------------------------------------------------------------------- */
 
@@ -653,7 +301,7 @@ static int on_up_body(void *arg, const char *data, size_t len)
 
 /* What on_up_done holds back until the ledger has the request's record: a whole
  * response (head and body), or the last chunk of a stream. */
-static void write_tail(struct gate_req *req)
+void proxy_write_tail(struct gate_req *req)
 {
     if (!req->up_sse) {
         size_t len = evbuffer_get_length(req->up_body);
@@ -701,33 +349,16 @@ static void on_up_done(void *arg)
 
     if (req->dec != NULL && !decode_done(req->dec))
         req->out_unreadable = 1;
-    if (req->conn == NULL) {
-        if (!req->up_sse)
-            read_answer(req);
-        req_finish(req);
-        return;
-    }
-    if (req->up_sse) {
+    if (!req->up_sse) {
+        read_answer(req);
+    } else if (req->conn != NULL) {
         size_t left;
         const char *rest = sse_pending(&req->sse, &left);
         if (left > 0)
             write_chunk(req, rest, left); /* a last event without its blank line */
-    } else {
-        read_answer(req);
-    }
-    if (req->up_sse)
         conn_flush(req->conn); /* all but the end goes out while the ledger commits */
-    if (spend_settle(req, 1) == 1)
-        return; /* proxy_settled goes on once the record is on disk */
-    write_tail(req);
-    req_finish(req);
-}
-
-void proxy_settled(struct gate_req *req)
-{
-    if (req->conn != NULL) /* else the client left while the ledger committed */
-        write_tail(req);
-    req_finish(req);
+    }
+    pipeline_resume(req, STAGE_NEXT); /* the stage after dispatch: settle */
 }
 
 /*
@@ -756,6 +387,16 @@ static const struct upstream_handler up_handler = {
     .done = on_up_done,
     .failed = on_up_failed,
 };
+
+void proxy_dispatch(struct gate_req *req)
+{
+    req->upstream = REQ_UP_SENT;
+    req->tries++;
+    req->ex.h = &up_handler;
+    req->ex.arg = req;
+    req->ex.arena = req->arena;
+    upstream_send(req->w->pools[req->prov->index], &req->ex);
+}
 
 void proxy_client_drained(struct gate_req *req)
 {

@@ -1,7 +1,7 @@
 /*
- * proxy: the request pipeline. It routes a complete request to a local answer or to a
- * provider, rewrites what it must, and relays the provider's answer: whole for JSON bodies,
- * event by event for streams, with backpressure from a slow client back to the provider.
+ * proxy: the upstream exchange as the request's response source, and the relay of its answer
+ * to the client: whole for JSON bodies, event by event for streams, with backpressure from a
+ * slow client back to the provider. The stages before it are in pipeline.c.
  *
  * Every failure of the upstream exchange goes through one next-target path (a retry when it
  * is safe, else final), and every request ends in req_finish().
@@ -14,8 +14,10 @@
 struct gate_req;
 struct http_header;
 
-/* Handles a request whose headers and body have all arrived. */
-void proxy_handle(struct gate_req *req);
+/* Starts the upstream exchange of a prepared request (req->ex.request): the answer is relayed
+ * as it comes, and its end resumes the request's pipeline after dispatch; a failure ends the
+ * request (req_fail), possibly before this returns. */
+void proxy_dispatch(struct gate_req *req);
 
 /* The client's output has drained below the low mark: reading upstream may go on. */
 void proxy_client_drained(struct gate_req *req);
@@ -23,10 +25,8 @@ void proxy_client_drained(struct gate_req *req);
 /* The client went away mid-request: the upstream exchange is stopped and the request ends. */
 void proxy_client_gone(struct gate_req *req);
 
-/*
- * The request's ledger record has committed (spend.c): writes what was held back of the
- * response, if the client is still there, and finishes the request.
- */
-void proxy_settled(struct gate_req *req);
+/* Writes the end of the answer held back while the ledger committed the record: a whole
+ * answer's head and body, or a stream's last chunk. The client must be there. */
+void proxy_write_tail(struct gate_req *req);
 
 #endif

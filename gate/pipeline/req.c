@@ -20,6 +20,7 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
+#include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/proxy.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
@@ -360,7 +361,10 @@ void req_finish(struct gate_req *req)
     req_assign_id(req);
     if (req->status == 0)
         req->status = 499; /* the client left before any answer */
-    spend_settle(req, 0);
+    if (req->phase < REQ_SETTLING) {
+        req->phase = REQ_SETTLING; /* it never reached the settle stage */
+        spend_settle(req, 0);
+    }
     req->phase = REQ_LOGGING;
     if (!req->tc_finished)
         tcount_finish(req, w->drift);
@@ -438,8 +442,7 @@ static void on_ready(void *arg)
 
     if (req->phase != REQ_READING)
         return;
-    req->phase = REQ_ADMITTING;
-    proxy_handle(req);
+    pipeline_start(&pipeline_gate, req);
 }
 
 static void on_refuse(void *arg, enum apierr kind, const char *message)

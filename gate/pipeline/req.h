@@ -22,7 +22,9 @@
 #include "gate/http/reqparse.h"
 #include "gate/http/sse.h"
 #include "gate/pipeline/tcount.h"
+#include "gate/api/outcap.h"
 #include "gate/api/usage.h"
+#include "gate/util/jsonedit.h"
 #include "gate/upstream/upstream.h"
 #include "gate/pipeline/completion.h"
 
@@ -33,6 +35,7 @@ struct event;
 struct gate_conn;
 struct conn_handler;
 struct gate_worker;
+struct pipeline;
 
 /* The life of a request, in order. */
 enum req_phase {
@@ -75,6 +78,11 @@ struct gate_req {
     struct conf *conf;
     enum req_phase phase;
     struct completion cq;           /* its item in the worker's completion queue */
+    const struct pipeline *pl;      /* the stage table it runs (pipeline.h) */
+    int stage;                      /* the index of the stage running, or that WAITs */
+    int resume_rc;                  /* enum stage_rc: what pipeline_post resumes it with */
+    enum apierr fail_kind;          /* why a stage answered STAGE_FAIL (stage_fail) */
+    const char *fail_msg;
 
     struct http_msg msg;            /* the client's request, as reqparse read it */
 
@@ -90,6 +98,9 @@ struct gate_req {
     const struct conf_provider *prov;
     int stream;
     int usage_injected;
+    struct jsonedit_op edits[OUTCAP_MEMBERS + 2]; /* the members admit and prepare rewrite
+                                                   * (values: JSON text in the arena) */
+    int nedits;
 
     /* the upstream exchange: ex.request is the head and body as sent, kept for one retry;
      * ex.uc is set while it runs */

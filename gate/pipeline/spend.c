@@ -14,13 +14,12 @@
 #include <time.h>
 
 #include "gate/util/arena.h"
-#include "gate/pipeline/completion.h"
+#include "gate/pipeline/pipeline.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/journal.h"
 #include "gate/util/jsonmem.h"
 #include "gate/budget/ledger.h"
 #include "gate/api/outcap.h"
-#include "gate/pipeline/proxy.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
 #include "gate/core/worker.h"
@@ -391,15 +390,6 @@ int spend_forward(struct gate_req *req)
 
 /* ---- after ---------------------------------------------------------------------------- */
 
-/* On the worker, from its completion queue: the record is committed. */
-static void settled_run(struct completion *c)
-{
-    struct gate_req *req = (struct gate_req *)((char *)c - offsetof(struct gate_req, cq));
-
-    req->phase = REQ_SETTLING;
-    proxy_settled(req);
-}
-
 /* On the ledger thread: hand the request back to its worker. ok is not needed: a record that
  * failed to commit is the ledger's to report (its failure mode, ledger.on_failure). */
 static void on_committed(void *arg, int ok)
@@ -407,7 +397,7 @@ static void on_committed(void *arg, int ok)
     struct gate_req *req = arg;
 
     (void)ok;
-    completion_post(req->w->cq, &req->cq, settled_run);
+    pipeline_post(req, STAGE_NEXT);
 }
 
 static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
@@ -495,9 +485,6 @@ int spend_settle(struct gate_req *req, int hold)
     int64_t tokens = 0, out = 0, nusd = 0;
     struct budget_alert alerts[8];
 
-    if (req->phase >= REQ_SETTLING)
-        return 0; /* it ran */
-    req->phase = REQ_SETTLING;
     if (!req->tc_finished) {
         tcount_finish(req, req->w->drift);
         req->tc_finished = 1;
@@ -591,6 +578,6 @@ int spend_settle(struct gate_req *req, int hold)
     }
     if (!hold)
         return 0;
-    req->phase = REQ_WAITING; /* settled_run resumes it */
+    req->phase = REQ_WAITING; /* on_committed resumes it */
     return 1;
 }

@@ -60,11 +60,11 @@ int spend_forward(struct gate_req *req);
 size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
 
 /*
- * Settles the request's reservation to what it used and submits its ledger record; the request
- * is then REQ_SETTLING. With hold set, and a ledger to write to, returns 1: the request is
- * REQ_WAITING for the commit, and proxy_settled is called on its worker afterwards (through its
- * completion queue). Else returns 0 (the record is queued, or there is no ledger). Runs once:
- * later calls return 0.
+ * Settles the request's reservation to what it used and submits its ledger record. With hold
+ * set, and a ledger to write to, returns 1: the request is REQ_WAITING for the commit, and is
+ * resumed on its worker afterwards (pipeline_post, STAGE_NEXT). Else returns 0 (the record is
+ * queued, or there is no ledger). Its callers run it once: the settle stage, or req_finish
+ * for a request that never reached it (phase before REQ_SETTLING).
  */
 int spend_settle(struct gate_req *req, int hold);
 

@@ -1,0 +1,15 @@
+/*
+ * stage_dispatch: the last step before forwarding, then the response source starts. See
+ * stages.h.
+ */
+#include "gate/pipeline/proxy.h"
+#include "gate/pipeline/spend.h"
+#include "gate/pipeline/stages.h"
+
+enum stage_rc stage_dispatch(struct gate_req *req)
+{
+    if (spend_forward(req) < 0)
+        return STAGE_ANSWERED;
+    proxy_dispatch(req); /* may fail at once: the request then ends in req_fail */
+    return STAGE_WAIT;
+}

@@ -1,0 +1,34 @@
+/*
+ * stage_parse: which endpoint, and whether it takes the method. See stages.h.
+ */
+#include <llhttp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gate/pipeline/stages.h"
+#include "gate/util/arena.h"
+
+enum stage_rc stage_parse(struct gate_req *req)
+{
+    const struct endpoint_info *info;
+    char msg[160];
+
+    req_assign_id(req);
+    req->ep = endpoint_lookup(req->msg.path, req->msg.path_len);
+    info = endpoint_info(req->ep);
+    req_guess_format(req);
+    if (req->ep == EP_NONE) {
+        snprintf(msg, sizeof(msg), "unknown path %.100s", req->msg.path);
+        return stage_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
+    }
+    if (strcmp(llhttp_method_name((llhttp_method_t)req->msg.method), info->method) != 0) {
+        snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+        char body[400], allow[32];
+        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
+        snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
+        req_respond(req, 405, "application/json", allow, body, n);
+        return STAGE_ANSWERED;
+    }
+    return STAGE_NEXT;
+}
