@@ -14,7 +14,7 @@
 #include "gate/util/arena.h"
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
-#include "gate/http/headbuf.h"
+#include "gate/http/respwrite.h"
 #include "gate/util/jsonmem.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/req.h"
@@ -32,60 +32,27 @@
 
 /* ---- the response -------------------------------------------------------------------- */
 
-static int response_hop_by_hop(const struct http_header *h)
-{
-    static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-        "trailer",    "upgrade",    "content-length",   "x-request-id",
-    };
-
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (strcmp(h->name, drop[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* Writes our status line and the provider's headers, with our framing. */
 static void write_head(struct gate_req *req, int status, const struct http_header *h, int n,
                        long long content_length)
 {
-    struct evbuffer *out = conn_output(req->conn);
-    size_t before = evbuffer_get_length(out);
-    struct headbuf hd = {.out = out};
+    char extra[256];
 
-    headbuf_str(&hd, "HTTP/1.1 ");
-    headbuf_num(&hd, (unsigned)status);
-    headbuf_add(&hd, " ", 1);
-    headbuf_str(&hd, http_reason(status));
-    headbuf_add(&hd, "\r\n", 2);
-    for (int i = 0; i < n; i++) {
-        if (response_hop_by_hop(&h[i])) {
-            if (strcmp(h[i].name, "x-request-id") == 0)
-                headbuf_field(&hd, "x-upstream-request-id", 21, h[i].value, h[i].value_len);
-            continue;
-        }
-        if (req->dec != NULL && strcmp(h[i].name, "content-encoding") == 0)
-            continue; /* the client gets what the gate decoded */
-        headbuf_field(&hd, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
-    }
-    headbuf_field(&hd, "x-request-id", 12, req->id, strlen(req->id));
-    {
-        char extra[256];
-        headbuf_add(&hd, extra, spend_headers(req, extra, sizeof(extra)));
-    }
-    if (content_length >= 0) {
-        headbuf_str(&hd, "content-length: ");
-        headbuf_num(&hd, (unsigned long long)content_length);
-        headbuf_add(&hd, "\r\n", 2);
-    } else if (req->msg.http10) {
+    if (content_length < 0 && req->msg.http10)
         conn_set_close(req->conn); /* HTTP/1.0 has no chunked coding: the close ends the body */
-    } else {
-        headbuf_str(&hd, "transfer-encoding: chunked\r\n");
-    }
-    headbuf_str(&hd, conn_keep_alive(req->conn) ? "connection: keep-alive\r\n\r\n"
-                                             : "connection: close\r\n\r\n");
-    headbuf_flush(&hd);
-    req->bytes_out += evbuffer_get_length(out) - before;
+    struct respwrite_head head = {
+        .status = status,
+        .fields = h,
+        .nfields = n,
+        .drop_encoding = req->dec != NULL, /* the client gets what the gate decoded */
+        .request_id = req->id,
+        .extra = extra,
+        .extra_len = spend_headers(req, extra, sizeof(extra)),
+        .content_length = content_length,
+        .http10 = req->msg.http10,
+        .keep_alive = conn_keep_alive(req->conn),
+    };
+    req->bytes_out += respwrite_head(conn_output(req->conn), &head);
     req->status = status;
     req->head_sent = 1;
     req->t_first_byte = gate_now_us();
@@ -162,21 +129,7 @@ static int on_up_head(void *arg, int status, const struct http_header *headers, 
 
 static void write_chunk(struct gate_req *req, const char *data, size_t len)
 {
-    struct evbuffer *out = conn_output(req->conn);
-    char size[24];
-    int n;
-
-    if (req->msg.http10) {
-        evbuffer_add(out, data, len);
-        req->bytes_out += len;
-        return;
-    }
-    n = snprintf(size, sizeof(size), "%zx\r\n", len);
-
-    evbuffer_add(out, size, (size_t)n);
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
-    req->bytes_out += (size_t)n + len + 2;
+    req->bytes_out += respwrite_chunk(conn_output(req->conn), data, len, req->msg.http10);
 }
 
 /*
@@ -308,9 +261,8 @@ void proxy_write_tail(struct gate_req *req)
         write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
         evbuffer_add_buffer(conn_output(req->conn), req->up_body);
         req->bytes_out += len;
-    } else if (!req->msg.http10) {
-        evbuffer_add(conn_output(req->conn), "0\r\n\r\n", 5);
-        req->bytes_out += 5;
+    } else {
+        req->bytes_out += respwrite_last_chunk(conn_output(req->conn), req->msg.http10);
     }
 }
 

@@ -16,6 +16,7 @@
 #include "gate/util/arena.h"
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
+#include "gate/http/respwrite.h"
 #include "gate/util/jsonmem.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/core/worker.h"
@@ -87,7 +88,6 @@ void req_respond(struct gate_req *req, int status, const char *ctype, const char
                  const char *body, size_t len)
 {
     struct evbuffer *out;
-    size_t before;
 
     req_assign_id(req);
     if (req->conn == NULL) {
@@ -95,20 +95,20 @@ void req_respond(struct gate_req *req, int status, const char *ctype, const char
         return;
     }
     out = conn_output(req->conn);
-    before = evbuffer_get_length(out);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "content-type: %s\r\n"
-                        "content-length: %zu\r\n"
-                        "x-request-id: %s\r\n"
-                        "%s"
-                        "connection: %s\r\n\r\n",
-                        status, http_reason(status), ctype, len, req->id,
-                        extra_headers ? extra_headers : "",
-                        conn_keep_alive(req->conn) ? "keep-alive" : "close");
-    if (req->msg.method != HTTP_HEAD)
+    struct respwrite_head h = {
+        .status = status,
+        .content_type = ctype,
+        .request_id = req->id,
+        .extra = extra_headers,
+        .extra_len = extra_headers ? strlen(extra_headers) : 0,
+        .content_length = (long long)len,
+        .keep_alive = conn_keep_alive(req->conn),
+    };
+    req->bytes_out += respwrite_head(out, &h);
+    if (req->msg.method != HTTP_HEAD) {
         evbuffer_add(out, body, len); /* HEAD: the headers a GET would have, no body */
-    req->bytes_out += evbuffer_get_length(out) - before;
+        req->bytes_out += len;
+    }
     req->status = status;
     req->head_sent = 1;
     if (req->t_first_byte == 0)
@@ -130,16 +130,10 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
         char ev[1200];
         n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
         if (req->conn != NULL) {
+            /* for HTTP/1.0, the close that follows ends the body */
             struct evbuffer *out = conn_output(req->conn);
-            if (req->msg.http10) {
-                evbuffer_add(out, ev, n); /* the close that follows ends the body */
-                req->bytes_out += n;
-            } else {
-                evbuffer_add_printf(out, "%zx\r\n", n);
-                evbuffer_add(out, ev, n);
-                evbuffer_add(out, "\r\n0\r\n\r\n", 7);
-                req->bytes_out += n + 12;
-            }
+            req->bytes_out += respwrite_chunk(out, ev, n, req->msg.http10);
+            req->bytes_out += respwrite_last_chunk(out, req->msg.http10);
         }
         req_finish(req);
         return;
