@@ -14,9 +14,10 @@
 #include "gate/util/arena.h"
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
-#include "gate/http/respwrite.h"
 #include "gate/util/jsonmem.h"
+#include "gate/pipeline/filter.h"
 #include "gate/pipeline/pipeline.h"
+#include "gate/pipeline/source.h"
 #include "gate/pipeline/req.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
@@ -30,33 +31,7 @@
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
 
-/* ---- the response -------------------------------------------------------------------- */
-
-/* Writes our status line and the provider's headers, with our framing. */
-static void write_head(struct gate_req *req, int status, const struct http_header *h, int n,
-                       long long content_length)
-{
-    char extra[256];
-
-    if (content_length < 0 && req->msg.http10)
-        conn_set_close(req->conn); /* HTTP/1.0 has no chunked coding: the close ends the body */
-    struct respwrite_head head = {
-        .status = status,
-        .fields = h,
-        .nfields = n,
-        .drop_encoding = req->dec != NULL, /* the client gets what the gate decoded */
-        .request_id = req->id,
-        .extra = extra,
-        .extra_len = spend_headers(req, extra, sizeof(extra)),
-        .content_length = content_length,
-        .http10 = req->msg.http10,
-        .keep_alive = conn_keep_alive(req->conn),
-    };
-    req->bytes_out += respwrite_head(conn_output(req->conn), &head);
-    req->status = status;
-    req->head_sent = 1;
-    req->t_first_byte = gate_now_us();
-}
+/* ---- the upstream source: the exchange's answer, through the filter chain ------------ */
 
 /* Relaying stops: why is kept for the caller, which ends the request (the request may not
  * be ended from inside the parsers that call back). Returns -1. */
@@ -93,6 +68,7 @@ static int take_encoding(struct gate_req *req, const struct http_header *h)
 }
 
 /* From upstream: the response head. Returns -1 to drop the exchange. */
+/* From upstream: the response head. Returns -1 to drop the exchange. */
 static int on_up_head(void *arg, int status, const struct http_header *headers, int n)
 {
     struct gate_req *req = arg;
@@ -113,77 +89,49 @@ static int on_up_head(void *arg, int status, const struct http_header *headers, 
             req_finish(req); /* the client left: a stream is not read on for nobody */
             return -1;
         }
-        if (req->conn != NULL) {
-            write_head(req, status, headers, n, -1);
-            conn_flush(req->conn); /* the client sees the stream start at once */
-        }
         sse_init(&req->sse, SSE_EVENT_MAX);
-    } else {
-        /* kept for write_head once the whole body is in */
-        req->up_headers = headers;
-        req->n_up_headers = n;
-        req->up_body = evbuffer_new();
+    } else if ((req->up_body = evbuffer_new()) == NULL) {
+        req_fail(req, APIERR_INTERNAL, "out of memory");
+        return -1;
+    }
+    if (filter_head(NULL, req, status, headers, n) < 0) {
+        req_fail(req, req->stop_kind, req->stop_why);
+        return -1;
     }
     return 0;
 }
 
-static void write_chunk(struct gate_req *req, const char *data, size_t len)
-{
-    req->bytes_out += respwrite_chunk(conn_output(req->conn), data, len, req->msg.http10);
-}
-
-/*
- * The provider streams past the output it was told to stop at (and past the margin for
- * counts that differ): a runaway or misbehaving upstream. The event that crossed is not
- * relayed; the stream ends with an error event, the upstream connection is closed (which
- * stops generation) and the request settles at the gate's count. Returns 1 to stop the feed.
- */
-static int runaway(struct gate_req *req)
-{
-    char msg[240];
-
-    snprintf(msg, sizeof(msg),
-             "the provider streamed more output than this request was allowed (the gate cuts a "
-             "stream at %lld tokens); the stream was ended and the output relayed so far was "
-             "charged",
-             (long long)req->out_limit);
-    stop(req, APIERR_OUTPUT_LIMIT, arena_strndup(req->arena, msg, strlen(msg)));
-    return 1;
-}
-
-/* One whole event of the stream: read usage from it, then relay it (or drop the usage chunk
- * the gate asked for on the client's behalf). */
-static int on_event(void *arg, const struct sse_event *ev)
+/* One whole event of the stream, through the filter chain. Returns 1 to stop the feed. */
+static int on_event(void *arg, const struct sse_event *sev)
 {
     struct gate_req *req = arg;
-    int drop = 0;
     char name[64];
+    struct resp_event ev = {.name = name, .raw = sev->raw, .raw_len = sev->raw_len};
+    struct jsonmem_saved prev;
+    cJSON *data = NULL;
+    int rc;
 
-    if (ev->data_len > 0 && ev->data[0] == '{') {
-        size_t nl = ev->name_len < sizeof(name) - 1 ? ev->name_len : sizeof(name) - 1;
-        memcpy(name, ev->name, nl);
+    name[0] = '\0';
+    ev.json = sev->data_len > 0 && sev->data[0] == '{';
+    if (ev.json) {
+        size_t nl = sev->name_len < sizeof(name) - 1 ? sev->name_len : sizeof(name) - 1;
+        memcpy(name, sev->name, nl);
         name[nl] = '\0';
         /* parsed with malloc, not in the arena: a long stream has many events; bounded as
          * the request's body is (an event past it is relayed unread) */
-        struct jsonmem_saved prev;
         jsonmem_enter_capped(req->conf->max_request_memory, &prev);
-        cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
-        if (data != NULL) {
-            drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
-            tcount_event(req, name, data);
-            cJSON_Delete(data);
-        }
-        jsonmem_leave_capped(&prev);
-        if (req->out_limit >= 0 && tcount_output_above(req, (uint64_t)req->out_limit))
-            return runaway(req);
+        ev.data = data = cJSON_ParseWithLength(sev->data, sev->data_len);
     }
-    if (!drop && req->conn != NULL)
-        write_chunk(req, ev->raw, ev->raw_len);
-    return 0;
+    rc = filter_event(NULL, req, &ev);
+    if (ev.json) {
+        cJSON_Delete(data);
+        jsonmem_leave_capped(&prev);
+    }
+    return rc < 0 ? 1 : 0;
 }
 
-/* Takes answer bytes as the provider meant them (decoded): gathers a whole answer, or relays
- * a stream's events. Returns 0, or -1 after stop(). */
+/* Takes answer bytes as the provider meant them (decoded): gathers a whole answer, or feeds
+ * a stream's events to the chain. Returns 0, or -1 after stop(). */
 static int take_body(void *arg, const char *data, size_t len)
 {
     struct gate_req *req = arg;
@@ -195,7 +143,8 @@ static int take_body(void *arg, const char *data, size_t len)
             return stop(req, APIERR_BAD_GATEWAY,
                         "the provider's response is larger than the limit");
         }
-        evbuffer_add(req->up_body, data, len);
+        if (evbuffer_add(req->up_body, data, len) < 0)
+            return stop(req, APIERR_INTERNAL, "out of memory");
         arena_charge(req->arena, len, 0); /* counted in the memory in flight */
         return 0;
     }
@@ -244,71 +193,62 @@ static int on_up_body(void *arg, const char *data, size_t len)
         return 0;
     if (req->up_sse)
         conn_flush(req->conn);
-    if (req->up_sse && evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH &&
-        req->ex.uc != NULL) {
+    /* backpressure: the client is slow, the source waits (proxy_client_drained resumes it) */
+    if (req->up_sse && evbuffer_get_length(conn_output(req->conn)) > CONN_OUT_HIGH) {
         req->upstream_paused = 1;
-        upstream_pause(&req->ex);
+        req->src->pause(req);
     }
     return 0;
 }
 
-/* What on_up_done holds back until the ledger has the request's record: a whole
- * response (head and body), or the last chunk of a stream. */
-void proxy_write_tail(struct gate_req *req)
-{
-    if (!req->up_sse) {
-        size_t len = evbuffer_get_length(req->up_body);
-        write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
-        evbuffer_add_buffer(conn_output(req->conn), req->up_body);
-        req->bytes_out += len;
-    } else {
-        req->bytes_out += respwrite_last_chunk(conn_output(req->conn), req->msg.http10);
-    }
-}
-
-/* A whole answer has arrived: its usage and the gate's count of it. An answer that does not
- * parse is counted as raw text and charged no less than the reservation. */
-static void read_answer(struct gate_req *req)
+/* A whole answer has arrived: parsed once for the chain (usage, count). An answer that does
+ * not parse is counted as raw text and charged no less than the reservation. */
+static int end_answer(struct gate_req *req)
 {
     size_t len = evbuffer_get_length(req->up_body);
-    const char *body = (const char *)evbuffer_pullup(req->up_body, -1);
+    struct resp_body b = {.data = (const char *)evbuffer_pullup(req->up_body, -1), .len = len};
+    int rc;
 
-    if (!(req->up_status >= 200 && req->up_status < 300) || len == 0)
-        return;
+    b.read = req->up_status >= 200 && req->up_status < 300 && len > 0;
     struct arena *prev = jsonmem_enter(req->arena);
-    /* bounded as the request's body is (but served already: read even when the gate is
-     * busy); an answer past the limit is not read, so charged as unreadable */
-    arena_limit(req->arena, req->conf->max_request_memory, 0);
-    cJSON *doc = cJSON_ParseWithLength(body, len);
-    arena_limit(req->arena, 0, 0);
-    if (doc != NULL) {
-        usage_from_body(req->ep, doc, &req->usage);
-        tcount_body(req, doc);
-    } else {
-        req->out_unreadable = 1;
-        tcount_text(req, body, len);
-        if (req->error == NULL)
-            req->error = "the provider's answer is not valid JSON: charged no less than the "
-                         "reservation";
+    if (b.read) {
+        /* bounded as the request's body is (but served already: read even when the gate is
+         * busy); an answer past the limit is not read, so charged as unreadable */
+        arena_limit(req->arena, req->conf->max_request_memory, 0);
+        b.doc = cJSON_ParseWithLength(b.data, len);
+        arena_limit(req->arena, 0, 0);
+        if (b.doc == NULL) {
+            req->out_unreadable = 1;
+            if (req->error == NULL)
+                req->error = "the provider's answer is not valid JSON: charged no less than "
+                             "the reservation";
+        }
     }
+    rc = filter_body(NULL, req, &b);
     jsonmem_leave(prev);
+    return rc;
 }
 
 /* From upstream: the response is complete; the connection is already back in its pool. */
 static void on_up_done(void *arg)
 {
     struct gate_req *req = arg;
+    int rc;
 
     if (req->dec != NULL && !decode_done(req->dec))
         req->out_unreadable = 1;
     if (!req->up_sse) {
-        read_answer(req);
-    } else if (req->conn != NULL) {
-        size_t left;
-        const char *rest = sse_pending(&req->sse, &left);
-        if (left > 0)
-            write_chunk(req, rest, left); /* a last event without its blank line */
-        conn_flush(req->conn); /* all but the end goes out while the ledger commits */
+        rc = end_answer(req);
+    } else {
+        struct resp_body b = {0};
+        b.data = sse_pending(&req->sse, &b.len); /* a last event without its blank line */
+        rc = filter_body(NULL, req, &b);
+    }
+    if (rc == 0)
+        rc = filter_end(NULL, req);
+    if (rc < 0) {
+        req_fail(req, req->stop_kind, req->stop_why);
+        return;
     }
     pipeline_resume(req, STAGE_NEXT); /* the stage after dispatch: settle */
 }
@@ -340,7 +280,7 @@ static const struct upstream_handler up_handler = {
     .failed = on_up_failed,
 };
 
-void proxy_dispatch(struct gate_req *req)
+static void up_start(struct gate_req *req)
 {
     req->upstream = REQ_UP_SENT;
     req->tries++;
@@ -350,11 +290,36 @@ void proxy_dispatch(struct gate_req *req)
     upstream_send(req->w->pools[req->prov->index], &req->ex);
 }
 
+static void up_pause(struct gate_req *req)
+{
+    upstream_pause(&req->ex);
+}
+
+static void up_resume(struct gate_req *req)
+{
+    upstream_resume(&req->ex);
+}
+
+static void up_cancel(struct gate_req *req)
+{
+    upstream_cancel(&req->ex);
+}
+
+const struct resp_source source_upstream = {
+    .name = "upstream",
+    .start = up_start,
+    .pause = up_pause,
+    .resume = up_resume,
+    .cancel = up_cancel,
+};
+
+/* ---- the client's side ----------------------------------------------------------------- */
+
 void proxy_client_drained(struct gate_req *req)
 {
-    if (req->upstream_paused && req->ex.uc != NULL) {
+    if (req->upstream_paused && req->src != NULL) {
         req->upstream_paused = 0;
-        upstream_resume(&req->ex);
+        req->src->resume(req);
     }
 }
 
@@ -371,7 +336,7 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->ex.uc == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
+    if (req->src == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
         w->stopped) {
         req_finish(req);
         return;
@@ -390,7 +355,7 @@ void proxy_client_gone(struct gate_req *req)
         req->draining = 1;
         if (req->upstream_paused) {
             req->upstream_paused = 0;
-            upstream_resume(&req->ex);
+            req->src->resume(req);
         }
     }
     req->detached = 1;

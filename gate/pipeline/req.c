@@ -23,6 +23,7 @@
 #include "gate/util/clock.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/proxy.h"
+#include "gate/pipeline/source.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
@@ -350,7 +351,8 @@ void req_finish(struct gate_req *req)
     if (req->phase >= REQ_LOGGING || req->phase == REQ_WAITING)
         return; /* over, or owned by what will resume it */
     arena_limit(req->arena, 0, 0); /* its record is always written */
-    upstream_cancel(&req->ex);
+    if (req->src != NULL)
+        req->src->cancel(req);
     req->t_end = gate_now_us();
     req_assign_id(req);
     if (req->status == 0)

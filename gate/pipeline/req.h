@@ -36,6 +36,8 @@ struct gate_conn;
 struct conn_handler;
 struct gate_worker;
 struct pipeline;
+struct resp_filter;
+struct resp_source;
 
 /* The life of a request, in order. */
 enum req_phase {
@@ -105,6 +107,8 @@ struct gate_req {
     /* the upstream exchange: ex.request is the head and body as sent, kept for one retry;
      * ex.uc is set while it runs */
     struct upstream_exchange ex;
+    const struct resp_source *src; /* where the answer comes from (source.h), once dispatched */
+    struct resp_filter *chain;     /* what it passes through to the client (filter.h) */
     int up_status;
     const struct http_header *up_headers; /* the provider's, in this arena */
     int n_up_headers;

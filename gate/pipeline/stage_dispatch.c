@@ -2,7 +2,8 @@
  * stage_dispatch: the last step before forwarding, then the response source starts. See
  * stages.h.
  */
-#include "gate/pipeline/proxy.h"
+#include "gate/pipeline/filter.h"
+#include "gate/pipeline/source.h"
 #include "gate/pipeline/spend.h"
 #include "gate/pipeline/stages.h"
 
@@ -10,6 +11,11 @@ enum stage_rc stage_dispatch(struct gate_req *req)
 {
     if (spend_forward(req) < 0)
         return STAGE_ANSWERED;
-    proxy_dispatch(req); /* may fail at once: the request then ends in req_fail */
+    if (filter_chain_build(req) < 0) {
+        req_fail_memory(req);
+        return STAGE_ANSWERED;
+    }
+    req->src = &source_upstream;
+    req->src->start(req); /* may fail at once: the request then ends in req_fail */
     return STAGE_WAIT;
 }
