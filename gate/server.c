@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "gate/admin/admin.h"
+#include "gate/admin/status.h"
 #include "gate/budget/budget.h"
 #include "gate/http/conn.h"
 #include "gate/budget/journal.h"
@@ -221,6 +222,12 @@ static void ledger_alert(void *arg, int failing, const char *why, uint64_t pendi
     cJSON_free(line);
 }
 
+/* gate_server.alert: the data plane's alerts go to the admin's subscribers. */
+static void admin_alert(struct gate_server *srv, const char *json)
+{
+    gate_admin_alert(srv->admin, json);
+}
+
 /*
  * SIGHUP is blocked from the start, in this thread and so in every thread it starts: it never
  * ends the gate (whose default action it would be), and the main thread's sigwait takes it.
@@ -245,6 +252,8 @@ int gate_server_run(struct conf *conf)
     block_sighup();
     srv.conf = conf_ref(conf);
     srv.mem.limit = conf->max_memory_in_flight;
+    srv.status_json = gate_status_json;
+    srv.alert = admin_alert;
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
     if (gate_clock_init(err, sizeof(err)) < 0)
         goto fail;

@@ -78,6 +78,11 @@ struct gate_server {
     int port;                     /* the port bound, which may have been 0 in the config */
     struct timespec started;      /* CLOCK_MONOTONIC */
     struct memcap mem;            /* held by requests in flight: limits.max_memory_in_flight */
+    /* what the data plane asks of the admin side, set up by gate/server.c (so gate/pipeline
+     * does not include gate/admin): /status's document (cJSON_free it; NULL when out of
+     * memory), and an alert (a JSON object) for the admin's subscribers */
+    char *(*status_json)(struct gate_server *srv);
+    void (*alert)(struct gate_server *srv, const char *json);
 };
 
 /* How long a stopping gate lets requests under way finish. */

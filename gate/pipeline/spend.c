@@ -24,7 +24,6 @@
 #include "gate/pipeline/req.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
-#include "gate/admin/admin.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -420,7 +419,7 @@ static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int
                 conf_window_name(a[i].window), a[i].percent);
         if (rl != NULL && len > 0 && (size_t)len < sizeof(line))
             reqlog_write(rl, line, (size_t)len);
-        gate_admin_alert(req->w->srv->admin, line);
+        req->w->srv->alert(req->w->srv, line);
     }
 }
 

@@ -33,6 +33,8 @@ static enum stage_rc body(struct gate_req *req)
     if (len == 0)
         return stage_fail(req, APIERR_BAD_REQUEST,
                           "request body is empty; a JSON object is expected");
+    if (raw == NULL)
+        return stage_fail(req, APIERR_INTERNAL, "out of memory"); /* made contiguous: no room */
     req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
     if (req->json == NULL && arena_failure(req->arena) != ARENA_OK) {
         req_fail_memory(req); /* valid or not, it needs more memory than it may have */

@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "gate/admin/status.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/stages.h"
 
@@ -51,7 +50,7 @@ enum stage_rc stage_local(struct gate_req *req)
         req_respond(req, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
         return STAGE_ANSWERED;
     case EP_STATUS: {
-        char *s = gate_status_json(req->w->srv);
+        char *s = req->w->srv->status_json(req->w->srv);
         if (s == NULL)
             return stage_fail(req, APIERR_INTERNAL, "out of memory");
         req_respond(req, 200, "application/json", NULL, s, strlen(s));
