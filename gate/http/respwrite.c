@@ -58,7 +58,8 @@ size_t respwrite_head(struct evbuffer *out, const struct respwrite_head *h)
     } else if (!h->http10) {
         headbuf_str(&hd, "transfer-encoding: chunked\r\n");
     }
-    headbuf_str(&hd, h->keep_alive ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
+    headbuf_str(&hd,
+                h->keep_alive ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
     headbuf_flush(&hd);
     return evbuffer_get_length(out) - before;
 }

@@ -18,14 +18,14 @@ struct respwrite_head {
                                        * are dropped, its x-request-id is renamed
                                        * x-upstream-request-id */
     int nfields;
-    int drop_encoding;                /* content-encoding is dropped too (the body was decoded) */
-    const char *content_type;         /* or NULL */
-    const char *request_id;           /* the gate's x-request-id */
-    const char *extra;                /* CRLF-terminated lines, or NULL */
+    int drop_encoding;        /* content-encoding is dropped too (the body was decoded) */
+    const char *content_type; /* or NULL */
+    const char *request_id;   /* the gate's x-request-id */
+    const char *extra;        /* CRLF-terminated lines, or NULL */
     size_t extra_len;
-    long long content_length;         /* -1: chunked, or for HTTP/1.0 ended by the close */
-    int http10;                       /* the client speaks HTTP/1.0: no chunked coding */
-    int keep_alive;                   /* connection: keep-alive, else close */
+    long long content_length; /* -1: chunked, or for HTTP/1.0 ended by the close */
+    int http10;               /* the client speaks HTTP/1.0: no chunked coding */
+    int keep_alive;           /* connection: keep-alive, else close */
 };
 
 /* Writes the head to out. Returns the bytes written. */

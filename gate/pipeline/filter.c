@@ -32,10 +32,10 @@ int filter_chain_build(struct gate_req *req)
 }
 
 /* The filter after f (the chain's first with f NULL) that has hook h, or NULL. */
-#define NEXT_WITH(f, req, h)                                                                      \
-    struct resp_filter *g = (f) != NULL ? (f)->next : (req)->chain;                               \
+#define NEXT_WITH(f, req, h)                                                                       \
+    struct resp_filter *g = (f) != NULL ? (f)->next : (req)->chain;                                \
     while (g != NULL && g->type->h == NULL)                                                        \
-        g = g->next
+    g = g->next
 
 int filter_head(struct resp_filter *f, struct gate_req *req, int status,
                 const struct http_header *h, int n)

@@ -18,12 +18,12 @@ struct resp_filter;
 
 /* One event of a stream. */
 struct resp_event {
-    const char *name;    /* the event's name, "" for none */
-    const cJSON *data;   /* its data parsed as JSON, or NULL */
-    int json;            /* its data looked like JSON (whether or not it parsed) */
-    const char *raw;     /* the event as the provider sent it */
+    const char *name;  /* the event's name, "" for none */
+    const cJSON *data; /* its data parsed as JSON, or NULL */
+    int json;          /* its data looked like JSON (whether or not it parsed) */
+    const char *raw;   /* the event as the provider sent it */
     size_t raw_len;
-    int drop;            /* set by a filter: the client does not get it */
+    int drop; /* set by a filter: the client does not get it */
 };
 
 /* A body: a whole answer, or what a stream left after its last event. */

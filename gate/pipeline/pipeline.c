@@ -26,8 +26,8 @@ static const struct pipeline_stage gate_stages[] = {
     {"admit", REQ_ADMITTING, stage_admit},       /* output caps, budgets: reserve, or 400/429/503 */
     {"prepare", REQ_ADMITTING, stage_prepare},   /* the body rewritten, the upstream request */
     {"dispatch", REQ_DISPATCHED, stage_dispatch}, /* the crash journal, then the source starts */
-    {"settle", REQ_SETTLING, stage_settle},      /* charge; the ledger record (WAIT: commit) */
-    {"record", REQ_SETTLING, stage_record},      /* the held-back end is written; the log */
+    {"settle", REQ_SETTLING, stage_settle},       /* charge; the ledger record (WAIT: commit) */
+    {"record", REQ_SETTLING, stage_record},       /* the held-back end is written; the log */
 };
 
 const struct pipeline pipeline_gate = {

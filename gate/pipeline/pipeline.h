@@ -28,8 +28,8 @@ enum stage_rc {
 };
 
 struct pipeline_stage {
-    const char *name;                           /* for the reader, the log and the tests */
-    enum req_phase phase;                       /* the request's phase while it runs */
+    const char *name;     /* for the reader, the log and the tests */
+    enum req_phase phase; /* the request's phase while it runs */
     enum stage_rc (*run)(struct gate_req *req);
 };
 

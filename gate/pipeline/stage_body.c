@@ -20,7 +20,7 @@ static int only_space(const char *p, const char *end)
 
 /* C0 controls (NUL aside: jsonedit_has_nul) and DEL, which no model name holds */
 #define CONTROL_CHARS                                                                              \
-    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"                                \
+    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"                             \
     "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
 
 static enum stage_rc body(struct gate_req *req)
@@ -49,8 +49,7 @@ static enum stage_rc body(struct gate_req *req)
     if (!cJSON_IsObject(req->json))
         return stage_fail(req, APIERR_BAD_REQUEST, "request body must be a JSON object");
     if (jsonedit_has_nul(raw, len))
-        return stage_fail(req, APIERR_BAD_REQUEST,
-                          "request body has a string with a NUL (U+0000)");
+        return stage_fail(req, APIERR_BAD_REQUEST, "request body has a string with a NUL (U+0000)");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req->json, "model");
     if (!cJSON_IsString(model) || model->valuestring[0] == '\0')
         return stage_fail(req, APIERR_BAD_REQUEST, "request body has no 'model' string");

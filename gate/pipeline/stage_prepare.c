@@ -13,8 +13,7 @@
 #include "gate/util/jsonedit.h"
 #include "gate/util/jsonmem.h"
 
-static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov,
-                      int gate_keys)
+static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov, int gate_keys)
 {
     static const char *const drop[] = {
         "connection",
@@ -95,7 +94,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     }
     if (prov->api_key != NULL) {
         headbuf_str(&hd,
-                 prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
+                    prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
         headbuf_str(&hd, prov->api_key);
         headbuf_add(&hd, "\r\n", 2);
     }

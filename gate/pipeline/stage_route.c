@@ -19,8 +19,7 @@ enum stage_rc stage_route(struct gate_req *req)
     const struct conf_model *m = conf_find_model(req->conf, req->model);
     if (m == NULL) {
         snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
-        return stage_fail(req, APIERR_MODEL_NOT_FOUND,
-                          arena_strndup(req->arena, msg, strlen(msg)));
+        return stage_fail(req, APIERR_MODEL_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
     }
     req->cm = m;
     req->prov = m->provider;

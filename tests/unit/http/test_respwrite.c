@@ -20,7 +20,10 @@ static const char *take(struct evbuffer *out)
     return text;
 }
 
-#define FIELD(n, v) {.name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1}
+#define FIELD(n, v)                                                                                \
+    {                                                                                              \
+        .name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1               \
+    }
 
 START_TEST(relayed_head_drops_hop_by_hop_and_frames_chunked)
 {
@@ -31,8 +34,14 @@ START_TEST(relayed_head_drops_hop_by_hop_and_frames_chunked)
         FIELD("content-encoding", "gzip"),          FIELD("openai-model", "m"),
     };
     struct respwrite_head h = {
-        .status = 200, .fields = f, .nfields = 6, .drop_encoding = 1, .request_id = "req_1",
-        .extra = "x-tokengate-tokens-in: 5\r\n", .extra_len = 26, .content_length = -1,
+        .status = 200,
+        .fields = f,
+        .nfields = 6,
+        .drop_encoding = 1,
+        .request_id = "req_1",
+        .extra = "x-tokengate-tokens-in: 5\r\n",
+        .extra_len = 26,
+        .content_length = -1,
         .keep_alive = 1,
     };
     size_t n = respwrite_head(out, &h);
@@ -53,8 +62,13 @@ START_TEST(gate_answer_has_its_length_and_type)
 {
     struct evbuffer *out = evbuffer_new();
     struct respwrite_head h = {
-        .status = 429, .content_type = "application/json", .request_id = "r",
-        .extra = "retry-after: 3\r\n", .extra_len = 16, .content_length = 2, .keep_alive = 0,
+        .status = 429,
+        .content_type = "application/json",
+        .request_id = "r",
+        .extra = "retry-after: 3\r\n",
+        .extra_len = 16,
+        .content_length = 2,
+        .keep_alive = 0,
     };
     respwrite_head(out, &h);
     const char *s = take(out);
@@ -71,8 +85,7 @@ END_TEST
 START_TEST(http10_has_no_chunked_coding)
 {
     struct evbuffer *out = evbuffer_new();
-    struct respwrite_head h = {.status = 200, .request_id = "r", .content_length = -1,
-                               .http10 = 1};
+    struct respwrite_head h = {.status = 200, .request_id = "r", .content_length = -1, .http10 = 1};
     respwrite_head(out, &h);
     ck_assert_ptr_null(strstr(take(out), "transfer-encoding"));
     ck_assert_uint_eq(respwrite_chunk(out, "data: x\n\n", 9, 1), 9);

@@ -20,13 +20,29 @@
 
 static int started, paused, resumed, cancelled;
 
-static void f_start(struct gate_req *req) { started++; }
-static void f_pause(struct gate_req *req) { paused++; }
-static void f_resume(struct gate_req *req) { resumed++; }
-static void f_cancel(struct gate_req *req) { cancelled++; }
+static void f_start(struct gate_req *req)
+{
+    started++;
+}
+static void f_pause(struct gate_req *req)
+{
+    paused++;
+}
+static void f_resume(struct gate_req *req)
+{
+    resumed++;
+}
+static void f_cancel(struct gate_req *req)
+{
+    cancelled++;
+}
 
 static const struct resp_source fake_source = {
-    .name = "fake", .start = f_start, .pause = f_pause, .resume = f_resume, .cancel = f_cancel,
+    .name = "fake",
+    .start = f_start,
+    .pause = f_pause,
+    .resume = f_resume,
+    .cancel = f_cancel,
 };
 
 /* ---- a capturing writer: the client ---------------------------------------------------- */
@@ -73,7 +89,11 @@ static int cap_end(struct resp_filter *f, struct gate_req *req)
 }
 
 static const struct resp_filter_type capture = {
-    .name = "capture", .head = cap_head, .event = cap_event, .body = cap_body, .end = cap_end,
+    .name = "capture",
+    .head = cap_head,
+    .event = cap_event,
+    .body = cap_body,
+    .end = cap_end,
 };
 
 /* A filter added between count and the writer (as translation would be): it drops the
@@ -140,8 +160,9 @@ static int feed(const char *name, const char *data)
 }
 
 #define DELTA(text) "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" text "\"}}]}"
-#define USAGE_CHUNK                                                                               \
-    "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}"
+#define USAGE_CHUNK                                                                                \
+    "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}" \
+    "}"
 
 START_TEST(stream_through_usage_and_count_into_the_writer)
 {

@@ -35,12 +35,30 @@ static enum stage_rc run_stage(struct gate_req *req, int i)
     return script[i];
 }
 
-static enum stage_rc s0(struct gate_req *r) { return run_stage(r, 0); }
-static enum stage_rc s1(struct gate_req *r) { return run_stage(r, 1); }
-static enum stage_rc s2(struct gate_req *r) { return run_stage(r, 2); }
-static enum stage_rc s3(struct gate_req *r) { return run_stage(r, 3); }
-static enum stage_rc s4(struct gate_req *r) { return run_stage(r, 4); }
-static enum stage_rc s5(struct gate_req *r) { return run_stage(r, 5); }
+static enum stage_rc s0(struct gate_req *r)
+{
+    return run_stage(r, 0);
+}
+static enum stage_rc s1(struct gate_req *r)
+{
+    return run_stage(r, 1);
+}
+static enum stage_rc s2(struct gate_req *r)
+{
+    return run_stage(r, 2);
+}
+static enum stage_rc s3(struct gate_req *r)
+{
+    return run_stage(r, 3);
+}
+static enum stage_rc s4(struct gate_req *r)
+{
+    return run_stage(r, 4);
+}
+static enum stage_rc s5(struct gate_req *r)
+{
+    return run_stage(r, 5);
+}
 
 static void fake_fail(struct gate_req *req, enum apierr kind, const char *message)
 {
@@ -50,9 +68,8 @@ static void fake_fail(struct gate_req *req, enum apierr kind, const char *messag
 }
 
 static const struct pipeline_stage stages[NSTAGES] = {
-    {"parse", REQ_ADMITTING, s0},     {"admit", REQ_ADMITTING, s1},
-    {"dispatch", REQ_DISPATCHED, s2}, {"settle", REQ_SETTLING, s3},
-    {"after", REQ_SETTLING, s4},      {"record", REQ_SETTLING, s5},
+    {"parse", REQ_ADMITTING, s0}, {"admit", REQ_ADMITTING, s1}, {"dispatch", REQ_DISPATCHED, s2},
+    {"settle", REQ_SETTLING, s3}, {"after", REQ_SETTLING, s4},  {"record", REQ_SETTLING, s5},
 };
 static const struct pipeline fake = {.stages = stages, .n = NSTAGES, .fail = fake_fail};
 
