@@ -342,7 +342,7 @@ int spend_forward(struct gate_req *req)
     struct budget_book *book = srv->book;
     int a = req->agent;
 
-    if (ledger_failing(srv->ledger) && !srv->conf->ledger_fail_open) {
+    if (ledger_failing(srv->ledger) && !req->conf->ledger_fail_open) {
         char why[200], msg[400];
         ledger_why(srv->ledger, why, sizeof(why));
         snprintf(msg, sizeof(msg),
