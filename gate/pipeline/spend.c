@@ -71,10 +71,8 @@ int spend_authenticate(struct gate_req *req)
         return 0; /* no org configured: an open gate */
     key = presented_key(req, &len);
     if (key == NULL || len == 0) {
-        if (req->conf->anonymous) {
-            req->agent = req->conf->anonymous_scope;
+        if (req->conf->anonymous && (req->agent = budget_anonymous(book)) >= 0)
             return 0;
-        }
         req->decision = "unauthenticated";
         req_fail(req, APIERR_UNAUTHORIZED,
                  "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
