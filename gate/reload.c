@@ -27,16 +27,6 @@
  * events of its loop: far less, unless the machine is stalled). */
 #define RELOAD_WAIT_MS 10000
 
-/* TEMPORARY until branch budget (which writes budget_book_rebind) is merged: refuses. */
-int budget_book_rebind(struct budget_book *b, const struct conf *c, double now, char *err,
-                       size_t errlen) __attribute__((weak));
-int budget_book_rebind(struct budget_book *b, const struct conf *c, double now, char *err,
-                       size_t errlen)
-{
-    snprintf(err, errlen, "budget_book_rebind is not merged yet");
-    return -1;
-}
-
 int gate_overrides_apply(struct conf *c, const struct gate_overrides *ov)
 {
     if (ov->listen_host != NULL) {
