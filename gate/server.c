@@ -427,6 +427,9 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
         for (int i = 0; i < started; i++)
             event_active(srv.workers[i].drain_timer, EV_TIMEOUT, 0);
     } else {
+        pthread_mutex_lock(&srv.reload_mu);
+        srv.stopping = 1;
+        pthread_mutex_unlock(&srv.reload_mu);
         for (int i = 0; i < started; i++)
             event_base_loopexit(srv.workers[i].base, NULL);
     }
