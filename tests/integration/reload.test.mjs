@@ -26,15 +26,16 @@ const say = [{ role: 'user', content: 'Say something short about reloading.' }];
 /**
  * The config file. o: teamTokens (team:t's daily budget), a2Tokens (agent:a2's, none when
  * undefined), added (a3 with KEY3 and model gpt-reloaded), second (provider mock-second and
- * its model gpt-second, true unless false), tail (raw YAML appended).
+ * its model gpt-second, true unless false), workers (2 unless given), openaiUrl (mock-openai's
+ * address when not mockUrl's), tail (raw YAML appended).
  */
 function orgYaml(dir, mockUrl, o = {}) {
   const lines = [
     'listen: 127.0.0.1:0',
-    'workers: 2',
+    `workers: ${o.workers ?? 2}`,
     `request_log: ${q(path.join(dir, 'requests.jsonl'))}`,
     'providers:',
-    `  mock-openai: { base_url: ${q(mockUrl + '/v1')}, format: openai }`,
+    `  mock-openai: { base_url: ${q((o.openaiUrl ?? mockUrl) + '/v1')}, format: openai }`,
   ];
   if (o.second !== false) lines.push(`  mock-second: { base_url: ${q(mockUrl + '/v1')}, format: openai }`);
   lines.push('models:', '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }');
@@ -292,4 +293,26 @@ test('a reload that removes a provider while a stream to it is under way: the st
   const team = await teamDay(g);
   assert.equal(team.used_tokens, charged, q(team));
   assert.equal(team.reserved_tokens, 0, q(team));
+});
+
+test('upstream pools are kept by provider name: an unchanged provider\'s idle connection serves after a reload; a moved one gets a new pool', async () => {
+  const mock = await startMock();
+  const other = await startMock();
+  const g = await startOrg(mock.url, { workers: 1 });
+  const opened = async () => (await g.status({ headers: { authorization: `Bearer ${KEY1}` } })).json
+    .upstream_connections_opened;
+  assertWhole(await chat(g, KEY1, 'pool-1'), false, 8, 'first');
+  assert.equal(await opened(), 1);
+  g.write({ workers: 1, added: true });
+  await sighup(g);
+  assertWhole(await chat(g, KEY1, 'pool-2'), false, 8, 'after a reload');
+  assert.equal(await opened(), 1, 'the reload dropped the pool of a provider it did not change');
+  assert.equal((await mock.stats()).requests, 2);
+  // mock-openai moves to another address: a new pool, there
+  g.write({ workers: 1, added: true, openaiUrl: other.url });
+  await sighup(g);
+  assertWhole(await chat(g, KEY1, 'pool-3'), false, 8, 'after the move');
+  assert.equal(await opened(), 2);
+  assert.equal((await other.stats()).requests, 1);
+  assert.equal((await mock.stats()).requests, 2);
 });
