@@ -264,12 +264,15 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
         goto out;
     }
     if (lim.nusd >= 0) {
-        for (int i = 0; i < a->srv->conf->nmodels; i++)
-            if (!a->srv->conf->models[i].price.set) {
+        struct conf *cf = gate_conf_get(a->srv); /* a reload may swap it meanwhile */
+        for (int i = 0; i < cf->nmodels; i++)
+            if (!cf->models[i].price.set) {
+                conf_unref(cf);
                 reply_error(r, 400, "invalid_request",
                             "a dollar budget needs every model's price in the config");
                 goto out;
             }
+        conf_unref(cf);
     }
     char label[300];
     budget_scope_label(a->srv->book, s, label, sizeof(label));
@@ -561,6 +564,23 @@ static int authorized(struct gate_admin *a, struct evhttp_request *r)
     return n == a->token_len && CRYPTO_memcmp(h, a->token, n) == 0;
 }
 
+/* POST /admin/v1/reload: the config file again, as SIGHUP (gate/reload.c); 400 with the
+ * loader's "FILE:LINE: reason" when it is refused, the running one being kept. */
+static void post_reload(struct gate_admin *a, struct evhttp_request *r)
+{
+    char err[1024];
+    cJSON *doc;
+
+    if (a->srv->reload(a->srv, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "invalid_config", err);
+        return;
+    }
+    doc = cJSON_CreateObject();
+    cJSON_AddBoolToObject(doc, "reloaded", 1);
+    cJSON_AddStringToObject(doc, "summary", err); /* what changed, as the log says it */
+    reply_json(r, 200, doc);
+}
+
 static void on_request(struct evhttp_request *r, void *arg)
 {
     struct gate_admin *a = arg;
@@ -587,6 +607,10 @@ static void on_request(struct evhttp_request *r, void *arg)
     }
     if (strcmp(path, "/admin/v1/status") == 0 && m == EVHTTP_REQ_GET) {
         get_status(a, r);
+        return;
+    }
+    if (strcmp(path, "/admin/v1/reload") == 0 && m == EVHTTP_REQ_POST) {
+        post_reload(a, r);
         return;
     }
     if (a->srv->book == NULL) {
@@ -853,7 +877,7 @@ static void *admin_main(void *arg)
 
 struct gate_admin *gate_admin_start(struct gate_server *srv, char *err, size_t errlen)
 {
-    const struct conf *c = srv->conf;
+    const struct conf *c = srv->conf_live; /* at start-up: no reload runs yet */
     struct gate_admin *a = calloc(1, sizeof(*a));
 
     if (a == NULL) {

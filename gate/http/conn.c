@@ -73,7 +73,7 @@ static void conn_parse(struct gate_conn *c);
 
 static void arm_timer(struct gate_conn *c, enum conn_timer kind)
 {
-    const struct conf *cf = c->w->srv->conf;
+    const struct conf *cf = c->req != NULL ? c->req->conf : c->w->conf;
     int64_t ms = kind == TIMER_HEADERS ? cf->client_header_timeout
                  : kind == TIMER_BODY  ? cf->client_body_timeout
                                        : cf->client_idle_timeout;
@@ -104,7 +104,7 @@ static struct gate_req *conn_new_req(struct gate_conn *c)
     req->arena = a;
     req->conn = c;
     req->w = c->w;
-    req->conf = conf_ref(c->w->srv->conf);
+    req->conf = conf_ref(c->w->conf); /* pinned for the request's life */
     req->state = REQ_READING;
     req->method = -1;
     req->agent = -1;
@@ -207,7 +207,7 @@ static void conn_parse(struct gate_conn *c)
         size_t used = 0;
         if ((evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) && !c->rp.head_paused)
             break;
-        c->rp.conf = c->w->srv->conf;
+        c->rp.conf = c->req != NULL ? c->req->conf : c->w->conf;
         enum reqparse_step step = reqparse_exec(&c->rp, v.iov_base, v.iov_len, &used);
         if (c->req != NULL)
             c->req->bytes_in += used;
@@ -365,7 +365,7 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
         /* a client that takes none of its answer for this long is gone (BEV_EVENT_TIMEOUT):
          * libevent times writing only while output waits, and each byte taken restarts it;
          * the request then ends as for a client that left, its upstream stopped */
-        int64_t ms = w->srv->conf->client_write_timeout;
+        int64_t ms = w->conf->client_write_timeout;
         struct timeval wt = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
         bufferevent_set_timeouts(bev, NULL, &wt);
     }

@@ -23,6 +23,7 @@
 #include "gate/util/clock.h"
 #include "gate/admin/status.h"
 #include "gate/pipeline/spend.h"
+#include "gate/upstream/poolset.h"
 #include "gate/upstream/upstream.h"
 
 /* what is read of a stream whose client is gone, at most (see proxy_client_gone) */
@@ -372,7 +373,7 @@ void proxy_handle(struct gate_req *req)
     if (rc < 0 || req_memory_unbound(req) < 0 || spend_forward(req) < 0)
         return;
     req->forwarded = 1;
-    upstream_send(req->w->pools[req->prov->index], req);
+    upstream_send(poolset_get(req->w->pools, req->conf, req->prov), req);
 }
 
 /* ---- the response -------------------------------------------------------------------- */

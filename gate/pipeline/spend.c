@@ -71,10 +71,8 @@ int spend_authenticate(struct gate_req *req)
         return 0; /* no org configured: an open gate */
     key = presented_key(req, &len);
     if (key == NULL || len == 0) {
-        if (req->conf->anonymous) {
-            req->agent = req->conf->anonymous_scope;
+        if (req->conf->anonymous && (req->agent = budget_anonymous(book)) >= 0)
             return 0;
-        }
         req->decision = "unauthenticated";
         req_fail(req, APIERR_UNAUTHORIZED,
                  "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
@@ -342,7 +340,7 @@ int spend_forward(struct gate_req *req)
     struct budget_book *book = srv->book;
     int a = req->agent;
 
-    if (ledger_failing(srv->ledger) && !srv->conf->ledger_fail_open) {
+    if (ledger_failing(srv->ledger) && !req->conf->ledger_fail_open) {
         char why[200], msg[400];
         ledger_why(srv->ledger, why, sizeof(why));
         snprintf(msg, sizeof(msg),

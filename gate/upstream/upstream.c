@@ -85,15 +85,22 @@ struct upstream_pool {
     struct uc_list idle;
     struct uc_list busy;
     int nidle;
+    int max_idle; /* idle connections kept: upstream.pool_max_idle, 0 for a retired pool */
 };
 
 static void uc_free(struct upstream_conn *uc);
 static void uc_start(struct upstream_conn *uc, struct gate_req *req);
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
 
+/* The request's snapshot while there is one, else the worker's (a reload may differ). */
+static const struct conf *uc_conf(const struct upstream_conn *uc)
+{
+    return uc->req != NULL ? uc->req->conf : uc->pool->w->conf;
+}
+
 static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
 {
-    const struct conf *cf = uc->pool->w->srv->conf;
+    const struct conf *cf = uc_conf(uc);
     int64_t ms;
 
     switch (kind) {
@@ -176,7 +183,7 @@ static int head_fail(struct upstream_conn *uc, enum hdr_err e)
 static int r_piece(llhttp_t *p, const char *at, size_t len)
 {
     struct upstream_conn *uc = p->data;
-    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->pool->w->srv->conf->max_header_bytes);
+    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->req->conf->max_header_bytes);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
@@ -184,7 +191,7 @@ static int r_field_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
     enum hdr_err e =
-        hdr_name_done(&uc->hr, uc->req->arena, 2 * uc->pool->w->srv->conf->max_headers);
+        hdr_name_done(&uc->hr, uc->req->arena, 2 * uc->req->conf->max_headers);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
@@ -253,7 +260,7 @@ static void uc_complete(struct upstream_conn *uc)
     uc->done = 0;
     uc->exchanges++;
     req->uc = NULL;
-    if (keep && pool->nidle < pool->w->srv->conf->pool_max_idle &&
+    if (keep && pool->nidle < pool->max_idle &&
         evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         TAILQ_REMOVE(&pool->busy, uc, link);
         uc->state = UC_IDLE;
@@ -434,7 +441,7 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
 static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream_conn *uc = arg;
-    const struct conf *cf = uc->pool->w->srv->conf;
+    const struct conf *cf = uc_conf(uc);
     const char *name = uc->pool->prov->name;
     char msg[256];
 
@@ -495,8 +502,7 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
         uc_free(uc);
         return NULL;
     }
-    uc_arm(uc, UT_CONNECT);
-    return uc;
+    return uc; /* uc_start arms the connect timer, with the request's timeout */
 
 tls_fail:
     free(uc);
@@ -524,10 +530,10 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
         uc_unlink(uc);
         uc->state = UC_BUSY;
         TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
-        uc_arm(uc, UT_FIRST_BYTE);
     }
     uc->req = req;
     req->uc = uc;
+    uc_arm(uc, reused ? UT_FIRST_BYTE : UT_CONNECT); /* with the request's timeouts */
     uc->got = 0;
     uc->sent = 0;
     uc->done = 0;
@@ -550,6 +556,10 @@ void upstream_send(struct upstream_pool *pool, struct gate_req *req)
     struct upstream_conn *uc;
     char err[256];
 
+    if (pool == NULL) { /* none could be made for the request's provider */
+        proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "out of memory");
+        return;
+    }
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
         uc_free(uc);
     if (uc == NULL) {
@@ -582,7 +592,8 @@ void upstream_resume(struct upstream_conn *uc)
     uc_arm(uc, UT_STREAM_IDLE);
 }
 
-struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p)
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p,
+                                       int max_idle)
 {
     struct upstream_pool *pool = calloc(1, sizeof(*pool));
 
@@ -590,9 +601,26 @@ struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf
         return NULL;
     pool->w = w;
     pool->prov = p;
+    pool->max_idle = max_idle;
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->busy);
     return pool;
+}
+
+void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle)
+{
+    struct upstream_conn *uc;
+
+    pool->prov = p;
+    pool->max_idle = max_idle;
+    /* the oldest go first: the list is newest first */
+    while (pool->nidle > max_idle && (uc = TAILQ_LAST(&pool->idle, uc_list)) != NULL)
+        uc_free(uc);
+}
+
+int upstream_pool_in_use(const struct upstream_pool *pool)
+{
+    return !TAILQ_EMPTY(&pool->busy);
 }
 
 void upstream_pool_free(struct upstream_pool *pool)

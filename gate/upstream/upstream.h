@@ -14,15 +14,29 @@ struct upstream_conn;
 struct upstream_pool;
 struct conf_provider;
 
-/* A pool for one provider on one worker. Returns NULL when out of memory. */
-struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p);
+/* A pool for one provider on one worker, keeping up to max_idle idle connections. p must
+ * outlive the pool (or the next upstream_pool_update). Returns NULL when out of memory. */
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p,
+                                       int max_idle);
+
+/*
+ * A reload: the pool now serves p (a provider of the same name, host, port and TLS in a new
+ * snapshot, which must outlive the pool or the next update) and keeps up to max_idle idle
+ * connections (0 retires it: its connections close once their exchange ends); idle ones past
+ * the cap are closed now. Connections under way go on.
+ */
+void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle);
+
+/* 1 while a connection of the pool is connecting or carries an exchange, else 0. */
+int upstream_pool_in_use(const struct upstream_pool *pool);
 
 /* Closes every connection of the pool and frees it. */
 void upstream_pool_free(struct upstream_pool *pool);
 
 /*
  * Sends req->up_request over an idle connection of the pool, or a new one. The outcome comes
- * back through proxy_upstream_*; req->uc is set while the exchange runs.
+ * back through proxy_upstream_*; req->uc is set while the exchange runs. A NULL pool (none
+ * could be made) fails the request with 502 the same way.
  */
 void upstream_send(struct upstream_pool *pool, struct gate_req *req);
 
