@@ -151,7 +151,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     const struct conf_provider *prov = req->prov;
     struct evbuffer *b = evbuffer_new();
     /* the endpoint's own path after "/v1": a trailing slash the client added is not sent on */
-    const char *rest = endpoint_info(req->ep)->path + 3;
+    const char *rest = req->upstream_api->upstream_path;
 
     if (b == NULL)
         return -1;
@@ -173,13 +173,17 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
         headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
     if (prov->api_key != NULL) {
-        headbuf_str(&hd,
-                 prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
+        headbuf_str(&hd, req->upstream_api->upstream_key);
         headbuf_str(&hd, prov->api_key);
         headbuf_add(&hd, "\r\n", 2);
     }
-    if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
-        headbuf_str(&hd, "anthropic-version: 2023-06-01\r\n");
+    if (req->upstream_api->version_header != NULL &&
+        req_header(req, req->upstream_api->version_header) == NULL) {
+        headbuf_str(&hd, req->upstream_api->version_header);
+        headbuf_str(&hd, ": ");
+        headbuf_str(&hd, req->upstream_api->version_default);
+        headbuf_add(&hd, "\r\n", 2);
+    }
     headbuf_str(&hd, "x-request-id: ");
     headbuf_str(&hd, req->id);
     headbuf_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
@@ -264,11 +268,12 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->prov = m->provider;
-    if (req->prov->format != info->format) {
+    if (req->prov->format != req->upstream_api->format) {
         snprintf(msg, sizeof(msg),
                  "model '%.200s' is served in the %s format, but %s speaks the %s format",
                  req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
-                 info->path, info->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
+                 info->path,
+                 req->client_api->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
@@ -290,20 +295,8 @@ static int prepare_body(struct gate_req *req)
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
         req->upstream_model = name->valuestring;
     }
-    if (req->ep == EP_CHAT && req->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
-            if (!cJSON_IsObject(so)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(req->json, "stream_options");
-                so = cJSON_AddObjectToObject(req->json, "stream_options");
-            }
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            ops[nops].key = "stream_options";
-            ops[nops++].value = cJSON_PrintUnformatted(so); /* in the arena */
-            req->usage_injected = 1;
-        }
-    }
+    if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0)
+        nops++, req->usage_injected = 1; /* the op's value is in the arena */
     for (int i = 0; i < nops; i++)
         if (ops[i].value == NULL)
             goto oom;
@@ -340,6 +333,7 @@ void proxy_handle(struct gate_req *req)
 
     req_assign_id(req);
     req->ep = endpoint_lookup(req->path, req->path_len);
+    req->client_api = req->upstream_api = api_dialect_for(req->ep);
     info = endpoint_info(req->ep);
     req_guess_format(req);
     if (req->ep == EP_NONE) {
@@ -351,7 +345,8 @@ void proxy_handle(struct gate_req *req)
         snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         char body[400], allow[32];
-        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
+        size_t n = api_dialect_errors(req->client_api, req->fmt)
+                       ->error_body(APIERR_METHOD, req->error, body, sizeof(body));
         snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
         req_respond(req, 405, "application/json", allow, body, n);
         return;
@@ -555,7 +550,7 @@ static int on_event(void *arg, const struct sse_event *ev)
         jsonmem_enter_capped(req->conf->max_request_memory, &prev);
         cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
         if (data != NULL) {
-            drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
+            drop = req->upstream_api->usage_event(name, data, &req->usage) && req->usage_injected;
             tcount_event(req, name, data);
             cJSON_Delete(data);
         }
@@ -672,7 +667,7 @@ static void read_answer(struct gate_req *req)
     cJSON *doc = cJSON_ParseWithLength(body, len);
     arena_limit(req->arena, 0, 0);
     if (doc != NULL) {
-        usage_from_body(req->ep, doc, &req->usage);
+        req->upstream_api->usage_body(doc, &req->usage);
         tcount_body(req, doc);
     } else {
         req->out_unreadable = 1;
