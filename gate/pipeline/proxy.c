@@ -295,8 +295,10 @@ static int prepare_body(struct gate_req *req)
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
         req->upstream_model = name->valuestring;
     }
-    if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0)
-        nops++, req->usage_injected = 1; /* the op's value is in the arena */
+    if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0) {
+        nops++; /* its value is in the arena */
+        req->usage_injected = 1;
+    }
     for (int i = 0; i < nops; i++)
         if (ops[i].value == NULL)
             goto oom;
