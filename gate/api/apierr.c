@@ -53,8 +53,7 @@ cJSON *apierr_openai_doc(const char *type, const char *code, const char *message
     return doc;
 }
 
-cJSON *apierr_anthropic_doc(const char *type, const char *code, const char *message,
-                            cJSON **err)
+cJSON *apierr_anthropic_doc(const char *type, const char *code, const char *message, cJSON **err)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON *e = cJSON_CreateObject();
@@ -93,8 +92,8 @@ static const char *type_of(const struct family *f, enum apierr kind)
     return f->anthropic ? kinds[kind].anthropic_type : kinds[kind].openai_type;
 }
 
-static size_t family_body(const struct family *f, enum apierr kind, const char *message,
-                          char *buf, size_t cap)
+static size_t family_body(const struct family *f, enum apierr kind, const char *message, char *buf,
+                          size_t cap)
 {
     char clean[1024];
     cJSON *j;
@@ -103,8 +102,8 @@ static size_t family_body(const struct family *f, enum apierr kind, const char *
     if (cap == 0)
         return 0;
     /* client text (a model name, a path) may be cut mid-character or be no UTF-8 at all */
-    j = f->doc(type_of(f, kind), kinds[kind].openai_code,
-               utf8_clean(message, clean, sizeof(clean)), NULL);
+    j = f->doc(type_of(f, kind), kinds[kind].openai_code, utf8_clean(message, clean, sizeof(clean)),
+               NULL);
     if (j != NULL && cap > 5 && cJSON_PrintPreallocated(j, buf, (int)cap - 5, 0))
         n = strlen(buf);
     cJSON_Delete(j);
@@ -128,8 +127,8 @@ static size_t family_body(const struct family *f, enum apierr kind, const char *
     return n;
 }
 
-static size_t family_event(const struct family *f, enum apierr kind, const char *message,
-                           char *buf, size_t cap)
+static size_t family_event(const struct family *f, enum apierr kind, const char *message, char *buf,
+                           size_t cap)
 {
     char body[1536];
     int n;
@@ -172,8 +171,7 @@ size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, 
 size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                            size_t cap)
 {
-    return family_event(fmt == CONF_FMT_ANTHROPIC ? &anthropic : &openai, kind, message, buf,
-                        cap);
+    return family_event(fmt == CONF_FMT_ANTHROPIC ? &anthropic : &openai, kind, message, buf, cap);
 }
 
 const char *http_reason(int status)

@@ -27,8 +27,7 @@ const struct api_dialect *api_dialect_for(enum endpoint ep)
     return ep > EP_NONE && ep < EP__COUNT ? by_endpoint[ep] : NULL;
 }
 
-const struct api_dialect *api_dialect_errors(const struct api_dialect *client,
-                                             enum conf_format fmt)
+const struct api_dialect *api_dialect_errors(const struct api_dialect *client, enum conf_format fmt)
 {
     if (client != NULL)
         return client;

@@ -17,8 +17,8 @@
 
 static void usage_body(const cJSON *body, struct usage *u)
 {
-    usage_read_openai(GET(body, "usage"), "input_tokens", "output_tokens",
-                      "input_tokens_details", u);
+    usage_read_openai(GET(body, "usage"), "input_tokens", "output_tokens", "input_tokens_details",
+                      u);
     usage_body_done(u);
 }
 

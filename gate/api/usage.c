@@ -28,8 +28,7 @@ void usage_read_openai(const cJSON *us, const char *in_key, const char *out_key,
         return;
     u->input = usage_count(us, in_key, u);
     u->output = out_key != NULL ? usage_count(us, out_key, u) : 0;
-    u->cached =
-        usage_count(cJSON_GetObjectItemCaseSensitive(us, details_key), "cached_tokens", u);
+    u->cached = usage_count(cJSON_GetObjectItemCaseSensitive(us, details_key), "cached_tokens", u);
     u->have = 1;
 }
 

@@ -71,9 +71,9 @@ struct stream {
     const struct api_dialect *api;
     struct usage u;
     struct text t;
-    int events;        /* events with JSON data */
-    int dropped;       /* events usage_event called the gate's own usage report */
-    int final_at;      /* the event (1-based) at which usage became final, 0 for never */
+    int events;   /* events with JSON data */
+    int dropped;  /* events usage_event called the gate's own usage report */
+    int final_at; /* the event (1-based) at which usage became final, 0 for never */
 };
 
 static int on_event(void *arg, const struct sse_event *ev)
@@ -318,10 +318,8 @@ START_TEST(each_api_endpoint_has_its_dialect)
     } want[] = {
         {EP_CHAT, &api_openai_chat, "/chat/completions", CONF_FMT_OPENAI, TOK_API_CHAT},
         {EP_RESPONSES, &api_openai_responses, "/responses", CONF_FMT_OPENAI, TOK_API_RESPONSES},
-        {EP_EMBEDDINGS, &api_openai_embeddings, "/embeddings", CONF_FMT_OPENAI,
-         TOK_API_EMBEDDINGS},
-        {EP_MESSAGES, &api_anthropic_messages, "/messages", CONF_FMT_ANTHROPIC,
-         TOK_API_MESSAGES},
+        {EP_EMBEDDINGS, &api_openai_embeddings, "/embeddings", CONF_FMT_OPENAI, TOK_API_EMBEDDINGS},
+        {EP_MESSAGES, &api_anthropic_messages, "/messages", CONF_FMT_ANTHROPIC, TOK_API_MESSAGES},
         {EP_COUNT_TOKENS, &api_anthropic_count, "/messages/count_tokens", CONF_FMT_ANTHROPIC,
          TOK_API_MESSAGES},
     };
@@ -571,8 +569,8 @@ END_TEST
 
 /* ---- output caps ---------------------------------------------------------------------- */
 
-static void caps_of(const struct api_dialect *api, const char *body, struct outcap *oc,
-                    int rc_want, char *msg)
+static void caps_of(const struct api_dialect *api, const char *body, struct outcap *oc, int rc_want,
+                    char *msg)
 {
     cJSON *j = parse_q(body);
 
@@ -585,8 +583,7 @@ START_TEST(output_cap_members)
     struct outcap oc;
     char msg[160] = "";
 
-    caps_of(&api_openai_chat, "{'max_completion_tokens':500,'max_tokens':300,'n':3}", &oc, 0,
-            msg);
+    caps_of(&api_openai_chat, "{'max_completion_tokens':500,'max_tokens':300,'n':3}", &oc, 0, msg);
     ck_assert_str_eq(oc.names[0], "max_completion_tokens");
     ck_assert_str_eq(oc.names[1], "max_tokens");
     ck_assert_int_eq(oc.value, 300);
@@ -600,8 +597,7 @@ START_TEST(output_cap_members)
     ck_assert_int_eq(oc.choices, 1); /* n is chat's, nothing here */
     ck_assert_int_eq(oc.min, 16);
 
-    caps_of(&api_anthropic_messages, "{'max_tokens':1024,'max_completion_tokens':5}", &oc, 0,
-            msg);
+    caps_of(&api_anthropic_messages, "{'max_tokens':1024,'max_completion_tokens':5}", &oc, 0, msg);
     ck_assert_str_eq(oc.names[0], "max_tokens");
     ck_assert_ptr_null(oc.names[1]);
     ck_assert_int_eq(oc.value, 1024); /* another API's member is not this one's cap */
@@ -671,8 +667,7 @@ START_TEST(error_shapes)
 
         /* a document of the gate's own type, with more members (a 429 of a budget) */
         cJSON *inner = NULL;
-        cJSON *doc = api->error_doc("budget_exceeded", "budget_exceeded", "no budget left",
-                                    &inner);
+        cJSON *doc = api->error_doc("budget_exceeded", "budget_exceeded", "no budget left", &inner);
         ck_assert_ptr_nonnull(doc);
         ck_assert_ptr_eq(inner, cJSON_GetObjectItem(doc, "error"));
         cJSON_AddStringToObject(inner, "scope", "team:ml");
