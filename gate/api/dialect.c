@@ -39,6 +39,21 @@ const struct api_key_header *api_client_keys(const struct api_dialect *client)
     return client != NULL ? client->client_keys : api_keys_any;
 }
 
+int api_is_key_header(const char *name)
+{
+    for (const struct api_key_header *k = api_keys_any; k->name != NULL; k++)
+        if (strcmp(k->name, name) == 0)
+            return 1;
+    for (int ep = 0; ep < EP__COUNT; ep++) {
+        if (by_endpoint[ep] == NULL)
+            continue;
+        for (const struct api_key_header *k = by_endpoint[ep]->client_keys; k->name != NULL; k++)
+            if (strcmp(k->name, name) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 void api_text_string(const cJSON *v, api_text_fn *add, void *arg)
 {
     if (cJSON_IsString(v))

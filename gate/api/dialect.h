@@ -127,6 +127,10 @@ extern const struct api_key_header api_keys_any[];
  * takes. Ends with {NULL}. */
 const struct api_key_header *api_client_keys(const struct api_dialect *client);
 
+/* Whether any API reads a client's key from header name (lower case): such a header is never
+ * forwarded when the gate sends a key of its own or checks keys of its own. */
+int api_is_key_header(const char *name);
+
 /* Helpers for the dialects: a string member's text, and any member's (a string's text, else
  * its JSON text, as tool inputs count). Nothing for NULL, JSON null or a non-string. */
 void api_text_string(const cJSON *v, api_text_fn *add, void *arg);

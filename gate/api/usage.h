@@ -29,8 +29,8 @@ struct usage {
 };
 
 /*
- * Helpers for the dialects (dialect.h), which read usage: usage_from_body and usage_from_event
- * are a dialect's usage_body and usage_event.
+ * Usage is read by each API's dialect (dialect.h: usage_body for a whole answer, usage_event
+ * for a stream's events), with these helpers.
  */
 
 /*

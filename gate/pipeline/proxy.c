@@ -118,8 +118,7 @@ static int hop_by_hop(const struct http_header *h, const struct conf_provider *p
         return 1; /* the gate's own (x-tokengate-task): not the provider's business */
     /* with a key of its own, or keys of its own for agents, the gate never forwards the
      * agent's credentials */
-    if ((prov->api_key != NULL || gate_keys) &&
-        (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
+    if ((prov->api_key != NULL || gate_keys) && api_is_key_header(h->name))
         return 1;
     return 0;
 }

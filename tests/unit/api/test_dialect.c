@@ -383,6 +383,12 @@ START_TEST(keys_and_version_headers)
             ck_assert_ptr_null(api->version_header);
         }
     }
+    /* what no request forwards when the gate holds the keys */
+    ck_assert(api_is_key_header("authorization"));
+    ck_assert(api_is_key_header("x-api-key"));
+    ck_assert(!api_is_key_header("anthropic-version"));
+    ck_assert(!api_is_key_header("content-type"));
+    ck_assert(!api_is_key_header("x-api-keys"));
     /* no API (/status, /v1/models): the same headers */
     ck_assert_ptr_eq(api_client_keys(NULL), api_keys_any);
     ck_assert_ptr_eq(api_client_keys(&api_anthropic_messages), api_anthropic_messages.client_keys);
