@@ -173,6 +173,7 @@ static int conn_expect_key(struct gate_conn *c)
         return 0;
     req_assign_id(req);
     req->ep = ep;
+    req->client_api = req->upstream_api = api_dialect_for(ep);
     req_guess_format(req);
     c->close_after = 1;
     c->state = CONN_BUSY;

@@ -121,8 +121,7 @@ static int hop_by_hop(const struct http_header *h, const struct conf_provider *p
         return 1; /* the gate's own (x-tokengate-task): not the provider's business */
     /* with a key of its own, or keys of its own for agents, the gate never forwards the
      * agent's credentials */
-    if ((prov->api_key != NULL || gate_keys) &&
-        (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
+    if ((prov->api_key != NULL || gate_keys) && api_is_key_header(h->name))
         return 1;
     return 0;
 }
@@ -154,7 +153,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     const struct conf_provider *prov = req->prov;
     struct evbuffer *b = evbuffer_new();
     /* the endpoint's own path after "/v1": a trailing slash the client added is not sent on */
-    const char *rest = endpoint_info(req->ep)->path + 3;
+    const char *rest = req->upstream_api->upstream_path;
 
     if (b == NULL)
         return -1;
@@ -176,13 +175,17 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
         headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
     if (prov->api_key != NULL) {
-        headbuf_str(&hd,
-                 prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
+        headbuf_str(&hd, req->upstream_api->upstream_key);
         headbuf_str(&hd, prov->api_key);
         headbuf_add(&hd, "\r\n", 2);
     }
-    if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
-        headbuf_str(&hd, "anthropic-version: 2023-06-01\r\n");
+    if (req->upstream_api->version_header != NULL &&
+        req_header(req, req->upstream_api->version_header) == NULL) {
+        headbuf_str(&hd, req->upstream_api->version_header);
+        headbuf_str(&hd, ": ");
+        headbuf_str(&hd, req->upstream_api->version_default);
+        headbuf_add(&hd, "\r\n", 2);
+    }
     headbuf_str(&hd, "x-request-id: ");
     headbuf_str(&hd, req->id);
     headbuf_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
@@ -267,11 +270,12 @@ static int prepare_body(struct gate_req *req)
         return -1;
     }
     req->prov = m->provider;
-    if (req->prov->format != info->format) {
+    if (req->prov->format != req->upstream_api->format) {
         snprintf(msg, sizeof(msg),
                  "model '%.200s' is served in the %s format, but %s speaks the %s format",
                  req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
-                 info->path, info->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
+                 info->path,
+                 req->client_api->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
@@ -293,19 +297,9 @@ static int prepare_body(struct gate_req *req)
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
         req->upstream_model = name->valuestring;
     }
-    if (req->ep == EP_CHAT && req->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
-            if (!cJSON_IsObject(so)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(req->json, "stream_options");
-                so = cJSON_AddObjectToObject(req->json, "stream_options");
-            }
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            ops[nops].key = "stream_options";
-            ops[nops++].value = cJSON_PrintUnformatted(so); /* in the arena */
-            req->usage_injected = 1;
-        }
+    if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0) {
+        nops++; /* its value is in the arena */
+        req->usage_injected = 1;
     }
     for (int i = 0; i < nops; i++)
         if (ops[i].value == NULL)
@@ -343,6 +337,7 @@ void proxy_handle(struct gate_req *req)
 
     req_assign_id(req);
     req->ep = endpoint_lookup(req->path, req->path_len);
+    req->client_api = req->upstream_api = api_dialect_for(req->ep);
     info = endpoint_info(req->ep);
     req_guess_format(req);
     if (req->ep == EP_NONE) {
@@ -354,7 +349,8 @@ void proxy_handle(struct gate_req *req)
         snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         char body[400], allow[32];
-        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
+        size_t n = api_dialect_errors(req->client_api, req->fmt)
+                       ->error_body(APIERR_METHOD, req->error, body, sizeof(body));
         snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
         req_respond(req, 405, "application/json", allow, body, n);
         return;
@@ -558,7 +554,7 @@ static int on_event(void *arg, const struct sse_event *ev)
         jsonmem_enter_capped(req->conf->max_request_memory, &prev);
         cJSON *data = cJSON_ParseWithLength(ev->data, ev->data_len);
         if (data != NULL) {
-            drop = usage_from_event(req->ep, name, data, &req->usage) && req->usage_injected;
+            drop = req->upstream_api->usage_event(name, data, &req->usage) && req->usage_injected;
             tcount_event(req, name, data);
             cJSON_Delete(data);
         }
@@ -675,7 +671,7 @@ static void read_answer(struct gate_req *req)
     cJSON *doc = cJSON_ParseWithLength(body, len);
     arena_limit(req->arena, 0, 0);
     if (doc != NULL) {
-        usage_from_body(req->ep, doc, &req->usage);
+        req->upstream_api->usage_body(doc, &req->usage);
         tcount_body(req, doc);
     } else {
         req->out_unreadable = 1;

@@ -130,7 +130,8 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
     if (req->head_sent) {
         /* a stream is under way: end it with an error event the SDKs understand */
         char ev[1200];
-        n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
+        n = api_dialect_errors(req->client_api, req->fmt)
+                ->error_event(kind, message, ev, sizeof(ev));
         if (req->conn != NULL) {
             struct evbuffer *out = conn_output(req->conn);
             if (req->http10) {
@@ -151,7 +152,8 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
         if (req->conn != NULL)
             conn_set_close(req->conn);
     }
-    n = apierr_body(req->fmt, kind, message, body, sizeof(body));
+    n = api_dialect_errors(req->client_api, req->fmt)
+            ->error_body(kind, message, body, sizeof(body));
     /* 503 is for now: say when to come back */
     req_respond(req, apierr_status(kind), "application/json",
                 kind == APIERR_UNAVAILABLE ? "retry-after: 1\r\n" : NULL, body, n);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "gate/api/apierr.h"
+#include "gate/api/dialect.h"
 #include "gate/budget/budget.h"
 #include "gate/api/endpoint.h"
 #include "gate/http/httphdr.h"
@@ -53,6 +54,10 @@ struct gate_req {
     int http10;                     /* an HTTP/1.0 client: no chunked coding, close at the end */
 
     enum endpoint ep;
+    const struct api_dialect *client_api;   /* the API the client speaks (its key, body, our
+                                             * errors), NULL for none: see dialect.h */
+    const struct api_dialect *upstream_api; /* the API the provider answers in (path, key,
+                                             * usage, output text); NULL for none */
     enum conf_format fmt;           /* format of errors the gate writes */
     char id[80];
     char peer[64];
