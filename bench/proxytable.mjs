@@ -55,6 +55,12 @@ if (mode === 'proxy') {
     (m['before-on'] ? `, before ${x(m.nginx.cpu / m['before-on'].cpu)}` : '') + ' (target: >= 0.80x)\n';
   s += `ledger rows written with budgets on: ${extra[0] ?? '?'}` + (m['before-on'] ? `, before: ${extra[1] ?? '?'}` : '') + '\n';
 }
+// the least disturbed round of each: on a shared machine other load only adds CPU per request
+const low = n => Math.min(...by[n].map(r => r.cpu));
+const gates = Object.keys(labels).filter(n => by[n] && n !== 'mock' && n !== 'nginx');
+if (by.nginx)
+  s += `lowest CPU us/request of any round: nginx ${low('nginx').toFixed(1)}; ` +
+    gates.map(n => `${labels[n].replace(' -> mock', '')} ${low(n).toFixed(1)} (efficiency ${x(low('nginx') / low(n))})`).join('; ') + '\n';
 s += `(medians of ${rounds} rounds; CPU is the proxy process's user + system time over the run, all threads ` +
   '(nginx: its worker), divided by the requests wrk completed)\n';
 process.stdout.write(s);
