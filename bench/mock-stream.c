@@ -215,6 +215,8 @@ int z_body(struct evbuffer *buf, enum fault enc)
 
 static void stream_free(struct stream *s)
 {
+    if (s->m != NULL)
+        s->m->active--;
     if (s->ev)
         event_free(s->ev);
     if (s->p.buf)
@@ -465,6 +467,8 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         return;
     }
     s->m = m;
+    if (++m->active > m->peak)
+        m->peak = m->active;
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->mode = mode;

@@ -253,6 +253,8 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 
     if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/stats") == 0) {
         cJSON_AddNumberToObject(r, "requests", m->requests);
+        cJSON_AddNumberToObject(r, "active", (double)m->active);
+        cJSON_AddNumberToObject(r, "peak_active", (double)m->peak);
         jadd(r, "by_path", cJSON_Duplicate(m->by_path, 1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
         cJSON_AddStringToObject(r, "method", m->last_method);
@@ -266,6 +268,7 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
         cJSON_AddNumberToObject(r, "dropped", (double)m->usage_dropped);
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
+        m->peak = m->active;
         m->seq = 0;
         m->last_method = NULL;
         while (m->by_path->child)
@@ -506,7 +509,8 @@ static void usage(int rc)
         "  x-mock-reasoning: N     N more output tokens, reported as reasoning\n"
         "  x-mock-split: 1         every third word goes out in two deltas\n"
         "  x-mock-stall-ms: N      the body (stream or not) waits N ms after the head\n"
-        "hooks: GET /_mock/stats, /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
+        "hooks: GET /_mock/stats (requests, by_path, active and peak_active: replies in\n"
+        "  progress now and most at once), /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
         "  complete, usage, absurd, cached, reasoning, sent, bytes, closed); POST /_mock/reset\n");
     exit(rc);
 }

@@ -112,6 +112,7 @@ struct mock {
     unsigned usage_gen;            /* bumped by /_mock/reset, which frees the entries */
     cJSON *cur_usage;              /* the entry of the request being served, or NULL */
     long long cur_text;            /* its reply's tokens of text (see usage_note()) */
+    long active, peak;             /* replies in progress (streams, stalls, hangs); most at once */
 };
 
 /*

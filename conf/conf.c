@@ -482,6 +482,12 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
             else if (strcmp(k, "pool_max_idle") == 0) {
                 r = conf_want_int(l, v, k, 0, 100000, &iv);
                 c->pool_max_idle = (int)iv;
+            } else if (strcmp(k, "max_connections") == 0) {
+                r = conf_want_int(l, v, k, 1, 100000, &iv);
+                c->upstream_max_connections = (int)iv;
+            } else if (strcmp(k, "max_waiting") == 0) {
+                r = conf_want_int(l, v, k, 0, 1000000, &iv);
+                c->upstream_max_waiting = (int)iv;
             } else
                 return conf_fail(l, conf_node(l, pair->key), "upstream: unknown key '%s'", k);
         } else if (strcmp(section, "tls") == 0) {
@@ -639,6 +645,8 @@ static struct conf *conf_defaults(const char *name)
     c->stream_idle_timeout = 120 * 1000;
     c->client_write_timeout = 60 * 1000;
     c->pool_max_idle = 64;
+    c->upstream_max_connections = 256;
+    c->upstream_max_waiting = 1024;
     c->refs = 1;
     return c;
 }

@@ -150,6 +150,8 @@ struct conf {
 
     char *ca_file;       /* NULL: the system store */
     int pool_max_idle;   /* idle upstream connections kept per provider per worker */
+    int upstream_max_connections; /* open (busy or idle) per provider per worker */
+    int upstream_max_waiting;     /* requests queued for a connection, per provider per worker */
 
     struct conf_provider *providers;
     int nproviders;
