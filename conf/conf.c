@@ -60,7 +60,8 @@ int conf_want_string(struct loader *l, const yaml_node_t *n, const char *key, ch
     if (*s == '\0')
         return conf_fail(l, n, "'%s' must not be empty", key);
     free(*out);
-    *out = strdup(s);
+    if ((*out = strdup(s)) == NULL)
+        return conf_fail(l, n, "'%s': out of memory", key);
     return 0;
 }
 
@@ -211,7 +212,8 @@ int conf_split_host_port(const char *s, char **host, int *port)
     p = strtol(colon + 1, &end, 10);
     if (errno != 0 || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
         return -1;
-    *host = strndup(h, hlen);
+    if ((*host = strndup(h, hlen)) == NULL)
+        return -1; /* out of memory: refused as well */
     *port = (int)p;
     return 0;
 }
@@ -312,6 +314,8 @@ static int load_provider(struct loader *l, const char *name, const yaml_node_t *
     const yaml_node_t *url_node = map;
 
     p->name = strdup(name);
+    if (p->name == NULL)
+        return conf_fail(l, map, "provider '%s': out of memory", name);
     if (conf_want_mapping(l, map, name) < 0)
         return -1;
     p->format = CONF_FMT_OPENAI;
@@ -348,8 +352,8 @@ static int load_provider(struct loader *l, const char *name, const yaml_node_t *
         return -1;
     if (p->api_key_env != NULL) {
         const char *key = getenv(p->api_key_env);
-        if (key != NULL && *key != '\0')
-            p->api_key = strdup(key);
+        if (key != NULL && *key != '\0' && (p->api_key = strdup(key)) == NULL)
+            return conf_fail(l, map, "provider '%s': out of memory", name);
     }
     return 0;
 }
@@ -374,6 +378,8 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
     m->calibration = 1.0;
     m->wildcard = name[nlen - 1] == '*';
     m->name = strndup(name, m->wildcard ? nlen - 1 : nlen);
+    if (m->name == NULL)
+        return conf_fail(l, v, "model '%s': out of memory", name);
     if (strchr(m->name, '*') != NULL)
         return conf_fail(l, v, "model '%s': '*' may only end a name", name);
     if (v->type == YAML_SCALAR_NODE) {
@@ -586,6 +592,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     if (c->nproviders == 0)
         return conf_fail(l, providers, "no 'providers' are configured");
     c->providers = calloc((size_t)c->nproviders, sizeof(*c->providers));
+    if (c->providers == NULL) {
+        c->nproviders = 0; /* conf_unref walks none */
+        return conf_fail(l, providers, "providers: out of memory");
+    }
     int i = 0;
     FOR_PAIRS(l, providers, pair) {
         const char *name = conf_scalar(conf_node(l, pair->key));
@@ -608,6 +618,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     if (c->nmodels == 0)
         return conf_fail(l, models, "no 'models' are configured");
     c->models = calloc((size_t)c->nmodels > 0 ? (size_t)c->nmodels : 1, sizeof(*c->models));
+    if (c->models == NULL) {
+        c->nmodels = 0;
+        return conf_fail(l, models, "models: out of memory");
+    }
     i = 0;
     FOR_PAIRS(l, models, pair) {
         const char *name = conf_scalar(conf_node(l, pair->key));
@@ -627,6 +641,8 @@ static struct conf *conf_defaults(const char *name)
 {
     struct conf *c = calloc(1, sizeof(*c));
 
+    if (c == NULL)
+        return NULL;
     c->path = strdup(name);
     c->listen_host = strdup("127.0.0.1");
     c->listen_port = 8080;
@@ -648,6 +664,10 @@ static struct conf *conf_defaults(const char *name)
     c->upstream_max_connections = 256;
     c->upstream_max_waiting = 1024;
     c->refs = 1;
+    if (c->path == NULL || c->listen_host == NULL) {
+        conf_unref(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -659,6 +679,10 @@ struct conf *conf_load_string(const char *text, size_t len, const char *name, ch
     int loaded = 0;
 
     l.c = conf_defaults(name);
+    if (l.c == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &l.doc)) {
@@ -700,7 +724,12 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
                 snprintf(err, errlen, "%s: larger than 16 MiB", path);
                 goto fail;
             }
-            buf = realloc(buf, cap);
+            char *grown = realloc(buf, cap);
+            if (grown == NULL) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            buf = grown;
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;

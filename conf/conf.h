@@ -188,7 +188,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen);
  * Splits a listen address "host:port" (or "[v6]:port") into a malloc'd host and a port.
  * Returns 0, or -1 when it is not of that form or the host is not a numeric IPv4 or IPv6
  * address: names such as localhost are refused here, where --check sees them, as the
- * listener would refuse them at start.
+ * listener would refuse them at start (and -1 when out of memory).
  */
 int conf_split_host_port(const char *s, char **host, int *port);
 

@@ -230,11 +230,18 @@ static int add_scope(struct loader *l, const yaml_node_t *at, const char *name,
         if (c->scopes[i].level == level && strcmp(c->scopes[i].name, name) == 0)
             return conf_fail(l, at, "%s '%s' is declared twice (names are unique per level)",
                              level_names[level], name);
-    if (c->nscopes % 16 == 0)
-        c->scopes = realloc(c->scopes, (size_t)(c->nscopes + 16) * sizeof(*c->scopes));
+    if (c->nscopes % 16 == 0) {
+        struct conf_scope *grown =
+            realloc(c->scopes, (size_t)(c->nscopes + 16) * sizeof(*c->scopes));
+        if (grown == NULL)
+            return conf_fail(l, at, "%s '%s': out of memory", level_names[level], name);
+        c->scopes = grown;
+    }
     struct conf_scope *s = &c->scopes[c->nscopes];
     memset(s, 0, sizeof(*s));
     s->name = strdup(name);
+    if (s->name == NULL)
+        return conf_fail(l, at, "%s '%s': out of memory", level_names[level], name);
     s->level = level;
     s->parent = parent;
     s->policy = -1;
@@ -347,6 +354,8 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
                        struct conf_policy *p)
 {
     p->name = strdup(name);
+    if (p->name == NULL)
+        return conf_fail(l, v, "policy '%s': out of memory", name);
     p->min_per_agent = p->max_per_agent = p->max_per_request = -1;
     p->task_max_nusd = p->task_max_requests = -1;
     p->max_retries = -1;
@@ -442,6 +451,8 @@ static int load_keys(struct loader *l, const yaml_node_t *map)
         return -1;
     c->keys = calloc((size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start) + 1,
                      sizeof(*c->keys));
+    if (c->keys == NULL)
+        return conf_fail(l, map, "keys: out of memory");
     FOR_PAIRS(l, map, pair) {
         const yaml_node_t *kn = conf_node(l, pair->key), *v = conf_node(l, pair->value);
         const char *secret = conf_scalar(kn), *agent = NULL;
@@ -617,6 +628,8 @@ int confid_finish(struct loader *l, const yaml_node_t *root)
         c->policies = calloc((size_t)(l->policies->data.mapping.pairs.top -
                                       l->policies->data.mapping.pairs.start) + 1,
                              sizeof(*c->policies));
+        if (c->policies == NULL)
+            return conf_fail(l, l->policies, "policies: out of memory");
         FOR_PAIRS(l, l->policies, pair) {
             const char *name = conf_scalar(conf_node(l, pair->key));
             if (name == NULL || find_policy(c, name) >= 0)

@@ -79,9 +79,12 @@ int confsvc_admin(struct loader *l, const yaml_node_t *v)
     if (a->host == NULL) {
         a->host = strdup("127.0.0.1");
         a->port = 8081;
+        if (a->host == NULL)
+            return conf_fail(l, v, "admin: out of memory");
     }
-    if (a->token_env == NULL && a->token_file == NULL)
-        a->token_file = strdup("state/admin.token");
+    if (a->token_env == NULL && a->token_file == NULL &&
+        (a->token_file = strdup("state/admin.token")) == NULL)
+        return conf_fail(l, v, "admin: out of memory");
     return 0;
 }
 

@@ -305,6 +305,11 @@ int gate_server_run(struct conf *conf)
 
     srv.nworkers = conf->workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    if (srv.workers == NULL) {
+        srv.nworkers = 0; /* server_free walks none */
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
     srv.port = conf->listen_port;
     for (int i = 0; i < srv.nworkers; i++) {
         struct gate_worker *w = &srv.workers[i];
@@ -332,8 +337,15 @@ int gate_server_run(struct conf *conf)
             w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng));
         w->pools = calloc((size_t)conf->nproviders, sizeof(*w->pools));
-        for (int p = 0; p < conf->nproviders; p++)
-            w->pools[p] = upstream_pool_new(w, &conf->providers[p]);
+        for (int p = 0; w->pools != NULL && p < conf->nproviders; p++)
+            if ((w->pools[p] = upstream_pool_new(w, &conf->providers[p])) == NULL)
+                break;
+        if (w->dns == NULL || w->pools == NULL ||
+            (conf->nproviders > 0 && w->pools[conf->nproviders - 1] == NULL)) {
+            close(fd);
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
         w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
         if (w->listener == NULL) {
             close(fd);
@@ -342,7 +354,7 @@ int gate_server_run(struct conf *conf)
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
-        if (spend_worker_init(w) < 0) {
+        if (w->drain_timer == NULL || spend_worker_init(w) < 0) {
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
         }

@@ -38,6 +38,7 @@
 #include "gate/util/clock.h"
 #include "gate/http/tls.h"
 #include "gate/admin/status.h"
+#include "gate/util/jsonmem.h"
 
 #define ADMIN_BODY_MAX (64 * 1024)
 struct gate_admin {
@@ -53,15 +54,26 @@ struct gate_admin {
 
 /* ---- replies -------------------------------------------------------------------------- */
 
+/*
+ * Sends doc (freed here). A document that lost a member while it was built (an allocation
+ * failed: see jsonmem_failures_take, reset when the request came in), or that cannot be
+ * printed or sent, is answered 500 instead, never half.
+ */
 static void reply_json(struct evhttp_request *r, int status, cJSON *doc)
 {
-    char *s = cJSON_PrintUnformatted(doc);
-    struct evbuffer *b = evbuffer_new();
+    int whole = doc != NULL && jsonmem_failures_take() == 0;
+    char *s = whole ? cJSON_PrintUnformatted(doc) : NULL;
+    struct evbuffer *b = s != NULL ? evbuffer_new() : NULL;
 
     cJSON_Delete(doc);
+    if (b == NULL || evbuffer_add(b, s, strlen(s)) != 0) {
+        if (b != NULL)
+            evbuffer_free(b);
+        cJSON_free(s);
+        evhttp_send_error(r, 500, "out of memory");
+        return;
+    }
     evhttp_add_header(evhttp_request_get_output_headers(r), "content-type", "application/json");
-    if (s != NULL)
-        evbuffer_add(b, s, strlen(s));
     evhttp_send_reply(r, status, NULL, b);
     evbuffer_free(b);
     cJSON_free(s);
@@ -498,6 +510,10 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
 {
     struct evbuffer *b = evbuffer_new();
 
+    if (b == NULL) {
+        evhttp_send_error(r, 500, "out of memory");
+        return;
+    }
     gate_metrics_write(a->srv, b);
     evhttp_add_header(evhttp_request_get_output_headers(r), "content-type",
                       "text/plain; version=0.0.4");
@@ -547,6 +563,7 @@ static void on_request(struct evhttp_request *r, void *arg)
     char path[256];
     size_t plen = strcspn(uri, "?");
 
+    (void)jsonmem_failures_take(); /* reply_json sends only what was built whole from here */
     if (!authorized(a, r)) {
         evhttp_add_header(evhttp_request_get_output_headers(r), "www-authenticate", "Bearer");
         reply_error(r, 401, "unauthorized",

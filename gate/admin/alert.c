@@ -165,14 +165,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
                 }
                 evhttp_request_set_error_cb(r, hook_error);
                 struct evkeyvalq *h = evhttp_request_get_output_headers(r);
-                evhttp_add_header(h, "host", a->hook_host_header);
-                evhttp_add_header(h, "content-type", "application/json");
                 /* one request a connection, freed by hook_done */
-                evhttp_add_header(h, "connection", "close");
-                evbuffer_add(evhttp_request_get_output_buffer(r), it->json, strlen(it->json));
+                int made = evhttp_add_header(h, "host", a->hook_host_header) == 0 &&
+                           evhttp_add_header(h, "content-type", "application/json") == 0 &&
+                           evhttp_add_header(h, "connection", "close") == 0 &&
+                           evbuffer_add(evhttp_request_get_output_buffer(r), it->json,
+                                        strlen(it->json)) == 0;
                 /* -1 comes before any callback (a failed connect comes through hook_done),
                  * and leaves the request ours */
-                if (evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path) != 0) {
+                if (!made || evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path) != 0) {
                     evhttp_request_free(r);
                     evhttp_connection_free(c);
                     slot->conn = NULL;

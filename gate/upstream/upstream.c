@@ -576,13 +576,17 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     req->forwarded = 1; /* on a connection: from here the provider may get it */
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = uc;
-    if (reused && !uc->pool->prov->tls) {
+    if (reused && !uc->pool->prov->tls)
         bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
-        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+    if (evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request) != 0) {
+        uc->got = 1; /* no retry: the next try would fail alike */
+        uc_fail(uc, APIERR_BAD_GATEWAY, "out of memory sending the request upstream");
+        return;
+    }
+    if (reused && !uc->pool->prov->tls) {
         uc_write_now(uc);
         return;
     }
-    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
 }
 
