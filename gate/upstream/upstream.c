@@ -96,9 +96,9 @@ struct upstream_pool {
     struct uc_list busy;
     struct uc_list wait; /* WAITING entries, oldest first */
     int nidle;
-    int nconns;          /* busy (connecting included) and idle: at most max_connections */
-    int nwait;           /* at most max_waiting */
-    struct event *kick;  /* hands freed connections to the queue, from the loop */
+    int nconns;         /* busy (connecting included) and idle: at most max_connections */
+    int nwait;          /* at most max_waiting */
+    struct event *kick; /* hands freed connections to the queue, from the loop */
 };
 
 static void uc_free(struct upstream_conn *uc);
