@@ -1,5 +1,5 @@
 /*
- * conf-int: what the parts of the config loader share (conf.c, confid.c, confsvc.c, confdup.c). Not for use
+ * conf-int: what the parts of the config loader share (conf.c, confid.c, confsvc.c, confdup.c, confval.c). Not for use
  * outside conf/.
  */
 #ifndef TG_CONF_INT_H
