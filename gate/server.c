@@ -326,7 +326,7 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     srv.nworkers = conf->workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     if (srv.workers == NULL) {
-        srv.nworkers = 0;
+        srv.nworkers = 0; /* server_free walks none */
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
@@ -357,7 +357,8 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
         if (w->dns == NULL)
             w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng));
-        if ((w->pools = poolset_new(w, conf)) == NULL || gate_reload_worker_init(w) < 0) {
+        if (w->dns == NULL || (w->pools = poolset_new(w, conf)) == NULL ||
+            gate_reload_worker_init(w) < 0) {
             close(fd);
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
@@ -370,7 +371,7 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
         }
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
-        if (spend_worker_init(w) < 0) {
+        if (w->drain_timer == NULL || spend_worker_init(w) < 0) {
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
         }

@@ -368,8 +368,7 @@ void proxy_handle(struct gate_req *req)
     jsonmem_leave(prev); /* after a failure the arena is gone: nothing may allocate before this */
     if (rc < 0 || req_memory_unbound(req) < 0 || spend_forward(req) < 0)
         return;
-    req->forwarded = 1;
-    upstream_send(poolset_get(req->w->pools, req->conf, req->prov), req);
+    upstream_send(poolset_get(req->w->pools, req->conf, req->prov), req); /* sets req->forwarded */
 }
 
 /* ---- the response -------------------------------------------------------------------- */
@@ -746,7 +745,8 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->uc == NULL || req->state != REQ_UPSTREAM || req->settle_state != 0 || w->stopped) {
+    if (req->uc == NULL || upstream_waiting(req->uc) || req->state != REQ_UPSTREAM ||
+        req->settle_state != 0 || w->stopped) {
         req_finish(req);
         return;
     }

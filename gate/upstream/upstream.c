@@ -10,6 +10,14 @@
  * may be working on it and a repeat would be paid twice.
  * A connection is never freed while llhttp is running on it: it is marked dead and freed
  * when the parser returns.
+ *
+ * A pool holds at most upstream.max_connections connections (busy and idle). A request that
+ * finds none free waits in the pool's queue (at most upstream.max_waiting, first come first
+ * served) as a WAITING entry: an upstream_conn without a socket, which req->uc points to, so
+ * that a client that leaves takes it out of the queue through upstream_detach(). When a
+ * connection is freed or goes back to the pool, the pool's kick event (run from the loop, never
+ * inside the callback that freed the slot) hands it to the first in the queue. A full queue, or
+ * a wait past timeouts.upstream_connect, ends the request in a 503 before anything was sent.
  */
 #include "gate/upstream/upstream.h"
 
@@ -46,6 +54,7 @@ enum uc_state {
     UC_CONNECTING,
     UC_BUSY,
     UC_IDLE,
+    UC_WAITING, /* a request queued for a connection: no socket */
 };
 
 enum uc_timer {
@@ -53,6 +62,7 @@ enum uc_timer {
     UT_FIRST_BYTE,
     UT_STREAM_IDLE,
     UT_POOL_IDLE,
+    UT_WAIT, /* queued for a connection */
 };
 
 struct upstream_conn {
@@ -84,13 +94,18 @@ struct upstream_pool {
     const struct conf_provider *prov;
     struct uc_list idle;
     struct uc_list busy;
+    struct uc_list wait; /* WAITING entries, oldest first */
     int nidle;
     int max_idle; /* idle connections kept: upstream.pool_max_idle, 0 for a retired pool */
+    int nconns;         /* busy (connecting included) and idle: at most max_connections */
+    int nwait;          /* at most max_waiting */
+    struct event *kick; /* hands freed connections to the queue, from the loop */
 };
 
 static void uc_free(struct upstream_conn *uc);
 static void uc_start(struct upstream_conn *uc, struct gate_req *req);
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
+static void pool_dispatch(struct upstream_pool *pool, struct gate_req *req, int first);
 
 /* The request's snapshot while there is one, else the worker's (a reload may differ). */
 static const struct conf *uc_conf(const struct upstream_conn *uc)
@@ -113,6 +128,9 @@ static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
     case UT_STREAM_IDLE:
         ms = cf->stream_idle_timeout;
         break;
+    case UT_WAIT:
+        ms = cf->upstream_connect_timeout;
+        break;
     default:
         ms = POOL_IDLE_MS;
         break;
@@ -128,6 +146,9 @@ static void uc_unlink(struct upstream_conn *uc)
     if (uc->state == UC_IDLE) {
         TAILQ_REMOVE(&uc->pool->idle, uc, link);
         uc->pool->nidle--;
+    } else if (uc->state == UC_WAITING) {
+        TAILQ_REMOVE(&uc->pool->wait, uc, link);
+        uc->pool->nwait--;
     } else {
         TAILQ_REMOVE(&uc->pool->busy, uc, link);
     }
@@ -157,14 +178,8 @@ static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
         return;
     req->uc = NULL;
     if (reused && !sent && got == 0 && !req->retried && kind == APIERR_BAD_GATEWAY) {
-        char err[256];
-        struct upstream_conn *fresh = uc_new(pool, err, sizeof(err));
         req->retried = 1;
-        if (fresh != NULL) {
-            uc_start(fresh, req);
-            return;
-        }
-        proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
+        pool_dispatch(pool, req, 1); /* the slot just freed, or first in the queue */
         return;
     }
     proxy_upstream_failed(req, kind, msg);
@@ -269,6 +284,8 @@ static void uc_complete(struct upstream_conn *uc)
         pool->nidle++;
         bufferevent_enable(uc->bev, EV_READ);
         uc_arm(uc, UT_POOL_IDLE);
+        if (pool->nwait > 0)
+            event_active(pool->kick, EV_TIMEOUT, 1);
     } else {
         uc_free(uc);
     }
@@ -461,6 +478,14 @@ static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(msg, sizeof(msg), "provider '%s' sent nothing for %lld ms", name,
                  (long long)cf->stream_idle_timeout);
         break;
+    case UT_WAIT:
+        snprintf(msg, sizeof(msg),
+                 "no connection to provider '%s' came free within %lld ms "
+                 "(timeouts.upstream_connect): all %d allowed (upstream.max_connections) are "
+                 "busy; retry shortly",
+                 name, (long long)cf->upstream_connect_timeout, cf->upstream_max_connections);
+        uc_fail(uc, APIERR_UNAVAILABLE, msg); /* nothing was sent: no charge, no retry */
+        return;
     }
     uc->got = 1; /* a timeout is never retried: the provider may be working on it */
     uc_fail(uc, APIERR_GATEWAY_TIMEOUT, msg);
@@ -492,8 +517,15 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
         return NULL;
     }
     uc->timer = evtimer_new(w->base, uc_timer_cb, uc);
+    if (uc->timer == NULL) {
+        bufferevent_free(uc->bev);
+        free(uc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     uc->state = UC_CONNECTING;
     TAILQ_INSERT_TAIL(&pool->busy, uc, link);
+    pool->nconns++;
     bufferevent_setcb(uc->bev, uc_read_cb, uc_write_cb, uc_event_cb, uc);
     if (bufferevent_socket_connect_hostname(uc->bev, w->dns, AF_UNSPEC, prov->host, prov->port) <
         0) {
@@ -512,10 +544,18 @@ tls_fail:
 
 static void uc_free(struct upstream_conn *uc)
 {
+    struct upstream_pool *pool = uc->pool;
+
     if (uc->req != NULL)
         uc->req->uc = NULL;
     uc_unlink(uc);
-    bufferevent_free(uc->bev);
+    if (uc->state != UC_WAITING) {
+        pool->nconns--;
+        if (pool->nwait > 0) /* a slot is free: the first in the queue takes it */
+            event_active(pool->kick, EV_TIMEOUT, 1);
+    }
+    if (uc->bev != NULL)
+        bufferevent_free(uc->bev);
     event_free(uc->timer);
     hdr_free(&uc->hr);
     free(uc);
@@ -539,19 +579,68 @@ static void uc_start(struct upstream_conn *uc, struct gate_req *req)
     uc->done = 0;
     hdr_start(&uc->hr);
     uc->reject = NULL;
+    req->forwarded = 1; /* on a connection: from here the provider may get it */
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = uc;
-    if (reused && !uc->pool->prov->tls) {
+    if (reused && !uc->pool->prov->tls)
         bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
-        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
+    if (evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request) != 0) {
+        uc->got = 1; /* no retry: the next try would fail alike */
+        uc_fail(uc, APIERR_BAD_GATEWAY, "out of memory sending the request upstream");
+        return;
+    }
+    if (reused && !uc->pool->prov->tls) {
         uc_write_now(uc);
         return;
     }
-    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), req->up_request);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
 }
 
-void upstream_send(struct upstream_pool *pool, struct gate_req *req)
+/*
+ * Queues req for a connection: first in line with first (a retry), else last. A full queue
+ * (or no memory for the entry) ends it in a 503 naming the provider and the limits.
+ */
+static void pool_wait(struct upstream_pool *pool, struct gate_req *req, int first)
+{
+    const struct conf *cf = pool->w->conf;
+    struct upstream_conn *wt = NULL;
+    char msg[320];
+
+    if (pool->nwait < cf->upstream_max_waiting && (wt = calloc(1, sizeof(*wt))) != NULL &&
+        (wt->timer = evtimer_new(pool->w->base, uc_timer_cb, wt)) == NULL) {
+        free(wt);
+        wt = NULL;
+    }
+    if (wt == NULL) {
+        if (pool->nwait < cf->upstream_max_waiting)
+            snprintf(msg, sizeof(msg), "out of memory queueing for provider '%s'; retry shortly",
+                     pool->prov->name);
+        else
+            snprintf(msg, sizeof(msg),
+                     "provider '%s' has all %d connections the gate allows in use "
+                     "(upstream.max_connections) and %d requests waiting for one "
+                     "(upstream.max_waiting); retry shortly",
+                     pool->prov->name, cf->upstream_max_connections, pool->nwait);
+        proxy_upstream_failed(req, APIERR_UNAVAILABLE, msg);
+        return;
+    }
+    wt->pool = pool;
+    wt->state = UC_WAITING;
+    wt->req = req;
+    req->uc = wt;
+    if (first)
+        TAILQ_INSERT_HEAD(&pool->wait, wt, link);
+    else
+        TAILQ_INSERT_TAIL(&pool->wait, wt, link);
+    pool->nwait++;
+    uc_arm(wt, UT_WAIT);
+}
+
+/*
+ * Starts req on an idle connection, a new one within upstream.max_connections, or queues it.
+ * A request that is not first (a new one) queues behind those already waiting.
+ */
+static void pool_dispatch(struct upstream_pool *pool, struct gate_req *req, int first)
 {
     struct upstream_conn *uc;
     char err[256];
@@ -560,9 +649,17 @@ void upstream_send(struct upstream_pool *pool, struct gate_req *req)
         proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "out of memory");
         return;
     }
+    if (!first && pool->nwait > 0) {
+        pool_wait(pool, req, 0);
+        return;
+    }
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
         uc_free(uc);
     if (uc == NULL) {
+        if (pool->nconns >= pool->w->conf->upstream_max_connections) {
+            pool_wait(pool, req, first);
+            return;
+        }
         uc = uc_new(pool, err, sizeof(err));
         if (uc == NULL) {
             proxy_upstream_failed(req, APIERR_BAD_GATEWAY, err);
@@ -570,6 +667,38 @@ void upstream_send(struct upstream_pool *pool, struct gate_req *req)
         }
     }
     uc_start(uc, req);
+}
+
+/* The loop's turn after a connection came free: the queue takes what is free, in order. */
+static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_pool *pool = arg;
+    struct upstream_conn *wt;
+
+    /* each pass takes one entry out of the queue or leaves the loop */
+    while ((wt = TAILQ_FIRST(&pool->wait)) != NULL) {
+        struct gate_req *req = wt->req;
+        struct upstream_conn *uc;
+
+        while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
+            uc_free(uc);
+        if (uc == NULL && pool->nconns >= pool->w->conf->upstream_max_connections)
+            return;
+        wt->req = NULL;
+        req->uc = NULL;
+        uc_free(wt);
+        pool_dispatch(pool, req, 1);
+    }
+}
+
+void upstream_send(struct upstream_pool *pool, struct gate_req *req)
+{
+    pool_dispatch(pool, req, 0);
+}
+
+int upstream_waiting(const struct upstream_conn *uc)
+{
+    return uc != NULL && uc->state == UC_WAITING;
 }
 
 void upstream_detach(struct upstream_conn *uc)
@@ -582,12 +711,16 @@ void upstream_detach(struct upstream_conn *uc)
 
 void upstream_pause(struct upstream_conn *uc)
 {
+    if (uc->bev == NULL)
+        return; /* still queued: nothing is read yet */
     bufferevent_disable(uc->bev, EV_READ);
     event_del(uc->timer);
 }
 
 void upstream_resume(struct upstream_conn *uc)
 {
+    if (uc->bev == NULL)
+        return;
     bufferevent_enable(uc->bev, EV_READ);
     uc_arm(uc, UT_STREAM_IDLE);
 }
@@ -604,6 +737,12 @@ struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf
     pool->max_idle = max_idle;
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->busy);
+    TAILQ_INIT(&pool->wait);
+    pool->kick = event_new(w->base, -1, 0, pool_kick_cb, pool);
+    if (pool->kick == NULL) {
+        free(pool);
+        return NULL;
+    }
     return pool;
 }
 
@@ -620,7 +759,7 @@ void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider
 
 int upstream_pool_in_use(const struct upstream_pool *pool)
 {
-    return !TAILQ_EMPTY(&pool->busy);
+    return !TAILQ_EMPTY(&pool->busy) || !TAILQ_EMPTY(&pool->wait);
 }
 
 void upstream_pool_free(struct upstream_pool *pool)
@@ -629,6 +768,12 @@ void upstream_pool_free(struct upstream_pool *pool)
 
     if (pool == NULL)
         return;
+    while ((uc = TAILQ_FIRST(&pool->wait)) != NULL) {
+        struct gate_req *req = uc->req;
+        uc_free(uc);
+        if (req != NULL)
+            proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "the gate stopped");
+    }
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
         uc_free(uc);
     while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
@@ -639,5 +784,6 @@ void upstream_pool_free(struct upstream_pool *pool)
         if (req != NULL)
             proxy_upstream_failed(req, APIERR_BAD_GATEWAY, "the gate stopped");
     }
+    event_free(pool->kick);
     free(pool);
 }

@@ -27,20 +27,32 @@ struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf
  */
 void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle);
 
-/* 1 while a connection of the pool is connecting or carries an exchange, else 0. */
+/* 1 while a connection of the pool is connecting or carries an exchange, or a request waits
+ * in its queue, else 0. */
 int upstream_pool_in_use(const struct upstream_pool *pool);
 
 /* Closes every connection of the pool and frees it. */
 void upstream_pool_free(struct upstream_pool *pool);
 
 /*
- * Sends req->up_request over an idle connection of the pool, or a new one. The outcome comes
- * back through proxy_upstream_*; req->uc is set while the exchange runs. A NULL pool (none
- * could be made) fails the request with 502 the same way.
+ * Sends req->up_request over an idle connection of the pool, or a new one while the pool has
+ * fewer than upstream.max_connections; else req waits in the pool's queue (req->uc is then a
+ * waiting entry, see upstream_waiting) until a connection comes free. The outcome comes back
+ * through proxy_upstream_*; req->uc is set while the exchange runs or the request waits.
+ * req->forwarded is set once the request is on a connection. A full queue (upstream.max_waiting)
+ * or a wait longer than timeouts.upstream_connect ends in proxy_upstream_failed with
+ * APIERR_UNAVAILABLE, before anything was sent. A NULL pool (none could be made) fails the
+ * request with 502 the same way.
  */
 void upstream_send(struct upstream_pool *pool, struct gate_req *req);
 
-/* The request gives up the exchange: the connection is closed and forgets the request. */
+/* Whether uc is a request's place in its pool's queue (no connection yet). NULL: 0. */
+int upstream_waiting(const struct upstream_conn *uc);
+
+/*
+ * The request gives up the exchange: the connection is closed and forgets the request (a
+ * waiting request leaves the queue).
+ */
 void upstream_detach(struct upstream_conn *uc);
 
 /* Stops and restarts reading the response (backpressure from a slow client). */
