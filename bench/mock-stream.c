@@ -1,4 +1,7 @@
-/* tokengate-mock: SSE pieces, /_mock/usage entries, and replies in progress. */
+/*
+ * tokengate-mock: SSE pieces, /_mock/usage entries, and replies in progress (the
+ * modes the faults choose in mock-fault.c: paced, slow, reset, hang).
+ */
 #include "mock.h"
 
 /* The invalid event the malformed fault slips into a stream after its first token. */
@@ -145,76 +148,12 @@ void usage_complete(cJSON *e, long long sent, long long bytes)
     usage_sent(e, sent, bytes);
 }
 
-/* ---- compression ---- */
-
-/*
- * Starts z for Content-Encoding enc (F_GZIP: a gzip stream; F_DEFLATE: a zlib
- * stream, which is what HTTP's "deflate" is). Returns 0, or -1 when out of memory.
- */
-static int z_start(z_stream *z, enum fault enc)
-{
-    memset(z, 0, sizeof(*z));
-    return deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, enc == F_GZIP ? 31 : 15, 8,
-                        Z_DEFAULT_STRATEGY) == Z_OK
-               ? 0
-               : -1;
-}
-
-/*
- * Compresses len bytes at in onto out, then flushes as flush says (Z_SYNC_FLUSH:
- * all of it decodable now; Z_FINISH: the stream's end). Returns 0, or -1 when
- * out of memory.
- */
-static int z_put(z_stream *z, const void *in, size_t len, int flush, struct evbuffer *out)
-{
-    struct evbuffer_iovec v;
-    int rc;
-
-    z->next_in = (Bytef *)(uintptr_t)in;
-    z->avail_in = (uInt)len;
-    do {
-        if (evbuffer_reserve_space(out, 16384, &v, 1) < 1)
-            return -1;
-        z->next_out = v.iov_base;
-        z->avail_out = v.iov_len > 65536 ? 65536 : (uInt)v.iov_len;
-        v.iov_len = z->avail_out;
-        rc = deflate(z, flush);
-        if (rc == Z_STREAM_ERROR)
-            return -1;
-        v.iov_len -= z->avail_out;
-        evbuffer_commit_space(out, &v, 1);
-    } while (flush == Z_FINISH ? rc != Z_STREAM_END : z->avail_out == 0 || z->avail_in > 0);
-    return 0;
-}
-
-/*
- * Replaces what buf holds by its enc-compressed form (a whole body).
- * Returns 0, or -1 when out of memory (buf is then left as it was).
- */
-int z_body(struct evbuffer *buf, enum fault enc)
-{
-    struct evbuffer *out = evbuffer_new();
-    size_t len = evbuffer_get_length(buf);
-    z_stream z;
-    int rc = -1;
-
-    if (out && z_start(&z, enc) == 0) {
-        rc = z_put(&z, evbuffer_pullup(buf, -1), len, Z_FINISH, out);
-        deflateEnd(&z);
-    }
-    if (rc == 0) {
-        evbuffer_drain(buf, len);
-        evbuffer_add_buffer(buf, out);
-    }
-    if (out)
-        evbuffer_free(out);
-    return rc;
-}
-
 /* ---- replies in progress ---- */
 
 static void stream_free(struct stream *s)
 {
+    if (s->m != NULL)
+        s->m->active--;
     if (s->ev)
         event_free(s->ev);
     if (s->p.buf)
@@ -465,6 +404,8 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         return;
     }
     s->m = m;
+    if (++m->active > m->peak)
+        m->peak = m->active;
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->mode = mode;
@@ -506,58 +447,4 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
         stream_arm(s, (int)m->st.stall_ms);
     else
         stream_pump(s);
-}
-
-/*
- * Sends a non-stream JSON body (freed here; NULL: out of memory) as the fault
- * f asks: gzip and deflate compress it.
- */
-void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f)
-{
-    struct evbuffer *out = evhttp_request_get_output_buffer(req);
-    char *s;
-    int made;
-
-    if (f != F_SLOW && f != F_RESET && f != F_MALFORMED && !(m->st.stall_ms > 0 && f == F_NONE)) {
-        made = json_print(out, body) == 0;
-        cJSON_Delete(body);
-        if (made && (f == F_GZIP || f == F_DEFLATE) && (made = z_body(out, f) == 0))
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
-                              fault_names[f]);
-        if (made && m->cur_usage)
-            usage_complete(m->cur_usage, m->cur_text, (long long)evbuffer_get_length(out));
-        reply_send(req, 200, made);
-        return;
-    }
-    s = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (!s) {
-        reply_error(req, 0, 500, "mock out of memory");
-    } else if (f == F_MALFORMED) { /* a 200 whose JSON stops halfway */
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), s, strlen(s) / 2);
-        /* the answer was made and handed over, broken: billed as any other */
-        if (m->cur_usage)
-            usage_complete(m->cur_usage, m->cur_text, (long long)(strlen(s) / 2));
-        evhttp_send_reply(req, 200, NULL, NULL);
-    } else {
-        stream_start(m, req,
-                     f == F_SLOW    ? SM_SLOW
-                     : f == F_RESET ? SM_RESET
-                                    : SM_PACED,
-                     NULL, NULL, f == F_RESET ? NULL : s);
-    }
-    cJSON_free(s);
-}
-
-/* Streams the steps of pl as the fault f asks. */
-void deliver_stream(struct mock *m, struct evhttp_request *req, const struct plan *pl,
-                    step_fn *build, enum fault f)
-{
-    stream_start(m, req,
-                 f == F_SLOW    ? SM_SLOW
-                 : f == F_RESET ? SM_RESET
-                                : SM_PACED,
-                 pl, build, NULL);
 }

@@ -18,152 +18,6 @@
  */
 #include "mock.h"
 
-const char *const fault_names[F_COUNT] = {
-    [F_500] = "500",
-    [F_429] = "429",
-    [F_RESET] = "reset",
-    [F_HANG] = "hang",
-    [F_SLOW] = "slow",
-    [F_MALFORMED] = "malformed",
-    [F_NO_USAGE] = "no-usage",
-    [F_RUNAWAY] = "runaway",
-    [F_GZIP] = "gzip",
-    [F_DEFLATE] = "deflate",
-    [F_ERROR_EVENT] = "error-event",
-};
-
-const char *const absurd_names[AB_COUNT] = {
-    [AB_NEGATIVE] = "negative",
-    [AB_HUGE] = "huge",
-    [AB_FRACTION] = "fraction",
-    [AB_STRING] = "string",
-};
-
-/*
- * Reads the x-mock- headers that steer a reply's content into st (see
- * usage()). Returns NULL, or the error message for a header that is not
- * understood (st is then partly filled).
- */
-static const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
-{
-    const char *skew = evhttp_find_header(ih, "x-mock-usage-skew");
-    const char *cut = evhttp_find_header(ih, "x-mock-cut-after");
-    const char *absurd = evhttp_find_header(ih, "x-mock-usage");
-    const char *cached = evhttp_find_header(ih, "x-mock-cached");
-    const char *reasoning = evhttp_find_header(ih, "x-mock-reasoning");
-    const char *split = evhttp_find_header(ih, "x-mock-split");
-    const char *stall = evhttp_find_header(ih, "x-mock-stall-ms");
-    const char *oskew = evhttp_find_header(ih, "x-mock-output-skew");
-    long on = 0;
-    size_t i;
-
-    memset(st, 0, sizeof(*st));
-    st->cut_after = -1;
-    for (i = 1; absurd && i < AB_COUNT; i++)
-        if (strcasecmp(absurd, absurd_names[i]) == 0)
-            st->absurd = (enum absurd)i;
-    if (skew && parse_long(skew, -1000000, 1000000, &st->skew) < 0)
-        return "mock: bad x-mock-usage-skew";
-    if (cut && parse_long(cut, 0, MOCK_RUNAWAY_MAX, &st->cut_after) < 0)
-        return "mock: bad x-mock-cut-after";
-    if (absurd && st->absurd == AB_NONE)
-        return "mock: x-mock-usage must be negative, huge, fraction or string";
-    if (cached && parse_long(cached, 0, 100000000, &st->cached) < 0)
-        return "mock: bad x-mock-cached";
-    if (reasoning && parse_long(reasoning, 0, 100000000, &st->reasoning) < 0)
-        return "mock: bad x-mock-reasoning";
-    if (oskew && parse_long(oskew, -1000000, 1000000, &st->oskew) < 0)
-        return "mock: bad x-mock-output-skew";
-    if (stall && parse_long(stall, 0, 3600000, &st->stall_ms) < 0)
-        return "mock: bad x-mock-stall-ms";
-    if (split && parse_long(split, 0, 1, &on) < 0)
-        return "mock: x-mock-split must be 0 or 1";
-    st->split = (int)on;
-    return NULL;
-}
-
-/* ---- embeddings and models ---- */
-
-/* Returns 8 numbers derived from an FNV-1a hash of in (a string or an array of token ids). */
-static cJSON *emb_vector(const cJSON *in)
-{
-    const unsigned char *s = (const unsigned char *)cJSON_GetStringValue(in);
-    size_t i, len = s ? strlen((const char *)s) : 0;
-    uint64_t h = 1469598103934665603ULL;
-    const cJSON *e;
-    double v[8];
-    long long id;
-
-    for (i = 0; i < len; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    cJSON_ArrayForEach(e, jarr(in)) h = (h ^ (uint64_t)(jint(e, &id) ? id : 0)) * 1099511628211ULL;
-    for (i = 0; i < NELEM(v); i++) /* multiples of 1/128 print exactly */
-        v[i] = ((double)((h >> (8 * i)) & 0xff) - 128.0) / 128.0;
-    return cJSON_CreateDoubleArray(v, (int)NELEM(v));
-}
-
-static void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSON *body,
-                          enum fault f)
-{
-    const cJSON *in = jget(body, "input"), *e;
-    const char *model = cJSON_GetStringValue(jget(body, "model"));
-    long long id, prompt = m->st.skew; /* a string counts its tokens, a token array its length */
-    const tok_enc *enc = tok_encoding(tok_encoding_for_model(model));
-    int single = cJSON_IsString(in) || (jarr(in) && jint(in->child, &id));
-    size_t i, n = single ? 1 : (size_t)cJSON_GetArraySize(jarr(in));
-    cJSON *r = cJSON_CreateObject(), *data, *item, *u;
-
-    cJSON_AddStringToObject(r, "object", "list");
-    data = cJSON_AddArrayToObject(r, "data");
-    e = single ? in : jarr(in) ? in->child : NULL;
-    for (i = 0; i < n; i++, e = e->next) {
-        if (!cJSON_IsString(e) && !cJSON_IsArray(e))
-            break;
-        if (cJSON_IsString(e)) {
-            uint64_t k = 0;
-            if (enc != NULL)
-                tok_count(enc, e->valuestring, strlen(e->valuestring), 0, &k);
-            prompt += (long long)k;
-        } else
-            prompt += (long long)cJSON_GetArraySize(e);
-        item = jadd(data, NULL, cJSON_CreateObject());
-        cJSON_AddStringToObject(item, "object", "embedding");
-        cJSON_AddNumberToObject(item, "index", (double)i);
-        jadd(item, "embedding", emb_vector(e));
-    }
-    if (n == 0 || i < n) {
-        cJSON_Delete(r);
-        reply_error(req, 0, 400, "input must be a string or an array of strings or tokens");
-        return;
-    }
-    cJSON_AddStringToObject(r, "model", model ? model : "text-embedding-3-small");
-    if (f != F_NO_USAGE) {
-        u = cJSON_AddObjectToObject(r, "usage");
-        cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
-        cJSON_AddNumberToObject(u, "total_tokens", prompt);
-    }
-    deliver_json(m, req, r, f);
-}
-
-static cJSON *models_reply(void)
-{
-    static const char *const ids[] = {"mock-model", "gpt-4o-mini", "text-embedding-3-small",
-                                      "claude-3-5-haiku-latest"};
-    cJSON *r = cJSON_CreateObject(), *data, *mo;
-    size_t i;
-
-    cJSON_AddStringToObject(r, "object", "list");
-    data = cJSON_AddArrayToObject(r, "data");
-    for (i = 0; i < NELEM(ids); i++) {
-        mo = jadd(data, NULL, cJSON_CreateObject());
-        cJSON_AddStringToObject(mo, "id", ids[i]);
-        cJSON_AddStringToObject(mo, "object", "model");
-        cJSON_AddNumberToObject(mo, "created", 1700000000);
-        cJSON_AddStringToObject(mo, "owned_by", "tokengate-mock");
-    }
-    return r;
-}
-
 /* ---- test hooks ---- */
 
 /*
@@ -253,6 +107,8 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 
     if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/stats") == 0) {
         cJSON_AddNumberToObject(r, "requests", m->requests);
+        cJSON_AddNumberToObject(r, "active", (double)m->active);
+        cJSON_AddNumberToObject(r, "peak_active", (double)m->peak);
         jadd(r, "by_path", cJSON_Duplicate(m->by_path, 1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
         cJSON_AddStringToObject(r, "method", m->last_method);
@@ -266,6 +122,7 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
         cJSON_AddNumberToObject(r, "dropped", (double)m->usage_dropped);
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/_mock/reset") == 0) {
         m->requests = 0;
+        m->peak = m->active;
         m->seq = 0;
         m->last_method = NULL;
         while (m->by_path->child)
@@ -295,14 +152,14 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
                   enum fault f, int ntok)
 {
     size_t len = evbuffer_get_length(m->last_body); /* the body and a NUL */
-    cJSON *body, *r;
+    cJSON *body;
 
     if (f == F_HANG) {
         stream_start(m, req, SM_HANG, NULL, NULL, NULL);
         return;
     }
     if (ep == EP_MODELS) {
-        deliver_json(m, req, models_reply(), f);
+        ep_models(m, req, f);
         return;
     }
     body = len ? json_parse((const char *)evbuffer_pullup(m->last_body, -1), len - 1) : NULL;
@@ -317,10 +174,7 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
     } else if (ep == EP_MESSAGES) {
         ep_messages(m, req, body, ntok, f);
     } else {
-        r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "input_tokens",
-                                (double)prompt_tokens(m, body, TOK_API_MESSAGES));
-        deliver_json(m, req, r, f);
+        ep_count_tokens(m, req, body, f);
     }
     cJSON_Delete(body);
 }
@@ -349,7 +203,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *bad;
     long code = 0, ntok = m->ntokens;
     int anth, ep = -1;
-    enum fault f = F_NONE;
+    enum fault f;
     size_t i;
 
     if (!path)
@@ -363,9 +217,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     for (i = 0; i < NELEM(routes); i++)
         if (routes[i].method == evhttp_request_get_command(req) && !strcmp(routes[i].path, path))
             ep = (int)routes[i].ep;
-    for (i = 1; fname && i < NELEM(fault_names); i++)
-        if (fault_names[i] && strcasecmp(fname, fault_names[i]) == 0)
-            f = (enum fault)i;
+    f = fault_lookup(fname);
     if (ep < 0) {
         reply_error(req, anth, 404, "mock: no such endpoint");
     } else if (fname && f == F_NONE) {
@@ -506,7 +358,8 @@ static void usage(int rc)
         "  x-mock-reasoning: N     N more output tokens, reported as reasoning\n"
         "  x-mock-split: 1         every third word goes out in two deltas\n"
         "  x-mock-stall-ms: N      the body (stream or not) waits N ms after the head\n"
-        "hooks: GET /_mock/stats, /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
+        "hooks: GET /_mock/stats (requests, by_path, active and peak_active: replies in\n"
+        "  progress now and most at once), /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
         "  complete, usage, absurd, cached, reasoning, sent, bytes, closed); POST /_mock/reset\n");
     exit(rc);
 }

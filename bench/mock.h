@@ -1,8 +1,11 @@
 /*
- * tokengate-mock's shared types and functions: mock.c (setup, dispatch, hooks),
- * mock-json.c (text, JSON in and out, errors, prompt counts), mock-stream.c
- * (pieces, /_mock/usage entries, replies in progress) and mock-api.c (the
- * three APIs' replies). See mock.c for what the mock does.
+ * tokengate-mock's shared types and functions: mock.c (the server: setup,
+ * dispatch, hooks), mock-openai.c and mock-anthropic.c (the two API
+ * emulators), mock-api.c (the plan their replies are built from),
+ * mock-fault.c (the faults and steering headers, delivery under a fault,
+ * compression), mock-stream.c (pieces, /_mock/usage entries, replies in
+ * progress) and mock-json.c (text, JSON in and out, errors, prompt counts).
+ * See mock.c for what the mock does.
  */
 #ifndef TOKENGATE_MOCK_H
 #define TOKENGATE_MOCK_H
@@ -49,6 +52,7 @@
 #define MOCK_TOOL_TOKENS 8          /* completion tokens charged for a tool call */
 #define MOCK_WORD_MAX 8             /* no word of the reply text (mock-json.c) is longer */
 #define MOCK_TOOL_ARGS "{\"query\":\"mock\"}"
+#define MOCK_TOOL_PIECES 3 /* a streamed tool call's arguments go in this many pieces */
 #define MOCK_RUNAWAY_MAX 10000000 /* x-mock-tokens under the runaway fault */
 #define MOCK_MAX_N 128            /* chat: most choices (n) a request may ask for */
 #define MOCK_ERROR_AFTER 3        /* error-event: content deltas before the error */
@@ -112,6 +116,7 @@ struct mock {
     unsigned usage_gen;            /* bumped by /_mock/reset, which frees the entries */
     cJSON *cur_usage;              /* the entry of the request being served, or NULL */
     long long cur_text;            /* its reply's tokens of text (see usage_note()) */
+    long active, peak;             /* replies in progress (streams, stalls, hangs); most at once */
 };
 
 /*
@@ -199,27 +204,49 @@ void reply_error_param(struct evhttp_request *req, int anth, int code, const cha
                        const char *param);
 long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api);
 
+/* mock-fault.c */
+enum fault fault_lookup(const char *name);
+const char *steer_parse(struct evkeyvalq *ih, struct steer *st);
+int z_start(z_stream *z, enum fault enc);
+int z_put(z_stream *z, const void *in, size_t len, int flush, struct evbuffer *out);
+int z_body(struct evbuffer *buf, enum fault enc);
+void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f);
+void deliver_stream(struct mock *m, struct evhttp_request *req, const struct plan *pl,
+                    step_fn *build, enum fault f);
+
 /* mock-stream.c */
 void piece_add(struct pieces *p, const char *name, cJSON *data, const char *raw, int paced);
 cJSON *sse_data(const char *type, int seq);
 void piece_event(struct pieces *p, cJSON *e, int paced);
 void usage_note(struct mock *m, const struct plan *pl, int has_usage);
 void usage_complete(cJSON *e, long long sent, long long bytes);
-int z_body(struct evbuffer *buf, enum fault enc);
 void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
                   const struct plan *pl, step_fn *build, const char *raw);
-void deliver_json(struct mock *m, struct evhttp_request *req, cJSON *body, enum fault f);
-void deliver_stream(struct mock *m, struct evhttp_request *req, const struct plan *pl,
-                    step_fn *build, enum fault f);
 
 /* mock-api.c */
+extern const char *const tool_args[MOCK_TOOL_PIECES]; /* pieces of MOCK_TOOL_ARGS */
 void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body, int ntok,
                const cJSON *limit, const char *tool, enum fault f);
+void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_api api);
+int cap_check(struct evhttp_request *req, const cJSON *body, const char *key, long long lo,
+              int anth);
+int plan_failed(struct evhttp_request *req, const cJSON *body, enum fault f, int anth);
+int token_parts(const struct plan *pl, int i, char *a, char *b);
+void usage_val(cJSON *u, const char *key, const struct plan *pl, long long v);
 const char *plan_tool_name(const cJSON *body, int anth);
+
+/* mock-openai.c */
 void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok, enum fault f);
 void ep_responses(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                   enum fault f);
+void ep_embeddings(struct mock *m, struct evhttp_request *req, const cJSON *body,
+                   enum fault f);
+void ep_models(struct mock *m, struct evhttp_request *req, enum fault f);
+
+/* mock-anthropic.c */
 void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, int ntok,
                  enum fault f);
+void ep_count_tokens(struct mock *m, struct evhttp_request *req, const cJSON *body,
+                     enum fault f);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * conf-int: what the parts of the config loader share (conf.c, confid.c). Not for use
+ * conf-int: what the parts of the config loader share (conf.c, confid.c, confsvc.c, confdup.c, confval.c). Not for use
  * outside conf/.
  */
 #ifndef TG_CONF_INT_H
@@ -55,6 +55,13 @@ void confid_free(struct conf *c);
 /* confdup.c: refuses a file in which one mapping holds a key twice (libyaml takes that, and
  * the loader would read one and drop the other). Returns 0 or -1 (with the loader's error). */
 int conf_unique_keys(struct loader *l);
+
+/* confsvc.c: the ledger, admin and alerts sections (0, or -1 with l's error set), and what
+ * they hold, freed (the strings; the conf itself stays). */
+int confsvc_ledger(struct loader *l, const yaml_node_t *v);
+int confsvc_admin(struct loader *l, const yaml_node_t *v);
+int confsvc_alerts(struct loader *l, const yaml_node_t *v);
+void confsvc_free(struct conf *c);
 
 /* model keys of confid.c: price, max_output_tokens. Returns 1 when k is not one of them. */
 int confid_model_key(struct loader *l, const char *name, const char *k, const yaml_node_t *v,

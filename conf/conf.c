@@ -60,7 +60,8 @@ int conf_want_string(struct loader *l, const yaml_node_t *n, const char *key, ch
     if (*s == '\0')
         return conf_fail(l, n, "'%s' must not be empty", key);
     free(*out);
-    *out = strdup(s);
+    if ((*out = strdup(s)) == NULL)
+        return conf_fail(l, n, "'%s': out of memory", key);
     return 0;
 }
 
@@ -117,173 +118,6 @@ int conf_want_mapping(struct loader *l, const yaml_node_t *n, const char *key)
     return 0;
 }
 
-
-int64_t conf_parse_duration_ms(const char *s)
-{
-    char *end;
-    double v;
-
-    size_t digits = strspn(s ? s : "", "0123456789.");
-
-    if (s == NULL || digits == 0 || strchr(s, '.') != strrchr(s, '.'))
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (end != s + digits)
-        return -1;
-    if (errno != 0 || end == s)
-        return -1;
-    if (*end == '\0' || strcmp(end, "s") == 0)
-        v *= 1000;
-    else if (strcmp(end, "ms") == 0)
-        ;
-    else if (strcmp(end, "m") == 0)
-        v *= 60 * 1000;
-    else if (strcmp(end, "h") == 0)
-        v *= 3600 * 1000;
-    else
-        return -1;
-    if (v > 1e12)
-        return -1;
-    return (int64_t)v;
-}
-
-int64_t conf_parse_size(const char *s)
-{
-    static const struct {
-        const char *suffix;
-        int64_t mult;
-    } units[] = {
-        {"", 1},           {"B", 1},           {"KiB", 1024},  {"MiB", 1024 * 1024},
-        {"GiB", 1 << 30},  {"KB", 1000},       {"MB", 1000000}, {"GB", 1000000000},
-        {"k", 1024},       {"K", 1024},        {"M", 1024 * 1024},
-    };
-    char *end;
-    long long v;
-
-    if (s == NULL || !isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s)
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].suffix) == 0) {
-            if (v > INT64_MAX / units[i].mult)
-                return -1;
-            return v * units[i].mult;
-        }
-    }
-    return -1;
-}
-
-/* Splits "host:port" (or "[v6]:port") into a malloc'd host and a port. */
-int conf_split_host_port(const char *s, char **host, int *port)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    char *end;
-    long p;
-
-    if (*s == '[') {
-        const char *rb = strchr(s, ']');
-        if (rb == NULL || rb[1] != ':')
-            return -1;
-        h = s + 1;
-        hlen = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL)
-            return -1;
-        hlen = (size_t)(colon - s);
-    }
-    if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
-        return -1;
-    char numeric[INET6_ADDRSTRLEN];
-    unsigned char bin[sizeof(struct in6_addr)];
-    memcpy(numeric, h, hlen);
-    numeric[hlen] = '\0';
-    if (inet_pton(AF_INET, numeric, bin) != 1 && inet_pton(AF_INET6, numeric, bin) != 1)
-        return -1;
-    errno = 0;
-    p = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-        return -1;
-    *host = strndup(h, hlen);
-    *port = (int)p;
-    return 0;
-}
-
-void conf_url_free(struct conf_url *u)
-{
-    free(u->host);
-    free(u->host_header);
-    free(u->path);
-    memset(u, 0, sizeof(*u));
-}
-
-const char *conf_parse_url(const char *u, struct conf_url *out)
-{
-    const char *hs, *he, *path;
-    char hostport[300];
-    int defport, v6;
-    char *rb, *colon;
-
-    memset(out, 0, sizeof(*out));
-    if (strncmp(u, "https://", 8) == 0) {
-        out->tls = 1;
-        hs = u + 8;
-    } else if (strncmp(u, "http://", 7) == 0) {
-        hs = u + 7;
-    } else {
-        return "must start with http:// or https://";
-    }
-    path = strchr(hs, '/');
-    he = path ? path : hs + strlen(hs);
-    if (he == hs || (size_t)(he - hs) >= sizeof(hostport))
-        return "has no host";
-    if (memchr(hs, '?', (size_t)(he - hs)) || memchr(hs, '@', (size_t)(he - hs)))
-        return "must not hold credentials or a query";
-    if (path != NULL && strchr(path, '?') != NULL)
-        return "must not hold a query";
-    memcpy(hostport, hs, (size_t)(he - hs));
-    hostport[he - hs] = '\0';
-
-    defport = out->tls ? 443 : 80;
-    v6 = hostport[0] == '[';
-    rb = v6 ? strchr(hostport, ']') : NULL;
-    colon = v6 ? (rb && rb[1] == ':' ? rb + 1 : NULL) : strrchr(hostport, ':');
-    out->port = defport;
-    if (v6 && (rb == NULL || (rb[1] != '\0' && rb[1] != ':')))
-        return "has a bad IPv6 address";
-    if (colon != NULL) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || end == colon + 1 || port <= 0 || port > 65535)
-            return "has a bad port";
-        out->port = (int)port;
-        *colon = '\0';
-    }
-    if (hostport[0] == '\0' || (v6 && rb == hostport + 1))
-        return "has no host";
-    out->host = v6 ? strndup(hostport + 1, (size_t)(rb - hostport - 1)) : strdup(hostport);
-    if (out->port == defport) {
-        out->host_header = strdup(hostport);
-    } else {
-        char hh[320];
-        snprintf(hh, sizeof(hh), "%s:%d", hostport, out->port);
-        out->host_header = strdup(hh);
-    }
-    out->path = strdup(path ? path : "");
-    if (out->host == NULL || out->host_header == NULL || out->path == NULL) {
-        conf_url_free(out);
-        return "cannot be stored: out of memory";
-    }
-    return NULL;
-}
-
 /* Parses a provider's base URL into scheme, host, port and path prefix (its path without
  * trailing slashes). */
 static int parse_base_url(struct loader *l, const yaml_node_t *n, struct conf_provider *p)
@@ -312,6 +146,8 @@ static int load_provider(struct loader *l, const char *name, const yaml_node_t *
     const yaml_node_t *url_node = map;
 
     p->name = strdup(name);
+    if (p->name == NULL)
+        return conf_fail(l, map, "provider '%s': out of memory", name);
     if (conf_want_mapping(l, map, name) < 0)
         return -1;
     p->format = CONF_FMT_OPENAI;
@@ -348,8 +184,8 @@ static int load_provider(struct loader *l, const char *name, const yaml_node_t *
         return -1;
     if (p->api_key_env != NULL) {
         const char *key = getenv(p->api_key_env);
-        if (key != NULL && *key != '\0')
-            p->api_key = strdup(key);
+        if (key != NULL && *key != '\0' && (p->api_key = strdup(key)) == NULL)
+            return conf_fail(l, map, "provider '%s': out of memory", name);
     }
     return 0;
 }
@@ -374,6 +210,8 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
     m->calibration = 1.0;
     m->wildcard = name[nlen - 1] == '*';
     m->name = strndup(name, m->wildcard ? nlen - 1 : nlen);
+    if (m->name == NULL)
+        return conf_fail(l, v, "model '%s': out of memory", name);
     if (strchr(m->name, '*') != NULL)
         return conf_fail(l, v, "model '%s': '*' may only end a name", name);
     if (v->type == YAML_SCALAR_NODE) {
@@ -482,6 +320,12 @@ static int load_section(struct loader *l, const char *section, const yaml_node_t
             else if (strcmp(k, "pool_max_idle") == 0) {
                 r = conf_want_int(l, v, k, 0, 100000, &iv);
                 c->pool_max_idle = (int)iv;
+            } else if (strcmp(k, "max_connections") == 0) {
+                r = conf_want_int(l, v, k, 1, 100000, &iv);
+                c->upstream_max_connections = (int)iv;
+            } else if (strcmp(k, "max_waiting") == 0) {
+                r = conf_want_int(l, v, k, 0, 1000000, &iv);
+                c->upstream_max_waiting = (int)iv;
             } else
                 return conf_fail(l, conf_node(l, pair->key), "upstream: unknown key '%s'", k);
         } else if (strcmp(section, "tls") == 0) {
@@ -580,6 +424,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     if (c->nproviders == 0)
         return conf_fail(l, providers, "no 'providers' are configured");
     c->providers = calloc((size_t)c->nproviders, sizeof(*c->providers));
+    if (c->providers == NULL) {
+        c->nproviders = 0; /* conf_unref walks none */
+        return conf_fail(l, providers, "providers: out of memory");
+    }
     int i = 0;
     FOR_PAIRS(l, providers, pair) {
         const char *name = conf_scalar(conf_node(l, pair->key));
@@ -602,6 +450,10 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     if (c->nmodels == 0)
         return conf_fail(l, models, "no 'models' are configured");
     c->models = calloc((size_t)c->nmodels > 0 ? (size_t)c->nmodels : 1, sizeof(*c->models));
+    if (c->models == NULL) {
+        c->nmodels = 0;
+        return conf_fail(l, models, "models: out of memory");
+    }
     i = 0;
     FOR_PAIRS(l, models, pair) {
         const char *name = conf_scalar(conf_node(l, pair->key));
@@ -621,6 +473,8 @@ static struct conf *conf_defaults(const char *name)
 {
     struct conf *c = calloc(1, sizeof(*c));
 
+    if (c == NULL)
+        return NULL;
     c->path = strdup(name);
     c->listen_host = strdup("127.0.0.1");
     c->listen_port = 8080;
@@ -639,7 +493,13 @@ static struct conf *conf_defaults(const char *name)
     c->stream_idle_timeout = 120 * 1000;
     c->client_write_timeout = 60 * 1000;
     c->pool_max_idle = 64;
+    c->upstream_max_connections = 256;
+    c->upstream_max_waiting = 1024;
     c->refs = 1;
+    if (c->path == NULL || c->listen_host == NULL) {
+        conf_unref(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -651,6 +511,10 @@ struct conf *conf_load_string(const char *text, size_t len, const char *name, ch
     int loaded = 0;
 
     l.c = conf_defaults(name);
+    if (l.c == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &l.doc)) {
@@ -692,7 +556,12 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
                 snprintf(err, errlen, "%s: larger than 16 MiB", path);
                 goto fail;
             }
-            buf = realloc(buf, cap);
+            char *grown = realloc(buf, cap);
+            if (grown == NULL) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            buf = grown;
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;

@@ -150,6 +150,8 @@ struct conf {
 
     char *ca_file;       /* NULL: the system store */
     int pool_max_idle;   /* idle upstream connections kept per provider per worker */
+    int upstream_max_connections; /* open (busy or idle) per provider per worker */
+    int upstream_max_waiting;     /* requests queued for a connection, per provider per worker */
 
     struct conf_provider *providers;
     int nproviders;
@@ -186,7 +188,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen);
  * Splits a listen address "host:port" (or "[v6]:port") into a malloc'd host and a port.
  * Returns 0, or -1 when it is not of that form or the host is not a numeric IPv4 or IPv6
  * address: names such as localhost are refused here, where --check sees them, as the
- * listener would refuse them at start.
+ * listener would refuse them at start (and -1 when out of memory).
  */
 int conf_split_host_port(const char *s, char **host, int *port);
 

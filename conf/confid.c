@@ -1,7 +1,7 @@
 /*
  * confid: the parts of the config about who calls and what they may spend: the org tree
- * (org -> departments -> teams -> agents), virtual keys, budgets, policies, prices, the
- * ledger, the admin listener and alerts.
+ * (org -> departments -> teams -> agents), virtual keys, budgets, policies and prices; the
+ * ledger, admin listener and alerts sections are read by confsvc.c.
  *
  *   org: acme
  *   departments:
@@ -230,11 +230,18 @@ static int add_scope(struct loader *l, const yaml_node_t *at, const char *name,
         if (c->scopes[i].level == level && strcmp(c->scopes[i].name, name) == 0)
             return conf_fail(l, at, "%s '%s' is declared twice (names are unique per level)",
                              level_names[level], name);
-    if (c->nscopes % 16 == 0)
-        c->scopes = realloc(c->scopes, (size_t)(c->nscopes + 16) * sizeof(*c->scopes));
+    if (c->nscopes % 16 == 0) {
+        struct conf_scope *grown =
+            realloc(c->scopes, (size_t)(c->nscopes + 16) * sizeof(*c->scopes));
+        if (grown == NULL)
+            return conf_fail(l, at, "%s '%s': out of memory", level_names[level], name);
+        c->scopes = grown;
+    }
     struct conf_scope *s = &c->scopes[c->nscopes];
     memset(s, 0, sizeof(*s));
     s->name = strdup(name);
+    if (s->name == NULL)
+        return conf_fail(l, at, "%s '%s': out of memory", level_names[level], name);
     s->level = level;
     s->parent = parent;
     s->policy = -1;
@@ -347,6 +354,8 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
                        struct conf_policy *p)
 {
     p->name = strdup(name);
+    if (p->name == NULL)
+        return conf_fail(l, v, "policy '%s': out of memory", name);
     p->min_per_agent = p->max_per_agent = p->max_per_request = -1;
     p->task_max_nusd = p->task_max_requests = -1;
     p->max_retries = -1;
@@ -442,6 +451,8 @@ static int load_keys(struct loader *l, const yaml_node_t *map)
         return -1;
     c->keys = calloc((size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start) + 1,
                      sizeof(*c->keys));
+    if (c->keys == NULL)
+        return conf_fail(l, map, "keys: out of memory");
     FOR_PAIRS(l, map, pair) {
         const yaml_node_t *kn = conf_node(l, pair->key), *v = conf_node(l, pair->value);
         const char *secret = conf_scalar(kn), *agent = NULL;
@@ -542,118 +553,6 @@ static int load_budgets(struct loader *l, const yaml_node_t *seq)
     return 0;
 }
 
-/* ---- sections ----------------------------------------------------------------------------- */
-
-static int load_ledger(struct loader *l, const yaml_node_t *v)
-{
-    struct conf *c = l->c;
-
-    if (conf_want_mapping(l, v, "ledger") < 0)
-        return -1;
-    FOR_PAIRS(l, v, pair) {
-        const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
-        const char *k = conf_scalar(kn), *s = NULL;
-        if (k != NULL && strcmp(k, "path") == 0) {
-            if (conf_want_string(l, pv, k, &c->ledger_path) < 0)
-                return -1;
-        } else if (k != NULL && strcmp(k, "sync") == 0) {
-            if (conf_want_scalar(l, pv, k, &s) < 0)
-                return -1;
-            if (strcmp(s, "normal") != 0 && strcmp(s, "full") != 0)
-                return conf_fail(l, pv, "ledger: sync is normal or full, not '%s'", s);
-            c->ledger_sync = strcmp(s, "full") == 0;
-        } else if (k != NULL && strcmp(k, "on_failure") == 0) {
-            if (conf_want_scalar(l, pv, k, &s) < 0)
-                return -1;
-            if (strcmp(s, "closed") != 0 && strcmp(s, "open") != 0)
-                return conf_fail(l, pv, "ledger: on_failure is closed or open, not '%s'", s);
-            c->ledger_fail_open = strcmp(s, "open") == 0;
-        } else {
-            return conf_fail(l, kn, "ledger: unknown key '%s' (path, sync, on_failure)",
-                             k ? k : "?");
-        }
-    }
-    if (c->ledger_path == NULL)
-        return conf_fail(l, v, "ledger: 'path' is required, such as state/ledger.db");
-    return 0;
-}
-
-static int load_admin(struct loader *l, const yaml_node_t *v)
-{
-    struct conf_admin *a = &l->c->admin;
-
-    if (conf_want_mapping(l, v, "admin") < 0)
-        return -1;
-    FOR_PAIRS(l, v, pair) {
-        const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
-        const char *k = conf_scalar(kn), *s = NULL;
-        int r;
-        if (k != NULL && strcmp(k, "listen") == 0) {
-            if (conf_want_scalar(l, pv, k, &s) < 0)
-                return -1;
-            free(a->host);
-            a->host = NULL;
-            if (conf_split_host_port(s, &a->host, &a->port) < 0)
-                return conf_fail(l, pv, "admin: 'listen' must be HOST:PORT with a numeric "
-                                        "address, such as 127.0.0.1:8081 (names are not "
-                                        "resolved)");
-            continue;
-        } else if (k != NULL && strcmp(k, "token_env") == 0)
-            r = conf_want_string(l, pv, k, &a->token_env);
-        else if (k != NULL && strcmp(k, "token_file") == 0)
-            r = conf_want_string(l, pv, k, &a->token_file);
-        else
-            return conf_fail(l, kn, "admin: unknown key '%s' (listen, token_env, token_file)",
-                             k ? k : "?");
-        if (r < 0)
-            return -1;
-    }
-    if (a->host == NULL) {
-        a->host = strdup("127.0.0.1");
-        a->port = 8081;
-    }
-    if (a->token_env == NULL && a->token_file == NULL)
-        a->token_file = strdup("state/admin.token");
-    return 0;
-}
-
-static int load_alerts(struct loader *l, const yaml_node_t *v)
-{
-    struct conf_alerts *al = &l->c->alerts;
-    const char *why;
-
-    if (conf_want_mapping(l, v, "alerts") < 0)
-        return -1;
-    FOR_PAIRS(l, v, pair) {
-        const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
-        const char *k = conf_scalar(kn);
-        if (k != NULL && strcmp(k, "thresholds") == 0) {
-            if (pv->type != YAML_SEQUENCE_NODE)
-                return conf_fail(l, pv, "alerts: thresholds is a list of percents, like [80, 95]");
-            al->nthresholds = 0;
-            FOR_ITEMS(l, pv, item) {
-                long iv;
-                if (al->nthresholds == 8)
-                    return conf_fail(l, pv, "alerts: at most 8 thresholds");
-                if (conf_want_int(l, conf_node(l, *item), "thresholds", 1, 100, &iv) < 0)
-                    return -1;
-                if (al->nthresholds > 0 && iv <= al->thresholds[al->nthresholds - 1])
-                    return conf_fail(l, pv, "alerts: thresholds must go up");
-                al->thresholds[al->nthresholds++] = (int)iv;
-            }
-        } else if (k != NULL && strcmp(k, "webhook") == 0) {
-            if (conf_want_string(l, pv, k, &al->webhook) < 0)
-                return -1;
-            conf_url_free(&al->hook); /* a second webhook key replaces the first */
-            if ((why = conf_parse_url(al->webhook, &al->hook)) != NULL)
-                return conf_fail(l, pv, "alerts: webhook %s", why);
-        } else {
-            return conf_fail(l, kn, "alerts: unknown key '%s' (thresholds, webhook)", k ? k : "?");
-        }
-    }
-    return 0;
-}
-
 int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v)
 {
     struct conf *c = l->c;
@@ -673,11 +572,11 @@ int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v)
     else if (strcmp(k, "anonymous") == 0)
         l->anonymous = v;
     else if (strcmp(k, "ledger") == 0)
-        return load_ledger(l, v);
+        return confsvc_ledger(l, v);
     else if (strcmp(k, "admin") == 0)
-        return load_admin(l, v);
+        return confsvc_admin(l, v);
     else if (strcmp(k, "alerts") == 0)
-        return load_alerts(l, v);
+        return confsvc_alerts(l, v);
     else if (strcmp(k, "timezone") == 0) {
         if (conf_want_string(l, v, k, &c->timezone) < 0)
             return -1;
@@ -729,6 +628,8 @@ int confid_finish(struct loader *l, const yaml_node_t *root)
         c->policies = calloc((size_t)(l->policies->data.mapping.pairs.top -
                                       l->policies->data.mapping.pairs.start) + 1,
                              sizeof(*c->policies));
+        if (c->policies == NULL)
+            return conf_fail(l, l->policies, "policies: out of memory");
         FOR_PAIRS(l, l->policies, pair) {
             const char *name = conf_scalar(conf_node(l, pair->key));
             if (name == NULL || find_policy(c, name) >= 0)
@@ -824,10 +725,5 @@ void confid_free(struct conf *c)
     free(c->policies);
     free(c->keys);
     free(c->timezone);
-    free(c->ledger_path);
-    free(c->admin.host);
-    free(c->admin.token_env);
-    free(c->admin.token_file);
-    free(c->alerts.webhook);
-    conf_url_free(&c->alerts.hook);
+    confsvc_free(c);
 }

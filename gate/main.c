@@ -9,6 +9,7 @@
 #include "gate/util/jsonmem.h"
 #include "gate/cli/logscli.h"
 #include "gate/cli/usagecli.h"
+#include "gate/reload.h"
 #include "gate/server.h"
 #include "tokenizer/tokcli.h"
 
@@ -50,6 +51,8 @@ static int cmd_serve(int argc, char **argv)
     int check = 0;
     char err[1024];
     struct conf *c;
+    struct gate_overrides ov = {0}; /* applied again on each reload */
+    char *host = NULL;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -79,9 +82,7 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (listen != NULL) {
-        char *host;
-        int port;
-        if (conf_split_host_port(listen, &host, &port) < 0) {
+        if (conf_split_host_port(listen, &host, &ov.listen_port) < 0) {
             fprintf(stderr,
                     "tokengate serve: --listen must be HOST:PORT with a numeric address, such as "
                     "127.0.0.1:8080 or [::1]:8080, not '%s' (names are not resolved)\n",
@@ -89,9 +90,7 @@ static int cmd_serve(int argc, char **argv)
             conf_unref(c);
             return 2;
         }
-        free(c->listen_host);
-        c->listen_host = host;
-        c->listen_port = port;
+        ov.listen_host = host;
     }
     if (workers != NULL) {
         char *end;
@@ -99,18 +98,27 @@ static int cmd_serve(int argc, char **argv)
         if (*end != '\0' || n < 1 || n > 256) {
             fprintf(stderr, "tokengate serve: --workers must be from 1 to 256\n");
             conf_unref(c);
+            free(host);
             return 2;
         }
-        c->workers = (int)n;
+        ov.workers = (int)n;
+    }
+    if (gate_overrides_apply(c, &ov) < 0) {
+        fprintf(stderr, "tokengate: out of memory\n");
+        conf_unref(c);
+        free(host);
+        return 1;
     }
     if (check) {
         printf("%s: configuration is valid (%d providers, %d models)\n", path, c->nproviders,
                c->nmodels);
         conf_unref(c);
+        free(host);
         return 0;
     }
-    int rc = gate_server_run(c);
+    int rc = gate_server_run(c, &ov);
     conf_unref(c);
+    free(host);
     return rc == 0 ? 0 : 1;
 }
 

@@ -37,6 +37,8 @@
 #include "gate/upstream/upstream.h"
 #include "gate/http/tls.h"
 #include "gate/pipeline/tcount.h"
+#include "gate/reload.h"
+#include "gate/upstream/poolset.h"
 #include "gate/util/clock.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -163,9 +165,10 @@ static void server_free(struct gate_server *srv)
             continue;
         w->stopped = 1;
         conn_close_all(w);
-        for (int p = 0; w->pools != NULL && p < srv->conf->nproviders; p++)
-            upstream_pool_free(w->pools[p]);
-        free(w->pools);
+        poolset_free(w->pools);
+        w->pools = NULL;
+        if (w->reload_ev != NULL)
+            event_free(w->reload_ev);
         if (w->listener != NULL)
             evconnlistener_free(w->listener);
         if (w->dns != NULL)
@@ -180,12 +183,18 @@ static void server_free(struct gate_server *srv)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
         event_base_free(w->base);
     }
+    for (int i = 0; i < srv->nworkers; i++)
+        conf_unref(srv->workers[i].conf);
     free(srv->workers);
     reqlog_close(srv->reqlog);
     budget_book_free(srv->book);
+    conf_unref(srv->book_conf); /* after the book, which reads it */
     SSL_CTX_free(srv->upstream_ctx);
     SSL_CTX_free(srv->listen_ctx);
-    conf_unref(srv->conf);
+    conf_unref(srv->conf_live);
+    pthread_mutex_destroy(&srv->conf_mu);
+    pthread_cond_destroy(&srv->conf_taken);
+    pthread_mutex_destroy(&srv->reload_mu);
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -196,6 +205,10 @@ static void ledger_alert(void *arg, int failing, const char *why, uint64_t pendi
     char when[40];
     cJSON *doc = cJSON_CreateObject();
     char *line;
+    struct conf *cf = gate_conf_get(srv); /* ledger.on_failure may change by a reload */
+    int open = cf->ledger_fail_open;
+
+    conf_unref(cf);
 
     gate_iso_utc(gate_wall_now(), when, sizeof(when));
     cJSON_AddStringToObject(doc, "time", when);
@@ -203,14 +216,14 @@ static void ledger_alert(void *arg, int failing, const char *why, uint64_t pendi
     if (failing)
         cJSON_AddStringToObject(doc, "error", why);
     cJSON_AddNumberToObject(doc, "pending", (double)pending);
-    cJSON_AddStringToObject(doc, "on_failure", srv->conf->ledger_fail_open ? "open" : "closed");
+    cJSON_AddStringToObject(doc, "on_failure", open ? "open" : "closed");
     line = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     if (failing)
         fprintf(stderr,
                 "tokengate: alert: the ledger cannot commit records (%s); %s until it can\n",
                 why,
-                srv->conf->ledger_fail_open ? "requests are still admitted (ledger.on_failure: open)"
+                open ? "requests are still admitted (ledger.on_failure: open)"
                                             : "new requests are refused with 503");
     else
         fprintf(stderr, "tokengate: alert: the ledger works again\n");
@@ -230,8 +243,8 @@ static void admin_alert(struct gate_server *srv, const char *json)
 
 /*
  * SIGHUP is blocked from the start, in this thread and so in every thread it starts: it never
- * ends the gate (whose default action it would be), and the main thread's sigwait takes it.
- * There is no config reload yet; the signal is logged and ignored.
+ * ends the gate (whose default action it would be), and the main thread's sigwait takes it to
+ * reload the config (gate/reload.c).
  */
 static void block_sighup(void)
 {
@@ -242,15 +255,21 @@ static void block_sighup(void)
     pthread_sigmask(SIG_BLOCK, &hup, NULL);
 }
 
-int gate_server_run(struct conf *conf)
+int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
 {
     struct gate_server srv = {0};
-    char err[512];
+    char err[1024];
     sigset_t sigs;
     int started = 0, rc = -1, sig;
 
     block_sighup();
-    srv.conf = conf_ref(conf);
+    pthread_mutex_init(&srv.conf_mu, NULL);
+    pthread_cond_init(&srv.conf_taken, NULL);
+    pthread_mutex_init(&srv.reload_mu, NULL);
+    srv.conf_live = conf_ref(conf);
+    srv.reload = gate_reload;
+    if (ov != NULL)
+        srv.ov = *ov;
     srv.mem.limit = conf->max_memory_in_flight;
     srv.status_json = gate_status_json;
     srv.alert = admin_alert;
@@ -300,6 +319,7 @@ int gate_server_run(struct conf *conf)
         srv.book = budget_book_new(conf, srv.ledger, gate_wall_now(), err, sizeof(err));
         if (srv.book == NULL)
             goto fail;
+        srv.book_conf = conf_ref(conf);
     }
 
     /* build the tokenizer's tables now, not on some request (about 5 ms each) */
@@ -316,6 +336,11 @@ int gate_server_run(struct conf *conf)
 
     srv.nworkers = conf->workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    if (srv.workers == NULL) {
+        srv.nworkers = 0; /* server_free walks none */
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
     srv.port = conf->listen_port;
     for (int i = 0; i < srv.nworkers; i++) {
         struct gate_worker *w = &srv.workers[i];
@@ -326,6 +351,7 @@ int gate_server_run(struct conf *conf)
             srv.port = bound_port(fd); /* the rest share the port the kernel picked */
         w->id = i;
         w->srv = &srv;
+        w->conf = conf_ref(conf);
         if ((w->drift = calloc(1, sizeof(*w->drift))) == NULL || tcount_drift_init(w->drift) != 0) {
             close(fd);
             snprintf(err, sizeof(err), "out of memory");
@@ -342,9 +368,12 @@ int gate_server_run(struct conf *conf)
         if (w->dns == NULL)
             w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng));
-        w->pools = calloc((size_t)conf->nproviders, sizeof(*w->pools));
-        for (int p = 0; p < conf->nproviders; p++)
-            w->pools[p] = upstream_pool_new(w, &conf->providers[p]);
+        if (w->dns == NULL || (w->pools = poolset_new(w, conf)) == NULL ||
+            gate_reload_worker_init(w) < 0) {
+            close(fd);
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
         w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
         if (w->listener == NULL) {
             close(fd);
@@ -354,7 +383,7 @@ int gate_server_run(struct conf *conf)
         evconnlistener_set_error_cb(w->listener, accept_error_cb);
         w->drain_timer = evtimer_new(w->base, drain_cb, w);
         w->conn_handler = &req_conn_handler;
-        if ((w->cq = completion_queue_new(w->base)) == NULL) {
+        if (w->drain_timer == NULL || (w->cq = completion_queue_new(w->base)) == NULL) {
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
         }
@@ -396,9 +425,13 @@ int gate_server_run(struct conf *conf)
                 srv.listen_ctx ? "https" : "http", strchr(conf->listen_host, ':') ? "[" : "",
                 conf->listen_host, strchr(conf->listen_host, ':') ? "]" : "", srv.port,
                 srv.nworkers, srv.nworkers == 1 ? "" : "s");
-        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
-            fprintf(stderr, "tokengate: SIGHUP received and ignored: configuration reload "
-                            "is not supported yet (restart the gate to load a new config)\n");
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+            fprintf(stderr, "tokengate: SIGHUP received: reloading %s\n", conf->path);
+            (void)gate_reload(&srv, err, sizeof(err)); /* it logs the outcome */
+        }
+        pthread_mutex_lock(&srv.reload_mu); /* a reload under way ends first */
+        srv.stopping = 1;
+        pthread_mutex_unlock(&srv.reload_mu);
         fprintf(stderr,
                 "tokengate: %s received, finishing requests under way (at most %d ms)\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", GATE_DRAIN_MS);
@@ -407,6 +440,9 @@ int gate_server_run(struct conf *conf)
         for (int i = 0; i < started; i++)
             event_active(srv.workers[i].drain_timer, EV_TIMEOUT, 0);
     } else {
+        pthread_mutex_lock(&srv.reload_mu);
+        srv.stopping = 1;
+        pthread_mutex_unlock(&srv.reload_mu);
         for (int i = 0; i < started; i++)
             event_base_loopexit(srv.workers[i].base, NULL);
     }

@@ -9,12 +9,15 @@
 
 #include "conf/conf.h"
 
+struct gate_overrides;
+
 /*
- * Starts the workers on conf and serves until SIGINT or SIGTERM (SIGHUP is logged and
- * ignored: no reload yet). Prints the address it listens on to stderr once bound. Returns 0
- * after a clean stop, -1 (with a message on stderr) when it could not start. Takes a reference
- * on conf.
+ * Starts the workers on conf and serves until SIGINT or SIGTERM; SIGHUP loads conf's file
+ * again (gate/reload.h), applying the command line's overrides ov (NULL for none) to it as
+ * they were to conf. Prints the address it listens on to stderr once bound. Returns 0 after a
+ * clean stop, -1 (with a message on stderr) when it could not start. Takes a reference on
+ * conf; ov must outlive the call.
  */
-int gate_server_run(struct conf *conf);
+int gate_server_run(struct conf *conf, const struct gate_overrides *ov);
 
 #endif

@@ -32,58 +32,48 @@
 #include "gate/budget/budget.h"
 #include "gate/api/endpoint.h"
 #include "gate/budget/ledger.h"
+#include "gate/admin/alert.h"
 #include "gate/admin/metrics.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 #include "gate/http/tls.h"
 #include "gate/admin/status.h"
+#include "gate/util/jsonmem.h"
 
 #define ADMIN_BODY_MAX (64 * 1024)
-#define ALERTS_MAX 256
-
-struct alert_item {
-    struct alert_item *next;
-    char json[];
-};
-
-/* webhook requests under way at once; past this an alert is dropped (and said so) */
-#define HOOKS_MAX 32
-
-struct hook {
-    struct gate_admin *a;
-    struct evhttp_connection *conn; /* NULL: the slot is free */
-    const char *why;                /* why the request failed, from hook_error */
-};
-
 struct gate_admin {
     struct gate_server *srv;
-    struct hook hooks[HOOKS_MAX];   /* this thread only */
     struct event_base *base;
     struct evhttp *http;
-    struct event *wake;          /* alerts queued */
+    struct alert_sender *alerts; /* the webhook's sender, on this thread's loop */
     pthread_t thread;
     int started;
     char token[128];
     size_t token_len;
-
-    pthread_mutex_t mu;          /* guards the alert queue */
-    struct alert_item *alerts, **alerts_tail;
-    int nalerts;
-    char *hook_host, *hook_host_header, *hook_path; /* the webhook, or all NULL */
-    int hook_port, hook_tls;
 };
 
 /* ---- replies -------------------------------------------------------------------------- */
 
+/*
+ * Sends doc (freed here). A document that lost a member while it was built (an allocation
+ * failed: see jsonmem_failures_take, reset when the request came in), or that cannot be
+ * printed or sent, is answered 500 instead, never half.
+ */
 static void reply_json(struct evhttp_request *r, int status, cJSON *doc)
 {
-    char *s = cJSON_PrintUnformatted(doc);
-    struct evbuffer *b = evbuffer_new();
+    int whole = doc != NULL && jsonmem_failures_take() == 0;
+    char *s = whole ? cJSON_PrintUnformatted(doc) : NULL;
+    struct evbuffer *b = s != NULL ? evbuffer_new() : NULL;
 
     cJSON_Delete(doc);
+    if (b == NULL || evbuffer_add(b, s, strlen(s)) != 0) {
+        if (b != NULL)
+            evbuffer_free(b);
+        cJSON_free(s);
+        evhttp_send_error(r, 500, "out of memory");
+        return;
+    }
     evhttp_add_header(evhttp_request_get_output_headers(r), "content-type", "application/json");
-    if (s != NULL)
-        evbuffer_add(b, s, strlen(s));
     evhttp_send_reply(r, status, NULL, b);
     evbuffer_free(b);
     cJSON_free(s);
@@ -264,12 +254,15 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
         goto out;
     }
     if (lim.nusd >= 0) {
-        for (int i = 0; i < a->srv->conf->nmodels; i++)
-            if (!a->srv->conf->models[i].price.set) {
+        struct conf *cf = gate_conf_get(a->srv); /* a reload may swap it meanwhile */
+        for (int i = 0; i < cf->nmodels; i++)
+            if (!cf->models[i].price.set) {
+                conf_unref(cf);
                 reply_error(r, 400, "invalid_request",
                             "a dollar budget needs every model's price in the config");
                 goto out;
             }
+        conf_unref(cf);
     }
     char label[300];
     budget_scope_label(a->srv->book, s, label, sizeof(label));
@@ -520,6 +513,10 @@ static void get_metrics(struct gate_admin *a, struct evhttp_request *r)
 {
     struct evbuffer *b = evbuffer_new();
 
+    if (b == NULL) {
+        evhttp_send_error(r, 500, "out of memory");
+        return;
+    }
     gate_metrics_write(a->srv, b);
     evhttp_add_header(evhttp_request_get_output_headers(r), "content-type",
                       "text/plain; version=0.0.4");
@@ -561,6 +558,23 @@ static int authorized(struct gate_admin *a, struct evhttp_request *r)
     return n == a->token_len && CRYPTO_memcmp(h, a->token, n) == 0;
 }
 
+/* POST /admin/v1/reload: the config file again, as SIGHUP (gate/reload.c); 400 with the
+ * loader's "FILE:LINE: reason" when it is refused, the running one being kept. */
+static void post_reload(struct gate_admin *a, struct evhttp_request *r)
+{
+    char err[1024];
+    cJSON *doc;
+
+    if (a->srv->reload(a->srv, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "invalid_config", err);
+        return;
+    }
+    doc = cJSON_CreateObject();
+    cJSON_AddBoolToObject(doc, "reloaded", 1);
+    cJSON_AddStringToObject(doc, "summary", err); /* what changed, as the log says it */
+    reply_json(r, 200, doc);
+}
+
 static void on_request(struct evhttp_request *r, void *arg)
 {
     struct gate_admin *a = arg;
@@ -569,6 +583,7 @@ static void on_request(struct evhttp_request *r, void *arg)
     char path[256];
     size_t plen = strcspn(uri, "?");
 
+    (void)jsonmem_failures_take(); /* reply_json sends only what was built whole from here */
     if (!authorized(a, r)) {
         evhttp_add_header(evhttp_request_get_output_headers(r), "www-authenticate", "Bearer");
         reply_error(r, 401, "unauthorized",
@@ -587,6 +602,10 @@ static void on_request(struct evhttp_request *r, void *arg)
     }
     if (strcmp(path, "/admin/v1/status") == 0 && m == EVHTTP_REQ_GET) {
         get_status(a, r);
+        return;
+    }
+    if (strcmp(path, "/admin/v1/reload") == 0 && m == EVHTTP_REQ_POST) {
+        post_reload(a, r);
         return;
     }
     if (a->srv->book == NULL) {
@@ -618,166 +637,10 @@ static void on_request(struct evhttp_request *r, void *arg)
         reply_error(r, 404, "not_found", "unknown admin path or method");
 }
 
-/* ---- alerts --------------------------------------------------------------------------- */
-
-/* The request to the webhook failed after its connection was made: called before hook_done.
- * (A connection that cannot be made, TLS handshake included, reaches hook_done alone.) */
-static void hook_error(enum evhttp_request_error e, void *arg)
-{
-    struct hook *h = arg;
-
-    h->why = e == EVREQ_HTTP_TIMEOUT          ? "no answer within 5 s"
-             : e == EVREQ_HTTP_EOF            ? "connection closed before an answer"
-             : e == EVREQ_HTTP_INVALID_HEADER ? "not an HTTP answer"
-                                              : "request failed";
-}
-
-/* Frees a finished webhook connection, once libevent is done with it, and frees its slot. */
-static void hook_free_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct hook *h = arg;
-
-    (void)fd;
-    (void)what;
-    evhttp_connection_free(h->conn);
-    h->conn = NULL;
-}
-
-/*
- * The webhook answered or failed. The connection is the gate's on every path (libevent 2.1
- * does not free a free-on-completion connection whose connect failed, so none is marked so):
- * still valid here, it is freed from the event loop right after (or, should that fail, when
- * the gate stops). Only the webhook's host and port are printed, never its path, which often
- * holds a secret.
- */
-static void hook_done(struct evhttp_request *r, void *arg)
-{
-    struct hook *h = arg;
-    struct gate_admin *a = h->a;
-    int code = r ? evhttp_request_get_response_code(r) : 0;
-
-    if (code == 0) {
-        unsigned long tls_err = 0;
-        struct bufferevent *bev = h->conn ? evhttp_connection_get_bufferevent(h->conn) : NULL;
-        if (a->hook_tls && bev != NULL)
-            tls_err = bufferevent_get_openssl_error(bev);
-        fprintf(stderr, "tokengate: alert webhook %s%s: %s%s%s, alert dropped\n",
-                a->hook_tls ? "https://" : "http://", a->hook_host_header,
-                h->why ? h->why : "cannot connect (refused, unreachable or timed out)",
-                tls_err ? "; TLS: " : "",
-                tls_err ? ERR_reason_error_string(tls_err) : "");
-    } else if (code >= 300) {
-        fprintf(stderr, "tokengate: alert webhook %s%s answered %d\n",
-                a->hook_tls ? "https://" : "http://", a->hook_host_header, code);
-    }
-    if (event_base_once(a->base, -1, EV_TIMEOUT, hook_free_cb, h, &(struct timeval){0, 0}) != 0)
-        fprintf(stderr, "tokengate: alert webhook: cannot schedule the connection's release\n");
-}
-
-/* A connection to the webhook, over TLS for https (checked as providers are: upstream.ca_file
- * or the system's store); NULL when it cannot be made, which is said on stderr. */
-static struct evhttp_connection *hook_connect(struct gate_admin *a)
-{
-    struct bufferevent *bev = NULL;
-    struct evhttp_connection *c;
-
-    if (a->hook_tls && (bev = tls_bufferevent(a->srv->upstream_ctx, a->base, a->hook_host)) == NULL) {
-        fprintf(stderr, "tokengate: alert webhook: cannot set up TLS, alert dropped\n");
-        return NULL;
-    }
-    /* with bev NULL, a plain socket */
-    c = evhttp_connection_base_bufferevent_new(a->base, NULL, bev, a->hook_host,
-                                               (uint16_t)a->hook_port);
-    if (c == NULL) {
-        if (bev != NULL)
-            bufferevent_free(bev);
-        fprintf(stderr, "tokengate: alert webhook: cannot make a connection, alert dropped\n");
-    }
-    return c;
-}
-
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct gate_admin *a = arg;
-    struct alert_item *list;
-
-    pthread_mutex_lock(&a->mu);
-    list = a->alerts;
-    a->alerts = NULL;
-    a->alerts_tail = &a->alerts;
-    a->nalerts = 0;
-    pthread_mutex_unlock(&a->mu);
-    while (list != NULL) {
-        struct alert_item *it = list;
-        list = it->next;
-        struct hook *slot = NULL;
-        for (int i = 0; i < HOOKS_MAX && slot == NULL; i++)
-            if (a->hooks[i].conn == NULL)
-                slot = &a->hooks[i];
-        if (slot == NULL)
-            fprintf(stderr, "tokengate: alert webhook: %d requests under way, alert dropped\n",
-                    HOOKS_MAX);
-        if (a->hook_host != NULL && slot != NULL) {
-            struct evhttp_connection *c = hook_connect(a);
-            if (c != NULL) {
-                evhttp_connection_set_timeout(c, 5);
-                evhttp_connection_set_retries(c, 0);
-                slot->a = a;
-                slot->conn = c;
-                slot->why = NULL;
-                struct evhttp_request *r = evhttp_request_new(hook_done, slot);
-                if (r == NULL) {
-                    evhttp_connection_free(c);
-                    slot->conn = NULL;
-                    fprintf(stderr, "tokengate: alert webhook: out of memory, alert dropped\n");
-                    free(it);
-                    continue;
-                }
-                evhttp_request_set_error_cb(r, hook_error);
-                struct evkeyvalq *h = evhttp_request_get_output_headers(r);
-                evhttp_add_header(h, "host", a->hook_host_header);
-                evhttp_add_header(h, "content-type", "application/json");
-                /* one request a connection, freed by hook_done */
-                evhttp_add_header(h, "connection", "close");
-                evbuffer_add(evhttp_request_get_output_buffer(r), it->json, strlen(it->json));
-                /* -1 comes before any callback (a failed connect comes through hook_done),
-                 * and leaves the request ours */
-                if (evhttp_make_request(c, r, EVHTTP_REQ_POST, a->hook_path) != 0) {
-                    evhttp_request_free(r);
-                    evhttp_connection_free(c);
-                    slot->conn = NULL;
-                    fprintf(stderr, "tokengate: alert webhook: cannot start the request, alert "
-                                    "dropped\n");
-                }
-            }
-        }
-        free(it);
-    }
-}
-
 void gate_admin_alert(struct gate_admin *a, const char *json)
 {
-    size_t n = strlen(json);
-    struct alert_item *it;
-
-    if (a == NULL || a->hook_host == NULL)
-        return;
-    it = malloc(sizeof(*it) + n + 1);
-    if (it == NULL)
-        return;
-    memcpy(it->json, json, n + 1);
-    it->next = NULL;
-    pthread_mutex_lock(&a->mu);
-    if (a->nalerts >= ALERTS_MAX) {
-        pthread_mutex_unlock(&a->mu);
-        free(it);
-        return;
-    }
-    *a->alerts_tail = it;
-    a->alerts_tail = &it->next;
-    a->nalerts++;
-    pthread_mutex_unlock(&a->mu);
-    event_active(a->wake, EV_READ, 0);
+    if (a != NULL)
+        alert_post(a->alerts, json);
 }
 
 /* ---- start and stop ------------------------------------------------------------------- */
@@ -853,7 +716,7 @@ static void *admin_main(void *arg)
 
 struct gate_admin *gate_admin_start(struct gate_server *srv, char *err, size_t errlen)
 {
-    const struct conf *c = srv->conf;
+    const struct conf *c = srv->conf_live; /* at start-up: no reload runs yet */
     struct gate_admin *a = calloc(1, sizeof(*a));
 
     if (a == NULL) {
@@ -861,26 +724,14 @@ struct gate_admin *gate_admin_start(struct gate_server *srv, char *err, size_t e
         return NULL;
     }
     a->srv = srv;
-    pthread_mutex_init(&a->mu, NULL);
-    a->alerts_tail = &a->alerts;
     a->base = event_base_new();
-    a->wake = a->base ? event_new(a->base, -1, 0, wake_cb, a) : NULL;
-    if (a->wake == NULL) {
+    if (a->base == NULL) {
         snprintf(err, errlen, "admin: cannot create an event base");
         goto fail;
     }
-    if (c->alerts.webhook != NULL) {
-        const struct conf_url *u = &c->alerts.hook;
-        a->hook_tls = u->tls;
-        a->hook_port = u->port;
-        a->hook_host = strdup(u->host);
-        a->hook_host_header = strdup(u->host_header);
-        a->hook_path = strdup(u->path[0] != '\0' ? u->path : "/");
-        if (a->hook_host == NULL || a->hook_host_header == NULL || a->hook_path == NULL) {
-            snprintf(err, errlen, "admin: out of memory");
-            goto fail;
-        }
-    }
+    a->alerts = alert_new(a->base, srv->upstream_ctx, &c->alerts, err, errlen);
+    if (a->alerts == NULL)
+        goto fail;
     if (c->admin.host != NULL) {
         if (load_token(a, &c->admin, err, errlen) < 0)
             goto fail;
@@ -927,26 +778,11 @@ void gate_admin_stop(struct gate_admin *a)
         event_base_loopexit(a->base, NULL);
         pthread_join(a->thread, NULL);
     }
-    /* webhook connections still open: a request under way (a webhook that does not answer),
-     * or one finished whose release the loop had not run yet */
-    for (int i = 0; i < HOOKS_MAX; i++)
-        if (a->hooks[i].conn != NULL)
-            evhttp_connection_free(a->hooks[i].conn);
+    alert_free(a->alerts);
     if (a->http != NULL)
         evhttp_free(a->http);
-    if (a->wake != NULL)
-        event_free(a->wake);
     if (a->base != NULL)
         event_base_free(a->base);
-    while (a->alerts != NULL) {
-        struct alert_item *it = a->alerts;
-        a->alerts = it->next;
-        free(it);
-    }
     OPENSSL_cleanse(a->token, sizeof(a->token));
-    free(a->hook_host);
-    free(a->hook_host_header);
-    free(a->hook_path);
-    pthread_mutex_destroy(&a->mu);
     free(a);
 }

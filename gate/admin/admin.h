@@ -12,7 +12,7 @@
  *   DELETE /admin/v1/keys/ID        revoke a key
  *   GET    /metrics                 Prometheus text format
  *
- * The same thread posts budget alerts to the configured webhook.
+ * The same thread posts budget alerts to the configured webhook (gate/admin/alert.c).
  */
 #ifndef TG_ADMIN_H
 #define TG_ADMIN_H

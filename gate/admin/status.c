@@ -14,6 +14,7 @@
 #include "gate/core/worker.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/tcount.h"
+#include "gate/util/jsonmem.h"
 
 char *gate_status_json(struct gate_server *srv)
 {
@@ -23,6 +24,8 @@ char *gate_status_json(struct gate_server *srv)
     cJSON *by_status;
     char code[8];
 
+    /* doc is checked; from here on, a member that fails to be added fails the document */
+    (void)jsonmem_failures_take();
     if (t == NULL || doc == NULL) {
         free(t);
         cJSON_Delete(doc);
@@ -68,7 +71,7 @@ char *gate_status_json(struct gate_server *srv)
             ds[i] = srv->workers[i].drift;
         tcount_drift_status(ds, n, doc);
     }
-    char *s = cJSON_PrintUnformatted(doc);
+    char *s = jsonmem_failures_take() == 0 ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     free(t);
     return s;

@@ -34,27 +34,66 @@ int apierr_status(enum apierr kind)
     return kinds[kind].status;
 }
 
-static cJSON *error_json(enum conf_format fmt, enum apierr kind, const char *message)
+cJSON *apierr_openai_doc(const char *type, const char *code, const char *message, cJSON **err)
 {
     cJSON *doc = cJSON_CreateObject();
-    cJSON *err = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
 
-    if (fmt == CONF_FMT_ANTHROPIC) {
-        cJSON_AddStringToObject(doc, "type", "error");
-        cJSON_AddStringToObject(err, "type", kinds[kind].anthropic_type);
-        cJSON_AddStringToObject(err, "message", message);
-    } else {
-        cJSON_AddStringToObject(err, "message", message);
-        cJSON_AddStringToObject(err, "type", kinds[kind].openai_type);
-        cJSON_AddNullToObject(err, "param");
-        cJSON_AddStringToObject(err, "code", kinds[kind].openai_code);
+    if (doc == NULL || e == NULL || !cJSON_AddItemToObject(doc, "error", e)) {
+        cJSON_Delete(doc);
+        cJSON_Delete(e);
+        return NULL;
     }
-    cJSON_AddItemToObject(doc, "error", err);
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddStringToObject(e, "code", code);
+    if (err != NULL)
+        *err = e;
     return doc;
 }
 
-size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
-                   size_t cap)
+cJSON *apierr_anthropic_doc(const char *type, const char *code, const char *message, cJSON **err)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
+
+    (void)code; /* Anthropic's errors have a type only */
+    if (doc == NULL || e == NULL) {
+        cJSON_Delete(doc);
+        cJSON_Delete(e);
+        return NULL;
+    }
+    cJSON_AddStringToObject(doc, "type", "error");
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddStringToObject(e, "message", message);
+    if (!cJSON_AddItemToObject(doc, "error", e)) {
+        cJSON_Delete(doc);
+        cJSON_Delete(e);
+        return NULL;
+    }
+    if (err != NULL)
+        *err = e;
+    return doc;
+}
+
+/* The error shape of one API family. */
+struct family {
+    int anthropic;
+    cJSON *(*doc)(const char *type, const char *code, const char *message, cJSON **err);
+    const char *event; /* what precedes an error event's data */
+};
+
+static const struct family openai = {0, apierr_openai_doc, "data: "};
+static const struct family anthropic = {1, apierr_anthropic_doc, "event: error\ndata: "};
+
+static const char *type_of(const struct family *f, enum apierr kind)
+{
+    return f->anthropic ? kinds[kind].anthropic_type : kinds[kind].openai_type;
+}
+
+static size_t family_body(const struct family *f, enum apierr kind, const char *message, char *buf,
+                          size_t cap)
 {
     char clean[1024];
     cJSON *j;
@@ -63,14 +102,15 @@ size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, 
     if (cap == 0)
         return 0;
     /* client text (a model name, a path) may be cut mid-character or be no UTF-8 at all */
-    j = error_json(fmt, kind, utf8_clean(message, clean, sizeof(clean)));
+    j = f->doc(type_of(f, kind), kinds[kind].openai_code, utf8_clean(message, clean, sizeof(clean)),
+               NULL);
     if (j != NULL && cap > 5 && cJSON_PrintPreallocated(j, buf, (int)cap - 5, 0))
         n = strlen(buf);
     cJSON_Delete(j);
     if (n > 0 && n < cap)
         return n;
     /* the message did not fit: the same shape, without it */
-    if (fmt == CONF_FMT_ANTHROPIC)
+    if (f->anthropic)
         n = (size_t)snprintf(buf, cap,
                              "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
                              kinds[kind].anthropic_type, http_reason(kinds[kind].status));
@@ -87,7 +127,7 @@ size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, 
     return n;
 }
 
-size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
+static size_t family_event(const struct family *f, enum apierr kind, const char *message, char *buf,
                            size_t cap)
 {
     char body[1536];
@@ -95,14 +135,43 @@ size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *m
 
     if (cap == 0)
         return 0;
-    apierr_body(fmt, kind, message, body, sizeof(body));
-    if (fmt == CONF_FMT_ANTHROPIC)
-        n = snprintf(buf, cap, "event: error\ndata: %s\n\n", body);
-    else
-        n = snprintf(buf, cap, "data: %s\n\n", body);
+    family_body(f, kind, message, body, sizeof(body));
+    n = snprintf(buf, cap, "%s%s\n\n", f->event, body);
     if (n < 0)
         return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+size_t apierr_openai_body(enum apierr kind, const char *message, char *buf, size_t cap)
+{
+    return family_body(&openai, kind, message, buf, cap);
+}
+
+size_t apierr_anthropic_body(enum apierr kind, const char *message, char *buf, size_t cap)
+{
+    return family_body(&anthropic, kind, message, buf, cap);
+}
+
+size_t apierr_openai_event(enum apierr kind, const char *message, char *buf, size_t cap)
+{
+    return family_event(&openai, kind, message, buf, cap);
+}
+
+size_t apierr_anthropic_event(enum apierr kind, const char *message, char *buf, size_t cap)
+{
+    return family_event(&anthropic, kind, message, buf, cap);
+}
+
+size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
+                   size_t cap)
+{
+    return family_body(fmt == CONF_FMT_ANTHROPIC ? &anthropic : &openai, kind, message, buf, cap);
+}
+
+size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
+                           size_t cap)
+{
+    return family_event(fmt == CONF_FMT_ANTHROPIC ? &anthropic : &openai, kind, message, buf, cap);
 }
 
 const char *http_reason(int status)

@@ -7,6 +7,7 @@
 #ifndef TG_APIERR_H
 #define TG_APIERR_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "conf/conf.h"
@@ -35,6 +36,8 @@ int apierr_status(enum apierr kind);
 /*
  * Writes the JSON error body for kind in format fmt into buf (NUL-terminated, truncated to
  * fit). message must not contain secrets: it is shown to the client. Returns the length.
+ * For a request of a known API, its client dialect's error_body (dialect.h) is the one to
+ * call; this is for requests of none (an unknown path, a local endpoint, a bad head).
  */
 size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                    size_t cap);
@@ -45,6 +48,18 @@ size_t apierr_body(enum conf_format fmt, enum apierr kind, const char *message, 
  */
 size_t apierr_stream_event(enum conf_format fmt, enum apierr kind, const char *message, char *buf,
                            size_t cap);
+
+/* The two families' shapes, as the dialects use them: apierr_body and apierr_stream_event of
+ * one format; and an error document of a given type and code (the code is dropped where the
+ * shape has none), *err set to its inner error object, NULL when memory ran out. */
+size_t apierr_openai_body(enum apierr kind, const char *message, char *buf, size_t cap);
+size_t apierr_openai_event(enum apierr kind, const char *message, char *buf, size_t cap);
+size_t apierr_anthropic_body(enum apierr kind, const char *message, char *buf, size_t cap);
+size_t apierr_anthropic_event(enum apierr kind, const char *message, char *buf, size_t cap);
+cJSON *apierr_openai_doc(const char *type, const char *code, const char *message,
+                         cJSON **err);
+cJSON *apierr_anthropic_doc(const char *type, const char *code, const char *message,
+                            cJSON **err);
 
 /* The reason phrase for an HTTP status. */
 const char *http_reason(int status);

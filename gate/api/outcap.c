@@ -6,11 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gate/api/dialect.h"
 #include "gate/util/arena.h"
-
-static const char *const chat_caps[] = {"max_completion_tokens", "max_tokens", NULL};
-static const char *const responses_caps[] = {"max_output_tokens", NULL};
-static const char *const messages_caps[] = {"max_tokens", NULL};
 
 /* A JSON number that is a whole number from lo to hi. */
 static int whole(const cJSON *v, double lo, double hi)
@@ -19,27 +16,18 @@ static int whole(const cJSON *v, double lo, double hi)
            v->valuedouble == (double)(int64_t)v->valuedouble;
 }
 
-int outcap_read(enum endpoint ep, const cJSON *body, struct outcap *oc, char *msg, size_t cap)
+int outcap_read(const struct api_dialect *api, const cJSON *body, struct outcap *oc, char *msg,
+                size_t cap)
 {
     memset(oc, 0, sizeof(*oc));
     oc->value = -1;
     oc->choices = 1;
     oc->min = 1;
-    switch (ep) {
-    case EP_CHAT:
-        oc->names = chat_caps;
-        break;
-    case EP_RESPONSES:
-        oc->names = responses_caps;
-        oc->min = 16;
-        break;
-    case EP_MESSAGES:
-        oc->names = messages_caps;
-        break;
-    default:
+    if (api == NULL || api->cap_members == NULL)
         return 0;
-    }
-    for (int i = 0; oc->names[i] != NULL; i++) {
+    oc->names = api->cap_members;
+    oc->min = api->cap_min;
+    for (int i = 0; i < OUTCAP_MEMBERS && oc->names[i] != NULL; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, oc->names[i]);
         if (v == NULL)
             continue;
@@ -54,11 +42,12 @@ int outcap_read(enum endpoint ep, const cJSON *body, struct outcap *oc, char *ms
         if (oc->value < 0 || (int64_t)v->valuedouble < oc->value)
             oc->value = (int64_t)v->valuedouble;
     }
-    if (ep == EP_CHAT) {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(body, "n");
+    if (api->choices_member != NULL) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(body, api->choices_member);
         if (n != NULL && !cJSON_IsNull(n)) {
             if (!whole(n, 1, OUTCAP_CHOICES_MAX)) {
-                snprintf(msg, cap, "'n' must be a whole number from 1 to %d", OUTCAP_CHOICES_MAX);
+                snprintf(msg, cap, "'%s' must be a whole number from 1 to %d",
+                         api->choices_member, OUTCAP_CHOICES_MAX);
                 return -1;
             }
             oc->choices = (int)n->valuedouble;
@@ -76,7 +65,7 @@ int outcap_clamp(const struct outcap *oc, cJSON *body, int64_t allowance, int ad
     if (oc->names == NULL || allowance < 0)
         return 0;
     snprintf(num, sizeof(num), "%lld", (long long)allowance);
-    for (int i = 0; oc->names[i] != NULL; i++) {
+    for (int i = 0; i < OUTCAP_MEMBERS && oc->names[i] != NULL; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, oc->names[i]);
         any |= oc->present[i];
         if (!oc->present[i] || (cJSON_IsNumber(v) && v->valuedouble <= (double)allowance))

@@ -1,5 +1,7 @@
 /*
  * outcap: the members of a request that cap its output, for each API that generates text.
+ * Which members those are is the API's dialect's (dialect.h: cap_members, cap_min,
+ * choices_member), for instance:
  *
  *   chat completions: max_completion_tokens and max_tokens (a provider honours either), n
  *   responses:        max_output_tokens (at least 16: the API refuses less)
@@ -17,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gate/api/endpoint.h"
 #include "gate/util/jsonedit.h"
 
+struct api_dialect;
 struct arena;
 
 #define OUTCAP_MEMBERS 2       /* cap members of one API, at most */
@@ -35,11 +37,13 @@ struct outcap {
 };
 
 /*
- * Reads the output caps (and chat's n) of body for endpoint ep into oc. Returns 0, or -1 with
- * a client-facing reason in msg (the answer is 400): a cap that is not a whole number from 0
- * to OUTCAP_MAX, or an n that is not a whole number from 1 to OUTCAP_CHOICES_MAX.
+ * Reads the output caps (and chat's n) of body, a request of API api, into oc (no caps for a
+ * NULL api, or one without output). Returns 0, or -1 with a client-facing reason in msg (the
+ * answer is 400): a cap that is not a whole number from 0 to OUTCAP_MAX, or an n that is not
+ * a whole number from 1 to OUTCAP_CHOICES_MAX.
  */
-int outcap_read(enum endpoint ep, const cJSON *body, struct outcap *oc, char *msg, size_t cap);
+int outcap_read(const struct api_dialect *api, const cJSON *body, struct outcap *oc, char *msg,
+                size_t cap);
 
 /*
  * Makes the edits that bound the request to allowance output tokens per choice: every cap

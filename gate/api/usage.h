@@ -1,6 +1,6 @@
 /*
  * usage: token usage as the provider reports it, read from a response body or from the
- * events of a stream, for every endpoint the gate proxies.
+ * events of a stream, for every API the gate proxies (each dialect reads its own fields).
  *
  * Usage is trusted only when it is final and sane. A stream reports usage piecemeal:
  * Anthropic's message_start carries the input and a placeholder output of 1, and only its
@@ -15,8 +15,6 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
-#include "gate/api/endpoint.h"
-
 /* no provider reports more tokens than this for one request; more is a bad report */
 #define USAGE_MAX 1000000000000LL
 
@@ -30,17 +28,30 @@ struct usage {
     const char *bad;     /* the first field that was not a sane count, or NULL */
 };
 
-/* Reads usage from a whole (non-stream) response body: final when present. Leaves u alone
- * when the body has none. */
-void usage_from_body(enum endpoint ep, const cJSON *body, struct usage *u);
+/*
+ * Usage is read by each API's dialect (dialect.h: usage_body for a whole answer, usage_event
+ * for a stream's events), with these helpers.
+ */
 
 /*
- * Reads usage from one stream event (its "event:" name and parsed data); sets u->final on
- * the event that closes the accounting (chat's usage chunk, responses' response.completed,
- * .incomplete or .failed, messages' message_delta). Returns 1 when the event is OpenAI's
- * extra chat usage chunk (no choices, only usage), which the gate drops when it asked for
- * usage itself; 0 otherwise.
+ * A token count: member key of obj as a whole number from 0 to USAGE_MAX. An absent or null
+ * member is 0; anything else (negative, fractional, huge, a string) is 0 too and marks u bad,
+ * naming key.
  */
-int usage_from_event(enum endpoint ep, const char *name, const cJSON *data, struct usage *u);
+int64_t usage_count(const cJSON *obj, const char *key, struct usage *u);
+
+/*
+ * Reads an OpenAI usage object us (chat, embeddings, responses: the names of its members
+ * differ) into u: input, output (when out_key is not NULL) and the cached tokens of the
+ * details object. Does nothing when us is not an object.
+ */
+void usage_read_openai(const cJSON *us, const char *in_key, const char *out_key,
+                       const char *details_key, struct usage *u);
+
+/* Marks u bad when its parts pass its whole (cached and written above the input). */
+void usage_check_parts(struct usage *u);
+
+/* Ends the reading of a whole answer: usage present is final, and checked. */
+void usage_body_done(struct usage *u);
 
 #endif

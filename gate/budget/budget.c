@@ -62,7 +62,7 @@ void budget_window_bounds(enum conf_window w, double now, double *start, double 
     *end = (double)mktime(&tm); /* mktime normalizes the 32nd of a month or hour 24 */
 }
 
-void budget_roll(struct bscope *s, enum conf_window w, double now)
+void budget_roll(const struct budget_book *b, struct bscope *s, enum conf_window w, double now)
 {
     if (w == CONF_WIN_TOTAL)
         return;
@@ -184,10 +184,10 @@ static int64_t floors_owed(struct budget_book *b, const struct bscope *s, int ag
 
     for (int k = 0; k < s->nfloors; k++) {
         struct bscope *a = &b->s[s->floors[k]];
-        if (s->floors[k] == agent || (int)a->agent_window != w)
+        if (s->floors[k] == agent || (int)a->pol.agent_window != w)
             continue;
-        budget_roll(a, (enum conf_window)w, now);
-        int64_t left = a->agent_min - a->used_t[w] - a->res_t;
+        budget_roll(b, a, (enum conf_window)w, now);
+        int64_t left = a->pol.agent_min - a->used_t[w] - a->res_t;
         if (left > 0)
             owed += left;
     }
@@ -293,7 +293,7 @@ static void refuse_other(struct budget_refusal *why, enum budget_refusal_kind ki
 int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double now,
                    struct budget_resv *r, struct budget_refusal *why)
 {
-    int path[MAX_DEPTH], n = path_of(b, ask->agent, path);
+    int path[MAX_DEPTH], n;
     const struct conf_price *price = ask->price && ask->price->set ? ask->price : NULL;
     /* our count can be short of the provider's: reserve a margin on it */
     int64_t in = ask->input + (ask->approximate ? ask->input / 8 + 16 : ask->input / 100 + 4);
@@ -312,21 +312,29 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
 
     memset(r, 0, sizeof(*r));
     pthread_mutex_lock(&b->mu);
+    n = path_of(b, ask->agent, path);
+    /* a scope gone from the config (a rebind) admits nothing more */
+    for (int i = 0; i < n; i++)
+        if (b->node[path[i]].retired) {
+            refuse_other(why, BUDGET_OVER, path[i], 0, 0, 0, in + need_out, 0);
+            why->window = CONF_WIN_TOTAL;
+            goto refused;
+        }
     struct bscope *as = &b->s[ask->agent];
     struct bprint *pr = NULL;
-    if (ask->fingerprint != 0 && (as->loop_detection || as->max_retries >= 0) &&
+    if (ask->fingerprint != 0 && (as->pol.loop_detection || as->pol.max_retries >= 0) &&
         (pr = print_find(as, ask->fingerprint, now, 1)) != NULL) {
         if (now - pr->first > BUDGET_LOOP_WINDOW) {
             pr->first = now;
             pr->count = 0;
         }
-        if (as->max_retries >= 0 && pr->fails > (uint32_t)as->max_retries &&
+        if (as->pol.max_retries >= 0 && pr->fails > (uint32_t)as->pol.max_retries &&
             now - pr->last < BUDGET_RETRY_COOLDOWN) {
-            refuse_other(why, BUDGET_RETRIES, ask->agent, 0, as->max_retries, pr->fails, 0,
+            refuse_other(why, BUDGET_RETRIES, ask->agent, 0, as->pol.max_retries, pr->fails, 0,
                          pr->last + BUDGET_RETRY_COOLDOWN);
             goto refused;
         }
-        if (as->loop_detection && pr->count >= BUDGET_LOOP_REPEATS) {
+        if (as->pol.loop_detection && pr->count >= BUDGET_LOOP_REPEATS) {
             refuse_other(why, BUDGET_LOOP, ask->agent, 0, BUDGET_LOOP_REPEATS, pr->count, 0,
                          pr->first + BUDGET_LOOP_WINDOW);
             goto refused;
@@ -336,12 +344,12 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
         struct bscope *s = &b->s[path[i]];
         for (int w = 0; w < CONF_WIN__COUNT; w++) {
             int64_t lt = s->lim[w].tokens, ln = s->lim[w].nusd;
-            if (i == 0 && s->agent_max >= 0 && (int)s->agent_window == w &&
-                (lt < 0 || s->agent_max < lt))
-                lt = s->agent_max;
+            if (i == 0 && s->pol.agent_max >= 0 && (int)s->pol.agent_window == w &&
+                (lt < 0 || s->pol.agent_max < lt))
+                lt = s->pol.agent_max;
             if (lt < 0 && ln < 0)
                 continue;
-            budget_roll(s, (enum conf_window)w, now);
+            budget_roll(b, s, (enum conf_window)w, now);
             if (lt >= 0) {
                 int64_t owed = i > 0 ? floors_owed(b, s, ask->agent, w, now) : 0;
                 int64_t avail = lt - s->used_t[w] - s->res_t - owed;
@@ -372,23 +380,23 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
     }
     /* a task's dollars bound the request like one more budget */
     struct btask *t = NULL;
-    if (ask->task != NULL && (as->task_max_requests >= 0 || as->task_max_nusd >= 0)) {
+    if (ask->task != NULL && (as->pol.task_max_requests >= 0 || as->pol.task_max_nusd >= 0)) {
         t = task_find(b, task_key(ask->agent, ask->task), now, 1);
         if (t == NULL) {
             refuse_other(why, BUDGET_TASK, ask->agent, 0, BUDGET_TASKS_MAX, BUDGET_TASKS_MAX, 1,
                          0);
             goto refused;
         }
-        if (as->task_max_requests >= 0 && t->requests >= as->task_max_requests) {
-            refuse_other(why, BUDGET_TASK, ask->agent, 0, as->task_max_requests, t->requests, 1,
+        if (as->pol.task_max_requests >= 0 && t->requests >= as->pol.task_max_requests) {
+            refuse_other(why, BUDGET_TASK, ask->agent, 0, as->pol.task_max_requests, t->requests, 1,
                          0);
             goto refused;
         }
-        if (as->task_max_nusd >= 0) {
-            int64_t avail = as->task_max_nusd - t->nusd - t->res_nusd;
+        if (as->pol.task_max_nusd >= 0) {
+            int64_t avail = as->pol.task_max_nusd - t->nusd - t->res_nusd;
             int64_t need = in_cost + nusd_of(need_out, p_out);
             if (avail < need) {
-                refuse_other(why, BUDGET_TASK, ask->agent, 1, as->task_max_nusd,
+                refuse_other(why, BUDGET_TASK, ask->agent, 1, as->pol.task_max_nusd,
                              t->nusd + t->res_nusd, need, 0);
                 goto refused;
             }
@@ -396,8 +404,8 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
                 room_n = avail - in_cost;
         }
     }
-    if (b->s[ask->agent].max_per_request >= 0) {
-        int64_t mpr = b->s[ask->agent].max_per_request;
+    if (b->s[ask->agent].pol.max_per_request >= 0) {
+        int64_t mpr = b->s[ask->agent].pol.max_per_request;
         if (ask->input + need_out > mpr) {
             memset(why, 0, sizeof(*why));
             why->kind = BUDGET_TOO_LARGE;
@@ -461,6 +469,8 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
     r->agent = ask->agent;
     r->held = 1;
     r->made = 1;
+    r->npath = n;
+    memcpy(r->path, path, sizeof(path));
     for (int i = 0; i < n; i++) {
         b->s[path[i]].res_t += r->tokens;
         b->s[path[i]].res_n += r->nusd;
@@ -478,13 +488,12 @@ refused:
 int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, int64_t nusd,
                   double now, struct budget_alert *alerts, int cap)
 {
-    int path[MAX_DEPTH], n, na = 0;
-    const struct conf_alerts *ac = &b->conf->alerts;
+    int na = 0;
 
     if (!r->held)
         return 0;
-    n = path_of(b, r->agent, path);
     pthread_mutex_lock(&b->mu);
+    const struct conf_alerts *ac = &b->conf->alerts;
     if (r->task != 0) {
         struct btask *t = task_find(b, r->task, now, 0);
         if (t != NULL) {
@@ -499,12 +508,13 @@ int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, 
         if (pr != NULL)
             pr->fails = r->failed ? pr->fails + 1 : 0;
     }
-    for (int i = 0; i < n; i++) {
-        struct bscope *s = &b->s[path[i]];
+    /* the scopes it reserved on, even if a rebind has moved the agent since */
+    for (int i = 0; i < r->npath; i++) {
+        struct bscope *s = &b->s[r->path[i]];
         s->res_t -= r->tokens;
         s->res_n -= r->nusd;
         for (int w = 0; w < CONF_WIN__COUNT; w++) {
-            budget_roll(s, (enum conf_window)w, now);
+            budget_roll(b, s, (enum conf_window)w, now);
             s->used_t[w] += tokens;
             s->used_n[w] += nusd;
             for (int k = 0; k < ac->nthresholds; k++) {
@@ -516,7 +526,7 @@ int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, 
                     continue;
                 s->alerted[w] |= 1u << k;
                 if (na < cap)
-                    alerts[na++] = (struct budget_alert){path[i], (enum conf_window)w,
+                    alerts[na++] = (struct budget_alert){r->path[i], (enum conf_window)w,
                                                          ac->thresholds[k], usd, used, lim};
             }
         }
@@ -540,28 +550,40 @@ struct conf_limit budget_limit(struct budget_book *b, int scope, enum conf_windo
 
 int budget_has_cutoffs(struct budget_book *b, int agent)
 {
-    /* set once when the scope is made, never changed */
-    return b->s[agent].loop_detection || b->s[agent].max_retries >= 0;
+    int rc;
+
+    pthread_mutex_lock(&b->mu); /* a rebind may change the policy */
+    rc = b->s[agent].pol.loop_detection || b->s[agent].pol.max_retries >= 0;
+    pthread_mutex_unlock(&b->mu);
+    return rc;
 }
 
 int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
                      struct conf_limit limit)
 {
-    if (scope < 0 || scope >= b->n || (unsigned)w >= CONF_WIN__COUNT)
+    char label[160];
+    int rc;
+
+    if (scope < 0 || scope >= budget_nscopes(b) || (unsigned)w >= CONF_WIN__COUNT)
         return -1;
+    budget_scope_label(b, scope, label, sizeof(label));
     pthread_mutex_lock(&b->mu);
-    b->s[scope].lim[w] = limit;
-    b->s[scope].alerted[w] = 0;
+    /* remembered by label, so that it stays in force over a rebind */
+    rc = budget_over_put(b, label, w, limit);
+    if (rc == 0) {
+        b->s[scope].lim[w] = limit;
+        b->s[scope].alerted[w] = 0;
+    }
     pthread_mutex_unlock(&b->mu);
-    return 0;
+    return rc;
 }
 
 void budget_reset(struct budget_book *b, int scope, enum conf_window w, double now)
 {
-    if (scope < 0 || scope >= b->n || (unsigned)w >= CONF_WIN__COUNT)
+    if (scope < 0 || scope >= budget_nscopes(b) || (unsigned)w >= CONF_WIN__COUNT)
         return;
     pthread_mutex_lock(&b->mu);
-    budget_roll(&b->s[scope], w, now);
+    budget_roll(b, &b->s[scope], w, now);
     b->s[scope].used_t[w] = 0;
     b->s[scope].used_n[w] = 0;
     b->s[scope].alerted[w] = 0;
@@ -574,14 +596,16 @@ void budget_each(struct budget_book *b, double now, int all,
     pthread_mutex_lock(&b->mu);
     for (int i = 0; i < b->n; i++) {
         struct bscope *s = &b->s[i];
+        if (b->node[i].retired)
+            continue;
         for (int w = 0; w < CONF_WIN__COUNT; w++) {
             struct conf_limit lim = s->lim[w];
-            if (s->agent_max >= 0 && (int)s->agent_window == w &&
-                (lim.tokens < 0 || s->agent_max < lim.tokens))
-                lim.tokens = s->agent_max;
+            if (s->pol.agent_max >= 0 && (int)s->pol.agent_window == w &&
+                (lim.tokens < 0 || s->pol.agent_max < lim.tokens))
+                lim.tokens = s->pol.agent_max;
             if (!all && lim.tokens < 0 && lim.nusd < 0)
                 continue;
-            budget_roll(s, (enum conf_window)w, now);
+            budget_roll(b, s, (enum conf_window)w, now);
             struct budget_view v = {
                 .scope = i,
                 .window = (enum conf_window)w,

@@ -54,6 +54,8 @@ struct budget_resv {
     uint64_t task;           /* the task's key in the book, 0 for none */
     uint64_t fingerprint;    /* the body's, for the cutoffs, 0 for none */
     int failed;              /* set by the caller before settling: the request failed */
+    int path[4], npath;      /* the scopes reserved on, agent first: settled on the same ones
+                              * even when a rebind has moved the agent since */
 };
 
 enum budget_refusal_kind {
@@ -109,6 +111,29 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
                                     char *err, size_t errlen);
 void budget_book_free(struct budget_book *b);
 
+/*
+ * Moves a live book onto a new config snapshot c (a reload), while workers reserve and settle.
+ * Scopes are matched by label (org, department:NAME, team:NAME, agent:NAME): a matched scope
+ * keeps its settled spend, its reservations under way, its tasks and cutoff records, and its
+ * keys (those the admin API added too); its parent, policy and budgets come from c, over which
+ * the admin API's budgets (set at run time or read from the ledger at start) stay in force. A
+ * scope new in c starts with no spend. A scope gone from c (and not added through the admin
+ * API) admits nothing more (budget_reserve refuses, its keys authenticate as unknown, and it
+ * is no longer listed or found by label), but the reservations made on it settle on the same
+ * counters as before: a reservation records the scopes it was made on. c's keys are added; a
+ * key only the old config listed stops working. Windows in progress keep their bounds; the
+ * next ones follow c's time zone. c must outlive the book, or the next rebind: once this
+ * returns 0 the book no longer reads the old snapshot. Scope indices stay valid across rebinds
+ * (one that a request holds names the same scope after). Returns 0, or -1 with a reason in
+ * err and the book as it was (no org in c, out of memory).
+ */
+int budget_book_rebind(struct budget_book *b, const struct conf *c, double now, char *err,
+                       size_t errlen);
+
+/* The scope of the agent "anonymous" when the book's config allows requests without a key,
+ * else -1. */
+int budget_anonymous(struct budget_book *b);
+
 enum budget_auth { BUDGET_AUTH_OK, BUDGET_AUTH_UNKNOWN, BUDGET_AUTH_REVOKED };
 
 /*
@@ -159,7 +184,7 @@ int64_t budget_model_cap(const char *model);
 #define BUDGET_SCOPES_ADDED_MAX 4096
 
 /* How many scopes there are; indices below it are valid for the functions that follow, which
- * need no lock (a scope never changes once made). */
+ * need no lock (a scope's name and level never change once made; its parent may, by a rebind). */
 int budget_nscopes(struct budget_book *b);
 const char *budget_scope_name(struct budget_book *b, int s);
 enum conf_level budget_scope_level(struct budget_book *b, int s);

@@ -58,16 +58,21 @@ static int keys_reserve(struct budget_book *b)
     return 0;
 }
 
-static int key_put(struct budget_book *b, const unsigned char hash[32], int agent, int revoked)
+int budget_key_put(struct budget_book *b, const unsigned char hash[32], int agent, int revoked,
+                   int from)
 {
     if (keys_reserve(b) < 0)
         return -1;
     struct bkey *k = &b->keys[key_slot(b, hash)];
-    if (k->agent < 0)
+    if (k->agent < 0) {
         b->nkeys++;
+        k->from_conf = k->from_admin = 0;
+    }
     memcpy(k->hash, hash, 32);
     k->agent = agent;
     k->revoked = revoked;
+    k->from_conf |= (from & BKEY_CONF) != 0;
+    k->from_admin |= (from & BKEY_ADMIN) != 0;
     return 0;
 }
 
@@ -83,7 +88,8 @@ enum budget_auth budget_authenticate(struct budget_book *b, const char *secret, 
     pthread_mutex_lock(&b->mu);
     if (b->keys_cap > 0) {
         const struct bkey *k = &b->keys[key_slot(b, hash)];
-        if (k->agent >= 0) {
+        /* a key of an agent gone from the config is as good as unknown */
+        if (k->agent >= 0 && !b->node[k->agent].retired) {
             r = k->revoked ? BUDGET_AUTH_REVOKED : BUDGET_AUTH_OK;
             *agent = k->agent;
         }
@@ -99,7 +105,7 @@ int budget_key_add(struct budget_book *b, const unsigned char hash[32], int agen
     int rc;
 
     pthread_mutex_lock(&b->mu);
-    rc = key_put(b, hash, agent, 0);
+    rc = budget_key_put(b, hash, agent, 0, BKEY_ADMIN);
     pthread_mutex_unlock(&b->mu);
     return rc;
 }
@@ -117,6 +123,7 @@ int budget_key_revoke(struct budget_book *b, const char *key_id, unsigned char h
         budget_key_id(b->keys[i].hash, id);
         if (strcmp(id, key_id) == 0) {
             b->keys[i].revoked = 1;
+            b->keys[i].from_admin = 1;
             memcpy(hash, b->keys[i].hash, 32);
             *agent = b->keys[i].agent;
             rc = 0;
@@ -132,23 +139,39 @@ void budget_keys_each(struct budget_book *b,
 {
     pthread_mutex_lock(&b->mu);
     for (size_t i = 0; i < b->keys_cap; i++)
-        if (b->keys[i].agent >= 0)
+        if (b->keys[i].agent >= 0 && !b->node[b->keys[i].agent].retired)
             cb(arg, b->keys[i].hash, b->keys[i].agent, b->keys[i].revoked);
     pthread_mutex_unlock(&b->mu);
 }
 
 /* ---- the book ------------------------------------------------------------------------- */
 
-/* The policy in force at a scope: its own, else its nearest ancestor's. */
-static const struct conf_policy *policy_of(const struct budget_book *b, int scope)
+void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
+                   const int *policy, int i, struct bpol *out)
 {
-    for (int s = scope; s >= 0; s = b->node[s].parent)
-        if (b->node[s].policy >= 0)
-            return &b->conf->policies[b->node[s].policy];
-    return NULL;
+    const struct conf_policy *p = NULL;
+
+    /* the policy in force at a scope: its own, else its nearest ancestor's */
+    for (int s = i; s >= 0 && p == NULL; s = parent[s])
+        if (policy[s] >= 0)
+            p = &c->policies[policy[s]];
+    *out = (struct bpol){.agent_max = -1, .agent_min = -1, .max_per_request = -1,
+                         .task_max_nusd = -1, .task_max_requests = -1, .max_retries = -1};
+    if (lv != CONF_LEVEL_AGENT || p == NULL)
+        return;
+    out->agent_max = p->max_per_agent;
+    out->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
+                         ? p->max_per_agent
+                         : p->min_per_agent;
+    out->agent_window = p->window;
+    out->max_per_request = p->max_per_request;
+    out->task_max_nusd = p->task_max_nusd;
+    out->task_max_requests = p->task_max_requests;
+    out->max_retries = p->max_retries;
+    out->loop_detection = p->loop_detection;
 }
 
-static int find_at(const struct budget_book *b, enum conf_level level, const char *name)
+int budget_find_at(const struct budget_book *b, enum conf_level level, const char *name)
 {
     for (int i = 0; i < b->n; i++)
         if (b->node[i].level == level && strcmp(b->node[i].name, name) == 0)
@@ -156,9 +179,54 @@ static int find_at(const struct budget_book *b, enum conf_level level, const cha
     return -1;
 }
 
+/* A live scope of that level and name, or -1. With the lock held. */
+static int find_at(const struct budget_book *b, enum conf_level level, const char *name)
+{
+    int i = budget_find_at(b, level, name);
+
+    return i >= 0 && !b->node[i].retired ? i : -1;
+}
+
 static int agent_by_name(const struct budget_book *b, const char *name)
 {
     return find_at(b, CONF_LEVEL_AGENT, name);
+}
+
+int budget_over_put(struct budget_book *b, const char *label, enum conf_window w,
+                    struct conf_limit lim)
+{
+    for (size_t i = 0; i < b->nover; i++)
+        if (b->over[i].w == w && strcmp(b->over[i].label, label) == 0) {
+            b->over[i].lim = lim;
+            return 0;
+        }
+    if (b->nover >= BUDGET_OVERRIDES_MAX)
+        return -1;
+    if (b->nover == b->over_cap) {
+        size_t cap = b->over_cap ? b->over_cap * 2 : 16;
+        struct bover *no = realloc(b->over, cap * sizeof(*no));
+        if (no == NULL)
+            return -1;
+        b->over = no;
+        b->over_cap = cap;
+    }
+    char *l = strdup(label);
+    if (l == NULL)
+        return -1;
+    b->over[b->nover++] = (struct bover){.label = l, .w = w, .lim = lim};
+    return 0;
+}
+
+int budget_grave_add(struct budget_book *b, void *p)
+{
+    struct bgrave *g = malloc(sizeof(*g));
+
+    if (g == NULL)
+        return -1;
+    g->p = p;
+    g->next = b->grave;
+    b->grave = g;
+    return 0;
 }
 
 int budget_nscopes(struct budget_book *b)
@@ -168,34 +236,48 @@ int budget_nscopes(struct budget_book *b)
 
 const char *budget_scope_name(struct budget_book *b, int s)
 {
-    return b->node[s].name;
+    return __atomic_load_n(&budget_nodes(b)[s].name, __ATOMIC_ACQUIRE);
 }
 
 enum conf_level budget_scope_level(struct budget_book *b, int s)
 {
-    return b->node[s].level;
+    return budget_nodes(b)[s].level;
 }
 
 int budget_scope_parent(struct budget_book *b, int s)
 {
-    return b->node[s].parent;
+    return __atomic_load_n(&budget_nodes(b)[s].parent, __ATOMIC_ACQUIRE);
 }
 
 const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv)
 {
-    for (; s >= 0; s = b->node[s].parent)
-        if (b->node[s].level == lv)
-            return b->node[s].name;
+    const struct bnode *node = budget_nodes(b);
+
+    for (; s >= 0; s = __atomic_load_n(&node[s].parent, __ATOMIC_ACQUIRE))
+        if (node[s].level == lv)
+            return __atomic_load_n(&node[s].name, __ATOMIC_ACQUIRE);
     return NULL;
 }
 
 const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t cap)
 {
-    if (b->node[s].level == CONF_LEVEL_ORG)
+    const struct bnode *nd = &budget_nodes(b)[s];
+
+    if (nd->level == CONF_LEVEL_ORG)
         snprintf(buf, cap, "org");
     else
-        snprintf(buf, cap, "%s:%s", conf_level_name(b->node[s].level), b->node[s].name);
+        snprintf(buf, cap, "%s:%s", conf_level_name(nd->level), nd->name);
     return buf;
+}
+
+int budget_anonymous(struct budget_book *b)
+{
+    int rc;
+
+    pthread_mutex_lock(&b->mu);
+    rc = b->conf->anonymous_scope >= 0 ? find_at(b, CONF_LEVEL_AGENT, "anonymous") : -1;
+    pthread_mutex_unlock(&b->mu);
+    return rc;
 }
 
 int budget_find_scope(struct budget_book *b, const char *label)
@@ -207,8 +289,8 @@ int budget_find_scope(struct budget_book *b, const char *label)
     if (colon == NULL) {
         if (strcmp(label, "org") == 0 || (b->n > 0 && strcmp(label, b->node[0].name) == 0))
             rc = 0;
-        else if (strcmp(label, "anonymous") == 0)
-            rc = b->conf->anonymous_scope;
+        else if (strcmp(label, "anonymous") == 0 && b->conf->anonymous_scope >= 0)
+            rc = find_at(b, CONF_LEVEL_AGENT, "anonymous");
     } else {
         char level[16];
         int lv = -1;
@@ -228,29 +310,21 @@ int budget_find_scope(struct budget_book *b, const char *label)
 static int init_scope(struct budget_book *b, int i, double now)
 {
     struct bscope *s = &b->s[i];
-    const struct conf_policy *p = policy_of(b, i);
+    const struct bnode *nd = b->node;
+    int parent[MAX_DEPTH + 1], policy[MAX_DEPTH + 1], chain[MAX_DEPTH + 1], n = 0;
 
-    s->agent_max = -1;
-    s->agent_min = -1;
-    s->max_per_request = -1;
-    s->task_max_nusd = s->task_max_requests = -1;
-    s->max_retries = -1;
-    if (b->node[i].level == CONF_LEVEL_AGENT && p != NULL) {
-        s->agent_max = p->max_per_agent;
-        s->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
-                           ? p->max_per_agent
-                           : p->min_per_agent;
-        s->agent_window = p->window;
-        s->max_per_request = p->max_per_request;
-        s->task_max_nusd = p->task_max_nusd;
-        s->task_max_requests = p->task_max_requests;
-        s->max_retries = p->max_retries;
-        s->loop_detection = p->loop_detection;
+    /* the path up to the org, renumbered 0..n-1 for budget_pol_of */
+    for (int a = i; a >= 0 && n <= MAX_DEPTH; a = nd[a].parent)
+        chain[n++] = a;
+    for (int k = 0; k < n; k++) {
+        parent[k] = k + 1 < n ? k + 1 : -1;
+        policy[k] = nd[chain[k]].policy;
     }
+    budget_pol_of(b->conf, nd[i].level, parent, policy, 0, &s->pol);
     for (int w = 0; w < CONF_WIN__COUNT; w++)
-        budget_roll(s, (enum conf_window)w, now);
+        budget_roll(b, s, (enum conf_window)w, now);
     /* every scope above an agent with a floor keeps that floor free for it */
-    if (s->agent_min > 0) {
+    if (s->pol.agent_min > 0) {
         for (int a = b->node[i].parent; a >= 0; a = b->node[a].parent) {
             int *nf = realloc(b->s[a].floors, (size_t)(b->s[a].nfloors + 1) * sizeof(int));
             if (nf == NULL)
@@ -297,19 +371,19 @@ static int add_scope(struct budget_book *b, enum conf_level level, const char *n
     }
     int i = b->n;
     struct bnode *nd = &b->node[i];
-    nd->owned = strdup(name);
-    if (nd->owned == NULL) {
+    char *owned = strdup(name);
+    if (owned == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    nd->name = nd->owned;
-    nd->level = level;
-    nd->parent = parent;
-    nd->policy = -1;
+    *nd = (struct bnode){.name = owned, .level = level, .parent = parent, .policy = -1,
+                         .added = 1};
     memset(&b->s[i], 0, sizeof(b->s[i]));
     for (int w = 0; w < CONF_WIN__COUNT; w++)
         b->s[i].lim[w] = (struct conf_limit){-1, -1};
     if (init_scope(b, i, now) < 0) {
+        free(owned);
+        nd->name = NULL;
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -384,7 +458,7 @@ static void load_key(void *arg, const struct ledger_key *k)
         }
         hash[i] = (unsigned char)v;
     }
-    key_put(x->b, hash, a, k->revoked > 0);
+    budget_key_put(x->b, hash, a, k->revoked > 0, BKEY_ADMIN);
     x->loaded_keys++;
 }
 
@@ -394,6 +468,9 @@ static void load_override(void *arg, const char *scope, const char *window, int6
     struct load_ctx *x = arg;
     int s = budget_find_scope(x->b, scope), w = conf_window_parse(window);
 
+    /* kept by label even for a scope the config lacks: a rebind may bring it back */
+    if (w >= 0)
+        budget_over_put(x->b, scope, (enum conf_window)w, (struct conf_limit){tokens, nusd});
     if (s < 0 || w < 0) {
         x->skipped++;
         return;
@@ -476,17 +553,20 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
     if (b->s == NULL || b->node == NULL)
         goto oom;
     for (int i = 0; i < b->n; i++) {
-        b->node[i] = (struct bnode){.name = conf->scopes[i].name,
+        b->node[i] = (struct bnode){.name = strdup(conf->scopes[i].name),
                                     .level = conf->scopes[i].level,
                                     .parent = conf->scopes[i].parent,
-                                    .policy = conf->scopes[i].policy};
+                                    .policy = conf->scopes[i].policy,
+                                    .in_conf = 1};
+        if (b->node[i].name == NULL)
+            goto oom;
         memcpy(b->s[i].lim, conf->scopes[i].limits, sizeof(b->s[i].lim));
     }
     for (int i = 0; i < b->n; i++)
         if (init_scope(b, i, now) < 0)
             goto oom;
     for (int i = 0; i < conf->nkeys; i++)
-        if (key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0) < 0)
+        if (budget_key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0, BKEY_CONF) < 0)
             goto oom;
     if (ledger != NULL && load_ledger(b, ledger, now, err, errlen) < 0) {
         budget_book_free(b);
@@ -506,10 +586,19 @@ void budget_book_free(struct budget_book *b)
     if (b->keys != NULL)
         memset(b->keys, 0, b->keys_cap * sizeof(*b->keys));
     free(b->keys);
-    for (int i = 0; b->s != NULL && i < b->n; i++) {
+    for (int i = 0; b->s != NULL && b->node != NULL && i < b->n; i++) {
         free(b->s[i].prints);
         free(b->s[i].floors);
-        free(b->node[i].owned);
+        free((char *)b->node[i].name);
+    }
+    for (size_t i = 0; i < b->nover; i++)
+        free(b->over[i].label);
+    free(b->over);
+    while (b->grave != NULL) {
+        struct bgrave *g = b->grave;
+        b->grave = g->next;
+        free(g->p);
+        free(g);
     }
     free(b->tasks);
     free(b->s);

@@ -20,7 +20,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct evdns_base;
-struct upstream_pool;
+struct poolset;
 struct reqlog;
 struct gate_conn;
 struct gate_req;
@@ -48,7 +48,11 @@ struct gate_worker {
     struct event_base *base;
     struct evconnlistener *listener;
     struct evdns_base *dns;
-    struct upstream_pool **pools; /* one per provider, by conf_provider.index */
+    struct conf *conf;            /* the snapshot new requests pin: this thread only (a reload
+                                   * posts reload_ev, and the worker takes the new one) */
+    struct event *reload_ev;
+    uint64_t conf_gen;            /* the generation of conf: the reload waits for it */
+    struct poolset *pools;        /* upstream pools by provider name (gate/upstream/poolset.h) */
     struct gate_stats stats;
     struct tcount_drift *drift;   /* our token count against the provider's, by model */
     struct gate_conn *conns;      /* every open client connection, for shutdown */
@@ -64,8 +68,28 @@ struct gate_worker {
     pthread_t thread;
 };
 
+/* The command line's overrides of the file, applied again on each reload. */
+struct gate_overrides {
+    const char *listen_host; /* NULL: the file's listen */
+    int listen_port;
+    int workers;             /* 0: the file's */
+};
+
 struct gate_server {
-    struct conf *conf;
+    /* The snapshot in force, swapped by a reload: read it through gate_conf_get (a reference,
+     * under conf_mu), never directly. Requests read their own (req->conf), workers w->conf. */
+    struct conf *conf_live;
+    uint64_t conf_gen;            /* bumped at each swap, under conf_mu */
+    pthread_mutex_t conf_mu;      /* conf_live, conf_gen, and the workers' taking it */
+    pthread_cond_t conf_taken;    /* a worker took a new snapshot */
+    struct conf *book_conf;       /* the snapshot the book reads (a reference) */
+    /* Loads the config file again and swaps it in (gate_reload, gate/reload.h): for the admin
+     * API, which does not include the top of the data plane. Returns 0 with a summary in msg,
+     * or -1 with "FILE:LINE: reason". */
+    int (*reload)(struct gate_server *srv, char *msg, size_t msglen);
+    pthread_mutex_t reload_mu;    /* one reload at a time; stopping */
+    int stopping;                 /* SIGINT/SIGTERM came: no more reloads */
+    struct gate_overrides ov;
     SSL_CTX *upstream_ctx;        /* client side of TLS to providers */
     SSL_CTX *listen_ctx;          /* server side, NULL without listener TLS */
     struct reqlog *reqlog;        /* NULL without a request log */
@@ -97,6 +121,9 @@ struct gate_totals {
     uint64_t tokens_in, tokens_out, cost_nusd;
     uint64_t rejected_budget, rejected_policy, rejected_auth, rejected_unavailable;
 };
+
+/* The snapshot in force, with a reference the caller drops (conf_unref). Any thread. */
+struct conf *gate_conf_get(struct gate_server *srv);
 
 /* Sums every worker's counters into t (relaxed reads: each is exact, their sum a moment's). */
 void gate_stats_total(const struct gate_server *srv, struct gate_totals *t);

@@ -72,7 +72,7 @@ static void conn_parse(struct gate_conn *c);
 
 static void arm_timer(struct gate_conn *c, enum conn_timer kind)
 {
-    const struct conf *cf = c->w->srv->conf;
+    const struct conf *cf = c->msg != NULL && c->msg->conf != NULL ? c->msg->conf : c->w->conf;
     int64_t ms = kind == TIMER_HEADERS ? cf->client_header_timeout
                  : kind == TIMER_BODY  ? cf->client_body_timeout
                                        : cf->client_idle_timeout;
@@ -189,7 +189,7 @@ static void conn_parse(struct gate_conn *c)
         size_t used = 0;
         if ((evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) && !c->rp.head_paused)
             break;
-        c->rp.conf = c->w->srv->conf;
+        c->rp.conf = c->msg != NULL && c->msg->conf != NULL ? c->msg->conf : c->w->conf;
         enum reqparse_step step = reqparse_exec(&c->rp, v.iov_base, v.iov_len, &used);
         if (c->msg != NULL)
             c->msg->bytes_in += used;
@@ -361,7 +361,7 @@ void conn_accept(struct gate_worker *w, evutil_socket_t fd, const struct sockadd
         /* a client that takes none of its answer for this long is gone (BEV_EVENT_TIMEOUT):
          * libevent times writing only while output waits, and each byte taken restarts it;
          * the request then ends as for a client that left, its upstream stopped */
-        int64_t ms = w->srv->conf->client_write_timeout;
+        int64_t ms = w->conf->client_write_timeout;
         struct timeval wt = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
         bufferevent_set_timeouts(bev, NULL, &wt);
     }

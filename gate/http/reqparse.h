@@ -32,6 +32,7 @@ struct evbuffer;
  */
 struct http_msg {
     struct arena *arena;
+    const struct conf *conf;    /* the snapshot it is read under (its owner's), or NULL */
     int method;                 /* llhttp_method_t, -1 before the head */
     char *path;                 /* without the query */
     size_t path_len;

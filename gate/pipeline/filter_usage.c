@@ -7,7 +7,7 @@
 
 static int usage_event(struct resp_filter *f, struct gate_req *req, struct resp_event *ev)
 {
-    if (ev->data != NULL && usage_from_event(req->ep, ev->name, ev->data, &req->usage) &&
+    if (ev->data != NULL && req->upstream_api->usage_event(ev->name, ev->data, &req->usage) &&
         req->usage_injected)
         ev->drop = 1;
     return filter_event(f, req, ev);
@@ -16,7 +16,7 @@ static int usage_event(struct resp_filter *f, struct gate_req *req, struct resp_
 static int usage_body(struct resp_filter *f, struct gate_req *req, const struct resp_body *b)
 {
     if (b->read && b->doc != NULL)
-        usage_from_body(req->ep, b->doc, &req->usage);
+        req->upstream_api->usage_body(b->doc, &req->usage);
     return filter_body(f, req, b);
 }
 

@@ -22,6 +22,7 @@
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 #include "gate/pipeline/spend.h"
+#include "gate/upstream/poolset.h"
 #include "gate/upstream/upstream.h"
 
 /* what is read of a stream whose client is gone, at most (see proxy_client_gone) */
@@ -265,7 +266,7 @@ static void on_up_failed(void *arg, enum apierr kind, const char *message, int r
 
     if (retry_safe && req->tries == 1 && req->phase == REQ_DISPATCHED) {
         req->tries++;
-        upstream_send_fresh(req->w->pools[req->prov->index], &req->ex);
+        upstream_retry(poolset_get(req->w->pools, req->conf, req->prov), &req->ex);
         return;
     }
     req->upstream = REQ_UP_FAILED;
@@ -287,7 +288,8 @@ static void up_start(struct gate_req *req)
     req->ex.h = &up_handler;
     req->ex.arg = req;
     req->ex.arena = req->arena;
-    upstream_send(req->w->pools[req->prov->index], &req->ex);
+    req->ex.conf = req->conf;
+    upstream_send(poolset_get(req->w->pools, req->conf, req->prov), &req->ex);
 }
 
 static void up_pause(struct gate_req *req)
@@ -336,8 +338,8 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->src == NULL || !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) ||
-        w->stopped) {
+    if (req->src == NULL || upstream_waiting(&req->ex) ||
+        !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) || w->stopped) {
         req_finish(req);
         return;
     }

@@ -129,7 +129,8 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
     if (req->head_sent) {
         /* a stream is under way: end it with an error event the SDKs understand */
         char ev[1200];
-        n = apierr_stream_event(req->fmt, kind, message, ev, sizeof(ev));
+        n = api_dialect_errors(req->client_api, req->fmt)
+                ->error_event(kind, message, ev, sizeof(ev));
         if (req->conn != NULL) {
             /* for HTTP/1.0, the close that follows ends the body */
             struct evbuffer *out = conn_output(req->conn);
@@ -144,7 +145,8 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
         if (req->conn != NULL)
             conn_set_close(req->conn);
     }
-    n = apierr_body(req->fmt, kind, message, body, sizeof(body));
+    n = api_dialect_errors(req->client_api, req->fmt)
+            ->error_body(kind, message, body, sizeof(body));
     /* 503 is for now: say when to come back */
     req_respond(req, apierr_status(kind), "application/json",
                 kind == APIERR_UNAVAILABLE ? "retry-after: 1\r\n" : NULL, body, n);
@@ -400,7 +402,8 @@ static void *on_begin(struct gate_worker *w, struct gate_conn *c, const char *pe
     req->msg.method = -1;
     req->conn = c;
     req->w = w;
-    req->conf = conf_ref(w->srv->conf);
+    req->conf = conf_ref(w->conf); /* pinned for the request's life */
+    req->msg.conf = req->conf;       /* the connection reads it under the same limits */
     req->phase = REQ_READING;
     req->agent = -1;
     req->out_limit = -1;
@@ -428,6 +431,7 @@ static int on_expect(void *arg)
         return 0;
     req_assign_id(req);
     req->ep = ep;
+    req->client_api = req->upstream_api = api_dialect_for(ep);
     req_guess_format(req);
     return spend_authenticate(req) < 0 ? -1 : 0;
 }

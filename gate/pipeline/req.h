@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "gate/api/apierr.h"
+#include "gate/api/dialect.h"
 #include "gate/budget/budget.h"
 #include "gate/api/endpoint.h"
 #include "gate/http/httphdr.h"
@@ -69,7 +70,7 @@ enum req_decision {
 /* What became of the upstream exchange, for charging (spend.c). */
 enum req_upstream {
     REQ_UP_NONE,   /* never sent */
-    REQ_UP_SENT,   /* sent: answered, or the client left before an answer */
+    REQ_UP_SENT,   /* handed to its source (on a connection once req->ex.forwarded) */
     REQ_UP_FAILED, /* reset, timeout, an answer that cannot be read */
 };
 
@@ -89,6 +90,10 @@ struct gate_req {
     struct http_msg msg;            /* the client's request, as reqparse read it */
 
     enum endpoint ep;
+    const struct api_dialect *client_api;   /* the API the client speaks (its key, body, our
+                                             * errors), NULL for none: see dialect.h */
+    const struct api_dialect *upstream_api; /* the API the provider answers in (path, key,
+                                             * usage, output text); NULL for none */
     enum conf_format fmt;           /* format of errors the gate writes */
     char id[80];
     char peer[64];

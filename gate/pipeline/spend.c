@@ -36,26 +36,22 @@
 
 /* ---- who calls -------------------------------------------------------------------------- */
 
+/* The key the client presents, in the headers its API takes one from (dialect.h), or NULL. */
 static const char *presented_key(const struct gate_req *req, size_t *len)
 {
-    const struct http_header *h = req_header(req, "authorization");
-
-    if (h != NULL) {
+    for (const struct api_key_header *k = api_client_keys(req->client_api); k->name; k++) {
+        const struct http_header *h = req_header(req, k->name);
+        if (h == NULL)
+            continue;
         const char *v = h->value;
-        if (h->value_len > 7 && strncasecmp(v, "bearer ", 7) == 0) {
-            v += 7;
+        size_t sl = k->scheme != NULL ? strlen(k->scheme) : 0;
+        if (sl > 0 && h->value_len > sl && strncasecmp(v, k->scheme, sl) == 0) {
+            v += sl;
             while (*v == ' ')
                 v++;
-            *len = h->value_len - (size_t)(v - h->value);
-            return v;
         }
-        *len = h->value_len;
+        *len = h->value_len - (size_t)(v - h->value);
         return v;
-    }
-    h = req_header(req, "x-api-key");
-    if (h != NULL) {
-        *len = h->value_len;
-        return h->value;
     }
     return NULL;
 }
@@ -71,10 +67,8 @@ int spend_authenticate(struct gate_req *req)
         return 0; /* no org configured: an open gate */
     key = presented_key(req, &len);
     if (key == NULL || len == 0) {
-        if (req->conf->anonymous) {
-            req->agent = req->conf->anonymous_scope;
+        if (req->conf->anonymous && (req->agent = budget_anonymous(book)) >= 0)
             return 0;
-        }
         req->decision = REQ_DECISION_UNAUTHENTICATED;
         req_fail(req, APIERR_UNAUTHORIZED,
                  "no API key: send a gate key as 'Authorization: Bearer tg-...' or 'x-api-key'");
@@ -116,17 +110,10 @@ static void answer_429(struct gate_req *req, const char *type, const char *msg, 
 
     req->error = arena_strndup(req->arena, msg, strlen(msg));
     struct arena *prev = jsonmem_enter(req->arena);
-    cJSON *doc = cJSON_CreateObject(), *e = cJSON_CreateObject();
-    if (req->fmt == CONF_FMT_ANTHROPIC)
-        cJSON_AddStringToObject(doc, "type", "error");
-    cJSON_AddStringToObject(e, "type", type);
-    cJSON_AddStringToObject(e, "message", msg);
-    if (req->fmt != CONF_FMT_ANTHROPIC) {
-        cJSON_AddNullToObject(e, "param");
-        cJSON_AddStringToObject(e, "code", type);
-    }
-    cJSON_AddStringToObject(e, "scope", scope);
-    if (budget != NULL) {
+    cJSON *e, *doc = api_dialect_errors(req->client_api, req->fmt)->error_doc(type, type, msg, &e);
+    if (doc != NULL)
+        cJSON_AddStringToObject(e, "scope", scope);
+    if (doc != NULL && budget != NULL) {
         const char *const names[] = {"limit", "used", "reserved", "remaining", "needed"};
         const int64_t v[] = {budget->limit, budget->used, budget->reserved, budget->remaining,
                              budget->needed};
@@ -146,8 +133,7 @@ static void answer_429(struct gate_req *req, const char *type, const char *msg, 
         }
         hdrs[spend_headers(req, hdrs, sizeof(hdrs))] = '\0';
     }
-    cJSON_AddItemToObject(doc, "error", e);
-    const char *body = cJSON_PrintUnformatted(doc); /* in the arena */
+    const char *body = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL; /* in the arena */
     jsonmem_leave(prev);
     if (resets_at > now)
         snprintf(extra, sizeof(extra), "retry-after: %lld\r\nx-should-retry: false\r\n%s",
@@ -246,12 +232,12 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
     double now = gate_wall_now();
 
     req->cm = m;
-    if (outcap_read(req->ep, req->json, &oc, msg, sizeof(msg)) < 0) {
+    if (outcap_read(req->client_api, req->json, &oc, msg, sizeof(msg)) < 0) {
         req->decision = req->agent >= 0 ? REQ_DECISION_INVALID : REQ_DECISION_NONE;
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
-    if (srv->book == NULL || req->agent < 0 || req->ep == EP_COUNT_TOKENS)
+    if (srv->book == NULL || req->agent < 0 || !req->upstream_api->billed)
         return 0;
     if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
         req->decision = REQ_DECISION_UNAVAILABLE;
@@ -342,7 +328,7 @@ int spend_forward(struct gate_req *req)
     struct budget_book *book = srv->book;
     int a = req->agent;
 
-    if (ledger_failing(srv->ledger) && !srv->conf->ledger_fail_open) {
+    if (ledger_failing(srv->ledger) && !req->conf->ledger_fail_open) {
         char why[200], msg[400];
         ledger_why(srv->ledger, why, sizeof(why));
         snprintf(msg, sizeof(msg),
@@ -442,7 +428,7 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
     const struct usage *u = &req->usage;
     const struct conf_price *price = req->cm ? &req->cm->price : NULL;
     int answered = req->up_status >= 200 && req->up_status < 300;
-    int sent_unanswered = req->up_status == 0 && req->upstream == REQ_UP_SENT;
+    int sent_unanswered = req->up_status == 0 && req->ex.forwarded && req->upstream == REQ_UP_SENT;
 
     *tokens = *output = *nusd = 0;
     if (u->have && u->final && u->bad == NULL) {
@@ -536,7 +522,7 @@ int spend_settle(struct gate_req *req, int hold)
             raise_alerts(req, alerts, na);
     }
     /* the ledger records what reached the API: not health checks or unknown paths */
-    int record = req->decision != REQ_DECISION_NONE || (req->ep != EP_NONE && endpoint_info(req->ep)->proxied);
+    int record = req->decision != REQ_DECISION_NONE || req->client_api != NULL;
     if (srv->ledger == NULL || !record)
         return 0;
 

@@ -16,6 +16,7 @@ enum stage_rc stage_parse(struct gate_req *req)
     req_assign_id(req);
     req->ep = endpoint_lookup(req->msg.path, req->msg.path_len);
     info = endpoint_info(req->ep);
+    req->client_api = req->upstream_api = api_dialect_for(req->ep);
     req_guess_format(req);
     if (req->ep == EP_NONE) {
         snprintf(msg, sizeof(msg), "unknown path %.100s", req->msg.path);
@@ -25,7 +26,8 @@ enum stage_rc stage_parse(struct gate_req *req)
         snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
         req->error = arena_strndup(req->arena, msg, strlen(msg));
         char body[400], allow[32];
-        size_t n = apierr_body(req->fmt, APIERR_METHOD, req->error, body, sizeof(body));
+        size_t n = api_dialect_errors(req->client_api, req->fmt)
+                       ->error_body(APIERR_METHOD, req->error, body, sizeof(body));
         snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);
         req_respond(req, 405, "application/json", allow, body, n);
         return STAGE_ANSWERED;

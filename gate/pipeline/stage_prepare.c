@@ -38,8 +38,7 @@ static int hop_by_hop(const struct http_header *h, const struct conf_provider *p
         return 1; /* the gate's own (x-tokengate-task): not the provider's business */
     /* with a key of its own, or keys of its own for agents, the gate never forwards the
      * agent's credentials */
-    if ((prov->api_key != NULL || gate_keys) &&
-        (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0))
+    if ((prov->api_key != NULL || gate_keys) && api_is_key_header(h->name))
         return 1;
     return 0;
 }
@@ -71,7 +70,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     const struct conf_provider *prov = req->prov;
     struct evbuffer *b = evbuffer_new();
     /* the endpoint's own path after "/v1": a trailing slash the client added is not sent on */
-    const char *rest = endpoint_info(req->ep)->path + 3;
+    const char *rest = req->upstream_api->upstream_path;
 
     if (b == NULL)
         return -1;
@@ -93,13 +92,17 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
         headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
     if (prov->api_key != NULL) {
-        headbuf_str(&hd,
-                    prov->format == CONF_FMT_ANTHROPIC ? "x-api-key: " : "authorization: Bearer ");
+        headbuf_str(&hd, req->upstream_api->upstream_key);
         headbuf_str(&hd, prov->api_key);
         headbuf_add(&hd, "\r\n", 2);
     }
-    if (prov->format == CONF_FMT_ANTHROPIC && req_header(req, "anthropic-version") == NULL)
-        headbuf_str(&hd, "anthropic-version: 2023-06-01\r\n");
+    if (req->upstream_api->version_header != NULL &&
+        req_header(req, req->upstream_api->version_header) == NULL) {
+        headbuf_str(&hd, req->upstream_api->version_header);
+        headbuf_str(&hd, ": ");
+        headbuf_str(&hd, req->upstream_api->version_default);
+        headbuf_add(&hd, "\r\n", 2);
+    }
     headbuf_str(&hd, "x-request-id: ");
     headbuf_str(&hd, req->id);
     headbuf_str(&hd, "\r\naccept-encoding: identity\r\ncontent-length: ");
@@ -129,19 +132,9 @@ static int prepare(struct gate_req *req)
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
         req->upstream_model = name->valuestring;
     }
-    if (req->ep == EP_CHAT && req->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
-            if (!cJSON_IsObject(so)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(req->json, "stream_options");
-                so = cJSON_AddObjectToObject(req->json, "stream_options");
-            }
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            ops[nops].key = "stream_options";
-            ops[nops++].value = cJSON_PrintUnformatted(so); /* in the arena */
-            req->usage_injected = 1;
-        }
+    if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0) {
+        nops++; /* its value is in the arena */
+        req->usage_injected = 1;
     }
     req->nedits = nops;
     for (int i = 0; i < nops; i++)

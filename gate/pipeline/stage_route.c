@@ -23,11 +23,12 @@ enum stage_rc stage_route(struct gate_req *req)
     }
     req->cm = m;
     req->prov = m->provider;
-    if (req->prov->format != info->format) {
+    if (req->prov->format != req->upstream_api->format) {
         snprintf(msg, sizeof(msg),
                  "model '%.200s' is served in the %s format, but %s speaks the %s format",
                  req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
-                 info->path, info->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
+                 info->path,
+                 req->client_api->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
         return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
     }
     req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));

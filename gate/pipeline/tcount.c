@@ -13,22 +13,6 @@
 /* Output text is counted in slices at most this long, cut where a piece must end. */
 #define PENDING_CAP (64 * 1024)
 
-static tok_api api_of(enum endpoint ep)
-{
-    switch (ep) {
-    case EP_RESPONSES:
-        return TOK_API_RESPONSES;
-    case EP_EMBEDDINGS:
-        return TOK_API_EMBEDDINGS;
-    case EP_MESSAGES:
-    case EP_COUNT_TOKENS:
-        return TOK_API_MESSAGES;
-    case EP_CHAT:
-    default:
-        return TOK_API_CHAT;
-    }
-}
-
 void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len)
 {
     struct tcount *tc = &req->tc;
@@ -43,7 +27,7 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     tc->input = -1;
     if (tc->enc == NULL)
         return;
-    tc->api = (int)api_of(req->ep);
+    tc->api = req->client_api->tok_api; /* req->json is the client's body */
     tc->factor = m->calibration > 0 ? m->calibration : 1.0;
     if (tok_count_request(tc->enc, (tok_api)tc->api, req->json, model, tc->factor, &r) == 0) {
         tc->input = (int64_t)r.tokens;
@@ -116,112 +100,22 @@ static void add_text(struct tcount *tc, const char *s, size_t n)
     }
 }
 
-static void add_string(struct tcount *tc, const cJSON *v)
+/* The dialects' api_text_fn. */
+static void take_text(void *arg, const char *s, size_t n)
 {
-    if (cJSON_IsString(v))
-        add_text(tc, v->valuestring, strlen(v->valuestring));
-}
-
-static void add_json(struct tcount *tc, const cJSON *v)
-{
-    char *s;
-
-    if (v == NULL || cJSON_IsNull(v))
-        return;
-    if (cJSON_IsString(v)) {
-        add_string(tc, v);
-        return;
-    }
-    s = cJSON_PrintUnformatted(v);
-    if (s != NULL) {
-        add_text(tc, s, strlen(s));
-        cJSON_free(s);
-    }
-}
-
-#define GET cJSON_GetObjectItemCaseSensitive
-
-/* An OpenAI chat message or delta: content, refusal, tool calls' names and arguments. */
-static void openai_message(struct tcount *tc, const cJSON *msg)
-{
-    const cJSON *call;
-
-    add_string(tc, GET(msg, "content"));
-    add_string(tc, GET(msg, "refusal"));
-    cJSON_ArrayForEach(call, GET(msg, "tool_calls"))
-    {
-        const cJSON *fn = GET(call, "function");
-        add_string(tc, GET(fn, "name"));
-        add_string(tc, GET(fn, "arguments"));
-    }
+    add_text(arg, s, n);
 }
 
 void tcount_event(struct gate_req *req, const char *name, const cJSON *data)
 {
-    struct tcount *tc = &req->tc;
-    const cJSON *c;
-
-    if (tc->enc == NULL)
-        return;
-    switch (req->ep) {
-    case EP_CHAT:
-        cJSON_ArrayForEach(c, GET(data, "choices")) openai_message(tc, GET(c, "delta"));
-        break;
-    case EP_MESSAGES:
-        if (strcmp(name, "content_block_delta") == 0) {
-            const cJSON *d = GET(data, "delta");
-            add_string(tc, GET(d, "text"));
-            add_string(tc, GET(d, "partial_json"));
-            add_string(tc, GET(d, "thinking"));
-        } else if (strcmp(name, "content_block_start") == 0) {
-            const cJSON *b = GET(data, "content_block");
-            add_string(tc, GET(b, "text"));
-            add_string(tc, GET(b, "name"));
-        }
-        break;
-    case EP_RESPONSES:
-        if (strcmp(name, "response.output_text.delta") == 0 ||
-            strcmp(name, "response.function_call_arguments.delta") == 0 ||
-            strcmp(name, "response.refusal.delta") == 0)
-            add_string(tc, GET(data, "delta"));
-        break;
-    default:
-        break;
-    }
+    if (req->tc.enc != NULL)
+        req->upstream_api->text_event(name, data, take_text, &req->tc);
 }
 
 void tcount_body(struct gate_req *req, const cJSON *doc)
 {
-    struct tcount *tc = &req->tc;
-    const cJSON *c, *p;
-
-    if (tc->enc == NULL)
-        return;
-    switch (req->ep) {
-    case EP_CHAT:
-        cJSON_ArrayForEach(c, GET(doc, "choices")) openai_message(tc, GET(c, "message"));
-        break;
-    case EP_MESSAGES:
-        cJSON_ArrayForEach(c, GET(doc, "content"))
-        {
-            add_string(tc, GET(c, "text"));
-            add_string(tc, GET(c, "thinking"));
-            if (GET(c, "input") != NULL) { /* tool_use */
-                add_string(tc, GET(c, "name"));
-                add_json(tc, GET(c, "input"));
-            }
-        }
-        break;
-    case EP_RESPONSES:
-        cJSON_ArrayForEach(c, GET(doc, "output"))
-        {
-            cJSON_ArrayForEach(p, GET(c, "content")) add_string(tc, GET(p, "text"));
-            add_string(tc, GET(c, "arguments"));
-        }
-        break;
-    default:
-        break;
-    }
+    if (req->tc.enc != NULL)
+        req->upstream_api->text_body(doc, take_text, &req->tc);
 }
 
 void tcount_text(struct gate_req *req, const char *s, size_t n)
@@ -301,7 +195,7 @@ void tcount_finish(struct gate_req *req, struct tcount_drift *d)
         slot->sum_in_diff += req->usage.input - tc->input;
         slot->sum_in_provider += (uint64_t)req->usage.input;
         slot->sum_in_gate += (uint64_t)tc->input;
-        if (req->ep != EP_EMBEDDINGS && req->ep != EP_COUNT_TOKENS && !tc->out_failed) {
+        if (req->upstream_api->generates && !tc->out_failed) {
             slot->n_out++;
             slot->sum_out_diff += req->usage.output - (int64_t)tc->output;
         }
@@ -324,14 +218,13 @@ void tcount_log(const struct gate_req *req, cJSON *rec)
         cJSON_AddNumberToObject(c, "input", (double)tc->input);
     else
         cJSON_AddNullToObject(c, "input");
-    if (req->ep == EP_EMBEDDINGS || req->ep == EP_COUNT_TOKENS || tc->out_failed)
+    if (!req->upstream_api->generates || tc->out_failed)
         cJSON_AddNullToObject(c, "output");
     else
         cJSON_AddNumberToObject(c, "output", (double)tc->output);
     if (req->usage.have && tc->input >= 0)
         cJSON_AddNumberToObject(c, "input_diff", (double)(req->usage.input - tc->input));
-    if (req->usage.have && req->ep != EP_EMBEDDINGS && req->ep != EP_COUNT_TOKENS &&
-        !tc->out_failed)
+    if (req->usage.have && req->upstream_api->generates && !tc->out_failed)
         cJSON_AddNumberToObject(c, "output_diff",
                                 (double)(req->usage.output - (int64_t)tc->output));
     cJSON_AddBoolToObject(c, "approximate", tc->approximate);

@@ -2,14 +2,22 @@
  * upstream: provider connections and their pools. See upstream.h.
  *
  * A connection is CONNECTING, BUSY (one exchange) or IDLE (in its pool). Every failure of an
- * exchange goes through uc_fail(), which tells the exchange's owner, and whether sending it
- * again is safe: only when it provably never reached the provider whole (a reused connection
- * failed before the request had left the gate). The owner decides (its next-target path). An idle connection is
+ * exchange goes through uc_fail(), which either retries once on a fresh connection or tells
+ * the proxy. A request is sent again only when it provably never reached the provider whole:
+ * a reused connection failed before the request had left the gate. An idle connection is
  * checked (a non-blocking peek) before it is reused, so a provider that closed it is found
  * out before anything is sent; a request fully sent is never repeated, since the provider
  * may be working on it and a repeat would be paid twice.
  * A connection is never freed while llhttp is running on it: it is marked dead and freed
  * when the parser returns.
+ *
+ * A pool holds at most upstream.max_connections connections (busy and idle). A request that
+ * finds none free waits in the pool's queue (at most upstream.max_waiting, first come first
+ * served) as a WAITING entry: an upstream_conn without a socket, which ex->uc points to, so
+ * that a client that leaves takes it out of the queue through upstream_cancel(). When a
+ * connection is freed or goes back to the pool, the pool's kick event (run from the loop, never
+ * inside the callback that freed the slot) hands it to the first in the queue. A full queue, or
+ * a wait past timeouts.upstream_connect, ends the request in a 503 before anything was sent.
  */
 #include "gate/upstream/upstream.h"
 
@@ -45,6 +53,7 @@ enum uc_state {
     UC_CONNECTING,
     UC_BUSY,
     UC_IDLE,
+    UC_WAITING, /* a request queued for a connection: no socket */
 };
 
 enum uc_timer {
@@ -52,6 +61,7 @@ enum uc_timer {
     UT_FIRST_BYTE,
     UT_STREAM_IDLE,
     UT_POOL_IDLE,
+    UT_WAIT, /* queued for a connection */
 };
 
 struct upstream_conn {
@@ -59,7 +69,7 @@ struct upstream_conn {
     struct bufferevent *bev;
     llhttp_t parser;
     enum uc_state state;
-    struct upstream_exchange *ex; /* the exchange it carries, NULL when none */
+    struct upstream_exchange *ex; /* the exchange it carries (or queues), NULL when none */
     struct event *timer;
     enum uc_timer timer_kind;
     unsigned exchanges; /* completed on this connection */
@@ -83,16 +93,28 @@ struct upstream_pool {
     const struct conf_provider *prov;
     struct uc_list idle;
     struct uc_list busy;
+    struct uc_list wait; /* WAITING entries, oldest first */
     int nidle;
+    int max_idle; /* idle connections kept: upstream.pool_max_idle, 0 for a retired pool */
+    int nconns;         /* busy (connecting included) and idle: at most max_connections */
+    int nwait;          /* at most max_waiting */
+    struct event *kick; /* hands freed connections to the queue, from the loop */
 };
 
 static void uc_free(struct upstream_conn *uc);
 static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex);
 static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
+static void pool_dispatch(struct upstream_pool *pool, struct upstream_exchange *ex, int first);
+
+/* The request's snapshot while there is one, else the worker's (a reload may differ). */
+static const struct conf *uc_conf(const struct upstream_conn *uc)
+{
+    return uc->ex != NULL ? uc->ex->conf : uc->pool->w->conf;
+}
 
 static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
 {
-    const struct conf *cf = uc->pool->w->srv->conf;
+    const struct conf *cf = uc_conf(uc);
     int64_t ms;
 
     switch (kind) {
@@ -104,6 +126,9 @@ static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
         break;
     case UT_STREAM_IDLE:
         ms = cf->stream_idle_timeout;
+        break;
+    case UT_WAIT:
+        ms = cf->upstream_connect_timeout;
         break;
     default:
         ms = POOL_IDLE_MS;
@@ -120,6 +145,9 @@ static void uc_unlink(struct upstream_conn *uc)
     if (uc->state == UC_IDLE) {
         TAILQ_REMOVE(&uc->pool->idle, uc, link);
         uc->pool->nidle--;
+    } else if (uc->state == UC_WAITING) {
+        TAILQ_REMOVE(&uc->pool->wait, uc, link);
+        uc->pool->nwait--;
     } else {
         TAILQ_REMOVE(&uc->pool->busy, uc, link);
     }
@@ -135,7 +163,8 @@ static void uc_close(struct upstream_conn *uc)
 }
 
 /* Ends the exchange in failure and tells its owner, saying whether sending it again is safe:
- * a reused connection failed before anything of the request had left or come back. */
+ * a reused connection failed before anything of the request had left or come back (the owner
+ * may then call upstream_retry). */
 static void uc_fail(struct upstream_conn *uc, enum apierr kind, const char *msg)
 {
     struct upstream_exchange *ex = uc->ex;
@@ -162,7 +191,7 @@ static int head_fail(struct upstream_conn *uc, enum hdr_err e)
 static int r_piece(llhttp_t *p, const char *at, size_t len)
 {
     struct upstream_conn *uc = p->data;
-    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->pool->w->srv->conf->max_header_bytes);
+    enum hdr_err e = hdr_piece(&uc->hr, at, len, uc->ex->conf->max_header_bytes);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
@@ -170,7 +199,7 @@ static int r_field_complete(llhttp_t *p)
 {
     struct upstream_conn *uc = p->data;
     enum hdr_err e =
-        hdr_name_done(&uc->hr, uc->ex->arena, 2 * uc->pool->w->srv->conf->max_headers);
+        hdr_name_done(&uc->hr, uc->ex->arena, 2 * uc->ex->conf->max_headers);
     return e == HDR_OK ? 0 : head_fail(uc, e);
 }
 
@@ -228,7 +257,7 @@ static const llhttp_settings_t resp_settings = {
     .on_message_complete = r_message_complete,
 };
 
-/* The exchange ended well: the connection goes back to its pool, the owner finishes. */
+/* The exchange ended well: the connection goes back to its pool, the proxy finishes. */
 static void uc_complete(struct upstream_conn *uc)
 {
     struct upstream_exchange *ex = uc->ex;
@@ -239,7 +268,7 @@ static void uc_complete(struct upstream_conn *uc)
     uc->done = 0;
     uc->exchanges++;
     ex->uc = NULL;
-    if (keep && pool->nidle < pool->w->srv->conf->pool_max_idle &&
+    if (keep && pool->nidle < pool->max_idle &&
         evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         TAILQ_REMOVE(&pool->busy, uc, link);
         uc->state = UC_IDLE;
@@ -248,6 +277,8 @@ static void uc_complete(struct upstream_conn *uc)
         pool->nidle++;
         bufferevent_enable(uc->bev, EV_READ);
         uc_arm(uc, UT_POOL_IDLE);
+        if (pool->nwait > 0)
+            event_active(pool->kick, EV_TIMEOUT, 1);
     } else {
         uc_free(uc);
     }
@@ -279,7 +310,7 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
             continue;
         uc->in_parse = 0;
         if (uc->reject != NULL && *uc->reject == '\0') {
-            /* the owner refused the response and has already answered its client */
+            /* the proxy refused the response and has already answered the client */
             struct upstream_exchange *ex = uc->ex;
             uc->ex = NULL;
             if (ex != NULL)
@@ -420,7 +451,7 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
 static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream_conn *uc = arg;
-    const struct conf *cf = uc->pool->w->srv->conf;
+    const struct conf *cf = uc_conf(uc);
     const char *name = uc->pool->prov->name;
     char msg[256];
 
@@ -440,6 +471,14 @@ static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(msg, sizeof(msg), "provider '%s' sent nothing for %lld ms", name,
                  (long long)cf->stream_idle_timeout);
         break;
+    case UT_WAIT:
+        snprintf(msg, sizeof(msg),
+                 "no connection to provider '%s' came free within %lld ms "
+                 "(timeouts.upstream_connect): all %d allowed (upstream.max_connections) are "
+                 "busy; retry shortly",
+                 name, (long long)cf->upstream_connect_timeout, cf->upstream_max_connections);
+        uc_fail(uc, APIERR_UNAVAILABLE, msg); /* nothing was sent: no charge, no retry */
+        return;
     }
     uc->got = 1; /* a timeout is never retried: the provider may be working on it */
     uc_fail(uc, APIERR_GATEWAY_TIMEOUT, msg);
@@ -471,8 +510,15 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
         return NULL;
     }
     uc->timer = evtimer_new(w->base, uc_timer_cb, uc);
+    if (uc->timer == NULL) {
+        bufferevent_free(uc->bev);
+        free(uc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     uc->state = UC_CONNECTING;
     TAILQ_INSERT_TAIL(&pool->busy, uc, link);
+    pool->nconns++;
     bufferevent_setcb(uc->bev, uc_read_cb, uc_write_cb, uc_event_cb, uc);
     if (bufferevent_socket_connect_hostname(uc->bev, w->dns, AF_UNSPEC, prov->host, prov->port) <
         0) {
@@ -481,8 +527,7 @@ static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_
         uc_free(uc);
         return NULL;
     }
-    uc_arm(uc, UT_CONNECT);
-    return uc;
+    return uc; /* uc_start arms the connect timer, with the request's timeout */
 
 tls_fail:
     free(uc);
@@ -492,10 +537,18 @@ tls_fail:
 
 static void uc_free(struct upstream_conn *uc)
 {
+    struct upstream_pool *pool = uc->pool;
+
     if (uc->ex != NULL)
         uc->ex->uc = NULL;
     uc_unlink(uc);
-    bufferevent_free(uc->bev);
+    if (uc->state != UC_WAITING) {
+        pool->nconns--;
+        if (pool->nwait > 0) /* a slot is free: the first in the queue takes it */
+            event_active(pool->kick, EV_TIMEOUT, 1);
+    }
+    if (uc->bev != NULL)
+        bufferevent_free(uc->bev);
     event_free(uc->timer);
     hdr_free(&uc->hr);
     free(uc);
@@ -510,35 +563,96 @@ static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex)
         uc_unlink(uc);
         uc->state = UC_BUSY;
         TAILQ_INSERT_TAIL(&uc->pool->busy, uc, link);
-        uc_arm(uc, UT_FIRST_BYTE);
     }
     uc->ex = ex;
     ex->uc = uc;
+    uc_arm(uc, reused ? UT_FIRST_BYTE : UT_CONNECT); /* with the request's timeouts */
     uc->got = 0;
     uc->sent = 0;
     uc->done = 0;
     hdr_start(&uc->hr);
     uc->reject = NULL;
+    ex->forwarded = 1; /* on a connection: from here the provider may get it */
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = uc;
-    if (reused && !uc->pool->prov->tls) {
+    if (reused && !uc->pool->prov->tls)
         bufferevent_disable(uc->bev, EV_WRITE); /* no write event for what is written now */
-        evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), ex->request);
+    if (evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), ex->request) != 0) {
+        uc->got = 1; /* no retry: the next try would fail alike */
+        uc_fail(uc, APIERR_BAD_GATEWAY, "out of memory sending the request upstream");
+        return;
+    }
+    if (reused && !uc->pool->prov->tls) {
         uc_write_now(uc);
         return;
     }
-    evbuffer_add_buffer_reference(bufferevent_get_output(uc->bev), ex->request);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
 }
 
-void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex)
+/*
+ * Queues ex for a connection: first in line with first (a retry), else last. A full queue
+ * (or no memory for the entry) ends it in a 503 naming the provider and the limits.
+ */
+static void pool_wait(struct upstream_pool *pool, struct upstream_exchange *ex, int first)
+{
+    const struct conf *cf = pool->w->conf;
+    struct upstream_conn *wt = NULL;
+    char msg[320];
+
+    if (pool->nwait < cf->upstream_max_waiting && (wt = calloc(1, sizeof(*wt))) != NULL &&
+        (wt->timer = evtimer_new(pool->w->base, uc_timer_cb, wt)) == NULL) {
+        free(wt);
+        wt = NULL;
+    }
+    if (wt == NULL) {
+        if (pool->nwait < cf->upstream_max_waiting)
+            snprintf(msg, sizeof(msg), "out of memory queueing for provider '%s'; retry shortly",
+                     pool->prov->name);
+        else
+            snprintf(msg, sizeof(msg),
+                     "provider '%s' has all %d connections the gate allows in use "
+                     "(upstream.max_connections) and %d requests waiting for one "
+                     "(upstream.max_waiting); retry shortly",
+                     pool->prov->name, cf->upstream_max_connections, pool->nwait);
+        ex->h->failed(ex->arg, APIERR_UNAVAILABLE, msg, 0);
+        return;
+    }
+    wt->pool = pool;
+    wt->state = UC_WAITING;
+    wt->ex = ex;
+    ex->uc = wt;
+    if (first)
+        TAILQ_INSERT_HEAD(&pool->wait, wt, link);
+    else
+        TAILQ_INSERT_TAIL(&pool->wait, wt, link);
+    pool->nwait++;
+    uc_arm(wt, UT_WAIT);
+}
+
+/*
+ * Starts ex on an idle connection, a new one within upstream.max_connections, or queues it.
+ * A request that is not first (a new one) queues behind those already waiting.
+ */
+static void pool_dispatch(struct upstream_pool *pool, struct upstream_exchange *ex, int first)
 {
     struct upstream_conn *uc;
     char err[256];
 
+    if (pool == NULL) { /* none could be made for the request's provider */
+        ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "out of memory", 0);
+        return;
+    }
+    if (!first && pool->nwait > 0) {
+        pool_wait(pool, ex, 0);
+        return;
+    }
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
         uc_free(uc);
     if (uc == NULL) {
+        if (pool->nconns >= pool->w->conf->upstream_max_connections) {
+            pool_wait(pool, ex, first);
+            return;
+        }
         uc = uc_new(pool, err, sizeof(err));
         if (uc == NULL) {
             ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, err, 0);
@@ -548,16 +662,41 @@ void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex)
     uc_start(uc, ex);
 }
 
-void upstream_send_fresh(struct upstream_pool *pool, struct upstream_exchange *ex)
+/* The loop's turn after a connection came free: the queue takes what is free, in order. */
+static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    char err[256];
-    struct upstream_conn *uc = uc_new(pool, err, sizeof(err));
+    struct upstream_pool *pool = arg;
+    struct upstream_conn *wt;
 
-    if (uc == NULL) {
-        ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, err, 0);
-        return;
+    /* each pass takes one entry out of the queue or leaves the loop */
+    while ((wt = TAILQ_FIRST(&pool->wait)) != NULL) {
+        struct upstream_exchange *ex = wt->ex;
+        struct upstream_conn *uc;
+
+        while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
+            uc_free(uc);
+        if (uc == NULL && pool->nconns >= pool->w->conf->upstream_max_connections)
+            return;
+        wt->ex = NULL;
+        ex->uc = NULL;
+        uc_free(wt);
+        pool_dispatch(pool, ex, 1);
     }
-    uc_start(uc, ex);
+}
+
+void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex)
+{
+    pool_dispatch(pool, ex, 0);
+}
+
+void upstream_retry(struct upstream_pool *pool, struct upstream_exchange *ex)
+{
+    pool_dispatch(pool, ex, 1); /* the slot just freed, or first in the queue */
+}
+
+int upstream_waiting(const struct upstream_exchange *ex)
+{
+    return ex->uc != NULL && ex->uc->state == UC_WAITING;
 }
 
 void upstream_cancel(struct upstream_exchange *ex)
@@ -573,21 +712,26 @@ void upstream_cancel(struct upstream_exchange *ex)
 
 void upstream_pause(struct upstream_exchange *ex)
 {
-    if (ex->uc == NULL)
-        return;
-    bufferevent_disable(ex->uc->bev, EV_READ);
-    event_del(ex->uc->timer);
+    struct upstream_conn *uc = ex->uc;
+
+    if (uc == NULL || uc->bev == NULL)
+        return; /* not running, or still queued: nothing is read yet */
+    bufferevent_disable(uc->bev, EV_READ);
+    event_del(uc->timer);
 }
 
 void upstream_resume(struct upstream_exchange *ex)
 {
-    if (ex->uc == NULL)
+    struct upstream_conn *uc = ex->uc;
+
+    if (uc == NULL || uc->bev == NULL)
         return;
-    bufferevent_enable(ex->uc->bev, EV_READ);
-    uc_arm(ex->uc, UT_STREAM_IDLE);
+    bufferevent_enable(uc->bev, EV_READ);
+    uc_arm(uc, UT_STREAM_IDLE);
 }
 
-struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p)
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p,
+                                       int max_idle)
 {
     struct upstream_pool *pool = calloc(1, sizeof(*pool));
 
@@ -595,9 +739,32 @@ struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf
         return NULL;
     pool->w = w;
     pool->prov = p;
+    pool->max_idle = max_idle;
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->busy);
+    TAILQ_INIT(&pool->wait);
+    pool->kick = event_new(w->base, -1, 0, pool_kick_cb, pool);
+    if (pool->kick == NULL) {
+        free(pool);
+        return NULL;
+    }
     return pool;
+}
+
+void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle)
+{
+    struct upstream_conn *uc;
+
+    pool->prov = p;
+    pool->max_idle = max_idle;
+    /* the oldest go first: the list is newest first */
+    while (pool->nidle > max_idle && (uc = TAILQ_LAST(&pool->idle, uc_list)) != NULL)
+        uc_free(uc);
+}
+
+int upstream_pool_in_use(const struct upstream_pool *pool)
+{
+    return !TAILQ_EMPTY(&pool->busy) || !TAILQ_EMPTY(&pool->wait);
 }
 
 void upstream_pool_free(struct upstream_pool *pool)
@@ -606,6 +773,12 @@ void upstream_pool_free(struct upstream_pool *pool)
 
     if (pool == NULL)
         return;
+    while ((uc = TAILQ_FIRST(&pool->wait)) != NULL) {
+        struct upstream_exchange *ex = uc->ex;
+        uc_free(uc);
+        if (ex != NULL)
+            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "the gate stopped", 0);
+    }
     while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
         uc_free(uc);
     while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
@@ -616,5 +789,6 @@ void upstream_pool_free(struct upstream_pool *pool)
         if (ex != NULL)
             ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "the gate stopped", 0);
     }
+    event_free(pool->kick);
     free(pool);
 }

@@ -12,6 +12,7 @@
 #include "gate/api/apierr.h"
 
 struct arena;
+struct conf;
 struct evbuffer;
 struct http_header;
 struct gate_worker;
@@ -19,18 +20,12 @@ struct upstream_conn;
 struct upstream_pool;
 struct conf_provider;
 
-/* A pool for one provider on one worker. Returns NULL when out of memory. */
-struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p);
-
-/* Closes every connection of the pool and frees it. */
-void upstream_pool_free(struct upstream_pool *pool);
-
 /*
  * How an exchange reports to its owner (arg). head and body may return -1 to drop the
  * exchange (the owner has then answered its client itself); neither may cancel it. done comes
- * once the connection is back in its pool; failed once it is closed, with retry_safe set when
- * the request provably never reached the provider whole (the owner may send it again, once,
- * with upstream_send_fresh).
+ * once the connection is back in its pool; failed once it is closed (or the exchange left the
+ * queue), with retry_safe set when the request provably never reached the provider whole (the
+ * owner may send it again, once, with upstream_retry).
  */
 struct upstream_handler {
     int (*head)(void *arg, int status, const struct http_header *headers, int n);
@@ -43,27 +38,56 @@ struct upstream_handler {
 struct upstream_exchange {
     const struct upstream_handler *h;
     void *arg;
+    const struct conf *conf;   /* the owner's snapshot: its timeouts and limits */
     struct arena *arena;       /* the response head's strings go here (the owner's) */
     struct evbuffer *request;  /* head and body as sent (kept for a retry); the owner's */
-    struct upstream_conn *uc;  /* set while the exchange runs */
+    struct upstream_conn *uc;  /* set while the exchange runs or waits in the queue */
+    int forwarded;             /* set once it is on a connection: the provider may have it */
 };
 
+/* A pool for one provider on one worker, keeping up to max_idle idle connections. p must
+ * outlive the pool (or the next upstream_pool_update). Returns NULL when out of memory. */
+struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p,
+                                       int max_idle);
+
 /*
- * Sends ex->request over an idle connection of the pool, or a new one. The outcome comes back
- * through ex->h (failed may be called before this returns).
+ * A reload: the pool now serves p (a provider of the same name, host, port and TLS in a new
+ * snapshot, which must outlive the pool or the next update) and keeps up to max_idle idle
+ * connections (0 retires it: its connections close once their exchange ends); idle ones past
+ * the cap are closed now. Connections under way go on.
+ */
+void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle);
+
+/* 1 while a connection of the pool is connecting or carries an exchange, or a request waits
+ * in its queue, else 0. */
+int upstream_pool_in_use(const struct upstream_pool *pool);
+
+/* Closes every connection of the pool and frees it. */
+void upstream_pool_free(struct upstream_pool *pool);
+
+/*
+ * Sends ex->request over an idle connection of the pool, or a new one while the pool has
+ * fewer than upstream.max_connections; else ex waits in the pool's queue (see
+ * upstream_waiting) until a connection comes free. The outcome comes back through ex->h
+ * (failed may be called before this returns). A full queue (upstream.max_waiting) or a wait
+ * longer than timeouts.upstream_connect ends in failed with APIERR_UNAVAILABLE, before
+ * anything was sent. A NULL pool (none could be made) fails with 502 the same way.
  */
 void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex);
 
-/* As upstream_send, always on a new connection: the retry of an exchange whose reused
- * connection failed. */
-void upstream_send_fresh(struct upstream_pool *pool, struct upstream_exchange *ex);
+/* As upstream_send, first in the queue: the one retry of an exchange that failed with
+ * retry_safe. */
+void upstream_retry(struct upstream_pool *pool, struct upstream_exchange *ex);
 
-/* The owner gives up the exchange: its connection is closed and forgets it. Nothing is called
- * back. Does nothing when the exchange is not running. */
+/* Whether ex waits in its pool's queue (no connection yet). */
+int upstream_waiting(const struct upstream_exchange *ex);
+
+/* The owner gives up the exchange: its connection is closed (a waiting exchange leaves the
+ * queue). Nothing is called back. Does nothing when the exchange is not running. */
 void upstream_cancel(struct upstream_exchange *ex);
 
 /* Stops and restarts reading the response (backpressure from a slow client). Do nothing when
- * the exchange is not running. */
+ * the exchange is not running or still waits. */
 void upstream_pause(struct upstream_exchange *ex);
 void upstream_resume(struct upstream_exchange *ex);
 

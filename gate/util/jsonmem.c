@@ -10,18 +10,24 @@
 static _Thread_local struct arena *current;
 /* without an arena, in a capped scope: the cap (0: none) and the bytes malloc'd and not freed */
 static _Thread_local size_t cap, live;
+/* allocations refused on this thread since jsonmem_failures_take() last ran */
+static _Thread_local unsigned long failures;
 
 static void *jm_malloc(size_t n)
 {
     void *p;
 
-    if (current != NULL)
-        return arena_alloc_raw(current, n);
-    if (cap > 0 && (n > cap || live > cap - n))
-        return NULL; /* cJSON fails the parse or the print */
-    p = malloc(n);
-    if (p != NULL && cap > 0)
-        live += malloc_usable_size(p);
+    if (current != NULL) {
+        p = arena_alloc_raw(current, n);
+    } else if (cap > 0 && (n > cap || live > cap - n)) {
+        p = NULL; /* cJSON fails the parse or the print */
+    } else {
+        p = malloc(n);
+        if (p != NULL && cap > 0)
+            live += malloc_usable_size(p);
+    }
+    if (p == NULL)
+        failures++;
     return p;
 }
 
@@ -62,6 +68,14 @@ void jsonmem_enter_capped(size_t limit, struct jsonmem_saved *save)
     current = NULL;
     cap = limit;
     live = 0;
+}
+
+unsigned long jsonmem_failures_take(void)
+{
+    unsigned long n = failures;
+
+    failures = 0;
+    return n;
 }
 
 void jsonmem_leave_capped(const struct jsonmem_saved *save)

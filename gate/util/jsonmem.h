@@ -43,4 +43,11 @@ void jsonmem_enter_capped(size_t limit, struct jsonmem_saved *save);
 /* Ends a capped scope: what was saved in *save serves cJSON again. */
 void jsonmem_leave_capped(const struct jsonmem_saved *save);
 
+/*
+ * How many cJSON allocations failed on the calling thread since the last call (which resets
+ * the count). cJSON's builders take a NULL parent quietly, so a document built without a check
+ * at each step is whole only when this is 0 once it is built.
+ */
+unsigned long jsonmem_failures_take(void);
+
 #endif

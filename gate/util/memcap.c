@@ -3,8 +3,9 @@
 int memcap_take(struct memcap *m, size_t n, int strict)
 {
     size_t before = atomic_fetch_add_explicit(&m->used, n, memory_order_relaxed);
+    size_t limit = __atomic_load_n(&m->limit, __ATOMIC_RELAXED); /* a reload may change it */
 
-    if (strict && m->limit > 0 && (before + n > m->limit || before + n < before)) {
+    if (strict && limit > 0 && (before + n > limit || before + n < before)) {
         atomic_fetch_sub_explicit(&m->used, n, memory_order_relaxed);
         return -1;
     }

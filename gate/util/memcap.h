@@ -11,7 +11,7 @@
 
 struct memcap {
     atomic_size_t used;
-    size_t limit; /* 0: no cap, only a count */
+    size_t limit; /* 0: no cap, only a count; read and set with __atomic_* (a reload) */
 };
 
 /*

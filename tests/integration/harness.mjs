@@ -262,7 +262,7 @@ class Mock {
     return r.json;
   }
 
-  /** {requests, by_path} */
+  /** {requests, by_path, active, peak_active} (replies in progress now, and most at once) */
   stats() {
     return this.hook('GET', '/_mock/stats');
   }

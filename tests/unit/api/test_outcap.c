@@ -9,6 +9,7 @@
 
 #include "gate/util/arena.h"
 #include "gate/util/jsonedit.h"
+#include "gate/api/dialect.h"
 #include "gate/api/outcap.h"
 #include "run_suite.h"
 
@@ -24,7 +25,7 @@ static cJSON *parse(const char *text)
 static int read_caps(enum endpoint ep, const char *text, struct outcap *oc, char *msg)
 {
     cJSON *j = parse(text);
-    int rc = outcap_read(ep, j, oc, msg, 160);
+    int rc = outcap_read(api_dialect_for(ep), j, oc, msg, 160);
 
     cJSON_Delete(j);
     return rc;
@@ -87,7 +88,7 @@ static char *clamp(enum endpoint ep, const char *text, int64_t allowance, int ad
     cJSON *j = parse(text);
     size_t len;
 
-    ck_assert_int_eq(outcap_read(ep, j, &oc, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(outcap_read(api_dialect_for(ep), j, &oc, msg, sizeof(msg)), 0);
     *nops = outcap_clamp(&oc, j, allowance, add, a, ops);
     ck_assert_int_ge(*nops, 0);
     char *out = *nops ? jsonedit_apply(text, strlen(text), ops, *nops, &len) : strdup(text);

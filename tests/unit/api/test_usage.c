@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gate/api/dialect.h"
 #include "gate/api/usage.h"
 #include "run_suite.h"
 
@@ -23,14 +24,15 @@ static void from_body(enum endpoint ep, const char *text, struct usage *u)
 {
     cJSON *j = parse(text);
 
-    usage_from_body(ep, j, u);
+    if (api_dialect_for(ep) != NULL) /* no API (EP_MODELS): no usage */
+        api_dialect_for(ep)->usage_body(j, u);
     cJSON_Delete(j);
 }
 
 static int from_event(enum endpoint ep, const char *name, const char *text, struct usage *u)
 {
     cJSON *j = parse(text);
-    int r = usage_from_event(ep, name, j, u);
+    int r = api_dialect_for(ep) ? api_dialect_for(ep)->usage_event(name, j, u) : 0;
 
     cJSON_Delete(j);
     return r;

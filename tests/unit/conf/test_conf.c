@@ -541,6 +541,27 @@ START_TEST(memory_limits)
 }
 END_TEST
 
+START_TEST(upstream_connection_limits)
+{
+    struct conf *c = load(MIN_PROVIDERS MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->upstream_max_connections, 256);
+    ck_assert_int_eq(c->upstream_max_waiting, 1024);
+    conf_unref(c);
+    c = load("upstream:\n  max_connections: 2\n  max_waiting: 0\n" MIN_PROVIDERS MIN_MODELS);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->upstream_max_connections, 2);
+    ck_assert_int_eq(c->upstream_max_waiting, 0);
+    conf_unref(c);
+    expect_error("upstream:\n  pool_max_idle: 4\n  max_connections: 0\n" MIN_PROVIDERS MIN_MODELS,
+                 3, WORDS("max_connections", "1 to 100000", "'0'"));
+    expect_error("upstream:\n  max_connections: lots\n" MIN_PROVIDERS MIN_MODELS, 2,
+                 WORDS("max_connections", "lots"));
+    expect_error("upstream:\n  max_waiting: -1\n" MIN_PROVIDERS MIN_MODELS, 2,
+                 WORDS("max_waiting", "0 to 1000000"));
+}
+END_TEST
+
 START_TEST(err_listen)
 {
     expect_error("listen: localhost\n" MIN_PROVIDERS MIN_MODELS, 1, WORDS("listen"));
@@ -734,6 +755,7 @@ static Suite *conf_suite(void)
     TCase *tc = tcase_create("load");
 
     tcase_add_test(tc, memory_limits);
+    tcase_add_test(tc, upstream_connection_limits);
     tcase_add_test(tc, full_settings);
     tcase_add_test(tc, full_providers);
     tcase_add_test(tc, full_models);

@@ -121,6 +121,7 @@ static void setup(void)
     req->arena = arena_new();
     ck_assert_ptr_nonnull(req->arena);
     req->ep = EP_CHAT;
+    req->client_api = req->upstream_api = api_dialect_for(EP_CHAT);
     req->out_limit = -1;
     req->tc.enc = tok_encoding("o200k_base");
     ck_assert_ptr_nonnull(req->tc.enc);

@@ -75,6 +75,29 @@ START_TEST(capped_scope_inside_an_arena_scope)
 }
 END_TEST
 
+START_TEST(failures_are_counted_per_take)
+{
+    struct jsonmem_saved saved;
+    cJSON *doc;
+
+    (void)jsonmem_failures_take();
+    doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "a", "b");
+    ck_assert_uint_eq(jsonmem_failures_take(), 0);
+    cJSON_Delete(doc);
+    /* a builder that cannot allocate leaves the document without the member, quietly: the
+     * count is what tells */
+    doc = cJSON_CreateObject();
+    jsonmem_enter_capped(16, &saved);
+    ck_assert_ptr_null(cJSON_AddStringToObject(doc, "a member too large for the cap", "value"));
+    jsonmem_leave_capped(&saved);
+    ck_assert_ptr_null(cJSON_GetObjectItem(doc, "a member too large for the cap"));
+    ck_assert_uint_gt(jsonmem_failures_take(), 0);
+    ck_assert_uint_eq(jsonmem_failures_take(), 0); /* taken: counted again from 0 */
+    cJSON_Delete(doc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jsonmem");
@@ -83,6 +106,7 @@ int main(void)
     jsonmem_init();
     tcase_add_test(tc, capped_scope_fails_a_parse_past_its_cap);
     tcase_add_test(tc, capped_scope_inside_an_arena_scope);
+    tcase_add_test(tc, failures_are_counted_per_take);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
