@@ -21,14 +21,15 @@
 
 /* ---- windows -------------------------------------------------------------------------- */
 
-void budget_window_bounds(enum conf_window w, double now, double *start, double *end)
+void budget_window_bounds(const struct conf_tz *z, enum conf_window w, double now,
+                          double *start, double *end)
 {
-    time_t t = (time_t)floor(now);
+    int64_t t = (int64_t)floor(now);
     struct tm tm;
 
     switch (w) {
     case CONF_WIN_MINUTE:
-        *start = (double)(t - t % 60);
+        *start = (double)(t - (t % 60 + 60) % 60);
         *end = *start + 60;
         return;
     case CONF_WIN_TOTAL:
@@ -38,28 +39,22 @@ void budget_window_bounds(enum conf_window w, double now, double *start, double 
     default:
         break;
     }
-    localtime_r(&t, &tm);
+    conf_tz_local(z, t, &tm);
     if (w == CONF_WIN_HOUR) {
-        /* counted back from now, not through mktime: when clocks go back, 02:00-03:00 comes
-         * twice and mktime would pick one of them for either (start after now, 2 h window) */
+        /* counted back from now: when clocks go back, 02:00-03:00 comes twice, and each is
+         * an hour of its own */
         *start = (double)(t - tm.tm_min * 60 - tm.tm_sec);
         *end = *start + 3600;
         return;
     }
-    tm.tm_sec = 0;
-    tm.tm_min = 0;
-    if (w == CONF_WIN_DAY || w == CONF_WIN_MONTH)
-        tm.tm_hour = 0;
-    if (w == CONF_WIN_MONTH)
-        tm.tm_mday = 1;
-    tm.tm_isdst = -1;
-    *start = (double)mktime(&tm);
-    if (w == CONF_WIN_DAY)
-        tm.tm_mday++;
-    else
-        tm.tm_mon++;
-    tm.tm_isdst = -1;
-    *end = (double)mktime(&tm); /* mktime normalizes the 32nd of a month or hour 24 */
+    int y = tm.tm_year + 1900;
+    if (w == CONF_WIN_DAY) {
+        *start = (double)conf_tz_first_at(z, y, tm.tm_mon, tm.tm_mday, 0);
+        *end = (double)conf_tz_first_at(z, y, tm.tm_mon, tm.tm_mday + 1, 0);
+    } else {
+        *start = (double)conf_tz_first_at(z, y, tm.tm_mon, 1, 0);
+        *end = (double)conf_tz_first_at(z, y, tm.tm_mon + 1, 1, 0);
+    }
 }
 
 void budget_roll(const struct budget_book *b, struct bscope *s, enum conf_window w, double now)
@@ -69,7 +64,7 @@ void budget_roll(const struct budget_book *b, struct bscope *s, enum conf_window
     if (s->end[w] != 0 && now < s->end[w] && now >= s->start[w])
         return;
     double start, end;
-    budget_window_bounds(w, now, &start, &end);
+    budget_window_bounds(b->conf->tz, w, now, &start, &end);
     if (start != s->start[w]) {
         s->used_t[w] = 0;
         s->used_n[w] = 0;

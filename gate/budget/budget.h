@@ -226,7 +226,10 @@ void budget_each(struct budget_book *b, double now, int all,
 /* Reservations under way, summed over scopes of level agent (0 when all settled). */
 int64_t budget_reserved_total(struct budget_book *b);
 
-/* The start and end of the window holding now (end is 0 for total). Uses local time (TZ). */
-void budget_window_bounds(enum conf_window w, double now, double *start, double *end);
+/* The start and end of the window holding now (end is 0 for total), in the zone z (the config
+ * snapshot's, conf.tz; NULL for UTC): a day or a month starts at the first instant of its local
+ * date, an hour at the local hour's start. Reads no process state (TZ): any thread may call it. */
+void budget_window_bounds(const struct conf_tz *z, enum conf_window w, double now, double *start,
+                          double *end);
 
 #endif

@@ -508,7 +508,7 @@ static int load_ledger(struct budget_book *b, struct ledger *l, double now, char
         goto fail;
     for (int w = 0; w < CONF_WIN__COUNT; w++) {
         double start, end;
-        budget_window_bounds((enum conf_window)w, now, &start, &end);
+        budget_window_bounds(b->conf->tz, (enum conf_window)w, now, &start, &end);
         x.w = (enum conf_window)w;
         if (ledger_spend_since(l, start, load_spend, &x) < 0)
             goto fail;
