@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "gate/budget/bstate.h"
 #include "gate/budget/budget.h"
 
 #define MAX_DEPTH 4 /* org, department, team, agent */
@@ -103,6 +104,8 @@ struct budget_book {
     struct bover *over;  /* admin overrides, by label */
     size_t nover, over_cap;
     struct bgrave *grave;
+    struct budget_store *store; /* the counters (store.h) */
+    struct budget_state state;  /* what admin changes are kept in (bstate.h); ops NULL: none */
 };
 
 /* Moves a scope's window on when now is past its end: spend starts again from nothing. */
@@ -119,8 +122,8 @@ static inline struct bnode *budget_nodes(const struct budget_book *b)
 {
     return __atomic_load_n(&b->node, __ATOMIC_ACQUIRE);
 }
-/* The policy fields of scope i of level lv, given the tree's parents and the policies set per
- * scope (conf.policies indices, -1 to inherit), both by scope index. */
+/* policy.c: the policy fields of scope i of level lv, given the tree's parents and the policies
+ * set per scope (conf.policies indices, -1 to inherit), both by scope index. */
 void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
                    const int *policy, int i, struct bpol *out);
 /* Records an admin override (replacing one of the same label and window). 0 or -1 (full, out of
