@@ -130,6 +130,10 @@ void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
  * memory). */
 int budget_over_put(struct budget_book *b, const char *label, enum conf_window w,
                     struct conf_limit lim);
+/* Whether a scope may be added (budget_add_scope's rules): 0, or -1 with a reason in err, -2
+ * when the name is taken at that level. With the lock held. */
+int budget_scope_check(const struct budget_book *b, enum conf_level level, const char *name,
+                       int parent, char *err, size_t errlen);
 /* Keeps p until the book is freed. 0, or -1 out of memory (p is then not kept). */
 int budget_grave_add(struct budget_book *b, void *p);
 

@@ -16,9 +16,21 @@ struct budget_store *budget_book_store(struct budget_book *b)
     return b->store;
 }
 
+void budget_book_set_store(struct budget_book *b, struct budget_store *st)
+{
+    if (b->store != NULL && b->store != st)
+        b->store->ops->free(b->store);
+    b->store = st;
+}
+
 const struct budget_state *budget_book_state(struct budget_book *b)
 {
     return &b->state;
+}
+
+void budget_book_set_state(struct budget_book *b, const struct budget_state *st)
+{
+    b->state = *st;
 }
 
 enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_ask *ask,

@@ -312,9 +312,8 @@ static int init_scope(struct budget_book *b, int i, double now)
     return 0;
 }
 
-/* Adds a scope with the lock held (or before the book is shared). */
-static int add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
-                     double now, char *err, size_t errlen)
+int budget_scope_check(const struct budget_book *b, enum conf_level level, const char *name,
+                       int parent, char *err, size_t errlen)
 {
     if (level < CONF_LEVEL_DEPARTMENT || level > CONF_LEVEL_AGENT) {
         snprintf(err, errlen, "level is department, team or agent");
@@ -339,12 +338,21 @@ static int add_scope(struct budget_book *b, enum conf_level level, const char *n
     }
     if (find_at(b, level, name) >= 0) {
         snprintf(err, errlen, "%s '%s' exists already", conf_level_name(level), name);
-        return -1;
+        return -2;
     }
     if (b->n >= b->cap) {
         snprintf(err, errlen, "at most %d scopes may be added", BUDGET_SCOPES_ADDED_MAX);
         return -1;
     }
+    return 0;
+}
+
+/* Adds a scope with the lock held (or before the book is shared). */
+static int add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
+                     double now, char *err, size_t errlen)
+{
+    if (budget_scope_check(b, level, name, parent, err, errlen) < 0)
+        return -1;
     int i = b->n;
     struct bnode *nd = &b->node[i];
     char *owned = strdup(name);

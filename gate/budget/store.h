@@ -79,6 +79,10 @@ struct budget_store *budget_store_mem_new(struct budget_book *b);
 /* The store of a book (not to be freed: the book frees it). */
 struct budget_store *budget_book_store(struct budget_book *b);
 
+/* Gives the book another store (which it then owns, freeing the one it had): how a networked
+ * store, or a test's, is put in. Before the book is shared with workers. */
+void budget_book_set_store(struct budget_book *b, struct budget_store *st);
+
 /*
  * Reserves through the book's store, for a caller that can wait: BUDGET_ADMITTED or
  * BUDGET_REFUSED now, or BUDGET_PENDING and later k->done on the caller's worker.
@@ -90,5 +94,9 @@ enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_a
 
 /* The book's state store (ops NULL when the book has none: no ledger). */
 const struct budget_state *budget_book_state(struct budget_book *b);
+
+/* Gives the book another state store (copied; its ctx must outlive the book). Before the book
+ * is shared. */
+void budget_book_set_state(struct budget_book *b, const struct budget_state *st);
 
 #endif
