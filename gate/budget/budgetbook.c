@@ -242,7 +242,8 @@ const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t c
     if (nd->level == CONF_LEVEL_ORG)
         snprintf(buf, cap, "org");
     else
-        snprintf(buf, cap, "%s:%s", conf_level_name(nd->level), nd->name);
+        snprintf(buf, cap, "%s:%s", conf_level_name(nd->level),
+                 __atomic_load_n(&nd->name, __ATOMIC_ACQUIRE));
     return buf;
 }
 
