@@ -4,6 +4,7 @@
  */
 #include "gate/budget/ledger-int.h"
 #include "gate/budget/bstate.h"
+#include "gate/budget/recsink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,5 +380,34 @@ static const struct budget_state_ops ledger_state_ops = {
 void ledger_state(struct ledger *l, struct budget_state *out)
 {
     out->ops = &ledger_state_ops;
+    out->ctx = l;
+}
+
+/* ---- the ledger as a record sink (recsink.h) ----------------------------------------------- */
+
+static int sink_submit(void *ctx, const struct ledger_rec *rec)
+{
+    return ledger_submit(ctx, rec);
+}
+
+static uint64_t sink_pending(void *ctx)
+{
+    return ledger_pending(ctx);
+}
+
+static int sink_failing(void *ctx)
+{
+    return ledger_failing(ctx);
+}
+
+static const struct rec_sink_ops ledger_sink_ops = {
+    .submit = sink_submit,
+    .pending = sink_pending,
+    .failing = sink_failing,
+};
+
+void ledger_sink(struct ledger *l, struct rec_sink *out)
+{
+    out->ops = &ledger_sink_ops;
     out->ctx = l;
 }

@@ -16,8 +16,10 @@
 #include "conf/conf.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/ledger.h"
+#include "gate/budget/recsink.h"
 #include "gate/budget/store.h"
 #include "run_suite.h"
+#include "tmpdb.h"
 
 #define NOW 1781524800.0 /* 2026-06-15T12:00:00Z */
 
@@ -549,6 +551,64 @@ START_TEST(admin_keeps_then_applies)
 }
 END_TEST
 
+/* ---- the ledger's two faces: records in through the sink, spend out through the state ---- */
+
+static void on_durable(void *arg, int ok)
+{
+    int *n = arg;
+
+    __atomic_add_fetch(n, ok ? 1 : 1000, __ATOMIC_SEQ_CST);
+}
+
+static void sum_spend(void *arg, const char *agent, int64_t tokens, int64_t nusd)
+{
+    int64_t *sum = arg;
+
+    if (strcmp(agent, "crawler-1") == 0)
+        *sum += tokens;
+}
+
+START_TEST(ledger_sink_then_state)
+{
+    char err[400] = "";
+    struct rec_sink sink;
+    struct budget_state state;
+    int durable = 0;
+
+    tmpdb_make("store");
+    struct ledger *l = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    ck_assert_msg(l != NULL, "%s", err);
+    ledger_sink(l, &sink);
+    ledger_state(l, &state);
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "req-%d", i);
+        struct ledger_rec rec = {
+            .ts = NOW - 600 + i, .id = id, .agent = "crawler-1", .team = "search",
+            .department = "research", .endpoint = "/v1/chat/completions", .model = "m",
+            .served_model = "m", .provider = "o", .status = 200, .in_own = 10, .out_own = 0,
+            .in_usage = 10, .out_usage = 0, .tokens_charged = 100 + i, .cost_nusd = 0,
+            .reserved_tokens = 200, .decision = "admitted", .done = on_durable, .arg = &durable};
+        ck_assert_int_eq(sink.ops->submit(sink.ctx, &rec), 0);
+    }
+    /* the writer commits in the background: wait for it (bounded) */
+    for (int i = 0; i < 1000 && (sink.ops->pending(sink.ctx) > 0 ||
+                                 __atomic_load_n(&durable, __ATOMIC_SEQ_CST) < 3); i++)
+        usleep(10000);
+    ck_assert_int_eq(__atomic_load_n(&durable, __ATOMIC_SEQ_CST), 3);
+    ck_assert_int_eq(sink.ops->failing(sink.ctx), 0);
+    int64_t sum = 0;
+    ck_assert_int_eq(state.ops->spend_since(state.ctx, NOW - 3600, sum_spend, &sum), 0);
+    ck_assert_int_eq(sum, 303);
+    /* a book's store loads the same through the state store */
+    struct budget_store *st = budget_book_store(book);
+    ck_assert_msg(st->ops->load(st, &state, NOW, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(peek(st, team, CONF_WIN_DAY).used_tokens, 303);
+    ledger_close(l);
+    tmpdb_remove();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -560,6 +620,7 @@ int main(void)
     tcase_add_test(tc, load_from_state);
     tcase_add_test(tc, pending_answer_comes_to_the_worker);
     tcase_add_test(tc, admin_keeps_then_applies);
+    tcase_add_test(tc, ledger_sink_then_state);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
