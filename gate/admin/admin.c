@@ -432,7 +432,8 @@ static void get_scopes(struct gate_admin *a, struct evhttp_request *r)
     int n = budget_nscopes(b);
 
     for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(list, scope_json(b, i));
+        if (!budget_scope_retired(b, i)) /* gone from the config by a reload */
+            cJSON_AddItemToArray(list, scope_json(b, i));
     reply_json(r, 200, doc);
 }
 

@@ -189,6 +189,8 @@ int budget_nscopes(struct budget_book *b);
 const char *budget_scope_name(struct budget_book *b, int s);
 enum conf_level budget_scope_level(struct budget_book *b, int s);
 int budget_scope_parent(struct budget_book *b, int s);
+/* 1 when a rebind retired scope s (gone from the config: it admits nothing more), else 0. */
+int budget_scope_retired(struct budget_book *b, int s);
 /* The name of the scope of level lv on the path from s up to the org, or NULL. */
 const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv);
 /* "org", "department:NAME", "team:NAME", "agent:NAME", written into buf. */

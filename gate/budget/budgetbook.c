@@ -225,6 +225,16 @@ int budget_scope_parent(struct budget_book *b, int s)
     return __atomic_load_n(&budget_nodes(b)[s].parent, __ATOMIC_ACQUIRE);
 }
 
+int budget_scope_retired(struct budget_book *b, int s)
+{
+    int rc;
+
+    pthread_mutex_lock(&b->mu);
+    rc = b->node[s].retired;
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
 const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv)
 {
     const struct bnode *node = budget_nodes(b);

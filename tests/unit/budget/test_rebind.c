@@ -261,6 +261,9 @@ START_TEST(reservation_settles_on_its_scopes)
     ck_assert_int_eq(budget_scope_parent(b, c1a), eval);
     /* crawler-2 is gone: not found, not admitted, its reservation still settles */
     ck_assert_int_eq(budget_find_scope(b, "agent:crawler-2"), -1);
+    ck_assert_int_eq(budget_scope_retired(b, c2a), 1);
+    ck_assert_int_eq(budget_scope_retired(b, c1a), 0);
+    ck_assert_int_eq(view(b, c2a, CONF_WIN_DAY).found, 0); /* no longer listed */
     struct budget_refusal why = refuse(b, &a2);
     ck_assert_int_eq(why.scope, c2a);
     budget_settle(b, &r1, 1200, 0, NOW, NULL, 0);
