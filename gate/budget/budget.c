@@ -28,11 +28,6 @@ const struct budget_state *budget_book_state(struct budget_book *b)
     return &b->state;
 }
 
-void budget_book_set_state(struct budget_book *b, const struct budget_state *st)
-{
-    b->state = *st;
-}
-
 enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_ask *ask,
                                     double now, struct budget_resv *r,
                                     struct budget_refusal *why, const struct budget_cont *k)

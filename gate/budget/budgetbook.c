@@ -480,6 +480,16 @@ static int load_state(struct budget_book *b, double now, char *err, size_t errle
 struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledger, double now,
                                     char *err, size_t errlen)
 {
+    struct budget_state st = {0};
+
+    if (ledger != NULL)
+        ledger_state(ledger, &st);
+    return budget_book_open(conf, &st, now, err, errlen);
+}
+
+struct budget_book *budget_book_open(const struct conf *conf, const struct budget_state *state,
+                                     double now, char *err, size_t errlen)
+{
     struct budget_book *b = calloc(1, sizeof(*b));
 
     if (b == NULL)
@@ -510,9 +520,8 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
             goto oom;
     if ((b->store = budget_store_mem_new(b)) == NULL)
         goto oom;
-    if (ledger != NULL)
-        ledger_state(ledger, &b->state);
-    if (ledger != NULL && load_state(b, now, err, errlen) < 0) {
+    b->state = *state;
+    if (b->state.ops != NULL && load_state(b, now, err, errlen) < 0) {
         budget_book_free(b);
         return NULL;
     }

@@ -72,6 +72,12 @@ struct budget_store {
     const struct budget_store_ops *ops;
 };
 
+/* budget_book_new with any state store (a zeroed one for none): the book keeps a copy of
+ * *state (whose ctx must outlive it), loads the tree's additions, keys, budgets and spend from
+ * it, and keeps admin changes in it. */
+struct budget_book *budget_book_open(const struct conf *conf, const struct budget_state *state,
+                                     double now, char *err, size_t errlen);
+
 /* The in-memory store over the book's tree (counters and limits in the book's tables, under
  * its lock). NULL when out of memory. */
 struct budget_store *budget_store_mem_new(struct budget_book *b);
@@ -95,8 +101,5 @@ enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_a
 /* The book's state store (ops NULL when the book has none: no ledger). */
 const struct budget_state *budget_book_state(struct budget_book *b);
 
-/* Gives the book another state store (copied; its ctx must outlive the book). Before the book
- * is shared. */
-void budget_book_set_state(struct budget_book *b, const struct budget_state *st);
 
 #endif

@@ -488,9 +488,10 @@ START_TEST(admin_keeps_then_applies)
     /* a state store that fails: nothing changes */
     struct fake_state f = {.fail = 1};
     char e2[400] = "";
-    book = budget_book_new(conf, NULL, NOW, e2, sizeof(e2));
-    ck_assert_ptr_nonnull(book);
-    budget_book_set_state(book, &(struct budget_state){&fake_ops, &f});
+    book = budget_book_open(conf, &(struct budget_state){&fake_ops, &f}, NOW, e2, sizeof(e2));
+    ck_assert_msg(book != NULL, "%s", e2);
+    /* opened from it: its spend is loaded (crawler-1: 140 today, the team 40 since its reset) */
+    ck_assert_int_eq(peek(budget_book_store(book), team, CONF_WIN_DAY).used_tokens, 40);
     ck_assert_int_eq(budget_admin_set_limit(book, team, CONF_WIN_DAY,
                                             (struct conf_limit){500, -1}, err, sizeof(err)),
                      BUDGET_ADMIN_STORE);
