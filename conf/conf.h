@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/conftz.h"
+
 enum conf_format {
     CONF_FMT_OPENAI = 0,
     CONF_FMT_ANTHROPIC = 1,
@@ -168,6 +170,7 @@ struct conf {
     int anonymous;              /* requests without a key are allowed, as agent "anonymous" */
     int anonymous_scope;        /* its index in scopes, -1 when not allowed */
     char *timezone;             /* for calendar windows; NULL for UTC */
+    struct conf_tz *tz;         /* that zone, read at load (conf/conftz.h); NULL for UTC */
     char *ledger_path;          /* NULL: no ledger */
     int ledger_sync;            /* enum ledger_sync */
     int ledger_fail_open;       /* ledger.on_failure: open (admit while records cannot be

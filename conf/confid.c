@@ -580,14 +580,12 @@ int confid_load_key(struct loader *l, const char *k, const yaml_node_t *v)
     else if (strcmp(k, "timezone") == 0) {
         if (conf_want_string(l, v, k, &c->timezone) < 0)
             return -1;
-        char path[300];
-        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", c->timezone);
-        if (strstr(c->timezone, "..") != NULL || c->timezone[0] == '/' ||
-            access(path, R_OK) != 0)
+        char err[400];
+        if ((c->tz = conf_tz_load(c->timezone, err, sizeof(err))) == NULL)
             return conf_fail(l, v,
                              "timezone '%s' is not known (an IANA name such as UTC or "
-                             "Europe/Berlin, from the system's tzdata)",
-                             c->timezone);
+                             "Europe/Berlin, from the system's tzdata): %s",
+                             c->timezone, err);
     } else
         return 1;
     return 0;
@@ -725,5 +723,6 @@ void confid_free(struct conf *c)
     free(c->policies);
     free(c->keys);
     free(c->timezone);
+    conf_tz_free(c->tz);
     confsvc_free(c);
 }

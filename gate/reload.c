@@ -78,8 +78,6 @@ static int fixed_changed(const struct conf *o, const struct conf *n, char *err, 
         what = "org (the gate started without one)";
     else if (o->nscopes > 0 && n->nscopes == 0)
         what = "org (removing it)";
-    else if (!same_str(o->timezone, n->timezone))
-        what = "timezone";
     if (what == NULL)
         return 0;
     snprintf(err, errlen,

@@ -290,11 +290,6 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
         (srv.reqlog = reqlog_open(conf->request_log, err, sizeof(err))) == NULL)
         goto fail;
 
-    if (conf->timezone != NULL) {
-        /* calendar windows follow this zone; set before any thread starts */
-        setenv("TZ", conf->timezone, 1);
-    }
-    tzset();
     if (conf->ledger_path != NULL &&
         (srv.ledger = ledger_open(conf->ledger_path, (enum ledger_sync)conf->ledger_sync, err,
                                   sizeof(err))) == NULL)

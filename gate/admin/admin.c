@@ -264,15 +264,12 @@ static void put_budget(struct gate_admin *a, struct evhttp_request *r)
             }
         conf_unref(cf);
     }
-    char label[300];
+    char label[300], err[300];
     budget_scope_label(a->srv->book, s, label, sizeof(label));
-    if (a->srv->ledger != NULL &&
-        ledger_budget_set(a->srv->ledger, label, conf_window_name((enum conf_window)w), lim.tokens,
-                          lim.nusd) < 0) {
-        reply_error(r, 500, "ledger_error", "the ledger could not store the budget");
+    if (budget_admin_set_limit(a->srv->book, s, (enum conf_window)w, lim, err, sizeof(err)) < 0) {
+        reply_error(r, 500, "ledger_error", err);
         goto out;
     }
-    budget_set_limit(a->srv->book, s, (enum conf_window)w, lim);
     fprintf(stderr, "tokengate: admin: budget %s %s set to tokens %lld, usd %.6f\n", label,
             conf_window_name((enum conf_window)w), (long long)lim.tokens,
             lim.nusd >= 0 ? lim.nusd / 1e9 : -1.0);
@@ -300,12 +297,11 @@ static void reset_budget(struct gate_admin *a, struct evhttp_request *r)
                           &s, &w, 1) < 0)
         goto out;
     budget_scope_label(a->srv->book, s, label, sizeof(label));
-    if (a->srv->ledger != NULL &&
-        ledger_reset_add(a->srv->ledger, label, conf_window_name((enum conf_window)w), now) < 0) {
-        reply_error(r, 500, "ledger_error", "the ledger could not store the reset");
+    char err[300];
+    if (budget_admin_reset(a->srv->book, s, (enum conf_window)w, now, err, sizeof(err)) < 0) {
+        reply_error(r, 500, "ledger_error", err);
         goto out;
     }
-    budget_reset(a->srv->book, s, (enum conf_window)w, now);
     fprintf(stderr, "tokengate: admin: %s %s window reset\n", label,
             conf_window_name((enum conf_window)w));
     cJSON *doc = cJSON_CreateObject();
@@ -352,7 +348,7 @@ static void create_key(struct gate_admin *a, struct evhttp_request *r)
 {
     cJSON *body = read_body(r);
     unsigned char raw[24], hash[32];
-    char secret[64], hash_hex[65], id[24], scope[300];
+    char secret[64], id[24], scope[300], err[300];
     unsigned int n = 0;
 
     if (body == NULL)
@@ -371,15 +367,11 @@ static void create_key(struct gate_admin *a, struct evhttp_request *r)
     memcpy(secret, "tg-", 3);
     hex(raw, sizeof(raw), secret + 3);
     EVP_Digest(secret, strlen(secret), hash, &n, EVP_sha256(), NULL);
-    hex(hash, 32, hash_hex);
     budget_key_id(hash, id);
-    struct ledger_key k = {.id = id, .hash_hex = hash_hex, .agent = agent, .created = gate_wall_now()};
-    if (a->srv->ledger == NULL || ledger_key_insert(a->srv->ledger, &k) < 0) {
-        reply_error(r, 500, "ledger_error", "the ledger could not store the key");
-        goto out;
-    }
-    if (budget_key_add(a->srv->book, hash, s) < 0) {
-        reply_error(r, 500, "internal", "out of memory");
+    int rc = budget_admin_add_key(a->srv->book, hash, s, gate_wall_now(), err, sizeof(err));
+    if (rc < 0) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        reply_error(r, 500, rc == BUDGET_ADMIN_STORE ? "ledger_error" : "internal", err);
         goto out;
     }
     fprintf(stderr, "tokengate: admin: key %s created for agent %s\n", id, agent);
@@ -396,33 +388,13 @@ out:
 
 static void revoke_key(struct gate_admin *a, struct evhttp_request *r, const char *id)
 {
-    unsigned char hash[32];
-    char hash_hex[65];
-    int agent;
-    double now = gate_wall_now();
+    char err[300];
+    int rc = budget_admin_revoke_key(a->srv->book, id, gate_wall_now(), err, sizeof(err));
 
-    if (budget_key_revoke(a->srv->book, id, hash, &agent) < 0) {
-        reply_error(r, 404, "not_found", "no key has that id");
+    if (rc < 0) {
+        reply_error(r, rc == BUDGET_ADMIN_NOT_FOUND ? 404 : 500,
+                    rc == BUDGET_ADMIN_NOT_FOUND ? "not_found" : "ledger_error", err);
         return;
-    }
-    /* a key from the config has no row yet: the revocation needs one to outlive a restart */
-    if (a->srv->ledger != NULL) {
-        int rc = ledger_key_revoke(a->srv->ledger, id, now);
-        if (rc == 1) {
-            hex(hash, 32, hash_hex);
-            struct ledger_key k = {.id = id,
-                                   .hash_hex = hash_hex,
-                                   .agent = budget_scope_name(a->srv->book, agent),
-                                   .created = now,
-                                   .revoked = now};
-            rc = ledger_key_insert(a->srv->ledger, &k);
-        }
-        if (rc < 0) {
-            reply_error(r, 500, "ledger_error",
-                        "the key is revoked until the gate restarts, but the ledger could not "
-                        "store it");
-            return;
-        }
     }
     fprintf(stderr, "tokengate: admin: key %s revoked\n", id);
     cJSON *doc = cJSON_CreateObject();
@@ -456,7 +428,8 @@ static void get_scopes(struct gate_admin *a, struct evhttp_request *r)
     int n = budget_nscopes(b);
 
     for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(list, scope_json(b, i));
+        if (!budget_scope_retired(b, i)) /* gone from the config by a reload */
+            cJSON_AddItemToArray(list, scope_json(b, i));
     reply_json(r, 200, doc);
 }
 
@@ -487,20 +460,17 @@ static void add_scope(struct gate_admin *a, struct evhttp_request *r)
         reply_error(r, 404, "not_found", err);
         goto out;
     }
-    /* checked (and made) in the book first: its checks are the rules; then stored */
-    s = budget_add_scope(b, (enum conf_level)lv, name, p, gate_wall_now(), err, sizeof(err));
-    if (s < 0) {
-        reply_error(r, strstr(err, "exists") ? 409 : 400, "invalid_request", err);
+    /* checked by the budget module, stored, then made */
+    int rc = budget_admin_add_scope(b, (enum conf_level)lv, name, p, gate_wall_now(), &s, err,
+                                    sizeof(err));
+    if (rc < 0) {
+        if (rc == BUDGET_ADMIN_STORE)
+            reply_error(r, 500, "ledger_error", err);
+        else
+            reply_error(r, rc == BUDGET_ADMIN_EXISTS ? 409 : 400, "invalid_request", err);
         goto out;
     }
     budget_scope_label(b, p, label, sizeof(label));
-    if (a->srv->ledger != NULL &&
-        ledger_scope_add(a->srv->ledger, level, name, label, gate_wall_now()) < 0) {
-        reply_error(r, 500, "ledger_error",
-                    "the scope is there until the gate restarts, but the ledger could not store "
-                    "it");
-        goto out;
-    }
     fprintf(stderr, "tokengate: admin: %s %s added under %s\n", level, name, label);
     reply_json(r, 201, scope_json(b, s));
 out:

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "gate/budget/bstate.h"
 #include "gate/budget/budget.h"
 
 #define MAX_DEPTH 4 /* org, department, team, agent */
@@ -103,6 +104,8 @@ struct budget_book {
     struct bover *over;  /* admin overrides, by label */
     size_t nover, over_cap;
     struct bgrave *grave;
+    struct budget_store *store; /* the counters (store.h) */
+    struct budget_state state;  /* what admin changes are kept in (bstate.h); ops NULL: none */
 };
 
 /* Moves a scope's window on when now is past its end: spend starts again from nothing. */
@@ -119,14 +122,18 @@ static inline struct bnode *budget_nodes(const struct budget_book *b)
 {
     return __atomic_load_n(&b->node, __ATOMIC_ACQUIRE);
 }
-/* The policy fields of scope i of level lv, given the tree's parents and the policies set per
- * scope (conf.policies indices, -1 to inherit), both by scope index. */
+/* policy.c: the policy fields of scope i of level lv, given the tree's parents and the policies
+ * set per scope (conf.policies indices, -1 to inherit), both by scope index. */
 void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
                    const int *policy, int i, struct bpol *out);
 /* Records an admin override (replacing one of the same label and window). 0 or -1 (full, out of
  * memory). */
 int budget_over_put(struct budget_book *b, const char *label, enum conf_window w,
                     struct conf_limit lim);
+/* Whether a scope may be added (budget_add_scope's rules): 0, or -1 with a reason in err, -2
+ * when the name is taken at that level. With the lock held. */
+int budget_scope_check(const struct budget_book *b, enum conf_level level, const char *name,
+                       int parent, char *err, size_t errlen);
 /* Keeps p until the book is freed. 0, or -1 out of memory (p is then not kept). */
 int budget_grave_add(struct budget_book *b, void *p);
 

@@ -189,6 +189,8 @@ int budget_nscopes(struct budget_book *b);
 const char *budget_scope_name(struct budget_book *b, int s);
 enum conf_level budget_scope_level(struct budget_book *b, int s);
 int budget_scope_parent(struct budget_book *b, int s);
+/* 1 when a rebind retired scope s (gone from the config: it admits nothing more), else 0. */
+int budget_scope_retired(struct budget_book *b, int s);
 /* The name of the scope of level lv on the path from s up to the org, or NULL. */
 const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv);
 /* "org", "department:NAME", "team:NAME", "agent:NAME", written into buf. */
@@ -216,6 +218,35 @@ int budget_set_limit(struct budget_book *b, int scope, enum conf_window w,
                      struct conf_limit limit);
 void budget_reset(struct budget_book *b, int scope, enum conf_window w, double now);
 
+/* ---- admin changes: checked, kept in the ledger (the book's state store), then applied ---- */
+
+enum budget_admin_rc {
+    BUDGET_ADMIN_OK = 0,
+    BUDGET_ADMIN_INVALID = -1,   /* a bad scope, window, level, name or parent (400) */
+    BUDGET_ADMIN_NOT_FOUND = -2, /* no such agent or key (404) */
+    BUDGET_ADMIN_EXISTS = -3,    /* the name is taken at that level (409) */
+    BUDGET_ADMIN_STORE = -4,     /* the ledger could not keep it: nothing changed (500) */
+    BUDGET_ADMIN_MEMORY = -5,    /* kept, but not applied (500) */
+};
+
+/*
+ * Each returns BUDGET_ADMIN_OK, or a failure with a message for the client in err. The change
+ * is kept in the ledger first (when the book has one; a key needs one) and applied after, so a
+ * failure to keep it changes nothing. set_limit: a scope's own budget for a window (-1 none);
+ * reset: the window starts again from nothing at now; add_scope: as budget_add_scope, its index
+ * in *scope; add_key: a key (its SHA-256) for an agent; revoke_key: by its public id.
+ */
+int budget_admin_set_limit(struct budget_book *b, int scope, enum conf_window w,
+                           struct conf_limit lim, char *err, size_t errlen);
+int budget_admin_reset(struct budget_book *b, int scope, enum conf_window w, double now,
+                       char *err, size_t errlen);
+int budget_admin_add_scope(struct budget_book *b, enum conf_level level, const char *name,
+                           int parent, double now, int *scope, char *err, size_t errlen);
+int budget_admin_add_key(struct budget_book *b, const unsigned char hash[32], int agent,
+                         double now, char *err, size_t errlen);
+int budget_admin_revoke_key(struct budget_book *b, const char *key_id, double now, char *err,
+                            size_t errlen);
+
 /*
  * Calls cb for every scope and window (all of them when all is set, else only those with a
  * limit), as of now, under the book's lock: cb must not call back into the book.
@@ -226,7 +257,10 @@ void budget_each(struct budget_book *b, double now, int all,
 /* Reservations under way, summed over scopes of level agent (0 when all settled). */
 int64_t budget_reserved_total(struct budget_book *b);
 
-/* The start and end of the window holding now (end is 0 for total). Uses local time (TZ). */
-void budget_window_bounds(enum conf_window w, double now, double *start, double *end);
+/* The start and end of the window holding now (end is 0 for total), in the zone z (the config
+ * snapshot's, conf.tz; NULL for UTC): a day or a month starts at the first instant of its local
+ * date, an hour at the local hour's start. Reads no process state (TZ): any thread may call it. */
+void budget_window_bounds(const struct conf_tz *z, enum conf_window w, double now, double *start,
+                          double *end);
 
 #endif

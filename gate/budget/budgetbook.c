@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gate/budget/ledger.h"
+#include "gate/budget/store.h"
 
 /* ---- keys ----------------------------------------------------------------------------- */
 
@@ -146,31 +147,6 @@ void budget_keys_each(struct budget_book *b,
 
 /* ---- the book ------------------------------------------------------------------------- */
 
-void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
-                   const int *policy, int i, struct bpol *out)
-{
-    const struct conf_policy *p = NULL;
-
-    /* the policy in force at a scope: its own, else its nearest ancestor's */
-    for (int s = i; s >= 0 && p == NULL; s = parent[s])
-        if (policy[s] >= 0)
-            p = &c->policies[policy[s]];
-    *out = (struct bpol){.agent_max = -1, .agent_min = -1, .max_per_request = -1,
-                         .task_max_nusd = -1, .task_max_requests = -1, .max_retries = -1};
-    if (lv != CONF_LEVEL_AGENT || p == NULL)
-        return;
-    out->agent_max = p->max_per_agent;
-    out->agent_min = p->max_per_agent >= 0 && p->min_per_agent > p->max_per_agent
-                         ? p->max_per_agent
-                         : p->min_per_agent;
-    out->agent_window = p->window;
-    out->max_per_request = p->max_per_request;
-    out->task_max_nusd = p->task_max_nusd;
-    out->task_max_requests = p->task_max_requests;
-    out->max_retries = p->max_retries;
-    out->loop_detection = p->loop_detection;
-}
-
 int budget_find_at(const struct budget_book *b, enum conf_level level, const char *name)
 {
     for (int i = 0; i < b->n; i++)
@@ -249,6 +225,16 @@ int budget_scope_parent(struct budget_book *b, int s)
     return __atomic_load_n(&budget_nodes(b)[s].parent, __ATOMIC_ACQUIRE);
 }
 
+int budget_scope_retired(struct budget_book *b, int s)
+{
+    int rc;
+
+    pthread_mutex_lock(&b->mu);
+    rc = b->node[s].retired;
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
 const char *budget_scope_at_level(struct budget_book *b, int s, enum conf_level lv)
 {
     const struct bnode *node = budget_nodes(b);
@@ -266,7 +252,8 @@ const char *budget_scope_label(struct budget_book *b, int s, char *buf, size_t c
     if (nd->level == CONF_LEVEL_ORG)
         snprintf(buf, cap, "org");
     else
-        snprintf(buf, cap, "%s:%s", conf_level_name(nd->level), nd->name);
+        snprintf(buf, cap, "%s:%s", conf_level_name(nd->level),
+                 __atomic_load_n(&nd->name, __ATOMIC_ACQUIRE));
     return buf;
 }
 
@@ -336,9 +323,8 @@ static int init_scope(struct budget_book *b, int i, double now)
     return 0;
 }
 
-/* Adds a scope with the lock held (or before the book is shared). */
-static int add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
-                     double now, char *err, size_t errlen)
+int budget_scope_check(const struct budget_book *b, enum conf_level level, const char *name,
+                       int parent, char *err, size_t errlen)
 {
     if (level < CONF_LEVEL_DEPARTMENT || level > CONF_LEVEL_AGENT) {
         snprintf(err, errlen, "level is department, team or agent");
@@ -363,12 +349,21 @@ static int add_scope(struct budget_book *b, enum conf_level level, const char *n
     }
     if (find_at(b, level, name) >= 0) {
         snprintf(err, errlen, "%s '%s' exists already", conf_level_name(level), name);
-        return -1;
+        return -2;
     }
     if (b->n >= b->cap) {
         snprintf(err, errlen, "at most %d scopes may be added", BUDGET_SCOPES_ADDED_MAX);
         return -1;
     }
+    return 0;
+}
+
+/* Adds a scope with the lock held (or before the book is shared). */
+static int add_scope(struct budget_book *b, enum conf_level level, const char *name, int parent,
+                     double now, char *err, size_t errlen)
+{
+    if (budget_scope_check(b, level, name, parent, err, errlen) < 0)
+        return -1;
     int i = b->n;
     struct bnode *nd = &b->node[i];
     char *owned = strdup(name);
@@ -404,26 +399,9 @@ int budget_add_scope(struct budget_book *b, enum conf_level level, const char *n
 
 struct load_ctx {
     struct budget_book *b;
-    enum conf_window w;
-    int only_scope;   /* >= 0: a reset scope, whose window is summed again */
-    int loaded_keys, skipped;
+    int skipped;
     double now;
 };
-
-static void load_spend(void *arg, const char *agent, int64_t tokens, int64_t nusd)
-{
-    struct load_ctx *x = arg;
-    int a = agent_by_name(x->b, agent);
-
-    if (a < 0)
-        return; /* an agent no longer in the config */
-    for (int s = a; s >= 0; s = x->b->node[s].parent) {
-        if (x->only_scope >= 0 && s != x->only_scope)
-            continue;
-        x->b->s[s].used_t[x->w] += tokens;
-        x->b->s[s].used_n[x->w] += nusd;
-    }
-}
 
 static void load_scope(void *arg, const char *level, const char *name, const char *parent)
 {
@@ -459,7 +437,6 @@ static void load_key(void *arg, const struct ledger_key *k)
         hash[i] = (unsigned char)v;
     }
     budget_key_put(x->b, hash, a, k->revoked > 0, BKEY_ADMIN);
-    x->loaded_keys++;
 }
 
 static void load_override(void *arg, const char *scope, const char *window, int64_t tokens,
@@ -478,67 +455,40 @@ static void load_override(void *arg, const char *scope, const char *window, int6
     x->b->s[s].lim[w] = (struct conf_limit){tokens, nusd};
 }
 
-struct reset_ctx {
-    struct budget_book *b;
-    double now;
-    double *latest; /* by scope * CONF_WIN__COUNT + window */
-};
-
-static void load_reset(void *arg, const char *scope, const char *window, double t)
+/* The tree, keys and budgets the admin API changed, then the store's counters. */
+static int load_state(struct budget_book *b, double now, char *err, size_t errlen)
 {
-    struct reset_ctx *x = arg;
-    int s = budget_find_scope(x->b, scope), w = conf_window_parse(window);
+    const struct budget_state *st = &b->state;
+    struct load_ctx x = {.b = b, .now = now};
 
-    if (s >= 0 && w >= 0 && t > x->latest[s * CONF_WIN__COUNT + w])
-        x->latest[s * CONF_WIN__COUNT + w] = t;
-}
-
-static int load_ledger(struct budget_book *b, struct ledger *l, double now, char *err,
-                       size_t errlen)
-{
-    struct load_ctx x = {.b = b, .only_scope = -1, .now = now};
-    double *latest = calloc((size_t)b->cap * CONF_WIN__COUNT + 1, sizeof(double)); /* scopes grow */
-    struct reset_ctx rx = {.b = b, .now = now, .latest = latest};
-
-    if (latest == NULL)
-        goto fail;
-    if (ledger_scopes_load(l, load_scope, &x) < 0 || ledger_keys_load(l, load_key, &x) < 0 ||
-        ledger_budgets_load(l, load_override, &x) < 0 ||
-        ledger_resets_load(l, load_reset, &rx) < 0)
-        goto fail;
-    for (int w = 0; w < CONF_WIN__COUNT; w++) {
-        double start, end;
-        budget_window_bounds((enum conf_window)w, now, &start, &end);
-        x.w = (enum conf_window)w;
-        if (ledger_spend_since(l, start, load_spend, &x) < 0)
-            goto fail;
-        for (int s = 0; s < b->n; s++) {
-            double t = latest[s * CONF_WIN__COUNT + w];
-            if (t <= start)
-                continue;
-            /* reset within this window: only what came after the reset counts */
-            b->s[s].used_t[w] = b->s[s].used_n[w] = 0;
-            x.only_scope = s;
-            if (ledger_spend_since(l, t, load_spend, &x) < 0)
-                goto fail;
-            x.only_scope = -1;
-        }
+    if (st->ops->scopes_load(st->ctx, load_scope, &x) < 0 ||
+        st->ops->keys_load(st->ctx, load_key, &x) < 0 ||
+        st->ops->budgets_load(st->ctx, load_override, &x) < 0) {
+        snprintf(err, errlen, "cannot read the ledger's keys, budgets and spend");
+        return -1;
     }
-    free(latest);
+    if (b->store->ops->load(b->store, st, now, err, errlen) < 0)
+        return -1;
     if (x.skipped > 0)
         fprintf(stderr,
                 "tokengate: ledger: %d stored keys or budgets name an agent or scope the config "
                 "no longer has; they are ignored\n",
                 x.skipped);
     return 0;
-fail:
-    free(latest);
-    snprintf(err, errlen, "cannot read the ledger's keys, budgets and spend");
-    return -1;
 }
 
 struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledger, double now,
                                     char *err, size_t errlen)
+{
+    struct budget_state st = {0};
+
+    if (ledger != NULL)
+        ledger_state(ledger, &st);
+    return budget_book_open(conf, &st, now, err, errlen);
+}
+
+struct budget_book *budget_book_open(const struct conf *conf, const struct budget_state *state,
+                                     double now, char *err, size_t errlen)
 {
     struct budget_book *b = calloc(1, sizeof(*b));
 
@@ -568,7 +518,10 @@ struct budget_book *budget_book_new(const struct conf *conf, struct ledger *ledg
     for (int i = 0; i < conf->nkeys; i++)
         if (budget_key_put(b, conf->keys[i].hash, conf->keys[i].agent, 0, BKEY_CONF) < 0)
             goto oom;
-    if (ledger != NULL && load_ledger(b, ledger, now, err, errlen) < 0) {
+    if ((b->store = budget_store_mem_new(b)) == NULL)
+        goto oom;
+    b->state = *state;
+    if (b->state.ops != NULL && load_state(b, now, err, errlen) < 0) {
         budget_book_free(b);
         return NULL;
     }
@@ -600,6 +553,8 @@ void budget_book_free(struct budget_book *b)
         free(g->p);
         free(g);
     }
+    if (b->store != NULL)
+        b->store->ops->free(b->store);
     free(b->tasks);
     free(b->s);
     free(b->node);

@@ -174,4 +174,14 @@ int ledger_scopes_load(struct ledger *l,
 int ledger_has_request(struct ledger *l, const char *id, double ts);
 int ledger_insert_now(struct ledger *l, const struct ledger_rec *rec);
 
+/* The ledger as a record sink (gate/budget/recsink.h): ledger_submit, ledger_pending and
+ * ledger_failing over l, which must outlive their use. */
+struct rec_sink;
+void ledger_sink(struct ledger *l, struct rec_sink *out);
+
+/* The ledger as the budget module's state store (gate/budget/bstate.h): fills *out with
+ * functions over l, which must outlive their use. */
+struct budget_state;
+void ledger_state(struct ledger *l, struct budget_state *out);
+
 #endif

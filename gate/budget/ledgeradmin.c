@@ -3,6 +3,8 @@
  * the journal's recovery). See ledger.h.
  */
 #include "gate/budget/ledger-int.h"
+#include "gate/budget/bstate.h"
+#include "gate/budget/recsink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,4 +298,116 @@ int ledger_insert_now(struct ledger *l, const struct ledger_rec *rec)
         return -1;
     ledger_bind_rec(st, rec);
     return admin_finish(l, st, sqlite3_step(st), doing, 0);
+}
+
+/* ---- the ledger as a state store (bstate.h) ------------------------------------------------ */
+
+static int st_scopes_load(void *ctx,
+                          void (*cb)(void *arg, const char *level, const char *name,
+                                     const char *parent),
+                          void *arg)
+{
+    return ledger_scopes_load(ctx, cb, arg);
+}
+
+static int st_keys_load(void *ctx, void (*cb)(void *arg, const struct ledger_key *k), void *arg)
+{
+    return ledger_keys_load(ctx, cb, arg);
+}
+
+static int st_budgets_load(void *ctx,
+                           void (*cb)(void *arg, const char *scope, const char *window,
+                                      int64_t tokens, int64_t nusd),
+                           void *arg)
+{
+    return ledger_budgets_load(ctx, cb, arg);
+}
+
+static int st_resets_load(void *ctx,
+                          void (*cb)(void *arg, const char *scope, const char *window, double t),
+                          void *arg)
+{
+    return ledger_resets_load(ctx, cb, arg);
+}
+
+static int st_spend_since(void *ctx, double since,
+                          void (*cb)(void *arg, const char *agent, int64_t tokens, int64_t nusd),
+                          void *arg)
+{
+    return ledger_spend_since(ctx, since, cb, arg);
+}
+
+static int st_scope_add(void *ctx, const char *level, const char *name, const char *parent,
+                        double t)
+{
+    return ledger_scope_add(ctx, level, name, parent, t);
+}
+
+static int st_key_insert(void *ctx, const struct ledger_key *k)
+{
+    return ledger_key_insert(ctx, k);
+}
+
+static int st_key_revoke(void *ctx, const char *id, double t)
+{
+    return ledger_key_revoke(ctx, id, t);
+}
+
+static int st_budget_set(void *ctx, const char *scope, const char *window, int64_t tokens,
+                         int64_t nusd)
+{
+    return ledger_budget_set(ctx, scope, window, tokens, nusd);
+}
+
+static int st_reset_add(void *ctx, const char *scope, const char *window, double t)
+{
+    return ledger_reset_add(ctx, scope, window, t);
+}
+
+static const struct budget_state_ops ledger_state_ops = {
+    .scopes_load = st_scopes_load,
+    .keys_load = st_keys_load,
+    .budgets_load = st_budgets_load,
+    .resets_load = st_resets_load,
+    .spend_since = st_spend_since,
+    .scope_add = st_scope_add,
+    .key_insert = st_key_insert,
+    .key_revoke = st_key_revoke,
+    .budget_set = st_budget_set,
+    .reset_add = st_reset_add,
+};
+
+void ledger_state(struct ledger *l, struct budget_state *out)
+{
+    out->ops = &ledger_state_ops;
+    out->ctx = l;
+}
+
+/* ---- the ledger as a record sink (recsink.h) ----------------------------------------------- */
+
+static int sink_submit(void *ctx, const struct ledger_rec *rec)
+{
+    return ledger_submit(ctx, rec);
+}
+
+static uint64_t sink_pending(void *ctx)
+{
+    return ledger_pending(ctx);
+}
+
+static int sink_failing(void *ctx)
+{
+    return ledger_failing(ctx);
+}
+
+static const struct rec_sink_ops ledger_sink_ops = {
+    .submit = sink_submit,
+    .pending = sink_pending,
+    .failing = sink_failing,
+};
+
+void ledger_sink(struct ledger *l, struct rec_sink *out)
+{
+    out->ops = &ledger_sink_ops;
+    out->ctx = l;
 }

@@ -164,9 +164,6 @@ int gate_cmd_usage(int argc, char **argv)
         rc = usage_fail("--window is minute, hour, day, month or total");
         goto out;
     }
-    if (c->timezone != NULL)
-        setenv("TZ", c->timezone, 1);
-    tzset();
     if (db == NULL)
         db = c->ledger_path;
     l = db ? ledger_open_readonly(db, err, sizeof(err)) : NULL;

@@ -8,7 +8,8 @@
  * and keys over a restart.
  *
  * Time is passed in, so every test picks its instants. T0 is 2026-03-31T23:59:30Z: 30 seconds
- * before a new minute, hour, day and month all begin (in UTC, which the tests set in TZ).
+ * before a new minute, hour, day and month all begin (in UTC, the zone of a config without
+ * 'timezone').
  */
 #include <check.h>
 #include <stdint.h>
@@ -60,10 +61,16 @@
 /* printf '%s' tg-test-alpha-0001 | sha256sum starts 3544e59cd414 */
 #define ALPHA_ID "key_3544e59cd414"
 
+/* The zone the window tests pass to budget_window_bounds; a book takes its config's. */
+static struct conf_tz *zone;
+
 static void use_tz(const char *tz)
 {
-    setenv("TZ", tz, 1);
-    tzset();
+    char err[400] = "";
+
+    conf_tz_free(zone);
+    zone = conf_tz_load(tz, err, sizeof(err));
+    ck_assert_msg(zone != NULL, "%s", err);
 }
 
 static double utc(int y, int mo, int d, int h, int mi, int s)
@@ -637,7 +644,7 @@ static void check_bounds(enum conf_window w, double now, double start, double en
 {
     double s = -1, e = -1;
 
-    budget_window_bounds(w, now, &s, &e);
+    budget_window_bounds(zone, w, now, &s, &e);
     ck_assert_msg(s == start && e == end, "%s at %.0f: [%.0f, %.0f), expected [%.0f, %.0f)",
                   conf_window_name(w), now, s, e, start, end);
 }
@@ -677,13 +684,13 @@ START_TEST(window_bounds_berlin)
     double noon = utc(2026, 3, 29, 10, 0, 0);
     check_bounds(CONF_WIN_DAY, noon, utc(2026, 3, 28, 23, 0, 0), utc(2026, 3, 29, 22, 0, 0));
     double s, e;
-    budget_window_bounds(CONF_WIN_DAY, noon, &s, &e);
+    budget_window_bounds(zone, CONF_WIN_DAY, noon, &s, &e);
     ck_assert(e - s == 23 * 3600);
     /* the hour after the jump: 03:00 CEST is 01:00Z */
     check_bounds(CONF_WIN_HOUR, utc(2026, 3, 29, 1, 30, 0), utc(2026, 3, 29, 1, 0, 0),
                  utc(2026, 3, 29, 2, 0, 0));
     /* 2026-10-25 is 25 hours long */
-    budget_window_bounds(CONF_WIN_DAY, utc(2026, 10, 25, 12, 0, 0), &s, &e);
+    budget_window_bounds(zone, CONF_WIN_DAY, utc(2026, 10, 25, 12, 0, 0), &s, &e);
     ck_assert(s == utc(2026, 10, 24, 22, 0, 0) && e == utc(2026, 10, 25, 23, 0, 0));
     /* ... and has 02:00-03:00 twice: first in CEST (00:xxZ), then in CET (01:xxZ) */
     check_bounds(CONF_WIN_HOUR, utc(2026, 10, 25, 0, 30, 0), utc(2026, 10, 25, 0, 0, 0),
@@ -706,7 +713,8 @@ START_TEST(day_boundary_berlin)
     if (access("/usr/share/zoneinfo/Europe/Berlin", R_OK) != 0)
         return;
     use_tz("Europe/Berlin");
-    c = load(BASE "budgets:\n  - { scope: team:search, window: day, tokens: 1000 }\n");
+    c = load(BASE "timezone: Europe/Berlin\n"
+                  "budgets:\n  - { scope: team:search, window: day, tokens: 1000 }\n");
     /* 23:00 CEST on the (23-hour) day of the spring change */
     double late = utc(2026, 3, 29, 21, 0, 0), midnight = utc(2026, 3, 29, 22, 0, 0);
     b = book(c, NULL, late);

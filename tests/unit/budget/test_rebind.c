@@ -261,6 +261,9 @@ START_TEST(reservation_settles_on_its_scopes)
     ck_assert_int_eq(budget_scope_parent(b, c1a), eval);
     /* crawler-2 is gone: not found, not admitted, its reservation still settles */
     ck_assert_int_eq(budget_find_scope(b, "agent:crawler-2"), -1);
+    ck_assert_int_eq(budget_scope_retired(b, c2a), 1);
+    ck_assert_int_eq(budget_scope_retired(b, c1a), 0);
+    ck_assert_int_eq(view(b, c2a, CONF_WIN_DAY).found, 0); /* no longer listed */
     struct budget_refusal why = refuse(b, &a2);
     ck_assert_int_eq(why.scope, c2a);
     budget_settle(b, &r1, 1200, 0, NOW, NULL, 0);
@@ -400,6 +403,53 @@ START_TEST(failed_rebind_changes_nothing)
 }
 END_TEST
 
+/* A config with many more scopes than the book has room for: the book grows its tables, and the
+ * scopes it had keep their indices, names and spend. */
+START_TEST(rebind_grows_the_book)
+{
+    enum { MANY = BUDGET_SCOPES_ADDED_MAX + 500 };
+    struct conf *c1 = load(HEAD TREE KEYS);
+    size_t cap = (size_t)MANY * 16 + 1024, len = 0;
+    char *text = malloc(cap);
+
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text + len, cap - len, "%s%s%s", HEAD, TREE,
+                            "      big:\n        agents: [");
+    for (int i = 0; i < MANY; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%sbot-%d", i ? ", " : "", i);
+    len += (size_t)snprintf(text + len, cap - len, "]\n%s", KEYS);
+    ck_assert(len < cap);
+    struct conf *c2 = load(text);
+    free(text);
+    struct budget_book *b = book(c1);
+    int c1a = scope(b, "agent:crawler-1");
+    const char *name_before = budget_scope_name(b, c1a);
+
+    spend(b, c1a, 77);
+    rebind(b, c2, NOW);
+    ck_assert_int_ge(budget_nscopes(b), MANY);
+    ck_assert_int_eq(scope(b, "agent:crawler-1"), c1a);
+    ck_assert_str_eq(budget_scope_name(b, c1a), "crawler-1");
+    ck_assert_str_eq(name_before, "crawler-1"); /* a name read before stays readable */
+    ck_assert_int_eq(used(b, c1a), 77);
+    int last = scope(b, "agent:bot-4595");
+    ck_assert_int_eq(budget_scope_parent(b, last), scope(b, "team:big"));
+    spend(b, last, 5);
+    ck_assert_int_eq(used(b, scope(b, "org")), 82);
+    /* back and forth: the bots retire, then come back with what they had */
+    rebind(b, c1, NOW);
+    ck_assert_int_eq(budget_find_scope(b, "agent:bot-4595"), -1);
+    rebind(b, c2, NOW);
+    ck_assert_int_eq(scope(b, "agent:bot-4595"), last);
+    ck_assert_int_eq(used(b, last), 5);
+    ck_assert_int_eq(auth(b, "tg-test-alpha-0001", NULL), BUDGET_AUTH_OK);
+
+    budget_book_free(b);
+    conf_unref(c1);
+    conf_unref(c2);
+}
+END_TEST
+
 /* ---- workers reserving and settling while the config flips ------------------------------- */
 
 #define NTHREADS 4
@@ -482,6 +532,7 @@ int main(void)
     tcase_add_test(tc, new_scope_and_key);
     tcase_add_test(tc, admin_changes_stay);
     tcase_add_test(tc, failed_rebind_changes_nothing);
+    tcase_add_test(tc, rebind_grows_the_book);
     tcase_add_test(tc, rebind_under_load);
     suite_add_tcase(s, tc);
     return run_suite(s);
