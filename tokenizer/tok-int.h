@@ -1,0 +1,274 @@
+/*
+ * tok-int: what the tokenizer's two halves share: struct tok_enc, and the hash and lookup
+ * functions that the table build (tokvocab.c) and the encoder (tok.c) both run. The lookups are
+ * the encoder's hot path, so they stay static inline here. Not for use outside tokenizer/.
+ */
+#ifndef TOK_TOK_INT_H
+#define TOK_TOK_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "tokenizer/tok.h"
+#include "tokenizer/pretok.h"
+
+#define NO_RANK UINT32_MAX
+#define MAX_TOKEN_LEN 128 /* the longest token of every encoding here */
+#define SHORT_KEY 4       /* tokens up to this long live in the table of 8-byte slots */
+
+/* A hash-table slot: a token's first eight bytes, its length and rank, in 16 bytes, so that a
+ * lookup of a short key touches one cache line and no token bytes. */
+typedef struct tok_slot {
+    uint64_t k8;
+    uint32_t rank;
+    uint32_t len;
+} tok_slot;
+
+typedef struct special {
+    const char *text;
+    uint32_t id;
+} special;
+
+struct tok_enc {
+    const char *name;
+    pretok_pattern pat;
+    const uint8_t *blob;
+    const uint8_t *blob_end;
+    const special *specials;
+    size_t nspecials;
+    uint32_t vocab;
+
+    uint8_t id; /* 1 + its index in encodings[] */
+    pthread_once_t once;
+    int ready;
+    uint32_t nranks;
+    const uint8_t *lens;  /* length of each rank's token */
+    const uint8_t *bytes; /* tokens' bytes in rank order */
+    uint32_t *offs;       /* offset of each rank's token in bytes */
+    tok_slot *slots;      /* tokens of more than SHORT_KEY bytes: linear probing; len 0 is empty */
+    size_t mask;
+    uint64_t *sslots; /* tokens of at most SHORT_KEY bytes, as short_slot makes them; 0 is empty */
+    size_t smask;
+    uint32_t byte_rank[256];
+    uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
+    uint64_t *filter; /* a Bloom filter of the tokens, one 64-bit word per key: see may_be_token */
+    size_t fmask;
+    uint32_t *chr;   /* per character U+0080..U+FFFF: its token when it may start merged, see
+                        chr_build; NO_RANK when it may not */
+    uint64_t *split; /* a bit set of (neighbour byte, partial character) keys: see split_key */
+};
+
+/* The first min(n, 8) bytes at p as a little-endian number, without reading past p + n. */
+static inline uint64_t load_k8(const uint8_t *p, size_t n)
+{
+    uint64_t k;
+    uint32_t lo, hi;
+
+    if (n >= 8) {
+        memcpy(&k, p, 8);
+        return k;
+    }
+    if (n >= 4) {
+        /* two overlapping loads; where they overlap they hold the same bytes */
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << ((n - 4) * 8);
+    }
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << (n / 2 * 8) | (uint64_t)p[n - 1] << ((n - 1) * 8);
+}
+
+/*
+ * The rest of a key of 9 to 24 bytes after its first eight, as two words: for up to 16 bytes,
+ * the eight that end it (overlapping the first word) and 0; for more, bytes 8 to 15 and the
+ * eight that end it. With the length, the three words are the key.
+ */
+static inline void load_rest(const uint8_t *p, size_t n, uint64_t *w1, uint64_t *w2)
+{
+    if (n <= 16) {
+        memcpy(w1, p + n - 8, 8);
+        *w2 = 0;
+    } else {
+        memcpy(w1, p + 8, 8);
+        memcpy(w2, p + n - 8, 8);
+    }
+}
+
+/* Both halves of the 128-bit product of a and b, folded. */
+static inline uint64_t mum(uint64_t a, uint64_t b)
+{
+    __uint128_t m = (__uint128_t)a * b;
+
+    return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
+/* The hash of n bytes whose first eight are k8 (and, for 9 to 24 bytes, whose rest is w1 and
+ * w2): a multiply-mix for keys up to 24 bytes (nearly every lookup), XXH3 for the rest. */
+static inline uint64_t hash_words(const uint8_t *p, size_t n, uint64_t k8, uint64_t w1,
+                                  uint64_t w2)
+{
+    uint64_t h;
+
+    if (n > 24)
+        return XXH3_64bits(p, n);
+    if (n > 8)
+        return mum(mum(k8 ^ 0xa0761d6478bd642full, w1 ^ 0xe7037ed1a0b428dbull ^ n) ^ w2,
+                   0x8ebc6af09c88c6e3ull);
+    h = (k8 ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    return h ^ h >> 32;
+}
+
+static inline uint64_t hash_key(const uint8_t *p, size_t n, uint64_t k8)
+{
+    uint64_t w1 = 0, w2 = 0;
+
+    if (n > 8 && n <= 24)
+        load_rest(p, n, &w1, &w2);
+    return hash_words(p, n, k8, w1, w2);
+}
+
+/*
+ * The filter: each token sets four bits of one 64-bit word, all chosen by its hash. Most pairs
+ * a merge asks about are no token (two thirds of them in CJK text), and the filter, at about
+ * ten bits a token, stays in the core's L2 cache, where the rank table (megabytes) does not;
+ * so a miss costs an L2 hit instead of a trip to L3 or memory. False positives (about 1 in 70)
+ * only cost the probe they would have cost anyway. The word and the bits come from hash bits
+ * that neither the slot index nor the piece cache index uses alone.
+ */
+static inline uint64_t filter_bits(uint64_t h)
+{
+    return (uint64_t)1 << (h >> 38 & 63) | (uint64_t)1 << (h >> 44 & 63) |
+           (uint64_t)1 << (h >> 50 & 63) | (uint64_t)1 << (h >> 56 & 63);
+}
+
+static inline const uint64_t *filter_word(const tok_enc *e, uint64_t h)
+{
+    return &e->filter[(h >> 20) & e->fmask];
+}
+
+/* 0 when the key whose hash is h is surely no token; 1 when it may be one. */
+static inline int may_be_token(const tok_enc *e, uint64_t h)
+{
+    uint64_t b = filter_bits(h);
+
+    return (*filter_word(e, h) & b) == b;
+}
+
+/*
+ * A slot of the short table: the key's bytes in the low 32 bits, the rank above them, the
+ * length in the top byte. Three lookups in five in a merge ask for three or four bytes (the
+ * bytes of a character in CJK text), and half as wide a slot puts twice as many tokens in each
+ * cache line: the tokens a text keeps asking for fit in a quarter of the lines.
+ */
+#define SHORT_RANK 0x00ffffff00000000ull
+
+static inline uint64_t short_slot(uint64_t k8, size_t n, uint32_t rank)
+{
+    return k8 | (uint64_t)rank << 32 | (uint64_t)n << 56;
+}
+
+/* Where the probe for a key of n bytes whose hash is h starts, for a prefetch. */
+static inline const void *slot_of(const tok_enc *e, size_t n, uint64_t h)
+{
+    if (n <= SHORT_KEY)
+        return &e->sslots[h & e->smask];
+    return &e->slots[h & e->mask];
+}
+
+/* The rank of the n bytes at p whose hash is h and first eight bytes k8, or NO_RANK. */
+static inline uint32_t rank_lookup(const tok_enc *e, const uint8_t *p, size_t n, uint64_t h,
+                                   uint64_t k8)
+{
+    if (n <= SHORT_KEY) {
+        uint64_t want = short_slot(k8, n, 0);
+        for (size_t i = h & e->smask;; i = (i + 1) & e->smask) {
+            uint64_t sl = e->sslots[i];
+            if (sl == 0)
+                return NO_RANK;
+            if ((sl & ~SHORT_RANK) == want)
+                return (uint32_t)((sl & SHORT_RANK) >> 32);
+        }
+    }
+    for (size_t i = h & e->mask;; i = (i + 1) & e->mask) {
+        const tok_slot *sl = &e->slots[i];
+        if (sl->len == 0)
+            return NO_RANK;
+        if (sl->len == n && sl->k8 == k8 &&
+            (n <= 8 || memcmp(e->bytes + e->offs[sl->rank] + 8, p + 8, n - 8) == 0))
+            return sl->rank;
+    }
+}
+
+/* The rank of the n bytes at p, or NO_RANK when they are no token. */
+static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
+{
+    uint64_t k8, h;
+
+    if (n > MAX_TOKEN_LEN)
+        return NO_RANK;
+    k8 = load_k8(p, n);
+    h = hash_key(p, n, k8);
+    return may_be_token(e, h) ? rank_lookup(e, p, n, h, k8) : NO_RANK;
+}
+
+/*
+ * Starting from characters. In text other than Latin, most of a merge's work is putting each
+ * character's two or three bytes back together, the same work in every word. A character c may
+ * start a piece's merge as one part, its token T, instead of as bytes, when that cannot change
+ * the result:
+ *   (a) merged alone, c's bytes end as the one token T; rmax is the highest rank of the merges
+ *       that make it;
+ *   (b) no token holds part of c together with a byte beside it: none starts with a proper
+ *       suffix of c's bytes followed by the byte after c, none ends with the byte before c
+ *       followed by a proper prefix of c's bytes;
+ *   (c) every longer token that starts or ends with all of c ranks above rmax.
+ * Why: by (b), no pair straddling c's edges is a token while c is in pieces, so c's bytes merge
+ * as they would alone, into T (a), whatever happens around them. Meanwhile each merge outside c
+ * ranks at most as high as c's next merge, so at most rmax, and so below any pair T could form
+ * with a neighbour (c): started whole, c changes none of those choices, and once c is whole the
+ * two runs are the same. Applied one character at a time, this holds for any set of them.
+ * (a) and (c) depend on c alone and are decided in chr_build (tokvocab.c), into chr[]; (b)
+ * depends on the neighbouring bytes and is asked of the split set, per character, in chr_part
+ * (tok.c).
+ */
+#define CHR_N (0x10000 - 0x80) /* the characters of two and three bytes */
+#define SPLIT_BITS 17          /* 16 KiB: a few hundred keys, so about 1 in 100 false */
+
+/* The bit for a key of the split set; side 1: a byte x then a character's first k bytes at c;
+ * side 2: a character's last k bytes at c then a byte x. k is 1 or 2. */
+static inline uint64_t split_key(unsigned side, uint8_t x, const uint8_t *c, size_t k)
+{
+    uint64_t v = side | (uint64_t)k << 2 | (uint64_t)x << 8 | (uint64_t)c[0] << 16;
+
+    if (k > 1)
+        v |= (uint64_t)c[1] << 24;
+    return (v * 0x9e3779b97f4a7c15ull) >> (64 - SPLIT_BITS);
+}
+
+/* 1 when a token may hold the key's bytes; 0 when none surely does. */
+static inline int split_has(const tok_enc *e, uint64_t b)
+{
+    return (int)(e->split[b >> 6] >> (b & 63) & 1);
+}
+
+/* The code point of the character of len (2 or 3) bytes at c. */
+static inline uint32_t chr_decode(const uint8_t *c, size_t len)
+{
+    if (len == 2)
+        return (uint32_t)(c[0] & 0x1f) << 6 | (uint32_t)(c[1] & 0x3f);
+    return (uint32_t)(c[0] & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (uint32_t)(c[2] & 0x3f);
+}
+
+/*
+ * Zeroed memory of size bytes for a big table that is probed at random, in huge pages where
+ * the kernel grants them. Returns NULL when memory runs out; the caller frees it with free().
+ */
+void *tok_big_calloc(size_t size);
+
+#endif
