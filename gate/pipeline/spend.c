@@ -236,17 +236,17 @@ int64_t spend_output_limit(int64_t allowed, int approximate)
  * so its requests use the spare over and over and allocate nothing after the first.
  */
 struct spend_wait {
-    struct completion cq;    /* the store's answer, handed to the worker */
+    struct completion cq; /* the store's answer, handed to the worker */
     struct gate_worker *w;
-    struct gate_req *req;    /* the request waiting for it; NULL once it stopped waiting */
-    struct budget_cont k;    /* given to the store: post and done take this spend_wait */
-    void (*fn)(void *arg);   /* what the store posted (it calls k.done) */
+    struct gate_req *req;  /* the request waiting for it; NULL once it stopped waiting */
+    struct budget_cont k;  /* given to the store: post and done take this spend_wait */
+    void (*fn)(void *arg); /* what the store posted (it calls k.done) */
     void *fn_arg;
-    struct event *timer;     /* the bound on the wait (timeouts.upstream_connect) */
-    struct budget_resv r;    /* the store's answer: filled by it, read once it is posted */
+    struct event *timer;  /* the bound on the wait (timeouts.upstream_connect) */
+    struct budget_resv r; /* the store's answer: filled by it, read once it is posted */
     struct budget_refusal why;
-    struct outcap oc;        /* the request's caps, for the work after an admission */
-    int approximate;         /* its input count is an estimate (the cap's margin) */
+    struct outcap oc; /* the request's caps, for the work after an admission */
+    int approximate;  /* its input count is an estimate (the cap's margin) */
 };
 
 static int wait_post(void *worker, void (*fn)(void *arg), void *fn_arg);

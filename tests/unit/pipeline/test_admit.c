@@ -68,7 +68,7 @@
     "  tg-test-alpha-0001: crawler-1\n"                                                            \
     "budgets:\n"                                                                                   \
     "  - { scope: team:search, window: day, tokens: 10000 }\n"                                     \
-    "ledger: { path: /nonexistent/ledger.db }\n"                                                  \
+    "ledger: { path: /nonexistent/ledger.db }\n"                                                   \
     "timeouts: { upstream_connect: %s }\n"
 
 /* asks for more output than the team's budget has: the gate brings max_tokens down */
@@ -97,8 +97,8 @@ struct net_store {
     int nq;
 };
 
-static enum budget_rc net_reserve(struct budget_store *st, const struct budget_ask *ask,
-                                  double now, struct budget_resv *r, struct budget_refusal *why,
+static enum budget_rc net_reserve(struct budget_store *st, const struct budget_ask *ask, double now,
+                                  struct budget_resv *r, struct budget_refusal *why,
                                   const struct budget_cont *k)
 {
     struct net_store *n = (struct net_store *)st;
@@ -117,8 +117,8 @@ static enum budget_rc net_reserve(struct budget_store *st, const struct budget_a
     return BUDGET_PENDING;
 }
 
-static int net_settle(struct budget_store *st, struct budget_resv *r, int64_t tokens,
-                      int64_t nusd, double now, struct budget_alert *alerts, int cap)
+static int net_settle(struct budget_store *st, struct budget_resv *r, int64_t tokens, int64_t nusd,
+                      double now, struct budget_alert *alerts, int cap)
 {
     struct budget_store *in = ((struct net_store *)st)->inner;
     return in->ops->settle(in, r, tokens, nusd, now, alerts, cap);
@@ -161,8 +161,14 @@ static void net_free(struct budget_store *st)
 }
 
 static const struct budget_store_ops net_ops = {
-    .name = "net-test", .reserve = net_reserve, .settle = net_settle, .peek = net_peek,
-    .set_limit = net_set_limit, .reset = net_reset, .load = net_load, .free = net_free,
+    .name = "net-test",
+    .reserve = net_reserve,
+    .settle = net_settle,
+    .peek = net_peek,
+    .set_limit = net_set_limit,
+    .reset = net_reset,
+    .load = net_load,
+    .free = net_free,
 };
 
 /* On the worker (posted): the store's answer, handed to the caller's continuation. */
