@@ -48,6 +48,7 @@
 #include "gate/pipeline/spend.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/clock.h"
+#include "gate/util/jsonmem.h"
 #include "run_suite.h"
 #include "tmpdb.h"
 
@@ -263,6 +264,7 @@ static void start(const char *upstream_connect)
     int rec = 0;
 
     evthread_use_pthreads();
+    jsonmem_init(); /* as main.c: a request's cJSON memory comes from its arena */
     snprintf(text, sizeof(text), CONFIG_FMT, upstream_connect);
     conf = conf_load_string(text, strlen(text), "t.yaml", err, sizeof(err));
     ck_assert_msg(conf != NULL, "%s", err);
