@@ -1,7 +1,9 @@
 /*
  * spend: a request's part in the budgets. It authenticates the agent, reserves before the
  * request is forwarded (writing the output allowance into the body when it must), and
- * settles when the request ends, writing the ledger record.
+ * settles when the request ends, writing the ledger record. The reservation goes through the
+ * book's store (gate/budget/store.h), which may answer later: the request WAITs meanwhile, and
+ * the store's answer comes back through the worker's completion queue.
  *
  * A response that completes is held back until the ledger has committed its record: the end
  * of a non-stream response, or the last chunk of a stream, is written only once the record is
