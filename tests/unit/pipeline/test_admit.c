@@ -18,7 +18,9 @@
  * same 429 as the in-memory store's; a client gone while pending is finalized once the store
  * answers, the grant released whole (the book's reserved total back to 0) and its log record
  * that of a client gone before forwarding; a store that does not answer within
- * timeouts.upstream_connect gives a 503 with retry-after, and what it grants later is released.
+ * timeouts.upstream_connect gives a 503 with retry-after, and what it grants later is released
+ * (also when the client left meanwhile). The in-memory store goes straight through, reusing
+ * the worker's one hand-over.
  */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include <check.h>
@@ -689,6 +691,30 @@ START_TEST(a_store_that_does_not_answer_times_out)
 }
 END_TEST
 
+/* The client leaves and the store does not answer in time either: the request ends at the
+ * bound (a 499 for nobody), and the store's late grant is released. */
+START_TEST(client_gone_and_store_late)
+{
+    struct client c;
+
+    use_net_store();
+    client_send(&c, "gone-slow");
+    run_until(store_asked, NULL, "the store's reserve");
+    close(c.fd);
+    run_until(no_connection, NULL, "the gate to see the client go");
+    cJSON *rec = log_record("gone-slow"); /* written at the bound, before the store answers */
+    ck_assert_int_eq(cJSON_GetObjectItem(rec, "status")->valueint, 499);
+    ck_assert_int_eq(cJSON_GetObjectItem(rec, "tokens_charged")->valueint, 0);
+    cJSON_Delete(rec);
+    store_answers(0);
+    ck_assert_int_eq(net->q[0].rc, BUDGET_ADMITTED);
+    ck_assert_int_gt(budget_reserved_total(srv.book), 0);
+    run_until(nothing_reserved, NULL, "the late grant to be released");
+    ck_assert_int_eq(forwarded, 0);
+    stop();
+}
+END_TEST
+
 static Suite *admit_suite(void)
 {
     Suite *s = suite_create("admit");
@@ -705,6 +731,7 @@ static Suite *admit_suite(void)
     tcase_add_checked_fixture(slow, setup_short, NULL);
     tcase_set_timeout(slow, 60);
     tcase_add_test(slow, a_store_that_does_not_answer_times_out);
+    tcase_add_test(slow, client_gone_and_store_late);
     suite_add_tcase(s, slow);
     return s;
 }
