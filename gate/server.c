@@ -34,6 +34,7 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/completion.h"
 #include "gate/pipeline/req.h"
+#include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 #include "gate/http/tls.h"
 #include "gate/pipeline/tcount.h"
@@ -177,6 +178,7 @@ static void server_free(struct gate_server *srv)
             event_free(w->drain_timer);
         completion_queue_free(w->cq); /* frees the requests finished above */
         w->cq = NULL;
+        spend_worker_free(w);
         /* a bufferevent freed while a deferred callback of it was pending (requests finished
          * above, outside the loop) is only released when the loop runs that callback: one
          * last non-blocking turn lets libevent finish those frees */

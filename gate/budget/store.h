@@ -9,7 +9,9 @@
  * A reservation may take time with a networked store: reserve answers BUDGET_ADMITTED or
  * BUDGET_REFUSED at once, or BUDGET_PENDING, and then later runs k->done on the caller's
  * worker (through k->post, the worker's completion queue). The in-memory store always answers
- * at once. Everything else answers at once.
+ * at once. Everything else answers at once. How a networked store plugs in, and what the gate
+ * does with a late answer (a bound of timeouts.upstream_connect, then 503; a late grant is
+ * released): gate/budget/README.md.
  */
 #ifndef TG_BUDGET_STORE_H
 #define TG_BUDGET_STORE_H
@@ -44,7 +46,9 @@ struct budget_store;
 struct budget_store_ops {
     const char *name;
     /* Reserves for ask on every counter of the agent's path, as the policy says. k NULL: the
-     * caller cannot wait, and the store must answer at once (refusing if it cannot decide). */
+     * caller cannot wait, and the store must answer at once (refusing if it cannot decide).
+     * ask is read during the call only (a store that answers later copies what it needs); a
+     * pending reservation is answered once, through k->post, late or not. */
     enum budget_rc (*reserve)(struct budget_store *st, const struct budget_ask *ask, double now,
                               struct budget_resv *r, struct budget_refusal *why,
                               const struct budget_cont *k);

@@ -31,6 +31,7 @@ struct gate_admin;
 struct tcount_drift;
 struct completion_queue;
 struct conn_handler;
+struct spend_wait;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -65,6 +66,7 @@ struct gate_worker {
     const struct conn_handler *conn_handler; /* how connections call the request layer */
     struct completion_queue *cq;  /* requests handed back to this worker, and freed here
                                    * (gate/pipeline/completion.h) */
+    struct spend_wait *spend_spare; /* a reservation's hand-over, reused (spend.c) */
     pthread_t thread;
 };
 

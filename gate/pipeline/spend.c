@@ -14,8 +14,10 @@
 #include <time.h>
 
 #include "gate/util/arena.h"
+#include "gate/pipeline/completion.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/budget/budget.h"
+#include "gate/budget/store.h"
 #include "gate/budget/journal.h"
 #include "gate/util/jsonmem.h"
 #include "gate/budget/ledger.h"
@@ -222,7 +224,189 @@ int64_t spend_output_limit(int64_t allowed, int approximate)
     return approximate ? allowed + allowed / 4 + 64 : allowed + allowed / 16 + 32;
 }
 
-int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops)
+/* ---- a reservation the store answers later ---------------------------------------------- */
+
+/*
+ * A reservation in the store's hands: what the store fills (r, why), how its answer comes back
+ * to the worker (k: post puts it on the worker's completion queue through cq), and what the
+ * request needs once it is decided (oc, approximate). It is kept apart from the request so
+ * that a request that stopped waiting (its wait passed timeouts.upstream_connect) can be
+ * answered and freed while the store still holds r and why; the store's late answer then only
+ * releases what it granted. Each worker keeps one spare: the in-memory store answers at once,
+ * so its requests use the spare over and over and allocate nothing after the first.
+ */
+struct spend_wait {
+    struct completion cq; /* the store's answer, handed to the worker */
+    struct gate_worker *w;
+    struct gate_req *req;  /* the request waiting for it; NULL once it stopped waiting */
+    struct budget_cont k;  /* given to the store: post and done take this spend_wait */
+    void (*fn)(void *arg); /* what the store posted (it calls k.done) */
+    void *fn_arg;
+    struct event *timer;  /* the bound on the wait (timeouts.upstream_connect) */
+    struct budget_resv r; /* the store's answer: filled by it, read once it is posted */
+    struct budget_refusal why;
+    struct outcap oc; /* the request's caps, for the work after an admission */
+    int approximate;  /* its input count is an estimate (the cap's margin) */
+};
+
+static int wait_post(void *worker, void (*fn)(void *arg), void *fn_arg);
+static void wait_done(void *arg, enum budget_rc rc);
+static void wait_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* The worker's spare, or a new one (with its timer). NULL when out of memory. */
+static struct spend_wait *wait_take(struct gate_worker *w)
+{
+    struct spend_wait *t = w->spend_spare;
+
+    if (t != NULL) {
+        w->spend_spare = NULL;
+        return t;
+    }
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return NULL;
+    if ((t->timer = evtimer_new(w->base, wait_timeout, t)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->w = w;
+    t->k = (struct budget_cont){.post = wait_post, .worker = t, .done = wait_done, .arg = t};
+    return t;
+}
+
+/* Done with t (the store answered): kept as the worker's spare, or freed. */
+static void wait_give(struct spend_wait *t)
+{
+    struct gate_worker *w = t->w;
+
+    t->req = NULL;
+    if (w->spend_spare == NULL) {
+        w->spend_spare = t;
+        return;
+    }
+    event_free(t->timer);
+    free(t);
+}
+
+void spend_worker_free(struct gate_worker *w)
+{
+    struct spend_wait *t = w->spend_spare;
+
+    w->spend_spare = NULL;
+    if (t != NULL) {
+        event_free(t->timer);
+        free(t);
+    }
+}
+
+/* On the worker, from its completion queue: what the store posted. */
+static void wait_run(struct completion *c)
+{
+    struct spend_wait *t = (struct spend_wait *)((char *)c - offsetof(struct spend_wait, cq));
+
+    t->fn(t->fn_arg); /* calls k.done: wait_done */
+}
+
+/* The store's k.post, from any thread: fn(fn_arg) runs on the request's worker. */
+static int wait_post(void *worker, void (*fn)(void *arg), void *fn_arg)
+{
+    struct spend_wait *t = worker;
+
+    t->fn = fn;
+    t->fn_arg = fn_arg;
+    completion_post(t->w->cq, &t->cq, wait_run);
+    return 0;
+}
+
+/* ---- the reservation -------------------------------------------------------------------- */
+
+/*
+ * The store decided (at once or later): a refusal is answered (429, or 400); an admission
+ * brings the request's caps down to its allowance. Returns the number of edits written into
+ * req->edits, or -1 after answering.
+ */
+static int decided(struct gate_req *req, enum budget_rc rc, const struct budget_refusal *why,
+                   const struct outcap *oc, int approximate, double now)
+{
+    if (rc != BUDGET_ADMITTED) {
+        refuse(req, why, now);
+        return -1;
+    }
+    req->decision = REQ_DECISION_ADMITTED;
+    /* a provider told a cap that streams past it (and past the margin for counts that differ)
+     * is cut off: see proxy.c */
+    if (req->resv.allowance >= 0 && (req->resv.write_max || oc->value >= 0))
+        req->out_limit = spend_output_limit(req->resv.allowance * oc->choices, approximate);
+    /* every cap member above the allowance comes down to it; none: write one when the
+     * provider's default could pass what was reserved */
+    int n = outcap_clamp(oc, req->json, req->resv.allowance, req->resv.write_max, req->arena,
+                         req->edits);
+    if (n < 0) {
+        req_fail_memory(req); /* the reservation is settled (released) as the request ends */
+        return -1;
+    }
+    return n;
+}
+
+/* On the worker: the store's late answer. */
+static void wait_done(void *arg, enum budget_rc rc)
+{
+    struct spend_wait *t = arg;
+    struct gate_req *req = t->req;
+    struct budget_refusal why;
+    struct outcap oc;
+    int approximate;
+
+    if (req == NULL) {
+        /* the request stopped waiting (and was answered 503): what the store granted goes
+         * back whole, charged nothing, as for a request never forwarded */
+        if (rc == BUDGET_ADMITTED && t->w->srv->book != NULL) {
+            t->r.failed = 1;
+            budget_settle(t->w->srv->book, &t->r, 0, 0, gate_wall_now(), NULL, 0);
+        }
+        wait_give(t);
+        return;
+    }
+    evtimer_del(t->timer);
+    req->resv = t->r;
+    why = t->why;
+    oc = t->oc;
+    approximate = t->approximate;
+    wait_give(t);
+    req->phase = REQ_ADMITTING; /* out of WAITING: the stage's phase, which may answer */
+    struct arena *prev = jsonmem_enter(req->arena);
+    int n = decided(req, rc, &why, &oc, approximate, gate_wall_now());
+    jsonmem_leave(prev);
+    if (n < 0)
+        return; /* answered */
+    req->nedits = n;
+    pipeline_resume(req, STAGE_NEXT); /* a client gone meanwhile: finalized, and released */
+}
+
+/* On the worker: the store did not answer within timeouts.upstream_connect. */
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct spend_wait *t = arg;
+    struct gate_req *req = t->req;
+    char msg[240];
+
+    (void)fd;
+    (void)what;
+    if (req == NULL)
+        return;
+    t->req = NULL; /* t stays with the store until it answers (wait_done releases it) */
+    req->phase = REQ_ADMITTING;
+    snprintf(msg, sizeof(msg),
+             "the budget store (%s) did not answer within %lld ms (timeouts.upstream_connect); "
+             "retry shortly",
+             budget_book_store(req->w->srv->book)->ops->name,
+             (long long)req->conf->upstream_connect_timeout);
+    req->decision = REQ_DECISION_UNAVAILABLE;
+    if (req->error == NULL)
+        req->error = arena_strndup(req->arena, msg, strlen(msg));
+    req_fail(req, APIERR_UNAVAILABLE, req->error != NULL ? req->error : msg);
+}
+
+int spend_reserve(struct gate_req *req, const struct conf_model *m)
 {
     struct gate_server *srv = req->w->srv;
     struct budget_ask ask = {0};
@@ -285,19 +469,34 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsone
         if (ask.fingerprint == 0 && raw != NULL)
             ask.fingerprint = 1;
     }
-    if (budget_reserve(srv->book, &ask, now, &req->resv, &why) < 0) {
-        refuse(req, &why, now);
+    struct spend_wait *t = wait_take(req->w);
+    if (t == NULL) {
+        req_fail(req, APIERR_INTERNAL, "out of memory");
         return -1;
     }
-    req->decision = REQ_DECISION_ADMITTED;
-    /* a provider told a cap that streams past it (and past the margin for counts that differ)
-     * is cut off: see proxy.c */
-    if (req->resv.allowance >= 0 && (req->resv.write_max || oc.value >= 0))
-        req->out_limit = spend_output_limit(req->resv.allowance * oc.choices, ask.approximate);
-    /* every cap member above the allowance comes down to it; none: write one when the
-     * provider's default could pass what was reserved */
-    return outcap_clamp(&oc, req->json, req->resv.allowance, req->resv.write_max, req->arena,
-                        ops);
+    memset(&t->r, 0, sizeof(t->r));
+    memset(&t->why, 0, sizeof(t->why));
+    t->oc = oc;
+    t->approximate = ask.approximate;
+    enum budget_rc rc = budget_reserve_async(srv->book, &ask, now, &t->r, &t->why, &t->k);
+    if (rc == BUDGET_PENDING) {
+        /* the store answers later, through t: the request waits, at most
+         * timeouts.upstream_connect */
+        int64_t ms = req->conf->upstream_connect_timeout;
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        t->req = req;
+        evtimer_add(t->timer, &tv);
+        req->phase = REQ_WAITING;
+        return 1;
+    }
+    req->resv = t->r;
+    if (rc != BUDGET_ADMITTED)
+        why = t->why;
+    wait_give(t);
+    int n = decided(req, rc, &why, &oc, ask.approximate, now);
+    if (n >= 0)
+        req->nedits = n;
+    return n < 0 ? -1 : 0;
 }
 
 size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)

@@ -1,7 +1,9 @@
 /*
  * spend: a request's part in the budgets. It authenticates the agent, reserves before the
  * request is forwarded (writing the output allowance into the body when it must), and
- * settles when the request ends, writing the ledger record.
+ * settles when the request ends, writing the ledger record. The reservation goes through the
+ * book's store (gate/budget/store.h), which may answer later: the request WAITs meanwhile, and
+ * the store's answer comes back through the worker's completion queue.
  *
  * A response that completes is held back until the ledger has committed its record: the end
  * of a non-stream response, or the last chunk of a stream, is written only once the record is
@@ -15,7 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gate/util/jsonedit.h"
 
 struct gate_req;
 struct gate_worker;
@@ -30,13 +31,24 @@ int spend_authenticate(struct gate_req *req);
 
 /*
  * Checks the request's output caps (outcap.h) and reserves for it on its agent's budgets, once
- * its input is counted (m is its model entry). When the request must carry smaller output caps,
- * writes the members to set into ops (room for OUTCAP_MEMBERS; values in the request's arena)
- * and returns how many; returns 0 when there is nothing to write; -1 after answering 400 (a
- * cap or n that is not a whole number in range, a policy's max_per_request), 429 (budget) or
- * 503 (ledger behind).
+ * its input is counted (m is its model entry), through the book's store (store.h). Returns:
+ *   0  admitted, or nothing to reserve: the cap members to rewrite are in req->edits
+ *      (req->nedits, values in the request's arena), out_limit is set;
+ *  -1  after answering 400 (a cap or n that is not a whole number in range, a policy's
+ *      max_per_request), 429 (budget) or 503 (ledger behind);
+ *   1  the store answers later (BUDGET_PENDING): the request is REQ_WAITING. On its worker,
+ *      once the store answers, an admission does what 0 says and resumes the pipeline
+ *      (pipeline_resume, STAGE_NEXT; a client gone meanwhile is finalized and its reservation
+ *      released whole); a refusal is answered as -1 says. An answer that does not come within
+ *      timeouts.upstream_connect is a 503 (retry-after), and what the store grants after that
+ *      is released whole. The request is never freed while the store holds its reservation.
+ * The in-memory store always answers at once (0 or -1), with no allocation.
  */
-int spend_reserve(struct gate_req *req, const struct conf_model *m, struct jsonedit_op *ops);
+int spend_reserve(struct gate_req *req, const struct conf_model *m);
+
+/* Frees what spend keeps per worker (a reservation's spare, see spend.c). After the worker's
+ * loop and completion queue are over, before its event base is freed. */
+void spend_worker_free(struct gate_worker *w);
 
 /*
  * The output tokens past which a stream is cut off when the provider was told to stop at

@@ -8,11 +8,8 @@
 enum stage_rc stage_admit(struct gate_req *req)
 {
     struct arena *prev = jsonmem_enter(req->arena);
-    int rc = spend_reserve(req, req->cm, req->edits);
+    int rc = spend_reserve(req, req->cm);
 
     jsonmem_leave(prev);
-    if (rc < 0)
-        return STAGE_ANSWERED;
-    req->nedits = rc;
-    return STAGE_NEXT;
+    return rc < 0 ? STAGE_ANSWERED : rc > 0 ? STAGE_WAIT : STAGE_NEXT;
 }

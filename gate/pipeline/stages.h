@@ -33,7 +33,9 @@ enum stage_rc stage_count(struct gate_req *req);
 enum stage_rc stage_cache(struct gate_req *req);
 
 /* The output caps and the reservation on the caller's budgets (spend_reserve): the members to
- * rewrite go into req->edits; 400, 429 or 503 when refused. */
+ * rewrite go into req->edits; 400, 429 or 503 when refused. WAIT (REQ_WAITING) when the budget
+ * store answers later: its answer resumes the request on its worker, or a wait past
+ * timeouts.upstream_connect answers 503. */
 enum stage_rc stage_admit(struct gate_req *req);
 
 /* The body rewritten (caps, a renamed model, stream usage asked for) and the upstream request
