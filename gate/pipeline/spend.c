@@ -358,9 +358,10 @@ static void wait_done(void *arg, enum budget_rc rc)
 
     if (req == NULL) {
         /* the request stopped waiting (and was answered 503): what the store granted goes
-         * back whole, charged nothing, as for a request never forwarded */
+         * back whole, charged nothing, as for a request never forwarded; the store's delay is
+         * the gate's failure, not the body's, so the retry cutoff's streak is left alone */
         if (rc == BUDGET_ADMITTED && t->w->srv->book != NULL) {
-            t->r.failed = 1;
+            t->r.fingerprint = 0;
             budget_settle(t->w->srv->book, &t->r, 0, 0, gate_wall_now(), NULL, 0);
         }
         wait_give(t);
