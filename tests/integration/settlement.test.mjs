@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, gateAdminPort, adminRequest, sleep, ms,
-  RawClient, rawPost, parseSSE, newId,
+  RawClient, rawPost, parseSSE, newId, queuedBytes,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'tga-settlement-admin-token-000001';
@@ -329,7 +329,10 @@ test('chat stream: client gone, the gate stopped past its drain moment while the
     let b = await billed(id);
     while (!b.complete && Date.now() < deadline) { await sleep(50); b = await billed(id); }
     assert.equal(b.complete, true, `the mock wrote the whole stream: ${q(b)}`);
-    await sleep(300); // the last of it on its way to the gate's socket
+    // the whole of it on the wire (in the kernel's queues) before the gate goes on
+    while (queuedBytes(mock.port) < b.bytes && Date.now() < deadline) await sleep(20);
+    assert.ok(queuedBytes(mock.port) >= b.bytes, `the stream waits in the kernel: ${queuedBytes(mock.port)} of ${b.bytes}`);
+    await sleep(300); // and well past the gate's 250 ms
     process.kill(gate.pid, 'SIGCONT');
     stopped = false;
     const row = await ledgerRow(id);
