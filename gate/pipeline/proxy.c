@@ -25,9 +25,13 @@
 #include "gate/upstream/poolset.h"
 #include "gate/upstream/upstream.h"
 
-/* what is read of a stream whose client is gone, at most (see proxy_client_gone) */
+/* what is read of a stream whose client is gone (see proxy_client_gone): for PROXY_DRAIN_MS,
+ * then on while the provider's bytes wait unread (looked at every PROXY_DRAIN_CHECK_MS), at most
+ * PROXY_DRAIN_MAX bytes and PROXY_DRAIN_LAST_MS */
 #define PROXY_DRAIN_MAX (4u * 1024 * 1024)
 #define PROXY_DRAIN_MS 250
+#define PROXY_DRAIN_CHECK_MS 10
+#define PROXY_DRAIN_LAST_MS 10000
 
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
@@ -165,11 +169,11 @@ static int on_up_body(void *arg, const char *data, size_t len)
     /* a client gone from a non-stream request leaves the answer to be read for its usage; a
      * stream's is read for a moment after it left (see proxy_client_gone), then no more */
     if (req->conn == NULL && req->up_sse) {
-        req->drained += len;
-        if (!req->draining || req->drained > PROXY_DRAIN_MAX) {
+        if (!req->draining) {
             req_finish(req);
             return -1;
         }
+        req->drained += len; /* counted below even when it crosses the cap: it is read */
     }
     if (req->dec != NULL) {
         size_t cap = req->up_sse ? SSE_EVENT_MAX : req->conf->max_response_bytes;
@@ -190,8 +194,13 @@ static int on_up_body(void *arg, const char *data, size_t len)
         req_fail(req, req->stop_kind, req->stop_why);
         return -1;
     }
-    if (req->conn == NULL)
+    if (req->conn == NULL) {
+        if (req->up_sse && req->drained > PROXY_DRAIN_MAX) {
+            req_finish(req);
+            return -1;
+        }
         return 0;
+    }
     if (req->up_sse)
         conn_flush(req->conn);
     /* backpressure: the client is slow, the source waits (proxy_client_drained resumes it) */
@@ -325,10 +334,22 @@ void proxy_client_drained(struct gate_req *req)
     }
 }
 
-/* The moment a stream is read for after its client left is over. */
+/*
+ * The moment a stream is read for after its client left is over. What the provider has sent
+ * and the gate has not read yet (in the kernel's queue or the connection's buffer) was made
+ * before the gate stops reading, and is billed: it is read and counted too, however long the
+ * gate took to get to it (a loaded machine, a sanitizer build), so the drain ends at a look
+ * that finds nothing waiting, or at PROXY_DRAIN_MAX bytes or PROXY_DRAIN_LAST_MS.
+ */
 static void drain_over(evutil_socket_t fd, short what, void *arg)
 {
-    req_finish(arg);
+    struct gate_req *req = arg;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = PROXY_DRAIN_CHECK_MS * 1000};
+
+    if (upstream_unread(&req->ex) > 0 && gate_now_us() < req->drain_end_us &&
+        evtimer_add(req->drain_ev, &tv) == 0)
+        return; /* the loop reads what waits first; look again after */
+    req_finish(req);
 }
 
 void proxy_client_gone(struct gate_req *req)
@@ -345,8 +366,9 @@ void proxy_client_gone(struct gate_req *req)
     }
     /* A whole answer is being made and will be billed: read it to the end (within the upstream
      * timeouts and max_response_bytes) for its usage. A stream is read on for PROXY_DRAIN_MS
-     * (or PROXY_DRAIN_MAX bytes, or its end), counted and not relayed, for what the provider
-     * made before it sees the close; then the connection closes, which stops generation. */
+     * and then while the provider's bytes wait unread (or to PROXY_DRAIN_MAX bytes, or its
+     * end), counted and not relayed, for what the provider made before it sees the close; then
+     * the connection closes, which stops generation. */
     if (req->up_sse || req->stream) {
         struct timeval tv = {.tv_sec = 0, .tv_usec = PROXY_DRAIN_MS * 1000};
         req->drain_ev = evtimer_new(w->base, drain_over, req);
@@ -355,6 +377,7 @@ void proxy_client_gone(struct gate_req *req)
             return;
         }
         req->draining = 1;
+        req->drain_end_us = gate_now_us() + (int64_t)PROXY_DRAIN_LAST_MS * 1000;
         if (req->upstream_paused) {
             req->upstream_paused = 0;
             req->src->resume(req);

@@ -127,7 +127,8 @@ struct gate_req {
     int head_sent;                  /* the client has our status line */
     int upstream_paused;            /* reading upstream is off: the client is slow */
     int draining;                   /* the client is gone: the stream is read on a moment */
-    struct event *drain_ev;         /* ... until this fires */
+    struct event *drain_ev;         /* ... until this fires and nothing waits unread */
+    int64_t drain_end_us;           /* when reading on stops, whatever waits (gate_now_us) */
     size_t drained;                 /* bytes read since */
     int detached;                   /* going on without its client (counted in its worker) */
     int tries;                      /* exchanges started: a second only on the retry path */

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -697,6 +698,20 @@ void upstream_retry(struct upstream_pool *pool, struct upstream_exchange *ex)
 int upstream_waiting(const struct upstream_exchange *ex)
 {
     return ex->uc != NULL && ex->uc->state == UC_WAITING;
+}
+
+size_t upstream_unread(const struct upstream_exchange *ex)
+{
+    struct upstream_conn *uc = ex->uc;
+    evutil_socket_t fd;
+    int queued = 0;
+
+    if (uc == NULL || uc->bev == NULL)
+        return 0;
+    fd = bufferevent_getfd(uc->bev);
+    if (fd >= 0 && ioctl(fd, FIONREAD, &queued) < 0)
+        queued = 0;
+    return evbuffer_get_length(bufferevent_get_input(uc->bev)) + (queued > 0 ? (size_t)queued : 0);
 }
 
 void upstream_cancel(struct upstream_exchange *ex)

@@ -82,6 +82,11 @@ void upstream_retry(struct upstream_pool *pool, struct upstream_exchange *ex);
 /* Whether ex waits in its pool's queue (no connection yet). */
 int upstream_waiting(const struct upstream_exchange *ex);
 
+/* The bytes the provider has sent on ex's connection that have not been parsed yet: in the
+ * connection's input buffer and in the kernel's receive queue (on TLS, still encrypted). 0 when
+ * ex has no connection or the kernel cannot say. */
+size_t upstream_unread(const struct upstream_exchange *ex);
+
 /* The owner gives up the exchange: its connection is closed (a waiting exchange leaves the
  * queue). Nothing is called back. Does nothing when the exchange is not running. */
 void upstream_cancel(struct upstream_exchange *ex);

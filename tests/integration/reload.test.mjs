@@ -7,6 +7,7 @@ import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {
   test, cleanup, startMock, startGate, tempDir, gateAdminPort, adminRequest, parseSSE,
@@ -27,7 +28,8 @@ const say = [{ role: 'user', content: 'Say something short about reloading.' }];
  * The config file. o: teamTokens (team:t's daily budget), a2Tokens (agent:a2's, none when
  * undefined), added (a3 with KEY3 and model gpt-reloaded), second (provider mock-second and
  * its model gpt-second, true unless false), workers (2 unless given), openaiUrl (mock-openai's
- * address when not mockUrl's), tail (raw YAML appended).
+ * address when not mockUrl's), heldUrl (provider held and its model gpt-held there, when
+ * given), tail (raw YAML appended).
  */
 function orgYaml(dir, mockUrl, o = {}) {
   const lines = [
@@ -38,9 +40,11 @@ function orgYaml(dir, mockUrl, o = {}) {
     `  mock-openai: { base_url: ${q((o.openaiUrl ?? mockUrl) + '/v1')}, format: openai }`,
   ];
   if (o.second !== false) lines.push(`  mock-second: { base_url: ${q(mockUrl + '/v1')}, format: openai }`);
+  if (o.heldUrl) lines.push(`  held: { base_url: ${q(o.heldUrl + '/v1')}, format: openai }`);
   lines.push('models:', '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }');
   if (o.second !== false) lines.push('  gpt-second: { provider: mock-second, price: { input: 0.15, output: 0.60 } }');
   if (o.added) lines.push('  gpt-reloaded: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }');
+  if (o.heldUrl) lines.push('  gpt-held: { provider: held, price: { input: 0.15, output: 0.60 } }');
   lines.push('org: acme', 'departments:', '  lab:', '    teams:',
     `      t: { agents: [a1, a2${o.added ? ', a3' : ''}] }`,
     'keys:', `  ${KEY1}: a1`, `  ${KEY2}: a2`);
@@ -109,6 +113,49 @@ async function sighup(g, re = /configuration reloaded: /) {
   assert.ok(count(g, re) > before, `no line ${re} after SIGHUP`);
 }
 
+/**
+ * A provider whose chat stream the test holds open: it sends the head and the first content
+ * event, then waits for release() before the rest (HELD_WORDS words in all) and its usage
+ * (HELD_USAGE). Returns {url, got (resolves when a request came), release()}.
+ */
+const HELD_WORDS = 8;
+const HELD_USAGE = { prompt_tokens: 14, completion_tokens: HELD_WORDS };
+async function startHeldProvider() {
+  let release;
+  const released = new Promise((r) => { release = r; });
+  let got;
+  const gotRequest = new Promise((r) => { got = r; });
+  const ev = (o) => {
+    const e = `data: ${typeof o === 'string' ? o : JSON.stringify(o)}\n\n`;
+    return `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`;
+  };
+  const chunk = (delta, more = {}) => ({ id: 'chatcmpl-held', object: 'chat.completion.chunk', created: 1,
+    model: 'gpt-held', choices: [{ index: 0, delta, finish_reason: null }], ...more });
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.on('error', () => {});
+    sock.on('data', async (d) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+      if (end < 0 || buf.length < end + 4 + len) return;
+      buf = '';
+      sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n' +
+        'connection: close\r\n\r\n' + ev(chunk({ role: 'assistant', content: '' })) + ev(chunk({ content: ' held' })));
+      got();
+      await released;
+      let rest = '';
+      for (let i = 1; i < HELD_WORDS; i++) rest += ev(chunk({ content: ` w${i}` }));
+      rest += ev({ ...chunk({}), choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
+      rest += ev({ ...chunk({}), choices: [], usage: { ...HELD_USAGE, total_tokens: HELD_USAGE.prompt_tokens + HELD_USAGE.completion_tokens } });
+      sock.end(rest + ev('[DONE]') + '0\r\n\r\n');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  after(() => server.close());
+  return { url: `http://127.0.0.1:${server.address().port}`, got: gotRequest, release };
+}
+
 function chat(g, key, id, o = {}) {
   return g.post('/v1/chat/completions', { model: o.model ?? 'gpt-4o-mini', messages: say, stream: !!o.stream },
     { authorization: `Bearer ${key}`, 'x-request-id': id, 'x-mock-tokens': String(o.tokens ?? 8) });
@@ -144,8 +191,9 @@ async function chargedAsBilled(g, mock, ids) {
 
 test('SIGHUP under load changes a budget, adds a model and a key: no request fails, the new budget holds at once, spend from before is kept', async () => {
   const mock = await startMock({ delayMs: 20 }); // a stream of 8 tokens takes ~160 ms
-  const g = await startOrg(mock.url);
-  const ok = []; // ids answered 200 and charged
+  const held = await startHeldProvider();
+  const g = await startOrg(mock.url, { heldUrl: held.url });
+  const ok = []; // ids answered 200 and charged as the mock billed
 
   // before: a2 spends, a3's key and the new model are unknown
   const pre = await chat(g, KEY2, 'a2-before');
@@ -156,40 +204,56 @@ test('SIGHUP under load changes a budget, adds a model and a key: no request fai
   const usedBefore = (await teamDay(g)).used_tokens;
   assert.ok(usedBefore > 0);
 
-  // load: 6 clients, 16 requests each, streams and not, through the reload
+  // a stream under way through the reload, by construction: its provider sends the first
+  // event, and the rest only once the reload is done
+  const hc = await RawClient.connect(g.port);
+  await hc.write(rawPost('/v1/chat/completions', { model: 'gpt-held', messages: say, stream: true },
+    { authorization: `Bearer ${KEY1}`, 'x-request-id': 'held' }));
+  await held.got;
+  await hc.until(() => hc.buf.includes('"content":" held"'), ms(10000), 'the held stream\'s first event');
+
+  // load: 6 clients, streams and not, through the reload: each goes on until it has sent
+  // AFTER requests that started after the reload was done (at most MAX_PER in all)
   const LOOPS = 6;
-  const PER = 16;
+  const AFTER = 2;
+  const MAX_PER = 60;
   const results = [];
-  let tSignal = Infinity;
   let tReloaded = Infinity;
   const loop = async (k) => {
-    for (let i = 0; i < PER; i++) {
+    let after = 0;
+    for (let i = 0; i < MAX_PER && after < AFTER; i++) {
       const id = `load-${k}-${i}`;
       const stream = (i + k) % 2 === 0;
       const t0 = Date.now();
       const r = await chat(g, KEY1, id, { stream });
       results.push({ id, stream, r, t0, t1: Date.now() });
+      if (t0 > tReloaded) after++;
     }
   };
   const load = Promise.all([...Array(LOOPS).keys()].map(loop));
   for (let i = 0; i < 400 && results.length < 20; i++) await sleep(25);
   assert.ok(results.length >= 20, 'the load did not start');
-  g.write({ a2Tokens: 1, teamTokens: 90000000, added: true });
-  tSignal = Date.now();
+  g.write({ a2Tokens: 1, teamTokens: 90000000, added: true, heldUrl: held.url });
   await sighup(g);
   tReloaded = Date.now();
+  assert.ok(!hc.buf.includes('[DONE]') && !hc.ended, 'the held stream ended before its provider was released');
+  held.release();
   await load;
 
-  assert.equal(results.length, LOOPS * PER);
   for (const x of results) {
     assertWhole(x.r, x.stream, 8, x.id);
     ok.push(x.id);
   }
-  const across = results.filter((x) => x.t0 < tSignal && x.t1 > tReloaded);
-  const afterIt = results.filter((x) => x.t0 > tReloaded);
-  assert.ok(across.length > 0, 'no request was under way during the reload');
-  assert.ok(afterIt.length > 0, 'no request started after the reload');
-  assert.match(g.proc.stderr, /configuration reloaded: .*: 3 models \(were 2\) \(\+gpt-reloaded\).* 3 keys \(were 2\)/);
+  assert.ok(results.filter((x) => x.t0 > tReloaded).length >= LOOPS * AFTER, 'the load stopped before the reload');
+  assert.match(g.proc.stderr, /configuration reloaded: .*: 4 models \(were 3\) \(\+gpt-reloaded\).* 3 keys \(were 2\)/);
+
+  // the stream held across the reload went on to its end, and is charged its provider's usage
+  const hr = await hc.readResponse({ timeoutMs: ms(15000) });
+  hc.destroy();
+  assert.equal(hr.status, 200);
+  const hev = parseSSE(hr.body);
+  assert.equal(hev.at(-1).data, '[DONE]', 'the held stream was cut');
+  assert.equal(wordCount(hev.filter((e) => e.json?.choices).map((e) => e.json.choices[0]?.delta?.content ?? '').join('')), HELD_WORDS);
 
   // the new budget holds on a2's next request; its spend from before counts against it
   const refused = await chat(g, KEY2, 'a2-after');
@@ -207,7 +271,10 @@ test('SIGHUP under load changes a budget, adds a model and a key: no request fai
   assert.equal(team.limit_tokens, 90000000, q(team));
   assert.equal(team.reserved_tokens, 0, q(team));
   const billed = await chargedAsBilled(g, mock, ok);
-  assert.equal(team.used_tokens, billed, q(team));
+  const heldRec = (await recordsWhen(g.db, ok.length + 1)).find((r) => r.id === 'held');
+  assert.ok(heldRec, 'no ledger record for the held stream');
+  assert.equal(heldRec.tokens_charged, HELD_USAGE.prompt_tokens + HELD_USAGE.completion_tokens, q(heldRec));
+  assert.equal(team.used_tokens, billed + heldRec.tokens_charged, q(team));
   assert.ok(team.used_tokens > usedBefore);
 });
 

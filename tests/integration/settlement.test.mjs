@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, gateAdminPort, adminRequest, sleep, ms,
-  RawClient, rawPost, parseSSE, newId,
+  RawClient, rawPost, parseSSE, newId, queuedBytes,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'tga-settlement-admin-token-000001';
@@ -303,6 +303,49 @@ for (const api of APIS) {
     }
   });
 }
+
+// ---- a client gone, the provider's stream waiting unread, the gate slow to get to it ----------
+
+// The gate reads a stream on for a moment after its client left (250 ms), for what the provider
+// made before it could see the close. What the provider has sent by the time that moment is
+// over and waits unread in the gate's socket is billed: it must be read and charged however late
+// the gate gets to it (a loaded machine, a sanitizer build), not cut by the gate's clock. Here
+// the gate is stopped (SIGSTOP) from just after it saw the client go until well past that
+// moment, while the provider sends the whole stream.
+test('chat stream: client gone, the gate stopped past its drain moment while the provider sent it all: all of it read, final usage charged', async () => {
+  const api = APIS[0];
+  const id = newId('st-gone-late');
+  const c = await RawClient.connect(gate.port);
+  let stopped = false;
+  try {
+    await c.write(rawPost(api.path, api.body({ stream: true, cap: 3000 }),
+      { ...auth, 'x-request-id': id, 'x-mock-tokens': '1500', 'x-mock-stall-ms': '1000' }));
+    await billed(id); // the provider has the request: it stalls, then sends the stream at once
+    c.destroy();
+    await sleep(100); // the gate sees the client go (were it later, it would only be less late)
+    process.kill(gate.pid, 'SIGSTOP');
+    stopped = true;
+    const deadline = Date.now() + ms(15000);
+    let b = await billed(id);
+    while (!b.complete && Date.now() < deadline) { await sleep(50); b = await billed(id); }
+    assert.equal(b.complete, true, `the mock wrote the whole stream: ${q(b)}`);
+    // the whole of it on the wire (in the kernel's queues) before the gate goes on
+    while (queuedBytes(mock.port) < b.bytes && Date.now() < deadline) await sleep(20);
+    assert.ok(queuedBytes(mock.port) >= b.bytes, `the stream waits in the kernel: ${queuedBytes(mock.port)} of ${b.bytes}`);
+    await sleep(300); // and well past the gate's 250 ms
+    process.kill(gate.pid, 'SIGCONT');
+    stopped = false;
+    const row = await ledgerRow(id);
+    assert.match(row.error ?? '', /client closed/, q(row));
+    assert.equal(row.tokens_charged, b.input + b.output, `the provider's final usage: ${q({ row, b })}`);
+    assert.equal(row.out_usage, b.output, q(row));
+    assert.equal(row.out_own, b.output, q(row)); // every event counted, none relayed
+    await settledToZero();
+  } finally {
+    if (stopped) process.kill(gate.pid, 'SIGCONT');
+    c.destroy();
+  }
+});
 
 // ---- limits of their own: a small response cap, a short stream idle, a short write timeout -----
 
