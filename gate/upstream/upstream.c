@@ -19,7 +19,7 @@
  * inside the callback that freed the slot) hands it to the first in the queue. A full queue, or
  * a wait past timeouts.upstream_connect, ends the request in a 503 before anything was sent.
  */
-#include "gate/upstream/upstream.h"
+#include "gate/upstream/upstream-int.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -50,62 +50,6 @@
  * idle keep-alive connections after many seconds, not within one */
 #define POOL_FRESH_US 1000000
 
-enum uc_state {
-    UC_CONNECTING,
-    UC_BUSY,
-    UC_IDLE,
-    UC_WAITING, /* a request queued for a connection: no socket */
-};
-
-enum uc_timer {
-    UT_CONNECT,
-    UT_FIRST_BYTE,
-    UT_STREAM_IDLE,
-    UT_POOL_IDLE,
-    UT_WAIT, /* queued for a connection */
-};
-
-struct upstream_conn {
-    struct upstream_pool *pool;
-    struct bufferevent *bev;
-    llhttp_t parser;
-    enum uc_state state;
-    struct upstream_exchange *ex; /* the exchange it carries (or queues), NULL when none */
-    struct event *timer;
-    enum uc_timer timer_kind;
-    unsigned exchanges; /* completed on this connection */
-    int64_t idle_since; /* us, monotonic, while in the pool */
-    size_t got;         /* response bytes of this exchange */
-
-    struct hdr_reader hr; /* the response head, in pieces */
-    const char *reject;   /* set by a parser callback */
-
-    unsigned sent : 1; /* the whole request has left the gate */
-    unsigned in_parse : 1;
-    unsigned dead : 1;
-    unsigned done : 1;
-    TAILQ_ENTRY(upstream_conn) link;
-};
-
-TAILQ_HEAD(uc_list, upstream_conn);
-
-struct upstream_pool {
-    struct gate_worker *w;
-    const struct conf_provider *prov;
-    struct uc_list idle;
-    struct uc_list busy;
-    struct uc_list wait; /* WAITING entries, oldest first */
-    int nidle;
-    int max_idle; /* idle connections kept: upstream.pool_max_idle, 0 for a retired pool */
-    int nconns;         /* busy (connecting included) and idle: at most max_connections */
-    int nwait;          /* at most max_waiting */
-    struct event *kick; /* hands freed connections to the queue, from the loop */
-};
-
-static void uc_free(struct upstream_conn *uc);
-static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex);
-static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen);
-static void pool_dispatch(struct upstream_pool *pool, struct upstream_exchange *ex, int first);
 
 /* The request's snapshot while there is one, else the worker's (a reload may differ). */
 static const struct conf *uc_conf(const struct upstream_conn *uc)
@@ -113,7 +57,7 @@ static const struct conf *uc_conf(const struct upstream_conn *uc)
     return uc->ex != NULL ? uc->ex->conf : uc->pool->w->conf;
 }
 
-static void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
+void uc_arm(struct upstream_conn *uc, enum uc_timer kind)
 {
     const struct conf *cf = uc_conf(uc);
     int64_t ms;
@@ -365,7 +309,7 @@ static void uc_write_now(struct upstream_conn *uc)
 }
 
 /* Whether an idle connection is still open and quiet: the provider may have closed it. */
-static int uc_alive(struct upstream_conn *uc)
+int uc_alive(struct upstream_conn *uc)
 {
     evutil_socket_t fd = bufferevent_getfd(uc->bev);
     char b;
@@ -449,7 +393,7 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
     uc_fail(uc, APIERR_BAD_GATEWAY, msg);
 }
 
-static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
+void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream_conn *uc = arg;
     const struct conf *cf = uc_conf(uc);
@@ -487,7 +431,7 @@ static void uc_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections and pools ----------------------------------------------------------- */
 
-static struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen)
+struct upstream_conn *uc_new(struct upstream_pool *pool, char *err, size_t errlen)
 {
     struct gate_worker *w = pool->w;
     const struct conf_provider *prov = pool->prov;
@@ -536,7 +480,7 @@ tls_fail:
     return NULL;
 }
 
-static void uc_free(struct upstream_conn *uc)
+void uc_free(struct upstream_conn *uc)
 {
     struct upstream_pool *pool = uc->pool;
 
@@ -556,7 +500,7 @@ static void uc_free(struct upstream_conn *uc)
 }
 
 /* Starts an exchange on a connection that is connecting or was idle. */
-static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex)
+void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex)
 {
     int reused = uc->state == UC_IDLE;
 
@@ -588,111 +532,6 @@ static void uc_start(struct upstream_conn *uc, struct upstream_exchange *ex)
         return;
     }
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
-}
-
-/*
- * Queues ex for a connection: first in line with first (a retry), else last. A full queue
- * (or no memory for the entry) ends it in a 503 naming the provider and the limits.
- */
-static void pool_wait(struct upstream_pool *pool, struct upstream_exchange *ex, int first)
-{
-    const struct conf *cf = pool->w->conf;
-    struct upstream_conn *wt = NULL;
-    char msg[320];
-
-    if (pool->nwait < cf->upstream_max_waiting && (wt = calloc(1, sizeof(*wt))) != NULL &&
-        (wt->timer = evtimer_new(pool->w->base, uc_timer_cb, wt)) == NULL) {
-        free(wt);
-        wt = NULL;
-    }
-    if (wt == NULL) {
-        if (pool->nwait < cf->upstream_max_waiting)
-            snprintf(msg, sizeof(msg), "out of memory queueing for provider '%s'; retry shortly",
-                     pool->prov->name);
-        else
-            snprintf(msg, sizeof(msg),
-                     "provider '%s' has all %d connections the gate allows in use "
-                     "(upstream.max_connections) and %d requests waiting for one "
-                     "(upstream.max_waiting); retry shortly",
-                     pool->prov->name, cf->upstream_max_connections, pool->nwait);
-        ex->h->failed(ex->arg, APIERR_UNAVAILABLE, msg, 0);
-        return;
-    }
-    wt->pool = pool;
-    wt->state = UC_WAITING;
-    wt->ex = ex;
-    ex->uc = wt;
-    if (first)
-        TAILQ_INSERT_HEAD(&pool->wait, wt, link);
-    else
-        TAILQ_INSERT_TAIL(&pool->wait, wt, link);
-    pool->nwait++;
-    uc_arm(wt, UT_WAIT);
-}
-
-/*
- * Starts ex on an idle connection, a new one within upstream.max_connections, or queues it.
- * A request that is not first (a new one) queues behind those already waiting.
- */
-static void pool_dispatch(struct upstream_pool *pool, struct upstream_exchange *ex, int first)
-{
-    struct upstream_conn *uc;
-    char err[256];
-
-    if (pool == NULL) { /* none could be made for the request's provider */
-        ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "out of memory", 0);
-        return;
-    }
-    if (!first && pool->nwait > 0) {
-        pool_wait(pool, ex, 0);
-        return;
-    }
-    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
-        uc_free(uc);
-    if (uc == NULL) {
-        if (pool->nconns >= pool->w->conf->upstream_max_connections) {
-            pool_wait(pool, ex, first);
-            return;
-        }
-        uc = uc_new(pool, err, sizeof(err));
-        if (uc == NULL) {
-            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, err, 0);
-            return;
-        }
-    }
-    uc_start(uc, ex);
-}
-
-/* The loop's turn after a connection came free: the queue takes what is free, in order. */
-static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct upstream_pool *pool = arg;
-    struct upstream_conn *wt;
-
-    /* each pass takes one entry out of the queue or leaves the loop */
-    while ((wt = TAILQ_FIRST(&pool->wait)) != NULL) {
-        struct upstream_exchange *ex = wt->ex;
-        struct upstream_conn *uc;
-
-        while ((uc = TAILQ_FIRST(&pool->idle)) != NULL && !uc_alive(uc))
-            uc_free(uc);
-        if (uc == NULL && pool->nconns >= pool->w->conf->upstream_max_connections)
-            return;
-        wt->ex = NULL;
-        ex->uc = NULL;
-        uc_free(wt);
-        pool_dispatch(pool, ex, 1);
-    }
-}
-
-void upstream_send(struct upstream_pool *pool, struct upstream_exchange *ex)
-{
-    pool_dispatch(pool, ex, 0);
-}
-
-void upstream_retry(struct upstream_pool *pool, struct upstream_exchange *ex)
-{
-    pool_dispatch(pool, ex, 1); /* the slot just freed, or first in the queue */
 }
 
 int upstream_waiting(const struct upstream_exchange *ex)
@@ -743,67 +582,4 @@ void upstream_resume(struct upstream_exchange *ex)
         return;
     bufferevent_enable(uc->bev, EV_READ);
     uc_arm(uc, UT_STREAM_IDLE);
-}
-
-struct upstream_pool *upstream_pool_new(struct gate_worker *w, const struct conf_provider *p,
-                                       int max_idle)
-{
-    struct upstream_pool *pool = calloc(1, sizeof(*pool));
-
-    if (pool == NULL)
-        return NULL;
-    pool->w = w;
-    pool->prov = p;
-    pool->max_idle = max_idle;
-    TAILQ_INIT(&pool->idle);
-    TAILQ_INIT(&pool->busy);
-    TAILQ_INIT(&pool->wait);
-    pool->kick = event_new(w->base, -1, 0, pool_kick_cb, pool);
-    if (pool->kick == NULL) {
-        free(pool);
-        return NULL;
-    }
-    return pool;
-}
-
-void upstream_pool_update(struct upstream_pool *pool, const struct conf_provider *p, int max_idle)
-{
-    struct upstream_conn *uc;
-
-    pool->prov = p;
-    pool->max_idle = max_idle;
-    /* the oldest go first: the list is newest first */
-    while (pool->nidle > max_idle && (uc = TAILQ_LAST(&pool->idle, uc_list)) != NULL)
-        uc_free(uc);
-}
-
-int upstream_pool_in_use(const struct upstream_pool *pool)
-{
-    return !TAILQ_EMPTY(&pool->busy) || !TAILQ_EMPTY(&pool->wait);
-}
-
-void upstream_pool_free(struct upstream_pool *pool)
-{
-    struct upstream_conn *uc;
-
-    if (pool == NULL)
-        return;
-    while ((uc = TAILQ_FIRST(&pool->wait)) != NULL) {
-        struct upstream_exchange *ex = uc->ex;
-        uc_free(uc);
-        if (ex != NULL)
-            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "the gate stopped", 0);
-    }
-    while ((uc = TAILQ_FIRST(&pool->idle)) != NULL)
-        uc_free(uc);
-    while ((uc = TAILQ_FIRST(&pool->busy)) != NULL) {
-        /* a request still on it (one going on without its client when the gate stopped)
-         * ends here, as an exchange that failed */
-        struct upstream_exchange *ex = uc->ex;
-        uc_free(uc);
-        if (ex != NULL)
-            ex->h->failed(ex->arg, APIERR_BAD_GATEWAY, "the gate stopped", 0);
-    }
-    event_free(pool->kick);
-    free(pool);
 }
