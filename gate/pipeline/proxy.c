@@ -32,6 +32,10 @@
 #define PROXY_DRAIN_MS 250
 #define PROXY_DRAIN_CHECK_MS 10
 #define PROXY_DRAIN_LAST_MS 10000
+/* bytes waiting when the moment ends from which the provider may have more sent behind them:
+ * a receive queue this full can be a closed TCP window, with the rest in the provider's send
+ * queue, out of the gate's sight; below it, TCP has nothing held back */
+#define PROXY_DRAIN_WINDOW (64u * 1024)
 
 /* one event of a stream may not grow past this */
 #define SSE_EVENT_MAX (8u * 1024 * 1024)
@@ -336,17 +340,27 @@ void proxy_client_drained(struct gate_req *req)
 
 /*
  * The moment a stream is read for after its client left is over. What the provider has sent
- * and the gate has not read yet (in the kernel's queue or the connection's buffer) was made
- * before the gate stops reading, and is billed: it is read and counted too, however long the
- * gate took to get to it (a loaded machine, a sanitizer build), so the drain ends at a look
- * that finds nothing waiting, or at PROXY_DRAIN_MAX bytes or PROXY_DRAIN_LAST_MS.
+ * by then and the gate has not read yet (in the kernel's queue or the connection's buffer) was
+ * made before the gate stops reading, and is billed: it is read and counted too, however long
+ * the gate takes to get to it (a loaded machine, a sanitizer build). So the bytes waiting at
+ * this moment are owed, and the drain ends once they are read: what a provider still
+ * producing sends later is not waited for (the close stops it). When that many wait that the
+ * TCP window may be closed (PROXY_DRAIN_WINDOW), the provider may have sent more than the gate
+ * can see, so it reads on while anything waits. Always within PROXY_DRAIN_MAX bytes and
+ * PROXY_DRAIN_LAST_MS. Waiting bytes are counted as they sit in the socket (with chunk framing
+ * or TLS records), at least what they decode to, so the owed part is read whole.
  */
 static void drain_over(evutil_socket_t fd, short what, void *arg)
 {
     struct gate_req *req = arg;
     struct timeval tv = {.tv_sec = 0, .tv_usec = PROXY_DRAIN_CHECK_MS * 1000};
+    size_t unread = upstream_unread(&req->ex);
 
-    if (upstream_unread(&req->ex) > 0 && gate_now_us() < req->drain_end_us &&
+    if (!req->drain_marked) {
+        req->drain_marked = 1;
+        req->drain_owed = unread >= PROXY_DRAIN_WINDOW ? SIZE_MAX : req->drained + unread;
+    }
+    if (unread > 0 && req->drained < req->drain_owed && gate_now_us() < req->drain_end_us &&
         evtimer_add(req->drain_ev, &tv) == 0)
         return; /* the loop reads what waits first; look again after */
     req_finish(req);

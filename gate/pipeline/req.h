@@ -130,6 +130,8 @@ struct gate_req {
     struct event *drain_ev;         /* ... until this fires and nothing waits unread */
     int64_t drain_end_us;           /* when reading on stops, whatever waits (gate_now_us) */
     size_t drained;                 /* bytes read since */
+    size_t drain_owed;              /* ... of which owed when the moment ended: read */
+    int drain_marked;               /* drain_owed is set */
     int detached;                   /* going on without its client (counted in its worker) */
     int tries;                      /* exchanges started: a second only on the retry path */
 
