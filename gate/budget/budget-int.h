@@ -134,7 +134,5 @@ int budget_over_put(struct budget_book *b, const char *label, enum conf_window w
  * when the name is taken at that level. With the lock held. */
 int budget_scope_check(const struct budget_book *b, enum conf_level level, const char *name,
                        int parent, char *err, size_t errlen);
-/* Keeps p until the book is freed. 0, or -1 out of memory (p is then not kept). */
-int budget_grave_add(struct budget_book *b, void *p);
 
 #endif

@@ -23,11 +23,6 @@ void budget_book_set_store(struct budget_book *b, struct budget_store *st)
     b->store = st;
 }
 
-const struct budget_state *budget_book_state(struct budget_book *b)
-{
-    return &b->state;
-}
-
 enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_ask *ask,
                                     double now, struct budget_resv *r,
                                     struct budget_refusal *why, const struct budget_cont *k)

@@ -193,18 +193,6 @@ int budget_over_put(struct budget_book *b, const char *label, enum conf_window w
     return 0;
 }
 
-int budget_grave_add(struct budget_book *b, void *p)
-{
-    struct bgrave *g = malloc(sizeof(*g));
-
-    if (g == NULL)
-        return -1;
-    g->p = p;
-    g->next = b->grave;
-    b->grave = g;
-    return 0;
-}
-
 int budget_nscopes(struct budget_book *b)
 {
     return __atomic_load_n(&b->n, __ATOMIC_ACQUIRE);

@@ -102,8 +102,6 @@ enum budget_rc budget_reserve_async(struct budget_book *b, const struct budget_a
                                     double now, struct budget_resv *r,
                                     struct budget_refusal *why, const struct budget_cont *k);
 
-/* The book's state store (ops NULL when the book has none: no ledger). */
-const struct budget_state *budget_book_state(struct budget_book *b);
 
 
 #endif
