@@ -46,6 +46,112 @@ struct conf_model {
     double calibration;   /* factor on approximate counts (Anthropic); 1.0 unless set */
     struct conf_price price;
     long max_output_tokens; /* the model's own cap on output, or 0 for the default by family */
+    long context_window;    /* input + output tokens the model takes, 0 when not known (no guard) */
+    int index;              /* position in conf.models */
+};
+
+/* ---- routing (conf/confroute.c): tiers, aliases, rules, fallbacks, health, classifier ----- */
+
+/* A tier: an ordered list of targets, each a model entry (which names its provider). Tiers
+ * are ranked in the order the file lists them, cheapest first: "up" is the next one listed. */
+struct conf_tier {
+    char *name;
+    int *targets;  /* indices in conf.models (exact entries, never wildcards), in order */
+    int ntargets;
+    int line;
+};
+
+/* What an alias or a rule's action sends a request to: a tier or one target. */
+struct conf_dest {
+    int tier;   /* index in conf.tiers, or -1 */
+    int target; /* index in conf.models, or -1 */
+    int down;   /* "tier: down": the tier the later rules choose, one below (budget pressure) */
+};
+
+/* A model name a client may ask for that is not a model: "auto", "fast". "tier:NAME" names each
+ * tier without being declared. */
+struct conf_alias {
+    char *name;
+    struct conf_dest dest;
+};
+
+/* Text conditions over the last user message or the system prompt: a PCRE2 regex (compiled
+ * at load, UTF mode) and/or keywords (case-insensitive, whole words); either one matching is
+ * a match. */
+struct conf_text_match {
+    char *regex;   /* as written, or NULL */
+    void *code;    /* pcre2_code_8 *, or NULL */
+    char **keywords;
+    int nkeywords;
+};
+
+/* A header condition: the header's value equals value (case-sensitive), or matches regex. */
+struct conf_header_match {
+    char *name;    /* lower case */
+    char *value;   /* or NULL */
+    char *regex;
+    void *code;
+};
+
+/* One share of a canary split: a destination and its percent (the shares sum to 100). */
+struct conf_split {
+    struct conf_dest dest;
+    int percent;
+};
+
+enum conf_tristate { CONF_ANY = -1, CONF_NO = 0, CONF_YES = 1 };
+
+/* A routing rule: every condition that is set must hold (an empty match always holds). */
+struct conf_rule {
+    char *name;
+    int line;
+    /* match */
+    char **models;      /* the model or alias asked for */
+    int nmodels;
+    char **agents, **teams, **departments;
+    int nagents, nteams, ndepartments;
+    struct conf_header_match *headers;
+    int nheaders;
+    int64_t input_min, input_max;       /* counted input tokens, -1 for no bound */
+    int64_t messages_min, messages_max; /* messages in the request, -1 for no bound */
+    enum conf_tristate tools, images, json_output;
+    struct conf_text_match last_user, system;
+    int budget_above;   /* percent of the tightest budget on the request's path, -1 none */
+    char **labels;      /* the classifier's labels that match; none: no classification */
+    int nlabels;
+    /* action: one of dest or split */
+    struct conf_dest dest;
+    struct conf_split *split;
+    int nsplit;
+    int64_t max_output_tokens; /* -1 none */
+    int rewrite_model;  /* answers name the model the client asked for, not the one served */
+    int tier_up;        /* fallback may go on to the next tier up: -1 as routing.tier_up */
+};
+
+struct conf_routing {
+    struct conf_tier *tiers;
+    int ntiers;
+    struct conf_alias *aliases;
+    int naliases;
+    struct conf_rule *rules;
+    int nrules;
+    int needs_budget;      /* a rule reads budget_above */
+    int needs_count;       /* a rule reads input_tokens */
+    /* fallback */
+    int attempts;          /* targets tried per request, the first included: 3 */
+    int tier_up;           /* fallback goes on to the next tier up: 0 */
+    int64_t retry_after_max_ms; /* a target's retry-after is honoured up to this: 60 s */
+    /* circuit breaker, per target */
+    int breaker_failures;  /* failures in a row that open it: 5 */
+    int breaker_error_pct; /* ... or this percent of errors in the window: 50 */
+    int breaker_min_requests; /* ... among at least this many: 20 */
+    int64_t breaker_window_ms; /* 30 s */
+    int64_t breaker_cooldown_ms; /* open this long, then one probe: 15 s */
+    /* the classifier: a target asked for a label of the last user message */
+    int classifier;        /* index in conf.models, -1 none */
+    int64_t classifier_timeout_ms; /* 300 */
+    int64_t classifier_ttl_ms;     /* labels cached this long: 10 min */
+    int classifier_max_entries;    /* labels cached, at most: 10000 */
 };
 
 /* ---- identities and budgets (conf/confid.c) ----------------------------------------------- */
@@ -76,6 +182,8 @@ struct conf_policy {
     int max_retries;                      /* -1 none */
     int loop_detection;
     int64_t task_max_nusd, task_max_requests; /* per x-tokengate-task id; -1 none */
+    int prefer_cost;                      /* routing: the cheapest target of the tier ... */
+    int64_t max_latency_ms;               /* ... whose recent p90 is under this; -1 none */
 };
 
 /* One node of the org tree: the org, a department, a team or an agent. */
@@ -177,6 +285,7 @@ struct conf {
                                  * committed); 0, the default, is closed (503) */
     struct conf_admin admin;
     struct conf_alerts alerts;
+    struct conf_routing routing;
 
     int refs;
 };
@@ -214,6 +323,12 @@ const struct conf_model *conf_find_model(const struct conf *c, const char *name)
  * "team:NAME", "agent:NAME" (or the bare name of the org). Returns its index or -1.
  */
 int conf_find_scope(const struct conf *c, const char *scope);
+
+/* Finds a tier by name, an alias by name ("tier:NAME" included: it is made then, into *tmp),
+ * and returns NULL / -1 when there is none. */
+int conf_find_tier(const struct conf *c, const char *name);
+const struct conf_dest *conf_find_alias(const struct conf *c, const char *name,
+                                        struct conf_dest *tmp);
 
 /* Writes a scope's name as conf_find_scope reads it ("team:search") into buf. */
 const char *conf_scope_label(const struct conf *c, int scope, char *buf, size_t cap);

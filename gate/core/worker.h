@@ -29,6 +29,9 @@ struct ledger;
 struct journal;
 struct gate_admin;
 struct tcount_drift;
+struct route_health;
+struct labelcache;
+struct rstats;
 struct completion_queue;
 struct conn_handler;
 struct spend_wait;
@@ -108,6 +111,11 @@ struct gate_server {
      * does not include gate/admin): /status's document (cJSON_free it; NULL when out of
      * memory), and an alert (a JSON object) for the admin's subscribers */
     char *(*status_json)(struct gate_server *srv);
+    /* routing's shared state (routing/health.h, labelcache.h, rstats.h): made at start,
+     * kept across reloads (targets by model name) */
+    struct route_health *health;
+    struct labelcache *labels;
+    struct rstats *rstats;
     void (*alert)(struct gate_server *srv, const char *json);
 };
 

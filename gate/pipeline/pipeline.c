@@ -4,6 +4,7 @@
 #include "gate/pipeline/pipeline.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "gate/core/worker.h"
 #include "gate/pipeline/completion.h"
@@ -102,4 +103,18 @@ void pipeline_post(struct gate_req *req, enum stage_rc rc)
 {
     req->resume_rc = rc;
     completion_post(req->w->cq, &req->cq, resume_run);
+}
+
+void pipeline_post_at(struct gate_req *req, int stage)
+{
+    req->stage = stage - 1; /* resumed as NEXT from the stage before it */
+    pipeline_post(req, STAGE_NEXT);
+}
+
+int pipeline_stage_index(const struct pipeline *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->stages[i].name, name) == 0)
+            return i;
+    return -1;
 }

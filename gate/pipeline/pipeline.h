@@ -64,4 +64,15 @@ void pipeline_resume(struct gate_req *req, enum stage_rc rc);
  */
 void pipeline_post(struct gate_req *req, enum stage_rc rc);
 
+/*
+ * Runs the table again from stage index `stage` (pipeline_stage_index), on the request's
+ * worker through its completion queue, as pipeline_resume does with NEXT from the stage
+ * before it: a classifier's answer runs the route stage again, a fallback to the next target
+ * runs count, admit, prepare and dispatch again. Never fails.
+ */
+void pipeline_post_at(struct gate_req *req, int stage);
+
+/* The index of the stage named name in p's table, or -1. */
+int pipeline_stage_index(const struct pipeline *p, const char *name);
+
 #endif

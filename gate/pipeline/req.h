@@ -28,6 +28,8 @@
 #include "gate/util/jsonedit.h"
 #include "gate/upstream/upstream.h"
 #include "gate/pipeline/completion.h"
+#include "routing/route.h"
+#include "routing/xlate.h"
 
 struct arena;
 struct decode;
@@ -39,6 +41,7 @@ struct gate_worker;
 struct pipeline;
 struct resp_filter;
 struct resp_source;
+struct classify_state;
 
 /* The life of a request, in order. */
 enum req_phase {
@@ -65,6 +68,30 @@ enum req_decision {
     REQ_DECISION_UNAUTHENTICATED,
     REQ_DECISION_UNAVAILABLE,     /* the ledger is behind or failing, the journal is full */
     REQ_DECISION_INVALID,         /* a cap or a task header that is not valid */
+};
+
+/* One target tried and given up (fallback), for the record. */
+struct req_attempt {
+    const char *target;  /* the model entry's name */
+    const char *reason;  /* "status 503", "connect failed", "timeout", "retry-after 2 s" ... */
+    int status;          /* the provider's status, 0 for none */
+    int64_t tokens, nusd; /* what the attempt was charged (spend.c) */
+};
+#define REQ_MAX_ATTEMPTS 8
+
+/* What routing made of the request (stage_route.c, fallback.c). */
+struct req_route {
+    struct route_decision d;     /* the candidates; d.next - 1 is the one in use */
+    int routed;                  /* route_decide answered ROUTE_OK */
+    const char *label;           /* the classifier's label: NULL not asked, "" none */
+    struct classify_state *cls;  /* classify.c's, NULL when no classifier was asked */
+    enum xlate_dir xlate;        /* the translation the target in use needs */
+    struct xlate_stream *xs;     /* its stream state (malloc'd; freed when the request is) */
+    struct req_attempt attempts[REQ_MAX_ATTEMPTS]; /* targets given up, in order */
+    int nattempts;
+    int64_t count_memo[4];       /* input tokens by encoding (route_input.input_tokens) */
+    const void *count_enc[4];
+    int ncount;
 };
 
 /* What became of the upstream exchange, for charging (spend.c). */
@@ -134,6 +161,7 @@ struct gate_req {
     int drain_marked;               /* drain_owed is set */
     int detached;                   /* going on without its client (counted in its worker) */
     int tries;                      /* exchanges started: a second only on the retry path */
+    struct req_route rt;            /* routing: the decision, the attempts, the translation */
 
     /* identity and spend (spend.c) */
     int agent;                      /* the caller's scope in conf.scopes, -1 for none */

@@ -1,0 +1,4 @@
+/*
+ * route: to be written (issue 12). See route.h.
+ */
+#include "routing/route.h"

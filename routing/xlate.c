@@ -1,0 +1,4 @@
+/*
+ * xlate: to be written (issue 12). See xlate.h.
+ */
+#include "routing/xlate.h"
