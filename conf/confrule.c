@@ -214,10 +214,11 @@ static int want_headers(struct loader *l, const yaml_node_t *v, const char *what
         FOR_PAIRS(l, hv, p2) {
             const yaml_node_t *rk = conf_node(l, p2->key);
             const char *k = conf_scalar(rk);
+            char re[220];
             if (k == NULL || strcmp(k, "regex") != 0)
                 return conf_fail(l, rk, "%s: unknown key '%s' (regex)", sub, k ? k : "?");
-            snprintf(sub, sizeof(sub), "%s.%s.regex", what, h->name);
-            if (want_regex(l, conf_node(l, p2->value), sub, &h->regex, &h->code) < 0)
+            snprintf(re, sizeof(re), "%s.regex", sub);
+            if (want_regex(l, conf_node(l, p2->value), re, &h->regex, &h->code) < 0)
                 return -1;
         }
         if (h->regex == NULL)
