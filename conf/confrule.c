@@ -46,8 +46,8 @@ static int want_regex(struct loader *l, const yaml_node_t *v, const char *what, 
         return conf_fail(l, v, "%s is given twice", what);
     if ((*src = strdup(s)) == NULL)
         return conf_fail(l, v, "%s: out of memory", what);
-    re = pcre2_compile((PCRE2_SPTR)s, v->data.scalar.length, PCRE2_UTF | PCRE2_UCP, &ec, &off,
-                       NULL);
+    /* as kept: up to a NUL that a YAML escape may have put in */
+    re = pcre2_compile((PCRE2_SPTR)s, strlen(s), PCRE2_UTF | PCRE2_UCP, &ec, &off, NULL);
     if (re == NULL) {
         PCRE2_UCHAR msg[256];
         if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
