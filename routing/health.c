@@ -44,6 +44,7 @@ struct hring {
     int n;    /* samples held, at most ROUTE_HEALTH_SAMPLES */
     int next; /* where the next one goes */
     double ewma_us; /* -1 before the first sample */
+    int64_t p90_us; /* cached; -2 when a sample came since */
 };
 
 struct hslot {
@@ -118,8 +119,8 @@ static struct hslot *slot_find(struct route_health *h, const char *target, int a
     memcpy(s->name, target, len + 1);
     s->hash = hash;
     s->state = ROUTE_CLOSED;
-    s->ttfb.ewma_us = -1;
-    s->total.ewma_us = -1;
+    s->ttfb.ewma_us = s->total.ewma_us = -1;
+    s->ttfb.p90_us = s->total.p90_us = -2;
     for (int b = 0; b < HEALTH_BUCKETS; b++)
         s->bucket_id[b] = -1;
     h->index[i] = (int16_t)(++h->n);
@@ -197,6 +198,7 @@ static void ring_add(struct hring *r, int64_t us)
     r->next = (r->next + 1) % ROUTE_HEALTH_SAMPLES;
     if (r->n < ROUTE_HEALTH_SAMPLES)
         r->n++;
+    r->p90_us = -2;
     r->ewma_us = r->ewma_us < 0 ? (double)us
                                 : HEALTH_EWMA_ALPHA * (double)us +
                                       (1 - HEALTH_EWMA_ALPHA) * r->ewma_us;
@@ -209,18 +211,21 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The p90 of r's samples in us (nearest rank), -1 under HEALTH_P90_MIN samples. */
-static int64_t ring_p90_us(const struct hring *r)
+/* The p90 of r's samples in us (nearest rank), -1 under HEALTH_P90_MIN samples; sorted once
+ * per new sample, when asked (the route stage asks on every request with prefer_cost). */
+static int64_t ring_p90_us(struct hring *r)
 {
     int64_t v[ROUTE_HEALTH_SAMPLES];
     int rank;
 
+    if (r->p90_us != -2)
+        return r->p90_us;
     if (r->n < HEALTH_P90_MIN)
-        return -1;
+        return r->p90_us = -1;
     memcpy(v, r->us, sizeof(v[0]) * (size_t)r->n);
     qsort(v, (size_t)r->n, sizeof(v[0]), cmp_i64);
     rank = (9 * r->n + 9) / 10; /* ceil(0.9 n) */
-    return v[rank - 1];
+    return r->p90_us = v[rank - 1];
 }
 
 static int64_t us_to_ms(int64_t us)
@@ -371,6 +376,20 @@ void route_health_report(struct route_health *h, const struct conf_routing *cfg,
     }
     }
 out:
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Gives a probe's place back; see health.h. */
+void route_health_unprobe(struct route_health *h, const char *target)
+{
+    struct hslot *s;
+
+    if (h == NULL || target == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    s = slot_find(h, target, 0);
+    if (s != NULL && s->state == ROUTE_HALF_OPEN)
+        s->probing = 0;
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -542,7 +561,7 @@ void route_health_metrics(struct route_health *h, int64_t now_us,
         struct hslot *s = &h->slots[i];
         prom_escape(s->name, esc, sizeof(esc));
         for (int k = 0; k < 2; k++) {
-            const struct hring *r = k == 0 ? &s->ttfb : &s->total;
+            struct hring *r = k == 0 ? &s->ttfb : &s->total;
             int64_t p90 = ring_p90_us(r);
             if (r->ewma_us >= 0)
                 emit(out, arg, line,

@@ -250,6 +250,12 @@ START_TEST(lost_probe_is_replaced)
     /* no report within 60 s (more than the cool-down): the next caller probes */
     ck_assert_int_eq(usable(h, &c, "m", t + 60 * S, &probe, NULL), 1);
     ck_assert_int_eq(probe, 1);
+    /* a probe given back (never tried): the next caller probes at once */
+    route_health_unprobe(h, "m");
+    ck_assert_int_eq(usable(h, &c, "m", t + 60 * S + 1, &probe, NULL), 1);
+    ck_assert_int_eq(probe, 1);
+    ck_assert_int_eq(usable(h, &c, "m", t + 60 * S + 2, &probe, NULL), 0);
+    route_health_unprobe(h, "never-seen"); /* nothing */
     route_health_free(h);
 }
 END_TEST
@@ -406,6 +412,11 @@ START_TEST(latency_p90_and_ewma)
         ck_assert(num(o, "total_ms_p90") == 900);
         cJSON_Delete(arr);
     }
+    /* ten slow answers more: 20 samples, the p90 (the 18th) is now a slow one */
+    for (int i = 0; i < 10; i++)
+        route_health_report(h, &c, "m", ROUTE_OK_ANSWER, 1000000, 2000000, 0, T0 + 40 + i);
+    ck_assert_int_eq(route_health_p90_ms(h, "m", 1), 1000);
+    ck_assert_int_eq(route_health_p90_ms(h, "m", 0), 2000);
     /* the ring keeps the last 64: after 1..100 ms, they are 37..100 and the p90 is 94 */
     for (int i = 1; i <= 100; i++)
         route_health_report(h, &c, "r", ROUTE_OK_ANSWER, i * 1000, -1, 0, T0 + i);
