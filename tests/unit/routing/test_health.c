@@ -261,7 +261,7 @@ START_TEST(lost_probe_is_replaced)
 END_TEST
 
 #define NTHREADS 8
-#define ROUNDS 200
+#define ROUNDS 100
 
 struct race {
     struct route_health *h;
