@@ -37,8 +37,8 @@ static void report(struct route_health *h, const struct conf_routing *c, const c
                         o == ROUTE_OK_ANSWER ? 2000 : -1, 0, now);
 }
 
-static int usable(struct route_health *h, const struct conf_routing *c, const char *t,
-                  int64_t now, int *probe, int *wait)
+static int usable(struct route_health *h, const struct conf_routing *c, const char *t, int64_t now,
+                  int *probe, int *wait)
 {
     int p, w;
     int ok = route_health_usable(h, c, t, now, &p, &w);
@@ -71,8 +71,7 @@ static const char *state_of(struct route_health *h, const char *t, int64_t now, 
 {
     cJSON *arr, *o = status_of(h, NULL, t, now, &arr);
 
-    snprintf(buf, 32, "%s",
-             o != NULL ? cJSON_GetObjectItem(o, "state")->valuestring : "(absent)");
+    snprintf(buf, 32, "%s", o != NULL ? cJSON_GetObjectItem(o, "state")->valuestring : "(absent)");
     cJSON_Delete(arr);
     return buf;
 }
@@ -529,9 +528,9 @@ START_TEST(status_lists_tier_targets_and_metrics)
     ck_assert_ptr_nonnull(
         strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"ttfb\",stat=\"p90\"} "
                      "5.000\n"));
-    ck_assert_ptr_nonnull(strstr(
-        b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"total\",stat=\"p90\"} "
-              "10.000\n"));
+    ck_assert_ptr_nonnull(
+        strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"total\",stat=\"p90\"} "
+                     "10.000\n"));
     ck_assert_ptr_nonnull(
         strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"ttfb\",stat=\"ewma\"}"));
     /* no latency lines for a target with no answer */

@@ -140,8 +140,8 @@ static void samples_read(const char *text, struct samples *out)
 
 /* The sum of every sample of family name (and kind, when set) whose labels equal the ones
  * given (NULL: any). Counts the lines matched in *lines. */
-static double sum_of(const struct samples *ss, const char *name, const char *kind,
-                     const char *tier, const char *target, const char *rule, int *lines)
+static double sum_of(const struct samples *ss, const char *name, const char *kind, const char *tier,
+                     const char *target, const char *rule, int *lines)
 {
     double total = 0;
 
@@ -177,26 +177,30 @@ START_TEST(sums_by_key)
     rstats_metrics(st, buf_out, &b);
     samples_read(b.s, &ss);
 
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 2);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap", "gpt-4o-mini",
+                               "chit-chat", &n),
+                        2);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_fallbacks_total", NULL, "cheap", NULL,
-                               NULL, &n), 2);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_fallbacks_total", NULL, "cheap", NULL, NULL, &n), 2);
     ck_assert_int_eq(n, 2);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "input", "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 150);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "input", "cheap", "gpt-4o-mini",
+                               "chit-chat", &n),
+                        150);
     ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "output", "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 30);
-    ck_assert_double_eq_tol(sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, "gpt-4o",
-                                   NULL, &n), 0.006535001, 1e-12);
+                               "gpt-4o-mini", "chit-chat", &n),
+                        30);
+    ck_assert_double_eq_tol(
+        sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, "gpt-4o", NULL, &n), 0.006535001,
+        1e-12);
     ck_assert_int_eq(n, 3);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "", "gpt-4o", "",
-                               &n), 1);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "we\"ird\\tier\n",
-                               NULL, NULL, &n), 1);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "", "gpt-4o", "", &n),
+                        1);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_requests_total", NULL, "we\"ird\\tier\n", NULL, NULL, &n), 1);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL,
-                               &n), 6);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL, &n),
+                        6);
     ck_assert_int_eq(n, 5); /* one line per key */
     ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", NULL, NULL, NULL, NULL, &n),
                         100 + 20 + 50 + 10 + 70 + 5 + 1000 + 400 + 10 + 1 + 1 + 1);
@@ -217,8 +221,7 @@ START_TEST(sums_by_key)
     ck_assert_int_eq(
         cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_tier"), "cheap")->valueint, 3);
     ck_assert_int_eq(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_target"), "gpt-4o")->valueint,
-        3);
+        cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_target"), "gpt-4o")->valueint, 3);
     ck_assert_int_eq(
         cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_rule"), "code")->valueint, 2);
     cJSON_Delete(obj);
@@ -252,21 +255,23 @@ START_TEST(cap_goes_to_other)
     rstats_add(st, "cheap", "m", "r7", 0, 5, 5, 1000);
     rstats_metrics(st, buf_out, &b);
     samples_read(b.s, &ss);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "(other)",
-                               "(other)", "(other)", &n), 11);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_requests_total", NULL, "(other)", "(other)", "(other)", &n),
+        11);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "output", NULL, "(other)",
-                               NULL, &n), 33);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_fallbacks_total", NULL, NULL, "(other)",
-                               NULL, &n), 1);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap", "m", "r7",
-                               &n), 2);
-    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL,
-                               &n), RSTATS_MAX + 12);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_tokens_total", "output", NULL, "(other)", NULL, &n), 33);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_fallbacks_total", NULL, NULL, "(other)", NULL, &n), 1);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap", "m", "r7", &n),
+                        2);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL, &n),
+                        RSTATS_MAX + 12);
     ck_assert_int_eq(n, RSTATS_MAX + 1);
     ck_assert_ptr_null(strstr(b.s, "late"));
-    ck_assert_double_eq_tol(sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, NULL,
-                                   NULL, &n), (RSTATS_MAX + 12) * 1e-6, 1e-9);
+    ck_assert_double_eq_tol(
+        sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, NULL, NULL, &n),
+        (RSTATS_MAX + 12) * 1e-6, 1e-9);
     free(ss.v);
     free(b.s);
     rstats_free(st);
