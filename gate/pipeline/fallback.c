@@ -158,6 +158,8 @@ void route_finish(struct gate_req *req)
     struct gate_server *srv = req->w->srv;
     const struct route_decision *d = &req->rt.d;
 
+    if (srv->health != NULL && req->cm != NULL && req->rt.t_sent == 0)
+        route_health_unprobe(srv->health, req->cm->name); /* a probe it held goes back */
     if (req->up_status != 0) {
         enum route_outcome o = req->up_status == 429                         ? ROUTE_FAIL_LIMITED
                                : req->up_status >= 500 || req->up_status == 529 ? ROUTE_FAIL_STATUS
