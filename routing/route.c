@@ -86,25 +86,6 @@ static const char *tier_name(const struct conf *c, int t)
     return t >= 0 && t < c->routing.ntiers ? c->routing.tiers[t].name : "?";
 }
 
-/* The destination of a model name asked for: an alias, "tier:NAME", or nothing (-1s). */
-static struct conf_dest alias_dest(const struct conf *c, const char *name)
-{
-    struct conf_dest d = {.tier = -1, .target = -1, .down = 0};
-
-    if (name == NULL)
-        return d;
-    for (int i = 0; i < c->routing.naliases; i++)
-        if (strcmp(c->routing.aliases[i].name, name) == 0)
-            return c->routing.aliases[i].dest;
-    if (strncmp(name, "tier:", 5) == 0)
-        for (int t = 0; t < c->routing.ntiers; t++)
-            if (strcmp(c->routing.tiers[t].name, name + 5) == 0) {
-                d.tier = t;
-                return d;
-            }
-    return d;
-}
-
 /* The output allowance the context guard reads: the request's cap, clamped by the rule's;
  * 1 when neither sets one. */
 static int64_t guard_allowance(const struct route_input *in, const struct route_decision *d)
@@ -404,15 +385,16 @@ enum route_rc route_decide(const struct route_input *in, struct route_decision *
     d->label_rule = -1;
     d->tier_up = c->routing.tier_up;
 
-    dest = alias_dest(c, in->model);
-    if (dest.tier >= 0 || dest.target >= 0) {
+    const struct conf_dest *ad = in->model ? conf_find_alias(c, in->model, &dest) : NULL;
+    if (ad != NULL) {
+        dest = *ad;
         d->via = "alias";
         if (trace)
             route_note(trace, "model asked for: %s, an alias of %s", in->model,
                        dest_text(c, &dest, buf, sizeof(buf)));
     } else if (in->model != NULL && (asked = conf_find_model(c, in->model)) != NULL) {
         d->via = "model";
-        dest.target = asked->index;
+        dest = (struct conf_dest){.tier = -1, .target = asked->index, .down = 0};
         if (trace)
             route_note(trace, "model asked for: %s, a model entry (%s)", in->model, asked->name);
     } else {
