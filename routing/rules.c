@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <pcre2.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,6 +509,68 @@ static int header_holds(struct route_ctx *x, const struct conf_header_match *h, 
     return 0;
 }
 
+/* Appends printf text to buf (at *at, cap bytes), "; " between pieces. */
+__attribute__((format(printf, 4, 5))) static void add(char *buf, size_t cap, size_t *at,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    if (*at + 3 >= cap)
+        return;
+    if (*at > 0) {
+        memcpy(buf + *at, "; ", 3);
+        *at += 2;
+    }
+    va_start(ap, fmt);
+    k = vsnprintf(buf + *at, cap - *at, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *at = *at + (size_t)k < cap ? *at + (size_t)k : cap - 1;
+}
+
+/* What held, for a rule that matched (a trace only). tu, ts: what the text conditions said. */
+static void held(struct route_ctx *x, const struct conf_rule *r, const char *tu, const char *ts,
+                 char *why, size_t cap)
+{
+    const struct route_input *in = x->in;
+    size_t at = 0;
+
+    why[0] = '\0';
+    if (r->nmodels)
+        add(why, cap, &at, "model %s", in->model);
+    if (r->nagents)
+        add(why, cap, &at, "agent %s", in->agent);
+    if (r->nteams)
+        add(why, cap, &at, "team %s", in->team);
+    if (r->ndepartments)
+        add(why, cap, &at, "department %s", in->department);
+    for (int i = 0; i < r->nheaders; i++)
+        add(why, cap, &at, "header %s %s", r->headers[i].name,
+            r->headers[i].value ? "has the value" : "matches the regex");
+    if (r->messages_min >= 0 || r->messages_max >= 0)
+        add(why, cap, &at, "messages %d", x->f.messages);
+    if (r->tools != CONF_ANY)
+        add(why, cap, &at, "tools %s", x->f.tools ? "present" : "absent");
+    if (r->images != CONF_ANY)
+        add(why, cap, &at, "images %s", x->f.images ? "present" : "absent");
+    if (r->json_output != CONF_ANY)
+        add(why, cap, &at, "JSON output %s", x->f.json_output ? "asked" : "not asked");
+    if (r->budget_above >= 0)
+        add(why, cap, &at, "budget %.1f%% used >= %d%%", in->budget_used * 100.0,
+            r->budget_above);
+    if (r->input_min >= 0 || r->input_max >= 0)
+        add(why, cap, &at, "input tokens %lld", (long long)x->tokens);
+    if (tu[0])
+        add(why, cap, &at, "%s", tu);
+    if (ts[0])
+        add(why, cap, &at, "%s", ts);
+    if (r->nlabels)
+        add(why, cap, &at, "classifier label '%s'", in->label);
+    if (at == 0)
+        snprintf(why, cap, "no condition: always");
+}
+
 enum rule_result route_rule_eval(struct route_ctx *x, const struct conf_rule *r, char *why,
                                  size_t cap)
 {
@@ -548,12 +611,18 @@ enum rule_result route_rule_eval(struct route_ctx *x, const struct conf_rule *r,
     if ((r->input_min >= 0 || r->input_max >= 0) &&
         !in_range(route_ctx_tokens(x), r->input_min, r->input_max, "input tokens", x, why, cap))
         return RULE_NO;
+    char tu[300] = "", ts[300] = "";
     if ((r->last_user.code || r->last_user.nkeywords) &&
         !text_holds(x, &r->last_user, 0, "last user message", why, cap))
         return RULE_NO;
+    if (x->trace)
+        snprintf(tu, sizeof(tu), "%s", why);
+    why[0] = '\0';
     if ((r->system.code || r->system.nkeywords) &&
         !text_holds(x, &r->system, 1, "system prompt", why, cap))
         return RULE_NO;
+    if (x->trace)
+        snprintf(ts, sizeof(ts), "%s", why);
     if (r->nlabels > 0) {
         char buf[200];
         if (in->label == NULL)
@@ -562,12 +631,13 @@ enum rule_result route_rule_eval(struct route_ctx *x, const struct conf_rule *r,
             if (x->trace)
                 snprintf(why, cap, "classifier label %s%s%s, the rule wants %s",
                          in->label[0] ? "'" : "", in->label[0] ? in->label : "none (no answer)",
-                         in->label[0] ? "'" : "", list_text(r->labels, r->nlabels, buf, sizeof(buf)));
+                         in->label[0] ? "'" : "",
+                         list_text(r->labels, r->nlabels, buf, sizeof(buf)));
             return RULE_NO;
         }
     }
-    if (x->trace && why[0] == '\0')
-        snprintf(why, cap, "every condition holds");
+    if (x->trace)
+        held(x, r, tu, ts, why, cap);
     return RULE_YES;
 }
 
