@@ -279,26 +279,52 @@ static int word_char(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* How common a byte is in text (English letter frequencies per mille, case folded): the
+ * keyword's rarest byte is the one searched for, so that memchr skips most of the text. */
+static unsigned rarity(unsigned char c)
+{
+    static const unsigned char letters[26] = {82, 15, 28, 43, 127, 22, 20, 61, 70, 2,  8,  40, 24,
+                                              67, 75, 19, 1,  60, 63,  91, 28, 10, 24, 2, 20, 1};
+    if (c >= 'A' && c <= 'Z')
+        c = (unsigned char)(c + 32);
+    if (c >= 'a' && c <= 'z')
+        return letters[c - 'a'];
+    return c == ' ' ? 200 : 5;
+}
+
+/* Whether kw (k bytes) is at s + at as a whole word, case-insensitive. */
+static int keyword_at(const char *s, size_t n, size_t at, const char *kw, size_t k)
+{
+    if (word_char((unsigned char)kw[0]) && at > 0 && word_char((unsigned char)s[at - 1]))
+        return 0;
+    if (word_char((unsigned char)kw[k - 1]) && at + k < n && word_char((unsigned char)s[at + k]))
+        return 0;
+    return strncasecmp(s + at, kw, k) == 0;
+}
+
 int route_keyword_in(const char *s, size_t n, const char *kw)
 {
-    size_t k = strlen(kw);
-    unsigned char lo, up;
+    size_t k = strlen(kw), j = 0;
 
     if (k == 0 || k > n)
         return 0;
-    lo = (unsigned char)tolower((unsigned char)kw[0]);
-    up = (unsigned char)toupper((unsigned char)kw[0]);
-    int wb_start = word_char((unsigned char)kw[0]), wb_end = word_char((unsigned char)kw[k - 1]);
-    for (size_t i = 0; i + k <= n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c != lo && c != up)
-            continue;
-        if (wb_start && i > 0 && word_char((unsigned char)s[i - 1]))
-            continue;
-        if (wb_end && i + k < n && word_char((unsigned char)s[i + k]))
-            continue;
-        if (strncasecmp(s + i, kw, k) == 0)
+    for (size_t i = 1; i < k; i++)
+        if (rarity((unsigned char)kw[i]) < rarity((unsigned char)kw[j]))
+            j = i;
+    /* the anchor kw[j] in either case, each found with memchr, taken in order */
+    unsigned char lo = (unsigned char)tolower((unsigned char)kw[j]);
+    unsigned char up = (unsigned char)toupper((unsigned char)kw[j]);
+    const char *end = s + n - (k - 1 - j); /* an anchor at or past here leaves no room */
+    const char *pl = memchr(s + j, lo, (size_t)(end - (s + j)));
+    const char *pu = up != lo ? memchr(s + j, up, (size_t)(end - (s + j))) : NULL;
+    while (pl != NULL || pu != NULL) {
+        const char *q = pu == NULL || (pl != NULL && pl < pu) ? pl : pu;
+        if (keyword_at(s, n, (size_t)(q - s) - j, kw, k))
             return 1;
+        if (q == pl)
+            pl = memchr(q + 1, lo, (size_t)(end - (q + 1)));
+        else
+            pu = memchr(q + 1, up, (size_t)(end - (q + 1)));
     }
     return 0;
 }

@@ -857,6 +857,14 @@ START_TEST(keyword_words)
     ck_assert_int_eq(route_keyword_in("caf\xc3\xa9 hi", 8, "hi"), 1);
     ck_assert_int_eq(route_keyword_in("hi", 1, "hi"), 0); /* n bounds the text */
     ck_assert_int_eq(route_keyword_in("c++ code", 8, "c++"), 1);
+    /* the search starts from the keyword's rarest byte ('x' here): at either end of the text */
+    ck_assert_int_eq(route_keyword_in("EXTRACT", 7, "extract"), 1);
+    ck_assert_int_eq(route_keyword_in("xx Extract", 10, "extract"), 1);
+    ck_assert_int_eq(route_keyword_in("extrac", 6, "extract"), 0);
+    ck_assert_int_eq(route_keyword_in("text extracts extract", 21, "extract"), 1);
+    ck_assert_int_eq(route_keyword_in("text extracts extractor", 23, "extract"), 0);
+    ck_assert_int_eq(route_keyword_in("say good  morning", 17, "good morning"), 0);
+    ck_assert_int_eq(route_keyword_in("say GOOD MORNING!", 17, "good morning"), 1);
 }
 END_TEST
 
