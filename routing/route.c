@@ -254,6 +254,11 @@ static enum route_rc candidates(const struct route_input *in, int t, int target,
     const struct conf *c = in->conf;
     struct cand_tally ty = {0};
     int idx[ROUTE_MAX_CANDIDATES];
+    /* no more than the pipeline will try: health is asked only of those (asking a half-open
+     * target makes this request its probe, which must then be tried) */
+    int lim = c->routing.attempts > 0 && c->routing.attempts < ROUTE_MAX_CANDIDATES
+                  ? c->routing.attempts
+                  : ROUTE_MAX_CANDIDATES;
 
     d->ncand = 0;
     d->next = 0;
@@ -271,10 +276,19 @@ static enum route_rc candidates(const struct route_input *in, int t, int target,
                     route_note(trace, "tier up: %s", ti->name);
             }
             memcpy(idx, ti->targets, (size_t)n * sizeof(int));
-            if (in->prefer_cost || (in->max_latency_ms >= 0 && in->health != NULL))
+            if (d->ncand < lim &&
+                (in->prefer_cost || (in->max_latency_ms >= 0 && in->health != NULL)))
                 order_tier(in, d, idx, n, trace);
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
+                if (d->ncand == lim) {
+                    if (trace == NULL)
+                        break;
+                    route_note(trace, "candidate %s: not considered (routing.attempts: %d)",
+                               c->models[idx[i]].name, lim);
+                    continue;
+                }
                 consider(in, d, idx[i], u, &ty, trace);
+            }
         }
     }
     if (d->ncand > 0)
