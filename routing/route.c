@@ -310,16 +310,24 @@ static enum route_rc candidates(const struct route_input *in, int t, int target,
         return ROUTE_NO_FIT;
     }
     if (ty.format == 0) {
-        snprintf(d->why, sizeof(d->why),
-                 "no target of %s%s speaks the %s format, and this endpoint cannot be translated",
-                 t >= 0 ? "tier " : "", t >= 0 ? tier_name(c, t) : c->models[target].name,
-                 in->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
+        const char *fmt = in->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI";
+        if (t >= 0)
+            snprintf(d->why, sizeof(d->why),
+                     "no target of tier %s speaks the %s format, and this endpoint cannot be "
+                     "translated",
+                     tier_name(c, t), fmt);
+        else
+            snprintf(d->why, sizeof(d->why),
+                     "model '%s' is served in the %s format, and this endpoint (%s format) "
+                     "cannot be translated",
+                     c->models[target].name, fmt[0] == 'A' ? "OpenAI" : "Anthropic", fmt);
         return ROUTE_BAD;
     }
     d->retry_after_s = ty.retry_after_s > 0 ? ty.retry_after_s : 1;
-    snprintf(d->why, sizeof(d->why), "every target of %s%s is unavailable (circuit open or "
-             "asked to retry later); retry in %d s",
-             t >= 0 ? "tier " : "", t >= 0 ? tier_name(c, t) : c->models[target].name,
+    snprintf(d->why, sizeof(d->why),
+             "%s%s%s unavailable (circuit open or asked to retry later); retry in %d s",
+             t >= 0 ? "every target of tier " : "model '",
+             t >= 0 ? tier_name(c, t) : c->models[target].name, t >= 0 ? " is" : "' is",
              d->retry_after_s);
     return ROUTE_UNAVAILABLE;
 }

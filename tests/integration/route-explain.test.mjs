@@ -290,7 +290,7 @@ test('the context window guard: targets skipped, and a 400 with the numbers when
   assert.match(out, /candidate claude-haiku-4-5: skipped: it speaks the Anthropic format and this endpoint cannot be translated/);
   out = explain({ model: 'claude-haiku-4-5', input: 'hi' });
   assert.equal(out.status, 1);
-  assert.match(out.stdout, /result: the gate would answer 400: no target of claude-haiku-4-5 speaks the OpenAI format, and this endpoint cannot be translated/);
+  assert.match(out.stdout, /result: the gate would answer 400: model 'claude-haiku-4-5' is served in the Anthropic format, and this endpoint \(OpenAI format\) cannot be translated/);
   out = explain({ model: 'nope', messages: [] });
   assert.equal(out.status, 1);
   assert.match(out.stdout, /result: the gate would answer 404: model 'nope' is not configured on this gate/);

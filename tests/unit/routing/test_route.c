@@ -663,6 +663,15 @@ START_TEST(translation)
                                               "format and this endpoint cannot be translated"));
     req_done(&r);
 
+    req_init(&r, c, "{\"model\":\"gpt-4o\",\"messages\":[]}", CONF_FMT_ANTHROPIC);
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK); /* a concrete model is translated too */
+    ck_assert_int_eq(d.cand[0].translate, 1);
+    r.in.translatable = 0;
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_BAD);
+    ck_assert_str_eq(d.why, "model 'gpt-4o' is served in the OpenAI format, and this endpoint "
+                            "(Anthropic format) cannot be translated");
+    req_done(&r);
+
     req_init(&r, c, "{\"model\":\"auto\",\"messages\":[]}", CONF_FMT_ANTHROPIC);
     r.in.translatable = 0;
     ck_assert_int_eq(decide(&r, &d, &first), ROUTE_BAD);
@@ -758,6 +767,8 @@ START_TEST(cost_latency_and_health)
     h.retry[1] = 3;
     ck_assert_int_eq(decide(&r, &d, &first), ROUTE_UNAVAILABLE);
     ck_assert_int_eq(d.retry_after_s, 3);
+    ck_assert_str_eq(d.why, "every target of tier expensive is unavailable (circuit open or "
+                            "asked to retry later); retry in 3 s");
     /* half-open: the probe goes first */
     h.usable[1] = 1;
     h.usable[0] = 1;
