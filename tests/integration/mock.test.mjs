@@ -5,6 +5,8 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import {
   test, cleanup, startMock, RawClient, rawPost, parseSSE, newId, ms, waitStable,
 } from './harness.mjs';
@@ -624,4 +626,33 @@ test('/_mock/models: faults and delays by model; bad rules and more than 64 mode
   assert.match(full.json.error.message, /64/);
   assert.equal((await setRules({ model: 'm63', status: 502 })).status, 200, 'a model with a rule may change it');
   await mock.reset();
+});
+
+test('x-mock-tools: the official SDKs, pointed at the mock, read the parallel calls whole and streamed', async () => {
+  const openai = new OpenAI({ baseURL: `${mock.url}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: ms(30000) });
+  const anthropic = new Anthropic({ baseURL: mock.url, apiKey: 'sk-ant-test', maxRetries: 0, timeout: ms(30000) });
+  const headers = { 'x-mock-tools': '3', 'x-mock-interleave': '1', 'x-mock-tool-text': '2' };
+  const ob = { model: 'gpt-4o-mini', messages: msgs, tools: oaTools };
+  const want = [0, 1, 2].map((i) => [['lookup', 'fetch_page'][i % 2], argsOf(i)]);
+  const c = await openai.chat.completions.create(ob, { headers });
+  const final = await openai.chat.completions.stream(ob, { headers }).finalChatCompletion();
+  for (const m of [c.choices[0].message, final.choices[0].message]) {
+    assert.deepEqual(m.tool_calls.map((t) => [t.function.name, t.function.arguments]), want);
+    assert.equal(words(m.content), 2);
+  }
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+
+  const ab = { model: 'claude-haiku-4-5', max_tokens: 100, messages: msgs, tools: anTools };
+  const m = await anthropic.messages.create(ab, { headers });
+  const s = anthropic.messages.stream(ab, { headers });
+  const pieces = [];
+  s.on('inputJson', (p) => pieces.push(p));
+  const sm = await s.finalMessage();
+  for (const x of [m, sm]) {
+    assert.deepEqual(x.content.map((b) => b.type), ['text', 'tool_use', 'tool_use', 'tool_use']);
+    assert.deepEqual(x.content.slice(1).map((b) => [b.name, JSON.stringify(b.input)]), want);
+    assert.equal(x.stop_reason, 'tool_use');
+  }
+  assert.equal(pieces.join(''), [0, 1, 2].map(argsOf).join(''));
+  assert.ok(pieces.length >= 60, `${pieces.length} input_json_delta pieces`);
 });
