@@ -21,15 +21,16 @@ struct delayed {
     delay_fn *fire;
 };
 
-/* A rule's members: JSON name, the header it stands for, the range of its integer value. */
+/*
+ * A rule's members: JSON name, the header it stands for (NULL: none), and the
+ * range of its integer value, or lo > hi for a string naming a fault.
+ */
 static const struct {
     const char *name, *header;
     long lo, hi;
 } members[] = {
-    {"status", "x-mock-status", 200, 599},
-    {"retry_after", "x-mock-retry-after", 0, 86400},
-    {"fault", "x-mock-fault", 0, 0}, /* a string: one of fault_names */
-    {"delay_ms", "x-mock-delay-ms", 0, 3600000},
+    {"status", "x-mock-status", 200, 599}, {"retry_after", "x-mock-retry-after", 0, 86400},
+    {"fault", "x-mock-fault", 1, 0},       {"delay_ms", "x-mock-delay-ms", 0, 3600000},
     {"times", NULL, -1, 1000000000},
 };
 
@@ -60,7 +61,7 @@ static const char *rule_bad(const cJSON *r, char *why, size_t size)
                      v->string);
             return why;
         }
-        if (members[i].header && strcmp(members[i].header, "x-mock-fault") == 0) {
+        if (members[i].lo > members[i].hi) {
             if (!cJSON_IsString(v) || fault_lookup(v->valuestring) == F_NONE) {
                 snprintf(why, size, "mock: \"fault\" must name a fault (see --help)");
                 return why;
@@ -223,8 +224,8 @@ static void delay_fire(evutil_socket_t fd, short what, void *arg)
  * Returns 0, or -1 when MOCK_MAX_DELAYED requests wait already or out of
  * memory (body is then still the caller's).
  */
-int delay_start(struct mock *m, struct evhttp_request *req, long ms, int ep, int anth,
-                cJSON *body, delay_fn *fire)
+int delay_start(struct mock *m, struct evhttp_request *req, long ms, int ep, int anth, cJSON *body,
+                delay_fn *fire)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     struct delayed *d;
