@@ -5,7 +5,10 @@
 
 static const char *msg_stop(const struct plan *pl)
 {
-    return pl->tool ? "tool_use" : pl->cut ? "max_tokens" : "end_turn";
+    return pl->tool       ? "tool_use"
+           : pl->cut      ? "max_tokens"
+           : pl->stop_seq ? "stop_sequence"
+                          : "end_turn";
 }
 
 /* Returns the content block: the text, or the call to pl->tool, with its input once done. */
@@ -79,7 +82,7 @@ static cJSON *msg_object(const struct plan *pl, const char *text)
     else if (text)
         jadd(content, NULL, msg_block(pl, text, 1));
     jstr(r, "stop_reason", text ? msg_stop(pl) : NULL);
-    cJSON_AddNullToObject(r, "stop_sequence");
+    jstr(r, "stop_sequence", text ? pl->stop_seq : NULL);
     if (pl->usage) {
         u = cJSON_AddObjectToObject(r, "usage");
         usage_val(u, "input_tokens", pl, pl->prompt - pl->cached - pl->cache_write);
@@ -183,7 +186,7 @@ static void msg_step(const struct plan *pl, struct pieces *p, int k)
         e = sse_data("message_delta", -1);
         d = cJSON_AddObjectToObject(e, "delta");
         cJSON_AddStringToObject(d, "stop_reason", msg_stop(pl));
-        cJSON_AddNullToObject(d, "stop_sequence");
+        jstr(d, "stop_sequence", pl->stop_seq);
         if (pl->usage)
             usage_val(cJSON_AddObjectToObject(e, "usage"), "output_tokens", pl, plan_output(pl));
         piece_event(p, e, 0);
@@ -209,6 +212,7 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
     /* a classification request (mock-classify.c) is answered here */
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
     plan_calls(&pl, m, body, 1);
+    plan_stop(&pl, body, 1, f);
     plan_prompt(&pl, m, body, TOK_API_MESSAGES);
     usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {

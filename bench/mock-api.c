@@ -185,6 +185,39 @@ const char *plan_tool_name(const cJSON *body, int anth)
     return name ? name : "mock_tool";
 }
 
+/*
+ * Ends the text before the first of the request's stop sequences that it
+ * holds (OpenAI "stop": a string or an array; Anthropic "stop_sequences"):
+ * the words before the one where the sequence starts go out, and the plan
+ * notes the sequence. A tool call or a runaway is left alone.
+ */
+void plan_stop(struct plan *pl, const cJSON *body, int anth, enum fault f)
+{
+    const cJSON *stop = jget(body, anth ? "stop_sequences" : "stop"), *s;
+    const char *seq = NULL, *v, *at;
+    size_t best = (size_t)-1, off = 0;
+    char *text;
+    int k = 0;
+
+    if (pl->tool || f == F_RUNAWAY || !stop || !(text = mock_text(pl->ntok)))
+        return;
+    for (s = cJSON_IsString(stop) ? stop : jarr(stop) ? stop->child : NULL; s;
+         s = cJSON_IsString(stop) ? NULL : s->next)
+        if ((v = cJSON_GetStringValue(s)) && *v && (at = strstr(text, v)) &&
+            (size_t)(at - text) < best) {
+            best = (size_t)(at - text);
+            seq = v;
+        }
+    free(text);
+    if (!seq)
+        return;
+    while (k < pl->ntok && off + strlen(word(k)) <= best)
+        off += strlen(word(k++));
+    pl->ntok = pl->steps = k;
+    pl->cut = 0;
+    pl->stop_seq = seq;
+}
+
 /* ---- images ---- */
 
 /* Returns 1 when s is all base64 (letters, digits, +, /, = padding) and not empty. */
@@ -235,7 +268,8 @@ static const char *anth_image_bad(const cJSON *block)
     if (!mt || i == NELEM(types))
         return "source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
                "'image/gif' or 'image/webp'";
-    return data && is_base64(data) ? NULL : "source.base64.data: The image data is not valid base64";
+    return data && is_base64(data) ? NULL
+                                   : "source.base64.data: The image data is not valid base64";
 }
 
 /*

@@ -136,10 +136,11 @@ void plan_calls(struct plan *pl, const struct mock *m, const cJSON *body, int an
     pl->tool = pl->calls[0];
 }
 
-/* Returns the bytes the plan's strings (model, tool, calls' tools) take as copies. */
+/* Returns the bytes the plan's strings (model, tool, calls' tools, stop) take as copies. */
 size_t plan_strs_size(const struct plan *pl)
 {
-    size_t n = strlen(pl->model) + 1 + (pl->tool ? strlen(pl->tool) + 1 : 0);
+    size_t n = strlen(pl->model) + 1 + (pl->tool ? strlen(pl->tool) + 1 : 0) +
+               (pl->stop_seq ? strlen(pl->stop_seq) + 1 : 0);
     int i;
 
     for (i = 0; i < pl->ncalls; i++)
@@ -150,14 +151,15 @@ size_t plan_strs_size(const struct plan *pl)
 /* Copies src into dst with its strings copied into buf (plan_strs_size(src) bytes). */
 void plan_strs_copy(struct plan *dst, const struct plan *src, char *buf)
 {
-    const char *const *from[2 + MOCK_MAX_CALLS];
-    const char **to[2 + MOCK_MAX_CALLS];
+    const char *const *from[3 + MOCK_MAX_CALLS];
+    const char **to[3 + MOCK_MAX_CALLS];
     size_t len;
     int i, n = 0;
 
     *dst = *src;
     from[n] = &src->model, to[n++] = &dst->model;
     from[n] = &src->tool, to[n++] = &dst->tool;
+    from[n] = &src->stop_seq, to[n++] = &dst->stop_seq;
     for (i = 0; i < src->ncalls; i++)
         from[n] = &src->calls[i], to[n++] = &dst->calls[i];
     for (i = 0; i < n; i++) {

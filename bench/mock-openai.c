@@ -214,6 +214,7 @@ void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int 
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
     plan_calls(&pl, m, body, 0);
+    plan_stop(&pl, body, 0, f);
     pl.n = (int)nv;
     plan_prompt(&pl, m, body, TOK_API_CHAT);
     pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));

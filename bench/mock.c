@@ -409,6 +409,8 @@ static void usage(int rc)
         "                          request turns parallel calls off\n"
         "  x-mock-interleave: 1    chat streams: the calls' pieces go round-robin\n"
         "  x-mock-tool-text: N     N words of text before the calls\n"
+        "stop sequences (chat stop, Anthropic stop_sequences): the text ends before the word\n"
+        "  where the first one found starts (Anthropic: stop_reason stop_sequence)\n"
         "prompt tokens: the gate's tokenizer, but each image (image_url part, image block)\n"
         "  costs 85 tokens, whatever its size; a bad image URL or source gets 400\n"
         "hooks: GET /_mock/stats (requests, by_path, by_model, active and peak_active: replies in\n"
@@ -518,8 +520,8 @@ int main(int argc, char **argv)
     m.scratch2 = evbuffer_new();
     if (cert && !(ctx = tls_ctx_new(cert, key)))
         fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
-    else if (!m.base || !m.by_path || !m.by_model || !m.rules || !m.usage || !m.last_path || !m.last_headers || !m.last_body ||
-             !m.scratch || !m.scratch2)
+    else if (!m.base || !m.by_path || !m.by_model || !m.rules || !m.usage || !m.last_path ||
+             !m.last_headers || !m.last_body || !m.scratch || !m.scratch2)
         fprintf(stderr, "tokengate-mock: out of memory\n");
     else
         rc = mock_run(&m, &sin, ctx, port_file);

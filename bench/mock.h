@@ -167,6 +167,7 @@ struct plan {
     int interleave;        /* chat streams: the calls' pieces go round-robin */
     int text_tok;          /* tokens of text before the calls (in ntok) */
     const char *calls[MOCK_MAX_CALLS]; /* the tools the calls call */
+    const char *stop_seq;  /* the stop sequence the text stops before, or NULL */
     unsigned char npieces[MOCK_MAX_CALLS]; /* argument pieces of each call, streamed */
 };
 
@@ -272,6 +273,7 @@ int cap_check(struct evhttp_request *req, const cJSON *body, const char *key, lo
               int anth);
 int plan_failed(struct evhttp_request *req, const cJSON *body, enum fault f, int anth);
 int images_check(struct evhttp_request *req, const cJSON *body, int anth);
+void plan_stop(struct plan *pl, const cJSON *body, int anth, enum fault f);
 int token_parts(const struct plan *pl, int i, char *a, char *b);
 void usage_val(cJSON *u, const char *key, const struct plan *pl, long long v);
 const char *plan_tool_name(const cJSON *body, int anth);

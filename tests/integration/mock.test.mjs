@@ -656,3 +656,32 @@ test('x-mock-tools: the official SDKs, pointed at the mock, read the parallel ca
   assert.equal(pieces.join(''), [0, 1, 2].map(argsOf).join(''));
   assert.ok(pieces.length >= 60, `${pieces.length} input_json_delta pieces`);
 });
+
+test('stop sequences: the text ends before the word where the first one found starts; Anthropic says which', async () => {
+  const full = (await post('chat', bodyOf('chat', false), { 'x-mock-tokens': '8' })).json.choices[0].message.content;
+  const w = full.match(/ [a-z]+/g);
+  // a sequence that starts inside word 3: the words before it go out
+  const seq = w[3].slice(2) + w[4];
+  for (const stream of [false, true]) {
+    const id = newId('stop-chat');
+    const r = await post('chat', bodyOf('chat', stream, { stop: ['zzz', seq] }), { 'x-mock-tokens': '8', 'x-request-id': id });
+    const text = stream ? deltas('chat', parseSSE(r.text)).join('') : r.json.choices[0].message.content;
+    assert.equal(text, w.slice(0, 3).join(''), `stream=${stream}`);
+    assert.equal(finalUsage('chat', r, stream).output, 3);
+    assert.equal((await mock.usageOf(id)).output, 3);
+    const m = await post('messages', bodyOf('messages', stream, { stop_sequences: [w[1]] }), { 'x-mock-tokens': '8' });
+    if (stream) {
+      const ev = parseSSE(m.text);
+      assert.equal(deltas('messages', ev).join(''), w[0]);
+      assert.deepEqual(ev.find((e) => e.event === 'message_delta').json.delta, { stop_reason: 'stop_sequence', stop_sequence: w[1] });
+    } else {
+      assert.equal(m.json.content[0].text, w[0]);
+      assert.equal(m.json.stop_reason, 'stop_sequence');
+      assert.equal(m.json.stop_sequence, w[1]);
+    }
+  }
+  const none = await post('messages', bodyOf('messages', false, { stop_sequences: ['not in it'] }), { 'x-mock-tokens': '8' });
+  assert.deepEqual([none.json.stop_reason, none.json.stop_sequence, words(none.json.content[0].text)], ['end_turn', null, 8]);
+  const oneString = await post('chat', bodyOf('chat', false, { stop: w[2] }), { 'x-mock-tokens': '8' });
+  assert.equal(oneString.json.choices[0].message.content, w.slice(0, 2).join(''));
+});
