@@ -280,6 +280,18 @@ test('OpenAI SDK to an Anthropic model: text whole and streamed, stop reasons, u
   assert.equal(cut.choices[0].finish_reason, 'length');
   assert.equal(cut.usage.completion_tokens, 4);
 
+  // a stop sequence: Anthropic's stop_sequence is OpenAI's stop
+  await mock.reset();
+  const seq = c.choices[0].message.content.match(/ [a-z]+/g)[2];
+  const stopped = await openai.chat.completions.create({ model: 'to-anthropic', max_tokens: 50, stop: [seq],
+    messages: user('Say something.') }, opts(newId('oa2an-stop'), { 'x-mock-tokens': '6' }));
+  const sup0 = await upstream();
+  assert.deepEqual(sup0.body.stop_sequences, [seq]);
+  assert.equal(sup0.sent.json.stop_reason, 'stop_sequence');
+  assert.equal(stopped.choices[0].finish_reason, 'stop');
+  assert.equal(stopped.choices[0].message.content, sup0.sent.json.content[0].text);
+  assert.equal(stopped.usage.completion_tokens, 2);
+
   // no cap from the client: Anthropic requires one, the gate fills it
   await mock.reset();
   await openai.chat.completions.create({ model: 'to-anthropic', messages: user('Uncapped.') }, opts(newId('oa2an-nocap')));
@@ -478,6 +490,18 @@ test('Anthropic SDK to an OpenAI model: text whole and streamed, stop reasons, u
     (final.usage.cache_creation_input_tokens ?? 0), su.input, q(final.usage));
   assert.equal(final.usage.cache_read_input_tokens, 3);
   await checkCharge(sid, su, { asked: 'to-openai', target: 'gpt-4o-mini', translation: AN2OA });
+
+  // a stop sequence goes out as OpenAI's stop; OpenAI says only "stop", which is an end of turn
+  // or a stop sequence to the Anthropic client
+  await mock.reset();
+  const seq = m.content[0].text.match(/ [a-z]+/g)[2];
+  const stopped = await anthropic.messages.create({ model: 'to-openai', max_tokens: 50, stop_sequences: [seq],
+    messages: user('Say something.') }, opts(newId('an2oa-stop'), { 'x-mock-tokens': '6' }));
+  const up0 = await upstream();
+  assert.deepEqual([up0.body.stop].flat(), [seq]);
+  assert.equal(stopped.content[0].text, up0.sent.json.choices[0].message.content);
+  assert.equal(stopped.usage.output_tokens, 2);
+  assert.ok(['end_turn', 'stop_sequence'].includes(stopped.stop_reason), stopped.stop_reason);
 
   await mock.reset();
   const scut = await anthropicStream({ model: 'to-openai', max_tokens: 4, messages: user('More.') },
