@@ -604,6 +604,11 @@ test('/_mock/models: faults and delays by model; bad rules and more than 64 mode
   const r = await post('messages', bodyOf('messages', false), { 'x-mock-tokens': '3' });
   assert.ok(Date.now() - t0 >= 600);
   assert.equal(r.json.usage.output_tokens, 3);
+  // a delayed error: the status after the delay
+  await setRules({ model: 'gpt-4o-mini', status: 503, delay_ms: 500, times: 1 });
+  const t2 = Date.now();
+  assert.equal((await post('chat', bodyOf('chat', false))).status, 503);
+  assert.ok(Date.now() - t2 >= 400);
   // and the header alone does the same, for any model
   const t1 = Date.now();
   assert.equal((await post('chat', bodyOf('chat', false), { 'x-mock-delay-ms': '500' })).status, 200);
