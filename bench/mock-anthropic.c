@@ -49,14 +49,16 @@ static cJSON *msg_call_block(const struct plan *pl, int i, int done)
 }
 
 /* Appends the content of a plan with parallel calls: a text block (when text_tok), the calls. */
-static void msg_calls_content(cJSON *content, const struct plan *pl, const char *text)
+static void msg_calls_content(cJSON *content, const struct plan *pl)
 {
+    char *text = pl->text_tok ? mock_text(pl->text_tok) : NULL;
     cJSON *b;
     int i;
 
-    if (pl->text_tok) {
+    if (text) {
         b = jadd(content, NULL, jtyped("text"));
         cJSON_AddStringToObject(b, "text", text);
+        free(text);
     }
     for (i = 0; i < pl->ncalls; i++)
         jadd(content, NULL, msg_call_block(pl, i, 1));
@@ -78,7 +80,7 @@ static cJSON *msg_object(const struct plan *pl, const char *text)
     cJSON_AddStringToObject(r, "model", pl->model);
     content = cJSON_AddArrayToObject(r, "content");
     if (text && pl->ncalls)
-        msg_calls_content(content, pl, text);
+        msg_calls_content(content, pl);
     else if (text)
         jadd(content, NULL, msg_block(pl, text, 1));
     jstr(r, "stop_reason", text ? msg_stop(pl) : NULL);
@@ -209,7 +211,6 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
     if (cap_check(req, body, "max_tokens", 1, 1) || images_check(req, body, 1) ||
         plan_failed(req, body, f, 1))
         return;
-    /* a classification request (mock-classify.c) is answered here */
     plan_init(&pl, m, API_MESSAGES, body, ntok, max, plan_tool_name(body, 1), f);
     plan_calls(&pl, m, body, 1);
     plan_stop(&pl, body, 1, f);
@@ -219,7 +220,7 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
         deliver_stream(m, req, &pl, msg_step, f);
         return;
     }
-    text = mock_text(pl.ncalls ? pl.text_tok : pl.ntok);
+    text = mock_text(pl.ntok);
     deliver_json(m, req, text ? msg_object(&pl, text) : NULL, f);
     free(text);
 }

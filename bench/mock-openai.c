@@ -90,25 +90,30 @@ static cJSON *chat_calls_entry(cJSON *obj, const struct plan *pl, int i, int pos
     return obj;
 }
 
-/* Returns the reply: pl->n choices, each with text as its message unless the plan calls a tool. */
+/*
+ * Returns the reply: pl->n choices, each with text as its message unless the
+ * plan calls a tool (parallel calls: with the text before them, if any).
+ */
 static cJSON *chat_reply(const struct plan *pl, const char *text)
 {
     cJSON *r = chat_head(pl, "chat.completion");
     cJSON *choices = cJSON_AddArrayToObject(r, "choices"), *ch, *msg;
-    int i;
+    char *before = pl->ncalls && pl->text_tok ? mock_text(pl->text_tok) : NULL;
+    int i, c;
 
     for (i = 0; i < pl->n; i++) {
         ch = jadd(choices, NULL, cJSON_CreateObject());
         cJSON_AddNumberToObject(ch, "index", i);
         msg = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
-        jstr(msg, "content", text); /* null with a tool call, unless text comes first */
-        for (int c = 0; c < pl->ncalls; c++)
+        jstr(msg, "content", before ? before : text); /* null with a tool call */
+        for (c = 0; c < pl->ncalls; c++)
             chat_calls_entry(msg, pl, c, -1);
         if (pl->tool && !pl->ncalls)
             chat_call(msg, pl, -1, 1, MOCK_TOOL_ARGS);
         cJSON_AddStringToObject(ch, "finish_reason", chat_finish(pl));
     }
+    free(before);
     if (pl->usage)
         jadd(r, "usage", chat_usage(pl));
     return r;
@@ -208,7 +213,6 @@ void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int 
     }
     if (images_check(req, body, 0))
         return;
-    /* a classification request (mock-classify.c) is answered here */
     if (plan_failed(req, body, f, 0))
         return;
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
@@ -223,7 +227,7 @@ void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int 
         deliver_stream(m, req, &pl, chat_step, f);
         return;
     }
-    text = !pl.tool ? mock_text(pl.ntok) : pl.text_tok ? mock_text(pl.text_tok) : NULL;
+    text = pl.tool ? NULL : mock_text(pl.ntok);
     deliver_json(m, req, pl.tool || text ? chat_reply(&pl, text) : NULL, f);
     free(text);
 }
