@@ -335,6 +335,15 @@ static int error_chunk(struct oa_stream *s, const char *msg, const char *type, c
     return send(xlate_openai_error_doc(msg, type, code), emit, arg);
 }
 
+/* An event's content block index, -1 when it has none that fits an int. */
+static int index_of(const cJSON *data)
+{
+    const cJSON *v = XGET(data, "index");
+
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble
+                                                                             : -1;
+}
+
 /* The tool call index of content block idx, -1 for none. */
 static int tool_of(const struct oa_stream *s, int idx)
 {
@@ -348,7 +357,10 @@ static int block_start(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
 {
     const cJSON *b = XGET(data, "content_block");
     const char *type = str(b, "type");
-    int idx = (int)num(data, "index");
+    int idx = index_of(data);
+    const cJSON *in;
+    char *args;
+    int rc;
 
     if (type != NULL && strcmp(type, "text") == 0)
         return content_chunk(s, str(b, "text"), emit, arg);
@@ -358,8 +370,18 @@ static int block_start(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
         return error_chunk(s, "the answer has more tool calls than the gate translates (128)",
                            "server_error", "too_many_tool_calls", emit, arg);
     s->block_of[s->ntools] = idx;
-    return tool_chunk(s, s->ntools++, str(b, "id") != NULL ? str(b, "id") : "",
-                      str(b, "name") != NULL ? str(b, "name") : "", "", emit, arg);
+    in = XGET(b, "input");
+    /* the input comes in input_json_delta events, after an empty {} here; an input given
+     * whole at the start goes out whole */
+    args = cJSON_IsObject(in) && in->child != NULL ? cJSON_PrintUnformatted(in) : NULL;
+    if (cJSON_IsObject(in) && in->child != NULL && args == NULL)
+        return -1;
+    rc = tool_chunk(s, s->ntools++, str(b, "id") != NULL ? str(b, "id") : "",
+                    str(b, "name") != NULL ? str(b, "name") : "", args != NULL ? args : "", emit,
+                    arg);
+    if (args != NULL)
+        cJSON_free(args);
+    return rc;
 }
 
 static int block_delta(struct oa_stream *s, const cJSON *data, xlate_emit_fn *emit, void *arg)
@@ -375,8 +397,8 @@ static int block_delta(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
         return content_chunk(s, str(d, "text"), emit, arg);
     if (strcmp(type, "input_json_delta") != 0 || pj == NULL || pj[0] == '\0')
         return 0;
-    k = tool_of(s, (int)num(data, "index"));
-    if (k < 0)
+    k = tool_of(s, index_of(data));
+    if (k < 0 || index_of(data) < 0)
         return 0; /* a delta for no tool_use block that started */
     return tool_chunk(s, k, NULL, NULL, pj, emit, arg);
 }

@@ -869,6 +869,35 @@ START_TEST(stream_tool_cap)
 }
 END_TEST
 
+/* A tool_use block whose input comes whole at its start (not in deltas) keeps it. */
+START_TEST(stream_tool_input_at_start)
+{
+    static struct sink k;
+    struct client_view v;
+    struct xlate_stream *s = xlate_stream_new(&ctx0);
+
+    memset(&k, 0, sizeof(k));
+    ck_assert_int_eq(feed(s, "content_block_start",
+                          "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                          "{\"type\":\"tool_use\",\"id\":\"toolu_Z\",\"name\":\"f\",\"input\":"
+                          "{\"a\":[1,\"b\"]}}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"index\":7,\"delta\":{\"type\":"
+                          "\"input_json_delta\",\"partial_json\":\"{}\"}}",
+                          &k),
+                     0); /* a delta for a block that never started: nothing */
+    ck_assert_int_eq(xlate_stream_end(s, sink_emit, &k), 0);
+    xlate_stream_free(s);
+    reassemble(&k, &v);
+    ck_assert_int_eq(v.ncalls, 1);
+    ck_assert_str_eq(v.calls[0].id, "toolu_Z");
+    ck_assert_str_eq(v.calls[0].args, "{\"a\":[1,\"b\"]}");
+    ck_assert_int_eq(v.done, 1);
+}
+END_TEST
+
 static Suite *xlate_oa_suite(void)
 {
     Suite *s = suite_create("xlate_oa");
@@ -892,6 +921,7 @@ static Suite *xlate_oa_suite(void)
     tcase_add_test(tc, stream_error);
     tcase_add_test(tc, stream_emit_stops);
     tcase_add_test(tc, stream_tool_cap);
+    tcase_add_test(tc, stream_tool_input_at_start);
     suite_add_tcase(s, tc);
     return s;
 }
