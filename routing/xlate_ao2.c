@@ -597,6 +597,9 @@ int xlate_ao_stream_event(struct xlate_stream *base, const char *name, const cJS
     if (s->phase == AO_DONE)
         return 0;
     if (data == NULL) {
+        while (raw_len > 0 && (raw[raw_len - 1] == ' ' || raw[raw_len - 1] == '\r' ||
+                               raw[raw_len - 1] == '\n'))
+            raw_len--;
         if (raw_len == 6 && memcmp(raw, "[DONE]", 6) == 0)
             return close_stream(&o);
         return 0; /* not JSON and not the end: nothing a client could use */

@@ -604,6 +604,8 @@ START_TEST(stream_cut_closed_by_end)
     s = xlate_stream_new(&ctx);
     c = cap_new();
     feed(s, c, CHUNK("{'role':'assistant','content':'Hi'}", "null") CHUNK("{}", "'length'"));
+    ck_assert_int_eq(xlate_stream_event(s, "", NULL, "[DON", 4, capture, c), 0);
+    ck_assert_str_eq(c->name[c->n - 1], "content_block_stop"); /* not the end */
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
     check_stream(c, 1);
     ck_assert_str_eq(GET(GET(c->data[c->n - 2], "delta"), "stop_reason")->valuestring,
@@ -633,7 +635,7 @@ START_TEST(stream_usage_in_finish_chunk)
                    "data: {'choices':[{'index':0,'delta':{},'finish_reason':'stop'}],"
                    "'usage':{'prompt_tokens':7,'completion_tokens':1}}\n\n");
     check_stream(c, 1);
-    feed(s, c, "data: [DONE]\n\n");
+    ck_assert_int_eq(xlate_stream_event(s, "", NULL, "[DONE]\r\n", 8, capture, c), 0);
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
     check_stream(c, 1);
     ck_assert_int_eq(c->n, 6);
