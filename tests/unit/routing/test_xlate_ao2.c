@@ -613,6 +613,19 @@ START_TEST(stream_cut_closed_by_end)
     xlate_stream_free(s);
     cap_free(c);
 
+    /* finished, no usage chunk (a provider that ignores include_usage), then [DONE] */
+    s = xlate_stream_new(&ctx);
+    c = cap_new();
+    feed(s, c, CHUNK("{'role':'assistant','content':'Hi'}", "null") CHUNK("{}", "'stop'"));
+    ck_assert_int_eq(xlate_stream_event(s, "", NULL, "[DONE]\r\n", 8, capture, c), 0);
+    check_stream(c, 1);
+    same(c->data[c->n - 2], "{'type':'message_delta','delta':{'stop_reason':'end_turn',"
+                            "'stop_sequence':null},'usage':{'output_tokens':0}}");
+    ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
+    ck_assert_str_eq(c->name[c->n - 1], "message_stop");
+    xlate_stream_free(s);
+    cap_free(c);
+
     /* nothing at all: an error, not an empty answer */
     s = xlate_stream_new(&ctx);
     c = cap_new();
@@ -635,7 +648,7 @@ START_TEST(stream_usage_in_finish_chunk)
                    "data: {'choices':[{'index':0,'delta':{},'finish_reason':'stop'}],"
                    "'usage':{'prompt_tokens':7,'completion_tokens':1}}\n\n");
     check_stream(c, 1);
-    ck_assert_int_eq(xlate_stream_event(s, "", NULL, "[DONE]\r\n", 8, capture, c), 0);
+    feed(s, c, "data: [DONE]\n\n");
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
     check_stream(c, 1);
     ck_assert_int_eq(c->n, 6);
