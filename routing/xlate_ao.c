@@ -47,10 +47,9 @@
 
 /* Top-level members: translated, dropped, or (any other) refused. */
 static const char *const known[] = {
-    "model",       "messages",       "system",      "max_tokens", "stop_sequences",
-    "stream",      "temperature",    "top_p",       "metadata",   "tools",
-    "tool_choice", "output_format",  "cache_control", "service_tier", "thinking",
-    NULL,
+    "model",         "messages",     "system",   "max_tokens", "stop_sequences", "stream",
+    "temperature",   "top_p",        "metadata", "tools",      "tool_choice",    "output_format",
+    "cache_control", "service_tier", "thinking", NULL,
 };
 
 static int is_known(const char *key)
@@ -153,8 +152,7 @@ const char *xlate_ao_check(const cJSON *body, char *buf, size_t cap)
     }
     v = XGET(body, "stop_sequences");
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > OPENAI_MAX_STOP)
-        return refuse(buf, cap, "'stop_sequences' with more than %d entries" TO,
-                      OPENAI_MAX_STOP);
+        return refuse(buf, cap, "'stop_sequences' with more than %d entries" TO, OPENAI_MAX_STOP);
     v = XGET(body, "output_format");
     if (v != NULL && !cJSON_IsNull(v) && strcmp(type_of(v), "json_schema") != 0)
         return refuse(buf, cap, "'output_format' of type '%s'" TO, type_of(v));
@@ -584,8 +582,8 @@ static int add_messages(struct bld *b, const cJSON *list, cJSON *msgs)
         const cJSON *role = XGET(m, "role"), *content = XGET(m, "content");
         int assistant, rc;
 
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") != 0 &&
-                                      strcmp(role->valuestring, "assistant") != 0))
+        if (!cJSON_IsString(role) ||
+            (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "assistant") != 0))
             return bad(b, "'messages[%d].role' must be \"user\" or \"assistant\"", i);
         assistant = role->valuestring[0] == 'a';
         if (cJSON_IsString(content)) {
@@ -675,8 +673,7 @@ static int add_tools(struct bld *b, const cJSON *body, cJSON *out)
 }
 
 /* A number member copied as it is (null or absent: nothing). */
-static int copy_num(struct bld *b, const cJSON *body, const char *from, cJSON *out,
-                    const char *to)
+static int copy_num(struct bld *b, const cJSON *body, const char *from, cJSON *out, const char *to)
 {
     const cJSON *v = XGET(body, from);
 
@@ -688,16 +685,15 @@ static int copy_num(struct bld *b, const cJSON *body, const char *from, cJSON *o
 }
 
 /* The members other than messages and tools. */
-static int add_params(struct bld *b, const cJSON *body, int64_t max_tokens, int stream,
-                      cJSON *out)
+static int add_params(struct bld *b, const cJSON *body, int64_t max_tokens, int stream, cJSON *out)
 {
     const cJSON *v;
 
     if (XGET(body, "max_tokens") != NULL && !cJSON_IsNull(XGET(body, "max_tokens"))) {
         if (copy_num(b, body, "max_tokens", out, "max_completion_tokens") < 0)
             return -1;
-    } else if (max_tokens >= 0 && xlate_add_num(out, "max_completion_tokens",
-                                                (double)max_tokens) < 0) {
+    } else if (max_tokens >= 0 &&
+               xlate_add_num(out, "max_completion_tokens", (double)max_tokens) < 0) {
         return -1;
     }
     if (copy_num(b, body, "temperature", out, "temperature") < 0 ||
@@ -728,7 +724,8 @@ static int add_params(struct bld *b, const cJSON *body, int64_t max_tokens, int 
             return bad(b, "'output_format.schema' must be an object");
         }
         if (xlate_add(out, "response_format", rf) < 0 || xlate_add(rf, "json_schema", js) < 0 ||
-            xlate_add_str(rf, "type", "json_schema") < 0 || xlate_add_str(js, "name", "output") < 0 ||
+            xlate_add_str(rf, "type", "json_schema") < 0 ||
+            xlate_add_str(js, "name", "output") < 0 ||
             xlate_add(js, "schema", xlate_dup(XGET(v, "schema"))) < 0 ||
             xlate_add(js, "strict", cJSON_CreateTrue()) < 0)
             return -1;

@@ -127,8 +127,7 @@ static cJSON *tool_block(const cJSON *call, int *used)
         cJSON_Delete(input);
         if (t == NULL)
             return NULL;
-        snprintf(t, len, "[a call of tool '%s' whose arguments are not a JSON object: %s]", n,
-                 a);
+        snprintf(t, len, "[a call of tool '%s' whose arguments are not a JSON object: %s]", n, a);
         b = text_block(t);
         free(t);
         return b;
@@ -209,8 +208,7 @@ fail:
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-cJSON *xlate_ao_error(const struct xlate_ctx *ctx, int status, const cJSON *doc,
-                      int *client_status)
+cJSON *xlate_ao_error(const struct xlate_ctx *ctx, int status, const cJSON *doc, int *client_status)
 {
     const char *msg = xlate_error_message(doc);
     char fallback[80];
@@ -467,7 +465,7 @@ static int tool_piece(struct out *o, const cJSON *tc)
 
     if (cJSON_IsNumber(ix))
         k = ix->valuedouble >= 0 && ix->valuedouble < XLATE_MAX_TOOLS ? (int)ix->valuedouble
-                                                                        : XLATE_MAX_TOOLS;
+                                                                      : XLATE_MAX_TOOLS;
     else /* no index (some compatible providers): an id starts the next call */
         k = XGET(tc, "id") != NULL || s->last_tool < 0 ? s->last_tool + 1 : s->last_tool;
     if (k >= XLATE_MAX_TOOLS) {
@@ -482,8 +480,7 @@ static int tool_piece(struct out *o, const cJSON *tc)
         cJSON *ev = indexed(s->nblocks), *cb = cJSON_CreateObject();
         char gen[64];
         snprintf(gen, sizeof(gen), "call_%s_%d", s->request_id, k);
-        if (xlate_add(ev, "content_block", cb) < 0 ||
-            xlate_add_str(cb, "type", "tool_use") < 0 ||
+        if (xlate_add(ev, "content_block", cb) < 0 || xlate_add_str(cb, "type", "tool_use") < 0 ||
             xlate_add_str(cb, "id", cJSON_IsString(id) ? id->valuestring : gen) < 0 ||
             xlate_add_str(cb, "name", cJSON_IsString(name) ? name->valuestring : "") < 0 ||
             xlate_add(cb, "input", cJSON_CreateObject()) < 0) {
@@ -553,8 +550,10 @@ static int close_stream(struct out *o)
         if (stop_blocks(o, 1) < 0)
             return -1;
         /* fall through */
-    case AO_FINISHED: return message_end(o);
-    default: return 0;
+    case AO_FINISHED:
+        return message_end(o);
+    default:
+        return 0;
     }
 }
 
@@ -597,8 +596,8 @@ int xlate_ao_stream_event(struct xlate_stream *base, const char *name, const cJS
     if (s->phase == AO_DONE)
         return 0;
     if (data == NULL) {
-        while (raw_len > 0 && (raw[raw_len - 1] == ' ' || raw[raw_len - 1] == '\r' ||
-                               raw[raw_len - 1] == '\n'))
+        while (raw_len > 0 &&
+               (raw[raw_len - 1] == ' ' || raw[raw_len - 1] == '\r' || raw[raw_len - 1] == '\n'))
             raw_len--;
         if (raw_len == 6 && memcmp(raw, "[DONE]", 6) == 0)
             return close_stream(&o);

@@ -48,8 +48,8 @@ static void same(const cJSON *got, const char *want)
 static cJSON *request(const char *body, int64_t max_tokens, int stream)
 {
     char err[256] = "";
-    cJSON *b = J(body), *out = xlate_request(AO, b, "gpt-4o-mini", max_tokens, stream, err,
-                                             sizeof(err));
+    cJSON *b = J(body),
+          *out = xlate_request(AO, b, "gpt-4o-mini", max_tokens, stream, err, sizeof(err));
 
     ck_assert_msg(out != NULL, "refused: %s", err);
     cJSON_Delete(b);
@@ -128,7 +128,8 @@ START_TEST(system_blocks)
                          -1, 0);
 
     /* cache_control is dropped: OpenAI caches prompts by itself */
-    same(GET(one, "messages"), "[{'role':'system','content':'Rules.'},{'role':'user','content':'Q'}]");
+    same(GET(one, "messages"),
+         "[{'role':'system','content':'Rules.'},{'role':'user','content':'Q'}]");
     same(GET(two, "messages"), "[{'role':'system','content':[{'type':'text','text':'A'},"
                                "{'type':'text','text':'B'}]},{'role':'user','content':'Q'}]");
     cJSON_Delete(one);
@@ -138,12 +139,13 @@ END_TEST
 
 START_TEST(images)
 {
-    cJSON *out = request(
-        "{'model':'m','max_tokens':5,'messages':[{'role':'user','content':["
-        "{'type':'image','source':{'type':'base64','media_type':'image/png','data':'iVBORw0KGgo='}},"
-        "{'type':'image','source':{'type':'url','url':'https://example.com/cat.jpg'}},"
-        "{'type':'text','text':'What differs?'}]}]}",
-        -1, 0);
+    cJSON *out =
+        request("{'model':'m','max_tokens':5,'messages':[{'role':'user','content':["
+                "{'type':'image','source':{'type':'base64','media_type':'image/"
+                "png','data':'iVBORw0KGgo='}},"
+                "{'type':'image','source':{'type':'url','url':'https://example.com/cat.jpg'}},"
+                "{'type':'text','text':'What differs?'}]}]}",
+                -1, 0);
 
     same(GET(out, "messages"),
          "[{'role':'user','content':["
@@ -266,8 +268,7 @@ START_TEST(refused_fields)
     R("'top_k':40", "'top_k'");
     R("'thinking':{'type':'enabled','budget_tokens':2000}", "'thinking'");
     R("'container':'c_1'", "'container'");
-    R("'mcp_servers':[{'type':'url','url':'https://mcp.example.com','name':'x'}]",
-      "'mcp_servers'");
+    R("'mcp_servers':[{'type':'url','url':'https://mcp.example.com','name':'x'}]", "'mcp_servers'");
     R("'context_management':{'edits':[]}", "'context_management'");
     R("'some_new_feature':true", "'some_new_feature'");
     R("'stop_sequences':['a','b','c','d','e']", "'stop_sequences'");

@@ -132,7 +132,7 @@ END_TEST
 START_TEST(stop_reasons)
 {
     static const char *const map[][2] = {
-        {"stop", "end_turn"},       {"length", "max_tokens"}, {"tool_calls", "end_turn"},
+        {"stop", "end_turn"},          {"length", "max_tokens"},      {"tool_calls", "end_turn"},
         {"content_filter", "refusal"}, {"function_call", "end_turn"},
     };
     char doc[512];
@@ -145,7 +145,7 @@ START_TEST(stop_reasons)
                  map[i][0]);
         out = answer(doc);
         /* tool_calls with no tool call in the message: nothing to call, end_turn */
-        same(GET(out, "stop_reason"), strcmp(map[i][1], "end_turn") == 0 ? "'end_turn'"
+        same(GET(out, "stop_reason"), strcmp(map[i][1], "end_turn") == 0     ? "'end_turn'"
                                       : strcmp(map[i][1], "max_tokens") == 0 ? "'max_tokens'"
                                                                              : "'refusal'");
         cJSON_Delete(out);
@@ -211,10 +211,12 @@ START_TEST(errors)
                529,
                "{'type':'error','error':{'type':'overloaded_error','message':"
                "'The engine is currently overloaded, please try again later'}}");
-    error_case(401, "{'error':{'message':'Incorrect API key provided.','type':"
-                    "'invalid_request_error','code':'invalid_api_key'}}",
-               401, "{'type':'error','error':{'type':'authentication_error','message':"
-                    "'Incorrect API key provided.'}}");
+    error_case(401,
+               "{'error':{'message':'Incorrect API key provided.','type':"
+               "'invalid_request_error','code':'invalid_api_key'}}",
+               401,
+               "{'type':'error','error':{'type':'authentication_error','message':"
+               "'Incorrect API key provided.'}}");
     error_case(403, "{'error':{'message':'no access'}}", 403,
                "{'type':'error','error':{'type':'permission_error','message':'no access'}}");
     error_case(404, "{'error':{'message':'The model gpt-9 does not exist'}}", 404,
@@ -378,7 +380,8 @@ static char *joined(const struct cap *c, int b, int *count)
     for (int i = 0; i < c->n; i++) {
         const cJSON *d = GET(c->data[i], "delta");
         const cJSON *t;
-        if (strcmp(c->name[i], "content_block_delta") != 0 || GET(c->data[i], "index")->valueint != b)
+        if (strcmp(c->name[i], "content_block_delta") != 0 ||
+            GET(c->data[i], "index")->valueint != b)
             continue;
         t = GET(d, "text") != NULL ? GET(d, "text") : GET(d, "partial_json");
         ck_assert(len + strlen(t->valuestring) < (1 << 16));
@@ -398,13 +401,13 @@ static int find(const struct cap *c, const char *name, int from)
 }
 
 #define CHUNK(delta, finish)                                                                       \
-    "data: {'id':'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG','object':'chat.completion.chunk',"      \
+    "data: {'id':'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG','object':'chat.completion.chunk',"       \
     "'created':1741570283,'model':'gpt-4o-mini-2024-07-18','service_tier':'default',"              \
-    "'system_fingerprint':'fp_06737a9306','choices':[{'index':0,'delta':" delta ","              \
+    "'system_fingerprint':'fp_06737a9306','choices':[{'index':0,'delta':" delta ","                \
     "'logprobs':null,'finish_reason':" finish "}],'usage':null}\n\n"
 #define USAGE(p, cached, out)                                                                      \
-    "data: {'id':'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG','object':'chat.completion.chunk',"      \
-    "'created':1741570283,'model':'gpt-4o-mini-2024-07-18','choices':[],'usage':{"                \
+    "data: {'id':'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG','object':'chat.completion.chunk',"       \
+    "'created':1741570283,'model':'gpt-4o-mini-2024-07-18','choices':[],'usage':{"                 \
     "'prompt_tokens':" #p ",'completion_tokens':" #out ",'total_tokens':0,"                        \
     "'prompt_tokens_details':{'cached_tokens':" #cached ",'audio_tokens':0},"                      \
     "'completion_tokens_details':{'reasoning_tokens':0}}}\n\n"
@@ -491,7 +494,8 @@ static const char *const args3[3] = {
     "{\"city\": \"S\xc3\xa3o Paulo\", \"days\": [1, 2, 3], \"detail\": {\"wind\": true}}",
     "{\"city\": \"\xe6\x9d\xb1\xe4\xba\xac\", \"query\": \"rain {or} [snow]\", \"n\": -1.5e3}",
 };
-static const char *const ids3[3] = {"call_9pw1qnYScqvGrCH58HWCvFH6", "call_Yp1bXSrTyYg0Vh0sNdm5qLc0",
+static const char *const ids3[3] = {"call_9pw1qnYScqvGrCH58HWCvFH6",
+                                    "call_Yp1bXSrTyYg0Vh0sNdm5qLc0",
                                     "call_2h0Ac7uBEOGLQLyfgfpxlDiU"};
 
 START_TEST(stream_parallel_tool_calls)
@@ -499,8 +503,9 @@ START_TEST(stream_parallel_tool_calls)
     struct xlate_stream *s = xlate_stream_new(&ctx);
     struct cap *c = cap_new();
 
-    feed(s, c, CHUNK("{'role':'assistant','content':null,'refusal':null}", "null")
-                   CHUNK("{'content':'Checking three cities.'}", "null"));
+    feed(s, c,
+         CHUNK("{'role':'assistant','content':null,'refusal':null}", "null")
+             CHUNK("{'content':'Checking three cities.'}", "null"));
     for (int k = 0; k < 3; k++) {
         size_t off = 0;
         cJSON *ch = tool_chunk(k, ids3[k], "get_weather", "");
@@ -516,14 +521,14 @@ START_TEST(stream_parallel_tool_calls)
         for (int j = 0; j <= k; j++)
             start = find(c, "content_block_start", start + 1);
         same(GET(c->data[start], "content_block"), k == 0   ? "{'type':'tool_use','id':"
-                                                             "'call_9pw1qnYScqvGrCH58HWCvFH6',"
-                                                             "'name':'get_weather','input':{}}"
+                                                              "'call_9pw1qnYScqvGrCH58HWCvFH6',"
+                                                              "'name':'get_weather','input':{}}"
                                                    : k == 1 ? "{'type':'tool_use','id':"
-                                                             "'call_Yp1bXSrTyYg0Vh0sNdm5qLc0',"
-                                                             "'name':'get_weather','input':{}}"
+                                                              "'call_Yp1bXSrTyYg0Vh0sNdm5qLc0',"
+                                                              "'name':'get_weather','input':{}}"
                                                             : "{'type':'tool_use','id':"
-                                                             "'call_2h0Ac7uBEOGLQLyfgfpxlDiU',"
-                                                             "'name':'get_weather','input':{}}");
+                                                              "'call_2h0Ac7uBEOGLQLyfgfpxlDiU',"
+                                                              "'name':'get_weather','input':{}}");
         ck_assert_int_eq(GET(c->data[start], "index")->valueint, k + 1);
         /* Anthropic's order: the previous block stopped just before this one started */
         ck_assert_str_eq(c->name[start - 1], "content_block_stop");
@@ -576,8 +581,7 @@ START_TEST(stream_interleaved_tool_calls)
         ck_assert_str_eq(got, args3[k]);
         free(got);
     }
-    ck_assert_str_eq(GET(GET(c->data[c->n - 2], "delta"), "stop_reason")->valuestring,
-                     "tool_use");
+    ck_assert_str_eq(GET(GET(c->data[c->n - 2], "delta"), "stop_reason")->valuestring, "tool_use");
     xlate_stream_free(s);
     cap_free(c);
 }
@@ -644,9 +648,10 @@ START_TEST(stream_usage_in_finish_chunk)
     struct xlate_stream *s = xlate_stream_new(&ctx);
     struct cap *c = cap_new();
 
-    feed(s, c, CHUNK("{'role':'assistant','content':'ok'}", "null")
-                   "data: {'choices':[{'index':0,'delta':{},'finish_reason':'stop'}],"
-                   "'usage':{'prompt_tokens':7,'completion_tokens':1}}\n\n");
+    feed(s, c,
+         CHUNK("{'role':'assistant','content':'ok'}",
+               "null") "data: {'choices':[{'index':0,'delta':{},'finish_reason':'stop'}],"
+                       "'usage':{'prompt_tokens':7,'completion_tokens':1}}\n\n");
     check_stream(c, 1);
     feed(s, c, "data: [DONE]\n\n");
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
@@ -662,10 +667,11 @@ START_TEST(stream_error_chunk)
     struct xlate_stream *s = xlate_stream_new(&ctx);
     struct cap *c = cap_new();
 
-    feed(s, c, CHUNK("{'role':'assistant','content':'Par'}", "null")
-                   "data: {'error':{'message':'Rate limit reached for requests',"
-                   "'type':'requests','param':null,'code':'rate_limit_exceeded'}}\n\n"
-                   CHUNK("{'content':'is'}", "null"));
+    feed(s, c,
+         CHUNK("{'role':'assistant','content':'Par'}",
+               "null") "data: {'error':{'message':'Rate limit reached for requests',"
+                       "'type':'requests','param':null,'code':'rate_limit_exceeded'}}\n\n" CHUNK(
+                           "{'content':'is'}", "null"));
     check_stream(c, 0);
     ck_assert_str_eq(c->name[c->n - 1], "error");
     ck_assert_str_eq(c->name[c->n - 2], "content_block_stop");
@@ -678,8 +684,9 @@ START_TEST(stream_error_chunk)
 
     s = xlate_stream_new(&ctx);
     c = cap_new();
-    feed(s, c, "data: {'error':{'message':'The server had an error while processing your "
-               "request.','type':'server_error','param':null,'code':null}}\n\n");
+    feed(s, c,
+         "data: {'error':{'message':'The server had an error while processing your "
+         "request.','type':'server_error','param':null,'code':null}}\n\n");
     check_stream(c, 0);
     same(c->data[0], "{'type':'error','error':{'type':'api_error','message':'The server had an "
                      "error while processing your request.'}}");
@@ -715,7 +722,6 @@ START_TEST(stream_limits)
     cap_free(c);
 }
 END_TEST
-
 
 static Suite *xlate_ao2_suite(void)
 {
