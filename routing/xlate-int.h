@@ -23,7 +23,12 @@ struct xlate_stream {
     enum xlate_dir dir;
 };
 
-/* --- client OpenAI chat, provider Anthropic Messages (xlate_oa.c) --- */
+/* --- client OpenAI chat, provider Anthropic Messages (xlate_oa.c, xlate_oa2.c) --- */
+
+/* The tool an OpenAI response_format json_object/json_schema becomes (forced with tool_choice):
+ * its call comes back as the message's content, not as a tool call. */
+#define XLATE_OA_JSON_TOOL "tokengate_json_output"
+
 cJSON *xlate_oa_request(const cJSON *body, const char *upstream_model, int64_t max_tokens,
                         int stream, char *err, size_t errlen);
 const char *xlate_oa_check(const cJSON *body, char *buf, size_t cap);

@@ -5,12 +5,18 @@
  *
  * What has no Anthropic equivalent is refused with the field's name (n > 1, logprobs,
  * top_logprobs, logit_bias, audio, modalities with audio, prediction, non-zero presence or
- * frequency penalties, temperature outside 0..1, response_format other than text, the
+ * frequency penalties, temperature outside 0..1, response_format json together with tools
+ * or with a schema that is not an object's, the
  * deprecated functions/function_call, web_search_options, reasoning_effort, tools that are not
  * functions, audio and file content parts). Dropped as meaningless to Anthropic: seed (OpenAI's
  * determinism is best-effort, Anthropic has none), store, metadata, service_tier,
  * stream_options (Anthropic streams always carry usage), messages' name, tools' strict,
  * image detail, and any member this file does not know.
+ *
+ * response_format json_object or json_schema becomes one tool, XLATE_OA_JSON_TOOL, whose input
+ * schema is the schema ({"type":"object"} for json_object), forced with tool_choice: Anthropic
+ * has no JSON mode, and a forced tool's input is JSON of the schema. xlate_oa2.c turns its call
+ * back into the message's content.
  */
 #include <stdio.h>
 #include <string.h>
@@ -111,6 +117,46 @@ static const char *check_tools(const cJSON *tools, char *buf, size_t cap)
     return NULL;
 }
 
+/* The schema response_format asks for (json_schema), {"type":"object"} for json_object (no
+ * schema, *none set), NULL for text or none. */
+static const cJSON *format_schema(const cJSON *rf, int *none)
+{
+    const cJSON *t = XGET(rf, "type");
+
+    *none = 0;
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") == 0)
+        return NULL;
+    if (strcmp(t->valuestring, "json_object") == 0) {
+        *none = 1;
+        return rf;
+    }
+    return XGET(XGET(rf, "json_schema"), "schema");
+}
+
+static const char *check_format(const cJSON *rf, const cJSON *tools, char *buf, size_t cap)
+{
+    const cJSON *t = XGET(rf, "type"), *schema, *st;
+    int none;
+
+    if (!is_set(rf))
+        return NULL;
+    if (!cJSON_IsString(t) || (strcmp(t->valuestring, "text") != 0 &&
+                               strcmp(t->valuestring, "json_object") != 0 &&
+                               strcmp(t->valuestring, "json_schema") != 0))
+        return refuse(buf, cap, "response_format", "other than text, json_object or json_schema");
+    if (strcmp(t->valuestring, "text") == 0)
+        return NULL;
+    schema = format_schema(rf, &none);
+    if (cJSON_GetArraySize(tools) > 0)
+        return refuse(buf, cap, "response_format", "json together with tools");
+    st = XGET(schema, "type");
+    if (!none && !(cJSON_IsObject(schema) && cJSON_IsString(st) &&
+                   strcmp(st->valuestring, "object") == 0))
+        return refuse(buf, cap, "response_format.json_schema.schema",
+                      "other than an object's schema");
+    return NULL;
+}
+
 const char *xlate_oa_check(const cJSON *body, char *buf, size_t cap)
 {
     static const char *const unsupported[] = {
@@ -144,12 +190,9 @@ const char *xlate_oa_check(const cJSON *body, char *buf, size_t cap)
     v = XGET(body, "temperature");
     if (is_set(v) && !(cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1))
         return refuse(buf, cap, "temperature", "outside 0..1 (Anthropic's range)");
-    v = XGET(body, "response_format");
-    if (is_set(v)) {
-        const cJSON *t = XGET(v, "type");
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") != 0)
-            return refuse(buf, cap, "response_format", "other than text");
-    }
+    why = check_format(XGET(body, "response_format"), XGET(body, "tools"), buf, cap);
+    if (why != NULL)
+        return why;
     why = check_tools(XGET(body, "tools"), buf, cap);
     if (why != NULL)
         return why;
@@ -477,6 +520,41 @@ static int messages(struct oa_req *q, const cJSON *msgs)
     return 0;
 }
 
+/* response_format json as a forced tool (xlate_oa_check made sure there are no other tools). */
+static int json_tool(struct oa_req *q, cJSON *out, const cJSON *rf)
+{
+    const cJSON *desc = XGET(XGET(rf, "json_schema"), "description");
+    const cJSON *schema;
+    cJSON *arr, *t, *choice, *s;
+    int none;
+
+    schema = format_schema(rf, &none);
+    if (schema == NULL)
+        return 0;
+    arr = cJSON_CreateArray();
+    if (xlate_add(out, "tools", arr) < 0)
+        return oom(q);
+    t = cJSON_CreateObject();
+    if (xlate_append(arr, t) < 0 || xlate_add_str(t, "name", XLATE_OA_JSON_TOOL) < 0 ||
+        xlate_add_str(t, "description",
+                      cJSON_IsString(desc) ? desc->valuestring
+                                           : "Give the answer as this tool's input, a JSON "
+                                             "object.") < 0)
+        return oom(q);
+    if (none) {
+        s = cJSON_CreateObject();
+        if (xlate_add(t, "input_schema", s) < 0 || xlate_add_str(s, "type", "object") < 0)
+            return oom(q);
+    } else if (xlate_add(t, "input_schema", xlate_dup(schema)) < 0) {
+        return oom(q);
+    }
+    choice = cJSON_CreateObject();
+    if (xlate_add(out, "tool_choice", choice) < 0 || xlate_add_str(choice, "type", "tool") < 0 ||
+        xlate_add_str(choice, "name", XLATE_OA_JSON_TOOL) < 0)
+        return oom(q);
+    return 0;
+}
+
 static int tools(struct oa_req *q, cJSON *out, const cJSON *body)
 {
     const cJSON *list = XGET(body, "tools"), *t, *tc = XGET(body, "tool_choice");
@@ -484,7 +562,7 @@ static int tools(struct oa_req *q, cJSON *out, const cJSON *body)
     int i = 0;
 
     if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-        return 0; /* tool_choice without tools means nothing */
+        return json_tool(q, out, XGET(body, "response_format")); /* tool_choice alone: nothing */
     arr = cJSON_CreateArray();
     if (xlate_add(out, "tools", arr) < 0)
         return oom(q);

@@ -94,36 +94,75 @@ fail:
     return NULL;
 }
 
-/* The message: the text blocks' text joined, tool_use blocks as tool_calls. */
-static cJSON *message_of(const cJSON *content)
+static int is_json_tool(const cJSON *b)
+{
+    const char *t = str(b, "type"), *n = str(b, "name");
+
+    return t != NULL && strcmp(t, "tool_use") == 0 && n != NULL &&
+           strcmp(n, XLATE_OA_JSON_TOOL) == 0;
+}
+
+/* The text of block b for the message's content: a text block's, or the JSON text of the
+ * input of the tool that stands for response_format (*printed: to be freed). */
+static const char *text_of(const cJSON *b, char **printed)
+{
+    const char *t = str(b, "type");
+
+    *printed = NULL;
+    if (t != NULL && strcmp(t, "text") == 0)
+        return str(b, "text");
+    if (is_json_tool(b) && XGET(b, "input") != NULL)
+        return *printed = cJSON_PrintUnformatted(XGET(b, "input"));
+    return NULL;
+}
+
+/* The message: the text blocks' text joined, tool_use blocks as tool_calls. *calls_out: how
+ * many tool calls it has. */
+static cJSON *message_of(const cJSON *content, int *calls_out)
 {
     cJSON *m = cJSON_CreateObject(), *calls = NULL;
     const cJSON *b;
-    size_t len = 0;
-    char *text = NULL;
+    size_t len = 0, total;
+    char *text = NULL, *printed;
+    const char *s;
     int rc;
 
+    *calls_out = 0;
     cJSON_ArrayForEach(b, content)
     {
-        const char *t = str(b, "type"), *s = str(b, "text");
-        if (t != NULL && strcmp(t, "text") == 0 && s != NULL)
+        if ((s = text_of(b, &printed)) != NULL)
             len += strlen(s);
+        cJSON_free(printed);
     }
+    total = len;
     if (len > 0 && (text = cJSON_malloc(len + 1)) == NULL)
         goto fail;
     len = 0;
     cJSON_ArrayForEach(b, content)
     {
-        const char *t = str(b, "type"), *s = str(b, "text");
-        if (t != NULL && strcmp(t, "text") == 0 && s != NULL) {
-            memcpy(text + len, s, strlen(s));
-            len += strlen(s);
+        const char *t = str(b, "type");
+        size_t n;
+
+        if ((s = text_of(b, &printed)) != NULL) {
+            n = strlen(s);
+            if (len + n > total) { /* a print that differs from the first pass's */
+                cJSON_free(printed);
+                goto fail;
+            }
+            if (n > 0)
+                memcpy(text + len, s, n);
+            len += n;
+        } else if (is_json_tool(b)) {
+            goto fail; /* its input did not print: out of memory */
         } else if (t != NULL && strcmp(t, "tool_use") == 0) {
             if (calls == NULL && (calls = cJSON_CreateArray()) == NULL)
                 goto fail;
             if (xlate_append(calls, tool_call(b)) < 0)
                 goto fail;
+            (*calls_out)++;
         }
+        cJSON_free(printed);
+        printed = NULL;
     }
     if (text != NULL)
         text[len] = '\0';
@@ -150,12 +189,22 @@ fail:
     return NULL;
 }
 
+/* finish_reason for stop_reason: a forced response_format tool's tool_use is a plain stop. */
+static const char *finish_of(const char *stop_reason, int calls, int json)
+{
+    if (json && calls == 0 && stop_reason != NULL && strcmp(stop_reason, "tool_use") == 0)
+        return "stop";
+    return xlate_finish_reason(stop_reason);
+}
+
 cJSON *xlate_oa_response(const struct xlate_ctx *ctx, const cJSON *doc)
 {
     const cJSON *content = XGET(doc, "content");
     const char *type = str(doc, "type");
     cJSON *out, *choices, *ch, *msg, *us;
+    const cJSON *b;
     char id[OA_ID_CAP];
+    int calls = 0, json = 0;
 
     if (type == NULL || strcmp(type, "message") != 0 || !cJSON_IsArray(content))
         return NULL;
@@ -172,9 +221,10 @@ cJSON *xlate_oa_response(const struct xlate_ctx *ctx, const cJSON *doc)
     ch = cJSON_CreateObject();
     if (xlate_append(choices, ch) < 0 || xlate_add_num(ch, "index", 0) < 0)
         goto fail;
-    msg = message_of(content);
+    msg = message_of(content, &calls);
+    cJSON_ArrayForEach(b, content) json |= is_json_tool(b);
     if (xlate_add(ch, "message", msg) < 0 || xlate_add(ch, "logprobs", cJSON_CreateNull()) < 0 ||
-        xlate_add_str(ch, "finish_reason", xlate_finish_reason(str(doc, "stop_reason"))) < 0)
+        xlate_add_str(ch, "finish_reason", finish_of(str(doc, "stop_reason"), calls, json)) < 0)
         goto fail;
     us = usage_of(XGET(doc, "usage"));
     if (xlate_add(out, "usage", us) < 0)
@@ -216,6 +266,7 @@ struct oa_stream {
     double cache_read;
     double cache_write;
     int ntools;
+    int json_on, json_block; /* the response_format tool's block started; its content index */
     int block_of[XLATE_MAX_TOOLS]; /* the content index of each tool call, in order */
 };
 
@@ -366,6 +417,11 @@ static int block_start(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
         return content_chunk(s, str(b, "text"), emit, arg);
     if (type == NULL || strcmp(type, "tool_use") != 0)
         return 0; /* thinking, server tools: nothing in a chat completion */
+    if (is_json_tool(b)) { /* its input is the content */
+        s->json_on = 1;
+        s->json_block = idx;
+        return 0;
+    }
     if (s->ntools == XLATE_MAX_TOOLS)
         return error_chunk(s, "the answer has more tool calls than the gate translates (128)",
                            "server_error", "too_many_tool_calls", emit, arg);
@@ -397,6 +453,8 @@ static int block_delta(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
         return content_chunk(s, str(d, "text"), emit, arg);
     if (strcmp(type, "input_json_delta") != 0 || pj == NULL || pj[0] == '\0')
         return 0;
+    if (s->json_on && index_of(data) == s->json_block && s->json_block >= 0)
+        return content_chunk(s, pj, emit, arg);
     k = tool_of(s, index_of(data));
     if (k < 0 || index_of(data) < 0)
         return 0; /* a delta for no tool_use block that started */
@@ -414,7 +472,7 @@ static int message_delta(struct oa_stream *s, const cJSON *data, xlate_emit_fn *
     const cJSON *us = XGET(data, "usage");
     cJSON *d = NULL, *c, *u, *all;
 
-    c = chunk(s, &d, xlate_finish_reason(str(XGET(data, "delta"), "stop_reason")));
+    c = chunk(s, &d, finish_of(str(XGET(data, "delta"), "stop_reason"), s->ntools, s->json_on));
     if (send(c, emit, arg) < 0)
         return -1;
     if (!s->include_usage)

@@ -279,8 +279,14 @@ START_TEST(refused_fields)
         {"\"frequency_penalty\":-1", "frequency_penalty"},
         {"\"temperature\":1.5", "temperature"},
         {"\"temperature\":\"hot\"", "temperature"},
-        {"\"response_format\":{\"type\":\"json_object\"}", "response_format"},
+        {"\"response_format\":{\"type\":\"yaml\"}", "response_format"},
         {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}",
+         "response_format.json_schema.schema"},
+        {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+         "\"schema\":{\"type\":\"array\"}}}",
+         "response_format.json_schema.schema"},
+        {"\"response_format\":{\"type\":\"json_object\"},\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}}]",
          "response_format"},
         {"\"functions\":[{\"name\":\"f\"}]", "functions"},
         {"\"function_call\":\"auto\"", "function_call"},
@@ -898,6 +904,79 @@ START_TEST(stream_tool_input_at_start)
 }
 END_TEST
 
+/* response_format json: a forced tool out, its call back as the content (whole and streamed). */
+START_TEST(json_mode)
+{
+    static struct sink k;
+    struct client_view v;
+    struct xlate_stream *s;
+    cJSON *out;
+
+    ck_req("{\"messages\":[{\"role\":\"user\",\"content\":\"Extract as JSON: Ann, 31\"}],"
+           "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+           "\"person\",\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":"
+           "{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"}}}}}}",
+           "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":"
+           "[{\"type\":\"text\",\"text\":\"Extract as JSON: Ann, 31\"}]}],\"max_tokens\":1024,"
+           "\"tools\":[{\"name\":\"tokengate_json_output\",\"description\":\"Give the answer "
+           "as this tool's input, a JSON object.\",\"input_schema\":{\"type\":\"object\","
+           "\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"}}}}],"
+           "\"tool_choice\":{\"type\":\"tool\",\"name\":\"tokengate_json_output\"}}");
+    ck_req("{\"messages\":[{\"role\":\"user\",\"content\":\"JSON please\"}],"
+           "\"response_format\":{\"type\":\"json_object\"}}",
+           "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":"
+           "[{\"type\":\"text\",\"text\":\"JSON please\"}]}],\"max_tokens\":1024,"
+           "\"tools\":[{\"name\":\"tokengate_json_output\",\"description\":\"Give the answer "
+           "as this tool's input, a JSON object.\",\"input_schema\":{\"type\":\"object\"}}],"
+           "\"tool_choice\":{\"type\":\"tool\",\"name\":\"tokengate_json_output\"}}");
+    out = resp("{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_J\","
+               "\"name\":\"tokengate_json_output\",\"input\":{\"name\":\"Ann\",\"age\":31}}],"
+               "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":9,\"output_tokens\":8}}",
+               &ctx0);
+    ck_assert_ptr_nonnull(out);
+    ck_json(GET(out, "choices"),
+            "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+            "\"{\\\"name\\\":\\\"Ann\\\",\\\"age\\\":31}\",\"refusal\":null},"
+            "\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+    cJSON_Delete(out);
+    /* streamed: the input deltas are content deltas */
+    s = xlate_stream_new(&ctx0);
+    memset(&k, 0, sizeof(k));
+    ck_assert_int_eq(feed(s, "message_start",
+                          "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":"
+                          "{\"input_tokens\":9,\"output_tokens\":1}}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "content_block_start",
+                          "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                          "{\"type\":\"tool_use\",\"id\":\"toolu_J\",\"name\":"
+                          "\"tokengate_json_output\",\"input\":{}}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                          "\"input_json_delta\",\"partial_json\":\"{\\\"name\\\": \\\"A\"}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                          "\"input_json_delta\",\"partial_json\":\"nn\\\"}\"}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "message_delta",
+                          "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},"
+                          "\"usage\":{\"output_tokens\":8}}",
+                          &k),
+                     0);
+    ck_assert_int_eq(feed(s, "message_stop", "{\"type\":\"message_stop\"}", &k), 0);
+    xlate_stream_free(s);
+    reassemble(&k, &v);
+    ck_assert_int_eq(v.ncalls, 0);
+    ck_assert_str_eq(v.content, "{\"name\": \"Ann\"}");
+    ck_assert_str_eq(v.finish, "stop");
+}
+END_TEST
+
 static Suite *xlate_oa_suite(void)
 {
     Suite *s = suite_create("xlate_oa");
@@ -922,6 +1001,7 @@ static Suite *xlate_oa_suite(void)
     tcase_add_test(tc, stream_emit_stops);
     tcase_add_test(tc, stream_tool_cap);
     tcase_add_test(tc, stream_tool_input_at_start);
+    tcase_add_test(tc, json_mode);
     suite_add_tcase(s, tc);
     return s;
 }
