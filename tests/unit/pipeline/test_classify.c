@@ -1,0 +1,796 @@
+/*
+ * Unit tests of the classifier (gate/pipeline/classify.c): classify_label asks the configured
+ * classifier target for a label of a request's last user message, on its own upstream
+ * exchange, charged to the agent and recorded in the ledger as the classifier's.
+ *
+ * What runs is the gate's own code from the socket on, as in test_admit.c: a client connection
+ * over a socketpair, the real stages parse, authenticate, body, route, count, admit and
+ * prepare, the completion queue, the upstream pools, the budgets, the ledger and the crash
+ * journal. Before the route stage the test's stage asks classify_label for the label of the
+ * last user message (as stage_route does for a classifier rule) and keeps what it got; the
+ * last stage is the test's: it answers 200 with the label and classify_log's object. The
+ * classifier is a small HTTP responder of the test's own (libevent's evhttp on a loopback
+ * ephemeral port, on the worker's loop), which answers a word, answers late, or fails.
+ *
+ * Checked: an answered label, the classifier request as the provider receives it (the prompt,
+ * the user text, the output cap, the provider's key and not the client's), its ledger row and
+ * its charge on the agent's budgets; a second identical request from the same agent is
+ * answered from the cache (the responder sees one request); two agents never share a label; a
+ * slow classifier gives no label at the timeout, before the responder answers, charged its
+ * input; a client that leaves meanwhile is finalized once the timer fires; a failing
+ * classifier (500) gives no label; an agent whose budget has no room for the classifier gets
+ * no label and the responder sees nothing.
+ */
+#define _GNU_SOURCE /* memmem, strcasestr */
+#include <arpa/inet.h>
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "gate/budget/budget.h"
+#include "gate/budget/journal.h"
+#include "gate/budget/ledger.h"
+#include "gate/core/worker.h"
+#include "gate/http/conn.h"
+#include "gate/pipeline/classify.h"
+#include "gate/pipeline/completion.h"
+#include "gate/pipeline/pipeline.h"
+#include "gate/pipeline/reqlog.h"
+#include "gate/pipeline/spend.h"
+#include "gate/pipeline/stages.h"
+#include "gate/upstream/poolset.h"
+#include "gate/util/clock.h"
+#include "gate/util/jsonmem.h"
+#include "routing/labelcache.h"
+#include "run_suite.h"
+#include "tmpdb.h"
+
+#define PROVIDER_KEY "sk-classifier-provider-key"
+#define CLIENT_KEY_A "tg-test-alpha-0001"
+#define CLIENT_KEY_B "tg-test-beta-0002"
+
+#define CONFIG_FMT                                                                                 \
+    "providers:\n"                                                                                 \
+    "  o:\n"                                                                                       \
+    "    base_url: http://127.0.0.1:9/v1\n"                                                        \
+    "  c:\n"                                                                                       \
+    "    base_url: http://127.0.0.1:%d/v1\n"                                                       \
+    "    api_key_env: TG_TEST_CLASSIFIER_KEY\n"                                                    \
+    "models:\n"                                                                                    \
+    "  gpt-4o:\n"                                                                                  \
+    "    provider: o\n"                                                                            \
+    "    price: { input: 2.50, output: 10.00 }\n"                                                  \
+    "  cls-mini:\n"                                                                                \
+    "    provider: c\n"                                                                            \
+    "    price: { input: 1.00, output: 4.00 }\n"                                                   \
+    "org: acme\n"                                                                                  \
+    "departments:\n"                                                                               \
+    "  research:\n"                                                                                \
+    "    teams:\n"                                                                                 \
+    "      search: { agents: [crawler-1, crawler-2] }\n"                                           \
+    "keys:\n"                                                                                      \
+    "  " CLIENT_KEY_A ": crawler-1\n"                                                              \
+    "  " CLIENT_KEY_B ": crawler-2\n"                                                              \
+    "budgets:\n"                                                                                   \
+    "  - { scope: team:search, window: day, tokens: 100000 }\n"                                    \
+    "  - { scope: agent:crawler-2, window: day, tokens: %d }\n"                                    \
+    "ledger: { path: /nonexistent/ledger.db }\n"
+
+#define TIMEOUT_MS 300
+
+/* ---- the classifier: an HTTP responder on the worker's loop ------------------------------ */
+
+enum rmode { R_ANSWER, R_SLOW, R_FAIL };
+
+static struct {
+    struct evhttp *http;
+    int port;
+    enum rmode mode;
+    const char *word;  /* what it answers */
+    int requests;      /* requests it received */
+    int answered;      /* replies it sent */
+    char body[16384];  /* the last request's body */
+    char auth[256];    /* its authorization header, "" for none */
+    char rid[128];     /* its x-request-id */
+    struct evhttp_request *pending; /* a slow reply, until sent or its connection closes */
+    struct event *later;
+} rsp;
+
+#define ANSWER_IN 57 /* the usage it reports */
+#define ANSWER_OUT 1
+
+static void reply(struct evhttp_request *r)
+{
+    char json[1024];
+    struct evbuffer *b = evbuffer_new();
+
+    snprintf(json, sizeof(json),
+             "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"cls-mini\","
+             "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
+             "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%d,"
+             "\"completion_tokens\":%d,\"total_tokens\":%d}}",
+             rsp.word, ANSWER_IN, ANSWER_OUT, ANSWER_IN + ANSWER_OUT);
+    evbuffer_add(b, json, strlen(json));
+    evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "application/json");
+    evhttp_send_reply(r, 200, "OK", b);
+    evbuffer_free(b);
+    rsp.answered++;
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (rsp.pending != NULL)
+        reply(rsp.pending);
+    rsp.pending = NULL;
+}
+
+static void on_conn_close(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    rsp.pending = NULL; /* the gate gave up: nothing to answer */
+}
+
+static void on_request(struct evhttp_request *r, void *arg)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r);
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r);
+    size_t n = evbuffer_get_length(in);
+    const char *v;
+
+    (void)arg;
+    rsp.requests++;
+    if (n >= sizeof(rsp.body))
+        n = sizeof(rsp.body) - 1;
+    evbuffer_copyout(in, rsp.body, n);
+    rsp.body[n] = '\0';
+    v = evhttp_find_header(h, "authorization");
+    snprintf(rsp.auth, sizeof(rsp.auth), "%s", v ? v : "");
+    v = evhttp_find_header(h, "x-request-id");
+    snprintf(rsp.rid, sizeof(rsp.rid), "%s", v ? v : "");
+    if (rsp.mode == R_FAIL) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}");
+        evhttp_send_reply(r, 500, "Internal Server Error", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (rsp.mode == R_SLOW) {
+        /* answers well after the gate's timeout */
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 4 * TIMEOUT_MS * 1000};
+        rsp.pending = r;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r), on_conn_close, NULL);
+        evtimer_add(rsp.later, &tv);
+        return;
+    }
+    reply(r);
+}
+
+/* ---- the gate's pieces --------------------------------------------------------------------- */
+
+static struct conf *conf;
+static struct gate_server srv;
+static struct gate_worker worker;
+static struct conn_handler handler;
+static char log_path[320], journal_path[320];
+
+/* What the test's stages saw. */
+static char seen_label[64];
+static int classified; /* the route stage went on with a label */
+static char cls_log[1024];
+static int forwarded;
+
+/* The last user message's text of the request's body (a string content). */
+static const char *last_user(struct gate_req *req, size_t *len)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(req->json, "messages"), *m, *last = NULL;
+
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && strcmp(role->valuestring, "user") == 0)
+            last = m;
+    }
+    const cJSON *c = last ? cJSON_GetObjectItemCaseSensitive(last, "content") : NULL;
+    ck_assert(cJSON_IsString(c));
+    *len = strlen(c->valuestring);
+    return c->valuestring;
+}
+
+/* Asks the label first, as stage_route does for a classifier rule, then routes. */
+static enum stage_rc route(struct gate_req *req)
+{
+    if (req->rt.label == NULL) {
+        size_t len;
+        const char *text = last_user(req, &len);
+        if (classify_label(req, text, len) == 0) {
+            ck_assert_int_eq(req->phase, REQ_WAITING);
+            return STAGE_WAIT;
+        }
+        ck_assert_ptr_nonnull(req->rt.label);
+    }
+    snprintf(seen_label, sizeof(seen_label), "%s", req->rt.label);
+    classified++;
+    return stage_route(req);
+}
+
+static enum stage_rc forward(struct gate_req *req)
+{
+    if (spend_forward(req) < 0)
+        return STAGE_ANSWERED;
+    forwarded++;
+    cJSON *o = cJSON_CreateObject();
+    classify_log(req, o);
+    ck_assert(cJSON_PrintPreallocated(o, cls_log, sizeof(cls_log), 0));
+    cJSON_Delete(o);
+    req_respond(req, 200, "application/json", NULL, "{}", 2);
+    return STAGE_ANSWERED;
+}
+
+static const struct pipeline_stage stages[] = {
+    {"parse", REQ_ADMITTING, stage_parse},     {"authenticate", REQ_ADMITTING, stage_auth},
+    {"body", REQ_ADMITTING, stage_body},       {"route", REQ_ADMITTING, route},
+    {"count", REQ_ADMITTING, stage_count},     {"admit", REQ_ADMITTING, stage_admit},
+    {"prepare", REQ_ADMITTING, stage_prepare}, {"forward", REQ_DISPATCHED, forward},
+};
+static const struct pipeline table = {
+    .stages = stages, .n = (int)(sizeof(stages) / sizeof(stages[0])), .fail = req_fail};
+
+static void on_ready(void *arg)
+{
+    struct gate_req *req = arg;
+
+    if (req->phase == REQ_READING)
+        pipeline_start(&table, req);
+}
+
+static void start_with(int b_tokens)
+{
+    char text[4096], err[400] = "";
+    int rec = 0;
+
+    evthread_use_pthreads();
+    jsonmem_init();
+    setenv("TG_TEST_CLASSIFIER_KEY", PROVIDER_KEY, 1);
+    memset(&worker, 0, sizeof(worker));
+    worker.base = event_base_new();
+    ck_assert_ptr_nonnull(worker.base);
+
+    memset(&rsp, 0, sizeof(rsp));
+    rsp.word = "simple";
+    rsp.http = evhttp_new(worker.base);
+    ck_assert_ptr_nonnull(rsp.http);
+    evhttp_set_gencb(rsp.http, on_request, NULL);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(rsp.http, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(bs);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl), 0);
+    rsp.port = ntohs(sa.sin_port);
+    rsp.later = evtimer_new(worker.base, on_later, NULL);
+
+    snprintf(text, sizeof(text), CONFIG_FMT, rsp.port, b_tokens);
+    conf = conf_load_string(text, strlen(text), "t.yaml", err, sizeof(err));
+    ck_assert_msg(conf != NULL, "%s", err);
+    /* the classifier, as routing.classifier sets it */
+    const struct conf_model *cm = conf_find_model(conf, "cls-mini");
+    ck_assert_ptr_nonnull(cm);
+    conf->routing.classifier = (int)(cm - conf->models); /* (index: set by the conf branch) */
+    conf->routing.classifier_timeout_ms = TIMEOUT_MS;
+    conf->routing.classifier_ttl_ms = 600000;
+    conf->routing.classifier_max_entries = 100;
+
+    tmpdb_make("classify");
+    snprintf(log_path, sizeof(log_path), "%s/requests.log", tmpdb_dir);
+    snprintf(journal_path, sizeof(journal_path), "%s/journal", tmpdb_dir);
+    memset(&srv, 0, sizeof(srv));
+    srv.ledger = ledger_open(tmpdb_path, LEDGER_SYNC_NORMAL, err, sizeof(err));
+    ck_assert_msg(srv.ledger != NULL, "%s", err);
+    srv.book = budget_book_new(conf, NULL, gate_wall_now(), err, sizeof(err));
+    ck_assert_msg(srv.book != NULL, "%s", err);
+    srv.reqlog = reqlog_open(log_path, err, sizeof(err));
+    ck_assert_msg(srv.reqlog != NULL, "%s", err);
+    srv.journal = journal_open(journal_path, 1, 0, srv.ledger, &rec, err, sizeof(err));
+    ck_assert_msg(srv.journal != NULL, "%s", err);
+    ledger_set_journal(srv.ledger, srv.journal);
+    srv.labels = labelcache_new(100);
+    ck_assert_ptr_nonnull(srv.labels);
+    worker.srv = &srv;
+    worker.conf = conf;
+    worker.cq = completion_queue_new(worker.base);
+    ck_assert_ptr_nonnull(worker.cq);
+    worker.pools = poolset_new(&worker, conf);
+    ck_assert_ptr_nonnull(worker.pools);
+    handler = req_conn_handler;
+    handler.ready = on_ready;
+    worker.conn_handler = &handler;
+    srv.workers = &worker;
+    srv.nworkers = 1;
+    classified = forwarded = 0;
+    seen_label[0] = cls_log[0] = '\0';
+}
+
+static void setup(void)
+{
+    start_with(100000);
+}
+
+static void setup_poor(void)
+{
+    start_with(60); /* crawler-2: room for a short request, not for the classifier's prompt */
+}
+
+static void stop(void)
+{
+    conn_close_all(&worker);
+    completion_queue_free(worker.cq);
+    spend_worker_free(&worker);
+    poolset_free(worker.pools);
+    event_free(rsp.later);
+    evhttp_free(rsp.http);
+    event_base_loop(worker.base, EVLOOP_NONBLOCK);
+    event_base_free(worker.base);
+    if (srv.ledger != NULL)
+        ledger_close(srv.ledger);
+    journal_close(srv.journal);
+    reqlog_close(srv.reqlog);
+    budget_book_free(srv.book);
+    labelcache_free(srv.labels);
+    conf_unref(conf);
+    unlink(log_path);
+    unlink(journal_path);
+    tmpdb_remove();
+}
+
+static void ledger_commit(void)
+{
+    ledger_close(srv.ledger);
+    srv.ledger = NULL;
+}
+
+static int64_t ledger_field(const char *id, const char *what)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql), "SELECT %s FROM requests WHERE id = '%s'", what, id);
+    return tmpdb_query_int(sql);
+}
+
+/* ---- a client ---------------------------------------------------------------------------- */
+
+struct client {
+    int fd;
+    char buf[8192];
+    size_t len;
+};
+
+static void client_send(struct client *c, const char *key, const char *id, const char *user)
+{
+    int fds[2];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char body[4096], req[6144];
+
+    snprintf(body, sizeof(body),
+             "{\"model\":\"gpt-4o\",\"max_tokens\":20,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"%s\"}]}",
+             user);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    conn_accept(&worker, fds[0], (struct sockaddr *)&sa, sizeof(sa));
+    c->fd = fds[1];
+    c->len = 0;
+    ck_assert_int_eq(fcntl(c->fd, F_SETFL, O_NONBLOCK), 0);
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: gate\r\n"
+                     "Authorization: Bearer %s\r\nx-request-id: %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     key, id, strlen(body), body);
+    ck_assert_int_eq(write(c->fd, req, (size_t)n), n);
+}
+
+static int client_has_response(struct client *c)
+{
+    ssize_t n;
+
+    while (c->len < sizeof(c->buf) - 1 &&
+           (n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len)) > 0)
+        c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    const char *end = strstr(c->buf, "\r\n\r\n");
+    const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
+    if (end == NULL || cl == NULL || cl > end)
+        return 0;
+    return c->len >= (size_t)(end + 4 - c->buf) + strtoul(cl + 17, NULL, 10);
+}
+
+static int client_status(const struct client *c)
+{
+    ck_assert_msg(strncmp(c->buf, "HTTP/1.1 ", 9) == 0, "%s", c->buf);
+    return atoi(c->buf + 9);
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void run_until(int (*cond)(void *arg), void *arg, const char *what)
+{
+    for (int i = 0; i < 20000 && !cond(arg); i++) {
+        event_base_loop(worker.base, EVLOOP_NONBLOCK);
+        if (!cond(arg))
+            usleep(1000);
+    }
+    ck_assert_msg(cond(arg), "never came: %s", what);
+}
+
+static int has_response(void *arg)
+{
+    return client_has_response(arg);
+}
+
+static int nothing_reserved(void *arg)
+{
+    (void)arg;
+    return budget_reserved_total(srv.book) == 0;
+}
+
+static int log_has(void *arg)
+{
+    const char *needle = arg;
+    char text[16384];
+    FILE *f = fopen(log_path, "r");
+    size_t n = f != NULL ? fread(text, 1, sizeof(text) - 1, f) : 0;
+
+    if (f != NULL)
+        fclose(f);
+    text[n] = '\0';
+    return strstr(text, needle) != NULL;
+}
+
+/* One request from agent key with user text; returns its status, the label in seen_label and
+ * classify_log's object in cls_log. */
+static int ask(const char *key, const char *id, const char *user)
+{
+    struct client c;
+
+    client_send(&c, key, id, user);
+    run_until(has_response, &c, "the answer");
+    int status = client_status(&c);
+    close(c.fd);
+    return status;
+}
+
+/* classify_log's object: a member of it. */
+static cJSON *logged(void)
+{
+    cJSON *o = cJSON_Parse(cls_log);
+    ck_assert_msg(o != NULL, "%s", cls_log);
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "classifier");
+    ck_assert_msg(c != NULL, "%s", cls_log);
+    cJSON *copy = cJSON_Duplicate(c, 1);
+    cJSON_Delete(o);
+    return copy;
+}
+
+static const char *lstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsString(v), "%s", k);
+    return v->valuestring;
+}
+
+static double lnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsNumber(v), "%s", k);
+    return v->valuedouble;
+}
+
+/* What the agent's team has used today, as the book counts it. */
+static int64_t team_used;
+static void each_view(void *arg, const struct budget_view *v)
+{
+    int team = *(int *)arg;
+    if (v->scope == team && v->window == CONF_WIN_DAY)
+        team_used = v->used_tokens;
+}
+
+static int64_t used_by_team(void)
+{
+    int team = budget_find_scope(srv.book, "team:search");
+    ck_assert_int_ge(team, 0);
+    team_used = -1;
+    budget_each(srv.book, gate_wall_now(), 0, each_view, &team);
+    return team_used;
+}
+
+/* ---- the tests --------------------------------------------------------------------------- */
+
+/* The classifier answers: its first word, lowercased, is the label; the request it received is
+ * the gate's own (the prompt, the user text, a 5-token cap, temperature 0, not streamed, the
+ * provider's key); its usage is charged to the agent and recorded as its own ledger row. */
+START_TEST(answered_label_is_charged_and_recorded)
+{
+    rsp.word = "Moderate.";
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "ans-1", "explain how a hash map works"), 200);
+    ck_assert_msg(rsp.requests == 1, "%s", cls_log);
+    ck_assert_str_eq(seen_label, "moderate");
+    ck_assert_int_eq(forwarded, 1);
+
+    cJSON *sent = cJSON_Parse(rsp.body);
+    ck_assert_msg(sent != NULL, "%s", rsp.body);
+    ck_assert_str_eq(cJSON_GetObjectItem(sent, "model")->valuestring, "cls-mini");
+    const cJSON *msgs = cJSON_GetObjectItem(sent, "messages");
+    ck_assert_int_eq(cJSON_GetArraySize(msgs), 2);
+    const cJSON *sys = cJSON_GetArrayItem(msgs, 0), *user = cJSON_GetArrayItem(msgs, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(sys, "role")->valuestring, "system");
+    const char *prompt = cJSON_GetObjectItem(sys, "content")->valuestring;
+    ck_assert_msg(strncmp(prompt, "Classify the complexity of the user's request.", 46) == 0,
+                  "%s", prompt);
+    ck_assert_ptr_nonnull(strstr(prompt, "simple"));
+    ck_assert_ptr_nonnull(strstr(prompt, "moderate"));
+    ck_assert_ptr_nonnull(strstr(prompt, "complex"));
+    ck_assert_str_eq(cJSON_GetObjectItem(user, "role")->valuestring, "user");
+    ck_assert_str_eq(cJSON_GetObjectItem(user, "content")->valuestring,
+                     "explain how a hash map works");
+    ck_assert_int_eq(cJSON_GetObjectItem(sent, "max_completion_tokens")->valueint, 5);
+    ck_assert_int_eq(cJSON_GetObjectItem(sent, "temperature")->valueint, 0);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(sent, "stream")));
+    cJSON_Delete(sent);
+    ck_assert_str_eq(rsp.auth, "Bearer " PROVIDER_KEY); /* never the client's */
+    ck_assert_str_eq(rsp.rid, "ans-1/classify");
+
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "model"), "cls-mini");
+    ck_assert_str_eq(lstr(lg, "label"), "moderate");
+    ck_assert_str_eq(lstr(lg, "outcome"), "answered");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), ANSWER_IN);
+    ck_assert_int_eq((int)lnum(lg, "output_tokens"), ANSWER_OUT);
+    int64_t want_nusd = budget_cost(&conf_find_model(conf, "cls-mini")->price, ANSWER_IN, 0, 0,
+                                    ANSWER_OUT);
+    ck_assert_int_eq((int64_t)(lnum(lg, "cost_usd") * 1e9 + 0.5), want_nusd);
+    ck_assert(lnum(lg, "ms") >= 0);
+    cJSON_Delete(lg);
+
+    run_until(nothing_reserved, NULL, "everything settled");
+    int64_t used = used_by_team();
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("ans-1/classify", "count(*)"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "endpoint = 'classifier'"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "model = 'cls-mini'"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "agent = 'crawler-1'"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "team = 'search'"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "decision = 'admitted'"), 1);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "status"), 200);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "tokens_charged"), ANSWER_IN + ANSWER_OUT);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "cost_nusd"), want_nusd);
+    ck_assert_int_gt(ledger_field("ans-1/classify", "reserved_tokens"), 5);
+    ck_assert_int_eq(ledger_field("ans-1/classify", "key_id = (SELECT key_id FROM requests "
+                                                    "WHERE id = 'ans-1')"),
+                     1);
+    /* the agent's budgets hold both: the request's and the classifier's */
+    ck_assert_int_eq(used, tmpdb_query_int("SELECT sum(tokens_charged) FROM requests"));
+    ck_assert_int_eq(tmpdb_query_int("SELECT count(*) FROM requests"), 2);
+    stop();
+}
+END_TEST
+
+/* The same text from the same agent again: the label comes from the cache, the classifier is
+ * not asked again and nothing more is charged for it. */
+START_TEST(second_time_is_cached)
+{
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "c-1", "hello there"), 200);
+    ck_assert_str_eq(seen_label, "simple");
+    ck_assert_int_eq(rsp.requests, 1);
+    rsp.word = "complex"; /* would it be asked again, the label would change */
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "c-2", "hello there"), 200);
+    ck_assert_str_eq(seen_label, "simple");
+    ck_assert_int_eq(rsp.requests, 1);
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "cached");
+    ck_assert_str_eq(lstr(lg, "label"), "simple");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), 0);
+    cJSON_Delete(lg);
+    /* another text is asked */
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "c-3", "hello there!"), 200);
+    ck_assert_int_eq(rsp.requests, 2);
+    ck_assert_str_eq(seen_label, "complex");
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("c-1/classify", "count(*)"), 1);
+    ck_assert_int_eq(ledger_field("c-2/classify", "count(*)"), 0);
+    ck_assert_int_eq(ledger_field("c-3/classify", "count(*)"), 1);
+    stop();
+}
+END_TEST
+
+/* Two agents with the same text: each has its own label, asked of the classifier for each. */
+START_TEST(two_tenants_never_share_a_label)
+{
+    rsp.word = "simple";
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "t-a1", "write me a sorting function"), 200);
+    ck_assert_str_eq(seen_label, "simple");
+    rsp.word = "complex";
+    ck_assert_int_eq(ask(CLIENT_KEY_B, "t-b1", "write me a sorting function"), 200);
+    ck_assert_int_eq(rsp.requests, 2);
+    ck_assert_str_eq(seen_label, "complex");
+    /* each agent's own is cached */
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "t-a2", "write me a sorting function"), 200);
+    ck_assert_str_eq(seen_label, "simple");
+    ck_assert_int_eq(ask(CLIENT_KEY_B, "t-b2", "write me a sorting function"), 200);
+    ck_assert_str_eq(seen_label, "complex");
+    ck_assert_int_eq(rsp.requests, 2);
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("t-b1/classify", "agent = 'crawler-2'"), 1);
+    stop();
+}
+END_TEST
+
+/* A classifier slower than timeout_ms: no label, at the timeout (the responder had not
+ * answered yet), the request goes on; the classifier is charged its input (the provider had
+ * the prompt) and recorded as timed out. */
+START_TEST(slow_classifier_gives_no_label_at_the_timeout)
+{
+    rsp.mode = R_SLOW;
+    int64_t t0 = gate_now_us();
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "slow-1", "hello there"), 200);
+    int64_t took_ms = (gate_now_us() - t0) / 1000;
+    ck_assert_int_eq(rsp.requests, 1);
+    ck_assert_int_eq(rsp.answered, 0); /* it gave up before the answer */
+    ck_assert_str_eq(seen_label, "");
+    /* the loop's timers count from its cached time, which may be a moment behind the clock */
+    ck_assert_int_ge(took_ms, TIMEOUT_MS - 10);
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "timeout");
+    ck_assert_str_eq(lstr(lg, "label"), "");
+    ck_assert_int_ge((int)lnum(lg, "ms"), TIMEOUT_MS - 10);
+    int64_t in = (int64_t)lnum(lg, "input_tokens");
+    ck_assert_int_gt(in, 10); /* the prompt, as the gate counted it */
+    ck_assert_int_eq((int)lnum(lg, "output_tokens"), 0);
+    cJSON_Delete(lg);
+    /* the label is not cached: the next one asks again */
+    rsp.mode = R_ANSWER;
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "slow-2", "hello there"), 200);
+    ck_assert_int_eq(rsp.requests, 2);
+    ck_assert_str_eq(seen_label, "simple");
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("slow-1/classify", "status"), 504);
+    ck_assert_int_eq(ledger_field("slow-1/classify", "tokens_charged"), in);
+    ck_assert_int_eq(ledger_field("slow-1/classify", "in_own"), in);
+    ck_assert_int_eq(ledger_field("slow-1/classify", "error LIKE '%did not answer within 300 ms'"),
+                     1);
+    stop();
+}
+END_TEST
+
+static int log_has_gone(void *arg)
+{
+    (void)arg;
+    return log_has("\"id\":\"gone-1\"");
+}
+
+/* The client leaves while the classifier is asked: the request waits for the timer, then ends
+ * (a 499), nothing is forwarded, and nothing stays reserved. */
+START_TEST(client_gone_while_classifying)
+{
+    struct client c;
+
+    rsp.mode = R_SLOW;
+    client_send(&c, CLIENT_KEY_A, "gone-1", "hello there");
+    for (int i = 0; i < 2000 && rsp.requests == 0; i++) {
+        event_base_loop(worker.base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    ck_assert_int_eq(rsp.requests, 1);
+    close(c.fd);
+    run_until(log_has_gone, NULL, "the request's log record");
+    run_until(nothing_reserved, NULL, "everything released");
+    ck_assert_int_eq(forwarded, 0);
+    ck_assert_int_eq(classified, 0);
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("gone-1", "status"), 499);
+    ck_assert_int_eq(ledger_field("gone-1/classify", "status"), 504);
+    stop();
+}
+END_TEST
+
+/* A classifier that fails (500): no label, nothing charged (an error without usage), and the
+ * request goes on. */
+START_TEST(failing_classifier_gives_no_label)
+{
+    rsp.mode = R_FAIL;
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "fail-1", "hello there"), 200);
+    ck_assert_int_eq(rsp.requests, 1);
+    ck_assert_str_eq(seen_label, "");
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "failed");
+    ck_assert_str_eq(lstr(lg, "error"), "the classifier answered status 500");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), 0);
+    cJSON_Delete(lg);
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("fail-1/classify", "status"), 500);
+    ck_assert_int_eq(ledger_field("fail-1/classify", "tokens_charged"), 0);
+    stop();
+}
+END_TEST
+
+/* An answer that is no label: "" (not cached: asked again next time). */
+START_TEST(an_answer_that_is_no_label)
+{
+    rsp.word = "I think this is hard";
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "odd-1", "hello there"), 200);
+    ck_assert_str_eq(seen_label, "");
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "answered");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), ANSWER_IN);
+    cJSON_Delete(lg);
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "odd-2", "hello there"), 200);
+    ck_assert_int_eq(rsp.requests, 2);
+    stop();
+}
+END_TEST
+
+/* An agent whose budget has no room for the classifier's prompt: no label, the classifier
+ * never sees the request, nothing is charged or recorded for it; the request itself still
+ * fits and goes on. */
+START_TEST(budget_refusal_gives_no_label_without_sending)
+{
+    ck_assert_int_eq(ask(CLIENT_KEY_B, "poor-1", "hi"), 200);
+    ck_assert_int_eq(rsp.requests, 0);
+    ck_assert_str_eq(seen_label, "");
+    ck_assert_int_eq(forwarded, 1);
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "refused");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), 0);
+    cJSON_Delete(lg);
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("poor-1/classify", "count(*)"), 0);
+    ck_assert_int_eq(ledger_field("poor-1", "status"), 200);
+    stop();
+}
+END_TEST
+
+static Suite *classify_suite(void)
+{
+    Suite *s = suite_create("classify");
+    TCase *tc = tcase_create("classifier");
+    TCase *poor = tcase_create("budget");
+
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, answered_label_is_charged_and_recorded);
+    tcase_add_test(tc, second_time_is_cached);
+    tcase_add_test(tc, two_tenants_never_share_a_label);
+    tcase_add_test(tc, slow_classifier_gives_no_label_at_the_timeout);
+    tcase_add_test(tc, client_gone_while_classifying);
+    tcase_add_test(tc, failing_classifier_gives_no_label);
+    tcase_add_test(tc, an_answer_that_is_no_label);
+    suite_add_tcase(s, tc);
+    tcase_add_checked_fixture(poor, setup_poor, NULL);
+    tcase_set_timeout(poor, 60);
+    tcase_add_test(poor, budget_refusal_gives_no_label_without_sending);
+    suite_add_tcase(s, poor);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(classify_suite());
+}
