@@ -19,7 +19,9 @@
  * slow classifier gives no label at the timeout, before the responder answers, charged its
  * input; a client that leaves meanwhile is finalized once the timer fires; a failing
  * classifier (500) gives no label; an agent whose budget has no room for the classifier gets
- * no label and the responder sees nothing.
+ * no label and the responder sees nothing. With a budget store that answers later (as in
+ * test_admit.c), the classifier is sent once the store admits it, and a store slower than the
+ * classifier's timeout gives no label, nothing sent, its late grant released.
  */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include <arpa/inet.h>
@@ -32,6 +34,7 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,7 @@
 #include "gate/budget/budget.h"
 #include "gate/budget/journal.h"
 #include "gate/budget/ledger.h"
+#include "gate/budget/store.h"
 #include "gate/core/worker.h"
 #include "gate/http/conn.h"
 #include "gate/pipeline/classify.h"
@@ -424,6 +428,134 @@ static int client_status(const struct client *c)
     return atoi(c->buf + 9);
 }
 
+/* ---- a store that answers later (as a networked one would; see test_admit.c) ----------- */
+
+struct parked {
+    struct budget_ask ask;
+    double now;
+    struct budget_resv *r;
+    struct budget_refusal *why;
+    struct budget_cont k;
+    enum budget_rc rc;
+};
+
+struct net_store {
+    struct budget_store base;
+    struct budget_store *inner;
+    pthread_mutex_t mu;
+    struct parked q[4];
+    int nq;
+};
+
+static struct net_store *net;
+
+static enum budget_rc net_reserve(struct budget_store *st, const struct budget_ask *ask, double now,
+                                  struct budget_resv *r, struct budget_refusal *why,
+                                  const struct budget_cont *k)
+{
+    struct net_store *n = (struct net_store *)st;
+
+    if (k == NULL)
+        return n->inner->ops->reserve(n->inner, ask, now, r, why, NULL);
+    pthread_mutex_lock(&n->mu);
+    ck_assert_int_lt(n->nq, 4);
+    ck_assert_ptr_null(ask->task);
+    n->q[n->nq++] = (struct parked){.ask = *ask, .now = now, .r = r, .why = why, .k = *k};
+    pthread_mutex_unlock(&n->mu);
+    return BUDGET_PENDING;
+}
+
+static int net_settle(struct budget_store *st, struct budget_resv *r, int64_t tokens, int64_t nusd,
+                      double now, struct budget_alert *alerts, int cap)
+{
+    struct budget_store *in = ((struct net_store *)st)->inner;
+    return in->ops->settle(in, r, tokens, nusd, now, alerts, cap);
+}
+
+static void net_peek(struct budget_store *st, double now, int all,
+                     void (*cb)(void *arg, const struct budget_view *v), void *arg)
+{
+    struct budget_store *in = ((struct net_store *)st)->inner;
+    in->ops->peek(in, now, all, cb, arg);
+}
+
+static int net_set_limit(struct budget_store *st, int scope, enum conf_window w,
+                         struct conf_limit limit)
+{
+    struct budget_store *in = ((struct net_store *)st)->inner;
+    return in->ops->set_limit(in, scope, w, limit);
+}
+
+static int net_reset(struct budget_store *st, int scope, enum conf_window w, double now)
+{
+    struct budget_store *in = ((struct net_store *)st)->inner;
+    return in->ops->reset(in, scope, w, now);
+}
+
+static int net_load(struct budget_store *st, const struct budget_state *state, double now,
+                    char *err, size_t errlen)
+{
+    struct budget_store *in = ((struct net_store *)st)->inner;
+    return in->ops->load(in, state, now, err, errlen);
+}
+
+static void net_free(struct budget_store *st)
+{
+    struct net_store *n = (struct net_store *)st;
+
+    n->inner->ops->free(n->inner);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+static const struct budget_store_ops net_ops = {
+    .name = "net-test",
+    .reserve = net_reserve,
+    .settle = net_settle,
+    .peek = net_peek,
+    .set_limit = net_set_limit,
+    .reset = net_reset,
+    .load = net_load,
+    .free = net_free,
+};
+
+static void deliver(void *arg)
+{
+    struct parked *p = arg;
+
+    p->k.done(p->k.arg, p->rc);
+}
+
+static void *decide_thread(void *arg)
+{
+    struct parked *p = arg;
+
+    p->rc = net->inner->ops->reserve(net->inner, &p->ask, p->now, p->r, p->why, NULL);
+    ck_assert_int_eq(p->k.post(p->k.worker, deliver, p), 0);
+    return NULL;
+}
+
+/* The store answers parked reservation i from a thread of its own. */
+static void store_answers(int i)
+{
+    pthread_t t;
+
+    ck_assert_int_lt(i, net->nq);
+    ck_assert_int_eq(pthread_create(&t, NULL, decide_thread, &net->q[i]), 0);
+    pthread_join(t, NULL);
+}
+
+static void use_net_store(void)
+{
+    net = calloc(1, sizeof(*net));
+    ck_assert_ptr_nonnull(net);
+    net->base.ops = &net_ops;
+    net->inner = budget_store_mem_new(srv.book);
+    ck_assert_ptr_nonnull(net->inner);
+    pthread_mutex_init(&net->mu, NULL);
+    budget_book_set_store(srv.book, &net->base);
+}
+
 /* ---- the loop ---------------------------------------------------------------------------- */
 
 static void run_until(int (*cond)(void *arg), void *arg, const char *what)
@@ -767,6 +899,78 @@ START_TEST(budget_refusal_gives_no_label_without_sending)
 }
 END_TEST
 
+static int asked(void *arg)
+{
+    return net->nq >= *(int *)arg;
+}
+
+static int label_seen(void *arg)
+{
+    (void)arg;
+    return classified > 0;
+}
+
+/* A store that answers later: the classification waits for it, is sent once it admits, and
+ * the request goes on with the label. */
+START_TEST(pending_reservation_then_sent)
+{
+    struct client c;
+    int one = 1, two = 2;
+
+    use_net_store();
+    client_send(&c, CLIENT_KEY_A, "net-1", "hello there");
+    run_until(asked, &one, "the classifier's reservation");
+    for (int i = 0; i < 20; i++)
+        event_base_loop(worker.base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(rsp.requests, 0); /* not before the store admits it */
+    ck_assert_int_eq(net->q[0].ask.max_output, 5);
+    store_answers(0);
+    run_until(asked, &two, "the request's own reservation");
+    ck_assert_int_eq(rsp.requests, 1);
+    ck_assert_str_eq(seen_label, "simple");
+    store_answers(1);
+    run_until(has_response, &c, "the answer");
+    ck_assert_int_eq(client_status(&c), 200);
+    close(c.fd);
+    run_until(nothing_reserved, NULL, "everything settled");
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("net-1/classify", "tokens_charged"), ANSWER_IN + ANSWER_OUT);
+    stop();
+}
+END_TEST
+
+/* The store does not answer within the classifier's timeout: no label, nothing sent, and the
+ * grant that comes later is released whole. */
+START_TEST(pending_reservation_past_the_timeout)
+{
+    struct client c;
+    int two = 2;
+
+    use_net_store();
+    client_send(&c, CLIENT_KEY_A, "net-2", "hello there");
+    run_until(label_seen, NULL, "the label, at the timeout");
+    ck_assert_str_eq(seen_label, "");
+    run_until(asked, &two, "the request's own reservation");
+    store_answers(1);
+    run_until(has_response, &c, "the answer");
+    ck_assert_int_eq(client_status(&c), 200);
+    close(c.fd);
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "outcome"), "timeout");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), 0);
+    cJSON_Delete(lg);
+    run_until(nothing_reserved, NULL, "the request settled");
+    store_answers(0); /* the classifier's grant, late */
+    ck_assert_int_eq(net->q[0].rc, BUDGET_ADMITTED);
+    ck_assert_int_gt(budget_reserved_total(srv.book), 0);
+    run_until(nothing_reserved, NULL, "the late grant released");
+    ck_assert_int_eq(rsp.requests, 0);
+    ledger_commit();
+    ck_assert_int_eq(ledger_field("net-2/classify", "count(*)"), 0);
+    stop();
+}
+END_TEST
+
 static Suite *classify_suite(void)
 {
     Suite *s = suite_create("classify");
@@ -782,6 +986,8 @@ static Suite *classify_suite(void)
     tcase_add_test(tc, client_gone_while_classifying);
     tcase_add_test(tc, failing_classifier_gives_no_label);
     tcase_add_test(tc, an_answer_that_is_no_label);
+    tcase_add_test(tc, pending_reservation_then_sent);
+    tcase_add_test(tc, pending_reservation_past_the_timeout);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(poor, setup_poor, NULL);
     tcase_set_timeout(poor, 60);
