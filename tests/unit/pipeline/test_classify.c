@@ -93,7 +93,10 @@
     "  - { scope: agent:crawler-2, window: day, tokens: %d }\n"                                    \
     "ledger: { path: /nonexistent/ledger.db }\n"
 
+/* the classifier's timeout where it is meant to pass (slow fixture), and where it must not
+ * (a loaded machine, valgrind) */
 #define TIMEOUT_MS 300
+#define TIMEOUT_GENEROUS_MS 30000
 
 /* ---- the classifier: an HTTP responder on the worker's loop ------------------------------ */
 
@@ -264,7 +267,7 @@ static void on_ready(void *arg)
         pipeline_start(&table, req);
 }
 
-static void start_with(int b_tokens)
+static void start_with(int b_tokens, int64_t timeout_ms)
 {
     char text[4096], err[400] = "";
     int rec = 0;
@@ -296,7 +299,7 @@ static void start_with(int b_tokens)
     const struct conf_model *cm = conf_find_model(conf, "cls-mini");
     ck_assert_ptr_nonnull(cm);
     conf->routing.classifier = (int)(cm - conf->models); /* (index: set by the conf branch) */
-    conf->routing.classifier_timeout_ms = TIMEOUT_MS;
+    conf->routing.classifier_timeout_ms = timeout_ms;
     conf->routing.classifier_ttl_ms = 600000;
     conf->routing.classifier_max_entries = 100;
 
@@ -332,12 +335,17 @@ static void start_with(int b_tokens)
 
 static void setup(void)
 {
-    start_with(100000);
+    start_with(100000, TIMEOUT_GENEROUS_MS);
+}
+
+static void setup_slow(void)
+{
+    start_with(100000, TIMEOUT_MS);
 }
 
 static void setup_poor(void)
 {
-    start_with(60); /* crawler-2: room for a short request, not for the classifier's prompt */
+    start_with(60, TIMEOUT_GENEROUS_MS); /* crawler-2: room for a short request, not for the classifier's prompt */
 }
 
 static void stop(void)
@@ -796,6 +804,7 @@ START_TEST(slow_classifier_gives_no_label_at_the_timeout)
     cJSON_Delete(lg);
     /* the label is not cached: the next one asks again */
     rsp.mode = R_ANSWER;
+    conf->routing.classifier_timeout_ms = TIMEOUT_GENEROUS_MS;
     ck_assert_int_eq(ask(CLIENT_KEY_A, "slow-2", "hello there"), 200);
     ck_assert_int_eq(rsp.requests, 2);
     ck_assert_str_eq(seen_label, "simple");
@@ -976,19 +985,23 @@ static Suite *classify_suite(void)
     Suite *s = suite_create("classify");
     TCase *tc = tcase_create("classifier");
     TCase *poor = tcase_create("budget");
+    TCase *slow = tcase_create("timeout");
 
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, answered_label_is_charged_and_recorded);
     tcase_add_test(tc, second_time_is_cached);
     tcase_add_test(tc, two_tenants_never_share_a_label);
-    tcase_add_test(tc, slow_classifier_gives_no_label_at_the_timeout);
-    tcase_add_test(tc, client_gone_while_classifying);
     tcase_add_test(tc, failing_classifier_gives_no_label);
     tcase_add_test(tc, an_answer_that_is_no_label);
     tcase_add_test(tc, pending_reservation_then_sent);
-    tcase_add_test(tc, pending_reservation_past_the_timeout);
     suite_add_tcase(s, tc);
+    tcase_add_checked_fixture(slow, setup_slow, NULL);
+    tcase_set_timeout(slow, 60);
+    tcase_add_test(slow, slow_classifier_gives_no_label_at_the_timeout);
+    tcase_add_test(slow, client_gone_while_classifying);
+    tcase_add_test(slow, pending_reservation_past_the_timeout);
+    suite_add_tcase(s, slow);
     tcase_add_checked_fixture(poor, setup_poor, NULL);
     tcase_set_timeout(poor, 60);
     tcase_add_test(poor, budget_refusal_gives_no_label_without_sending);
