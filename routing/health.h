@@ -59,7 +59,7 @@ int64_t route_health_p90_ms(struct route_health *h, const char *target, int firs
 
 /* /status: an array, one object per target seen (state, failures in a row, error ratio, EWMA
  * and p90 latencies, open until). /metrics: Prometheus lines (tokengate_target_state,
- * tokengate_target_latency_seconds ...) appended to out. */
+ * tokengate_target_failures_total, tokengate_target_latency_ms) appended to out. */
 void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us,
                          cJSON *arr);
 void route_health_metrics(struct route_health *h, int64_t now_us,
