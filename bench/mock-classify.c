@@ -52,8 +52,7 @@ static void count_words(void *arg, const char *s)
     if (strstr(s, "```"))
         t->fence = 1;
     for (; *s; s++) {
-        int space = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' ||
-                    *s == '\v';
+        int space = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v';
         if (!space && !in)
             t->words++;
         in = !space;

@@ -54,8 +54,8 @@ enum cls_outcome {
     CLS_ANSWERED, /* the classifier answered (with a label or not) */
     CLS_CACHED,
     CLS_TIMEOUT,
-    CLS_FAILED,   /* an error status, a connection that failed, an answer that cannot be read */
-    CLS_REFUSED,  /* the budgets have no room for it, the ledger or journal cannot take it */
+    CLS_FAILED,  /* an error status, a connection that failed, an answer that cannot be read */
+    CLS_REFUSED, /* the budgets have no room for it, the ledger or journal cannot take it */
 };
 
 static const char *const outcome_names[] = {
@@ -76,19 +76,19 @@ struct classify_state {
     const char *tenant;            /* the agent's name, "" for an open gate */
     const char *text;              /* what is classified (the cache's key), in the arena */
     size_t len;
-    char id[96];                   /* the request's id and "/classify" */
-    const char *body;              /* the classifier request's JSON, in the arena */
+    char id[96];      /* the request's id and "/classify" */
+    const char *body; /* the classifier request's JSON, in the arena */
     size_t body_len;
-    int64_t input;                 /* its input tokens, as the gate counts them */
+    int64_t input; /* its input tokens, as the gate counts them */
     int approximate;
     struct budget_resv resv;
     uint32_t jslot;
     int tries;
-    int status;                    /* the provider's, 0 before any */
+    int status; /* the provider's, 0 before any */
     struct evbuffer *answer;
-    int answer_over;               /* the answer passed CLASSIFY_ANSWER_MAX */
+    int answer_over; /* the answer passed CLASSIFY_ANSWER_MAX */
     struct usage usage;
-    const char *error;             /* why it gave no label, for the record */
+    const char *error; /* why it gave no label, for the record */
     double wall_start;
     int64_t t0;
     enum cls_outcome outcome;
@@ -128,8 +128,8 @@ static void cls_charge(struct classify_state *st)
         int64_t uncached = u->input - u->cached - u->cache_write;
         st->tokens_in = u->input;
         st->tokens_out = u->output;
-        st->nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
-                               u->output);
+        st->nusd =
+            budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write, u->output);
         return;
     }
     if (answered) {
@@ -184,14 +184,15 @@ static void cls_settle(struct classify_state *st)
         .key_id = req->key_id[0] ? req->key_id : NULL,
         .agent = a >= 0 && srv->book ? budget_scope_name(srv->book, a) : NULL,
         .team = a >= 0 && srv->book ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
-        .department = a >= 0 && srv->book
-                          ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT)
-                          : NULL,
+        .department =
+            a >= 0 && srv->book ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
         .endpoint = "classifier",
         .model = st->cm->name,
         .served_model = st->cm->upstream_model ? st->cm->upstream_model : st->cm->name,
         .provider = st->cm->provider->name,
-        .status = st->status ? st->status : st->outcome == CLS_TIMEOUT ? 504 : 502,
+        .status = st->status                   ? st->status
+                  : st->outcome == CLS_TIMEOUT ? 504
+                                               : 502,
         .stream = 0,
         .in_own = st->input,
         .out_own = -1,
@@ -333,9 +334,9 @@ static void on_done(void *arg)
         return;
     }
     struct arena *prev = jsonmem_enter(req->arena);
-    cJSON *doc = st->answer_over ? NULL
-                                 : cJSON_ParseWithLength(
-                                       (const char *)evbuffer_pullup(st->answer, -1), len);
+    cJSON *doc = st->answer_over
+                     ? NULL
+                     : cJSON_ParseWithLength((const char *)evbuffer_pullup(st->answer, -1), len);
     if (doc != NULL) {
         st->api->usage_body(doc, &st->usage);
         text.buf[0] = '\0';
@@ -587,8 +588,8 @@ static enum budget_rc cls_reserve(struct classify_state *st)
     t->w = req->w;
     t->st = st;
     t->k = (struct budget_cont){.post = wait_post, .worker = t, .done = wait_done, .arg = t};
-    enum budget_rc rc = budget_reserve_async(srv->book, &ask, gate_wall_now(), &t->r, &t->why,
-                                             &t->k);
+    enum budget_rc rc =
+        budget_reserve_async(srv->book, &ask, gate_wall_now(), &t->r, &t->why, &t->k);
     if (rc == BUDGET_PENDING) {
         st->wait = t;
         return rc;
@@ -615,8 +616,8 @@ static void cls_send(struct classify_state *st)
             .key_id = req->key_id,
             .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
             .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
-            .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT)
-                                 : NULL,
+            .department =
+                a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
             .endpoint = "classifier",
             .model = st->cm->name,
             .served_model = st->cm->upstream_model ? st->cm->upstream_model : st->cm->name,
@@ -672,10 +673,10 @@ int classify_label(struct gate_req *req, const char *text, size_t len)
     memset(st, 0, sizeof(*st));
     st->req = req;
     st->cm = &c->models[c->routing.classifier];
-    st->api = st->cm->provider->format == CONF_FMT_ANTHROPIC ? &api_anthropic_messages
-                                                             : &api_openai_chat;
-    st->tenant = req->agent >= 0 && srv->book != NULL ? budget_scope_name(srv->book, req->agent)
-                                                      : "";
+    st->api =
+        st->cm->provider->format == CONF_FMT_ANTHROPIC ? &api_anthropic_messages : &api_openai_chat;
+    st->tenant =
+        req->agent >= 0 && srv->book != NULL ? budget_scope_name(srv->book, req->agent) : "";
     st->t0 = gate_now_us();
     st->wall_start = gate_wall_now();
     st->outcome = CLS_PENDING;

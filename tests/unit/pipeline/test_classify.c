@@ -106,12 +106,12 @@ static struct {
     struct evhttp *http;
     int port;
     enum rmode mode;
-    const char *word;  /* what it answers */
-    int requests;      /* requests it received */
-    int answered;      /* replies it sent */
-    char body[16384];  /* the last request's body */
-    char auth[256];    /* its authorization header, "" for none */
-    char rid[128];     /* its x-request-id */
+    const char *word;               /* what it answers */
+    int requests;                   /* requests it received */
+    int answered;                   /* replies it sent */
+    char body[16384];               /* the last request's body */
+    char auth[256];                 /* its authorization header, "" for none */
+    char rid[128];                  /* its x-request-id */
     struct evhttp_request *pending; /* a slow reply, until sent or its connection closes */
     struct event *later;
 } rsp;
@@ -345,7 +345,8 @@ static void setup_slow(void)
 
 static void setup_poor(void)
 {
-    start_with(60, TIMEOUT_GENEROUS_MS); /* crawler-2: room for a short request, not for the classifier's prompt */
+    /* crawler-2: room for a short request, not for the classifier's prompt */
+    start_with(60, TIMEOUT_GENEROUS_MS);
 }
 
 static void stop(void)
@@ -678,8 +679,8 @@ START_TEST(answered_label_is_charged_and_recorded)
     const cJSON *sys = cJSON_GetArrayItem(msgs, 0), *user = cJSON_GetArrayItem(msgs, 1);
     ck_assert_str_eq(cJSON_GetObjectItem(sys, "role")->valuestring, "system");
     const char *prompt = cJSON_GetObjectItem(sys, "content")->valuestring;
-    ck_assert_msg(strncmp(prompt, "Classify the complexity of the user's request.", 46) == 0,
-                  "%s", prompt);
+    ck_assert_msg(strncmp(prompt, "Classify the complexity of the user's request.", 46) == 0, "%s",
+                  prompt);
     ck_assert_ptr_nonnull(strstr(prompt, "simple"));
     ck_assert_ptr_nonnull(strstr(prompt, "moderate"));
     ck_assert_ptr_nonnull(strstr(prompt, "complex"));
@@ -699,8 +700,8 @@ START_TEST(answered_label_is_charged_and_recorded)
     ck_assert_str_eq(lstr(lg, "outcome"), "answered");
     ck_assert_int_eq((int)lnum(lg, "input_tokens"), ANSWER_IN);
     ck_assert_int_eq((int)lnum(lg, "output_tokens"), ANSWER_OUT);
-    int64_t want_nusd = budget_cost(&conf_find_model(conf, "cls-mini")->price, ANSWER_IN, 0, 0,
-                                    ANSWER_OUT);
+    int64_t want_nusd =
+        budget_cost(&conf_find_model(conf, "cls-mini")->price, ANSWER_IN, 0, 0, ANSWER_OUT);
     ck_assert_int_eq((int64_t)(lnum(lg, "cost_usd") * 1e9 + 0.5), want_nusd);
     ck_assert(lnum(lg, "ms") >= 0);
     cJSON_Delete(lg);
