@@ -73,6 +73,10 @@
     "  c:\n"                                                                                       \
     "    base_url: http://127.0.0.1:%d/v1\n"                                                       \
     "    api_key_env: TG_TEST_CLASSIFIER_KEY\n"                                                    \
+    "  ca:\n"                                                                                      \
+    "    base_url: http://127.0.0.1:%d/v1\n"                                                       \
+    "    format: anthropic\n"                                                                      \
+    "    api_key_env: TG_TEST_CLASSIFIER_KEY\n"                                                    \
     "models:\n"                                                                                    \
     "  gpt-4o:\n"                                                                                  \
     "    provider: o\n"                                                                            \
@@ -80,6 +84,9 @@
     "  cls-mini:\n"                                                                                \
     "    provider: c\n"                                                                            \
     "    price: { input: 1.00, output: 4.00 }\n"                                                   \
+    "  cls-haiku:\n"                                                                               \
+    "    provider: ca\n"                                                                           \
+    "    price: { input: 1.00, output: 5.00 }\n"                                                   \
     "org: acme\n"                                                                                  \
     "departments:\n"                                                                               \
     "  research:\n"                                                                                \
@@ -106,11 +113,14 @@ static struct {
     struct evhttp *http;
     int port;
     enum rmode mode;
-    const char *word;               /* what it answers */
-    int requests;                   /* requests it received */
-    int answered;                   /* replies it sent */
-    char body[16384];               /* the last request's body */
-    char auth[256];                 /* its authorization header, "" for none */
+    const char *word; /* what it answers */
+    int requests;     /* requests it received */
+    int answered;     /* replies it sent */
+    char body[16384]; /* the last request's body */
+    char auth[256];   /* its authorization header, "" for none */
+    char xkey[256];   /* its x-api-key header, "" for none */
+    char version[64]; /* its anthropic-version header, "" for none */
+    char path[128];
     char rid[128];                  /* its x-request-id */
     struct evhttp_request *pending; /* a slow reply, until sent or its connection closes */
     struct event *later;
@@ -124,12 +134,22 @@ static void reply(struct evhttp_request *r)
     char json[1024];
     struct evbuffer *b = evbuffer_new();
 
-    snprintf(json, sizeof(json),
-             "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"cls-mini\","
-             "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
-             "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%d,"
-             "\"completion_tokens\":%d,\"total_tokens\":%d}}",
-             rsp.word, ANSWER_IN, ANSWER_OUT, ANSWER_IN + ANSWER_OUT);
+    if (strcmp(rsp.path, "/v1/messages") == 0) /* Anthropic's */
+        snprintf(json, sizeof(json),
+                 "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+                 "\"model\":\"cls-haiku\",\"content\":[{\"type\":\"text\",\"text\":\"%s\"}],"
+                 "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":%d,"
+                 "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,"
+                 "\"output_tokens\":%d}}",
+                 rsp.word, ANSWER_IN, ANSWER_OUT);
+    else
+        snprintf(
+            json, sizeof(json),
+            "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"cls-mini\","
+            "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
+            "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%d,"
+            "\"completion_tokens\":%d,\"total_tokens\":%d}}",
+            rsp.word, ANSWER_IN, ANSWER_OUT, ANSWER_IN + ANSWER_OUT);
     evbuffer_add(b, json, strlen(json));
     evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "application/json");
     evhttp_send_reply(r, 200, "OK", b);
@@ -169,6 +189,11 @@ static void on_request(struct evhttp_request *r, void *arg)
     rsp.body[n] = '\0';
     v = evhttp_find_header(h, "authorization");
     snprintf(rsp.auth, sizeof(rsp.auth), "%s", v ? v : "");
+    v = evhttp_find_header(h, "x-api-key");
+    snprintf(rsp.xkey, sizeof(rsp.xkey), "%s", v ? v : "");
+    v = evhttp_find_header(h, "anthropic-version");
+    snprintf(rsp.version, sizeof(rsp.version), "%s", v ? v : "");
+    snprintf(rsp.path, sizeof(rsp.path), "%s", evhttp_request_get_uri(r));
     v = evhttp_find_header(h, "x-request-id");
     snprintf(rsp.rid, sizeof(rsp.rid), "%s", v ? v : "");
     if (rsp.mode == R_FAIL) {
@@ -292,7 +317,7 @@ static void start_with(int b_tokens, int64_t timeout_ms)
     rsp.port = ntohs(sa.sin_port);
     rsp.later = evtimer_new(worker.base, on_later, NULL);
 
-    snprintf(text, sizeof(text), CONFIG_FMT, rsp.port, b_tokens);
+    snprintf(text, sizeof(text), CONFIG_FMT, rsp.port, rsp.port, b_tokens);
     conf = conf_load_string(text, strlen(text), "t.yaml", err, sizeof(err));
     ck_assert_msg(conf != NULL, "%s", err);
     /* the classifier, as routing.classifier sets it */
@@ -397,8 +422,9 @@ static void client_send(struct client *c, const char *key, const char *id, const
 {
     int fds[2];
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    char body[4096], req[6144];
+    char body[24576], req[26624];
 
+    ck_assert_uint_lt(strlen(user), sizeof(body) - 200);
     snprintf(body, sizeof(body),
              "{\"model\":\"gpt-4o\",\"max_tokens\":20,\"messages\":[{\"role\":\"user\","
              "\"content\":\"%s\"}]}",
@@ -909,6 +935,70 @@ START_TEST(budget_refusal_gives_no_label_without_sending)
 }
 END_TEST
 
+/* A classifier in the Anthropic format is asked in its own: the system prompt as "system",
+ * max_tokens, the provider's key as x-api-key with anthropic-version, and its answer read. */
+START_TEST(anthropic_classifier)
+{
+    conf->routing.classifier = (int)(conf_find_model(conf, "cls-haiku") - conf->models);
+    rsp.word = "complex";
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "anth-1", "design a database"), 200);
+    ck_assert_int_eq(rsp.requests, 1);
+    ck_assert_str_eq(rsp.path, "/v1/messages");
+    ck_assert_str_eq(seen_label, "complex");
+    ck_assert_str_eq(rsp.xkey, PROVIDER_KEY);
+    ck_assert_str_eq(rsp.auth, "");
+    ck_assert_str_ne(rsp.version, "");
+    cJSON *sent = cJSON_Parse(rsp.body);
+    ck_assert_msg(sent != NULL, "%s", rsp.body);
+    ck_assert_str_eq(cJSON_GetObjectItem(sent, "model")->valuestring, "cls-haiku");
+    const char *sys = cJSON_GetObjectItem(sent, "system")->valuestring;
+    ck_assert(strncmp(sys, "Classify the complexity of the user's request.", 46) == 0);
+    const cJSON *msgs = cJSON_GetObjectItem(sent, "messages");
+    ck_assert_int_eq(cJSON_GetArraySize(msgs), 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")->valuestring,
+                     "design a database");
+    ck_assert_int_eq(cJSON_GetObjectItem(sent, "max_tokens")->valueint, 5);
+    ck_assert_ptr_null(cJSON_GetObjectItem(sent, "max_completion_tokens"));
+    cJSON_Delete(sent);
+    cJSON *lg = logged();
+    ck_assert_str_eq(lstr(lg, "model"), "cls-haiku");
+    ck_assert_int_eq((int)lnum(lg, "input_tokens"), ANSWER_IN);
+    cJSON_Delete(lg);
+    stop();
+}
+END_TEST
+
+/* A user text over 8 KiB is cut to 8 KiB or less, at the start of a character: what the
+ * classifier gets is a prefix of the text, valid UTF-8. */
+START_TEST(long_text_is_cut_at_a_character)
+{
+    static char text[12001];
+    size_t n = 0;
+
+    text[n++] = 'a'; /* so that byte 8192 is the second byte of a character */
+    while (n + 2 < sizeof(text)) {
+        memcpy(text + n, "\xc3\xa9", 2); /* é */
+        n += 2;
+    }
+    text[n] = '\0';
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "long-1", text), 200);
+    ck_assert_int_eq(rsp.requests, 1);
+    cJSON *sent = cJSON_Parse(rsp.body);
+    ck_assert_msg(sent != NULL, "%.200s", rsp.body);
+    const cJSON *user = cJSON_GetArrayItem(cJSON_GetObjectItem(sent, "messages"), 1);
+    const char *got = cJSON_GetObjectItem(user, "content")->valuestring;
+    ck_assert_uint_eq(strlen(got), 8191);
+    ck_assert(strncmp(got, text, 8191) == 0);
+    cJSON_Delete(sent);
+    /* the cache's key is the whole text: a text that differs past the cut is asked anew */
+    text[n - 1] = 'x';
+    text[n - 2] = 'x';
+    ck_assert_int_eq(ask(CLIENT_KEY_A, "long-2", text), 200);
+    ck_assert_int_eq(rsp.requests, 2);
+    stop();
+}
+END_TEST
+
 static int asked(void *arg)
 {
     return net->nq >= *(int *)arg;
@@ -995,6 +1085,8 @@ static Suite *classify_suite(void)
     tcase_add_test(tc, two_tenants_never_share_a_label);
     tcase_add_test(tc, failing_classifier_gives_no_label);
     tcase_add_test(tc, an_answer_that_is_no_label);
+    tcase_add_test(tc, anthropic_classifier);
+    tcase_add_test(tc, long_text_is_cut_at_a_character);
     tcase_add_test(tc, pending_reservation_then_sent);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(slow, setup_slow, NULL);
