@@ -41,9 +41,10 @@
 
 struct hring {
     int64_t us[ROUTE_HEALTH_SAMPLES];
-    int n;    /* samples held, at most ROUTE_HEALTH_SAMPLES */
-    int next; /* where the next one goes */
+    int n;          /* samples held, at most ROUTE_HEALTH_SAMPLES */
+    int next;       /* where the next one goes */
     double ewma_us; /* -1 before the first sample */
+    int64_t p90_us; /* cached; -2 when a sample came since */
 };
 
 struct hslot {
@@ -52,8 +53,8 @@ struct hslot {
     enum route_circuit state; /* as last stored: OPEN turns HALF_OPEN when read after the
                                * cool-down (slot_state) */
     int failures_in_row;
-    int64_t open_until_us;  /* OPEN: when the cool-down ends */
-    int probing;            /* HALF_OPEN: a probe is out */
+    int64_t open_until_us; /* OPEN: when the cool-down ends */
+    int probing;           /* HALF_OPEN: a probe is out */
     int64_t probe_since_us;
     int64_t retry_until_us; /* a retry-after not over before this; 0 none */
     uint64_t failures_total;
@@ -65,8 +66,8 @@ struct hslot {
 
 struct route_health {
     pthread_mutex_t mu;
-    int n;                          /* slots in use */
-    int16_t index[HEALTH_INDEX];    /* slot number + 1, 0 empty */
+    int n;                       /* slots in use */
+    int16_t index[HEALTH_INDEX]; /* slot number + 1, 0 empty */
     struct hslot slots[ROUTE_HEALTH_MAX];
 };
 
@@ -118,8 +119,8 @@ static struct hslot *slot_find(struct route_health *h, const char *target, int a
     memcpy(s->name, target, len + 1);
     s->hash = hash;
     s->state = ROUTE_CLOSED;
-    s->ttfb.ewma_us = -1;
-    s->total.ewma_us = -1;
+    s->ttfb.ewma_us = s->total.ewma_us = -1;
+    s->ttfb.p90_us = s->total.p90_us = -2;
     for (int b = 0; b < HEALTH_BUCKETS; b++)
         s->bucket_id[b] = -1;
     h->index[i] = (int16_t)(++h->n);
@@ -165,8 +166,7 @@ static void window_sum(const struct hslot *s, int64_t now_us, uint32_t *req, uin
     }
 }
 
-static void window_add(struct hslot *s, const struct conf_routing *cfg, int64_t now_us,
-                       int failed)
+static void window_add(struct hslot *s, const struct conf_routing *cfg, int64_t now_us, int failed)
 {
     int64_t w = bucket_width_us(cfg);
     int64_t id;
@@ -197,9 +197,10 @@ static void ring_add(struct hring *r, int64_t us)
     r->next = (r->next + 1) % ROUTE_HEALTH_SAMPLES;
     if (r->n < ROUTE_HEALTH_SAMPLES)
         r->n++;
-    r->ewma_us = r->ewma_us < 0 ? (double)us
-                                : HEALTH_EWMA_ALPHA * (double)us +
-                                      (1 - HEALTH_EWMA_ALPHA) * r->ewma_us;
+    r->p90_us = -2;
+    r->ewma_us = r->ewma_us < 0
+                     ? (double)us
+                     : HEALTH_EWMA_ALPHA * (double)us + (1 - HEALTH_EWMA_ALPHA) * r->ewma_us;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -209,18 +210,21 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The p90 of r's samples in us (nearest rank), -1 under HEALTH_P90_MIN samples. */
-static int64_t ring_p90_us(const struct hring *r)
+/* The p90 of r's samples in us (nearest rank), -1 under HEALTH_P90_MIN samples; sorted once
+ * per new sample, when asked (the route stage asks on every request with prefer_cost). */
+static int64_t ring_p90_us(struct hring *r)
 {
     int64_t v[ROUTE_HEALTH_SAMPLES];
     int rank;
 
+    if (r->p90_us != -2)
+        return r->p90_us;
     if (r->n < HEALTH_P90_MIN)
-        return -1;
+        return r->p90_us = -1;
     memcpy(v, r->us, sizeof(v[0]) * (size_t)r->n);
     qsort(v, (size_t)r->n, sizeof(v[0]), cmp_i64);
     rank = (9 * r->n + 9) / 10; /* ceil(0.9 n) */
-    return v[rank - 1];
+    return r->p90_us = v[rank - 1];
 }
 
 static int64_t us_to_ms(int64_t us)
@@ -248,8 +252,8 @@ static void circuit_open(struct hslot *s, const struct conf_routing *cfg, int64_
  * Whether target may be tried now; see health.h. probe and retry_after_s may be NULL. A target
  * with no slot (past the cap) is always usable.
  */
-int route_health_usable(struct route_health *h, const struct conf_routing *cfg,
-                        const char *target, int64_t now_us, int *probe, int *retry_after_s)
+int route_health_usable(struct route_health *h, const struct conf_routing *cfg, const char *target,
+                        int64_t now_us, int *probe, int *retry_after_s)
 {
     struct hslot *s;
     int ok = 1, wait = 0;
@@ -306,9 +310,9 @@ out:
 
 /* Reports an attempt's end; see health.h. The target gets a slot if it has none and there is
  * room. */
-void route_health_report(struct route_health *h, const struct conf_routing *cfg,
-                         const char *target, enum route_outcome o, int64_t ttfb_us,
-                         int64_t total_us, int64_t retry_after_ms, int64_t now_us)
+void route_health_report(struct route_health *h, const struct conf_routing *cfg, const char *target,
+                         enum route_outcome o, int64_t ttfb_us, int64_t total_us,
+                         int64_t retry_after_ms, int64_t now_us)
 {
     struct hslot *s;
     int failed = o == ROUTE_FAIL_CONNECT || o == ROUTE_FAIL_TIMEOUT || o == ROUTE_FAIL_STATUS;
@@ -362,15 +366,28 @@ void route_health_report(struct route_health *h, const struct conf_routing *cfg,
             break;
         window_sum(s, now_us, &req, &fail);
         if ((cfg->breaker_failures > 0 && s->failures_in_row >= cfg->breaker_failures) ||
-            (cfg->breaker_error_pct > 0 && req >= (uint32_t)(cfg->breaker_min_requests > 0
-                                                                 ? cfg->breaker_min_requests
-                                                                 : 1) &&
+            (cfg->breaker_error_pct > 0 &&
+             req >= (uint32_t)(cfg->breaker_min_requests > 0 ? cfg->breaker_min_requests : 1) &&
              (uint64_t)fail * 100 >= (uint64_t)cfg->breaker_error_pct * req))
             circuit_open(s, cfg, now_us);
         break;
     }
     }
 out:
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Gives a probe's place back; see health.h. */
+void route_health_unprobe(struct route_health *h, const char *target)
+{
+    struct hslot *s;
+
+    if (h == NULL || target == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    s = slot_find(h, target, 0);
+    if (s != NULL && s->state == ROUTE_HALF_OPEN)
+        s->probing = 0;
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -422,9 +439,9 @@ static void status_one(cJSON *arr, const char *name, struct hslot *s, int64_t no
     cJSON_AddNumberToObject(o, "requests_in_window", req);
     cJSON_AddNumberToObject(o, "open_for_s",
                             st == ROUTE_OPEN ? secs_up(s->open_until_us - now_us) : 0);
-    cJSON_AddNumberToObject(o, "retry_after_s", s != NULL && s->retry_until_us > now_us
-                                                    ? secs_up(s->retry_until_us - now_us)
-                                                    : 0);
+    cJSON_AddNumberToObject(
+        o, "retry_after_s",
+        s != NULL && s->retry_until_us > now_us ? secs_up(s->retry_until_us - now_us) : 0);
     add_ms(o, "ttfb_ms_ewma", s != NULL ? s->ttfb.ewma_us : -1);
     add_ms(o, "total_ms_ewma", s != NULL ? s->total.ewma_us : -1);
     add_ms(o, "ttfb_ms_p90", s != NULL ? (double)ring_p90_us(&s->ttfb) : -1);
@@ -436,8 +453,7 @@ static void status_one(cJSON *arr, const char *name, struct hslot *s, int64_t no
  * Adds to arr one object per target: those reported, in the order first seen, then the
  * targets of c's tiers never reported (closed, no latency). c may be NULL.
  */
-void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us,
-                         cJSON *arr)
+void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us, cJSON *arr)
 {
     if (h == NULL || arr == NULL)
         return;
@@ -517,7 +533,9 @@ void route_health_metrics(struct route_health *h, int64_t now_us,
         prom_escape(s->name, esc, sizeof(esc));
         emit(out, arg, line,
              snprintf(line, sizeof(line), "tokengate_target_state{target=\"%s\"} %d\n", esc,
-                      st == ROUTE_OPEN ? 1 : st == ROUTE_HALF_OPEN ? 2 : 0),
+                      st == ROUTE_OPEN        ? 1
+                      : st == ROUTE_HALF_OPEN ? 2
+                                              : 0),
              sizeof(line));
     }
     emit(out, arg, line,
@@ -542,7 +560,7 @@ void route_health_metrics(struct route_health *h, int64_t now_us,
         struct hslot *s = &h->slots[i];
         prom_escape(s->name, esc, sizeof(esc));
         for (int k = 0; k < 2; k++) {
-            const struct hring *r = k == 0 ? &s->ttfb : &s->total;
+            struct hring *r = k == 0 ? &s->ttfb : &s->total;
             int64_t p90 = ring_p90_us(r);
             if (r->ewma_us >= 0)
                 emit(out, arg, line,

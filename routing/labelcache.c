@@ -37,10 +37,10 @@ struct lentry {
 struct labelcache {
     pthread_mutex_t mu;
     int cap, n;
-    uint32_t mask;      /* buckets - 1 */
-    int32_t *heads;     /* first entry of each bucket, -1 none */
+    uint32_t mask;  /* buckets - 1 */
+    int32_t *heads; /* first entry of each bucket, -1 none */
     struct lentry *e;
-    int32_t free_head;  /* unused entries, through next */
+    int32_t free_head; /* unused entries, through next */
     int32_t lru_head, lru_tail;
     uint64_t hits, misses, evictions;
 };
@@ -135,8 +135,8 @@ static uint32_t bucket_of(const struct labelcache *lc, const char *tenant, size_
 }
 
 /* The entry for the key, or -1. Under lc->mu. */
-static int32_t entry_find(struct labelcache *lc, uint32_t b, const char *tenant,
-                          XXH128_hash_t th, size_t len)
+static int32_t entry_find(struct labelcache *lc, uint32_t b, const char *tenant, XXH128_hash_t th,
+                          size_t len)
 {
     for (int32_t i = lc->heads[b]; i >= 0; i = lc->e[i].chain) {
         const struct lentry *x = &lc->e[i];
@@ -193,8 +193,7 @@ void labelcache_put(struct labelcache *lc, const char *tenant, const char *text,
     uint32_t b;
     int32_t i;
 
-    if (lc == NULL || tenant == NULL || label == NULL || (text == NULL && len > 0) ||
-        ttl_ms <= 0)
+    if (lc == NULL || tenant == NULL || label == NULL || (text == NULL && len > 0) || ttl_ms <= 0)
         return;
     tlen = strlen(tenant);
     llen = strlen(label);

@@ -146,8 +146,8 @@ static void prom_escape(const char *v, char *out, size_t cap)
 
 enum rkind { RK_REQUESTS, RK_INPUT, RK_OUTPUT, RK_COST, RK_FALLBACKS };
 
-static void row_line(const struct rrow *r, enum rkind k,
-                     void (*out)(void *, const char *, size_t), void *arg)
+static void row_line(const struct rrow *r, enum rkind k, void (*out)(void *, const char *, size_t),
+                     void *arg)
 {
     char tier[RSTATS_NAME_MAX * 2], target[RSTATS_NAME_MAX * 2], rule[RSTATS_NAME_MAX * 2];
     char line[RSTATS_NAME_MAX * 6 + 160];

@@ -37,8 +37,8 @@ static void report(struct route_health *h, const struct conf_routing *c, const c
                         o == ROUTE_OK_ANSWER ? 2000 : -1, 0, now);
 }
 
-static int usable(struct route_health *h, const struct conf_routing *c, const char *t,
-                  int64_t now, int *probe, int *wait)
+static int usable(struct route_health *h, const struct conf_routing *c, const char *t, int64_t now,
+                  int *probe, int *wait)
 {
     int p, w;
     int ok = route_health_usable(h, c, t, now, &p, &w);
@@ -71,8 +71,7 @@ static const char *state_of(struct route_health *h, const char *t, int64_t now, 
 {
     cJSON *arr, *o = status_of(h, NULL, t, now, &arr);
 
-    snprintf(buf, 32, "%s",
-             o != NULL ? cJSON_GetObjectItem(o, "state")->valuestring : "(absent)");
+    snprintf(buf, 32, "%s", o != NULL ? cJSON_GetObjectItem(o, "state")->valuestring : "(absent)");
     cJSON_Delete(arr);
     return buf;
 }
@@ -250,12 +249,18 @@ START_TEST(lost_probe_is_replaced)
     /* no report within 60 s (more than the cool-down): the next caller probes */
     ck_assert_int_eq(usable(h, &c, "m", t + 60 * S, &probe, NULL), 1);
     ck_assert_int_eq(probe, 1);
+    /* a probe given back (never tried): the next caller probes at once */
+    route_health_unprobe(h, "m");
+    ck_assert_int_eq(usable(h, &c, "m", t + 60 * S + 1, &probe, NULL), 1);
+    ck_assert_int_eq(probe, 1);
+    ck_assert_int_eq(usable(h, &c, "m", t + 60 * S + 2, &probe, NULL), 0);
+    route_health_unprobe(h, "never-seen"); /* nothing */
     route_health_free(h);
 }
 END_TEST
 
 #define NTHREADS 8
-#define ROUNDS 200
+#define ROUNDS 100
 
 struct race {
     struct route_health *h;
@@ -406,6 +411,11 @@ START_TEST(latency_p90_and_ewma)
         ck_assert(num(o, "total_ms_p90") == 900);
         cJSON_Delete(arr);
     }
+    /* ten slow answers more: 20 samples, the p90 (the 18th) is now a slow one */
+    for (int i = 0; i < 10; i++)
+        route_health_report(h, &c, "m", ROUTE_OK_ANSWER, 1000000, 2000000, 0, T0 + 40 + i);
+    ck_assert_int_eq(route_health_p90_ms(h, "m", 1), 1000);
+    ck_assert_int_eq(route_health_p90_ms(h, "m", 0), 2000);
     /* the ring keeps the last 64: after 1..100 ms, they are 37..100 and the p90 is 94 */
     for (int i = 1; i <= 100; i++)
         route_health_report(h, &c, "r", ROUTE_OK_ANSWER, i * 1000, -1, 0, T0 + i);
@@ -518,9 +528,9 @@ START_TEST(status_lists_tier_targets_and_metrics)
     ck_assert_ptr_nonnull(
         strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"ttfb\",stat=\"p90\"} "
                      "5.000\n"));
-    ck_assert_ptr_nonnull(strstr(
-        b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"total\",stat=\"p90\"} "
-              "10.000\n"));
+    ck_assert_ptr_nonnull(
+        strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"total\",stat=\"p90\"} "
+                     "10.000\n"));
     ck_assert_ptr_nonnull(
         strstr(b->s, "tokengate_target_latency_ms{target=\"gpt-4o\",kind=\"ttfb\",stat=\"ewma\"}"));
     /* no latency lines for a target with no answer */

@@ -42,8 +42,7 @@ START_TEST(hit_miss_expiry)
     ck_assert_ptr_null(get(lc, "acme", "hello there!", T0 + 1, out));
     ck_assert_int_eq(labelcache_get(lc, "acme", "hello there", 5, T0 + 1, out, sizeof(out)), 0);
     /* the length is part of the key: the same bytes with an embedded NUL differ */
-    ck_assert_int_eq(labelcache_get(lc, "acme", "hello there\0x", 13, T0 + 1, out, sizeof(out)),
-                     0);
+    ck_assert_int_eq(labelcache_get(lc, "acme", "hello there\0x", 13, T0 + 1, out, sizeof(out)), 0);
     /* replaced: the new label and a new TTL */
     put(lc, "acme", "hello there", "moderate", T0 + 2, 1000);
     ck_assert_str_eq(get(lc, "acme", "hello there", T0 + S + 1, out), "moderate");

@@ -32,7 +32,7 @@ static void buf_out(void *arg, const char *line, size_t len)
 /* One sample line read back: family, label values (unescaped) and value. */
 struct sample {
     char name[64];
-    char tier[300], target[300], rule[300], kind[16];
+    char tier[160], target[160], rule[160], kind[16];
     double v;
 };
 
@@ -69,10 +69,11 @@ static int parse_line(const char *line, struct sample *s)
     const char *p = strchr(line, '{');
     char key[32];
 
-    memset(s, 0, sizeof(*s));
+    s->name[0] = s->tier[0] = s->target[0] = s->rule[0] = s->kind[0] = '\0';
     if (p == NULL || (size_t)(p - line) >= sizeof(s->name))
         return -1;
     memcpy(s->name, line, (size_t)(p - line));
+    s->name[p - line] = '\0';
     p++;
     while (*p != '}') {
         const char *eq = strchr(p, '=');
@@ -106,33 +107,53 @@ static int parse_line(const char *line, struct sample *s)
     return 0;
 }
 
-/* Sums of every sample of family name (and kind, when set) whose labels equal the ones given
- * (NULL: any). Counts the lines matched in *lines. */
-static double sum_of(const char *text, const char *name, const char *kind, const char *tier,
-                     const char *target, const char *rule, int *lines)
+/* The sample lines of a metrics text, parsed once. */
+struct samples {
+    struct sample *v;
+    int n;
+};
+
+static void samples_read(const char *text, struct samples *out)
 {
-    double total = 0;
     const char *p = text;
     char line[2048];
+    int cap = 1;
 
-    *lines = 0;
+    for (const char *q = text; *q != '\0'; q++)
+        cap += *q == '\n';
+    out->v = malloc(sizeof(*out->v) * (size_t)cap);
+    out->n = 0;
+    ck_assert_ptr_nonnull(out->v);
     while (*p != '\0') {
         const char *nl = strchr(p, '\n');
         size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
-        struct sample s;
         ck_assert_uint_lt(len, sizeof(line));
         memcpy(line, p, len);
         line[len] = '\0';
         p += len + (nl != NULL);
         if (line[0] == '#' || line[0] == '\0')
             continue;
-        ck_assert_msg(parse_line(line, &s) == 0, "bad line: %s", line);
-        if (strcmp(s.name, name) != 0 || (kind != NULL && strcmp(s.kind, kind) != 0) ||
-            (tier != NULL && strcmp(s.tier, tier) != 0) ||
-            (target != NULL && strcmp(s.target, target) != 0) ||
-            (rule != NULL && strcmp(s.rule, rule) != 0))
+        ck_assert_msg(parse_line(line, &out->v[out->n]) == 0, "bad line: %s", line);
+        out->n++;
+    }
+}
+
+/* The sum of every sample of family name (and kind, when set) whose labels equal the ones
+ * given (NULL: any). Counts the lines matched in *lines. */
+static double sum_of(const struct samples *ss, const char *name, const char *kind, const char *tier,
+                     const char *target, const char *rule, int *lines)
+{
+    double total = 0;
+
+    *lines = 0;
+    for (int i = 0; i < ss->n; i++) {
+        const struct sample *s = &ss->v[i];
+        if (strcmp(s->name, name) != 0 || (kind != NULL && strcmp(s->kind, kind) != 0) ||
+            (tier != NULL && strcmp(s->tier, tier) != 0) ||
+            (target != NULL && strcmp(s->target, target) != 0) ||
+            (rule != NULL && strcmp(s->rule, rule) != 0))
             continue;
-        total += s.v;
+        total += s->v;
         (*lines)++;
     }
     return total;
@@ -142,6 +163,7 @@ START_TEST(sums_by_key)
 {
     struct rstats *st = rstats_new();
     struct buf b = {0};
+    struct samples ss;
     int n;
     cJSON *obj = cJSON_CreateObject();
 
@@ -153,29 +175,34 @@ START_TEST(sums_by_key)
     rstats_add(st, "", "gpt-4o", "", 0, 10, 1, 35000); /* not routed: no tier, no rule */
     rstats_add(st, "we\"ird\\tier\n", "gpt-4o", "code", 0, 1, 1, 1);
     rstats_metrics(st, buf_out, &b);
+    samples_read(b.s, &ss);
 
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 2);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap", "gpt-4o-mini",
+                               "chit-chat", &n),
+                        2);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_fallbacks_total", NULL, "cheap", NULL,
-                               NULL, &n), 2);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_fallbacks_total", NULL, "cheap", NULL, NULL, &n), 2);
     ck_assert_int_eq(n, 2);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_tokens_total", "input", "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 150);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_tokens_total", "output", "cheap",
-                               "gpt-4o-mini", "chit-chat", &n), 30);
-    ck_assert_double_eq_tol(sum_of(b.s, "tokengate_route_cost_usd_total", NULL, NULL, "gpt-4o",
-                                   NULL, &n), 0.006535001, 1e-12);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "input", "cheap", "gpt-4o-mini",
+                               "chit-chat", &n),
+                        150);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", "output", "cheap",
+                               "gpt-4o-mini", "chit-chat", &n),
+                        30);
+    ck_assert_double_eq_tol(
+        sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, "gpt-4o", NULL, &n), 0.006535001,
+        1e-12);
     ck_assert_int_eq(n, 3);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, "", "gpt-4o", "",
-                               &n), 1);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, "we\"ird\\tier\n",
-                               NULL, NULL, &n), 1);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "", "gpt-4o", "", &n),
+                        1);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_requests_total", NULL, "we\"ird\\tier\n", NULL, NULL, &n), 1);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, NULL, NULL, NULL,
-                               &n), 6);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL, &n),
+                        6);
     ck_assert_int_eq(n, 5); /* one line per key */
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_tokens_total", NULL, NULL, NULL, NULL, &n),
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_tokens_total", NULL, NULL, NULL, NULL, &n),
                         100 + 20 + 50 + 10 + 70 + 5 + 1000 + 400 + 10 + 1 + 1 + 1);
     ck_assert_int_eq(n, 10);
     ck_assert_ptr_null(strstr(b.s, "(other)"));
@@ -194,11 +221,11 @@ START_TEST(sums_by_key)
     ck_assert_int_eq(
         cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_tier"), "cheap")->valueint, 3);
     ck_assert_int_eq(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_target"), "gpt-4o")->valueint,
-        3);
+        cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_target"), "gpt-4o")->valueint, 3);
     ck_assert_int_eq(
         cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "requests_by_rule"), "code")->valueint, 2);
     cJSON_Delete(obj);
+    free(ss.v);
     free(b.s);
     rstats_free(st);
 }
@@ -208,6 +235,7 @@ START_TEST(cap_goes_to_other)
 {
     struct rstats *st = rstats_new();
     struct buf b = {0};
+    struct samples ss;
     char rule[32], big[200];
     int n;
 
@@ -226,21 +254,25 @@ START_TEST(cap_goes_to_other)
     /* a key inside the cap still has its own row */
     rstats_add(st, "cheap", "m", "r7", 0, 5, 5, 1000);
     rstats_metrics(st, buf_out, &b);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, "(other)",
-                               "(other)", "(other)", &n), 11);
+    samples_read(b.s, &ss);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_requests_total", NULL, "(other)", "(other)", "(other)", &n),
+        11);
     ck_assert_int_eq(n, 1);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_tokens_total", "output", NULL, "(other)",
-                               NULL, &n), 33);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_fallbacks_total", NULL, NULL, "(other)",
-                               NULL, &n), 1);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, "cheap", "m", "r7",
-                               &n), 2);
-    ck_assert_double_eq(sum_of(b.s, "tokengate_route_requests_total", NULL, NULL, NULL, NULL,
-                               &n), RSTATS_MAX + 12);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_tokens_total", "output", NULL, "(other)", NULL, &n), 33);
+    ck_assert_double_eq(
+        sum_of(&ss, "tokengate_route_fallbacks_total", NULL, NULL, "(other)", NULL, &n), 1);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, "cheap", "m", "r7", &n),
+                        2);
+    ck_assert_double_eq(sum_of(&ss, "tokengate_route_requests_total", NULL, NULL, NULL, NULL, &n),
+                        RSTATS_MAX + 12);
     ck_assert_int_eq(n, RSTATS_MAX + 1);
     ck_assert_ptr_null(strstr(b.s, "late"));
-    ck_assert_double_eq_tol(sum_of(b.s, "tokengate_route_cost_usd_total", NULL, NULL, NULL,
-                                   NULL, &n), (RSTATS_MAX + 12) * 1e-6, 1e-9);
+    ck_assert_double_eq_tol(
+        sum_of(&ss, "tokengate_route_cost_usd_total", NULL, NULL, NULL, NULL, &n),
+        (RSTATS_MAX + 12) * 1e-6, 1e-9);
+    free(ss.v);
     free(b.s);
     rstats_free(st);
 }
