@@ -215,12 +215,13 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
     plan_calls(&pl, m, body, 1);
     plan_stop(&pl, body, 1, f);
     plan_prompt(&pl, m, body, TOK_API_MESSAGES);
+    const char *cls = classify_reply(m, &pl, body); /* a classification: one word */
     usage_note(m, &pl, pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, msg_step, f);
         return;
     }
-    text = mock_text(pl.ntok);
+    text = cls ? strdup(cls) : mock_text(pl.ntok);
     deliver_json(m, req, text ? msg_object(&pl, text) : NULL, f);
     free(text);
 }

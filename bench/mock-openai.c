@@ -221,13 +221,14 @@ void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int 
     plan_stop(&pl, body, 0, f);
     pl.n = (int)nv;
     plan_prompt(&pl, m, body, TOK_API_CHAT);
+    const char *cls = classify_reply(m, &pl, body); /* a classification: one word */
     pl.stream_usage = pl.usage && cJSON_IsTrue(jget(jget(body, "stream_options"), "include_usage"));
     usage_note(m, &pl, cJSON_IsTrue(jget(body, "stream")) ? pl.stream_usage : pl.usage);
     if (cJSON_IsTrue(jget(body, "stream"))) {
         deliver_stream(m, req, &pl, chat_step, f);
         return;
     }
-    text = pl.tool ? NULL : mock_text(pl.ntok);
+    text = cls ? strdup(cls) : pl.tool ? NULL : mock_text(pl.ntok);
     deliver_json(m, req, pl.tool || text ? chat_reply(&pl, text) : NULL, f);
     free(text);
 }

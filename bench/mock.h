@@ -292,4 +292,9 @@ void ep_messages(struct mock *m, struct evhttp_request *req, const cJSON *body, 
 void ep_count_tokens(struct mock *m, struct evhttp_request *req, const cJSON *body,
                      enum fault f);
 
+/* mock-classify.c: when body is a classification request (its system prompt starts with
+ * "Classify the complexity"), makes pl a one-token reply, counts it in /_mock/stats as
+ * "(classify)" and returns its word (static); else NULL. */
+const char *classify_reply(struct mock *m, struct plan *pl, const cJSON *body);
+
 #endif

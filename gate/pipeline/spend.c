@@ -610,7 +610,7 @@ static void on_committed(void *arg, int ok)
     pipeline_post(req, STAGE_NEXT);
 }
 
-static void raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
+void spend_raise_alerts(struct gate_req *req, const struct budget_alert *a, int n)
 {
     struct reqlog *rl = req->w->srv->reqlog;
     char scope[300], when[40], line[700];
@@ -782,7 +782,7 @@ int spend_settle(struct gate_req *req, int hold)
         req->resv.failed = req->up_status >= 400 || (req->up_status == 0 && !u->have);
         int na = budget_settle(srv->book, &req->resv, tokens, nusd, gate_wall_now(), alerts, 8);
         if (na > 0)
-            raise_alerts(req, alerts, na);
+            spend_raise_alerts(req, alerts, na);
     }
     /* the ledger records what reached the API: not health checks or unknown paths */
     int record = req->decision != REQ_DECISION_NONE || req->client_api != NULL;

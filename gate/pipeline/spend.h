@@ -21,6 +21,7 @@
 struct gate_req;
 struct gate_worker;
 struct conf_model;
+struct budget_alert;
 
 /*
  * Finds the agent of the request from its key (Authorization: Bearer, or x-api-key). Returns
@@ -79,6 +80,10 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
  * for a request that never reached it (phase before REQ_SETTLING).
  */
 int spend_settle(struct gate_req *req, int hold);
+
+/* Writes the alerts a settlement crossed (budget_settle's) to stderr, the request log and the
+ * admin's subscribers: for a charge settled apart from the request's own (the classifier's). */
+void spend_raise_alerts(struct gate_req *req, const struct budget_alert *a, int n);
 
 /*
  * The attempt in use is given up (fallback.c): it is charged as a request that ended so would
