@@ -1,0 +1,488 @@
+// Tier routing end to end (issue 12): rules of every kind, the context-window guard, fallback on
+// each fault of the mock, the circuit breaker, the latency-aware choice, the canary split,
+// downgrade under budget pressure, the records (log `route`, ledger rows, `tokengate logs
+// --tier --rule`, /metrics) and configs refused at load. Each describe() runs its own gate (and
+// mock) on loopback ports; what a platform engineer would check is checked: the status, the
+// model the mock received (/_mock/last, /_mock/stats by_model), the record's route object, the
+// ledger's rows and their charges against the mock's usage, /status and /metrics.
+
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  test, cleanup, startMock, startGate, tempDir, runGate, newId, ms, sleep, closedPort,
+  waitLogRecord, gateAdminPort, adminRequest, parseSSE,
+} from './harness.mjs';
+
+const ADMIN_TOKEN = 'tga-routing-test-admin-token-01';
+const ENV = { TG_RT_ADMIN_TOKEN: ADMIN_TOKEN };
+const q = (s) => JSON.stringify(s);
+
+after(cleanup);
+
+// ---- helpers -------------------------------------------------------------------------------
+
+const user = (text) => [{ role: 'user', content: text }];
+const bearer = (k) => (k ? { authorization: `Bearer ${k}` } : {});
+
+/** A text of about n tokens that no text rule matches. */
+function filler(n) {
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'theta', 'kappa'];
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(words[i % words.length]);
+  return out.join(' ');
+}
+
+/**
+ * The lines of a gate config: listen, one worker, the request log, admin, providers (name ->
+ * {url, format}), models (name -> YAML flow text), then the extra lines.
+ */
+function configText(dir, { providers, models, extra = [], org = true }) {
+  const lines = [
+    'listen: 127.0.0.1:0',
+    'workers: 1',
+    `request_log: ${q(path.join(dir, 'requests.jsonl'))}`,
+    'admin: { listen: 127.0.0.1:0, token_env: TG_RT_ADMIN_TOKEN }',
+    'providers:',
+  ];
+  for (const [name, p] of Object.entries(providers))
+    lines.push(`  ${name}: { base_url: ${q(p.url)}, format: ${p.format} }`);
+  lines.push('models:');
+  for (const [name, m] of Object.entries(models)) lines.push(`  ${name}: ${m}`);
+  if (org) lines.push(`ledger: { path: ${q(path.join(dir, 'ledger.db'))} }`);
+  lines.push(...extra);
+  return lines.join('\n') + '\n';
+}
+
+/** Starts a gate on configText; returns it with .admin (port) and .ledgerPath. */
+async function startRoutingGate(opts) {
+  const dir = tempDir('tg-route-');
+  const gate = await startGate({ configText: configText(dir, opts), dir, env: ENV });
+  gate.admin = await gateAdminPort(gate);
+  gate.ledgerPath = path.join(dir, 'ledger.db');
+  return gate;
+}
+
+function admin(gate, method, p, body) {
+  return adminRequest(gate.admin, method, p, { token: ADMIN_TOKEN, body });
+}
+
+async function metrics(gate) {
+  const r = await admin(gate, 'GET', '/metrics');
+  assert.equal(r.status, 200, r.text);
+  return r.text;
+}
+
+/** The value of one /metrics sample (labels in any order), or undefined. */
+function metric(text, name, labels = {}) {
+  for (const line of text.split('\n')) {
+    const m = line.match(/^([a-z_]+)(?:\{(.*)\})? (\S+)$/);
+    if (!m || m[1] !== name) continue;
+    const have = {};
+    for (const l of (m[2] || '').matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/g)) have[l[1]] = l[2];
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+/** /admin/v1/status: the gate's /status document. */
+async function status(gate) {
+  const r = await admin(gate, 'GET', '/admin/v1/status');
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+function targetState(st, name) {
+  return (st.targets || []).find((t) => t.target === name);
+}
+
+/** `tokengate logs --db LEDGER --format json ARGS`, parsed. */
+function ledgerRows(gate, args = []) {
+  const r = runGate(['logs', '--db', gate.ledgerPath, '--format', 'json', '--limit', '10000',
+    ...args]);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** Polls the ledger until it holds rows with these ids; returns a Map id -> row. */
+async function ledgerRowsFor(gate, ids, timeoutMs = ms(15000)) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const byId = new Map(ledgerRows(gate).map((r) => [r.id, r]));
+    if (ids.every((id) => byId.has(id))) return byId;
+    if (Date.now() > deadline)
+      throw new Error(`ledger: missing ${ids.filter((id) => !byId.has(id)).join(', ')}`);
+    await sleep(50);
+  }
+}
+
+/** The ledger rows of one request: its own and its attempts' ("ID/N"). */
+function rowsOf(gate, id) {
+  return ledgerRows(gate).filter((r) => r.id === id || r.id.startsWith(`${id}/`));
+}
+
+/**
+ * Every /_mock/usage entry noted under x-request-id id (a request sent again after a fallback
+ * carries the same id, and the mock notes each: the JSON then has the key more than once).
+ */
+async function mockUsages(mock, id) {
+  const r = await mock.direct('/_mock/usage');
+  assert.equal(r.status, 200);
+  const out = [];
+  const re = new RegExp(`${q(id).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\{[^{}]*\\})`, 'g');
+  for (const m of r.text.matchAll(re)) out.push(JSON.parse(m[1]));
+  return out;
+}
+
+async function byModel(mock) {
+  return (await mock.stats()).by_model || {};
+}
+
+/** The difference of two by_model snapshots, only the models that moved. */
+function moved(before, after) {
+  const d = {};
+  for (const [k, v] of Object.entries(after)) if (v !== (before[k] || 0)) d[k] = v - (before[k] || 0);
+  return d;
+}
+
+/**
+ * Sends a chat request through the gate and returns {r, id, rec, sent}: the response, the
+ * request id, the log record and the model names the mock received for it.
+ */
+async function send(gate, mock, body, headers = {}, opts = {}) {
+  const id = newId('rt');
+  const b0 = await byModel(mock);
+  const r = await gate.post(opts.path || '/v1/chat/completions', body,
+    { 'x-request-id': id, ...headers }, { timeoutMs: ms(30000) });
+  const rec = await gate.logRecord(id, ms(10000));
+  const sent = moved(b0, await byModel(mock));
+  return { r, id, rec, sent };
+}
+
+/** The agents' used tokens in the day window (admin usage of agent:NAME). */
+async function usedTokens(gate, agent) {
+  const r = await admin(gate, 'GET', `/admin/v1/budgets?scope=agent:${agent}&window=day&all=1`);
+  assert.equal(r.status, 200, r.text);
+  return r.json.budgets[0].used_tokens;
+}
+
+// ---- 1, 2, 8: rules, the context guard, logs and metrics ------------------------------------
+
+describe('routing rules, the context guard and the records', () => {
+  const KEYS = {
+    crawler: 'tg-rt-crawler-key-000001',
+    writer: 'tg-rt-writer-key-0000002',
+    judge: 'tg-rt-judge-key-00000003',
+    grader: 'tg-rt-grader-key-0000004',
+    bot: 'tg-rt-bot-key-0000000005',
+  };
+  let mock, gate, small;
+
+  before(async () => {
+    mock = await startMock();
+    const price = (i, o) => `price: { input: ${i}, output: ${o} }`;
+    gate = await startRoutingGate({
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: {
+        'gpt-4o-mini': `{ provider: mock-openai, ${price(0.15, 0.6)} }`,
+        'gpt-4o': `{ provider: mock-openai, ${price(2.5, 10)} }`,
+        'gpt-4.1': `{ provider: mock-openai, ${price(2, 8)} }`,
+        'small-a': `{ provider: mock-openai, ${price(0.1, 0.4)}, context_window: 200, encoding: o200k_base }`,
+        'small-b': `{ provider: mock-openai, ${price(0.2, 0.8)}, context_window: 600, encoding: o200k_base }`,
+      },
+      extra: [
+        'org: acme',
+        'departments:',
+        '  research:',
+        '    teams:',
+        '      search: { agents: [crawler, writer] }',
+        '      eval: { agents: [judge, grader] }',
+        '  ops:',
+        '    teams:',
+        '      infra: { agents: [bot] }',
+        'keys:',
+        ...Object.entries(KEYS).map(([a, k]) => `  ${k}: ${a}`),
+        'tiers:',
+        '  cheap: [gpt-4o-mini]',
+        '  medium: [gpt-4o]',
+        '  expensive: [gpt-4.1]',
+        '  tight: [small-a, small-b]',
+        'routing:',
+        '  aliases: { auto: medium, fit: tight, canary: medium }',
+        '  rules:',
+        '    - { name: near-budget, match: { model: auto, budget_above: 80 }, route: { tier: down } }',
+        '    - { name: hdr-exact, match: { model: auto, header: { x-tokengate-priority: high } }, route: { tier: expensive } }',
+        `    - { name: hdr-regex, match: { model: auto, header: { x-route: { regex: '^(urgent|asap)$' } } }, route: { target: gpt-4.1 } }`,
+        '    - { name: writer, match: { model: auto, agent: writer }, route: { tier: expensive } }',
+        '    - { name: eval-4o, match: { model: gpt-4o, team: eval }, route: { tier: cheap } }',
+        '    - { name: ops, match: { model: auto, department: ops }, route: { tier: cheap } }',
+        '    - { name: tools, match: { model: auto, tools: true }, route: { tier: expensive } }',
+        '    - { name: images, match: { model: auto, images: true }, route: { tier: expensive } }',
+        '    - { name: json, match: { model: auto, json_output: true }, route: { tier: cheap } }',
+        '    - { name: long, match: { model: auto, input_tokens: { min: 1000 } }, route: { tier: expensive } }',
+        '    - { name: mid, match: { model: auto, input_tokens: { min: 300, max: 999 } }, route: { tier: cheap } }',
+        '    - { name: many, match: { model: auto, messages: { min: 6, max: 8 } }, route: { tier: cheap } }',
+        `    - { name: code, match: { model: auto, last_user: { regex: '\`\`\`|\\bdef\\s+\\w+\\(' } }, route: { tier: expensive } }`,
+        '    - { name: chit, match: { model: auto, last_user: { keywords: [thanks, hello] } }, route: { tier: cheap } }',
+        '    - { name: sys, match: { model: auto, system: { keywords: [classifier] } }, route: { tier: cheap } }',
+        '    - { name: split, match: { model: canary }, route: { split: [ { target: gpt-4o-mini, percent: 50 }, { target: gpt-4.1, percent: 50 } ] } }',
+      ],
+    });
+  });
+
+  const sendAs = (agent, body, headers = {}) =>
+    send(gate, mock, body, { ...bearer(KEYS[agent]), ...headers });
+  const auto = (extra = {}) => ({ model: 'auto', messages: user('Say something short.'), ...extra });
+
+  /** Checks the request went to target by rule (null: none) in tier, and the mock saw it. */
+  function assertRoute(x, { target, tier, rule, via, asked = 'auto' }) {
+    assert.equal(x.r.status, 200, x.r.text);
+    assert.deepEqual(x.sent, { [target]: 1 }, `the mock received: ${JSON.stringify(x.sent)}`);
+    const rt = x.rec.route;
+    assert.ok(rt, `a route object in ${JSON.stringify(x.rec)}`);
+    assert.equal(rt.asked, asked);
+    assert.equal(rt.target, target);
+    assert.equal(rt.tier, tier ?? undefined);
+    assert.equal(rt.rule, rule ?? undefined);
+    if (via) assert.equal(rt.via, via);
+    assert.deepEqual(rt.attempts, []);
+    assert.equal(x.rec.status, 200);
+  }
+
+  test('no rule matches: the alias\'s tier, and the provider gets the target\'s name', async () => {
+    const x = await sendAs('crawler', auto());
+    assertRoute(x, { target: 'gpt-4o', tier: 'medium', rule: null, via: 'alias' });
+    const last = await mock.last();
+    assert.equal(JSON.parse(last.body).model, 'gpt-4o');
+  });
+
+  test('tier:NAME names a tier without an alias', async () => {
+    const x = await sendAs('crawler', auto({ model: 'tier:expensive' }));
+    assertRoute(x, { target: 'gpt-4.1', tier: 'expensive', rule: null, asked: 'tier:expensive' });
+  });
+
+  test('header: an exact value, and a regex', async () => {
+    assertRoute(await sendAs('crawler', auto(), { 'x-tokengate-priority': 'high' }),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'hdr-exact', via: 'rule' });
+    // the exact rule wants exactly "high"
+    assertRoute(await sendAs('crawler', auto(), { 'x-tokengate-priority': 'higher' }),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+    // a target, not a tier: no tier in the record
+    assertRoute(await sendAs('crawler', auto(), { 'x-route': 'asap' }),
+      { target: 'gpt-4.1', tier: null, rule: 'hdr-regex' });
+    assertRoute(await sendAs('crawler', auto(), { 'x-route': 'not urgent' }),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+  });
+
+  test('agent, team and department', async () => {
+    assertRoute(await sendAs('writer', auto()),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'writer' });
+    assertRoute(await sendAs('bot', auto()), { target: 'gpt-4o-mini', tier: 'cheap', rule: 'ops' });
+    // team eval's gpt-4o is moved by the rule that names it; the same from team search is not
+    assertRoute(await sendAs('judge', auto({ model: 'gpt-4o' })),
+      { target: 'gpt-4o-mini', tier: 'cheap', rule: 'eval-4o', asked: 'gpt-4o' });
+    const untouched = await sendAs('crawler', auto({ model: 'gpt-4o' }));
+    assertRoute(untouched, { target: 'gpt-4o', tier: null, rule: null, via: 'model', asked: 'gpt-4o' });
+  });
+
+  test('a concrete model without a rule goes where it went before routing', async () => {
+    // every rule but eval-4o asks for auto: gpt-4o-mini with tools, keywords and a long input
+    // stays gpt-4o-mini
+    const x = await sendAs('writer', {
+      model: 'gpt-4o-mini', messages: user(`hello thanks ${filler(1200)}`),
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+    }, { 'x-tokengate-priority': 'high' });
+    assertRoute(x, { target: 'gpt-4o-mini', tier: null, rule: null, via: 'model', asked: 'gpt-4o-mini' });
+  });
+
+  test('tools, images and JSON output present', async () => {
+    const tool = { type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } };
+    assertRoute(await sendAs('crawler', auto({ tools: [tool] })),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'tools' });
+    const image = [{ role: 'user', content: [
+      { type: 'text', text: 'What is in it?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+    ] }];
+    assertRoute(await sendAs('crawler', auto({ messages: image })),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'images' });
+    assertRoute(await sendAs('crawler', auto({ response_format: { type: 'json_object' } })),
+      { target: 'gpt-4o-mini', tier: 'cheap', rule: 'json' });
+    assertRoute(await sendAs('crawler', auto({ response_format: { type: 'json_schema',
+      json_schema: { name: 'x', schema: { type: 'object' } } } })),
+    { target: 'gpt-4o-mini', tier: 'cheap', rule: 'json' });
+    assertRoute(await sendAs('crawler', auto({ response_format: { type: 'text' } })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+  });
+
+  test('input tokens: min and max bounds', async () => {
+    const long = await sendAs('crawler', auto({ messages: user(filler(1500)) }));
+    assertRoute(long, { target: 'gpt-4.1', tier: 'expensive', rule: 'long' });
+    assert.ok(long.rec.count.input >= 1000, `counted ${long.rec.count.input}`);
+    const mid = await sendAs('crawler', auto({ messages: user(filler(500)) }));
+    assertRoute(mid, { target: 'gpt-4o-mini', tier: 'cheap', rule: 'mid' });
+    assert.ok(mid.rec.count.input >= 300 && mid.rec.count.input <= 999, `counted ${mid.rec.count.input}`);
+    const short = await sendAs('crawler', auto({ messages: user(filler(200)) }));
+    assertRoute(short, { target: 'gpt-4o', tier: 'medium', rule: null });
+    assert.ok(short.rec.count.input < 300, `counted ${short.rec.count.input}`);
+  });
+
+  test('messages count', async () => {
+    const turns = (n) => Array.from({ length: n }, (_, i) =>
+      ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}` }));
+    assertRoute(await sendAs('crawler', auto({ messages: turns(7) })),
+      { target: 'gpt-4o-mini', tier: 'cheap', rule: 'many' });
+    assertRoute(await sendAs('crawler', auto({ messages: turns(9) })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+    assertRoute(await sendAs('crawler', auto({ messages: turns(5) })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+  });
+
+  test('last user message: regex and keywords; system keywords', async () => {
+    assertRoute(await sendAs('crawler', auto({ messages: user('fix it:\n```c\nint x;\n```') })),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'code' });
+    assertRoute(await sendAs('crawler', auto({ messages: user('what does def parse(s) do') })),
+      { target: 'gpt-4.1', tier: 'expensive', rule: 'code' });
+    assertRoute(await sendAs('crawler', auto({ messages: user('Hello there!') })),
+      { target: 'gpt-4o-mini', tier: 'cheap', rule: 'chit' });
+    // keywords are whole words; only the last user message counts
+    assertRoute(await sendAs('crawler', auto({ messages: user('thanksgiving plans') })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+    assertRoute(await sendAs('crawler', auto({ messages: [
+      { role: 'user', content: 'thanks' }, { role: 'assistant', content: 'ok' },
+      { role: 'user', content: 'now the report' }] })),
+    { target: 'gpt-4o', tier: 'medium', rule: null });
+    assertRoute(await sendAs('crawler', auto({ messages: [
+      { role: 'system', content: 'You are a Classifier of tickets.' },
+      { role: 'user', content: 'printer broken' }] })),
+    { target: 'gpt-4o-mini', tier: 'cheap', rule: 'sys' });
+  });
+
+  test('the first rule that matches wins', async () => {
+    // hdr-exact, tools and chit all hold: hdr-exact is listed first
+    const tool = { type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } };
+    assertRoute(await sendAs('crawler', auto({ tools: [tool], messages: user('hello') }),
+      { 'x-tokengate-priority': 'high' }),
+    { target: 'gpt-4.1', tier: 'expensive', rule: 'hdr-exact' });
+    // json (cheap) before long (expensive)
+    assertRoute(await sendAs('crawler', auto({ messages: user(filler(1200)),
+      response_format: { type: 'json_object' } })),
+    { target: 'gpt-4o-mini', tier: 'cheap', rule: 'json' });
+  });
+
+  test('budget_above: an agent near its budget goes down a tier (tier: down)', async () => {
+    // grader spends, then gets a budget it has used 85% of (spend before the limit counts)
+    const before = await sendAs('grader', auto());
+    assertRoute(before, { target: 'gpt-4o', tier: 'medium', rule: null });
+    for (let i = 0; i < 3; i++) {
+      const r = await gate.post('/v1/chat/completions', { model: 'gpt-4o-mini',
+        messages: user(filler(100)) }, { ...bearer(KEYS.grader), 'x-mock-tokens': '100' });
+      assert.equal(r.status, 200, r.text);
+    }
+    const used = await usedTokens(gate, 'grader');
+    assert.ok(used > 300, `used ${used}`);
+    const limit = Math.ceil(used / 0.85);
+    const put = await admin(gate, 'PUT', '/admin/v1/budgets',
+      { scope: 'agent:grader', window: 'day', tokens: limit, usd: null });
+    assert.equal(put.status, 200, put.text);
+    const down = await sendAs('grader', auto({ max_tokens: 10 }));
+    assertRoute(down, { target: 'gpt-4o-mini', tier: 'cheap', rule: 'near-budget' });
+    // a rule's tier is shifted too: the header rule's expensive becomes medium
+    const shifted = await sendAs('grader', auto({ max_tokens: 10 }), { 'x-tokengate-priority': 'high' });
+    assertRoute(shifted, { target: 'gpt-4o', tier: 'medium', rule: 'hdr-exact' });
+    // a concrete target is not shifted
+    const target = await sendAs('grader', auto({ max_tokens: 10 }), { 'x-route': 'urgent' });
+    assertRoute(target, { target: 'gpt-4.1', tier: null, rule: 'hdr-regex' });
+    // below the threshold (limit raised): no shift
+    const raised = await admin(gate, 'PUT', '/admin/v1/budgets',
+      { scope: 'agent:grader', window: 'day', tokens: limit * 10, usd: null });
+    assert.equal(raised.status, 200, raised.text);
+    assertRoute(await sendAs('grader', auto({ max_tokens: 10 })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
+  });
+
+  test('context window: a target too small is skipped; none fits: 400 with the numbers, nothing forwarded', async () => {
+    // about 300 input tokens: small-a (200) is skipped, small-b (600) takes it
+    const body = { model: 'fit', messages: user(filler(300)), max_tokens: 50 };
+    const x = await sendAs('crawler', body);
+    assertRoute(x, { target: 'small-b', tier: 'tight', rule: null, asked: 'fit' });
+    assert.ok(x.rec.count.input + 50 > 200 && x.rec.count.input + 50 <= 600, `${x.rec.count.input}`);
+    // the request's own cap is the allowance: 400 more do not fit small-b
+    const big = { model: 'fit', messages: user(filler(300)), max_tokens: 400 };
+    const c0 = (await mock.stats()).requests;
+    const id = newId('nofit');
+    const r = await gate.post('/v1/chat/completions', big,
+      { ...bearer(KEYS.crawler), 'x-request-id': id });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.type, 'invalid_request_error', r.text);
+    const m = r.json.error.message.match(/the request has (\d+) input tokens and asks for (\d+) output; the largest context window among tight's targets \(small-b\) is 600/);
+    assert.ok(m, r.json.error.message);
+    assert.equal(Number(m[1]), x.rec.count.input, 'the input tokens as counted');
+    assert.equal(Number(m[2]), 400);
+    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+    const rec = await gate.logRecord(id);
+    assert.equal(rec.status, 400);
+    assert.match(rec.error, /context window/);
+    assert.equal(rec.route, undefined, 'not routed');
+    const rows = await ledgerRowsFor(gate, [id]);
+    assert.equal(rows.get(id).tokens_charged, 0);
+  });
+
+  test('canary split with agents: each agent\'s requests land on one target', async () => {
+    const seen = {};
+    for (const agent of Object.keys(KEYS)) {
+      seen[agent] = new Set();
+      for (let i = 0; i < 6; i++) {
+        const x = await sendAs(agent, { model: 'canary', messages: user(`question ${i}`) });
+        assert.equal(x.r.status, 200, x.r.text);
+        assert.equal(x.rec.route.rule, 'split');
+        assert.equal(Object.keys(x.sent).length, 1);
+        assert.equal(Object.keys(x.sent)[0], x.rec.route.target);
+        seen[agent].add(x.rec.route.target);
+      }
+    }
+    for (const [agent, s] of Object.entries(seen))
+      assert.equal(s.size, 1, `${agent} went to ${[...s].join(' and ')}`);
+  });
+
+  test('tokengate logs --tier T --rule R, and /metrics tokengate_route_requests_total', async () => {
+    // a few more, so that the counts are not all 1
+    for (let i = 0; i < 3; i++)
+      assert.equal((await sendAs('crawler', auto({ messages: user(`hello ${i}`) }))).r.status, 200);
+    const all = ledgerRows(gate).filter((r) => r.decision === 'admitted');
+    const want = (f) => all.filter(f).map((r) => r.id).sort();
+    const ids = (rows) => rows.map((r) => r.id).sort();
+
+    const cheapChit = ids(ledgerRows(gate, ['--tier', 'cheap', '--rule', 'chit']));
+    assert.ok(cheapChit.length >= 4, `${cheapChit.length}`);
+    assert.deepEqual(cheapChit, want((r) => r.tier === 'cheap' && r.rule === 'chit'));
+    const expensive = ids(ledgerRows(gate, ['--tier', 'expensive']));
+    assert.deepEqual(expensive, want((r) => r.tier === 'expensive'));
+    assert.ok(expensive.length >= 5);
+    const code = ledgerRows(gate, ['--rule', 'code']);
+    assert.equal(code.length, 2);
+    assert.ok(code.every((r) => r.rule === 'code' && r.tier === 'expensive' &&
+      r.served_model === 'gpt-4.1' && r.model === 'auto'), JSON.stringify(code));
+    assert.deepEqual(ledgerRows(gate, ['--tier', 'no-such-tier']), []);
+    // csv has the columns
+    const csv = runGate(['logs', '--db', gate.ledgerPath, '--format', 'csv', '--rule', 'code']);
+    assert.equal(csv.status, 0, csv.stderr);
+    const head = csv.stdout.split('\n')[0].split(',');
+    for (const c of ['rule', 'tier', 'attempts', 'translation']) assert.ok(head.includes(c), head.join(','));
+
+    // /metrics counts by tier, target and rule, as the ledger does
+    const text = await metrics(gate);
+    const groups = new Map();
+    for (const r of all) {
+      const k = `${r.tier ?? ''}|${r.served_model}|${r.rule ?? ''}`;
+      groups.set(k, (groups.get(k) || 0) + 1);
+    }
+    for (const [k, n] of groups) {
+      const [tier, target, rule] = k.split('|');
+      assert.equal(metric(text, 'tokengate_route_requests_total', { tier, target, rule }), n,
+        `tokengate_route_requests_total{tier="${tier}",target="${target}",rule="${rule}"}`);
+    }
+    const st = await status(gate);
+    assert.equal(st.routing.requests_by_rule.chit, all.filter((r) => r.rule === 'chit').length);
+  });
+});
