@@ -775,3 +775,339 @@ describe('fallback to the next target', () => {
     assert.equal(rowsOf(gate, x.id).length, 1);
   });
 });
+
+// ---- 4: the circuit breaker -------------------------------------------------------------------
+
+describe('circuit breaker', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'b-a': '{ provider: mock-openai }', 'b-b': '{ provider: mock-openai }' },
+      extra: [
+        'tiers:',
+        '  br: [b-a, b-b]',
+        'routing:',
+        '  aliases: { auto: br }',
+        '  attempts: 2',
+        '  breaker: { failures: 3, error_ratio: 100, min_requests: 100000, window: 30s, cooldown: 2s }',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const ask = () => send(gate, mock, { model: 'auto', messages: user('breaker') });
+
+  /** Polls /status until b-a's cool-down is over (bounded). */
+  async function coolDown() {
+    const deadline = Date.now() + ms(15000);
+    for (;;) {
+      const st = targetState(await status(gate), 'b-a');
+      if (st.open_for_s === 0) return st;
+      assert.ok(Date.now() < deadline, `still open: ${JSON.stringify(st)}`);
+      await sleep(200);
+    }
+  }
+
+  test('failures in a row open the circuit: the target is skipped, /status and /metrics show it; after the cool-down one probe, and a success closes it', async () => {
+    assert.equal((await rule({ model: 'b-a', status: 500, times: -1 })).status, 200);
+    for (let i = 1; i <= 3; i++) {
+      const x = await ask();
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.deepEqual(x.sent, { 'b-a': 1, 'b-b': 1 }, `request ${i}`);
+      assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['b-a', 500]]);
+      const st = targetState(await status(gate), 'b-a');
+      assert.equal(st.failures_in_row, i, JSON.stringify(st));
+      assert.equal(st.state, i < 3 ? 'closed' : 'open', JSON.stringify(st));
+    }
+    // open: b-a is not asked at all
+    for (let i = 0; i < 3; i++) {
+      const x = await ask();
+      assert.equal(x.r.status, 200);
+      assert.deepEqual(x.sent, { 'b-b': 1 }, 'the open target gets nothing');
+      assert.deepEqual(x.rec.route.attempts, []);
+      assert.equal(x.rec.route.target, 'b-b');
+    }
+    let st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'open');
+    assert.ok(st.open_for_s > 0 && st.open_for_s <= 2, JSON.stringify(st));
+    assert.equal(st.failures_total, 3);
+    assert.equal(targetState(await status(gate), 'b-b').state, 'closed');
+    let text = await metrics(gate);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-a' }), 1);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-b' }), 0);
+    assert.equal(metric(text, 'tokengate_target_failures_total', { target: 'b-a' }), 3);
+
+    // after the cool-down, still failing: one probe, which fails: open again
+    await coolDown();
+    const probe = await ask();
+    assert.deepEqual(probe.sent, { 'b-a': 1, 'b-b': 1 }, 'the probe went to b-a first');
+    assert.equal(probe.r.status, 200);
+    st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'open', JSON.stringify(st));
+    assert.deepEqual((await ask()).sent, { 'b-b': 1 });
+
+    // after the cool-down, healthy (but slow): of requests sent together, one probes
+    await coolDown();
+    assert.equal((await rule({ model: 'b-a', delay_ms: 500, times: -1 })).status, 200);
+    const b0 = await byModel(mock);
+    const together = await Promise.all([0, 1, 2, 3].map(async (i) => {
+      await sleep(i * 50);
+      return gate.post('/v1/chat/completions', { model: 'auto', messages: user(`probe ${i}`) });
+    }));
+    for (const r of together) assert.equal(r.status, 200, r.text);
+    assert.deepEqual(moved(b0, await byModel(mock)), { 'b-a': 1, 'b-b': 3 }, 'one probe only');
+    st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'closed', JSON.stringify(st));
+    assert.equal(st.failures_in_row, 0);
+    text = await metrics(gate);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-a' }), 0);
+    // closed: b-a first again
+    assert.equal((await rule({ model: 'b-a' })).status, 200);
+    assert.deepEqual((await ask()).sent, { 'b-a': 1 });
+  });
+});
+
+// ---- 5 and 7: latency-aware choice, downgrade under budget pressure ------------------------------
+
+describe('policies: latency-aware choice and downgrade', () => {
+  const KEYS = {
+    racer: 'tg-rt-racer-key-00000001',
+    saver: 'tg-rt-saver-key-00000002',
+    thrift: 'tg-rt-thrift-key-0000003',
+    broke: 'tg-rt-broke-key-00000004',
+    strict: 'tg-rt-strict-key-0000005',
+  };
+  const PRICES = { 'dg-low': [0.15, 0.6], 'dg-mid': [5, 20], 'dg-high': [500, 2000],
+    'lat-fast': [1, 4], 'lat-cheap': [0.1, 0.4] };
+  const LIMIT_MS = 300;
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    const models = {};
+    for (const [m, [i, o]] of Object.entries(PRICES))
+      models[m] = `{ provider: mock-openai, price: { input: ${i}, output: ${o} } }`;
+    gate = await startRoutingGate({
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models,
+      extra: [
+        'org: acme',
+        'departments:',
+        '  d:',
+        '    teams:',
+        '      perf: { agents: { racer: { policy: quick } } }',
+        '      money:',
+        '        agents:',
+        '          saver: { policy: frugal }',
+        '          thrift: { policy: frugal }',
+        '          broke: { policy: frugal }',
+        '          strict: {}',
+        'keys:',
+        ...Object.entries(KEYS).map(([a, k]) => `  ${k}: ${a}`),
+        'policies:',
+        `  quick: { routing: { prefer_cost: true, max_latency_ms: ${LIMIT_MS} } }`,
+        '  frugal: { on_exhaustion: downgrade }',
+        'budgets:',
+        '  - { scope: "agent:saver", window: day, usd: 0.01 }',
+        '  - { scope: "agent:thrift", window: day, usd: 0.0005 }',
+        '  - { scope: "agent:broke", window: day, usd: 0.00001 }',
+        '  - { scope: "agent:strict", window: day, usd: 0.01 }',
+        'tiers:',
+        '  low: [dg-low]',
+        '  mid: [dg-mid]',
+        '  high: [dg-high]',
+        '  lat: [lat-fast, lat-cheap]',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const sendAs = (agent, body) => send(gate, mock, body, bearer(KEYS[agent]));
+
+  test('prefer_cost with max_latency_ms: the cheaper target while it is fast, the other once its p90 passes the limit', async () => {
+    const ask = (i) => sendAs('racer', { model: 'tier:lat', messages: user(`latency ${i}`) });
+    // warm-up: the cheaper (listed second) is taken first, and it is fast
+    for (let i = 0; i < 6; i++) {
+      const x = await ask(i);
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.deepEqual(x.sent, { 'lat-cheap': 1 }, `warm-up ${i}`);
+    }
+    let st = targetState(await status(gate), 'lat-cheap');
+    assert.ok(st.total_ms_p90 !== null && st.total_ms_p90 < LIMIT_MS, JSON.stringify(st));
+    // the cheaper turns slow: taken until its p90 shows it, then the other
+    assert.equal((await rule({ model: 'lat-cheap', delay_ms: 2 * LIMIT_MS, times: -1 })).status, 200);
+    let slow = 0;
+    let x;
+    for (let i = 0; i < 20; i++) {
+      x = await ask(100 + i);
+      assert.equal(x.r.status, 200, x.r.text);
+      if (x.rec.route.target !== 'lat-cheap') break;
+      slow++;
+    }
+    assert.deepEqual(x.sent, { 'lat-fast': 1 }, `after ${slow} slow answers`);
+    assert.ok(slow >= 1 && slow <= 6, `${slow} slow answers before the switch`);
+    st = targetState(await status(gate), 'lat-cheap');
+    assert.ok(st.total_ms_p90 > LIMIT_MS, JSON.stringify(st));
+    for (let i = 0; i < 3; i++)
+      assert.deepEqual((await ask(200 + i)).sent, { 'lat-fast': 1 });
+    // an agent without the policy: the tier's order (lat-fast first)
+    const plain = await sendAs('strict', { model: 'tier:lat', messages: user('no policy'),
+      max_tokens: 5 });
+    assert.equal(plain.r.status, 200, plain.r.text);
+    assert.deepEqual(plain.sent, { 'lat-fast': 1 });
+    await rule({ model: 'lat-cheap' });
+  });
+
+  test('on_exhaustion: downgrade: a request the tier\'s price does not fit goes down a tier; 429 when nothing fits', async () => {
+    const body = { model: 'tier:high', messages: user(filler(1000)), max_tokens: 10 };
+    // saver: high ($0.5 of input) does not fit $0.01, mid ($0.005) does
+    const x = await sendAs('saver', body);
+    assert.equal(x.r.status, 200, x.r.text);
+    assert.deepEqual(x.sent, { 'dg-mid': 1 });
+    assert.equal(x.rec.route.target, 'dg-mid');
+    assert.equal(x.rec.route.tier, 'mid');
+    assert.equal(x.rec.route.downgrades, 1);
+    const row = (await ledgerRowsFor(gate, [x.id])).get(x.id);
+    const u = (await mockUsages(mock, x.id))[0];
+    assert.equal(row.tokens_charged, u.input + u.output);
+    const [pi, po] = PRICES['dg-mid'];
+    assert.equal(row.cost_nusd, Math.round(u.input * pi * 1000 + u.output * po * 1000),
+      'charged at the price of the target used');
+    assert.equal(row.tier, 'mid');
+    // thrift: two tiers down
+    const y = await sendAs('thrift', body);
+    assert.equal(y.r.status, 200, y.r.text);
+    assert.deepEqual(y.sent, { 'dg-low': 1 });
+    assert.equal(y.rec.route.downgrades, 2);
+    assert.equal(y.rec.route.tier, 'low');
+    // broke: not even the cheapest tier fits: 429, nothing forwarded
+    const c0 = (await mock.stats()).requests;
+    const z = await sendAs('broke', body);
+    assert.equal(z.r.status, 429, z.r.text);
+    assert.equal(z.r.json.error.type, 'budget_exceeded');
+    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+    // strict (no downgrade policy): 429 at the tier asked for
+    const s = await sendAs('strict', body);
+    assert.equal(s.r.status, 429, s.r.text);
+    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+  });
+});
+
+// ---- 6: canary split over an open gate --------------------------------------------------------
+
+describe('canary split', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock({ tokens: 2 });
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'c-a': '{ provider: mock-openai }', 'c-b': '{ provider: mock-openai }' },
+      extra: [
+        'tiers:',
+        '  base: [c-b]',
+        'routing:',
+        '  aliases: { auto: base }',
+        '  rules:',
+        '    - { name: canary, match: { model: auto }, route: { split: [ { target: c-a, percent: 10 }, { target: c-b, percent: 90 } ] } }',
+      ],
+    });
+  });
+
+  test('2,000 requests from an open gate land within a few percent of 10/90', async () => {
+    const N = 2000;
+    const b0 = await byModel(mock);
+    let next = 0;
+    const statuses = {};
+    const t0 = Date.now();
+    const worker = async () => {
+      while (next < N && Date.now() - t0 < ms(120000)) {
+        next++;
+        const r = await gate.post('/v1/chat/completions', { model: 'auto', messages: user('canary') });
+        statuses[r.status] = (statuses[r.status] || 0) + 1;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    assert.deepEqual(statuses, { 200: N });
+    const d = moved(b0, await byModel(mock));
+    assert.equal((d['c-a'] || 0) + (d['c-b'] || 0), N, JSON.stringify(d));
+    const share = d['c-a'] / N;
+    assert.ok(share > 0.07 && share < 0.13, `c-a had ${(share * 100).toFixed(1)}%`);
+    // the log says the same
+    const deadline = Date.now() + ms(10000);
+    let recs;
+    do {
+      await sleep(100);
+      recs = fs.readFileSync(gate.logPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    } while (recs.length < N && Date.now() < deadline);
+    assert.equal(recs.length, N);
+    assert.equal(recs.filter((r) => r.route?.rule === 'canary' && r.route.target === 'c-a').length, d['c-a']);
+    const text = await metrics(gate);
+    assert.equal(metric(text, 'tokengate_route_requests_total', { tier: '', target: 'c-a', rule: 'canary' }), d['c-a']);
+  });
+});
+
+// ---- 9: configs refused at load ---------------------------------------------------------------
+
+describe('bad routing config', () => {
+  const base = [
+    'listen: 127.0.0.1:0',
+    'providers:',
+    '  p: { base_url: "http://127.0.0.1:9/v1", format: openai }',
+    'models:',
+    '  m-a: { provider: p }',
+    '  m-b: { provider: p }',
+    '  "w-*": { provider: p }',
+    'tiers:',
+    '  cheap: [m-a]',
+    '  medium: [m-b]',
+    'routing:',
+    '  aliases: { auto: medium }',
+    '  rules:',
+    '    - { name: r1, match: { model: auto, last_user: { regex: "^hi" } }, route: { tier: cheap } }',
+    '    - { name: r2, match: { model: auto }, route: { split: [ { target: m-a, percent: 10 }, { tier: medium, percent: 90 } ] } }',
+  ];
+  const ALIASES = 11;
+  const R1 = 13;
+  const R2 = 14;
+  const CASES = [
+    ['an unknown tier in an alias', ALIASES, '  aliases: { auto: premium }', /premium/],
+    ['an unknown tier in a rule', R1, '    - { name: r1, match: { model: auto }, route: { tier: premium } }', /premium/],
+    ['an unknown tier in a split', R2, '    - { name: r2, match: { model: auto }, route: { split: [ { target: m-a, percent: 10 }, { tier: gold, percent: 90 } ] } }', /gold/],
+    ['a rule that names a missing target', R1, '    - { name: r1, match: { model: auto }, route: { target: m-zzz } }', /m-zzz/],
+    ['a rule that names a wildcard entry', R1, '    - { name: r1, match: { model: auto }, route: { target: w-1 } }', /w-1/],
+    ['a tier listing a missing model', 8, '  cheap: [m-a, m-nope]', /m-nope/],
+    ['a bad regex', R1, '    - { name: r1, match: { model: auto, last_user: { regex: "(unclosed" } }, route: { tier: cheap } }', /regex|parenthes/i],
+    ['a bad header regex', R1, '    - { name: r1, match: { model: auto, header: { x-p: { regex: "[a-" } } }, route: { tier: cheap } }', /regex|class|range/i],
+  ];
+
+  test('the base config is valid', () => {
+    const file = path.join(tempDir(), 'good.yaml');
+    fs.writeFileSync(file, base.join('\n') + '\n');
+    const r = runGate(['serve', '--check', '--config', file]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  for (const [name, line, text, reason] of CASES) {
+    test(`refused: ${name}, with FILE:LINE: reason`, () => {
+      const lines = base.slice();
+      lines[line] = text;
+      const file = path.join(tempDir(), 'bad.yaml');
+      fs.writeFileSync(file, lines.join('\n') + '\n');
+      const r = runGate(['serve', '--check', '--config', file]);
+      assert.notEqual(r.status, 0, `exit status; stderr: ${r.stderr}`);
+      const m = r.stderr.match(/invalid config: (.+?):(\d+): (.*)$/m);
+      assert.ok(m, `no "FILE:LINE: reason" in: ${r.stderr}`);
+      assert.equal(m[1], file);
+      assert.equal(Number(m[2]), line + 1, r.stderr);
+      assert.match(m[3], reason);
+    });
+  }
+});
