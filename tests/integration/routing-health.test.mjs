@@ -1,0 +1,529 @@
+// Tier routing end to end (issue 12), the health side: fallback on each fault mode of the mock
+// (connect failure, timeout, 500/503/529, 429 with retry-after, resets, an answer cut after its
+// head; the attempts cap, tier_up, streams before and after their first byte), the circuit
+// breaker, the latency-aware choice and downgrade under budget pressure. Each describe() runs
+// its own gate (and mock) on loopback ports; checked: the status, the model the mock received
+// (/_mock/stats by_model), the record's route object, the ledger's rows ("ID/N" for an attempt
+// that cost something) and the budget against the mock's usage, /status and /metrics.
+
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test, cleanup, startMock, closedPort, ms, sleep, parseSSE } from './harness.mjs';
+import {
+  user, bearer, filler, startRoutingGate, metrics, metric, status, targetState, ledgerRowsFor,
+  rowsOf, mockUsages, byModel, moved, send, usedTokens,
+} from './routing-util.mjs';
+
+after(cleanup);
+
+// ---- 3: fallback on each fault mode of the mock ---------------------------------------------
+
+/**
+ * A provider that answers every request with a 200 head and half a JSON body, then resets the
+ * connection (the mock resets before its head). Returns {port, requests}, closed at exit.
+ */
+function startCutUpstream() {
+  const st = { requests: 0 };
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const len = Number((buf.match(/content-length: *(\d+)/i) || [])[1] || 0);
+      if (buf.length < end + 4 + len) return;
+      st.requests++;
+      sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n' +
+        '{"id":"chatcmpl-cut","object":"chat.completion","choices":[{"index":0,"message":' +
+        '{"role":"assistant","content":"half of it', () => setTimeout(() => sock.resetAndDestroy(), 50));
+    });
+    sock.on('error', () => {});
+  });
+  server.unref(); // nothing to close: it goes with the test process
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    st.port = server.address().port;
+    resolve(st);
+  }));
+}
+
+describe('fallback to the next target', () => {
+  const KEY = 'tg-rt-fallback-key-00001';
+  let mock, gate, deadPort, cut;
+  const price = 'price: { input: 1.00, output: 2.00 }';
+
+  before(async () => {
+    mock = await startMock();
+    deadPort = await closedPort();
+    cut = await startCutUpstream();
+    gate = await startRoutingGate({
+      providers: {
+        'mock-openai': { url: `${mock.url}/v1`, format: 'openai' },
+        'dead-openai': { url: `http://127.0.0.1:${deadPort}/v1`, format: 'openai' },
+        'cut-openai': { url: `http://127.0.0.1:${cut.port}/v1`, format: 'openai' },
+      },
+      models: {
+        'f-dead': `{ provider: dead-openai, ${price} }`,
+        'f-cut': `{ provider: cut-openai, ${price} }`,
+        'f-a': `{ provider: mock-openai, ${price} }`,
+        'f-b': `{ provider: mock-openai, ${price} }`,
+        'f-c': `{ provider: mock-openai, ${price} }`,
+        'f-d': `{ provider: mock-openai, ${price} }`,
+        'f-up': `{ provider: mock-openai, ${price} }`,
+      },
+      extra: [
+        'timeouts: { upstream_connect: 2s, upstream_first_byte: 1s, stream_idle: 2s }',
+        'org: acme',
+        'departments: { d: { teams: { t: { agents: [fb] } } } }',
+        `keys: { ${KEY}: fb }`,
+        'tiers:',
+        '  conn: [f-dead, f-b]',
+        '  cut: [f-cut, f-b]',
+        '  fb: [f-a, f-b, f-c]',
+        '  four: [f-a, f-b, f-c, f-d]',
+        '  pair: [f-a, f-b]',
+        '  top: [f-up]',
+        'routing:',
+        '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair }',
+        '  attempts: 3',
+        '  breaker: { failures: 1000, error_ratio: 100, min_requests: 100000 }',
+        '  rules:',
+        '    - { name: climb, match: { model: pair, header: { x-climb: yes } }, route: { tier: pair, tier_up: true } }',
+      ],
+    });
+  });
+
+  const ask = (model, extra = {}) => ({ model, messages: user('fallback, please'), ...extra });
+  const sendFb = (body, headers = {}) => send(gate, mock, body, { ...bearer(KEY), ...headers });
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+
+  /**
+   * Checks a request answered by `by` after the attempts `given` ([{target, status, reason}]):
+   * the log, the ledger (the answer's row, a "fallback" row for each attempt that cost
+   * something, none for the others) and the budget against the mock's usage.
+   */
+  async function assertFellBack(x, by, given, used0) {
+    assert.equal(x.r.status, 200, x.r.text);
+    const rt = x.rec.route;
+    assert.equal(rt.target, by, JSON.stringify(rt));
+    assert.equal(rt.attempts.length, given.length, JSON.stringify(rt.attempts));
+    given.forEach((g, i) => {
+      const a = rt.attempts[i];
+      assert.equal(a.target, g.target, JSON.stringify(a));
+      assert.equal(a.status, g.status, JSON.stringify(a));
+      assert.match(a.reason, g.reason, JSON.stringify(a));
+      assert.equal(typeof a.tokens_charged, 'number');
+    });
+    assert.equal(x.rec.status, 200);
+    const rows = await ledgerRowsFor(gate, [x.id]);
+    const answer = rows.get(x.id);
+    assert.equal(answer.decision, 'admitted');
+    assert.equal(answer.served_model, by);
+    assert.deepEqual(JSON.parse(answer.attempts).map((a) => a.target), given.map((g) => g.target));
+    // the answer's charge is the mock's usage of the answer
+    const usages = await mockUsages(mock, x.id);
+    const done = usages.filter((u) => u.complete);
+    assert.equal(done.length, 1, JSON.stringify(usages));
+    assert.equal(answer.tokens_charged, done[0].input + done[0].output);
+    // an attempt that cost something is a ledger row of its own, "ID/N"; the others are not
+    await sleep(100);
+    const own = rowsOf(gate, x.id).filter((r) => r.id !== x.id);
+    const costly = rt.attempts.map((a, i) => ({ ...a, n: i + 1 })).filter((a) => a.tokens_charged > 0);
+    assert.deepEqual(own.map((r) => r.id).sort(), costly.map((a) => `${x.id}/${a.n}`).sort());
+    for (const r of own) {
+      assert.equal(r.decision, 'fallback');
+      const a = costly.find((c) => `${x.id}/${c.n}` === r.id);
+      assert.equal(r.tokens_charged, a.tokens_charged);
+      assert.equal(r.served_model, a.target);
+    }
+    // the budget: every row of the request, no more
+    const charged = answer.tokens_charged + own.reduce((s, r) => s + r.tokens_charged, 0);
+    assert.equal(await usedTokens(gate, 'fb') - used0, charged, 'the agent charged its rows');
+    assert.equal(charged, answer.tokens_charged +
+      rt.attempts.reduce((s, a) => s + a.tokens_charged, 0));
+    return { answer, own, usages };
+  }
+
+  test('connect failure: the next target answers; the attempt cost nothing', async () => {
+    const used0 = await usedTokens(gate, 'fb');
+    const x = await sendFb(ask('dead-first'));
+    assert.deepEqual(x.sent, { 'f-b': 1 });
+    const { own } = await assertFellBack(x, 'f-b', [{ target: 'f-dead', status: 0, reason: /./ }], used0);
+    assert.equal(own.length, 0);
+    assert.equal(x.rec.route.attempts[0].tokens_charged, 0);
+  });
+
+  for (const status of [500, 503, 529]) {
+    test(`a ${status}: the next target answers; the error cost nothing`, async () => {
+      const set = await rule({ model: 'f-a', status, times: 1 });
+      assert.equal(set.status, 200, set.text);
+      const used0 = await usedTokens(gate, 'fb');
+      const x = await sendFb(ask('fall'));
+      assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
+      await assertFellBack(x, 'f-b', [{ target: 'f-a', status, reason: new RegExp(String(status)) }], used0);
+      assert.equal(x.rec.route.attempts[0].tokens_charged, 0);
+    });
+  }
+
+  test('a 429 with retry-after: the next target answers, and the limited one rests meanwhile', async () => {
+    const set = await rule({ model: 'f-a', status: 429, retry_after: 2, times: 1 });
+    assert.equal(set.status, 200, set.text);
+    const used0 = await usedTokens(gate, 'fb');
+    const x = await sendFb(ask('fall'));
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
+    await assertFellBack(x, 'f-b', [{ target: 'f-a', status: 429, reason: /429/ }], used0);
+    // within its retry-after f-a is not asked: f-b first
+    const y = await sendFb(ask('fall'));
+    assert.equal(y.r.status, 200);
+    assert.deepEqual(y.sent, { 'f-b': 1 });
+    assert.deepEqual(y.rec.route.attempts, []);
+    const st = targetState(await status(gate), 'f-a');
+    assert.ok(st && st.retry_after_s > 0, JSON.stringify(st));
+    // after it, f-a again (bounded wait)
+    const deadline = Date.now() + ms(10000);
+    let z;
+    do {
+      await sleep(250);
+      z = await sendFb(ask('fall'));
+    } while (z.rec.route.target !== 'f-a' && Date.now() < deadline);
+    assert.deepEqual(z.sent, { 'f-a': 1 });
+  });
+
+  test('a timeout (no first byte in time): the next target answers; the attempt is charged as a timeout is', async () => {
+    // what the gate charges for the same timeout on its own (no fallback: a concrete model)
+    await rule({ model: 'f-a', delay_ms: 2500, times: 1 });
+    const alone = await sendFb(ask('f-a'));
+    assert.equal(alone.r.status, 504, alone.r.text);
+    const aloneRow = (await ledgerRowsFor(gate, [alone.id])).get(alone.id);
+
+    await rule({ model: 'f-a', delay_ms: 2500, times: 1 });
+    const used0 = await usedTokens(gate, 'fb');
+    const t0 = Date.now();
+    const x = await sendFb(ask('fall'));
+    assert.ok(Date.now() - t0 >= 900, 'waited for upstream_first_byte');
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
+    const { own } = await assertFellBack(x, 'f-b',
+      [{ target: 'f-a', status: 0, reason: /./ }], used0);
+    assert.equal(x.rec.route.attempts[0].tokens_charged, aloneRow.tokens_charged);
+    assert.equal(own.length, aloneRow.tokens_charged > 0 ? 1 : 0);
+  });
+
+  test('a reset before any answer: the next target answers; the attempt cost nothing', async () => {
+    await rule({ model: 'f-a', fault: 'reset', times: 1 });
+    const used0 = await usedTokens(gate, 'fb');
+    const x = await sendFb(ask('fall'));
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
+    const { own } = await assertFellBack(x, 'f-b', [{ target: 'f-a', status: 0, reason: /reset/ }], used0);
+    assert.equal(own.length, 0);
+  });
+
+  test('an answer cut after its head (not a stream): the next target answers; the attempt that cost something is a ledger row "ID/1"', async () => {
+    // what the gate charges for the same cut answer on its own (no fallback: a concrete model)
+    const alone = await sendFb(ask('f-cut'));
+    assert.equal(alone.r.status, 502, alone.r.text);
+    const aloneRow = (await ledgerRowsFor(gate, [alone.id])).get(alone.id);
+    assert.ok(aloneRow.tokens_charged > 0, 'the provider had the prompt and answered: charged');
+
+    const used0 = await usedTokens(gate, 'fb');
+    const n0 = cut.requests;
+    const x = await sendFb(ask('cut-first'));
+    assert.equal(cut.requests - n0, 1);
+    assert.deepEqual(x.sent, { 'f-b': 1 });
+    const { own } = await assertFellBack(x, 'f-b', [{ target: 'f-cut', status: 200, reason: /./ }], used0);
+    assert.equal(x.rec.route.attempts[0].tokens_charged, aloneRow.tokens_charged);
+    assert.equal(own.length, 1);
+    assert.equal(own[0].id, `${x.id}/1`);
+    assert.equal(own[0].status, 200);
+    assert.equal(own[0].cost_nusd, aloneRow.cost_nusd);
+    assert.match(own[0].error, /./);
+    assert.equal(x.rec.route.attempts[0].cost_usd, aloneRow.cost_nusd / 1e9);
+  });
+
+  test('attempts cap: at most routing.attempts targets; the last one\'s answer is relayed', async () => {
+    for (const m of ['f-a', 'f-b', 'f-c', 'f-d']) {
+      const set = await rule({ model: m, status: 503, times: 1 });
+      assert.equal(set.status, 200, set.text);
+    }
+    const x = await sendFb(ask('four'));
+    assert.equal(x.r.status, 503, x.r.text);
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1, 'f-c': 1 }, 'f-d is never asked');
+    assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]),
+      [['f-a', 503], ['f-b', 503]]);
+    assert.equal(x.rec.route.target, 'f-c');
+    assert.equal(x.rec.status, 503);
+    await rule({ model: 'f-d' }); // its rule is not used up: remove it
+  });
+
+  test('tier_up: once the tier is used up, the next tier up', async () => {
+    await rule([{ model: 'f-a', status: 500, times: 1 }, { model: 'f-b', status: 500, times: 1 }]);
+    const used0 = await usedTokens(gate, 'fb');
+    const x = await sendFb(ask('pair'), { 'x-climb': 'yes' });
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1, 'f-up': 1 });
+    await assertFellBack(x, 'f-up', [{ target: 'f-a', status: 500, reason: /500/ },
+      { target: 'f-b', status: 500, reason: /500/ }], used0);
+    assert.equal(x.rec.route.tier, 'top');
+    assert.equal(x.rec.route.rule, 'climb');
+    // without the rule (tier_up false): the tier's own last answer
+    await rule([{ model: 'f-a', status: 500, times: 1 }, { model: 'f-b', status: 500, times: 1 }]);
+    const y = await sendFb(ask('pair'));
+    assert.equal(y.r.status, 500);
+    assert.deepEqual(y.sent, { 'f-a': 1, 'f-b': 1 });
+  });
+
+  test('a stream falls back before its first byte', async () => {
+    await rule({ model: 'f-a', status: 503, times: 1 });
+    const x = await sendFb(ask('fall', { stream: true, stream_options: { include_usage: true } }));
+    assert.equal(x.r.status, 200, x.r.text);
+    assert.match(x.r.headers['content-type'], /text\/event-stream/);
+    const ev = parseSSE(x.r.text);
+    assert.equal(ev.at(-1).data, '[DONE]');
+    assert.ok(!ev.some((e) => e.json?.error), 'no error event');
+    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
+    assert.equal(x.rec.route.target, 'f-b');
+    assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['f-a', 503]]);
+    const rows = await ledgerRowsFor(gate, [x.id]);
+    const u = (await mockUsages(mock, x.id)).filter((e) => e.complete);
+    assert.equal(rows.get(x.id).tokens_charged, u[0].input + u[0].output);
+  });
+
+  test('a stream cut after its first byte is not retried: the client gets the error event', async () => {
+    await rule({ model: 'f-a', fault: 'reset', times: 1 });
+    const x = await sendFb(ask('fall', { stream: true }), { 'x-mock-tokens': '20' });
+    assert.equal(x.r.status, 200);
+    const ev = parseSSE(x.r.text);
+    assert.ok(ev.some((e) => e.json?.choices?.[0]?.delta?.content), 'part of the answer came');
+    assert.ok(ev.at(-1).json?.error, `an error event last: ${x.r.text.slice(-300)}`);
+    assert.ok(!ev.some((e) => e.data === '[DONE]'));
+    assert.deepEqual(x.sent, { 'f-a': 1 }, 'no other target asked');
+    assert.equal(x.rec.route.target, 'f-a');
+    assert.deepEqual(x.rec.route.attempts, []);
+    assert.match(x.rec.error, /./);
+    const rows = await ledgerRowsFor(gate, [x.id]);
+    assert.ok(rows.get(x.id).tokens_charged > 0, 'the part sent is charged');
+    assert.equal(rowsOf(gate, x.id).length, 1);
+  });
+});
+
+// ---- 4: the circuit breaker -------------------------------------------------------------------
+
+describe('circuit breaker', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'b-a': '{ provider: mock-openai }', 'b-b': '{ provider: mock-openai }' },
+      extra: [
+        'tiers:',
+        '  br: [b-a, b-b]',
+        'routing:',
+        '  aliases: { auto: br }',
+        '  attempts: 2',
+        '  breaker: { failures: 3, error_ratio: 100, min_requests: 100000, window: 30s, cooldown: 2s }',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const ask = () => send(gate, mock, { model: 'auto', messages: user('breaker') });
+
+  /** Polls /status until b-a's cool-down is over (bounded). */
+  async function coolDown() {
+    const deadline = Date.now() + ms(15000);
+    for (;;) {
+      const st = targetState(await status(gate), 'b-a');
+      if (st.open_for_s === 0) return st;
+      assert.ok(Date.now() < deadline, `still open: ${JSON.stringify(st)}`);
+      await sleep(200);
+    }
+  }
+
+  test('failures in a row open the circuit: the target is skipped, /status and /metrics show it; after the cool-down one probe, and a success closes it', async () => {
+    assert.equal((await rule({ model: 'b-a', status: 500, times: -1 })).status, 200);
+    for (let i = 1; i <= 3; i++) {
+      const x = await ask();
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.deepEqual(x.sent, { 'b-a': 1, 'b-b': 1 }, `request ${i}`);
+      assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['b-a', 500]]);
+      const st = targetState(await status(gate), 'b-a');
+      assert.equal(st.failures_in_row, i, JSON.stringify(st));
+      assert.equal(st.state, i < 3 ? 'closed' : 'open', JSON.stringify(st));
+    }
+    // open: b-a is not asked at all
+    for (let i = 0; i < 3; i++) {
+      const x = await ask();
+      assert.equal(x.r.status, 200);
+      assert.deepEqual(x.sent, { 'b-b': 1 }, 'the open target gets nothing');
+      assert.deepEqual(x.rec.route.attempts, []);
+      assert.equal(x.rec.route.target, 'b-b');
+    }
+    let st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'open');
+    assert.ok(st.open_for_s > 0 && st.open_for_s <= 2, JSON.stringify(st));
+    assert.equal(st.failures_total, 3);
+    assert.equal(targetState(await status(gate), 'b-b').state, 'closed');
+    let text = await metrics(gate);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-a' }), 1);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-b' }), 0);
+    assert.equal(metric(text, 'tokengate_target_failures_total', { target: 'b-a' }), 3);
+
+    // after the cool-down, still failing: one probe, which fails: open again
+    await coolDown();
+    const probe = await ask();
+    assert.deepEqual(probe.sent, { 'b-a': 1, 'b-b': 1 }, 'the probe went to b-a first');
+    assert.equal(probe.r.status, 200);
+    st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'open', JSON.stringify(st));
+    assert.deepEqual((await ask()).sent, { 'b-b': 1 });
+
+    // after the cool-down, healthy (but slow): of requests sent together, one probes
+    await coolDown();
+    assert.equal((await rule({ model: 'b-a', delay_ms: 500, times: -1 })).status, 200);
+    const b0 = await byModel(mock);
+    const together = await Promise.all([0, 1, 2, 3].map(async (i) => {
+      await sleep(i * 50);
+      return gate.post('/v1/chat/completions', { model: 'auto', messages: user(`probe ${i}`) });
+    }));
+    for (const r of together) assert.equal(r.status, 200, r.text);
+    assert.deepEqual(moved(b0, await byModel(mock)), { 'b-a': 1, 'b-b': 3 }, 'one probe only');
+    st = targetState(await status(gate), 'b-a');
+    assert.equal(st.state, 'closed', JSON.stringify(st));
+    assert.equal(st.failures_in_row, 0);
+    text = await metrics(gate);
+    assert.equal(metric(text, 'tokengate_target_state', { target: 'b-a' }), 0);
+    // closed: b-a first again
+    assert.equal((await rule({ model: 'b-a' })).status, 200);
+    assert.deepEqual((await ask()).sent, { 'b-a': 1 });
+  });
+});
+
+// ---- 5 and 7: latency-aware choice, downgrade under budget pressure ------------------------------
+
+describe('policies: latency-aware choice and downgrade', () => {
+  const KEYS = {
+    racer: 'tg-rt-racer-key-00000001',
+    saver: 'tg-rt-saver-key-00000002',
+    thrift: 'tg-rt-thrift-key-0000003',
+    broke: 'tg-rt-broke-key-00000004',
+    strict: 'tg-rt-strict-key-0000005',
+  };
+  const PRICES = { 'dg-low': [0.15, 0.6], 'dg-mid': [5, 20], 'dg-high': [500, 2000],
+    'lat-fast': [1, 4], 'lat-cheap': [0.1, 0.4] };
+  const LIMIT_MS = 300;
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    const models = {};
+    for (const [m, [i, o]] of Object.entries(PRICES))
+      models[m] = `{ provider: mock-openai, price: { input: ${i}, output: ${o} } }`;
+    gate = await startRoutingGate({
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models,
+      extra: [
+        'org: acme',
+        'departments:',
+        '  d:',
+        '    teams:',
+        '      perf: { agents: { racer: { policy: quick } } }',
+        '      money:',
+        '        agents:',
+        '          saver: { policy: frugal }',
+        '          thrift: { policy: frugal }',
+        '          broke: { policy: frugal }',
+        '          strict: {}',
+        'keys:',
+        ...Object.entries(KEYS).map(([a, k]) => `  ${k}: ${a}`),
+        'policies:',
+        `  quick: { routing: { prefer_cost: true, max_latency_ms: ${LIMIT_MS} } }`,
+        '  frugal: { on_exhaustion: downgrade }',
+        'budgets:',
+        '  - { scope: "agent:saver", window: day, usd: 0.01 }',
+        '  - { scope: "agent:thrift", window: day, usd: 0.0005 }',
+        '  - { scope: "agent:broke", window: day, usd: 0.00001 }',
+        '  - { scope: "agent:strict", window: day, usd: 0.01 }',
+        'tiers:',
+        '  low: [dg-low]',
+        '  mid: [dg-mid]',
+        '  high: [dg-high]',
+        '  lat: [lat-fast, lat-cheap]',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const sendAs = (agent, body) => send(gate, mock, body, bearer(KEYS[agent]));
+
+  test('prefer_cost with max_latency_ms: the cheaper target while it is fast, the other once its p90 passes the limit', async () => {
+    const ask = (i) => sendAs('racer', { model: 'tier:lat', messages: user(`latency ${i}`) });
+    // warm-up: the cheaper (listed second) is taken first, and it is fast
+    for (let i = 0; i < 6; i++) {
+      const x = await ask(i);
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.deepEqual(x.sent, { 'lat-cheap': 1 }, `warm-up ${i}`);
+    }
+    let st = targetState(await status(gate), 'lat-cheap');
+    assert.ok(st.total_ms_p90 !== null && st.total_ms_p90 < LIMIT_MS, JSON.stringify(st));
+    // the cheaper turns slow: taken until its p90 shows it, then the other
+    assert.equal((await rule({ model: 'lat-cheap', delay_ms: 2 * LIMIT_MS, times: -1 })).status, 200);
+    let slow = 0;
+    let x;
+    for (let i = 0; i < 20; i++) {
+      x = await ask(100 + i);
+      assert.equal(x.r.status, 200, x.r.text);
+      if (x.rec.route.target !== 'lat-cheap') break;
+      slow++;
+    }
+    assert.deepEqual(x.sent, { 'lat-fast': 1 }, `after ${slow} slow answers`);
+    assert.ok(slow >= 1 && slow <= 6, `${slow} slow answers before the switch`);
+    st = targetState(await status(gate), 'lat-cheap');
+    assert.ok(st.total_ms_p90 > LIMIT_MS, JSON.stringify(st));
+    for (let i = 0; i < 3; i++)
+      assert.deepEqual((await ask(200 + i)).sent, { 'lat-fast': 1 });
+    // an agent without the policy: the tier's order (lat-fast first)
+    const plain = await sendAs('strict', { model: 'tier:lat', messages: user('no policy'),
+      max_tokens: 5 });
+    assert.equal(plain.r.status, 200, plain.r.text);
+    assert.deepEqual(plain.sent, { 'lat-fast': 1 });
+    await rule({ model: 'lat-cheap' });
+  });
+
+  test('on_exhaustion: downgrade: a request the tier\'s price does not fit goes down a tier; 429 when nothing fits', async () => {
+    const body = { model: 'tier:high', messages: user(filler(1000)), max_tokens: 10 };
+    // saver: high ($0.5 of input) does not fit $0.01, mid ($0.005) does
+    const x = await sendAs('saver', body);
+    assert.equal(x.r.status, 200, x.r.text);
+    assert.deepEqual(x.sent, { 'dg-mid': 1 });
+    assert.equal(x.rec.route.target, 'dg-mid');
+    assert.equal(x.rec.route.tier, 'mid');
+    assert.equal(x.rec.route.downgrades, 1);
+    const row = (await ledgerRowsFor(gate, [x.id])).get(x.id);
+    const u = (await mockUsages(mock, x.id))[0];
+    assert.equal(row.tokens_charged, u.input + u.output);
+    const [pi, po] = PRICES['dg-mid'];
+    assert.equal(row.cost_nusd, Math.round(u.input * pi * 1000 + u.output * po * 1000),
+      'charged at the price of the target used');
+    assert.equal(row.tier, 'mid');
+    // thrift: two tiers down
+    const y = await sendAs('thrift', body);
+    assert.equal(y.r.status, 200, y.r.text);
+    assert.deepEqual(y.sent, { 'dg-low': 1 });
+    assert.equal(y.rec.route.downgrades, 2);
+    assert.equal(y.rec.route.tier, 'low');
+    // broke: not even the cheapest tier fits: 429, nothing forwarded
+    const c0 = (await mock.stats()).requests;
+    const z = await sendAs('broke', body);
+    assert.equal(z.r.status, 429, z.r.text);
+    assert.equal(z.r.json.error.type, 'budget_exceeded');
+    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+    // strict (no downgrade policy): 429 at the tier asked for
+    const s = await sendAs('strict', body);
+    assert.equal(s.r.status, 429, s.r.text);
+    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+  });
+});
