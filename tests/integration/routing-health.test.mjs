@@ -61,6 +61,7 @@ describe('fallback to the next target', () => {
         'mock-openai': { url: `${mock.url}/v1`, format: 'openai' },
         'dead-openai': { url: `http://127.0.0.1:${deadPort}/v1`, format: 'openai' },
         'cut-openai': { url: `http://127.0.0.1:${cut.port}/v1`, format: 'openai' },
+        'mock-anthropic': { url: `${mock.url}/v1`, format: 'anthropic' },
       },
       models: {
         'f-dead': `{ provider: dead-openai, ${price} }`,
@@ -70,6 +71,7 @@ describe('fallback to the next target', () => {
         'f-c': `{ provider: mock-openai, ${price} }`,
         'f-d': `{ provider: mock-openai, ${price} }`,
         'f-up': `{ provider: mock-openai, ${price} }`,
+        'f-claude': '{ provider: mock-anthropic, price: { input: 3.00, output: 15.00 } }',
       },
       extra: [
         'timeouts: { upstream_connect: 2s, upstream_first_byte: 1s, stream_idle: 2s }',
@@ -83,8 +85,9 @@ describe('fallback to the next target', () => {
         '  four: [f-a, f-b, f-c, f-d]',
         '  pair: [f-a, f-b]',
         '  top: [f-up]',
+        '  mixed: [f-a, f-claude]',
         'routing:',
-        '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair }',
+        '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair, mixed: mixed }',
         '  attempts: 3',
         '  breaker: { failures: 1000, error_ratio: 100, min_requests: 100000 }',
         '  rules:',
@@ -271,6 +274,35 @@ describe('fallback to the next target', () => {
     assert.deepEqual(y.sent, { 'f-a': 1, 'f-b': 1 });
   });
 
+  test('fallback to a target of the other format: translated, re-counted and charged at its own price', async () => {
+    for (const stream of [false, true]) {
+      await rule({ model: 'f-a', status: 503, times: 1 });
+      const used0 = await usedTokens(gate, 'fb');
+      const body = ask('mixed', stream ? { stream: true, stream_options: { include_usage: true } } : {});
+      const x = await sendFb(body);
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.deepEqual(x.sent, { 'f-a': 1, 'f-claude': 1 });
+      if (stream) {
+        const ev = parseSSE(x.r.text);
+        assert.equal(ev.at(-1).data, '[DONE]', 'an OpenAI stream, to its end');
+        assert.ok(ev.some((e) => e.json?.object === 'chat.completion.chunk'));
+      } else {
+        assert.equal(x.r.json.object, 'chat.completion', x.r.text);
+      }
+      const rt = x.rec.route;
+      assert.equal(rt.target, 'f-claude');
+      assert.equal(rt.translation, 'openai.chat->anthropic.messages');
+      assert.deepEqual(rt.attempts.map((a) => [a.target, a.status, a.tokens_charged]), [['f-a', 503, 0]]);
+      const row = (await ledgerRowsFor(gate, [x.id])).get(x.id);
+      const u = (await mockUsages(mock, x.id)).filter((e) => e.complete);
+      assert.equal(u.length, 1);
+      assert.equal(row.tokens_charged, u[0].input + u[0].output);
+      assert.equal(row.cost_nusd, u[0].input * 3000 + u[0].output * 15000, 'at f-claude\'s price');
+      assert.equal(row.translation, 'openai.chat->anthropic.messages');
+      assert.equal(await usedTokens(gate, 'fb') - used0, row.tokens_charged);
+    }
+  });
+
   test('a stream falls back before its first byte', async () => {
     await rule({ model: 'f-a', status: 503, times: 1 });
     const x = await sendFb(ask('fall', { stream: true, stream_options: { include_usage: true } }));
@@ -302,6 +334,42 @@ describe('fallback to the next target', () => {
     const rows = await ledgerRowsFor(gate, [x.id]);
     assert.ok(rows.get(x.id).tokens_charged > 0, 'the part sent is charged');
     assert.equal(rowsOf(gate, x.id).length, 1);
+  });
+});
+
+describe('a concrete model without a rule', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'plain': '{ provider: mock-openai }', 'other': '{ provider: mock-openai }' },
+      extra: ['tiers:', '  t: [other]'],
+    });
+  });
+
+  // The issue: "A concrete model is routed only if a rule says so; otherwise it goes where it
+  // goes today" - and today a provider's answer is relayed as it is (README, Errors). With
+  // health applied to a concrete model's one candidate, a 429's retry-after or five errors
+  // make the gate answer 503 itself for the next requests (tests/integration/faults.test.mjs
+  // fails the same way: 5 of its 20 tests).
+  test('is not held back by health: provider errors and 429s are relayed as they are, every time', {
+    todo: 'routing/route.c consider(): health is asked of the single candidate of a concrete model, so a 429 retry-after or an open circuit turns the next requests into the gate\'s own 503 (route branch)',
+  }, async () => {
+    const c0 = (await mock.stats()).requests;
+    for (let i = 0; i < 2; i++) {
+      const r = await gate.post('/v1/chat/completions', { model: 'plain', messages: user('x') },
+        { 'x-mock-fault': '429' });
+      assert.equal(r.status, 429, `429 number ${i + 1}: ${r.text}`);
+    }
+    for (let i = 0; i < 7; i++) {
+      const r = await gate.post('/v1/chat/completions', { model: 'plain', messages: user('x') },
+        { 'x-mock-status': '500' });
+      assert.equal(r.status, 500, `500 number ${i + 1}: ${r.text}`);
+    }
+    assert.equal((await mock.stats()).requests - c0, 9, 'each one forwarded');
   });
 });
 
