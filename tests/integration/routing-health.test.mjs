@@ -351,13 +351,9 @@ describe('a concrete model without a rule', () => {
   });
 
   // The issue: "A concrete model is routed only if a rule says so; otherwise it goes where it
-  // goes today" - and today a provider's answer is relayed as it is (README, Errors). With
-  // health applied to a concrete model's one candidate, a 429's retry-after or five errors
-  // make the gate answer 503 itself for the next requests (tests/integration/faults.test.mjs
-  // fails the same way: 5 of its 20 tests).
-  test('is not held back by health: provider errors and 429s are relayed as they are, every time', {
-    todo: 'routing/route.c consider(): health is asked of the single candidate of a concrete model, so a 429 retry-after or an open circuit turns the next requests into the gate\'s own 503 (route branch)',
-  }, async () => {
+  // goes today" - and today a provider's answer is relayed as it is (README, Errors): health
+  // (a 429's retry-after, an open circuit) holds back only what routing chose.
+  test('is not held back by health: provider errors and 429s are relayed as they are, every time', async () => {
     const c0 = (await mock.stats()).requests;
     for (let i = 0; i < 2; i++) {
       const r = await gate.post('/v1/chat/completions', { model: 'plain', messages: user('x') },
@@ -370,6 +366,23 @@ describe('a concrete model without a rule', () => {
       assert.equal(r.status, 500, `500 number ${i + 1}: ${r.text}`);
     }
     assert.equal((await mock.stats()).requests - c0, 9, 'each one forwarded');
+    // /status shows what happened to it all the same
+    const st = targetState(await status(gate), 'plain');
+    assert.equal(st.state, 'open', JSON.stringify(st));
+  });
+
+  test('the same model chosen through a tier is held back while its circuit is open', async () => {
+    const c0 = (await mock.stats()).requests;
+    for (let i = 0; i < 5; i++) {
+      const r = await gate.post('/v1/chat/completions', { model: 'other', messages: user('x') },
+        { 'x-mock-status': '500' });
+      assert.equal(r.status, 500);
+    }
+    const r = await gate.post('/v1/chat/completions', { model: 'tier:t', messages: user('x') });
+    assert.equal(r.status, 503, r.text);
+    assert.match(r.json.error.message, /every target of tier t is unavailable/);
+    assert.ok(Number(r.headers['retry-after']) >= 1, JSON.stringify(r.headers));
+    assert.equal((await mock.stats()).requests - c0, 5, 'the sixth not forwarded');
   });
 });
 
