@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "routing/health.h"
 #include "routing/route-int.h"
@@ -66,9 +67,15 @@ void route_trace_free(struct route_trace *t)
 
 uint64_t route_sticky(const char *name)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    return name != NULL ? XXH3_64bits(name, strlen(name)) : 0;
+}
 
-    for (const unsigned char *p = (const unsigned char *)name; p && *p; p++)
+/* A rule name's hash for the split (FNV-1a: short names, no state) */
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return h;
 }
@@ -364,7 +371,7 @@ enum route_rc route_tier(const struct route_input *in, int tier, struct route_de
 static const struct conf_dest *split_pick(const struct conf_rule *r, uint64_t sticky,
                                           int *bucket)
 {
-    uint64_t h = route_sticky(r->name);
+    uint64_t h = name_hash(r->name);
     int b = (int)(mix64(sticky ^ h) % 100), at = 0;
 
     *bucket = b;
