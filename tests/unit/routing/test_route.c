@@ -25,8 +25,8 @@ struct route_health {
     int n;
 };
 
-int route_health_usable(struct route_health *h, const struct conf_routing *cfg,
-                        const char *target, int64_t now_us, int *probe, int *retry_after_s)
+int route_health_usable(struct route_health *h, const struct conf_routing *cfg, const char *target,
+                        int64_t now_us, int *probe, int *retry_after_s)
 {
     *probe = 0;
     for (int i = 0; i < h->n; i++)
@@ -64,7 +64,8 @@ static const char base[] =
     "  oa: { base_url: 'http://127.0.0.1:9/v1', format: openai }\n"
     "  an: { base_url: 'http://127.0.0.1:9/v1', format: anthropic }\n"
     "models:\n"
-    "  gpt-4o-mini: { provider: oa, price: { input: 0.15, output: 0.60 }, context_window: 128000 }\n"
+    "  gpt-4o-mini: { provider: oa, price: { input: 0.15, output: 0.60 }, context_window: 128000 "
+    "}\n"
     "  gpt-4o: { provider: oa, price: { input: 2.50, output: 10.00 }, context_window: 128000 }\n"
     "  claude-haiku-4-5: { provider: an, price: { input: 1.00, output: 5.00 }, "
     "context_window: 200000 }\n"
@@ -96,8 +97,8 @@ static struct conf *load(const char *rules)
 
     /* the rules go under routing:, before the org */
     const char *org = strstr(base, "org:");
-    snprintf(text, sizeof(text), "%.*s%s%s%s", (int)(org - base), base,
-             rules ? "  rules:\n" : "", rules ? rules : "", org);
+    snprintf(text, sizeof(text), "%.*s%s%s%s", (int)(org - base), base, rules ? "  rules:\n" : "",
+             rules ? rules : "", org);
     c = conf_load_string(text, strlen(text), "test.yaml", err, sizeof(err));
     ck_assert_msg(c != NULL, "config refused: %s", err);
     return c;
@@ -108,7 +109,7 @@ static struct conf *load(const char *rules)
 struct req {
     struct route_input in;
     cJSON *body;
-    int64_t tokens;          /* what every tokenizer counts */
+    int64_t tokens; /* what every tokenizer counts */
     const char *hname, *hval;
     struct route_trace trace;
 };
@@ -134,9 +135,18 @@ static void req_init(struct req *r, const struct conf *c, const char *body, enum
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->body, "model");
     r->tokens = 100;
     r->in = (struct route_input){
-        .conf = c, .model = cJSON_IsString(m) ? m->valuestring : NULL, .body = r->body,
-        .format = f, .translatable = 1, .header = hdr, .header_arg = r, .input_tokens = count,
-        .count_arg = r, .output_allowance = -1, .budget_used = -1, .max_latency_ms = -1,
+        .conf = c,
+        .model = cJSON_IsString(m) ? m->valuestring : NULL,
+        .body = r->body,
+        .format = f,
+        .translatable = 1,
+        .header = hdr,
+        .header_arg = r,
+        .input_tokens = count,
+        .count_arg = r,
+        .output_allowance = -1,
+        .budget_used = -1,
+        .max_latency_ms = -1,
     };
 }
 
@@ -268,18 +278,19 @@ END_TEST
 
 START_TEST(names_and_headers)
 {
-    struct conf *c = load("    - name: by-agent\n"
-                          "      match: { agent: [a1, a2] }\n"
-                          "      route: { tier: cheap }\n"
-                          "    - name: by-dept\n"
-                          "      match: { department: research }\n"
-                          "      route: { tier: cheap }\n"
-                          "    - name: prio-exact\n"
-                          "      match: { header: { x-tokengate-priority: high } }\n"
-                          "      route: { tier: expensive }\n"
-                          "    - name: prio-regex\n"
-                          "      match: { header: { x-tokengate-priority: { regex: '^(urgent|p0)$' } } }\n"
-                          "      route: { tier: expensive }\n");
+    struct conf *c =
+        load("    - name: by-agent\n"
+             "      match: { agent: [a1, a2] }\n"
+             "      route: { tier: cheap }\n"
+             "    - name: by-dept\n"
+             "      match: { department: research }\n"
+             "      route: { tier: cheap }\n"
+             "    - name: prio-exact\n"
+             "      match: { header: { x-tokengate-priority: high } }\n"
+             "      route: { tier: expensive }\n"
+             "    - name: prio-regex\n"
+             "      match: { header: { x-tokengate-priority: { regex: '^(urgent|p0)$' } } }\n"
+             "      route: { tier: expensive }\n");
     struct req r;
 
     ck_assert_str_eq(rule_of(c, AUTO, &r), "-");
@@ -294,7 +305,8 @@ START_TEST(names_and_headers)
     r.in.department = "research";
     ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
     ck_assert_str_eq(d.rule_name, "by-dept");
-    ck_assert_ptr_nonnull(strstr(r.trace.buf, "rule 1 by-agent: no: agent is 'a3', the rule wants a1, a2"));
+    ck_assert_ptr_nonnull(
+        strstr(r.trace.buf, "rule 1 by-agent: no: agent is 'a3', the rule wants a1, a2"));
     r.in.department = "sales";
     r.hname = "x-tokengate-priority";
     r.hval = "high";
@@ -386,10 +398,12 @@ START_TEST(counts_and_flags)
         {"{\"model\":\"auto\",\"tools\":[{\"name\":\"f\",\"input_schema\":{}}],\"messages\":[]}",
          CONF_FMT_ANTHROPIC, "tools"},
         {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
-         "\"text\":\"what\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"http://x/a.png\"}}]}]}",
+         "\"text\":\"what\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"http://x/"
+         "a.png\"}}]}]}",
          CONF_FMT_OPENAI, "images"},
         {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
-         "\"tool_result\",\"tool_use_id\":\"t\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}]}",
+         "\"tool_result\",\"tool_use_id\":\"t\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}"
+         "]}",
          CONF_FMT_ANTHROPIC, "images"},
         {"{\"model\":\"auto\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}},"
          "\"messages\":[]}",
@@ -409,8 +423,8 @@ START_TEST(counts_and_flags)
         req_init(&r, c, cases[i].body, cases[i].f);
         ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
         ck_assert_msg(strcmp(d.rule_name ? d.rule_name : "-", cases[i].rule) == 0,
-                      "case %zu: %s, not %s\n%s", i, d.rule_name ? d.rule_name : "-",
-                      cases[i].rule, r.trace.buf);
+                      "case %zu: %s, not %s\n%s", i, d.rule_name ? d.rule_name : "-", cases[i].rule,
+                      r.trace.buf);
         req_done(&r);
     }
     conf_unref(c);
@@ -419,15 +433,16 @@ END_TEST
 
 START_TEST(text_regexes_and_keywords)
 {
-    struct conf *c = load("    - name: code\n"
-                          "      match: { last_user: { regex: '```|\\bdef \\w' } }\n"
-                          "      route: { tier: expensive }\n"
-                          "    - name: chit-chat\n"
-                          "      match: { last_user: { keywords: [hi, thanks, 'step by step'] } }\n"
-                          "      route: { tier: cheap }\n"
-                          "    - name: classifier-prompt\n"
-                          "      match: { system: { keywords: [classifier], regex: '(?i)^you sort' } }\n"
-                          "      route: { tier: cheap }\n");
+    struct conf *c =
+        load("    - name: code\n"
+             "      match: { last_user: { regex: '```|\\bdef \\w' } }\n"
+             "      route: { tier: expensive }\n"
+             "    - name: chit-chat\n"
+             "      match: { last_user: { keywords: [hi, thanks, 'step by step'] } }\n"
+             "      route: { tier: cheap }\n"
+             "    - name: classifier-prompt\n"
+             "      match: { system: { keywords: [classifier], regex: '(?i)^you sort' } }\n"
+             "      route: { tier: cheap }\n");
     static const struct {
         const char *body;
         enum conf_format f;
@@ -436,7 +451,8 @@ START_TEST(text_regexes_and_keywords)
         {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}",
          CONF_FMT_OPENAI, "chit-chat"},
         /* whole words only: "this" and "thanksgiving" hold no keyword */
-        {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"this thanksgiving\"}]}",
+        {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"this "
+         "thanksgiving\"}]}",
          CONF_FMT_OPENAI, "-"},
         {"{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"go Step By Step.\"}]}",
          CONF_FMT_OPENAI, "chit-chat"},
@@ -456,7 +472,8 @@ START_TEST(text_regexes_and_keywords)
         {"{\"model\":\"auto\",\"messages\":[{\"role\":\"developer\",\"content\":\"a classifier\"},"
          "{\"role\":\"user\",\"content\":\"x\"}]}",
          CONF_FMT_OPENAI, "classifier-prompt"},
-        {"{\"model\":\"auto\",\"system\":[{\"type\":\"text\",\"text\":\"intro\"},{\"type\":\"text\","
+        {"{\"model\":\"auto\",\"system\":[{\"type\":\"text\",\"text\":\"intro\"},{\"type\":"
+         "\"text\","
          "\"text\":\"You SORT things\"}],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
          CONF_FMT_ANTHROPIC, "-"}, /* joined: "intro\nYou SORT": ^ is the text's start only */
         {"{\"model\":\"auto\",\"system\":\"You sort things\",\"messages\":[{\"role\":\"user\","
@@ -474,8 +491,8 @@ START_TEST(text_regexes_and_keywords)
         req_init(&r, c, cases[i].body, cases[i].f);
         ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
         ck_assert_msg(strcmp(d.rule_name ? d.rule_name : "-", cases[i].rule) == 0,
-                      "case %zu: %s, not %s\n%s", i, d.rule_name ? d.rule_name : "-",
-                      cases[i].rule, r.trace.buf);
+                      "case %zu: %s, not %s\n%s", i, d.rule_name ? d.rule_name : "-", cases[i].rule,
+                      r.trace.buf);
         req_done(&r);
     }
     conf_unref(c);
@@ -659,8 +676,9 @@ START_TEST(translation)
     ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
     ck_assert_int_eq(d.ncand, 1);
     ck_assert_str_eq(first, "claude-haiku-4-5");
-    ck_assert_ptr_nonnull(strstr(r.trace.buf, "candidate gpt-4o-mini: skipped: it speaks the OpenAI "
-                                              "format and this endpoint cannot be translated"));
+    ck_assert_ptr_nonnull(strstr(r.trace.buf,
+                                 "candidate gpt-4o-mini: skipped: it speaks the OpenAI "
+                                 "format and this endpoint cannot be translated"));
     req_done(&r);
 
     req_init(&r, c, "{\"model\":\"gpt-4o\",\"messages\":[]}", CONF_FMT_ANTHROPIC);
