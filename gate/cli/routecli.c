@@ -53,14 +53,15 @@ static void route_usage(FILE *f)
 {
     fprintf(f, "usage: tokengate route --explain REQUEST.json [--config FILE] [--key K] "
                "[--label L]\n"
-               "                       [--api chat|responses|messages] [--header NAME:VALUE]...\n"
+               "                       [--api API] [--header NAME:VALUE]...\n"
                "  prints the routing decision for the request body, without sending anything:\n"
                "  each rule tried and why, the targets taken or skipped, the tier, the target\n"
                "  and the estimated cost there against the model asked for\n"
                "  --key     the agent's gate key (its agent, team, department, policy, budgets)\n"
                "  --label   the classifier's label (simple, moderate, complex) for classifier "
                "rules\n"
-               "  --api     the API the body is sent to (default: guessed from its shape)\n"
+               "  --api     the API the body is sent to: chat, responses, embeddings, messages or\n"
+               "            count_tokens (default: guessed from its shape)\n"
                "  --header  a request header the rules read (x-tokengate-priority: high)\n");
 }
 
@@ -319,12 +320,21 @@ int gate_cmd_route(int argc, char **argv)
         return fail("--explain REQUEST.json is required");
     }
     if (apiname != NULL) {
-        x.api = strcmp(apiname, "chat") == 0        ? &api_openai_chat
-                : strcmp(apiname, "responses") == 0 ? &api_openai_responses
-                : strcmp(apiname, "messages") == 0  ? &api_anthropic_messages
-                                                    : NULL;
+        static const struct {
+            const char *name;
+            const struct api_dialect *api;
+        } apis[] = {{"chat", &api_openai_chat},
+                    {"responses", &api_openai_responses},
+                    {"embeddings", &api_openai_embeddings},
+                    {"messages", &api_anthropic_messages},
+                    {"count_tokens", &api_anthropic_count}};
+        for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+            if (strcmp(apiname, apis[i].name) == 0)
+                x.api = apis[i].api;
         if (x.api == NULL)
-            return fail("--api is chat, responses or messages, not '%s'", apiname);
+            return fail("--api is chat, responses, embeddings, messages or count_tokens, not "
+                        "'%s'",
+                        apiname);
     }
 
     struct conf *c = conf_load(config, err, sizeof(err));
