@@ -662,8 +662,8 @@ START_TEST(stream_parallel_tools)
     static struct sink k;
     static char parts[3][128][8];
     static const char *const args[3] = {
-        "{\"city\": \"Paris\", \"units\": \"celsius\", \"days\": [1, 2, 3], \"note\": "
-        "\"caf\xc3\xa9 \\\"quoted\\\"\"}",
+        ("{\"city\": \"Paris\", \"units\": \"celsius\", \"days\": [1, 2, 3], \"note\": "
+         "\"caf\xc3\xa9 \\\"quoted\\\"\"}"),
         "{\"city\":\"Oslo\",\"units\":\"fahrenheit\",\"detail\":{\"hourly\":true,\"wind\":false}}",
         "{\"query\": \"SELECT * FROM t WHERE a = 'x\\\\n'\", \"limit\": 100, \"x\": null}",
     };
