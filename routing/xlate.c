@@ -277,9 +277,9 @@ cJSON *xlate_openai_error_doc(const char *message, const char *type, const char 
 cJSON *xlate_anthropic_error_doc(const char *type, const char *message)
 {
     cJSON *doc = cJSON_CreateObject();
-    cJSON *e = cJSON_CreateObject();
+    cJSON *e = NULL;
 
-    if (xlate_add_str(doc, "type", "error") < 0 || xlate_add(doc, "error", e) < 0 ||
+    if (xlate_add_str(doc, "type", "error") < 0 || xlate_add(doc, "error", e = cJSON_CreateObject()) < 0 ||
         xlate_add_str(e, "type", type) < 0 || xlate_add_str(e, "message", message) < 0) {
         cJSON_Delete(doc);
         return NULL;

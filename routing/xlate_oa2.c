@@ -316,6 +316,8 @@ static cJSON *chunk(const struct oa_stream *s, cJSON **delta, const char *finish
     return c;
 fail:
     cJSON_Delete(c);
+    if (delta != NULL)
+        *delta = NULL; /* it went with c */
     return NULL;
 }
 
