@@ -92,8 +92,8 @@ START_TEST(text_request)
     /* the caller has no cap either: a default, Anthropic requires one */
     {
         char err[128];
-        cJSON *out = req("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", -1, 1, err,
-                         sizeof(err));
+        cJSON *out =
+            req("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", -1, 1, err, sizeof(err));
         ck_assert_ptr_nonnull(out);
         ck_assert_int_eq(GET(out, "max_tokens")->valueint, 4096);
         ck_assert(cJSON_IsTrue(GET(out, "stream")));
@@ -153,9 +153,10 @@ START_TEST(images)
     ck_refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
                "\"image_url\":{\"url\":\"data:image/png,rawbytes\"}}]}]}",
                "messages[0].content[0]");
-    ck_refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
-               "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/bmp;base64,Qk0=\"}}]}]}",
-               "messages[0].content[1]");
+    ck_refused(
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/bmp;base64,Qk0=\"}}]}]}",
+        "messages[0].content[1]");
 }
 END_TEST
 
@@ -175,9 +176,8 @@ static void ck_tool_choice(const char *choice, const char *want_choice)
 {
     char body[2048], want[2048];
 
-    snprintf(body, sizeof(body),
-             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s%s%s}", tool_defs,
-             choice[0] ? "," : "", choice);
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s%s%s}",
+             tool_defs, choice[0] ? "," : "", choice);
     snprintf(want, sizeof(want),
              "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":"
              "[{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":1024,%s%s%s}",
@@ -256,7 +256,8 @@ START_TEST(tool_calls_and_results)
                "\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
                "\"arguments\":\"[1,2]\"}}]}]}",
                "messages[1].tool_calls[0].function.arguments");
-    ck_refused("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].tool_call_id");
+    ck_refused("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+               "messages[0].tool_call_id");
     ck_refused("{\"messages\":[{\"role\":\"critic\",\"content\":\"x\"}]}", "messages[0].role");
     ck_refused("{\"messages\":[]}", "messages");
 }
@@ -397,8 +398,8 @@ END_TEST
 START_TEST(stop_reasons)
 {
     static const char *const map[][2] = {
-        {"end_turn", "stop"},       {"max_tokens", "length"},   {"tool_use", "tool_calls"},
-        {"stop_sequence", "stop"},  {"refusal", "content_filter"}, {"pause_turn", "stop"},
+        {"end_turn", "stop"},      {"max_tokens", "length"},      {"tool_use", "tool_calls"},
+        {"stop_sequence", "stop"}, {"refusal", "content_filter"}, {"pause_turn", "stop"},
     };
     char doc[512];
 
@@ -564,8 +565,7 @@ static void reassemble(const struct sink *k, struct client_view *v)
             if (cJSON_IsString(GET(tc, "id"))) {
                 ck_assert_int_eq(i, v->ncalls); /* a new call takes the next index */
                 v->ncalls++;
-                snprintf(v->calls[i].id, sizeof(v->calls[i].id), "%s",
-                         GET(tc, "id")->valuestring);
+                snprintf(v->calls[i].id, sizeof(v->calls[i].id), "%s", GET(tc, "id")->valuestring);
                 snprintf(v->calls[i].name, sizeof(v->calls[i].name), "%s",
                          GET(fn, "name")->valuestring);
             }
@@ -603,9 +603,8 @@ START_TEST(stream_text)
          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
          "\"text\":\", w\\u00f6rld \\\"x\\\"\\n\"}}"},
         {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"},
-        {"message_delta",
-         "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\","
-         "\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\","
+                          "\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}"},
         {"message_stop", "{\"type\":\"message_stop\"}"},
     };
 
@@ -692,9 +691,8 @@ START_TEST(stream_parallel_tools)
                           "\"text_delta\",\"text\":\"Let me check.\"}}",
                           &k),
                      0);
-    ck_assert_int_eq(feed(s, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
-                          &k),
-                     0);
+    ck_assert_int_eq(
+        feed(s, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}", &k), 0);
     for (int t = 0; t < 3; t++) {
         n[t] = pieces(args[t], parts[t], 128);
         ck_assert_int_ge(n[t], 20);
@@ -839,10 +837,9 @@ START_TEST(stream_emit_stops)
         struct xlate_ctx c = {OA, "auto", NULL, 1, 0};
         s = xlate_stream_new(&c);
         memset(&k, 0, sizeof(k));
-        ck_assert_int_eq(
-            feed(s, "message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\"}}",
-                 &k),
-            0);
+        ck_assert_int_eq(feed(s, "message_start",
+                              "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\"}}", &k),
+                         0);
         ck_assert_ptr_nonnull(strstr(k.buf, "\"id\":\"chatcmpl-msg_9\""));
         xlate_stream_free(s);
     }
@@ -934,10 +931,9 @@ START_TEST(json_mode)
                "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":9,\"output_tokens\":8}}",
                &ctx0);
     ck_assert_ptr_nonnull(out);
-    ck_json(GET(out, "choices"),
-            "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-            "\"{\\\"name\\\":\\\"Ann\\\",\\\"age\\\":31}\",\"refusal\":null},"
-            "\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+    ck_json(GET(out, "choices"), "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                                 "\"{\\\"name\\\":\\\"Ann\\\",\\\"age\\\":31}\",\"refusal\":null},"
+                                 "\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     cJSON_Delete(out);
     /* streamed: the input deltas are content deltas */
     s = xlate_stream_new(&ctx0);
@@ -1120,9 +1116,8 @@ START_TEST(out_of_memory_at_each_step)
         struct xlate_stream *s = xlate_stream_new(&ctx_usage);
         memset(&ref_stream, 0, sizeof(ref_stream));
         for (int i = 0; i < 7; i++)
-            ck_assert_int_eq(xlate_stream_event(s, events[i][0], evs[i], "", 0, sink_emit,
-                                                &ref_stream),
-                             0);
+            ck_assert_int_eq(
+                xlate_stream_event(s, events[i][0], evs[i], "", 0, sink_emit, &ref_stream), 0);
         ck_assert_int_eq(xlate_stream_end(s, sink_emit, &ref_stream), 0);
         xlate_stream_free(s);
     }
