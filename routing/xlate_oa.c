@@ -287,7 +287,8 @@ static cJSON *turn(struct oa_req *q, const char *role)
 /* An image_url part as an image block: a data URL's base64 data, else the URL. */
 static int add_image(struct oa_req *q, cJSON *blocks, const cJSON *part, const char *field)
 {
-    const cJSON *u = XGET(XGET(part, "image_url"), "url");
+    const cJSON *iu = XGET(part, "image_url");
+    const cJSON *u = cJSON_IsString(iu) ? iu : XGET(iu, "url"); /* the short form, a string */
     cJSON *b = cJSON_CreateObject(), *src;
     const char *url;
     int rc;

@@ -143,13 +143,15 @@ START_TEST(images)
     ck_req("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"What "
            "is this?\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
            "\"https://example.invalid/cat.png\",\"detail\":\"high\"}},{\"type\":\"image_url\","
-           "\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}}]}]}",
+           "\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}},{\"type\":"
+           "\"image_url\",\"image_url\":\"data:image/jpeg;base64,/9j/\"}]}]}",
            "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":["
            "{\"type\":\"text\",\"text\":\"What is this?\"},"
            "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":"
            "\"https://example.invalid/cat.png\"}},"
            "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
-           "\"data\":\"iVBORw0KGgo=\"}}]}],\"max_tokens\":1024}");
+           "\"data\":\"iVBORw0KGgo=\"}},{\"type\":\"image\",\"source\":{\"type\":\"base64\","
+           "\"media_type\":\"image/jpeg\",\"data\":\"/9j/\"}}]}],\"max_tokens\":1024}");
     ck_refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
                "\"image_url\":{\"url\":\"data:image/png,rawbytes\"}}]}]}",
                "messages[0].content[0]");
