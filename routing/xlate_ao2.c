@@ -172,9 +172,8 @@ cJSON *xlate_ao_response(const struct xlate_ctx *ctx, const cJSON *doc)
     if (!cJSON_IsObject(msg))
         return NULL;
     out = cJSON_CreateObject();
-    content = cJSON_CreateArray();
     if (out == NULL || set_message_head(out, ctx->request_id, ctx->client_model) < 0 ||
-        xlate_add(out, "content", content) < 0)
+        (content = cJSON_AddArrayToObject(out, "content")) == NULL)
         goto fail;
     v = XGET(msg, "content");
     if (cJSON_IsString(v) && v->valuestring[0] != '\0' &&
