@@ -977,6 +977,34 @@ START_TEST(json_mode)
 }
 END_TEST
 
+/* The public functions refuse what is no translation at all, without a crash. */
+START_TEST(dispatch_edges)
+{
+    char err[128];
+    cJSON *b = parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    cJSON *arr = parse("[1]");
+    struct xlate_ctx none = {XLATE_NONE, "m", "r", 1, 0};
+    int cs = 0;
+
+    err[0] = '\0';
+    ck_assert_ptr_null(xlate_request(XLATE_NONE, b, "m", 10, 0, err, sizeof(err)));
+    ck_assert_str_eq(err, "no translation");
+    ck_assert_ptr_null(xlate_request(OA, arr, "m", 10, 0, err, sizeof(err)));
+    ck_assert_str_eq(err, "the request body is not a JSON object");
+    ck_assert_ptr_null(xlate_check(XLATE_NONE, b, err, sizeof(err)));
+    ck_assert_ptr_null(xlate_response(&none, b));
+    ck_assert_ptr_null(xlate_response(NULL, b));
+    ck_assert_ptr_null(xlate_error(&none, 500, b, &cs));
+    ck_assert_int_eq(cs, 500);
+    ck_assert_ptr_null(xlate_stream_new(&none));
+    xlate_stream_free(NULL);
+    ck_assert_int_eq(xlate_stream_event(NULL, "x", b, "", 0, sink_emit, NULL), -1);
+    ck_assert_int_eq(xlate_stream_end(NULL, sink_emit, NULL), -1);
+    cJSON_Delete(arr);
+    cJSON_Delete(b);
+}
+END_TEST
+
 static Suite *xlate_oa_suite(void)
 {
     Suite *s = suite_create("xlate_oa");
@@ -1002,6 +1030,7 @@ static Suite *xlate_oa_suite(void)
     tcase_add_test(tc, stream_tool_cap);
     tcase_add_test(tc, stream_tool_input_at_start);
     tcase_add_test(tc, json_mode);
+    tcase_add_test(tc, dispatch_edges);
     suite_add_tcase(s, tc);
     return s;
 }
