@@ -35,8 +35,10 @@ static const char config[] =
     "  oa: { base_url: 'http://127.0.0.1:9/v1', format: openai }\n"
     "  an: { base_url: 'http://127.0.0.1:9/v1', format: anthropic }\n"
     "models:\n"
-    "  gpt-4o-mini: { provider: oa, price: { input: 0.15, output: 0.60 }, context_window: 128000 }\n"
-    "  gpt-4.1-mini: { provider: oa, price: { input: 0.40, output: 1.60 }, context_window: 1000000 }\n"
+    "  gpt-4o-mini: { provider: oa, price: { input: 0.15, output: 0.60 }, context_window: 128000 "
+    "}\n"
+    "  gpt-4.1-mini: { provider: oa, price: { input: 0.40, output: 1.60 }, context_window: 1000000 "
+    "}\n"
     "  gpt-4o: { provider: oa, price: { input: 2.50, output: 10.00 }, context_window: 128000 }\n"
     "  gpt-4.1: { provider: oa, price: { input: 2.00, output: 8.00 }, context_window: 1000000 }\n"
     "  claude-haiku-4-5: { provider: an, price: { input: 1.00, output: 5.00 }, "
@@ -148,15 +150,26 @@ static const char *const words[] = {
     "question", "answer",   "email",    "draft",   "could",   "you",     "help",    "with",
     "this",     "that",     "about",    "during",  "before",  "after",   "because", "market",
     "growth",   "risk",     "user",     "request", "feature", "release", "plan",    "issue",
-    "résumé",   "naïve",    "données",  "日本語",   "привет",  "and",     "or",      "not",
+    "résumé",   "naïve",    "données",  "日本語",  "привет",  "and",     "or",      "not",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
 static const char *const extras[] = {
-    "hello",  "thanks!",         "```python\ndef f(x):\n    return x\n```", "Traceback (most "
-    "recent call last):", "prove that the integral converges", "step by step", "extract the dates",
-    "translate this into French", "summarize the thread", "refactor this", "first, read it; then "
-    "answer", "good morning", "classify the ticket",
+    "hello",
+    "thanks!",
+    "```python\ndef f(x):\n    return x\n```",
+    "Traceback (most "
+    "recent call last):",
+    "prove that the integral converges",
+    "step by step",
+    "extract the dates",
+    "translate this into French",
+    "summarize the thread",
+    "refactor this",
+    "first, read it; then "
+    "answer",
+    "good morning",
+    "classify the ticket",
 };
 #define NEXTRAS (sizeof(extras) / sizeof(extras[0]))
 
@@ -240,7 +253,7 @@ static void make_body(struct body *b)
         char *sys = text(5 + (int)(next() % 60));
         if (next() % 5 == 0) {
             static const char *const personas[] = {"You are an expert tax lawyer.",
-                                                    "You are a classifier: answer one word."};
+                                                   "You are a classifier: answer one word."};
             free(sys);
             sys = strdup(personas[next() % 2]);
         }
@@ -352,11 +365,11 @@ int main(int argc, char **argv)
         char *s = cJSON_PrintUnformatted(b->json);
         bytes += strlen(s);
         free(s);
-        b->tokens = tok_count_request(enc, b->f == CONF_FMT_ANTHROPIC ? TOK_API_MESSAGES
-                                                                      : TOK_API_CHAT,
-                                      b->json, "gpt-4o", 1.0, &r) == 0
-                        ? (int64_t)r.tokens
-                        : -1;
+        b->tokens =
+            tok_count_request(enc, b->f == CONF_FMT_ANTHROPIC ? TOK_API_MESSAGES : TOK_API_CHAT,
+                              b->json, "gpt-4o", 1.0, &r) == 0
+                ? (int64_t)r.tokens
+                : -1;
     }
 
     size_t n = (size_t)rounds * (size_t)nbodies;
@@ -380,12 +393,23 @@ int main(int argc, char **argv)
             const char *team = a < 5 ? "search" : a < 10 ? "eval" : a < 15 ? "lab" : "deals";
             const char *dept = a < 10 ? "eng" : a < 15 ? "research" : "sales";
             struct route_input in = {
-                .conf = c, .model = b->model, .agent = agents[a], .team = team,
-                .department = dept, .body = b->json, .format = b->f, .translatable = 1,
-                .header = hdr, .header_arg = b, .input_tokens = count, .count_arg = b,
+                .conf = c,
+                .model = b->model,
+                .agent = agents[a],
+                .team = team,
+                .department = dept,
+                .body = b->json,
+                .format = b->f,
+                .translatable = 1,
+                .header = hdr,
+                .header_arg = b,
+                .input_tokens = count,
+                .count_arg = b,
                 .output_allowance = b->f == CONF_FMT_ANTHROPIC ? 1024 : -1,
-                .budget_used = b->budget, .prefer_cost = a % 4 == 0,
-                .max_latency_ms = a % 4 == 0 ? 500 : -1, .sticky = sticky[a],
+                .budget_used = b->budget,
+                .prefer_cost = a % 4 == 0,
+                .max_latency_ms = a % 4 == 0 ? 500 : -1,
+                .sticky = sticky[a],
             };
             struct route_decision d;
             uint64_t t0 = now_ns();

@@ -35,7 +35,7 @@ static void usage(FILE *f)
                "       [--format table|json|csv]\n"
                "        list the ledger's request records, newest first\n"
                "  route --explain REQUEST.json [--config FILE] [--key K] [--label L]\n"
-               "        [--api chat|responses|messages] [--header NAME:VALUE]...\n"
+               "        [--api API] [--header NAME:VALUE]...\n"
                "        print the routing decision for a request, without sending it\n"
                "  version\n"
                "        print the version\n");

@@ -17,9 +17,9 @@ struct route_ctx {
     struct route_trace *trace;
     struct route_features f;
     int have_f;
-    int64_t tokens;         /* in->input_tokens(NULL); -2 until asked */
-    void *md;               /* pcre2_match_data_8 *, or NULL */
-    int utf_ok[2];          /* last_user, system: found valid UTF-8 by a first match */
+    int64_t tokens; /* in->input_tokens(NULL); -2 until asked */
+    void *md;       /* pcre2_match_data_8 *, or NULL */
+    int utf_ok[2];  /* last_user, system: found valid UTF-8 by a first match */
 };
 
 enum rule_result { RULE_NO, RULE_YES, RULE_ASK };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "routing/health.h"
 #include "routing/route-int.h"
@@ -66,9 +67,15 @@ void route_trace_free(struct route_trace *t)
 
 uint64_t route_sticky(const char *name)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    return name != NULL ? XXH3_64bits(name, strlen(name)) : 0;
+}
 
-    for (const unsigned char *p = (const unsigned char *)name; p && *p; p++)
+/* A rule name's hash for the split (FNV-1a: short names, no state) */
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return h;
 }
@@ -111,8 +118,9 @@ static double est_cost(const struct route_input *in, const struct route_decision
         out = d->max_output_tokens;
     if (!m->price.set || m->price.input < 0 || m->price.output < 0)
         return -1;
-    return ((double)(k > 0 ? k : 0) * m->price.input + (double)(out >= 0 ? out : 256) *
-            m->price.output) / 1e3; /* USD per million tokens -> nano-dollars per token */
+    return ((double)(k > 0 ? k : 0) * m->price.input +
+            (double)(out >= 0 ? out : 256) * m->price.output) /
+           1e3; /* USD per million tokens -> nano-dollars per token */
 }
 
 /* Orders the targets of one tier (n model indices at idx) as the policy wants: by cost when
@@ -137,8 +145,9 @@ static void order_tier(const struct route_input *in, const struct route_decision
             if (trace)
                 route_note(trace, "  %s: p90 %s %lld ms%s (limit %lld ms)", m->name,
                            stream ? "first byte" : "total", (long long)p90,
-                           p90 < 0 ? " (not known: fine)" : slow[i] ? ": too slow, tried after"
-                                                                    : "",
+                           p90 < 0   ? " (not known: fine)"
+                           : slow[i] ? ": too slow, tried after"
+                                     : "",
                            (long long)in->max_latency_ms);
         }
         if (in->prefer_cost && trace) {
@@ -172,7 +181,7 @@ static void order_tier(const struct route_input *in, const struct route_decision
 
 /* What became of the candidates: for the answer when none is left. */
 struct cand_tally {
-    int fit, format, health;   /* passed the context guard, the format, health */
+    int fit, format, health;         /* passed the context guard, the format, health */
     int64_t best_window, best_input; /* the largest window seen and the input it had to take */
     const char *best_name;
     int retry_after_s;
@@ -225,8 +234,10 @@ static void consider(const struct route_input *in, struct route_decision *d, int
     if (in->health != NULL &&
         !route_health_usable(in->health, &c->routing, m->name, in->now_us, &probe, &retry)) {
         if (trace)
-            route_note(trace, "candidate %s: skipped: not usable now (circuit open or "
-                       "retry-after: %d s)", m->name, retry);
+            route_note(trace,
+                       "candidate %s: skipped: not usable now (circuit open or "
+                       "retry-after: %d s)",
+                       m->name, retry);
         if (retry > 0 && (ty->retry_after_s == 0 || retry < ty->retry_after_s))
             ty->retry_after_s = retry;
         return;
@@ -242,9 +253,9 @@ static void consider(const struct route_input *in, struct route_decision *d, int
     }
     d->ncand++;
     if (trace)
-        route_note(trace, "candidate %s (%s%s): taken%s%s", m->name,
-                   t >= 0 ? "tier " : "target", t >= 0 ? tier_name(c, t) : "", 
-                   translate ? ", translated" : "", probe ? ", as the half-open probe (first)" : "");
+        route_note(trace, "candidate %s (%s%s): taken%s%s", m->name, t >= 0 ? "tier " : "target",
+                   t >= 0 ? tier_name(c, t) : "", translate ? ", translated" : "",
+                   probe ? ", as the half-open probe (first)" : "");
 }
 
 /* Lists the candidates of tier t (and the tiers up when d->tier_up), or of target (t < 0). */
@@ -361,10 +372,9 @@ enum route_rc route_tier(const struct route_input *in, int tier, struct route_de
 }
 
 /* The share of a split that bucket (0..99) falls in. */
-static const struct conf_dest *split_pick(const struct conf_rule *r, uint64_t sticky,
-                                          int *bucket)
+static const struct conf_dest *split_pick(const struct conf_rule *r, uint64_t sticky, int *bucket)
 {
-    uint64_t h = route_sticky(r->name);
+    uint64_t h = name_hash(r->name);
     int b = (int)(mix64(sticky ^ h) % 100), at = 0;
 
     *bucket = b;
@@ -490,8 +500,8 @@ enum route_rc route_decide(const struct route_input *in, struct route_decision *
                            r->name);
         } else if (dest.tier > 0) {
             if (trace)
-                route_note(trace, "tier down (rule %s): %s -> %s", r->name,
-                           tier_name(c, dest.tier), tier_name(c, dest.tier - 1));
+                route_note(trace, "tier down (rule %s): %s -> %s", r->name, tier_name(c, dest.tier),
+                           tier_name(c, dest.tier - 1));
             dest.tier--;
         } else if (trace) {
             route_note(trace, "tier down (rule %s): %s is the lowest tier already", r->name,

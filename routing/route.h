@@ -105,8 +105,8 @@ enum route_rc route_decide(const struct route_input *in, struct route_decision *
 enum route_rc route_tier(const struct route_input *in, int tier, struct route_decision *d,
                          struct route_trace *trace);
 
-/* The canary seed for an agent's name (a 64-bit FNV-1a hash): what route_input.sticky holds
- * for a known agent, in the pipeline and in `tokengate route --explain` alike. */
+/* The canary seed for an agent's name (XXH3_64bits of it, 0 for NULL): what route_input.sticky
+ * holds for a known agent, in the pipeline and in `tokengate route --explain` alike. */
 uint64_t route_sticky(const char *name);
 
 /* Appends a line to a trace (printf format). Does nothing for a NULL trace. */

@@ -183,9 +183,8 @@ void route_features_read(const cJSON *body, enum conf_format f, struct route_fea
                 sys1 = m;
         }
     }
-    if (last != NULL &&
-        !content_text(cJSON_GetObjectItemCaseSensitive(last, "content"), &out->last_user,
-                      &out->last_user_len, &out->owned[0])) {
+    if (last != NULL && !content_text(cJSON_GetObjectItemCaseSensitive(last, "content"),
+                                      &out->last_user, &out->last_user_len, &out->owned[0])) {
         out->last_user = NULL;
         out->last_user_len = 0;
     }
@@ -238,8 +237,8 @@ void route_features_read(const cJSON *body, enum conf_format f, struct route_fea
     }
 
     v = cJSON_GetObjectItemCaseSensitive(body, "tools");
-    out->tools = nonempty_array(v) ||
-                 nonempty_array(cJSON_GetObjectItemCaseSensitive(body, "functions"));
+    out->tools =
+        nonempty_array(v) || nonempty_array(cJSON_GetObjectItemCaseSensitive(body, "functions"));
 
     /* JSON output: OpenAI response_format (chat) or text.format (Responses); Anthropic
      * output_format, or a tool_choice that forces a tool named like json */
@@ -283,8 +282,8 @@ static int word_char(unsigned char c)
  * keyword's rarest byte is the one searched for, so that memchr skips most of the text. */
 static unsigned rarity(unsigned char c)
 {
-    static const unsigned char letters[26] = {82, 15, 28, 43, 127, 22, 20, 61, 70, 2,  8,  40, 24,
-                                              67, 75, 19, 1,  60, 63,  91, 28, 10, 24, 2, 20, 1};
+    static const unsigned char letters[26] = {82, 15, 28, 43, 127, 22, 20, 61, 70, 2,  8, 40, 24,
+                                              67, 75, 19, 1,  60,  63, 91, 28, 10, 24, 2, 20, 1};
     if (c >= 'A' && c <= 'Z')
         c = (unsigned char)(c + 32);
     if (c >= 'a' && c <= 'z')
@@ -583,8 +582,7 @@ static void held(struct route_ctx *x, const struct conf_rule *r, const char *tu,
     if (r->json_output != CONF_ANY)
         add(why, cap, &at, "JSON output %s", x->f.json_output ? "asked" : "not asked");
     if (r->budget_above >= 0)
-        add(why, cap, &at, "budget %.1f%% used >= %d%%", in->budget_used * 100.0,
-            r->budget_above);
+        add(why, cap, &at, "budget %.1f%% used >= %d%%", in->budget_used * 100.0, r->budget_above);
     if (r->input_min >= 0 || r->input_max >= 0)
         add(why, cap, &at, "input tokens %lld", (long long)x->tokens);
     if (tu[0])

@@ -12,9 +12,12 @@
 const char *xlate_name(enum xlate_dir d)
 {
     switch (d) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return "openai.chat->anthropic.messages";
-    case XLATE_ANTHROPIC_TO_OPENAI: return "anthropic.messages->openai.chat";
-    default: return NULL;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return "openai.chat->anthropic.messages";
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return "anthropic.messages->openai.chat";
+    default:
+        return NULL;
     }
 }
 
@@ -30,7 +33,9 @@ cJSON *xlate_request(enum xlate_dir d, const cJSON *body, const char *upstream_m
         return xlate_oa_request(body, upstream_model, max_tokens, stream, err, errlen);
     case XLATE_ANTHROPIC_TO_OPENAI:
         return xlate_ao_request(body, upstream_model, max_tokens, stream, err, errlen);
-    default: xlate_seterr(err, errlen, "no translation"); return NULL;
+    default:
+        xlate_seterr(err, errlen, "no translation");
+        return NULL;
     }
 }
 
@@ -39,9 +44,12 @@ const char *xlate_check(enum xlate_dir d, const cJSON *body, char *buf, size_t c
     if (!cJSON_IsObject(body))
         return NULL; /* not a request at all: the API's own checks refuse it */
     switch (d) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return xlate_oa_check(body, buf, cap);
-    case XLATE_ANTHROPIC_TO_OPENAI: return xlate_ao_check(body, buf, cap);
-    default: return NULL;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return xlate_oa_check(body, buf, cap);
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return xlate_ao_check(body, buf, cap);
+    default:
+        return NULL;
     }
 }
 
@@ -50,9 +58,12 @@ cJSON *xlate_response(const struct xlate_ctx *ctx, const cJSON *doc)
     if (ctx == NULL || !cJSON_IsObject(doc))
         return NULL;
     switch (ctx->dir) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return xlate_oa_response(ctx, doc);
-    case XLATE_ANTHROPIC_TO_OPENAI: return xlate_ao_response(ctx, doc);
-    default: return NULL;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return xlate_oa_response(ctx, doc);
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return xlate_ao_response(ctx, doc);
+    default:
+        return NULL;
     }
 }
 
@@ -66,9 +77,12 @@ cJSON *xlate_error(const struct xlate_ctx *ctx, int status, const cJSON *doc, in
     if (ctx == NULL)
         return NULL;
     switch (ctx->dir) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return xlate_oa_error(ctx, status, doc, client_status);
-    case XLATE_ANTHROPIC_TO_OPENAI: return xlate_ao_error(ctx, status, doc, client_status);
-    default: return NULL;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return xlate_oa_error(ctx, status, doc, client_status);
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return xlate_ao_error(ctx, status, doc, client_status);
+    default:
+        return NULL;
     }
 }
 
@@ -77,9 +91,12 @@ struct xlate_stream *xlate_stream_new(const struct xlate_ctx *ctx)
     if (ctx == NULL)
         return NULL;
     switch (ctx->dir) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return xlate_oa_stream_new(ctx);
-    case XLATE_ANTHROPIC_TO_OPENAI: return xlate_ao_stream_new(ctx);
-    default: return NULL;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return xlate_oa_stream_new(ctx);
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return xlate_ao_stream_new(ctx);
+    default:
+        return NULL;
     }
 }
 
@@ -88,14 +105,19 @@ void xlate_stream_free(struct xlate_stream *s)
     if (s == NULL)
         return;
     switch (s->dir) {
-    case XLATE_OPENAI_TO_ANTHROPIC: xlate_oa_stream_free(s); break;
-    case XLATE_ANTHROPIC_TO_OPENAI: xlate_ao_stream_free(s); break;
-    default: break;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        xlate_oa_stream_free(s);
+        break;
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        xlate_ao_stream_free(s);
+        break;
+    default:
+        break;
     }
 }
 
-int xlate_stream_event(struct xlate_stream *s, const char *name, const cJSON *data,
-                       const char *raw, size_t raw_len, xlate_emit_fn *emit, void *arg)
+int xlate_stream_event(struct xlate_stream *s, const char *name, const cJSON *data, const char *raw,
+                       size_t raw_len, xlate_emit_fn *emit, void *arg)
 {
     if (s == NULL || emit == NULL)
         return -1;
@@ -110,7 +132,8 @@ int xlate_stream_event(struct xlate_stream *s, const char *name, const cJSON *da
         return xlate_oa_stream_event(s, name, data, raw, raw_len, emit, arg);
     case XLATE_ANTHROPIC_TO_OPENAI:
         return xlate_ao_stream_event(s, name, data, raw, raw_len, emit, arg);
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -119,9 +142,12 @@ int xlate_stream_end(struct xlate_stream *s, xlate_emit_fn *emit, void *arg)
     if (s == NULL || emit == NULL)
         return -1;
     switch (s->dir) {
-    case XLATE_OPENAI_TO_ANTHROPIC: return xlate_oa_stream_end(s, emit, arg);
-    case XLATE_ANTHROPIC_TO_OPENAI: return xlate_ao_stream_end(s, emit, arg);
-    default: return -1;
+    case XLATE_OPENAI_TO_ANTHROPIC:
+        return xlate_oa_stream_end(s, emit, arg);
+    case XLATE_ANTHROPIC_TO_OPENAI:
+        return xlate_ao_stream_end(s, emit, arg);
+    default:
+        return -1;
     }
 }
 
@@ -235,11 +261,16 @@ const char *xlate_openai_error_type(int status)
     case 400:
     case 404:
     case 413:
-    case 422: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 429: return "rate_limit_error";
-    default: return status >= 400 && status < 500 ? "invalid_request_error" : "server_error";
+    case 422:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 400 && status < 500 ? "invalid_request_error" : "server_error";
     }
 }
 
@@ -247,16 +278,25 @@ const char *xlate_anthropic_error_type(int status)
 {
     switch (status) {
     case 400:
-    case 422: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
+    case 422:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
     case 503:
-    case 529: return "overloaded_error";
-    case 504: return "timeout_error";
-    default: return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
+    case 529:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    default:
+        return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
     }
 }
 
@@ -277,9 +317,10 @@ cJSON *xlate_openai_error_doc(const char *message, const char *type, const char 
 cJSON *xlate_anthropic_error_doc(const char *type, const char *message)
 {
     cJSON *doc = cJSON_CreateObject();
-    cJSON *e = cJSON_CreateObject();
+    cJSON *e = NULL;
 
-    if (xlate_add_str(doc, "type", "error") < 0 || xlate_add(doc, "error", e) < 0 ||
+    if (xlate_add_str(doc, "type", "error") < 0 ||
+        xlate_add(doc, "error", e = cJSON_CreateObject()) < 0 ||
         xlate_add_str(e, "type", type) < 0 || xlate_add_str(e, "message", message) < 0) {
         cJSON_Delete(doc);
         return NULL;

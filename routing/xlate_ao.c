@@ -355,9 +355,10 @@ static cJSON *image_part(struct bld *b, const cJSON *blk, const char *path)
     }
     if (url == NULL)
         return NULL;
+    /* each child is made attached (cJSON_Add*ToObject), so a failure leaves nothing loose */
     p = cJSON_CreateObject();
-    iu = cJSON_CreateObject();
-    if (xlate_add_str(p, "type", "image_url") < 0 || xlate_add(p, "image_url", iu) < 0 ||
+    if (xlate_add_str(p, "type", "image_url") < 0 ||
+        (iu = cJSON_AddObjectToObject(p, "image_url")) == NULL ||
         xlate_add_str(iu, "url", url) < 0) {
         cJSON_Delete(p);
         p = NULL;
@@ -513,9 +514,9 @@ static cJSON *tool_call(struct bld *b, const cJSON *blk, const char *path)
     if (args == NULL)
         return NULL;
     c = cJSON_CreateObject();
-    fn = cJSON_CreateObject();
     if (xlate_add_str(c, "id", id) < 0 || xlate_add_str(c, "type", "function") < 0 ||
-        xlate_add(c, "function", fn) < 0 || xlate_add_str(fn, "name", name) < 0 ||
+        (fn = cJSON_AddObjectToObject(c, "function")) == NULL ||
+        xlate_add_str(fn, "name", name) < 0 ||
         xlate_add_str(fn, "arguments", args) < 0) {
         cJSON_Delete(c);
         c = NULL;
@@ -619,12 +620,13 @@ static int add_tools(struct bld *b, const cJSON *body, cJSON *out)
         return -1;
     cJSON_ArrayForEach(t, tools)
     {
-        cJSON *ft = cJSON_CreateObject(), *fn = cJSON_CreateObject();
+        cJSON *ft = cJSON_CreateObject(), *fn;
         const cJSON *schema = XGET(t, "input_schema"), *desc = XGET(t, "description");
         const char *name;
         snprintf(path, sizeof(path), "tools[%d]", i++);
         name = need_str(b, t, "name", path);
-        if (xlate_add_str(ft, "type", "function") < 0 || xlate_add(ft, "function", fn) < 0 ||
+        if (xlate_add_str(ft, "type", "function") < 0 ||
+            (fn = cJSON_AddObjectToObject(ft, "function")) == NULL ||
             xlate_add_str(fn, "name", name) < 0 ||
             (cJSON_IsString(desc) && xlate_add_str(fn, "description", desc->valuestring) < 0) ||
             xlate_add(fn, "parameters",
@@ -649,14 +651,13 @@ static int add_tools(struct bld *b, const cJSON *body, cJSON *out)
             choice = cJSON_CreateString("required");
         } else if (strcmp(k, "tool") == 0) {
             const char *name = need_str(b, tc, "name", "tool_choice");
-            cJSON *fn = cJSON_CreateObject();
-            if (name == NULL) {
-                cJSON_Delete(fn);
+            cJSON *fn;
+            if (name == NULL)
                 return -1;
-            }
             choice = cJSON_CreateObject();
             if (xlate_add_str(choice, "type", "function") < 0 ||
-                xlate_add(choice, "function", fn) < 0 || xlate_add_str(fn, "name", name) < 0) {
+                (fn = cJSON_AddObjectToObject(choice, "function")) == NULL ||
+                xlate_add_str(fn, "name", name) < 0) {
                 cJSON_Delete(choice);
                 return -1;
             }
@@ -717,23 +718,21 @@ static int add_params(struct bld *b, const cJSON *body, int64_t max_tokens, int 
         return -1;
     v = XGET(body, "output_format");
     if (v != NULL && !cJSON_IsNull(v)) {
-        cJSON *rf = cJSON_CreateObject(), *js = cJSON_CreateObject();
-        if (!cJSON_IsObject(XGET(v, "schema"))) {
-            cJSON_Delete(rf);
-            cJSON_Delete(js);
+        cJSON *rf, *js;
+        if (!cJSON_IsObject(XGET(v, "schema")))
             return bad(b, "'output_format.schema' must be an object");
-        }
-        if (xlate_add(out, "response_format", rf) < 0 || xlate_add(rf, "json_schema", js) < 0 ||
+        if ((rf = cJSON_AddObjectToObject(out, "response_format")) == NULL ||
             xlate_add_str(rf, "type", "json_schema") < 0 ||
+            (js = cJSON_AddObjectToObject(rf, "json_schema")) == NULL ||
             xlate_add_str(js, "name", "output") < 0 ||
             xlate_add(js, "schema", xlate_dup(XGET(v, "schema"))) < 0 ||
             xlate_add(js, "strict", cJSON_CreateTrue()) < 0)
             return -1;
     }
     if (stream) {
-        cJSON *so = cJSON_CreateObject();
+        cJSON *so;
         if (xlate_add(out, "stream", cJSON_CreateTrue()) < 0 ||
-            xlate_add(out, "stream_options", so) < 0 ||
+            (so = cJSON_AddObjectToObject(out, "stream_options")) == NULL ||
             xlate_add(so, "include_usage", cJSON_CreateTrue()) < 0)
             return -1;
     }
@@ -756,8 +755,8 @@ cJSON *xlate_ao_request(const cJSON *body, const char *upstream_model, int64_t m
         return NULL;
     }
     out = cJSON_CreateObject();
-    msgs = cJSON_CreateArray();
-    if (xlate_add_str(out, "model", upstream_model) < 0 || xlate_add(out, "messages", msgs) < 0 ||
+    if (xlate_add_str(out, "model", upstream_model) < 0 ||
+        (msgs = cJSON_AddArrayToObject(out, "messages")) == NULL ||
         add_system(&b, XGET(body, "system"), msgs) < 0 ||
         add_messages(&b, XGET(body, "messages"), msgs) < 0 || add_tools(&b, body, out) < 0 ||
         add_params(&b, body, max_tokens, stream, out) < 0) {

@@ -61,13 +61,14 @@ static void read_usage(const cJSON *us, struct ao_usage *u)
         u->cached = u->prompt;
 }
 
-/* Anthropic's usage object; output only when nothing was reported (a stream cut short). */
+/* Anthropic's usage object; input_tokens 0 and output_tokens when nothing was reported (a
+ * stream's start, or one cut short). */
 static cJSON *usage_json(const struct ao_usage *u)
 {
     cJSON *o = cJSON_CreateObject();
 
-    if ((u->have && (xlate_add_num(o, "input_tokens", u->prompt - u->cached) < 0 ||
-                     xlate_add_num(o, "cache_creation_input_tokens", 0) < 0 ||
+    if (xlate_add_num(o, "input_tokens", u->prompt - u->cached) < 0 ||
+        (u->have && (xlate_add_num(o, "cache_creation_input_tokens", 0) < 0 ||
                      xlate_add_num(o, "cache_read_input_tokens", u->cached) < 0)) ||
         xlate_add_num(o, "output_tokens", u->have ? u->completion : 0) < 0) {
         cJSON_Delete(o);
@@ -172,9 +173,8 @@ cJSON *xlate_ao_response(const struct xlate_ctx *ctx, const cJSON *doc)
     if (!cJSON_IsObject(msg))
         return NULL;
     out = cJSON_CreateObject();
-    content = cJSON_CreateArray();
     if (out == NULL || set_message_head(out, ctx->request_id, ctx->client_model) < 0 ||
-        xlate_add(out, "content", content) < 0)
+        (content = cJSON_AddArrayToObject(out, "content")) == NULL)
         goto fail;
     v = XGET(msg, "content");
     if (cJSON_IsString(v) && v->valuestring[0] != '\0' &&
@@ -311,20 +311,22 @@ struct out {
     void *arg;
 };
 
-/* Emits {"type": name, ...ev} as event name; ev is deleted. */
-static int out_send(struct out *o, const char *name, cJSON *ev)
-{
-    int rc = -1;
-
-    if (ev != NULL && cJSON_AddStringToObject(ev, "type", name) != NULL)
-        rc = xlate_emit_json(o->emit, o->arg, name, ev);
-    cJSON_Delete(ev);
-    return rc;
-}
-
-static cJSON *indexed(int index)
+/* An event's data, {"type": name} to begin with (first, as Anthropic sends it). */
+static cJSON *event(const char *name)
 {
     cJSON *ev = cJSON_CreateObject();
+
+    if (xlate_add_str(ev, "type", name) < 0) {
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* {"type": name, "index": index} */
+static cJSON *indexed(const char *name, int index)
+{
+    cJSON *ev = event(name);
 
     if (xlate_add_num(ev, "index", index) < 0) {
         cJSON_Delete(ev);
@@ -333,41 +335,52 @@ static cJSON *indexed(int index)
     return ev;
 }
 
+/* Emits ev (from event()) as an event of its type; ev is deleted. */
+static int out_send(struct out *o, cJSON *ev)
+{
+    const cJSON *t = XGET(ev, "type");
+    int rc = -1;
+
+    if (cJSON_IsString(t))
+        rc = xlate_emit_json(o->emit, o->arg, t->valuestring, ev);
+    cJSON_Delete(ev);
+    return rc;
+}
+
 static int message_start(struct out *o)
 {
-    cJSON *ev = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON *ev = event("message_start"), *m = cJSON_CreateObject();
     struct ao_usage none = {0};
 
     if (xlate_add(ev, "message", m) < 0 || set_message_head(m, o->s->request_id, o->s->model) < 0 ||
         xlate_add(m, "content", cJSON_CreateArray()) < 0 ||
         xlate_add(m, "stop_reason", cJSON_CreateNull()) < 0 ||
         xlate_add(m, "stop_sequence", cJSON_CreateNull()) < 0 ||
-        xlate_add(m, "usage", usage_json(&none)) < 0 ||
-        xlate_add_num(XGET(m, "usage"), "input_tokens", 0) < 0) {
+        xlate_add(m, "usage", usage_json(&none)) < 0) {
         cJSON_Delete(ev);
         return -1;
     }
     o->s->phase = AO_BODY;
-    return out_send(o, "message_start", ev);
+    return out_send(o, ev);
 }
 
 static int block_stop(struct out *o, int index)
 {
-    return out_send(o, "content_block_stop", indexed(index));
+    return out_send(o, indexed("content_block_stop", index));
 }
 
 /* A delta of block index: {"type": kind, key: text}. */
 static int block_delta(struct out *o, int index, const char *kind, const char *key,
                        const char *text)
 {
-    cJSON *ev = indexed(index), *d = cJSON_CreateObject();
+    cJSON *ev = indexed("content_block_delta", index), *d = cJSON_CreateObject();
 
     if (xlate_add(ev, "delta", d) < 0 || xlate_add_str(d, "type", kind) < 0 ||
         xlate_add_str(d, key, text) < 0) {
         cJSON_Delete(ev);
         return -1;
     }
-    return out_send(o, "content_block_delta", ev);
+    return out_send(o, ev);
 }
 
 /* Stops the open text block, and the tool blocks whose arguments are whole (all of them when
@@ -400,14 +413,14 @@ static int text(struct out *o, const char *piece)
     struct ao_stream *s = o->s;
 
     if (s->text_block < 0) {
-        cJSON *ev = indexed(s->nblocks), *cb = cJSON_CreateObject();
+        cJSON *ev = indexed("content_block_start", s->nblocks), *cb = cJSON_CreateObject();
         if (xlate_add(ev, "content_block", cb) < 0 || xlate_add_str(cb, "type", "text") < 0 ||
             xlate_add_str(cb, "text", "") < 0 || stop_blocks(o, 0) < 0) {
             cJSON_Delete(ev);
             return -1;
         }
         s->text_block = s->nblocks++;
-        if (out_send(o, "content_block_start", ev) < 0)
+        if (out_send(o, ev) < 0)
             return -1;
     }
     return block_delta(o, s->text_block, "text_delta", "text", piece);
@@ -477,7 +490,7 @@ static int tool_piece(struct out *o, const cJSON *tc)
     t = &s->tools[k];
     if (t->block < 0) {
         const cJSON *id = XGET(tc, "id"), *name = XGET(fn, "name");
-        cJSON *ev = indexed(s->nblocks), *cb = cJSON_CreateObject();
+        cJSON *ev = indexed("content_block_start", s->nblocks), *cb = cJSON_CreateObject();
         char gen[64];
         snprintf(gen, sizeof(gen), "call_%s_%d", s->request_id, k);
         if (xlate_add(ev, "content_block", cb) < 0 || xlate_add_str(cb, "type", "tool_use") < 0 ||
@@ -495,7 +508,7 @@ static int tool_piece(struct out *o, const cJSON *tc)
         t->open = 1;
         if (k > s->last_tool)
             s->last_tool = k;
-        if (out_send(o, "content_block_start", ev) < 0)
+        if (out_send(o, ev) < 0)
             return -1;
     }
     if (!cJSON_IsString(args) || args->valuestring[0] == '\0')
@@ -526,7 +539,7 @@ static void finish(struct ao_stream *s, const cJSON *choice)
 static int message_end(struct out *o)
 {
     struct ao_stream *s = o->s;
-    cJSON *ev = cJSON_CreateObject(), *d = cJSON_CreateObject();
+    cJSON *ev = event("message_delta"), *d = cJSON_CreateObject();
 
     if (xlate_add(ev, "delta", d) < 0 || add_str_or_null(d, "stop_reason", s->stop) < 0 ||
         add_str_or_null(d, "stop_sequence", s->stop_seq) < 0 ||
@@ -535,9 +548,9 @@ static int message_end(struct out *o)
         return -1;
     }
     s->phase = AO_DONE;
-    if (out_send(o, "message_delta", ev) < 0)
+    if (out_send(o, ev) < 0)
         return -1;
-    return out_send(o, "message_stop", cJSON_CreateObject());
+    return out_send(o, event("message_stop"));
 }
 
 /* The upstream ended ([DONE] or the stream's end): close what is open. */

@@ -40,8 +40,7 @@ static const char *refuse(char *buf, size_t cap, const char *field, const char *
 }
 
 /* The content parts of message i that have no Anthropic equivalent. */
-static const char *check_parts(const cJSON *content, int i, const char *role, char *buf,
-                               size_t cap)
+static const char *check_parts(const cJSON *content, int i, const char *role, char *buf, size_t cap)
 {
     const cJSON *p;
     char field[96];
@@ -140,9 +139,9 @@ static const char *check_format(const cJSON *rf, const cJSON *tools, char *buf, 
 
     if (!is_set(rf))
         return NULL;
-    if (!cJSON_IsString(t) || (strcmp(t->valuestring, "text") != 0 &&
-                               strcmp(t->valuestring, "json_object") != 0 &&
-                               strcmp(t->valuestring, "json_schema") != 0))
+    if (!cJSON_IsString(t) ||
+        (strcmp(t->valuestring, "text") != 0 && strcmp(t->valuestring, "json_object") != 0 &&
+         strcmp(t->valuestring, "json_schema") != 0))
         return refuse(buf, cap, "response_format", "other than text, json_object or json_schema");
     if (strcmp(t->valuestring, "text") == 0)
         return NULL;
@@ -150,8 +149,8 @@ static const char *check_format(const cJSON *rf, const cJSON *tools, char *buf, 
     if (cJSON_GetArraySize(tools) > 0)
         return refuse(buf, cap, "response_format", "json together with tools");
     st = XGET(schema, "type");
-    if (!none && !(cJSON_IsObject(schema) && cJSON_IsString(st) &&
-                   strcmp(st->valuestring, "object") == 0))
+    if (!none &&
+        !(cJSON_IsObject(schema) && cJSON_IsString(st) && strcmp(st->valuestring, "object") == 0))
         return refuse(buf, cap, "response_format.json_schema.schema",
                       "other than an object's schema");
     return NULL;
@@ -159,9 +158,10 @@ static const char *check_format(const cJSON *rf, const cJSON *tools, char *buf, 
 
 const char *xlate_oa_check(const cJSON *body, char *buf, size_t cap)
 {
-    static const char *const unsupported[] = {
-        "top_logprobs", "audio", "prediction", "functions", "function_call",
-        "web_search_options", "reasoning_effort", NULL};
+    static const char *const unsupported[] = {"top_logprobs",     "audio",
+                                              "prediction",       "functions",
+                                              "function_call",    "web_search_options",
+                                              "reasoning_effort", NULL};
     const cJSON *v, *m;
     const char *why;
 
@@ -204,9 +204,9 @@ const char *xlate_oa_check(const cJSON *body, char *buf, size_t cap)
 struct oa_req {
     char *err;
     size_t errlen;
-    cJSON *msgs;    /* Anthropic messages */
-    cJSON *sys;     /* system text blocks */
-    int sys_count;  /* system/developer messages seen */
+    cJSON *msgs;            /* Anthropic messages */
+    cJSON *sys;             /* system text blocks */
+    int sys_count;          /* system/developer messages seen */
     const char *sys_string; /* the only one's string content, when it was a string */
 };
 
@@ -287,7 +287,8 @@ static cJSON *turn(struct oa_req *q, const char *role)
 /* An image_url part as an image block: a data URL's base64 data, else the URL. */
 static int add_image(struct oa_req *q, cJSON *blocks, const cJSON *part, const char *field)
 {
-    const cJSON *u = XGET(XGET(part, "image_url"), "url");
+    const cJSON *iu = XGET(part, "image_url");
+    const cJSON *u = cJSON_IsString(iu) ? iu : XGET(iu, "url"); /* the short form, a string */
     cJSON *b = cJSON_CreateObject(), *src;
     const char *url;
     int rc;
@@ -351,8 +352,7 @@ static int user_message(struct oa_req *q, const cJSON *m, int i)
             const cJSON *s = XGET(p, "text");
             if (!cJSON_IsString(s))
                 return fail(q, pf, "is a text part without a string");
-            if (s->valuestring[0] != '\0' &&
-                xlate_append(blocks, text_block(s->valuestring)) < 0)
+            if (s->valuestring[0] != '\0' && xlate_append(blocks, text_block(s->valuestring)) < 0)
                 return oom(q);
         } else {
             return fail(q, pf, "is a content part an Anthropic model does not take");

@@ -55,8 +55,8 @@ fail:
 static void chat_id(char *buf, size_t cap, const struct xlate_ctx *ctx, const char *msg_id)
 {
     const char *id = ctx->request_id != NULL && ctx->request_id[0] != '\0' ? ctx->request_id
-                     : msg_id != NULL                                       ? msg_id
-                                                                            : "0";
+                     : msg_id != NULL                                      ? msg_id
+                                                                           : "0";
     snprintf(buf, cap, "chatcmpl-%s", id);
 }
 
@@ -212,8 +212,9 @@ cJSON *xlate_oa_response(const struct xlate_ctx *ctx, const cJSON *doc)
     out = cJSON_CreateObject();
     if (xlate_add_str(out, "id", id) < 0 || xlate_add_str(out, "object", "chat.completion") < 0 ||
         xlate_add_num(out, "created", (double)ctx->created) < 0 ||
-        xlate_add_str(out, "model", ctx->client_model != NULL ? ctx->client_model
-                                                              : (str(doc, "model") ?: "")) < 0)
+        xlate_add_str(out, "model",
+                      ctx->client_model != NULL ? ctx->client_model : (str(doc, "model") ?: "")) <
+            0)
         goto fail;
     choices = cJSON_CreateArray();
     if (xlate_add(out, "choices", choices) < 0)
@@ -235,8 +236,7 @@ fail:
     return NULL;
 }
 
-cJSON *xlate_oa_error(const struct xlate_ctx *ctx, int status, const cJSON *doc,
-                      int *client_status)
+cJSON *xlate_oa_error(const struct xlate_ctx *ctx, int status, const cJSON *doc, int *client_status)
 {
     const char *msg = xlate_error_message(doc);
     const char *atype = str(XGET(doc, "error"), "type");
@@ -260,13 +260,13 @@ struct oa_stream {
     char model[OA_MODEL_CAP];
     int64_t created;
     int include_usage;
-    int have_id;           /* the request's id was given: message_start's does not replace it */
-    int started, done;     /* the role chunk went out; [DONE] (or an error) went out */
-    double input;          /* message_start's input tokens, cache reads and writes */
+    int have_id;       /* the request's id was given: message_start's does not replace it */
+    int started, done; /* the role chunk went out; [DONE] (or an error) went out */
+    double input;      /* message_start's input tokens, cache reads and writes */
     double cache_read;
     double cache_write;
     int ntools;
-    int json_on, json_block; /* the response_format tool's block started; its content index */
+    int json_on, json_block;       /* the response_format tool's block started; its content index */
     int block_of[XLATE_MAX_TOOLS]; /* the content index of each tool call, in order */
 };
 
@@ -296,7 +296,8 @@ static cJSON *chunk(const struct oa_stream *s, cJSON **delta, const char *finish
 {
     cJSON *c = cJSON_CreateObject(), *choices, *ch;
 
-    if (xlate_add_str(c, "id", s->id) < 0 || xlate_add_str(c, "object", "chat.completion.chunk") < 0 ||
+    if (xlate_add_str(c, "id", s->id) < 0 ||
+        xlate_add_str(c, "object", "chat.completion.chunk") < 0 ||
         xlate_add_num(c, "created", (double)s->created) < 0 ||
         xlate_add_str(c, "model", s->model) < 0)
         goto fail;
@@ -316,6 +317,8 @@ static cJSON *chunk(const struct oa_stream *s, cJSON **delta, const char *finish
     return c;
 fail:
     cJSON_Delete(c);
+    if (delta != NULL)
+        *delta = NULL; /* it went with c */
     return NULL;
 }
 
@@ -392,7 +395,7 @@ static int index_of(const cJSON *data)
     const cJSON *v = XGET(data, "index");
 
     return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble
-                                                                             : -1;
+                                                                            : -1;
 }
 
 /* The tool call index of content block idx, -1 for none. */
@@ -416,7 +419,7 @@ static int block_start(struct oa_stream *s, const cJSON *data, xlate_emit_fn *em
     if (type != NULL && strcmp(type, "text") == 0)
         return content_chunk(s, str(b, "text"), emit, arg);
     if (type == NULL || strcmp(type, "tool_use") != 0)
-        return 0; /* thinking, server tools: nothing in a chat completion */
+        return 0;          /* thinking, server tools: nothing in a chat completion */
     if (is_json_tool(b)) { /* its input is the content */
         s->json_on = 1;
         s->json_block = idx;
@@ -533,9 +536,9 @@ int xlate_oa_stream_event(struct xlate_stream *base, const char *name, const cJS
     }
     if (strcmp(name, "error") == 0) {
         const char *t = str(XGET(data, "error"), "type");
-        int status = t != NULL && strcmp(t, "rate_limit_error") == 0 ? 429
+        int status = t != NULL && strcmp(t, "rate_limit_error") == 0        ? 429
                      : t != NULL && strcmp(t, "invalid_request_error") == 0 ? 400
-                                                                           : 503;
+                                                                            : 503;
         const char *msg = xlate_error_message(data);
         return error_chunk(s, msg != NULL ? msg : "the provider's stream failed",
                            xlate_openai_error_type(status), t, emit, arg);

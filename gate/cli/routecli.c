@@ -53,14 +53,15 @@ static void route_usage(FILE *f)
 {
     fprintf(f, "usage: tokengate route --explain REQUEST.json [--config FILE] [--key K] "
                "[--label L]\n"
-               "                       [--api chat|responses|messages] [--header NAME:VALUE]...\n"
+               "                       [--api API] [--header NAME:VALUE]...\n"
                "  prints the routing decision for the request body, without sending anything:\n"
                "  each rule tried and why, the targets taken or skipped, the tier, the target\n"
                "  and the estimated cost there against the model asked for\n"
                "  --key     the agent's gate key (its agent, team, department, policy, budgets)\n"
                "  --label   the classifier's label (simple, moderate, complex) for classifier "
                "rules\n"
-               "  --api     the API the body is sent to (default: guessed from its shape)\n"
+               "  --api     the API the body is sent to: chat, responses, embeddings, messages or\n"
+               "            count_tokens (default: guessed from its shape)\n"
                "  --header  a request header the rules read (x-tokengate-priority: high)\n");
 }
 
@@ -129,7 +130,7 @@ static int64_t count(void *arg, const struct conf_model *m)
 static const struct api_dialect *guess_api(const cJSON *body)
 {
     static const char *const anthropic_blocks[] = {"tool_use", "tool_result", "image",
-                                                   "document", "thinking", NULL};
+                                                   "document", "thinking",    NULL};
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages"), *m, *p;
 
     if (!cJSON_IsArray(msgs) && cJSON_GetObjectItemCaseSensitive(body, "input") != NULL)
@@ -319,12 +320,21 @@ int gate_cmd_route(int argc, char **argv)
         return fail("--explain REQUEST.json is required");
     }
     if (apiname != NULL) {
-        x.api = strcmp(apiname, "chat") == 0        ? &api_openai_chat
-                : strcmp(apiname, "responses") == 0 ? &api_openai_responses
-                : strcmp(apiname, "messages") == 0  ? &api_anthropic_messages
-                                                    : NULL;
+        static const struct {
+            const char *name;
+            const struct api_dialect *api;
+        } apis[] = {{"chat", &api_openai_chat},
+                    {"responses", &api_openai_responses},
+                    {"embeddings", &api_openai_embeddings},
+                    {"messages", &api_anthropic_messages},
+                    {"count_tokens", &api_anthropic_count}};
+        for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+            if (strcmp(apiname, apis[i].name) == 0)
+                x.api = apis[i].api;
         if (x.api == NULL)
-            return fail("--api is chat, responses or messages, not '%s'", apiname);
+            return fail("--api is chat, responses, embeddings, messages or count_tokens, not "
+                        "'%s'",
+                        apiname);
     }
 
     struct conf *c = conf_load(config, err, sizeof(err));
@@ -341,8 +351,10 @@ int gate_cmd_route(int argc, char **argv)
     struct route_trace trace = {0};
     if (text == NULL) {
         if (errno == EFBIG)
-            fprintf(stderr, "tokengate route: %s is larger than max_body_bytes (%zu): the gate "
-                    "would refuse it (413)\n", file, c->max_body_bytes);
+            fprintf(stderr,
+                    "tokengate route: %s is larger than max_body_bytes (%zu): the gate "
+                    "would refuse it (413)\n",
+                    file, c->max_body_bytes);
         else
             fprintf(stderr, "tokengate route: cannot read %s: %s\n", file, strerror(errno));
         goto out;
@@ -355,8 +367,10 @@ int gate_cmd_route(int argc, char **argv)
     }
     const cJSON *mj = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!cJSON_IsString(mj) || mj->valuestring[0] == '\0') {
-        fprintf(stderr, "tokengate route: %s has no \"model\" (a string): there is nothing to "
-                "route\n", file);
+        fprintf(stderr,
+                "tokengate route: %s has no \"model\" (a string): there is nothing to "
+                "route\n",
+                file);
         goto out;
     }
     x.asked = mj->valuestring;
@@ -371,10 +385,18 @@ int gate_cmd_route(int argc, char **argv)
     }
 
     struct route_input in = {
-        .conf = c, .model = x.asked, .body = body, .format = x.api->format,
-        .translatable = x.api->ep == EP_CHAT || x.api->ep == EP_MESSAGES, .header = hdr,
-        .header_arg = &x, .input_tokens = count, .count_arg = &x,
-        .output_allowance = oc.value, .budget_used = -1, .max_latency_ms = -1,
+        .conf = c,
+        .model = x.asked,
+        .body = body,
+        .format = x.api->format,
+        .translatable = x.api->ep == EP_CHAT || x.api->ep == EP_MESSAGES,
+        .header = hdr,
+        .header_arg = &x,
+        .input_tokens = count,
+        .count_arg = &x,
+        .output_allowance = oc.value,
+        .budget_used = -1,
+        .max_latency_ms = -1,
     };
     int agent = -1;
     const char *budget_note = "not known";
@@ -395,8 +417,10 @@ int gate_cmd_route(int argc, char **argv)
         if (key != NULL) {
             char key_id[24];
             if (budget_authenticate(b, key, strlen(key), &agent, key_id) != BUDGET_AUTH_OK) {
-                fprintf(stderr, "tokengate route: the key is not one of %s's keys%s (the gate "
-                        "would answer 401)\n", config, l ? " or its ledger's" : "");
+                fprintf(stderr,
+                        "tokengate route: the key is not one of %s's keys%s (the gate "
+                        "would answer 401)\n",
+                        config, l ? " or its ledger's" : "");
                 goto out;
             }
         } else {
@@ -519,8 +543,8 @@ int gate_cmd_route(int argc, char **argv)
         out_chosen = 256;
     put_cost("cost at ", t->model, count(&x, t->model), out_chosen);
     struct conf_dest tmp;
-    const struct conf_model *am = conf_find_alias(c, x.asked, &tmp) ? NULL
-                                                                    : conf_find_model(c, x.asked);
+    const struct conf_model *am =
+        conf_find_alias(c, x.asked, &tmp) ? NULL : conf_find_model(c, x.asked);
     if (am != NULL) {
         put_cost("cost at the model asked for, ", am, count(&x, am), out_asked);
         double a = cost_at(am, count(&x, am), out_asked);

@@ -47,9 +47,15 @@ static int check_event(void *arg, const char *name, const char *text, size_t len
 
 static void stream(enum xlate_dir d, const cJSON *doc)
 {
-    static const char *const names[] = {"message_start", "content_block_start",
-                                        "content_block_delta", "content_block_stop",
-                                        "message_delta", "message_stop", "error", "ping", ""};
+    static const char *const names[] = {"message_start",
+                                        "content_block_start",
+                                        "content_block_delta",
+                                        "content_block_stop",
+                                        "message_delta",
+                                        "message_stop",
+                                        "error",
+                                        "ping",
+                                        ""};
     struct xlate_ctx ctx = {d, "auto", "fuzz", 1, 1};
     struct xlate_stream *s = xlate_stream_new(&ctx);
     const cJSON *ev;

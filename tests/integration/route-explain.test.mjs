@@ -130,7 +130,7 @@ test('--help prints the usage; bad options are bad usage', () => {
   assert.equal(runGate(['route', '--nope', 'x']).status, 2);
   const api = runGate(['route', '--explain', 'x.json', '--api', 'grpc']);
   assert.equal(api.status, 2);
-  assert.match(api.stderr, /--api is chat, responses or messages/);
+  assert.match(api.stderr, /--api is chat, responses, embeddings, messages or count_tokens, not 'grpc'/);
 });
 
 test('bad input: a missing file, invalid JSON, no model: a clear error and exit 2', () => {
@@ -288,6 +288,10 @@ test('the context window guard: targets skipped, and a 400 with the numbers when
   out = ok(explain({ model: 'tier:cheap', input: 'hi' }));
   assert.match(out, /\(openai\.responses, guessed from the body/);
   assert.match(out, /candidate claude-haiku-4-5: skipped: it speaks the Anthropic format and this endpoint cannot be translated/);
+  out = ok(explain({ model: 'tier:cheap', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }, '--api', 'count_tokens'));
+  assert.match(out, /\(anthropic\.count_tokens\)/);
+  assert.match(out, /candidate gpt-4o-mini: skipped: it speaks the OpenAI format and this endpoint cannot be translated/);
+  assert.match(out, /^target: claude-haiku-4-5 /m);
   out = explain({ model: 'claude-haiku-4-5', input: 'hi' });
   assert.equal(out.status, 1);
   assert.match(out.stdout, /result: the gate would answer 400: model 'claude-haiku-4-5' is served in the Anthropic format, and this endpoint \(OpenAI format\) cannot be translated/);

@@ -2,7 +2,8 @@
  * Unit tests for routing/xlate (XLATE_ANTHROPIC_TO_OPENAI) on the way out, xlate_ao.c: an
  * Anthropic Messages client's requests, as its SDK sends them, into OpenAI chat completions
  * requests; what cannot be sent is refused with a reason that names the member. The answers and
- * streams on the way back are in test_xlate_ao2.c.
+ * streams on the way back are in test_xlate_ao2.c; here too, all three with memory running out
+ * at each allocation in turn.
  *
  * JSON in this file is written with ' for " (J() swaps them back) to stay readable.
  */
@@ -335,6 +336,138 @@ START_TEST(malformed_named)
 }
 END_TEST
 
+/* ---- memory running out ---------------------------------------------------------------- */
+
+/* cJSON's allocations fail once this many more have been made (-1: never). */
+static long fail_after = -1;
+
+static void *failing_malloc(size_t n)
+{
+    if (fail_after == 0)
+        return NULL;
+    if (fail_after > 0)
+        fail_after--;
+    return malloc(n);
+}
+
+static int sink(void *arg, const char *name, const char *text, size_t len)
+{
+    (void)name;
+    ck_assert(len > 0 && text[len - 1] == '\n');
+    (*(int *)arg)++;
+    return 0;
+}
+
+static const char *const rich_request =
+    "{'model':'auto','max_tokens':300,'stream':true,'system':[{'type':'text','text':'A'},"
+    "{'type':'text','text':'B'}],'messages':[{'role':'user','content':[{'type':'text','text':"
+    "'look'},{'type':'image','source':{'type':'base64','media_type':'image/png','data':'AA=='}},"
+    "{'type':'image','source':{'type':'url','url':'https://example.com/a.png'}}]},"
+    "{'role':'assistant','content':[{'type':'text','text':'ok'},{'type':'tool_use','id':'t1',"
+    "'name':'f','input':{'a':[1,2]}},{'type':'tool_use','id':'t2','name':'f','input':{}}]},"
+    "{'role':'user','content':[{'type':'tool_result','tool_use_id':'t1','content':'r1'},"
+    "{'type':'tool_result','tool_use_id':'t1','is_error':true,'content':[{'type':'text',"
+    "'text':'x'}]},{'type':'tool_result','tool_use_id':'t2','content':''},{'type':'text',"
+    "'text':'go'}]}],'tools':[{'name':'f','description':'d','input_schema':{'type':'object'}}],"
+    "'tool_choice':{'type':'tool','name':'f','disable_parallel_tool_use':true},"
+    "'stop_sequences':['x'],'temperature':0.2,'top_p':0.5,'metadata':{'user_id':'u'},"
+    "'output_format':{'type':'json_schema','schema':{'type':'object'}}}";
+
+static const char *const rich_answer =
+    "{'id':'c','object':'chat.completion','choices':[{'index':0,'message':{'role':'assistant',"
+    "'content':'hi','refusal':'no','tool_calls':[{'id':'a','type':'function','function':{"
+    "'name':'f','arguments':'{\\'x\\':1}'}},{'id':'b','type':'function','function':{'name':'g',"
+    "'arguments':'{bad'}}]},'finish_reason':'tool_calls','stop_reason':'END'}],"
+    "'usage':{'prompt_tokens':10,'completion_tokens':5,'prompt_tokens_details':"
+    "{'cached_tokens':4}}}";
+
+static const char *const rich_stream[] = {
+    "{'choices':[{'index':0,'delta':{'role':'assistant','content':'He'},'finish_reason':null}]}",
+    "{'choices':[{'index':0,'delta':{'refusal':'no'},'finish_reason':null}]}",
+    "{'choices':[{'index':0,'delta':{'tool_calls':[{'index':0,'id':'a','type':'function',"
+    "'function':{'name':'f','arguments':'{\\'x\\''}}]},'finish_reason':null}]}",
+    "{'choices':[{'index':0,'delta':{'tool_calls':[{'index':1,'id':'b','type':'function',"
+    "'function':{'name':'g','arguments':'{}'}}]},'finish_reason':null}]}",
+    "{'choices':[{'index':0,'delta':{'tool_calls':[{'index':0,'function':{'arguments':':1}'}}]},"
+    "'finish_reason':null}]}",
+    "{'choices':[{'index':0,'delta':{},'finish_reason':'stop','stop_reason':'END'}]}",
+    "{'choices':[],'usage':{'prompt_tokens':10,'completion_tokens':5}}",
+};
+
+/* Each translation with cJSON's allocations failing at each step in turn: NULL (a request: with
+ * a reason) or -1, never a crash, a leak (under ASan) or half a document. */
+START_TEST(out_of_memory_at_each_step)
+{
+    cJSON_Hooks hooks = {failing_malloc, free}, plain = {malloc, free};
+    cJSON *body = J(rich_request), *answer_doc = J(rich_answer), *chunks[7];
+    const struct xlate_ctx c = {.dir = AO, .client_model = "m", .request_id = "r"};
+    int done = 0, all_events = 0;
+
+    for (int i = 0; i < 7; i++)
+        chunks[i] = J(rich_stream[i]);
+    {
+        /* the whole stream with memory to spare: message_start, text (start, 2 deltas, stop),
+         * call a (start, 2 deltas, stop), call b (start, delta, stop), message_delta, _stop */
+        struct xlate_stream *s = xlate_stream_new(&c);
+        for (int i = 0; i < 7; i++)
+            ck_assert_int_eq(xlate_stream_event(s, "", chunks[i], "x", 1, sink, &all_events), 0);
+        ck_assert_int_eq(xlate_stream_end(s, sink, &all_events), 0);
+        ck_assert_int_eq(all_events, 14);
+        xlate_stream_free(s);
+    }
+    cJSON_InitHooks(&hooks);
+    for (long n = 0; done != 7; n++) {
+        char err[256] = "";
+        cJSON *out;
+        struct xlate_stream *s;
+        int events = 0, rc = 0, st;
+
+        ck_assert_int_lt(n, 100000);
+        fail_after = n;
+        out = xlate_request(AO, body, "gpt-4o-mini", 100, 1, err, sizeof(err));
+        fail_after = -1;
+        if (out != NULL)
+            done |= 1;
+        else
+            ck_assert_str_eq(err, "out of memory");
+        cJSON_Delete(out);
+
+        fail_after = n;
+        out = xlate_response(&c, answer_doc);
+        fail_after = -1;
+        if (out != NULL)
+            done |= 2;
+        cJSON_Delete(out);
+
+        fail_after = n;
+        out = xlate_error(&c, 503, answer_doc, &st);
+        fail_after = -1;
+        cJSON_Delete(out);
+
+        s = xlate_stream_new(&c);
+        ck_assert_ptr_nonnull(s);
+        fail_after = n;
+        for (int i = 0; i < 7 && rc == 0; i++) {
+            char *raw = "x";
+            rc = xlate_stream_event(s, "", chunks[i], raw, 1, sink, &events);
+        }
+        if (rc == 0)
+            rc = xlate_stream_end(s, sink, &events);
+        fail_after = -1;
+        if (rc == 0) {
+            ck_assert_int_eq(events, all_events);
+            done |= 4;
+        }
+        xlate_stream_free(s);
+    }
+    cJSON_InitHooks(&plain);
+    for (int i = 0; i < 7; i++)
+        cJSON_Delete(chunks[i]);
+    cJSON_Delete(body);
+    cJSON_Delete(answer_doc);
+}
+END_TEST
+
 static Suite *xlate_ao_suite(void)
 {
     Suite *s = suite_create("xlate_ao");
@@ -350,6 +483,7 @@ static Suite *xlate_ao_suite(void)
     tcase_add_test(tc, refused_fields);
     tcase_add_test(tc, dropped_not_refused);
     tcase_add_test(tc, malformed_named);
+    tcase_add_test(tc, out_of_memory_at_each_step);
     suite_add_tcase(s, tc);
     return s;
 }

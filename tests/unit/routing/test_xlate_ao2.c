@@ -124,7 +124,7 @@ START_TEST(unparsable_arguments_become_text)
     /* no call is left: not tool_use */
     same(GET(out, "stop_reason"), "'end_turn'");
     ck_assert_str_eq(GET(cJSON_GetArrayItem(GET(out, "content"), 0), "type")->valuestring, "text");
-    same(GET(out, "usage"), "{'output_tokens':0}");
+    same(GET(out, "usage"), "{'input_tokens':0,'output_tokens':0}");
     cJSON_Delete(out);
 }
 END_TEST
@@ -257,6 +257,8 @@ static int capture(void *arg, const char *name, const char *text, size_t len)
     ck_assert_msg(d != NULL, "data is not JSON: %.*s", (int)len, text);
     ck_assert_msg(cJSON_IsString(GET(d, "type")) && strcmp(GET(d, "type")->valuestring, name) == 0,
                   "data's type is not %s: %.*s", name, (int)len, text);
+    ck_assert_msg(strcmp(d->child->string, "type") == 0,
+                  "type is not first, as Anthropic has it: %.*s", (int)len, text);
     snprintf(c->name[c->n], sizeof(c->name[0]), "%s", name);
     c->data[c->n++] = d;
     return c->fail_at == c->n ? -1 : 0;
@@ -600,7 +602,7 @@ START_TEST(stream_cut_closed_by_end)
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
     check_stream(c, 1);
     same(c->data[c->n - 2], "{'type':'message_delta','delta':{'stop_reason':null,"
-                            "'stop_sequence':null},'usage':{'output_tokens':0}}");
+                            "'stop_sequence':null},'usage':{'input_tokens':0,'output_tokens':0}}");
     xlate_stream_free(s);
     cap_free(c);
 
@@ -624,7 +626,7 @@ START_TEST(stream_cut_closed_by_end)
     ck_assert_int_eq(xlate_stream_event(s, "", NULL, "[DONE]\r\n", 8, capture, c), 0);
     check_stream(c, 1);
     same(c->data[c->n - 2], "{'type':'message_delta','delta':{'stop_reason':'end_turn',"
-                            "'stop_sequence':null},'usage':{'output_tokens':0}}");
+                            "'stop_sequence':null},'usage':{'input_tokens':0,'output_tokens':0}}");
     ck_assert_int_eq(xlate_stream_end(s, capture, c), 0);
     ck_assert_str_eq(c->name[c->n - 1], "message_stop");
     xlate_stream_free(s);

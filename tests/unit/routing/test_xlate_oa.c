@@ -92,8 +92,8 @@ START_TEST(text_request)
     /* the caller has no cap either: a default, Anthropic requires one */
     {
         char err[128];
-        cJSON *out = req("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", -1, 1, err,
-                         sizeof(err));
+        cJSON *out =
+            req("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", -1, 1, err, sizeof(err));
         ck_assert_ptr_nonnull(out);
         ck_assert_int_eq(GET(out, "max_tokens")->valueint, 4096);
         ck_assert(cJSON_IsTrue(GET(out, "stream")));
@@ -143,19 +143,22 @@ START_TEST(images)
     ck_req("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"What "
            "is this?\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
            "\"https://example.invalid/cat.png\",\"detail\":\"high\"}},{\"type\":\"image_url\","
-           "\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}}]}]}",
+           "\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}},{\"type\":"
+           "\"image_url\",\"image_url\":\"data:image/jpeg;base64,/9j/\"}]}]}",
            "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":["
            "{\"type\":\"text\",\"text\":\"What is this?\"},"
            "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":"
            "\"https://example.invalid/cat.png\"}},"
            "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
-           "\"data\":\"iVBORw0KGgo=\"}}]}],\"max_tokens\":1024}");
+           "\"data\":\"iVBORw0KGgo=\"}},{\"type\":\"image\",\"source\":{\"type\":\"base64\","
+           "\"media_type\":\"image/jpeg\",\"data\":\"/9j/\"}}]}],\"max_tokens\":1024}");
     ck_refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
                "\"image_url\":{\"url\":\"data:image/png,rawbytes\"}}]}]}",
                "messages[0].content[0]");
-    ck_refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
-               "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/bmp;base64,Qk0=\"}}]}]}",
-               "messages[0].content[1]");
+    ck_refused(
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/bmp;base64,Qk0=\"}}]}]}",
+        "messages[0].content[1]");
 }
 END_TEST
 
@@ -175,9 +178,8 @@ static void ck_tool_choice(const char *choice, const char *want_choice)
 {
     char body[2048], want[2048];
 
-    snprintf(body, sizeof(body),
-             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s%s%s}", tool_defs,
-             choice[0] ? "," : "", choice);
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s%s%s}",
+             tool_defs, choice[0] ? "," : "", choice);
     snprintf(want, sizeof(want),
              "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":"
              "[{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":1024,%s%s%s}",
@@ -256,7 +258,8 @@ START_TEST(tool_calls_and_results)
                "\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
                "\"arguments\":\"[1,2]\"}}]}]}",
                "messages[1].tool_calls[0].function.arguments");
-    ck_refused("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].tool_call_id");
+    ck_refused("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+               "messages[0].tool_call_id");
     ck_refused("{\"messages\":[{\"role\":\"critic\",\"content\":\"x\"}]}", "messages[0].role");
     ck_refused("{\"messages\":[]}", "messages");
 }
@@ -397,8 +400,8 @@ END_TEST
 START_TEST(stop_reasons)
 {
     static const char *const map[][2] = {
-        {"end_turn", "stop"},       {"max_tokens", "length"},   {"tool_use", "tool_calls"},
-        {"stop_sequence", "stop"},  {"refusal", "content_filter"}, {"pause_turn", "stop"},
+        {"end_turn", "stop"},      {"max_tokens", "length"},      {"tool_use", "tool_calls"},
+        {"stop_sequence", "stop"}, {"refusal", "content_filter"}, {"pause_turn", "stop"},
     };
     char doc[512];
 
@@ -564,8 +567,7 @@ static void reassemble(const struct sink *k, struct client_view *v)
             if (cJSON_IsString(GET(tc, "id"))) {
                 ck_assert_int_eq(i, v->ncalls); /* a new call takes the next index */
                 v->ncalls++;
-                snprintf(v->calls[i].id, sizeof(v->calls[i].id), "%s",
-                         GET(tc, "id")->valuestring);
+                snprintf(v->calls[i].id, sizeof(v->calls[i].id), "%s", GET(tc, "id")->valuestring);
                 snprintf(v->calls[i].name, sizeof(v->calls[i].name), "%s",
                          GET(fn, "name")->valuestring);
             }
@@ -603,9 +605,8 @@ START_TEST(stream_text)
          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
          "\"text\":\", w\\u00f6rld \\\"x\\\"\\n\"}}"},
         {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"},
-        {"message_delta",
-         "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\","
-         "\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\","
+                          "\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}"},
         {"message_stop", "{\"type\":\"message_stop\"}"},
     };
 
@@ -662,8 +663,8 @@ START_TEST(stream_parallel_tools)
     static struct sink k;
     static char parts[3][128][8];
     static const char *const args[3] = {
-        "{\"city\": \"Paris\", \"units\": \"celsius\", \"days\": [1, 2, 3], \"note\": "
-        "\"caf\xc3\xa9 \\\"quoted\\\"\"}",
+        ("{\"city\": \"Paris\", \"units\": \"celsius\", \"days\": [1, 2, 3], \"note\": "
+         "\"caf\xc3\xa9 \\\"quoted\\\"\"}"),
         "{\"city\":\"Oslo\",\"units\":\"fahrenheit\",\"detail\":{\"hourly\":true,\"wind\":false}}",
         "{\"query\": \"SELECT * FROM t WHERE a = 'x\\\\n'\", \"limit\": 100, \"x\": null}",
     };
@@ -692,9 +693,8 @@ START_TEST(stream_parallel_tools)
                           "\"text_delta\",\"text\":\"Let me check.\"}}",
                           &k),
                      0);
-    ck_assert_int_eq(feed(s, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
-                          &k),
-                     0);
+    ck_assert_int_eq(
+        feed(s, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}", &k), 0);
     for (int t = 0; t < 3; t++) {
         n[t] = pieces(args[t], parts[t], 128);
         ck_assert_int_ge(n[t], 20);
@@ -839,10 +839,9 @@ START_TEST(stream_emit_stops)
         struct xlate_ctx c = {OA, "auto", NULL, 1, 0};
         s = xlate_stream_new(&c);
         memset(&k, 0, sizeof(k));
-        ck_assert_int_eq(
-            feed(s, "message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\"}}",
-                 &k),
-            0);
+        ck_assert_int_eq(feed(s, "message_start",
+                              "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\"}}", &k),
+                         0);
         ck_assert_ptr_nonnull(strstr(k.buf, "\"id\":\"chatcmpl-msg_9\""));
         xlate_stream_free(s);
     }
@@ -934,10 +933,9 @@ START_TEST(json_mode)
                "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":9,\"output_tokens\":8}}",
                &ctx0);
     ck_assert_ptr_nonnull(out);
-    ck_json(GET(out, "choices"),
-            "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-            "\"{\\\"name\\\":\\\"Ann\\\",\\\"age\\\":31}\",\"refusal\":null},"
-            "\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+    ck_json(GET(out, "choices"), "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                                 "\"{\\\"name\\\":\\\"Ann\\\",\\\"age\\\":31}\",\"refusal\":null},"
+                                 "\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     cJSON_Delete(out);
     /* streamed: the input deltas are content deltas */
     s = xlate_stream_new(&ctx0);
@@ -977,6 +975,232 @@ START_TEST(json_mode)
 }
 END_TEST
 
+/* The public functions refuse what is no translation at all, without a crash. */
+START_TEST(dispatch_edges)
+{
+    char err[128];
+    cJSON *b = parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    cJSON *arr = parse("[1]");
+    struct xlate_ctx none = {XLATE_NONE, "m", "r", 1, 0};
+    int cs = 0;
+
+    err[0] = '\0';
+    ck_assert_ptr_null(xlate_request(XLATE_NONE, b, "m", 10, 0, err, sizeof(err)));
+    ck_assert_str_eq(err, "no translation");
+    ck_assert_ptr_null(xlate_request(OA, arr, "m", 10, 0, err, sizeof(err)));
+    ck_assert_str_eq(err, "the request body is not a JSON object");
+    ck_assert_ptr_null(xlate_check(XLATE_NONE, b, err, sizeof(err)));
+    ck_assert_ptr_null(xlate_response(&none, b));
+    ck_assert_ptr_null(xlate_response(NULL, b));
+    ck_assert_ptr_null(xlate_error(&none, 500, b, &cs));
+    ck_assert_int_eq(cs, 500);
+    ck_assert_ptr_null(xlate_stream_new(&none));
+    xlate_stream_free(NULL);
+    ck_assert_int_eq(xlate_stream_event(NULL, "x", b, "", 0, sink_emit, NULL), -1);
+    ck_assert_int_eq(xlate_stream_end(NULL, sink_emit, NULL), -1);
+    cJSON_Delete(arr);
+    cJSON_Delete(b);
+}
+END_TEST
+
+/* --- out of memory at each step --- */
+
+static long fail_after = -1; /* the allocation that fails (-1: none) */
+static long allocs, failures;
+
+static void *failing_malloc(size_t n)
+{
+    if (fail_after >= 0 && allocs++ == fail_after) { /* that one only: later ones go through */
+        failures++;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void fail_from(long n)
+{
+    allocs = 0;
+    failures = 0;
+    fail_after = n;
+}
+
+/* Printed without failures, to be freed. */
+static char *print(const cJSON *j)
+{
+    long saved = fail_after;
+    char *p;
+
+    fail_after = -1;
+    p = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+    fail_after = saved;
+    return p;
+}
+
+/* Each function, with its n-th allocation failing for every n until one goes through: a
+ * failure is reported (NULL, -1, "out of memory"), or what comes out is whole (the same as
+ * without failures); nothing leaks (run under ASan with CK_FORK=no). */
+START_TEST(out_of_memory_at_each_step)
+{
+    static const char *const bodies[] = {
+        "{\"model\":\"auto\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+        "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"D\"}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"},{\"type\":"
+        "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}},{\"type\":"
+        "\"image_url\",\"image_url\":{\"url\":\"https://x.invalid/a.png\"}}]},"
+        "{\"role\":\"assistant\",\"content\":\"ok\",\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+        "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":[1,2]}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":"
+        "\"r\"}]},{\"role\":\"user\",\"content\":\"more\"}],\"tools\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"description\":\"d\",\"parameters\":{\"type\":"
+        "\"object\"}}},{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":"
+        "{\"type\":\"function\",\"function\":{\"name\":\"f\"}},\"parallel_tool_calls\":false,"
+        "\"stop\":[\"x\",\"y\"],\"temperature\":0.2,\"top_p\":0.5,\"user\":\"u\","
+        "\"max_tokens\":9}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"j\"}],\"response_format\":{\"type\":"
+        "\"json_schema\",\"json_schema\":{\"name\":\"n\",\"schema\":{\"type\":\"object\"}}}}",
+    };
+    static const char *const answers[] = {
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":"
+        "\"a\"},{\"type\":\"text\",\"text\":\"b\"},{\"type\":\"tool_use\",\"id\":\"t1\","
+        "\"name\":\"f\",\"input\":{\"k\":[1,{\"z\":null}]}},{\"type\":\"tool_use\",\"id\":"
+        "\"t2\",\"name\":\"g\",\"input\":{}}],\"stop_reason\":\"tool_use\",\"usage\":"
+        "{\"input_tokens\":1,\"cache_read_input_tokens\":2,\"output_tokens\":3}}",
+        "{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":"
+        "\"tokengate_json_output\",\"input\":{\"a\":1}}],\"stop_reason\":\"tool_use\"}",
+    };
+    static const char *const events[][2] = {
+        {"message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":"
+                          "{\"input_tokens\":4,\"cache_creation_input_tokens\":1}}}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+                                "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                "{\"type\":\"text_delta\",\"text\":\"hi\"}}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":1,"
+                                "\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":"
+                                "\"f\",\"input\":{\"pre\":1}}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                                "{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\"}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                          "\"tool_use\"},\"usage\":{\"output_tokens\":5}}"},
+        {"error", "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":"
+                  "\"boom\"}}"},
+    };
+    cJSON_Hooks hooks = {failing_malloc, free};
+    cJSON *docs[2], *ans[2], *evs[7];
+    char *ref_req[2], *ref_ans[2], *ref_err;
+    static struct sink ref_stream, k;
+    char err[256];
+    int cs;
+
+    cJSON_InitHooks(&hooks);
+    for (int i = 0; i < 2; i++) {
+        cJSON *o;
+        docs[i] = parse(bodies[i]);
+        ans[i] = parse(answers[i]);
+        o = xlate_request(OA, docs[i], "m", 100, 1, err, sizeof(err));
+        ck_assert_msg(o != NULL, "%s", err);
+        ref_req[i] = print(o);
+        cJSON_Delete(o);
+        o = xlate_response(&ctx_usage, ans[i]);
+        ck_assert_ptr_nonnull(o);
+        ref_ans[i] = print(o);
+        cJSON_Delete(o);
+    }
+    {
+        cJSON *o = xlate_error(&ctx0, 529, evs[0] = parse(events[6][1]), &cs);
+        ref_err = print(o);
+        cJSON_Delete(o);
+        cJSON_Delete(evs[0]);
+    }
+    for (int i = 0; i < 7; i++)
+        evs[i] = parse(events[i][1]);
+    {
+        struct xlate_stream *s = xlate_stream_new(&ctx_usage);
+        memset(&ref_stream, 0, sizeof(ref_stream));
+        for (int i = 0; i < 7; i++)
+            ck_assert_int_eq(
+                xlate_stream_event(s, events[i][0], evs[i], "", 0, sink_emit, &ref_stream), 0);
+        ck_assert_int_eq(xlate_stream_end(s, sink_emit, &ref_stream), 0);
+        xlate_stream_free(s);
+    }
+    for (long n = 0;; n++) {
+        int whole = 1, rc = 0;
+        struct xlate_stream *s;
+
+        ck_assert_int_lt(n, 100000);
+        for (int i = 0; i < 2; i++) {
+            cJSON *o;
+            char *p;
+
+            err[0] = '\0';
+            fail_from(n);
+            o = xlate_request(OA, docs[i], "m", 100, 1, err, sizeof(err));
+            fail_after = -1;
+            if (o == NULL) {
+                ck_assert_msg(failures > 0, "refused without a failure: %s", err);
+                ck_assert_str_ne(err, "");
+                whole = 0;
+            } else {
+                ck_assert_str_eq(p = print(o), ref_req[i]);
+                free(p);
+            }
+            cJSON_Delete(o);
+            fail_from(n);
+            o = xlate_response(&ctx_usage, ans[i]);
+            fail_after = -1;
+            if (o == NULL) {
+                ck_assert_int_gt(failures, 0);
+                whole = 0;
+            } else {
+                ck_assert_str_eq(p = print(o), ref_ans[i]);
+                free(p);
+            }
+            cJSON_Delete(o);
+        }
+        {
+            cJSON *o;
+            char *p;
+            fail_from(n);
+            o = xlate_error(&ctx0, 529, evs[6], &cs);
+            fail_after = -1;
+            if (o == NULL) {
+                whole = 0;
+            } else {
+                ck_assert_str_eq(p = print(o), ref_err);
+                free(p);
+            }
+            cJSON_Delete(o);
+        }
+        s = xlate_stream_new(&ctx_usage);
+        ck_assert_ptr_nonnull(s);
+        memset(&k, 0, sizeof(k));
+        fail_from(n);
+        for (int i = 0; i < 7 && rc == 0; i++)
+            rc = xlate_stream_event(s, events[i][0], evs[i], "", 0, sink_emit, &k);
+        if (rc == 0)
+            rc = xlate_stream_end(s, sink_emit, &k);
+        fail_after = -1;
+        xlate_stream_free(s);
+        if (rc == 0)
+            ck_assert_str_eq(k.buf, ref_stream.buf);
+        else
+            whole = 0;
+        if (whole)
+            break;
+    }
+    for (int i = 0; i < 2; i++) {
+        cJSON_Delete(docs[i]);
+        cJSON_Delete(ans[i]);
+        free(ref_req[i]);
+        free(ref_ans[i]);
+    }
+    for (int i = 0; i < 7; i++)
+        cJSON_Delete(evs[i]);
+    free(ref_err);
+    cJSON_InitHooks(NULL);
+}
+END_TEST
+
 static Suite *xlate_oa_suite(void)
 {
     Suite *s = suite_create("xlate_oa");
@@ -1002,6 +1226,8 @@ static Suite *xlate_oa_suite(void)
     tcase_add_test(tc, stream_tool_cap);
     tcase_add_test(tc, stream_tool_input_at_start);
     tcase_add_test(tc, json_mode);
+    tcase_add_test(tc, dispatch_edges);
+    tcase_add_test(tc, out_of_memory_at_each_step);
     suite_add_tcase(s, tc);
     return s;
 }
