@@ -17,6 +17,8 @@ struct loader {
     struct conf *c;
     /* confid.c's top-level nodes, read once every key is seen (they may come in any order) */
     const yaml_node_t *org, *departments, *keys, *budgets, *policies, *policy, *anonymous;
+    /* confroute.c's top-level nodes, read once the models and the org tree are */
+    const yaml_node_t *tiers, *routing;
 };
 
 #define FOR_PAIRS(l, map, pair)                                                                    \
@@ -63,7 +65,31 @@ int confsvc_admin(struct loader *l, const yaml_node_t *v);
 int confsvc_alerts(struct loader *l, const yaml_node_t *v);
 void confsvc_free(struct conf *c);
 
-/* model keys of confid.c: price, max_output_tokens. Returns 1 when k is not one of them. */
+/* confroute.c: the tiers and routing sections. confroute_load_key keeps the node of its
+ * top-level keys and returns 1 for any other key; confroute_finish reads them (after the
+ * models and the org tree) into conf.routing, 0 or -1 with l's error set; confroute_free frees
+ * what conf.routing holds (partly loaded too). */
+int confroute_load_key(struct loader *l, const char *k, const yaml_node_t *v);
+int confroute_finish(struct loader *l);
+void confroute_free(struct conf *c);
+
+/* Shared by confroute.c and confrule.c (what names the setting in errors: "rule 'x': tier"):
+ * a name or a list of names, strdup'd into *out (1..CONF_ROUTE_MAX_LIST, none empty); true or
+ * false; an exact model entry's index (wildcard entries refused); a tier by name into dest
+ * ("down" too when allow_down). Each returns 0, or -1 with l's error set. */
+#define CONF_ROUTE_MAX_LIST 256
+int confroute_names(struct loader *l, const yaml_node_t *v, const char *what, char ***out,
+                    int *n);
+int confroute_bool(struct loader *l, const yaml_node_t *v, const char *what, int *out);
+int confroute_target(struct loader *l, const yaml_node_t *v, const char *what, int *out);
+int confroute_tier(struct loader *l, const yaml_node_t *v, const char *what, int allow_down,
+                   struct conf_dest *dest);
+
+/* confrule.c: routing.rules, a list (0, or -1 with l's error set); one rule's contents freed. */
+int confrule_load(struct loader *l, const yaml_node_t *seq);
+void confrule_free(struct conf_rule *r);
+
+/* model keys of confid.c: price, max_output_tokens, context_window. Returns 1 when k is not one of them. */
 int confid_model_key(struct loader *l, const char *name, const char *k, const yaml_node_t *v,
                      struct conf_model *m);
 

@@ -252,7 +252,8 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
                 if (r > 0)
                     return conf_fail(l, conf_node(l, pair->key),
                                      "model '%s': unknown key '%s' (provider, upstream_model, "
-                                     "encoding, token_calibration, price, max_output_tokens)",
+                                     "encoding, token_calibration, price, max_output_tokens, "
+                                     "context_window)",
                                      name, k ? k : "?");
             }
         }
@@ -400,6 +401,8 @@ static int load_root(struct loader *l, const yaml_node_t *root)
             models = v;
         } else {
             int r = confid_load_key(l, k, v);
+            if (r > 0)
+                r = confroute_load_key(l, k, v);
             if (r < 0)
                 return -1;
             if (r > 0)
@@ -462,11 +465,14 @@ static int load_root(struct loader *l, const yaml_node_t *root)
         for (int j = 0; j < i; j++)
             if (strcmp(c->models[j].name, name) == 0 && !c->models[j].wildcard)
                 return conf_fail(l, conf_node(l, pair->key), "model '%s' is defined twice", name);
+        c->models[i].index = i;
         if (load_model(l, name, conf_node(l, pair->value), &c->models[i]) < 0)
             return -1;
         i++;
     }
-    return confid_finish(l, root);
+    if (confid_finish(l, root) < 0)
+        return -1;
+    return confroute_finish(l);
 }
 
 static struct conf *conf_defaults(const char *name)
@@ -612,6 +618,7 @@ void conf_unref(struct conf *c)
         free(c->models[i].encoding);
     }
     confid_free(c);
+    confroute_free(c);
     free(c->providers);
     free(c->models);
     free(c->path);

@@ -169,6 +169,13 @@ int confid_model_key(struct loader *l, const char *name, const char *k, const ya
         m->max_output_tokens = iv;
         return 0;
     }
+    if (strcmp(k, "context_window") == 0) {
+        long iv;
+        if (conf_want_int(l, v, k, 1, 100000000, &iv) < 0)
+            return -1;
+        m->context_window = iv;
+        return 0;
+    }
     if (strcmp(k, "price") != 0)
         return 1;
     if (conf_want_mapping(l, v, "price") < 0)
@@ -350,6 +357,35 @@ static int load_children(struct loader *l, const yaml_node_t *map, enum conf_lev
 
 /* ---- policies ----------------------------------------------------------------------------- */
 
+/* routing: { prefer_cost: true, max_latency_ms: 500 } */
+static int load_policy_routing(struct loader *l, const char *name, const yaml_node_t *v,
+                               struct conf_policy *p)
+{
+    if (conf_want_mapping(l, v, "routing") < 0)
+        return -1;
+    FOR_PAIRS(l, v, pair) {
+        const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
+        const char *k = conf_scalar(kn);
+        long iv;
+        if (k != NULL && strcmp(k, "prefer_cost") == 0) {
+            if (want_bool(l, pv, k, &p->prefer_cost) < 0)
+                return -1;
+        } else if (k != NULL && strcmp(k, "max_latency_ms") == 0) {
+            if (conf_want_int(l, pv, k, 1, 600000, &iv) < 0)
+                return -1;
+            p->max_latency_ms = iv;
+        } else {
+            return conf_fail(l, kn, "policy '%s': routing has no '%s' (prefer_cost, "
+                                    "max_latency_ms)",
+                             name, k ? k : "?");
+        }
+    }
+    if (p->max_latency_ms >= 0 && !p->prefer_cost)
+        return conf_fail(l, v, "policy '%s': routing.max_latency_ms needs prefer_cost: true",
+                         name);
+    return 0;
+}
+
 static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
                        struct conf_policy *p)
 {
@@ -359,6 +395,7 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
     p->min_per_agent = p->max_per_agent = p->max_per_request = -1;
     p->task_max_nusd = p->task_max_requests = -1;
     p->max_retries = -1;
+    p->max_latency_ms = -1;
     p->window = CONF_WIN_DAY;
     if (conf_want_mapping(l, v, name) < 0)
         return -1;
@@ -416,10 +453,13 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
                 if (r < 0)
                     return -1;
             }
+        } else if (strcmp(k, "routing") == 0) {
+            if (load_policy_routing(l, name, pv, p) < 0)
+                return -1;
         } else {
             return conf_fail(l, kn,
                              "policy '%s': unknown key '%s' (allocation, max_per_request, "
-                             "on_exhaustion, cutoffs, task)",
+                             "on_exhaustion, cutoffs, task, routing)",
                              name, k);
         }
         if (r < 0)

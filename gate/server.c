@@ -41,6 +41,9 @@
 #include "gate/reload.h"
 #include "gate/upstream/poolset.h"
 #include "gate/util/clock.h"
+#include "routing/health.h"
+#include "routing/labelcache.h"
+#include "routing/rstats.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
@@ -197,6 +200,13 @@ static void server_free(struct gate_server *srv)
     pthread_mutex_destroy(&srv->conf_mu);
     pthread_cond_destroy(&srv->conf_taken);
     pthread_mutex_destroy(&srv->reload_mu);
+    /* last: requests finished above may still have reported to them */
+    route_health_free(srv->health);
+    srv->health = NULL;
+    labelcache_free(srv->labels);
+    srv->labels = NULL;
+    rstats_free(srv->rstats);
+    srv->rstats = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -317,6 +327,18 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
         if (srv.book == NULL)
             goto fail;
         srv.book_conf = conf_ref(conf);
+    }
+
+    /* routing's shared state, kept across reloads: the label cache keeps the size it starts
+     * with (routing.classifier.max_entries at start) */
+    srv.health = route_health_new();
+    srv.labels = labelcache_new(conf->routing.classifier_max_entries > 0
+                                    ? conf->routing.classifier_max_entries
+                                    : 10000);
+    srv.rstats = rstats_new();
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
     }
 
     /* build the tokenizer's tables now, not on some request (about 5 ms each) */

@@ -53,13 +53,19 @@ void route_health_report(struct route_health *h, const struct conf_routing *cfg,
                          const char *target, enum route_outcome o, int64_t ttfb_us,
                          int64_t total_us, int64_t retry_after_ms, int64_t now_us);
 
+/* A probe that route_health_usable handed out and that will not be tried after all (the
+ * request was refused or ended before its attempt) gives its place back, so that the next
+ * request probes at once rather than after the lost-probe delay. Nothing when target has no
+ * probe out. */
+void route_health_unprobe(struct route_health *h, const char *target);
+
 /* The p90 of target's recent samples (ms): first byte with first_byte set, else total. -1 when
  * fewer than 5 samples are known. */
 int64_t route_health_p90_ms(struct route_health *h, const char *target, int first_byte);
 
 /* /status: an array, one object per target seen (state, failures in a row, error ratio, EWMA
  * and p90 latencies, open until). /metrics: Prometheus lines (tokengate_target_state,
- * tokengate_target_latency_seconds ...) appended to out. */
+ * tokengate_target_failures_total, tokengate_target_latency_ms) appended to out. */
 void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us,
                          cJSON *arr);
 void route_health_metrics(struct route_health *h, int64_t now_us,

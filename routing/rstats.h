@@ -6,6 +6,7 @@
 #ifndef TG_RSTATS_H
 #define TG_RSTATS_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,9 @@ void rstats_add(struct rstats *s, const char *tier, const char *target, const ch
  * tokengate_route_fallbacks_total, appended through out. */
 void rstats_metrics(struct rstats *s, void (*out)(void *arg, const char *line, size_t len),
                     void *arg);
+
+/* /status: adds to obj "requests", "fallbacks" and "requests_by_tier", "requests_by_target",
+ * "requests_by_rule" (objects: name -> requests; "" for none). */
+void rstats_status(struct rstats *s, cJSON *obj);
 
 #endif

@@ -12,11 +12,20 @@
 #include "gate/budget/ledger.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
+#include "routing/health.h"
+#include "routing/labelcache.h"
+#include "routing/rstats.h"
 
 struct metrics_ctx {
     struct budget_book *book;
     struct evbuffer *out;
 };
+
+/* routing's metrics (health.h, rstats.h) are written through this */
+static void metric_line(void *arg, const char *line, size_t len)
+{
+    evbuffer_add(arg, line, len);
+}
 
 static void metric_view(void *arg, const struct budget_view *v)
 {
@@ -120,5 +129,22 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                                "tokengate_ledger_spilled %llu\n",
                             ledger_failing(srv->ledger),
                             (unsigned long long)ledger_spilled(srv->ledger));
+    if (srv->health != NULL) {
+        uint64_t ls[4];
+        route_health_metrics(srv->health, gate_now_us(), metric_line, b);
+        rstats_metrics(srv->rstats, metric_line, b);
+        labelcache_stats(srv->labels, ls);
+        evbuffer_add_printf(b,
+                            "# TYPE tokengate_classifier_cache_entries gauge\n"
+                            "tokengate_classifier_cache_entries %llu\n"
+                            "# TYPE tokengate_classifier_cache_hits_total counter\n"
+                            "tokengate_classifier_cache_hits_total %llu\n"
+                            "# TYPE tokengate_classifier_cache_misses_total counter\n"
+                            "tokengate_classifier_cache_misses_total %llu\n"
+                            "# TYPE tokengate_classifier_cache_evictions_total counter\n"
+                            "tokengate_classifier_cache_evictions_total %llu\n",
+                            (unsigned long long)ls[0], (unsigned long long)ls[1],
+                            (unsigned long long)ls[2], (unsigned long long)ls[3]);
+    }
     free(t);
 }

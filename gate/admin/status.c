@@ -14,7 +14,11 @@
 #include "gate/core/worker.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/tcount.h"
+#include "gate/util/clock.h"
 #include "gate/util/jsonmem.h"
+#include "routing/health.h"
+#include "routing/labelcache.h"
+#include "routing/rstats.h"
 
 char *gate_status_json(struct gate_server *srv)
 {
@@ -70,6 +74,21 @@ char *gate_status_json(struct gate_server *srv)
         for (int i = 0; i < n; i++)
             ds[i] = srv->workers[i].drift;
         tcount_drift_status(ds, n, doc);
+    }
+    if (srv->health != NULL) { /* routing: targets' health, requests by tier, label cache */
+        struct conf *cf = gate_conf_get(srv);
+        cJSON *targets = cJSON_AddArrayToObject(doc, "targets");
+        cJSON *routing = cJSON_AddObjectToObject(doc, "routing");
+        cJSON *cc = cJSON_AddObjectToObject(doc, "classifier_cache");
+        uint64_t ls[4];
+        route_health_status(srv->health, cf, gate_now_us(), targets);
+        conf_unref(cf);
+        rstats_status(srv->rstats, routing);
+        labelcache_stats(srv->labels, ls);
+        cJSON_AddNumberToObject(cc, "entries", (double)ls[0]);
+        cJSON_AddNumberToObject(cc, "hits", (double)ls[1]);
+        cJSON_AddNumberToObject(cc, "misses", (double)ls[2]);
+        cJSON_AddNumberToObject(cc, "evictions", (double)ls[3]);
     }
     char *s = jsonmem_failures_take() == 0 ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);

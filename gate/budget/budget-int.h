@@ -23,6 +23,9 @@ struct bpol {
     int64_t max_per_request;           /* -1 none */
     int64_t task_max_nusd, task_max_requests; /* -1 none */
     int max_retries, loop_detection;          /* the cutoffs */
+    int downgrade;                     /* on_exhaustion: downgrade */
+    int prefer_cost;                   /* routing: prefer_cost */
+    int64_t max_latency_ms;            /* routing: max_latency_ms, -1 none */
 };
 
 struct bscope {

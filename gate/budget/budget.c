@@ -48,6 +48,46 @@ void budget_each(struct budget_book *b, double now, int all,
     b->store->ops->peek(b->store, now, all, cb, arg);
 }
 
+static void used_most(void *arg, const struct budget_view *v)
+{
+    double *most = arg, f;
+
+    if (v->limit.tokens > 0) {
+        f = (double)(v->used_tokens + v->reserved_tokens) / (double)v->limit.tokens;
+        *most = f > *most ? f : *most;
+    } else if (v->limit.tokens == 0) {
+        *most = 1e9; /* no room at all */
+    }
+    if (v->limit.nusd > 0) {
+        f = (double)(v->used_nusd + v->reserved_nusd) / (double)v->limit.nusd;
+        *most = f > *most ? f : *most;
+    } else if (v->limit.nusd == 0) {
+        *most = 1e9;
+    }
+}
+
+void budget_routing_policy(struct budget_book *b, int agent, int *downgrade, int *prefer_cost,
+                           int64_t *max_latency_ms)
+{
+    pthread_mutex_lock(&b->mu); /* a rebind may change the policy */
+    *downgrade = b->s[agent].pol.downgrade;
+    *prefer_cost = b->s[agent].pol.prefer_cost;
+    *max_latency_ms = b->s[agent].pol.max_latency_ms;
+    pthread_mutex_unlock(&b->mu);
+}
+
+double budget_path_used(struct budget_book *b, int agent, double now)
+{
+    double most = 0;
+    int n = budget_nscopes(b);
+
+    if (b->store->ops->peek_scope == NULL)
+        return 0; /* a store that cannot say: no pressure seen */
+    for (int s = agent, hops = 0; s >= 0 && s < n && hops < 8; s = budget_scope_parent(b, s), hops++)
+        b->store->ops->peek_scope(b->store, s, now, used_most, &most);
+    return most;
+}
+
 void budget_reset(struct budget_book *b, int scope, enum conf_window w, double now)
 {
     b->store->ops->reset(b->store, scope, w, now);

@@ -254,6 +254,16 @@ int budget_admin_revoke_key(struct budget_book *b, const char *key_id, double no
 void budget_each(struct budget_book *b, double now, int all,
                  void (*cb)(void *arg, const struct budget_view *v), void *arg);
 
+/* How full the tightest budget on agent's path is (agent, team, department, org; every window
+ * with a limit, tokens and dollars; settled spend and reservations under way), as a fraction:
+ * 0 with no limit, 1 at the limit, above 1 past it. */
+double budget_path_used(struct budget_book *b, int agent, double now);
+
+/* What the policy in force at agent says of routing: on_exhaustion downgrade, and routing's
+ * prefer_cost and max_latency_ms (-1 none). */
+void budget_routing_policy(struct budget_book *b, int agent, int *downgrade, int *prefer_cost,
+                           int64_t *max_latency_ms);
+
 /* Reservations under way, summed over scopes of level agent (0 when all settled). */
 int64_t budget_reserved_total(struct budget_book *b);
 

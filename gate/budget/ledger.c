@@ -21,7 +21,7 @@
  *   keys.revoked                                      0 <-> NULL
  * Every other number is stored as given. "window" is quoted: SQLite knows it as a keyword.
  */
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 
 /* the shortest time between the starts of two transactions of the writer */
 #define LEDGER_GATHER_NS 200000
@@ -52,11 +52,20 @@ static const char schema_v2[] =
     " level TEXT NOT NULL, name TEXT NOT NULL, parent TEXT NOT NULL, created REAL NOT NULL,"
     " PRIMARY KEY(level, name));";
 
+/* Version 3: routing, on each request (the rule, the tier, the attempts given up, the
+ * translation). */
+static const char schema_v3[] =
+    "ALTER TABLE requests ADD COLUMN rule TEXT;"
+    "ALTER TABLE requests ADD COLUMN tier TEXT;"
+    "ALTER TABLE requests ADD COLUMN attempts TEXT;"
+    "ALTER TABLE requests ADD COLUMN translation TEXT;";
+
 const char ledger_insert_sql[] =
     "INSERT INTO requests (ts, id, key_id, agent, team, department, endpoint, model,"
     " served_model, provider, status, stream, in_own, out_own, in_usage, out_usage, cached,"
-    " cache_write, tokens_charged, cost_nusd, reserved_tokens, latency_us, decision, error)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " cache_write, tokens_charged, cost_nusd, reserved_tokens, latency_us, decision, error,"
+    " rule, tier, attempts, translation)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 /* ---- opening --------------------------------------------------------------------------------- */
 
@@ -133,6 +142,10 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     }
     if (v < 2) {
         if (exec(db, schema_v2, "ledger: adding the scopes table", err, errlen) != 0)
+            goto fail;
+    }
+    if (v < 3) {
+        if (exec(db, schema_v3, "ledger: adding the routing columns", err, errlen) != 0)
             goto fail;
     }
     if (v != LEDGER_SCHEMA_VERSION) {
@@ -358,6 +371,10 @@ void ledger_bind_rec(sqlite3_stmt *st, const struct ledger_rec *r)
     sqlite3_bind_int64(st, i++, r->latency_us);
     ledger_bind_text(st, i++, r->decision);
     ledger_bind_text(st, i++, r->error);
+    ledger_bind_text(st, i++, r->rule);
+    ledger_bind_text(st, i++, r->tier);
+    ledger_bind_text(st, i++, r->attempts);
+    ledger_bind_text(st, i++, r->translation);
 }
 
 static size_t str_size(const char *s)
@@ -385,7 +402,8 @@ int ledger_submit(struct ledger *l, const struct ledger_rec *rec)
     size_t len = str_size(r->id) + str_size(r->key_id) + str_size(r->agent) + str_size(r->team) +
                  str_size(r->department) + str_size(r->endpoint) + str_size(r->model) +
                  str_size(r->served_model) + str_size(r->provider) + str_size(r->decision) +
-                 str_size(r->error);
+                 str_size(r->error) + str_size(r->rule) + str_size(r->tier) +
+                 str_size(r->attempts) + str_size(r->translation);
     struct qrec *q;
     char *p;
     int was_empty;
@@ -409,6 +427,10 @@ int ledger_submit(struct ledger *l, const struct ledger_rec *rec)
     q->rec.provider = str_pack(&p, r->provider);
     q->rec.decision = str_pack(&p, r->decision);
     q->rec.error = str_pack(&p, r->error);
+    q->rec.rule = str_pack(&p, r->rule);
+    q->rec.tier = str_pack(&p, r->tier);
+    q->rec.attempts = str_pack(&p, r->attempts);
+    q->rec.translation = str_pack(&p, r->translation);
 
     pthread_mutex_lock(&l->mu);
     if (l->nqueued >= LEDGER_QUEUE_CAP || l->stop) {

@@ -51,6 +51,10 @@ struct ledger_rec {
     int64_t latency_us;
     const char *decision;   /* "admitted", "rejected", "unauthenticated", "error" ... */
     const char *error;      /* why it failed, or NULL */
+    /* routing (issue 12): the rule that matched, the tier, the targets given up before the
+     * one that answered (a JSON array of {target, reason, status}), the translation applied
+     * ("openai.chat->anthropic.messages"); NULL for none */
+    const char *rule, *tier, *attempts, *translation;
 
     /* called on the ledger thread after the commit that holds this record (or after the
      * attempt failed: ok is then 0); may be NULL */

@@ -241,6 +241,10 @@ static int spill_one(FILE *f, const struct ledger_rec *r)
     add_str(o, "provider", r->provider);
     add_str(o, "decision", r->decision);
     add_str(o, "error", r->error);
+    add_str(o, "rule", r->rule);
+    add_str(o, "tier", r->tier);
+    add_str(o, "attempts", r->attempts);
+    add_str(o, "translation", r->translation);
     const int64_t v[] = {r->status,         r->stream,    r->in_own,          r->out_own,
                          r->in_usage,       r->out_usage, r->cached,          r->cache_write,
                          r->tokens_charged, r->cost_nusd, r->reserved_tokens, r->latency_us};
@@ -360,6 +364,10 @@ int ledger_spill_replay(struct ledger *l)
             .provider = jstr(o, "provider"),
             .decision = jstr(o, "decision"),
             .error = jstr(o, "error"),
+            .rule = jstr(o, "rule"),
+            .tier = jstr(o, "tier"),
+            .attempts = jstr(o, "attempts"),
+            .translation = jstr(o, "translation"),
             .status = (int)jnum(o, "status"),
             .stream = (int)jnum(o, "stream"),
             .in_own = jnum(o, "in_own"),

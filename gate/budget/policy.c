@@ -134,7 +134,8 @@ void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
         if (policy[s] >= 0)
             p = &c->policies[policy[s]];
     *out = (struct bpol){.agent_max = -1, .agent_min = -1, .max_per_request = -1,
-                         .task_max_nusd = -1, .task_max_requests = -1, .max_retries = -1};
+                         .task_max_nusd = -1, .task_max_requests = -1, .max_retries = -1,
+                         .max_latency_ms = -1};
     if (lv != CONF_LEVEL_AGENT || p == NULL)
         return;
     out->agent_max = p->max_per_agent;
@@ -147,6 +148,9 @@ void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
     out->task_max_requests = p->task_max_requests;
     out->max_retries = p->max_retries;
     out->loop_detection = p->loop_detection;
+    out->downgrade = p->downgrade;
+    out->prefer_cost = p->prefer_cost;
+    out->max_latency_ms = p->max_latency_ms;
 }
 
 /* ---- a request's holds and allowance ------------------------------------------------------ */

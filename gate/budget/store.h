@@ -59,6 +59,9 @@ struct budget_store_ops {
     /* Calls cb for every scope and window as of now (those with a limit unless all). */
     void (*peek)(struct budget_store *st, double now, int all,
                  void (*cb)(void *arg, const struct budget_view *v), void *arg);
+    /* The same for one scope's windows with a limit (an unknown scope: no call). */
+    void (*peek_scope)(struct budget_store *st, int scope, double now,
+                       void (*cb)(void *arg, const struct budget_view *v), void *arg);
     /* A scope's limit for a window; -1 for an unknown scope or window. */
     int (*set_limit)(struct budget_store *st, int scope, enum conf_window w,
                      struct conf_limit limit);

@@ -391,35 +391,51 @@ static int mem_reset(struct budget_store *st, int scope, enum conf_window w, dou
     return 0;
 }
 
+/* Calls cb for scope i's windows (those with a limit unless all). Under b->mu. */
+static void peek_one(struct budget_book *b, int i, double now, int all,
+                     void (*cb)(void *arg, const struct budget_view *v), void *arg)
+{
+    struct bscope *s = &b->s[i];
+
+    for (int w = 0; w < CONF_WIN__COUNT; w++) {
+        struct conf_limit lim = s->lim[w];
+        lim.tokens = budget_policy_agent_limit(&s->pol, (enum conf_window)w, lim.tokens);
+        if (!all && lim.tokens < 0 && lim.nusd < 0)
+            continue;
+        budget_roll(b, s, (enum conf_window)w, now);
+        struct budget_view v = {
+            .scope = i,
+            .window = (enum conf_window)w,
+            .limit = lim,
+            .used_tokens = s->used_t[w],
+            .used_nusd = s->used_n[w],
+            .reserved_tokens = s->res_t,
+            .reserved_nusd = s->res_n,
+            .start = s->start[w],
+            .resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w],
+        };
+        cb(arg, &v);
+    }
+}
+
 static void mem_peek(struct budget_store *st, double now, int all,
                      void (*cb)(void *arg, const struct budget_view *v), void *arg)
 {
     struct budget_book *b = ((struct mem_store *)st)->b;
     pthread_mutex_lock(&b->mu);
-    for (int i = 0; i < b->n; i++) {
-        struct bscope *s = &b->s[i];
-        if (b->node[i].retired)
-            continue;
-        for (int w = 0; w < CONF_WIN__COUNT; w++) {
-            struct conf_limit lim = s->lim[w];
-            lim.tokens = budget_policy_agent_limit(&s->pol, (enum conf_window)w, lim.tokens);
-            if (!all && lim.tokens < 0 && lim.nusd < 0)
-                continue;
-            budget_roll(b, s, (enum conf_window)w, now);
-            struct budget_view v = {
-                .scope = i,
-                .window = (enum conf_window)w,
-                .limit = lim,
-                .used_tokens = s->used_t[w],
-                .used_nusd = s->used_n[w],
-                .reserved_tokens = s->res_t,
-                .reserved_nusd = s->res_n,
-                .start = s->start[w],
-                .resets_at = w == CONF_WIN_TOTAL ? 0 : s->end[w],
-            };
-            cb(arg, &v);
-        }
-    }
+    for (int i = 0; i < b->n; i++)
+        if (!b->node[i].retired)
+            peek_one(b, i, now, all, cb, arg);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void mem_peek_scope(struct budget_store *st, int scope, double now,
+                           void (*cb)(void *arg, const struct budget_view *v), void *arg)
+{
+    struct budget_book *b = ((struct mem_store *)st)->b;
+    pthread_mutex_lock(&b->mu);
+    if (scope >= 0 && scope < b->n)
+        peek_one(b, scope, now, 0, cb, arg);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -507,6 +523,7 @@ static const struct budget_store_ops mem_ops = {
     .reserve = mem_reserve,
     .settle = mem_settle,
     .peek = mem_peek,
+    .peek_scope = mem_peek_scope,
     .set_limit = mem_set_limit,
     .reset = mem_reset,
     .load = mem_load,

@@ -25,7 +25,7 @@ struct logs_opts {
     const char *db;
     const char *config;       /* the ledger is the one this config names, unless --db says */
     int db_given;
-    const char *agent, *team, *department, *model;
+    const char *agent, *team, *department, *model, *tier, *rule;
     int status_lo, status_hi; /* 0: any */
     int has_since, has_until;
     double since, until;
@@ -66,6 +66,10 @@ static const struct {
     {"latency_us", K_INT},
     {"decision", K_TEXT},
     {"error", K_TEXT},
+    {"rule", K_TEXT},
+    {"tier", K_TEXT},
+    {"attempts", K_TEXT},
+    {"translation", K_TEXT},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 enum {
@@ -92,7 +96,11 @@ enum {
     C_RESERVED,
     C_LATENCY,
     C_DECISION,
-    C_ERROR
+    C_ERROR,
+    C_RULE,
+    C_TIER,
+    C_ATTEMPTS,
+    C_TRANSLATION
 };
 
 static const char time_forms[] =
@@ -103,9 +111,11 @@ static void logs_usage(FILE *f)
     fprintf(f,
             "usage: tokengate logs [--db PATH | --config FILE] [--agent A] [--team T]\n"
             "                      [--department D]\n"
-            "                      [--model M] [--status CODE|2xx|4xx|5xx] [--since T]\n"
+            "                      [--model M] [--tier T] [--rule R]\n"
+            "                      [--status CODE|2xx|4xx|5xx] [--since T]\n"
             "                      [--until T] [--limit N] [--format table|json|csv]\n"
             "  --db      the ledger (default: the config's ledger path, else " LOGS_DEFAULT_DB ")\n"
+            "  --tier, --rule  the tier and the routing rule that chose the target\n"
             "  T         %s\n"
             "  --limit   the newest N records (default %d)\n",
             time_forms, LOGS_DEFAULT_LIMIT);
@@ -214,7 +224,8 @@ static int parse_status(const char *s, struct logs_opts *o)
 static int known_option(const char *opt)
 {
     static const char *const known[] = {"--db",     "--config", "--agent", "--team",
-                                        "--department", "--model", "--status", "--since",
+                                        "--department", "--model", "--tier",   "--rule",
+                                        "--status", "--since",
                                         "--until",  "--limit",  "--format"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(opt, known[i]) == 0)
@@ -260,6 +271,10 @@ static int parse_args(int argc, char **argv, struct logs_opts *o)
             o->department = v;
         } else if (strcmp(opt, "--model") == 0) {
             o->model = v;
+        } else if (strcmp(opt, "--tier") == 0) {
+            o->tier = v;
+        } else if (strcmp(opt, "--rule") == 0) {
+            o->rule = v;
         } else if (strcmp(opt, "--status") == 0) {
             if (parse_status(v, o) != 0) {
                 fprintf(stderr,
@@ -328,6 +343,10 @@ static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND department = ?");
     if (o->model)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND model = ?");
+    if (o->tier)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND tier = ?");
+    if (o->rule)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND rule = ?");
     if (o->status_lo)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND status BETWEEN ? AND ?");
     if (o->has_since)
@@ -349,6 +368,10 @@ static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
         sqlite3_bind_text(st, i++, o->department, -1, SQLITE_STATIC);
     if (o->model)
         sqlite3_bind_text(st, i++, o->model, -1, SQLITE_STATIC);
+    if (o->tier)
+        sqlite3_bind_text(st, i++, o->tier, -1, SQLITE_STATIC);
+    if (o->rule)
+        sqlite3_bind_text(st, i++, o->rule, -1, SQLITE_STATIC);
     if (o->status_lo) {
         sqlite3_bind_int(st, i++, o->status_lo);
         sqlite3_bind_int(st, i++, o->status_hi);
@@ -398,6 +421,7 @@ enum {
     T_TEAM,
     T_MODEL,
     T_SERVED,
+    T_TIER,
     T_STATUS,
     T_IN,
     T_OUT,
@@ -406,9 +430,9 @@ enum {
     T_DECISION,
     T_NCOLS
 };
-static const char *const table_head[T_NCOLS] = {"TIME",  "ID",     "AGENT",      "TEAM",
-                                                "MODEL", "SERVED", "STATUS",     "IN",
-                                                "OUT",   "COST",   "LATENCY_MS", "DECISION"};
+static const char *const table_head[T_NCOLS] = {
+    "TIME", "ID", "AGENT", "TEAM", "MODEL", "SERVED", "TIER", "STATUS", "IN", "OUT", "COST",
+    "LATENCY_MS", "DECISION"};
 static const int table_right[T_NCOLS] = {
     [T_STATUS] = 1, [T_IN] = 1, [T_OUT] = 1, [T_COST] = 1, [T_LATENCY] = 1};
 
@@ -433,6 +457,7 @@ static void table_cells(sqlite3_stmt *st, struct table_row *r)
     r->cell[T_TEAM] = text_or(st, C_TEAM, "-");
     r->cell[T_MODEL] = text_or(st, C_MODEL, "-");
     r->cell[T_SERVED] = text_or(st, C_SERVED, "-");
+    r->cell[T_TIER] = text_or(st, C_TIER, "-");
     r->cell[T_STATUS] = r->status;
     r->cell[T_IN] = r->in;
     r->cell[T_OUT] = r->out;

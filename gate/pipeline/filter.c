@@ -25,10 +25,11 @@ int filter_push(struct gate_req *req, const struct resp_filter_type *t, void *st
 int filter_chain_build(struct gate_req *req)
 {
     req->chain = NULL;
-    if (filter_push(req, &filter_usage, NULL) < 0 || filter_push(req, &filter_count, NULL) < 0 ||
-        filter_push(req, &filter_writer, NULL) < 0)
+    if (filter_push(req, &filter_usage, NULL) < 0 || filter_push(req, &filter_count, NULL) < 0)
         return -1;
-    return 0;
+    if (req->rt.xlate != XLATE_NONE && filter_push(req, &filter_xlate, NULL) < 0)
+        return -1;
+    return filter_push(req, &filter_writer, NULL);
 }
 
 /* The filter after f (the chain's first with f NULL) that has hook h, or NULL. */

@@ -23,6 +23,8 @@ struct resp_event {
     int json;          /* its data looked like JSON (whether or not it parsed) */
     const char *raw;   /* the event as the provider sent it */
     size_t raw_len;
+    const char *text;  /* its data lines joined (the text data parsed from), or NULL */
+    size_t text_len;
     int drop; /* set by a filter: the client does not get it */
 };
 
@@ -54,6 +56,10 @@ struct resp_filter {
 extern const struct resp_filter_type filter_usage;
 extern const struct resp_filter_type filter_count;
 extern const struct resp_filter_type filter_writer;
+
+/* Translation of the answer into the client's API (filter_xlate.c, routing/xlate.h): added
+ * before the writer when the target speaks the other API. */
+extern const struct resp_filter_type filter_xlate;
 
 /* Adds a filter of type t at the end of req's chain (req->chain). Returns 0, or -1 when out of
  * memory. */

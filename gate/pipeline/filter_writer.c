@@ -84,7 +84,8 @@ void filter_writer_tail(struct gate_req *req)
 {
     if (!req->up_sse) {
         size_t len = evbuffer_get_length(req->up_body);
-        write_head(req, req->up_status, req->up_headers, req->n_up_headers, (long long)len);
+        write_head(req, req->rt.client_status ? req->rt.client_status : req->up_status,
+                   req->up_headers, req->n_up_headers, (long long)len);
         evbuffer_add_buffer(conn_output(req->conn), req->up_body);
         req->bytes_out += len;
     } else {

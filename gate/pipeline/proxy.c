@@ -15,6 +15,7 @@
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
 #include "gate/util/jsonmem.h"
+#include "gate/pipeline/fallback.h"
 #include "gate/pipeline/filter.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/source.h"
@@ -76,7 +77,35 @@ static int take_encoding(struct gate_req *req, const struct http_header *h)
     return stop(req, APIERR_BAD_GATEWAY, arena_strndup(req->arena, msg, strlen(msg)));
 }
 
-/* From upstream: the response head. Returns -1 to drop the exchange. */
+/* What a provider's answer asks before it is tried again: retry-after-ms, else retry-after in
+ * whole seconds (a date is not read), in milliseconds; 0 for none. */
+static int64_t retry_after_ms(const struct http_header *headers, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char *end;
+        if (strcmp(headers[i].name, "retry-after-ms") == 0) {
+            double v = strtod(headers[i].value, &end);
+            if (end != headers[i].value && v >= 0 && v < 1e9)
+                return (int64_t)v;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        char *end;
+        if (strcmp(headers[i].name, "retry-after") == 0) {
+            long v = strtol(headers[i].value, &end, 10);
+            if (end != headers[i].value && *end == '\0' && v >= 0 && v < 1000000)
+                return (int64_t)v * 1000;
+        }
+    }
+    return 0;
+}
+
+/* A provider's answer that another target may do better: rate limited, overloaded, failing. */
+static int fallback_status(int status)
+{
+    return status == 429 || status >= 500;
+}
+
 /* From upstream: the response head. Returns -1 to drop the exchange. */
 static int on_up_head(void *arg, int status, const struct http_header *headers, int n)
 {
@@ -84,6 +113,14 @@ static int on_up_head(void *arg, int status, const struct http_header *headers, 
 
     req->phase = REQ_RELAYING;
     req->up_status = status;
+    req->rt.t_head = gate_now_us();
+    if (fallback_status(status) && fallback_possible(req)) {
+        /* another target will answer: this one's body is read and dropped (the connection
+         * stays good), then on_up_done gives it up */
+        req->rt.fb_status = status;
+        req->rt.fb_retry_ms = retry_after_ms(headers, n);
+        return 0;
+    }
     for (int i = 0; i < n; i++) {
         if (strcmp(headers[i].name, "content-type") == 0 &&
             strncasecmp(headers[i].value, "text/event-stream", 17) == 0)
@@ -115,7 +152,8 @@ static int on_event(void *arg, const struct sse_event *sev)
 {
     struct gate_req *req = arg;
     char name[64];
-    struct resp_event ev = {.name = name, .raw = sev->raw, .raw_len = sev->raw_len};
+    struct resp_event ev = {.name = name, .raw = sev->raw, .raw_len = sev->raw_len,
+                            .text = sev->data, .text_len = sev->data_len};
     struct jsonmem_saved prev;
     cJSON *data = NULL;
     int rc;
@@ -170,6 +208,8 @@ static int on_up_body(void *arg, const char *data, size_t len)
     struct gate_req *req = arg;
     int rc;
 
+    if (req->rt.fb_status)
+        return 0; /* an answer given up for the next target (on_up_head) */
     /* a client gone from a non-stream request leaves the answer to be read for its usage; a
      * stream's is read for a moment after it left (see proxy_client_gone), then no more */
     if (req->conn == NULL && req->up_sse) {
@@ -249,6 +289,19 @@ static void on_up_done(void *arg)
     struct gate_req *req = arg;
     int rc;
 
+    if (req->rt.fb_status) {
+        int st = req->rt.fb_status;
+        char why[80];
+        snprintf(why, sizeof(why), "status %d", st);
+        if (fallback_start(req, st == 429 ? ROUTE_FAIL_LIMITED : ROUTE_FAIL_STATUS, why, st,
+                           req->rt.fb_retry_ms))
+            return;
+        /* no other target now (its client left meanwhile): the answer was not kept */
+        snprintf(why, sizeof(why), "the provider answered %d", st);
+        req_fail(req, st == 429 || st == 503 || st == 529 ? APIERR_UNAVAILABLE : APIERR_BAD_GATEWAY,
+                 arena_strndup(req->arena, why, strlen(why)));
+        return;
+    }
     if (req->dec != NULL && !decode_done(req->dec))
         req->out_unreadable = 1;
     if (!req->up_sse) {
@@ -283,6 +336,12 @@ static void on_up_failed(void *arg, enum apierr kind, const char *message, int r
         return;
     }
     req->upstream = REQ_UP_FAILED;
+    enum route_outcome o = req->rt.fb_status == 429        ? ROUTE_FAIL_LIMITED
+                           : req->rt.fb_status != 0           ? ROUTE_FAIL_STATUS
+                           : kind == APIERR_GATEWAY_TIMEOUT ? ROUTE_FAIL_TIMEOUT
+                                                            : ROUTE_FAIL_CONNECT;
+    if (fallback_start(req, o, message, req->up_status, req->rt.fb_retry_ms))
+        return;
     req->error = arena_strndup(req->arena, message, strlen(message));
     req_fail(req, kind, req->error);
 }
@@ -298,6 +357,7 @@ static void up_start(struct gate_req *req)
 {
     req->upstream = REQ_UP_SENT;
     req->tries++;
+    req->rt.t_sent = gate_now_us();
     req->ex.h = &up_handler;
     req->ex.arg = req;
     req->ex.arena = req->arena;

@@ -24,6 +24,8 @@
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/proxy.h"
 #include "gate/pipeline/source.h"
+#include "gate/pipeline/classify.h"
+#include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
@@ -295,6 +297,8 @@ static void write_log(struct gate_req *req)
             cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
     }
     tcount_log(req, rec);
+    route_log(req, rec);
+    classify_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)
@@ -341,8 +345,44 @@ static void req_free(struct completion *c)
         evbuffer_free(req->up_body);
     sse_reset(&req->sse);
     decode_free(req->dec);
+    xlate_stream_free(req->rt.xs);
     conf_unref(req->conf);
     arena_free(req->arena);
+}
+
+void req_reset_exchange(struct gate_req *req)
+{
+    if (req->ex.request)
+        evbuffer_free(req->ex.request);
+    memset(&req->ex, 0, sizeof(req->ex));
+    if (req->up_body)
+        evbuffer_free(req->up_body);
+    req->up_body = NULL;
+    sse_reset(&req->sse);
+    decode_free(req->dec);
+    req->dec = NULL;
+    xlate_stream_free(req->rt.xs);
+    req->rt.xs = NULL;
+    req->src = NULL;
+    req->chain = NULL;
+    req->up_status = 0;
+    req->up_headers = NULL;
+    req->n_up_headers = 0;
+    req->up_sse = 0;
+    req->out_limit = -1;
+    req->stop_why = NULL;
+    req->upstream_paused = 0;
+    req->tries = 0;
+    req->upstream = REQ_UP_NONE;
+    req->out_unreadable = 0;
+    req->nedits = 0;
+    req->usage_injected = 0;
+    req->upstream_model = NULL;
+    req->error = NULL;
+    req->rt.fb_status = 0;
+    req->rt.fb_retry_ms = 0;
+    req->rt.t_sent = req->rt.t_head = 0;
+    req->rt.reported = 0;
 }
 
 void req_finish(struct gate_req *req)
@@ -366,6 +406,7 @@ void req_finish(struct gate_req *req)
     req->phase = REQ_LOGGING;
     if (!req->tc_finished)
         tcount_finish(req, w->drift);
+    route_finish(req);
     write_log(req);
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
     if (req->status > 0 && req->status < 600)

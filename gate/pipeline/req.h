@@ -89,9 +89,20 @@ struct req_route {
     struct xlate_stream *xs;     /* its stream state (malloc'd; freed when the request is) */
     struct req_attempt attempts[REQ_MAX_ATTEMPTS]; /* targets given up, in order */
     int nattempts;
-    int64_t count_memo[4];       /* input tokens by encoding (route_input.input_tokens) */
+    int64_t count_memo[4];       /* input tokens by tokenizer (route_input.input_tokens) */
     const void *count_enc[4];
+    double count_factor[4];
+    uint32_t count_est[4];       /* ... parts estimated, and approximate (tok_count_result) */
+    int count_approx[4];
     int ncount;
+    int64_t t_sent, t_head;      /* the attempt in use: dispatched, its head came (us) */
+    int reported;                /* the attempt in use was reported to health */
+    int fb_status;               /* its head said fall back (429, 5xx, 529): its body is
+                                  * read and dropped, then fallback_start */
+    int64_t fb_retry_ms;         /* ... and the retry-after it sent */
+    int downgrades;              /* tiers gone down under budget pressure */
+    int client_status;           /* the status the client gets when the translation changed it
+                                  * (529 -> 503, an answer it could not read -> 502), else 0 */
 };
 
 /* What became of the upstream exchange, for charging (spend.c). */
@@ -241,6 +252,11 @@ int req_memory_unbound(struct gate_req *req);
  * 500. Finishes the request.
  */
 void req_fail_memory(struct gate_req *req);
+
+/* Lets go of the exchange of the attempt in use and what its answer left in the request (the
+ * source, the filter chain, the parsed head, the decoder, the edits), so that the pipeline can
+ * run again from count on another target (fallback.c). */
+void req_reset_exchange(struct gate_req *req);
 
 /* The name of a decision for the ledger and the log; NULL for REQ_DECISION_NONE. */
 const char *req_decision_name(enum req_decision d);

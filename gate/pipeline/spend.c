@@ -24,6 +24,7 @@
 #include "gate/api/outcap.h"
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
+#include "gate/pipeline/fallback.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 
@@ -328,6 +329,12 @@ static int decided(struct gate_req *req, enum budget_rc rc, const struct budget_
                    const struct outcap *oc, int approximate, double now)
 {
     if (rc != BUDGET_ADMITTED) {
+        if (why->kind == BUDGET_OVER && route_downgrade(req)) {
+            /* on_exhaustion: downgrade: the next tier down, counted and admitted at its price */
+            req->phase = REQ_WAITING;
+            pipeline_post_at(req, pipeline_stage_index(req->pl, "count"));
+            return -1;
+        }
         refuse(req, why, now);
         return -1;
     }
@@ -338,8 +345,15 @@ static int decided(struct gate_req *req, enum budget_rc rc, const struct budget_
         req->out_limit = spend_output_limit(req->resv.allowance * oc->choices, approximate);
     /* every cap member above the allowance comes down to it; none: write one when the
      * provider's default could pass what was reserved */
-    int n = outcap_clamp(oc, req->json, req->resv.allowance, req->resv.write_max, req->arena,
-                         req->edits);
+    /* a routing rule's output cap comes down on the request as the budget's does */
+    int64_t allowance = req->resv.allowance;
+    int add = req->resv.write_max;
+    int64_t rule_cap = req->rt.routed ? req->rt.d.max_output_tokens : -1;
+    if (rule_cap >= 0 && (allowance < 0 || allowance > rule_cap)) {
+        allowance = rule_cap;
+        add = 1;
+    }
+    int n = outcap_clamp(oc, req->json, allowance, add, req->arena, req->edits);
     if (n < 0) {
         req_fail_memory(req); /* the reservation is settled (released) as the request ends */
         return -1;
@@ -422,15 +436,26 @@ int spend_reserve(struct gate_req *req, const struct conf_model *m)
         req_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         return -1;
     }
-    if (srv->book == NULL || req->agent < 0 || !req->upstream_api->billed)
+    int64_t rule_cap = req->rt.routed ? req->rt.d.max_output_tokens : -1;
+    if (srv->book == NULL || req->agent < 0 || !req->upstream_api->billed) {
+        /* no budget to clamp to: a routing rule's cap still bounds the output */
+        if (rule_cap < 0 || oc.names == NULL || (oc.value >= 0 && oc.value <= rule_cap))
+            return 0;
+        int n = outcap_clamp(&oc, req->json, rule_cap, 1, req->arena, req->edits);
+        if (n < 0) {
+            req_fail_memory(req);
+            return -1;
+        }
+        req->nedits = n;
         return 0;
+    }
     if (srv->ledger != NULL && ledger_pending(srv->ledger) > LEDGER_BACKLOG) {
         req->decision = REQ_DECISION_UNAVAILABLE;
         req_fail(req, APIERR_UNAVAILABLE,
                  "the gate cannot record spend fast enough right now; retry shortly");
         return -1;
     }
-    ask.max_output = oc.value;
+    ask.max_output = rule_cap >= 0 && (oc.value < 0 || oc.value > rule_cap) ? rule_cap : oc.value;
     ask.agent = req->agent;
     /* an uncounted body is bounded by its size: no token is shorter than a byte */
     ask.input = req->tc.input >= 0 ? req->tc.input : (int64_t)evbuffer_get_length(req->msg.body);
@@ -663,6 +688,44 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
     }
 }
 
+/* The ledger record of req as it stands, charged tokens and nusd. Its strings are the
+ * request's (ledger_submit copies them). */
+static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t tokens, int64_t nusd)
+{
+    struct gate_server *srv = req->w->srv;
+    const struct usage *u = &req->usage;
+    int a = req->agent;
+
+    *rec = (struct ledger_rec){
+        .ts = req->wall_start,
+        .id = req->id,
+        .key_id = req->key_id[0] ? req->key_id : NULL,
+        .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
+        .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
+        .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
+        .endpoint = req->msg.path,
+        .model = req->model,
+        .served_model = req->upstream_model ? req->upstream_model : req->model,
+        .provider = req->prov ? req->prov->name : NULL,
+        .status = req->status ? req->status : req->up_status ? req->up_status : 499,
+        .stream = req->stream,
+        .in_own = req->tc.enc ? req->tc.input : -1,
+        .out_own = req->tc.enc ? (int64_t)req->tc.output : -1,
+        .in_usage = u->have ? u->input : -1,
+        .out_usage = u->have ? u->output : -1,
+        .cached = u->cached,
+        .cache_write = u->cache_write,
+        .tokens_charged = tokens,
+        .cost_nusd = nusd,
+        .reserved_tokens = req->resv.tokens,
+        .latency_us = gate_now_us() - req->t_start,
+        .decision = req->decision != REQ_DECISION_NONE ? req_decision_name(req->decision) : "error",
+        .error = req->error,
+        .jslot = req->jslot, /* cleared once the record is committed */
+    };
+    route_rec_fields(req, &rec->rule, &rec->tier, &rec->attempts, &rec->translation);
+}
+
 int spend_settle(struct gate_req *req, int hold)
 {
     struct gate_server *srv = req->w->srv;
@@ -726,36 +789,10 @@ int spend_settle(struct gate_req *req, int hold)
     if (srv->ledger == NULL || !record)
         return 0;
 
-    int a = req->agent;
-    struct ledger_rec rec = {
-        .ts = req->wall_start,
-        .id = req->id,
-        .key_id = req->key_id[0] ? req->key_id : NULL,
-        .agent = a >= 0 ? budget_scope_name(srv->book, a) : NULL,
-        .team = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_TEAM) : NULL,
-        .department = a >= 0 ? budget_scope_at_level(srv->book, a, CONF_LEVEL_DEPARTMENT) : NULL,
-        .endpoint = req->msg.path,
-        .model = req->model,
-        .served_model = req->upstream_model ? req->upstream_model : req->model,
-        .provider = req->prov ? req->prov->name : NULL,
-        .status = req->status ? req->status : req->up_status ? req->up_status : 499,
-        .stream = req->stream,
-        .in_own = req->tc.enc ? req->tc.input : -1,
-        .out_own = req->tc.enc ? (int64_t)req->tc.output : -1,
-        .in_usage = u->have ? u->input : -1,
-        .out_usage = u->have ? u->output : -1,
-        .cached = u->cached,
-        .cache_write = u->cache_write,
-        .tokens_charged = tokens,
-        .cost_nusd = nusd,
-        .reserved_tokens = req->resv.tokens,
-        .latency_us = gate_now_us() - req->t_start,
-        .decision = req->decision != REQ_DECISION_NONE ? req_decision_name(req->decision) : "error",
-        .error = req->error,
-        .done = hold ? on_committed : NULL,
-        .arg = req,
-        .jslot = req->jslot, /* cleared once the record is committed */
-    };
+    struct ledger_rec rec;
+    fill_rec(req, &rec, tokens, nusd);
+    rec.done = hold ? on_committed : NULL;
+    rec.arg = req;
     if (ledger_submit(srv->ledger, &rec) < 0) {
         fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
                 req->id);
@@ -765,4 +802,57 @@ int spend_settle(struct gate_req *req, int hold)
         return 0;
     req->phase = REQ_WAITING; /* on_committed resumes it */
     return 1;
+}
+
+void spend_attempt_close(struct gate_req *req, struct req_attempt *at)
+{
+    struct gate_server *srv = req->w->srv;
+    int64_t tokens = 0, out = 0, nusd = 0;
+    struct budget_alert alerts[8];
+
+    if (!req->tc_finished)
+        tcount_finish(req, NULL); /* no drift: the attempt's answer was not the request's */
+    charge(req, &tokens, &out, &nusd);
+    at->tokens = tokens;
+    at->nusd = nusd;
+    if (tokens > 0) {
+        struct gate_stats *st = &req->w->stats;
+        out = out > tokens ? tokens : out;
+        atomic_fetch_add_explicit(&st->tokens_in, (uint64_t)(tokens - out), memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->tokens_out, (uint64_t)out, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->cost_nusd, (uint64_t)nusd, memory_order_relaxed);
+    }
+    if (srv->book != NULL && req->resv.held) {
+        req->resv.failed = 1;
+        int na = budget_settle(srv->book, &req->resv, tokens, nusd, gate_wall_now(), alerts, 8);
+        if (na > 0)
+            raise_alerts(req, alerts, na);
+    }
+    if (tokens > 0 && srv->ledger != NULL) {
+        /* the provider had the prompt: the attempt is a record of its own, which takes the
+         * journal slot (cleared when it commits) */
+        struct ledger_rec rec;
+        char id[sizeof(req->id) + 16];
+        fill_rec(req, &rec, tokens, nusd);
+        snprintf(id, sizeof(id), "%s/%d", req->id, req->rt.nattempts + 1);
+        rec.id = id;
+        rec.status = req->up_status ? req->up_status : 502;
+        rec.decision = "fallback";
+        rec.error = at->reason;
+        rec.attempts = NULL;
+        if (ledger_submit(srv->ledger, &rec) < 0)
+            fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
+                    id);
+    } else if (req->jslot != 0 && srv->journal != NULL) {
+        journal_clear(srv->journal, req->jslot); /* nothing to charge: nothing to recover */
+    }
+    req->jslot = 0;
+    memset(&req->resv, 0, sizeof(req->resv));
+    memset(&req->usage, 0, sizeof(req->usage));
+    req->tc_finished = 0;
+    req->tc.output = 0;
+    req->tc.out_failed = 0;
+    req->tc.added = 0;
+    req->tc.peek_at = 0;
+    req->charged_tokens = req->charged_nusd = 0;
 }

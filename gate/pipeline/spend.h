@@ -80,4 +80,15 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
  */
 int spend_settle(struct gate_req *req, int hold);
 
+/*
+ * The attempt in use is given up (fallback.c): it is charged as a request that ended so would
+ * be (charge(): nothing for a provider's error or a request never sent, the input at least when
+ * the provider had it), its reservation settled to that, and when it cost something its own
+ * ledger record is written (the request's id with "/N", decision "fallback", at->reason), which
+ * takes over its journal slot; else the slot is cleared. The charge goes into at. The request's
+ * reservation, usage and output count are reset for the next attempt.
+ */
+struct req_attempt;
+void spend_attempt_close(struct gate_req *req, struct req_attempt *at);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gate/budget/budget.h"
 #include "gate/core/worker.h"
 #include "gate/http/headbuf.h"
 #include "gate/pipeline/stages.h"
@@ -13,7 +14,8 @@
 #include "gate/util/jsonedit.h"
 #include "gate/util/jsonmem.h"
 
-static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov, int gate_keys)
+static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov, int gate_keys,
+                      int translated)
 {
     static const char *const drop[] = {
         "connection",
@@ -39,6 +41,11 @@ static int hop_by_hop(const struct http_header *h, const struct conf_provider *p
     /* with a key of its own, or keys of its own for agents, the gate never forwards the
      * agent's credentials */
     if ((prov->api_key != NULL || gate_keys) && api_is_key_header(h->name))
+        return 1;
+    /* to a provider of the other API family: never the client's key (it is the other
+     * provider's), nor the other family's own headers */
+    if (translated && (api_is_key_header(h->name) || strncmp(h->name, "anthropic-", 10) == 0 ||
+                       strncmp(h->name, "openai-", 7) == 0))
         return 1;
     return 0;
 }
@@ -87,7 +94,8 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     headbuf_add(&hd, "\r\n", 2);
     for (int i = 0; i < req->msg.nheaders; i++) {
         const struct http_header *h = &req->msg.headers[i];
-        if (hop_by_hop(h, prov, req->w->srv->book != NULL) || named_by_connection(req, h))
+        if (hop_by_hop(h, prov, req->w->srv->book != NULL, req->rt.xlate != XLATE_NONE) ||
+            named_by_connection(req, h))
             continue;
         headbuf_field(&hd, h->name, h->name_len, h->value, h->value_len);
     }
@@ -97,7 +105,7 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
         headbuf_add(&hd, "\r\n", 2);
     }
     if (req->upstream_api->version_header != NULL &&
-        req_header(req, req->upstream_api->version_header) == NULL) {
+        (req->rt.xlate != XLATE_NONE || req_header(req, req->upstream_api->version_header) == NULL)) {
         headbuf_str(&hd, req->upstream_api->version_header);
         headbuf_str(&hd, ": ");
         headbuf_str(&hd, req->upstream_api->version_default);
@@ -114,24 +122,57 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     return 0;
 }
 
+/* The model name the target is asked for: its upstream_model, else its own name (the name the
+ * client asked for when the entry is a wildcard). */
+static const char *served_name(const struct gate_req *req)
+{
+    const struct conf_model *m = req->cm;
+
+    return m->upstream_model != NULL ? m->upstream_model : m->wildcard ? req->model : m->name;
+}
+
+/* The request in the target's API (routing/xlate.h). Returns 0, -1 when memory ran out, or 1
+ * when the body cannot be expressed there (msg says which field: a 400). */
+static int prepare_translated(struct gate_req *req, const char *served, char *msg, size_t cap)
+{
+    const struct conf_model *m = req->cm;
+    int64_t max_tokens = m->max_output_tokens > 0 ? m->max_output_tokens : budget_model_cap(served);
+
+    if (max_tokens <= 0)
+        max_tokens = 4096; /* a model of unknown family: its provider's usual floor */
+    cJSON *doc = xlate_request(req->rt.xlate, req->json, served, max_tokens, req->stream, msg, cap);
+    if (doc == NULL)
+        return strcmp(msg, "out of memory") == 0 ? -1 : 1;
+    req->upstream_model = arena_strndup(req->arena, served, strlen(served));
+    /* a stream to an OpenAI provider asks for usage; its usage-only chunk is the gate's */
+    req->usage_injected = req->stream && req->upstream_api->format == CONF_FMT_OPENAI;
+    const char *text = cJSON_PrintUnformatted(doc); /* in the arena */
+    if (text == NULL || req->upstream_model == NULL)
+        return -1;
+    return build_upstream_request(req, text, strlen(text));
+}
+
 /* The members the gate rewrites, into req->edits after admit's: each op's value is JSON
  * text, in the request's arena. Returns -1 when memory ran out. */
 static int prepare(struct gate_req *req)
 {
     size_t len = evbuffer_get_length(req->msg.body);
     const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1);
-    const struct conf_model *m = req->cm;
+    const char *served = served_name(req);
     struct jsonedit_op *ops = req->edits;
     int nops = req->nedits, rc;
+    const cJSON *now = cJSON_GetObjectItemCaseSensitive(req->json, "model");
 
-    if (m->upstream_model != NULL) {
-        cJSON *name = cJSON_CreateString(m->upstream_model);
+    if (cJSON_IsString(now) && strcmp(now->valuestring, served) != 0) {
+        cJSON *name = cJSON_CreateString(served);
         ops[nops].key = "model";
         ops[nops++].value = cJSON_PrintUnformatted(name); /* in the arena */
-        req->model = arena_strndup(req->arena, req->model, strlen(req->model));
+        if (req->model == now->valuestring)
+            req->model = arena_strndup(req->arena, req->model, strlen(req->model));
         cJSON_ReplaceItemInObjectCaseSensitive(req->json, "model", name);
-        req->upstream_model = name->valuestring;
     }
+    if (strcmp(served, req->model) != 0)
+        req->upstream_model = arena_strndup(req->arena, served, strlen(served));
     if (req->stream && req->upstream_api->stream_usage(req->json, &ops[nops]) > 0) {
         nops++; /* its value is in the arena */
         req->usage_injected = 1;
@@ -141,17 +182,19 @@ static int prepare(struct gate_req *req)
         if (ops[i].value == NULL)
             return -1;
 
-    if (nops > 0) {
+    /* after a fallback req->json holds every edit of the attempts before (caps, the model):
+     * it is sent whole, never the raw body with this attempt's edits alone */
+    if (nops > 0 || req->rt.nattempts > 0) {
         size_t out_len;
-        char *out = jsonedit_depth(req->json) <= JSONEDIT_MAX_DEPTH
+        char *out = req->rt.nattempts == 0 && jsonedit_depth(req->json) <= JSONEDIT_MAX_DEPTH
                         ? jsonedit_apply(raw, len, ops, nops, &out_len)
                         : NULL;
         if (out != NULL) {
             rc = build_upstream_request(req, out, out_len);
             free(out);
         } else {
-            /* a key with escapes, or nesting too deep to splice in linear time: print the
-             * edited document (numbers become doubles) */
+            /* a key with escapes, nesting too deep to splice in linear time, or a fallback:
+             * print the edited document (numbers become doubles) */
             const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
             rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
         }
@@ -163,12 +206,19 @@ static int prepare(struct gate_req *req)
 enum stage_rc stage_prepare(struct gate_req *req)
 {
     struct arena *prev = jsonmem_enter(req->arena);
-    int rc = prepare(req);
+    char msg[400] = "";
+    int rc = req->rt.xlate != XLATE_NONE
+                 ? prepare_translated(req, served_name(req), msg, sizeof(msg))
+                 : prepare(req);
 
     jsonmem_leave(prev);
     if (rc < 0) {
         req_fail_memory(req);
         return STAGE_ANSWERED;
     }
-    return req_memory_unbound(req) < 0 ? STAGE_ANSWERED : STAGE_NEXT;
+    if (req_memory_unbound(req) < 0)
+        return STAGE_ANSWERED;
+    if (rc > 0)
+        return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
+    return STAGE_NEXT;
 }

@@ -1,36 +1,66 @@
 /*
- * stage_route: the model table. See stages.h.
+ * stage_route: where the request goes (routing/route.h). See stages.h.
  *
- * Today a model names one provider, which must speak the endpoint's format. Routing (several
- * providers for a model, translation between formats) replaces this stage and adds a
- * translation filter to the response chain.
+ * The rules of the config choose a tier or a target for the model asked for; the candidates
+ * they give are taken one after the other (fallback.c), the first here. A rule that asks the
+ * classifier parks the request (classify.c) and this stage runs again with the label.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "gate/pipeline/classify.h"
+#include "gate/pipeline/fallback.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
+#include "gate/util/jsonmem.h"
+
+static enum stage_rc route(struct gate_req *req)
+{
+    struct route_input in;
+    char msg[400];
+
+    for (;;) {
+        route_input_of(req, &in);
+        enum route_rc rc = route_decide(&in, &req->rt.d, NULL);
+        const char *why = req->rt.d.why;
+        switch (rc) {
+        case ROUTE_OK:
+            req->rt.routed = 1;
+            route_use_next(req);
+            return STAGE_NEXT;
+        case ROUTE_NEED_LABEL: {
+            struct route_features f;
+            route_features_read(req->json, in.format, &f);
+            int k = classify_label(req, f.last_user ? f.last_user : "", f.last_user_len);
+            route_features_free(&f);
+            if (k == 0)
+                return STAGE_WAIT; /* classify.c runs this stage again */
+            if (req->rt.label == NULL)
+                req->rt.label = "";
+            continue; /* known now: decide again */
+        }
+        case ROUTE_NOT_FOUND:
+            if (why[0] == '\0')
+                snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate",
+                         req->model);
+            return stage_fail(req, APIERR_MODEL_NOT_FOUND,
+                              arena_strndup(req->arena, why[0] ? why : msg,
+                                            strlen(why[0] ? why : msg)));
+        case ROUTE_UNAVAILABLE:
+            return stage_fail(req, APIERR_UNAVAILABLE, arena_strndup(req->arena, why, strlen(why)));
+        case ROUTE_NO_FIT:
+        case ROUTE_BAD:
+        default:
+            return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, why, strlen(why)));
+        }
+    }
+}
 
 enum stage_rc stage_route(struct gate_req *req)
 {
-    const struct endpoint_info *info = endpoint_info(req->ep);
-    char msg[512];
-
-    const struct conf_model *m = conf_find_model(req->conf, req->model);
-    if (m == NULL) {
-        snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate", req->model);
-        return stage_fail(req, APIERR_MODEL_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
-    }
-    req->cm = m;
-    req->prov = m->provider;
-    if (req->prov->format != req->upstream_api->format) {
-        snprintf(msg, sizeof(msg),
-                 "model '%.200s' is served in the %s format, but %s speaks the %s format",
-                 req->model, req->prov->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI",
-                 info->path,
-                 req->client_api->format == CONF_FMT_ANTHROPIC ? "Anthropic" : "OpenAI");
-        return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
-    }
     req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req->json, "stream"));
-    return STAGE_NEXT;
+    struct arena *prev = jsonmem_enter(req->arena);
+    enum stage_rc rc = route(req);
+    jsonmem_leave(prev);
+    return rc;
 }

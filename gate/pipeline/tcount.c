@@ -13,29 +13,97 @@
 /* Output text is counted in slices at most this long, cut where a piece must end. */
 #define PENDING_CAP (64 * 1024)
 
+/* The tokenizer model entry m counts req's input with (m NULL: the model asked for's entry,
+ * else o200k_base), the model name it counts for and the calibration. */
+static const tok_enc *enc_of(const struct gate_req *req, const struct conf_model *m,
+                             const char **model, double *factor)
+{
+    const char *name;
+
+    if (m == NULL)
+        m = conf_find_model(req->conf, req->model);
+    if (m == NULL) {
+        *model = req->model;
+        *factor = 1.0;
+        return tok_encoding("o200k_base");
+    }
+    /* a wildcard entry stands for the name asked; a named one for itself */
+    *model = m->wildcard ? req->model : m->upstream_model ? m->upstream_model : m->name;
+    *factor = m->calibration > 0 ? m->calibration : 1.0;
+    name = m->encoding != NULL ? m->encoding : tok_encoding_for_model(*model);
+    return tok_encoding(name);
+}
+
+/* The count of req's input with tokenizer enc, model name model and calibration factor,
+ * memoized in req->rt (routing asks before the count stage, for each target it weighs): the
+ * index of its memo entry, or -1 when the memo is full (r then holds the count). */
+static int count_memo(struct gate_req *req, const tok_enc *enc, const char *model, double factor,
+                      tok_count_result *r)
+{
+    struct req_route *rt = &req->rt;
+    int i;
+
+    for (i = 0; i < rt->ncount; i++)
+        if (rt->count_enc[i] == enc && rt->count_factor[i] == factor)
+            return i;
+    memset(r, 0, sizeof(*r));
+    int ok = tok_count_request(enc, (tok_api)req->client_api->tok_api, req->json, model, factor,
+                               r) == 0;
+    if (i >= (int)(sizeof(rt->count_memo) / sizeof(rt->count_memo[0]))) {
+        if (!ok)
+            r->tokens = UINT64_MAX;
+        return -1;
+    }
+    rt->count_enc[i] = enc;
+    rt->count_factor[i] = factor;
+    rt->count_memo[i] = ok ? (int64_t)r->tokens : -1;
+    rt->count_est[i] = r->estimated;
+    rt->count_approx[i] = r->approximate;
+    rt->ncount++;
+    return i;
+}
+
+int64_t tcount_peek_input(struct gate_req *req, const struct conf_model *m)
+{
+    const char *model;
+    double factor;
+    tok_count_result r;
+    const tok_enc *enc = enc_of(req, m, &model, &factor);
+
+    if (enc == NULL)
+        return -1;
+    int i = count_memo(req, enc, model, factor, &r);
+    if (i < 0)
+        return r.tokens == UINT64_MAX ? -1 : (int64_t)r.tokens;
+    return req->rt.count_memo[i];
+}
+
 void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len)
 {
     struct tcount *tc = &req->tc;
-    const char *name = m->encoding;
-    const char *model = req->upstream_model ? req->upstream_model : req->model;
+    const char *model;
     tok_count_result r;
     int64_t t0 = gate_now_us();
 
-    if (name == NULL)
-        name = tok_encoding_for_model(model);
-    tc->enc = tok_encoding(name);
+    tc->enc = enc_of(req, m, &model, &tc->factor);
     tc->input = -1;
+    tc->approximate = 0;
+    tc->estimated = 0;
     if (tc->enc == NULL)
         return;
     tc->api = req->client_api->tok_api; /* req->json is the client's body */
-    tc->factor = m->calibration > 0 ? m->calibration : 1.0;
-    if (tok_count_request(tc->enc, (tok_api)tc->api, req->json, model, tc->factor, &r) == 0) {
+    int i = count_memo(req, tc->enc, model, tc->factor, &r);
+    if (i >= 0) {
+        tc->input = req->rt.count_memo[i];
+        tc->approximate = req->rt.count_approx[i];
+        tc->estimated = req->rt.count_est[i];
+    } else if (r.tokens != UINT64_MAX) {
         tc->input = (int64_t)r.tokens;
         tc->approximate = r.approximate;
         tc->estimated = r.estimated;
-        if (tok_json_has_nul_escape(raw, len))
-            tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
     }
+    if (tc->input >= 0 && tok_json_has_nul_escape(raw, len))
+        tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
     tc->count_us = gate_now_us() - t0;
 }
 

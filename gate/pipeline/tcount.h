@@ -60,6 +60,11 @@ struct tcount_drift {
  */
 void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len);
 
+/* The input tokens of req as model entry m counts them (m NULL: the entry of the model asked
+ * for, else o200k_base), -1 when the body cannot be counted; memoized per tokenizer, so that
+ * routing and the count stage count a body once. */
+int64_t tcount_peek_input(struct gate_req *req, const struct conf_model *m);
+
 /* Adds the output text of one parsed stream event (name is its "event:" field or ""). */
 void tcount_event(struct gate_req *req, const char *name, const cJSON *data);
 

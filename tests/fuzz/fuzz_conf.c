@@ -55,6 +55,50 @@ static void check_refusal(const char *err, const uint8_t *data, size_t size)
         abort();
 }
 
+/* A destination names a tier or an exact model entry, or is "down". */
+static void check_dest(const struct conf *c, const struct conf_dest *d)
+{
+    if (d->down)
+        return;
+    if ((d->tier >= 0) == (d->target >= 0) || d->tier >= c->routing.ntiers ||
+        d->target >= c->nmodels || (d->target >= 0 && c->models[d->target].wildcard))
+        abort();
+}
+
+/* Tiers, aliases and rules of an accepted config point only at what it declares. */
+static void check_routing(const struct conf *c)
+{
+    const struct conf_routing *r = &c->routing;
+    struct conf_dest tmp;
+
+    for (int i = 0; i < r->ntiers; i++) {
+        if (r->tiers[i].ntargets < 1 || conf_find_tier(c, r->tiers[i].name) != i)
+            abort();
+        for (int j = 0; j < r->tiers[i].ntargets; j++)
+            check_dest(c, &(struct conf_dest){-1, r->tiers[i].targets[j], 0});
+    }
+    for (int i = 0; i < r->naliases; i++) {
+        if (conf_find_alias(c, r->aliases[i].name, &tmp) != &r->aliases[i].dest)
+            abort();
+        check_dest(c, &r->aliases[i].dest);
+    }
+    for (int i = 0; i < r->nrules; i++) {
+        const struct conf_rule *u = &r->rules[i];
+        int sum = 0;
+        if (u->name == NULL || (u->nsplit > 0) == (u->dest.tier >= 0 || u->dest.target >= 0 ||
+                                                   u->dest.down))
+            abort();
+        if (u->nsplit == 0)
+            check_dest(c, &u->dest);
+        for (int j = 0; j < u->nsplit; j++) {
+            check_dest(c, &u->split[j].dest);
+            sum += u->split[j].percent;
+        }
+        if ((u->nsplit > 0 && sum != 100) || (u->nlabels > 0 && r->classifier < 0))
+            abort();
+    }
+}
+
 static void check_config(const struct conf *c)
 {
     for (int i = 0; i < c->nmodels; i++)
@@ -78,6 +122,7 @@ static void check_config(const struct conf *c)
     for (int i = 0; i < c->nmodels; i++)
         if (conf_find_model(c, c->models[i].name) == NULL && !c->models[i].wildcard)
             abort();
+    check_routing(c);
 }
 
 /* Whether some mapping of the document holds one scalar key twice (pairwise; mappings of more

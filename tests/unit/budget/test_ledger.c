@@ -527,7 +527,7 @@ START_TEST(file_is_private_and_wal)
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 3);
 }
 END_TEST
 
