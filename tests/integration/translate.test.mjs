@@ -666,3 +666,42 @@ test('a request the other API cannot express gets 400 naming the field, and noth
   assert.match(e.message, /document/);
   assert.equal((await mock.stats()).requests, before, 'nothing was forwarded');
 });
+
+test('an error in the middle of a translated stream reaches the SDK as its own error, after the text so far', async () => {
+  await mock.reset();
+  const id = newId('oa2an-errev');
+  let text = '';
+  const e = await rejected((async () => {
+    const s = await openai.chat.completions.create({ model: 'to-anthropic', max_tokens: 50, messages: user('Go on.'),
+      stream: true }, opts(id, { 'x-mock-fault': 'error-event', 'x-mock-tokens': '20' }));
+    for await (const chunk of s) text += chunk.choices[0]?.delta?.content ?? '';
+  })());
+  const up = await upstream();
+  assert.equal(up.sent.events.at(-1).event, 'error', 'the mock failed mid-stream');
+  assert.ok(e instanceof OpenAI.APIError, `${e.constructor.name}: ${e.message}`);
+  assert.match(e.message, /Overloaded/);
+  assert.equal(text, anthropicSent(up.sent)[0].text, 'the words before the error');
+  const u = await billed(id);
+  const rec = await gate.logRecord(id);
+  assert.equal(rec.route?.translation, OA2AN);
+  assert.ok(rec.tokens_charged >= u.input + u.sent, q({ rec, u }));
+
+  await mock.reset();
+  const aid = newId('an2oa-errev');
+  let atext = '';
+  const s = anthropic.messages.stream({ model: 'to-openai', max_tokens: 50, messages: user('Go on.') },
+    opts(aid, { 'x-mock-fault': 'error-event', 'x-mock-tokens': '20' }));
+  s.on('text', (t) => (atext += t));
+  const ae = await rejected(s.finalMessage());
+  const aup = await upstream();
+  assert.ok(aup.sent.events.at(-1).json?.error, 'the mock failed mid-stream');
+  assert.ok(ae instanceof Anthropic.APIError, `${ae.constructor.name}: ${ae.message}`);
+  assert.match(ae.message, /mid-stream/);
+  assert.equal(atext, openaiSent(aup.sent).text, 'the words before the error');
+  const au = await billed(aid);
+  const arec = await gate.logRecord(aid);
+  assert.equal(arec.route?.translation, AN2OA);
+  // no usage came (OpenAI's comes last): the gate's own count stands, and it must not be below what
+  // the provider bills for the request it was sent, the translated one (OpenAI's chat formula)
+  assert.ok(arec.tokens_charged >= au.input + au.sent, q({ arec, au }));
+});
