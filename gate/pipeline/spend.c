@@ -826,7 +826,7 @@ void spend_attempt_close(struct gate_req *req, struct req_attempt *at)
         req->resv.failed = 1;
         int na = budget_settle(srv->book, &req->resv, tokens, nusd, gate_wall_now(), alerts, 8);
         if (na > 0)
-            raise_alerts(req, alerts, na);
+            spend_raise_alerts(req, alerts, na);
     }
     if (tokens > 0 && srv->ledger != NULL) {
         /* the provider had the prompt: the attempt is a record of its own, which takes the
