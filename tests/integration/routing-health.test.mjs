@@ -491,6 +491,7 @@ describe('policies: latency-aware choice and downgrade', () => {
     thrift: 'tg-rt-thrift-key-0000003',
     broke: 'tg-rt-broke-key-00000004',
     strict: 'tg-rt-strict-key-0000005',
+    climber: 'tg-rt-climber-key-000006',
   };
   const PRICES = { 'dg-low': [0.15, 0.6], 'dg-mid': [5, 20], 'dg-high': [500, 2000],
     'lat-fast': [1, 4], 'lat-cheap': [0.1, 0.4] };
@@ -517,6 +518,7 @@ describe('policies: latency-aware choice and downgrade', () => {
         '          thrift: { policy: frugal }',
         '          broke: { policy: frugal }',
         '          strict: {}',
+        '          climber: { policy: frugal }',
         'keys:',
         ...Object.entries(KEYS).map(([a, k]) => `  ${k}: ${a}`),
         'policies:',
@@ -527,11 +529,16 @@ describe('policies: latency-aware choice and downgrade', () => {
         '  - { scope: "agent:thrift", window: day, usd: 0.0005 }',
         '  - { scope: "agent:broke", window: day, usd: 0.00001 }',
         '  - { scope: "agent:strict", window: day, usd: 0.01 }',
+        '  - { scope: "agent:climber", window: day, usd: 0.01 }',
         'tiers:',
         '  low: [dg-low]',
         '  mid: [dg-mid]',
         '  high: [dg-high]',
         '  lat: [lat-fast, lat-cheap]',
+        'routing:',
+        '  aliases: { up-high: high }',
+        '  rules:',
+        '    - { name: climb, match: { model: up-high }, route: { tier: high, tier_up: true } }',
       ],
     });
   });
@@ -606,5 +613,16 @@ describe('policies: latency-aware choice and downgrade', () => {
     const s = await sendAs('strict', body);
     assert.equal(s.r.status, 429, s.r.text);
     assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
+  });
+
+  test('a downgraded request that fails over never climbs back to the tier whose price did not fit', async () => {
+    assert.equal((await rule({ model: 'dg-mid', status: 503, times: 1 })).status, 200);
+    // rule climb: tier high with tier_up; climber's budget fits mid, not high
+    const x = await sendAs('climber', { model: 'up-high', messages: user(filler(1000)), max_tokens: 10 });
+    assert.equal(x.r.status, 503, x.r.text);
+    assert.deepEqual(x.sent, { 'dg-mid': 1 }, 'dg-high is never asked');
+    assert.equal(x.rec.route.downgrades, 1);
+    assert.equal(x.rec.route.rule, 'climb');
+    assert.equal(x.rec.route.target, 'dg-mid');
   });
 });

@@ -294,6 +294,16 @@ describe('routing rules, the context guard and the records', () => {
     }
     for (const [agent, s] of Object.entries(seen))
       assert.equal(s.size, 1, `${agent} went to ${[...s].join(' and ')}`);
+    // route --explain with the agent's key says the same target
+    const req = path.join(tempDir(), 'canary.json');
+    fs.writeFileSync(req, JSON.stringify({ model: 'canary', messages: user('question') }));
+    for (const [agent, s] of Object.entries(seen)) {
+      const r = runGate(['route', '--explain', req, '--config', gate.configPath, '--key', KEYS[agent]]);
+      assert.equal(r.status, 0, r.stderr);
+      const m = r.stdout.match(/^target: (\S+)/m);
+      assert.ok(m, r.stdout);
+      assert.equal(m[1], [...s][0], `${agent}: explain says ${m[1]}\n${r.stdout}`);
+    }
   });
 
   test('tokengate logs --tier T --rule R, and /metrics tokengate_route_requests_total', async () => {
