@@ -9,10 +9,12 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test, cleanup, startMock, closedPort, ms, sleep, parseSSE } from './harness.mjs';
 import {
-  user, bearer, filler, startRoutingGate, metrics, metric, status, targetState, ledgerRowsFor,
-  rowsOf, mockUsages, byModel, moved, send, usedTokens,
+  test, cleanup, startMock, closedPort, ms, sleep, parseSSE, readLogNow,
+} from './harness.mjs';
+import {
+  user, bearer, filler, startRoutingGate, metrics, metric, status, targetState, ledgerRows,
+  ledgerRowsFor, rowsOf, mockUsages, byModel, moved, send, usedTokens,
 } from './routing-util.mjs';
 
 after(cleanup);
@@ -301,6 +303,37 @@ describe('fallback to the next target', () => {
       assert.equal(row.translation, 'openai.chat->anthropic.messages');
       assert.equal(await usedTokens(gate, 'fb') - used0, row.tokens_charged);
     }
+  });
+
+  test('/metrics and /status: fallbacks and cost by tier, target and rule, attempts included', async () => {
+    const recs = readLogNow(gate.logPath).filter((r) => r.route);
+    const rows = ledgerRows(gate);
+    const text = await metrics(gate);
+    const groups = new Map();
+    for (const r of recs) {
+      const k = `${r.route.tier ?? ''}|${r.route.target}|${r.route.rule ?? ''}`;
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(r);
+    }
+    let fallbacks = 0;
+    for (const [k, rs] of groups) {
+      const [tier, target, rule] = k.split('|');
+      const labels = { tier, target, rule };
+      const fb = rs.filter((r) => r.route.attempts.length > 0).length;
+      fallbacks += fb;
+      assert.equal(metric(text, 'tokengate_route_requests_total', labels), rs.length, k);
+      assert.equal(metric(text, 'tokengate_route_fallbacks_total', labels) ?? 0, fb, k);
+      // the cost of the answers and of the attempts given up ("ID/N" rows)
+      const ids = new Set(rs.map((r) => r.id));
+      const nusd = rows.filter((r) => ids.has(r.id.replace(/\/\d+$/, '')))
+        .reduce((a, r) => a + r.cost_nusd, 0);
+      assert.ok(Math.abs((metric(text, 'tokengate_route_cost_usd_total', labels) ?? 0) - nusd / 1e9) < 1e-9,
+        `${k}: ${metric(text, 'tokengate_route_cost_usd_total', labels)} against ${nusd / 1e9}`);
+    }
+    assert.ok(fallbacks >= 8, `${fallbacks}`);
+    const st = await status(gate);
+    assert.equal(st.routing.fallbacks, fallbacks);
+    assert.equal(st.routing.requests, recs.length);
   });
 
   test('a stream falls back before its first byte', async () => {

@@ -340,8 +340,19 @@ describe('routing rules, the context guard and the records', () => {
     }
     for (const [k, n] of groups) {
       const [tier, target, rule] = k.split('|');
-      assert.equal(metric(text, 'tokengate_route_requests_total', { tier, target, rule }), n,
-        `tokengate_route_requests_total{tier="${tier}",target="${target}",rule="${rule}"}`);
+      const labels = { tier, target, rule };
+      const what = `{tier="${tier}",target="${target}",rule="${rule}"}`;
+      assert.equal(metric(text, 'tokengate_route_requests_total', labels), n,
+        `tokengate_route_requests_total${what}`);
+      const mine = all.filter((r) => `${r.tier ?? ''}|${r.served_model}|${r.rule ?? ''}` === k);
+      const sum = (f) => mine.reduce((a, r) => a + f(r), 0);
+      assert.equal(metric(text, 'tokengate_route_tokens_total', { ...labels, kind: 'input' }),
+        sum((r) => r.in_usage ?? r.in_own), `input tokens${what}`);
+      assert.equal(metric(text, 'tokengate_route_tokens_total', { ...labels, kind: 'output' }),
+        sum((r) => r.out_usage ?? r.out_own), `output tokens${what}`);
+      assert.ok(Math.abs(metric(text, 'tokengate_route_cost_usd_total', labels) -
+        sum((r) => r.cost_nusd) / 1e9) < 1e-9, `cost${what}`);
+      assert.equal(metric(text, 'tokengate_route_fallbacks_total', labels), 0, `fallbacks${what}`);
     }
     const st = await status(gate);
     assert.equal(st.routing.requests_by_rule.chit, all.filter((r) => r.rule === 'chit').length);
