@@ -445,6 +445,9 @@ describe('bad routing config', () => {
     ['a rule that names a wildcard entry', R1, '    - { name: r1, match: { model: auto }, route: { target: w-1 } }', /w-1/],
     ['a tier listing a missing model', 8, '  cheap: [m-a, m-nope]', /m-nope/],
     ['a bad regex', R1, '    - { name: r1, match: { model: auto, last_user: { regex: "(unclosed" } }, route: { tier: cheap } }', /regex|parenthes/i],
+    ['two rules with one name', R2, '    - { name: r1, match: { model: auto }, route: { tier: cheap } }', /r1/],
+    ['a split not summing to 100', R2, '    - { name: r2, match: { model: auto }, route: { split: [ { target: m-a, percent: 10 }, { tier: medium, percent: 80 } ] } }', /100/],
+    ['an unknown key in a rule\'s match', R1, '    - { name: r1, match: { model: auto, colour: red }, route: { tier: cheap } }', /colour/],
     ['a bad header regex', R1, '    - { name: r1, match: { model: auto, header: { x-p: { regex: "[a-" } } }, route: { tier: cheap } }', /regex|class|range/i],
   ];
 
