@@ -381,14 +381,14 @@ describe('canary split', () => {
     });
   });
 
-  test('2,000 requests from an open gate land within a few percent of 10/90', async () => {
+  test('2,000 requests from an open gate land within a few percent of 10/90', { timeout: ms(180000) }, async () => {
     const N = 2000;
     const b0 = await byModel(mock);
     let next = 0;
     const statuses = {};
     const t0 = Date.now();
     const worker = async () => {
-      while (next < N && Date.now() - t0 < ms(120000)) {
+      while (next < N && Date.now() - t0 < ms(150000)) {
         next++;
         const r = await gate.post('/v1/chat/completions', { model: 'auto', messages: user('canary') });
         statuses[r.status] = (statuses[r.status] || 0) + 1;
