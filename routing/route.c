@@ -231,8 +231,12 @@ static void consider(const struct route_input *in, struct route_decision *d, int
         return;
     }
     ty->format++;
+    /* a target outside tiers has no other to fall back to: it is tried whatever its health
+     * (asked all the same, so that its probe after the cool-down closes its circuit), and
+     * the provider's answer is the client's */
     if (in->health != NULL &&
-        !route_health_usable(in->health, &c->routing, m->name, in->now_us, &probe, &retry)) {
+        !route_health_usable(in->health, &c->routing, m->name, in->now_us, &probe, &retry) &&
+        t >= 0) {
         if (trace)
             route_note(trace,
                        "candidate %s: skipped: not usable now (circuit open or "
