@@ -7,6 +7,7 @@
 //
 //   node bench/proxytable.mjs proxy RESULTS
 //   node bench/proxytable.mjs budget RESULTS [LEDGER_ROWS_ON] [LEDGER_ROWS_BEFORE_ON]
+//   node bench/proxytable.mjs route RESULTS
 import fs from 'node:fs';
 
 const [mode, file, ...extra] = process.argv.slice(2);
@@ -23,6 +24,9 @@ const rounds = Math.max(...Object.values(by).map(a => a.length));
 
 const labels = mode === 'proxy'
   ? { mock: 'mock direct', nginx: 'nginx -> mock', before: 'tokengate before -> mock', gate: 'tokengate -> mock' }
+  : mode === 'route'
+  ? { nginx: 'nginx -> mock', plain: 'no routing', routed: '20 rules, same API',
+      translated: '20 rules, translated to Anthropic' }
   : { nginx: 'nginx -> mock', 'before-off': 'before, budgets off', 'before-on': 'before, budgets on',
       off: 'budgets off', on: 'budgets on' };
 let s = '| target | requests/s | p50 | p99 | CPU us/request | efficiency (nginx CPU / this) | ' +
@@ -37,7 +41,11 @@ for (const n of Object.keys(labels)) {
 s += '\n';
 const vs = (a, b, what) => `${what}: requests/s ${x(m[a].rps / m[b].rps)}, p50 ${x(m[a].p50 / m[b].p50)}, ` +
   `p99 ${x(m[a].p99 / m[b].p99)}, CPU per request ${x(m[a].cpu / m[b].cpu)}`;
-if (mode === 'proxy') {
+if (mode === 'route') {
+  s += vs('routed', 'plain', 'routing on / off') + '\n';
+  s += vs('translated', 'plain', 'routing and translation on / off') + '\n';
+  s += vs('translated', 'routed', 'translation on / off (both routed)') + '\n';
+} else if (mode === 'proxy') {
   s += vs('gate', 'nginx', 'tokengate / nginx') +
     `; efficiency ${x(m.nginx.cpu / m.gate.cpu)} (target: >= 0.80x)\n`;
   if (m.before) {

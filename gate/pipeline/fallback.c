@@ -65,7 +65,7 @@ void route_input_of(struct gate_req *req, struct route_input *in)
         if (req->conf->routing.needs_budget)
             in->budget_used = budget_path_used(book, req->agent, gate_wall_now());
     }
-    in->sticky = in->agent != NULL ? XXH3_64bits(in->agent, strlen(in->agent))
+    in->sticky = in->agent != NULL ? route_sticky(in->agent) /* as route --explain */
                                    : XXH3_64bits(req->id, strlen(req->id));
 }
 
@@ -269,6 +269,7 @@ int route_downgrade(struct gate_req *req)
     if (!downgrade)
         return 0;
     route_input_of(req, &in);
+    d->tier_up = 0; /* not back up to the tier whose price did not fit */
     struct arena *prev = jsonmem_enter(req->arena);
     enum route_rc rc = route_tier(&in, tier - 1, d, NULL);
     jsonmem_leave(prev);
