@@ -3,15 +3,16 @@
 // which answers a classification deterministically (bench/mock-classify.c: `complex` for 60
 // words or more or a code fence, `moderate` for 20 or more, else `simple`) and counts each in
 // /_mock/stats by_path "(classify)". Checked: where each label sends a request (the tier, the
-// target the mock saw), the label cached per agent and text, a slow or failing classifier
-// falling through to the next rule within its timeout, and the classifier's tokens charged to
+// target the mock saw), the label cached per agent and text, a slow (a scripted upstream that
+// never answers) or failing (500) classifier falling through to the next rule at its timeout,
+// the request it got (the provider's key, its own id), and the classifier's tokens charged to
 // the agent (its budget) and recorded as a ledger row of its own, against the mock's usage.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  test, cleanup, startMock, startGate, tempDir, runGate, newId, ms, sleep,
+  test, cleanup, startMock, startGate, tempDir, runGate, newId, ms, sleep, startScriptedUpstream,
 } from './harness.mjs';
 
 const KEYS = { a1: 'tg-cls-agent-one-000001', a2: 'tg-cls-agent-two-000002' };
@@ -37,8 +38,9 @@ after(cleanup);
 const q = (s) => JSON.stringify(s);
 
 /** A gate whose classifier is `classifier` (classifier-mini: OpenAI; classifier-haiku:
- * Anthropic), with rules hard (complex -> expensive), easy (simple -> cheap), rest (medium). */
-async function startClassifyingGate(classifier = 'classifier-mini') {
+ * Anthropic; classifier-scripted: an OpenAI provider at scriptedPort, a scripted upstream),
+ * with rules hard (complex -> expensive), easy (simple -> cheap), rest (medium). */
+async function startClassifyingGate(classifier = 'classifier-mini', scriptedPort = undefined) {
   const dir = tempDir('tg-cls-');
   const lines = [
     'listen: 127.0.0.1:0',
@@ -47,12 +49,14 @@ async function startClassifyingGate(classifier = 'classifier-mini') {
     'providers:',
     `  mock-openai: { base_url: ${q(mock.url + '/v1')}, format: openai, api_key_env: TG_CT_OPENAI_KEY }`,
     `  mock-anthropic: { base_url: ${q(mock.url + '/v1')}, format: anthropic, api_key_env: TG_CT_ANTHROPIC_KEY }`,
+    ...(scriptedPort ? [`  scripted: { base_url: "http://127.0.0.1:${scriptedPort}/v1", format: openai, api_key_env: TG_CT_OPENAI_KEY }`] : []),
     'models:',
     '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  gpt-4.1: { provider: mock-openai, price: { input: 2.00, output: 8.00 } }',
     '  gpt-4o: { provider: mock-openai, price: { input: 2.50, output: 10.00 } }',
     '  classifier-mini: { provider: mock-openai, price: { input: 0.10, output: 0.40 } }',
     '  classifier-haiku: { provider: mock-anthropic, price: { input: 1.00, output: 5.00 } }',
+    ...(scriptedPort ? ['  classifier-scripted: { provider: scripted, price: { input: 0.10, output: 0.40 } }'] : []),
     'tiers:',
     '  cheap: [gpt-4o-mini]',
     '  medium: [gpt-4.1]',
@@ -218,56 +222,56 @@ test('the classifier\'s tokens are charged to the agent and recorded as a ledger
 });
 
 test('a slow classifier falls through to the next rule at its timeout, charged its input', async () => {
-  const gate = await startClassifyingGate();
-  const delay = ms(3000);
-  const set = await mock.direct('/_mock/models', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'classifier-mini', delay_ms: delay }),
-  });
-  assert.equal(set.status, 200, set.text);
-  try {
-    const before = await classifications();
-    const slow = await ask(gate, 'a1', `${SIMPLE} ${newId('slow')}`);
-    assert.equal(slow.rec.classifier.outcome, 'timeout');
-    assert.equal(slow.rec.classifier.label, '');
-    assert.equal(slow.rec.route.rule, 'rest'); // easy needs the label: not matched
-    assert.equal(slow.r.json.model, 'gpt-4.1');
-    assert.ok(slow.rec.classifier.ms >= TIMEOUT_MS - 10, JSON.stringify(slow.rec.classifier));
-    assert.ok(slow.rec.classifier.ms < delay, JSON.stringify(slow.rec.classifier)); // gave up first
-    assert.equal(slow.rec.classifier.output_tokens, 0);
-    assert.ok(slow.rec.classifier.input_tokens > 0);
-    const rows = await ledgerRows(gate, [`${slow.id}/classify`]);
-    const row = rows.get(`${slow.id}/classify`);
-    assert.equal(row.status, 504);
-    assert.equal(row.tokens_charged, slow.rec.classifier.input_tokens);
-    assert.ok(await classifications() <= before + 1);
-  } finally {
-    await mock.direct('/_mock/models', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'classifier-mini' }), // no members: the rule goes
-    });
-  }
+  // a classifier that never answers: the provider has the prompt, no word comes back
+  const stalled = await startScriptedUpstream(() => '');
+  const gate = await startClassifyingGate('classifier-scripted', stalled.port);
+  const text = `${SIMPLE} ${newId('slow')}`;
+  const slow = await ask(gate, 'a1', text);
+  assert.equal(stalled.requests.length, 1);
+  const sent = stalled.requests[0];
+  assert.equal(sent.path, '/v1/chat/completions');
+  assert.equal(sent.headers.authorization, `Bearer ${OPENAI_KEY}`); // never the agent's key
+  assert.equal(sent.headers['x-request-id'], `${slow.id}/classify`);
+  assert.ok(JSON.parse(sent.body).messages[0].content.startsWith(
+    'Classify the complexity of the user\'s request.'));
+  assert.equal(slow.rec.classifier.outcome, 'timeout');
+  assert.equal(slow.rec.classifier.label, '');
+  assert.equal(slow.rec.route.rule, 'rest'); // easy needs the label: not matched
+  assert.equal(slow.r.json.model, 'gpt-4.1');
+  assert.ok(slow.rec.classifier.ms >= TIMEOUT_MS - 10, JSON.stringify(slow.rec.classifier));
+  assert.equal(slow.rec.classifier.output_tokens, 0);
+  assert.ok(slow.rec.classifier.input_tokens > 0);
+  const rows = await ledgerRows(gate, [`${slow.id}/classify`]);
+  const row = rows.get(`${slow.id}/classify`);
+  assert.equal(row.status, 504);
+  assert.equal(row.endpoint, 'classifier');
+  assert.equal(row.tokens_charged, slow.rec.classifier.input_tokens);
+  assert.equal(row.in_own, slow.rec.classifier.input_tokens);
+  // no label was cached: the next identical request asks again
+  const again = await ask(gate, 'a1', text);
+  assert.equal(again.rec.classifier.outcome, 'timeout');
+  assert.equal(stalled.requests.length, 2);
   await gate.stop();
+  stalled.close();
 });
 
 test('a failing classifier (500) falls through to the next rule, nothing charged', async () => {
-  const gate = await startClassifyingGate();
-  const set = await mock.direct('/_mock/models', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'classifier-mini', status: 500, times: 1 }),
-  });
-  assert.equal(set.status, 200, set.text);
+  const body = '{"error":{"message":"the classifier broke","type":"server_error"}}';
+  const failing = await startScriptedUpstream(() => 'HTTP/1.1 500 Internal Server Error\r\n' +
+    `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+  const gate = await startClassifyingGate('classifier-scripted', failing.port);
   const failed = await ask(gate, 'a1', `${COMPLEX} ${newId('fail')}`);
+  assert.equal(failing.requests.length, 1);
   assert.equal(failed.rec.classifier.outcome, 'failed');
   assert.equal(failed.rec.classifier.label, '');
+  assert.equal(failed.rec.classifier.error, 'the classifier answered status 500');
   assert.equal(failed.rec.route.rule, 'rest');
+  assert.equal(failed.r.json.model, 'gpt-4.1');
   const rows = await ledgerRows(gate, [`${failed.id}/classify`]);
   assert.equal(rows.get(`${failed.id}/classify`).status, 500);
   assert.equal(rows.get(`${failed.id}/classify`).tokens_charged, 0);
   await gate.stop();
+  failing.close();
 });
 
 test('a classifier in the Anthropic format is asked in its own format', async () => {
