@@ -18,12 +18,9 @@ static enum stage_rc route(struct gate_req *req)
 {
     struct route_input in;
     char msg[400];
-    int no_health = 0;
 
     for (;;) {
         route_input_of(req, &in);
-        if (no_health)
-            in.health = NULL;
         enum route_rc rc = route_decide(&in, &req->rt.d, NULL);
         const char *why = req->rt.d.why;
         switch (rc) {
@@ -50,14 +47,6 @@ static enum stage_rc route(struct gate_req *req)
                               arena_strndup(req->arena, why[0] ? why : msg,
                                             strlen(why[0] ? why : msg)));
         case ROUTE_UNAVAILABLE:
-            if (!no_health && req->rt.d.rule < 0 && req->rt.d.via != NULL &&
-                strcmp(req->rt.d.via, "model") == 0) {
-                /* a concrete model that no rule moved goes where it went before routing, to
-                 * its provider, whose answer (a 429, an error) is relayed as it is: its health
-                 * holds back only what routing chose */
-                no_health = 1;
-                continue;
-            }
             return stage_fail(req, APIERR_UNAVAILABLE, arena_strndup(req->arena, why, strlen(why)));
         case ROUTE_NO_FIT:
         case ROUTE_BAD:
