@@ -379,13 +379,14 @@ describe('a concrete model without a rule', () => {
       org: false,
       providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
       models: { 'plain': '{ provider: mock-openai }', 'other': '{ provider: mock-openai }' },
-      extra: ['tiers:', '  t: [other]'],
+      extra: ['tiers:', '  t: [other]', 'routing:', '  aliases: { pinned: t }', '  rules:',
+        '    - { name: pin, match: { model: pinned }, route: { target: other } }'],
     });
   });
 
   // The issue: "A concrete model is routed only if a rule says so; otherwise it goes where it
   // goes today" - and today a provider's answer is relayed as it is (README, Errors): health
-  // (a 429's retry-after, an open circuit) holds back only what routing chose.
+  // (a 429's retry-after, an open circuit) holds back only a tier's targets, which have others.
   test('is not held back by health: provider errors and 429s are relayed as they are, every time', async () => {
     const c0 = (await mock.stats()).requests;
     for (let i = 0; i < 2; i++) {
@@ -404,7 +405,7 @@ describe('a concrete model without a rule', () => {
     assert.equal(st.state, 'open', JSON.stringify(st));
   });
 
-  test('the same model chosen through a tier is held back while its circuit is open', async () => {
+  test('the same model chosen through a tier is held back while its circuit is open; a rule\'s target is not', async () => {
     const c0 = (await mock.stats()).requests;
     for (let i = 0; i < 5; i++) {
       const r = await gate.post('/v1/chat/completions', { model: 'other', messages: user('x') },
@@ -416,6 +417,12 @@ describe('a concrete model without a rule', () => {
     assert.match(r.json.error.message, /every target of tier t is unavailable/);
     assert.ok(Number(r.headers['retry-after']) >= 1, JSON.stringify(r.headers));
     assert.equal((await mock.stats()).requests - c0, 5, 'the sixth not forwarded');
+    // a rule's target has no other either: tried whatever its health, its answer relayed
+    const pinned = await send(gate, mock, { model: 'pinned', messages: user('x') },
+      { 'x-mock-status': '500' });
+    assert.equal(pinned.r.status, 500, pinned.r.text);
+    assert.deepEqual(pinned.sent, { other: 1 });
+    assert.equal(pinned.rec.route.rule, 'pin');
   });
 });
 
