@@ -153,6 +153,20 @@ int fallback_start(struct gate_req *req, enum route_outcome o, const char *why, 
     return 1;
 }
 
+/* The candidates of req's route from index i on will not be tried: each gives back the probe
+ * that listing it may have taken (route.c lists a half-open target only with its probe, at the
+ * front), so that the next request probes it rather than after the lost-probe delay. */
+static void unprobe_from(struct gate_req *req, int i)
+{
+    struct route_health *h = req->w->srv->health;
+    const struct route_decision *d = &req->rt.d;
+
+    if (h == NULL || !req->rt.routed)
+        return;
+    for (; i >= 0 && i < d->ncand; i++)
+        route_health_unprobe(h, d->cand[i].model->name);
+}
+
 void route_finish(struct gate_req *req)
 {
     struct gate_server *srv = req->w->srv;
@@ -160,6 +174,7 @@ void route_finish(struct gate_req *req)
 
     if (srv->health != NULL && req->cm != NULL && req->rt.t_sent == 0)
         route_health_unprobe(srv->health, req->cm->name); /* a probe it held goes back */
+    unprobe_from(req, d->next); /* and those of the candidates never taken */
     if (req->up_status != 0) {
         enum route_outcome o = req->up_status == 429                         ? ROUTE_FAIL_LIMITED
                                : req->up_status >= 500 || req->up_status == 529 ? ROUTE_FAIL_STATUS
@@ -269,6 +284,7 @@ int route_downgrade(struct gate_req *req)
     if (!downgrade)
         return 0;
     route_input_of(req, &in);
+    unprobe_from(req, d->next - 1); /* the target refused here (never sent) and the rest */
     d->tier_up = 0; /* not back up to the tier whose price did not fit */
     struct arena *prev = jsonmem_enter(req->arena);
     enum route_rc rc = route_tier(&in, tier - 1, d, NULL);
