@@ -523,6 +523,67 @@ describe('circuit breaker', () => {
   });
 });
 
+describe('circuit breaker: two targets half-open at once', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'p-a': '{ provider: mock-openai }', 'p-b': '{ provider: mock-openai }',
+        'p-c': '{ provider: mock-openai }' },
+      extra: [
+        'tiers:',
+        '  t: [p-a, p-b, p-c]',
+        'routing:',
+        '  aliases: { auto: t }',
+        '  breaker: { failures: 2, error_ratio: 100, min_requests: 100000, cooldown: 2s }',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const ask = (i) => send(gate, mock, { model: 'auto', messages: user(`two probes ${i}`) });
+
+  // Both get a probe when one request lists them; the request is answered by the first, and
+  // the other's probe, never sent, must be given back: else the target waits out the lost-probe
+  // delay (60 s at least) before anyone probes it, healthy as it is.
+  test('the probe a request took but never sent is given back: the next request probes that target', async () => {
+    assert.equal((await rule([{ model: 'p-a', status: 500, times: -1 },
+      { model: 'p-b', status: 500, times: -1 }])).status, 200);
+    for (let i = 0; i < 2; i++)
+      assert.deepEqual((await ask(i)).sent, { 'p-a': 1, 'p-b': 1, 'p-c': 1 });
+    let st = await status(gate);
+    assert.equal(targetState(st, 'p-a').state, 'open');
+    assert.equal(targetState(st, 'p-b').state, 'open');
+    assert.equal((await rule([{ model: 'p-a' }, { model: 'p-b' }])).status, 200);
+    const deadline = Date.now() + ms(15000);
+    while (targetState(await status(gate), 'p-a').open_for_s > 0) {
+      assert.ok(Date.now() < deadline, 'the cool-down ends');
+      await sleep(100);
+    }
+    while (targetState(await status(gate), 'p-b').open_for_s > 0) {
+      assert.ok(Date.now() < deadline, 'the cool-down ends');
+      await sleep(100);
+    }
+    const first = await ask(10);
+    assert.equal(first.r.status, 200);
+    assert.equal(Object.keys(first.sent).length, 1, JSON.stringify(first.sent));
+    const probed = Object.keys(first.sent)[0];
+    const other = probed === 'p-a' ? 'p-b' : 'p-a';
+    assert.ok(['p-a', 'p-b'].includes(probed), `a probe went first: ${probed}`);
+    assert.equal(targetState(await status(gate), probed).state, 'closed');
+    const next = await ask(11);
+    assert.deepEqual(next.sent, { [other]: 1 }, `the next request probes ${other}`);
+    st = await status(gate);
+    assert.equal(targetState(st, 'p-a').state, 'closed', JSON.stringify(targetState(st, 'p-a')));
+    assert.equal(targetState(st, 'p-b').state, 'closed', JSON.stringify(targetState(st, 'p-b')));
+    assert.deepEqual((await ask(12)).sent, { 'p-a': 1 }, 'the tier\'s order again');
+  });
+});
+
 // ---- 5 and 7: latency-aware choice, downgrade under budget pressure ------------------------------
 
 describe('policies: latency-aware choice and downgrade', () => {
