@@ -69,12 +69,42 @@ void route_input_of(struct gate_req *req, struct route_input *in)
                                    : XXH3_64bits(req->id, strlen(req->id));
 }
 
+/* Whether candidate c can take req's body: one of the other format only when the translation
+ * can express it (xlate_check: not when it has a field without an equivalent, such as
+ * logprobs). */
+static int can_take(const struct gate_req *req, const struct route_cand *c)
+{
+    char why[200];
+
+    if (!c->translate)
+        return 1;
+    enum xlate_dir dir = req->client_api == &api_openai_chat ? XLATE_OPENAI_TO_ANTHROPIC
+                                                              : XLATE_ANTHROPIC_TO_OPENAI;
+    return xlate_check(dir, req->json, why, sizeof(why)) == NULL;
+}
+
+/* The index of the first candidate from the next on that can take req's body, or -1. */
+static int next_able(const struct gate_req *req)
+{
+    const struct route_decision *d = &req->rt.d;
+
+    for (int i = d->next; i < d->ncand; i++)
+        if (can_take(req, &d->cand[i]))
+            return i;
+    return -1;
+}
+
 int route_use_next(struct gate_req *req)
 {
     struct route_decision *d = &req->rt.d;
 
     if (d->next >= d->ncand)
         return -1;
+    int i = next_able(req);
+    if (i < 0)
+        i = d->next; /* none can: the next, whose translation says why (a 400 naming the field) */
+    for (; d->next < i; d->next++) /* passed over: a probe it took goes back */
+        route_health_unprobe(req->w->srv->health, d->cand[d->next].model->name);
     const struct route_cand *c = &d->cand[d->next++];
     req->cm = c->model;
     req->prov = c->model->provider;
@@ -98,7 +128,7 @@ int fallback_possible(const struct gate_req *req)
     if (cap > REQ_MAX_ATTEMPTS)
         cap = REQ_MAX_ATTEMPTS;
     return req->rt.routed && req->conn != NULL && !req->head_sent && !req->draining &&
-           req->rt.d.next < req->rt.d.ncand && req->rt.nattempts + 2 <= cap;
+           req->rt.nattempts + 2 <= cap && next_able(req) >= 0;
 }
 
 /* Tells health how the attempt in use ended, once. */

@@ -31,11 +31,14 @@ void route_input_of(struct gate_req *req, struct route_input *in);
 int route_downgrade(struct gate_req *req);
 
 /* Takes the next candidate of req's route into use (req->cm, prov, upstream_api, rt.xlate),
- * skipping those whose health says not now. Returns 0, or -1 when none is left. */
+ * passing over those of the other format whose translation cannot carry the body (a field
+ * such as logprobs: xlate_check), unless none left can: then the next, whose translation
+ * answers 400 naming the field. Returns 0, or -1 when none is left. */
 int route_use_next(struct gate_req *req);
 
 /* Whether req may give up the attempt in use for another: it was routed, its client is there
- * and has had nothing of the answer, and a candidate and an attempt are left. */
+ * and has had nothing of the answer, and an attempt and a candidate that can take the body are
+ * left. */
 int fallback_possible(const struct gate_req *req);
 
 /*
