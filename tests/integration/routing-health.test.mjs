@@ -88,8 +88,11 @@ describe('fallback to the next target', () => {
         '  pair: [f-a, f-b]',
         '  top: [f-up]',
         '  mixed: [f-a, f-claude]',
+        '  mixed3: [f-a, f-claude, f-b]',
+        '  claude-first: [f-claude, f-b]',
         'routing:',
-        '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair, mixed: mixed }',
+        '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair,',
+        '    mixed: mixed, mixed3: mixed3, claude-first: claude-first }',
         '  attempts: 3',
         '  breaker: { failures: 1000, error_ratio: 100, min_requests: 100000 }',
         '  rules:',
@@ -303,6 +306,35 @@ describe('fallback to the next target', () => {
       assert.equal(row.translation, 'openai.chat->anthropic.messages');
       assert.equal(await usedTokens(gate, 'fb') - used0, row.tokens_charged);
     }
+  });
+
+  test('a target whose translation cannot carry the body is passed over; when none is left, the provider\'s error is relayed', async () => {
+    const lp = (model) => ask(model, { logprobs: true }); // no Anthropic equivalent
+    // first in its tier: passed over for the next, which speaks the client's format
+    const x = await sendFb(lp('claude-first'));
+    assert.equal(x.r.status, 200, x.r.text);
+    assert.deepEqual(x.sent, { 'f-b': 1 });
+    assert.equal(x.rec.route.target, 'f-b');
+    assert.equal(x.rec.route.translation, undefined);
+    assert.deepEqual(x.rec.route.attempts, []);
+    // a fallback passes over it too
+    await rule({ model: 'f-a', status: 503, times: 1 });
+    const y = await sendFb(lp('mixed3'));
+    assert.equal(y.r.status, 200, y.r.text);
+    assert.deepEqual(y.sent, { 'f-a': 1, 'f-b': 1 });
+    assert.deepEqual(y.rec.route.attempts.map((a) => [a.target, a.status]), [['f-a', 503]]);
+    // nothing after it: the 503 is the client's, not a 400 about a target it never asked for
+    await rule({ model: 'f-a', status: 503, times: 1 });
+    const z = await sendFb(lp('mixed'));
+    assert.equal(z.r.status, 503, z.r.text);
+    assert.deepEqual(z.sent, { 'f-a': 1 });
+    assert.deepEqual(z.rec.route.attempts, []);
+    // the only target: the 400 names the field, nothing forwarded
+    const c0 = (await mock.stats()).requests;
+    const w = await sendFb(lp('f-claude'));
+    assert.equal(w.r.status, 400, w.r.text);
+    assert.match(w.r.json.error.message, /logprobs/);
+    assert.equal((await mock.stats()).requests, c0);
   });
 
   test('/metrics and /status: fallbacks and cost by tier, target and rule, attempts included', async () => {
