@@ -29,12 +29,12 @@
 #include "routing/xlate.h"
 
 static const char *const words[] = {
-    "the",      "gate",   "counts",  "tokens",  "before",   "forwarding", "every",   "request",
-    "budget",   "agent",  "team",    "window",  "provider", "answer",     "stream",  "model",
-    "cheap",    "tier",   "route",   "rule",    "cache",    "prefix",     "tool",    "call",
-    "argument", "result", "weather", "Paris",   "London",   "invoice",    "refund",  "order",
-    "customer", "please", "explain", "briefly", "why",      "how",        "which",   "numbers",
-    "2026",     "42",     "3.14",    "résumé",  "naïve",    "東京",       "über",    "—",
+    "the",      "gate",   "counts",  "tokens",  "before",   "forwarding", "every",  "request",
+    "budget",   "agent",  "team",    "window",  "provider", "answer",     "stream", "model",
+    "cheap",    "tier",   "route",   "rule",    "cache",    "prefix",     "tool",   "call",
+    "argument", "result", "weather", "Paris",   "London",   "invoice",    "refund", "order",
+    "customer", "please", "explain", "briefly", "why",      "how",        "which",  "numbers",
+    "2026",     "42",     "3.14",    "résumé",  "naïve",    "東京",       "über",   "—",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
@@ -76,8 +76,9 @@ static cJSON *str_of(size_t n)
 
 static cJSON *tool_schema(const char *name, int anthropic)
 {
-    cJSON *params = cJSON_Parse("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},"
-                                "\"days\":{\"type\":\"integer\"}},\"required\":[\"city\"]}");
+    cJSON *params =
+        cJSON_Parse("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},"
+                    "\"days\":{\"type\":\"integer\"}},\"required\":[\"city\"]}");
     cJSON *t = cJSON_CreateObject();
 
     if (anthropic) {
@@ -257,14 +258,16 @@ static int stream_events(enum xlate_dir dir, struct ev *evs, int cap)
         ADD("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
                                    "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
         for (int i = 0; i < 40 && n < cap - 40; i++)
-            ADD("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                       "{\"type\":\"text_delta\",\"text\":\" %s\"}}",
+            ADD("content_block_delta",
+                "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                "{\"type\":\"text_delta\",\"text\":\" %s\"}}",
                 words[i % 24]);
         ADD("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
         for (int t = 1; t <= 2; t++) {
-            ADD("content_block_start", "{\"type\":\"content_block_start\",\"index\":%d,"
-                                       "\"content_block\":{\"type\":\"tool_use\",\"id\":"
-                                       "\"toolu_%d\",\"name\":\"get_weather\",\"input\":{}}}",
+            ADD("content_block_start",
+                "{\"type\":\"content_block_start\",\"index\":%d,"
+                "\"content_block\":{\"type\":\"tool_use\",\"id\":"
+                "\"toolu_%d\",\"name\":\"get_weather\",\"input\":{}}}",
                 t, t);
             for (size_t k = 0; k < sizeof(args) - 1 && n < cap - 8; k += 3) {
                 char piece[8];
@@ -272,9 +275,10 @@ static int stream_events(enum xlate_dir dir, struct ev *evs, int cap)
                 snprintf(piece, sizeof(piece), "%.3s", args + k);
                 cJSON_SetValuestring(s, piece);
                 char *q = cJSON_PrintUnformatted(s);
-                ADD("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":%d,"
-                                           "\"delta\":{\"type\":\"input_json_delta\","
-                                           "\"partial_json\":%s}}",
+                ADD("content_block_delta",
+                    "{\"type\":\"content_block_delta\",\"index\":%d,"
+                    "\"delta\":{\"type\":\"input_json_delta\","
+                    "\"partial_json\":%s}}",
                     t, q);
                 free(q);
                 cJSON_Delete(s);
@@ -289,17 +293,20 @@ static int stream_events(enum xlate_dir dir, struct ev *evs, int cap)
     /* the provider speaks OpenAI chat */
     const char *head = "\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
                        "\"model\":\"gpt-4o\"";
-    ADD("", "{%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-            "\"finish_reason\":null}]}",
+    ADD("",
+        "{%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        "\"finish_reason\":null}]}",
         head);
     for (int i = 0; i < 40 && n < cap - 40; i++)
-        ADD("", "{%s,\"choices\":[{\"index\":0,\"delta\":{\"content\":\" %s\"},"
-                "\"finish_reason\":null}]}",
+        ADD("",
+            "{%s,\"choices\":[{\"index\":0,\"delta\":{\"content\":\" %s\"},"
+            "\"finish_reason\":null}]}",
             head, words[i % 24]);
     for (int t = 0; t < 2; t++) {
-        ADD("", "{%s,\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,\"id\":"
-                "\"call_%d\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
-                "\"arguments\":\"\"}}]},\"finish_reason\":null}]}",
+        ADD("",
+            "{%s,\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,\"id\":"
+            "\"call_%d\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+            "\"arguments\":\"\"}}]},\"finish_reason\":null}]}",
             head, t, t);
         for (size_t k = 0; k < sizeof(args) - 1 && n < cap - 8; k += 3) {
             char piece[8];
@@ -307,16 +314,18 @@ static int stream_events(enum xlate_dir dir, struct ev *evs, int cap)
             snprintf(piece, sizeof(piece), "%.3s", args + k);
             cJSON_SetValuestring(s, piece);
             char *q = cJSON_PrintUnformatted(s);
-            ADD("", "{%s,\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,"
-                    "\"function\":{\"arguments\":%s}}]},\"finish_reason\":null}]}",
+            ADD("",
+                "{%s,\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,"
+                "\"function\":{\"arguments\":%s}}]},\"finish_reason\":null}]}",
                 head, t, q);
             free(q);
             cJSON_Delete(s);
         }
     }
     ADD("", "{%s,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}", head);
-    ADD("", "{%s,\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":80,"
-            "\"total_tokens\":1280}}",
+    ADD("",
+        "{%s,\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":80,"
+        "\"total_tokens\":1280}}",
         head);
     snprintf(evs[n].name, sizeof(evs[n].name), "%s", "");
     evs[n].raw = strdup("[DONE]");
@@ -402,8 +411,11 @@ int main(int argc, char **argv)
         }
         report("request (translate + print)", t, nt, empty);
 
-        struct xlate_ctx ctx = {.dir = d, .client_model = "auto", .request_id = "req_bench",
-                                .created = 1, .include_usage = 1};
+        struct xlate_ctx ctx = {.dir = d,
+                                .client_model = "auto",
+                                .request_id = "req_bench",
+                                .created = 1,
+                                .include_usage = 1};
         cJSON *ans = cJSON_Parse(d == XLATE_OPENAI_TO_ANTHROPIC ? answer_anthropic : answer_openai);
         nt = 0;
         for (int r = -1; r < rounds; r++) {
