@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "gate/budget/budget.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/completion.h"
 #include "gate/pipeline/pipeline.h"
@@ -278,4 +279,26 @@ int route_downgrade(struct gate_req *req)
     req->nedits = 0;
     memset(&req->resv, 0, sizeof(req->resv));
     return 1;
+}
+
+const char *route_served_name(const struct gate_req *req)
+{
+    const struct conf_model *m = req->cm;
+
+    return m->upstream_model != NULL ? m->upstream_model : m->wildcard ? req->model : m->name;
+}
+
+int route_translate(struct gate_req *req, char *msg, size_t cap)
+{
+    const char *served = route_served_name(req);
+    int64_t max_tokens = req->cm->max_output_tokens > 0 ? req->cm->max_output_tokens
+                                                        : budget_model_cap(served);
+
+    if (max_tokens <= 0)
+        max_tokens = 4096; /* a model of unknown family: its provider's usual floor */
+    req->rt.xdoc = xlate_request(req->rt.xlate, req->json, served, max_tokens, req->stream, msg,
+                                 cap);
+    if (req->rt.xdoc != NULL)
+        return 0;
+    return strcmp(msg, "out of memory") == 0 ? -1 : 1;
 }

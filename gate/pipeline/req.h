@@ -86,6 +86,8 @@ struct req_route {
     const char *label;           /* the classifier's label: NULL not asked, "" none */
     struct classify_state *cls;  /* classify.c's, NULL when no classifier was asked */
     enum xlate_dir xlate;        /* the translation the target in use needs */
+    cJSON *xdoc;                 /* the request translated for it (count), capped and sent
+                                  * (prepare); in the arena */
     struct xlate_stream *xs;     /* its stream state (malloc'd; freed when the request is) */
     struct req_attempt attempts[REQ_MAX_ATTEMPTS]; /* targets given up, in order */
     int nattempts;

@@ -95,6 +95,18 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     tc->estimated = 0;
     if (tc->enc == NULL)
         return;
+    if (req->rt.xdoc != NULL) {
+        /* the request as the target gets it, in its API (routing translated it) */
+        tc->api = req->upstream_api->tok_api;
+        if (tok_count_request(tc->enc, (tok_api)tc->api, req->rt.xdoc, model, tc->factor, &r) ==
+            0) {
+            tc->input = (int64_t)r.tokens;
+            tc->approximate = r.approximate;
+            tc->estimated = r.estimated;
+        }
+        tc->count_us = gate_now_us() - t0;
+        return;
+    }
     tc->api = req->client_api->tok_api; /* req->json is the client's body */
     int n_before = req->rt.ncount;
     int i = count_memo(req, tc->enc, model, tc->factor, &r);
