@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "gate/util/jsonmem.h"
 #include "gate/cli/logscli.h"
+#include "gate/cli/routecli.h"
 #include "gate/cli/usagecli.h"
 #include "gate/reload.h"
 #include "gate/server.h"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
                "       [--model M] [--status CODE|2xx|4xx|5xx] [--since T] [--until T] [--limit N]\n"
                "       [--format table|json|csv]\n"
                "        list the ledger's request records, newest first\n"
+               "  route --explain REQUEST.json [--config FILE] [--key K] [--label L]\n"
+               "        [--api API] [--header NAME:VALUE]...\n"
+               "        print the routing decision for a request, without sending it\n"
                "  version\n"
                "        print the version\n");
 }
@@ -141,6 +145,8 @@ int main(int argc, char **argv)
         return gate_cmd_usage(argc - 2, argv + 2);
     if (strcmp(argv[1], "logs") == 0)
         return gate_cmd_logs(argc - 2, argv + 2);
+    if (strcmp(argv[1], "route") == 0)
+        return gate_cmd_route(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 && argc > 2 &&
         (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
         printf("usage: tokengate version\n  print the version\n");

@@ -105,6 +105,10 @@ enum route_rc route_decide(const struct route_input *in, struct route_decision *
 enum route_rc route_tier(const struct route_input *in, int tier, struct route_decision *d,
                          struct route_trace *trace);
 
+/* The canary seed for an agent's name (XXH3_64bits of it, 0 for NULL): what route_input.sticky
+ * holds for a known agent, in the pipeline and in `tokengate route --explain` alike. */
+uint64_t route_sticky(const char *name);
+
 /* Appends a line to a trace (printf format). Does nothing for a NULL trace. */
 void route_note(struct route_trace *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void route_trace_free(struct route_trace *t);

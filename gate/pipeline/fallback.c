@@ -41,8 +41,8 @@ void route_input_of(struct gate_req *req, struct route_input *in)
     in->model = req->model;
     in->body = req->json;
     in->format = req->client_api->format;
-    in->translatable = req->client_api == &api_openai_chat ||
-                       req->client_api == &api_anthropic_messages;
+    in->translatable =
+        req->client_api == &api_openai_chat || req->client_api == &api_anthropic_messages;
     in->header = header_of;
     in->header_arg = req;
     in->input_tokens = input_tokens;
@@ -60,12 +60,11 @@ void route_input_of(struct gate_req *req, struct route_input *in)
         in->agent = budget_scope_name(book, req->agent);
         in->team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         in->department = budget_scope_at_level(book, req->agent, CONF_LEVEL_DEPARTMENT);
-        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost,
-                              &in->max_latency_ms);
+        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost, &in->max_latency_ms);
         if (req->conf->routing.needs_budget)
             in->budget_used = budget_path_used(book, req->agent, gate_wall_now());
     }
-    in->sticky = in->agent != NULL ? XXH3_64bits(in->agent, strlen(in->agent))
+    in->sticky = in->agent != NULL ? route_sticky(in->agent) /* as route --explain */
                                    : XXH3_64bits(req->id, strlen(req->id));
 }
 
@@ -111,8 +110,8 @@ static void report(struct gate_req *req, enum route_outcome o, int64_t retry_aft
         return;
     req->rt.reported = 1;
     route_health_report(h, &req->conf->routing, req->cm->name, o,
-                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1,
-                        now - req->rt.t_sent, retry_after_ms, now);
+                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1, now - req->rt.t_sent,
+                        retry_after_ms, now);
 }
 
 /* On the worker's completion queue: the attempt given up is charged and recorded, and the
@@ -161,9 +160,9 @@ void route_finish(struct gate_req *req)
     if (srv->health != NULL && req->cm != NULL && req->rt.t_sent == 0)
         route_health_unprobe(srv->health, req->cm->name); /* a probe it held goes back */
     if (req->up_status != 0) {
-        enum route_outcome o = req->up_status == 429                         ? ROUTE_FAIL_LIMITED
+        enum route_outcome o = req->up_status == 429                            ? ROUTE_FAIL_LIMITED
                                : req->up_status >= 500 || req->up_status == 529 ? ROUTE_FAIL_STATUS
-                                                                            : ROUTE_OK_ANSWER;
+                                                                                : ROUTE_OK_ANSWER;
         report(req, o, 0);
     }
     if (srv->rstats == NULL || !req->rt.routed || req->cm == NULL)
@@ -269,6 +268,7 @@ int route_downgrade(struct gate_req *req)
     if (!downgrade)
         return 0;
     route_input_of(req, &in);
+    d->tier_up = 0; /* not back up to the tier whose price did not fit */
     struct arena *prev = jsonmem_enter(req->arena);
     enum route_rc rc = route_tier(&in, tier - 1, d, NULL);
     jsonmem_leave(prev);

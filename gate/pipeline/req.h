@@ -94,6 +94,7 @@ struct req_route {
     double count_factor[4];
     uint32_t count_est[4];       /* ... parts estimated, and approximate (tok_count_result) */
     int count_approx[4];
+    int64_t count_took[4];       /* ... and how long counting took (us) */
     int ncount;
     int64_t t_sent, t_head;      /* the attempt in use: dispatched, its head came (us) */
     int reported;                /* the attempt in use was reported to health */
