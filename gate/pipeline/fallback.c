@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "gate/budget/budget.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/completion.h"
 #include "gate/pipeline/pipeline.h"
@@ -41,8 +42,8 @@ void route_input_of(struct gate_req *req, struct route_input *in)
     in->model = req->model;
     in->body = req->json;
     in->format = req->client_api->format;
-    in->translatable = req->client_api == &api_openai_chat ||
-                       req->client_api == &api_anthropic_messages;
+    in->translatable =
+        req->client_api == &api_openai_chat || req->client_api == &api_anthropic_messages;
     in->header = header_of;
     in->header_arg = req;
     in->input_tokens = input_tokens;
@@ -60,8 +61,7 @@ void route_input_of(struct gate_req *req, struct route_input *in)
         in->agent = budget_scope_name(book, req->agent);
         in->team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         in->department = budget_scope_at_level(book, req->agent, CONF_LEVEL_DEPARTMENT);
-        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost,
-                              &in->max_latency_ms);
+        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost, &in->max_latency_ms);
         if (req->conf->routing.needs_budget)
             in->budget_used = budget_path_used(book, req->agent, gate_wall_now());
     }
@@ -141,8 +141,8 @@ static void report(struct gate_req *req, enum route_outcome o, int64_t retry_aft
         return;
     req->rt.reported = 1;
     route_health_report(h, &req->conf->routing, req->cm->name, o,
-                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1,
-                        now - req->rt.t_sent, retry_after_ms, now);
+                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1, now - req->rt.t_sent,
+                        retry_after_ms, now);
 }
 
 /* On the worker's completion queue: the attempt given up is charged and recorded, and the
@@ -206,9 +206,9 @@ void route_finish(struct gate_req *req)
         route_health_unprobe(srv->health, req->cm->name); /* a probe it held goes back */
     unprobe_from(req, d->next); /* and those of the candidates never taken */
     if (req->up_status != 0) {
-        enum route_outcome o = req->up_status == 429                         ? ROUTE_FAIL_LIMITED
+        enum route_outcome o = req->up_status == 429                            ? ROUTE_FAIL_LIMITED
                                : req->up_status >= 500 || req->up_status == 529 ? ROUTE_FAIL_STATUS
-                                                                            : ROUTE_OK_ANSWER;
+                                                                                : ROUTE_OK_ANSWER;
         report(req, o, 0);
     }
     if (srv->rstats == NULL || !req->rt.routed || req->cm == NULL)
@@ -325,4 +325,26 @@ int route_downgrade(struct gate_req *req)
     req->nedits = 0;
     memset(&req->resv, 0, sizeof(req->resv));
     return 1;
+}
+
+const char *route_served_name(const struct gate_req *req)
+{
+    const struct conf_model *m = req->cm;
+
+    return m->upstream_model != NULL ? m->upstream_model : m->wildcard ? req->model : m->name;
+}
+
+int route_translate(struct gate_req *req, char *msg, size_t cap)
+{
+    const char *served = route_served_name(req);
+    int64_t max_tokens = req->cm->max_output_tokens > 0 ? req->cm->max_output_tokens
+                                                        : budget_model_cap(served);
+
+    if (max_tokens <= 0)
+        max_tokens = 4096; /* a model of unknown family: its provider's usual floor */
+    req->rt.xdoc = xlate_request(req->rt.xlate, req->json, served, max_tokens, req->stream, msg,
+                                 cap);
+    if (req->rt.xdoc != NULL)
+        return 0;
+    return strcmp(msg, "out of memory") == 0 ? -1 : 1;
 }
