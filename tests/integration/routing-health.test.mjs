@@ -1,7 +1,8 @@
 // Tier routing end to end (issue 12), the health side: fallback on each fault mode of the mock
 // (connect failure, timeout, 500/503/529, 429 with retry-after, resets, an answer cut after its
-// head; the attempts cap, tier_up, streams before and after their first byte), the circuit
-// breaker, the latency-aware choice and downgrade under budget pressure. Each describe() runs
+// head; the attempts cap, tier_up, streams before and after their first byte, a target whose
+// translation cannot carry the body), the circuit breaker and its probes (the latency-aware
+// choice and downgrade are in routing-policy.test.mjs). Each describe() runs
 // its own gate (and mock) on loopback ports; checked: the status, the model the mock received
 // (/_mock/stats by_model), the record's route object, the ledger's rows ("ID/N" for an attempt
 // that cost something) and the budget against the mock's usage, /status and /metrics.
@@ -13,7 +14,7 @@ import {
   test, cleanup, startMock, closedPort, ms, sleep, parseSSE, readLogNow,
 } from './harness.mjs';
 import {
-  user, bearer, filler, startRoutingGate, metrics, metric, status, targetState, ledgerRows,
+  user, bearer, startRoutingGate, metrics, metric, status, targetState, ledgerRows,
   ledgerRowsFor, rowsOf, mockUsages, byModel, moved, send, usedTokens,
 } from './routing-util.mjs';
 
@@ -613,150 +614,5 @@ describe('circuit breaker: two targets half-open at once', () => {
     assert.equal(targetState(st, 'p-a').state, 'closed', JSON.stringify(targetState(st, 'p-a')));
     assert.equal(targetState(st, 'p-b').state, 'closed', JSON.stringify(targetState(st, 'p-b')));
     assert.deepEqual((await ask(12)).sent, { 'p-a': 1 }, 'the tier\'s order again');
-  });
-});
-
-// ---- 5 and 7: latency-aware choice, downgrade under budget pressure ------------------------------
-
-describe('policies: latency-aware choice and downgrade', () => {
-  const KEYS = {
-    racer: 'tg-rt-racer-key-00000001',
-    saver: 'tg-rt-saver-key-00000002',
-    thrift: 'tg-rt-thrift-key-0000003',
-    broke: 'tg-rt-broke-key-00000004',
-    strict: 'tg-rt-strict-key-0000005',
-    climber: 'tg-rt-climber-key-000006',
-  };
-  const PRICES = { 'dg-low': [0.15, 0.6], 'dg-mid': [5, 20], 'dg-high': [500, 2000],
-    'lat-fast': [1, 4], 'lat-cheap': [0.1, 0.4] };
-  const LIMIT_MS = ms(500); // a mock's answer takes a few ms: far under it
-  let mock, gate;
-
-  before(async () => {
-    mock = await startMock();
-    const models = {};
-    for (const [m, [i, o]] of Object.entries(PRICES))
-      models[m] = `{ provider: mock-openai, price: { input: ${i}, output: ${o} } }`;
-    gate = await startRoutingGate({
-      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
-      models,
-      extra: [
-        'org: acme',
-        'departments:',
-        '  d:',
-        '    teams:',
-        '      perf: { agents: { racer: { policy: quick } } }',
-        '      money:',
-        '        agents:',
-        '          saver: { policy: frugal }',
-        '          thrift: { policy: frugal }',
-        '          broke: { policy: frugal }',
-        '          strict: {}',
-        '          climber: { policy: frugal }',
-        'keys:',
-        ...Object.entries(KEYS).map(([a, k]) => `  ${k}: ${a}`),
-        'policies:',
-        `  quick: { routing: { prefer_cost: true, max_latency_ms: ${LIMIT_MS} } }`,
-        '  frugal: { on_exhaustion: downgrade }',
-        'budgets:',
-        '  - { scope: "agent:saver", window: day, usd: 0.01 }',
-        '  - { scope: "agent:thrift", window: day, usd: 0.0005 }',
-        '  - { scope: "agent:broke", window: day, usd: 0.00001 }',
-        '  - { scope: "agent:strict", window: day, usd: 0.01 }',
-        '  - { scope: "agent:climber", window: day, usd: 0.01 }',
-        'tiers:',
-        '  low: [dg-low]',
-        '  mid: [dg-mid]',
-        '  high: [dg-high]',
-        '  lat: [lat-fast, lat-cheap]',
-        'routing:',
-        '  aliases: { up-high: high }',
-        '  rules:',
-        '    - { name: climb, match: { model: up-high }, route: { tier: high, tier_up: true } }',
-      ],
-    });
-  });
-
-  const rule = (r) => mock.direct('/_mock/models',
-    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
-  const sendAs = (agent, body) => send(gate, mock, body, bearer(KEYS[agent]));
-
-  test('prefer_cost with max_latency_ms: the cheaper target while it is fast, the other once its p90 passes the limit', async () => {
-    const ask = (i) => sendAs('racer', { model: 'tier:lat', messages: user(`latency ${i}`) });
-    // warm-up: the cheaper (listed second) is taken first, and it is fast
-    for (let i = 0; i < 6; i++) {
-      const x = await ask(i);
-      assert.equal(x.r.status, 200, x.r.text);
-      assert.deepEqual(x.sent, { 'lat-cheap': 1 }, `warm-up ${i}`);
-    }
-    let st = targetState(await status(gate), 'lat-cheap');
-    assert.ok(st.total_ms_p90 !== null && st.total_ms_p90 < LIMIT_MS, JSON.stringify(st));
-    // the cheaper turns slow: taken until its p90 shows it, then the other
-    assert.equal((await rule({ model: 'lat-cheap', delay_ms: 2 * LIMIT_MS, times: -1 })).status, 200);
-    let slow = 0;
-    let x;
-    for (let i = 0; i < 20; i++) {
-      x = await ask(100 + i);
-      assert.equal(x.r.status, 200, x.r.text);
-      if (x.rec.route.target !== 'lat-cheap') break;
-      slow++;
-    }
-    assert.deepEqual(x.sent, { 'lat-fast': 1 }, `after ${slow} slow answers`);
-    assert.ok(slow >= 1 && slow <= 6, `${slow} slow answers before the switch`);
-    st = targetState(await status(gate), 'lat-cheap');
-    assert.ok(st.total_ms_p90 > LIMIT_MS, JSON.stringify(st));
-    for (let i = 0; i < 3; i++)
-      assert.deepEqual((await ask(200 + i)).sent, { 'lat-fast': 1 });
-    // an agent without the policy: the tier's order (lat-fast first)
-    const plain = await sendAs('strict', { model: 'tier:lat', messages: user('no policy'),
-      max_tokens: 5 });
-    assert.equal(plain.r.status, 200, plain.r.text);
-    assert.deepEqual(plain.sent, { 'lat-fast': 1 });
-    await rule({ model: 'lat-cheap' });
-  });
-
-  test('on_exhaustion: downgrade: a request the tier\'s price does not fit goes down a tier; 429 when nothing fits', async () => {
-    const body = { model: 'tier:high', messages: user(filler(1000)), max_tokens: 10 };
-    // saver: high ($0.5 of input) does not fit $0.01, mid ($0.005) does
-    const x = await sendAs('saver', body);
-    assert.equal(x.r.status, 200, x.r.text);
-    assert.deepEqual(x.sent, { 'dg-mid': 1 });
-    assert.equal(x.rec.route.target, 'dg-mid');
-    assert.equal(x.rec.route.tier, 'mid');
-    assert.equal(x.rec.route.downgrades, 1);
-    const row = (await ledgerRowsFor(gate, [x.id])).get(x.id);
-    const u = (await mockUsages(mock, x.id))[0];
-    assert.equal(row.tokens_charged, u.input + u.output);
-    const [pi, po] = PRICES['dg-mid'];
-    assert.equal(row.cost_nusd, Math.round(u.input * pi * 1000 + u.output * po * 1000),
-      'charged at the price of the target used');
-    assert.equal(row.tier, 'mid');
-    // thrift: two tiers down
-    const y = await sendAs('thrift', body);
-    assert.equal(y.r.status, 200, y.r.text);
-    assert.deepEqual(y.sent, { 'dg-low': 1 });
-    assert.equal(y.rec.route.downgrades, 2);
-    assert.equal(y.rec.route.tier, 'low');
-    // broke: not even the cheapest tier fits: 429, nothing forwarded
-    const c0 = (await mock.stats()).requests;
-    const z = await sendAs('broke', body);
-    assert.equal(z.r.status, 429, z.r.text);
-    assert.equal(z.r.json.error.type, 'budget_exceeded');
-    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
-    // strict (no downgrade policy): 429 at the tier asked for
-    const s = await sendAs('strict', body);
-    assert.equal(s.r.status, 429, s.r.text);
-    assert.equal((await mock.stats()).requests, c0, 'nothing forwarded');
-  });
-
-  test('a downgraded request that fails over never climbs back to the tier whose price did not fit', async () => {
-    assert.equal((await rule({ model: 'dg-mid', status: 503, times: 1 })).status, 200);
-    // rule climb: tier high with tier_up; climber's budget fits mid, not high
-    const x = await sendAs('climber', { model: 'up-high', messages: user(filler(1000)), max_tokens: 10 });
-    assert.equal(x.r.status, 503, x.r.text);
-    assert.deepEqual(x.sent, { 'dg-mid': 1 }, 'dg-high is never asked');
-    assert.equal(x.rec.route.downgrades, 1);
-    assert.equal(x.rec.route.rule, 'climb');
-    assert.equal(x.rec.route.target, 'dg-mid');
   });
 });
