@@ -75,6 +75,7 @@ describe('fallback to the next target', () => {
         'f-d': `{ provider: mock-openai, ${price} }`,
         'f-up': `{ provider: mock-openai, ${price} }`,
         'f-claude': '{ provider: mock-anthropic, price: { input: 3.00, output: 15.00 } }',
+        'f-claude2': '{ provider: mock-anthropic, price: { input: 3.00, output: 15.00 } }',
       },
       extra: [
         'timeouts: { upstream_connect: 2s, upstream_first_byte: 1s, stream_idle: 2s }',
@@ -91,9 +92,10 @@ describe('fallback to the next target', () => {
         '  mixed: [f-a, f-claude]',
         '  mixed3: [f-a, f-claude, f-b]',
         '  claude-first: [f-claude, f-b]',
+        '  anth: [f-claude, f-claude2]',
         'routing:',
         '  aliases: { dead-first: conn, cut-first: cut, fall: fb, four: four, pair: pair,',
-        '    mixed: mixed, mixed3: mixed3, claude-first: claude-first }',
+        '    mixed: mixed, mixed3: mixed3, claude-first: claude-first, anth: anth }',
         '  attempts: 3',
         '  breaker: { failures: 1000, error_ratio: 100, min_requests: 100000 }',
         '  rules:',
@@ -103,7 +105,8 @@ describe('fallback to the next target', () => {
   });
 
   const ask = (model, extra = {}) => ({ model, messages: user('fallback, please'), ...extra });
-  const sendFb = (body, headers = {}) => send(gate, mock, body, { ...bearer(KEY), ...headers });
+  const sendFb = (body, headers = {}, p = undefined) =>
+    send(gate, mock, body, { ...bearer(KEY), ...headers }, { path: p });
   const rule = (r) => mock.direct('/_mock/models',
     { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
 
@@ -369,20 +372,47 @@ describe('fallback to the next target', () => {
     assert.equal(st.routing.requests, recs.length);
   });
 
-  test('a stream falls back before its first byte', async () => {
-    await rule({ model: 'f-a', status: 503, times: 1 });
-    const x = await sendFb(ask('fall', { stream: true, stream_options: { include_usage: true } }));
-    assert.equal(x.r.status, 200, x.r.text);
-    assert.match(x.r.headers['content-type'], /text\/event-stream/);
-    const ev = parseSSE(x.r.text);
-    assert.equal(ev.at(-1).data, '[DONE]');
-    assert.ok(!ev.some((e) => e.json?.error), 'no error event');
-    assert.deepEqual(x.sent, { 'f-a': 1, 'f-b': 1 });
-    assert.equal(x.rec.route.target, 'f-b');
-    assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['f-a', 503]]);
-    const rows = await ledgerRowsFor(gate, [x.id]);
-    const u = (await mockUsages(mock, x.id)).filter((e) => e.complete);
-    assert.equal(rows.get(x.id).tokens_charged, u[0].input + u[0].output);
+  // (the mock's reset of a stream comes after some of it: see the test after these)
+  for (const [what, fault, status, model, first] of [['a 503', { status: 503 }, 503, 'fall', 'f-a'],
+    ['no first byte in time', { delay_ms: 2500 }, 0, 'fall', 'f-a'],
+    ['connect failure', null, 0, 'dead-first', 'f-dead']]) {
+    test(`a stream falls back before its first byte: ${what}`, async () => {
+      if (fault) await rule({ model: 'f-a', ...fault, times: 1 });
+      const x = await sendFb(ask(model, { stream: true, stream_options: { include_usage: true } }));
+      assert.equal(x.r.status, 200, x.r.text);
+      assert.match(x.r.headers['content-type'], /text\/event-stream/);
+      const ev = parseSSE(x.r.text);
+      assert.equal(ev.at(-1).data, '[DONE]');
+      assert.ok(!ev.some((e) => e.json?.error), 'no error event');
+      assert.deepEqual(x.sent, first === 'f-a' ? { 'f-a': 1, 'f-b': 1 } : { 'f-b': 1 });
+      assert.equal(x.rec.route.target, 'f-b');
+      assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [[first, status]]);
+      const rows = await ledgerRowsFor(gate, [x.id]);
+      const u = (await mockUsages(mock, x.id)).filter((e) => e.complete);
+      assert.equal(rows.get(x.id).tokens_charged, u[0].input + u[0].output);
+    });
+  }
+
+  test('Anthropic Messages (a 529, stream and not) and the Responses API fall back too', async () => {
+    for (const stream of [false, true]) {
+      await rule({ model: 'f-claude', status: 529, times: 1 });
+      const x = await sendFb({ model: 'anth', max_tokens: 20, messages: user('overloaded?'), stream },
+        {}, '/v1/messages');
+      assert.equal(x.r.status, 200, x.r.text);
+      if (stream) assert.equal(parseSSE(x.r.text).at(-1).event, 'message_stop');
+      else assert.equal(x.r.json.type, 'message', x.r.text);
+      assert.deepEqual(x.sent, { 'f-claude': 1, 'f-claude2': 1 });
+      assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['f-claude', 529]]);
+      const row = (await ledgerRowsFor(gate, [x.id])).get(x.id);
+      const u = (await mockUsages(mock, x.id)).filter((e) => e.complete);
+      assert.equal(row.tokens_charged, u[0].input + u[0].output);
+    }
+    await rule({ model: 'f-a', status: 500, times: 1 });
+    const r = await sendFb({ model: 'fall', input: 'responses, please' }, {}, '/v1/responses');
+    assert.equal(r.r.status, 200, r.r.text);
+    assert.equal(r.r.json.object, 'response', r.r.text);
+    assert.deepEqual(r.sent, { 'f-a': 1, 'f-b': 1 });
+    assert.deepEqual(r.rec.route.attempts.map((a) => [a.target, a.status]), [['f-a', 500]]);
   });
 
   test('a stream cut after its first byte is not retried: the client gets the error event', async () => {
