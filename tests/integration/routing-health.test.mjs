@@ -507,6 +507,7 @@ describe('circuit breaker', () => {
         'routing:',
         '  aliases: { auto: br }',
         '  attempts: 2',
+        '  retry_after_max: 2s',
         `  breaker: { failures: 3, error_ratio: 100, min_requests: 100000, window: 30s, cooldown: ${COOLDOWN_S}s }`,
       ],
     });
@@ -583,6 +584,26 @@ describe('circuit breaker', () => {
     // closed: b-a first again
     assert.equal((await rule({ model: 'b-a' })).status, 200);
     assert.deepEqual((await ask()).sent, { 'b-a': 1 });
+  });
+
+  test('a 429\'s retry-after is honoured up to routing.retry_after_max, and is no failure', async () => {
+    assert.equal((await rule({ model: 'b-a', status: 429, retry_after: 3600, times: 1 })).status, 200);
+    const x = await ask();
+    assert.deepEqual(x.sent, { 'b-a': 1, 'b-b': 1 });
+    assert.deepEqual(x.rec.route.attempts.map((a) => [a.target, a.status]), [['b-a', 429]]);
+    const st = targetState(await status(gate), 'b-a');
+    assert.ok(st.retry_after_s >= 1 && st.retry_after_s <= 2, JSON.stringify(st));
+    assert.equal(st.state, 'closed');
+    assert.equal(st.failures_in_row, 0);
+    assert.deepEqual((await ask()).sent, { 'b-b': 1 }, 'held back meanwhile');
+    // back within the cap, not an hour later (bounded wait)
+    const deadline = Date.now() + ms(10000);
+    let y;
+    do {
+      await sleep(200);
+      y = await ask();
+    } while (y.rec.route.target !== 'b-a' && Date.now() < deadline);
+    assert.deepEqual(y.sent, { 'b-a': 1 });
   });
 });
 
