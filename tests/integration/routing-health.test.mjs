@@ -667,3 +667,45 @@ describe('circuit breaker: two targets half-open at once', () => {
     assert.deepEqual((await ask(12)).sent, { 'p-a': 1 }, 'the tier\'s order again');
   });
 });
+
+describe('circuit breaker: error ratio', () => {
+  let mock, gate;
+
+  before(async () => {
+    mock = await startMock();
+    gate = await startRoutingGate({
+      org: false,
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'e-a': '{ provider: mock-openai }', 'e-b': '{ provider: mock-openai }' },
+      extra: [
+        'tiers:',
+        '  t: [e-a, e-b]',
+        'routing:',
+        '  aliases: { auto: t }',
+        '  breaker: { failures: 1000, error_ratio: 50, min_requests: 4, window: 60s, cooldown: 60s }',
+      ],
+    });
+  });
+
+  const rule = (r) => mock.direct('/_mock/models',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+
+  test('failures over the ratio of at least min_requests in the window open the circuit, none of them in a row', async () => {
+    let st;
+    let i = 0;
+    for (; i < 12; i++) {
+      if (i % 2 === 0) await rule({ model: 'e-a', status: 503, times: 1 }); // fail, succeed, ...
+      const x = await send(gate, mock, { model: 'auto', messages: user(`ratio ${i}`) });
+      assert.equal(x.r.status, 200, x.r.text);
+      st = targetState(await status(gate), 'e-a');
+      assert.ok(st.failures_in_row <= 1, JSON.stringify(st));
+      if (st.state === 'open') break;
+    }
+    assert.equal(st.state, 'open', JSON.stringify(st));
+    assert.ok(st.requests_in_window >= 4 && st.error_ratio >= 0.5, JSON.stringify(st));
+    assert.ok(i >= 3, `opened after ${i + 1} requests`);
+    assert.equal(i % 2, 0, 'opened by a failure');
+    const x = await send(gate, mock, { model: 'auto', messages: user('after') });
+    assert.deepEqual(x.sent, { 'e-b': 1 });
+  });
+});
