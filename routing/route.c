@@ -204,7 +204,11 @@ static void consider(const struct route_input *in, struct route_decision *d, int
                        ROUTE_MAX_CANDIDATES);
         return;
     }
-    if (m->context_window > 0) {
+    double f = m->calibration > 1 ? m->calibration : 1;
+    if (m->context_window > 0 && in->input_bound > 0 &&
+        (double)in->input_bound * f + (double)guard_allowance(in, d) <= (double)m->context_window) {
+        /* fits whatever the count: not counted here */
+    } else if (m->context_window > 0) {
         int64_t k = tokens_for(in, m), a = guard_allowance(in, d);
         if (m->context_window > ty->best_window) {
             ty->best_window = m->context_window;

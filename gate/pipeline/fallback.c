@@ -1,8 +1,10 @@
 /*
  * fallback: the targets of a request's route, one after the other. See fallback.h.
  */
+#define _GNU_SOURCE /* memmem */
 #include "gate/pipeline/fallback.h"
 
+#include <event2/buffer.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +54,13 @@ void route_input_of(struct gate_req *req, struct route_input *in)
                                ? oc.value
                                : -1; /* a bad cap is refused by admit */
     in->budget_used = -1;
+    /* a bound of the input for the context guard: its bytes, with a margin for the overheads
+     * of messages, unless something counts more than its bytes (images, files, audio) */
+    size_t blen = evbuffer_get_length(req->msg.body);
+    const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1); /* pulled up: no copy */
+    int media = raw == NULL || memmem(raw, blen, "image", 5) || memmem(raw, blen, "file", 4) ||
+                memmem(raw, blen, "audio", 5) || memmem(raw, blen, "document", 8);
+    in->input_bound = media ? 0 : (int64_t)blen + 256;
     in->max_latency_ms = -1;
     in->label = req->rt.label;
     in->health = srv->health;
