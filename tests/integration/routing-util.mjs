@@ -1,5 +1,5 @@
-// Helpers shared by routing.test.mjs and routing-health.test.mjs: routing gates with an admin
-// listener (and a ledger when there is an org), and what the tests read of them and of the mock.
+// Helpers shared by the routing*.test.mjs files: routing gates with an admin listener (and a
+// ledger when there is an org), and what the tests read of them and of the mock.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';

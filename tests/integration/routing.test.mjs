@@ -1,7 +1,8 @@
 // Tier routing end to end (issue 12): rules of every kind, the context-window guard, the canary
 // split, the records (log `route`, ledger rows, `tokengate logs --tier --rule`, /metrics) and
-// configs refused at load. Fallback, the breaker, latency and downgrade are in
-// routing-health.test.mjs. Each describe() runs its own gate (and mock) on loopback ports; what
+// configs refused at load. Fallback is in routing-fallback.test.mjs, the breaker in
+// routing-health.test.mjs, latency and downgrade in routing-policy.test.mjs (their helpers in
+// routing-util.mjs). Each describe() runs its own gate (and mock) on loopback ports; what
 // a platform engineer would check is checked: the status, the model the mock received
 // (/_mock/last, /_mock/stats by_model), the record's route object, the ledger's rows and their
 // charges against the mock's usage, /status and /metrics.
