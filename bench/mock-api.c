@@ -58,11 +58,17 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
         pl->ntok = pl->steps = MOCK_ERROR_AFTER;
 }
 
-/* Sets the plan's prompt tokens (see prompt_tokens()) and the cached part of them. */
+/*
+ * Sets the plan's prompt tokens (see prompt_tokens()), the part of them read
+ * from a cache, and the part written to it (at most what is left).
+ */
 void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_api api)
 {
     pl->prompt = prompt_tokens(m, body, api);
     pl->cached = m->st.cached < pl->prompt ? m->st.cached : pl->prompt > 0 ? pl->prompt : 0;
+    pl->cache_write = m->st.cache_write < pl->prompt - pl->cached ? m->st.cache_write
+                      : pl->prompt > pl->cached                   ? pl->prompt - pl->cached
+                                                                  : 0;
 }
 
 /* Returns the output tokens pl bills (see mock.h); never below 0. */
@@ -177,4 +183,148 @@ const char *plan_tool_name(const cJSON *body, int anth)
     block = tools->child;
     name = cJSON_GetStringValue(jget(anth ? block : jget(block, "function"), "name"));
     return name ? name : "mock_tool";
+}
+
+/*
+ * Ends the text before the first of the request's stop sequences that it
+ * holds (OpenAI "stop": a string or an array; Anthropic "stop_sequences"):
+ * the words before the one where the sequence starts go out, and the plan
+ * notes the sequence. A tool call or a runaway is left alone.
+ */
+void plan_stop(struct plan *pl, const cJSON *body, int anth, enum fault f)
+{
+    const cJSON *stop = jget(body, anth ? "stop_sequences" : "stop"), *s;
+    const char *seq = NULL, *v, *at;
+    size_t best = (size_t)-1, off = 0;
+    char *text;
+    int k = 0;
+
+    if (pl->tool || f == F_RUNAWAY || !stop || !(text = mock_text(pl->ntok)))
+        return;
+    for (s = cJSON_IsString(stop) ? stop : jarr(stop) ? stop->child : NULL; s;
+         s = cJSON_IsString(stop) ? NULL : s->next)
+        if ((v = cJSON_GetStringValue(s)) && *v && (at = strstr(text, v)) &&
+            (size_t)(at - text) < best) {
+            best = (size_t)(at - text);
+            seq = v;
+        }
+    free(text);
+    if (!seq)
+        return;
+    while (k < pl->ntok && off + strlen(word(k)) <= best)
+        off += strlen(word(k++));
+    pl->ntok = pl->steps = k;
+    pl->cut = 0;
+    pl->stop_seq = seq;
+}
+
+/* ---- images ---- */
+
+/* Returns 1 when s is all base64 (letters, digits, +, /, = padding) and not empty. */
+static int is_base64(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+
+    return n > 0 && strspn(s + n, "=") <= 2 && s[n + strspn(s + n, "=")] == '\0';
+}
+
+/* Returns 1 when url is http(s), or a data: URL of an image in base64. */
+static int image_url_ok(const char *url)
+{
+    const char *b64;
+
+    if (!url)
+        return 0;
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return url[url[4] == 's' ? 8 : 7] != '\0';
+    return strncmp(url, "data:image/", 11) == 0 && (b64 = strstr(url, ";base64,")) &&
+           is_base64(b64 + 8);
+}
+
+/*
+ * Checks an Anthropic image block's source; returns NULL, or what is wrong
+ * (the member's path after the block's, and why) as Anthropic words it.
+ */
+static const char *anth_image_bad(const cJSON *block)
+{
+    static const char *const types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
+    const cJSON *src = jget(block, "source");
+    const char *type = cJSON_GetStringValue(jget(src, "type"));
+    const char *mt = cJSON_GetStringValue(jget(src, "media_type"));
+    const char *data = cJSON_GetStringValue(jget(src, "data"));
+    size_t i;
+
+    if (type && strcmp(type, "url") == 0) {
+        const char *url = cJSON_GetStringValue(jget(src, "url"));
+        return url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+                   ? NULL
+                   : "source.url: must be an http(s) URL";
+    }
+    if (!type || strcmp(type, "base64") != 0)
+        return "source.type: Input should be 'base64' or 'url'";
+    for (i = 0; mt && i < NELEM(types); i++)
+        if (strcmp(mt, types[i]) == 0)
+            break;
+    if (!mt || i == NELEM(types))
+        return "source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+               "'image/gif' or 'image/webp'";
+    return data && is_base64(data) ? NULL
+                                   : "source.base64.data: The image data is not valid base64";
+}
+
+/*
+ * Checks the images of a messages body: OpenAI image_url parts (an http(s) or
+ * base64 data: URL), Anthropic image blocks (a base64 source with a known
+ * media type, or a url source), in tool results too. Returns 0, or -1 after
+ * replying 400 naming the first bad one, in the API's words.
+ */
+int images_check(struct evhttp_request *req, const cJSON *body, int anth)
+{
+    const cJSON *msg, *part, *sub;
+    char msgbuf[256], param[96];
+    const char *type, *bad;
+    int i = 0, j, k;
+
+    cJSON_ArrayForEach(msg, jarr(jget(body, "messages")))
+    {
+        j = 0;
+        cJSON_ArrayForEach(part, jarr(jget(msg, "content")))
+        {
+            type = cJSON_GetStringValue(jget(part, "type"));
+            if (!anth && type && strcmp(type, "image_url") == 0 &&
+                !image_url_ok(cJSON_GetStringValue(jget(jget(part, "image_url"), "url")))) {
+                snprintf(param, sizeof(param), "messages[%d].content[%d].image_url.url", i, j);
+                snprintf(msgbuf, sizeof(msgbuf),
+                         "Invalid '%s': expected an http(s) URL or a base64 data URL of an "
+                         "image.",
+                         param);
+                reply_error_param(req, 0, 400, msgbuf, param);
+                return -1;
+            }
+            k = -1;
+            bad = NULL;
+            if (anth && type && strcmp(type, "image") == 0)
+                bad = anth_image_bad(part);
+            else if (anth && type && strcmp(type, "tool_result") == 0)
+                cJSON_ArrayForEach(sub, jarr(jget(part, "content")))
+                {
+                    k++;
+                    type = cJSON_GetStringValue(jget(sub, "type"));
+                    if (type && strcmp(type, "image") == 0 && (bad = anth_image_bad(sub)))
+                        break;
+                }
+            if (bad) {
+                if (k >= 0)
+                    snprintf(msgbuf, sizeof(msgbuf), "messages.%d.content.%d.content.%d.image.%s",
+                             i, j, k, bad);
+                else
+                    snprintf(msgbuf, sizeof(msgbuf), "messages.%d.content.%d.image.%s", i, j, bad);
+                reply_error(req, 1, 400, msgbuf);
+                return -1;
+            }
+            j++;
+        }
+        i++;
+    }
+    return 0;
 }

@@ -54,6 +54,10 @@ const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
     const char *split = evhttp_find_header(ih, "x-mock-split");
     const char *stall = evhttp_find_header(ih, "x-mock-stall-ms");
     const char *oskew = evhttp_find_header(ih, "x-mock-output-skew");
+    const char *cwrite = evhttp_find_header(ih, "x-mock-cache-write");
+    const char *tools = evhttp_find_header(ih, "x-mock-tools");
+    const char *inter = evhttp_find_header(ih, "x-mock-interleave");
+    const char *ttext = evhttp_find_header(ih, "x-mock-tool-text");
     long on = 0;
     size_t i;
 
@@ -79,6 +83,14 @@ const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
     if (split && parse_long(split, 0, 1, &on) < 0)
         return "mock: x-mock-split must be 0 or 1";
     st->split = (int)on;
+    if (cwrite && parse_long(cwrite, 0, 100000000, &st->cache_write) < 0)
+        return "mock: bad x-mock-cache-write";
+    if (tools && parse_long(tools, 1, MOCK_MAX_CALLS, &st->tools) < 0)
+        return "mock: x-mock-tools must be 1..16";
+    if (inter && parse_long(inter, 0, 1, &st->interleave) < 0)
+        return "mock: x-mock-interleave must be 0 or 1";
+    if (ttext && parse_long(ttext, 0, 1000, &st->tool_text) < 0)
+        return "mock: x-mock-tool-text must be 0..1000";
     return NULL;
 }
 

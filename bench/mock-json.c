@@ -198,7 +198,8 @@ void reply_error_param(struct evhttp_request *req, int anth, int code, const cha
             atype = anth_types[i].type;
     if (code == 429) {
         otype = "requests";
-        evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after", "2");
+        if (!evhttp_find_header(evhttp_request_get_output_headers(req), "retry-after"))
+            evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after", "2");
     }
     if (anth) {
         cJSON_AddStringToObject(e, "type", atype);
@@ -217,7 +218,8 @@ void reply_error_param(struct evhttp_request *req, int anth, int code, const cha
 /*
  * Prompt tokens as the provider counts them: the gate's own tokenizer and OpenAI's chat
  * formula (tokenizer/chat.c), the encoding chosen by model family, so the mock agrees with
- * the gate as a real provider should; x-mock-usage-skew (m->st.skew) adds a known drift.
+ * the gate as a real provider should, but MOCK_IMAGE_TOKENS (85) for each image, whatever its
+ * size; x-mock-usage-skew (m->st.skew) adds a known drift.
  */
 long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api)
 {
@@ -226,6 +228,8 @@ long long prompt_tokens(const struct mock *m, const cJSON *body, tok_api api)
     tok_count_result r;
 
     if (e == NULL || tok_count_request(e, api, body, model, 1.0, &r) != 0)
-        r.tokens = 0;
-    return (long long)r.tokens + m->st.skew;
+        r.tokens = r.image_tokens = r.images = 0;
+    /* images at a fixed price: a test knows what each costs, whatever its size */
+    return (long long)(r.tokens - r.image_tokens) + (long long)r.images * MOCK_IMAGE_TOKENS +
+           m->st.skew;
 }

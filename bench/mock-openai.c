@@ -56,23 +56,64 @@ static cJSON *chat_call(cJSON *obj, const struct plan *pl, int index, int named,
     return obj;
 }
 
-/* Returns the reply: pl->n choices, each with text as its message unless the plan calls a tool. */
+/*
+ * Adds to obj the parallel calls' entry for position pos of call i (see
+ * call_at()): in a stream (pos >= 0) with its index, and id, type and name
+ * with arguments "" at pos 0, else argument piece pos - 1 alone; in a whole
+ * reply (pos < 0) all of it. Returns obj.
+ */
+static cJSON *chat_calls_entry(cJSON *obj, const struct plan *pl, int i, int pos)
+{
+    cJSON *arr = jget(obj, "tool_calls"), *c, *fn;
+    char id[64], args[MOCK_CALL_ARGS];
+
+    if (!arr)
+        arr = cJSON_AddArrayToObject(obj, "tool_calls");
+    c = jadd(arr, NULL, cJSON_CreateObject());
+    if (pos >= 0)
+        cJSON_AddNumberToObject(c, "index", i);
+    if (pos <= 0) {
+        call_id(pl, i, id, sizeof(id));
+        cJSON_AddStringToObject(c, "id", id);
+        cJSON_AddStringToObject(c, "type", "function");
+    }
+    fn = cJSON_AddObjectToObject(c, "function");
+    if (pos <= 0)
+        cJSON_AddStringToObject(fn, "name", pl->calls[i]);
+    if (pos < 0)
+        call_args(pl, i, args);
+    else if (pos == 0)
+        args[0] = '\0';
+    else
+        call_piece(pl, i, pos - 1, args);
+    cJSON_AddStringToObject(fn, "arguments", args);
+    return obj;
+}
+
+/*
+ * Returns the reply: pl->n choices, each with text as its message unless the
+ * plan calls a tool (parallel calls: with the text before them, if any).
+ */
 static cJSON *chat_reply(const struct plan *pl, const char *text)
 {
     cJSON *r = chat_head(pl, "chat.completion");
     cJSON *choices = cJSON_AddArrayToObject(r, "choices"), *ch, *msg;
-    int i;
+    char *before = pl->ncalls && pl->text_tok ? mock_text(pl->text_tok) : NULL;
+    int i, c;
 
     for (i = 0; i < pl->n; i++) {
         ch = jadd(choices, NULL, cJSON_CreateObject());
         cJSON_AddNumberToObject(ch, "index", i);
         msg = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
-        jstr(msg, "content", text); /* null with a tool call */
-        if (pl->tool)
+        jstr(msg, "content", before ? before : text); /* null with a tool call */
+        for (c = 0; c < pl->ncalls; c++)
+            chat_calls_entry(msg, pl, c, -1);
+        if (pl->tool && !pl->ncalls)
             chat_call(msg, pl, -1, 1, MOCK_TOOL_ARGS);
         cJSON_AddStringToObject(ch, "finish_reason", chat_finish(pl));
     }
+    free(before);
     if (pl->usage)
         jadd(r, "usage", chat_usage(pl));
     return r;
@@ -114,7 +155,7 @@ static void chat_step(const struct plan *pl, struct pieces *p, int k)
 {
     char a[MOCK_WORD_MAX + 1], b[MOCK_WORD_MAX + 1];
     cJSON *d;
-    int i, parts;
+    int i, parts, c, pos;
 
     for (i = 0; i < pl->n; i++) {
         if (k == 0) {
@@ -130,12 +171,15 @@ static void chat_step(const struct plan *pl, struct pieces *p, int k)
                           0);
         } else if (k > pl->steps) {
             chat_chunk(pl, p, i, cJSON_CreateObject(), chat_finish(pl), 0);
-        } else if (!pl->tool) {
+        } else if (!pl->tool || k <= pl->text_tok) {
             parts = token_parts(pl, k - 1, a, b);
             chat_chunk(pl, p, i, chat_text(a), NULL, PIECE_DELTA | PIECE_TOKEN);
             if (parts == 2)
                 chat_chunk(pl, p, i, chat_text(b), NULL, PIECE_DELTA);
-        } else { /* a tool call: its name first, then its arguments */
+        } else if (pl->ncalls && call_at(pl, k - 1 - pl->text_tok, &c, &pos) == 0) {
+            chat_chunk(pl, p, i, chat_calls_entry(cJSON_CreateObject(), pl, c, pos), NULL,
+                       PIECE_DELTA);
+        } else if (!pl->ncalls) { /* a tool call: its name first, then its arguments */
             chat_chunk(
                 pl, p, i,
                 chat_call(cJSON_CreateObject(), pl, 0, k == 1, k == 1 ? "" : tool_args[k - 2]),
@@ -167,10 +211,14 @@ void ep_chat(struct mock *m, struct evhttp_request *req, const cJSON *body, int 
         reply_error_param(req, 0, 400, "Invalid 'n': expected an integer from 1 to 128", "n");
         return;
     }
+    if (images_check(req, body, 0))
+        return;
     if (plan_failed(req, body, f, 0))
         return;
     plan_init(&pl, m, API_CHAT, body, ntok, limit ? limit : jget(body, "max_tokens"),
               plan_tool_name(body, 0), f);
+    plan_calls(&pl, m, body, 0);
+    plan_stop(&pl, body, 0, f);
     pl.n = (int)nv;
     plan_prompt(&pl, m, body, TOK_API_CHAT);
     const char *cls = classify_reply(m, &pl, body); /* a classification: one word */

@@ -20,8 +20,8 @@ struct stream {
     struct evhttp_connection *evcon;
     struct event *ev; /* SM_HANG: the peer closing; otherwise a timer */
     enum smode mode;
-    struct plan pl;     /* its model and tool point into strs */
-    char *strs;         /* copies of the plan's model and tool */
+    struct plan pl;     /* its model and tools point into strs */
+    char *strs;         /* copies of the plan's model and tools */
     step_fn *build;     /* NULL: the reply is what p holds (or nothing) */
     int step;           /* next step to build */
     struct pieces p;    /* the pieces built and not sent yet */
@@ -98,7 +98,7 @@ void piece_event(struct pieces *p, cJSON *e, int paced)
  * have sent part of it (Anthropic's message_start holds input_tokens), or
  * none (a chat stream sends it last). The entry:
  * {input, output, complete, usage: reported, absurd: x-mock-usage (when the
- * report lies), cached, reasoning, sent: tokens of text handed to the
+ * report lies), cached, cache_write, reasoning, sent: tokens of text handed to the
  * connection, bytes: body bytes written to the socket (compressed when it is,
  * chunk framing included; all of them once complete),
  * closed: the connection went (peer gone, timeout) before the reply ended}.
@@ -108,7 +108,7 @@ void usage_note(struct mock *m, const struct plan *pl, int reported)
     cJSON *e;
 
     m->cur_usage = NULL;
-    m->cur_text = pl->tool ? 0 : (long long)pl->ntok * pl->n;
+    m->cur_text = pl->tool ? pl->text_tok : (long long)pl->ntok * pl->n;
     if (!m->rid)
         return;
     if (m->usage_n >= MOCK_MAX_USAGE) {
@@ -125,6 +125,7 @@ void usage_note(struct mock *m, const struct plan *pl, int reported)
     if (reported && pl->absurd != AB_NONE)
         cJSON_AddStringToObject(e, "absurd", absurd_names[pl->absurd]);
     cJSON_AddNumberToObject(e, "cached", (double)pl->cached);
+    cJSON_AddNumberToObject(e, "cache_write", (double)pl->cache_write);
     cJSON_AddNumberToObject(e, "reasoning", (double)pl->reasoning);
     cJSON_AddNumberToObject(e, "sent", 0);
     cJSON_AddNumberToObject(e, "bytes", 0);
@@ -378,7 +379,7 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    size_t mlen = pl ? strlen(pl->model) + 1 : 0, tlen = pl && pl->tool ? strlen(pl->tool) + 1 : 0;
+    size_t slen = pl ? plan_strs_size(pl) : 0;
     char num[24];
     int one = 1;
 
@@ -389,7 +390,7 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
     if (s && s->ev)
         s->p.buf = evbuffer_new();
     if (s && s->p.buf && pl) /* the body they point into goes when the request is served */
-        s->strs = malloc(mlen + tlen);
+        s->strs = malloc(slen);
     if (s && s->strs && pl->enc != F_NONE &&
         (!(s->z = malloc(sizeof(*s->z))) || z_start(s->z, pl->enc) < 0)) {
         free(s->z);
@@ -410,9 +411,7 @@ void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
     s->evcon = evhttp_request_get_connection(req);
     s->mode = mode;
     if (pl) {
-        s->pl = *pl;
-        s->pl.model = memcpy(s->strs, pl->model, mlen);
-        s->pl.tool = pl->tool ? memcpy(s->strs + mlen, pl->tool, tlen) : NULL;
+        plan_strs_copy(&s->pl, pl, s->strs);
         s->p.bad = pl->malformed ? bad_events[pl->api] : NULL;
     } else {
         s->pl.cut_after = -1; /* a raw body is never cut by x-mock-cut-after */

@@ -96,9 +96,10 @@ static cJSON *last_headers(struct mock *m)
 }
 
 /*
- * Serves /_mock/stats, /_mock/last, /_mock/usage and /_mock/reset (counters,
+ * Serves /_mock/stats, /_mock/last, /_mock/usage, /_mock/reset (counters,
  * last request, usage by x-request-id: {"usage":{ID:{input,output,complete}},
- * "dropped":N}, and ids).
+ * "dropped":N}, and ids; and the model rules) and /_mock/models (see
+ * mock-models.c).
  */
 static void hook(struct mock *m, struct evhttp_request *req, const char *path)
 {
@@ -110,6 +111,7 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
         cJSON_AddNumberToObject(r, "active", (double)m->active);
         cJSON_AddNumberToObject(r, "peak_active", (double)m->peak);
         jadd(r, "by_path", cJSON_Duplicate(m->by_path, 1));
+        jadd(r, "by_model", cJSON_Duplicate(m->by_model, 1));
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/_mock/last") == 0 && m->last_method) {
         cJSON_AddStringToObject(r, "method", m->last_method);
         const char *lp = (const char *)evbuffer_pullup(m->last_path, -1);
@@ -131,7 +133,13 @@ static void hook(struct mock *m, struct evhttp_request *req, const char *path)
             cJSON_Delete(cJSON_DetachItemViaPointer(m->usage, m->usage->child));
         m->usage_n = m->usage_dropped = 0;
         m->usage_gen++;
+        models_reset(m);
         cJSON_AddTrueToObject(r, "ok");
+    } else if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST) &&
+               strcmp(path, "/_mock/models") == 0) {
+        cJSON_Delete(r);
+        models_hook(m, req, cmd == EVHTTP_REQ_POST);
+        return;
     } else {
         cJSON_Delete(r);
         reply_error(req, 0, 404, "no such mock hook, or no request recorded yet");
@@ -146,14 +154,11 @@ enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS, EP_MODELS, EP_MESSAGES, EP
 
 /*
  * Serves an endpoint once the request is known to be a good one, under fault
- * f. The body is in m->last_body (see record()).
+ * f. body is the request's, parsed (NULL: none, or not a JSON object).
  */
 static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, int anth,
-                  enum fault f, int ntok)
+                  enum fault f, int ntok, const cJSON *body)
 {
-    size_t len = evbuffer_get_length(m->last_body); /* the body and a NUL */
-    cJSON *body;
-
     if (f == F_HANG) {
         stream_start(m, req, SM_HANG, NULL, NULL, NULL);
         return;
@@ -162,7 +167,6 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
         ep_models(m, req, f);
         return;
     }
-    body = len ? json_parse((const char *)evbuffer_pullup(m->last_body, -1), len - 1) : NULL;
     if (!body) {
         reply_error(req, anth, 400, "mock: request body is not a JSON object");
     } else if (ep == EP_CHAT) {
@@ -176,10 +180,59 @@ static void serve(struct mock *m, struct evhttp_request *req, enum endpoint ep, 
     } else {
         ep_count_tokens(m, req, body, f);
     }
+}
+
+/*
+ * Answers a request of endpoint ep (-1: none) after its delay, if any: the
+ * mock's own headers, then the endpoint. Frees body (the parsed request body,
+ * or NULL).
+ */
+static void respond(struct mock *m, struct evhttp_request *req, int ep, int anth, cJSON *body)
+{
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    const char *fname = evhttp_find_header(ih, "x-mock-fault");
+    const char *status = evhttp_find_header(ih, "x-mock-status");
+    const char *tokens = evhttp_find_header(ih, "x-mock-tokens");
+    const char *retry = evhttp_find_header(ih, "x-mock-retry-after");
+    const char *bad;
+    long code = 0, ntok = m->ntokens, secs = 0;
+    enum fault f = fault_lookup(fname);
+
+    if (ep < 0) {
+        reply_error(req, anth, 404, "mock: no such endpoint");
+    } else if (fname && f == F_NONE) {
+        reply_error(req, anth, 400, "mock: unknown x-mock-fault");
+    } else if (status && parse_long(status, 200, 599, &code) < 0) {
+        reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
+    } else if (retry && parse_long(retry, 0, 86400, &secs) < 0) {
+        reply_error(req, anth, 400, "mock: x-mock-retry-after must be 0..86400");
+    } else if (tokens && parse_long(tokens, 0, f == F_RUNAWAY ? MOCK_RUNAWAY_MAX : MOCK_MAX_TOKENS,
+                                    &ntok) < 0) {
+        reply_error(req, anth, 400, "mock: bad x-mock-tokens");
+    } else if ((bad = steer_parse(ih, &m->st))) {
+        reply_error(req, anth, 400, bad);
+    } else if (code || f == F_500 || f == F_429) {
+        code = code ? code : f == F_500 ? 500 : 429;
+        if (retry) /* reply_error() adds its own to a 429 only when none is there */
+            evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after", retry);
+        reply_error(req, anth, (int)code,
+                    code == 429   ? "mock rate limit"
+                    : code == 529 ? "Overloaded"
+                                  : "mock error");
+    } else {
+        m->rid = evhttp_find_header(ih, "x-request-id");
+        serve(m, req, (enum endpoint)ep, anth, f, (int)ntok, body);
+        m->rid = NULL;
+        m->cur_usage = NULL;
+    }
+    memset(&m->st, 0, sizeof(m->st)); /* embeddings and count_tokens read its skew */
     cJSON_Delete(body);
 }
 
-/* Entry point for every request: hooks, stats, the mock's own headers, then the endpoint. */
+/*
+ * Entry point for every request: hooks, stats, the model's rule, a delay
+ * (x-mock-delay-ms), then respond().
+ */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     static const struct {
@@ -196,15 +249,11 @@ static void on_request(struct evhttp_request *req, void *arg)
     };
     struct mock *m = arg;
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    const char *fname = evhttp_find_header(ih, "x-mock-fault");
-    const char *status = evhttp_find_header(ih, "x-mock-status");
-    const char *tokens = evhttp_find_header(ih, "x-mock-tokens");
-    const char *bad;
-    long code = 0, ntok = m->ntokens;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), *delay;
+    size_t i, len;
+    long ms = 0;
     int anth, ep = -1;
-    enum fault f;
-    size_t i;
+    cJSON *body = NULL;
 
     if (!path)
         path = "";
@@ -217,28 +266,20 @@ static void on_request(struct evhttp_request *req, void *arg)
     for (i = 0; i < NELEM(routes); i++)
         if (routes[i].method == evhttp_request_get_command(req) && !strcmp(routes[i].path, path))
             ep = (int)routes[i].ep;
-    f = fault_lookup(fname);
-    if (ep < 0) {
-        reply_error(req, anth, 404, "mock: no such endpoint");
-    } else if (fname && f == F_NONE) {
-        reply_error(req, anth, 400, "mock: unknown x-mock-fault");
-    } else if (status && parse_long(status, 200, 599, &code) < 0) {
-        reply_error(req, anth, 400, "mock: x-mock-status must be 200..599");
-    } else if (tokens && parse_long(tokens, 0, f == F_RUNAWAY ? MOCK_RUNAWAY_MAX : MOCK_MAX_TOKENS,
-                                    &ntok) < 0) {
-        reply_error(req, anth, 400, "mock: bad x-mock-tokens");
-    } else if ((bad = steer_parse(ih, &m->st))) {
-        reply_error(req, anth, 400, bad);
-    } else if (code || f == F_500 || f == F_429) {
-        code = code ? code : f == F_500 ? 500 : 429;
-        reply_error(req, anth, (int)code, code == 429 ? "mock rate limit" : "mock error");
-    } else {
-        m->rid = evhttp_find_header(ih, "x-request-id");
-        serve(m, req, (enum endpoint)ep, anth, f, (int)ntok);
-        m->rid = NULL;
-        m->cur_usage = NULL;
+    len = evbuffer_get_length(m->last_body); /* the body and a NUL (see record()) */
+    if (ep >= 0 && ep != EP_MODELS && len)
+        body = json_parse((const char *)evbuffer_pullup(m->last_body, -1), len - 1);
+    models_apply(m, req, body);
+    delay = evhttp_find_header(ih, "x-mock-delay-ms");
+    if (delay && parse_long(delay, 0, 3600000, &ms) < 0) {
+        reply_error(req, anth, 400, "mock: x-mock-delay-ms must be 0..3600000");
+        cJSON_Delete(body);
+    } else if (ms > 0 && delay_start(m, req, ms, ep, anth, body, respond) < 0) {
+        reply_error(req, anth, 503, "mock: too many requests wait out a delay");
+        cJSON_Delete(body);
+    } else if (ms == 0) {
+        respond(m, req, ep, anth, body);
     }
-    memset(&m->st, 0, sizeof(m->st)); /* embeddings and count_tokens read its skew */
 }
 
 /* ---- setup ---- */
@@ -358,9 +399,27 @@ static void usage(int rc)
         "  x-mock-reasoning: N     N more output tokens, reported as reasoning\n"
         "  x-mock-split: 1         every third word goes out in two deltas\n"
         "  x-mock-stall-ms: N      the body (stream or not) waits N ms after the head\n"
-        "hooks: GET /_mock/stats (requests, by_path, active and peak_active: replies in\n"
+        "  x-mock-delay-ms: N      nothing is sent for N ms, not even the head\n"
+        "  x-mock-retry-after: N   an error reply (x-mock-status, 429 fault) has Retry-After: N\n"
+        "  x-mock-cache-write: N   N prompt tokens were written to a cache (Anthropic:\n"
+        "                          cache_creation_input_tokens, left out of input_tokens)\n"
+        "  x-mock-tools: N         with tools given, N parallel calls (1..16) of the first N\n"
+        "                          tools (cycling), each with its own id and ~80 bytes of\n"
+        "                          arguments streamed in ~3-byte pieces; one call when the\n"
+        "                          request turns parallel calls off\n"
+        "  x-mock-interleave: 1    chat streams: the calls' pieces go round-robin\n"
+        "  x-mock-tool-text: N     N words of text before the calls\n"
+        "stop sequences (chat stop, Anthropic stop_sequences): the text ends before the word\n"
+        "  where the first one found starts (Anthropic: stop_reason stop_sequence)\n"
+        "prompt tokens: the gate's tokenizer, but each image (image_url part, image block)\n"
+        "  costs 85 tokens, whatever its size; a bad image URL or source gets 400\n"
+        "hooks: GET /_mock/stats (requests, by_path, by_model, active and peak_active: replies in\n"
         "  progress now and most at once), /_mock/last, /_mock/usage (by x-request-id: input, output,\n"
-        "  complete, usage, absurd, cached, reasoning, sent, bytes, closed); POST /_mock/reset\n");
+        "  complete, usage, absurd, cached, cache_write, reasoning, sent, bytes, closed);\n"
+        "  POST /_mock/reset (also clears the model rules); GET and POST /_mock/models:\n"
+        "  {\"model\": NAME, \"status\": S, \"retry_after\": N, \"fault\": F, \"delay_ms\": N,\n"
+        "  \"times\": N} (or an array; at most 64 models; times -1 or absent: always): requests\n"
+        "  with that body \"model\" act as if those x-mock- headers came with them\n");
     exit(rc);
 }
 
@@ -406,6 +465,7 @@ static int mock_run(struct mock *m, struct sockaddr_in *sin, SSL_CTX *ctx, const
     event_base_dispatch(m->base);
     rc = 0;
 out:
+    delay_free_all(m); /* before the evhttp, which frees their requests */
     if (http)
         evhttp_free(http); /* ends replies in progress through their close callbacks */
     if (term)
@@ -449,6 +509,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     m.base = base_new();
     m.by_path = cJSON_CreateObject();
+    m.by_model = cJSON_CreateObject();
+    m.rules = cJSON_CreateObject();
+    TAILQ_INIT(&m.delayed);
     m.usage = cJSON_CreateObject();
     m.last_path = evbuffer_new();
     m.last_headers = evbuffer_new();
@@ -457,13 +520,15 @@ int main(int argc, char **argv)
     m.scratch2 = evbuffer_new();
     if (cert && !(ctx = tls_ctx_new(cert, key)))
         fprintf(stderr, "tokengate-mock: cannot load %s and %s\n", cert, key);
-    else if (!m.base || !m.by_path || !m.usage || !m.last_path || !m.last_headers || !m.last_body ||
-             !m.scratch || !m.scratch2)
+    else if (!m.base || !m.by_path || !m.by_model || !m.rules || !m.usage || !m.last_path ||
+             !m.last_headers || !m.last_body || !m.scratch || !m.scratch2)
         fprintf(stderr, "tokengate-mock: out of memory\n");
     else
         rc = mock_run(&m, &sin, ctx, port_file);
     SSL_CTX_free(ctx);
     cJSON_Delete(m.by_path);
+    cJSON_Delete(m.by_model);
+    cJSON_Delete(m.rules);
     cJSON_Delete(m.usage);
     if (m.last_path)
         evbuffer_free(m.last_path);

@@ -58,6 +58,12 @@
 #define MOCK_ERROR_AFTER 3        /* error-event: content deltas before the error */
 #define MOCK_RESP_MIN_OUTPUT 16   /* responses: least max_output_tokens, as OpenAI's */
 #define MOCK_CAP_MAX 2147483647   /* caps above this are refused, as the real APIs' int32 */
+#define MOCK_MAX_CALLS 16         /* x-mock-tools: most parallel tool calls in one answer */
+#define MOCK_CALL_ARGS 128        /* room for one parallel call's arguments (mock-calls.c) */
+#define MOCK_CALL_PIECE 3         /* a parallel call's arguments stream in pieces of ~3 bytes */
+#define MOCK_IMAGE_TOKENS 85      /* prompt tokens the mock bills per image */
+#define MOCK_MAX_MODELS 64        /* /_mock/models: most models with a rule at once */
+#define MOCK_MAX_DELAYED 4096     /* requests held by a delay at once; later ones go undelayed */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 enum fault {
@@ -93,7 +99,13 @@ struct steer {
     int split;          /* x-mock-split: every third word goes out in two deltas */
     long stall_ms;      /* x-mock-stall-ms: the body waits this long after the head */
     long oskew;         /* x-mock-output-skew: added to the output tokens billed */
+    long cache_write;   /* x-mock-cache-write: prompt tokens written to a cache */
+    long tools;         /* x-mock-tools: parallel tool calls; 0: the single call of old */
+    long interleave;    /* x-mock-interleave: chat streams the calls' pieces round-robin */
+    long tool_text;     /* x-mock-tool-text: words of text before the calls */
 };
+
+TAILQ_HEAD(delayed_list, delayed);
 
 /* Server state, passed to every callback; nothing here is global. */
 struct mock {
@@ -117,6 +129,10 @@ struct mock {
     cJSON *cur_usage;              /* the entry of the request being served, or NULL */
     long long cur_text;            /* its reply's tokens of text (see usage_note()) */
     long active, peak;             /* replies in progress (streams, stalls, hangs); most at once */
+    cJSON *by_model;               /* body "model" -> count, at most MOCK_MAX_PATHS keys */
+    cJSON *rules;                  /* /_mock/models: model -> rule, at most MOCK_MAX_MODELS */
+    struct delayed_list delayed;   /* requests waiting out a delay (mock-models.c) */
+    long ndelayed;
 };
 
 /*
@@ -146,6 +162,13 @@ struct plan {
     int cut_after;       /* a stream is reset after this many content deltas; -1: never */
     enum fault enc;      /* F_GZIP or F_DEFLATE: the body is compressed; else F_NONE */
     long long oskew;     /* added to the output billed (a provider counting its own way) */
+    long long cache_write; /* of prompt, written to a cache (Anthropic reports it) */
+    int ncalls;            /* parallel tool calls (x-mock-tools); 0: pl->tool's single call */
+    int interleave;        /* chat streams: the calls' pieces go round-robin */
+    int text_tok;          /* tokens of text before the calls (in ntok) */
+    const char *calls[MOCK_MAX_CALLS]; /* the tools the calls call */
+    const char *stop_seq;  /* the stop sequence the text stops before, or NULL */
+    unsigned char npieces[MOCK_MAX_CALLS]; /* argument pieces of each call, streamed */
 };
 
 /* Returns the output tokens a plan bills: its text over all choices, its reasoning and oskew. */
@@ -223,6 +246,24 @@ void usage_complete(cJSON *e, long long sent, long long bytes);
 void stream_start(struct mock *m, struct evhttp_request *req, enum smode mode,
                   const struct plan *pl, step_fn *build, const char *raw);
 
+/* mock-calls.c */
+size_t call_args(const struct plan *pl, int i, char *buf);
+int call_piece(const struct plan *pl, int i, int j, char *buf);
+int call_at(const struct plan *pl, int s, int *i, int *pos);
+void call_id(const struct plan *pl, int i, char *buf, size_t size);
+void plan_calls(struct plan *pl, const struct mock *m, const cJSON *body, int anth);
+size_t plan_strs_size(const struct plan *pl);
+void plan_strs_copy(struct plan *dst, const struct plan *src, char *buf);
+
+/* mock-models.c */
+typedef void delay_fn(struct mock *m, struct evhttp_request *req, int ep, int anth, cJSON *body);
+void models_hook(struct mock *m, struct evhttp_request *req, int post);
+void models_apply(struct mock *m, struct evhttp_request *req, const cJSON *body);
+void models_reset(struct mock *m);
+int delay_start(struct mock *m, struct evhttp_request *req, long ms, int ep, int anth,
+                cJSON *body, delay_fn *fire);
+void delay_free_all(struct mock *m);
+
 /* mock-api.c */
 extern const char *const tool_args[MOCK_TOOL_PIECES]; /* pieces of MOCK_TOOL_ARGS */
 void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body, int ntok,
@@ -231,6 +272,8 @@ void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_a
 int cap_check(struct evhttp_request *req, const cJSON *body, const char *key, long long lo,
               int anth);
 int plan_failed(struct evhttp_request *req, const cJSON *body, enum fault f, int anth);
+int images_check(struct evhttp_request *req, const cJSON *body, int anth);
+void plan_stop(struct plan *pl, const cJSON *body, int anth, enum fault f);
 int token_parts(const struct plan *pl, int i, char *a, char *b);
 void usage_val(cJSON *u, const char *key, const struct plan *pl, long long v);
 const char *plan_tool_name(const cJSON *body, int anth);

@@ -168,6 +168,8 @@ static void summarize(struct sbuf *b, const struct conf *o, const struct conf *n
         sb_add(b, ", %d with a new address (new connection pools)", moved);
     sb_add(b, ", %d keys (were %d), %d scopes (were %d), %d policies (were %d)", n->nkeys,
            o->nkeys, n->nscopes, o->nscopes, n->npolicies, o->npolicies);
+    sb_add(b, ", %d tiers (were %d), %d routing rules (were %d)", n->routing.ntiers,
+           o->routing.ntiers, n->routing.nrules, o->routing.nrules);
 }
 
 /* ---- the workers' side ------------------------------------------------------------------ */

@@ -204,7 +204,11 @@ static void consider(const struct route_input *in, struct route_decision *d, int
                        ROUTE_MAX_CANDIDATES);
         return;
     }
-    if (m->context_window > 0) {
+    double f = m->calibration > 1 ? m->calibration : 1;
+    if (m->context_window > 0 && in->input_bound > 0 &&
+        (double)in->input_bound * f + (double)guard_allowance(in, d) <= (double)m->context_window) {
+        /* fits whatever the count: not counted here */
+    } else if (m->context_window > 0) {
         int64_t k = tokens_for(in, m), a = guard_allowance(in, d);
         if (m->context_window > ty->best_window) {
             ty->best_window = m->context_window;
@@ -231,8 +235,12 @@ static void consider(const struct route_input *in, struct route_decision *d, int
         return;
     }
     ty->format++;
+    /* a target outside tiers has no other to fall back to: it is tried whatever its health
+     * (asked all the same, so that its probe after the cool-down closes its circuit), and
+     * the provider's answer is the client's */
     if (in->health != NULL &&
-        !route_health_usable(in->health, &c->routing, m->name, in->now_us, &probe, &retry)) {
+        !route_health_usable(in->health, &c->routing, m->name, in->now_us, &probe, &retry) &&
+        t >= 0) {
         if (trace)
             route_note(trace,
                        "candidate %s: skipped: not usable now (circuit open or "

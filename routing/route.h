@@ -39,6 +39,10 @@ struct route_input {
     int64_t (*input_tokens)(void *arg, const struct conf_model *m);
     void *count_arg;
     int64_t output_allowance;      /* the request's own output cap, -1 when it sets none */
+    int64_t input_bound;           /* more than any model counts the input at calibration 1
+                                    * (the body's bytes and a margin: no token is shorter than
+                                    * a byte, when there are no images or files), so a context
+                                    * window above it needs no count; 0 when not known */
     double budget_used;            /* of the tightest budget on the path, 0..1 (and above);
                                     * -1 when unknown */
     const char *label;             /* the classifier's label: NULL not asked yet, "" failed */

@@ -543,10 +543,20 @@ int gate_cmd_route(int argc, char **argv)
         out_chosen = 256;
     put_cost("cost at ", t->model, count(&x, t->model), out_chosen);
     struct conf_dest tmp;
-    const struct conf_model *am =
-        conf_find_alias(c, x.asked, &tmp) ? NULL : conf_find_model(c, x.asked);
+    const struct conf_dest *ad = conf_find_alias(c, x.asked, &tmp);
+    const struct conf_model *am = ad ? NULL : conf_find_model(c, x.asked);
+    const char *against = "the model asked for";
+    if (ad != NULL && !ad->down) {
+        /* an alias: without the rules it would go to its own destination's first target */
+        if (ad->target >= 0)
+            am = &c->models[ad->target];
+        else if (ad->tier >= 0 && c->routing.tiers[ad->tier].ntargets > 0)
+            am = &c->models[c->routing.tiers[ad->tier].targets[0]];
+        against = "the alias's own destination";
+    }
     if (am != NULL) {
-        put_cost("cost at the model asked for, ", am, count(&x, am), out_asked);
+        printf("cost at %s, ", against);
+        put_cost("", am, count(&x, am), out_asked);
         double a = cost_at(am, count(&x, am), out_asked);
         double ch = cost_at(t->model, count(&x, t->model), out_chosen);
         if (a > 0 && ch >= 0)

@@ -1,13 +1,16 @@
 /*
  * fallback: the targets of a request's route, one after the other. See fallback.h.
  */
+#define _GNU_SOURCE /* memmem */
 #include "gate/pipeline/fallback.h"
 
+#include <event2/buffer.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "gate/budget/budget.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/completion.h"
 #include "gate/pipeline/pipeline.h"
@@ -41,8 +44,8 @@ void route_input_of(struct gate_req *req, struct route_input *in)
     in->model = req->model;
     in->body = req->json;
     in->format = req->client_api->format;
-    in->translatable = req->client_api == &api_openai_chat ||
-                       req->client_api == &api_anthropic_messages;
+    in->translatable =
+        req->client_api == &api_openai_chat || req->client_api == &api_anthropic_messages;
     in->header = header_of;
     in->header_arg = req;
     in->input_tokens = input_tokens;
@@ -51,6 +54,13 @@ void route_input_of(struct gate_req *req, struct route_input *in)
                                ? oc.value
                                : -1; /* a bad cap is refused by admit */
     in->budget_used = -1;
+    /* a bound of the input for the context guard: its bytes, with a margin for the overheads
+     * of messages, unless something counts more than its bytes (images, files, audio) */
+    size_t blen = evbuffer_get_length(req->msg.body);
+    const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1); /* pulled up: no copy */
+    int media = raw == NULL || memmem(raw, blen, "image", 5) || memmem(raw, blen, "file", 4) ||
+                memmem(raw, blen, "audio", 5) || memmem(raw, blen, "document", 8);
+    in->input_bound = media ? 0 : (int64_t)blen + 256;
     in->max_latency_ms = -1;
     in->label = req->rt.label;
     in->health = srv->health;
@@ -60,8 +70,7 @@ void route_input_of(struct gate_req *req, struct route_input *in)
         in->agent = budget_scope_name(book, req->agent);
         in->team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         in->department = budget_scope_at_level(book, req->agent, CONF_LEVEL_DEPARTMENT);
-        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost,
-                              &in->max_latency_ms);
+        budget_routing_policy(book, req->agent, &downgrade, &in->prefer_cost, &in->max_latency_ms);
         if (req->conf->routing.needs_budget)
             in->budget_used = budget_path_used(book, req->agent, gate_wall_now());
     }
@@ -111,8 +120,8 @@ static void report(struct gate_req *req, enum route_outcome o, int64_t retry_aft
         return;
     req->rt.reported = 1;
     route_health_report(h, &req->conf->routing, req->cm->name, o,
-                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1,
-                        now - req->rt.t_sent, retry_after_ms, now);
+                        req->rt.t_head ? req->rt.t_head - req->rt.t_sent : -1, now - req->rt.t_sent,
+                        retry_after_ms, now);
 }
 
 /* On the worker's completion queue: the attempt given up is charged and recorded, and the
@@ -161,9 +170,9 @@ void route_finish(struct gate_req *req)
     if (srv->health != NULL && req->cm != NULL && req->rt.t_sent == 0)
         route_health_unprobe(srv->health, req->cm->name); /* a probe it held goes back */
     if (req->up_status != 0) {
-        enum route_outcome o = req->up_status == 429                         ? ROUTE_FAIL_LIMITED
+        enum route_outcome o = req->up_status == 429                            ? ROUTE_FAIL_LIMITED
                                : req->up_status >= 500 || req->up_status == 529 ? ROUTE_FAIL_STATUS
-                                                                            : ROUTE_OK_ANSWER;
+                                                                                : ROUTE_OK_ANSWER;
         report(req, o, 0);
     }
     if (srv->rstats == NULL || !req->rt.routed || req->cm == NULL)
@@ -279,4 +288,26 @@ int route_downgrade(struct gate_req *req)
     req->nedits = 0;
     memset(&req->resv, 0, sizeof(req->resv));
     return 1;
+}
+
+const char *route_served_name(const struct gate_req *req)
+{
+    const struct conf_model *m = req->cm;
+
+    return m->upstream_model != NULL ? m->upstream_model : m->wildcard ? req->model : m->name;
+}
+
+int route_translate(struct gate_req *req, char *msg, size_t cap)
+{
+    const char *served = route_served_name(req);
+    int64_t max_tokens = req->cm->max_output_tokens > 0 ? req->cm->max_output_tokens
+                                                        : budget_model_cap(served);
+
+    if (max_tokens <= 0)
+        max_tokens = 4096; /* a model of unknown family: its provider's usual floor */
+    req->rt.xdoc = xlate_request(req->rt.xlate, req->json, served, max_tokens, req->stream, msg,
+                                 cap);
+    if (req->rt.xdoc != NULL)
+        return 0;
+    return strcmp(msg, "out of memory") == 0 ? -1 : 1;
 }

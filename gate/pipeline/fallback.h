@@ -12,6 +12,7 @@
 #define TG_FALLBACK_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 #include "routing/health.h"
 
@@ -47,6 +48,18 @@ int fallback_possible(const struct gate_req *req);
  */
 int fallback_start(struct gate_req *req, enum route_outcome o, const char *why, int status,
                    int64_t retry_after_ms);
+
+/* The model name the target in use is asked for: its upstream_model, else its own name (the
+ * name the client asked for when the entry is a wildcard). */
+const char *route_served_name(const struct gate_req *req);
+
+/*
+ * The request translated for the target in use (req->rt.xdoc, in the arena): its output cap the
+ * client's, else the model's maximum (Anthropic requires one). Returns 0; 1 when the body has
+ * a field the target's API cannot express (msg, client-facing, names it: a 400); -1 when memory
+ * ran out.
+ */
+int route_translate(struct gate_req *req, char *msg, size_t cap);
 
 /* The request ends: the attempt in use is reported to health (when it was sent) and the
  * request to the routing counters. Once, from req_finish. */

@@ -29,8 +29,8 @@ static struct xlate_state *state_of(struct resp_filter *f, struct gate_req *req)
     memset(st, 0, sizeof(*st));
     st->ctx.dir = req->rt.xlate;
     st->ctx.client_model = req->rt.d.rewrite_model || req->cm == NULL ? req->model
-                           : req->upstream_model != NULL          ? req->upstream_model
-                                                                  : req->cm->name;
+                           : req->upstream_model != NULL              ? req->upstream_model
+                                                                      : req->cm->name;
     st->ctx.request_id = req->id;
     st->ctx.created = (int64_t)req->wall_start;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
@@ -85,9 +85,9 @@ static int xl_event(struct resp_filter *f, struct gate_req *req, struct resp_eve
     if (req->rt.xs == NULL)
         return 0; /* not an answer the translation reads: nothing of it reaches the client */
     if (xlate_stream_event(req->rt.xs, ev->name, ev->data, ev->text, ev->text_len, emit, &a) < 0)
-        return req->stop_why != NULL ? -1
-                                     : stop(req, APIERR_BAD_GATEWAY,
-                                            "the provider's stream could not be translated");
+        return req->stop_why != NULL
+                   ? -1
+                   : stop(req, APIERR_BAD_GATEWAY, "the provider's stream could not be translated");
     return 0;
 }
 

@@ -363,6 +363,7 @@ void req_reset_exchange(struct gate_req *req)
     req->dec = NULL;
     xlate_stream_free(req->rt.xs);
     req->rt.xs = NULL;
+    req->rt.xdoc = NULL; /* in the arena */
     req->src = NULL;
     req->chain = NULL;
     req->up_status = 0;

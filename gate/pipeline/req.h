@@ -86,6 +86,8 @@ struct req_route {
     const char *label;           /* the classifier's label: NULL not asked, "" none */
     struct classify_state *cls;  /* classify.c's, NULL when no classifier was asked */
     enum xlate_dir xlate;        /* the translation the target in use needs */
+    cJSON *xdoc;                 /* the request translated for it (count), capped and sent
+                                  * (prepare); in the arena */
     struct xlate_stream *xs;     /* its stream state (malloc'd; freed when the request is) */
     struct req_attempt attempts[REQ_MAX_ATTEMPTS]; /* targets given up, in order */
     int nattempts;
@@ -94,6 +96,7 @@ struct req_route {
     double count_factor[4];
     uint32_t count_est[4];       /* ... parts estimated, and approximate (tok_count_result) */
     int count_approx[4];
+    int64_t count_took[4];       /* ... and how long counting took (us) */
     int ncount;
     int64_t t_sent, t_head;      /* the attempt in use: dispatched, its head came (us) */
     int reported;                /* the attempt in use was reported to health */

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gate/budget/budget.h"
 #include "gate/core/worker.h"
+#include "gate/pipeline/fallback.h"
 #include "gate/http/headbuf.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
@@ -122,32 +122,26 @@ static int build_upstream_request(struct gate_req *req, const char *body, size_t
     return 0;
 }
 
-/* The model name the target is asked for: its upstream_model, else its own name (the name the
- * client asked for when the entry is a wildcard). */
-static const char *served_name(const struct gate_req *req)
+/* The request translated for the target (stage_count made it), with the output cap admit
+ * decided: the client's cap members, as admit left them, bound the translated body's. */
+static int prepare_translated(struct gate_req *req)
 {
-    const struct conf_model *m = req->cm;
+    cJSON *doc = req->rt.xdoc;
+    struct outcap oc, uoc;
+    struct jsonedit_op ops[OUTCAP_MEMBERS];
+    char msg[160];
 
-    return m->upstream_model != NULL ? m->upstream_model : m->wildcard ? req->model : m->name;
-}
-
-/* The request in the target's API (routing/xlate.h). Returns 0, -1 when memory ran out, or 1
- * when the body cannot be expressed there (msg says which field: a 400). */
-static int prepare_translated(struct gate_req *req, const char *served, char *msg, size_t cap)
-{
-    const struct conf_model *m = req->cm;
-    int64_t max_tokens = m->max_output_tokens > 0 ? m->max_output_tokens : budget_model_cap(served);
-
-    if (max_tokens <= 0)
-        max_tokens = 4096; /* a model of unknown family: its provider's usual floor */
-    cJSON *doc = xlate_request(req->rt.xlate, req->json, served, max_tokens, req->stream, msg, cap);
     if (doc == NULL)
-        return strcmp(msg, "out of memory") == 0 ? -1 : 1;
-    req->upstream_model = arena_strndup(req->arena, served, strlen(served));
+        return -1;
+    if (outcap_read(req->client_api, req->json, &oc, msg, sizeof(msg)) == 0 && oc.value >= 0 &&
+        outcap_read(req->upstream_api, doc, &uoc, msg, sizeof(msg)) == 0 &&
+        outcap_clamp(&uoc, doc, oc.value, 1, req->arena, ops) < 0)
+        return -1;
+    req->upstream_model = route_served_name(req);
     /* a stream to an OpenAI provider asks for usage; its usage-only chunk is the gate's */
     req->usage_injected = req->stream && req->upstream_api->format == CONF_FMT_OPENAI;
     const char *text = cJSON_PrintUnformatted(doc); /* in the arena */
-    if (text == NULL || req->upstream_model == NULL)
+    if (text == NULL)
         return -1;
     return build_upstream_request(req, text, strlen(text));
 }
@@ -158,7 +152,7 @@ static int prepare(struct gate_req *req)
 {
     size_t len = evbuffer_get_length(req->msg.body);
     const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1);
-    const char *served = served_name(req);
+    const char *served = route_served_name(req);
     struct jsonedit_op *ops = req->edits;
     int nops = req->nedits, rc;
     const cJSON *now = cJSON_GetObjectItemCaseSensitive(req->json, "model");
@@ -206,19 +200,12 @@ static int prepare(struct gate_req *req)
 enum stage_rc stage_prepare(struct gate_req *req)
 {
     struct arena *prev = jsonmem_enter(req->arena);
-    char msg[400] = "";
-    int rc = req->rt.xlate != XLATE_NONE
-                 ? prepare_translated(req, served_name(req), msg, sizeof(msg))
-                 : prepare(req);
+    int rc = req->rt.xlate != XLATE_NONE ? prepare_translated(req) : prepare(req);
 
     jsonmem_leave(prev);
     if (rc < 0) {
         req_fail_memory(req);
         return STAGE_ANSWERED;
     }
-    if (req_memory_unbound(req) < 0)
-        return STAGE_ANSWERED;
-    if (rc > 0)
-        return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
-    return STAGE_NEXT;
+    return req_memory_unbound(req) < 0 ? STAGE_ANSWERED : STAGE_NEXT;
 }

@@ -43,9 +43,9 @@ static enum stage_rc route(struct gate_req *req)
             if (why[0] == '\0')
                 snprintf(msg, sizeof(msg), "model '%.200s' is not configured on this gate",
                          req->model);
-            return stage_fail(req, APIERR_MODEL_NOT_FOUND,
-                              arena_strndup(req->arena, why[0] ? why : msg,
-                                            strlen(why[0] ? why : msg)));
+            return stage_fail(
+                req, APIERR_MODEL_NOT_FOUND,
+                arena_strndup(req->arena, why[0] ? why : msg, strlen(why[0] ? why : msg)));
         case ROUTE_UNAVAILABLE:
             return stage_fail(req, APIERR_UNAVAILABLE, arena_strndup(req->arena, why, strlen(why)));
         case ROUTE_NO_FIT:

@@ -47,8 +47,10 @@ static int count_memo(struct gate_req *req, const tok_enc *enc, const char *mode
         if (rt->count_enc[i] == enc && rt->count_factor[i] == factor)
             return i;
     memset(r, 0, sizeof(*r));
+    int64_t t0 = gate_now_us();
     int ok = tok_count_request(enc, (tok_api)req->client_api->tok_api, req->json, model, factor,
                                r) == 0;
+    int64_t took = gate_now_us() - t0;
     if (i >= (int)(sizeof(rt->count_memo) / sizeof(rt->count_memo[0]))) {
         if (!ok)
             r->tokens = UINT64_MAX;
@@ -59,6 +61,7 @@ static int count_memo(struct gate_req *req, const tok_enc *enc, const char *mode
     rt->count_memo[i] = ok ? (int64_t)r->tokens : -1;
     rt->count_est[i] = r->estimated;
     rt->count_approx[i] = r->approximate;
+    rt->count_took[i] = took;
     rt->ncount++;
     return i;
 }
@@ -84,6 +87,7 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     const char *model;
     tok_count_result r;
     int64_t t0 = gate_now_us();
+    int counted_before = 0;
 
     tc->enc = enc_of(req, m, &model, &tc->factor);
     tc->input = -1;
@@ -91,8 +95,22 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     tc->estimated = 0;
     if (tc->enc == NULL)
         return;
+    if (req->rt.xdoc != NULL) {
+        /* the request as the target gets it, in its API (routing translated it) */
+        tc->api = req->upstream_api->tok_api;
+        if (tok_count_request(tc->enc, (tok_api)tc->api, req->rt.xdoc, model, tc->factor, &r) ==
+            0) {
+            tc->input = (int64_t)r.tokens;
+            tc->approximate = r.approximate;
+            tc->estimated = r.estimated;
+        }
+        tc->count_us = gate_now_us() - t0;
+        return;
+    }
     tc->api = req->client_api->tok_api; /* req->json is the client's body */
+    int n_before = req->rt.ncount;
     int i = count_memo(req, tc->enc, model, tc->factor, &r);
+    counted_before = i >= 0 && i < n_before;
     if (i >= 0) {
         tc->input = req->rt.count_memo[i];
         tc->approximate = req->rt.count_approx[i];
@@ -104,7 +122,8 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     }
     if (tc->input >= 0 && tok_json_has_nul_escape(raw, len))
         tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
-    tc->count_us = gate_now_us() - t0;
+    /* the time counting took, when routing counted it before (the memo) */
+    tc->count_us = counted_before ? req->rt.count_took[i] : gate_now_us() - t0;
 }
 
 /* Counts the pending text up to n bytes. */

@@ -68,17 +68,17 @@ function csvFields(line) {
 
 test('table: newest first, aligned, own counts marked with ~, cost in dollars', () => {
   const { lines, rows } = table();
-  assert.deepEqual(rows[0], ['TIME', 'ID', 'AGENT', 'TEAM', 'MODEL', 'SERVED', 'STATUS', 'IN',
-    'OUT', 'COST', 'LATENCY_MS', 'DECISION']);
+  assert.deepEqual(rows[0], ['TIME', 'ID', 'AGENT', 'TEAM', 'MODEL', 'SERVED', 'TIER', 'STATUS',
+    'IN', 'OUT', 'COST', 'LATENCY_MS', 'DECISION']);
   assert.deepEqual(rows.slice(1).map((r) => r[1]), ['r3', 'r4', 'r5', 'r2', 'r1']);
   const byId = Object.fromEntries(rows.slice(1).map((r) => [r[1], r]));
   assert.deepEqual(byId.r1, ['2026-01-10T08:00:00Z', 'r1', 'alice', 'search', 'gpt-4.1',
-    'gpt-4.1-2025-04-14', '200', '1200', '300', '$0.000123', '250', 'admitted']);
+    'gpt-4.1-2025-04-14', 'cheap', '200', '1200', '300', '$0.000123', '250', 'admitted']);
   assert.deepEqual(byId.r2, ['2026-01-11T09:30:00Z', 'r2', 'bob', 'ads', 'claude-haiku-4-5', '-',
-    '429', '~50', '-', '$0.000000', '0', 'rejected']);
-  assert.deepEqual(byId.r3.slice(6), ['502', '~42', '~7', '$0.000000', '2', 'error']);
-  assert.deepEqual(byId.r4.slice(1, 7), ['r4', '-', '-', '-', '-', '401']);
-  assert.equal(byId.r5[9], '$1.500000');
+    '-', '429', '~50', '-', '$0.000000', '0', 'rejected']);
+  assert.deepEqual(byId.r3.slice(6), ['expensive', '502', '~42', '~7', '$0.000000', '2', 'error']);
+  assert.deepEqual(byId.r4.slice(1, 8), ['r4', '-', '-', '-', '-', '-', '401']);
+  assert.equal(byId.r5[10], '$1.500000');
   // aligned: every column starts at the same offset on every line
   const col = (l, text) => l.indexOf(text);
   const idCol = col(lines[0], 'ID');
@@ -136,11 +136,22 @@ test('json: one object per line with every field, null for none', () => {
     model: 'gpt-4.1', served_model: 'gpt-4.1-2025-04-14', provider: 'openai', status: 200,
     stream: false, in_own: 1190, out_own: 298, in_usage: 1200, out_usage: 300, cached: 1024,
     cache_write: 0, tokens_charged: 1500, cost_nusd: 123000, reserved_tokens: 2000,
-    latency_us: 250400, decision: 'admitted', error: null,
+    latency_us: 250400, decision: 'admitted', error: null, rule: 'chit-chat', tier: 'cheap',
+    attempts: '[{"target":"gpt-4o-mini","reason":"status 503","status":503}]',
+    translation: 'openai.chat->anthropic.messages',
   });
   const r4 = all.find((x) => x.id === 'r4');
   assert.equal(r4.agent, null);
   assert.equal(r4.out_usage, null);
+});
+
+test('--tier and --rule: the rows routed by that tier or rule', () => {
+  assert.deepEqual(jsonIds('--tier', 'cheap'), ['r1']);
+  assert.deepEqual(jsonIds('--tier', 'expensive'), ['r3']);
+  assert.deepEqual(jsonIds('--rule', 'code'), ['r3']);
+  assert.deepEqual(jsonIds('--rule', 'chit-chat', '--tier', 'cheap'), ['r1']);
+  assert.deepEqual(jsonIds('--rule', 'chit-chat', '--tier', 'expensive'), []);
+  assert.deepEqual(jsonIds('--tier', 'no-such-tier'), []);
 });
 
 test('csv: a header and RFC 4180 quoting', () => {
@@ -155,7 +166,9 @@ test('csv: a header and RFC 4180 quoting', () => {
   for (const row of rows) assert.equal(Object.keys(row).length, head.length);
   assert.deepEqual(rows.map((x) => x.id), ['r3', 'r4', 'r5', 'r2', 'r1']);
   assert.equal(rows[0].error, 'upstream said "no", then closed');
-  assert.match(lines[1], /,"upstream said ""no"", then closed"$/);
+  assert.match(lines[1], /,"upstream said ""no"", then closed",code,expensive,,$/);
+  assert.equal(rows[4].tier, 'cheap');
+  assert.equal(rows[4].attempts, '[{"target":"gpt-4o-mini","reason":"status 503","status":503}]');
   assert.equal(rows[1].agent, '');
   assert.equal(rows[4].cost_nusd, '123000');
   assert.equal(rows[4].time, '2026-01-10T08:00:00.250Z');

@@ -296,6 +296,34 @@ test('a broken file on SIGHUP: the running config stays, the log names FILE:LINE
   assertWhole(await chat(g, KEY3, 'new-now', { model: 'gpt-reloaded' }), false, 8, 'new config');
 });
 
+test('a reload brings in tiers and rules: "auto" is refused before, routed after; the summary counts them', async () => {
+  const mock = await startMock();
+  const g = await startOrg(mock.url);
+  const before = await chat(g, KEY1, 'auto-before', { model: 'auto' });
+  assert.equal(before.status, 404, before.text);
+  g.write({
+    tail: ['tiers:', '  cheap: [gpt-4o-mini]', '  other: [gpt-second]', 'routing:',
+      '  aliases: { auto: other }', '  rules:',
+      "    - { name: short, match: { model: auto, input_tokens: { max: 100 } }, route: { tier: cheap } }",
+    ].join('\n'),
+  });
+  await sighup(g);
+  assert.match(g.proc.stderr, /configuration reloaded: .*2 tiers \(were 0\), 1 routing rules \(were 0\)/);
+  assertWhole(await chat(g, KEY1, 'auto-after', { model: 'auto' }), false, 8, 'routed');
+  // the request log is written by a thread of its own: wait for the record (bounded)
+  let rec;
+  for (let i = 0; i < 200 && !rec; i++) {
+    rec = fs.readFileSync(path.join(path.dirname(g.configPath), 'requests.jsonl'), 'utf8')
+      .split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.id === 'auto-after');
+    if (!rec) await sleep(25);
+  }
+  assert.ok(rec, 'the routed request was not logged');
+  assert.equal(rec.route.rule, 'short');
+  assert.equal(rec.route.tier, 'cheap');
+  assert.equal(rec.route.target, 'gpt-4o-mini');
+  assert.equal(rec.upstream_model, 'gpt-4o-mini');
+});
+
 test('POST /admin/v1/reload: 401 without the admin token (nothing reloaded), 400 with the loader\'s message, 400 for what cannot change, 200 and applied', async () => {
   const mock = await startMock();
   const g = await startOrg(mock.url);

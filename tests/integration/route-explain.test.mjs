@@ -173,7 +173,9 @@ test('an alias with no matching rule: every rule says why not, the alias decides
   assert.match(out, /^rule: none$/m);
   assert.match(out, /^tier: medium$/m);
   assert.match(out, /^target: gpt-4o \(provider oa\)$/m);
-  assert.match(out, /^cost at the model asked for: n\/a \(auto is an alias\)$/m);
+  // without rules the alias goes to its own destination: here the same target, no saving
+  assert.match(out, /^cost at the alias's own destination, gpt-4o: \$0\.\d{6} /m);
+  assert.match(out, /^saving: \$0\.000000 \(0\.0%\)$/m);
   assert.match(out, /^cost at gpt-4o: \$0\.\d{6} \(\d+ input tokens at \$2\.50\/M \+ 256 output tokens at \$10\.00\/M\)$/m);
   assert.match(out, /^budget: not known \(no agent\)$/m);
 });
@@ -240,6 +242,12 @@ test('text: a regex and keywords over the last user message, keywords over the s
   assert.match(out, /rule 12 chit-chat: matched \(model auto; last user message \(12 bytes\) has keyword 'hello'\) -> tier cheap/);
   assert.match(out, /^output cap: 300 \(the rule's\)$/m);
   assert.match(out, /300 output tokens at \$0\.60\/M/);
+  // the saving against where the alias goes without rules (tier medium: gpt-4o)
+  const chosen = Number(out.match(/^cost at gpt-4o-mini: \$(\d+\.\d+)/m)[1]);
+  const dest = Number(out.match(/^cost at the alias's own destination, gpt-4o: \$(\d+\.\d+)/m)[1]);
+  const saved = out.match(/^saving: \$(\d+\.\d+) \((\d+\.\d)%\)$/m);
+  assert.ok(saved && chosen < dest, out);
+  assert.ok(Math.abs(Number(saved[1]) - (dest - chosen)) < 2e-6, out);
   out = ok(explain({ model: 'auto', messages: [{ role: 'system', content: 'You are a classifier.' }, { role: 'user', content: 'x' }] }));
   assert.match(out, /rule 13 sorter: matched \(model auto; system prompt \(21 bytes\) has keyword 'classifier'\)/);
 });

@@ -154,9 +154,14 @@ test('OpenAI SDK: errors are typed', async () => {
       assert.match(e.requestID ?? '', /^[A-Za-z0-9._:-]{1,64}$/, 'the gate request id');
       return true;
     });
+  // an Anthropic model is reached through translation, but 'n' has no counterpart there
   await assert.rejects(
-    openai.chat.completions.create({ model: 'claude-haiku-4-5', messages }),
-    (e) => e instanceof OpenAI.BadRequestError && e.status === 400);
+    openai.chat.completions.create({ model: 'claude-haiku-4-5', messages, n: 2 }),
+    (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `${e.constructor.name}: ${e.message}`);
+      assert.match(e.message, /'n'/);
+      return true;
+    });
   await assert.rejects(
     openai.chat.completions.create({ model: 'gpt-4o-mini', messages },
       { headers: { 'x-mock-fault': '429' } }),
@@ -252,10 +257,12 @@ test('Anthropic SDK: errors are typed', async () => {
       return true;
     });
   await assert.rejects(
-    anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages }),
+    anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages, top_k: 5 }),
     (e) => {
+      // an OpenAI model is reached through translation, but top_k has no counterpart there
       assert.ok(e instanceof Anthropic.BadRequestError, `${e.constructor.name}: ${e.message}`);
       assert.equal(e.error?.error?.type, 'invalid_request_error');
+      assert.match(e.error?.error?.message ?? '', /top_k/);
       return true;
     });
   await assert.rejects(

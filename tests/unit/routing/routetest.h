@@ -112,6 +112,7 @@ struct req {
     struct route_input in;
     cJSON *body;
     int64_t tokens; /* what every tokenizer counts */
+    int counted;    /* how many times routing asked for it */
     const char *hname, *hval;
     struct route_trace trace;
 };
@@ -125,6 +126,7 @@ static inline const char *hdr(void *arg, const char *name)
 static inline int64_t count(void *arg, const struct conf_model *m)
 {
     struct req *r = arg;
+    r->counted++;
     return r->tokens;
 }
 

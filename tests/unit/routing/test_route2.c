@@ -48,6 +48,22 @@ START_TEST(context_window_guard)
     ck_assert_str_eq(first, "claude-haiku-4-5");
     req_done(&r);
 
+    /* a bound of the input under every window: nothing is counted for the guard; a bound that
+     * could pass a window: counted, and the count decides */
+    req_init(&r, c, "{\"model\":\"tier:cheap\",\"messages\":[]}", CONF_FMT_OPENAI);
+    r.tokens = 127999;
+    r.in.output_allowance = 4096;
+    r.in.input_bound = 5000;
+    r.counted = 0;
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
+    ck_assert_str_eq(first, "gpt-4o-mini"); /* the bound says it fits: the count is not asked */
+    ck_assert_int_eq(r.counted, 0);
+    r.in.input_bound = 124000; /* 124000 + 4096 > 128000: counted, and skipped */
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
+    ck_assert_str_eq(first, "claude-haiku-4-5");
+    ck_assert_int_gt(r.counted, 0);
+    req_done(&r);
+
     /* a concrete model */
     req_init(&r, c, "{\"model\":\"gpt-4o\",\"messages\":[]}", CONF_FMT_OPENAI);
     r.tokens = 130512;
