@@ -81,6 +81,12 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
  */
 int spend_settle(struct gate_req *req, int hold);
 
+/* Answers a reservation the budgets refused (why, at wall time now): 429 naming the scope,
+ * the window, what was used, reserved and needed, when it resets (budget_exceeded, a task's
+ * limit, a cutoff), or 400 for a request larger than its policy allows (spend_refuse.c). */
+struct budget_refusal;
+void spend_refuse(struct gate_req *req, const struct budget_refusal *why, double now);
+
 /* Writes the alerts a settlement crossed (budget_settle's) to stderr, the request log and the
  * admin's subscribers: for a charge settled apart from the request's own (the classifier's). */
 void spend_raise_alerts(struct gate_req *req, const struct budget_alert *a, int n);

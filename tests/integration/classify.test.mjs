@@ -255,6 +255,31 @@ test('a slow classifier falls through to the next rule at its timeout, charged i
   stalled.close();
 });
 
+test('a classifier the mock delays past the timeout: the request goes on by the next rule', async () => {
+  const gate = await startClassifyingGate();
+  const delay = ms(3000);
+  const rule = (r) => mock.direct('/_mock/models', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r),
+  });
+  const set = await rule({ model: 'classifier-mini', delay_ms: delay });
+  assert.equal(set.status, 200, set.text);
+  try {
+    const slow = await ask(gate, 'a2', `${COMPLEX} ${newId('delayed')}`);
+    assert.equal(slow.rec.classifier.outcome, 'timeout');
+    assert.equal(slow.rec.classifier.label, '');
+    assert.equal(slow.rec.route.rule, 'rest'); // not hard: no label came
+    assert.equal(slow.r.json.model, 'gpt-4.1');
+    // the gate gave up at its timeout, before the mock's delay was over
+    assert.ok(slow.rec.classifier.ms < delay, JSON.stringify(slow.rec.classifier));
+    const rows = await ledgerRows(gate, [`${slow.id}/classify`]);
+    assert.equal(rows.get(`${slow.id}/classify`).status, 504);
+    assert.equal(rows.get(`${slow.id}/classify`).tokens_charged, slow.rec.classifier.input_tokens);
+  } finally {
+    await rule({ model: 'classifier-mini' }); // a rule with only the model: removed
+  }
+  await gate.stop();
+});
+
 test('a failing classifier (500) falls through to the next rule, nothing charged', async () => {
   const body = '{"error":{"message":"the classifier broke","type":"server_error"}}';
   const failing = await startScriptedUpstream(() => 'HTTP/1.1 500 Internal Server Error\r\n' +
