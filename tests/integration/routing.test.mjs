@@ -259,6 +259,36 @@ describe('routing rules, the context guard and the records', () => {
     { target: 'gpt-4o-mini', tier: 'cheap', rule: 'sys' });
   });
 
+  test('Anthropic Messages bodies: the same rules read system blocks, image blocks, tools and the last user turn', async () => {
+    const msg = (extra) => ({ model: 'auto', max_tokens: 20, messages: user('Say something short.'), ...extra });
+    const viaMessages = async (body, rule, target, tier) => {
+      const x = await send(gate, mock, body, { 'x-api-key': KEYS.crawler }, { path: '/v1/messages' });
+      assertRoute(x, { target, tier, rule });
+      assert.equal(x.r.json.type, 'message', x.r.text);
+      assert.equal(x.rec.route.translation, 'anthropic.messages->openai.chat');
+      return x;
+    };
+    await viaMessages(msg(), null, 'gpt-4o', 'medium');
+    await viaMessages(msg({ system: [{ type: 'text', text: 'You are a ticket classifier.' }] }),
+      'sys', 'gpt-4o-mini', 'cheap');
+    await viaMessages(msg({ system: 'You are a classifier.' }), 'sys', 'gpt-4o-mini', 'cheap');
+    await viaMessages(msg({ messages: [{ role: 'user', content: [
+      { type: 'text', text: 'What is in it?' },
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+    ] }] }), 'images', 'gpt-4.1', 'expensive');
+    await viaMessages(msg({ tools: [{ name: 'lookup', input_schema: { type: 'object' } }] }),
+      'tools', 'gpt-4.1', 'expensive');
+    // the last user turn with text of its own: a turn of tool results only is skipped
+    await viaMessages(msg({
+      tools: undefined,
+      messages: [
+        { role: 'user', content: 'hello, look it up' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'tu_1', name: 'lookup', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu_1', content: 'found' }] },
+      ],
+    }), 'chit', 'gpt-4o-mini', 'cheap');
+  });
+
   test('the first rule that matches wins', async () => {
     // hdr-exact, tools and chit all hold: hdr-exact is listed first
     const tool = { type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } };
