@@ -170,6 +170,14 @@ describe('routing rules, the context guard and the records', () => {
     assert.ok(chunks.length > 0 && chunks.every((e) => e.json.model === 'auto'), s.r.text.slice(0, 400));
   });
 
+  test('rewrite_model on a translated answer: the name asked for', async () => {
+    const x = await send(gate, mock, { model: 'auto', max_tokens: 3, messages: user('hi there') },
+      { 'x-api-key': KEYS.crawler, 'x-cap': 'yes' }, { path: '/v1/messages' });
+    assertRoute(x, { target: 'gpt-4o-mini', tier: 'cheap', rule: 'capped' });
+    assert.equal(x.r.json.type, 'message', x.r.text);
+    assert.equal(x.r.json.model, 'auto', x.r.text);
+  });
+
   test('without rewrite_model, answers carry the target\'s name', async () => {
     const plain = await sendAs('crawler', auto());
     assertRoute(plain, { target: 'gpt-4o', tier: 'medium', rule: null });
