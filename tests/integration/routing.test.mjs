@@ -465,6 +465,7 @@ describe('canary split', () => {
         '  aliases: { auto: base }',
         '  rules:',
         '    - { name: canary, match: { model: auto }, route: { split: [ { target: c-a, percent: 10 }, { target: c-b, percent: 90 } ] } }',
+        '    - { name: mixed, match: { model: tier:base }, route: { split: [ { target: c-a, percent: 30 }, { tier: base, percent: 70 } ] } }',
       ],
     });
   });
@@ -499,6 +500,32 @@ describe('canary split', () => {
     assert.equal(recs.filter((r) => r.route?.rule === 'canary' && r.route.target === 'c-a').length, d['c-a']);
     const text = await metrics(gate);
     assert.equal(metric(text, 'tokengate_route_requests_total', { tier: '', target: 'c-a', rule: 'canary' }), d['c-a']);
+  });
+  test('a split share may be a tier: the record names the tier for those, none for the target\'s', async () => {
+    const N = 500;
+    const ids = [];
+    const b0 = await byModel(mock);
+    for (let i = 0; i < N; i += 10) {
+      const batch = await Promise.all(Array.from({ length: 10 }, async () => {
+        const id = newId('mixed');
+        const r = await gate.post('/v1/chat/completions', { model: 'tier:base', messages: user('x') },
+          { 'x-request-id': id });
+        assert.equal(r.status, 200, r.text);
+        return id;
+      }));
+      ids.push(...batch);
+    }
+    const d = moved(b0, await byModel(mock));
+    assert.equal((d['c-a'] || 0) + (d['c-b'] || 0), N);
+    const share = d['c-a'] / N;
+    assert.ok(share > 0.2 && share < 0.4, `c-a had ${(share * 100).toFixed(1)}%`);
+    const recs = [];
+    for (const id of ids.slice(-20)) recs.push(await gate.logRecord(id));
+    for (const rec of recs) {
+      assert.equal(rec.route.rule, 'mixed');
+      if (rec.route.target === 'c-a') assert.equal(rec.route.tier, undefined, JSON.stringify(rec.route));
+      else assert.deepEqual([rec.route.target, rec.route.tier], ['c-b', 'base']);
+    }
   });
 });
 
