@@ -151,7 +151,7 @@ describe('circuit breaker', () => {
 
     // after the cool-down, healthy (but slow): of requests sent together, one probes
     await coolDown();
-    assert.equal((await rule({ model: 'b-a', delay_ms: 500, times: -1 })).status, 200);
+    assert.equal((await rule({ model: 'b-a', delay_ms: ms(1500), times: -1 })).status, 200);
     const b0 = await byModel(mock);
     const together = await Promise.all([0, 1, 2, 3].map(async (i) => {
       await sleep(i * 50);
