@@ -14,8 +14,8 @@ import {
   test, cleanup, startMock, closedPort, ms, sleep, parseSSE, readLogNow,
 } from './harness.mjs';
 import {
-  user, bearer, startRoutingGate, metrics, metric, status, targetState, ledgerRows, ledgerRowsFor,
-  rowsOf, mockUsages, send, usedTokens,
+  user, bearer, admin, startRoutingGate, metrics, metric, status, targetState, ledgerRows,
+  ledgerRowsFor, rowsOf, mockUsages, send, usedTokens,
 } from './routing-util.mjs';
 
 after(cleanup);
@@ -339,6 +339,14 @@ describe('fallback to the next target', () => {
     assert.equal(w.r.status, 400, w.r.text);
     assert.match(w.r.json.error.message, /logprobs/);
     assert.equal((await mock.stats()).requests, c0);
+  });
+
+  test('no reservation is left behind by the attempts given up', async () => {
+    const r = await admin(gate, 'GET', '/admin/v1/budgets?scope=agent:fb&window=day&all=1');
+    const b = r.json.budgets[0];
+    assert.equal(b.reserved_tokens, 0, JSON.stringify(b));
+    const m = await metrics(gate);
+    assert.equal(metric(m, 'tokengate_reserved_tokens'), 0);
   });
 
   test('/metrics and /status: fallbacks and cost by tier, target and rule, attempts included', async () => {
