@@ -338,6 +338,22 @@ describe('routing rules, the context guard and the records', () => {
     assert.equal(raised.status, 200, raised.text);
     assertRoute(await sendAs('grader', auto({ max_tokens: 10 })),
       { target: 'gpt-4o', tier: 'medium', rule: null });
+    // the tightest budget on the path counts: the team's, for an agent of its own far below
+    const team = await admin(gate, 'GET', '/admin/v1/budgets?scope=team:eval&window=day&all=1');
+    assert.equal(team.status, 200, team.text);
+    const teamUsed = team.json.budgets[0].used_tokens;
+    const judgeUsed = await usedTokens(gate, 'judge');
+    assert.ok(judgeUsed < teamUsed * 0.5, `judge ${judgeUsed} of the team's ${teamUsed}`);
+    const putTeam = await admin(gate, 'PUT', '/admin/v1/budgets',
+      { scope: 'team:eval', window: 'day', tokens: Math.ceil(teamUsed / 0.85), usd: null });
+    assert.equal(putTeam.status, 200, putTeam.text);
+    assertRoute(await sendAs('judge', auto({ max_tokens: 10 })),
+      { target: 'gpt-4o-mini', tier: 'cheap', rule: 'near-budget' });
+    const clearTeam = await admin(gate, 'PUT', '/admin/v1/budgets',
+      { scope: 'team:eval', window: 'day', tokens: null, usd: null });
+    assert.equal(clearTeam.status, 200, clearTeam.text);
+    assertRoute(await sendAs('judge', auto({ max_tokens: 10 })),
+      { target: 'gpt-4o', tier: 'medium', rule: null });
   });
 
   test('context window: a target too small is skipped; none fits: 400 with the numbers, nothing forwarded', async () => {
