@@ -87,8 +87,8 @@ static int can_take(const struct gate_req *req, const struct route_cand *c)
 
     if (!c->translate)
         return 1;
-    enum xlate_dir dir = req->client_api == &api_openai_chat ? XLATE_OPENAI_TO_ANTHROPIC
-                                                              : XLATE_ANTHROPIC_TO_OPENAI;
+    enum xlate_dir dir =
+        req->client_api == &api_openai_chat ? XLATE_OPENAI_TO_ANTHROPIC : XLATE_ANTHROPIC_TO_OPENAI;
     return xlate_check(dir, req->json, why, sizeof(why)) == NULL;
 }
 
