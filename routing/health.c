@@ -453,23 +453,16 @@ static void status_one(cJSON *arr, const char *name, struct hslot *s, int64_t no
  * Adds to arr one object per target: those reported, in the order first seen, then the
  * targets of c's tiers never reported (closed, no latency). c may be NULL.
  */
-void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us, cJSON *arr)
+/* Calls fn for each target of c's tiers that h has not seen, once each. Under h's mutex. */
+static void each_unseen(struct route_health *h, const struct conf *c,
+                        void (*fn)(void *arg, const char *name), void *arg)
 {
-    if (h == NULL || arr == NULL)
-        return;
-    pthread_mutex_lock(&h->mu);
-    for (int i = 0; i < h->n; i++)
-        status_one(arr, h->slots[i].name, &h->slots[i], now_us);
     for (int t = 0; c != NULL && t < c->routing.ntiers; t++) {
         const struct conf_tier *tier = &c->routing.tiers[t];
         for (int k = 0; k < tier->ntargets; k++) {
             int m = tier->targets[k];
-            const char *name;
             int dup = 0;
-            if (m < 0 || m >= c->nmodels)
-                continue;
-            name = c->models[m].name;
-            if (slot_find(h, name, 0) != NULL)
+            if (m < 0 || m >= c->nmodels || slot_find(h, c->models[m].name, 0) != NULL)
                 continue;
             for (int u = 0; u < t && !dup; u++) /* listed by an earlier tier already */
                 for (int j = 0; j < c->routing.tiers[u].ntargets && !dup; j++)
@@ -477,9 +470,32 @@ void route_health_status(struct route_health *h, const struct conf *c, int64_t n
             for (int j = 0; j < k && !dup; j++)
                 dup = tier->targets[j] == m;
             if (!dup)
-                status_one(arr, name, NULL, now_us);
+                fn(arg, c->models[m].name);
         }
     }
+}
+
+struct unseen_status {
+    cJSON *arr;
+    int64_t now_us;
+};
+
+static void status_unseen(void *arg, const char *name)
+{
+    struct unseen_status *u = arg;
+    status_one(u->arr, name, NULL, u->now_us);
+}
+
+void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us, cJSON *arr)
+{
+    struct unseen_status u = {arr, now_us};
+
+    if (h == NULL || arr == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < h->n; i++)
+        status_one(arr, h->slots[i].name, &h->slots[i], now_us);
+    each_unseen(h, c, status_unseen, &u);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -513,9 +529,27 @@ static void emit(void (*out)(void *, const char *, size_t), void *arg, const cha
  * {target} (0 closed, 1 open, 2 half-open), tokengate_target_failures_total{target} and
  * tokengate_target_latency_ms{target,kind="ttfb|total",stat="ewma|p90"} (known ones only).
  */
-void route_health_metrics(struct route_health *h, int64_t now_us,
+struct unseen_metric {
+    void (*out)(void *arg, const char *line, size_t len);
+    void *arg;
+    const char *metric; /* its value is 0 */
+};
+
+static void metric_unseen(void *arg, const char *name)
+{
+    struct unseen_metric *u = arg;
+    char esc[HEALTH_NAME_MAX * 2 + 4], line[HEALTH_NAME_MAX * 2 + 160];
+
+    prom_escape(name, esc, sizeof(esc));
+    emit(u->out, u->arg, line,
+         snprintf(line, sizeof(line), "%s{target=\"%s\"} 0\n", u->metric, esc), sizeof(line));
+}
+
+void route_health_metrics(struct route_health *h, const struct conf *c, int64_t now_us,
                           void (*out)(void *arg, const char *line, size_t len), void *arg)
 {
+    struct unseen_metric um = {out, arg, NULL};
+
     char esc[HEALTH_NAME_MAX * 2 + 4], line[HEALTH_NAME_MAX * 2 + 160];
     static const char *kinds[2] = {"ttfb", "total"};
 
@@ -538,6 +572,8 @@ void route_health_metrics(struct route_health *h, int64_t now_us,
                                               : 0),
              sizeof(line));
     }
+    um.metric = "tokengate_target_state"; /* not tried yet: closed */
+    each_unseen(h, c, metric_unseen, &um);
     emit(out, arg, line,
          snprintf(line, sizeof(line),
                   "# HELP tokengate_target_failures_total Failed attempts per target "
@@ -550,6 +586,8 @@ void route_health_metrics(struct route_health *h, int64_t now_us,
                       esc, (unsigned long long)h->slots[i].failures_total),
              sizeof(line));
     }
+    um.metric = "tokengate_target_failures_total";
+    each_unseen(h, c, metric_unseen, &um);
     emit(out, arg, line,
          snprintf(line, sizeof(line),
                   "# HELP tokengate_target_latency_ms Answer latency per target (ms): moving "

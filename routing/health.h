@@ -63,12 +63,12 @@ void route_health_unprobe(struct route_health *h, const char *target);
  * fewer than 5 samples are known. */
 int64_t route_health_p90_ms(struct route_health *h, const char *target, int first_byte);
 
-/* /status: an array, one object per target seen (state, failures in a row, error ratio, EWMA
+/* /status: an array, one object per target seen or in one of c's tiers (state, failures in a row, error ratio, EWMA
  * and p90 latencies, open until). /metrics: Prometheus lines (tokengate_target_state,
  * tokengate_target_failures_total, tokengate_target_latency_ms) appended to out. */
 void route_health_status(struct route_health *h, const struct conf *c, int64_t now_us,
                          cJSON *arr);
-void route_health_metrics(struct route_health *h, int64_t now_us,
+void route_health_metrics(struct route_health *h, const struct conf *c, int64_t now_us,
                           void (*out)(void *arg, const char *line, size_t len), void *arg);
 
 #endif

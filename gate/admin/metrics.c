@@ -131,7 +131,9 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                             (unsigned long long)ledger_spilled(srv->ledger));
     if (srv->health != NULL) {
         uint64_t ls[4];
-        route_health_metrics(srv->health, gate_now_us(), metric_line, b);
+        struct conf *cf = gate_conf_get(srv);
+        route_health_metrics(srv->health, cf, gate_now_us(), metric_line, b);
+        conf_unref(cf);
         rstats_metrics(srv->rstats, metric_line, b);
         labelcache_stats(srv->labels, ls);
         evbuffer_add_printf(b,

@@ -29,6 +29,9 @@ int filter_chain_build(struct gate_req *req)
         return -1;
     if (req->rt.xlate != XLATE_NONE && filter_push(req, &filter_xlate, NULL) < 0)
         return -1;
+    if (req->rt.xlate == XLATE_NONE && req->rt.routed && req->rt.d.rewrite_model &&
+        filter_push(req, &filter_model, NULL) < 0)
+        return -1;
     return filter_push(req, &filter_writer, NULL);
 }
 

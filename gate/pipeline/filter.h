@@ -61,6 +61,10 @@ extern const struct resp_filter_type filter_writer;
  * before the writer when the target speaks the other API. */
 extern const struct resp_filter_type filter_xlate;
 
+/* The model name the client asked for in an answer of its own API, for a routing rule with
+ * rewrite_model (filter_model.c): added before the writer. */
+extern const struct resp_filter_type filter_model;
+
 /* Adds a filter of type t at the end of req's chain (req->chain). Returns 0, or -1 when out of
  * memory. */
 int filter_push(struct gate_req *req, const struct resp_filter_type *t, void *state);

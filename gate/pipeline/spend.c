@@ -223,7 +223,7 @@ static int decided(struct gate_req *req, enum budget_rc rc, const struct budget_
     int64_t allowance = req->resv.allowance;
     int add = req->resv.write_max;
     int64_t rule_cap = req->rt.routed ? req->rt.d.max_output_tokens : -1;
-    if (rule_cap >= 0 && (allowance < 0 || allowance > rule_cap)) {
+    if (rule_cap >= 0 && (allowance < 0 || allowance >= rule_cap)) {
         allowance = rule_cap;
         add = 1;
     }

@@ -143,12 +143,7 @@ describe('routing rules, the context guard and the records', () => {
     }
   });
 
-  // gate/pipeline/spend.c decided(): the ask's max_output is already the rule's cap, so the
-  // allowance equals it and `allowance > rule_cap` is false: add stays resv.write_max, which is
-  // 0 for an agent no budget could overrun, and no cap member is written (`>=` fixes it).
-  test('a rule\'s output cap is written into a request that has none', {
-    todo: 'spend.c decided(): a rule cap equal to the allowance is not written when no budget could be overrun (allowance > rule_cap should be >=)',
-  }, async () => {
+  test('a rule\'s output cap is written into a request that has none', async () => {
     const x = await sendAs('crawler', auto(), { 'x-cap': 'yes' });
     assertRoute(x, { target: 'gpt-4o-mini', tier: 'cheap', rule: 'capped' });
     const sent = JSON.parse((await mock.last()).body);
@@ -156,11 +151,7 @@ describe('routing rules, the context guard and the records', () => {
     assert.ok(x.r.json.usage.completion_tokens <= 5, x.r.text);
   });
 
-  // filter_xlate.c is the only place that puts the name asked for in the answer, and it runs
-  // only for a translated answer (filter.c pushes it when rt.xlate != XLATE_NONE).
-  test('rewrite_model: answers, whole and streamed, carry the name asked for', {
-    todo: 'rewrite_model acts only through filter_xlate (translated answers); an answer in the client\'s own format keeps the target\'s name',
-  }, async () => {
+  test('rewrite_model: answers, whole and streamed, carry the name asked for', async () => {
     const x = await sendAs('crawler', auto({ max_tokens: 3 }), { 'x-cap': 'yes' });
     assertRoute(x, { target: 'gpt-4o-mini', tier: 'cheap', rule: 'capped' });
     assert.equal(x.r.json.model, 'auto', x.r.text);
@@ -469,10 +460,7 @@ describe('routing rules, the context guard and the records', () => {
     assert.equal(metric(text, 'tokengate_target_state', { target: 'gpt-4o' }), 0);
   });
 
-  // /status lists each tier's targets not tried yet; /metrics only those health has seen.
-  test('/metrics tokengate_target_state shows a tier\'s target not tried yet, as /status does', {
-    todo: 'gate/admin/metrics.c (health branch): target_state only for targets tried; the issue: "/status and /metrics show each target\'s state"',
-  }, async () => {
+  test('/metrics tokengate_target_state shows a tier\'s target not tried yet, as /status does', async () => {
     const text = await metrics(gate);
     assert.equal(metric(text, 'tokengate_target_state', { target: 'small-a' }), 0);
   });

@@ -519,8 +519,11 @@ START_TEST(status_lists_tier_targets_and_metrics)
     ck_assert_int_eq((int)num(o, "retry_after_s"), 0);
     cJSON_Delete(arr);
 
-    route_health_metrics(h, T0 + S, buf_out, b);
+    route_health_metrics(h, &c, T0 + S, buf_out, b);
     ck_assert_ptr_nonnull(strstr(b->s, "# TYPE tokengate_target_state gauge\n"));
+    /* a tier target never tried shows too: closed, no failures */
+    ck_assert_ptr_nonnull(strstr(b->s, "tokengate_target_state{target=\"gpt-4o-mini\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(b->s, "tokengate_target_failures_total{target=\"gpt-4o-mini\"} 0\n"));
     ck_assert_ptr_nonnull(strstr(b->s, "tokengate_target_state{target=\"we\\\"ird\\\\name\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(b->s, "tokengate_target_state{target=\"gpt-4o\"} 0\n"));
     ck_assert_ptr_nonnull(
@@ -537,7 +540,7 @@ START_TEST(status_lists_tier_targets_and_metrics)
     ck_assert_ptr_null(strstr(b->s, "tokengate_target_latency_ms{target=\"we"));
     /* after the cool-down: half-open, 2 */
     b->n = 0;
-    route_health_metrics(h, T0 + 15 * S, buf_out, b);
+    route_health_metrics(h, &c, T0 + 15 * S, buf_out, b);
     ck_assert_ptr_nonnull(strstr(b->s, "tokengate_target_state{target=\"we\\\"ird\\\\name\"} 2\n"));
     free(b);
     route_health_free(h);
