@@ -442,6 +442,21 @@ int64_t route_ctx_tokens(struct route_ctx *x)
     return x->tokens;
 }
 
+/* More than the rules' count of the input can be (in->input_bound at the calibration of the
+ * model asked for, whose tokenizer counts for the rules), or 0 when not known. */
+static double rule_bound(struct route_ctx *x)
+{
+    const struct conf_model *m;
+    double f = 1;
+
+    if (x->in->input_bound <= 0)
+        return 0;
+    m = conf_find_model(x->in->conf, x->in->model);
+    if (m != NULL && m->calibration > 1)
+        f = m->calibration;
+    return (double)x->in->input_bound * f;
+}
+
 static void features(struct route_ctx *x)
 {
     if (!x->have_f) {
@@ -632,9 +647,21 @@ enum rule_result route_rule_eval(struct route_ctx *x, const struct conf_rule *r,
             return RULE_NO;
         }
     }
-    if ((r->input_min >= 0 || r->input_max >= 0) &&
-        !in_range(route_ctx_tokens(x), r->input_min, r->input_max, "input tokens", x, why, cap))
-        return RULE_NO;
+    if (r->input_min >= 0 || r->input_max >= 0) {
+        /* the body's bound settles most ranges without counting: more than any count, so a
+         * min above it cannot hold and a max (alone) at or above it must */
+        double b = rule_bound(x);
+        if (b > 0 && r->input_min >= 0 && b < (double)r->input_min) {
+            if (x->trace)
+                snprintf(why, cap, "input tokens < min %lld (the body is %.0f bytes)",
+                         (long long)r->input_min, b);
+            return RULE_NO;
+        }
+        if (!(b > 0 && r->input_min < 0 && b <= (double)r->input_max) &&
+            !in_range(route_ctx_tokens(x), r->input_min, r->input_max, "input tokens", x, why,
+                      cap))
+            return RULE_NO;
+    }
     char tu[300] = "", ts[300] = "";
     if ((r->last_user.code || r->last_user.nkeywords) &&
         !text_holds(x, &r->last_user, 0, "last user message", why, cap))

@@ -195,6 +195,26 @@ START_TEST(counts_and_flags)
     r.tokens = -1; /* uncountable: no token rule holds */
     ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
     ck_assert_int_eq(d.rule, -1);
+    /* the body's bound settles a range without counting: a bound under 300 makes "small" hold
+     * (whatever the count would say), a bound under 2000 makes "big" fail; a bound over the
+     * max asks for the count */
+    r.in.input_bound = 250;
+    r.tokens = 5000; /* not asked */
+    r.counted = 0;
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
+    ck_assert_str_eq(d.rule_name, "small");
+    ck_assert_int_eq(r.counted, 0);
+    r.in.input_bound = 1500;
+    r.tokens = 100;
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
+    ck_assert_str_eq(d.rule_name, "small");
+    ck_assert_int_gt(r.counted, 0);
+    r.tokens = 400;
+    r.counted = 0;
+    ck_assert_int_eq(decide(&r, &d, &first), ROUTE_OK);
+    ck_assert_int_eq(d.rule, -1); /* "big" failed on the bound (1500 < 2000) */
+    ck_assert_int_eq(r.counted, 1); /* only "small" counted */
+    r.in.input_bound = 0;
     /* budget */
     r.tokens = 100;
     r.in.budget_used = 0.95;
