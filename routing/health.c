@@ -31,6 +31,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "routing/rstats.h"
+
 #define HEALTH_NAME_MAX 128
 #define HEALTH_BUCKETS 10
 #define HEALTH_INDEX (ROUTE_HEALTH_MAX * 2) /* a power of two: at most half full */
@@ -499,24 +501,6 @@ void route_health_status(struct route_health *h, const struct conf *c, int64_t n
     pthread_mutex_unlock(&h->mu);
 }
 
-/* Writes v as a Prometheus label value (\\, \" and \n escaped) into out (cap bytes). */
-static void prom_escape(const char *v, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (; *v != '\0' && o + 3 < cap; v++) {
-        if (*v == '\\' || *v == '"') {
-            out[o++] = '\\';
-            out[o++] = *v;
-        } else if (*v == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else
-            out[o++] = *v;
-    }
-    out[o] = '\0';
-}
-
 static void emit(void (*out)(void *, const char *, size_t), void *arg, const char *line, int n,
                  size_t cap)
 {
@@ -540,7 +524,7 @@ static void metric_unseen(void *arg, const char *name)
     struct unseen_metric *u = arg;
     char esc[HEALTH_NAME_MAX * 2 + 4], line[HEALTH_NAME_MAX * 2 + 160];
 
-    prom_escape(name, esc, sizeof(esc));
+    rstats_label(name, esc, sizeof(esc));
     emit(u->out, u->arg, line,
          snprintf(line, sizeof(line), "%s{target=\"%s\"} 0\n", u->metric, esc), sizeof(line));
 }
@@ -564,7 +548,7 @@ void route_health_metrics(struct route_health *h, const struct conf *c, int64_t 
     for (int i = 0; i < h->n; i++) {
         struct hslot *s = &h->slots[i];
         enum route_circuit st = slot_state(s, now_us);
-        prom_escape(s->name, esc, sizeof(esc));
+        rstats_label(s->name, esc, sizeof(esc));
         emit(out, arg, line,
              snprintf(line, sizeof(line), "tokengate_target_state{target=\"%s\"} %d\n", esc,
                       st == ROUTE_OPEN        ? 1
@@ -580,7 +564,7 @@ void route_health_metrics(struct route_health *h, const struct conf *c, int64_t 
                   "(connect, timeout, 5xx).\n# TYPE tokengate_target_failures_total counter\n"),
          sizeof(line));
     for (int i = 0; i < h->n; i++) {
-        prom_escape(h->slots[i].name, esc, sizeof(esc));
+        rstats_label(h->slots[i].name, esc, sizeof(esc));
         emit(out, arg, line,
              snprintf(line, sizeof(line), "tokengate_target_failures_total{target=\"%s\"} %llu\n",
                       esc, (unsigned long long)h->slots[i].failures_total),
@@ -596,7 +580,7 @@ void route_health_metrics(struct route_health *h, const struct conf *c, int64_t 
          sizeof(line));
     for (int i = 0; i < h->n; i++) {
         struct hslot *s = &h->slots[i];
-        prom_escape(s->name, esc, sizeof(esc));
+        rstats_label(s->name, esc, sizeof(esc));
         for (int k = 0; k < 2; k++) {
             struct hring *r = k == 0 ? &s->ttfb : &s->total;
             int64_t p90 = ring_p90_us(r);

@@ -126,8 +126,7 @@ void rstats_add(struct rstats *s, const char *tier, const char *target, const ch
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Writes v as a Prometheus label value (\\, \" and \n escaped) into out (cap bytes). */
-static void prom_escape(const char *v, char *out, size_t cap)
+void rstats_label(const char *v, char *out, size_t cap)
 {
     size_t o = 0;
 
@@ -153,9 +152,9 @@ static void row_line(const struct rrow *r, enum rkind k, void (*out)(void *, con
     char line[RSTATS_NAME_MAX * 6 + 160];
     int n = 0;
 
-    prom_escape(r->tier, tier, sizeof(tier));
-    prom_escape(r->target, target, sizeof(target));
-    prom_escape(r->rule, rule, sizeof(rule));
+    rstats_label(r->tier, tier, sizeof(tier));
+    rstats_label(r->target, target, sizeof(target));
+    rstats_label(r->rule, rule, sizeof(rule));
     switch (k) {
     case RK_REQUESTS:
         n = snprintf(line, sizeof(line),

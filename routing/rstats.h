@@ -32,4 +32,8 @@ void rstats_metrics(struct rstats *s, void (*out)(void *arg, const char *line, s
  * "requests_by_rule" (objects: name -> requests; "" for none). */
 void rstats_status(struct rstats *s, cJSON *obj);
 
+/* Writes v as a Prometheus label value (\\, \" and \n escaped) into out (cap bytes, at
+ * least 4), cut short when it does not fit: for health.c's metrics too. */
+void rstats_label(const char *v, char *out, size_t cap);
+
 #endif

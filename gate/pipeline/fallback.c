@@ -206,6 +206,15 @@ static void unprobe_from(struct gate_req *req, int i)
         route_health_unprobe(h, d->cand[i].model->name);
 }
 
+/* The name of the tier of the target in use, or NULL for a target outside tiers. */
+static const char *tier_in_use(const struct gate_req *req)
+{
+    const struct route_decision *d = &req->rt.d;
+    int t = d->next > 0 ? d->cand[d->next - 1].tier : -1;
+
+    return t >= 0 ? req->conf->routing.tiers[t].name : NULL;
+}
+
 void route_finish(struct gate_req *req)
 {
     struct gate_server *srv = req->w->srv;
@@ -222,17 +231,35 @@ void route_finish(struct gate_req *req)
     }
     if (srv->rstats == NULL || !req->rt.routed || req->cm == NULL)
         return;
-    const char *tier = "";
+    const char *tier = tier_in_use(req);
     int64_t in = req->usage.have ? req->usage.input : req->tc.input > 0 ? req->tc.input : 0;
     int64_t out = req->usage.have ? req->usage.output : (int64_t)req->tc.output;
     int64_t nusd = req->charged_nusd;
     for (int i = 0; i < req->rt.nattempts; i++)
         nusd += req->rt.attempts[i].nusd;
-    int t = d->next > 0 ? d->cand[d->next - 1].tier : -1;
-    if (t >= 0)
-        tier = req->conf->routing.tiers[t].name;
-    rstats_add(srv->rstats, tier, req->cm->name, d->rule_name ? d->rule_name : "",
+    rstats_add(srv->rstats, tier ? tier : "", req->cm->name, d->rule_name ? d->rule_name : "",
                req->rt.nattempts > 0, in, out, nusd);
+}
+
+/* Adds the attempts given up to array a (NULL: nothing): target, reason, status, what each
+ * was charged. */
+static void add_attempts(const struct gate_req *req, cJSON *a)
+{
+    for (int i = 0; a != NULL && i < req->rt.nattempts; i++) {
+        const struct req_attempt *at = &req->rt.attempts[i];
+        cJSON *o = cJSON_CreateObject();
+        char cost[48];
+        int64_t n = at->nusd > 0 ? at->nusd : 0;
+        cJSON_AddStringToObject(o, "target", at->target);
+        cJSON_AddStringToObject(o, "reason", at->reason);
+        cJSON_AddNumberToObject(o, "status", at->status);
+        cJSON_AddNumberToObject(o, "tokens_charged", (double)at->tokens);
+        /* dollars from whole nano-dollars, in digits, as the record's own cost_usd */
+        snprintf(cost, sizeof(cost), "%lld.%09lld", (long long)(n / 1000000000),
+                 (long long)(n % 1000000000));
+        cJSON_AddRawToObject(o, "cost_usd", cost);
+        cJSON_AddItemToArray(a, o);
+    }
 }
 
 void route_rec_fields(struct gate_req *req, const char **rule, const char **tier,
@@ -244,23 +271,13 @@ void route_rec_fields(struct gate_req *req, const char **rule, const char **tier
     if (!req->rt.routed)
         return;
     *rule = d->rule_name;
-    int t = d->next > 0 ? d->cand[d->next - 1].tier : -1;
-    if (t >= 0)
-        *tier = req->conf->routing.tiers[t].name;
+    *tier = tier_in_use(req);
     *translation = xlate_name(req->rt.xlate);
     if (req->rt.nattempts == 0)
         return;
     struct arena *prev = jsonmem_enter(req->arena);
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a != NULL && i < req->rt.nattempts; i++) {
-        const struct req_attempt *at = &req->rt.attempts[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "target", at->target);
-        cJSON_AddStringToObject(o, "reason", at->reason);
-        cJSON_AddNumberToObject(o, "status", at->status);
-        cJSON_AddNumberToObject(o, "tokens_charged", (double)at->tokens);
-        cJSON_AddItemToArray(a, o);
-    }
+    add_attempts(req, a);
     *attempts = a != NULL ? cJSON_PrintUnformatted(a) : NULL; /* in the arena */
     jsonmem_leave(prev);
 }
@@ -278,9 +295,8 @@ void route_log(struct gate_req *req, cJSON *rec)
     cJSON_AddStringToObject(r, "via", d->via ? d->via : "model");
     if (d->rule_name != NULL)
         cJSON_AddStringToObject(r, "rule", d->rule_name);
-    int t = d->next > 0 ? d->cand[d->next - 1].tier : -1;
-    if (t >= 0)
-        cJSON_AddStringToObject(r, "tier", req->conf->routing.tiers[t].name);
+    if (tier_in_use(req) != NULL)
+        cJSON_AddStringToObject(r, "tier", tier_in_use(req));
     if (req->cm != NULL)
         cJSON_AddStringToObject(r, "target", req->cm->name);
     if (req->rt.label != NULL)
@@ -289,21 +305,7 @@ void route_log(struct gate_req *req, cJSON *rec)
         cJSON_AddNumberToObject(r, "downgrades", req->rt.downgrades);
     if (req->rt.xlate != XLATE_NONE)
         cJSON_AddStringToObject(r, "translation", xlate_name(req->rt.xlate));
-    cJSON *a = cJSON_AddArrayToObject(r, "attempts");
-    for (int i = 0; a != NULL && i < req->rt.nattempts; i++) {
-        const struct req_attempt *at = &req->rt.attempts[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "target", at->target);
-        cJSON_AddStringToObject(o, "reason", at->reason);
-        cJSON_AddNumberToObject(o, "status", at->status);
-        cJSON_AddNumberToObject(o, "tokens_charged", (double)at->tokens);
-        char cost[48];
-        int64_t n = at->nusd > 0 ? at->nusd : 0;
-        snprintf(cost, sizeof(cost), "%lld.%09lld", (long long)(n / 1000000000),
-                 (long long)(n % 1000000000));
-        cJSON_AddRawToObject(o, "cost_usd", cost);
-        cJSON_AddItemToArray(a, o);
-    }
+    add_attempts(req, cJSON_AddArrayToObject(r, "attempts"));
 }
 
 int route_downgrade(struct gate_req *req)
