@@ -149,9 +149,13 @@ void req_fail(struct gate_req *req, enum apierr kind, const char *message)
     }
     n = api_dialect_errors(req->client_api, req->fmt)
             ->error_body(kind, message, body, sizeof(body));
-    /* 503 is for now: say when to come back */
+    /* 503 is for now: say when to come back (when every target routing had waits for its
+     * retry-after or cool-down, that) */
+    char ra[40];
+    snprintf(ra, sizeof(ra), "retry-after: %d\r\n",
+             req->rt.d.retry_after_s > 1 ? req->rt.d.retry_after_s : 1);
     req_respond(req, apierr_status(kind), "application/json",
-                kind == APIERR_UNAVAILABLE ? "retry-after: 1\r\n" : NULL, body, n);
+                kind == APIERR_UNAVAILABLE ? ra : NULL, body, n);
 }
 
 /* ---- memory ------------------------------------------------------------------------- */
