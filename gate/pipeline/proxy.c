@@ -336,6 +336,7 @@ static void on_up_failed(void *arg, enum apierr kind, const char *message, int r
         return;
     }
     req->upstream = REQ_UP_FAILED;
+    req->up_timed_out = kind == APIERR_GATEWAY_TIMEOUT;
     enum route_outcome o = req->rt.fb_status == 429        ? ROUTE_FAIL_LIMITED
                            : req->rt.fb_status != 0           ? ROUTE_FAIL_STATUS
                            : kind == APIERR_GATEWAY_TIMEOUT ? ROUTE_FAIL_TIMEOUT

@@ -379,6 +379,7 @@ void req_reset_exchange(struct gate_req *req)
     req->upstream_paused = 0;
     req->tries = 0;
     req->upstream = REQ_UP_NONE;
+    req->up_timed_out = 0;
     req->out_unreadable = 0;
     req->nedits = 0;
     req->usage_injected = 0;

@@ -184,6 +184,8 @@ struct gate_req {
     struct budget_resv resv;
     enum req_decision decision;     /* for the ledger and the log */
     enum req_upstream upstream;     /* what became of the exchange */
+    int up_timed_out;               /* ... it failed waiting for the provider (504): the
+                                     * provider had the request and may be making it */
     int out_unreadable;             /* the provider's answer could not be read (it does not
                                      * parse, or it is over the size cap): charged no less
                                      * than the reservation when it was a 2xx (spend.c) */

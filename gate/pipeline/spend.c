@@ -520,14 +520,19 @@ static int64_t max64(int64_t a, int64_t b)
  * count of the input and of the output relayed, nor below any partial usage the provider
  * reported (Anthropic's message_start says 1 output token); and when the output could not be
  * read at all (a body that does not parse, or one over max_response_bytes), never below the
- * reservation. A provider error without usage, or a request never sent, costs nothing.
+ * reservation. A request the provider had that got no answer in time (a timeout), or whose
+ * client left before any, is charged its input. A provider error without usage, a reset
+ * before any answer, or a request never sent, costs nothing.
  */
 static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64_t *nusd)
 {
     const struct usage *u = &req->usage;
     const struct conf_price *price = req->cm ? &req->cm->price : NULL;
     int answered = req->up_status >= 200 && req->up_status < 300;
-    int sent_unanswered = req->up_status == 0 && req->ex.forwarded && req->upstream == REQ_UP_SENT;
+    /* the provider had the request and no answer came: the client left, or the gate stopped
+     * waiting (a timeout): it may be making the answer, and bills at least the prompt */
+    int sent_unanswered = req->up_status == 0 && req->ex.forwarded &&
+                          (req->upstream == REQ_UP_SENT || req->up_timed_out);
 
     *tokens = *output = *nusd = 0;
     if (u->have && u->final && u->bad == NULL) {
@@ -552,7 +557,7 @@ static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64
         cache_write = u->cache_write;
     }
     if (!answered)
-        out = 0; /* the client left before any answer: the provider had the prompt */
+        out = 0; /* no answer (the client left, a timeout): the provider had the prompt */
     *tokens = in + out;
     *output = out;
     *nusd = budget_cost(price, max64(in - cached - cache_write, 0), cached, cache_write, out);

@@ -443,8 +443,11 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
         }
         break;
       case 'hang':
+        // the provider had the prompt and the gate stopped waiting: its input is charged, no
+        // output (none came)
         assert.equal(x.status, 504, what);
-        assert.equal(r.tokens_charged, 0, what);
+        assert.ok(num(r.in_own) > 0, what);
+        assert.equal(r.tokens_charged, num(r.in_own), what);
         break;
       case 'f500':
       case 'f429':
