@@ -108,6 +108,9 @@ int xlate_add_str(cJSON *obj, const char *key, const char *s);
 int xlate_add_num(cJSON *obj, const char *key, double v);
 int xlate_append(cJSON *arr, cJSON *item);
 
+/* An Anthropic text content block {"type":"text","text":text} (NULL when out of memory). */
+cJSON *xlate_text_block(const char *text);
+
 /* A deep copy of v (NULL when v is NULL or out of memory). */
 cJSON *xlate_dup(const cJSON *v);
 

@@ -372,3 +372,14 @@ cJSON *xlate_dup(const cJSON *v)
 {
     return v != NULL ? cJSON_Duplicate(v, 1) : NULL;
 }
+
+cJSON *xlate_text_block(const char *text)
+{
+    cJSON *b = cJSON_CreateObject();
+
+    if (xlate_add_str(b, "type", "text") < 0 || xlate_add_str(b, "text", text) < 0) {
+        cJSON_Delete(b);
+        return NULL;
+    }
+    return b;
+}

@@ -100,17 +100,6 @@ static int add_str_or_null(cJSON *o, const char *key, const char *s)
 
 /* ---- the whole answer ------------------------------------------------------------------ */
 
-static cJSON *text_block(const char *text)
-{
-    cJSON *b = cJSON_CreateObject();
-
-    if (xlate_add_str(b, "type", "text") < 0 || xlate_add_str(b, "text", text) < 0) {
-        cJSON_Delete(b);
-        return NULL;
-    }
-    return b;
-}
-
 /* A tool call -> a tool_use block, or (arguments not an object) a text block saying so.
  * *used is set when it is a tool_use. */
 static cJSON *tool_block(const cJSON *call, int *used)
@@ -129,7 +118,7 @@ static cJSON *tool_block(const cJSON *call, int *used)
         if (t == NULL)
             return NULL;
         snprintf(t, len, "[a call of tool '%s' whose arguments are not a JSON object: %s]", n, a);
-        b = text_block(t);
+        b = xlate_text_block(t);
         free(t);
         return b;
     }
@@ -178,12 +167,12 @@ cJSON *xlate_ao_response(const struct xlate_ctx *ctx, const cJSON *doc)
         goto fail;
     v = XGET(msg, "content");
     if (cJSON_IsString(v) && v->valuestring[0] != '\0' &&
-        xlate_append(content, text_block(v->valuestring)) < 0)
+        xlate_append(content, xlate_text_block(v->valuestring)) < 0)
         goto fail;
     v = XGET(msg, "refusal");
     if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
         refusal = 1;
-        if (xlate_append(content, text_block(v->valuestring)) < 0)
+        if (xlate_append(content, xlate_text_block(v->valuestring)) < 0)
             goto fail;
     }
     cJSON_ArrayForEach(call, XGET(msg, "tool_calls"))

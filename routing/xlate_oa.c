@@ -222,17 +222,6 @@ static int oom(struct oa_req *q)
     return -1;
 }
 
-static cJSON *text_block(const char *text)
-{
-    cJSON *b = cJSON_CreateObject();
-
-    if (xlate_add_str(b, "type", "text") < 0 || xlate_add_str(b, "text", text) < 0) {
-        cJSON_Delete(b);
-        return NULL;
-    }
-    return b;
-}
-
 /* Appends the text of content (a string, or parts of type text or refusal) to blocks, one
  * block a part, empty ones left out. Parts of other types are the caller's (skipped here). */
 static int add_texts(struct oa_req *q, cJSON *blocks, const cJSON *content, const char *field)
@@ -242,7 +231,7 @@ static int add_texts(struct oa_req *q, cJSON *blocks, const cJSON *content, cons
     if (cJSON_IsString(content)) {
         if (content->valuestring[0] == '\0')
             return 0;
-        return xlate_append(blocks, text_block(content->valuestring)) < 0 ? oom(q) : 0;
+        return xlate_append(blocks, xlate_text_block(content->valuestring)) < 0 ? oom(q) : 0;
     }
     if (!is_set(content))
         return 0;
@@ -261,7 +250,7 @@ static int add_texts(struct oa_req *q, cJSON *blocks, const cJSON *content, cons
             continue;
         if (!cJSON_IsString(s))
             return fail(q, field, "has a text part without a string");
-        if (s->valuestring[0] != '\0' && xlate_append(blocks, text_block(s->valuestring)) < 0)
+        if (s->valuestring[0] != '\0' && xlate_append(blocks, xlate_text_block(s->valuestring)) < 0)
             return oom(q);
     }
     return 0;
@@ -352,7 +341,7 @@ static int user_message(struct oa_req *q, const cJSON *m, int i)
             const cJSON *s = XGET(p, "text");
             if (!cJSON_IsString(s))
                 return fail(q, pf, "is a text part without a string");
-            if (s->valuestring[0] != '\0' && xlate_append(blocks, text_block(s->valuestring)) < 0)
+            if (s->valuestring[0] != '\0' && xlate_append(blocks, xlate_text_block(s->valuestring)) < 0)
                 return oom(q);
         } else {
             return fail(q, pf, "is a content part an Anthropic model does not take");
