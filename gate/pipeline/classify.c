@@ -113,41 +113,26 @@ static void cls_send(struct classify_state *st);
 
 /* ---- the end of every outcome ---------------------------------------------------------- */
 
-/* What the classification is charged (tokens in, out, nano-dollars), as spend.c decides for a
- * request: the provider's final usage when sane; a 2xx without it (or unreadable), the
- * reservation; no answer once the provider may have had the prompt, the input counted; an
- * error status without usage, or nothing sent, nothing. */
+/* What the classification is charged (tokens in, out, nano-dollars), by the rule requests are
+ * charged by (spend_charge): a 2xx without usage is charged its counted input and the output
+ * it may hold, and no less than its reservation (it was not read). */
 static void cls_charge(struct classify_state *st)
 {
-    const struct usage *u = &st->usage;
-    const struct conf_price *price = &st->cm->price;
-    int answered = st->status >= 200 && st->status < 300;
+    int64_t tokens, output;
+    struct spend_basis b = {
+        .u = &st->usage,
+        .price = &st->cm->price,
+        .answered = st->status >= 200 && st->status < 300,
+        .sent_unanswered = st->status == 0 && st->ex.forwarded,
+        .in = st->input,
+        .out = CLASSIFY_MAX_OUTPUT,
+        .unreadable = 1,
+        .resv = &st->resv,
+    };
 
-    st->tokens_in = st->tokens_out = st->nusd = 0;
-    if (u->have && u->final && u->bad == NULL) {
-        int64_t uncached = u->input - u->cached - u->cache_write;
-        st->tokens_in = u->input;
-        st->tokens_out = u->output;
-        st->nusd =
-            budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write, u->output);
-        return;
-    }
-    if (answered) {
-        int64_t in = st->input, out = CLASSIFY_MAX_OUTPUT;
-        int64_t nusd = budget_cost(price, in, 0, 0, out);
-        if (st->resv.made) {
-            in = st->resv.tokens - out > in ? st->resv.tokens - out : in;
-            nusd = st->resv.nusd > nusd ? st->resv.nusd : nusd;
-        }
-        st->tokens_in = in;
-        st->tokens_out = out;
-        st->nusd = nusd;
-        return;
-    }
-    if (st->status == 0 && st->ex.forwarded) {
-        st->tokens_in = st->input; /* the provider had the prompt */
-        st->nusd = budget_cost(price, st->input, 0, 0, 0);
-    }
+    spend_charge(&b, &tokens, &output, &st->nusd);
+    st->tokens_in = tokens - output;
+    st->tokens_out = output;
 }
 
 /* Settles the reservation, counts the spend on the worker and, for a classification that was

@@ -514,8 +514,8 @@ static int64_t max64(int64_t a, int64_t b)
 }
 
 /*
- * What a request is charged when it ends (tokens and nano-dollars), the one place that
- * decides it. The provider's usage counts when it is final and sane. Otherwise, once the
+ * What an exchange is charged when it ends (tokens and nano-dollars), the one place that
+ * decides it, for requests and the classifier's calls alike (spend.h). The provider's usage counts when it is final and sane. Otherwise, once the
  * provider had the request and did not refuse it, the charge is never below the gate's own
  * count of the input and of the output relayed, nor below any partial usage the provider
  * reported (Anthropic's message_start says 1 output token); and when the output could not be
@@ -524,47 +524,60 @@ static int64_t max64(int64_t a, int64_t b)
  * client left before any, is charged its input. A provider error without usage, a reset
  * before any answer, or a request never sent, costs nothing.
  */
-static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64_t *nusd)
+void spend_charge(const struct spend_basis *b, int64_t *tokens, int64_t *output, int64_t *nusd)
 {
-    const struct usage *u = &req->usage;
-    const struct conf_price *price = req->cm ? &req->cm->price : NULL;
-    int answered = req->up_status >= 200 && req->up_status < 300;
-    /* the provider had the request and no answer came: the client left, or the gate stopped
-     * waiting (a timeout): it may be making the answer, and bills at least the prompt */
-    int sent_unanswered = req->up_status == 0 && req->ex.forwarded &&
-                          (req->upstream == REQ_UP_SENT || req->up_timed_out);
+    const struct usage *u = b->u;
 
     *tokens = *output = *nusd = 0;
     if (u->have && u->final && u->bad == NULL) {
         int64_t uncached = u->input - u->cached - u->cache_write;
         *tokens = u->input + u->output;
         *output = u->output;
-        *nusd = budget_cost(price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
+        *nusd = budget_cost(b->price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
                             u->output);
         return;
     }
-    if (!answered && !sent_unanswered)
+    if (!b->answered && !b->sent_unanswered)
         return;
-    /* an uncounted body is bounded by its size: no token is shorter than a byte */
-    int64_t in = req->tc.input >= 0 ? req->tc.input
-                 : req->msg.body != NULL ? (int64_t)evbuffer_get_length(req->msg.body)
-                                     : 0;
-    int64_t out = (int64_t)req->tc.output, cached = 0, cache_write = 0;
+    int64_t in = b->in, out = b->out, cached = 0, cache_write = 0;
     if (u->have && u->bad == NULL) {
         in = max64(in, u->input);
         out = max64(out, u->output);
         cached = u->cached;
         cache_write = u->cache_write;
     }
-    if (!answered)
+    if (!b->answered)
         out = 0; /* no answer (the client left, a timeout): the provider had the prompt */
     *tokens = in + out;
     *output = out;
-    *nusd = budget_cost(price, max64(in - cached - cache_write, 0), cached, cache_write, out);
-    if (answered && req->out_unreadable && req->resv.made) {
-        *tokens = max64(*tokens, req->resv.tokens);
-        *nusd = max64(*nusd, req->resv.nusd);
+    *nusd = budget_cost(b->price, max64(in - cached - cache_write, 0), cached, cache_write, out);
+    if (b->answered && b->unreadable && b->resv != NULL && b->resv->made) {
+        *tokens = max64(*tokens, b->resv->tokens);
+        *nusd = max64(*nusd, b->resv->nusd);
     }
+}
+
+/* The request's own basis for spend_charge. */
+static void charge(struct gate_req *req, int64_t *tokens, int64_t *output, int64_t *nusd)
+{
+    struct spend_basis b = {
+        .u = &req->usage,
+        .price = req->cm ? &req->cm->price : NULL,
+        .answered = req->up_status >= 200 && req->up_status < 300,
+        /* the provider had the request and no answer came: the client left, or the gate
+         * stopped waiting (a timeout): it may be making the answer, and bills the prompt */
+        .sent_unanswered = req->up_status == 0 && req->ex.forwarded &&
+                           (req->upstream == REQ_UP_SENT || req->up_timed_out),
+        /* an uncounted body is bounded by its size: no token is shorter than a byte */
+        .in = req->tc.input >= 0 ? req->tc.input
+              : req->msg.body != NULL ? (int64_t)evbuffer_get_length(req->msg.body)
+                                      : 0,
+        .out = (int64_t)req->tc.output,
+        .unreadable = req->out_unreadable,
+        .resv = &req->resv,
+    };
+
+    spend_charge(&b, tokens, output, nusd);
 }
 
 /* The ledger record of req as it stands, charged tokens and nusd. Its strings are the

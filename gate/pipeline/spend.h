@@ -81,6 +81,28 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap);
  */
 int spend_settle(struct gate_req *req, int hold);
 
+/*
+ * What one exchange with a provider is charged (tokens, of which output, nano-dollars): the
+ * single rule, for requests (spend.c) and the classifier's calls (classify.c). The provider's
+ * usage counts when it is final and sane. Otherwise, once the provider had the request and did
+ * not refuse it (answered: a 2xx; sent_unanswered: no answer came), never below the gate's own
+ * counts in and out (out only when answered) nor below partial usage; an answer that could not
+ * be read, never below the reservation. A provider error without usage, or a request never
+ * sent, costs nothing.
+ */
+struct usage;
+struct conf_price;
+struct budget_resv;
+struct spend_basis {
+    const struct usage *u;
+    const struct conf_price *price;
+    int answered, sent_unanswered;
+    int64_t in, out;
+    int unreadable;
+    const struct budget_resv *resv; /* or NULL */
+};
+void spend_charge(const struct spend_basis *b, int64_t *tokens, int64_t *output, int64_t *nusd);
+
 /* Answers a reservation the budgets refused (why, at wall time now): 429 naming the scope,
  * the window, what was used, reserved and needed, when it resets (budget_exceeded, a task's
  * limit, a cutoff), or 400 for a request larger than its policy allows (spend_refuse.c). */
