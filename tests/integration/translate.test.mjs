@@ -16,6 +16,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, parseSSE, newId, sleep, ms,
+  RawClient, rawPost,
 } from './harness.mjs';
 
 const KEY = 'tg-xlate-agent-key-0001';
@@ -45,17 +46,23 @@ function config(dir) {
     `  claude-haiku-4-5: { provider: mock-anthropic, ${price(1, 5)}, max_output_tokens: 8192 }`,
     `  gpt-4o-errors: { provider: mock-openai, ${price(0.15, 0.6)}, max_output_tokens: 16384 }`,
     `  claude-errors: { provider: mock-anthropic, ${price(1, 5)}, max_output_tokens: 8192 }`,
+    `  gpt-long: { provider: mock-openai, ${price(0.15, 0.6)}, max_output_tokens: 100000 }`,
+    `  claude-long: { provider: mock-anthropic, ${price(1, 5)}, max_output_tokens: 100000 }`,
     'tiers:',
     '  oai: [gpt-4o-mini]',
     '  anth: [claude-haiku-4-5]',
     '  oaierr: [gpt-4o-errors]',
     '  antherr: [claude-errors]',
+    '  oailong: [gpt-long]',
+    '  anthlong: [claude-long]',
     'routing:',
     '  aliases:',
     '    to-anthropic: anth',
     '    to-openai: oai',
     '    errors-to-anthropic: antherr',
     '    errors-to-openai: oaierr',
+    '    long-to-anthropic: anthlong',
+    '    long-to-openai: oailong',
     'org: acme',
     'departments:',
     '  d: { teams: { t: { agents: [agent] } } }',
@@ -705,3 +712,42 @@ test('an error in the middle of a translated stream reaches the SDK as its own e
   // the provider bills for the request it was sent, the translated one (OpenAI's chat formula)
   assert.ok(arec.tokens_charged >= au.input + au.sent, q({ arec, au }));
 });
+
+// A translated stream whose client leaves mid-way: what the provider made before it saw the
+// close is read and counted (in the provider's own format, before translation), and the charge
+// is the provider's final usage when it came, else the gate's own count of the input and of the
+// output read, never less than what reached the client; the provider is stopped.
+for (const [name, path_, body] of [
+  ['OpenAI client, Anthropic model', '/v1/chat/completions',
+    { model: 'long-to-anthropic', stream: true, max_tokens: 90000, messages: [{ role: 'user', content: 'go on' }] }],
+  ['Anthropic client, OpenAI model', '/v1/messages',
+    { model: 'long-to-openai', stream: true, max_tokens: 90000, messages: [{ role: 'user', content: 'go on' }] }],
+]) {
+  test(`${name}: the client leaves a translated stream: charged what the provider made, not less than what was relayed`, async () => {
+    const id = newId('xl-gone');
+    const c = await RawClient.connect(gate.port);
+    await c.write(rawPost(path_, body, { authorization: `Bearer ${KEY}`, 'x-request-id': id,
+      'x-mock-tokens': '90000' }));
+    await c.until(() => c.received > 3000, ms(10000), 'some of the stream');
+    const relayed = c.received;
+    c.destroy();
+    const row = await ledgerRow(id);
+    const deadline = Date.now() + ms(10000);
+    let u = await mock.usageOf(id);
+    while (!(u?.closed || u?.complete) && Date.now() < deadline) { await sleep(50); u = await mock.usageOf(id); }
+    const what = q({ row, u, relayed });
+    assert.equal(row.status, 200, what);
+    assert.equal(row.translation, name.startsWith('OpenAI') ? OA2AN : AN2OA, what);
+    if (row.in_usage !== null && u.complete) {
+      // the gate read the provider's final usage: exactly what it billed
+      assert.equal(row.tokens_charged, u.input + u.output, what);
+    } else {
+      // no final usage: the gate's own counts, the output read at least what the client got
+      assert.ok(row.in_own > 0 && row.out_own > 0, what);
+      assert.equal(row.tokens_charged, Math.max(row.in_own, row.in_usage ?? 0) +
+        Math.max(row.out_own, row.out_usage ?? 0), what);
+      assert.ok(u.closed && u.sent < 90000, `the provider was stopped: ${what}`);
+      assert.ok(row.out_own <= u.sent, what);
+    }
+  });
+}
