@@ -152,6 +152,66 @@ test('kill -9 with requests in flight: each is charged at its reservation on res
   assert.doesNotMatch(gate.proc.tail(), /were in flight/);
 });
 
+test('kill -9 during a fallback: the attempt given up keeps its own row, the attempt in flight is ' +
+  'charged at its reservation on restart', { timeout: ms(90000) }, async () => {
+  const mock = await startMock();
+  const dir = tempDir('tg-crash-fb-');
+  const db = path.join(dir, 'ledger.db');
+  const q = JSON.stringify;
+  // two targets of one tier: the first answers too late (a first-byte timeout: charged its
+  // input, a row "ID/1" of its own), the second never answers (in flight at the kill)
+  const text = config(dir, mock.url)
+    .replace("  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }",
+      "  gpt-a: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }\n" +
+      "  gpt-b: { provider: mock-openai, price: { input: 2.50, output: 10.00 } }\n" +
+      "tiers:\n  t: [gpt-a, gpt-b]\nrouting:\n  aliases: { auto: t }\n" +
+      "timeouts: { upstream_first_byte: 1s }");
+  let gate = await startGate({ configText: text, dir, env: ENV });
+  gate.admin = await gateAdminPort(gate);
+  for (const r of [{ model: 'gpt-a', delay_ms: 5000, times: 1 }, { model: 'gpt-b', fault: 'hang', times: 1 }]) {
+    const set = await mock.direct('/_mock/models', { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body: q(r) });
+    assert.equal(set.status, 200, set.text);
+  }
+  const id = 'fb-crash-1';
+  const pending = gate.post('/v1/chat/completions', {
+    model: 'auto', max_tokens: 200, messages: [{ role: 'user', content: 'crash during a fallback' }],
+  }, { authorization: `Bearer ${KEY}`, 'x-request-id': id }, { timeoutMs: ms(30000) }).catch((e) => e);
+  const deadline = Date.now() + ms(20000);
+  for (;;) {
+    const by = (await mock.stats()).by_model ?? {};
+    if ((by['gpt-a'] ?? 0) >= 1 && (by['gpt-b'] ?? 0) >= 1) break;
+    assert.ok(Date.now() < deadline, `the fallback never reached gpt-b: ${q(by)}`);
+    await sleep(20);
+  }
+  await sleep(200); /* the second attempt is on its way: reserved, in the journal */
+  const held = await teamDay(gate);
+  assert.ok(held.reserved_tokens > 200, q(held));
+  gate.proc.child.kill('SIGKILL');
+  await gate.proc.waitExit(ms(5000));
+  await pending;
+
+  gate = await startGate({ configText: text, dir, env: ENV });
+  gate.admin = await gateAdminPort(gate);
+  const recs = ledgerRecords(db);
+  const given = recs.find((r) => r.id === `${id}/1`);
+  const inflight = recs.find((r) => r.id === id);
+  assert.ok(given && inflight, q(recs));
+  assert.equal(recs.length, 2, q(recs));
+  // the attempt given up: its input, at gpt-a's price, recorded before the kill
+  assert.equal(given.decision, 'fallback', q(given));
+  assert.equal(given.served_model, 'gpt-a', q(given));
+  assert.ok(given.in_own > 0 && given.tokens_charged === given.in_own, q(given));
+  // the attempt in flight: its reservation at gpt-b's price, from the journal
+  assert.equal(inflight.decision, 'unsettled', q(inflight));
+  assert.equal(inflight.served_model, 'gpt-b', q(inflight));
+  assert.equal(inflight.tokens_charged, inflight.reserved_tokens, q(inflight));
+  assert.equal(inflight.tokens_charged, held.reserved_tokens, q({ inflight, held }));
+  const now = await teamDay(gate);
+  assert.equal(now.used_tokens, given.tokens_charged + inflight.tokens_charged, q(now));
+  assert.equal(now.reserved_tokens, 0);
+});
+
 test('a second gate on the same ledger is refused: it would recover the first one\'s requests',
   async () => {
     const mock = await startMock();
