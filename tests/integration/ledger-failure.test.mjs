@@ -316,6 +316,77 @@ test('stopped while the ledger fails: the records go to the spill file, and the 
   await assertLedger(gate, mock, ['spilled-0'], ['refused-0']);
 });
 
+test('a fallback while the ledger fails: both records (the attempt given up and the answer) go ' +
+  'to the spill file with their routing, and the next start writes them, once', { timeout: ms(90000) }, async () => {
+  const mock = await startMock();
+  const dir = tempDir('tg-lf-fb-');
+  const q = JSON.stringify;
+  // gpt-a answers too late (a first-byte timeout: charged its input), gpt-b answers
+  const text = config(dir, mock.url)
+    .replace("  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }",
+      "  gpt-a: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }\n" +
+      "  gpt-b: { provider: mock-openai, price: { input: 2.50, output: 10.00 } }\n" +
+      "tiers:\n  t: [gpt-a, gpt-b]\nrouting:\n  aliases: { auto: t }\n" +
+      "timeouts: { upstream_first_byte: 1s }");
+  const boot = async () => {
+    const g = await startGate({ configText: text, dir, env: ENV });
+    g.admin = await gateAdminPort(g);
+    g.db = path.join(dir, 'state', 'ledger.db');
+    return g;
+  };
+  let gate = await boot();
+  const set = await mock.direct('/_mock/models', { method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: q({ model: 'gpt-a', delay_ms: 5000, times: 1 }) });
+  assert.equal(set.status, 200, set.text);
+  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  holder.stdout.on('data', (d) => { out += d; });
+  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
+    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const id = 'fb-spilled';
+  const r = await gate.post('/v1/chat/completions', {
+    model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: 'a fallback while it fails' }],
+  }, { authorization: `Bearer ${KEY}`, 'x-request-id': id, 'x-mock-tokens': '12' },
+  { timeoutMs: ms(30000) });
+  assert.equal(r.status, 200, r.text);
+  await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
+  assert.equal((await gate.stop()).code, 0);
+  const spill = fs.readFileSync(gate.db + '.spill', 'utf8').split('\n').filter((l) => l)
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(spill.map((x) => x.id).sort(), [id, `${id}/1`]);
+  holder.stdin.end('COMMIT;\n');
+  await new Promise((res) => holder.on('exit', res));
+
+  gate = await boot();
+  await gate.proc.waitFor('stderr', /2 records written from .*ledger\.db\.spill/, ms(5000),
+    'the spill file written');
+  const recs = ledgerRecords(gate.db);
+  assert.equal(recs.length, 2, q(recs));
+  const given = recs.find((x) => x.id === `${id}/1`);
+  const answer = recs.find((x) => x.id === id);
+  const u = (await mock.hook('GET', '/_mock/usage')).usage[id];
+  // the attempt given up: its input at gpt-a's price, its routing kept through the spill file
+  assert.equal(given.decision, 'fallback', q(given));
+  assert.equal(given.served_model, 'gpt-a');
+  assert.ok(given.in_own > 0 && given.tokens_charged === given.in_own, q(given));
+  assert.equal(given.tier, 't');
+  // the answer: what the mock billed for gpt-b, with the attempt listed
+  assert.equal(answer.decision, 'admitted', q(answer));
+  assert.equal(answer.served_model, 'gpt-b');
+  assert.equal(answer.tier, 't');
+  assert.deepEqual(JSON.parse(answer.attempts).map((a) => a.target), ['gpt-a']);
+  assert.ok(u, 'the mock billed the answer');
+  // (the mock keys usage by request id, which both attempts carry: the answer's own usage is
+  // the one its row read, the 12 tokens the mock was asked for)
+  assert.equal(answer.out_usage, 12, q(answer));
+  assert.equal(answer.tokens_charged, answer.in_usage + answer.out_usage, q(answer));
+  const b = await adminRequest(gate.admin, 'GET', '/admin/v1/budgets?scope=team:ops&window=day',
+    { token: ADMIN_TOKEN });
+  assert.equal(b.json.budgets[0].used_tokens, given.tokens_charged + answer.tokens_charged);
+});
+
 test('killed while the ledger fails: a request whose record waited in memory is charged at its ' +
   'reservation on restart', { timeout: ms(90000) }, async () => {
   const mock = await startMock();
