@@ -34,6 +34,8 @@ struct conf_provider {
 /* USD per million tokens, as written; -1 when not given. */
 struct conf_price {
     double input, output, cached_input, cache_write;
+    double cache_write_1h; /* a 1-hour prompt-cache write (Anthropic): 2 x input unless set;
+                            * cache_write is the 5-minute write's price */
     int set;
 };
 
@@ -47,6 +49,8 @@ struct conf_model {
     struct conf_price price;
     long max_output_tokens; /* the model's own cap on output, or 0 for the default by family */
     long context_window;    /* input + output tokens the model takes, 0 when not known (no guard) */
+    long cache_min_tokens;  /* the shortest prefix the provider caches (Anthropic: 1024, 2048 or
+                             * 4096 by family), 0 for the default by family */
     int index;              /* position in conf.models */
 };
 
@@ -173,6 +177,86 @@ struct conf_limit {
     int64_t nusd; /* nano-dollars */
 };
 
+/* An http:// or https:// URL taken apart: a provider's base_url, the alert webhook. */
+struct conf_url {
+    int tls;           /* 1 for https */
+    char *host;        /* host name or address literal, no brackets */
+    int port;
+    char *host_header; /* the Host header: host, or host:port for a port that is not the default */
+    char *path;        /* the path as written, "" for none */
+};
+
+/* Takes the URL u apart into out (whose strings are malloc'd; conf_url_free frees them).
+ * Returns NULL, or why u is not a URL the gate can use ("has a bad port"), after which out
+ * holds nothing to free. */
+const char *conf_parse_url(const char *u, struct conf_url *out);
+void conf_url_free(struct conf_url *u);
+
+/* ---- caches (conf/confcache.c) ------------------------------------------------------------ */
+
+enum conf_cache_mode {
+    CONF_CACHE_AUTO = 0, /* requests with temperature 0, and those whose header opts in */
+    CONF_CACHE_ON,       /* every request that can be cached (and not opted out) */
+    CONF_CACHE_OFF,      /* none, whatever the header says */
+};
+
+/* A policy's caching: what a scope's agents get (inherited as the rest of a policy is). Each
+ * member has its default when the policy does not say. */
+struct conf_policy_cache {
+    enum conf_cache_mode responses; /* responses: auto */
+    enum conf_level scope;          /* entries (responses, tool results) shared within: agent */
+    int64_t ttl_ms;                 /* a response entry lives: 10 min */
+    int prompt_anthropic;           /* prompt.anthropic: breakpoints placed on Anthropic
+                                     * targets when the client placed none: 0 */
+    int prompt_ttl_1h;              /* prompt.ttl: 5m (0) or 1h (1) */
+    int prompt_openai_key;          /* prompt.openai_key: prompt_cache_key per scope: 0 */
+    enum conf_level prompt_scope;   /* prompt.scope: the scope the key names: agent */
+};
+
+/* The gate's caches: their caps, shared by all tenants' entries (which never cross scopes). */
+struct conf_cache {
+    int responses;               /* cache.responses.enabled: 1 */
+    size_t max_bytes;            /* cache.responses.max_bytes: 256 MiB, LRU */
+    size_t max_entry_bytes;      /* cache.responses.max_entry_bytes: 4 MiB: larger not stored */
+    int64_t max_ttl_ms;          /* cache.responses.max_ttl: 24 h: a policy's ttl is cut to it */
+    int prefix_counts;           /* cache.prefix_counts.enabled: 1 */
+    int64_t prefix_max_entries;  /* cache.prefix_counts.max_entries: 1,000,000, LRU */
+    size_t tools_max_bytes;      /* cache.tools.max_bytes: 64 MiB (tool results, MCP lists) */
+    size_t tools_max_entry_bytes; /* cache.tools.max_entry_bytes: 1 MiB */
+    char **tools;                /* cache.tools.ttl: the tools /v1/tool-cache takes (the
+                                  * allowlist), with their TTLs */
+    int64_t *tools_ttl_ms;
+    int ntools;
+};
+
+/* ---- MCP servers (conf/confmcp.c) ---------------------------------------------------------- */
+
+struct conf_mcp_tool {
+    char *name;
+    int64_t ttl_ms;              /* tools/call results cached this long (on the allowlist) */
+};
+
+struct conf_mcp_team {
+    char *team;                  /* a team's name */
+    char **tools;                /* the only tools it sees (the others are hidden from it) */
+    int ntools;
+};
+
+struct conf_mcp_server {
+    char *name;                  /* /mcp/{name} */
+    char *url;                   /* its streamable HTTP endpoint, as written */
+    struct conf_url u;           /* ... taken apart */
+    char *api_key_env;           /* the gate's credential for it: sent as Authorization:
+                                  * Bearer, never shown to agents; NULL for none */
+    char *api_key;               /* its value at load time */
+    struct conf_mcp_tool *tools; /* the cache allowlist, with TTLs: none by default */
+    int ntools;
+    struct conf_mcp_team *teams; /* per-team allowlists of visible tools */
+    int nteams;
+    int64_t list_ttl_ms;         /* tools/list cached this long: 5 min */
+    int64_t timeout_ms;          /* an answer's first byte: timeouts.upstream_first_byte */
+};
+
 struct conf_policy {
     char *name;
     int64_t min_per_agent, max_per_agent; /* tokens per policy window, per agent; -1 none */
@@ -184,6 +268,7 @@ struct conf_policy {
     int64_t task_max_nusd, task_max_requests; /* per x-tokengate-task id; -1 none */
     int prefer_cost;                      /* routing: the cheapest target of the tier ... */
     int64_t max_latency_ms;               /* ... whose recent p90 is under this; -1 none */
+    struct conf_policy_cache cache;       /* caching (conf/confcache.c) */
 };
 
 /* One node of the org tree: the org, a department, a team or an agent. */
@@ -208,21 +293,6 @@ struct conf_admin {
     char *token_env;            /* variable holding the admin token */
     char *token_file;           /* else a file holding it, made with a random token if absent */
 };
-
-/* An http:// or https:// URL taken apart: a provider's base_url, the alert webhook. */
-struct conf_url {
-    int tls;           /* 1 for https */
-    char *host;        /* host name or address literal, no brackets */
-    int port;
-    char *host_header; /* the Host header: host, or host:port for a port that is not the default */
-    char *path;        /* the path as written, "" for none */
-};
-
-/* Takes the URL u apart into out (whose strings are malloc'd; conf_url_free frees them).
- * Returns NULL, or why u is not a URL the gate can use ("has a bad port"), after which out
- * holds nothing to free. */
-const char *conf_parse_url(const char *u, struct conf_url *out);
-void conf_url_free(struct conf_url *u);
 
 struct conf_alerts {
     int thresholds[8];          /* percent of a budget, ascending */
@@ -286,6 +356,9 @@ struct conf {
     struct conf_admin admin;
     struct conf_alerts alerts;
     struct conf_routing routing;
+    struct conf_cache cache;
+    struct conf_mcp_server *mcp;
+    int nmcp;
 
     int refs;
 };

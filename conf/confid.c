@@ -180,7 +180,7 @@ int confid_model_key(struct loader *l, const char *name, const char *k, const ya
         return 1;
     if (conf_want_mapping(l, v, "price") < 0)
         return -1;
-    m->price = (struct conf_price){-1, -1, -1, -1, 1};
+    m->price = (struct conf_price){-1, -1, -1, -1, -1, 1};
     FOR_PAIRS(l, v, pair) {
         const char *pk = conf_scalar(conf_node(l, pair->key));
         const yaml_node_t *pv = conf_node(l, pair->value);
@@ -195,10 +195,12 @@ int confid_model_key(struct loader *l, const char *name, const char *k, const ya
             slot = &m->price.cached_input;
         else if (strcmp(pk, "cache_write") == 0)
             slot = &m->price.cache_write;
+        else if (strcmp(pk, "cache_write_1h") == 0)
+            slot = &m->price.cache_write_1h;
         else
             return conf_fail(l, conf_node(l, pair->key),
                              "model '%s': price has no '%s' (input, output, cached_input, "
-                             "cache_write: USD per million tokens)",
+                             "cache_write, cache_write_1h: USD per million tokens)",
                              name, pk);
         if (want_price(l, pv, pk, slot) < 0)
             return -1;
@@ -209,6 +211,8 @@ int confid_model_key(struct loader *l, const char *name, const char *k, const ya
         m->price.cached_input = m->price.input;
     if (m->price.cache_write < 0)
         m->price.cache_write = m->price.input;
+    if (m->price.cache_write_1h < 0)
+        m->price.cache_write_1h = 2 * m->price.input; /* Anthropic's 1-hour write: 2 x input */
     return 0;
 }
 

@@ -542,6 +542,17 @@ int tok_count_request(const tok_enc *e, tok_api api, const cJSON *body, const ch
     return rc == 0 && !c.failed ? 0 : -1;
 }
 
+int tok_count_request_ex(const tok_enc *e, tok_api api, const cJSON *body, const char *model,
+                         double factor, const tok_count_opts *opts, tok_count_result *out)
+{
+    /* STUB until the prefixcount branch lands: no memo, no parts */
+    if (opts != NULL && opts->parts != NULL) {
+        opts->parts->tools = opts->parts->system = 0;
+        opts->parts->nmessages = 0;
+    }
+    return tok_count_request(e, api, body, model, factor, out);
+}
+
 int tok_chat_cli(const char *s, size_t n, const char *encoding, const char *model, int json)
 {
     cJSON *body = cJSON_ParseWithLength(s, n);

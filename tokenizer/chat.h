@@ -42,6 +42,49 @@ int tok_count_request(const tok_enc *e, tok_api api, const cJSON *body, const ch
                       double factor, tok_count_result *out);
 
 /*
+ * The counts of a request's parts, for placing prompt-cache breakpoints (cache/prompt.h): the
+ * tool definitions, the system prompt (Anthropic's "system"; for OpenAI chat, 0: its system
+ * messages are messages) and each message, in the request's order, each with its share of the
+ * per-message overheads and the factor applied. Messages past cap are counted in the total
+ * only (nmessages says how many were written).
+ */
+typedef struct tok_count_parts {
+    uint64_t tools, system;
+    uint64_t *messages; /* the caller's array of cap counts */
+    uint32_t cap, nmessages;
+} tok_count_parts;
+
+/*
+ * A memo of the counts of message prefixes (cache/prefixcount.c), so that a conversation sent
+ * again each turn is tokenized only in its new messages. The key is a 128-bit hash chained
+ * over the messages (each message's every key and value, in order) seeded with the encoding's
+ * name and the API: the count of messages [0, i] is found by the key of message i. A value is
+ * the count of the prefix as tok_count_result's members (before the factor).
+ */
+typedef struct tok_prefix_val {
+    uint64_t tokens, image_tokens;
+    uint32_t images, estimated;
+} tok_prefix_val;
+
+typedef struct tok_prefix_memo {
+    int (*get)(void *arg, const uint8_t key[16], tok_prefix_val *out); /* 1 found, 0 not */
+    void (*put)(void *arg, const uint8_t key[16], const tok_prefix_val *v);
+    void *arg;
+} tok_prefix_memo;
+
+typedef struct tok_count_opts {
+    const tok_prefix_memo *memo; /* or NULL */
+    tok_count_parts *parts;      /* or NULL */
+} tok_count_opts;
+
+/*
+ * tok_count_request with options (opts NULL: none): the same count, to the token, with or
+ * without a memo.
+ */
+int tok_count_request_ex(const tok_enc *e, tok_api api, const cJSON *body, const char *model,
+                         double factor, const tok_count_opts *opts, tok_count_result *out);
+
+/*
  * The encoding tiktoken uses for an OpenAI model name, by family: o200k_base for gpt-4o,
  * gpt-4.1, gpt-4.5, gpt-5, the o-series and gpt-oss; cl100k_base for gpt-4, gpt-3.5 and the
  * embedding models; cl100k_base for Claude models (the approximation's base); o200k_base for

@@ -35,6 +35,9 @@ struct rstats;
 struct completion_queue;
 struct conn_handler;
 struct spend_wait;
+struct cache_store;
+struct prefixcount;
+struct cache_stats;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -117,6 +120,12 @@ struct gate_server {
     struct labelcache *labels;
     struct rstats *rstats;
     void (*alert)(struct gate_server *srv, const char *json);
+    /* the caches (cache/): made at start, kept across reloads (a reload sets their caps);
+     * NULL when off */
+    struct cache_store *responses; /* exact responses (cache/store.h) */
+    struct cache_store *tools;     /* tool results and MCP tools/list (cache/toolcache.h) */
+    struct prefixcount *prefix;    /* prefix token counts (cache/prefixcount.h) */
+    struct cache_stats *cstats;    /* their counters (cache/cstats.h); never NULL once started */
 };
 
 /* How long a stopping gate lets requests under way finish. */

@@ -108,6 +108,32 @@ struct req_route {
                                   * (529 -> 503, an answer it could not read -> 502), else 0 */
 };
 
+/* What the caches made of the request (stage_cache.c, stage_prepare.c; cache/). */
+enum req_cache_state {
+    REQ_CACHE_NONE = 0, /* not a request the response cache looks at (no header written) */
+    REQ_CACHE_BYPASS,   /* could be, but not this one (why: cache.why) */
+    REQ_CACHE_MISS,     /* looked up, not found: its answer may be stored (cache.store) */
+    REQ_CACHE_HIT,      /* answered from the cache: no provider, no usage */
+};
+
+struct cache_val;
+struct req_cache {
+    enum req_cache_state state;
+    const char *why;          /* a bypass's reason ("temperature 1", "x-tokengate-cache: off") */
+    int store;                /* a miss whose answer is stored when it completes */
+    int level;                /* enum conf_level: the scope entries are shared within */
+    const char *scope;        /* ... its label ("team:search"), in the arena */
+    char *key;                /* the entry's key (in the arena), klen bytes */
+    size_t klen;
+    int64_t ttl_ms;
+    struct cache_val *hit;    /* the entry answering (a reference, released when the request
+                               * is freed) */
+    int64_t saved_tokens;     /* a hit: the provider tokens the entry's answer cost */
+    int64_t saved_nusd;       /* ... at the model's price today */
+    int breakpoints;          /* prompt caching: cache_control breakpoints the gate placed */
+    int prompt_key;           /* ... prompt_cache_key set by the gate */
+};
+
 /* What became of the upstream exchange, for charging (spend.c). */
 enum req_upstream {
     REQ_UP_NONE,   /* never sent */
@@ -176,6 +202,7 @@ struct gate_req {
     int detached;                   /* going on without its client (counted in its worker) */
     int tries;                      /* exchanges started: a second only on the retry path */
     struct req_route rt;            /* routing: the decision, the attempts, the translation */
+    struct req_cache cache;         /* caches: the response cache's lookup, prompt caching */
 
     /* identity and spend (spend.c) */
     int agent;                      /* the caller's scope in conf.scopes, -1 for none */
