@@ -321,6 +321,31 @@ static int append(cJSON *arr, cJSON *item)
     return 0;
 }
 
+/* Sets key of o to v (taking it, or deleting it on failure), in place when o has it. Not
+ * cJSON_ReplaceItemInObject: it copies the name, and some cJSON versions leave the member
+ * nameless when that copy fails; here the old member's name goes to v, nothing allocated. */
+static int set(cJSON *o, const char *key, cJSON *v)
+{
+    cJSON *old = GET(o, key);
+
+    if (v == NULL)
+        return -1;
+    if (old == NULL) {
+        if (cJSON_AddItemToObject(o, key, v))
+            return 0;
+        cJSON_Delete(v);
+        return -1;
+    }
+    if (!(v->type & cJSON_StringIsConst))
+        cJSON_free(v->string);
+    v->string = old->string;
+    v->type = (v->type & ~cJSON_StringIsConst) | (old->type & cJSON_StringIsConst);
+    old->string = NULL;
+    old->type |= cJSON_StringIsConst; /* its name is v's now */
+    cJSON_ReplaceItemViaPointer(o, old, v); /* frees old; cannot fail with both in o's list */
+    return 0;
+}
+
 static int cmp_index(const void *x, const void *y)
 {
     const struct rpart *p = x, *q = y;
@@ -506,17 +531,7 @@ static int an_message_delta(struct replay_asm *a, const cJSON *d)
     if (base == NULL)
         return -1;
     cJSON_ArrayForEach(u, usage) {
-        cJSON *c;
-        if (cJSON_IsNull(u))
-            continue;
-        c = cJSON_Duplicate(u, 1);
-        if (c == NULL) {
-            rc = -1;
-            break;
-        }
-        if (GET(base, u->string) != NULL ? !cJSON_ReplaceItemInObjectCaseSensitive(base, u->string, c)
-                                         : !cJSON_AddItemToObject(base, u->string, c)) {
-            cJSON_Delete(c);
+        if (!cJSON_IsNull(u) && set(base, u->string, cJSON_Duplicate(u, 1)) < 0) {
             rc = -1;
             break;
         }
@@ -575,17 +590,6 @@ static int an_event(struct replay_asm *a, const char *name, const cJSON *d)
     return -1; /* error, or an event not of a message stream */
 }
 
-/* Sets key of o to v (taking it), in place when o has it. */
-static int set(cJSON *o, const char *key, cJSON *v)
-{
-    if (v == NULL)
-        return -1;
-    if (GET(o, key) != NULL ? cJSON_ReplaceItemInObjectCaseSensitive(o, key, v)
-                            : cJSON_AddItemToObject(o, key, v))
-        return 0;
-    cJSON_Delete(v);
-    return -1;
-}
 
 /* A block as the whole answer has it: its start with what its deltas added. */
 static cJSON *an_block(const struct rpart *p)

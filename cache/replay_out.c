@@ -264,8 +264,8 @@ static cJSON *oa_choice(cJSON *delta, const cJSON *finish)
 }
 
 /* A chunk with the answer's id, created, model... and choices [choice] (taken; none for the
- * usage chunk: choice NULL), or NULL. */
-static cJSON *oa_chunk(const struct oa *s, cJSON *choice)
+ * usage chunk: choice NULL, usage its usage, taken), or NULL. */
+static cJSON *oa_chunk(const struct oa *s, cJSON *choice, cJSON *usage)
 {
     static const char *const keys[] = {"id", "object", "created", "model", "system_fingerprint",
                                        "service_tier", "choices", "usage"};
@@ -276,23 +276,23 @@ static cJSON *oa_chunk(const struct oa *s, cJSON *choice)
         ok = append(choices, choice) == 0;
     else
         cJSON_Delete(choice);
-    if (!ok)
-        cJSON_Delete(choices);
     for (size_t i = 0; ok && i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *k = keys[i];
         const cJSON *v = GET(s->w, k);
         if (strcmp(k, "object") == 0)
             ok = add(c, k, cJSON_CreateString("chat.completion.chunk")) == 0;
         else if (strcmp(k, "choices") == 0)
-            ok = add(c, k, choices) == 0;
+            ok = add(c, k, choices) == 0, choices = NULL; /* taken, or deleted */
+        else if (strcmp(k, "usage") == 0 && usage != NULL)
+            ok = add(c, k, usage) == 0, usage = NULL;
         else if (strcmp(k, "usage") == 0)
             ok = !s->include_usage || add(c, k, cJSON_CreateNull()) == 0; /* null until its own */
         else if (v != NULL)
             ok = addv(c, k, v) == 0;
     }
+    cJSON_Delete(choices);
+    cJSON_Delete(usage);
     if (!ok) {
-        if (c == NULL || GET(c, "choices") == NULL)
-            cJSON_Delete(choices);
         cJSON_Delete(c);
         return NULL;
     }
@@ -304,7 +304,7 @@ static int oa_send(struct oa *s, cJSON *delta, const cJSON *finish)
 {
     cJSON *ch = delta != NULL ? oa_choice(delta, finish) : NULL;
 
-    return send(s->o, NULL, ch != NULL ? oa_chunk(s, ch) : NULL);
+    return send(s->o, NULL, ch != NULL ? oa_chunk(s, ch, NULL) : NULL);
 }
 
 /* {key: v} (v taken), or NULL. */
@@ -408,14 +408,8 @@ static int oa_stream(struct out *o, const cJSON *w, int include_usage)
     if (o->rc == 0)
         oa_send(&s, cJSON_CreateObject(), GET(ch, "finish_reason"));
     if (o->rc == 0 && include_usage && cJSON_IsObject(usage)) {
-        cJSON *u = oa_chunk(&s, NULL), *copy = dedup(usage);
-        if (u == NULL || copy == NULL ||
-            !cJSON_ReplaceItemInObjectCaseSensitive(u, "usage", copy)) {
-            cJSON_Delete(copy);
-            cJSON_Delete(u);
-            u = NULL;
-        }
-        send(o, NULL, u);
+        cJSON *copy = dedup(usage);
+        send(o, NULL, copy != NULL ? oa_chunk(&s, NULL, copy) : NULL);
     }
     if (o->rc == 0)
         o->rc = o->emit(o->arg, NULL, "[DONE]", 6);
