@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, gateAdminPort, adminRequest,
-  parseSSE, newId, sleep, ms,
+  parseSSE, newId, sleep, ms, queuedBytes, waitStable,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'tga-cache-test-admin-token-0001';
@@ -42,6 +42,7 @@ function config(dir, extra = []) {
     'models:',
     '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  claude-haiku-4-5: { provider: mock-anthropic, price: { input: 1, output: 5 } }',
+    '  gpt-long: { provider: mock-openai, price: { input: 0.15, output: 0.60 }, max_output_tokens: 200000 }',
     'tiers:',
     '  anth: [claude-haiku-4-5]',
     'routing: { aliases: { to-anthropic: anth } }',
@@ -486,4 +487,46 @@ test('an open gate: entries are shared per client credential, never across two',
   assert.deepEqual(await as('sk-client-one'), ['hit', 0]);
   assert.deepEqual(await as('sk-client-two'), ['miss', 1]);
   assert.deepEqual(await as('sk-client-two'), ['hit', 0]);
+});
+
+test('a streamed hit honours backpressure: a client that stops reading stops the replay, which then ends whole', async () => {
+  const g = await startCacheGate(['cache: { responses: { max_bytes: 64MiB, max_entry_bytes: 32MiB } }']);
+  const body = chat('backpressure', { model: 'gpt-long', max_tokens: 100000, stream: true });
+  const h = { 'x-mock-tokens': '60000' };
+  const full = await send(g, 'a1', body, h);
+  assert.equal(full.status, 200);
+  assert.equal(full.headers['x-tokengate-cache'], 'miss');
+  const total = Buffer.byteLength(full.text);
+  assert.ok(total > 8 * 1024 * 1024, `the stream is ${total} bytes`);
+
+  const rss0 = g.rssKiB();
+  const id = newId('bp');
+  const { request } = await import('node:http');
+  let res;
+  const req = request({ port: g.port, path: '/v1/chat/completions', method: 'POST',
+    headers: { ...bearer(KEYS.a1), 'content-type': 'application/json', 'x-request-id': id, ...h } });
+  const head = new Promise((resolve, reject) => {
+    req.on('response', (r) => { res = r; r.pause(); resolve(); });
+    req.on('error', reject);
+  });
+  req.end(JSON.stringify(body));
+  await head;
+  assert.equal(res.headers['x-tokengate-cache'], 'hit');
+  const queued = await waitStable(() => queuedBytes(g.port), 'bytes queued to the paused client');
+  const held = (g.rssKiB() - rss0) * 1024;
+  // what the kernel did not take stays unwritten: the gate holds about CONN_OUT_HIGH of it
+  assert.ok(total - queued > 4 * 1024 * 1024, `the kernel took ${queued} of ${total} bytes`);
+  assert.ok(held < (total - queued) / 2,
+    `the gate grew by ${held} bytes while ${total - queued} were not taken: the replay did not pause`);
+  const chunks = [];
+  await new Promise((resolve, reject) => {
+    res.on('data', (d) => chunks.push(d));
+    res.on('end', resolve);
+    res.on('error', reject);
+    res.resume();
+  });
+  assert.equal(res.statusCode, 200);
+  assert.equal(Buffer.concat(chunks).toString(), full.text, 'the replay is not the whole stream');
+  const rec = await g.logRecord(id);
+  assert.equal(rec.tokens_charged, 0, JSON.stringify(rec));
 });
