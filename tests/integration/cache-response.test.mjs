@@ -7,6 +7,7 @@
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -531,4 +532,28 @@ test('a streamed hit honours backpressure: a client that stops reading stops the
   assert.equal(Buffer.concat(chunks).toString(), full.text, 'the replay is not the whole stream');
   const rec = await g.logRecord(id);
   assert.equal(rec.tokens_charged, 0, JSON.stringify(rec));
+});
+
+test('reload: smaller caps evict at once; enabled: false bypasses; the entries stay for a re-enable', async () => {
+  const g = await startCacheGate();
+  const body = chat('reload');
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'miss');
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'hit');
+  const reload = async (extra) => {
+    fs.writeFileSync(g.configPath, config(g.dir, extra));
+    const r = await adminRequest(g.admin, 'POST', '/admin/v1/reload', { token: ADMIN_TOKEN });
+    assert.equal(r.status, 200, r.text);
+  };
+  await reload(['cache: { responses: { enabled: false } }']);
+  const off = await send(g, 'a1', body);
+  assert.equal(off.headers['x-tokengate-cache'], 'bypass');
+  assert.equal(off.forwarded, 1);
+  await reload([]);
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'hit');
+  await reload(['cache: { responses: { max_bytes: 1KiB, max_entry_bytes: 1KiB } }']);
+  const gone = await send(g, 'a1', body);
+  assert.equal(gone.headers['x-tokengate-cache'], 'miss', 'the entry past the new cap was kept');
+  assert.equal(gone.forwarded, 1);
+  // and an answer over the new max_entry_bytes is not stored
+  assert.equal((await send(g, 'a1', body)).forwarded, 1);
 });
