@@ -71,7 +71,8 @@ static int each_key(struct loader *l, const char *what, const yaml_node_t *v, su
 {
     if (conf_want_mapping(l, v, what) < 0)
         return -1;
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
         const char *k = conf_scalar(kn);
 
@@ -102,8 +103,7 @@ static int responses_key(struct loader *l, const yaml_node_t *kn, const char *k,
                      k);
 }
 
-static int prefix_key(struct loader *l, const yaml_node_t *kn, const char *k,
-                      const yaml_node_t *v)
+static int prefix_key(struct loader *l, const yaml_node_t *kn, const char *k, const yaml_node_t *v)
 {
     struct conf_cache *cc = &l->c->cache;
     long n;
@@ -138,7 +138,8 @@ static int tools_ttl(struct loader *l, const yaml_node_t *v)
     cc->tools_ttl_ms = calloc(n, sizeof(*cc->tools_ttl_ms));
     if (cc->tools == NULL || cc->tools_ttl_ms == NULL)
         return conf_fail(l, v, "cache: tools.ttl: out of memory");
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
         const char *k = conf_scalar(kn);
         char what[160];
@@ -200,8 +201,8 @@ int confcache_load(struct loader *l, const yaml_node_t *v)
 
 /* ---- a policy's cache key ----------------------------------------------------------------- */
 
-static int want_level(struct loader *l, const yaml_node_t *v, const char *policy,
-                      const char *what, enum conf_level *out)
+static int want_level(struct loader *l, const yaml_node_t *v, const char *policy, const char *what,
+                      enum conf_level *out)
 {
     const char *s = conf_scalar(v);
     int lv = s ? conf_level_parse(s) : -1;
@@ -213,8 +214,8 @@ static int want_level(struct loader *l, const yaml_node_t *v, const char *policy
     return 0;
 }
 
-static int want_pbool(struct loader *l, const yaml_node_t *v, const char *policy,
-                      const char *what, int *out)
+static int want_pbool(struct loader *l, const yaml_node_t *v, const char *policy, const char *what,
+                      int *out)
 {
     char full[200];
 
@@ -227,7 +228,8 @@ static int policy_prompt(struct loader *l, const char *name, const yaml_node_t *
 {
     if (conf_want_mapping(l, v, "prompt") < 0)
         return -1;
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
         const char *k = conf_scalar(kn);
         int r;
@@ -248,8 +250,8 @@ static int policy_prompt(struct loader *l, const char *name, const yaml_node_t *
             else if (s != NULL && strcmp(s, "1h") == 0)
                 pc->prompt_ttl_1h = 1;
             else
-                return conf_fail(l, pv, "policy '%s': cache.prompt.ttl is 5m or 1h, not '%s'",
-                                 name, s ? s : "a list");
+                return conf_fail(l, pv, "policy '%s': cache.prompt.ttl is 5m or 1h, not '%s'", name,
+                                 s ? s : "a list");
             r = 0;
         } else
             return conf_fail(l, kn,
@@ -267,7 +269,8 @@ int confcache_policy(struct loader *l, const char *name, const yaml_node_t *v,
 {
     if (conf_want_mapping(l, v, "cache") < 0)
         return -1;
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key), *pv = conf_node(l, pair->value);
         const char *k = conf_scalar(kn);
         int r = 0;
@@ -284,8 +287,7 @@ int confcache_policy(struct loader *l, const char *name, const yaml_node_t *v,
             else if (s != NULL && strcmp(s, "off") == 0)
                 pc->responses = CONF_CACHE_OFF;
             else
-                return conf_fail(l, pv,
-                                 "policy '%s': cache.responses is auto, on or off, not '%s'",
+                return conf_fail(l, pv, "policy '%s': cache.responses is auto, on or off, not '%s'",
                                  name, s ? s : "a list");
         } else if (strcmp(k, "scope") == 0) {
             r = want_level(l, pv, name, "cache.scope", &pc->scope);
@@ -294,9 +296,8 @@ int confcache_policy(struct loader *l, const char *name, const yaml_node_t *v,
         } else if (strcmp(k, "prompt") == 0) {
             r = policy_prompt(l, name, pv, pc);
         } else {
-            return conf_fail(l, kn,
-                             "policy '%s': cache has no '%s' (responses, scope, ttl, prompt)",
-                             name, k);
+            return conf_fail(
+                l, kn, "policy '%s': cache has no '%s' (responses, scope, ttl, prompt)", name, k);
         }
         if (r < 0)
             return -1;

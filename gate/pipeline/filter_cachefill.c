@@ -128,8 +128,8 @@ static int fill_event(struct resp_filter *f, struct gate_req *req, struct resp_e
             give_up(st, req);
     } else {
         struct sse_parser p;
-        struct one_event o = {.ef = req->cache.fill, .raw = ev->raw, .raw_len = ev->raw_len,
-                              .rc = -1};
+        struct one_event o = {
+            .ef = req->cache.fill, .raw = ev->raw, .raw_len = ev->raw_len, .rc = -1};
 
         sse_init(&p, FILL_EVENT_MAX);
         if (sse_feed(&p, ev->raw, ev->raw_len, parsed_event, &o) != 1 || o.rc < 0)

@@ -36,12 +36,12 @@
 #define REPLAY_EVENT_MAX (8u * 1024 * 1024)
 
 struct replay_src {
-    struct event *ev;   /* the next batch, on the worker's loop */
-    const char *base;   /* the stream's events, back to back: in the entry (its reference is
-                         * held until the request is freed) or in bytes */
-    char *bytes;        /* events made from a whole answer (malloc'd) */
+    struct event *ev; /* the next batch, on the worker's loop */
+    const char *base; /* the stream's events, back to back: in the entry (its reference is
+                       * held until the request is freed) or in bytes */
+    char *bytes;      /* events made from a whole answer (malloc'd) */
     size_t len, cap;
-    size_t *ends;       /* where each event ends in bytes (malloc'd) */
+    size_t *ends; /* where each event ends in bytes (malloc'd) */
     size_t nev, evcap, next;
     int headed, done;
 };
@@ -91,8 +91,7 @@ static int emit(void *arg, const char *name, const char *data, size_t len)
     if (name != NULL && (add_bytes(s, "event: ", 7) < 0 || add_bytes(s, name, strlen(name)) < 0 ||
                          add_bytes(s, "\n", 1) < 0))
         return -1;
-    if (add_bytes(s, "data: ", 6) < 0 || add_bytes(s, data, len) < 0 ||
-        add_bytes(s, "\n\n", 2) < 0)
+    if (add_bytes(s, "data: ", 6) < 0 || add_bytes(s, data, len) < 0 || add_bytes(s, "\n\n", 2) < 0)
         return -1;
     return end_event(s);
 }
@@ -127,8 +126,8 @@ static int make_stream(struct gate_req *req, struct replay_src *s, const struct 
     cJSON *whole = cJSON_ParseWithLength(v->whole, v->whole_len);
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
     int include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
-    int rc = whole != NULL ? replay_stream(v->api, whole, include_usage, REPLAY_PIECE, emit, s)
-                           : -1;
+    int rc =
+        whole != NULL ? replay_stream(v->api, whole, include_usage, REPLAY_PIECE, emit, s) : -1;
 
     cJSON_Delete(whole);
     s->base = s->bytes;
@@ -203,8 +202,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
     }
     while (s->next < s->nev) {
         size_t from = s->next ? s->ends[s->next - 1] : 0;
-        struct resp_event ev = {.name = "", .raw = s->base + from,
-                                .raw_len = s->ends[s->next] - from};
+        struct resp_event ev = {
+            .name = "", .raw = s->base + from, .raw_len = s->ends[s->next] - from};
 
         if (req->conn == NULL)
             return;

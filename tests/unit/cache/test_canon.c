@@ -45,8 +45,7 @@ START_TEST(key_order_and_space)
     /* arrays keep their order */
     ck_assert_str_ne(C("[2,1]"), C("[1,2]"));
     /* keys sort bytewise: upper case before lower, "a" before "ab", UTF-8 after ASCII */
-    ck_assert_str_eq(C("{\"ab\":1,\"é\":2,\"a\":3,\"B\":4}"),
-                     "{\"B\":4,\"a\":3,\"ab\":1,\"é\":2}");
+    ck_assert_str_eq(C("{\"ab\":1,\"é\":2,\"a\":3,\"B\":4}"), "{\"B\":4,\"a\":3,\"ab\":1,\"é\":2}");
     ck_assert_str_eq(C("{}"), "{}");
     ck_assert_str_eq(C("[]"), "[]");
 }
@@ -83,8 +82,7 @@ START_TEST(strings_one_escaping)
         cJSON *v = cJSON_Parse(t);
 
         ck_assert_ptr_nonnull(v);
-        ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "k"), 0)->valuestring,
-                         "x\"y\n");
+        ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "k"), 0)->valuestring, "x\"y\n");
         cJSON_Delete(v);
     }
 }
@@ -94,9 +92,10 @@ START_TEST(skip_top_level_only)
 {
     static const char *const skip[] = {"stream", "stream_options", NULL};
 
-    ck_assert_str_eq(canon_of("{\"stream\":true,\"m\":1,\"stream_options\":{},\"x\":{\"stream\":1}}",
-                              skip, 1 << 20),
-                     "{\"m\":1,\"x\":{\"stream\":1}}");
+    ck_assert_str_eq(
+        canon_of("{\"stream\":true,\"m\":1,\"stream_options\":{},\"x\":{\"stream\":1}}", skip,
+                 1 << 20),
+        "{\"m\":1,\"x\":{\"stream\":1}}");
     ck_assert_str_eq(canon_of("{\"m\":1,\"stream\":false}", skip, 1 << 20),
                      canon_of("{\"m\":1}", skip, 1 << 20));
     /* a skip list on a non-object is nothing */
@@ -170,7 +169,8 @@ START_TEST(large_object_sorted)
     n += (size_t)snprintf(json + n, sizeof(json) - n, "{");
     w += (size_t)snprintf(want + w, sizeof(want) - w, "{");
     for (int i = 99; i >= 0; i--)
-        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"k%02d\":%d", i == 99 ? "" : ",", i, i);
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"k%02d\":%d", i == 99 ? "" : ",", i,
+                              i);
     for (int i = 0; i < 100; i++)
         w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\"k%02d\":%d", i ? "," : "", i, i);
     snprintf(json + n, sizeof(json) - n, "}");

@@ -186,8 +186,8 @@ START_TEST(refusals_section)
                  "2m, not 'never'");
     refused(BASE "cache:\n  tools:\n    allow: []\n",
             NAME ":5: cache: tools has no 'allow' (max_bytes, max_entry_bytes, ttl)");
-    refused(BASE "cache:\n  tools: { ttl: { a: 1m, a: 2m } }\n",
-            NAME ":4: 'a' is given twice in one mapping (first on line 4): YAML keys must be unique");
+    refused(BASE "cache:\n  tools: { ttl: { a: 1m, a: 2m } }\n", NAME
+            ":4: 'a' is given twice in one mapping (first on line 4): YAML keys must be unique");
 }
 END_TEST
 
@@ -224,17 +224,16 @@ END_TEST
 
 START_TEST(policy_in_force)
 {
-    struct conf *c = load(BASEO
-                               "policy: orgp\n"
-                               "departments:\n"
-                               "  d:\n"
-                               "    teams:\n"
-                               "      t1: { policy: teamp, agents: [a1, a2] }\n"
-                               "      t2: { agents: { b1: , b2: { policy: agentp } } }\n"
-                               "policies:\n"
-                               "  orgp: { cache: { scope: org, ttl: 1h } }\n"
-                               "  teamp: { cache: { responses: on, scope: team } }\n"
-                               "  agentp: { max_per_request: 100 }\n");
+    struct conf *c = load(BASEO "policy: orgp\n"
+                                "departments:\n"
+                                "  d:\n"
+                                "    teams:\n"
+                                "      t1: { policy: teamp, agents: [a1, a2] }\n"
+                                "      t2: { agents: { b1: , b2: { policy: agentp } } }\n"
+                                "policies:\n"
+                                "  orgp: { cache: { scope: org, ttl: 1h } }\n"
+                                "  teamp: { cache: { responses: on, scope: team } }\n"
+                                "  agentp: { max_per_request: 100 }\n");
     char berr[256];
     struct budget_book *b;
     struct conf_policy_cache pc;
