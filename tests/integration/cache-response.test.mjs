@@ -43,10 +43,13 @@ function config(dir, extra = []) {
     'models:',
     '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  claude-haiku-4-5: { provider: mock-anthropic, price: { input: 1, output: 5 } }',
+    '  fb-a: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
+    '  fb-b: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  gpt-long: { provider: mock-openai, price: { input: 0.15, output: 0.60 }, max_output_tokens: 200000 }',
     'tiers:',
     '  anth: [claude-haiku-4-5]',
-    'routing: { aliases: { to-anthropic: anth } }',
+    '  fb: [fb-a, fb-b]',
+    'routing: { aliases: { to-anthropic: anth, to-fb: fb } }',
     'org: acme',
     'departments:',
     '  own:',
@@ -556,4 +559,24 @@ test('reload: smaller caps evict at once; enabled: false bypasses; the entries s
   assert.equal(gone.forwarded, 1);
   // and an answer over the new max_entry_bytes is not stored
   assert.equal((await send(g, 'a1', body)).forwarded, 1);
+});
+
+test('a fallback: the answer is stored under the target that gave it, not the first candidate', async () => {
+  const rule = (r) => mock.direct('/_mock/models', { method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+  const body = chat('fallback', { model: 'to-fb' });
+  const id = newId('fb');
+  assert.equal((await rule({ model: 'fb-a', status: 503, times: 1 })).status, 200);
+  const first = await send(gate, 'a1', body, { 'x-request-id': id });
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers['x-tokengate-cache'], 'miss');
+  assert.equal(first.forwarded, 2, 'fb-a did not fail over to fb-b');
+  assert.equal((await gate.logRecord(id)).route.attempts.length, 1);
+  // fb-a answers now: the entry fb-b's answer made is not under fb-a's key
+  const second = await send(gate, 'a1', body);
+  assert.equal(second.headers['x-tokengate-cache'], 'miss', 'stored under the first candidate');
+  assert.equal(second.forwarded, 1);
+  const third = await send(gate, 'a1', body);
+  assert.equal(third.headers['x-tokengate-cache'], 'hit');
+  assert.deepEqual(third.json, second.json);
 });
