@@ -49,7 +49,10 @@ function config(dir, extra = []) {
     'tiers:',
     '  anth: [claude-haiku-4-5]',
     '  fb: [fb-a, fb-b]',
-    'routing: { aliases: { to-anthropic: anth, to-fb: fb } }',
+    'routing:',
+    '  aliases: { to-anthropic: anth, to-fb: fb }',
+    '  rules:',
+    '    - { name: capped, match: { header: { x-test-cap: "yes" } }, route: { target: gpt-4o-mini, max_output_tokens: 40 } }',
     'org: acme',
     'departments:',
     '  own:',
@@ -579,4 +582,25 @@ test('a fallback: the answer is stored under the target that gave it, not the fi
   const third = await send(gate, 'a1', body);
   assert.equal(third.headers['x-tokengate-cache'], 'hit');
   assert.deepEqual(third.json, second.json);
+});
+
+test('an answer that stopped at an output cap the gate lowered is not stored; one at the client\'s own cap is', async () => {
+  // the rule capped caps the output at 40 tokens: the gate lowers max_tokens 1000 to it
+  const h = { 'x-mock-tokens': '200', 'x-test-cap': 'yes' };
+  const lowered = chat('cap-lowered', { max_tokens: 1000 });
+  const first = await send(gate, 'a1', lowered, h);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(JSON.parse((await mock.last()).body).max_tokens, 40);
+  assert.equal(first.json.choices[0].finish_reason, 'length');
+  const again = await send(gate, 'a1', lowered, h);
+  assert.equal(again.headers['x-tokengate-cache'], 'miss', 'an answer the gate cut was stored');
+  assert.equal(again.forwarded, 1);
+
+  const own = chat('cap-own', { max_tokens: 30 });
+  const o1 = await send(gate, 'a1', own, h);
+  assert.equal(JSON.parse((await mock.last()).body).max_tokens, 30);
+  assert.equal(o1.json.choices[0].finish_reason, 'length');
+  const o2 = await send(gate, 'a1', own, h);
+  assert.equal(o2.headers['x-tokengate-cache'], 'hit');
+  assert.equal(o2.forwarded, 0);
 });
