@@ -663,7 +663,16 @@ int replay_asm_event(struct replay_asm *a, const char *name, const cJSON *data)
 
 cJSON *replay_asm_finish(struct replay_asm *a)
 {
+    cJSON *w;
+
     if (a == NULL || a->state != RS_END)
         return NULL;
-    return a->api == CONF_FMT_OPENAI ? oa_finish(a) : an_finish(a);
+    w = a->api == CONF_FMT_OPENAI ? oa_finish(a) : an_finish(a);
+    /* what the events carried whole (message_start's message, a block's start) is checked
+     * here, once, as a whole answer is: what is gathered is always one */
+    if (w != NULL && !replay_whole_ok(a->api, w)) {
+        cJSON_Delete(w);
+        w = NULL;
+    }
+    return w;
 }

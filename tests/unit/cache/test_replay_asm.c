@@ -8,6 +8,7 @@
  * JSON in this file is written with ' for " (J() swaps them back) to stay readable.
  */
 #include "gate/http/sse.h"
+#include "routing/xlate.h"
 #include "replaytest.h"
 #include "run_suite.h"
 
@@ -183,6 +184,10 @@ START_TEST(bad_streams_refused)
          {ms, AE("error", "{'type':'error','error':{'type':'overloaded_error','message':'o'}}")}},
         {"no message_stop", 0, {ms, bs, bd, bstop, md}},
         {"an OpenAI chunk", 1, {CH("{'content':'a'}", "null")}},
+        {"a message not the assistant's", 0,
+         {AE("message_start", "{'type':'message_start','message':{'id':'m','type':'message',"
+                              "'role':'user','content':[],'usage':{'input_tokens':1}}}"),
+          md, mstop}},
     };
     static const struct {
         const char *why;
@@ -406,6 +411,85 @@ START_TEST(mock_anthropic_streams)
 }
 END_TEST
 
+/* ---- streams the gate translated (routing/xlate) ------------------------------------------ */
+
+/* xlate's emit: the client's SSE event text, parsed back into events in c. */
+static int xlated(void *arg, const char *name, const char *text, size_t len)
+{
+    struct sse_parser p;
+    int rc;
+
+    (void)name;
+    sse_init(&p, 1 << 20);
+    rc = sse_feed(&p, text, len, on_sse, arg);
+    sse_reset(&p);
+    return rc;
+}
+
+/* A mock stream of one API translated for a client of the other, as the gate relays it: the
+ * client's events gather into an answer with every call, whole. */
+static cJSON *translated(enum xlate_dir dir, const char *sse)
+{
+    struct xlate_ctx ctx = {.dir = dir, .client_model = "client-model", .request_id = "r1",
+                            .created = 1700000000, .include_usage = 1};
+    struct xlate_stream *s = xlate_stream_new(&ctx);
+    struct cap up = {0}, client = {0};
+    cJSON *w;
+
+    ck_assert_ptr_nonnull(s);
+    load_sse(sse, &up);
+    for (int i = 0; i < up.n; i++) {
+        int done = strcmp(up.data[i], "[DONE]") == 0;
+        cJSON *d = done ? NULL : cJSON_Parse(up.data[i]);
+        ck_assert_int_eq(xlate_stream_event(s, up.name[i] != NULL ? up.name[i] : "", d,
+                                            up.data[i], strlen(up.data[i]), xlated, &client),
+                         0);
+        cJSON_Delete(d);
+    }
+    ck_assert_int_eq(xlate_stream_end(s, xlated, &client), 0);
+    xlate_stream_free(s);
+    w = gather(dir == XLATE_OPENAI_TO_ANTHROPIC ? OA : AN, &client);
+    ck_assert_msg(w != NULL, "the translated %s is not gathered", sse);
+    ck_assert(replay_whole_ok(dir == XLATE_OPENAI_TO_ANTHROPIC ? OA : AN, w));
+    cap_free(&up);
+    cap_free(&client);
+    return w;
+}
+
+START_TEST(translated_streams)
+{
+    cJSON *w = translated(XLATE_OPENAI_TO_ANTHROPIC, "anthropic-tools.sse");
+    const cJSON *ch = cJSON_GetArrayItem(GET(w, "choices"), 0), *calls, *c;
+    int n = 0;
+
+    ck_assert_str_eq(GET(GET(ch, "message"), "content")->valuestring, " the of and to");
+    ck_assert_str_eq(GET(ch, "finish_reason")->valuestring, "tool_calls");
+    calls = GET(GET(ch, "message"), "tool_calls");
+    cJSON_ArrayForEach(c, calls) {
+        cJSON *args = cJSON_Parse(GET(GET(c, "function"), "arguments")->valuestring);
+        ck_assert_ptr_nonnull(args);
+        ck_assert_int_eq((int)GET(args, "n")->valuedouble, n++);
+        cJSON_Delete(args);
+    }
+    ck_assert_int_eq(n, 3);
+    ck_assert_ptr_nonnull(GET(w, "usage"));
+    cJSON_Delete(w);
+
+    w = translated(XLATE_ANTHROPIC_TO_OPENAI, "openai-tools-interleaved.sse");
+    ck_assert_str_eq(GET(w, "stop_reason")->valuestring, "tool_use");
+    n = 0;
+    cJSON_ArrayForEach(c, GET(w, "content")) {
+        if (strcmp(GET(c, "type")->valuestring, "tool_use") == 0) {
+            ck_assert_int_eq((int)GET(GET(c, "input"), "n")->valuedouble, n++);
+        } else {
+            ck_assert_str_eq(GET(c, "type")->valuestring, "text");
+        }
+    }
+    ck_assert_int_eq(n, 3);
+    cJSON_Delete(w);
+}
+END_TEST
+
 static Suite *replay_asm_suite(void)
 {
     Suite *s = suite_create("replay_asm");
@@ -418,6 +502,7 @@ static Suite *replay_asm_suite(void)
     tcase_add_test(tc, bad_wholes_refused);
     tcase_add_test(tc, mock_openai_streams);
     tcase_add_test(tc, mock_anthropic_streams);
+    tcase_add_test(tc, translated_streams);
     suite_add_tcase(s, tc);
     return s;
 }
