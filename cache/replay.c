@@ -177,6 +177,25 @@ static int small_index(const cJSON *v)
     return (int)v->valuedouble;
 }
 
+/* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
+ * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
+ * absent, else the answer is not replayed, rather than replayed without it. */
+static int rest_empty(const cJSON *o, const char *const *known)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, o)
+    {
+        int k = 0;
+        while (known[k] != NULL && strcmp(known[k], m->string) != 0)
+            k++;
+        if (known[k] == NULL && !cJSON_IsNull(m) &&
+            !((cJSON_IsArray(m) || cJSON_IsObject(m)) && m->child == NULL))
+            return 0;
+    }
+    return 1;
+}
+
 /* ---- OpenAI chat.completion.chunk --------------------------------------------------------- */
 
 /* Copies the first chunk's id, created, model, system_fingerprint, service_tier. */
@@ -276,8 +295,11 @@ static int oa_event(struct replay_asm *a, const char *name, const cJSON *d)
 
         if (small_index(GET(ch, "index")) != 0 && GET(ch, "index") != NULL)
             return -1; /* one choice only (n > 1 is not gathered) */
-        if (delta != NULL && !cJSON_IsObject(delta))
-            return -1;
+        static const char *const choice_keys[] = {"index", "delta", "finish_reason", NULL};
+        static const char *const delta_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
+        if ((delta != NULL && !cJSON_IsObject(delta)) || !rest_empty(ch, choice_keys) ||
+            !rest_empty(delta, delta_keys))
+            return -1; /* logprobs, audio...: a whole answer would lose them */
         if (delta != NULL && delta->child != NULL && a->state != RS_BODY)
             return -1; /* content after the finish reason */
         if ((v = GET(delta, "content")) != NULL && !cJSON_IsNull(v) &&

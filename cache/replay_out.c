@@ -23,6 +23,25 @@ static int opt_str(const cJSON *v)
     return v == NULL || cJSON_IsNull(v) || cJSON_IsString(v);
 }
 
+/* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
+ * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
+ * absent, else the answer is not replayed, rather than replayed without it. */
+static int rest_empty(const cJSON *o, const char *const *known)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, o)
+    {
+        int k = 0;
+        while (known[k] != NULL && strcmp(known[k], m->string) != 0)
+            k++;
+        if (known[k] == NULL && !cJSON_IsNull(m) &&
+            !((cJSON_IsArray(m) || cJSON_IsObject(m)) && m->child == NULL))
+            return 0;
+    }
+    return 1;
+}
+
 static int oa_call_ok(const cJSON *c)
 {
     const cJSON *fn = GET(c, "function");
@@ -47,6 +66,10 @@ static int oa_whole_ok(const cJSON *w)
     if (!cJSON_IsArray(choices) || cJSON_GetArraySize(choices) != 1 || !cJSON_IsObject(msg) ||
         !cJSON_IsString(GET(ch, "finish_reason")) ||
         ((v = GET(ch, "index")) != NULL && (!cJSON_IsNumber(v) || v->valuedouble != 0)))
+        return 0;
+    static const char *const choice_keys[] = {"index", "message", "finish_reason", NULL};
+    static const char *const msg_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
+    if (!rest_empty(ch, choice_keys) || !rest_empty(msg, msg_keys))
         return 0;
     if ((v = GET(msg, "role")) != NULL && !is_str(v, "assistant"))
         return 0;

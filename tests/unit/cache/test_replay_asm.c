@@ -78,6 +78,31 @@ START_TEST(openai_interleaved_calls)
 }
 END_TEST
 
+/* Usage in the chunk with the finish reason (as some providers send it), no role chunk,
+ * null and empty members: gathered. */
+START_TEST(openai_usage_with_finish)
+{
+    static const char *const evs[] = {
+        CH("{'content':'Hi','audio':null,'tool_calls':[]}", "null"),
+        "|{'id':'c1','object':'chat.completion.chunk','created':5,'model':'gpt-4o','choices':"
+        "[{'index':0,'delta':{},'logprobs':null,'finish_reason':'length'}],'usage':"
+        "{'prompt_tokens':3,'completion_tokens':1,'total_tokens':4}}",
+        "|[DONE]",
+    };
+    int rc;
+    cJSON *out = gather_q(OA, evs, NEV(evs), &rc), *want;
+
+    ck_assert_int_eq(rc, 0);
+    want = J("{'id':'c1','object':'chat.completion','created':5,'model':'gpt-4o','choices':"
+             "[{'index':0,'message':{'role':'assistant','content':'Hi','refusal':null},"
+             "'logprobs':null,'finish_reason':'length'}],'usage':{'prompt_tokens':3,"
+             "'completion_tokens':1,'total_tokens':4}}");
+    same(out, want);
+    cJSON_Delete(out);
+    cJSON_Delete(want);
+}
+END_TEST
+
 #define AE(name, data) name "|" data
 
 /* Anthropic usage: message_start's, with each member message_delta gives over it. */
@@ -184,7 +209,13 @@ START_TEST(bad_streams_refused)
          {ms, AE("error", "{'type':'error','error':{'type':'overloaded_error','message':'o'}}")}},
         {"no message_stop", 0, {ms, bs, bd, bstop, md}},
         {"an OpenAI chunk", 1, {CH("{'content':'a'}", "null")}},
-        {"a message not the assistant's", 0,
+        {"a citations delta (not gathered)",
+         3,
+         {ms, bs,
+          AE("content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
+                                    "'citations_delta','citation':{'type':'char_location'}}}")}},
+        {"a message not the assistant's",
+         0,
          {AE("message_start", "{'type':'message_start','message':{'id':'m','type':'message',"
                               "'role':'user','content':[],'usage':{'input_tokens':1}}}"),
           md, mstop}},
@@ -219,6 +250,13 @@ START_TEST(bad_streams_refused)
          1,
          {CH("{'tool_calls':[{'index':-1,'id':'c','function':{'name':'f'}}]}", "null")}},
         {"content that is not text", 1, {CH("{'content':[1]}", "null")}},
+        {"logprobs a whole answer would lose",
+         1,
+         {"|{'object':'chat.completion.chunk','choices':[{'index':0,'delta':{'content':'a'},"
+          "'logprobs':{'content':[{'token':'a','logprob':-0.1}]},'finish_reason':null}]}"}},
+        {"a provider's own delta member",
+         1,
+         {CH("{'content':'','reasoning_content':'first, think'}", "null")}},
         {"an event after [DONE]",
          4,
          {CH("{'content':'a'}", "null"), CH("{}", "'stop'"), "|[DONE]", "|[DONE]"}},
@@ -263,6 +301,12 @@ START_TEST(bad_wholes_refused)
         "{'object':'chat.completion.chunk','choices':[]}",
         "[1,2]",
     };
+    static const char *const oa_bad2[] = {
+        "{'object':'chat.completion','choices':[{'index':0,'message':{'content':'a'},"
+        "'logprobs':{'content':[]},'finish_reason':'stop'}]}",
+        "{'object':'chat.completion','choices':[{'index':0,'message':{'content':'a',"
+        "'audio':{'id':'audio_1','data':'AAAA'}},'finish_reason':'stop'}]}",
+    };
     static const char *const an_bad[] = {
         "{'type':'message','content':[{'type':'text'}],'stop_reason':'end_turn','usage':{}}",
         "{'type':'message','content':[{'type':'tool_use','id':'t','name':'f','input':[]}],"
@@ -280,6 +324,12 @@ START_TEST(bad_wholes_refused)
             ck_assert_int_eq(c.n, 0);
             cJSON_Delete(w);
         }
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *w = J(oa_bad2[i]);
+        ck_assert(!replay_whole_ok(OA, w));
+        ck_assert_int_eq(replay_stream(OA, w, 1, 8, capture, &c), -1);
+        cJSON_Delete(w);
+    }
     ck_assert_int_eq(replay_stream(OA, NULL, 1, 8, capture, &c), -1);
     ck_assert_ptr_null(replay_asm_new((enum conf_format)9));
 }
@@ -362,6 +412,8 @@ START_TEST(mock_openai_streams)
     const cJSON *wm = GET(cJSON_GetArrayItem(GET(whole, "choices"), 0), "message");
     const cJSON *gc, *wc = GET(wm, "tool_calls")->child;
 
+    ck_assert(replay_whole_ok(OA, whole)); /* the mock's whole answer is one too */
+
     same(GET(gm, "content"), GET(wm, "content"));
     ck_assert_int_eq(cJSON_GetArraySize(GET(gm, "tool_calls")), 3);
     cJSON_ArrayForEach(gc, GET(gm, "tool_calls"))
@@ -389,6 +441,8 @@ START_TEST(mock_anthropic_streams)
     size_t len;
     char *text = slurp("anthropic-tools.json", &len);
     cJSON *w = mock_stream(AN, "anthropic-tools.sse"), *whole = cJSON_Parse(text);
+
+    ck_assert(replay_whole_ok(AN, whole));
 
     /* the ids differ (one request each): the rest is the same */
     for (cJSON *b = GET(w, "content")->child, *c = GET(whole, "content")->child; b || c;
@@ -430,8 +484,11 @@ static int xlated(void *arg, const char *name, const char *text, size_t len)
  * client's events gather into an answer with every call, whole. */
 static cJSON *translated(enum xlate_dir dir, const char *sse)
 {
-    struct xlate_ctx ctx = {.dir = dir, .client_model = "client-model", .request_id = "r1",
-                            .created = 1700000000, .include_usage = 1};
+    struct xlate_ctx ctx = {.dir = dir,
+                            .client_model = "client-model",
+                            .request_id = "r1",
+                            .created = 1700000000,
+                            .include_usage = 1};
     struct xlate_stream *s = xlate_stream_new(&ctx);
     struct cap up = {0}, client = {0};
     cJSON *w;
@@ -441,8 +498,8 @@ static cJSON *translated(enum xlate_dir dir, const char *sse)
     for (int i = 0; i < up.n; i++) {
         int done = strcmp(up.data[i], "[DONE]") == 0;
         cJSON *d = done ? NULL : cJSON_Parse(up.data[i]);
-        ck_assert_int_eq(xlate_stream_event(s, up.name[i] != NULL ? up.name[i] : "", d,
-                                            up.data[i], strlen(up.data[i]), xlated, &client),
+        ck_assert_int_eq(xlate_stream_event(s, up.name[i] != NULL ? up.name[i] : "", d, up.data[i],
+                                            strlen(up.data[i]), xlated, &client),
                          0);
         cJSON_Delete(d);
     }
@@ -465,7 +522,8 @@ START_TEST(translated_streams)
     ck_assert_str_eq(GET(GET(ch, "message"), "content")->valuestring, " the of and to");
     ck_assert_str_eq(GET(ch, "finish_reason")->valuestring, "tool_calls");
     calls = GET(GET(ch, "message"), "tool_calls");
-    cJSON_ArrayForEach(c, calls) {
+    cJSON_ArrayForEach(c, calls)
+    {
         cJSON *args = cJSON_Parse(GET(GET(c, "function"), "arguments")->valuestring);
         ck_assert_ptr_nonnull(args);
         ck_assert_int_eq((int)GET(args, "n")->valuedouble, n++);
@@ -478,7 +536,8 @@ START_TEST(translated_streams)
     w = translated(XLATE_ANTHROPIC_TO_OPENAI, "openai-tools-interleaved.sse");
     ck_assert_str_eq(GET(w, "stop_reason")->valuestring, "tool_use");
     n = 0;
-    cJSON_ArrayForEach(c, GET(w, "content")) {
+    cJSON_ArrayForEach(c, GET(w, "content"))
+    {
         if (strcmp(GET(c, "type")->valuestring, "tool_use") == 0) {
             ck_assert_int_eq((int)GET(GET(c, "input"), "n")->valuedouble, n++);
         } else {
@@ -487,6 +546,23 @@ START_TEST(translated_streams)
     }
     ck_assert_int_eq(n, 3);
     cJSON_Delete(w);
+
+    /* and the whole answers the gate translates are answers of the client's API */
+    for (int k = 0; k < 2; k++) {
+        struct xlate_ctx ctx = {.dir =
+                                    k == 0 ? XLATE_OPENAI_TO_ANTHROPIC : XLATE_ANTHROPIC_TO_OPENAI,
+                                .client_model = "m",
+                                .request_id = "r",
+                                .created = 1};
+        size_t len;
+        char *text = slurp(k == 0 ? "anthropic-tools.json" : "openai-tools-interleaved.json", &len);
+        cJSON *up = cJSON_Parse(text), *out = xlate_response(&ctx, up);
+        ck_assert_ptr_nonnull(out);
+        ck_assert(replay_whole_ok(k == 0 ? OA : AN, out));
+        cJSON_Delete(out);
+        cJSON_Delete(up);
+        free(text);
+    }
 }
 END_TEST
 
@@ -498,6 +574,7 @@ static Suite *replay_asm_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, openai_interleaved_calls);
     tcase_add_test(tc, anthropic_usage_merged);
+    tcase_add_test(tc, openai_usage_with_finish);
     tcase_add_test(tc, bad_streams_refused);
     tcase_add_test(tc, bad_wholes_refused);
     tcase_add_test(tc, mock_openai_streams);
