@@ -5,7 +5,8 @@
 // a stream, and a stream entry answering a whole request, must give the same answer as the
 // original: text, three parallel tool calls (interleaved deltas for OpenAI) with their ids, names
 // and arguments, stop reasons and stop sequences, usage. A stream entry answering a stream sends
-// the very events the client got the first time.
+// the very events the client got the first time. Translated streams (a client of one API on a
+// model of the other) are cached in the client's API and replay the same way.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,6 +34,10 @@ before(async () => {
     'models:',
     '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  claude-haiku-4-5: { provider: mock-anthropic, price: { input: 1, output: 5 } }',
+    'tiers:',
+    '  anth: [claude-haiku-4-5]',
+    '  oai: [gpt-4o-mini]',
+    'routing: { aliases: { to-anthropic: anth, to-openai: oai } }',
     'org: acme',
     'departments:',
     '  d:',
@@ -198,4 +203,38 @@ test('Anthropic: a stop sequence goes across a replay both ways', async () => {
     .withResponse();
   assert.equal(r.headers.get('x-tokengate-cache'), 'hit');
   assert.deepEqual(anAnswer(w), anAnswer(first));
+});
+
+test('translated: an OpenAI client streaming from an Anthropic model, replayed both ways', async () => {
+  const body = chat('x-oa', { model: 'to-anthropic', max_tokens: 200,
+    stream_options: { include_usage: true } });
+  const { cache, final: first } = await oaStream(body, calls3);
+  assert.equal(cache, 'miss');
+  assert.equal(first.choices[0].message.tool_calls.length, 3);
+  const before = await mockCount();
+  const { stream_options: _, ...plain } = body;
+  const { data: whole, response } = await openai.chat.completions
+    .create(plain, { headers: calls3 }).withResponse();
+  assert.equal(response.headers.get('x-tokengate-cache'), 'hit');
+  assert.deepEqual(oaAnswer(whole), oaAnswer(first));
+  const again = await oaStream(body, calls3);
+  assert.equal(again.cache, 'hit');
+  assert.deepEqual(oaAnswer(again.final), oaAnswer(first));
+  assert.equal(await mockCount(), before);
+});
+
+test('translated: an Anthropic client streaming from an OpenAI model (interleaved calls), replayed both ways', async () => {
+  const body = messages('x-an', { model: 'to-openai' });
+  const first = await anthropic.messages.stream(body, { headers: calls3 }).finalMessage();
+  assert.equal(first.content.filter((b) => b.type === 'tool_use').length, 3);
+  const before = await mockCount();
+  const { data: whole, response } = await anthropic.messages.create(body, { headers: calls3 })
+    .withResponse();
+  assert.equal(response.headers.get('x-tokengate-cache'), 'hit');
+  assert.deepEqual(anAnswer(whole), anAnswer(first));
+  const s = anthropic.messages.stream(body, { headers: calls3 });
+  const { response: r2 } = await s.withResponse();
+  assert.equal(r2.headers.get('x-tokengate-cache'), 'hit');
+  assert.deepEqual(anAnswer(await s.finalMessage()), anAnswer(first));
+  assert.equal(await mockCount(), before);
 });
