@@ -232,6 +232,27 @@ START_TEST(anthropic_event_order)
 }
 END_TEST
 
+/* piece 0 is taken as 1; a character longer than a piece goes whole. */
+START_TEST(piece_zero_and_long_characters)
+{
+    cJSON *w = J("{'type':'message','role':'assistant','content':[{'type':'text','text':"
+                 "'a\u2603b'}],'stop_reason':'end_turn','usage':{'input_tokens':1}}");
+    struct cap c = {0};
+    static const char *const want[] = {"a", "\xe2\x98\x83", "b"}; /* U+2603 */
+
+    ck_assert_int_eq(replay_stream(AN, w, 1, 0, capture, &c), 0);
+    /* message_start, block start, 3 deltas, stop, message_delta, message_stop */
+    ck_assert_int_eq(c.n, 8);
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = cJSON_Parse(c.data[2 + i]);
+        ck_assert_str_eq(GET(GET(d, "delta"), "text")->valuestring, want[i]);
+        cJSON_Delete(d);
+    }
+    cap_free(&c);
+    cJSON_Delete(w);
+}
+END_TEST
+
 START_TEST(emit_stops_the_stream)
 {
     for (int api = 0; api < 2; api++) {
@@ -317,6 +338,7 @@ static Suite *replay_suite(void)
     tcase_add_test(tc, openai_without_include_usage);
     tcase_add_test(tc, pieces_end_at_character_boundaries);
     tcase_add_test(tc, anthropic_event_order);
+    tcase_add_test(tc, piece_zero_and_long_characters);
     tcase_add_test(tc, emit_stops_the_stream);
     tcase_add_test(tc, out_of_memory_at_each_step);
     suite_add_tcase(s, tc);
