@@ -10,8 +10,9 @@
  * CONN_OUT_HIGH (proxy_client_drained resumes the source). A client that leaves ends the
  * request (proxy_client_gone): the source is cancelled, the hit is still recorded.
  *
- * Its state lives in the request's arena; the bytes of a stream in a malloc'd buffer freed
- * when the source ends or is cancelled (req_finish always cancels the source).
+ * Its state lives in the request's arena. A stored stream is written from the entry itself
+ * (only where each event ends is kept); events made from a whole answer are in a malloc'd
+ * buffer, freed when the source ends or is cancelled (req_finish always cancels the source).
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -36,7 +37,9 @@
 
 struct replay_src {
     struct event *ev;   /* the next batch, on the worker's loop */
-    char *bytes;        /* a stream's events, back to back (malloc'd) */
+    const char *base;   /* the stream's events, back to back: in the entry (its reference is
+                         * held until the request is freed) or in bytes */
+    char *bytes;        /* events made from a whole answer (malloc'd) */
     size_t len, cap;
     size_t *ends;       /* where each event ends in bytes (malloc'd) */
     size_t nev, evcap, next;
@@ -94,13 +97,13 @@ static int emit(void *arg, const char *name, const char *data, size_t len)
     return end_event(s);
 }
 
-/* A stored stream's event, as the SSE parser finds it. */
+/* A stored stream's event, as the SSE parser finds it: only where it ends is kept (its bytes
+ * stay in the entry). */
 static int stored_event(void *arg, const struct sse_event *ev)
 {
     struct replay_src *s = arg;
 
-    if (add_bytes(s, ev->raw, ev->raw_len) < 0)
-        return -1;
+    s->len += ev->raw_len;
     return end_event(s);
 }
 
@@ -109,11 +112,16 @@ static int make_stream(struct gate_req *req, struct replay_src *s, const struct 
 {
     if (v->from_stream && v->events != NULL && v->events_len > 0) {
         struct sse_parser p;
-        int rc;
+        int rc = 0;
 
         sse_init(&p, REPLAY_EVENT_MAX);
-        rc = sse_feed(&p, v->events, v->events_len, stored_event, s);
+        /* in pieces: the parser keeps a copy of what it is given */
+        for (size_t off = 0, n; off < v->events_len && rc == 0; off += n) {
+            n = v->events_len - off < REPLAY_BATCH ? v->events_len - off : REPLAY_BATCH;
+            rc = sse_feed(&p, v->events + off, n, stored_event, s);
+        }
         sse_reset(&p);
+        s->base = v->events;
         return rc == 0 && s->nev > 0 ? 0 : -1;
     }
     cJSON *whole = cJSON_ParseWithLength(v->whole, v->whole_len);
@@ -123,6 +131,7 @@ static int make_stream(struct gate_req *req, struct replay_src *s, const struct 
                            : -1;
 
     cJSON_Delete(whole);
+    s->base = s->bytes;
     return rc == 0 && s->nev > 0 ? 0 : -1;
 }
 
@@ -194,7 +203,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
     }
     while (s->next < s->nev) {
         size_t from = s->next ? s->ends[s->next - 1] : 0;
-        struct resp_event ev = {.name = "", .raw = s->bytes + from,
+        struct resp_event ev = {.name = "", .raw = s->base + from,
                                 .raw_len = s->ends[s->next] - from};
 
         if (req->conn == NULL)

@@ -7,12 +7,13 @@
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   test, cleanup, startMock, startGate, tempDir, runGate, gateAdminPort, adminRequest,
-  parseSSE, newId, sleep, ms,
+  parseSSE, newId, sleep, ms, queuedBytes, waitStable, SANITIZED,
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'tga-cache-test-admin-token-0001';
@@ -42,6 +43,7 @@ function config(dir, extra = []) {
     'models:',
     '  gpt-4o-mini: { provider: mock-openai, price: { input: 0.15, output: 0.60 } }',
     '  claude-haiku-4-5: { provider: mock-anthropic, price: { input: 1, output: 5 } }',
+    '  gpt-long: { provider: mock-openai, price: { input: 0.15, output: 0.60 }, max_output_tokens: 200000 }',
     'tiers:',
     '  anth: [claude-haiku-4-5]',
     'routing: { aliases: { to-anthropic: anth } }',
@@ -468,4 +470,90 @@ test('eviction: past cache.responses.max_bytes the least recently used entry goe
   const big = chat('evict-big');
   await send(g, 'a1', big, { 'x-mock-tokens': '2000' });
   assert.equal((await send(g, 'a1', big, { 'x-mock-tokens': '2000' })).forwarded, 1);
+});
+
+test('an open gate: entries are shared per client credential, never across two', async () => {
+  const { gateConfig, mockProviders } = await import('./harness.mjs');
+  const dir = tempDir('tg-cache-open-');
+  const g = await startGate({ configText: gateConfig({ ...mockProviders(mock.url),
+    requestLog: path.join(dir, 'requests.jsonl') }), dir });
+  const body = chat('open');
+  const as = async (key) => {
+    const before = await mockCount();
+    const r = await g.post('/v1/chat/completions', body, { authorization: `Bearer ${key}` });
+    assert.equal(r.status, 200, r.text);
+    return [r.headers['x-tokengate-cache'], (await mockCount()) - before];
+  };
+  assert.deepEqual(await as('sk-client-one'), ['miss', 1]);
+  assert.deepEqual(await as('sk-client-one'), ['hit', 0]);
+  assert.deepEqual(await as('sk-client-two'), ['miss', 1]);
+  assert.deepEqual(await as('sk-client-two'), ['hit', 0]);
+});
+
+test('a streamed hit honours backpressure: a client that stops reading stops the replay, which then ends whole', async () => {
+  const g = await startCacheGate(['cache: { responses: { max_bytes: 64MiB, max_entry_bytes: 32MiB } }']);
+  const body = chat('backpressure', { model: 'gpt-long', max_tokens: 100000, stream: true });
+  const h = { 'x-mock-tokens': '60000' };
+  const full = await send(g, 'a1', body, h);
+  assert.equal(full.status, 200);
+  assert.equal(full.headers['x-tokengate-cache'], 'miss');
+  const total = Buffer.byteLength(full.text);
+  assert.ok(total > 8 * 1024 * 1024, `the stream is ${total} bytes`);
+
+  const rss0 = g.rssKiB();
+  const id = newId('bp');
+  const { request } = await import('node:http');
+  let res;
+  const req = request({ port: g.port, path: '/v1/chat/completions', method: 'POST',
+    headers: { ...bearer(KEYS.a1), 'content-type': 'application/json', 'x-request-id': id, ...h } });
+  const head = new Promise((resolve, reject) => {
+    req.on('response', (r) => { res = r; r.pause(); resolve(); });
+    req.on('error', reject);
+  });
+  req.end(JSON.stringify(body));
+  await head;
+  assert.equal(res.headers['x-tokengate-cache'], 'hit');
+  const queued = await waitStable(() => queuedBytes(g.port), 'bytes queued to the paused client');
+  const held = (g.rssKiB() - rss0) * 1024;
+  // what the kernel did not take stays unwritten: the gate holds about CONN_OUT_HIGH of it
+  assert.ok(total - queued > 4 * 1024 * 1024, `the kernel took ${queued} of ${total} bytes`);
+  // (not under AddressSanitizer, whose quarantine keeps freed memory resident)
+  if (!SANITIZED)
+    assert.ok(held < (total - queued) / 2,
+      `the gate grew by ${held} bytes while ${total - queued} were not taken: the replay did not pause`);
+  const chunks = [];
+  await new Promise((resolve, reject) => {
+    res.on('data', (d) => chunks.push(d));
+    res.on('end', resolve);
+    res.on('error', reject);
+    res.resume();
+  });
+  assert.equal(res.statusCode, 200);
+  assert.equal(Buffer.concat(chunks).toString(), full.text, 'the replay is not the whole stream');
+  const rec = await g.logRecord(id);
+  assert.equal(rec.tokens_charged, 0, JSON.stringify(rec));
+});
+
+test('reload: smaller caps evict at once; enabled: false bypasses; the entries stay for a re-enable', async () => {
+  const g = await startCacheGate();
+  const body = chat('reload');
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'miss');
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'hit');
+  const reload = async (extra) => {
+    fs.writeFileSync(g.configPath, config(g.dir, extra));
+    const r = await adminRequest(g.admin, 'POST', '/admin/v1/reload', { token: ADMIN_TOKEN });
+    assert.equal(r.status, 200, r.text);
+  };
+  await reload(['cache: { responses: { enabled: false } }']);
+  const off = await send(g, 'a1', body);
+  assert.equal(off.headers['x-tokengate-cache'], 'bypass');
+  assert.equal(off.forwarded, 1);
+  await reload([]);
+  assert.equal((await send(g, 'a1', body)).headers['x-tokengate-cache'], 'hit');
+  await reload(['cache: { responses: { max_bytes: 1KiB, max_entry_bytes: 1KiB } }']);
+  const gone = await send(g, 'a1', body);
+  assert.equal(gone.headers['x-tokengate-cache'], 'miss', 'the entry past the new cap was kept');
+  assert.equal(gone.forwarded, 1);
+  // and an answer over the new max_entry_bytes is not stored
+  assert.equal((await send(g, 'a1', body)).forwarded, 1);
 });
