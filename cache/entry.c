@@ -16,6 +16,7 @@
  * A stream is gathered as it goes: its raw events appended to a buffer (capped at max_bytes)
  * and fed to replay_asm, which makes the whole answer at the end.
  */
+#define _GNU_SOURCE /* memmem */
 #include "cache/entry.h"
 
 #include <stdlib.h>
@@ -34,7 +35,7 @@ struct entry_fill {
     struct replay_asm *asm_; /* a stream's gatherer */
     char *buf;               /* a stream's raw events, or a whole answer's text */
     size_t len, cap;
-    int have_body;           /* a whole answer: its body came */
+    int have_body; /* a whole answer: its body came */
 };
 
 struct entry_fill *entry_fill_new(enum conf_format api, int stream, size_t max_bytes)
@@ -91,7 +92,11 @@ int entry_fill_event(struct entry_fill *f, const char *raw, size_t rawlen, const
 {
     if (f == NULL || f->failed)
         return -1;
-    if (!f->stream || raw == NULL || fill_add(f, raw, rawlen) < 0 ||
+    /* data NULL is OpenAI's [DONE] to the gatherer: so it must be (not an event whose JSON
+     * could not be read) */
+    if (!f->stream || raw == NULL ||
+        (data == NULL && memmem(raw, rawlen, "data: [DONE]", 12) == NULL) ||
+        fill_add(f, raw, rawlen) < 0 ||
         replay_asm_event(f->asm_, name != NULL ? name : "", data) < 0) {
         f->failed = 1;
         return -1;
@@ -138,8 +143,7 @@ static char *entry_build(const struct entry_fill *f, const struct entry_meta *me
     size_t total;
     char *v, *p;
 
-    if (wlen > f->max_bytes || elen > f->max_bytes ||
-        ENTRY_HEAD + 2 + wlen + elen > f->max_bytes)
+    if (wlen > f->max_bytes || elen > f->max_bytes || ENTRY_HEAD + 2 + wlen + elen > f->max_bytes)
         return NULL;
     total = ENTRY_HEAD + wlen + 1 + elen + 1;
     v = malloc(total);

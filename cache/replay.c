@@ -45,13 +45,13 @@ enum rstate {
 struct replay_asm {
     enum conf_format api;
     enum rstate state;
-    size_t held;          /* bytes of all buffers, at most REPLAY_MAX_BYTES */
-    struct rbuf meta;     /* OpenAI: {id, created, model, ...} of the first chunk; Anthropic:
-                             message_start's message (JSON text) */
-    struct rbuf text;     /* OpenAI: the content */
-    struct rbuf refusal;  /* OpenAI: the refusal */
-    struct rbuf finish;   /* OpenAI: finish_reason; Anthropic: message_delta's delta (JSON) */
-    struct rbuf usage;    /* the usage so far (JSON text) */
+    size_t held;         /* bytes of all buffers, at most REPLAY_MAX_BYTES */
+    struct rbuf meta;    /* OpenAI: {id, created, model, ...} of the first chunk; Anthropic:
+                            message_start's message (JSON text) */
+    struct rbuf text;    /* OpenAI: the content */
+    struct rbuf refusal; /* OpenAI: the refusal */
+    struct rbuf finish;  /* OpenAI: finish_reason; Anthropic: message_delta's delta (JSON) */
+    struct rbuf usage;   /* the usage so far (JSON text) */
     struct rpart *parts;
     int nparts;
 };
@@ -177,6 +177,25 @@ static int small_index(const cJSON *v)
     return (int)v->valuedouble;
 }
 
+/* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
+ * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
+ * absent, else the answer is not replayed, rather than replayed without it. */
+static int rest_empty(const cJSON *o, const char *const *known)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, o)
+    {
+        int k = 0;
+        while (known[k] != NULL && strcmp(known[k], m->string) != 0)
+            k++;
+        if (known[k] == NULL && !cJSON_IsNull(m) &&
+            !((cJSON_IsArray(m) || cJSON_IsObject(m)) && m->child == NULL))
+            return 0;
+    }
+    return 1;
+}
+
 /* ---- OpenAI chat.completion.chunk --------------------------------------------------------- */
 
 /* Copies the first chunk's id, created, model, system_fingerprint, service_tier. */
@@ -210,7 +229,8 @@ static int oa_tool_delta(struct replay_asm *a, const cJSON *calls)
 
     if (!cJSON_IsArray(calls))
         return -1;
-    cJSON_ArrayForEach(c, calls) {
+    cJSON_ArrayForEach(c, calls)
+    {
         int index = small_index(GET(c, "index"));
         const cJSON *id = GET(c, "id"), *fn = GET(c, "function"), *type = GET(c, "type");
         const cJSON *name = GET(fn, "name"), *args = GET(fn, "arguments");
@@ -254,8 +274,8 @@ static int oa_event(struct replay_asm *a, const char *name, const cJSON *d)
         return 0;
     }
     if (!cJSON_IsObject(d) || GET(d, "error") != NULL || !cJSON_IsArray(choices) ||
-        (object != NULL && (!cJSON_IsString(object) ||
-                            strcmp(object->valuestring, "chat.completion.chunk") != 0)))
+        (object != NULL &&
+         (!cJSON_IsString(object) || strcmp(object->valuestring, "chat.completion.chunk") != 0)))
         return -1;
     if (a->state == RS_START) {
         if (oa_meta(a, d) < 0)
@@ -269,13 +289,17 @@ static int oa_event(struct replay_asm *a, const char *name, const cJSON *d)
     } else if (usage != NULL && !cJSON_IsNull(usage)) {
         return -1;
     }
-    cJSON_ArrayForEach(ch, choices) {
+    cJSON_ArrayForEach(ch, choices)
+    {
         const cJSON *delta = GET(ch, "delta"), *fr = GET(ch, "finish_reason"), *v;
 
         if (small_index(GET(ch, "index")) != 0 && GET(ch, "index") != NULL)
             return -1; /* one choice only (n > 1 is not gathered) */
-        if (delta != NULL && !cJSON_IsObject(delta))
-            return -1;
+        static const char *const choice_keys[] = {"index", "delta", "finish_reason", NULL};
+        static const char *const delta_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
+        if ((delta != NULL && !cJSON_IsObject(delta)) || !rest_empty(ch, choice_keys) ||
+            !rest_empty(delta, delta_keys))
+            return -1; /* logprobs, audio...: a whole answer would lose them */
         if (delta != NULL && delta->child != NULL && a->state != RS_BODY)
             return -1; /* content after the finish reason */
         if ((v = GET(delta, "content")) != NULL && !cJSON_IsNull(v) &&
@@ -341,7 +365,7 @@ static int set(cJSON *o, const char *key, cJSON *v)
     v->string = old->string;
     v->type = (v->type & ~cJSON_StringIsConst) | (old->type & cJSON_StringIsConst);
     old->string = NULL;
-    old->type |= cJSON_StringIsConst; /* its name is v's now */
+    old->type |= cJSON_StringIsConst;       /* its name is v's now */
     cJSON_ReplaceItemViaPointer(o, old, v); /* frees old; cannot fail with both in o's list */
     return 0;
 }
@@ -402,8 +426,9 @@ static cJSON *oa_message(struct replay_asm *a)
 
 static cJSON *oa_finish(struct replay_asm *a)
 {
-    static const char *const keys[] = {"id", "object", "created", "model", "choices", "usage",
-                                       "system_fingerprint", "service_tier"};
+    static const char *const keys[] = {
+        "id",          "object", "created", "model", "choices", "usage", "system_fingerprint",
+        "service_tier"};
     cJSON *meta = rbuf_parse(&a->meta), *out = cJSON_CreateObject(), *choice, *choices, *v;
     int ok = meta != NULL && out != NULL;
 
@@ -453,8 +478,7 @@ static int an_block_start(struct replay_asm *a, const cJSON *d)
     int index = small_index(GET(d, "index"));
     struct rpart *p;
 
-    if (a->state != RS_BODY || index != a->nparts || !cJSON_IsObject(cb) ||
-        !cJSON_IsString(type))
+    if (a->state != RS_BODY || index != a->nparts || !cJSON_IsObject(cb) || !cJSON_IsString(type))
         return -1; /* blocks start in order, one after another's start */
     if ((p = part_add(a, index)) == NULL)
         return -1;
@@ -530,7 +554,8 @@ static int an_message_delta(struct replay_asm *a, const cJSON *d)
         base = cJSON_CreateObject();
     if (base == NULL)
         return -1;
-    cJSON_ArrayForEach(u, usage) {
+    cJSON_ArrayForEach(u, usage)
+    {
         if (!cJSON_IsNull(u) && set(base, u->string, cJSON_Duplicate(u, 1)) < 0) {
             rc = -1;
             break;
@@ -590,7 +615,6 @@ static int an_event(struct replay_asm *a, const char *name, const cJSON *d)
     return -1; /* error, or an event not of a message stream */
 }
 
-
 /* A block as the whole answer has it: its start with what its deltas added. */
 static cJSON *an_block(const struct rpart *p)
 {
@@ -606,8 +630,8 @@ static cJSON *an_block(const struct rpart *p)
     }
     if (ok && p->kind == K_JSON && (p->text.len > 0 || !cJSON_IsObject(GET(b, "input")))) {
         /* the input's JSON, whole: a call cut short does not parse, nor is it an answer */
-        cJSON *in = p->text.len > 0 ? cJSON_ParseWithLength(p->text.p, p->text.len)
-                                    : cJSON_CreateObject();
+        cJSON *in =
+            p->text.len > 0 ? cJSON_ParseWithLength(p->text.p, p->text.len) : cJSON_CreateObject();
         ok = cJSON_IsObject(in) ? set(b, "input", in) == 0 : (cJSON_Delete(in), 0);
     }
     if (!ok) {
@@ -629,10 +653,10 @@ static cJSON *an_finish(struct replay_asm *a)
     else if (out != NULL && delta != NULL)
         cJSON_Delete(content);
     ok = ok && set(out, "stop_reason", cJSON_Duplicate(GET(delta, "stop_reason"), 1)) == 0;
-    ok = ok && set(out, "stop_sequence",
-                   GET(delta, "stop_sequence") != NULL
-                       ? cJSON_Duplicate(GET(delta, "stop_sequence"), 1)
-                       : cJSON_CreateNull()) == 0;
+    ok = ok &&
+         set(out, "stop_sequence",
+             GET(delta, "stop_sequence") != NULL ? cJSON_Duplicate(GET(delta, "stop_sequence"), 1)
+                                                 : cJSON_CreateNull()) == 0;
     if (ok && a->usage.set)
         ok = set(out, "usage", rbuf_parse(&a->usage)) == 0;
     cJSON_Delete(delta);
@@ -661,7 +685,16 @@ int replay_asm_event(struct replay_asm *a, const char *name, const cJSON *data)
 
 cJSON *replay_asm_finish(struct replay_asm *a)
 {
+    cJSON *w;
+
     if (a == NULL || a->state != RS_END)
         return NULL;
-    return a->api == CONF_FMT_OPENAI ? oa_finish(a) : an_finish(a);
+    w = a->api == CONF_FMT_OPENAI ? oa_finish(a) : an_finish(a);
+    /* what the events carried whole (message_start's message, a block's start) is checked
+     * here, once, as a whole answer is: what is gathered is always one */
+    if (w != NULL && !replay_whole_ok(a->api, w)) {
+        cJSON_Delete(w);
+        w = NULL;
+    }
+    return w;
 }

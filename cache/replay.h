@@ -36,6 +36,7 @@ int replay_asm_event(struct replay_asm *a, const char *name, const cJSON *data);
  * The whole answer, as api writes a non-streaming one (chat.completion, or an Anthropic
  * message), or NULL when the stream did not end as a complete answer (no finish reason, no
  * message_stop) or the gatherer failed. The caller frees it (cJSON_Delete).
+ * (What it gives always passes replay_whole_ok.)
  */
 cJSON *replay_asm_finish(struct replay_asm *a);
 
@@ -51,6 +52,9 @@ typedef int replay_emit_fn(void *arg, const char *name, const char *data, size_t
  * Anthropic, message_start, each content block's start, deltas and stop, message_delta with
  * the stop reason and usage, message_stop. Returns 0, -1 when whole is not an answer of api,
  * or emit's non-zero return (which stops it).
+ * (-1 also when memory runs out: what was emitted before is the start of the stream. piece 0
+ * is taken as 1; a character longer than piece goes whole. Gathering the events emitted gives
+ * whole again, but for members a stream does not carry, which replay_whole_ok refuses.)
  */
 int replay_stream(enum conf_format api, const cJSON *whole, int include_usage, size_t piece,
                   replay_emit_fn *emit, void *arg);

@@ -17,10 +17,29 @@ static int is_str(const cJSON *v, const char *s)
     return cJSON_IsString(v) && strcmp(v->valuestring, s) == 0;
 }
 
-/* v absent, or a string. */
+/* v absent, null, or a string. */
 static int opt_str(const cJSON *v)
 {
-    return v == NULL || cJSON_IsString(v);
+    return v == NULL || cJSON_IsNull(v) || cJSON_IsString(v);
+}
+
+/* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
+ * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
+ * absent, else the answer is not replayed, rather than replayed without it. */
+static int rest_empty(const cJSON *o, const char *const *known)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, o)
+    {
+        int k = 0;
+        while (known[k] != NULL && strcmp(known[k], m->string) != 0)
+            k++;
+        if (known[k] == NULL && !cJSON_IsNull(m) &&
+            !((cJSON_IsArray(m) || cJSON_IsObject(m)) && m->child == NULL))
+            return 0;
+    }
+    return 1;
 }
 
 static int oa_call_ok(const cJSON *c)
@@ -28,9 +47,9 @@ static int oa_call_ok(const cJSON *c)
     const cJSON *fn = GET(c, "function");
 
     return cJSON_IsObject(c) && cJSON_IsString(GET(c, "id")) && GET(c, "id")->valuestring[0] &&
-           (GET(c, "type") == NULL || is_str(GET(c, "type"), "function")) &&
-           cJSON_IsObject(fn) && cJSON_IsString(GET(fn, "name")) &&
-           GET(fn, "name")->valuestring[0] && cJSON_IsString(GET(fn, "arguments"));
+           (GET(c, "type") == NULL || is_str(GET(c, "type"), "function")) && cJSON_IsObject(fn) &&
+           cJSON_IsString(GET(fn, "name")) && GET(fn, "name")->valuestring[0] &&
+           cJSON_IsString(GET(fn, "arguments"));
 }
 
 static int oa_whole_ok(const cJSON *w)
@@ -40,13 +59,17 @@ static int oa_whole_ok(const cJSON *w)
 
     if (!cJSON_IsObject(w) || !is_str(GET(w, "object"), "chat.completion") ||
         !opt_str(GET(w, "id")) || !opt_str(GET(w, "model")) ||
-        ((v = GET(w, "created")) != NULL && !cJSON_IsNumber(v)) ||
+        ((v = GET(w, "created")) != NULL && !cJSON_IsNumber(v) && !cJSON_IsNull(v)) ||
         !opt_str(GET(w, "system_fingerprint")) || !opt_str(GET(w, "service_tier")) ||
         ((v = GET(w, "usage")) != NULL && !cJSON_IsObject(v) && !cJSON_IsNull(v)))
         return 0;
     if (!cJSON_IsArray(choices) || cJSON_GetArraySize(choices) != 1 || !cJSON_IsObject(msg) ||
         !cJSON_IsString(GET(ch, "finish_reason")) ||
         ((v = GET(ch, "index")) != NULL && (!cJSON_IsNumber(v) || v->valuedouble != 0)))
+        return 0;
+    static const char *const choice_keys[] = {"index", "message", "finish_reason", NULL};
+    static const char *const msg_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
+    if (!rest_empty(ch, choice_keys) || !rest_empty(msg, msg_keys))
         return 0;
     if ((v = GET(msg, "role")) != NULL && !is_str(v, "assistant"))
         return 0;
@@ -141,7 +164,8 @@ static int add_extras(cJSON *dst, const cJSON *src, const char *const *skip)
 {
     const cJSON *m;
 
-    cJSON_ArrayForEach(m, src) {
+    cJSON_ArrayForEach(m, src)
+    {
         int skipped = GET(src, m->string) != m;
         for (const char *const *s = skip; *s != NULL && !skipped; s++)
             skipped = strcmp(*s, m->string) == 0;
@@ -255,8 +279,8 @@ static cJSON *oa_choice(cJSON *delta, const cJSON *finish)
         return NULL;
     }
     if (add(ch, "delta", delta) < 0 || add(ch, "logprobs", cJSON_CreateNull()) < 0 ||
-        add(ch, "finish_reason",
-            finish != NULL ? cJSON_Duplicate(finish, 1) : cJSON_CreateNull()) < 0) {
+        add(ch, "finish_reason", finish != NULL ? cJSON_Duplicate(finish, 1) : cJSON_CreateNull()) <
+            0) {
         cJSON_Delete(ch);
         return NULL;
     }
@@ -267,8 +291,9 @@ static cJSON *oa_choice(cJSON *delta, const cJSON *finish)
  * usage chunk: choice NULL, usage its usage, taken), or NULL. */
 static cJSON *oa_chunk(const struct oa *s, cJSON *choice, cJSON *usage)
 {
-    static const char *const keys[] = {"id", "object", "created", "model", "system_fingerprint",
-                                       "service_tier", "choices", "usage"};
+    static const char *const keys[] = {
+        "id",           "object",  "created", "model", "system_fingerprint",
+        "service_tier", "choices", "usage"};
     cJSON *c = cJSON_CreateObject(), *choices = cJSON_CreateArray();
     int ok = c != NULL && choices != NULL;
 
@@ -287,8 +312,8 @@ static cJSON *oa_chunk(const struct oa *s, cJSON *choice, cJSON *usage)
             ok = add(c, k, usage) == 0, usage = NULL;
         else if (strcmp(k, "usage") == 0)
             ok = !s->include_usage || add(c, k, cJSON_CreateNull()) == 0; /* null until its own */
-        else if (v != NULL)
-            ok = addv(c, k, v) == 0;
+        else if (v != NULL && !cJSON_IsNull(v))
+            ok = addv(c, k, v) == 0; /* a null one is left out, as the gatherer leaves it */
     }
     cJSON_Delete(choices);
     cJSON_Delete(usage);
@@ -338,7 +363,8 @@ static cJSON *oa_call_delta(int index, const cJSON *id, cJSON *fn)
     cJSON *c = cJSON_CreateObject(), *calls;
 
     if (add(c, "index", cJSON_CreateNumber(index)) < 0 ||
-        (id != NULL && (addv(c, "id", id) < 0 || add(c, "type", cJSON_CreateString("function")) < 0))) {
+        (id != NULL &&
+         (addv(c, "id", id) < 0 || add(c, "type", cJSON_CreateString("function")) < 0))) {
         cJSON_Delete(c);
         cJSON_Delete(fn);
         return NULL;
@@ -522,8 +548,8 @@ static int an_block(struct out *o, const cJSON *b, int index)
     if (text != NULL)
         pieces(o, text, an_text_piece, &t);
     cJSON_free(json);
-    if (o->rc == 0 && strcmp(GET(b, "type")->valuestring, "thinking") == 0 &&
-        cJSON_IsString(sig) && sig->valuestring[0] != '\0') {
+    if (o->rc == 0 && strcmp(GET(b, "type")->valuestring, "thinking") == 0 && cJSON_IsString(sig) &&
+        sig->valuestring[0] != '\0') {
         cJSON *d = typed("signature_delta");
         if (add(d, "signature", cJSON_CreateString(sig->valuestring)) < 0) {
             cJSON_Delete(d);
@@ -540,9 +566,8 @@ static int an_block(struct out *o, const cJSON *b, int index)
  * at most 1 output token (the count comes in message_delta, whose usage replaces it). */
 static cJSON *an_message(const cJSON *w, const cJSON *usage)
 {
-    static const char *const msg_keys[] = {"id",          "type",          "role",  "model",
-                                           "content",     "stop_reason",   "stop_sequence",
-                                           "usage",       NULL};
+    static const char *const msg_keys[] = {
+        "id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage", NULL};
     cJSON *m = cJSON_CreateObject(), *mu = NULL;
     const cJSON *v;
     int ok = m != NULL;
@@ -581,8 +606,8 @@ static int an_stream(struct out *o, const cJSON *w)
     }
     /* message_delta: the stop and the usage */
     d = obj1("stop_reason", cJSON_Duplicate(GET(w, "stop_reason"), 1));
-    if (d != NULL && add(d, "stop_sequence", seq != NULL ? cJSON_Duplicate(seq, 1)
-                                                         : cJSON_CreateNull()) < 0) {
+    if (d != NULL &&
+        add(d, "stop_sequence", seq != NULL ? cJSON_Duplicate(seq, 1) : cJSON_CreateNull()) < 0) {
         cJSON_Delete(d);
         d = NULL;
     }

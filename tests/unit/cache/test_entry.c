@@ -243,6 +243,15 @@ START_TEST(incomplete_streams_make_none)
         ck_assert_int_eq(feed(f, oa_stream, 1, NULL, NULL), -1);
         entry_fill_free(f);
     }
+    /* an event whose data could not be read is not OpenAI's [DONE] */
+    {
+        struct entry_fill *f = entry_fill_new(OA, 1, 1 << 20);
+        static const char bad[] = "data: {\"id\":\"chatcmpl-9\",\"obj\n\n";
+        ck_assert_int_eq(feed(f, oa_stream, 5, NULL, NULL), 0);
+        ck_assert_int_eq(entry_fill_event(f, bad, sizeof(bad) - 1, "", NULL), -1);
+        ck_assert_ptr_null(entry_fill_finish(f, &meta, &len));
+        entry_fill_free(f);
+    }
     /* a stream followed by something that is not an event */
     {
         struct entry_fill *f = entry_fill_new(AN, 1, 1 << 20);
@@ -289,8 +298,7 @@ END_TEST
 /* ---- whole answers ------------------------------------------------------------------------ */
 
 /* The entry of a whole answer body_q (' for "), or NULL; *rc: entry_fill_body's answer. */
-static char *whole_entry(enum conf_format api, const char *body_q, size_t max, int *rc,
-                         size_t *len)
+static char *whole_entry(enum conf_format api, const char *body_q, size_t max, int *rc, size_t *len)
 {
     char *body = Q(body_q), *val;
     cJSON *doc = cJSON_Parse(body);
