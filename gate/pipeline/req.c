@@ -272,7 +272,8 @@ static void write_log(struct gate_req *req)
         cJSON_AddNumberToObject(u, "output", (double)req->usage.output);
         cJSON_AddNumberToObject(u, "cached", (double)req->usage.cached);
         cJSON_AddNumberToObject(u, "cache_write", (double)req->usage.cache_write);
-        cJSON_AddNumberToObject(u, "cache_write_1h", (double)req->usage.cache_write_1h);
+        if (req->usage.cache_write_1h > 0) /* of cache_write; absent: all 5-minute writes */
+            cJSON_AddNumberToObject(u, "cache_write_1h", (double)req->usage.cache_write_1h);
     } else {
         cJSON_AddNullToObject(rec, "usage");
     }
