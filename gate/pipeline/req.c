@@ -302,6 +302,11 @@ static void write_log(struct gate_req *req)
         if (req->resv.tokens > 0)
             cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
     }
+    if (req->cache.breakpoints > 0 || req->cache.prompt_key) { /* prompt caching (promptprep) */
+        cJSON *pc = cJSON_AddObjectToObject(rec, "prompt_cache");
+        cJSON_AddNumberToObject(pc, "breakpoints", req->cache.breakpoints);
+        cJSON_AddBoolToObject(pc, "key", req->cache.prompt_key);
+    }
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
