@@ -189,6 +189,8 @@ static int prepare(struct gate_req *req)
                 ops[nops++].value = cJSON_PrintUnformatted(
                     cJSON_GetObjectItemCaseSensitive(sent, promptprep_members[i]));
             }
+    } else {
+        req->cache.breakpoints = req->cache.prompt_key = 0; /* an earlier attempt's, if any */
     }
     req->nedits = nops;
     for (int i = 0; i < nops; i++)

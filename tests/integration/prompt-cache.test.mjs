@@ -49,16 +49,21 @@ function config() {
     `  claude-haiku-4-5: { provider: mock-anthropic, price: ${priceYaml(SONNET)} }`,
     `  claude-big-min: { provider: mock-anthropic, upstream_model: claude-sonnet-4-5, cache_min_tokens: 100000, price: ${priceYaml(SONNET)} }`,
     `  gpt-4o: { provider: mock-openai, price: ${priceYaml(GPT)} }`,
+    `  claude-fail: { provider: mock-anthropic, price: ${priceYaml(SONNET)} }`,
     // the reservation test: the same input price, one with every cache price set, one with none
     '  claude-res-a: { provider: mock-anthropic, upstream_model: claude-sonnet-4-5, price: { input: 3000, output: 0, cached_input: 300, cache_write_1h: 6000 } }',
     '  claude-res-b: { provider: mock-anthropic, upstream_model: claude-sonnet-4-5, price: { input: 3000, output: 0 } }',
     'tiers:',
     '  anth: [claude-sonnet-4-5]',
     '  oai: [gpt-4o]',
+    '  anthfb: [claude-fail, claude-sonnet-4-5]',
+    '  mixfb: [claude-fail, gpt-4o]',
     'routing:',
     '  aliases:',
     '    to-anthropic: anth',
     '    to-openai: oai',
+    '    fb-anthropic: anthfb',
+    '    fb-mixed: mixfb',
     'policies:',
     '  p5m: { cache: { prompt: { anthropic: true, ttl: 5m, openai_key: true, scope: agent } } }',
     '  p1h: { cache: { prompt: { anthropic: true, ttl: 1h, openai_key: true } } }',
@@ -427,6 +432,28 @@ test('breakpoints on a translated request (OpenAI client, Anthropic target): on 
     assert.ok(!JSON.stringify(up.messages[0]).includes('cache_control'), q(up.messages));
     assert.deepEqual((await gate.logRecord(id)).prompt_cache, { breakpoints: 3, key: false });
   }
+});
+
+test('after a fallback: the next target gets the breakpoints (or, of the other family, a key and no breakpoint)', async () => {
+  const fail = () => mock.direct('/_mock/models', { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'claude-fail', status: 500, times: 1 }) });
+  const body = conversation('fb-anthropic');
+  assert.equal((await fail()).status, 200);
+  const { id } = await send('a1', '/v1/messages', body);
+  const rec = await gate.logRecord(id);
+  assert.equal(rec.route.target, 'claude-sonnet-4-5', q(rec.route));
+  assert.equal(rec.route.attempts.length, 1, q(rec.route));
+  assert.deepEqual((await received()).body, marked({ ...body, model: 'claude-sonnet-4-5' }, EPH));
+  assert.deepEqual(rec.prompt_cache, { breakpoints: 3, key: false });
+
+  assert.equal((await fail()).status, 200);
+  const mixed = await send('a1', '/v1/messages', conversation('fb-mixed'));
+  const mrec = await gate.logRecord(mixed.id);
+  assert.equal(mrec.route.target, 'gpt-4o', q(mrec.route));
+  const up = (await received()).body;
+  assert.match(up.prompt_cache_key, /^tg-[0-9a-f]{32}$/);
+  assert.ok(!JSON.stringify(up).includes('cache_control'), q(up));
+  assert.deepEqual(mrec.prompt_cache, { breakpoints: 0, key: true });
 });
 
 // ---- prompt_cache_key ----------------------------------------------------------------------
