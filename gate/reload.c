@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/prefixcount.h"
 #include "gate/budget/budget.h"
 #include "gate/upstream/poolset.h"
 #include "gate/util/clock.h"
@@ -294,6 +295,8 @@ int gate_reload(struct gate_server *srv, char *msg, size_t msglen)
         return -1;
     }
     __atomic_store_n(&srv->mem.limit, c->max_memory_in_flight, __ATOMIC_RELAXED);
+    prefixcount_set_cap(srv->prefix, c->cache.prefix_max_entries > 0 ? c->cache.prefix_max_entries
+                                                                     : PREFIXCOUNT_DEFAULT_MAX);
     pthread_mutex_lock(&srv->conf_mu);
     srv->conf_live = c; /* its reference moves here; cur's stays with us until the end */
     gen = ++srv->conf_gen;

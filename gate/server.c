@@ -43,6 +43,7 @@
 #include "gate/util/clock.h"
 #include "routing/health.h"
 #include "routing/labelcache.h"
+#include "cache/prefixcount.h"
 #include "routing/rstats.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -207,6 +208,8 @@ static void server_free(struct gate_server *srv)
     srv->labels = NULL;
     rstats_free(srv->rstats);
     srv->rstats = NULL;
+    prefixcount_free(srv->prefix);
+    srv->prefix = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -336,7 +339,14 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     ? conf->routing.classifier_max_entries
                                     : 10000);
     srv.rstats = rstats_new();
-    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL) {
+    /* the prefix-count memo, kept across reloads (they set its cap; turning it on takes a
+     * restart, turning it off stops its use) */
+    if (conf->cache.prefix_counts)
+        srv.prefix = prefixcount_new(conf->cache.prefix_max_entries > 0
+                                         ? conf->cache.prefix_max_entries
+                                         : PREFIXCOUNT_DEFAULT_MAX);
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL ||
+        (conf->cache.prefix_counts && srv.prefix == NULL)) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
