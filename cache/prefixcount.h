@@ -14,6 +14,9 @@
 
 struct prefixcount;
 
+/* cache.prefix_counts.max_entries when the config leaves it 0 */
+#define PREFIXCOUNT_DEFAULT_MAX 1000000
+
 /* A table of at most max_entries counts (0 or less: it keeps none); NULL when out of memory.
  * About 90 bytes an entry. */
 struct prefixcount *prefixcount_new(int64_t max_entries);
