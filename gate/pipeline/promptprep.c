@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache/prefixcount.h"
 #include "cache/prompt.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/fallback.h"
@@ -104,7 +105,13 @@ static int breakpoints(struct gate_req *req, cJSON *doc, int ttl_1h, int *change
     if (n > 0 && parts.messages == NULL)
         return -1;
     memset(&r, 0, sizeof(r));
-    /* TODO(prefixcount): opts.memo = the server's prefix memo, once srv->prefix lands */
+    /* through the prefix-count memo: the count stage has just counted the same messages */
+    tok_prefix_memo memo;
+    struct gate_server *srv = req->w->srv;
+    if (srv->prefix != NULL && req->conf != NULL && req->conf->cache.prefix_counts) {
+        prefixcount_memo(srv->prefix, &memo);
+        opts.memo = &memo;
+    }
     if (tok_count_request_ex(req->tc.enc, TOK_API_MESSAGES, doc, served, req->tc.factor, &opts,
                              &r) < 0)
         return 0; /* not a Messages body the count reads: left as it is */

@@ -310,6 +310,22 @@ async function reservation(agent, body, headers = {}) {
   return { held, ...(await sending) };
 }
 
+test('translated (Anthropic client, OpenAI target): cached tokens charged at cached_input from the provider usage; the client sees them as cache reads', async () => {
+  for (const stream of [false, true]) {
+    const body = { model: 'to-openai', max_tokens: 40, messages: [{ role: 'user', content: LONG }],
+      ...(stream ? { stream: true } : {}) };
+    const { id, r } = await send('acct', '/v1/messages', body, { 'x-mock-cached': '2048', 'x-mock-tokens': '6' });
+    const u = await billed(id);
+    assert.equal(u.cached, 2048);
+    await checkRecord(id, u, GPT);
+    const cu = stream ? parseSSE(r.text).filter((e) => e.event === 'message_delta').at(-1).json.usage : r.json.usage;
+    assert.equal(cu.cache_read_input_tokens, 2048, q(cu));
+    assert.equal(cu.input_tokens + cu.cache_read_input_tokens, u.input, q(cu));
+    const row = (await ledgerRows([id])).get(id);
+    assert.equal(row.cost_nusd, cost(u, GPT), q(row));
+  }
+});
+
 test('the reservation before forwarding assumes no cache: input at the input price, whatever the cache prices and the cache headers', async () => {
   const body = { model: 'claude-res-a', max_tokens: 20, messages: [{ role: 'user', content: words(300) }] };
   // r1: every cache price set (reads cheaper, 1-hour writes dearer); r2: none; same input price
