@@ -70,7 +70,7 @@ void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_a
     pl->cache_write = m->st.cache_write < pl->prompt - pl->cached ? m->st.cache_write
                       : pl->prompt > pl->cached                   ? pl->prompt - pl->cached
                                                                   : 0;
-    pl->cache_write_1h = m->st.cache_write_1h < 0              ? 0
+    pl->cache_write_1h = m->st.cache_write_1h < 0                 ? 0
                          : m->st.cache_write_1h < pl->cache_write ? m->st.cache_write_1h
                                                                   : pl->cache_write;
     pl->delta_input = m->st.cache_write_1h >= 0;

@@ -286,8 +286,8 @@ void prompt_cache_key(const char *scope_label, char out[40])
     const char *label = scope_label != NULL ? scope_label : "";
 
     memcpy(out, "tg-", 4);
-    if (HMAC(EVP_sha256(), key, (int)sizeof(key) - 1, (const unsigned char *)label,
-             strlen(label), mac, &n) == NULL ||
+    if (HMAC(EVP_sha256(), key, (int)sizeof(key) - 1, (const unsigned char *)label, strlen(label),
+             mac, &n) == NULL ||
         n < 16) {
         memset(mac, 0, sizeof(mac)); /* never happens with SHA-256; a fixed key, not garbage */
     }

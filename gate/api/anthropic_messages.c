@@ -3,10 +3,11 @@
  *
  * Usage is in "usage": input_tokens excludes cache reads and writes
  * (cache_read_input_tokens, cache_creation_input_tokens), so the gate's input total adds them
- * back; cache_creation splits the writes by lifetime (5 minutes, 1 hour: priced apart). A stream reports it piecemeal: message_start has the input and a placeholder output,
- * message_delta the output so far (cumulative), the last one the total. Output text is in the
- * content blocks: text, thinking, tool_use's name and input; a stream sends text, thinking
- * and partial_json deltas, and a tool_use block's name at its start.
+ * back; cache_creation splits the writes by lifetime (5 minutes, 1 hour: priced apart). A stream
+ * reports it piecemeal: message_start has the input and a placeholder output, message_delta the
+ * output so far (cumulative), the last one the total. Output text is in the content blocks: text,
+ * thinking, tool_use's name and input; a stream sends text, thinking and partial_json deltas, and a
+ * tool_use block's name at its start.
  */
 #include "gate/api/dialect.h"
 

@@ -19,15 +19,15 @@
 #define USAGE_MAX 1000000000000LL
 
 struct usage {
-    int64_t input;       /* input tokens, cached ones included */
+    int64_t input;          /* input tokens, cached ones included */
     int64_t output;
-    int64_t cached;      /* input tokens read from the provider's prompt cache */
-    int64_t cache_write; /* input tokens written to it (Anthropic), both lifetimes */
+    int64_t cached;         /* input tokens read from the provider's prompt cache */
+    int64_t cache_write;    /* input tokens written to it (Anthropic), both lifetimes */
     int64_t cache_write_1h; /* ... of which written for an hour (priced apart; the rest are
                              * 5-minute writes) */
-    int have;            /* the provider reported some usage */
-    int final;           /* ... and that report is its last word on the request */
-    const char *bad;     /* the first field that was not a sane count, or NULL */
+    int have;               /* the provider reported some usage */
+    int final;              /* ... and that report is its last word on the request */
+    const char *bad;        /* the first field that was not a sane count, or NULL */
 };
 
 /*

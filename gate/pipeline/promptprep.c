@@ -27,7 +27,7 @@
 #define PROMPTPREP_MAX_MESSAGES 100000
 
 const char *const promptprep_members[PROMPTPREP_MEMBERS] = {"tools", "system", "messages",
-                                                             "prompt_cache_key"};
+                                                            "prompt_cache_key"};
 
 static int anthropic_target(const struct gate_req *req)
 {

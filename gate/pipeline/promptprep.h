@@ -17,7 +17,7 @@ struct gate_req;
 /* The top-level members promptprep_apply may change, by bit (see *changed). */
 #define PROMPTPREP_MEMBERS 4
 extern const char *const promptprep_members[PROMPTPREP_MEMBERS]; /* tools, system, messages,
-                                                                    * prompt_cache_key */
+                                                                  * prompt_cache_key */
 
 /* Whether the policy and the target ask for anything: when 0, promptprep_apply does nothing
  * (the caller need not copy the body). */

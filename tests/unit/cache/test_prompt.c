@@ -82,7 +82,7 @@ static int markers(const cJSON *j)
 
 /* tools (2), system (a string), then user, assistant, user */
 #define CONVERSATION                                                                               \
-    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":100,"                                        \
+    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":100,"                                         \
     "\"tools\":[{\"name\":\"a\",\"input_schema\":{\"type\":\"object\"}},"                          \
     "{\"name\":\"b\",\"input_schema\":{\"type\":\"object\"}}],"                                    \
     "\"system\":\"You are terse.\","                                                               \
@@ -104,14 +104,14 @@ START_TEST(each_place)
     ck_assert_str_eq(marker_at(b, "tools.0"), "-");
     ck_assert_str_eq(marker_at(b, "tools.1"), EPH);
     ck_assert_str_eq(marker_at(b, "system.0"), EPH);
-    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "system"), 0),
-                                         "text")
-                         ->valuestring,
-                     "You are terse.");
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "system"), 0), "text")
+            ->valuestring,
+        "You are terse.");
     ck_assert_str_eq(marker_at(b, "messages.1.content.0"), EPH);
     ck_assert_str_eq(marker_at(b, "messages.2.content.0"), EPH);
-    ck_assert_msg(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetArrayItem(
-                      cJSON_GetObjectItem(b, "messages"), 0), "content")),
+    ck_assert_msg(cJSON_IsString(cJSON_GetObjectItem(
+                      cJSON_GetArrayItem(cJSON_GetObjectItem(b, "messages"), 0), "content")),
                   "a message not marked is left as it was");
     ck_assert_int_eq(markers(b), 4);
     cJSON_Delete(b);
@@ -168,9 +168,10 @@ START_TEST(at_most_four)
     int changed;
     uint64_t m[16];
     char text[4096];
-    int n = snprintf(text, sizeof(text),
-                     "{\"tools\":[{\"name\":\"t\"}],\"system\":[{\"type\":\"text\",\"text\":\"s\"}],"
-                     "\"messages\":[");
+    int n =
+        snprintf(text, sizeof(text),
+                 "{\"tools\":[{\"name\":\"t\"}],\"system\":[{\"type\":\"text\",\"text\":\"s\"}],"
+                 "\"messages\":[");
 
     for (int i = 0; i < 12; i++) {
         n += snprintf(text + n, sizeof(text) - (size_t)n, "%s{\"role\":\"%s\",\"content\":\"m%d\"}",
@@ -213,8 +214,7 @@ START_TEST(client_breakpoints_left_alone)
         int changed = -1;
         cJSON *b = parse(bodies[i]);
         char *before = cJSON_PrintUnformatted(b);
-        ck_assert_int_eq(prompt_breakpoints(b, counts(&c, 5000, 5000, 3, m), 1024, 0, &changed),
-                         0);
+        ck_assert_int_eq(prompt_breakpoints(b, counts(&c, 5000, 5000, 3, m), 1024, 0, &changed), 0);
         ck_assert_int_eq(changed, 0);
         char *after = cJSON_PrintUnformatted(b);
         ck_assert_msg(strcmp(before, after) == 0, "body %zu changed: %s", i, after);
