@@ -349,6 +349,19 @@ test('the reservation before forwarding assumes no cache: input at the input pri
   assert.equal((await budgetView('r1')).reserved_usd, 0);
 });
 
+test("the agent's budget holds exactly its ledger rows' costs (every kind of cached token above), as the admin API and `tokengate usage` show it", async () => {
+  const out = runGate(['logs', '--db', ledgerPath, '--agent', 'acct', '--format', 'json', '--limit', '5000']);
+  assert.equal(out.status, 0, out.stderr);
+  const rows = out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.ok(rows.length >= 14, `${rows.length} rows`);
+  assert.ok(rows.some((r) => r.cached > 0) && rows.some((r) => r.cache_write > 0));
+  const total = rows.reduce((a, r) => a + r.cost_nusd, 0);
+  const view = await budgetView('acct');
+  assert.equal(Math.round(view.used_usd * 1e9), total);
+  assert.equal(view.reserved_usd, 0);
+  assert.equal(await usedUsd('acct'), (total / 1e9).toFixed(6));
+});
+
 // ---- breakpoints ---------------------------------------------------------------------------
 
 const SYSTEM = words(1500, 's');
