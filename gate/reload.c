@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/prefixcount.h"
 #include "gate/budget/budget.h"
 #include "gate/upstream/poolset.h"
 #include "gate/util/clock.h"
@@ -299,6 +300,8 @@ int gate_reload(struct gate_server *srv, char *msg, size_t msglen)
     /* the caches' new caps: entries past them go now, oldest use first */
     cache_store_set_caps(srv->responses, c->cache.max_bytes, c->cache.max_entry_bytes);
     cache_store_set_caps(srv->tools, c->cache.tools_max_bytes, c->cache.tools_max_entry_bytes);
+    prefixcount_set_cap(srv->prefix, c->cache.prefix_max_entries > 0 ? c->cache.prefix_max_entries
+                                                                     : PREFIXCOUNT_DEFAULT_MAX);
     pthread_mutex_lock(&srv->conf_mu);
     srv->conf_live = c; /* its reference moves here; cur's stays with us until the end */
     gen = ++srv->conf_gen;

@@ -45,6 +45,7 @@
 #include "gate/util/clock.h"
 #include "routing/health.h"
 #include "routing/labelcache.h"
+#include "cache/prefixcount.h"
 #include "routing/rstats.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -215,6 +216,8 @@ static void server_free(struct gate_server *srv)
     srv->tools = NULL;
     free(srv->cstats);
     srv->cstats = NULL;
+    prefixcount_free(srv->prefix);
+    srv->prefix = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -349,8 +352,15 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
     srv.tools = cache_store_new(conf->cache.tools_max_bytes, conf->cache.tools_max_entry_bytes);
     srv.cstats = calloc(1, sizeof(*srv.cstats));
+    /* the prefix-count memo, kept across reloads (they set its cap; turning it on takes a
+     * restart, turning it off stops its use) */
+    if (conf->cache.prefix_counts)
+        srv.prefix = prefixcount_new(conf->cache.prefix_max_entries > 0
+                                         ? conf->cache.prefix_max_entries
+                                         : PREFIXCOUNT_DEFAULT_MAX);
     if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
-        srv.tools == NULL || srv.cstats == NULL) {
+        srv.tools == NULL || srv.cstats == NULL ||
+        (conf->cache.prefix_counts && srv.prefix == NULL)) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }

@@ -45,6 +45,7 @@ struct ledger_rec {
     int64_t in_own, out_own;       /* the gate's own count, -1 when not counted */
     int64_t in_usage, out_usage;   /* the provider's, -1 when it reported none */
     int64_t cached, cache_write;   /* from the provider's usage, 0 when none */
+    int64_t cache_write_1h;        /* ... the part of cache_write written for an hour */
     int64_t tokens_charged;        /* what the budgets were charged */
     int64_t cost_nusd;
     int64_t reserved_tokens;       /* what was reserved before forwarding */

@@ -153,10 +153,11 @@ static void hit_saving(struct gate_req *req, const struct entry_meta *m)
     int64_t uncached = m->input - m->cached - m->cache_write;
 
     req->cache.saved_tokens = m->tokens > 0 ? m->tokens : m->input + m->output;
-    req->cache.saved_nusd = req->cm != NULL && req->cm->price.set
-                                ? budget_cost(&req->cm->price, uncached > 0 ? uncached : 0,
-                                              m->cached, m->cache_write, m->output)
-                                : m->nusd;
+    req->cache.saved_nusd =
+        req->cm != NULL && req->cm->price.set
+            ? budget_cost(&req->cm->price, uncached > 0 ? uncached : 0, m->cached,
+                          m->cache_write, 0, m->output) /* writes at the 5-minute price */
+            : m->nusd;
 }
 
 /* Answers req from entry v (a reference it takes). Returns 0, or -1 when v is not an entry
@@ -169,7 +170,8 @@ static int hit(struct gate_req *req, struct cache_val *v)
     const void *data = cache_val_data(v, &len);
     int dispatch = pipeline_stage_index(req->pl, "dispatch");
 
-    if (dispatch < 0 || entry_parse(data, len, &view) < 0 || view.api != req->client_api->format) {
+    if (dispatch < 0 || entry_parse(data, len, &view) < 0 ||
+        view.api != req->client_api->format) {
         cache_val_release(v);
         return -1;
     }
@@ -209,8 +211,8 @@ enum stage_rc stage_cache(struct gate_req *req)
             no_store = 1;
         else if (strcasecmp(h->value, "off") != 0) {
             char msg[200];
-            snprintf(msg, sizeof(msg), "x-tokengate-cache must be on, off or no-store, not '%.60s'",
-                     h->value);
+            snprintf(msg, sizeof(msg),
+                     "x-tokengate-cache must be on, off or no-store, not '%.60s'", h->value);
             req->decision = REQ_DECISION_INVALID;
             return stage_fail(req, APIERR_BAD_REQUEST, arena_strndup(req->arena, msg, strlen(msg)));
         }
@@ -240,11 +242,11 @@ enum stage_rc stage_cache(struct gate_req *req)
         return bypass(req, "out of memory");
     if (stage_cache_key(req, req->cm->name, &req->cache.key, &req->cache.klen) < 0)
         return bypass(req, "the request is too large or too deep to cache");
-    req->cache.ttl_ms =
-        pc.ttl_ms < req->conf->cache.max_ttl_ms ? pc.ttl_ms : req->conf->cache.max_ttl_ms;
+    req->cache.ttl_ms = pc.ttl_ms < req->conf->cache.max_ttl_ms ? pc.ttl_ms
+                                                                 : req->conf->cache.max_ttl_ms;
     if (!no_lookup) {
-        struct cache_val *v =
-            cache_store_get(srv->responses, req->cache.key, req->cache.klen, gate_now_us() / 1000);
+        struct cache_val *v = cache_store_get(srv->responses, req->cache.key, req->cache.klen,
+                                              gate_now_us() / 1000);
         if (v != NULL && hit(req, v) == 0)
             return STAGE_WAIT;
     }

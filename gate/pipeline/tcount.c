@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cstats.h"
+#include "cache/prefixcount.h"
 #include "conf/conf.h"
 #include "gate/pipeline/req.h"
 #include "gate/core/worker.h"
@@ -34,6 +36,50 @@ static const tok_enc *enc_of(const struct gate_req *req, const struct conf_model
     return tok_encoding(name);
 }
 
+/* The memo of a count, over srv->prefix's, noting whether any lookup found a prefix. */
+struct prefix_probe {
+    tok_prefix_memo inner;
+    int found;
+};
+
+static int probe_get(void *arg, const uint8_t key[16], tok_prefix_val *out)
+{
+    struct prefix_probe *p = arg;
+    int found = p->inner.get(p->inner.arg, key, out);
+
+    p->found |= found;
+    return found;
+}
+
+static void probe_put(void *arg, const uint8_t key[16], const tok_prefix_val *v)
+{
+    struct prefix_probe *p = arg;
+
+    p->inner.put(p->inner.arg, key, v);
+}
+
+/* tok_count_request, through the prefix-count memo when cache.prefix_counts is on (chat and
+ * Messages); a hit or a miss of it counted in srv->cstats. */
+static int count_request(struct gate_req *req, const tok_enc *enc, tok_api api,
+                         const cJSON *body, const char *model, double factor, tok_count_result *r)
+{
+    struct gate_server *srv = req->w != NULL ? req->w->srv : NULL;
+    struct prefix_probe p = {0};
+    tok_prefix_memo memo = {probe_get, probe_put, &p};
+    tok_count_opts opts = {.memo = &memo};
+    int rc;
+
+    if (srv == NULL || srv->prefix == NULL || req->conf == NULL ||
+        !req->conf->cache.prefix_counts || (api != TOK_API_CHAT && api != TOK_API_MESSAGES))
+        return tok_count_request(enc, api, body, model, factor, r);
+    prefixcount_memo(srv->prefix, &p.inner);
+    rc = tok_count_request_ex(enc, api, body, model, factor, &opts, r);
+    if (srv->cstats != NULL)
+        cache_stats_add(srv->cstats, CACHE_K_PREFIX, CONF_LEVEL_ORG,
+                        p.found ? CACHE_HIT : CACHE_MISS);
+    return rc;
+}
+
 /* The count of req's input with tokenizer enc, model name model and calibration factor,
  * memoized in req->rt (routing asks before the count stage, for each target it weighs): the
  * index of its memo entry, or -1 when the memo is full (r then holds the count). */
@@ -48,8 +94,8 @@ static int count_memo(struct gate_req *req, const tok_enc *enc, const char *mode
             return i;
     memset(r, 0, sizeof(*r));
     int64_t t0 = gate_now_us();
-    int ok = tok_count_request(enc, (tok_api)req->client_api->tok_api, req->json, model, factor,
-                               r) == 0;
+    int ok = count_request(req, enc, (tok_api)req->client_api->tok_api, req->json, model, factor,
+                           r) == 0;
     int64_t took = gate_now_us() - t0;
     if (i >= (int)(sizeof(rt->count_memo) / sizeof(rt->count_memo[0]))) {
         if (!ok)
@@ -98,7 +144,7 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
     if (req->rt.xdoc != NULL) {
         /* the request as the target gets it, in its API (routing translated it) */
         tc->api = req->upstream_api->tok_api;
-        if (tok_count_request(tc->enc, (tok_api)tc->api, req->rt.xdoc, model, tc->factor, &r) ==
+        if (count_request(req, tc->enc, (tok_api)tc->api, req->rt.xdoc, model, tc->factor, &r) ==
             0) {
             tc->input = (int64_t)r.tokens;
             tc->approximate = r.approximate;
