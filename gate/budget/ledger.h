@@ -55,6 +55,14 @@ struct ledger_rec {
      * one that answered (a JSON array of {target, reason, status}), the translation applied
      * ("openai.chat->anthropic.messages"); NULL for none */
     const char *rule, *tier, *attempts, *translation;
+    /* caches (issue 13): the response cache's "hit", "miss" or "bypass" (NULL: not a request
+     * it looks at); what a hit saved (the provider tokens its answer cost, and their price);
+     * what provider prompt caching saved (cached reads at the input price, less their price
+     * and the writes' premium: may be below 0); what routing saved (the usage at the price of
+     * the model asked for, less the cost paid; 0 when not routed); the 1-hour prompt-cache
+     * writes, a part of cache_write */
+    const char *cache;
+    int64_t saved_tokens, saved_nusd, prompt_saved_nusd, route_saved_nusd, cache_write_1h;
 
     /* called on the ledger thread after the commit that holds this record (or after the
      * attempt failed: ok is then 0); may be NULL */
