@@ -28,6 +28,7 @@
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
 #include "gate/pipeline/toolcache_ep.h"
+#include "gate/pipeline/savings.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
@@ -305,6 +306,7 @@ static void write_log(struct gate_req *req)
     route_log(req, rec);
     classify_log(req, rec);
     toolcache_ep_log(req, rec);
+    savings_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)

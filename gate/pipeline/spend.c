@@ -24,6 +24,7 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
 #include "gate/pipeline/fallback.h"
+#include "gate/pipeline/savings.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 
@@ -616,6 +617,7 @@ static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t token
         .jslot = req->jslot, /* cleared once the record is committed */
     };
     route_rec_fields(req, &rec->rule, &rec->tier, &rec->attempts, &rec->translation);
+    savings_rec(req, rec);
 }
 
 int spend_settle(struct gate_req *req, int hold)
@@ -632,6 +634,7 @@ int spend_settle(struct gate_req *req, int hold)
     charge(req, &tokens, &out, &nusd);
     req->charged_tokens = tokens;
     req->charged_nusd = nusd;
+    savings_settle(req, nusd);
     if (u->bad != NULL && req->error == NULL) {
         char msg[200];
         snprintf(msg, sizeof(msg),
