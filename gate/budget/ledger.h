@@ -139,6 +139,27 @@ int ledger_spend_since(struct ledger *l, double since,
                        void (*cb)(void *arg, const char *agent, int64_t tokens, int64_t nusd),
                        void *arg);
 
+/* What caches and routing saved the requests of one scope since a time (schema 4 columns). */
+struct ledger_savings {
+    int64_t requests;                 /* requests recorded */
+    int64_t hits, misses, bypasses;   /* the response cache's outcomes */
+    int64_t saved_tokens, saved_nusd; /* what its hits did not spend */
+    int64_t cached_tokens;            /* input tokens read from providers' prompt caches */
+    int64_t prompt_saved_nusd;        /* ... net of the writes' premium */
+    int64_t routed;                   /* requests whose routing saved (or cost) something */
+    int64_t route_saved_nusd;
+    int64_t cost_nusd;                /* what was paid */
+};
+
+/*
+ * Sums the savings of the requests that started at or after since and whose column (one of
+ * "agent", "team", "department"; NULL for every request: the org) is name. Returns 0 with out
+ * filled, -2 when the ledger is older than its savings columns (schema 3 or before: a gate of
+ * this version adds them when it opens it), or -1 on a database error.
+ */
+int ledger_savings_since(struct ledger *l, const char *column, const char *name, double since,
+                         struct ledger_savings *out);
+
 /* A virtual key as stored: its public id ("key_" + 12 hex), the SHA-256 of the secret as 64
  * hex digits, its agent, when it was made and revoked (0 when not). */
 struct ledger_key {

@@ -735,6 +735,8 @@ void spend_attempt_close(struct gate_req *req, struct req_attempt *at)
         rec.decision = "fallback";
         rec.error = at->reason;
         rec.attempts = NULL;
+        rec.cache = NULL; /* the request's own row has its cache outcome and savings */
+        rec.prompt_saved_nusd = rec.route_saved_nusd = 0;
         if (ledger_submit(srv->ledger, &rec) < 0)
             fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
                     id);

@@ -44,7 +44,10 @@ int main(int argc, char **argv)
          .rule = "chit-chat",
          .tier = "cheap",
          .attempts = "[{\"target\":\"gpt-4o-mini\",\"reason\":\"status 503\",\"status\":503}]",
-         .translation = "openai.chat->anthropic.messages"},
+         .translation = "openai.chat->anthropic.messages",
+         .cache = "miss",
+         .prompt_saved_nusd = 2700,
+         .route_saved_nusd = 45000},
         {.ts = 1768123800, /* 2026-01-11T09:30:00Z */
          .id = "r2",
          .agent = "bob",
@@ -80,7 +83,8 @@ int main(int argc, char **argv)
          .decision = "error",
          .error = "upstream said \"no\", then closed",
          .rule = "code",
-         .tier = "expensive"},
+         .tier = "expensive",
+         .cache = "bypass"},
         {.ts = now - 3 * 3600,
          .id = "r4",
          .status = 401,
@@ -106,7 +110,10 @@ int main(int argc, char **argv)
          .tokens_charged = 32,
          .cost_nusd = 1500000000,
          .latency_us = 1000000,
-         .decision = "admitted"},
+         .decision = "admitted",
+         .cache = "hit",
+         .saved_tokens = 32,
+         .saved_nusd = 777000},
     };
 
     struct ledger_rec hostile = {
