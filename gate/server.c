@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/cstats.h"
+#include "cache/store.h"
 #include "gate/admin/admin.h"
 #include "gate/admin/status.h"
 #include "gate/budget/budget.h"
@@ -207,6 +209,12 @@ static void server_free(struct gate_server *srv)
     srv->labels = NULL;
     rstats_free(srv->rstats);
     srv->rstats = NULL;
+    cache_store_free(srv->responses); /* references requests held are gone with them */
+    srv->responses = NULL;
+    cache_store_free(srv->tools);
+    srv->tools = NULL;
+    free(srv->cstats);
+    srv->cstats = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -336,7 +344,13 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     ? conf->routing.classifier_max_entries
                                     : 10000);
     srv.rstats = rstats_new();
-    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL) {
+    /* the caches: made even when cache.responses.enabled is false (a reload may turn it on);
+     * their caps follow reloads (reload.c) */
+    srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
+    srv.tools = cache_store_new(conf->cache.tools_max_bytes, conf->cache.tools_max_entry_bytes);
+    srv.cstats = calloc(1, sizeof(*srv.cstats));
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
+        srv.tools == NULL || srv.cstats == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
