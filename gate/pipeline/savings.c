@@ -86,8 +86,7 @@ void savings_settle(struct gate_req *req, int64_t paid_nusd)
     req->cache.route_saved_nusd = route_nusd(req, paid_nusd);
     if (cs == NULL)
         return;
-    if (req->cache.state == REQ_CACHE_HIT)
-        cache_stats_saved(cs, CACHE_K_RESPONSE, req->cache.saved_tokens, req->cache.saved_nusd);
+    /* a response-cache hit's saving is counted by stage_cache (cache_stats_saved) */
     atomic_fetch_add_explicit(&cs->prompt_saved_nusd, req->cache.prompt_saved_nusd,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&cs->route_saved_nusd, req->cache.route_saved_nusd,

@@ -27,7 +27,8 @@ struct conf_price;
 struct usage;
 
 /* Figures req's prompt and routing savings against paid_nusd (what it was charged) into
- * req->cache, and counts them and a response-cache hit's in the server's cache counters. */
+ * req->cache, and counts them in the server's cache counters (a response-cache hit's saving
+ * is counted where it is found: stage_cache). */
 void savings_settle(struct gate_req *req, int64_t paid_nusd);
 
 /* The cache and savings fields of req's ledger record. */

@@ -19,6 +19,7 @@
 #include "cache/toolcache.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/req.h"
+#include "gate/pipeline/spend.h"
 #include "gate/util/arena.h"
 #include "gate/util/clock.h"
 #include "gate/util/jsonedit.h"
@@ -86,31 +87,10 @@ static const char *allowlist(const struct conf_cache *cc, char *buf, size_t cap)
     return buf;
 }
 
-/* The client's credential (as spend_authenticate reads it), or NULL. */
-static const char *credential(const struct gate_req *req, size_t *len)
-{
-    for (const struct api_key_header *k = api_client_keys(NULL); k->name; k++) {
-        const struct http_header *h = req_header(req, k->name);
-        if (h == NULL)
-            continue;
-        const char *v = h->value;
-        size_t sl = k->scheme != NULL ? strlen(k->scheme) : 0;
-        if (sl > 0 && h->value_len > sl && strncasecmp(v, k->scheme, sl) == 0)
-            for (v += sl; *v == ' '; v++)
-                ;
-        *len = h->value_len - (size_t)(v - h->value);
-        return *len > 0 ? v : NULL;
-    }
-    return NULL;
-}
-
-/* The scope level the caller's policy shares cached entries within. */
+/* The scope level the caller's policy shares cached entries within (cache.scope). */
 static enum conf_level policy_level(struct gate_req *req)
 {
-    /* TODO(lead): budget_cache_policy(book, req->agent)->scope once respcache's
-     * gate/budget/budget.c has it; until then every entry is the agent's own. */
-    (void)req;
-    return CONF_LEVEL_AGENT;
+    return budget_cache_policy(req->w->srv->book, req->agent).scope;
 }
 
 /* The scope label entries are shared within ("team:search"), in the arena, and its level; or
@@ -125,8 +105,8 @@ static const char *scope_label(struct gate_req *req, enum conf_level *level)
         /* an open gate: the client's credential, so that two clients never share */
         unsigned char md[SHA256_DIGEST_LENGTH];
         size_t len = 0;
-        const char *cred = credential(req, &len);
-        if (cred == NULL)
+        const char *cred = spend_presented_key(req, &len);
+        if (cred == NULL || len == 0)
             return NULL;
         SHA256((const unsigned char *)cred, len, md);
         memcpy(buf, "key:", 4);
@@ -309,6 +289,9 @@ static enum stage_rc put(struct gate_req *req, const struct canon_buf *key, cJSO
 
     if (result == NULL)
         return bad_request(req, "request body has no 'result': the tool's result, any JSON value");
+    if (tool_ttl <= 0)
+        return answer_error(req, 403, "permission_error", "tool_not_cacheable",
+                            "cache.tools.ttl gives this tool a TTL of 0: nothing is stored", NULL);
     if (ttl != NULL) {
         ttl_ms = cJSON_IsString(ttl)   ? conf_parse_duration_ms(ttl->valuestring)
                  : cJSON_IsNumber(ttl) && ttl->valuedouble >= 0 && ttl->valuedouble < 1e9
