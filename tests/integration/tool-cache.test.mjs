@@ -8,7 +8,9 @@
 
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { test, cleanup, startMock, ms, sleep, newId } from './harness.mjs';
+import {
+  test, cleanup, startMock, startGate, mockProviders, sleep, newId,
+} from './harness.mjs';
 import { startRoutingGate, bearer, metrics } from './routing-util.mjs';
 
 after(cleanup);
@@ -232,5 +234,36 @@ describe('/v1/tool-cache', () => {
     assert.ok(teamHits >= 1, `team hits ${teamHits}`);
     assert.match(text, /^tokengate_cache_hit_ratio\{cache="tool",scope="agent"\} 0\.\d+/m);
     assert.match(text, /^tokengate_cache_entries\{store="tools"\} \d+/m);
+  });
+});
+
+describe('/v1/tool-cache on an open gate (no org)', () => {
+  let gate;
+
+  before(async () => {
+    const mock = await startMock();
+    gate = await startGate({
+      config: {
+        ...mockProviders(mock.url),
+        extra: ['cache:', '  tools:', '    ttl:', '      lookup_user: 1m'].join('\n'),
+      },
+    });
+  });
+
+  test('entries are kept per client credential; no credential is 401', async () => {
+    const args = encodeURIComponent(JSON.stringify({ id: 7 }));
+    const put = (key) => gate.request('/v1/tool-cache/lookup_user', {
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ arguments: { id: 7 }, result: { owner: key } }),
+    });
+    const get = (headers) => gate.request(`/v1/tool-cache/lookup_user?arguments=${args}`, { headers });
+    assert.equal((await put('sk-client-one')).status, 200);
+    const mine = await get({ authorization: 'Bearer sk-client-one' });
+    assert.equal(mine.status, 200, mine.text);
+    assert.deepEqual(mine.json.result, { owner: 'sk-client-one' });
+    // the same key in x-api-key is the same client
+    assert.equal((await get({ 'x-api-key': 'sk-client-one' })).status, 200);
+    assert.equal((await get({ authorization: 'Bearer sk-client-two' })).status, 404);
+    assert.equal((await get({})).status, 401);
   });
 });
