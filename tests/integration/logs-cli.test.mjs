@@ -167,6 +167,36 @@ test('--cache: the rows the response cache hit, missed or bypassed', () => {
   assert.deepEqual(jsonIds('--cache', 'hit', '--team', 'ads'), []);
 });
 
+test('a ledger of schema 3 is still read: no cache outcome, no savings; usage --savings says why not', () => {
+  const dir = tempDir('tg-logs-v3-');
+  const old = path.join(dir, 'ledger.db');
+  const fill = spawnSync(FILL_BIN, [old, '--schema3'], { encoding: 'utf8' });
+  assert.equal(fill.status, 0, `ledger_fill --schema3 failed: ${fill.stderr}`);
+  const { rows } = (() => {
+    const r = runGate(['logs', '--db', old]);
+    assert.equal(r.status, 0, r.stderr);
+    return { rows: r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/ {2,}/)) };
+  })();
+  assert.equal(rows[0].at(-1), 'CACHE');
+  assert.deepEqual(rows.slice(1).map((r) => r.at(-1)), ['-', '-', '-', '-', '-']);
+  const j = runGate(['logs', '--db', old, '--format', 'json']);
+  const r1 = j.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((x) => x.id === 'r1');
+  assert.deepEqual([r1.cache, r1.saved_nusd, r1.route_saved_nusd, r1.cost_nusd], [null, 0, 0, 123000]);
+  assert.equal(runGate(['logs', '--db', old, '--cache', 'miss', '--format', 'json']).stdout, '');
+  const cfg = path.join(dir, 'gate.yaml');
+  fs.writeFileSync(cfg, [
+    'listen: 127.0.0.1:0',
+    'providers: { openai: { base_url: "http://127.0.0.1:9/v1", format: openai } }',
+    'models: { gpt-4.1: openai }',
+    `ledger: { path: ${JSON.stringify(old)} }`,
+    'org: acme',
+    'departments: { eng: { teams: { search: { agents: { alice: {} } } } } }',
+  ].join('\n') + '\n');
+  const u = runGate(['usage', '--config', cfg, '--savings']);
+  assert.equal(u.status, 1, u.stdout + u.stderr);
+  assert.match(u.stderr, /older than its savings columns \(schema 4\)/);
+});
+
 test('csv: a header and RFC 4180 quoting', () => {
   const r = logs('--format', 'csv');
   assert.equal(r.status, 0, r.stderr);
