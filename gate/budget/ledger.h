@@ -45,6 +45,7 @@ struct ledger_rec {
     int64_t in_own, out_own;       /* the gate's own count, -1 when not counted */
     int64_t in_usage, out_usage;   /* the provider's, -1 when it reported none */
     int64_t cached, cache_write;   /* from the provider's usage, 0 when none */
+    int64_t cache_write_1h;        /* ... the part of cache_write written for an hour */
     int64_t tokens_charged;        /* what the budgets were charged */
     int64_t cost_nusd;
     int64_t reserved_tokens;       /* what was reserved before forwarding */
@@ -59,10 +60,9 @@ struct ledger_rec {
      * it looks at); what a hit saved (the provider tokens its answer cost, and their price);
      * what provider prompt caching saved (cached reads at the input price, less their price
      * and the writes' premium: may be below 0); what routing saved (the usage at the price of
-     * the model asked for, less the cost paid; 0 when not routed); the 1-hour prompt-cache
-     * writes, a part of cache_write */
+     * the model asked for, less the cost paid; 0 when not routed) */
     const char *cache;
-    int64_t saved_tokens, saved_nusd, prompt_saved_nusd, route_saved_nusd, cache_write_1h;
+    int64_t saved_tokens, saved_nusd, prompt_saved_nusd, route_saved_nusd;
 
     /* called on the ledger thread after the commit that holds this record (or after the
      * attempt failed: ok is then 0); may be NULL */

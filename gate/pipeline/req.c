@@ -277,6 +277,8 @@ static void write_log(struct gate_req *req)
         cJSON_AddNumberToObject(u, "output", (double)req->usage.output);
         cJSON_AddNumberToObject(u, "cached", (double)req->usage.cached);
         cJSON_AddNumberToObject(u, "cache_write", (double)req->usage.cache_write);
+        if (req->usage.cache_write_1h > 0) /* of cache_write; absent: all 5-minute writes */
+            cJSON_AddNumberToObject(u, "cache_write_1h", (double)req->usage.cache_write_1h);
     } else {
         cJSON_AddNullToObject(rec, "usage");
     }
@@ -304,6 +306,11 @@ static void write_log(struct gate_req *req)
         cJSON_AddRawToObject(rec, "cost_usd", cost);
         if (req->resv.tokens > 0)
             cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
+    }
+    if (req->cache.breakpoints > 0 || req->cache.prompt_key) { /* prompt caching (promptprep) */
+        cJSON *pc = cJSON_AddObjectToObject(rec, "prompt_cache");
+        cJSON_AddNumberToObject(pc, "breakpoints", req->cache.breakpoints);
+        cJSON_AddBoolToObject(pc, "key", req->cache.prompt_key);
     }
     tcount_log(req, rec);
     route_log(req, rec);

@@ -185,8 +185,10 @@ struct gate_req {
     const struct conf_provider *prov;
     int stream;
     int usage_injected;
-    struct jsonedit_op edits[OUTCAP_MEMBERS + 2]; /* the members admit and prepare rewrite
-                                                   * (values: JSON text in the arena) */
+    struct jsonedit_op edits[OUTCAP_MEMBERS + 5]; /* the members admit and prepare rewrite
+                                                   * (values: JSON text in the arena): caps,
+                                                   * model, stream_options, and prompt
+                                                   * caching's (promptprep.h: at most 3) */
     int nedits;
 
     /* the upstream exchange: ex.request is the head and body as sent, kept for one retry;

@@ -12,14 +12,6 @@
 #include "gate/core/worker.h"
 #include "gate/pipeline/req.h"
 
-/* The 1-hour prompt-cache writes of the request's usage, a part of usage.cache_write. */
-static int64_t writes_1h(const struct usage *u)
-{
-    /* TODO(lead, after branch prompt): return u->cache_write_1h; (usage.h gains it there) */
-    (void)u;
-    return 0;
-}
-
 int64_t savings_prompt_nusd(const struct usage *u, int64_t cache_write_1h,
                             const struct conf_price *p)
 {
@@ -70,9 +62,9 @@ static int64_t route_nusd(const struct gate_req *req, int64_t paid)
     if (am == NULL || am == req->cm || !am->price.set)
         return 0;
     int64_t uncached = u->input - u->cached - u->cache_write;
-    /* TODO(lead, after branch prompt): budget_cost's 1-hour writes count (writes_1h(u)) */
     int64_t at_asked = budget_cost(&am->price, uncached > 0 ? uncached : 0, u->cached,
-                                   u->cache_write, u->output);
+                                   u->cache_write - u->cache_write_1h, u->cache_write_1h,
+                                   u->output);
     return at_asked - paid;
 }
 
@@ -82,7 +74,7 @@ void savings_settle(struct gate_req *req, int64_t paid_nusd)
     const struct usage *u = &req->usage;
 
     req->cache.prompt_saved_nusd =
-        u->final ? savings_prompt_nusd(u, writes_1h(u), req->cm ? &req->cm->price : NULL) : 0;
+        u->final ? savings_prompt_nusd(u, u->cache_write_1h, req->cm ? &req->cm->price : NULL) : 0;
     req->cache.route_saved_nusd = route_nusd(req, paid_nusd);
     if (cs == NULL)
         return;
@@ -116,7 +108,7 @@ void savings_rec(const struct gate_req *req, struct ledger_rec *rec)
     }
     rec->prompt_saved_nusd = req->cache.prompt_saved_nusd;
     rec->route_saved_nusd = req->cache.route_saved_nusd;
-    rec->cache_write_1h = writes_1h(&req->usage);
+    /* rec->cache_write_1h is fill_rec's (spend.c) */
 }
 
 /* Adds nano-dollars n as dollars, in digits (exact, as the record's cost_usd). */

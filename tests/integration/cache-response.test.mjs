@@ -469,3 +469,21 @@ test('eviction: past cache.responses.max_bytes the least recently used entry goe
   await send(g, 'a1', big, { 'x-mock-tokens': '2000' });
   assert.equal((await send(g, 'a1', big, { 'x-mock-tokens': '2000' })).forwarded, 1);
 });
+
+test('an open gate: entries are shared per client credential, never across two', async () => {
+  const { gateConfig, mockProviders } = await import('./harness.mjs');
+  const dir = tempDir('tg-cache-open-');
+  const g = await startGate({ configText: gateConfig({ ...mockProviders(mock.url),
+    requestLog: path.join(dir, 'requests.jsonl') }), dir });
+  const body = chat('open');
+  const as = async (key) => {
+    const before = await mockCount();
+    const r = await g.post('/v1/chat/completions', body, { authorization: `Bearer ${key}` });
+    assert.equal(r.status, 200, r.text);
+    return [r.headers['x-tokengate-cache'], (await mockCount()) - before];
+  };
+  assert.deepEqual(await as('sk-client-one'), ['miss', 1]);
+  assert.deepEqual(await as('sk-client-one'), ['hit', 0]);
+  assert.deepEqual(await as('sk-client-two'), ['miss', 1]);
+  assert.deepEqual(await as('sk-client-two'), ['hit', 0]);
+});
