@@ -9,7 +9,7 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { test, cleanup, startMock, ms, runGate } from './harness.mjs';
 import {
-  startRoutingGate, bearer, send, mockUsages, ledgerRowsFor, metrics, metric, user,
+  startRoutingGate, bearer, send, mockUsages, ledgerRowsFor, metrics, metric, user, status,
 } from './routing-util.mjs';
 
 after(cleanup);
@@ -200,5 +200,13 @@ describe('savings', () => {
     assert.ok(metric(text, 'tokengate_cache_entries', { store: 'responses' }) >= 1);
     assert.ok(metric(text, 'tokengate_cache_max_bytes', { store: 'responses' }) > 0);
     assert.equal(metric(text, 'tokengate_cache_evictions_total', { store: 'tools' }), 0);
+    // /status: the caches object
+    const st = await status(gate);
+    assert.ok(st.caches.responses.entries >= 1, JSON.stringify(st.caches));
+    assert.ok(st.caches.responses.max_bytes > 0);
+    assert.equal(st.caches.tools.entries, 0);
+    assert.equal(st.caches.lookups.response.agent.hit, 1);
+    assert.equal(st.caches.saved.routing_usd, (ids.routed[1] + ids.alias[1]) / 1e9);
+    assert.equal(st.caches.saved.response_usd, ids.hit[1] / 1e9);
   });
 });
