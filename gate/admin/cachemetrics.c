@@ -70,8 +70,9 @@ void cache_metrics_write(struct gate_server *srv, struct evbuffer *b)
             }
         evbuffer_add_printf(b, "# HELP tokengate_saved_usd_total What caches and routing "
                                "saved, in US dollars, net (a prompt-cache write's premium or a "
-                               "fallback to a dearer target counts against).\n"
-                               "# TYPE tokengate_saved_usd_total counter\n"
+                               "fallback to a dearer target counts against, so it may go "
+                               "down: a gauge).\n"
+                               "# TYPE tokengate_saved_usd_total gauge\n"
                                "tokengate_saved_usd_total{source=\"response_cache\"} ");
         put_usd(b, (int64_t)atomic_load_explicit(&cs->saved_nusd[CACHE_K_RESPONSE],
                                                  memory_order_relaxed));
