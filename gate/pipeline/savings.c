@@ -128,22 +128,18 @@ void savings_log(const struct gate_req *req, cJSON *rec)
     const struct req_cache *c = &req->cache;
     const char *state = state_name(c->state);
 
-    if (state != NULL || c->breakpoints > 0 || c->prompt_key) {
+    /* (prompt caching's breakpoints and key are req.c's "prompt_cache" object) */
+    if (state != NULL) {
         cJSON *o = cJSON_AddObjectToObject(rec, "cache");
-        if (state != NULL)
-            cJSON_AddStringToObject(o, "response", state);
+        cJSON_AddStringToObject(o, "response", state);
         if (c->why != NULL)
             cJSON_AddStringToObject(o, "why", c->why);
-        if (state != NULL && c->level >= 0 && c->level <= CONF_LEVEL_AGENT)
+        if (c->level >= 0 && c->level <= CONF_LEVEL_AGENT)
             cJSON_AddStringToObject(o, "scope", conf_level_name((enum conf_level)c->level));
         if (c->state == REQ_CACHE_HIT) {
             cJSON_AddNumberToObject(o, "saved_tokens", (double)c->saved_tokens);
             add_usd(o, "saved_usd", c->saved_nusd);
         }
-        if (c->breakpoints > 0)
-            cJSON_AddNumberToObject(o, "breakpoints", c->breakpoints);
-        if (c->prompt_key)
-            cJSON_AddBoolToObject(o, "prompt_cache_key", 1);
     }
     if (req->decision != REQ_DECISION_ADMITTED && c->state != REQ_CACHE_HIT)
         return; /* not a request that was answered: nothing it could have saved */

@@ -34,8 +34,8 @@ void savings_settle(struct gate_req *req, int64_t paid_nusd);
 /* The cache and savings fields of req's ledger record. */
 void savings_rec(const struct gate_req *req, struct ledger_rec *rec);
 
-/* Adds "cache" (the response cache's outcome, when it looked, and the prompt caching the gate
- * did) and "saved" ({response_usd, prompt_usd, routing_usd}) to the log record rec. */
+/* Adds "cache" (the response cache's outcome, when it looked at the request) and "saved"
+ * ({response_usd, prompt_usd, routing_usd}, for a request admitted) to the log record rec. */
 void savings_log(const struct gate_req *req, cJSON *rec);
 
 /* The pure parts, for the tests: the prompt-caching saving of u at price p (nano-dollars,
