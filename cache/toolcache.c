@@ -30,16 +30,15 @@ int toolcache_key(struct canon_buf *b, const char *scope, const char *server, co
     return canon_append(b, args, NULL);
 }
 
-struct cache_val *toolcache_get(struct cache_store *s, const struct canon_buf *key,
-                                int64_t now_ms)
+struct cache_val *toolcache_get(struct cache_store *s, const struct canon_buf *key, int64_t now_ms)
 {
     if (s == NULL || key == NULL || key->data == NULL)
         return NULL;
     return cache_store_get(s, key->data, key->len, now_ms);
 }
 
-int toolcache_put(struct cache_store *s, const struct canon_buf *key, const char *result,
-                  size_t n, int64_t ttl_ms, int64_t now_ms)
+int toolcache_put(struct cache_store *s, const struct canon_buf *key, const char *result, size_t n,
+                  int64_t ttl_ms, int64_t now_ms)
 {
     if (s == NULL || key == NULL || key->data == NULL || result == NULL || ttl_ms <= 0)
         return -1;

@@ -30,8 +30,8 @@ static void put_usd(struct evbuffer *b, int64_t n)
 {
     uint64_t m = n < 0 ? (uint64_t)(-(n + 1)) + 1 : (uint64_t)n;
 
-    evbuffer_add_printf(b, "%s%llu.%09llu\n", n < 0 ? "-" : "", (unsigned long long)(m / 1000000000),
-                        (unsigned long long)(m % 1000000000));
+    evbuffer_add_printf(b, "%s%llu.%09llu\n", n < 0 ? "-" : "",
+                        (unsigned long long)(m / 1000000000), (unsigned long long)(m % 1000000000));
 }
 
 void cache_metrics_write(struct gate_server *srv, struct evbuffer *b)
@@ -49,8 +49,9 @@ void cache_metrics_write(struct gate_server *srv, struct evbuffer *b)
                     uint64_t n = lookups(cs, k, lv, o);
                     if (n > 0)
                         evbuffer_add_printf(
-                            b, "tokengate_cache_lookups_total{cache=\"%s\",scope=\"%s\","
-                               "outcome=\"%s\"} %llu\n",
+                            b,
+                            "tokengate_cache_lookups_total{cache=\"%s\",scope=\"%s\","
+                            "outcome=\"%s\"} %llu\n",
                             cache_kind_name((enum cache_kind)k),
                             conf_level_name((enum conf_level)lv), outcome_names[o],
                             (unsigned long long)n);
@@ -62,8 +63,9 @@ void cache_metrics_write(struct gate_server *srv, struct evbuffer *b)
             for (int lv = 0; lv < CACHE_LEVELS; lv++) {
                 uint64_t h = lookups(cs, k, lv, CACHE_HIT), m = lookups(cs, k, lv, CACHE_MISS);
                 if (h + m > 0)
-                    evbuffer_add_printf(b, "tokengate_cache_hit_ratio{cache=\"%s\",scope=\"%s\"} "
-                                           "%.6f\n",
+                    evbuffer_add_printf(b,
+                                        "tokengate_cache_hit_ratio{cache=\"%s\",scope=\"%s\"} "
+                                        "%.6f\n",
                                         cache_kind_name((enum cache_kind)k),
                                         conf_level_name((enum conf_level)lv),
                                         (double)h / (double)(h + m));
@@ -132,10 +134,11 @@ static void store_status(cJSON *caches, const char *name, struct cache_store *s)
     const struct {
         const char *k;
         uint64_t v;
-    } f[] = {{"entries", st.entries},     {"bytes", st.bytes},   {"max_bytes", st.max_bytes},
-             {"max_entry_bytes", st.max_entry_bytes}, {"hits", st.hits}, {"misses", st.misses},
-             {"stores", st.stores},       {"too_big", st.too_big}, {"evictions", st.evictions},
-             {"expired", st.expired}};
+    } f[] = {{"entries", st.entries},     {"bytes", st.bytes},
+             {"max_bytes", st.max_bytes}, {"max_entry_bytes", st.max_entry_bytes},
+             {"hits", st.hits},           {"misses", st.misses},
+             {"stores", st.stores},       {"too_big", st.too_big},
+             {"evictions", st.evictions}, {"expired", st.expired}};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
         cJSON_AddNumberToObject(o, f[i].k, (double)f[i].v);
 }
@@ -177,16 +180,17 @@ void cache_status_add(struct gate_server *srv, cJSON *doc)
         }
     }
     cJSON *sv = cJSON_AddObjectToObject(caches, "saved");
-    cJSON_AddNumberToObject(sv, "response_tokens",
-                            (double)atomic_load_explicit(&cs->saved_tokens[CACHE_K_RESPONSE],
-                                                         memory_order_relaxed));
-    cJSON_AddNumberToObject(sv, "response_usd",
-                            (double)atomic_load_explicit(&cs->saved_nusd[CACHE_K_RESPONSE],
-                                                         memory_order_relaxed) / 1e9);
-    cJSON_AddNumberToObject(sv, "prompt_usd",
-                            (double)atomic_load_explicit(&cs->prompt_saved_nusd,
-                                                         memory_order_relaxed) / 1e9);
-    cJSON_AddNumberToObject(sv, "routing_usd",
-                            (double)atomic_load_explicit(&cs->route_saved_nusd,
-                                                         memory_order_relaxed) / 1e9);
+    cJSON_AddNumberToObject(
+        sv, "response_tokens",
+        (double)atomic_load_explicit(&cs->saved_tokens[CACHE_K_RESPONSE], memory_order_relaxed));
+    cJSON_AddNumberToObject(
+        sv, "response_usd",
+        (double)atomic_load_explicit(&cs->saved_nusd[CACHE_K_RESPONSE], memory_order_relaxed) /
+            1e9);
+    cJSON_AddNumberToObject(
+        sv, "prompt_usd",
+        (double)atomic_load_explicit(&cs->prompt_saved_nusd, memory_order_relaxed) / 1e9);
+    cJSON_AddNumberToObject(
+        sv, "routing_usd",
+        (double)atomic_load_explicit(&cs->route_saved_nusd, memory_order_relaxed) / 1e9);
 }

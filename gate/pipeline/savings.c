@@ -21,10 +21,10 @@ int64_t savings_prompt_nusd(const struct usage *u, int64_t cache_write_1h,
     int64_t w5 = u->cache_write > w1h ? u->cache_write - w1h : 0;
     int64_t in = budget_policy_pico(p->input);
     /* pico-dollars, in 128 bits (a provider may report absurd counts), rounded once */
-    __int128 ps = (__int128)(u->cached > 0 ? u->cached : 0) *
-                      (in - budget_policy_pico(p->cached_input)) -
-                  (__int128)w5 * (budget_policy_pico(p->cache_write) - in) -
-                  (__int128)w1h * (budget_policy_pico(p->cache_write_1h) - in);
+    __int128 ps =
+        (__int128)(u->cached > 0 ? u->cached : 0) * (in - budget_policy_pico(p->cached_input)) -
+        (__int128)w5 * (budget_policy_pico(p->cache_write) - in) -
+        (__int128)w1h * (budget_policy_pico(p->cache_write_1h) - in);
     ps /= 1000;
     return ps > INT64_MAX ? INT64_MAX : ps < -INT64_MAX ? -INT64_MAX : (int64_t)ps;
 }
@@ -62,9 +62,9 @@ static int64_t route_nusd(const struct gate_req *req, int64_t paid)
     if (am == NULL || am == req->cm || !am->price.set)
         return 0;
     int64_t uncached = u->input - u->cached - u->cache_write;
-    int64_t at_asked = budget_cost(&am->price, uncached > 0 ? uncached : 0, u->cached,
-                                   u->cache_write - u->cache_write_1h, u->cache_write_1h,
-                                   u->output);
+    int64_t at_asked =
+        budget_cost(&am->price, uncached > 0 ? uncached : 0, u->cached,
+                    u->cache_write - u->cache_write_1h, u->cache_write_1h, u->output);
     return at_asked - paid;
 }
 

@@ -115,7 +115,8 @@ static const char *scope_label(struct gate_req *req, enum conf_level *level)
         return arena_strndup(req->arena, buf, 20);
     }
     *level = policy_level(req);
-    const char *name = *level == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(b, req->agent, *level);
+    const char *name =
+        *level == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(b, req->agent, *level);
     if (*level == CONF_LEVEL_ORG)
         snprintf(buf, sizeof(buf), "org");
     else if (name != NULL)
@@ -266,8 +267,7 @@ static int64_t now_ms(void)
     return gate_now_us() / 1000;
 }
 
-static enum stage_rc respond_doc(struct gate_req *req, int status, cJSON *doc,
-                                 const char *headers)
+static enum stage_rc respond_doc(struct gate_req *req, int status, cJSON *doc, const char *headers)
 {
     char *s = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
 
@@ -293,7 +293,7 @@ static enum stage_rc put(struct gate_req *req, const struct canon_buf *key, cJSO
         return answer_error(req, 403, "permission_error", "tool_not_cacheable",
                             "cache.tools.ttl gives this tool a TTL of 0: nothing is stored", NULL);
     if (ttl != NULL) {
-        ttl_ms = cJSON_IsString(ttl)   ? conf_parse_duration_ms(ttl->valuestring)
+        ttl_ms = cJSON_IsString(ttl) ? conf_parse_duration_ms(ttl->valuestring)
                  : cJSON_IsNumber(ttl) && ttl->valuedouble >= 0 && ttl->valuedouble < 1e9
                      ? (int64_t)(ttl->valuedouble * 1000)
                      : -1;
@@ -366,7 +366,8 @@ static enum stage_rc get(struct gate_req *req, const struct canon_buf *key, enum
     /* {"result":<text>,"age_s":N}: the stored text as it is, without a parse */
     char head[] = "{\"result\":";
     char tail[48];
-    int tl = snprintf(tail, sizeof(tail), ",\"age_s\":%lld}", (long long)(age > 0 ? age / 1000 : 0));
+    int tl =
+        snprintf(tail, sizeof(tail), ",\"age_s\":%lld}", (long long)(age > 0 ? age / 1000 : 0));
     size_t n = sizeof(head) - 1 + (len - STAMP) + (size_t)tl;
     char *body = arena_alloc(req->arena, n);
     if (body == NULL) {
@@ -476,7 +477,8 @@ void toolcache_ep_log(const struct gate_req *req, cJSON *rec)
     if (req->cache.tool_op != NULL)
         cJSON_AddStringToObject(o, "op", req->cache.tool_op);
     if (req->cache.tool_state == REQ_CACHE_HIT || req->cache.tool_state == REQ_CACHE_MISS)
-        cJSON_AddStringToObject(o, "cache", req->cache.tool_state == REQ_CACHE_HIT ? "hit" : "miss");
+        cJSON_AddStringToObject(o, "cache",
+                                req->cache.tool_state == REQ_CACHE_HIT ? "hit" : "miss");
     if (req->cache.scope != NULL)
         cJSON_AddStringToObject(o, "scope", conf_level_name((enum conf_level)req->cache.level));
 }

@@ -33,8 +33,9 @@ static int same(const struct canon_buf *a, const struct canon_buf *b)
 
 START_TEST(key_order_does_not_matter)
 {
-    struct canon_buf a = key_of("agent:a", "", "get_weather",
-                                "{\"city\":\"Paris\",\"units\":\"metric\",\"n\":{\"x\":1,\"y\":[1,2]}}");
+    struct canon_buf a =
+        key_of("agent:a", "", "get_weather",
+               "{\"city\":\"Paris\",\"units\":\"metric\",\"n\":{\"x\":1,\"y\":[1,2]}}");
     struct canon_buf b = key_of("agent:a", "", "get_weather",
                                 " { \"n\" : {\"y\":[1, 2],\"x\":1.0}, \"units\":\"metric\",\n"
                                 "\"city\":\"Paris\" }");
@@ -49,15 +50,15 @@ START_TEST(keys_differ)
     /* each one differs from the first in one part only */
     static const char *const parts[][4] = {
         {"agent:a", "", "get_weather", "{\"city\":\"Paris\"}"},
-        {"agent:b", "", "get_weather", "{\"city\":\"Paris\"}"},   /* scope */
-        {"team:a", "", "get_weather", "{\"city\":\"Paris\"}"},    /* scope level */
-        {"agent:a", "docs", "get_weather", "{\"city\":\"Paris\"}"}, /* server */
-        {"agent:a", "", "get_forecast", "{\"city\":\"Paris\"}"},  /* tool */
-        {"agent:a", "", "get_weather", "{\"city\":\"Rome\"}"},    /* an argument's value */
-        {"agent:a", "", "get_weather", "{\"town\":\"Paris\"}"},   /* an argument's name */
+        {"agent:b", "", "get_weather", "{\"city\":\"Paris\"}"},            /* scope */
+        {"team:a", "", "get_weather", "{\"city\":\"Paris\"}"},             /* scope level */
+        {"agent:a", "docs", "get_weather", "{\"city\":\"Paris\"}"},        /* server */
+        {"agent:a", "", "get_forecast", "{\"city\":\"Paris\"}"},           /* tool */
+        {"agent:a", "", "get_weather", "{\"city\":\"Rome\"}"},             /* an argument's value */
+        {"agent:a", "", "get_weather", "{\"town\":\"Paris\"}"},            /* an argument's name */
         {"agent:a", "", "get_weather", "{\"city\":\"Paris\",\"days\":1}"}, /* one more */
         {"agent:a", "", "get_weather", "{}"},
-        {"agent:a", "", "get_weather", NULL},                    /* no arguments */
+        {"agent:a", "", "get_weather", NULL}, /* no arguments */
         {"agent:a", "", "get_weather", "[\"Paris\"]"},
         /* the parts' boundaries move: separators keep them apart */
         {"agent:", "a", "get_weather", "{\"city\":\"Paris\"}"},

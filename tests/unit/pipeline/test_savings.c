@@ -14,8 +14,12 @@
 START_TEST(prompt_saving)
 {
     /* $ per million tokens: input 3, cached 0.3, 5-minute write 3.75, 1-hour write 6 */
-    struct conf_price p = {.input = 3, .output = 15, .cached_input = 0.3, .cache_write = 3.75,
-                           .cache_write_1h = 6, .set = 1};
+    struct conf_price p = {.input = 3,
+                           .output = 15,
+                           .cached_input = 0.3,
+                           .cache_write = 3.75,
+                           .cache_write_1h = 6,
+                           .set = 1};
     struct usage u = {.input = 10000, .output = 10, .cached = 1000, .have = 1, .final = 1};
 
     /* 1000 reads: 1000 x (3 - 0.3) = 2700 $/M = 2,700,000 nano-dollars */
