@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import {
   test, cleanup, startMock, startGate, mockProviders, sleep, newId,
 } from './harness.mjs';
-import { startRoutingGate, bearer, metrics } from './routing-util.mjs';
+import { startRoutingGate, bearer, metrics, metric } from './routing-util.mjs';
 
 after(cleanup);
 
@@ -265,5 +265,49 @@ describe('/v1/tool-cache on an open gate (no org)', () => {
     assert.equal((await get({ 'x-api-key': 'sk-client-one' })).status, 200);
     assert.equal((await get({ authorization: 'Bearer sk-client-two' })).status, 404);
     assert.equal((await get({})).status, 401);
+  });
+});
+
+describe('/v1/tool-cache past cache.tools.max_bytes', () => {
+  let gate;
+  const KEY = 'tg-tc-evict-key-0000000001';
+
+  before(async () => {
+    const mock = await startMock();
+    gate = await startRoutingGate({
+      providers: { 'mock-openai': { url: `${mock.url}/v1`, format: 'openai' } },
+      models: { 'gpt-4o-mini': '{ provider: mock-openai, price: { input: 1, output: 2 } }' },
+      extra: [
+        'org: acme',
+        'departments: { d: { teams: { t: { agents: { e1: {} } } } } }',
+        'keys:',
+        `  ${KEY}: e1`,
+        'cache:',
+        '  tools: { max_bytes: 8KiB, max_entry_bytes: 2KiB, ttl: { fetch_page: 10m } }',
+      ],
+    });
+  });
+
+  test('the least recently used results are evicted; the cache stays under its cap', async () => {
+    const N = 24; // about 1 KiB each: three times the cap
+    const q = (i) => `/v1/tool-cache/fetch_page?arguments=${encodeURIComponent(JSON.stringify({ page: i }))}`;
+    for (let i = 0; i < N; i++) {
+      const r = await gate.request('/v1/tool-cache/fetch_page', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', ...bearer(KEY) },
+        body: JSON.stringify({ arguments: { page: i }, result: `${i}:${'x'.repeat(900)}` }),
+      });
+      assert.equal(r.status, 200, r.text);
+    }
+    const found = [];
+    for (let i = 0; i < N; i++) found.push((await gate.request(q(i), { headers: bearer(KEY) })).status);
+    assert.equal(found[N - 1], 200, 'the newest is kept');
+    assert.equal(found[0], 404, 'the oldest is evicted');
+    const kept = found.filter((s) => s === 200).length;
+    assert.ok(kept >= 2 && kept < N / 2, `kept ${kept} of ${N}`);
+    const text = await metrics(gate);
+    assert.ok(metric(text, 'tokengate_cache_evictions_total', { store: 'tools' }) >= N / 2);
+    assert.equal(metric(text, 'tokengate_cache_max_bytes', { store: 'tools' }), 8192);
+    assert.ok(metric(text, 'tokengate_cache_bytes', { store: 'tools' }) <= 8192);
   });
 });
