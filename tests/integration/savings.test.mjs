@@ -177,6 +177,14 @@ describe('savings', () => {
     assert.equal(org.saved_usd,
       usd6(ids.routed[1] + ids.alias[1] + ids.promptOa[1] + ids.promptAn[1] + ids.hit[1]));
     assert.equal(rows['agent:fru'].routing_usd, usd6(ids.routed[1]));
+    const one = runGate(['usage', '--config', gate.configPath, '--savings', '--scope', 'agent:fru',
+      '--format', 'csv']);
+    assert.equal(one.status, 0, one.stderr);
+    const csv = one.stdout.trim().split('\n');
+    assert.equal(csv.length, 2, one.stdout);
+    assert.match(csv[0], /^level,scope,window,requests,hits,misses,saved_tokens,response_usd,/);
+    assert.deepEqual(csv[1].split(',').slice(0, 12), ['agent', 'agent:fru', 'total', '1', '0', '0',
+      '0', usd6(0), '0', usd6(0), '1', usd6(ids.routed[1])]);
     // the table names the columns; --level narrows it
     const t = runGate(['usage', '--config', gate.configPath, '--savings', '--level', 'team']);
     assert.equal(t.status, 0, t.stderr);
