@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "gate/admin/cachemetrics.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/ledger.h"
 #include "gate/core/worker.h"
@@ -148,5 +149,6 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                             (unsigned long long)ls[0], (unsigned long long)ls[1],
                             (unsigned long long)ls[2], (unsigned long long)ls[3]);
     }
+    cache_metrics_write(srv, b);
     free(t);
 }

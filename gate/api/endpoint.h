@@ -19,12 +19,13 @@ enum endpoint {
     EP_COUNT_TOKENS, /* POST /v1/messages/count_tokens */
     EP_HEALTHZ,      /* GET  /healthz */
     EP_STATUS,       /* GET  /status */
+    EP_TOOL_CACHE,   /* /v1/tool-cache/{tool}[/lookup]: GET, PUT, POST, DELETE, by the gate */
     EP__COUNT
 };
 
 struct endpoint_info {
-    const char *path;
-    const char *method;
+    const char *path;   /* ending in '/': a prefix, the endpoint of every path under it */
+    const char *method; /* or a list: "GET, PUT" */
     enum conf_format format;
     int proxied;     /* forwarded to a provider */
 };
@@ -36,5 +37,8 @@ struct endpoint_info {
 enum endpoint endpoint_lookup(const char *path, size_t len);
 
 const struct endpoint_info *endpoint_info(enum endpoint ep);
+
+/* 1 when info's method (or one of its list) is method, else 0. */
+int endpoint_takes(const struct endpoint_info *info, const char *method);
 
 #endif

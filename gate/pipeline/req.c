@@ -30,6 +30,8 @@
 #include "gate/pipeline/classify.h"
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
+#include "gate/pipeline/toolcache_ep.h"
+#include "gate/pipeline/savings.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
@@ -313,6 +315,8 @@ static void write_log(struct gate_req *req)
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
+    toolcache_ep_log(req, rec);
+    savings_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)

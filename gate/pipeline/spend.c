@@ -24,6 +24,7 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
 #include "gate/pipeline/fallback.h"
+#include "gate/pipeline/savings.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 
@@ -631,6 +632,7 @@ static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t token
         .jslot = req->jslot, /* cleared once the record is committed */
     };
     route_rec_fields(req, &rec->rule, &rec->tier, &rec->attempts, &rec->translation);
+    savings_rec(req, rec);
 }
 
 int spend_settle(struct gate_req *req, int hold)
@@ -647,6 +649,7 @@ int spend_settle(struct gate_req *req, int hold)
     charge(req, &tokens, &out, &nusd);
     req->charged_tokens = tokens;
     req->charged_nusd = nusd;
+    savings_settle(req, nusd);
     if (u->bad != NULL && req->error == NULL) {
         char msg[200];
         snprintf(msg, sizeof(msg),
@@ -747,6 +750,8 @@ void spend_attempt_close(struct gate_req *req, struct req_attempt *at)
         rec.decision = "fallback";
         rec.error = at->reason;
         rec.attempts = NULL;
+        rec.cache = NULL; /* the request's own row has its cache outcome and savings */
+        rec.prompt_saved_nusd = rec.route_saved_nusd = 0;
         if (ledger_submit(srv->ledger, &rec) < 0)
             fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
                     id);
