@@ -44,6 +44,8 @@
 #include "routing/health.h"
 #include "routing/labelcache.h"
 #include "routing/rstats.h"
+#include "gate/mcp/mcp.h"
+#include "cache/store.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
@@ -207,6 +209,10 @@ static void server_free(struct gate_server *srv)
     srv->labels = NULL;
     rstats_free(srv->rstats);
     srv->rstats = NULL;
+    mcp_hub_free(srv->mcp);
+    srv->mcp = NULL;
+    cache_store_free(srv->tools); /* mcp: until respcache frees it */
+    srv->tools = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -336,7 +342,15 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     ? conf->routing.classifier_max_entries
                                     : 10000);
     srv.rstats = rstats_new();
-    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL) {
+    srv.mcp = mcp_hub_new();
+    /* mcp: the tool store, until respcache makes it (then this block goes, with its free) */
+    if (srv.tools == NULL)
+        srv.tools = cache_store_new(conf->cache.tools_max_bytes ? conf->cache.tools_max_bytes
+                                                                : (size_t)64 * 1024 * 1024,
+                                    conf->cache.tools_max_entry_bytes
+                                        ? conf->cache.tools_max_entry_bytes
+                                        : (size_t)1024 * 1024);
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.mcp == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }

@@ -12,10 +12,13 @@ static const struct endpoint_info table[EP__COUNT] = {
     [EP_COUNT_TOKENS] = {"/v1/messages/count_tokens", "POST", CONF_FMT_ANTHROPIC, 1},
     [EP_HEALTHZ] = {"/healthz", "GET", CONF_FMT_OPENAI, 0},
     [EP_STATUS] = {"/status", "GET", CONF_FMT_OPENAI, 0},
+    [EP_MCP] = {"/mcp/", "POST", CONF_FMT_OPENAI, 0}, /* a prefix; GET and DELETE too */
 };
 
 enum endpoint endpoint_lookup(const char *path, size_t len)
 {
+    if (len >= 5 && memcmp(path, "/mcp/", 5) == 0)
+        return EP_MCP; /* the MCP proxy: /mcp/{server} (gate/mcp/ answers the rest) */
     /* a trailing slash names the same resource, as the providers treat it */
     if (len > 1 && path[len - 1] == '/')
         len--;

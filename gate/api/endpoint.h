@@ -19,6 +19,7 @@ enum endpoint {
     EP_COUNT_TOKENS, /* POST /v1/messages/count_tokens */
     EP_HEALTHZ,      /* GET  /healthz */
     EP_STATUS,       /* GET  /status */
+    EP_MCP,          /* POST, GET, DELETE /mcp/{server}: the MCP proxy (gate/mcp/) */
     EP__COUNT
 };
 
@@ -31,7 +32,7 @@ struct endpoint_info {
 
 /*
  * Finds the endpoint for a request path (query string excluded). Returns EP_NONE for an
- * unknown path.
+ * unknown path. Paths under /mcp/ are EP_MCP (a prefix: the server's name follows).
  */
 enum endpoint endpoint_lookup(const char *path, size_t len);
 

@@ -38,6 +38,7 @@ struct spend_wait;
 struct cache_store;
 struct prefixcount;
 struct cache_stats;
+struct mcp_hub;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -126,6 +127,7 @@ struct gate_server {
     struct cache_store *tools;     /* tool results and MCP tools/list (cache/toolcache.h) */
     struct prefixcount *prefix;    /* prefix token counts (cache/prefixcount.h) */
     struct cache_stats *cstats;    /* their counters (cache/cstats.h); never NULL once started */
+    struct mcp_hub *mcp;           /* the MCP proxy's sessions and counters (gate/mcp/mcp.h) */
 };
 
 /* How long a stopping gate lets requests under way finish. */

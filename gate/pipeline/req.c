@@ -27,6 +27,7 @@
 #include "gate/pipeline/classify.h"
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
+#include "gate/mcp/mcp.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
@@ -303,6 +304,7 @@ static void write_log(struct gate_req *req)
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
+    mcp_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)
@@ -489,7 +491,10 @@ static void on_ready(void *arg)
 
     if (req->phase != REQ_READING)
         return;
-    pipeline_start(&pipeline_gate, req);
+    pipeline_start(req->msg.path != NULL && mcp_path(req->msg.path, req->msg.path_len)
+                       ? &pipeline_mcp
+                       : &pipeline_gate,
+                   req);
 }
 
 static void on_refuse(void *arg, enum apierr kind, const char *message)

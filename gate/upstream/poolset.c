@@ -173,8 +173,10 @@ struct upstream_pool *poolset_get(struct poolset *ps, const struct conf *c,
 {
     struct pentry *e;
 
-    if (c == ps->conf)
+    if (c == ps->conf && p->index >= 0)
         return ps->cur[p->index]->pool;
+    /* a provider of no snapshot's table (an MCP server, index -1) is found as an old
+     * snapshot's is: by name and endpoint, else a pool made for it that keeps nothing idle */
     /* a request of another snapshot: its provider by name and endpoint */
     for (int i = 0; i < ps->ncur; i++)
         if (same_endpoint(ps->cur[i]->prov, p))

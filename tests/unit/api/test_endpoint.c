@@ -28,6 +28,7 @@ static const struct {
     {"/v1/messages/count_tokens", EP_COUNT_TOKENS, "POST", CONF_FMT_ANTHROPIC, 1},
     {"/healthz", EP_HEALTHZ, "GET", CONF_FMT_OPENAI, 0},
     {"/status", EP_STATUS, "GET", CONF_FMT_OPENAI, 0},
+    {"/mcp/", EP_MCP, "POST", CONF_FMT_OPENAI, 0}, /* a prefix: /mcp/{server} */
 };
 
 #define NKNOWN ((int)(sizeof(known) / sizeof(known[0])))
@@ -47,6 +48,9 @@ START_TEST(every_path)
         ck_assert_int_eq(info->format, known[i].format);
         ck_assert_int_eq(info->proxied, known[i].proxied);
     }
+    ck_assert_int_eq(lookup("/mcp/docs"), EP_MCP);
+    ck_assert_int_eq(lookup("/mcp"), EP_NONE);
+    ck_assert_int_eq(lookup("/mcpx/docs"), EP_NONE);
 }
 END_TEST
 
