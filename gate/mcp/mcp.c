@@ -2,7 +2,7 @@
  * mcp: the MCP proxy's stage table and its stages. See mcp.h.
  *
  *   parse        /mcp/{server}, and the method: POST, GET or DELETE (405)
- *   authenticate the gate key, as for models (stage_auth.c): 401
+ *   authenticate the gate key, as for models (spend_authenticate): 401, no ledger row
  *   server       the server named in the path: 404; who calls (owner, scope, team)
  *   session      an Mcp-Session-Id must be one the server issued to this caller's key: 404
  *   body         POST: the JSON-RPC message or batch: 400 with error -32700 / -32600
@@ -33,6 +33,7 @@
 #include "gate/pipeline/filter.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/source.h"
+#include "gate/pipeline/spend.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
 #include "gate/util/clock.h"
@@ -132,6 +133,22 @@ static enum stage_rc mcp_parse(struct gate_req *req)
         req_respond(req, 405, "application/json", "allow: GET, POST, DELETE\r\n", body, n);
         return STAGE_ANSWERED;
     }
+    return STAGE_NEXT;
+}
+
+/* ---- authenticate ------------------------------------------------------------------------ */
+
+/* The gate key, as for models (spend_authenticate: 401). A refused key is answered and counted
+ * as there, but leaves no ledger row: the MCP proxy bills nothing, and req_finish settles
+ * nothing for a request past REQ_SETTLING. */
+static enum stage_rc mcp_auth(struct gate_req *req)
+{
+    req->phase = REQ_SETTLING;
+    if (spend_authenticate(req) < 0) {
+        atomic_fetch_add_explicit(&req->w->stats.rejected_auth, 1, memory_order_relaxed);
+        return STAGE_ANSWERED;
+    }
+    req->phase = REQ_ADMITTING;
     return STAGE_NEXT;
 }
 
@@ -437,7 +454,8 @@ static enum stage_rc mcp_policy(struct gate_req *req)
          * the team's tools when it is answered */
         m->kind = CACHE_K_MCP_LIST;
         m->filter_list = m->team != NULL;
-        cached(req, "mcp:list", "tools/list", params, m->srv->list_ttl_ms);
+        cached(req, "mcp:list", "tools/list", cJSON_GetObjectItemCaseSensitive(params, "cursor"),
+               m->srv->list_ttl_ms);
     } else {
         return STAGE_NEXT;
     }
@@ -538,7 +556,7 @@ static enum stage_rc mcp_finish(struct gate_req *req)
 
 static const struct pipeline_stage mcp_stages[] = {
     {"parse", REQ_ADMITTING, mcp_parse},
-    {"authenticate", REQ_ADMITTING, stage_auth},
+    {"authenticate", REQ_ADMITTING, mcp_auth},
     {"server", REQ_ADMITTING, mcp_server},
     {"session", REQ_ADMITTING, mcp_session},
     {"body", REQ_ADMITTING, mcp_body},
