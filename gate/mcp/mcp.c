@@ -138,14 +138,28 @@ static enum stage_rc mcp_parse(struct gate_req *req)
 
 /* ---- authenticate ------------------------------------------------------------------------ */
 
+static const char *credential(const struct gate_req *req, size_t *len);
+
 /* The gate key, as for models (spend_authenticate: 401). A refused key is answered and counted
  * as there, but leaves no ledger row: the MCP proxy bills nothing, and req_finish settles
- * nothing for a request past REQ_SETTLING. */
+ * nothing for a request past REQ_SETTLING. An open gate (no org) has no keys of its own, but
+ * the MCP proxy still wants a credential: its hash is what sessions and cached results are
+ * scoped by (the gate's credential for the server is never a client's). */
 static enum stage_rc mcp_auth(struct gate_req *req)
 {
+    size_t len = 0;
+    const char *c = credential(req, &len);
+
     req->phase = REQ_SETTLING;
     if (spend_authenticate(req) < 0) {
         atomic_fetch_add_explicit(&req->w->stats.rejected_auth, 1, memory_order_relaxed);
+        return STAGE_ANSWERED;
+    }
+    if (req->w->srv->book == NULL && (c == NULL || len == 0)) {
+        atomic_fetch_add_explicit(&req->w->stats.rejected_auth, 1, memory_order_relaxed);
+        req_fail(req, APIERR_UNAUTHORIZED,
+                 "no API key: the MCP proxy needs a credential ('Authorization: Bearer ...' or "
+                 "'x-api-key'), which scopes its sessions and cached results");
         return STAGE_ANSWERED;
     }
     req->phase = REQ_ADMITTING;

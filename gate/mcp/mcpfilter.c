@@ -90,6 +90,20 @@ static int mf_head(struct resp_filter *f, struct gate_req *req, int status,
     struct mcp_req *m = f->state;
     struct mcp_hub *hub = req->w->srv->mcp;
 
+    if (status == 401 || status == 403) {
+        /* the server refused the gate's own credential: not the agent's business to fix (and
+         * a 401 would send an MCP client into its authorization flow against the gate) */
+        char msg[320];
+        snprintf(msg, sizeof(msg),
+                 "the MCP server '%.64s' refused the gate's credential for it (status %d): see "
+                 "mcp.servers.%.64s.api_key_env",
+                 m->srv->name, status, m->srv->name);
+        req->stop_kind = APIERR_BAD_GATEWAY;
+        req->stop_why = arena_strndup(req->arena, msg, strlen(msg));
+        if (req->stop_why == NULL)
+            req->stop_why = "the MCP server refused the gate's credential";
+        return -1;
+    }
     if (status >= 200 && status < 300 && hub != NULL) {
         for (int i = 0; i < n; i++)
             if (strcmp(h[i].name, "mcp-session-id") == 0 && m->session == NULL)

@@ -24,7 +24,8 @@ const KEYS = {
   indexer: 'tg-mcp-indexer-key',         // another agent of the same team
   helper: 'tg-mcp-helper-key',           // team support: sees some tools only
 };
-const ENV = { TG_MCP_ADMIN: ADMIN_TOKEN, TG_MCP_DOCS_KEY: SERVER_TOKEN };
+const ENV = { TG_MCP_ADMIN: ADMIN_TOKEN, TG_MCP_DOCS_KEY: SERVER_TOKEN,
+  TG_MCP_WRONG_KEY: 'not-the-server-credential' };
 
 let mcp, gate, dir;
 
@@ -66,6 +67,9 @@ function config(url) {
     '        broken: 10m',
     '      teams:',
     '        support: [search_docs, get_time, slow_stream]',
+    '    wrongkey:',
+    `      url: ${q(url)}`,
+    '      api_key_env: TG_MCP_WRONG_KEY',
   ].join('\n') + '\n';
 }
 
@@ -329,6 +333,12 @@ test('unknown server 404; no key 401; a session another key opened 404, never fo
   const after = await post(KEYS.crawler, call('get_time', {}), { session: sid });
   assert.equal(after.status, 404, 'the ended session is forgotten');
 
+  // a server that refuses the gate's credential: 502 naming the setting, not a 401 for the agent
+  const w = await post(KEYS.crawler, list(), { server: 'wrongkey' });
+  assert.equal(w.status, 502, w.text);
+  assert.match(w.json.error.message,
+    /the MCP server 'wrongkey' refused the gate's credential for it \(status 401\): see mcp\.servers\.wrongkey\.api_key_env/);
+
   const m = await httpRequest(gate.port, '/mcp/docs', { method: 'PUT',
     headers: { authorization: `Bearer ${KEYS.crawler}` } });
   assert.equal(m.status, 405);
@@ -391,4 +401,52 @@ test('/metrics counts calls per tool, agent and outcome; the log has the mcp obj
   assert.ok(!m.text.includes(SERVER_TOKEN));
   assert.ok(!gate.proc.stderr.includes(SERVER_TOKEN));
   void id;
+});
+
+test('an open gate (no org): a credential is required; its hash scopes sessions and cached results', async () => {
+  const d = tempDir();
+  const q = JSON.stringify;
+  const open = await startGate({ dir: d, env: ENV, configText: [
+    'listen: 127.0.0.1:0',
+    'workers: 1',
+    'providers:',
+    "  o: { base_url: 'http://127.0.0.1:9/v1' }",
+    'models:',
+    '  gpt-4o-mini: o',
+    'mcp:',
+    '  servers:',
+    '    docs:',
+    `      url: ${q(mcp.url)}`,
+    '      api_key_env: TG_MCP_DOCS_KEY',
+    '      tools: { search_docs: 10m }',
+  ].join('\n') + '\n' });
+  const send = (cred, msg, session) => httpRequest(open.port, '/mcp/docs', { method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      ...(cred ? { authorization: `Bearer ${cred}` } : {}),
+      ...(session ? { 'mcp-session-id': session } : {}) },
+    body: JSON.stringify(msg) });
+  const none = await send(undefined, list());
+  assert.equal(none.status, 401);
+  assert.match(none.json.error.message, /the MCP proxy needs a credential/);
+
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion:
+    '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+  const a = await send('client-a-own-key', init);
+  const sa = a.headers['mcp-session-id'];
+  const b = await send('client-b-own-key', init);
+  const sb = b.headers['mcp-session-id'];
+  assert.ok(sa && sb);
+  assert.equal((await send('client-b-own-key', list(), sa)).status, 404);
+
+  const args = { query: `open-${Date.now()}` };
+  const n0 = calls('search_docs');
+  const ra = await send('client-a-own-key', call('search_docs', args), sa);
+  assert.equal(ra.headers['x-tokengate-cache'], 'miss');
+  const rb = await send('client-b-own-key', call('search_docs', args), sb);
+  assert.equal(rb.headers['x-tokengate-cache'], 'miss', 'two credentials never share');
+  const ra2 = await send('client-a-own-key', call('search_docs', args), sa);
+  assert.equal(ra2.headers['x-tokengate-cache'], 'hit');
+  assert.equal(calls('search_docs'), n0 + 2);
+  // the clients' own keys never reach the server
+  assert.ok(!mcp.stats.requests.some((r) => JSON.stringify(r.headers).includes('own-key')));
 });
