@@ -343,6 +343,7 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     : 10000);
     srv.rstats = rstats_new();
     srv.mcp = mcp_hub_new();
+    srv.mcp_pipeline = &pipeline_mcp;
     /* mcp: the tool store, until respcache makes it (then this block goes, with its free) */
     if (srv.tools == NULL)
         srv.tools = cache_store_new(conf->cache.tools_max_bytes ? conf->cache.tools_max_bytes

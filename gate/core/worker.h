@@ -39,6 +39,7 @@ struct cache_store;
 struct prefixcount;
 struct cache_stats;
 struct mcp_hub;
+struct pipeline;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -128,6 +129,7 @@ struct gate_server {
     struct prefixcount *prefix;    /* prefix token counts (cache/prefixcount.h) */
     struct cache_stats *cstats;    /* their counters (cache/cstats.h); never NULL once started */
     struct mcp_hub *mcp;           /* the MCP proxy's sessions and counters (gate/mcp/mcp.h) */
+    const struct pipeline *mcp_pipeline; /* its stage table, for /mcp/ paths (req.c) */
 };
 
 /* How long a stopping gate lets requests under way finish. */

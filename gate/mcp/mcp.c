@@ -39,18 +39,13 @@
 #include "gate/util/clock.h"
 #include "gate/util/jsonmem.h"
 
-#define MCP_PREFIX "/mcp/"
+
 #define MCP_PREFIX_LEN 5
 
 /* JSON-RPC error codes */
 #define RPC_PARSE_ERROR -32700
 #define RPC_INVALID_REQUEST -32600
 #define RPC_INVALID_PARAMS -32602
-
-int mcp_path(const char *path, size_t len)
-{
-    return len >= MCP_PREFIX_LEN && memcmp(path, MCP_PREFIX, MCP_PREFIX_LEN) == 0;
-}
 
 static const char *arena_str(struct gate_req *req, const char *s)
 {
@@ -124,6 +119,7 @@ static enum stage_rc mcp_parse(struct gate_req *req)
     req->mcp = arena_alloc(req->arena, sizeof(*req->mcp));
     if (req->mcp == NULL)
         return stage_fail(req, APIERR_INTERNAL, "out of memory");
+    req->log_more = mcp_log;
     if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0 &&
         strcmp(method, "DELETE") != 0) {
         char body[400];

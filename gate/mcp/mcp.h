@@ -19,12 +19,11 @@ struct evbuffer;
 struct gate_req;
 struct gate_server;
 struct mcp_hub;
+struct pipeline;
 
-/* The MCP proxy's stage table (mcp.c). */
+/* The MCP proxy's stage table (mcp.c): gate/server.c hands it to req.c as srv->mcp_pipeline,
+ * for the paths under /mcp/ (endpoint EP_MCP). */
 extern const struct pipeline pipeline_mcp;
-
-/* Whether a request path is the MCP proxy's (/mcp/ and under it). */
-int mcp_path(const char *path, size_t len);
 
 /* A hub with empty tables. Returns NULL when out of memory. */
 struct mcp_hub *mcp_hub_new(void);
@@ -35,7 +34,8 @@ void mcp_hub_free(struct mcp_hub *h);
 void mcp_metrics_write(struct gate_server *srv, struct evbuffer *out);
 
 /* Adds the request's "mcp" object to its log record rec (nothing for a request that is not
- * the MCP proxy's). rec's nodes are allocated where jsonmem says. */
+ * the MCP proxy's). rec's nodes are allocated where jsonmem says. The parse stage sets it as
+ * the request's log_more hook. */
 void mcp_log(const struct gate_req *req, cJSON *rec);
 
 #endif

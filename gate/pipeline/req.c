@@ -27,7 +27,6 @@
 #include "gate/pipeline/classify.h"
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
-#include "gate/mcp/mcp.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
@@ -304,7 +303,8 @@ static void write_log(struct gate_req *req)
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
-    mcp_log(req, rec);
+    if (req->log_more != NULL)
+        req->log_more(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)
@@ -491,8 +491,11 @@ static void on_ready(void *arg)
 
     if (req->phase != REQ_READING)
         return;
-    pipeline_start(req->msg.path != NULL && mcp_path(req->msg.path, req->msg.path_len)
-                       ? &pipeline_mcp
+    /* /mcp/{server} runs the MCP proxy's own table (gate/mcp/, set by gate/server.c) */
+    const struct pipeline *mcp = req->w->srv->mcp_pipeline;
+    pipeline_start(mcp != NULL && req->msg.path != NULL &&
+                           endpoint_lookup(req->msg.path, req->msg.path_len) == EP_MCP
+                       ? mcp
                        : &pipeline_gate,
                    req);
 }

@@ -205,6 +205,9 @@ struct gate_req {
     struct req_route rt;            /* routing: the decision, the attempts, the translation */
     struct req_cache cache;         /* caches: the response cache's lookup, prompt caching */
     struct mcp_req *mcp;            /* the MCP proxy's part (gate/mcp/), NULL for others */
+    /* adds what a table of its own knows to the request's log record (the MCP proxy's "mcp"
+     * object), or NULL; rec's nodes are allocated where jsonmem says */
+    void (*log_more)(const struct gate_req *req, cJSON *rec);
 
     /* identity and spend (spend.c) */
     int agent;                      /* the caller's scope in conf.scopes, -1 for none */
