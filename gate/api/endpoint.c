@@ -12,19 +12,23 @@ static const struct endpoint_info table[EP__COUNT] = {
     [EP_COUNT_TOKENS] = {"/v1/messages/count_tokens", "POST", CONF_FMT_ANTHROPIC, 1},
     [EP_HEALTHZ] = {"/healthz", "GET", CONF_FMT_OPENAI, 0},
     [EP_STATUS] = {"/status", "GET", CONF_FMT_OPENAI, 0},
-    [EP_MCP] = {"/mcp/", "POST", CONF_FMT_OPENAI, 0}, /* a prefix; GET and DELETE too */
+    [EP_MCP] = {"/mcp/", "POST, GET, DELETE", CONF_FMT_OPENAI, 0}, /* gate/mcp/ answers */
 };
 
 enum endpoint endpoint_lookup(const char *path, size_t len)
 {
-    if (len >= 5 && memcmp(path, "/mcp/", 5) == 0)
-        return EP_MCP; /* the MCP proxy: /mcp/{server} (gate/mcp/ answers the rest) */
+    /* a prefix endpoint takes the paths under it (not the prefix alone) */
+    for (int i = 1; i < EP__COUNT; i++) {
+        size_t n = strlen(table[i].path);
+        if (n > 1 && table[i].path[n - 1] == '/' && len > n && memcmp(table[i].path, path, n) == 0)
+            return (enum endpoint)i;
+    }
     /* a trailing slash names the same resource, as the providers treat it */
     if (len > 1 && path[len - 1] == '/')
         len--;
     for (int i = 1; i < EP__COUNT; i++) {
         size_t n = strlen(table[i].path);
-        if (n == len && memcmp(table[i].path, path, n) == 0)
+        if (n == len && table[i].path[n - 1] != '/' && memcmp(table[i].path, path, n) == 0)
             return (enum endpoint)i;
     }
     return EP_NONE;

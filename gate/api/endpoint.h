@@ -24,15 +24,15 @@ enum endpoint {
 };
 
 struct endpoint_info {
-    const char *path;
-    const char *method;
+    const char *path;   /* ending in '/': a prefix, the endpoint of every path under it */
+    const char *method; /* or a list: "POST, GET, DELETE" */
     enum conf_format format;
     int proxied;     /* forwarded to a provider */
 };
 
 /*
  * Finds the endpoint for a request path (query string excluded). Returns EP_NONE for an
- * unknown path. Paths under /mcp/ are EP_MCP (a prefix: the server's name follows).
+ * unknown path. A prefix endpoint ("/mcp/") takes every path under it, not itself.
  */
 enum endpoint endpoint_lookup(const char *path, size_t len);
 

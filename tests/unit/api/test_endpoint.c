@@ -28,14 +28,13 @@ static const struct {
     {"/v1/messages/count_tokens", EP_COUNT_TOKENS, "POST", CONF_FMT_ANTHROPIC, 1},
     {"/healthz", EP_HEALTHZ, "GET", CONF_FMT_OPENAI, 0},
     {"/status", EP_STATUS, "GET", CONF_FMT_OPENAI, 0},
-    {"/mcp/", EP_MCP, "POST", CONF_FMT_OPENAI, 0}, /* a prefix: /mcp/{server} */
 };
 
 #define NKNOWN ((int)(sizeof(known) / sizeof(known[0])))
 
 START_TEST(every_path)
 {
-    ck_assert_int_eq(NKNOWN, EP__COUNT - 1);
+    ck_assert_int_eq(NKNOWN, EP__COUNT - 2); /* and EP_MCP, a prefix: mcp_paths */
     for (int i = 0; i < NKNOWN; i++) {
         const struct endpoint_info *info;
 
@@ -48,9 +47,6 @@ START_TEST(every_path)
         ck_assert_int_eq(info->format, known[i].format);
         ck_assert_int_eq(info->proxied, known[i].proxied);
     }
-    ck_assert_int_eq(lookup("/mcp/docs"), EP_MCP);
-    ck_assert_int_eq(lookup("/mcp"), EP_NONE);
-    ck_assert_int_eq(lookup("/mcpx/docs"), EP_NONE);
 }
 END_TEST
 
@@ -137,6 +133,20 @@ START_TEST(length_bounds_the_path)
 }
 END_TEST
 
+START_TEST(mcp_paths)
+{
+    ck_assert_int_eq(lookup("/mcp/docs"), EP_MCP);
+    ck_assert_int_eq(lookup("/mcp/docs/"), EP_MCP);
+    ck_assert_int_eq(lookup("/mcp/a/b"), EP_MCP); /* gate/mcp/ says 404 */
+    /* the prefix alone, or without its slash, is no endpoint */
+    ck_assert_int_eq(lookup("/mcp/"), EP_NONE);
+    ck_assert_int_eq(lookup("/mcp"), EP_NONE);
+    ck_assert_int_eq(lookup("/mcpx/docs"), EP_NONE);
+    ck_assert_int_eq(lookup("/MCP/docs"), EP_NONE);
+    ck_assert_int_eq(endpoint_info(EP_MCP)->proxied, 0);
+}
+END_TEST
+
 START_TEST(info_of_none)
 {
     const struct endpoint_info *info = endpoint_info(EP_NONE);
@@ -156,6 +166,7 @@ static Suite *endpoint_suite(void)
     tcase_add_test(tc, unknown_paths);
     tcase_add_test(tc, prefix_lookalikes);
     tcase_add_test(tc, length_bounds_the_path);
+    tcase_add_test(tc, mcp_paths);
     tcase_add_test(tc, info_of_none);
     suite_add_tcase(s, tc);
     return s;
