@@ -250,6 +250,11 @@ static enum stage_rc mcp_session(struct gate_req *req)
 
     if (h == NULL)
         return STAGE_NEXT;
+    /* one id, checked and forwarded: a second could name another key's session to a server
+     * that reads the last one */
+    for (int i = 0, n = 0; i < req->msg.nheaders; i++)
+        if (strcmp(req->msg.headers[i].name, "mcp-session-id") == 0 && ++n > 1)
+            return stage_fail(req, APIERR_BAD_REQUEST, "more than one Mcp-Session-Id header");
     m->session = h->value;
     if (hub != NULL && mcp_session_check(hub, m->srv->name, h->value, m->owner) == MCP_BIND_MINE)
         return STAGE_NEXT;

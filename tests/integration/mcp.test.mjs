@@ -9,10 +9,11 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {
   test, cleanup, startGate, gateAdminPort, adminRequest, httpRequest, tempDir, sleep, ms,
-  parseSSE, readLogNow, waitLogRecord, newId,
+  parseSSE, readLogNow, waitLogRecord, newId, closedPort,
 } from './harness.mjs';
 import { startMcpServer } from '../mcp-server.mjs';
 
@@ -27,7 +28,7 @@ const KEYS = {
 const ENV = { TG_MCP_ADMIN: ADMIN_TOKEN, TG_MCP_DOCS_KEY: SERVER_TOKEN,
   TG_MCP_WRONG_KEY: 'not-the-server-credential' };
 
-let mcp, gate, dir;
+let mcp, gate, dir, downPort;
 
 function config(url) {
   const q = JSON.stringify;
@@ -67,6 +68,8 @@ function config(url) {
     '        broken: 10m',
     '      teams:',
     '        support: [search_docs, get_time, slow_stream]',
+    '    down:',
+    `      url: ${q(`http://127.0.0.1:${downPort}/mcp`)}`,
     '    wrongkey:',
     `      url: ${q(url)}`,
     '      api_key_env: TG_MCP_WRONG_KEY',
@@ -76,6 +79,7 @@ function config(url) {
 before(async () => {
   dir = tempDir();
   mcp = await startMcpServer({ token: SERVER_TOKEN });
+  downPort = await closedPort();
   gate = await startGate({ configText: config(mcp.url), dir, env: ENV });
   gate.admin = await gateAdminPort(gate);
 });
@@ -126,6 +130,23 @@ async function openSession(key) {
     { session: sid });
   assert.equal(n.status, 202, n.text);
   return sid;
+}
+
+/** A POST with two Mcp-Session-Id headers, over a raw socket: the answer's text. */
+function rawTwoSessions(key, first, second) {
+  const body = JSON.stringify(call('get_time', {}));
+  return new Promise((resolve, reject) => {
+    const s = net.connect(gate.port, '127.0.0.1', () => {
+      s.write(`POST /mcp/docs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n` +
+        `content-type: application/json\r\naccept: application/json\r\n` +
+        `mcp-session-id: ${first}\r\nmcp-session-id: ${second}\r\nconnection: close\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+    let text = '';
+    s.on('data', (d) => { text += d; });
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  });
 }
 
 const calls = (tool) => mcp.stats.calls[tool] || 0;
@@ -321,10 +342,16 @@ test('unknown server 404; no key 401; a session another key opened 404, never fo
   }
   const made = await post(KEYS.crawler, call('get_time', {}), { session: 'made-up-session' });
   assert.equal(made.status, 404);
+  // two session headers: the key's own first, another key's second
+  const mine = await openSession(KEYS.indexer);
+  const twice = await rawTwoSessions(KEYS.indexer, mine, sid);
+  assert.match(twice, /^HTTP\/1\.1 400 /);
+  assert.match(twice, /more than one Mcp-Session-Id header/);
+  const before2 = mcp.stats.requests.length;
   const del = await httpRequest(gate.port, '/mcp/docs', { method: 'DELETE',
     headers: { authorization: `Bearer ${KEYS.indexer}`, 'mcp-session-id': sid } });
   assert.equal(del.status, 404);
-  assert.equal(mcp.stats.requests.length, before, 'none of these reached the server');
+  assert.equal(mcp.stats.requests.length, before2, 'none of these reached the server');
 
   const d = await httpRequest(gate.port, '/mcp/docs', { method: 'DELETE',
     headers: { authorization: `Bearer ${KEYS.crawler}`, 'mcp-session-id': sid } });
@@ -338,6 +365,11 @@ test('unknown server 404; no key 401; a session another key opened 404, never fo
   assert.equal(w.status, 502, w.text);
   assert.match(w.json.error.message,
     /the MCP server 'wrongkey' refused the gate's credential for it \(status 401\): see mcp\.servers\.wrongkey\.api_key_env/);
+
+  // a server that does not answer: 502, in the gate's error shape
+  const down = await post(KEYS.crawler, list(), { server: 'down' });
+  assert.equal(down.status, 502, down.text);
+  assert.ok(down.json.error.message);
 
   const m = await httpRequest(gate.port, '/mcp/docs', { method: 'PUT',
     headers: { authorization: `Bearer ${KEYS.crawler}` } });
