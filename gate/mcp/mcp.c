@@ -218,6 +218,7 @@ static enum stage_rc mcp_server(struct gate_req *req)
                  (int)(len < 80 ? len : 80), name);
         return stage_fail(req, APIERR_NOT_FOUND, arena_str(req, msg));
     }
+    req->prov = &m->srv->prov; /* the log's provider: mcp:NAME, answered from the cache too */
     key_label(req, label, sizeof(label));
     m->level = CONF_LEVEL_AGENT;
     m->agent = "-";
@@ -551,7 +552,6 @@ static enum stage_rc mcp_prepare(struct gate_req *req)
 
 static enum stage_rc mcp_dispatch(struct gate_req *req)
 {
-    req->prov = &req->mcp->srv->prov;
     req->chain = NULL;
     if (filter_push(req, &mcp_filter, req->mcp) < 0 || filter_push(req, &filter_writer, NULL) < 0)
         return stage_fail(req, APIERR_INTERNAL, "out of memory");
