@@ -42,6 +42,7 @@ export function startMcpServer({ token = 'mcp-server-secret' } = {}) {
     lists: 0,         // tools/list requests seen
     requests: [],     // {method, rpc, headers} of every HTTP request, in order
     deleted: [],      // session ids ended by DELETE
+    connections: 0,   // TCP connections accepted (a keep-alive client opens few)
   };
 
   const send = (res, status, body, headers = {}) => {
@@ -156,6 +157,9 @@ export function startMcpServer({ token = 'mcp-server-secret' } = {}) {
     });
   });
 
+  server.on('connection', () => {
+    stats.connections++;
+  });
   return new Promise((resolve, reject) => {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {

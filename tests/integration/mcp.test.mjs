@@ -181,6 +181,14 @@ test('initialize, tools/list cached once for two lists, and the server gets the 
   assert.equal(ping.status, 200);
   assert.deepEqual(ping.json.result, {});
   assert.equal(ping.headers['x-tokengate-cache'], undefined, 'ping is not the cache\'s');
+
+  // the gate keeps its connections to the server alive (one pool per worker: 2 workers)
+  const c0 = mcp.stats.connections;
+  for (let i = 0; i < 10; i++)
+    assert.equal((await post(KEYS.crawler, { jsonrpc: '2.0', id: ++rpcId, method: 'ping' },
+      { session: sid })).status, 200);
+  assert.ok(mcp.stats.connections - c0 <= 2,
+    `10 requests opened ${mcp.stats.connections - c0} connections to the server`);
 });
 
 test('a cacheable tool: miss, then hit (the server not called), other arguments miss; an uncacheable tool always forwarded; a tool error never cached', async () => {
