@@ -24,6 +24,9 @@ const rounds = Math.max(...Object.values(by).map(a => a.length));
 
 const labels = mode === 'proxy'
   ? { mock: 'mock direct', nginx: 'nginx -> mock', before: 'tokengate before -> mock', gate: 'tokengate -> mock' }
+  : mode === 'cache'
+  ? { nginx: 'nginx -> mock', off: 'cache bypassed', miss: 'misses (distinct bodies, stored)',
+      hit: 'hits (100 bodies)' }
   : mode === 'route'
   ? { nginx: 'nginx -> mock', plain: 'no routing', routed: '20 rules, same API',
       translated: '20 rules, translated to Anthropic' }
@@ -41,7 +44,10 @@ for (const n of Object.keys(labels)) {
 s += '\n';
 const vs = (a, b, what) => `${what}: requests/s ${x(m[a].rps / m[b].rps)}, p50 ${x(m[a].p50 / m[b].p50)}, ` +
   `p99 ${x(m[a].p99 / m[b].p99)}, CPU per request ${x(m[a].cpu / m[b].cpu)}`;
-if (mode === 'route') {
+if (mode === 'cache') {
+  s += vs('hit', 'miss', 'hit / miss') + '\n';
+  s += vs('miss', 'off', 'miss / bypassed (the lookup and the store)') + '\n';
+} else if (mode === 'route') {
   s += vs('routed', 'plain', 'routing on / off') + '\n';
   s += vs('translated', 'plain', 'routing and translation on / off') + '\n';
   s += vs('translated', 'routed', 'translation on / off (both routed)') + '\n';

@@ -17,6 +17,11 @@
 /* Gathers a stream's events, in the client's API, into the whole answer they make. */
 struct replay_asm;
 
+/* A gatherer's caps: the bytes it holds (texts, arguments, usage), and the tool calls or
+ * content blocks of one answer. Past either, its event fails (the answer is not gathered). */
+#define REPLAY_MAX_BYTES (64u << 20)
+#define REPLAY_MAX_PARTS 256
+
 /* A gatherer for api's events; NULL when out of memory. */
 struct replay_asm *replay_asm_new(enum conf_format api);
 
@@ -49,5 +54,14 @@ typedef int replay_emit_fn(void *arg, const char *name, const char *data, size_t
  */
 int replay_stream(enum conf_format api, const cJSON *whole, int include_usage, size_t piece,
                   replay_emit_fn *emit, void *arg);
+
+/*
+ * 1 when whole is a complete answer of api as its non-streaming endpoint writes it: OpenAI, a
+ * chat.completion with one choice, its message (content a string or null, tool calls with an
+ * id, a name and arguments as a string) and a finish_reason; Anthropic, a message with its
+ * content blocks (text, tool_use with an object as input, thinking...), a stop_reason and a
+ * usage object. Else 0 (an error, a cut answer, another API's).
+ */
+int replay_whole_ok(enum conf_format api, const cJSON *whole);
 
 #endif

@@ -98,6 +98,14 @@ void confmcp_free(struct conf *c);
 int confrule_load(struct loader *l, const yaml_node_t *seq);
 void confrule_free(struct conf_rule *r);
 
+/* confcache.c: the cache section (0, or -1 with l's error set); its defaults set on a new conf;
+ * what it holds freed; a policy's cache key read into pc (which holds its defaults first). */
+int confcache_load(struct loader *l, const yaml_node_t *v);
+void confcache_defaults(struct conf *c);
+void confcache_free(struct conf *c);
+int confcache_policy(struct loader *l, const char *name, const yaml_node_t *v,
+                     struct conf_policy_cache *pc);
+
 /* model keys of confid.c: price, max_output_tokens, context_window. Returns 1 when k is not one of them. */
 int confid_model_key(struct loader *l, const char *name, const char *k, const yaml_node_t *v,
                      struct conf_model *m);

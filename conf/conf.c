@@ -399,6 +399,9 @@ static int load_root(struct loader *l, const yaml_node_t *root)
             providers = v;
         } else if (strcmp(k, "models") == 0) {
             models = v;
+        } else if (strcmp(k, "cache") == 0) {
+            if (confcache_load(l, v) < 0)
+                return -1;
         } else {
             int r = confid_load_key(l, k, v);
             if (r > 0)
@@ -506,6 +509,7 @@ static struct conf *conf_defaults(const char *name)
     c->upstream_max_connections = 256;
     c->upstream_max_waiting = 1024;
     c->refs = 1;
+    confcache_defaults(c);
     if (c->path == NULL || c->listen_host == NULL) {
         conf_unref(c);
         return NULL;
@@ -624,6 +628,7 @@ void conf_unref(struct conf *c)
     confid_free(c);
     confroute_free(c);
     confmcp_free(c);
+    confcache_free(c);
     free(c->providers);
     free(c->models);
     free(c->path);

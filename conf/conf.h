@@ -229,6 +229,9 @@ struct conf_cache {
     int ntools;
 };
 
+/* A policy's cache settings when no policy says anything (every member at its default). */
+const struct conf_policy_cache *conf_policy_cache_defaults(void);
+
 /* ---- MCP servers (conf/confmcp.c) ---------------------------------------------------------- */
 
 struct conf_mcp_tool {

@@ -401,6 +401,7 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
     p->max_retries = -1;
     p->max_latency_ms = -1;
     p->window = CONF_WIN_DAY;
+    p->cache = *conf_policy_cache_defaults();
     if (conf_want_mapping(l, v, name) < 0)
         return -1;
     FOR_PAIRS(l, v, pair) {
@@ -460,10 +461,13 @@ static int load_policy(struct loader *l, const char *name, const yaml_node_t *v,
         } else if (strcmp(k, "routing") == 0) {
             if (load_policy_routing(l, name, pv, p) < 0)
                 return -1;
+        } else if (strcmp(k, "cache") == 0) {
+            if (confcache_policy(l, name, pv, &p->cache) < 0)
+                return -1;
         } else {
             return conf_fail(l, kn,
                              "policy '%s': unknown key '%s' (allocation, max_per_request, "
-                             "on_exhaustion, cutoffs, task, routing)",
+                             "on_exhaustion, cutoffs, task, routing, cache)",
                              name, k);
         }
         if (r < 0)

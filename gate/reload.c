@@ -10,6 +10,8 @@
  */
 #include "gate/reload.h"
 
+#include "cache/store.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <stdarg.h>
@@ -294,6 +296,9 @@ int gate_reload(struct gate_server *srv, char *msg, size_t msglen)
         return -1;
     }
     __atomic_store_n(&srv->mem.limit, c->max_memory_in_flight, __ATOMIC_RELAXED);
+    /* the caches' new caps: entries past them go now, oldest use first */
+    cache_store_set_caps(srv->responses, c->cache.max_bytes, c->cache.max_entry_bytes);
+    cache_store_set_caps(srv->tools, c->cache.tools_max_bytes, c->cache.tools_max_entry_bytes);
     pthread_mutex_lock(&srv->conf_mu);
     srv->conf_live = c; /* its reference moves here; cur's stays with us until the end */
     gen = ++srv->conf_gen;

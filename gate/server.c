@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/cstats.h"
+#include "cache/store.h"
 #include "gate/admin/admin.h"
 #include "gate/admin/status.h"
 #include "gate/budget/budget.h"
@@ -45,7 +47,6 @@
 #include "routing/labelcache.h"
 #include "routing/rstats.h"
 #include "gate/mcp/mcp.h"
-#include "cache/store.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
@@ -211,8 +212,12 @@ static void server_free(struct gate_server *srv)
     srv->rstats = NULL;
     mcp_hub_free(srv->mcp);
     srv->mcp = NULL;
-    cache_store_free(srv->tools); /* mcp: until respcache frees it */
+    cache_store_free(srv->responses); /* references requests held are gone with them */
+    srv->responses = NULL;
+    cache_store_free(srv->tools);
     srv->tools = NULL;
+    free(srv->cstats);
+    srv->cstats = NULL;
 }
 
 /* On the ledger's writer thread: the ledger fails, or works again. Said on stderr, in the
@@ -344,14 +349,13 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     srv.rstats = rstats_new();
     srv.mcp = mcp_hub_new();
     srv.mcp_pipeline = &pipeline_mcp;
-    /* mcp: the tool store, until respcache makes it (then this block goes, with its free) */
-    if (srv.tools == NULL)
-        srv.tools = cache_store_new(conf->cache.tools_max_bytes ? conf->cache.tools_max_bytes
-                                                                : (size_t)64 * 1024 * 1024,
-                                    conf->cache.tools_max_entry_bytes
-                                        ? conf->cache.tools_max_entry_bytes
-                                        : (size_t)1024 * 1024);
-    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.mcp == NULL) {
+    /* the caches: made even when cache.responses.enabled is false (a reload may turn it on);
+     * their caps follow reloads (reload.c) */
+    srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
+    srv.tools = cache_store_new(conf->cache.tools_max_bytes, conf->cache.tools_max_entry_bytes);
+    srv.cstats = calloc(1, sizeof(*srv.cstats));
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
+        srv.tools == NULL || srv.cstats == NULL || srv.mcp == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }

@@ -26,6 +26,7 @@ struct bpol {
     int downgrade;                     /* on_exhaustion: downgrade */
     int prefer_cost;                   /* routing: prefer_cost */
     int64_t max_latency_ms;            /* routing: max_latency_ms, -1 none */
+    struct conf_policy_cache cache;    /* cache: (its defaults when no policy says) */
 };
 
 struct bscope {

@@ -76,6 +76,18 @@ void budget_routing_policy(struct budget_book *b, int agent, int *downgrade, int
     pthread_mutex_unlock(&b->mu);
 }
 
+struct conf_policy_cache budget_cache_policy(struct budget_book *b, int agent)
+{
+    struct conf_policy_cache pc;
+
+    if (b == NULL || agent < 0)
+        return *conf_policy_cache_defaults(); /* an open gate: one policy of defaults */
+    pthread_mutex_lock(&b->mu); /* a rebind may change the policy (and move b->s) */
+    pc = agent < budget_nscopes(b) ? b->s[agent].pol.cache : *conf_policy_cache_defaults();
+    pthread_mutex_unlock(&b->mu);
+    return pc;
+}
+
 double budget_path_used(struct budget_book *b, int agent, double now)
 {
     double most = 0;

@@ -264,6 +264,11 @@ double budget_path_used(struct budget_book *b, int agent, double now);
 void budget_routing_policy(struct budget_book *b, int agent, int *downgrade, int *prefer_cost,
                            int64_t *max_latency_ms);
 
+/* What the policy in force at agent says of caching, copied out (a rebind may change it while
+ * the caller uses it): its `cache:` key, each setting at its default when the policy leaves it
+ * out; every default with no policy, with no book (an open gate) or agent < 0. */
+struct conf_policy_cache budget_cache_policy(struct budget_book *b, int agent);
+
 /* Reservations under way, summed over scopes of level agent (0 when all settled). */
 int64_t budget_reserved_total(struct budget_book *b);
 

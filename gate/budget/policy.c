@@ -135,7 +135,7 @@ void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
             p = &c->policies[policy[s]];
     *out = (struct bpol){.agent_max = -1, .agent_min = -1, .max_per_request = -1,
                          .task_max_nusd = -1, .task_max_requests = -1, .max_retries = -1,
-                         .max_latency_ms = -1};
+                         .max_latency_ms = -1, .cache = *conf_policy_cache_defaults()};
     if (lv != CONF_LEVEL_AGENT || p == NULL)
         return;
     out->agent_max = p->max_per_agent;
@@ -151,6 +151,7 @@ void budget_pol_of(const struct conf *c, enum conf_level lv, const int *parent,
     out->downgrade = p->downgrade;
     out->prefer_cost = p->prefer_cost;
     out->max_latency_ms = p->max_latency_ms;
+    out->cache = p->cache;
 }
 
 /* ---- a request's holds and allowance ------------------------------------------------------ */

@@ -25,12 +25,18 @@ int filter_push(struct gate_req *req, const struct resp_filter_type *t, void *st
 int filter_chain_build(struct gate_req *req)
 {
     req->chain = NULL;
+    if (req->cache.state == REQ_CACHE_HIT)
+        return filter_push(req, &filter_writer, NULL); /* no provider: no usage, no count */
     if (filter_push(req, &filter_usage, NULL) < 0 || filter_push(req, &filter_count, NULL) < 0)
         return -1;
     if (req->rt.xlate != XLATE_NONE && filter_push(req, &filter_xlate, NULL) < 0)
         return -1;
     if (req->rt.xlate == XLATE_NONE && req->rt.routed && req->rt.d.rewrite_model &&
         filter_push(req, &filter_model, NULL) < 0)
+        return -1;
+    /* the cache fill sees what the client gets: after translation and the model name */
+    if (req->cache.state == REQ_CACHE_MISS && req->cache.store &&
+        filter_push(req, &filter_cachefill, NULL) < 0)
         return -1;
     return filter_push(req, &filter_writer, NULL);
 }

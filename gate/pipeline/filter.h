@@ -65,6 +65,10 @@ extern const struct resp_filter_type filter_xlate;
  * rewrite_model (filter_model.c): added before the writer. */
 extern const struct resp_filter_type filter_model;
 
+/* A response-cache miss's answer gathered and stored when it completes (filter_cachefill.c):
+ * added just before the writer when the lookup said it may be stored. */
+extern const struct resp_filter_type filter_cachefill;
+
 /* Adds a filter of type t at the end of req's chain (req->chain). Returns 0, or -1 when out of
  * memory. */
 int filter_push(struct gate_req *req, const struct resp_filter_type *t, void *state);

@@ -23,7 +23,7 @@ static const struct pipeline_stage gate_stages[] = {
     {"body", REQ_ADMITTING, stage_body},         /* the JSON body and its model string: 400 */
     {"route", REQ_ADMITTING, stage_route},       /* the model table: model -> provider */
     {"count", REQ_ADMITTING, stage_count},       /* the gate's count of the input tokens */
-    {"cache", REQ_ADMITTING, stage_cache},       /* a cached answer (none yet: always a miss) */
+    {"cache", REQ_ADMITTING, stage_cache},       /* the response cache: a hit goes to dispatch */
     {"admit", REQ_ADMITTING, stage_admit},       /* output caps, budgets: reserve, or 400/429/503 */
     {"prepare", REQ_ADMITTING, stage_prepare},   /* the body rewritten, the upstream request */
     {"dispatch", REQ_DISPATCHED, stage_dispatch}, /* the crash journal, then the source starts */

@@ -434,7 +434,7 @@ void proxy_client_gone(struct gate_req *req)
     req->conn = NULL;
     if (req->error == NULL)
         req->error = "the client closed the connection";
-    if (req->src == NULL || upstream_waiting(&req->ex) ||
+    if (req->src == NULL || req->src != &source_upstream || /* a replay: nothing is owed */ upstream_waiting(&req->ex) ||
         !(req->phase == REQ_DISPATCHED || req->phase == REQ_RELAYING) || w->stopped) {
         req_finish(req);
         return;

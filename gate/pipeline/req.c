@@ -3,6 +3,9 @@
  */
 #include "gate/pipeline/req.h"
 
+#include "cache/entry.h"
+#include "cache/store.h"
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <llhttp.h>
@@ -352,6 +355,8 @@ static void req_free(struct completion *c)
     sse_reset(&req->sse);
     decode_free(req->dec);
     xlate_stream_free(req->rt.xs);
+    entry_fill_free(req->cache.fill);
+    cache_val_release(req->cache.hit); /* the entry it replayed may go now */
     conf_unref(req->conf);
     arena_free(req->arena);
 }

@@ -118,6 +118,8 @@ enum req_cache_state {
 };
 
 struct cache_val;
+struct entry_fill;
+struct replay_src;
 struct req_cache {
     enum req_cache_state state;
     const char *why;          /* a bypass's reason ("temperature 1", "x-tokengate-cache: off") */
@@ -131,6 +133,9 @@ struct req_cache {
                                * is freed) */
     int64_t saved_tokens;     /* a hit: the provider tokens the entry's answer cost */
     int64_t saved_nusd;       /* ... at the model's price today */
+    struct entry_fill *fill;  /* a miss's answer gathered (filter_cachefill.c), malloc'd:
+                               * freed at its end or with the request */
+    struct replay_src *replay; /* a hit's replay (source_cache.c), in the arena */
     int breakpoints;          /* prompt caching: cache_control breakpoints the gate placed */
     int prompt_key;           /* ... prompt_cache_key set by the gate */
 };

@@ -26,4 +26,8 @@ struct resp_source {
 /* The upstream exchange: the request as prepared (req->ex.request) sent to req->prov. */
 extern const struct resp_source source_upstream;
 
+/* A response-cache hit: the entry (req->cache.hit) replayed in the form the client asked for,
+ * a stream or a whole answer (source_cache.c). */
+extern const struct resp_source source_cache;
+
 #endif

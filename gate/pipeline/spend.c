@@ -92,6 +92,11 @@ int spend_authenticate(struct gate_req *req)
     }
 }
 
+const char *spend_presented_key(const struct gate_req *req, size_t *len)
+{
+    return presented_key(req, len);
+}
+
 /* ---- before forwarding ---------------------------------------------------------------- */
 
 int64_t spend_output_limit(int64_t allowed, int approximate)
@@ -416,6 +421,13 @@ size_t spend_headers(const struct gate_req *req, char *buf, size_t cap)
     if (req->resv.made && req->resv.remaining_nusd >= 0) {
         k = snprintf(buf + n, cap - n, "x-tokengate-budget-remaining-usd: %.6f\r\n",
                      req->resv.remaining_nusd / 1e9);
+        n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
+    }
+    if (req->cache.state != REQ_CACHE_NONE) {
+        k = snprintf(buf + n, cap - n, "x-tokengate-cache: %s\r\n",
+                     req->cache.state == REQ_CACHE_HIT    ? "hit"
+                     : req->cache.state == REQ_CACHE_MISS ? "miss"
+                                                          : "bypass");
         n += k > 0 && (size_t)k < cap - n ? (size_t)k : 0;
     }
     return n;

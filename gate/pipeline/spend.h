@@ -30,6 +30,10 @@ struct budget_alert;
  */
 int spend_authenticate(struct gate_req *req);
 
+/* The credential the client presents (a gate key, or on an open gate the provider key it
+ * brings), in the headers its API takes one from, *len bytes; NULL for none. */
+const char *spend_presented_key(const struct gate_req *req, size_t *len);
+
 /*
  * Checks the request's output caps (outcap.h) and reserves for it on its agent's budgets, once
  * its input is counted (m is its model entry), through the book's store (store.h). Returns:

@@ -15,7 +15,7 @@ enum stage_rc stage_dispatch(struct gate_req *req)
         req_fail_memory(req);
         return STAGE_ANSWERED;
     }
-    req->src = &source_upstream;
+    req->src = req->cache.state == REQ_CACHE_HIT ? &source_cache : &source_upstream;
     req->src->start(req); /* may fail at once: the request then ends in req_fail */
     return STAGE_WAIT;
 }

@@ -29,8 +29,17 @@ enum stage_rc stage_route(struct gate_req *req);
 /* The gate's own count of the input tokens (tcount_input). */
 enum stage_rc stage_count(struct gate_req *req);
 
-/* A cached answer. There is no cache yet: always a miss (NEXT). */
+/* The response cache (stage_cache.c): BYPASS, MISS (NEXT; a fill filter stores the answer),
+ * or a HIT answered from the cache: the request goes to dispatch with the cache source (WAIT),
+ * admit and prepare skipped (nothing reserved). 400 for a bad x-tokengate-cache value. */
 enum stage_rc stage_cache(struct gate_req *req);
+
+/* The response-cache key of req for target (a model entry's name) into *key (in the arena),
+ * *klen bytes: see stage_cache.c. Returns 0, or -1 when the body is too large or too deep for
+ * the key, or memory runs out. stage_cache_rekey makes it from the key the lookup made
+ * (req->cache.key) with another target, the body as it was then. */
+int stage_cache_key(struct gate_req *req, const char *target, char **key, size_t *klen);
+int stage_cache_rekey(struct gate_req *req, const char *target, char **key, size_t *klen);
 
 /* The output caps and the reservation on the caller's budgets (spend_reserve): the members to
  * rewrite go into req->edits; 400, 429 or 503 when refused. WAIT (REQ_WAITING) when the budget

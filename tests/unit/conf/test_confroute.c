@@ -608,7 +608,7 @@ START_TEST(err_unknown_keys)
             NAME ":17: policy 'p': routing has no 'cheapest' (prefer_cost, max_latency_ms)");
     refused(BASE "policies: { p: { route: {} } }\n",
             NAME ":17: policy 'p': unknown key 'route' (allocation, max_per_request, "
-                 "on_exhaustion, cutoffs, task, routing)");
+                 "on_exhaustion, cutoffs, task, routing, cache)");
     refused("providers: { o: { base_url: 'http://127.0.0.1:9/v1' } }\n"
             "models: { m: { provider: o, context: 5 } }\n",
             NAME ":2: model 'm': unknown key 'context' (provider, upstream_model, encoding, "
