@@ -223,9 +223,20 @@ static enum stage_rc mcp_server(struct gate_req *req)
     m->level = CONF_LEVEL_AGENT;
     m->agent = "-";
     if (req->agent >= 0 && book != NULL) {
-        /* TODO(respcache): the scope by budget_cache_policy(book, agent)->scope */
+        /* results are shared within the policy's cache scope (agent unless it says), labelled
+         * as the response cache and /v1/tool-cache label theirs */
+        enum conf_level lv = budget_cache_policy(book, req->agent).scope;
+        const char *at = lv == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(book, req->agent, lv);
+        if (lv == CONF_LEVEL_ORG) {
+            snprintf(msg, sizeof(msg), "org");
+        } else if (at != NULL) {
+            snprintf(msg, sizeof(msg), "%s:%.150s", conf_level_name(lv), at);
+        } else {
+            lv = CONF_LEVEL_AGENT; /* no scope of that level above the agent: its own */
+            budget_scope_label(book, req->agent, msg, sizeof(msg));
+        }
+        m->level = lv;
         m->agent = budget_scope_name(book, req->agent);
-        snprintf(msg, sizeof(msg), "agent:%s", m->agent);
         m->scope = arena_str(req, msg);
         const char *team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         for (int i = 0; team != NULL && i < m->srv->nteams; i++)

@@ -24,6 +24,8 @@ const KEYS = {
   crawler2: 'tg-mcp-crawler-second-key', // a second key of the same agent
   indexer: 'tg-mcp-indexer-key',         // another agent of the same team
   helper: 'tg-mcp-helper-key',           // team support: sees some tools only
+  writer: 'tg-mcp-writer-key',           // team shared, whose policy's cache scope is the team
+  editor: 'tg-mcp-editor-key',
 };
 const ENV = { TG_MCP_ADMIN: ADMIN_TOKEN, TG_MCP_DOCS_KEY: SERVER_TOKEN,
   TG_MCP_WRONG_KEY: 'not-the-server-credential' };
@@ -47,11 +49,16 @@ function config(url) {
     '    teams:',
     '      search: { agents: [crawler, indexer] }',
     '      support: { agents: [helper] }',
+    '      shared: { policy: teamscope, agents: [writer, editor] }',
     'keys:',
     `  ${KEYS.crawler}: crawler`,
     `  ${KEYS.crawler2}: crawler`,
     `  ${KEYS.indexer}: indexer`,
     `  ${KEYS.helper}: helper`,
+    `  ${KEYS.writer}: writer`,
+    `  ${KEYS.editor}: editor`,
+    'policies:',
+    '  teamscope: { cache: { scope: team } }',
     'ledger:',
     `  path: ${q(path.join(dir, 'state', 'ledger.db'))}`,
     'admin: { listen: 127.0.0.1:0, token_env: TG_MCP_ADMIN }',
@@ -259,6 +266,22 @@ test('two agents of one team never share a cached result (agent scope); two keys
   const c = await post(KEYS.crawler2, call('search_docs', args), { session: s3 });
   assert.equal(c.headers['x-tokengate-cache'], 'hit', 'the same agent, another key');
   assert.equal(textOf(c), textOf(a));
+  assert.equal(calls('search_docs'), n0 + 2);
+});
+
+test('a policy with cache scope team: its agents share results, other teams do not', async () => {
+  const args = { query: `team-${Date.now()}` };
+  const sw = await openSession(KEYS.writer);
+  const se = await openSession(KEYS.editor);
+  const sc = await openSession(KEYS.crawler);
+  const n0 = calls('search_docs');
+  const a = await post(KEYS.writer, call('search_docs', args), { session: sw });
+  assert.equal(a.headers['x-tokengate-cache'], 'miss');
+  const b = await post(KEYS.editor, call('search_docs', args), { session: se });
+  assert.equal(b.headers['x-tokengate-cache'], 'hit', 'the same team under scope team');
+  assert.equal(textOf(b), textOf(a));
+  const c = await post(KEYS.crawler, call('search_docs', args), { session: sc });
+  assert.equal(c.headers['x-tokengate-cache'], 'miss', 'another team');
   assert.equal(calls('search_docs'), n0 + 2);
 });
 
