@@ -64,6 +64,16 @@ static void msg_calls_content(cJSON *content, const struct plan *pl)
         jadd(content, NULL, msg_call_block(pl, i, 1));
 }
 
+/* Adds Anthropic's split of the cache writes by lifetime to usage object u. */
+static void msg_cache_creation(cJSON *u, const struct plan *pl)
+{
+    cJSON *cc = cJSON_AddObjectToObject(u, "cache_creation");
+
+    cJSON_AddNumberToObject(cc, "ephemeral_5m_input_tokens",
+                            (double)(pl->cache_write - pl->cache_write_1h));
+    cJSON_AddNumberToObject(cc, "ephemeral_1h_input_tokens", (double)pl->cache_write_1h);
+}
+
 /*
  * Returns the message, with content when text is set (else [], for
  * message_start, whose usage holds the input and output_tokens 1, as
@@ -90,6 +100,7 @@ static cJSON *msg_object(const struct plan *pl, const char *text)
         usage_val(u, "input_tokens", pl, pl->prompt - pl->cached - pl->cache_write);
         cJSON_AddNumberToObject(u, "cache_creation_input_tokens", (double)pl->cache_write);
         cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)pl->cached);
+        msg_cache_creation(u, pl);
         if (text)
             usage_val(u, "output_tokens", pl, plan_output(pl));
         else
@@ -189,8 +200,16 @@ static void msg_step(const struct plan *pl, struct pieces *p, int k)
         d = cJSON_AddObjectToObject(e, "delta");
         cJSON_AddStringToObject(d, "stop_reason", msg_stop(pl));
         jstr(d, "stop_sequence", pl->stop_seq);
-        if (pl->usage)
-            usage_val(cJSON_AddObjectToObject(e, "usage"), "output_tokens", pl, plan_output(pl));
+        if (pl->usage) {
+            cJSON *u = cJSON_AddObjectToObject(e, "usage");
+            if (pl->delta_input) { /* the input counts again, cumulative, as Anthropic's now */
+                usage_val(u, "input_tokens", pl, pl->prompt - pl->cached - pl->cache_write);
+                cJSON_AddNumberToObject(u, "cache_creation_input_tokens", (double)pl->cache_write);
+                cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)pl->cached);
+                msg_cache_creation(u, pl);
+            }
+            usage_val(u, "output_tokens", pl, plan_output(pl));
+        }
         piece_event(p, e, 0);
         piece_event(p, sse_data("message_stop", -1), 0);
     }

@@ -60,7 +60,8 @@ void plan_init(struct plan *pl, struct mock *m, enum api api, const cJSON *body,
 
 /*
  * Sets the plan's prompt tokens (see prompt_tokens()), the part of them read
- * from a cache, and the part written to it (at most what is left).
+ * from a cache, and the part written to it (at most what is left), and of
+ * that the part written for an hour (at most the writes).
  */
 void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_api api)
 {
@@ -69,6 +70,10 @@ void plan_prompt(struct plan *pl, const struct mock *m, const cJSON *body, tok_a
     pl->cache_write = m->st.cache_write < pl->prompt - pl->cached ? m->st.cache_write
                       : pl->prompt > pl->cached                   ? pl->prompt - pl->cached
                                                                   : 0;
+    pl->cache_write_1h = m->st.cache_write_1h < 0              ? 0
+                         : m->st.cache_write_1h < pl->cache_write ? m->st.cache_write_1h
+                                                                  : pl->cache_write;
+    pl->delta_input = m->st.cache_write_1h >= 0;
 }
 
 /* Returns the output tokens pl bills (see mock.h); never below 0. */

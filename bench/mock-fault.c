@@ -55,6 +55,7 @@ const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
     const char *stall = evhttp_find_header(ih, "x-mock-stall-ms");
     const char *oskew = evhttp_find_header(ih, "x-mock-output-skew");
     const char *cwrite = evhttp_find_header(ih, "x-mock-cache-write");
+    const char *cw1h = evhttp_find_header(ih, "x-mock-cache-write-1h");
     const char *tools = evhttp_find_header(ih, "x-mock-tools");
     const char *inter = evhttp_find_header(ih, "x-mock-interleave");
     const char *ttext = evhttp_find_header(ih, "x-mock-tool-text");
@@ -63,6 +64,7 @@ const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
 
     memset(st, 0, sizeof(*st));
     st->cut_after = -1;
+    st->cache_write_1h = -1;
     for (i = 1; absurd && i < AB_COUNT; i++)
         if (strcasecmp(absurd, absurd_names[i]) == 0)
             st->absurd = (enum absurd)i;
@@ -85,6 +87,8 @@ const char *steer_parse(struct evkeyvalq *ih, struct steer *st)
     st->split = (int)on;
     if (cwrite && parse_long(cwrite, 0, 100000000, &st->cache_write) < 0)
         return "mock: bad x-mock-cache-write";
+    if (cw1h && parse_long(cw1h, 0, 100000000, &st->cache_write_1h) < 0)
+        return "mock: bad x-mock-cache-write-1h";
     if (tools && parse_long(tools, 1, MOCK_MAX_CALLS, &st->tools) < 0)
         return "mock: x-mock-tools must be 1..16";
     if (inter && parse_long(inter, 0, 1, &st->interleave) < 0)

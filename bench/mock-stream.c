@@ -98,7 +98,7 @@ void piece_event(struct pieces *p, cJSON *e, int paced)
  * have sent part of it (Anthropic's message_start holds input_tokens), or
  * none (a chat stream sends it last). The entry:
  * {input, output, complete, usage: reported, absurd: x-mock-usage (when the
- * report lies), cached, cache_write, reasoning, sent: tokens of text handed to the
+ * report lies), cached, cache_write, cache_write_1h, reasoning, sent: tokens of text handed to the
  * connection, bytes: body bytes written to the socket (compressed when it is,
  * chunk framing included; all of them once complete),
  * closed: the connection went (peer gone, timeout) before the reply ended}.
@@ -126,6 +126,7 @@ void usage_note(struct mock *m, const struct plan *pl, int reported)
         cJSON_AddStringToObject(e, "absurd", absurd_names[pl->absurd]);
     cJSON_AddNumberToObject(e, "cached", (double)pl->cached);
     cJSON_AddNumberToObject(e, "cache_write", (double)pl->cache_write);
+    cJSON_AddNumberToObject(e, "cache_write_1h", (double)pl->cache_write_1h);
     cJSON_AddNumberToObject(e, "reasoning", (double)pl->reasoning);
     cJSON_AddNumberToObject(e, "sent", 0);
     cJSON_AddNumberToObject(e, "bytes", 0);

@@ -100,6 +100,7 @@ struct steer {
     long stall_ms;      /* x-mock-stall-ms: the body waits this long after the head */
     long oskew;         /* x-mock-output-skew: added to the output tokens billed */
     long cache_write;   /* x-mock-cache-write: prompt tokens written to a cache */
+    long cache_write_1h; /* x-mock-cache-write-1h: of those, written for an hour; -1: no header */
     long tools;         /* x-mock-tools: parallel tool calls; 0: the single call of old */
     long interleave;    /* x-mock-interleave: chat streams the calls' pieces round-robin */
     long tool_text;     /* x-mock-tool-text: words of text before the calls */
@@ -163,6 +164,8 @@ struct plan {
     enum fault enc;      /* F_GZIP or F_DEFLATE: the body is compressed; else F_NONE */
     long long oskew;     /* added to the output billed (a provider counting its own way) */
     long long cache_write; /* of prompt, written to a cache (Anthropic reports it) */
+    long long cache_write_1h; /* of cache_write, written for an hour (cache_creation) */
+    int delta_input;          /* Anthropic streams: message_delta repeats the input counts */
     int ncalls;            /* parallel tool calls (x-mock-tools); 0: pl->tool's single call */
     int interleave;        /* chat streams: the calls' pieces go round-robin */
     int text_tok;          /* tokens of text before the calls (in ntok) */

@@ -26,6 +26,9 @@ struct cache_stats {
     atomic_uint_fast64_t n[CACHE_K__COUNT][CACHE_LEVELS][CACHE_O__COUNT];
     atomic_uint_fast64_t saved_tokens[CACHE_K__COUNT]; /* provider tokens hits did not spend */
     atomic_uint_fast64_t saved_nusd[CACHE_K__COUNT];   /* ... and their price */
+    /* net savings of the requests settled (gate/pipeline/savings.c): provider prompt caching
+     * and routing; either may go down (a write's premium, a fallback to a dearer target) */
+    atomic_int_fast64_t prompt_saved_nusd, route_saved_nusd;
 };
 
 /* Counts one lookup of cache k for scope level level (enum conf_level) with outcome o. */

@@ -14,7 +14,8 @@
 
 struct prefixcount;
 
-/* A table of at most max_entries counts; NULL when out of memory. */
+/* A table of at most max_entries counts (0 or less: it keeps none); NULL when out of memory.
+ * About 90 bytes an entry. */
 struct prefixcount *prefixcount_new(int64_t max_entries);
 void prefixcount_free(struct prefixcount *p);
 
@@ -24,6 +25,8 @@ void prefixcount_set_cap(struct prefixcount *p, int64_t max_entries);
 /* The memo tok_count_request_ex takes, over p (p NULL: no memo). */
 void prefixcount_memo(struct prefixcount *p, tok_prefix_memo *out);
 
+/* hits and misses count lookups (a count looks up from its last message back until one is
+ * found); evictions count entries dropped for room or by a lower cap. */
 struct prefixcount_stats {
     uint64_t entries, max_entries, hits, misses, evictions;
 };

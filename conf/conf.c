@@ -253,7 +253,7 @@ static int load_model(struct loader *l, const char *name, const yaml_node_t *v,
                     return conf_fail(l, conf_node(l, pair->key),
                                      "model '%s': unknown key '%s' (provider, upstream_model, "
                                      "encoding, token_calibration, price, max_output_tokens, "
-                                     "context_window)",
+                                     "context_window, cache_min_tokens)",
                                      name, k ? k : "?");
             }
         }

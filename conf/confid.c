@@ -176,6 +176,13 @@ int confid_model_key(struct loader *l, const char *name, const char *k, const ya
         m->context_window = iv;
         return 0;
     }
+    if (strcmp(k, "cache_min_tokens") == 0) { /* 0: Anthropic's minimum by family */
+        long iv;
+        if (conf_want_int(l, v, k, 0, 1000000, &iv) < 0)
+            return -1;
+        m->cache_min_tokens = iv;
+        return 0;
+    }
     if (strcmp(k, "price") != 0)
         return 1;
     if (conf_want_mapping(l, v, "price") < 0)

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* OpenAI's chat format: <|start|>{role/name}\n{content}<|end|>\n costs 3 tokens a message,
  * a name one more, and the reply is primed with <|start|>assistant<|message|>: 3 tokens. */
@@ -23,17 +24,86 @@
 #define ANTHROPIC_TOOLS_AUTO 346
 #define ANTHROPIC_TOOLS_FORCED 313
 
-/* An image whose size is unknown is billed at the most its detail can cost: a 768 x 2048
- * image in eight 512-pixel tiles; for Anthropic, the 1.15-megapixel cap over 750. */
-#define OPENAI_TILE_MAX 8
-#define ANTHROPIC_IMAGE_MAX 1600
-
+/*
+ * A counter walks a request in one of two modes. Counting adds tokens to out. Hashing (h set)
+ * counts nothing: each step feeds what it would add into h instead (a text, a constant, an
+ * image's source, a JSON value's tree), tagged and length-prefixed so that no two different
+ * sequences of steps run together. Two messages that hash alike therefore count alike, by
+ * construction: the prefix memo keys a message by the hash of its walk.
+ */
 typedef struct counter {
     const tok_enc *e;
     const char *model;
     tok_count_result *out;
+    XXH3_state_t *h; /* NULL: counting */
     int failed;
 } counter;
+
+static void h_bytes(counter *c, const void *p, size_t n)
+{
+    if (XXH3_128bits_update(c->h, p, n) != XXH_OK)
+        c->failed = 1;
+}
+
+static void h_u64(counter *c, int tag, uint64_t v)
+{
+    unsigned char b[9];
+
+    b[0] = (unsigned char)tag;
+    memcpy(b + 1, &v, sizeof(v));
+    h_bytes(c, b, sizeof(b));
+}
+
+/* A tag, then a string's length and bytes; NULL is told apart from "". */
+static void h_str(counter *c, int tag, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    h_u64(c, tag, s != NULL ? (uint64_t)n : UINT64_MAX);
+    if (n > 0)
+        h_bytes(c, s, n);
+}
+
+/* Feeds the JSON tree at v: what cJSON prints for it is a function of what this feeds. */
+static void h_tree(counter *c, const cJSON *v)
+{
+    const cJSON *k;
+
+    if (cJSON_IsNumber(v)) {
+        uint64_t bits;
+        memcpy(&bits, &v->valuedouble, sizeof(bits));
+        h_u64(c, 'n', bits);
+    } else if (cJSON_IsString(v) || cJSON_IsRaw(v))
+        h_str(c, v->type & 0xff, v->valuestring);
+    else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        h_u64(c, v->type & 0xff, 0);
+        for (k = v->child; k != NULL; k = k->next) {
+            if (cJSON_IsObject(v))
+                h_str(c, 'k', k->string);
+            h_tree(c, k);
+        }
+        h_u64(c, ']', 0);
+    } else
+        h_u64(c, 'v', (uint64_t)(v->type & 0xff)); /* true, false, null, invalid */
+}
+
+/* Adds n tokens of overhead. */
+static void add(counter *c, uint64_t n)
+{
+    if (c->h != NULL)
+        h_u64(c, 'N', n);
+    else
+        c->out->tokens += n;
+}
+
+/* Marks a part counted by an upper bound. */
+static void estimated(counter *c)
+{
+    if (c->h != NULL)
+        h_u64(c, 'E', 0);
+    else
+        c->out->estimated++;
+}
 
 static int has_prefix(const char *s, const char *p)
 {
@@ -64,10 +134,14 @@ const char *tok_encoding_for_model(const char *m)
 /* Adds the tokens of a string. */
 static void text(counter *c, const char *s)
 {
-    uint64_t n;
+    uint64_t n = 0;
 
     if (s == NULL)
         return;
+    if (c->h != NULL) {
+        h_str(c, 'T', s);
+        return;
+    }
     if (tok_count(c->e, s, strlen(s), 0, &n) != 0)
         c->failed = 1;
     c->out->tokens += n;
@@ -85,6 +159,11 @@ static void json_value(counter *c, const cJSON *v)
     }
     if (v == NULL || cJSON_IsNull(v))
         return;
+    if (c->h != NULL) {
+        h_u64(c, 'J', 0);
+        h_tree(c, v);
+        return;
+    }
     s = cJSON_PrintUnformatted(v);
     if (s == NULL) {
         c->failed = 1;
@@ -101,144 +180,19 @@ static const char *str_of(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-uint64_t tok_image_tokens_openai(const char *model, int w, int h, const char *detail)
-{
-    uint64_t base = 85, per_tile = 170, tiles;
-
-    if (model != NULL && has_prefix(model, "gpt-4o-mini")) {
-        base = 2833; /* gpt-4o-mini bills images at 33.3 times the base figures */
-        per_tile = 5667;
-    }
-    if (detail != NULL && strcmp(detail, "low") == 0)
-        return base;
-    if (w <= 0 || h <= 0) {
-        tiles = OPENAI_TILE_MAX;
-    } else {
-        double fw = w, fh = h, s;
-        if (fw > 2048 || fh > 2048) { /* fit in 2048 x 2048 */
-            s = 2048 / (fw > fh ? fw : fh);
-            fw *= s;
-            fh *= s;
-        }
-        s = fw < fh ? fw : fh; /* then the shortest side to 768 */
-        if (s > 768) {
-            fw = fw * 768 / s;
-            fh = fh * 768 / s;
-        }
-        tiles = (uint64_t)ceil(fw / 512) * (uint64_t)ceil(fh / 512);
-    }
-    return base + per_tile * tiles;
-}
-
-uint64_t tok_image_tokens_anthropic(int w, int h)
-{
-    double fw = w, fh = h, s, px;
-
-    if (w <= 0 || h <= 0)
-        return ANTHROPIC_IMAGE_MAX;
-    if (fw > 1568 || fh > 1568) { /* the long edge is scaled to 1568 */
-        s = 1568 / (fw > fh ? fw : fh);
-        fw *= s;
-        fh *= s;
-    }
-    px = fw * fh;
-    if (px > 1150000) { /* and the area to about 1.15 megapixels */
-        s = sqrt(1150000 / px);
-        fw *= s;
-        fh *= s;
-    }
-    return (uint64_t)ceil(fw * fh / 750);
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* The size from an image file's first n bytes; 0, or -1 when unknown. */
-static int sniff_size(const unsigned char *b, size_t n, int *w, int *h)
-{
-    if (n >= 24 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(b + 12, "IHDR", 4) == 0) {
-        *w = (int)be32(b + 16);
-        *h = (int)be32(b + 20);
-        return 0;
-    }
-    if (n >= 10 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0)) {
-        *w = b[6] | b[7] << 8;
-        *h = b[8] | b[9] << 8;
-        return 0;
-    }
-    if (n >= 30 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) {
-        if (memcmp(b + 12, "VP8X", 4) == 0) {
-            *w = 1 + (b[24] | b[25] << 8 | b[26] << 16);
-            *h = 1 + (b[27] | b[28] << 8 | b[29] << 16);
-            return 0;
-        }
-        if (memcmp(b + 12, "VP8 ", 4) == 0) {
-            *w = (b[26] | b[27] << 8) & 0x3fff;
-            *h = (b[28] | b[29] << 8) & 0x3fff;
-            return 0;
-        }
-        if (memcmp(b + 12, "VP8L", 4) == 0 && n >= 25) {
-            uint32_t v = b[21] | b[22] << 8 | b[23] << 16 | (uint32_t)b[24] << 24;
-            *w = (int)(v & 0x3fff) + 1;
-            *h = (int)((v >> 14) & 0x3fff) + 1;
-            return 0;
-        }
-        return -1;
-    }
-    if (n >= 4 && b[0] == 0xff && b[1] == 0xd8) {
-        /* JPEG: walk the segments to the first start-of-frame */
-        size_t i = 2;
-        while (i + 9 < n) {
-            unsigned m;
-            if (b[i] != 0xff)
-                return -1;
-            m = b[i + 1];
-            if (m == 0xff) {
-                i++;
-                continue;
-            }
-            if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-                *h = b[i + 5] << 8 | b[i + 6];
-                *w = b[i + 7] << 8 | b[i + 8];
-                return 0;
-            }
-            i += 2 + (size_t)(b[i + 2] << 8 | b[i + 3]);
-        }
-    }
-    return -1;
-}
-
-int tok_image_size(const char *url, int *w, int *h)
-{
-    enum { HEAD = 65536 }; /* a JPEG's frame header follows its EXIF data */
-    const char *b64;
-    unsigned char *buf;
-    size_t n;
-    int len, rc;
-
-    if (url == NULL || !has_prefix(url, "data:") || (b64 = strstr(url, ";base64,")) == NULL)
-        return -1;
-    b64 += 8;
-    n = strlen(b64);
-    if (n > HEAD / 3 * 4)
-        n = HEAD / 3 * 4;
-    n -= n % 4;
-    if (n == 0 || (buf = malloc(n / 4 * 3 + 1)) == NULL)
-        return -1;
-    len = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
-    rc = len > 0 ? sniff_size(buf, (size_t)len, w, h) : -1;
-    free(buf);
-    return rc == 0 && *w > 0 && *h > 0 ? 0 : -1;
-}
-
 /* Adds an image given by URL (a data: URL's size is read from it). */
 static void image(counter *c, const char *url, const char *detail, int anthropic)
 {
     int w = 0, h = 0;
     uint64_t t;
 
+    if (c->h != NULL) {
+        h_str(c, anthropic ? 'a' : 'I', url);
+        h_str(c, 'd', detail);
+        if (!anthropic)
+            h_str(c, 'm', c->model); /* OpenAI's price of an image depends on the model */
+        return;
+    }
     if (tok_image_size(url, &w, &h) != 0) {
         w = h = 0;
         if (anthropic || detail == NULL || strcmp(detail, "low") != 0)
@@ -276,7 +230,7 @@ static void openai_content(counter *c, const cJSON *content)
             image(c, str_of(part, "image_url"), str_of(part, "detail"), 0);
         else {
             /* audio, files: billed by the provider's own rules; count their JSON, mark it */
-            c->out->estimated++;
+            estimated(c);
             json_value(c, part);
         }
     }
@@ -349,38 +303,53 @@ static void openai_tools(counter *c, const cJSON *tools)
     c->out->tokens += (uint64_t)(n < 0 ? 0 : n);
 }
 
-static int count_chat(counter *c, const cJSON *body)
+static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON *msgs,
+                       double factor, const tok_count_opts *opts);
+static uint64_t scaled(uint64_t n, double factor);
+
+/* One chat message: its overhead and every string member (role, name, tool_call_id...). */
+static void chat_message(counter *c, const cJSON *m)
 {
-    const cJSON *msgs = cJSON_GetObjectItem(body, "messages"), *m, *kv;
+    const cJSON *kv;
+
+    add(c, PER_MESSAGE);
+    cJSON_ArrayForEach(kv, m)
+    {
+        if (kv->string == NULL) /* a message that is an array, not an object */
+            continue;
+        if (strcmp(kv->string, "content") == 0)
+            openai_content(c, kv);
+        else if (strcmp(kv->string, "tool_calls") == 0) {
+            const cJSON *call;
+            cJSON_ArrayForEach(call, kv)
+            {
+                const cJSON *fn = cJSON_GetObjectItem(call, "function");
+                text(c, str_of(fn, "name"));
+                text(c, str_of(fn, "arguments"));
+                add(c, PER_MESSAGE);
+            }
+        } else if (cJSON_IsString(kv)) {
+            text(c, kv->valuestring);
+            if (strcmp(kv->string, "name") == 0)
+                add(c, PER_NAME);
+        }
+    }
+}
+
+static int count_chat(counter *c, const cJSON *body, const tok_count_opts *opts)
+{
+    const cJSON *msgs = cJSON_GetObjectItem(body, "messages");
+    uint64_t before;
 
     if (!cJSON_IsArray(msgs))
         return -1;
-    cJSON_ArrayForEach(m, msgs)
-    {
-        c->out->tokens += PER_MESSAGE;
-        cJSON_ArrayForEach(kv, m)
-        {
-            if (strcmp(kv->string, "content") == 0)
-                openai_content(c, kv);
-            else if (strcmp(kv->string, "tool_calls") == 0) {
-                const cJSON *call;
-                cJSON_ArrayForEach(call, kv)
-                {
-                    const cJSON *fn = cJSON_GetObjectItem(call, "function");
-                    text(c, str_of(fn, "name"));
-                    text(c, str_of(fn, "arguments"));
-                    c->out->tokens += PER_MESSAGE;
-                }
-            } else if (cJSON_IsString(kv)) {
-                text(c, kv->valuestring);
-                if (strcmp(kv->string, "name") == 0)
-                    c->out->tokens += PER_NAME;
-            }
-        }
-    }
+    count_conv(c, TOK_API_CHAT, NULL, msgs, 1.0, opts);
     c->out->tokens += REPLY_PRIMING;
+    before = c->out->tokens;
     openai_tools(c, cJSON_GetObjectItem(body, "tools"));
     openai_tools(c, cJSON_GetObjectItem(body, "functions"));
+    if (opts != NULL && opts->parts != NULL)
+        opts->parts->tools = c->out->tokens - before;
     return 0;
 }
 
@@ -439,6 +408,23 @@ static int count_responses(counter *c, const cJSON *body)
     return 0;
 }
 
+/* An Anthropic image block's source: base64 data and its media type. */
+static void anthropic_image(counter *c, const cJSON *src)
+{
+    const char *data = str_of(src, "data"), *mt = str_of(src, "media_type");
+    char *url = NULL;
+
+    if (c->h != NULL) { /* the URL is made of these two, and of nothing else */
+        h_str(c, 'A', mt);
+        h_str(c, 'D', data);
+        return;
+    }
+    if (data != NULL && mt != NULL && (url = malloc(strlen(data) + strlen(mt) + 16)) != NULL)
+        sprintf(url, "data:%s;base64,%s", mt, data);
+    image(c, url, NULL, 1);
+    free(url);
+}
+
 /* Anthropic content: a string or a list of blocks. */
 static void anthropic_content(counter *c, const cJSON *content)
 {
@@ -455,16 +441,9 @@ static void anthropic_content(counter *c, const cJSON *content)
             continue;
         if (strcmp(type, "text") == 0)
             text(c, str_of(b, "text"));
-        else if (strcmp(type, "image") == 0) {
-            const cJSON *src = cJSON_GetObjectItem(b, "source");
-            const char *data = str_of(src, "data"), *mt = str_of(src, "media_type");
-            char *url = NULL;
-            if (data != NULL && mt != NULL &&
-                (url = malloc(strlen(data) + strlen(mt) + 16)) != NULL)
-                sprintf(url, "data:%s;base64,%s", mt, data);
-            image(c, url, NULL, 1);
-            free(url);
-        } else if (strcmp(type, "tool_use") == 0) {
+        else if (strcmp(type, "image") == 0)
+            anthropic_image(c, cJSON_GetObjectItem(b, "source"));
+        else if (strcmp(type, "tool_use") == 0) {
             text(c, str_of(b, "name"));
             json_value(c, cJSON_GetObjectItem(b, "input"));
         } else if (strcmp(type, "tool_result") == 0)
@@ -472,26 +451,184 @@ static void anthropic_content(counter *c, const cJSON *content)
         else if (strcmp(type, "thinking") == 0)
             text(c, str_of(b, "thinking"));
         else {
-            c->out->estimated++; /* documents and the like: their JSON text */
+            estimated(c); /* documents and the like: their JSON text */
             json_value(c, b);
         }
     }
 }
 
-static int count_messages(counter *c, const cJSON *body, double factor)
+/* One Anthropic message: its overhead and its content (the role adds nothing). */
+static void anthropic_message(counter *c, const cJSON *m)
 {
-    const cJSON *msgs = cJSON_GetObjectItem(body, "messages"), *m, *tools, *t;
+    add(c, PER_MESSAGE);
+    anthropic_content(c, cJSON_GetObjectItem(m, "content"));
+}
+
+/* n times the calibration factor, rounded up, as the total is (no factor: n). */
+static uint64_t scaled(uint64_t n, double factor)
+{
+    return factor > 0 && factor != 1.0 ? (uint64_t)ceil((double)n * factor) : n;
+}
+
+/* A conversation: its system prompt (Anthropic's; NULL for OpenAI chat) and messages. */
+typedef struct conv {
+    tok_api api;
+    const cJSON *system, *msgs;
+    void (*message)(counter *c, const cJSON *m);
+    uint8_t (*keys)[16]; /* keys[0]: the seed and the system prompt; keys[i + 1]: message i */
+} conv;
+
+/* Fills v->keys, n + 1 of them: the chain of hashes over the messages' boundaries. */
+static int chain_keys(const counter *c, conv *v)
+{
+    static const char seed[] = "tokengate prefix counts 1";
+    XXH3_state_t st;
+    counter h = {c->e, c->model, NULL, &st, 0};
+    const cJSON *m;
+    size_t i = 0;
+
+    XXH3_128bits_reset(&st);
+    h_bytes(&h, seed, sizeof(seed));
+    h_str(&h, 's', tok_name(c->e));
+    h_u64(&h, 'p', (uint64_t)v->api);
+    if (v->system != NULL)
+        anthropic_content(&h, v->system);
+    XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[0], XXH3_128bits_digest(&st));
+    cJSON_ArrayForEach(m, v->msgs)
+    {
+        XXH3_128bits_reset(&st);
+        h_bytes(&h, v->keys[i], 16);
+        v->message(&h, m);
+        i++;
+        XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[i], XXH3_128bits_digest(&st));
+    }
+    return h.failed ? -1 : 0;
+}
+
+static void val_of(const tok_count_result *r, tok_prefix_val *v)
+{
+    v->tokens = r->tokens;
+    v->image_tokens = r->image_tokens;
+    v->images = r->images;
+    v->estimated = r->estimated;
+}
+
+/* The tokens of message m (or of the system prompt) counted alone. */
+static uint64_t alone(counter *c, const conv *v, const cJSON *m, int system)
+{
+    tok_count_result r = {0};
+    counter a = {c->e, c->model, &r, NULL, 0};
+
+    if (system)
+        anthropic_content(&a, m);
+    else
+        v->message(&a, m);
+    if (a.failed)
+        c->failed = 1;
+    return r.tokens;
+}
+
+/*
+ * The parts of the messages before boundary base, whose count the memo gave (at): a
+ * message's share is the difference of the counts of the two boundaries around it when the
+ * memo still holds both, else the message is counted alone.
+ */
+static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo, int base,
+                          const tok_prefix_val *at, double factor, tok_count_parts *parts)
+{
+    uint64_t next = at->tokens; /* the count at boundary j + 1, when known */
+    int known = 1;
+
+    for (int j = base - 1; j >= 0; j--) {
+        tok_prefix_val pv = {0};
+        int have = j == 0 && v->system == NULL ? 1 : memo->get(memo->arg, v->keys[j], &pv);
+        uint64_t t;
+        if (have && known && pv.tokens <= next)
+            t = next - pv.tokens;
+        else
+            t = alone(c, v, cJSON_GetArrayItem(v->msgs, j), 0);
+        if ((uint32_t)j < parts->cap)
+            parts->messages[j] = scaled(t, factor);
+        next = pv.tokens;
+        known = have;
+    }
+    if (v->system != NULL)
+        parts->system = scaled(known ? next : alone(c, v, v->system, 1), factor);
+}
+
+/*
+ * Counts the system prompt and the messages into c->out (before the factor), and their parts
+ * (times factor) when asked. With a memo: the keys of every boundary are hashed first, the
+ * longest prefix the memo holds is taken from it, only the messages after it are counted, and
+ * the count of every boundary after it is stored. The count is the same to the token either
+ * way: a message's key covers every step of its count (see counter), the keys are chained,
+ * and the seed names the encoding and the API. Out of memory for the keys: no memo.
+ */
+static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON *msgs,
+                       double factor, const tok_count_opts *opts)
+{
+    conv v = {api, system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message, NULL};
+    const tok_prefix_memo *memo = opts != NULL ? opts->memo : NULL;
+    tok_count_parts *parts = opts != NULL ? opts->parts : NULL;
+    int n = cJSON_GetArraySize(msgs), base = -1;
+    tok_prefix_val pv;
+    const cJSON *m;
+    uint64_t before;
+
+    if (memo != NULL && (memo->get == NULL || memo->put == NULL))
+        memo = NULL;
+    if (memo != NULL && ((v.keys = malloc(((size_t)n + 1) * 16)) == NULL || chain_keys(c, &v)))
+        memo = NULL;
+    for (int j = n; memo != NULL && j >= (system == NULL); j--)
+        if (memo->get(memo->arg, v.keys[j], &pv) == 1) {
+            base = j;
+            c->out->tokens = pv.tokens;
+            c->out->image_tokens = pv.image_tokens;
+            c->out->images = pv.images;
+            c->out->estimated = pv.estimated;
+            break;
+        }
+    if (parts != NULL)
+        parts->nmessages = (uint32_t)n < parts->cap ? (uint32_t)n : parts->cap;
+    if (base >= 0 && parts != NULL)
+        earlier_parts(c, &v, memo, base, &pv, factor, parts);
+    if (base < 0) { /* nothing known: from the system prompt on */
+        if (system != NULL)
+            anthropic_content(c, system);
+        if (parts != NULL)
+            parts->system = scaled(c->out->tokens, factor);
+        if (memo != NULL && system != NULL && !c->failed) {
+            val_of(c->out, &pv);
+            memo->put(memo->arg, v.keys[0], &pv);
+        }
+        base = 0;
+    }
+    m = cJSON_GetArrayItem(msgs, base);
+    for (int i = base; i < n && m != NULL; i++, m = m->next) {
+        before = c->out->tokens;
+        v.message(c, m);
+        if (parts != NULL && (uint32_t)i < parts->cap)
+            parts->messages[i] = scaled(c->out->tokens - before, factor);
+        if (memo != NULL && !c->failed) {
+            val_of(c->out, &pv);
+            memo->put(memo->arg, v.keys[i + 1], &pv);
+        }
+    }
+    free(v.keys);
+}
+
+static int count_messages(counter *c, const cJSON *body, double factor,
+                          const tok_count_opts *opts)
+{
+    const cJSON *msgs = cJSON_GetObjectItem(body, "messages"), *tools, *t;
     const char *choice;
+    uint64_t before;
 
     if (!cJSON_IsArray(msgs))
         return -1;
-    anthropic_content(c, cJSON_GetObjectItem(body, "system"));
-    cJSON_ArrayForEach(m, msgs)
-    {
-        c->out->tokens += PER_MESSAGE;
-        anthropic_content(c, cJSON_GetObjectItem(m, "content"));
-    }
+    count_conv(c, TOK_API_MESSAGES, cJSON_GetObjectItem(body, "system"), msgs, factor, opts);
     c->out->tokens += REPLY_PRIMING;
+    before = c->out->tokens;
     tools = cJSON_GetObjectItem(body, "tools");
     if (cJSON_IsArray(tools) && cJSON_GetArraySize(tools) > 0) {
         choice = str_of(cJSON_GetObjectItem(body, "tool_choice"), "type");
@@ -505,24 +642,35 @@ static int count_messages(counter *c, const cJSON *body, double factor)
             json_value(c, cJSON_GetObjectItem(t, "input_schema"));
         }
     }
+    if (opts != NULL && opts->parts != NULL)
+        opts->parts->tools = scaled(c->out->tokens - before, factor);
     c->out->approximate = 1;
-    if (factor > 0 && factor != 1.0)
-        c->out->tokens = (uint64_t)ceil((double)c->out->tokens * factor);
+    c->out->tokens = scaled(c->out->tokens, factor);
     return 0;
 }
 
 int tok_count_request(const tok_enc *e, tok_api api, const cJSON *body, const char *model,
                       double factor, tok_count_result *out)
 {
-    counter c = {e, model, out, 0};
+    return tok_count_request_ex(e, api, body, model, factor, NULL, out);
+}
+
+int tok_count_request_ex(const tok_enc *e, tok_api api, const cJSON *body, const char *model,
+                         double factor, const tok_count_opts *opts, tok_count_result *out)
+{
+    counter c = {e, model, out, NULL, 0};
     int rc;
 
     memset(out, 0, sizeof(*out));
+    if (opts != NULL && opts->parts != NULL) {
+        opts->parts->tools = opts->parts->system = 0;
+        opts->parts->nmessages = 0;
+    }
     if (!cJSON_IsObject(body))
         return -1;
     switch (api) {
     case TOK_API_CHAT:
-        rc = count_chat(&c, body);
+        rc = count_chat(&c, body, opts);
         break;
     case TOK_API_COMPLETIONS:
         rc = count_inputs(&c, cJSON_GetObjectItem(body, "prompt"));
@@ -534,23 +682,12 @@ int tok_count_request(const tok_enc *e, tok_api api, const cJSON *body, const ch
         rc = count_responses(&c, body);
         break;
     case TOK_API_MESSAGES:
-        rc = count_messages(&c, body, factor);
+        rc = count_messages(&c, body, factor, opts);
         break;
     default:
         rc = -1;
     }
     return rc == 0 && !c.failed ? 0 : -1;
-}
-
-int tok_count_request_ex(const tok_enc *e, tok_api api, const cJSON *body, const char *model,
-                         double factor, const tok_count_opts *opts, tok_count_result *out)
-{
-    /* STUB until the prefixcount branch lands: no memo, no parts */
-    if (opts != NULL && opts->parts != NULL) {
-        opts->parts->tools = opts->parts->system = 0;
-        opts->parts->nmessages = 0;
-    }
-    return tok_count_request(e, api, body, model, factor, out);
 }
 
 int tok_chat_cli(const char *s, size_t n, const char *encoding, const char *model, int json)

@@ -46,7 +46,12 @@ int tok_count_request(const tok_enc *e, tok_api api, const cJSON *body, const ch
  * tool definitions, the system prompt (Anthropic's "system"; for OpenAI chat, 0: its system
  * messages are messages) and each message, in the request's order, each with its share of the
  * per-message overheads and the factor applied. Messages past cap are counted in the total
- * only (nmessages says how many were written).
+ * only (nmessages says how many were written). A message's part is its 3 tokens of framing,
+ * its name's token and its text, tool calls and images; tools holds the tool definitions
+ * (for Anthropic with its tool-use system prompt). What no part holds: the 3 tokens priming
+ * the reply. So for OpenAI chat, total = sum of parts + 3 exactly; for Messages each part is
+ * rounded up after the factor on its own, so the sum of the parts and ceil(3 x factor) may
+ * pass the total by up to one token a part.
  */
 typedef struct tok_count_parts {
     uint64_t tools, system;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "gate/admin/cachemetrics.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/ledger.h"
 #include "gate/core/worker.h"
@@ -150,5 +151,6 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                             (unsigned long long)ls[2], (unsigned long long)ls[3]);
     }
     mcp_metrics_write(srv, b);
+    cache_metrics_write(srv, b);
     free(t);
 }

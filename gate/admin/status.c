@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "gate/admin/cachemetrics.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/journal.h"
 #include "gate/budget/ledger.h"
@@ -90,6 +91,7 @@ char *gate_status_json(struct gate_server *srv)
         cJSON_AddNumberToObject(cc, "misses", (double)ls[2]);
         cJSON_AddNumberToObject(cc, "evictions", (double)ls[3]);
     }
+    cache_status_add(srv, doc);
     char *s = jsonmem_failures_take() == 0 ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     free(t);

@@ -3,7 +3,7 @@
  *
  * Usage is in "usage": input_tokens excludes cache reads and writes
  * (cache_read_input_tokens, cache_creation_input_tokens), so the gate's input total adds them
- * back. A stream reports it piecemeal: message_start has the input and a placeholder output,
+ * back; cache_creation splits the writes by lifetime (5 minutes, 1 hour: priced apart). A stream reports it piecemeal: message_start has the input and a placeholder output,
  * message_delta the output so far (cumulative), the last one the total. Output text is in the
  * content blocks: text, thinking, tool_use's name and input; a stream sends text, thinking
  * and partial_json deltas, and a tool_use block's name at its start.
@@ -16,13 +16,35 @@
 
 #define GET cJSON_GetObjectItemCaseSensitive
 
+/*
+ * The writes by lifetime: cache_creation's ephemeral_1h_input_tokens and
+ * ephemeral_5m_input_tokens, parts of cache_creation_input_tokens (their sum stands for it when
+ * only the object is there). Writes the object does not place are 5-minute ones; parts that
+ * pass the whole mark the report bad (usage_check_parts). Without the object, the 1-hour count
+ * an earlier report gave stands (a message_delta may repeat the total alone).
+ */
+static void read_writes(const cJSON *us, struct usage *u)
+{
+    const cJSON *cc = GET(us, "cache_creation");
+
+    u->cache_write = usage_count(us, "cache_creation_input_tokens", u);
+    if (!cJSON_IsObject(cc))
+        return;
+    int64_t w5m = usage_count(cc, "ephemeral_5m_input_tokens", u);
+    u->cache_write_1h = usage_count(cc, "ephemeral_1h_input_tokens", u);
+    if (GET(us, "cache_creation_input_tokens") == NULL)
+        u->cache_write = w5m + u->cache_write_1h;
+    else if (w5m + u->cache_write_1h > u->cache_write && u->bad == NULL)
+        u->bad = "ephemeral_5m_input_tokens";
+}
+
 static void read_usage(const cJSON *us, struct usage *u)
 {
     if (!cJSON_IsObject(us))
         return;
     if (GET(us, "input_tokens") != NULL) {
         u->cached = usage_count(us, "cache_read_input_tokens", u);
-        u->cache_write = usage_count(us, "cache_creation_input_tokens", u);
+        read_writes(us, u);
         u->input = usage_count(us, "input_tokens", u) + u->cached + u->cache_write;
     }
     if (GET(us, "output_tokens") != NULL)

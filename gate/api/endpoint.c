@@ -13,6 +13,7 @@ static const struct endpoint_info table[EP__COUNT] = {
     [EP_HEALTHZ] = {"/healthz", "GET", CONF_FMT_OPENAI, 0},
     [EP_STATUS] = {"/status", "GET", CONF_FMT_OPENAI, 0},
     [EP_MCP] = {"/mcp/", "POST, GET, DELETE", CONF_FMT_OPENAI, 0}, /* gate/mcp/ answers */
+    [EP_TOOL_CACHE] = {"/v1/tool-cache/", "GET, PUT, POST, DELETE", CONF_FMT_OPENAI, 0},
 };
 
 enum endpoint endpoint_lookup(const char *path, size_t len)
@@ -37,4 +38,18 @@ enum endpoint endpoint_lookup(const char *path, size_t len)
 const struct endpoint_info *endpoint_info(enum endpoint ep)
 {
     return &table[ep];
+}
+
+int endpoint_takes(const struct endpoint_info *info, const char *method)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = info->method; *p != '\0';) {
+        size_t w = strcspn(p, ", ");
+        if (w == n && n > 0 && memcmp(p, method, n) == 0)
+            return 1;
+        p += w;
+        p += strspn(p, ", ");
+    }
+    return 0;
 }

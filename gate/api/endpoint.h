@@ -20,6 +20,7 @@ enum endpoint {
     EP_HEALTHZ,      /* GET  /healthz */
     EP_STATUS,       /* GET  /status */
     EP_MCP,          /* POST, GET, DELETE /mcp/{server}: the MCP proxy (gate/mcp/) */
+    EP_TOOL_CACHE,   /* /v1/tool-cache/{tool}[/lookup]: GET, PUT, POST, DELETE, by the gate */
     EP__COUNT
 };
 
@@ -37,5 +38,8 @@ struct endpoint_info {
 enum endpoint endpoint_lookup(const char *path, size_t len);
 
 const struct endpoint_info *endpoint_info(enum endpoint ep);
+
+/* 1 when info's method (or one of its list) is method, else 0. */
+int endpoint_takes(const struct endpoint_info *info, const char *method);
 
 #endif

@@ -36,6 +36,8 @@ void usage_check_parts(struct usage *u)
 {
     if (u->bad == NULL && u->cached + u->cache_write > u->input)
         u->bad = "cached_tokens";
+    if (u->bad == NULL && u->cache_write_1h > u->cache_write)
+        u->bad = "ephemeral_1h_input_tokens";
 }
 
 void usage_body_done(struct usage *u)

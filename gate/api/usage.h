@@ -22,7 +22,9 @@ struct usage {
     int64_t input;       /* input tokens, cached ones included */
     int64_t output;
     int64_t cached;      /* input tokens read from the provider's prompt cache */
-    int64_t cache_write; /* input tokens written to it (Anthropic) */
+    int64_t cache_write; /* input tokens written to it (Anthropic), both lifetimes */
+    int64_t cache_write_1h; /* ... of which written for an hour (priced apart; the rest are
+                             * 5-minute writes) */
     int have;            /* the provider reported some usage */
     int final;           /* ... and that report is its last word on the request */
     const char *bad;     /* the first field that was not a sane count, or NULL */
@@ -48,7 +50,8 @@ int64_t usage_count(const cJSON *obj, const char *key, struct usage *u);
 void usage_read_openai(const cJSON *us, const char *in_key, const char *out_key,
                        const char *details_key, struct usage *u);
 
-/* Marks u bad when its parts pass its whole (cached and written above the input). */
+/* Marks u bad when its parts pass its whole (cached and written above the input, the 1-hour
+ * writes above the writes). */
 void usage_check_parts(struct usage *u);
 
 /* Ends the reading of a whole answer: usage present is final, and checked. */

@@ -172,9 +172,11 @@ int budget_reserve(struct budget_book *b, const struct budget_ask *ask, double n
 int budget_settle(struct budget_book *b, struct budget_resv *r, int64_t tokens, int64_t nusd,
                   double now, struct budget_alert *alerts, int cap);
 
-/* The cost of usage at a price, rounded up to a whole nano-dollar. */
+/* The cost of usage at a price, rounded up to a whole nano-dollar: input neither read from nor
+ * written to the prompt cache at input, cache reads at cached_input, 5-minute cache writes at
+ * cache_write, 1-hour ones at cache_write_1h, output at output. Negative counts are 0. */
 int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t cached,
-                    int64_t cache_write, int64_t output);
+                    int64_t write_5m, int64_t write_1h, int64_t output);
 
 /* The output tokens of a model, when the config does not say: by family, or -1. */
 int64_t budget_model_cap(const char *model);

@@ -21,7 +21,7 @@
  *   keys.revoked                                      0 <-> NULL
  * Every other number is stored as given. "window" is quoted: SQLite knows it as a keyword.
  */
-#define LEDGER_SCHEMA_VERSION 3
+#define LEDGER_SCHEMA_VERSION 4
 
 /* the shortest time between the starts of two transactions of the writer */
 #define LEDGER_GATHER_NS 200000
@@ -60,12 +60,22 @@ static const char schema_v3[] =
     "ALTER TABLE requests ADD COLUMN attempts TEXT;"
     "ALTER TABLE requests ADD COLUMN translation TEXT;";
 
+/* Version 4: caches and savings, on each request (see struct ledger_rec). */
+static const char schema_v4[] =
+    "ALTER TABLE requests ADD COLUMN cache TEXT;"
+    "ALTER TABLE requests ADD COLUMN saved_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE requests ADD COLUMN saved_nusd INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE requests ADD COLUMN prompt_saved_nusd INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE requests ADD COLUMN route_saved_nusd INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE requests ADD COLUMN cache_write_1h INTEGER NOT NULL DEFAULT 0;";
+
 const char ledger_insert_sql[] =
     "INSERT INTO requests (ts, id, key_id, agent, team, department, endpoint, model,"
     " served_model, provider, status, stream, in_own, out_own, in_usage, out_usage, cached,"
     " cache_write, tokens_charged, cost_nusd, reserved_tokens, latency_us, decision, error,"
-    " rule, tier, attempts, translation)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " rule, tier, attempts, translation, cache, saved_tokens, saved_nusd, prompt_saved_nusd,"
+    " route_saved_nusd, cache_write_1h)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 /* ---- opening --------------------------------------------------------------------------------- */
 
@@ -146,6 +156,10 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     }
     if (v < 3) {
         if (exec(db, schema_v3, "ledger: adding the routing columns", err, errlen) != 0)
+            goto fail;
+    }
+    if (v < 4) {
+        if (exec(db, schema_v4, "ledger: adding the cache and savings columns", err, errlen) != 0)
             goto fail;
     }
     if (v != LEDGER_SCHEMA_VERSION) {
@@ -375,6 +389,12 @@ void ledger_bind_rec(sqlite3_stmt *st, const struct ledger_rec *r)
     ledger_bind_text(st, i++, r->tier);
     ledger_bind_text(st, i++, r->attempts);
     ledger_bind_text(st, i++, r->translation);
+    ledger_bind_text(st, i++, r->cache);
+    sqlite3_bind_int64(st, i++, r->saved_tokens);
+    sqlite3_bind_int64(st, i++, r->saved_nusd);
+    sqlite3_bind_int64(st, i++, r->prompt_saved_nusd);
+    sqlite3_bind_int64(st, i++, r->route_saved_nusd);
+    sqlite3_bind_int64(st, i++, r->cache_write_1h);
 }
 
 static size_t str_size(const char *s)
@@ -403,7 +423,7 @@ int ledger_submit(struct ledger *l, const struct ledger_rec *rec)
                  str_size(r->department) + str_size(r->endpoint) + str_size(r->model) +
                  str_size(r->served_model) + str_size(r->provider) + str_size(r->decision) +
                  str_size(r->error) + str_size(r->rule) + str_size(r->tier) +
-                 str_size(r->attempts) + str_size(r->translation);
+                 str_size(r->attempts) + str_size(r->translation) + str_size(r->cache);
     struct qrec *q;
     char *p;
     int was_empty;
@@ -431,6 +451,7 @@ int ledger_submit(struct ledger *l, const struct ledger_rec *rec)
     q->rec.tier = str_pack(&p, r->tier);
     q->rec.attempts = str_pack(&p, r->attempts);
     q->rec.translation = str_pack(&p, r->translation);
+    q->rec.cache = str_pack(&p, r->cache);
 
     pthread_mutex_lock(&l->mu);
     if (l->nqueued >= LEDGER_QUEUE_CAP || l->stop) {

@@ -45,6 +45,7 @@ struct ledger_rec {
     int64_t in_own, out_own;       /* the gate's own count, -1 when not counted */
     int64_t in_usage, out_usage;   /* the provider's, -1 when it reported none */
     int64_t cached, cache_write;   /* from the provider's usage, 0 when none */
+    int64_t cache_write_1h;        /* ... the part of cache_write written for an hour */
     int64_t tokens_charged;        /* what the budgets were charged */
     int64_t cost_nusd;
     int64_t reserved_tokens;       /* what was reserved before forwarding */
@@ -55,6 +56,13 @@ struct ledger_rec {
      * one that answered (a JSON array of {target, reason, status}), the translation applied
      * ("openai.chat->anthropic.messages"); NULL for none */
     const char *rule, *tier, *attempts, *translation;
+    /* caches (issue 13): the response cache's "hit", "miss" or "bypass" (NULL: not a request
+     * it looks at); what a hit saved (the provider tokens its answer cost, and their price);
+     * what provider prompt caching saved (cached reads at the input price, less their price
+     * and the writes' premium: may be below 0); what routing saved (the usage at the price of
+     * the model asked for, less the cost paid; 0 when not routed) */
+    const char *cache;
+    int64_t saved_tokens, saved_nusd, prompt_saved_nusd, route_saved_nusd;
 
     /* called on the ledger thread after the commit that holds this record (or after the
      * attempt failed: ok is then 0); may be NULL */
@@ -130,6 +138,27 @@ void ledger_close(struct ledger *l);
 int ledger_spend_since(struct ledger *l, double since,
                        void (*cb)(void *arg, const char *agent, int64_t tokens, int64_t nusd),
                        void *arg);
+
+/* What caches and routing saved the requests of one scope since a time (schema 4 columns). */
+struct ledger_savings {
+    int64_t requests;                 /* requests recorded */
+    int64_t hits, misses, bypasses;   /* the response cache's outcomes */
+    int64_t saved_tokens, saved_nusd; /* what its hits did not spend */
+    int64_t cached_tokens;            /* input tokens read from providers' prompt caches */
+    int64_t prompt_saved_nusd;        /* ... net of the writes' premium */
+    int64_t routed;                   /* requests whose routing saved (or cost) something */
+    int64_t route_saved_nusd;
+    int64_t cost_nusd;                /* what was paid */
+};
+
+/*
+ * Sums the savings of the requests that started at or after since and whose column (one of
+ * "agent", "team", "department"; NULL for every request: the org) is name. Returns 0 with out
+ * filled, -2 when the ledger is older than its savings columns (schema 3 or before: a gate of
+ * this version adds them when it opens it), or -1 on a database error.
+ */
+int ledger_savings_since(struct ledger *l, const char *column, const char *name, double since,
+                         struct ledger_savings *out);
 
 /* A virtual key as stored: its public id ("key_" + 12 hex), the SHA-256 of the secret as 64
  * hex digits, its agent, when it was made and revoked (0 when not). */

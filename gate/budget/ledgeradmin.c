@@ -92,6 +92,55 @@ int ledger_spend_since(struct ledger *l, double since,
     return admin_finish(l, st, rc, doing, 0);
 }
 
+int ledger_savings_since(struct ledger *l, const char *column, const char *name, double since,
+                         struct ledger_savings *out)
+{
+    const char *doing = "reading savings";
+    char sql[700];
+    sqlite3_stmt *st;
+    int rc, version = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (column != NULL && strcmp(column, "agent") != 0 && strcmp(column, "team") != 0 &&
+        strcmp(column, "department") != 0)
+        return -1;
+    st = admin_begin(l, "PRAGMA user_version", doing);
+    if (st == NULL)
+        return -1;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+        rc = SQLITE_DONE;
+    }
+    if (admin_finish(l, st, rc, doing, 0) != 0)
+        return -1;
+    if (version < 4)
+        return -2;
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*), COALESCE(SUM(cache = 'hit'), 0), COALESCE(SUM(cache = 'miss'), 0),"
+             " COALESCE(SUM(cache = 'bypass'), 0), COALESCE(SUM(saved_tokens), 0),"
+             " COALESCE(SUM(saved_nusd), 0), COALESCE(SUM(cached), 0),"
+             " COALESCE(SUM(prompt_saved_nusd), 0), COALESCE(SUM(route_saved_nusd != 0), 0),"
+             " COALESCE(SUM(route_saved_nusd), 0), COALESCE(SUM(cost_nusd), 0)"
+             " FROM requests WHERE ts >= ?%s%s%s",
+             column ? " AND " : "", column ? column : "", column ? " = ?" : "");
+    st = admin_begin(l, sql, doing);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_double(st, 1, since);
+    if (column != NULL)
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t *f[] = {&out->requests,      &out->hits,          &out->misses,
+                        &out->bypasses,      &out->saved_tokens,  &out->saved_nusd,
+                        &out->cached_tokens, &out->prompt_saved_nusd, &out->routed,
+                        &out->route_saved_nusd, &out->cost_nusd};
+        for (int i = 0; i < (int)(sizeof(f) / sizeof(f[0])); i++)
+            *f[i] = sqlite3_column_int64(st, i);
+        rc = SQLITE_DONE;
+    }
+    return admin_finish(l, st, rc, doing, 0);
+}
+
 int ledger_keys_load(struct ledger *l, void (*cb)(void *arg, const struct ledger_key *k), void *arg)
 {
     const char *doing = "loading keys";

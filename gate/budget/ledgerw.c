@@ -245,12 +245,17 @@ static int spill_one(FILE *f, const struct ledger_rec *r)
     add_str(o, "tier", r->tier);
     add_str(o, "attempts", r->attempts);
     add_str(o, "translation", r->translation);
+    add_str(o, "cache", r->cache);
     const int64_t v[] = {r->status,         r->stream,    r->in_own,          r->out_own,
                          r->in_usage,       r->out_usage, r->cached,          r->cache_write,
-                         r->tokens_charged, r->cost_nusd, r->reserved_tokens, r->latency_us};
+                         r->tokens_charged, r->cost_nusd, r->reserved_tokens, r->latency_us,
+                         r->saved_tokens,   r->saved_nusd, r->prompt_saved_nusd,
+                         r->route_saved_nusd, r->cache_write_1h};
     static const char *const k[] = {"status",   "stream",    "in_own",   "out_own",
                                     "in_usage", "out_usage", "cached",   "cache_write",
-                                    "tokens",   "nusd",      "reserved", "latency_us"};
+                                    "tokens",   "nusd",      "reserved", "latency_us",
+                                    "saved_tokens", "saved_nusd", "prompt_saved_nusd",
+                                    "route_saved_nusd", "cache_write_1h"};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         cJSON_AddNumberToObject(o, k[i], (double)v[i]); /* all well below 2^53 */
     line = cJSON_PrintUnformatted(o);
@@ -326,6 +331,13 @@ static int64_t jnum(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
 }
 
+/* As jnum, 0 when absent. */
+static int64_t jnum0(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
 int ledger_spill_replay(struct ledger *l)
 {
     char path[4200], *line = NULL, why[300];
@@ -380,6 +392,13 @@ int ledger_spill_replay(struct ledger *l)
             .cost_nusd = jnum(o, "nusd"),
             .reserved_tokens = jnum(o, "reserved"),
             .latency_us = jnum(o, "latency_us"),
+            /* absent from the lines of an older gate: 0 */
+            .cache = jstr(o, "cache"),
+            .saved_tokens = jnum0(o, "saved_tokens"),
+            .saved_nusd = jnum0(o, "saved_nusd"),
+            .prompt_saved_nusd = jnum0(o, "prompt_saved_nusd"),
+            .route_saved_nusd = jnum0(o, "route_saved_nusd"),
+            .cache_write_1h = jnum0(o, "cache_write_1h"),
         };
         sqlite3_bind_double(has, 1, r.ts);
         ledger_bind_text(has, 2, r.id);

@@ -67,16 +67,17 @@ int64_t budget_policy_nusd(int64_t tokens, int64_t pico_each)
 }
 
 int64_t budget_cost(const struct conf_price *p, int64_t input_uncached, int64_t cached,
-                    int64_t cache_write, int64_t output)
+                    int64_t write_5m, int64_t write_1h, int64_t output)
 {
     if (p == NULL || !p->set)
         return 0;
     /* in 128 bits: a provider may report absurd counts, and a price times 9e15 tokens does
      * not fit in 64; a cost past INT64_MAX nano-dollars is held there, never wrapped */
-    const int64_t n[4] = {input_uncached, cached, cache_write, output};
-    const double price[4] = {p->input, p->cached_input, p->cache_write, p->output};
+    const int64_t n[5] = {input_uncached, cached, write_5m, write_1h, output};
+    const double price[5] = {p->input, p->cached_input, p->cache_write, p->cache_write_1h,
+                             p->output};
     __int128 ps = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (n[i] > 0)
             ps += (__int128)n[i] * budget_policy_pico(price[i]);
     ps = (ps + 999) / 1000;

@@ -26,6 +26,8 @@ struct logs_opts {
     const char *config;       /* the ledger is the one this config names, unless --db says */
     int db_given;
     const char *agent, *team, *department, *model, *tier, *rule;
+    const char *cache;        /* the response cache's outcome: hit, miss or bypass */
+    int schema3;              /* the ledger predates the cache columns: read as none */
     int status_lo, status_hi; /* 0: any */
     int has_since, has_until;
     double since, until;
@@ -70,6 +72,13 @@ static const struct {
     {"tier", K_TEXT},
     {"attempts", K_TEXT},
     {"translation", K_TEXT},
+    /* schema 4 (a ledger of schema 3 gives NULL and 0 for them) */
+    {"cache", K_TEXT},
+    {"saved_tokens", K_INT},
+    {"saved_nusd", K_INT},
+    {"prompt_saved_nusd", K_INT},
+    {"route_saved_nusd", K_INT},
+    {"cache_write_1h", K_INT},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 enum {
@@ -100,7 +109,8 @@ enum {
     C_RULE,
     C_TIER,
     C_ATTEMPTS,
-    C_TRANSLATION
+    C_TRANSLATION,
+    C_CACHE,
 };
 
 static const char time_forms[] =
@@ -111,11 +121,12 @@ static void logs_usage(FILE *f)
     fprintf(f,
             "usage: tokengate logs [--db PATH | --config FILE] [--agent A] [--team T]\n"
             "                      [--department D]\n"
-            "                      [--model M] [--tier T] [--rule R]\n"
+            "                      [--model M] [--tier T] [--rule R] [--cache hit|miss|bypass]\n"
             "                      [--status CODE|2xx|4xx|5xx] [--since T]\n"
             "                      [--until T] [--limit N] [--format table|json|csv]\n"
             "  --db      the ledger (default: the config's ledger path, else " LOGS_DEFAULT_DB ")\n"
             "  --tier, --rule  the tier and the routing rule that chose the target\n"
+            "  --cache   the response cache's outcome (CACHE: hit, miss, bypass; - not looked at)\n"
             "  T         %s\n"
             "  --limit   the newest N records (default %d)\n",
             time_forms, LOGS_DEFAULT_LIMIT);
@@ -225,6 +236,7 @@ static int known_option(const char *opt)
 {
     static const char *const known[] = {"--db",     "--config", "--agent", "--team",
                                         "--department", "--model", "--tier",   "--rule",
+                                        "--cache",
                                         "--status", "--since",
                                         "--until",  "--limit",  "--format"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -275,6 +287,12 @@ static int parse_args(int argc, char **argv, struct logs_opts *o)
             o->tier = v;
         } else if (strcmp(opt, "--rule") == 0) {
             o->rule = v;
+        } else if (strcmp(opt, "--cache") == 0) {
+            if (strcmp(v, "hit") != 0 && strcmp(v, "miss") != 0 && strcmp(v, "bypass") != 0) {
+                fprintf(stderr, "tokengate logs: --cache '%s': expected hit, miss or bypass\n", v);
+                return 2;
+            }
+            o->cache = v;
         } else if (strcmp(opt, "--status") == 0) {
             if (parse_status(v, o) != 0) {
                 fprintf(stderr,
@@ -326,14 +344,19 @@ static int parse_args(int argc, char **argv, struct logs_opts *o)
  */
 static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
 {
-    char sql[1024];
+    char sql[2048];
     size_t n = 0;
     sqlite3_stmt *st = NULL;
     int i = 1;
 
     n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SELECT ");
-    for (size_t c = 0; c < NCOLS; c++)
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s", c ? ", " : "", cols[c].name);
+    for (size_t c = 0; c < NCOLS; c++) {
+        if (o->schema3 && c >= C_CACHE)
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s AS %s", c ? ", " : "",
+                                  cols[c].kind == K_TEXT ? "NULL" : "0", cols[c].name);
+        else
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s", c ? ", " : "", cols[c].name);
+    }
     n += (size_t)snprintf(sql + n, sizeof(sql) - n, " FROM requests WHERE 1");
     if (o->agent)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND agent = ?");
@@ -347,6 +370,8 @@ static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND tier = ?");
     if (o->rule)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND rule = ?");
+    if (o->cache)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, o->schema3 ? " AND 0" : " AND cache = ?");
     if (o->status_lo)
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND status BETWEEN ? AND ?");
     if (o->has_since)
@@ -372,6 +397,8 @@ static sqlite3_stmt *prepare_query(sqlite3 *db, const struct logs_opts *o)
         sqlite3_bind_text(st, i++, o->tier, -1, SQLITE_STATIC);
     if (o->rule)
         sqlite3_bind_text(st, i++, o->rule, -1, SQLITE_STATIC);
+    if (o->cache && !o->schema3)
+        sqlite3_bind_text(st, i++, o->cache, -1, SQLITE_STATIC);
     if (o->status_lo) {
         sqlite3_bind_int(st, i++, o->status_lo);
         sqlite3_bind_int(st, i++, o->status_hi);
@@ -428,11 +455,12 @@ enum {
     T_COST,
     T_LATENCY,
     T_DECISION,
+    T_CACHE,
     T_NCOLS
 };
 static const char *const table_head[T_NCOLS] = {
     "TIME", "ID", "AGENT", "TEAM", "MODEL", "SERVED", "TIER", "STATUS", "IN", "OUT", "COST",
-    "LATENCY_MS", "DECISION"};
+    "LATENCY_MS", "DECISION", "CACHE"};
 static const int table_right[T_NCOLS] = {
     [T_STATUS] = 1, [T_IN] = 1, [T_OUT] = 1, [T_COST] = 1, [T_LATENCY] = 1};
 
@@ -464,6 +492,7 @@ static void table_cells(sqlite3_stmt *st, struct table_row *r)
     r->cell[T_COST] = r->cost;
     r->cell[T_LATENCY] = r->latency;
     r->cell[T_DECISION] = text_or(st, C_DECISION, "-");
+    r->cell[T_CACHE] = text_or(st, C_CACHE, "-");
 }
 
 /* Display width of a cell as clitext_put writes it: code points, close enough for names and
@@ -639,6 +668,13 @@ int gate_cmd_logs(int argc, char **argv)
         goto out;
     }
     sqlite3_busy_timeout(db, 5000);
+    {
+        sqlite3_stmt *v = NULL;
+        if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v, NULL) == SQLITE_OK &&
+            sqlite3_step(v) == SQLITE_ROW)
+            o.schema3 = sqlite3_column_int(v, 0) < 4;
+        sqlite3_finalize(v);
+    }
     st = prepare_query(db, &o);
     if (st == NULL)
         goto out;

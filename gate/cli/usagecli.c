@@ -6,6 +6,7 @@
  */
 #include "gate/cli/usagecli.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,13 @@ struct row {
     char limit[40], used[40], remaining[40], pct[12], resets[24];
 };
 
+/* --savings: one scope and window's savings */
+struct srow {
+    int scope;
+    enum conf_window window;
+    double since;
+};
+
 struct usage_ctx {
     struct budget_book *b;
     int level;     /* -1 any */
@@ -33,6 +41,9 @@ struct usage_ctx {
     int window;    /* -1 any */
     struct row *rows;
     int n, cap;
+    int savings;   /* --savings: srows, not rows */
+    struct srow *srows;
+    int ns, scap;
 };
 
 static void fmt_amount(char *buf, size_t cap, int64_t v, int usd)
@@ -82,6 +93,19 @@ static void on_view(void *arg, const struct budget_view *v)
     if ((x->level >= 0 && (int)budget_scope_level(x->b, v->scope) != x->level) ||
         (x->scope >= 0 && v->scope != x->scope) || (x->window >= 0 && (int)v->window != x->window))
         return;
+    if (x->savings) {
+        if (x->ns == x->scap) {
+            struct srow *g = realloc(x->srows, (size_t)(x->scap ? x->scap * 2 : 64) * sizeof(*g));
+            if (g == NULL)
+                return; /* out of memory: the rows so far */
+            x->srows = g;
+            x->scap = x->scap ? x->scap * 2 : 64;
+        }
+        x->srows[x->ns++] = (struct srow){
+            .scope = v->scope, .window = v->window,
+            .since = v->window == CONF_WIN_TOTAL ? 0 : v->start};
+        return;
+    }
     /* a budget in dollars shows as a dollar row; spend without a budget shows in tokens */
     if (v->limit.tokens >= 0 || v->limit.nusd < 0)
         add_row(x, v, 0);
@@ -92,7 +116,127 @@ static void on_view(void *arg, const struct budget_view *v)
 static void usage_usage(FILE *f)
 {
     fprintf(f, "usage: tokengate usage [--config FILE] [--db PATH] [--level L] [--scope S] "
-               "[--window W] [--all] [--format table|json|csv]\n");
+               "[--window W] [--all] [--savings] [--format table|json|csv]\n"
+               "  --savings: per scope, what the response cache, provider prompt caching and "
+               "routing saved\n"
+               "             (in the window given, else since the ledger began)\n");
+}
+
+static void usd(char *buf, size_t cap, int64_t n)
+{
+    uint64_t m = n < 0 ? (uint64_t)(-(n + 1)) + 1 : (uint64_t)n;
+
+    snprintf(buf, cap, "%s$%llu.%06llu", n < 0 ? "-" : "", (unsigned long long)(m / 1000000000),
+             (unsigned long long)(m % 1000000000 / 1000));
+}
+
+/* Writes s as a JSON string to stdout. */
+static void json_string(const char *s)
+{
+    cJSON *v = cJSON_CreateString(s);
+    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+
+    fputs(t ? t : "null", stdout);
+    cJSON_free(t);
+    cJSON_Delete(v);
+}
+
+/* `usage --savings`: one line per scope and window of x->srows, read from l. */
+static int print_savings(struct usage_ctx *x, struct ledger *l, enum fmt f)
+{
+    enum { NCOL = 14 };
+    static const char *const head[NCOL] = {
+        "LEVEL", "SCOPE", "WINDOW", "REQUESTS", "HITS", "MISSES", "SAVED_TOKENS",
+        "RESPONSE_USD", "CACHED_TOKENS", "PROMPT_USD", "ROUTED", "ROUTING_USD", "SAVED_USD",
+        "PAID_USD"};
+    static const char *const keys[NCOL] = {
+        "level", "scope", "window", "requests", "hits", "misses", "saved_tokens",
+        "response_usd", "cached_tokens", "prompt_usd", "routed", "routing_usd", "saved_usd",
+        "paid_usd"};
+    char (*cells)[NCOL][48] = calloc((size_t)(x->ns ? x->ns : 1), sizeof(*cells));
+    int w[NCOL];
+
+    if (cells == NULL) {
+        fprintf(stderr, "tokengate usage: out of memory\n");
+        return 1;
+    }
+    for (int k = 0; k < NCOL; k++)
+        w[k] = (int)strlen(head[k]);
+    for (int i = 0; i < x->ns; i++) {
+        const struct srow *r = &x->srows[i];
+        enum conf_level lv = budget_scope_level(x->b, r->scope);
+        static const char *const column[] = {
+            [CONF_LEVEL_ORG] = NULL, [CONF_LEVEL_DEPARTMENT] = "department",
+            [CONF_LEVEL_TEAM] = "team", [CONF_LEVEL_AGENT] = "agent"};
+        struct ledger_savings sv;
+        int rc = ledger_savings_since(l, column[lv], budget_scope_name(x->b, r->scope), r->since,
+                                      &sv);
+        if (rc == -2) {
+            fprintf(stderr, "tokengate usage: the ledger is older than its savings columns "
+                            "(schema 4): a gate of this version adds them when it opens it\n");
+            free(cells);
+            return 1;
+        }
+        if (rc != 0) {
+            free(cells);
+            return 1; /* the ledger said why on stderr */
+        }
+        char(*c)[48] = cells[i];
+        snprintf(c[0], 48, "%s", conf_level_name(lv));
+        budget_scope_label(x->b, r->scope, c[1], 48);
+        snprintf(c[2], 48, "%s", conf_window_name(r->window));
+        snprintf(c[3], 48, "%lld", (long long)sv.requests);
+        snprintf(c[4], 48, "%lld", (long long)sv.hits);
+        snprintf(c[5], 48, "%lld", (long long)sv.misses);
+        snprintf(c[6], 48, "%lld", (long long)sv.saved_tokens);
+        usd(c[7], 48, sv.saved_nusd);
+        snprintf(c[8], 48, "%lld", (long long)sv.cached_tokens);
+        usd(c[9], 48, sv.prompt_saved_nusd);
+        snprintf(c[10], 48, "%lld", (long long)sv.routed);
+        usd(c[11], 48, sv.route_saved_nusd);
+        usd(c[12], 48, sv.saved_nusd + sv.prompt_saved_nusd + sv.route_saved_nusd);
+        usd(c[13], 48, sv.cost_nusd);
+        for (int k = 0; k < NCOL; k++)
+            if ((int)strlen(c[k]) > w[k])
+                w[k] = (int)strlen(c[k]);
+    }
+    if (f == FMT_TABLE) {
+        for (int k = 0; k < NCOL; k++)
+            printf(k < 3 ? "%-*s%s" : "%*s%s", w[k], head[k], k == NCOL - 1 ? "\n" : "  ");
+        for (int i = 0; i < x->ns; i++)
+            for (int k = 0; k < NCOL; k++)
+                printf(k < 3 ? "%-*s%s" : "%*s%s", w[k], cells[i][k], k == NCOL - 1 ? "\n" : "  ");
+        if (x->ns == 0)
+            printf("(no scope matches)\n");
+    } else if (f == FMT_CSV) {
+        for (int k = 0; k < NCOL; k++)
+            printf("%s%c", keys[k], k == NCOL - 1 ? '\n' : ',');
+        for (int i = 0; i < x->ns; i++)
+            for (int k = 0; k < NCOL; k++) {
+                if (k < 3)
+                    clitext_csv(stdout, cells[i][k]);
+                else
+                    fputs(cells[i][k], stdout);
+                putchar(k == NCOL - 1 ? '\n' : ',');
+            }
+    } else {
+        for (int i = 0; i < x->ns; i++) {
+            putchar('{');
+            for (int k = 0; k < NCOL; k++) {
+                /* counts as numbers; names and dollar figures ("$0.001200") as strings */
+                int num = k >= 3 && cells[i][k][0] != '$' && cells[i][k][0] != '-';
+                printf("\"%s\":", keys[k]);
+                if (num)
+                    fputs(cells[i][k], stdout);
+                else
+                    json_string(cells[i][k]);
+                putchar(k == NCOL - 1 ? '}' : ',');
+            }
+            putchar('\n');
+        }
+    }
+    free(cells);
+    return 0;
 }
 
 static int usage_fail(const char *msg)
@@ -121,6 +265,10 @@ int gate_cmd_usage(int argc, char **argv)
                                                          : NULL;
         if (strcmp(a, "--all") == 0) {
             all = 1;
+            continue;
+        }
+        if (strcmp(a, "--savings") == 0) {
+            x.savings = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -186,7 +334,13 @@ int gate_cmd_usage(int argc, char **argv)
                 scope, config);
         goto out;
     }
-    budget_each(b, (double)ts.tv_sec + ts.tv_nsec / 1e9, all, on_view, &x);
+    if (x.savings && x.window < 0)
+        x.window = CONF_WIN_TOTAL; /* since the ledger began, unless a window is asked for */
+    budget_each(b, (double)ts.tv_sec + ts.tv_nsec / 1e9, all || x.savings, on_view, &x);
+    if (x.savings) {
+        rc = print_savings(&x, l, f);
+        goto out;
+    }
 
     if (f == FMT_TABLE) {
         const char *head[] = {"LEVEL", "SCOPE", "WINDOW", "LIMIT", "USED", "REMAINING", "USED%",
@@ -241,6 +395,7 @@ out:
     budget_book_free(b);
     ledger_close(l);
     free(x.rows);
+    free(x.srows);
     conf_unref(c);
     return rc;
 }

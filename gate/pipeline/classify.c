@@ -185,6 +185,7 @@ static void cls_settle(struct classify_state *st)
         .out_usage = u->have ? u->output : -1,
         .cached = u->cached,
         .cache_write = u->cache_write,
+        .cache_write_1h = u->cache_write_1h,
         .tokens_charged = st->tokens_in + st->tokens_out,
         .cost_nusd = st->nusd,
         .reserved_tokens = st->resv.tokens,

@@ -30,6 +30,8 @@
 #include "gate/pipeline/classify.h"
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/spend.h"
+#include "gate/pipeline/toolcache_ep.h"
+#include "gate/pipeline/savings.h"
 #include "gate/upstream/upstream.h"
 #include "tokenizer/utf8.h"
 
@@ -275,6 +277,8 @@ static void write_log(struct gate_req *req)
         cJSON_AddNumberToObject(u, "output", (double)req->usage.output);
         cJSON_AddNumberToObject(u, "cached", (double)req->usage.cached);
         cJSON_AddNumberToObject(u, "cache_write", (double)req->usage.cache_write);
+        if (req->usage.cache_write_1h > 0) /* of cache_write; absent: all 5-minute writes */
+            cJSON_AddNumberToObject(u, "cache_write_1h", (double)req->usage.cache_write_1h);
     } else {
         cJSON_AddNullToObject(rec, "usage");
     }
@@ -303,11 +307,18 @@ static void write_log(struct gate_req *req)
         if (req->resv.tokens > 0)
             cJSON_AddNumberToObject(rec, "reserved_tokens", (double)req->resv.tokens);
     }
+    if (req->cache.breakpoints > 0 || req->cache.prompt_key) { /* prompt caching (promptprep) */
+        cJSON *pc = cJSON_AddObjectToObject(rec, "prompt_cache");
+        cJSON_AddNumberToObject(pc, "breakpoints", req->cache.breakpoints);
+        cJSON_AddBoolToObject(pc, "key", req->cache.prompt_key);
+    }
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
     if (req->log_more != NULL)
         req->log_more(req, rec);
+    toolcache_ep_log(req, rec);
+    savings_log(req, rec);
     if (req->up_status)
         cJSON_AddNumberToObject(rec, "upstream_status", req->up_status);
     if (req->error)

@@ -138,6 +138,14 @@ struct req_cache {
     struct replay_src *replay; /* a hit's replay (source_cache.c), in the arena */
     int breakpoints;          /* prompt caching: cache_control breakpoints the gate placed */
     int prompt_key;           /* ... prompt_cache_key set by the gate */
+    /* savings (spend.c's settle): against what the request would have cost */
+    int64_t prompt_saved_nusd; /* provider prompt caching: reads at the input price, less
+                                * what was paid for them and the writes' premium */
+    int64_t route_saved_nusd;  /* routing: the model asked for's price, less the one paid */
+    /* /v1/tool-cache (toolcache_ep.c), for the log: NULL tool for other requests */
+    const char *tool;
+    const char *tool_op;       /* "put", "get", "lookup", "delete" */
+    enum req_cache_state tool_state; /* a lookup's HIT or MISS, else NONE */
 };
 
 /* What became of the upstream exchange, for charging (spend.c). */
@@ -178,8 +186,10 @@ struct gate_req {
     const struct conf_provider *prov;
     int stream;
     int usage_injected;
-    struct jsonedit_op edits[OUTCAP_MEMBERS + 2]; /* the members admit and prepare rewrite
-                                                   * (values: JSON text in the arena) */
+    struct jsonedit_op edits[OUTCAP_MEMBERS + 5]; /* the members admit and prepare rewrite
+                                                   * (values: JSON text in the arena): caps,
+                                                   * model, stream_options, and prompt
+                                                   * caching's (promptprep.h: at most 3) */
     int nedits;
 
     /* the upstream exchange: ex.request is the head and body as sent, kept for one retry;

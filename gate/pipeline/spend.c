@@ -24,6 +24,7 @@
 #include "gate/pipeline/reqlog.h"
 #include "gate/pipeline/req.h"
 #include "gate/pipeline/fallback.h"
+#include "gate/pipeline/savings.h"
 #include "gate/core/worker.h"
 #include "gate/util/clock.h"
 
@@ -545,24 +546,26 @@ void spend_charge(const struct spend_basis *b, int64_t *tokens, int64_t *output,
         int64_t uncached = u->input - u->cached - u->cache_write;
         *tokens = u->input + u->output;
         *output = u->output;
-        *nusd = budget_cost(b->price, uncached > 0 ? uncached : 0, u->cached, u->cache_write,
-                            u->output);
+        *nusd = budget_cost(b->price, uncached > 0 ? uncached : 0, u->cached,
+                            u->cache_write - u->cache_write_1h, u->cache_write_1h, u->output);
         return;
     }
     if (!b->answered && !b->sent_unanswered)
         return;
-    int64_t in = b->in, out = b->out, cached = 0, cache_write = 0;
+    int64_t in = b->in, out = b->out, cached = 0, cache_write = 0, write_1h = 0;
     if (u->have && u->bad == NULL) {
         in = max64(in, u->input);
         out = max64(out, u->output);
         cached = u->cached;
         cache_write = u->cache_write;
+        write_1h = u->cache_write_1h;
     }
     if (!b->answered)
         out = 0; /* no answer (the client left, a timeout): the provider had the prompt */
     *tokens = in + out;
     *output = out;
-    *nusd = budget_cost(b->price, max64(in - cached - cache_write, 0), cached, cache_write, out);
+    *nusd = budget_cost(b->price, max64(in - cached - cache_write, 0), cached,
+                        cache_write - write_1h, write_1h, out);
     if (b->answered && b->unreadable && b->resv != NULL && b->resv->made) {
         *tokens = max64(*tokens, b->resv->tokens);
         *nusd = max64(*nusd, b->resv->nusd);
@@ -619,6 +622,7 @@ static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t token
         .out_usage = u->have ? u->output : -1,
         .cached = u->cached,
         .cache_write = u->cache_write,
+        .cache_write_1h = u->cache_write_1h,
         .tokens_charged = tokens,
         .cost_nusd = nusd,
         .reserved_tokens = req->resv.tokens,
@@ -628,6 +632,7 @@ static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t token
         .jslot = req->jslot, /* cleared once the record is committed */
     };
     route_rec_fields(req, &rec->rule, &rec->tier, &rec->attempts, &rec->translation);
+    savings_rec(req, rec);
 }
 
 int spend_settle(struct gate_req *req, int hold)
@@ -644,6 +649,7 @@ int spend_settle(struct gate_req *req, int hold)
     charge(req, &tokens, &out, &nusd);
     req->charged_tokens = tokens;
     req->charged_nusd = nusd;
+    savings_settle(req, nusd);
     if (u->bad != NULL && req->error == NULL) {
         char msg[200];
         snprintf(msg, sizeof(msg),
@@ -744,6 +750,8 @@ void spend_attempt_close(struct gate_req *req, struct req_attempt *at)
         rec.decision = "fallback";
         rec.error = at->reason;
         rec.attempts = NULL;
+        rec.cache = NULL; /* the request's own row has its cache outcome and savings */
+        rec.prompt_saved_nusd = rec.route_saved_nusd = 0;
         if (ledger_submit(srv->ledger, &rec) < 0)
             fprintf(stderr, "tokengate: ledger: the record of request %s could not be queued\n",
                     id);

@@ -156,7 +156,7 @@ static void hit_saving(struct gate_req *req, const struct entry_meta *m)
     req->cache.saved_nusd =
         req->cm != NULL && req->cm->price.set
             ? budget_cost(&req->cm->price, uncached > 0 ? uncached : 0, m->cached,
-                          m->cache_write, m->output)
+                          m->cache_write, 0, m->output) /* writes at the 5-minute price */
             : m->nusd;
 }
 

@@ -6,6 +6,7 @@
 
 #include "gate/core/worker.h"
 #include "gate/pipeline/stages.h"
+#include "gate/pipeline/toolcache_ep.h"
 
 static void respond_json(struct gate_req *req, int status, cJSON *doc)
 {
@@ -60,6 +61,8 @@ enum stage_rc stage_local(struct gate_req *req)
     case EP_MODELS:
         answer_models(req);
         return STAGE_ANSWERED;
+    case EP_TOOL_CACHE:
+        return toolcache_ep_run(req);
     default:
         return stage_fail(req, APIERR_NOT_FOUND, "unknown endpoint");
     }

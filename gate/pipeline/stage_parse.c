@@ -22,10 +22,10 @@ enum stage_rc stage_parse(struct gate_req *req)
         snprintf(msg, sizeof(msg), "unknown path %.100s", req->msg.path);
         return stage_fail(req, APIERR_NOT_FOUND, arena_strndup(req->arena, msg, strlen(msg)));
     }
-    if (strcmp(llhttp_method_name((llhttp_method_t)req->msg.method), info->method) != 0) {
+    if (!endpoint_takes(info, llhttp_method_name((llhttp_method_t)req->msg.method))) {
         snprintf(msg, sizeof(msg), "%s takes %s only", info->path, info->method);
         req->error = arena_strndup(req->arena, msg, strlen(msg));
-        char body[400], allow[32];
+        char body[400], allow[48];
         size_t n = api_dialect_errors(req->client_api, req->fmt)
                        ->error_body(APIERR_METHOD, req->error, body, sizeof(body));
         snprintf(allow, sizeof(allow), "allow: %s\r\n", info->method);

@@ -8,6 +8,7 @@
 
 #include "gate/core/worker.h"
 #include "gate/pipeline/fallback.h"
+#include "gate/pipeline/promptprep.h"
 #include "gate/http/headbuf.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
@@ -138,6 +139,9 @@ static int prepare_translated(struct gate_req *req)
         outcap_clamp(&uoc, doc, oc.value, 1, req->arena, ops) < 0)
         return -1;
     req->upstream_model = route_served_name(req);
+    int changed;
+    if (promptprep_apply(req, doc, &changed) < 0) /* prompt caching, on the body as sent */
+        return -1;
     /* a stream to an OpenAI provider asks for usage; its usage-only chunk is the gate's */
     req->usage_injected = req->stream && req->upstream_api->format == CONF_FMT_OPENAI;
     const char *text = cJSON_PrintUnformatted(doc); /* in the arena */
@@ -171,6 +175,23 @@ static int prepare(struct gate_req *req)
         nops++; /* its value is in the arena */
         req->usage_injected = 1;
     }
+    /* prompt caching works on a copy (a fallback's next target starts from the client's body
+     * again); the members it changed go out as edits */
+    cJSON *sent = NULL;
+    if (promptprep_wanted(req)) {
+        int changed = 0;
+        sent = cJSON_Duplicate(req->json, 1); /* in the arena */
+        if (sent == NULL || promptprep_apply(req, sent, &changed) < 0)
+            return -1;
+        for (int i = 0; i < PROMPTPREP_MEMBERS; i++)
+            if (changed & (1 << i)) {
+                ops[nops].key = promptprep_members[i];
+                ops[nops++].value = cJSON_PrintUnformatted(
+                    cJSON_GetObjectItemCaseSensitive(sent, promptprep_members[i]));
+            }
+    } else {
+        req->cache.breakpoints = req->cache.prompt_key = 0; /* an earlier attempt's, if any */
+    }
     req->nedits = nops;
     for (int i = 0; i < nops; i++)
         if (ops[i].value == NULL)
@@ -189,7 +210,7 @@ static int prepare(struct gate_req *req)
         } else {
             /* a key with escapes, nesting too deep to splice in linear time, or a fallback:
              * print the edited document (numbers become doubles) */
-            const char *doc = cJSON_PrintUnformatted(req->json); /* in the arena */
+            const char *doc = cJSON_PrintUnformatted(sent ? sent : req->json); /* arena */
             rc = doc ? build_upstream_request(req, doc, strlen(doc)) : -1;
         }
         return rc;

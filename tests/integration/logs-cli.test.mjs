@@ -69,14 +69,16 @@ function csvFields(line) {
 test('table: newest first, aligned, own counts marked with ~, cost in dollars', () => {
   const { lines, rows } = table();
   assert.deepEqual(rows[0], ['TIME', 'ID', 'AGENT', 'TEAM', 'MODEL', 'SERVED', 'TIER', 'STATUS',
-    'IN', 'OUT', 'COST', 'LATENCY_MS', 'DECISION']);
+    'IN', 'OUT', 'COST', 'LATENCY_MS', 'DECISION', 'CACHE']);
   assert.deepEqual(rows.slice(1).map((r) => r[1]), ['r3', 'r4', 'r5', 'r2', 'r1']);
   const byId = Object.fromEntries(rows.slice(1).map((r) => [r[1], r]));
   assert.deepEqual(byId.r1, ['2026-01-10T08:00:00Z', 'r1', 'alice', 'search', 'gpt-4.1',
-    'gpt-4.1-2025-04-14', 'cheap', '200', '1200', '300', '$0.000123', '250', 'admitted']);
+    'gpt-4.1-2025-04-14', 'cheap', '200', '1200', '300', '$0.000123', '250', 'admitted', 'miss']);
   assert.deepEqual(byId.r2, ['2026-01-11T09:30:00Z', 'r2', 'bob', 'ads', 'claude-haiku-4-5', '-',
-    '-', '429', '~50', '-', '$0.000000', '0', 'rejected']);
-  assert.deepEqual(byId.r3.slice(6), ['expensive', '502', '~42', '~7', '$0.000000', '2', 'error']);
+    '-', '429', '~50', '-', '$0.000000', '0', 'rejected', '-']);
+  assert.deepEqual(byId.r3.slice(6),
+    ['expensive', '502', '~42', '~7', '$0.000000', '2', 'error', 'bypass']);
+  assert.equal(byId.r5[13], 'hit');
   assert.deepEqual(byId.r4.slice(1, 8), ['r4', '-', '-', '-', '-', '-', '401']);
   assert.equal(byId.r5[10], '$1.500000');
   // aligned: every column starts at the same offset on every line
@@ -130,6 +132,7 @@ test('json: one object per line with every field, null for none', () => {
   assert.equal(o.error, 'upstream said "no", then closed');
   const all = logs('--format', 'json').stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const r1 = all.find((x) => x.id === 'r1');
+  const r4 = all.find((x) => x.id === 'r4');
   assert.deepEqual(r1, {
     time: '2026-01-10T08:00:00.250Z', ts: 1768032000.25, id: 'r1', key_id: 'key_0123456789ab',
     agent: 'alice', team: 'search', department: 'eng', endpoint: '/v1/chat/completions',
@@ -138,9 +141,12 @@ test('json: one object per line with every field, null for none', () => {
     cache_write: 0, tokens_charged: 1500, cost_nusd: 123000, reserved_tokens: 2000,
     latency_us: 250400, decision: 'admitted', error: null, rule: 'chit-chat', tier: 'cheap',
     attempts: '[{"target":"gpt-4o-mini","reason":"status 503","status":503}]',
-    translation: 'openai.chat->anthropic.messages',
+    translation: 'openai.chat->anthropic.messages', cache: 'miss', saved_tokens: 0,
+    saved_nusd: 0, prompt_saved_nusd: 2700, route_saved_nusd: 45000, cache_write_1h: 0,
   });
-  const r4 = all.find((x) => x.id === 'r4');
+  const r5 = all.find((x) => x.id === 'r5');
+  assert.deepEqual([r5.cache, r5.saved_tokens, r5.saved_nusd], ['hit', 32, 777000]);
+  assert.equal(r4.cache, null);
   assert.equal(r4.agent, null);
   assert.equal(r4.out_usage, null);
 });
@@ -152,6 +158,43 @@ test('--tier and --rule: the rows routed by that tier or rule', () => {
   assert.deepEqual(jsonIds('--rule', 'chit-chat', '--tier', 'cheap'), ['r1']);
   assert.deepEqual(jsonIds('--rule', 'chit-chat', '--tier', 'expensive'), []);
   assert.deepEqual(jsonIds('--tier', 'no-such-tier'), []);
+});
+
+test('--cache: the rows the response cache hit, missed or bypassed', () => {
+  assert.deepEqual(jsonIds('--cache', 'hit'), ['r5']);
+  assert.deepEqual(jsonIds('--cache', 'miss'), ['r1']);
+  assert.deepEqual(jsonIds('--cache', 'bypass'), ['r3']);
+  assert.deepEqual(jsonIds('--cache', 'hit', '--team', 'ads'), []);
+});
+
+test('a ledger of schema 3 is still read: no cache outcome, no savings; usage --savings says why not', () => {
+  const dir = tempDir('tg-logs-v3-');
+  const old = path.join(dir, 'ledger.db');
+  const fill = spawnSync(FILL_BIN, [old, '--schema3'], { encoding: 'utf8' });
+  assert.equal(fill.status, 0, `ledger_fill --schema3 failed: ${fill.stderr}`);
+  const { rows } = (() => {
+    const r = runGate(['logs', '--db', old]);
+    assert.equal(r.status, 0, r.stderr);
+    return { rows: r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/ {2,}/)) };
+  })();
+  assert.equal(rows[0].at(-1), 'CACHE');
+  assert.deepEqual(rows.slice(1).map((r) => r.at(-1)), ['-', '-', '-', '-', '-']);
+  const j = runGate(['logs', '--db', old, '--format', 'json']);
+  const r1 = j.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((x) => x.id === 'r1');
+  assert.deepEqual([r1.cache, r1.saved_nusd, r1.route_saved_nusd, r1.cost_nusd], [null, 0, 0, 123000]);
+  assert.equal(runGate(['logs', '--db', old, '--cache', 'miss', '--format', 'json']).stdout, '');
+  const cfg = path.join(dir, 'gate.yaml');
+  fs.writeFileSync(cfg, [
+    'listen: 127.0.0.1:0',
+    'providers: { openai: { base_url: "http://127.0.0.1:9/v1", format: openai } }',
+    'models: { gpt-4.1: openai }',
+    `ledger: { path: ${JSON.stringify(old)} }`,
+    'org: acme',
+    'departments: { eng: { teams: { search: { agents: { alice: {} } } } } }',
+  ].join('\n') + '\n');
+  const u = runGate(['usage', '--config', cfg, '--savings']);
+  assert.equal(u.status, 1, u.stdout + u.stderr);
+  assert.match(u.stderr, /older than its savings columns \(schema 4\)/);
 });
 
 test('csv: a header and RFC 4180 quoting', () => {
@@ -166,7 +209,7 @@ test('csv: a header and RFC 4180 quoting', () => {
   for (const row of rows) assert.equal(Object.keys(row).length, head.length);
   assert.deepEqual(rows.map((x) => x.id), ['r3', 'r4', 'r5', 'r2', 'r1']);
   assert.equal(rows[0].error, 'upstream said "no", then closed');
-  assert.match(lines[1], /,"upstream said ""no"", then closed",code,expensive,,$/);
+  assert.match(lines[1], /,"upstream said ""no"", then closed",code,expensive,,,bypass,0,0,0,0,0$/);
   assert.equal(rows[4].tier, 'cheap');
   assert.equal(rows[4].attempts, '[{"target":"gpt-4o-mini","reason":"status 503","status":503}]');
   assert.equal(rows[1].agent, '');
@@ -187,6 +230,7 @@ test('bad options: exit 2 with a message naming the option and the expected form
     [['--format', 'xml'], /--format 'xml': expected table, json or csv/],
     [['--colour'], /unknown option '--colour'/],
     [['--agent'], /--agent needs a value/],
+    [['--cache', 'maybe'], /--cache 'maybe': expected hit, miss or bypass/],
   ];
   for (const [args, re] of cases) {
     const r = logs(...args);

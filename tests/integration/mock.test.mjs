@@ -538,6 +538,44 @@ test('x-mock-cache-write: Anthropic reports cache writes apart from reads and in
   assert.equal(u.cache_write, u.input - 2);
 });
 
+test('x-mock-cache-write-1h: Anthropic splits the writes by lifetime in cache_creation, whole and streamed', async () => {
+  for (const stream of [false, true]) {
+    const id = newId('cw1h');
+    const r = await post('messages', bodyOf('messages', stream), { 'x-mock-cached': '3', 'x-mock-cache-write': '5',
+      'x-mock-cache-write-1h': '2', 'x-mock-tokens': '4', 'x-request-id': id });
+    assert.equal(r.status, 200);
+    const u = await mock.usageOf(id);
+    assert.ok(u.cached === 3 && u.cache_write === 5 && u.cache_write_1h === 2, JSON.stringify(u));
+    const reports = stream
+      ? parseSSE(r.text).filter((e) => e.event === 'message_start' || e.event === 'message_delta')
+        .map((e) => e.json.message?.usage ?? e.json.usage)
+      : [r.json.usage];
+    assert.equal(reports.length, stream ? 2 : 1);
+    for (const us of reports) { // message_start and (with the header) message_delta alike
+      const what = `stream=${stream}: ${JSON.stringify(us)}`;
+      assert.equal(us.cache_creation_input_tokens, 5, what);
+      assert.deepEqual(us.cache_creation, { ephemeral_5m_input_tokens: 3, ephemeral_1h_input_tokens: 2 }, what);
+      assert.equal(us.input_tokens, u.input - 8, what);
+    }
+  }
+  // without the header: every write is a 5-minute one, and message_delta has the output alone
+  const id = newId('cw5m');
+  const r = await post('messages', bodyOf('messages', true), { 'x-mock-cache-write': '4', 'x-request-id': id });
+  const ev = parseSSE(r.text);
+  const start = ev.find((e) => e.event === 'message_start').json.message.usage;
+  assert.deepEqual(start.cache_creation, { ephemeral_5m_input_tokens: 4, ephemeral_1h_input_tokens: 0 });
+  assert.deepEqual(Object.keys(ev.find((e) => e.event === 'message_delta').json.usage), ['output_tokens']);
+  assert.equal((await mock.usageOf(id)).cache_write_1h, 0);
+  // the 1-hour writes are at most the writes; a bad count is the mock's 400
+  const c = newId('cw1h-clamp');
+  await post('messages', bodyOf('messages', false), { 'x-mock-cache-write': '3', 'x-mock-cache-write-1h': '50',
+    'x-request-id': c });
+  assert.equal((await mock.usageOf(c)).cache_write_1h, 3);
+  const bad = await post('messages', bodyOf('messages', false), { 'x-mock-cache-write-1h': '-1' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.text, /x-mock-cache-write-1h/);
+});
+
 /** POSTs rules to /_mock/models; returns the reply. */
 function setRules(rules) {
   return mock.direct('/_mock/models', { method: 'POST', body: JSON.stringify(rules),

@@ -34,7 +34,7 @@ static const struct {
 
 START_TEST(every_path)
 {
-    ck_assert_int_eq(NKNOWN, EP__COUNT - 2); /* and EP_MCP, a prefix: mcp_paths */
+    ck_assert_int_eq(NKNOWN, EP__COUNT - 3); /* and EP_TOOL_CACHE, EP_MCP: prefixes (prefix_paths, mcp_paths) */
     for (int i = 0; i < NKNOWN; i++) {
         const struct endpoint_info *info;
 
@@ -147,6 +147,29 @@ START_TEST(mcp_paths)
 }
 END_TEST
 
+START_TEST(prefix_paths)
+{
+    const struct endpoint_info *info = endpoint_info(EP_TOOL_CACHE);
+
+    ck_assert_int_eq(lookup("/v1/tool-cache/get_weather"), EP_TOOL_CACHE);
+    ck_assert_int_eq(lookup("/v1/tool-cache/get_weather/lookup"), EP_TOOL_CACHE);
+    ck_assert_int_eq(lookup("/v1/tool-cache/x/"), EP_TOOL_CACHE);
+    /* the prefix alone, or without its slash, is no endpoint */
+    ck_assert_int_eq(lookup("/v1/tool-cache/"), EP_NONE);
+    ck_assert_int_eq(lookup("/v1/tool-cache"), EP_NONE);
+    ck_assert_int_eq(lookup("/v1/tool-cache//"), EP_TOOL_CACHE); /* its module says 400 */
+    ck_assert_int_eq(lookup("/v1/tool-cachex/a"), EP_NONE);
+    ck_assert_int_eq(endpoint_lookup("/v1/tool-cache/a", 15), EP_NONE);
+    ck_assert_int_eq(info->proxied, 0);
+    ck_assert(endpoint_takes(info, "GET") && endpoint_takes(info, "PUT") &&
+              endpoint_takes(info, "POST") && endpoint_takes(info, "DELETE"));
+    ck_assert(!endpoint_takes(info, "PATCH") && !endpoint_takes(info, "GE") &&
+              !endpoint_takes(info, ""));
+    ck_assert(endpoint_takes(endpoint_info(EP_CHAT), "POST"));
+    ck_assert(!endpoint_takes(endpoint_info(EP_CHAT), "GET"));
+}
+END_TEST
+
 START_TEST(info_of_none)
 {
     const struct endpoint_info *info = endpoint_info(EP_NONE);
@@ -167,6 +190,7 @@ static Suite *endpoint_suite(void)
     tcase_add_test(tc, prefix_lookalikes);
     tcase_add_test(tc, length_bounds_the_path);
     tcase_add_test(tc, mcp_paths);
+    tcase_add_test(tc, prefix_paths);
     tcase_add_test(tc, info_of_none);
     suite_add_tcase(s, tc);
     return s;

@@ -145,6 +145,79 @@ START_TEST(anthropic_body_without_cache)
 }
 END_TEST
 
+START_TEST(anthropic_writes_by_lifetime)
+{
+    struct usage u = {0};
+
+    /* cache_creation splits the writes: 1-hour ones priced apart, the rest 5-minute */
+    from_body(EP_MESSAGES,
+              "{\"type\":\"message\",\"usage\":{\"input_tokens\":20,"
+              "\"cache_creation_input_tokens\":1500,\"cache_read_input_tokens\":400,"
+              "\"cache_creation\":{\"ephemeral_5m_input_tokens\":500,"
+              "\"ephemeral_1h_input_tokens\":1000},\"output_tokens\":9}}",
+              &u);
+    check_usage(&u, 20 + 400 + 1500, 9, 400, 1500);
+    ck_assert_int_eq(u.cache_write_1h, 1000);
+    ck_assert_ptr_null(u.bad);
+
+    /* the object alone stands for the total */
+    struct usage o = {0};
+    from_body(EP_MESSAGES,
+              "{\"usage\":{\"input_tokens\":5,\"cache_creation\":{\"ephemeral_5m_input_tokens\":"
+              "30,\"ephemeral_1h_input_tokens\":70},\"output_tokens\":1}}",
+              &o);
+    check_usage(&o, 105, 1, 0, 100);
+    ck_assert_int_eq(o.cache_write_1h, 70);
+
+    /* parts past the whole, or a bad part: not trusted */
+    static const char *const bad[] = {
+        "\"cache_creation_input_tokens\":100,\"cache_creation\":{\"ephemeral_5m_input_tokens\":60,"
+        "\"ephemeral_1h_input_tokens\":50}",
+        "\"cache_creation_input_tokens\":100,\"cache_creation\":{\"ephemeral_1h_input_tokens\":-1}",
+        "\"cache_creation_input_tokens\":100,\"cache_creation\":{\"ephemeral_1h_input_tokens\":"
+        "\"50\"}",
+        "\"cache_creation_input_tokens\":10,\"cache_creation\":{\"ephemeral_1h_input_tokens\":11}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[400];
+        struct usage b = {0};
+        snprintf(text, sizeof(text), "{\"usage\":{\"input_tokens\":5,%s,\"output_tokens\":1}}",
+                 bad[i]);
+        from_body(EP_MESSAGES, text, &b);
+        ck_assert_msg(b.bad != NULL, "%s was trusted", bad[i]);
+    }
+
+    /* a stream: message_start has the split; a message_delta repeating the total keeps it */
+    struct usage s = {0};
+    from_event(EP_MESSAGES, "message_start",
+               "{\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,"
+               "\"cache_creation_input_tokens\":2048,\"cache_read_input_tokens\":0,"
+               "\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
+               "\"ephemeral_1h_input_tokens\":2048},\"output_tokens\":1}}}",
+               &s);
+    check_usage(&s, 2051, 1, 0, 2048);
+    ck_assert_int_eq(s.cache_write_1h, 2048);
+    from_event(EP_MESSAGES, "message_delta",
+               "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":"
+               "{\"input_tokens\":3,\"cache_creation_input_tokens\":2048,"
+               "\"cache_read_input_tokens\":0,\"output_tokens\":12}}",
+               &s);
+    check_usage(&s, 2051, 12, 0, 2048);
+    ck_assert_int_eq(s.cache_write_1h, 2048);
+    ck_assert_int_eq(s.final, 1);
+    ck_assert_ptr_null(s.bad);
+    /* ... and one with a new split replaces it */
+    from_event(EP_MESSAGES, "message_delta",
+               "{\"type\":\"message_delta\",\"usage\":{\"input_tokens\":3,"
+               "\"cache_creation_input_tokens\":2048,\"cache_creation\":"
+               "{\"ephemeral_5m_input_tokens\":2000,\"ephemeral_1h_input_tokens\":48},"
+               "\"output_tokens\":12}}",
+               &s);
+    ck_assert_int_eq(s.cache_write_1h, 48);
+    ck_assert_ptr_null(s.bad);
+}
+END_TEST
+
 START_TEST(counts_past_32_bits)
 {
     struct usage u = {0};
@@ -453,6 +526,7 @@ static Suite *usage_suite(void)
     tcase_add_test(tc, responses_body);
     tcase_add_test(tc, anthropic_body);
     tcase_add_test(tc, anthropic_body_without_cache);
+    tcase_add_test(tc, anthropic_writes_by_lifetime);
     tcase_add_test(tc, counts_past_32_bits);
     tcase_add_test(tc, body_without_usage);
     suite_add_tcase(s, tc);

@@ -7,7 +7,11 @@
  * ledger_fill PATH --hostile: writes instead one record whose text fields hold what a client
  * could send (terminal escapes, line breaks, C1 controls, a bidi override, bytes that are not
  * UTF-8, spreadsheet formulas), for the test that the CSV and table output escape them.
+ *
+ * ledger_fill PATH --schema3: the five records, then the ledger taken back to schema 3 (the
+ * cache and savings columns dropped), as a gate before issue 13 left it.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -44,7 +48,10 @@ int main(int argc, char **argv)
          .rule = "chit-chat",
          .tier = "cheap",
          .attempts = "[{\"target\":\"gpt-4o-mini\",\"reason\":\"status 503\",\"status\":503}]",
-         .translation = "openai.chat->anthropic.messages"},
+         .translation = "openai.chat->anthropic.messages",
+         .cache = "miss",
+         .prompt_saved_nusd = 2700,
+         .route_saved_nusd = 45000},
         {.ts = 1768123800, /* 2026-01-11T09:30:00Z */
          .id = "r2",
          .agent = "bob",
@@ -80,7 +87,8 @@ int main(int argc, char **argv)
          .decision = "error",
          .error = "upstream said \"no\", then closed",
          .rule = "code",
-         .tier = "expensive"},
+         .tier = "expensive",
+         .cache = "bypass"},
         {.ts = now - 3 * 3600,
          .id = "r4",
          .status = 401,
@@ -106,7 +114,10 @@ int main(int argc, char **argv)
          .tokens_charged = 32,
          .cost_nusd = 1500000000,
          .latency_us = 1000000,
-         .decision = "admitted"},
+         .decision = "admitted",
+         .cache = "hit",
+         .saved_tokens = 32,
+         .saved_nusd = 777000},
     };
 
     struct ledger_rec hostile = {
@@ -131,12 +142,15 @@ int main(int argc, char **argv)
         .error = "=cmd|' /C calc'!A0\x07\t\"q\"",
     };
     int n = (int)(sizeof(recs) / sizeof(recs[0]));
+    int schema3 = argc == 3 && strcmp(argv[2], "--schema3") == 0;
 
-    if (argc == 3 && strcmp(argv[2], "--hostile") == 0) {
+    if (schema3) {
+        /* the five records */
+    } else if (argc == 3 && strcmp(argv[2], "--hostile") == 0) {
         recs[0] = hostile;
         n = 1;
     } else if (argc != 2) {
-        fprintf(stderr, "usage: ledger_fill PATH [--hostile]\n");
+        fprintf(stderr, "usage: ledger_fill PATH [--hostile | --schema3]\n");
         return 2;
     }
     l = ledger_open(argv[1], LEDGER_SYNC_NORMAL, err, sizeof(err));
@@ -151,5 +165,22 @@ int main(int argc, char **argv)
             return 1;
         }
     ledger_close(l);
+    if (schema3) {
+        sqlite3 *db;
+        static const char sql[] = "ALTER TABLE requests DROP COLUMN cache;"
+                                  "ALTER TABLE requests DROP COLUMN saved_tokens;"
+                                  "ALTER TABLE requests DROP COLUMN saved_nusd;"
+                                  "ALTER TABLE requests DROP COLUMN prompt_saved_nusd;"
+                                  "ALTER TABLE requests DROP COLUMN route_saved_nusd;"
+                                  "ALTER TABLE requests DROP COLUMN cache_write_1h;"
+                                  "PRAGMA user_version = 3;";
+        if (sqlite3_open(argv[1], &db) != SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            fprintf(stderr, "ledger_fill: to schema 3: %s\n", sqlite3_errmsg(db));
+            sqlite3_close(db);
+            return 1;
+        }
+        sqlite3_close(db);
+    }
     return 0;
 }

@@ -426,30 +426,34 @@ END_TEST
 START_TEST(cost_rounding)
 {
     struct conf_price p = {.input = 2.50, .output = 10.00, .cached_input = 1.25,
-                           .cache_write = 3.125, .set = 1};
+                           .cache_write = 3.125, .cache_write_1h = 5.00, .set = 1};
     struct conf_price tiny = {.input = 0.0001, .output = 0.0001, .cached_input = 0.0001,
                               .cache_write = 0.0001, .set = 1};
     struct conf_price unset = {.input = 1, .output = 1, .set = 0};
 
     /* 1000 input at $2.50/M is $0.0025, 500 output at $10/M $0.005: $0.0075 = 7,500,000 n$ */
-    ck_assert_int_eq(budget_cost(&p, 1000, 0, 0, 500), 7500000);
+    ck_assert_int_eq(budget_cost(&p, 1000, 0, 0, 0, 500), 7500000);
     /* a million of each kind costs its price */
-    ck_assert_int_eq(budget_cost(&p, 1000000, 0, 0, 0), 2500000000LL);
-    ck_assert_int_eq(budget_cost(&p, 0, 1000000, 0, 0), 1250000000LL);
-    ck_assert_int_eq(budget_cost(&p, 0, 0, 1000000, 0), 3125000000LL);
-    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 1000000), 10000000000LL);
+    ck_assert_int_eq(budget_cost(&p, 1000000, 0, 0, 0, 0), 2500000000LL);
+    ck_assert_int_eq(budget_cost(&p, 0, 1000000, 0, 0, 0), 1250000000LL);
+    ck_assert_int_eq(budget_cost(&p, 0, 0, 1000000, 0, 0), 3125000000LL);
+    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 1000000, 0), 5000000000LL);
+    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 0, 1000000), 10000000000LL);
+    /* each kind at its own price, summed: 100 in, 200 read, 300 5-minute, 400 1-hour, 50 out */
+    /* n$ = tokens x USD/M x 1000: 250000 + 250000 + 937500 + 2000000 + 500000 */
+    ck_assert_int_eq(budget_cost(&p, 100, 200, 300, 400, 50), 3937500);
     /* $0.0001/M is 0.1 n$ a token: rounded up to whole nano-dollars */
-    ck_assert_int_eq(budget_cost(&tiny, 1, 0, 0, 0), 1);
-    ck_assert_int_eq(budget_cost(&tiny, 10, 0, 0, 0), 1);
-    ck_assert_int_eq(budget_cost(&tiny, 11, 0, 0, 0), 2);
-    ck_assert_int_eq(budget_cost(&tiny, 0, 0, 0, 0), 0);
+    ck_assert_int_eq(budget_cost(&tiny, 1, 0, 0, 0, 0), 1);
+    ck_assert_int_eq(budget_cost(&tiny, 10, 0, 0, 0, 0), 1);
+    ck_assert_int_eq(budget_cost(&tiny, 11, 0, 0, 0, 0), 2);
+    ck_assert_int_eq(budget_cost(&tiny, 0, 0, 0, 0, 0), 0);
     /* absurd counts never wrap to a small or negative cost: held at the largest */
-    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 9000000000000000LL), INT64_MAX);
-    ck_assert_int_eq(budget_cost(&p, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX), INT64_MAX);
-    ck_assert_int_eq(budget_cost(&p, -5, 0, 0, 1000000), 10000000000LL);
+    ck_assert_int_eq(budget_cost(&p, 0, 0, 0, 0, 9000000000000000LL), INT64_MAX);
+    ck_assert_int_eq(budget_cost(&p, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX), INT64_MAX);
+    ck_assert_int_eq(budget_cost(&p, -5, 0, 0, 0, 1000000), 10000000000LL);
     /* no price: nothing */
-    ck_assert_int_eq(budget_cost(NULL, 1000, 0, 0, 1000), 0);
-    ck_assert_int_eq(budget_cost(&unset, 1000, 0, 0, 1000), 0);
+    ck_assert_int_eq(budget_cost(NULL, 1000, 0, 0, 0, 1000), 0);
+    ck_assert_int_eq(budget_cost(&unset, 1000, 0, 0, 0, 1000), 0);
 }
 END_TEST
 
@@ -468,7 +472,7 @@ START_TEST(dollar_budget)
     ck_assert(price->set);
 
     /* output at $10/M is 10,000 n$ a token */
-    int64_t per_out = budget_cost(price, 0, 0, 0, 1000) / 1000;
+    int64_t per_out = budget_cost(price, 0, 0, 0, 0, 1000) / 1000;
     ck_assert_int_eq(per_out, 10000);
 
     /* a cap that fits the dollars is kept, and held at the output price */
@@ -477,7 +481,7 @@ START_TEST(dollar_budget)
     struct budget_resv r2 = admit(b, &a2, T0);
     ck_assert_int_eq(r2.allowance, 50);
     ck_assert_int_eq(r2.write_max, 0);
-    ck_assert_int_eq(r2.nusd, budget_cost(price, held_input(100, 0), 0, 0, 50));
+    ck_assert_int_eq(r2.nusd, budget_cost(price, held_input(100, 0), 0, 0, 0, 50));
     ck_assert_int_eq(r2.tokens, held_input(100, 0) + 50);
     budget_settle(b, &r2, 0, 0, T0, NULL, 0);
 
@@ -485,11 +489,11 @@ START_TEST(dollar_budget)
     a.price = price;
     struct budget_resv r = admit(b, &a, T0);
     /* the input (with its margin) is held at the input price; what is left buys output */
-    int64_t in_cost = budget_cost(price, held_input(1000, 0), 0, 0, 0);
+    int64_t in_cost = budget_cost(price, held_input(1000, 0), 0, 0, 0, 0);
     ck_assert_int_eq(in_cost, 2535000);
     ck_assert_int_eq(r.allowance, (limit - in_cost) / per_out);
     ck_assert_int_eq(r.write_max, 1);
-    ck_assert_int_eq(r.nusd, in_cost + budget_cost(price, 0, 0, 0, r.allowance));
+    ck_assert_int_eq(r.nusd, in_cost + budget_cost(price, 0, 0, 0, 0, r.allowance));
     ck_assert_int_le(r.nusd, limit);
     ck_assert_int_gt(r.nusd + per_out, limit);
     ck_assert_int_eq(r.remaining, -1); /* no token budget */
@@ -498,7 +502,7 @@ START_TEST(dollar_budget)
     ck_assert_int_eq(view(b, 0, CONF_WIN_DAY, T0).reserved_nusd, r.nusd);
 
     /* settle what was really used: 1000 in, 600 out */
-    int64_t real = budget_cost(price, 1000, 0, 0, 600);
+    int64_t real = budget_cost(price, 1000, 0, 0, 0, 600);
     budget_settle(b, &r, 1600, real, T0, NULL, 0);
     struct budget_view v = view(b, c1, CONF_WIN_DAY, T0);
     ck_assert_int_eq(v.used_nusd, real);
@@ -522,7 +526,7 @@ START_TEST(dollar_budget)
     a = chat(c1, 10, -1);
     a.price = price;
     r = admit(b, &a, T0);
-    int64_t in2 = budget_cost(price, held_input(10, 0), 0, 0, 0);
+    int64_t in2 = budget_cost(price, held_input(10, 0), 0, 0, 0, 0);
     ck_assert_int_eq(r.allowance, (1000000 - in2) / per_out);
     budget_settle(b, &r, 0, 0, T0, NULL, 0);
     /* without a price (a model the book cannot cost) the dollar budget does not bound it */
@@ -1289,7 +1293,7 @@ START_TEST(task_limits)
     /* max_requests: the fourth request of the task is refused, whatever it costs */
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[i], &why), 0);
-        budget_settle(b, &r[i], 110, budget_cost(price, 100, 0, 0, 10), T0, NULL, 0);
+        budget_settle(b, &r[i], 110, budget_cost(price, 100, 0, 0, 0, 10), T0, NULL, 0);
     }
     ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[3], &why), -1);
     ck_assert_int_eq(why.kind, BUDGET_TASK);
@@ -1318,7 +1322,7 @@ START_TEST(task_limits)
     ask.model_cap = 100000;
     ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[0], &why), 0);
     ck_assert(r[0].write_max);
-    int64_t in_cost = budget_cost(price, held_input(100, 0), 0, 0, 0);
+    int64_t in_cost = budget_cost(price, held_input(100, 0), 0, 0, 0, 0);
     ck_assert_int_eq(r[0].allowance, (10000000 - in_cost) * 1000 / 10000000);
     ck_assert_int_le(r[0].nusd, 10000000);
     /* while it is under way, a second request of the task has nothing left */
@@ -1326,9 +1330,9 @@ START_TEST(task_limits)
     ck_assert_int_eq(why.kind, BUDGET_TASK);
     ck_assert(why.usd);
     /* settled at less than reserved, the rest is the task's again */
-    budget_settle(b, &r[0], 600, budget_cost(price, 100, 0, 0, 500), T0, NULL, 0);
+    budget_settle(b, &r[0], 600, budget_cost(price, 100, 0, 0, 0, 500), T0, NULL, 0);
     ck_assert_int_eq(budget_reserve(b, &ask, T0, &r[1], &why), 0);
-    ck_assert_int_le(r[1].nusd, 10000000 - budget_cost(price, 100, 0, 0, 500));
+    ck_assert_int_le(r[1].nusd, 10000000 - budget_cost(price, 100, 0, 0, 0, 500));
     budget_settle(b, &r[1], 0, 0, T0, NULL, 0);
     ck_assert_int_eq(budget_reserved_total(b), 0);
     budget_book_free(b);

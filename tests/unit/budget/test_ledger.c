@@ -527,7 +527,7 @@ START_TEST(file_is_private_and_wal)
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 3);
+    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 4);
 }
 END_TEST
 
@@ -580,6 +580,116 @@ START_TEST(readonly_refuses_a_file_that_is_not_a_ledger)
 }
 END_TEST
 
+/* ---- schema 4: the caches and savings ------------------------------------------------------
+ */
+
+/* A ledger as a gate of schema 3 left it: its tables, one request, user_version 3. */
+static void make_schema3(void)
+{
+    sqlite3 *db;
+    static const char sql[] =
+        "CREATE TABLE requests ("
+        " ts REAL NOT NULL, id TEXT, key_id TEXT, agent TEXT, team TEXT, department TEXT,"
+        " endpoint TEXT, model TEXT, served_model TEXT, provider TEXT,"
+        " status INTEGER NOT NULL, stream INTEGER NOT NULL,"
+        " in_own INTEGER, out_own INTEGER, in_usage INTEGER, out_usage INTEGER,"
+        " cached INTEGER NOT NULL, cache_write INTEGER NOT NULL,"
+        " tokens_charged INTEGER NOT NULL, cost_nusd INTEGER NOT NULL,"
+        " reserved_tokens INTEGER NOT NULL, latency_us INTEGER NOT NULL,"
+        " decision TEXT, error TEXT, rule TEXT, tier TEXT, attempts TEXT, translation TEXT);"
+        "CREATE TABLE keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, agent TEXT,"
+        " created REAL NOT NULL, revoked REAL);"
+        "CREATE TABLE budgets (scope TEXT NOT NULL, \"window\" TEXT NOT NULL, tokens INTEGER,"
+        " nusd INTEGER, updated REAL NOT NULL, PRIMARY KEY(scope, \"window\"));"
+        "CREATE TABLE resets (scope TEXT NOT NULL, \"window\" TEXT NOT NULL, t REAL NOT NULL);"
+        "CREATE TABLE scopes (level TEXT NOT NULL, name TEXT NOT NULL, parent TEXT NOT NULL,"
+        " created REAL NOT NULL, PRIMARY KEY(level, name));"
+        "INSERT INTO requests VALUES (7, 'old', NULL, 'a', 't', NULL, '/v1/chat/completions',"
+        " 'm', 'm', 'p', 200, 0, 10, 5, 10, 5, 0, 0, 15, 300, 20, 1000, 'admitted', NULL,"
+        " 'r', 'low', NULL, NULL);"
+        "PRAGMA user_version = 3;";
+
+    ck_assert_int_eq(sqlite3_open(tmpdb_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static struct ledger_rec rec_saving(void)
+{
+    struct ledger_rec r = rec_for("a", 9, 0, 0);
+
+    r.id = "hit";
+    r.cache = "hit";
+    r.saved_tokens = 1234;
+    r.saved_nusd = 5678;
+    r.prompt_saved_nusd = -42; /* a write's premium over the reads it saved */
+    r.route_saved_nusd = 999;
+    r.cache_write_1h = 77;
+    return r;
+}
+
+/* The savings columns of the request with id, as "cache,saved_tokens,..." */
+static void check_savings(const char *id, const char *want)
+{
+    char sql[400];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT (CASE WHEN cache IS NULL THEN 'NULL' ELSE cache END) || ',' || saved_tokens"
+             " || ',' || saved_nusd || ',' || prompt_saved_nusd || ',' || route_saved_nusd || ','"
+             " || cache_write_1h = '%s' FROM requests WHERE id = '%s'",
+             want, id);
+    ck_assert_msg(tmpdb_query_int(sql) == 1, "request %s: not %s", id, want);
+}
+
+START_TEST(schema3_gains_the_savings_columns)
+{
+    char err[512];
+    struct ledger *l;
+
+    make_schema3();
+    /* read-only, as the CLI opens it: an older ledger is still read */
+    l = ledger_open_readonly(tmpdb_path, err, sizeof(err));
+    ck_assert_msg(l != NULL, "%s", err);
+    ledger_close(l);
+    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 3);
+
+    l = open_rw();
+    struct ledger_rec r = rec_saving();
+    ck_assert_int_eq(ledger_submit(l, &r), 0);
+    ledger_close(l);
+    ck_assert_int_eq(tmpdb_query_int("PRAGMA user_version"), 4);
+    /* the old row keeps its figures and has no savings; the new one has its own */
+    ck_assert_int_eq(tmpdb_query_int("SELECT cost_nusd FROM requests WHERE id = 'old'"), 300);
+    check_savings("old", "NULL,0,0,0,0,0");
+    check_savings("hit", "hit,1234,5678,-42,999,77");
+    /* opened again: nothing to add, nothing lost */
+    l = open_rw();
+    ledger_close(l);
+    ck_assert_int_eq(tmpdb_query_int("SELECT COUNT(*) FROM requests"), 2);
+}
+END_TEST
+
+START_TEST(savings_cross_the_spill_file)
+{
+    struct ledger *l = open_rw();
+    sqlite3 *holder = lock_it();
+    struct ledger_rec r = rec_saving();
+    char spill[400];
+
+    ck_assert_int_eq(ledger_submit(l, &r), 0);
+    wait_failing(l, 1);
+    ledger_close(l); /* still locked: kept in the spill file */
+    snprintf(spill, sizeof(spill), "%s.spill", tmpdb_path);
+    ck_assert_int_eq(access(spill, F_OK), 0);
+    ck_assert_int_eq(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(holder);
+    l = open_rw(); /* writes the spill file into the database */
+    ledger_close(l);
+    ck_assert_int_eq(access(spill, F_OK), -1);
+    check_savings("hit", "hit,1234,5678,-42,999,77");
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
     Suite *s = suite_create("ledger");
@@ -601,6 +711,8 @@ static Suite *ledger_suite(void)
     tcase_add_test(tc, readonly_missing_file_fails);
     tcase_add_test(tc, readonly_refuses_submit);
     tcase_add_test(tc, readonly_refuses_a_file_that_is_not_a_ledger);
+    tcase_add_test(tc, schema3_gains_the_savings_columns);
+    tcase_add_test(tc, savings_cross_the_spill_file);
     suite_add_tcase(s, tc);
     return s;
 }

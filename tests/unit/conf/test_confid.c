@@ -338,6 +338,31 @@ START_TEST(err_price)
 }
 END_TEST
 
+START_TEST(cache_min_tokens)
+{
+    struct conf *c = load("providers:\n  a:\n    base_url: http://127.0.0.1:8000/v1\n"
+                          "    format: anthropic\n"
+                          "models:\n"
+                          "  set: { provider: a, cache_min_tokens: 2048 }\n"
+                          "  zero: { provider: a, cache_min_tokens: 0 }\n"
+                          "  unset: { provider: a }\n");
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(conf_find_model(c, "set")->cache_min_tokens, 2048);
+    ck_assert_int_eq(conf_find_model(c, "zero")->cache_min_tokens, 0);
+    ck_assert_int_eq(conf_find_model(c, "unset")->cache_min_tokens, 0); /* by family */
+    conf_unref(c);
+    expect_error("providers:\n  o:\n    base_url: http://127.0.0.1:8000/v1\n"
+                 "models:\n"
+                 "  m: { provider: o, cache_min_tokens: -1 }\n",
+                 5, WORDS("cache_min_tokens"));
+    expect_error("providers:\n  o:\n    base_url: http://127.0.0.1:8000/v1\n"
+                 "models:\n"
+                 "  m: { provider: o, cache_min_tokens: lots }\n",
+                 5, WORDS("cache_min_tokens", "lots"));
+}
+END_TEST
+
 START_TEST(webhook_url)
 {
     static const struct {
@@ -407,6 +432,7 @@ static Suite *confid_suite(void)
     tcase_add_test(tc, err_policies);
     tcase_add_test(tc, err_timezone);
     tcase_add_test(tc, err_price);
+    tcase_add_test(tc, cache_min_tokens);
     tcase_add_test(tc, webhook_url);
     tcase_add_test(tc, err_webhook_url);
     suite_add_tcase(s, tc);

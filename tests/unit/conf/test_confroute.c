@@ -612,7 +612,8 @@ START_TEST(err_unknown_keys)
     refused("providers: { o: { base_url: 'http://127.0.0.1:9/v1' } }\n"
             "models: { m: { provider: o, context: 5 } }\n",
             NAME ":2: model 'm': unknown key 'context' (provider, upstream_model, encoding, "
-                 "token_calibration, price, max_output_tokens, context_window)");
+                 "token_calibration, price, max_output_tokens, context_window, "
+                 "cache_min_tokens)");
 }
 END_TEST
 

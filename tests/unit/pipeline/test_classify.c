@@ -727,7 +727,7 @@ START_TEST(answered_label_is_charged_and_recorded)
     ck_assert_int_eq((int)lnum(lg, "input_tokens"), ANSWER_IN);
     ck_assert_int_eq((int)lnum(lg, "output_tokens"), ANSWER_OUT);
     int64_t want_nusd =
-        budget_cost(&conf_find_model(conf, "cls-mini")->price, ANSWER_IN, 0, 0, ANSWER_OUT);
+        budget_cost(&conf_find_model(conf, "cls-mini")->price, ANSWER_IN, 0, 0, 0, ANSWER_OUT);
     ck_assert_int_eq((int64_t)(lnum(lg, "cost_usd") * 1e9 + 0.5), want_nusd);
     ck_assert(lnum(lg, "ms") >= 0);
     cJSON_Delete(lg);
