@@ -450,6 +450,17 @@ test('/metrics counts calls per tool, agent and outcome; the log has the mcp obj
   assert.ok(line('get_time', 'crawler', 'bypass') >= 3);
   assert.equal(line('admin_reset', 'helper', 'miss') + line('admin_reset', 'helper', 'bypass'), 0,
     'a refused call is not a call');
+  // the caches' counters: tool lookups by the scope level they were made at, lists at the org
+  const lookups = (cache, scope, outcome) => {
+    const x = m.text.match(new RegExp(`^tokengate_cache_lookups_total\\{cache="${cache}",` +
+      `scope="${scope}",outcome="${outcome}"\\} (\\d+)$`, 'm'));
+    return x ? Number(x[1]) : 0;
+  };
+  assert.ok(lookups('tool', 'agent', 'hit') >= 1, m.text);
+  assert.ok(lookups('tool', 'team', 'hit') >= 1, 'the team-scope policy\'s lookups');
+  assert.ok(lookups('tool', 'agent', 'bypass') >= 3);
+  assert.ok(lookups('mcp_list', 'org', 'hit') >= 1);
+  assert.ok(lookups('mcp_list', 'org', 'miss') >= 1);
 
   // the ledger has no row for any MCP request (nothing else was asked of this gate)
   await sleep(200);
