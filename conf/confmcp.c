@@ -59,7 +59,8 @@ static int load_tools(struct loader *l, const yaml_node_t *v, struct conf_mcp_se
     s->tools = calloc(npairs(v) + 1, sizeof(*s->tools));
     if (s->tools == NULL)
         return conf_fail(l, v, "mcp server '%s': out of memory", s->name);
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const char *name = conf_scalar(conf_node(l, pair->key));
         yaml_node_t *tv = conf_node(l, pair->value);
         struct conf_mcp_tool *t = &s->tools[s->ntools];
@@ -83,7 +84,8 @@ static int load_teams(struct loader *l, const yaml_node_t *v, struct conf_mcp_se
     s->teams = calloc(npairs(v) + 1, sizeof(*s->teams));
     if (s->teams == NULL)
         return conf_fail(l, v, "mcp server '%s': out of memory", s->name);
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key);
         const char *team = conf_scalar(kn);
         yaml_node_t *list = conf_node(l, pair->value);
@@ -97,9 +99,8 @@ static int load_teams(struct loader *l, const yaml_node_t *v, struct conf_mcp_se
             return conf_fail(l, kn, "mcp server '%s': out of memory", s->name);
         s->nteams++;
         if (list->type != YAML_SEQUENCE_NODE)
-            return conf_fail(l, list,
-                             "mcp server '%s': teams: '%s' must be a list of tool names", s->name,
-                             team);
+            return conf_fail(l, list, "mcp server '%s': teams: '%s' must be a list of tool names",
+                             s->name, team);
         size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
         if (n > CONFMCP_MAX_TOOLS)
             return conf_fail(l, list, "mcp server '%s': teams: '%s' lists more than %d tools",
@@ -107,7 +108,8 @@ static int load_teams(struct loader *l, const yaml_node_t *v, struct conf_mcp_se
         t->tools = calloc(n + 1, sizeof(*t->tools));
         if (t->tools == NULL)
             return conf_fail(l, list, "mcp server '%s': out of memory", s->name);
-        FOR_ITEMS(l, list, item) {
+        FOR_ITEMS(l, list, item)
+        {
             yaml_node_t *in = conf_node(l, *item);
             const char *tool = conf_scalar(in);
             if (tool == NULL || *tool == '\0')
@@ -149,7 +151,8 @@ static int load_server(struct loader *l, const char *name, const yaml_node_t *ma
         return conf_fail(l, map, "mcp server '%s': out of memory", name);
     if (conf_want_mapping(l, map, name) < 0)
         return -1;
-    FOR_PAIRS(l, map, pair) {
+    FOR_PAIRS(l, map, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key);
         const char *k = conf_scalar(kn);
         yaml_node_t *v = conf_node(l, pair->value);
@@ -191,9 +194,8 @@ static int load_server(struct loader *l, const char *name, const yaml_node_t *ma
     if (s->api_key_env != NULL) {
         const char *key = getenv(s->api_key_env);
         if (key == NULL || *key == '\0')
-            return conf_fail(l, map,
-                             "mcp server '%s': api_key_env names %s, which is not set", name,
-                             s->api_key_env);
+            return conf_fail(l, map, "mcp server '%s': api_key_env names %s, which is not set",
+                             name, s->api_key_env);
         if ((s->api_key = strdup(key)) == NULL)
             return conf_fail(l, map, "mcp server '%s': out of memory", name);
     }
@@ -214,7 +216,8 @@ int confmcp_finish(struct loader *l)
         return 0;
     if (conf_want_mapping(l, v, "mcp") < 0)
         return -1;
-    FOR_PAIRS(l, v, pair) {
+    FOR_PAIRS(l, v, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key);
         const char *k = conf_scalar(kn);
         if (k == NULL || strcmp(k, "servers") != 0)
@@ -230,7 +233,8 @@ int confmcp_finish(struct loader *l)
     c->mcp = calloc(npairs(servers) + 1, sizeof(*c->mcp));
     if (c->mcp == NULL)
         return conf_fail(l, servers, "mcp: out of memory");
-    FOR_PAIRS(l, servers, pair) {
+    FOR_PAIRS(l, servers, pair)
+    {
         const yaml_node_t *kn = conf_node(l, pair->key);
         const char *name = conf_scalar(kn);
         if (name == NULL || !plain_name(name))

@@ -39,7 +39,6 @@
 #include "gate/util/clock.h"
 #include "gate/util/jsonmem.h"
 
-
 #define MCP_PREFIX_LEN 5
 
 /* JSON-RPC error codes */
@@ -63,8 +62,7 @@ static int takes_json(const struct gate_req *req)
 
 /* Answers one JSON-RPC message (the gate's own: an error, or a result from the cache) as JSON,
  * or as one event when the client takes only an event stream. Finishes the request. */
-static void answer(struct gate_req *req, int status, const char *json, size_t n,
-                   const char *cache)
+static void answer(struct gate_req *req, int status, const char *json, size_t n, const char *cache)
 {
     char extra[64] = "";
 
@@ -199,8 +197,8 @@ static void key_label(const struct gate_req *req, char *out, size_t cap)
         snprintf(out, cap, "key:none");
         return;
     }
-    snprintf(out, cap, "key:%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3],
-             md[4], md[5], md[6], md[7]);
+    snprintf(out, cap, "key:%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4],
+             md[5], md[6], md[7]);
 }
 
 static enum stage_rc mcp_server(struct gate_req *req)
@@ -314,16 +312,18 @@ static enum stage_rc mcp_body(struct gate_req *req)
     if (req_memory_unbound(req) < 0)
         return STAGE_ANSWERED;
     if (doc == NULL)
-        return rpc_error(req, 400, NULL, RPC_PARSE_ERROR, "Parse error: the body is not valid JSON");
+        return rpc_error(req, 400, NULL, RPC_PARSE_ERROR,
+                         "Parse error: the body is not valid JSON");
     m->body = doc;
     if (cJSON_IsArray(doc)) {
         const cJSON *it;
         if (cJSON_GetArraySize(doc) == 0)
             return rpc_error(req, 400, NULL, RPC_INVALID_REQUEST,
                              "Invalid Request: an empty batch");
-        cJSON_ArrayForEach(it, doc) if (!cJSON_IsObject(it)) return rpc_error(
-            req, 400, NULL, RPC_INVALID_REQUEST,
-            "Invalid Request: each message of a batch is a JSON object");
+        for (it = doc->child; it != NULL; it = it->next)
+            if (!cJSON_IsObject(it))
+                return rpc_error(req, 400, NULL, RPC_INVALID_REQUEST,
+                                 "Invalid Request: each message of a batch is a JSON object");
         m->batch = 1;
         m->method = "batch";
         return STAGE_NEXT;
@@ -356,7 +356,7 @@ static enum stage_rc batch_policy(struct gate_req *req)
     const cJSON *it;
     char msg[200];
 
-    cJSON_ArrayForEach(it, m->body) {
+    for (it = m->body->child; it != NULL; it = it->next) {
         struct mcp_req one = {0};
         read_message(&one, it);
         if (one.method == NULL || m->team == NULL)
@@ -505,9 +505,20 @@ static enum stage_rc mcp_policy(struct gate_req *req)
 static int dropped(const struct http_header *h)
 {
     static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-        "upgrade", "host", "content-length", "accept-encoding", "expect", "x-request-id",
-        "proxy-authorization", "cookie",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "expect",
+        "x-request-id",
+        "proxy-authorization",
+        "cookie",
     };
 
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)

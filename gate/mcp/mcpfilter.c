@@ -138,8 +138,9 @@ static int mf_event(struct resp_filter *f, struct gate_req *req, struct resp_eve
             if (raw == NULL) {
                 ev->drop = 1;
             } else {
-                int k = ev->name[0] ? snprintf(raw, cap, "event: %.60s\ndata: %s\n\n", ev->name, cut)
-                                    : snprintf(raw, cap, "data: %s\n\n", cut);
+                int k = ev->name[0]
+                            ? snprintf(raw, cap, "event: %.60s\ndata: %s\n\n", ev->name, cut)
+                            : snprintf(raw, cap, "data: %s\n\n", cut);
                 ev->raw = raw;
                 ev->raw_len = (size_t)k < cap ? (size_t)k : cap - 1;
             }
@@ -188,8 +189,7 @@ void mcp_fill(struct gate_req *req)
     struct cache_store *s = req->w->srv->tools;
 
     if (m == NULL || s == NULL || m->cache != MCP_CACHE_MISS || m->result == NULL ||
-        m->result_error || req->up_status < 200 || req->up_status >= 300 ||
-        req->stop_why != NULL)
+        m->result_error || req->up_status < 200 || req->up_status >= 300 || req->stop_why != NULL)
         return;
     struct canon_buf k = {.data = m->key, .len = m->klen, .cap = m->klen, .max = m->klen};
     (void)toolcache_put(s, &k, m->result, m->result_len, m->ttl_ms, gate_now_us() / 1000);

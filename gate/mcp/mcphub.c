@@ -20,8 +20,8 @@ struct session {
     char server[MCP_LABEL_MAX + 1];
     char id[MCP_SESSION_ID_MAX + 1];
     char owner[MCP_OWNER_MAX];
-    uint64_t used;  /* the hub's tick at its last use: the least recently used goes first */
-    int next;       /* the bucket's chain, or the free list; -1 ends */
+    uint64_t used; /* the hub's tick at its last use: the least recently used goes first */
+    int next;      /* the bucket's chain, or the free list; -1 ends */
     int live;
 };
 
