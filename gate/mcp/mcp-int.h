@@ -32,7 +32,7 @@ enum mcp_cache { MCP_CACHE_NONE = 0, MCP_CACHE_HIT, MCP_CACHE_MISS, MCP_CACHE_BY
 struct mcp_req {
     const struct conf_mcp_server *srv;
     char owner[MCP_OWNER_MAX]; /* who binds sessions: the key's id, else the credential's hash */
-    const char *scope;         /* the tool cache's scope label ("agent:crawler-1") */
+    const char *scope;         /* the tool cache's scope label ("agent:crawler-1"); "" none */
     int level;                 /* ... its level (enum conf_level) */
     const char *agent;         /* the agent's name for counters, "-" for none */
     const struct conf_mcp_team *team; /* the caller's team allowlist here, or NULL: sees all */

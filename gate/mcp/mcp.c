@@ -207,7 +207,8 @@ static enum stage_rc mcp_server(struct gate_req *req)
     struct budget_book *book = req->w->srv->book;
     const char *name = req->msg.path + MCP_PREFIX_LEN;
     size_t len = req->msg.path_len - MCP_PREFIX_LEN;
-    char msg[200], label[40];
+    char msg[200], label[40], scope[600];
+    int fits = 1;
 
     if (len > 0 && name[len - 1] == '/')
         len--;
@@ -226,16 +227,19 @@ static enum stage_rc mcp_server(struct gate_req *req)
         enum conf_level lv = budget_cache_policy(book, req->agent).scope;
         const char *at = lv == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(book, req->agent, lv);
         if (lv == CONF_LEVEL_ORG) {
-            snprintf(msg, sizeof(msg), "org");
+            snprintf(scope, sizeof(scope), "org");
         } else if (at != NULL) {
-            snprintf(msg, sizeof(msg), "%s:%.150s", conf_level_name(lv), at);
+            fits = snprintf(scope, sizeof(scope), "%s:%s", conf_level_name(lv), at) <
+                   (int)sizeof(scope);
         } else {
             lv = CONF_LEVEL_AGENT; /* no scope of that level above the agent: its own */
-            budget_scope_label(book, req->agent, msg, sizeof(msg));
+            budget_scope_label(book, req->agent, scope, sizeof(scope));
+            fits = strlen(scope) + 1 < sizeof(scope);
         }
         m->level = lv;
         m->agent = budget_scope_name(book, req->agent);
-        m->scope = arena_str(req, msg);
+        /* a label cut short could name two scopes: such a caller's results are not cached */
+        m->scope = fits ? arena_str(req, scope) : "";
         const char *team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         for (int i = 0; team != NULL && i < m->srv->nteams; i++)
             if (strcmp(m->srv->teams[i].team, team) == 0)
@@ -435,7 +439,8 @@ static enum stage_rc cached(struct gate_req *req, const char *scope, const char 
     struct cache_val *v;
 
     m->cache = MCP_CACHE_BYPASS;
-    if (srv->tools == NULL || m->id == NULL || ttl_ms <= 0 || make_key(req, scope, tool, args) < 0)
+    if (srv->tools == NULL || m->id == NULL || ttl_ms <= 0 || scope[0] == '\0' ||
+        make_key(req, scope, tool, args) < 0)
         return STAGE_NEXT;
     m->ttl_ms = ttl_ms;
     if ((v = lookup(req)) != NULL) {
