@@ -32,7 +32,7 @@ const ENV = { TG_MCP_ADMIN: ADMIN_TOKEN, TG_MCP_DOCS_KEY: SERVER_TOKEN,
 
 let mcp, gate, dir, downPort;
 
-function config(url) {
+function config(url, { reloaded = false } = {}) {
   const q = JSON.stringify;
   fs.mkdirSync(path.join(dir, 'state'), { recursive: true });
   return [
@@ -74,7 +74,8 @@ function config(url) {
     '        flash: 1s',
     '        broken: 10m',
     '      teams:',
-    '        support: [search_docs, get_time, slow_stream]',
+    reloaded ? '        support: [get_time]' : '        support: [search_docs, get_time, slow_stream]',
+    ...(reloaded ? ['    docs2:', `      url: ${q(url)}`, '      api_key_env: TG_MCP_DOCS_KEY'] : []),
     '    down:',
     `      url: ${q(`http://127.0.0.1:${downPort}/mcp`)}`,
     '    wrongkey:',
@@ -475,6 +476,32 @@ test('/metrics counts calls per tool, agent and outcome; the log has the mcp obj
   assert.ok(!m.text.includes(SERVER_TOKEN));
   assert.ok(!gate.proc.stderr.includes(SERVER_TOKEN));
   void id;
+});
+
+test('a reload: a team\'s allowlist changed and a server added take effect; sessions opened before go on', async () => {
+  const sid = await openSession(KEYS.helper);
+  fs.writeFileSync(gate.configPath, config(mcp.url, { reloaded: true }));
+  const before = (gate.proc.stderr.match(/configuration reloaded: /g) || []).length;
+  gate.proc.child.kill('SIGHUP');
+  for (let i = 0; i < 200 && (gate.proc.stderr.match(/configuration reloaded: /g) || []).length <= before; i++)
+    await sleep(50);
+  assert.ok((gate.proc.stderr.match(/configuration reloaded: /g) || []).length > before,
+    `no reload line: ${gate.proc.stderr}`);
+  const l = await post(KEYS.helper, list(), { session: sid });
+  assert.equal(l.status, 200, l.text);
+  assert.deepEqual(l.json.result.tools.map((t) => t.name), ['get_time']);
+  const r = await post(KEYS.helper, call('search_docs', { query: 'x' }), { session: sid });
+  assert.equal(r.json.error.code, -32602);
+  const s2 = await openSession(KEYS.helper); // the same key, a new session
+  assert.notEqual(s2, sid);
+  const d2 = await post(KEYS.crawler, { jsonrpc: '2.0', id: ++rpcId, method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {},
+      clientInfo: { name: 'mcp-test', version: '1' } } }, { server: 'docs2' });
+  assert.equal(d2.status, 200, d2.text);
+  assert.ok(d2.headers['mcp-session-id']);
+  // a session of one server is not one of another, even on the same upstream
+  const cross = await post(KEYS.crawler, list(), { server: 'docs2', session: sid });
+  assert.equal(cross.status, 404);
 });
 
 test('an open gate (no org): a credential is required; its hash scopes sessions and cached results', async () => {
