@@ -492,13 +492,18 @@ static int on_expect(void *arg)
     enum endpoint ep = endpoint_lookup(req->msg.path, req->msg.path_len);
     const struct endpoint_info *info = endpoint_info(ep);
 
-    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS))
+    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS || ep == EP_MCP))
         return 0;
     req_assign_id(req);
     req->ep = ep;
     req->client_api = req->upstream_api = api_dialect_for(ep);
     req_guess_format(req);
-    return spend_authenticate(req) < 0 ? -1 : 0;
+    if (ep == EP_MCP)
+        req->phase = REQ_SETTLING; /* the MCP proxy bills nothing: a refused key, no ledger row */
+    if (spend_authenticate(req) < 0)
+        return -1;
+    req->phase = REQ_READING;
+    return 0;
 }
 
 static void on_ready(void *arg)

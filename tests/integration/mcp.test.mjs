@@ -140,6 +140,25 @@ async function openSession(key) {
   return sid;
 }
 
+/** Sends a head with Expect: 100-continue and no body yet: what the gate answers first. */
+function expectContinue(key) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(gate.port, '127.0.0.1', () => {
+      s.write(`POST /mcp/docs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n` +
+        'content-type: application/json\r\ncontent-length: 40\r\nexpect: 100-continue\r\n\r\n');
+    });
+    let text = '';
+    s.on('data', (d) => {
+      text += d;
+      if (/\r\n\r\n/.test(text)) {
+        s.destroy();
+        resolve(text);
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
 /** A POST with two Mcp-Session-Id headers, over a raw socket: the answer's text. */
 function rawTwoSessions(key, first, second) {
   const body = JSON.stringify(call('get_time', {}));
@@ -364,6 +383,9 @@ test('unknown server 404; no key 401; a session another key opened 404, never fo
   assert.match(u.json.error.message, /no MCP server named 'nope'/);
   const k = await post(undefined, list());
   assert.equal(k.status, 401);
+  // Expect: 100-continue: the key is checked before the body is asked for
+  assert.match(await expectContinue('tg-not-a-key'), /^HTTP\/1\.1 401 /);
+  assert.match(await expectContinue(KEYS.crawler), /^HTTP\/1\.1 100 /);
 
   const sid = await openSession(KEYS.crawler);
   const before = mcp.stats.requests.length;
