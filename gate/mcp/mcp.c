@@ -477,9 +477,15 @@ static enum stage_rc mcp_policy(struct gate_req *req)
                 ttl = m->srv->tools[i].ttl_ms;
         m->kind = CACHE_K_TOOL;
         m->cache = MCP_CACHE_BYPASS;
-        if (ttl > 0)
-            cached(req, m->scope, m->tool, cJSON_GetObjectItemCaseSensitive(params, "arguments"),
-                   ttl);
+        if (ttl > 0) {
+            /* no arguments and {} are one call */
+            const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+            struct arena *prev = jsonmem_enter(req->arena);
+            if (args == NULL || cJSON_IsNull(args))
+                args = cJSON_CreateObject();
+            jsonmem_leave(prev);
+            cached(req, m->scope, m->tool, args, ttl);
+        }
         mcp_count(srv->mcp, m->srv->name, m->tool, m->agent, m->cache);
     } else if (strcmp(m->method, "tools/list") == 0) {
         /* one list per server (the server sees the gate's credential, whoever asks), cut to
