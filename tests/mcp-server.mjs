@@ -157,6 +157,8 @@ export function startMcpServer({ token = 'mcp-server-secret' } = {}) {
     });
   });
 
+  // idle keep-alive connections stay open while a test runs, however slow the machine
+  server.keepAliveTimeout = 120000;
   server.on('connection', () => {
     stats.connections++;
   });
