@@ -19,6 +19,8 @@ struct loader {
     const yaml_node_t *org, *departments, *keys, *budgets, *policies, *policy, *anonymous;
     /* confroute.c's top-level nodes, read once the models and the org tree are */
     const yaml_node_t *tiers, *routing;
+    /* confmcp.c's top-level node, read once the org tree is (team allowlists name teams) */
+    const yaml_node_t *mcp;
 };
 
 #define FOR_PAIRS(l, map, pair)                                                                    \
@@ -84,6 +86,13 @@ int confroute_bool(struct loader *l, const yaml_node_t *v, const char *what, int
 int confroute_target(struct loader *l, const yaml_node_t *v, const char *what, int *out);
 int confroute_tier(struct loader *l, const yaml_node_t *v, const char *what, int allow_down,
                    struct conf_dest *dest);
+
+/* confmcp.c: the mcp section. confmcp_load_key keeps its node and returns 1 for any other
+ * key; confmcp_finish reads it into conf.mcp (0, or -1 with l's error set); confmcp_free frees
+ * what conf.mcp holds (partly loaded too). */
+int confmcp_load_key(struct loader *l, const char *k, const yaml_node_t *v);
+int confmcp_finish(struct loader *l);
+void confmcp_free(struct conf *c);
 
 /* confrule.c: routing.rules, a list (0, or -1 with l's error set); one rule's contents freed. */
 int confrule_load(struct loader *l, const yaml_node_t *seq);

@@ -406,6 +406,8 @@ static int load_root(struct loader *l, const yaml_node_t *root)
             int r = confid_load_key(l, k, v);
             if (r > 0)
                 r = confroute_load_key(l, k, v);
+            if (r > 0)
+                r = confmcp_load_key(l, k, v);
             if (r < 0)
                 return -1;
             if (r > 0)
@@ -475,7 +477,9 @@ static int load_root(struct loader *l, const yaml_node_t *root)
     }
     if (confid_finish(l, root) < 0)
         return -1;
-    return confroute_finish(l);
+    if (confroute_finish(l) < 0)
+        return -1;
+    return confmcp_finish(l);
 }
 
 static struct conf *conf_defaults(const char *name)
@@ -623,6 +627,7 @@ void conf_unref(struct conf *c)
     }
     confid_free(c);
     confroute_free(c);
+    confmcp_free(c);
     confcache_free(c);
     free(c->providers);
     free(c->models);

@@ -258,6 +258,8 @@ struct conf_mcp_server {
     int nteams;
     int64_t list_ttl_ms;         /* tools/list cached this long: 5 min */
     int64_t timeout_ms;          /* an answer's first byte: timeouts.upstream_first_byte */
+    struct conf_provider prov;   /* the server as the upstream pools see it ("mcp:NAME",
+                                  * index -1; its strings are u's), confmcp.c */
 };
 
 struct conf_policy {
@@ -379,6 +381,9 @@ struct conf *conf_load(const char *path, char *err, size_t errlen);
  * listener would refuse them at start (and -1 when out of memory).
  */
 int conf_split_host_port(const char *s, char **host, int *port);
+
+/* The MCP server named by the len bytes at name (a path segment), or NULL (confmcp.c). */
+const struct conf_mcp_server *conf_find_mcp(const struct conf *c, const char *name, size_t len);
 
 /* Same as conf_load, from a string; name stands for the file in error messages. */
 struct conf *conf_load_string(const char *text, size_t len, const char *name, char *err,

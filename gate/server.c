@@ -47,6 +47,7 @@
 #include "routing/labelcache.h"
 #include "cache/prefixcount.h"
 #include "routing/rstats.h"
+#include "gate/mcp/mcp.h"
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
@@ -210,6 +211,8 @@ static void server_free(struct gate_server *srv)
     srv->labels = NULL;
     rstats_free(srv->rstats);
     srv->rstats = NULL;
+    mcp_hub_free(srv->mcp);
+    srv->mcp = NULL;
     cache_store_free(srv->responses); /* references requests held are gone with them */
     srv->responses = NULL;
     cache_store_free(srv->tools);
@@ -347,6 +350,8 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     ? conf->routing.classifier_max_entries
                                     : 10000);
     srv.rstats = rstats_new();
+    srv.mcp = mcp_hub_new();
+    srv.mcp_pipeline = &pipeline_mcp;
     /* the caches: made even when cache.responses.enabled is false (a reload may turn it on);
      * their caps follow reloads (reload.c) */
     srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
@@ -359,7 +364,7 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                          ? conf->cache.prefix_max_entries
                                          : PREFIXCOUNT_DEFAULT_MAX);
     if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
-        srv.tools == NULL || srv.cstats == NULL ||
+        srv.tools == NULL || srv.cstats == NULL || srv.mcp == NULL ||
         (conf->cache.prefix_counts && srv.prefix == NULL)) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;

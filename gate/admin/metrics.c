@@ -1,6 +1,7 @@
 /*
  * metrics: the gate's counters and budgets in Prometheus' text format. See metrics.h.
  */
+#include "gate/mcp/mcp.h"
 #include "gate/admin/metrics.h"
 
 #include <event2/buffer.h>
@@ -149,6 +150,7 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                             (unsigned long long)ls[0], (unsigned long long)ls[1],
                             (unsigned long long)ls[2], (unsigned long long)ls[3]);
     }
+    mcp_metrics_write(srv, b);
     cache_metrics_write(srv, b);
     free(t);
 }

@@ -12,6 +12,7 @@ static const struct endpoint_info table[EP__COUNT] = {
     [EP_COUNT_TOKENS] = {"/v1/messages/count_tokens", "POST", CONF_FMT_ANTHROPIC, 1},
     [EP_HEALTHZ] = {"/healthz", "GET", CONF_FMT_OPENAI, 0},
     [EP_STATUS] = {"/status", "GET", CONF_FMT_OPENAI, 0},
+    [EP_MCP] = {"/mcp/", "POST, GET, DELETE", CONF_FMT_OPENAI, 0}, /* gate/mcp/ answers */
     [EP_TOOL_CACHE] = {"/v1/tool-cache/", "GET, PUT, POST, DELETE", CONF_FMT_OPENAI, 0},
 };
 

@@ -19,20 +19,21 @@ enum endpoint {
     EP_COUNT_TOKENS, /* POST /v1/messages/count_tokens */
     EP_HEALTHZ,      /* GET  /healthz */
     EP_STATUS,       /* GET  /status */
+    EP_MCP,          /* POST, GET, DELETE /mcp/{server}: the MCP proxy (gate/mcp/) */
     EP_TOOL_CACHE,   /* /v1/tool-cache/{tool}[/lookup]: GET, PUT, POST, DELETE, by the gate */
     EP__COUNT
 };
 
 struct endpoint_info {
     const char *path;   /* ending in '/': a prefix, the endpoint of every path under it */
-    const char *method; /* or a list: "GET, PUT" */
+    const char *method; /* or a list: "POST, GET, DELETE" */
     enum conf_format format;
     int proxied;     /* forwarded to a provider */
 };
 
 /*
  * Finds the endpoint for a request path (query string excluded). Returns EP_NONE for an
- * unknown path.
+ * unknown path. A prefix endpoint ("/mcp/") takes every path under it, not itself.
  */
 enum endpoint endpoint_lookup(const char *path, size_t len);
 

@@ -38,6 +38,8 @@ struct spend_wait;
 struct cache_store;
 struct prefixcount;
 struct cache_stats;
+struct mcp_hub;
+struct pipeline;
 
 /* Counters a worker updates and /status reads from another thread: relaxed atomics. */
 struct gate_stats {
@@ -126,6 +128,8 @@ struct gate_server {
     struct cache_store *tools;     /* tool results and MCP tools/list (cache/toolcache.h) */
     struct prefixcount *prefix;    /* prefix token counts (cache/prefixcount.h) */
     struct cache_stats *cstats;    /* their counters (cache/cstats.h); never NULL once started */
+    struct mcp_hub *mcp;           /* the MCP proxy's sessions and counters (gate/mcp/mcp.h) */
+    const struct pipeline *mcp_pipeline; /* its stage table, for /mcp/ paths (req.c) */
 };
 
 /* How long a stopping gate lets requests under way finish. */

@@ -315,6 +315,8 @@ static void write_log(struct gate_req *req)
     tcount_log(req, rec);
     route_log(req, rec);
     classify_log(req, rec);
+    if (req->log_more != NULL)
+        req->log_more(req, rec);
     toolcache_ep_log(req, rec);
     savings_log(req, rec);
     if (req->up_status)
@@ -490,13 +492,18 @@ static int on_expect(void *arg)
     enum endpoint ep = endpoint_lookup(req->msg.path, req->msg.path_len);
     const struct endpoint_info *info = endpoint_info(ep);
 
-    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS))
+    if (ep == EP_NONE || !(info->proxied || ep == EP_MODELS || ep == EP_MCP))
         return 0;
     req_assign_id(req);
     req->ep = ep;
     req->client_api = req->upstream_api = api_dialect_for(ep);
     req_guess_format(req);
-    return spend_authenticate(req) < 0 ? -1 : 0;
+    if (ep == EP_MCP)
+        req->phase = REQ_SETTLING; /* the MCP proxy bills nothing: a refused key, no ledger row */
+    if (spend_authenticate(req) < 0)
+        return -1;
+    req->phase = REQ_READING;
+    return 0;
 }
 
 static void on_ready(void *arg)
@@ -505,7 +512,13 @@ static void on_ready(void *arg)
 
     if (req->phase != REQ_READING)
         return;
-    pipeline_start(&pipeline_gate, req);
+    /* /mcp/{server} runs the MCP proxy's own table (gate/mcp/, set by gate/server.c) */
+    const struct pipeline *mcp = req->w->srv->mcp_pipeline;
+    pipeline_start(mcp != NULL && req->msg.path != NULL &&
+                           endpoint_lookup(req->msg.path, req->msg.path_len) == EP_MCP
+                       ? mcp
+                       : &pipeline_gate,
+                   req);
 }
 
 static void on_refuse(void *arg, enum apierr kind, const char *message)

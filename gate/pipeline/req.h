@@ -42,6 +42,7 @@ struct pipeline;
 struct resp_filter;
 struct resp_source;
 struct classify_state;
+struct mcp_req;
 
 /* The life of a request, in order. */
 enum req_phase {
@@ -218,6 +219,10 @@ struct gate_req {
     int tries;                      /* exchanges started: a second only on the retry path */
     struct req_route rt;            /* routing: the decision, the attempts, the translation */
     struct req_cache cache;         /* caches: the response cache's lookup, prompt caching */
+    struct mcp_req *mcp;            /* the MCP proxy's part (gate/mcp/), NULL for others */
+    /* adds what a table of its own knows to the request's log record (the MCP proxy's "mcp"
+     * object), or NULL; rec's nodes are allocated where jsonmem says */
+    void (*log_more)(const struct gate_req *req, cJSON *rec);
 
     /* identity and spend (spend.c) */
     int agent;                      /* the caller's scope in conf.scopes, -1 for none */

@@ -30,6 +30,9 @@ struct poolset {
     struct pentry **cur;               /* by conf_provider.index of conf */
     int ncur;
     struct pentry *retired;
+    struct pentry *extra;              /* pools of conf's providers that are in no table (MCP
+                                        * servers, index -1), keeping idle connections as cur's
+                                        * do; retired at the next rebind */
     struct event *sweep_ev;
 };
 
@@ -147,6 +150,11 @@ int poolset_rebind(struct poolset *ps, struct conf *c, struct poolset_changes *c
             retire(ps, ps->cur[j]);
             n.retired++;
         }
+    while (ps->extra != NULL) {
+        struct pentry *e = ps->extra;
+        ps->extra = e->next;
+        retire(ps, e); /* the new snapshot's requests make their own */
+    }
     free(ps->cur);
     free(taken);
     ps->cur = next;
@@ -173,8 +181,19 @@ struct upstream_pool *poolset_get(struct poolset *ps, const struct conf *c,
 {
     struct pentry *e;
 
-    if (c == ps->conf)
+    if (c == ps->conf && p->index >= 0)
         return ps->cur[p->index]->pool;
+    if (c == ps->conf) {
+        /* a provider in no table (an MCP server): its own pool, made on first use */
+        for (e = ps->extra; e != NULL; e = e->next)
+            if (same_endpoint(e->prov, p))
+                return e->pool;
+        if ((e = entry_new(ps->w, (struct conf *)c, p, c->pool_max_idle)) == NULL)
+            return NULL;
+        e->next = ps->extra;
+        ps->extra = e;
+        return e->pool;
+    }
     /* a request of another snapshot: its provider by name and endpoint */
     for (int i = 0; i < ps->ncur; i++)
         if (same_endpoint(ps->cur[i]->prov, p))
@@ -220,6 +239,11 @@ void poolset_free(struct poolset *ps)
     while (ps->retired != NULL) {
         struct pentry *e = ps->retired;
         ps->retired = e->next;
+        entry_free(e);
+    }
+    while (ps->extra != NULL) {
+        struct pentry *e = ps->extra;
+        ps->extra = e->next;
         entry_free(e);
     }
     if (ps->sweep_ev != NULL)

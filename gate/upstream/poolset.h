@@ -35,8 +35,10 @@ struct poolset *poolset_new(struct gate_worker *w, struct conf *c);
 int poolset_rebind(struct poolset *ps, struct conf *c, struct poolset_changes *ch);
 
 /*
- * The pool for provider p of snapshot c (the request's). Returns NULL only when a pool had to
- * be made for an old snapshot's provider and memory ran out.
+ * The pool for provider p of snapshot c (the request's). A provider in none of c's tables
+ * (index -1: an MCP server, conf_mcp_server.prov) gets a pool of its own on first use, kept
+ * with its idle connections until the next rebind retires it. Returns NULL only when a pool
+ * had to be made and memory ran out.
  */
 struct upstream_pool *poolset_get(struct poolset *ps, const struct conf *c,
                                   const struct conf_provider *p);

@@ -34,7 +34,7 @@ static const struct {
 
 START_TEST(every_path)
 {
-    ck_assert_int_eq(NKNOWN, EP__COUNT - 2); /* and EP_TOOL_CACHE, a prefix: prefix_paths */
+    ck_assert_int_eq(NKNOWN, EP__COUNT - 3); /* and EP_TOOL_CACHE, EP_MCP: prefixes (prefix_paths, mcp_paths) */
     for (int i = 0; i < NKNOWN; i++) {
         const struct endpoint_info *info;
 
@@ -133,6 +133,20 @@ START_TEST(length_bounds_the_path)
 }
 END_TEST
 
+START_TEST(mcp_paths)
+{
+    ck_assert_int_eq(lookup("/mcp/docs"), EP_MCP);
+    ck_assert_int_eq(lookup("/mcp/docs/"), EP_MCP);
+    ck_assert_int_eq(lookup("/mcp/a/b"), EP_MCP); /* gate/mcp/ says 404 */
+    /* the prefix alone, or without its slash, is no endpoint */
+    ck_assert_int_eq(lookup("/mcp/"), EP_NONE);
+    ck_assert_int_eq(lookup("/mcp"), EP_NONE);
+    ck_assert_int_eq(lookup("/mcpx/docs"), EP_NONE);
+    ck_assert_int_eq(lookup("/MCP/docs"), EP_NONE);
+    ck_assert_int_eq(endpoint_info(EP_MCP)->proxied, 0);
+}
+END_TEST
+
 START_TEST(prefix_paths)
 {
     const struct endpoint_info *info = endpoint_info(EP_TOOL_CACHE);
@@ -175,6 +189,7 @@ static Suite *endpoint_suite(void)
     tcase_add_test(tc, unknown_paths);
     tcase_add_test(tc, prefix_lookalikes);
     tcase_add_test(tc, length_bounds_the_path);
+    tcase_add_test(tc, mcp_paths);
     tcase_add_test(tc, prefix_paths);
     tcase_add_test(tc, info_of_none);
     suite_add_tcase(s, tc);

@@ -115,12 +115,54 @@ START_TEST(test_rebind_same_file)
 }
 END_TEST
 
+START_TEST(test_provider_in_no_table)
+{
+    struct gate_worker w = {0};
+    char text[512], err[512];
+    const char *y = "listen: 127.0.0.1:0\nproviders:\n  a: { base_url: http://127.0.0.1:9001/v1 }\n"
+                    "models:\n  m: a\nmcp:\n  servers:\n    docs: { url: 'http://127.0.0.1:9005/mcp' }\n"
+                    "    wiki: { url: 'http://127.0.0.1:9006/mcp' }\n";
+    struct conf *c1, *c2;
+    struct poolset_changes ch;
+
+    snprintf(text, sizeof(text), "%s", y);
+    c1 = conf_load_string(text, strlen(text), "t.yaml", err, sizeof(err));
+    c2 = conf_load_string(text, strlen(text), "t.yaml", err, sizeof(err));
+    ck_assert_msg(c1 != NULL && c2 != NULL, "%s", err);
+    w.base = event_base_new();
+    struct poolset *ps = poolset_new(&w, c1);
+    const struct conf_provider *docs = &conf_find_mcp(c1, "docs", 4)->prov;
+    const struct conf_provider *wiki = &conf_find_mcp(c1, "wiki", 4)->prov;
+    ck_assert_int_eq(docs->index, -1);
+    struct upstream_pool *d = poolset_get(ps, c1, docs);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_eq(poolset_get(ps, c1, docs), d); /* kept within the snapshot */
+    ck_assert_ptr_ne(poolset_get(ps, c1, wiki), d);
+    ck_assert_ptr_ne(poolset_get(ps, c1, prov(c1, "a")), d);
+    ck_assert_int_eq(refs(c1), 1 + 1 + 1 + 2); /* ours, the set's, a's pool, two extra */
+    /* a rebind retires them: the new snapshot's requests make their own, the old ones go once
+     * unused, with their hold on c1 */
+    ck_assert_int_eq(poolset_rebind(ps, c2, &ch), 0);
+    ck_assert_int_eq(poolset_sweep(ps), 0);
+    ck_assert_int_eq(refs(c1), 1);
+    struct upstream_pool *d2 = poolset_get(ps, c2, &conf_find_mcp(c2, "docs", 4)->prov);
+    ck_assert_ptr_nonnull(d2);
+    ck_assert_ptr_eq(poolset_get(ps, c2, &conf_find_mcp(c2, "docs", 4)->prov), d2);
+    poolset_free(ps);
+    ck_assert_int_eq(refs(c2), 1);
+    conf_unref(c1);
+    conf_unref(c2);
+    event_base_free(w.base);
+}
+END_TEST
+
 static Suite *poolset_suite(void)
 {
     Suite *s = suite_create("poolset");
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, test_rebind_keeps_adds_retires);
+    tcase_add_test(tc, test_provider_in_no_table);
     tcase_add_test(tc, test_rebind_same_file);
     suite_add_tcase(s, tc);
     return s;
