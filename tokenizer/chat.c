@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xxh_x86dispatch.h> /* the library's XXH3, on AVX2 or AVX-512 where the CPU has them */
+#endif
 
 /* OpenAI's chat format: <|start|>{role/name}\n{content}<|end|>\n costs 3 tokens a message,
  * a name one more, and the reply is primed with <|start|>assistant<|message|>: 3 tokens. */
@@ -26,23 +28,41 @@
 
 /*
  * A counter walks a request in one of two modes. Counting adds tokens to out. Hashing (h set)
- * counts nothing: each step feeds what it would add into h instead (a text, a constant, an
- * image's source, a JSON value's tree), tagged and length-prefixed so that no two different
- * sequences of steps run together. Two messages that hash alike therefore count alike, by
- * construction: the prefix memo keys a message by the hash of its walk.
+ * counts nothing: each step records what it would add in h instead (a text, a constant, an
+ * image's source, a JSON value's tree), tagged, a string by its length and XXH3-128 hash, so
+ * that no two different sequences of steps run together. Two messages that hash alike
+ * therefore count alike, by construction: the prefix memo keys a message by the hash of its
+ * walk. The records gather in a small buffer; a full buffer is folded into its own hash.
  */
+typedef struct hbuf {
+    unsigned char b[512];
+    size_t n;
+} hbuf;
+
 typedef struct counter {
     const tok_enc *e;
     const char *model;
     tok_count_result *out;
-    XXH3_state_t *h; /* NULL: counting */
+    hbuf *h; /* NULL: counting */
     int failed;
 } counter;
 
+/* The buffer's hash, as 16 canonical bytes. */
+static void h_digest(const hbuf *h, uint8_t out[16])
+{
+    XXH128_canonicalFromHash((XXH128_canonical_t *)out, XXH3_128bits(h->b, h->n));
+}
+
 static void h_bytes(counter *c, const void *p, size_t n)
 {
-    if (XXH3_128bits_update(c->h, p, n) != XXH_OK)
-        c->failed = 1;
+    hbuf *h = c->h;
+
+    if (h->n + n > sizeof(h->b)) { /* n is at most a record (25 bytes) */
+        h_digest(h, h->b);
+        h->n = 16;
+    }
+    memcpy(h->b + h->n, p, n);
+    h->n += n;
 }
 
 static void h_u64(counter *c, int tag, uint64_t v)
@@ -54,14 +74,17 @@ static void h_u64(counter *c, int tag, uint64_t v)
     h_bytes(c, b, sizeof(b));
 }
 
-/* A tag, then a string's length and bytes; NULL is told apart from "". */
+/* A tag, then a string's length and hash; NULL is told apart from "". */
 static void h_str(counter *c, int tag, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
+    uint8_t k[16];
 
     h_u64(c, tag, s != NULL ? (uint64_t)n : UINT64_MAX);
-    if (n > 0)
-        h_bytes(c, s, n);
+    if (n > 0) {
+        XXH128_canonicalFromHash((XXH128_canonical_t *)k, XXH3_128bits(s, n));
+        h_bytes(c, k, 16);
+    }
 }
 
 /* Feeds the JSON tree at v: what cJSON prints for it is a function of what this feeds. */
@@ -478,29 +501,32 @@ typedef struct conv {
     uint8_t (*keys)[16]; /* keys[0]: the seed and the system prompt; keys[i + 1]: message i */
 } conv;
 
-/* Fills v->keys, n + 1 of them: the chain of hashes over the messages' boundaries. */
+/*
+ * Fills v->keys, n + 1 of them, a chain: keys[0] is the hash of the seed (a version, the
+ * encoding's name, the API) and the system prompt's steps; keys[i + 1] the hash of keys[i]
+ * and message i's steps.
+ */
 static int chain_keys(const counter *c, conv *v)
 {
     static const char seed[] = "tokengate prefix counts 1";
-    XXH3_state_t st;
-    counter h = {c->e, c->model, NULL, &st, 0};
+    hbuf b = {.n = 0};
+    counter h = {c->e, c->model, NULL, &b, 0};
     const cJSON *m;
     size_t i = 0;
 
-    XXH3_128bits_reset(&st);
-    h_bytes(&h, seed, sizeof(seed));
+    h_str(&h, 's', seed);
     h_str(&h, 's', tok_name(c->e));
     h_u64(&h, 'p', (uint64_t)v->api);
     if (v->system != NULL)
         anthropic_content(&h, v->system);
-    XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[0], XXH3_128bits_digest(&st));
+    h_digest(&b, v->keys[0]);
     cJSON_ArrayForEach(m, v->msgs)
     {
-        XXH3_128bits_reset(&st);
-        h_bytes(&h, v->keys[i], 16);
+        memcpy(b.b, v->keys[i], 16);
+        b.n = 16;
         v->message(&h, m);
         i++;
-        XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[i], XXH3_128bits_digest(&st));
+        h_digest(&b, v->keys[i]);
     }
     return h.failed ? -1 : 0;
 }
