@@ -47,17 +47,19 @@ typedef struct counter {
     int failed;
 } counter;
 
-/* The buffer's hash, as 16 canonical bytes. */
+/* The buffer's hash, as 16 bytes (in the machine's order: the keys never leave the process). */
 static void h_digest(const hbuf *h, uint8_t out[16])
 {
-    XXH128_canonicalFromHash((XXH128_canonical_t *)out, XXH3_128bits(h->b, h->n));
+    XXH128_hash_t d = XXH3_128bits(h->b, h->n);
+
+    memcpy(out, &d, 16);
 }
 
 static void h_bytes(counter *c, const void *p, size_t n)
 {
     hbuf *h = c->h;
 
-    if (h->n + n > sizeof(h->b)) { /* n is at most a record (25 bytes) */
+    if (h->n + n > sizeof(h->b)) { /* n is at most 16 */
         h_digest(h, h->b);
         h->n = 16;
     }
@@ -74,17 +76,17 @@ static void h_u64(counter *c, int tag, uint64_t v)
     h_bytes(c, b, sizeof(b));
 }
 
-/* A tag, then a string's length and hash; NULL is told apart from "". */
+/* A tag, then a string's length and its bytes (up to 16) or hash; NULL is told apart from "". */
 static void h_str(counter *c, int tag, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
-    uint8_t k[16];
 
     h_u64(c, tag, s != NULL ? (uint64_t)n : UINT64_MAX);
-    if (n > 0) {
-        XXH128_canonicalFromHash((XXH128_canonical_t *)k, XXH3_128bits(s, n));
-        h_bytes(c, k, 16);
-    }
+    if (n > 16) {
+        XXH128_hash_t d = XXH3_128bits(s, n);
+        h_bytes(c, &d, 16);
+    } else if (n > 0)
+        h_bytes(c, s, n);
 }
 
 /* Feeds the JSON tree at v: what cJSON prints for it is a function of what this feeds. */
@@ -499,6 +501,7 @@ typedef struct conv {
     const cJSON *system, *msgs;
     void (*message)(counter *c, const cJSON *m);
     uint8_t (*keys)[16]; /* keys[0]: the seed and the system prompt; keys[i + 1]: message i */
+    const cJSON **items; /* items[i]: message i (with the keys) */
 } conv;
 
 /*
@@ -522,6 +525,7 @@ static int chain_keys(const counter *c, conv *v)
     h_digest(&b, v->keys[0]);
     cJSON_ArrayForEach(m, v->msgs)
     {
+        v->items[i] = m;
         memcpy(b.b, v->keys[i], 16);
         b.n = 16;
         v->message(&h, m);
@@ -572,7 +576,7 @@ static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo
         if (have && known && pv.tokens <= next)
             t = next - pv.tokens;
         else
-            t = alone(c, v, cJSON_GetArrayItem(v->msgs, j), 0);
+            t = alone(c, v, v->items[j], 0);
         if ((uint32_t)j < parts->cap)
             parts->messages[j] = scaled(t, factor);
         next = pv.tokens;
@@ -593,7 +597,8 @@ static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo
 static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON *msgs,
                        double factor, const tok_count_opts *opts)
 {
-    conv v = {api, system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message, NULL};
+    conv v = {api, system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message, NULL,
+              NULL};
     const tok_prefix_memo *memo = opts != NULL ? opts->memo : NULL;
     tok_count_parts *parts = opts != NULL ? opts->parts : NULL;
     int n = cJSON_GetArraySize(msgs), base = -1;
@@ -603,8 +608,16 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
 
     if (memo != NULL && (memo->get == NULL || memo->put == NULL))
         memo = NULL;
-    if (memo != NULL && ((v.keys = malloc(((size_t)n + 1) * 16)) == NULL || chain_keys(c, &v)))
-        memo = NULL;
+    if (memo != NULL) {
+        v.keys = malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
+        if (v.keys == NULL)
+            memo = NULL;
+        else {
+            v.items = (const cJSON **)(v.keys + n + 1);
+            if (chain_keys(c, &v) != 0)
+                memo = NULL;
+        }
+    }
     for (int j = n; memo != NULL && j >= (system == NULL); j--)
         if (memo->get(memo->arg, v.keys[j], &pv) == 1) {
             base = j;
@@ -629,7 +642,7 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
         }
         base = 0;
     }
-    m = cJSON_GetArrayItem(msgs, base);
+    m = base == 0 ? msgs->child : memo != NULL && base < n ? v.items[base] : NULL;
     for (int i = base; i < n && m != NULL; i++, m = m->next) {
         before = c->out->tokens;
         v.message(c, m);
