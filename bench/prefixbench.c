@@ -235,8 +235,10 @@ int main(int argc, char **argv)
     }
     make_conv(&c, &v, turns);
     printf("rounds %d per figure, piece cache %s; memo on: turn t counted after turn t - 1 "
-           "filled a fresh memo\n\n",
-           rounds, cold ? "emptied before each count" : "warm");
+           "filled a fresh memo; text of turn 1: %zu bytes, added by turn %d: %zu bytes\n\n",
+           rounds, cold ? "emptied before each count" : "warm",
+           strlen(v.system) + strlen(v.user[0]), turns,
+           strlen(v.answer[turns - 2]) + strlen(v.user[turns - 1]));
     printf("| API | encoding | memo | turn 1 tokens | turn 1 median / p99 us | turn %d tokens | "
            "turn %d median / p99 us | turn %d / turn 1 (median) | turn %d again, median / p99 us |\n",
            turns, turns, turns, turns);
