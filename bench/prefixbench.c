@@ -3,7 +3,8 @@
  * a growing conversation, with the prefix-count memo (cache/prefixcount.c) on and off, for
  * cl100k_base and o200k_base, OpenAI chat and Anthropic Messages.
  *
- * usage: tokengate-prefixbench [--rounds N] [--turns T] [--corpus DIR] [--cold] [--memo-only]
+ * usage: tokengate-prefixbench [--rounds N] [--turns T] [--corpus DIR] [--cold] [--idle]
+ *                              [--memo-only]
  *
  * The conversation: a system prompt, then turns of a user message (300 to 900 bytes) and an
  * answer (600 to 2,400 bytes), each whole lines of the corpus's four files in turn (prose,
@@ -136,16 +137,22 @@ struct figure {
     uint64_t tokens;
 };
 
-/* Times counting turn t, memo off (0) or on (1; 2: after the same request), over rounds
- * rounds. */
+/*
+ * Times counting turn t, memo off (0) or on (1; 2: after the same request), over rounds
+ * rounds. Before each timed count, the same untimed work in every case: a count of turn
+ * busy_turn's body (memo on: turn t - 1, or t itself for 2, into the fresh memo; else with no
+ * memo), as a worker counts other requests between a client's turns (busy_turn 0: none).
+ */
 static struct figure measure(const struct conv *v, const tok_enc *e, tok_api api,
-                             const char *model, int t, int memo_on, int rounds, int cold)
+                             const char *model, int t, int memo_on, int rounds, int cold,
+                             int busy_turn)
 {
     cJSON *body = body_of(v, api, model, t);
     char *text = cJSON_PrintUnformatted(body);
     cJSON *prev = memo_on == 2 ? body_of(v, api, model, t) /* the same request again */
                   : t > 1      ? body_of(v, api, model, t - 1)
                                : NULL;
+    cJSON *busy = busy_turn > 0 ? body_of(v, api, model, busy_turn) : NULL;
     double *us = malloc(sizeof(double) * (size_t)rounds);
     struct figure f = {0};
     tok_count_result r;
@@ -162,6 +169,9 @@ static struct figure measure(const struct conv *v, const tok_enc *e, tok_api api
             if (prev != NULL && tok_count_request_ex(e, api, prev, model, 1.0, &o, &r) != 0)
                 exit(1);
         }
+        if ((!memo_on || prev == NULL) && busy != NULL &&
+            tok_count_request(e, api, busy, model, 1.0, &r) != 0)
+            exit(1);
         if (cold)
             tok_cache_clear();
         /* parsed right before it is counted, as the gate does: its text is in the CPU's cache */
@@ -187,13 +197,14 @@ static struct figure measure(const struct conv *v, const tok_enc *e, tok_api api
     free(text);
     cJSON_Delete(body);
     cJSON_Delete(prev);
+    cJSON_Delete(busy);
     return f;
 }
 
 int main(int argc, char **argv)
 {
     const char *dir = "../shared/corpus";
-    int rounds = 300, turns = 50, cold = 0, only_on = 0;
+    int rounds = 300, turns = 50, cold = 0, only_on = 0, busy = 1;
     struct corpus c = {0};
     struct conv v;
     static const struct {
@@ -215,11 +226,13 @@ int main(int argc, char **argv)
             dir = argv[++i];
         else if (strcmp(argv[i], "--cold") == 0)
             cold = 1;
+        else if (strcmp(argv[i], "--idle") == 0)
+            busy = 0;
         else if (strcmp(argv[i], "--memo-only") == 0)
             only_on = 1; /* for profiling */
         else {
             fprintf(stderr, "usage: tokengate-prefixbench [--rounds N] [--turns T] "
-                            "[--corpus DIR] [--cold] [--memo-only]\n");
+                            "[--corpus DIR] [--cold] [--idle] [--memo-only]\n");
             return 2;
         }
     }
@@ -234,11 +247,27 @@ int main(int argc, char **argv)
             return 1;
     }
     make_conv(&c, &v, turns);
-    printf("rounds %d per figure, piece cache %s; memo on: turn t counted after turn t - 1 "
-           "filled a fresh memo; text of turn 1: %zu bytes, added by turn %d: %zu bytes\n\n",
-           rounds, cold ? "emptied before each count" : "warm",
-           strlen(v.system) + strlen(v.user[0]), turns,
-           strlen(v.answer[turns - 2]) + strlen(v.user[turns - 1]));
+    {
+        /* what turn T adds to turn T - 1, in tokens (o200k_base, chat) */
+        const tok_enc *e = tok_encoding("o200k_base");
+        cJSON *b1 = body_of(&v, TOK_API_CHAT, "gpt-4o", turns - 1);
+        cJSON *b2 = body_of(&v, TOK_API_CHAT, "gpt-4o", turns);
+        tok_count_result r1, r2;
+        if (e == NULL || tok_count_request(e, TOK_API_CHAT, b1, "gpt-4o", 1.0, &r1) != 0 ||
+            tok_count_request(e, TOK_API_CHAT, b2, "gpt-4o", 1.0, &r2) != 0)
+            return 1;
+        printf("rounds %d per figure, piece cache %s, %s; memo on: turn t counted after turn "
+               "t - 1 filled a fresh memo; text of turn 1: %zu bytes, added by turn %d: %zu bytes "
+               "(o200k_base: %llu tokens more than turn %d)\n\n",
+               rounds, cold ? "emptied before each count" : "warm",
+               busy ? "each count after an untimed count of another request (turn T - 1)"
+                    : "nothing counted between the timed counts but the memo's fill",
+               strlen(v.system) + strlen(v.user[0]), turns,
+               strlen(v.answer[turns - 2]) + strlen(v.user[turns - 1]),
+               (unsigned long long)(r2.tokens - r1.tokens), turns - 1);
+        cJSON_Delete(b1);
+        cJSON_Delete(b2);
+    }
     printf("| API | encoding | memo | turn 1 tokens | turn 1 median / p99 us | turn %d tokens | "
            "turn %d median / p99 us | turn %d / turn 1 (median) | turn %d again, median / p99 us |\n",
            turns, turns, turns, turns);
@@ -248,17 +277,18 @@ int main(int argc, char **argv)
         if (e == NULL)
             return 1;
         for (int memo_on = only_on; memo_on <= 1; memo_on++) {
+            int bt = busy ? turns - 1 : 0;
             struct figure a = measure(&v, e, cases[k].api, cases[k].model, 1, memo_on, rounds,
-                                      cold);
+                                      cold, bt);
             struct figure b = measure(&v, e, cases[k].api, cases[k].model, turns, memo_on,
-                                      rounds, cold);
+                                      rounds, cold, bt);
             printf("| %s | %s | %s | %llu | %.1f / %.1f | %llu | %.1f / %.1f | %.2fx |",
                    cases[k].name, cases[k].encoding, memo_on ? "on" : "off",
                    (unsigned long long)a.tokens, a.median, a.p99, (unsigned long long)b.tokens,
                    b.median, b.p99, b.median / a.median);
             if (memo_on) { /* turn T sent again whole: the keys' hashing and one lookup */
                 struct figure r = measure(&v, e, cases[k].api, cases[k].model, turns, 2, rounds,
-                                          cold);
+                                          cold, bt);
                 printf(" %.1f / %.1f |\n", r.median, r.p99);
             } else
                 printf(" - |\n");
