@@ -13,10 +13,11 @@
  * turn t's body. Memo on: a fresh table, into which turn t - 1's body is counted (untimed: the
  * request before), then turn t's body is counted through it (timed): the cost a gate pays when a
  * client sends its next turn. The body counted is parsed from its text right before each count
- * (untimed), as the gate parses a request and then counts it. Each figure is over N rounds (default 300) after 5 untimed ones;
- * the piece cache of the tokenizer stays warm (the same text every round: tokenizing at its
- * fastest, so what the memo adds shows most), or with --cold is emptied before each timed count.
- * Prints a Markdown table: median and p99 microseconds per count, and turn T over turn 1.
+ * (untimed), as the gate parses a request and then counts it. Each figure is over N rounds (default
+ * 300) after 5 untimed ones; the piece cache of the tokenizer stays warm (the same text every
+ * round: tokenizing at its fastest, so what the memo adds shows most), or with --cold is emptied
+ * before each timed count. Prints a Markdown table: median and p99 microseconds per count, and turn
+ * T over turn 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,9 +144,8 @@ struct figure {
  * busy_turn's body (memo on: turn t - 1, or t itself for 2, into the fresh memo; else with no
  * memo), as a worker counts other requests between a client's turns (busy_turn 0: none).
  */
-static struct figure measure(const struct conv *v, const tok_enc *e, tok_api api,
-                             const char *model, int t, int memo_on, int rounds, int cold,
-                             int busy_turn)
+static struct figure measure(const struct conv *v, const tok_enc *e, tok_api api, const char *model,
+                             int t, int memo_on, int rounds, int cold, int busy_turn)
 {
     cJSON *body = body_of(v, api, model, t);
     char *text = cJSON_PrintUnformatted(body);
@@ -268,9 +268,10 @@ int main(int argc, char **argv)
         cJSON_Delete(b1);
         cJSON_Delete(b2);
     }
-    printf("| API | encoding | memo | turn 1 tokens | turn 1 median / p99 us | turn %d tokens | "
-           "turn %d median / p99 us | turn %d / turn 1 (median) | turn %d again, median / p99 us |\n",
-           turns, turns, turns, turns);
+    printf(
+        "| API | encoding | memo | turn 1 tokens | turn 1 median / p99 us | turn %d tokens | "
+        "turn %d median / p99 us | turn %d / turn 1 (median) | turn %d again, median / p99 us |\n",
+        turns, turns, turns, turns);
     printf("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         const tok_enc *e = tok_encoding(cases[k].encoding);
@@ -278,17 +279,17 @@ int main(int argc, char **argv)
             return 1;
         for (int memo_on = only_on; memo_on <= 1; memo_on++) {
             int bt = busy ? turns - 1 : 0;
-            struct figure a = measure(&v, e, cases[k].api, cases[k].model, 1, memo_on, rounds,
-                                      cold, bt);
-            struct figure b = measure(&v, e, cases[k].api, cases[k].model, turns, memo_on,
-                                      rounds, cold, bt);
+            struct figure a =
+                measure(&v, e, cases[k].api, cases[k].model, 1, memo_on, rounds, cold, bt);
+            struct figure b =
+                measure(&v, e, cases[k].api, cases[k].model, turns, memo_on, rounds, cold, bt);
             printf("| %s | %s | %s | %llu | %.1f / %.1f | %llu | %.1f / %.1f | %.2fx |",
                    cases[k].name, cases[k].encoding, memo_on ? "on" : "off",
                    (unsigned long long)a.tokens, a.median, a.p99, (unsigned long long)b.tokens,
                    b.median, b.p99, b.median / a.median);
             if (memo_on) { /* turn T sent again whole: the keys' hashing and one lookup */
-                struct figure r = measure(&v, e, cases[k].api, cases[k].model, turns, 2, rounds,
-                                          cold, bt);
+                struct figure r =
+                    measure(&v, e, cases[k].api, cases[k].model, turns, 2, rounds, cold, bt);
                 printf(" %.1f / %.1f |\n", r.median, r.p99);
             } else
                 printf(" - |\n");

@@ -597,8 +597,8 @@ static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo
 static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON *msgs,
                        double factor, const tok_count_opts *opts)
 {
-    conv v = {api, system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message, NULL,
-              NULL};
+    conv v = {api,  system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message,
+              NULL, NULL};
     const tok_prefix_memo *memo = opts != NULL ? opts->memo : NULL;
     tok_count_parts *parts = opts != NULL ? opts->parts : NULL;
     int n = cJSON_GetArraySize(msgs), base = -1;
@@ -656,8 +656,7 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     free(v.keys);
 }
 
-static int count_messages(counter *c, const cJSON *body, double factor,
-                          const tok_count_opts *opts)
+static int count_messages(counter *c, const cJSON *body, double factor, const tok_count_opts *opts)
 {
     const cJSON *msgs = cJSON_GetObjectItem(body, "messages"), *tools, *t;
     const char *choice;
