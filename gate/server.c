@@ -339,14 +339,13 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
                                     ? conf->routing.classifier_max_entries
                                     : 10000);
     srv.rstats = rstats_new();
-    /* the prefix-count memo, kept across reloads (they set its cap; turning it on takes a
-     * restart, turning it off stops its use) */
-    if (conf->cache.prefix_counts)
-        srv.prefix = prefixcount_new(conf->cache.prefix_max_entries > 0
-                                         ? conf->cache.prefix_max_entries
-                                         : PREFIXCOUNT_DEFAULT_MAX);
-    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL ||
-        (conf->cache.prefix_counts && srv.prefix == NULL)) {
+    /* the prefix-count memo: made even when cache.prefix_counts is off (its cap is then 0 and
+     * a reload may turn it on), kept across reloads, which set its cap (reload.c); sharded
+     * by the cap it would have on */
+    srv.prefix = prefixcount_new(prefixcount_conf_cap(1, conf->cache.prefix_max_entries));
+    prefixcount_set_cap(srv.prefix, prefixcount_conf_cap(conf->cache.prefix_counts,
+                                                         conf->cache.prefix_max_entries));
+    if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.prefix == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
