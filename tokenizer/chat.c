@@ -606,7 +606,7 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     const cJSON *m;
     uint64_t before;
 
-    if (memo != NULL && (memo->get == NULL || memo->put == NULL))
+    if (memo != NULL && (memo->get == NULL || memo->put == NULL || n > TOK_PREFIX_MAX_MESSAGES))
         memo = NULL;
     if (memo != NULL) {
         v.keys = malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));

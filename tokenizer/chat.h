@@ -77,6 +77,10 @@ typedef struct tok_prefix_memo {
     void *arg;
 } tok_prefix_memo;
 
+/* A conversation of more messages is counted without the memo (its keys would take 24 bytes a
+ * message, and its boundaries would crowd the memo). */
+#define TOK_PREFIX_MAX_MESSAGES 100000
+
 typedef struct tok_count_opts {
     const tok_prefix_memo *memo; /* or NULL */
     tok_count_parts *parts;      /* or NULL */

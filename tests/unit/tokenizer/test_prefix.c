@@ -24,6 +24,7 @@ struct tmemo {
     int n, next, cap;
     int gets, hits, puts;
     int forget_all_but_last; /* keeps only the last put: the boundaries in between are lost */
+    int blind;               /* counts the calls, keeps nothing */
 };
 
 static int tmemo_get(void *arg, const uint8_t key[16], tok_prefix_val *out)
@@ -31,6 +32,8 @@ static int tmemo_get(void *arg, const uint8_t key[16], tok_prefix_val *out)
     struct tmemo *t = arg;
 
     t->gets++;
+    if (t->blind)
+        return 0;
     for (int i = 0; i < t->n; i++)
         if (memcmp(t->key[i], key, 16) == 0) {
             *out = t->val[i];
@@ -46,6 +49,8 @@ static void tmemo_put(void *arg, const uint8_t key[16], const tok_prefix_val *v)
     int i;
 
     t->puts++;
+    if (t->blind)
+        return;
     if (t->forget_all_but_last)
         t->n = t->next = 0;
     for (i = 0; i < t->n; i++)
@@ -659,6 +664,36 @@ START_TEST(shapes_that_count_alike_share)
 }
 END_TEST
 
+/* Past TOK_PREFIX_MAX_MESSAGES messages the memo is left alone: the same count, no lookup. */
+START_TEST(long_conversation_without_memo)
+{
+    const tok_enc *e = enc("o200k_base");
+    tok_prefix_memo memo;
+    struct tmemo *t = tmemo_new(&memo);
+    cJSON *body = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(body, "messages");
+    tok_count_opts o = {.memo = &memo};
+    tok_count_result r1, r2;
+
+    t->blind = 1;
+    for (int i = 0; i <= TOK_PREFIX_MAX_MESSAGES; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", "x");
+        cJSON_AddItemToArray(msgs, m);
+    }
+    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &o, &r1), 0);
+    ck_assert_int_eq(t->gets + t->puts, 0);
+    ck_assert_int_eq(tok_count_request(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &r2), 0);
+    ck_assert_uint_eq(r1.tokens, r2.tokens);
+    /* one message fewer: the memo is used */
+    cJSON_DeleteItemFromArray(msgs, 0);
+    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &o, &r1), 0);
+    ck_assert_int_eq(t->puts, TOK_PREFIX_MAX_MESSAGES);
+    cJSON_Delete(body);
+    free(t);
+}
+END_TEST
+
 static void add_conv_tests(TCase *t)
 {
     int n = (int)(sizeof(conv_cases) / sizeof(conv_cases[0]));
@@ -667,6 +702,7 @@ static void add_conv_tests(TCase *t)
     tcase_add_loop_test(t, conversation_memo_with_gaps, 0, n);
     tcase_add_test(t, shapes_do_not_collide);
     tcase_add_test(t, shapes_that_count_alike_share);
+    tcase_add_test(t, long_conversation_without_memo);
 }
 
 static Suite *prefix_suite(void)
