@@ -26,7 +26,7 @@ struct pc_node {
 struct pc_shard {
     pthread_mutex_t mu;
     struct pc_node **buckets;
-    size_t nbuckets; /* a power of two */
+    size_t nbuckets;    /* a power of two */
     struct pc_node lru; /* the list's head: lru.next the newest, lru.prev the oldest */
     int64_t n, cap;
     uint64_t hits, misses, evictions;

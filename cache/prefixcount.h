@@ -17,6 +17,12 @@ struct prefixcount;
 /* cache.prefix_counts.max_entries when the config leaves it 0 */
 #define PREFIXCOUNT_DEFAULT_MAX 1000000
 
+/* The cap the config asks for: max_entries (0: the default), or 0 when the memo is off. */
+static inline int64_t prefixcount_conf_cap(int enabled, int64_t max_entries)
+{
+    return !enabled ? 0 : max_entries > 0 ? max_entries : PREFIXCOUNT_DEFAULT_MAX;
+}
+
 /* A table of at most max_entries counts (0 or less: it keeps none); NULL when out of memory.
  * About 90 bytes an entry. */
 struct prefixcount *prefixcount_new(int64_t max_entries);

@@ -300,8 +300,9 @@ int gate_reload(struct gate_server *srv, char *msg, size_t msglen)
     /* the caches' new caps: entries past them go now, oldest use first */
     cache_store_set_caps(srv->responses, c->cache.max_bytes, c->cache.max_entry_bytes);
     cache_store_set_caps(srv->tools, c->cache.tools_max_bytes, c->cache.tools_max_entry_bytes);
-    prefixcount_set_cap(srv->prefix, c->cache.prefix_max_entries > 0 ? c->cache.prefix_max_entries
-                                                                     : PREFIXCOUNT_DEFAULT_MAX);
+    /* the prefix-count memo's new cap (0 when it is turned off: its entries go) */
+    prefixcount_set_cap(srv->prefix,
+                        prefixcount_conf_cap(c->cache.prefix_counts, c->cache.prefix_max_entries));
     pthread_mutex_lock(&srv->conf_mu);
     srv->conf_live = c; /* its reference moves here; cur's stays with us until the end */
     gen = ++srv->conf_gen;

@@ -357,15 +357,14 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
     srv.tools = cache_store_new(conf->cache.tools_max_bytes, conf->cache.tools_max_entry_bytes);
     srv.cstats = calloc(1, sizeof(*srv.cstats));
-    /* the prefix-count memo, kept across reloads (they set its cap; turning it on takes a
-     * restart, turning it off stops its use) */
-    if (conf->cache.prefix_counts)
-        srv.prefix = prefixcount_new(conf->cache.prefix_max_entries > 0
-                                         ? conf->cache.prefix_max_entries
-                                         : PREFIXCOUNT_DEFAULT_MAX);
+    /* the prefix-count memo: made even when cache.prefix_counts is off (its cap is then 0 and
+     * a reload may turn it on), kept across reloads, which set its cap (reload.c); sharded
+     * by the cap it would have on */
+    srv.prefix = prefixcount_new(prefixcount_conf_cap(1, conf->cache.prefix_max_entries));
+    prefixcount_set_cap(srv.prefix, prefixcount_conf_cap(conf->cache.prefix_counts,
+                                                         conf->cache.prefix_max_entries));
     if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
-        srv.tools == NULL || srv.cstats == NULL || srv.mcp == NULL ||
-        (conf->cache.prefix_counts && srv.prefix == NULL)) {
+        srv.tools == NULL || srv.cstats == NULL || srv.mcp == NULL || srv.prefix == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }

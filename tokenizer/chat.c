@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xxh_x86dispatch.h> /* the library's XXH3, on AVX2 or AVX-512 where the CPU has them */
+#endif
 
 /* OpenAI's chat format: <|start|>{role/name}\n{content}<|end|>\n costs 3 tokens a message,
  * a name one more, and the reply is primed with <|start|>assistant<|message|>: 3 tokens. */
@@ -26,23 +28,43 @@
 
 /*
  * A counter walks a request in one of two modes. Counting adds tokens to out. Hashing (h set)
- * counts nothing: each step feeds what it would add into h instead (a text, a constant, an
- * image's source, a JSON value's tree), tagged and length-prefixed so that no two different
- * sequences of steps run together. Two messages that hash alike therefore count alike, by
- * construction: the prefix memo keys a message by the hash of its walk.
+ * counts nothing: each step records what it would add in h instead (a text, a constant, an
+ * image's source, a JSON value's tree), tagged, a string by its length and XXH3-128 hash, so
+ * that no two different sequences of steps run together. Two messages that hash alike
+ * therefore count alike, by construction: the prefix memo keys a message by the hash of its
+ * walk. The records gather in a small buffer; a full buffer is folded into its own hash.
  */
+typedef struct hbuf {
+    unsigned char b[512];
+    size_t n;
+} hbuf;
+
 typedef struct counter {
     const tok_enc *e;
     const char *model;
     tok_count_result *out;
-    XXH3_state_t *h; /* NULL: counting */
+    hbuf *h; /* NULL: counting */
     int failed;
 } counter;
 
+/* The buffer's hash, as 16 bytes (in the machine's order: the keys never leave the process). */
+static void h_digest(const hbuf *h, uint8_t out[16])
+{
+    XXH128_hash_t d = XXH3_128bits(h->b, h->n);
+
+    memcpy(out, &d, 16);
+}
+
 static void h_bytes(counter *c, const void *p, size_t n)
 {
-    if (XXH3_128bits_update(c->h, p, n) != XXH_OK)
-        c->failed = 1;
+    hbuf *h = c->h;
+
+    if (h->n + n > sizeof(h->b)) { /* n is at most 16 */
+        h_digest(h, h->b);
+        h->n = 16;
+    }
+    memcpy(h->b + h->n, p, n);
+    h->n += n;
 }
 
 static void h_u64(counter *c, int tag, uint64_t v)
@@ -54,13 +76,16 @@ static void h_u64(counter *c, int tag, uint64_t v)
     h_bytes(c, b, sizeof(b));
 }
 
-/* A tag, then a string's length and bytes; NULL is told apart from "". */
+/* A tag, then a string's length and its bytes (up to 16) or hash; NULL is told apart from "". */
 static void h_str(counter *c, int tag, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
 
     h_u64(c, tag, s != NULL ? (uint64_t)n : UINT64_MAX);
-    if (n > 0)
+    if (n > 16) {
+        XXH128_hash_t d = XXH3_128bits(s, n);
+        h_bytes(c, &d, 16);
+    } else if (n > 0)
         h_bytes(c, s, n);
 }
 
@@ -476,31 +501,36 @@ typedef struct conv {
     const cJSON *system, *msgs;
     void (*message)(counter *c, const cJSON *m);
     uint8_t (*keys)[16]; /* keys[0]: the seed and the system prompt; keys[i + 1]: message i */
+    const cJSON **items; /* items[i]: message i (with the keys) */
 } conv;
 
-/* Fills v->keys, n + 1 of them: the chain of hashes over the messages' boundaries. */
+/*
+ * Fills v->keys, n + 1 of them, a chain: keys[0] is the hash of the seed (a version, the
+ * encoding's name, the API) and the system prompt's steps; keys[i + 1] the hash of keys[i]
+ * and message i's steps.
+ */
 static int chain_keys(const counter *c, conv *v)
 {
     static const char seed[] = "tokengate prefix counts 1";
-    XXH3_state_t st;
-    counter h = {c->e, c->model, NULL, &st, 0};
+    hbuf b = {.n = 0};
+    counter h = {c->e, c->model, NULL, &b, 0};
     const cJSON *m;
     size_t i = 0;
 
-    XXH3_128bits_reset(&st);
-    h_bytes(&h, seed, sizeof(seed));
+    h_str(&h, 's', seed);
     h_str(&h, 's', tok_name(c->e));
     h_u64(&h, 'p', (uint64_t)v->api);
     if (v->system != NULL)
         anthropic_content(&h, v->system);
-    XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[0], XXH3_128bits_digest(&st));
+    h_digest(&b, v->keys[0]);
     cJSON_ArrayForEach(m, v->msgs)
     {
-        XXH3_128bits_reset(&st);
-        h_bytes(&h, v->keys[i], 16);
+        v->items[i] = m;
+        memcpy(b.b, v->keys[i], 16);
+        b.n = 16;
         v->message(&h, m);
         i++;
-        XXH128_canonicalFromHash((XXH128_canonical_t *)v->keys[i], XXH3_128bits_digest(&st));
+        h_digest(&b, v->keys[i]);
     }
     return h.failed ? -1 : 0;
 }
@@ -546,7 +576,7 @@ static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo
         if (have && known && pv.tokens <= next)
             t = next - pv.tokens;
         else
-            t = alone(c, v, cJSON_GetArrayItem(v->msgs, j), 0);
+            t = alone(c, v, v->items[j], 0);
         if ((uint32_t)j < parts->cap)
             parts->messages[j] = scaled(t, factor);
         next = pv.tokens;
@@ -567,7 +597,8 @@ static void earlier_parts(counter *c, const conv *v, const tok_prefix_memo *memo
 static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON *msgs,
                        double factor, const tok_count_opts *opts)
 {
-    conv v = {api, system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message, NULL};
+    conv v = {api,  system, msgs, api == TOK_API_CHAT ? chat_message : anthropic_message,
+              NULL, NULL};
     const tok_prefix_memo *memo = opts != NULL ? opts->memo : NULL;
     tok_count_parts *parts = opts != NULL ? opts->parts : NULL;
     int n = cJSON_GetArraySize(msgs), base = -1;
@@ -575,10 +606,18 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     const cJSON *m;
     uint64_t before;
 
-    if (memo != NULL && (memo->get == NULL || memo->put == NULL))
+    if (memo != NULL && (memo->get == NULL || memo->put == NULL || n > TOK_PREFIX_MAX_MESSAGES))
         memo = NULL;
-    if (memo != NULL && ((v.keys = malloc(((size_t)n + 1) * 16)) == NULL || chain_keys(c, &v)))
-        memo = NULL;
+    if (memo != NULL) {
+        v.keys = malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
+        if (v.keys == NULL)
+            memo = NULL;
+        else {
+            v.items = (const cJSON **)(v.keys + n + 1);
+            if (chain_keys(c, &v) != 0)
+                memo = NULL;
+        }
+    }
     for (int j = n; memo != NULL && j >= (system == NULL); j--)
         if (memo->get(memo->arg, v.keys[j], &pv) == 1) {
             base = j;
@@ -603,7 +642,7 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
         }
         base = 0;
     }
-    m = cJSON_GetArrayItem(msgs, base);
+    m = base == 0 ? msgs->child : memo != NULL && base < n ? v.items[base] : NULL;
     for (int i = base; i < n && m != NULL; i++, m = m->next) {
         before = c->out->tokens;
         v.message(c, m);
@@ -617,8 +656,7 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     free(v.keys);
 }
 
-static int count_messages(counter *c, const cJSON *body, double factor,
-                          const tok_count_opts *opts)
+static int count_messages(counter *c, const cJSON *body, double factor, const tok_count_opts *opts)
 {
     const cJSON *msgs = cJSON_GetObjectItem(body, "messages"), *tools, *t;
     const char *choice;

@@ -61,10 +61,14 @@ typedef struct tok_count_parts {
 
 /*
  * A memo of the counts of message prefixes (cache/prefixcount.c), so that a conversation sent
- * again each turn is tokenized only in its new messages. The key is a 128-bit hash chained
- * over the messages (each message's every key and value, in order) seeded with the encoding's
- * name and the API: the count of messages [0, i] is found by the key of message i. A value is
- * the count of the prefix as tok_count_result's members (before the factor).
+ * again each turn is tokenized only in its new messages. The key is a 128-bit hash (XXH3-128)
+ * chained over the messages, seeded with the encoding's name and the API (and, for Messages,
+ * the system prompt): each message is hashed over every step of its count, in order (each text
+ * it reads, each overhead, each image's source, each JSON value counted as text), tagged, so
+ * that messages that hash alike count alike. The count of messages [0, i] is found by the key
+ * of message i (for Messages, the key before message 0 holds the system prompt's count). A
+ * value is the count of the prefix as tok_count_result's members (before the factor). Keys
+ * are in the machine's byte order: they never leave the process.
  */
 typedef struct tok_prefix_val {
     uint64_t tokens, image_tokens;
@@ -76,6 +80,10 @@ typedef struct tok_prefix_memo {
     void (*put)(void *arg, const uint8_t key[16], const tok_prefix_val *v);
     void *arg;
 } tok_prefix_memo;
+
+/* A conversation of more messages is counted without the memo (its keys would take 24 bytes a
+ * message, and its boundaries would crowd the memo). */
+#define TOK_PREFIX_MAX_MESSAGES 100000
 
 typedef struct tok_count_opts {
     const tok_prefix_memo *memo; /* or NULL */

@@ -3,7 +3,8 @@
  * API shape. Anything that parses as JSON is counted without a crash, a leak or a sanitizer
  * report; what does not parse is refused by the parser before counting. And the count through
  * a prefix memo (cache/prefixcount.c) is the plain count, with the same parts: with a fresh
- * memo (cold), again (warm), and with a memo that every input before has filled.
+ * memo (cold), again (warm), with a memo that every input before has filled, and for its
+ * conversation grown one message at a time through one memo.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +46,35 @@ static void same_as_plain(const tok_enc *e, tok_api api, const cJSON *body, cons
         abort();
 }
 
+/* The body's conversation grown message by message (at most 16), each turn counted through one
+ * memo: the same as the plain count, turn by turn (hits at every earlier boundary). */
+static void turn_by_turn(const tok_enc *e, tok_api api, const cJSON *body, const char *model)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    int n = cJSON_GetArraySize(msgs);
+    struct prefixcount *pc;
+
+    if (!cJSON_IsArray(msgs) || n < 2 || n > 16 || (pc = prefixcount_new(1000)) == NULL)
+        return;
+    for (int k = 1; k <= n; k++) {
+        cJSON *b = cJSON_Duplicate(body, 1), *m;
+        uint64_t a0[PCAP];
+        tok_count_parts p0 = {.messages = a0, .cap = PCAP};
+        tok_count_opts o0 = {.parts = &p0};
+        tok_count_result r0;
+        int rc;
+        if (b == NULL)
+            abort();
+        m = cJSON_GetObjectItemCaseSensitive(b, "messages");
+        while (cJSON_GetArraySize(m) > k)
+            cJSON_DeleteItemFromArray(m, k);
+        rc = tok_count_request_ex(e, api, b, model, 1.25, &o0, &r0);
+        same_as_plain(e, api, b, model, rc, &r0, &p0, pc);
+        cJSON_Delete(b);
+    }
+    prefixcount_free(pc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cJSON *body = cJSON_ParseWithLength((const char *)data, size);
@@ -78,6 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         same_as_plain(e, (tok_api)api, body, model, rc, &r, &p0, cold); /* warm */
         same_as_plain(e, (tok_api)api, body, model, rc, &r, &p0, shared);
         prefixcount_free(cold);
+        if (api == TOK_API_CHAT || api == TOK_API_MESSAGES)
+            turn_by_turn(e, (tok_api)api, body, model);
     }
     cJSON_Delete(body);
     return 0;

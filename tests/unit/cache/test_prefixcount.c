@@ -24,7 +24,9 @@ static void key_of(uint64_t i, uint8_t key[16])
 static void put(const tok_prefix_memo *m, uint64_t i)
 {
     uint8_t k[16];
-    tok_prefix_val v = {.tokens = i * 3 + 1, .image_tokens = i, .images = (uint32_t)i % 7,
+    tok_prefix_val v = {.tokens = i * 3 + 1,
+                        .image_tokens = i,
+                        .images = (uint32_t)i % 7,
                         .estimated = (uint32_t)i % 3};
 
     key_of(i, k);

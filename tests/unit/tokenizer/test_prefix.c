@@ -24,6 +24,7 @@ struct tmemo {
     int n, next, cap;
     int gets, hits, puts;
     int forget_all_but_last; /* keeps only the last put: the boundaries in between are lost */
+    int blind;               /* counts the calls, keeps nothing */
 };
 
 static int tmemo_get(void *arg, const uint8_t key[16], tok_prefix_val *out)
@@ -31,6 +32,8 @@ static int tmemo_get(void *arg, const uint8_t key[16], tok_prefix_val *out)
     struct tmemo *t = arg;
 
     t->gets++;
+    if (t->blind)
+        return 0;
     for (int i = 0; i < t->n; i++)
         if (memcmp(t->key[i], key, 16) == 0) {
             *out = t->val[i];
@@ -46,6 +49,8 @@ static void tmemo_put(void *arg, const uint8_t key[16], const tok_prefix_val *v)
     int i;
 
     t->puts++;
+    if (t->blind)
+        return;
     if (t->forget_all_but_last)
         t->n = t->next = 0;
     for (i = 0; i < t->n; i++)
@@ -97,14 +102,15 @@ static uint64_t up(uint64_t n, double f)
 }
 
 #define CHAT_MSG0 "{\"role\":\"system\",\"content\":\"You answer in short sentences.\"}"
-#define CHAT_MSG1 "{\"role\":\"user\",\"name\":\"ada\",\"content\":\"What is the weather in Paris?\"}"
+#define CHAT_MSG1                                                                                  \
+    "{\"role\":\"user\",\"name\":\"ada\",\"content\":\"What is the weather in Paris?\"}"
 #define CHAT_MSG2                                                                                  \
-    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"          \
-    "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":"          \
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"            \
+    "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":"           \
     "\\\"Paris\\\"}\"}}]}"
 #define CHAT_MSG3 "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"18 C, light rain\"}"
 #define CHAT_TOOLS                                                                                 \
-    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"The "       \
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"The "        \
     "weather of a city.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":" \
     "\"string\",\"description\":\"The city\"}}}}}]"
 
@@ -112,8 +118,9 @@ START_TEST(parts_chat)
 {
     const char *msgs[] = {CHAT_MSG0, CHAT_MSG1, CHAT_MSG2, CHAT_MSG3};
     const tok_enc *e = enc("o200k_base");
-    cJSON *body = cJSON_Parse("{\"model\":\"gpt-4o\",\"tools\":" CHAT_TOOLS ",\"messages\":["
-                              CHAT_MSG0 "," CHAT_MSG1 "," CHAT_MSG2 "," CHAT_MSG3 "]}");
+    cJSON *body =
+        cJSON_Parse("{\"model\":\"gpt-4o\",\"tools\":" CHAT_TOOLS ",\"messages\":[" CHAT_MSG0
+                    "," CHAT_MSG1 "," CHAT_MSG2 "," CHAT_MSG3 "]}");
     uint64_t arr[8], sum = 0;
     tok_count_parts parts = {.messages = arr, .cap = 8};
     tok_count_opts opts = {.parts = &parts};
@@ -133,11 +140,10 @@ START_TEST(parts_chat)
         sum += parts.messages[i];
     }
     ck_assert_uint_gt(parts.messages[1], 3 + 1); /* its name's extra token is in it */
-    ck_assert_uint_eq(parts.tools,
-                      r.tokens - plain(e, TOK_API_CHAT,
-                                       "{\"messages\":[" CHAT_MSG0 "," CHAT_MSG1 "," CHAT_MSG2
-                                       "," CHAT_MSG3 "]}",
-                                       "gpt-4o", 1.0));
+    ck_assert_uint_eq(parts.tools, r.tokens - plain(e, TOK_API_CHAT,
+                                                    "{\"messages\":[" CHAT_MSG0 "," CHAT_MSG1
+                                                    "," CHAT_MSG2 "," CHAT_MSG3 "]}",
+                                                    "gpt-4o", 1.0));
     ck_assert_uint_gt(parts.tools, 0);
     /* OpenAI chat: the parts and the reply's priming make the total exactly */
     ck_assert_uint_eq(sum + parts.tools + 3, r.tokens);
@@ -148,14 +154,14 @@ END_TEST
 #define ANT_SYSTEM "[{\"type\":\"text\",\"text\":\"You are a careful travel assistant.\"}]"
 #define ANT_MSG0 "{\"role\":\"user\",\"content\":\"Book me a train from Lyon to Paris.\"}"
 #define ANT_MSG1                                                                                   \
-    "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Searching.\"},{\"type\":" \
-    "\"tool_use\",\"id\":\"t1\",\"name\":\"find_trains\",\"input\":{\"from\":\"Lyon\",\"to\":"    \
+    "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Searching.\"},{\"type\":"  \
+    "\"tool_use\",\"id\":\"t1\",\"name\":\"find_trains\",\"input\":{\"from\":\"Lyon\",\"to\":"     \
     "\"Paris\"}}]}"
 #define ANT_MSG2                                                                                   \
-    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\","           \
+    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\","            \
     "\"content\":\"TGV 6604 at 10:04\"}]}"
 #define ANT_TOOLS                                                                                  \
-    "[{\"name\":\"find_trains\",\"description\":\"Trains between two cities\",\"input_schema\":"  \
+    "[{\"name\":\"find_trains\",\"description\":\"Trains between two cities\",\"input_schema\":"   \
     "{\"type\":\"object\",\"properties\":{\"from\":{\"type\":\"string\"}}}}]"
 
 START_TEST(parts_messages_with_factor)
@@ -163,8 +169,8 @@ START_TEST(parts_messages_with_factor)
     const char *msgs[] = {ANT_MSG0, ANT_MSG1, ANT_MSG2};
     const double f = 1.15;
     const tok_enc *e = enc("cl100k_base");
-    cJSON *body = cJSON_Parse("{\"system\":" ANT_SYSTEM ",\"tools\":" ANT_TOOLS ",\"messages\":["
-                              ANT_MSG0 "," ANT_MSG1 "," ANT_MSG2 "]}");
+    cJSON *body = cJSON_Parse("{\"system\":" ANT_SYSTEM ",\"tools\":" ANT_TOOLS
+                              ",\"messages\":[" ANT_MSG0 "," ANT_MSG1 "," ANT_MSG2 "]}");
     uint64_t arr[2];
     tok_count_parts parts = {.messages = arr, .cap = 2}; /* one message past the cap */
     tok_count_opts opts = {.parts = &parts};
@@ -180,8 +186,8 @@ START_TEST(parts_messages_with_factor)
     ck_assert_uint_eq(parts.nmessages, 2);
     /* each part is its own count times the factor, rounded up */
     ck_assert_uint_eq(parts.system,
-                      up(plain(e, TOK_API_MESSAGES,
-                               "{\"system\":" ANT_SYSTEM ",\"messages\":[]}", "claude", 1.0) -
+                      up(plain(e, TOK_API_MESSAGES, "{\"system\":" ANT_SYSTEM ",\"messages\":[]}",
+                               "claude", 1.0) -
                              3,
                          f));
     for (int i = 0; i < 2; i++) {
@@ -189,10 +195,10 @@ START_TEST(parts_messages_with_factor)
         ck_assert_uint_eq(parts.messages[i],
                           up(plain(e, TOK_API_MESSAGES, one, "claude", 1.0) - 3, f));
     }
-    no_tools = plain(e, TOK_API_MESSAGES,
-                     "{\"system\":" ANT_SYSTEM ",\"messages\":[" ANT_MSG0 "," ANT_MSG1 "," ANT_MSG2
-                     "]}",
-                     "claude", 1.0);
+    no_tools =
+        plain(e, TOK_API_MESSAGES,
+              "{\"system\":" ANT_SYSTEM ",\"messages\":[" ANT_MSG0 "," ANT_MSG1 "," ANT_MSG2 "]}",
+              "claude", 1.0);
     ck_assert_uint_eq(parts.tools,
                       up(plain(e, TOK_API_MESSAGES,
                                "{\"system\":" ANT_SYSTEM ",\"tools\":" ANT_TOOLS
@@ -214,8 +220,7 @@ START_TEST(parts_other_apis_are_zero)
     tok_count_opts opts = {.parts = &parts};
     tok_count_result r;
 
-    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_RESPONSES, body, "gpt-4o", 1.0, &opts, &r),
-                     0);
+    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_RESPONSES, body, "gpt-4o", 1.0, &opts, &r), 0);
     ck_assert_uint_gt(r.tokens, 0);
     ck_assert_uint_eq(parts.tools + parts.system + parts.nmessages, 0);
     /* no messages array: refused, the parts empty */
@@ -231,11 +236,11 @@ END_TEST
 #define TURNS 50
 
 static const char *const words[] = {
-    "the",     "budget",   "request", "model",    "cache",   "token",    "agent",   "review",
-    "Paris",   "fifteen",  "quickly", "careful",  "résumé",  "naïve",    "東京",    "données",
-    "schema",  "function", "error",   "retry",    "latency", "window",   "p99",     "2026-12-06",
-    "{json}",  "a\tb",     "line\n",  "émigré",   "straße",  "über",     "café",    "42",
-    "because", "however",  "meeting", "contract", "deploy",  "rollback", "Москва",  "😀",
+    "the",     "budget",   "request", "model",    "cache",   "token",    "agent",  "review",
+    "Paris",   "fifteen",  "quickly", "careful",  "résumé",  "naïve",    "東京",   "données",
+    "schema",  "function", "error",   "retry",    "latency", "window",   "p99",    "2026-12-06",
+    "{json}",  "a\tb",     "line\n",  "émigré",   "straße",  "über",     "café",   "42",
+    "because", "however",  "meeting", "contract", "deploy",  "rollback", "Москва", "😀",
 };
 
 /* A sentence of n words, different for each seed. */
@@ -257,8 +262,8 @@ static char *sentence(unsigned seed, int n)
 static char *png_url(int w, int h)
 {
     static char url[128];
-    unsigned char png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
-                             'I',  'H', 'D', 'R'};
+    unsigned char png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                             0,    0,   0,   13,  'I',  'H',  'D',  'R'};
     unsigned char b64[64];
 
     png[16] = (unsigned char)(w >> 24), png[17] = (unsigned char)(w >> 16);
@@ -293,8 +298,8 @@ static void chat_user(cJSON *msgs, int t)
         p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "type", "image_url");
         img = cJSON_AddObjectToObject(p, "image_url");
-        cJSON_AddStringToObject(img, "url", t % 10 == 2 ? png_url(300 + t, 900 - t)
-                                                        : "https://example.invalid/a.png");
+        cJSON_AddStringToObject(
+            img, "url", t % 10 == 2 ? png_url(300 + t, 900 - t) : "https://example.invalid/a.png");
         cJSON_AddStringToObject(img, "detail", t % 4 == 0 ? "low" : "high");
         cJSON_AddItemToArray(parts, p);
     } else
@@ -315,8 +320,8 @@ static void chat_answer(cJSON *msgs, int t)
             cJSON *c = cJSON_CreateObject(), *fn;
             char id[32], args[4200];
             snprintf(id, sizeof(id), "call_%d_%d", t, k);
-            snprintf(args, sizeof(args), "{\"query\":\"%s\",\"n\":%d}", sentence((unsigned)t + 77, 4),
-                     t);
+            snprintf(args, sizeof(args), "{\"query\":\"%s\",\"n\":%d}",
+                     sentence((unsigned)t + 77, 4), t);
             cJSON_AddStringToObject(c, "id", id);
             cJSON_AddStringToObject(c, "type", "function");
             fn = cJSON_AddObjectToObject(c, "function");
@@ -555,9 +560,8 @@ START_TEST(conversation_turn_by_turn)
         tok_count_opts o = {.memo = &memo};
         body = request(c->api, c->model, msgs, sys);
         t->hits = 0;
-        ck_assert_int_eq(tok_count_request_ex(enc(other), c->api, body, c->model, c->factor, &o,
-                                              &r),
-                         0);
+        ck_assert_int_eq(
+            tok_count_request_ex(enc(other), c->api, body, c->model, c->factor, &o, &r), 0);
         ck_assert_int_eq(t->hits, 0);
         cJSON_Delete(body);
     }
@@ -660,6 +664,36 @@ START_TEST(shapes_that_count_alike_share)
 }
 END_TEST
 
+/* Past TOK_PREFIX_MAX_MESSAGES messages the memo is left alone: the same count, no lookup. */
+START_TEST(long_conversation_without_memo)
+{
+    const tok_enc *e = enc("o200k_base");
+    tok_prefix_memo memo;
+    struct tmemo *t = tmemo_new(&memo);
+    cJSON *body = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(body, "messages");
+    tok_count_opts o = {.memo = &memo};
+    tok_count_result r1, r2;
+
+    t->blind = 1;
+    for (int i = 0; i <= TOK_PREFIX_MAX_MESSAGES; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", "x");
+        cJSON_AddItemToArray(msgs, m);
+    }
+    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &o, &r1), 0);
+    ck_assert_int_eq(t->gets + t->puts, 0);
+    ck_assert_int_eq(tok_count_request(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &r2), 0);
+    ck_assert_uint_eq(r1.tokens, r2.tokens);
+    /* one message fewer: the memo is used */
+    cJSON_DeleteItemFromArray(msgs, 0);
+    ck_assert_int_eq(tok_count_request_ex(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &o, &r1), 0);
+    ck_assert_int_eq(t->puts, TOK_PREFIX_MAX_MESSAGES);
+    cJSON_Delete(body);
+    free(t);
+}
+END_TEST
+
 static void add_conv_tests(TCase *t)
 {
     int n = (int)(sizeof(conv_cases) / sizeof(conv_cases[0]));
@@ -668,6 +702,7 @@ static void add_conv_tests(TCase *t)
     tcase_add_loop_test(t, conversation_memo_with_gaps, 0, n);
     tcase_add_test(t, shapes_do_not_collide);
     tcase_add_test(t, shapes_that_count_alike_share);
+    tcase_add_test(t, long_conversation_without_memo);
 }
 
 static Suite *prefix_suite(void)
