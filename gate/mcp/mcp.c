@@ -30,6 +30,7 @@
 #include "gate/core/worker.h"
 #include "gate/http/headbuf.h"
 #include "gate/mcp/mcp-int.h"
+#include "gate/pipeline/cachescope.h"
 #include "gate/pipeline/filter.h"
 #include "gate/pipeline/pipeline.h"
 #include "gate/pipeline/source.h"
@@ -132,8 +133,6 @@ static enum stage_rc mcp_parse(struct gate_req *req)
 
 /* ---- authenticate ------------------------------------------------------------------------ */
 
-static const char *credential(const struct gate_req *req, size_t *len);
-
 /* The gate key, as for models (spend_authenticate: 401). A refused key is answered and counted
  * as there, but leaves no ledger row: the MCP proxy bills nothing, and req_finish settles
  * nothing for a request past REQ_SETTLING. An open gate (no org) has no keys of its own, but
@@ -142,7 +141,7 @@ static const char *credential(const struct gate_req *req, size_t *len);
 static enum stage_rc mcp_auth(struct gate_req *req)
 {
     size_t len = 0;
-    const char *c = credential(req, &len);
+    const char *c = spend_presented_key(req, &len);
 
     req->phase = REQ_SETTLING;
     if (spend_authenticate(req) < 0) {
@@ -162,34 +161,12 @@ static enum stage_rc mcp_auth(struct gate_req *req)
 
 /* ---- server: which, and who calls ---------------------------------------------------------- */
 
-/* The credential the client presents (Authorization's bearer token, else x-api-key). */
-static const char *credential(const struct gate_req *req, size_t *len)
-{
-    const struct http_header *h = req_header(req, "authorization");
-    const char *v;
-
-    if (h != NULL) {
-        v = h->value;
-        if (strncasecmp(v, "bearer ", 7) == 0)
-            v += 7;
-        while (*v == ' ')
-            v++;
-        *len = h->value_len - (size_t)(v - h->value);
-        return v;
-    }
-    if ((h = req_header(req, "x-api-key")) != NULL) {
-        *len = h->value_len;
-        return h->value;
-    }
-    return NULL;
-}
-
 /* "key:" and the first 16 hex digits of the SHA-256 of the client's credential ("key:none"
  * without one): an open gate's scope, as the response cache's. */
 static void key_label(const struct gate_req *req, char *out, size_t cap)
 {
     size_t len = 0;
-    const char *c = credential(req, &len);
+    const char *c = spend_presented_key(req, &len);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
 
@@ -208,7 +185,6 @@ static enum stage_rc mcp_server(struct gate_req *req)
     const char *name = req->msg.path + MCP_PREFIX_LEN;
     size_t len = req->msg.path_len - MCP_PREFIX_LEN;
     char msg[200], label[40], scope[600];
-    int fits = 1;
 
     if (len > 0 && name[len - 1] == '/')
         len--;
@@ -221,31 +197,20 @@ static enum stage_rc mcp_server(struct gate_req *req)
     key_label(req, label, sizeof(label));
     m->level = CONF_LEVEL_AGENT;
     m->agent = "-";
-    if (req->agent >= 0 && book != NULL) {
-        /* results are shared within the policy's cache scope (agent unless it says), labelled
-         * as the response cache and /v1/tool-cache label theirs */
+    {
+        /* results are shared within the policy's cache scope (agent unless it says), one rule
+         * for every cache (cachescope.h); no scope to keep them apart by: not cached ("") */
         enum conf_level lv = budget_cache_policy(book, req->agent).scope;
-        const char *at = lv == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(book, req->agent, lv);
-        if (lv == CONF_LEVEL_ORG) {
-            snprintf(scope, sizeof(scope), "org");
-        } else if (at != NULL) {
-            fits = snprintf(scope, sizeof(scope), "%s:%s", conf_level_name(lv), at) <
-                   (int)sizeof(scope);
-        } else {
-            lv = CONF_LEVEL_AGENT; /* no scope of that level above the agent: its own */
-            budget_scope_label(book, req->agent, scope, sizeof(scope));
-            fits = strlen(scope) + 1 < sizeof(scope);
-        }
+        const char *sc = cache_scope_label(req, lv, &lv, scope, sizeof(scope));
         m->level = lv;
+        m->scope = sc != NULL ? arena_str(req, sc) : "";
+    }
+    if (req->agent >= 0 && book != NULL) {
         m->agent = budget_scope_name(book, req->agent);
-        /* a label cut short could name two scopes: such a caller's results are not cached */
-        m->scope = fits ? arena_str(req, scope) : "";
         const char *team = budget_scope_at_level(book, req->agent, CONF_LEVEL_TEAM);
         for (int i = 0; team != NULL && i < m->srv->nteams; i++)
             if (strcmp(m->srv->teams[i].team, team) == 0)
                 m->team = &m->srv->teams[i];
-    } else {
-        m->scope = arena_str(req, label);
     }
     /* sessions belong to the key that opened them */
     snprintf(m->owner, sizeof(m->owner), "%s", req->key_id[0] ? req->key_id : label);

@@ -17,8 +17,8 @@
 #include "cache/prompt.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/fallback.h"
+#include "gate/pipeline/cachescope.h"
 #include "gate/pipeline/req.h"
-#include "gate/server.h"
 #include "gate/util/arena.h"
 
 #define GET cJSON_GetObjectItemCaseSensitive
@@ -46,44 +46,6 @@ int promptprep_wanted(const struct gate_req *req)
     struct conf_policy_cache pc = budget_cache_policy(req->w->srv->book, req->agent);
     return (anthropic_target(req) && pc.prompt_anthropic) ||
            (openai_target(req) && pc.prompt_openai_key);
-}
-
-/*
- * The label of req's scope at level lv ("agent:crawler", "team:search", "org"), written into
- * buf. An open gate, or a request with no agent: "key:" and the first 16 hex digits of the
- * SHA-256 of the client's credential (so that two clients with two provider keys never share),
- * "key:none" without one.
- */
-static const char *scope_label(const struct gate_req *req, enum conf_level lv, char *buf,
-                               size_t cap)
-{
-    struct budget_book *b = req->w->srv->book;
-
-    if (b != NULL && req->agent >= 0) {
-        int s = req->agent;
-        for (int hops = 0; s >= 0 && hops < 8 && budget_scope_level(b, s) != lv; hops++)
-            s = budget_scope_parent(b, s);
-        return budget_scope_label(b, s >= 0 ? s : req->agent, buf, cap);
-    }
-    for (const struct api_key_header *k = api_client_keys(req->client_api); k->name; k++) {
-        const struct http_header *h = req_header(req, k->name);
-        if (h == NULL)
-            continue;
-        const char *v = h->value;
-        size_t sl = k->scheme != NULL ? strlen(k->scheme) : 0;
-        if (sl > 0 && h->value_len > sl && strncasecmp(v, k->scheme, sl) == 0)
-            for (v += sl; *v == ' ';)
-                v++;
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        if (EVP_Digest(v, h->value_len - (size_t)(v - h->value), md, &n, EVP_sha256(), NULL) != 1)
-            break;
-        snprintf(buf, cap, "key:%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3],
-                 md[4], md[5], md[6], md[7]);
-        return buf;
-    }
-    snprintf(buf, cap, "key:none");
-    return buf;
 }
 
 /* Breakpoints on doc, an Anthropic Messages body. */
@@ -137,7 +99,11 @@ int promptprep_apply(struct gate_req *req, cJSON *doc, int *changed)
         return breakpoints(req, doc, pc.prompt_ttl_1h, changed);
     if (openai_target(req) && pc.prompt_openai_key && GET(doc, "prompt_cache_key") == NULL) {
         char label[320], key[40];
-        prompt_cache_key(scope_label(req, pc.prompt_scope, label, sizeof(label)), key);
+        enum conf_level lv;
+        const char *sc = cache_scope_label(req, pc.prompt_scope, &lv, label, sizeof(label));
+        if (sc == NULL)
+            return 0; /* nothing to name the tenant by: no key rather than a shared one */
+        prompt_cache_key(sc, key);
         if (cJSON_AddStringToObject(doc, "prompt_cache_key", key) == NULL)
             return -1;
         req->cache.prompt_key = 1;

@@ -32,40 +32,12 @@
 #include "gate/core/worker.h"
 #include "gate/pipeline/source.h"
 #include "gate/pipeline/spend.h"
+#include "gate/pipeline/cachescope.h"
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
 #include "gate/util/clock.h"
 
 static const char *const key_skip[] = {"stream", "stream_options", NULL};
-
-/* The scope label entries of req are shared within, in the arena (NULL: out of memory). */
-static const char *scope_label(struct gate_req *req, enum conf_level lv)
-{
-    struct budget_book *book = req->w->srv->book;
-    char buf[300];
-
-    if (book != NULL && req->agent >= 0) {
-        const char *name = budget_scope_at_level(book, req->agent, lv);
-
-        if (lv == CONF_LEVEL_ORG)
-            snprintf(buf, sizeof(buf), "org");
-        else
-            snprintf(buf, sizeof(buf), "%s:%s", conf_level_name(lv), name ? name : "");
-    } else {
-        /* an open gate: the client's own credential is its tenant */
-        unsigned char h[32];
-        unsigned int hn = 0;
-        size_t len = 0;
-        const char *k = spend_presented_key(req, &len);
-        int n = snprintf(buf, sizeof(buf), "key:");
-
-        if (EVP_Digest(k ? k : "", k ? len : 0, h, &hn, EVP_sha256(), NULL) != 1)
-            return NULL;
-        for (int i = 0; i < 8; i++)
-            n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%02x", h[i]);
-    }
-    return arena_strndup(req->arena, buf, strlen(buf));
-}
 
 int stage_cache_key(struct gate_req *req, const char *target, char **key, size_t *klen)
 {
@@ -238,8 +210,17 @@ enum stage_rc stage_cache(struct gate_req *req)
     no_store |= cache_control_has(req, "no-store");
     no_lookup = cache_control_has(req, "no-cache");
 
-    if ((req->cache.scope = scope_label(req, (enum conf_level)req->cache.level)) == NULL)
-        return bypass(req, "out of memory");
+    {
+        char label[320];
+        enum conf_level lv;
+        const char *sc = cache_scope_label(req, (enum conf_level)req->cache.level, &lv, label,
+                                           sizeof(label));
+        if (sc == NULL)
+            return bypass(req, "no credential or scope to keep its entries apart by");
+        req->cache.level = (int)lv;
+        if ((req->cache.scope = arena_strndup(req->arena, sc, strlen(sc))) == NULL)
+            return bypass(req, "out of memory");
+    }
     if (stage_cache_key(req, req->cm->name, &req->cache.key, &req->cache.klen) < 0)
         return bypass(req, "the request is too large or too deep to cache");
     req->cache.ttl_ms = pc.ttl_ms < req->conf->cache.max_ttl_ms ? pc.ttl_ms

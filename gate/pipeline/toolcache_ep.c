@@ -18,6 +18,7 @@
 #include "cache/store.h"
 #include "cache/toolcache.h"
 #include "gate/core/worker.h"
+#include "gate/pipeline/cachescope.h"
 #include "gate/pipeline/req.h"
 #include "gate/pipeline/spend.h"
 #include "gate/util/arena.h"
@@ -85,48 +86,6 @@ static const char *allowlist(const struct conf_cache *cc, char *buf, size_t cap)
         n += (size_t)w;
     }
     return buf;
-}
-
-/* The scope level the caller's policy shares cached entries within (cache.scope). */
-static enum conf_level policy_level(struct gate_req *req)
-{
-    return budget_cache_policy(req->w->srv->book, req->agent).scope;
-}
-
-/* The scope label entries are shared within ("team:search"), in the arena, and its level; or
- * NULL when the caller has none (an open gate's client with no credential). */
-static const char *scope_label(struct gate_req *req, enum conf_level *level)
-{
-    struct budget_book *b = req->w->srv->book;
-    char buf[300];
-
-    *level = CONF_LEVEL_AGENT;
-    if (b == NULL || req->agent < 0) {
-        /* an open gate: the client's credential, so that two clients never share */
-        unsigned char md[SHA256_DIGEST_LENGTH];
-        size_t len = 0;
-        const char *cred = spend_presented_key(req, &len);
-        if (cred == NULL || len == 0)
-            return NULL;
-        SHA256((const unsigned char *)cred, len, md);
-        memcpy(buf, "key:", 4);
-        for (int i = 0; i < 8; i++)
-            snprintf(buf + 4 + 2 * i, 3, "%02x", md[i]);
-        return arena_strndup(req->arena, buf, 20);
-    }
-    *level = policy_level(req);
-    const char *name =
-        *level == CONF_LEVEL_ORG ? NULL : budget_scope_at_level(b, req->agent, *level);
-    if (*level == CONF_LEVEL_ORG)
-        snprintf(buf, sizeof(buf), "org");
-    else if (name != NULL)
-        snprintf(buf, sizeof(buf), "%s:%s", conf_level_name(*level), name);
-    else {
-        /* no scope of that level above the agent: the narrowest there is, its own */
-        *level = CONF_LEVEL_AGENT;
-        budget_scope_label(b, req->agent, buf, sizeof(buf));
-    }
-    return arena_strndup(req->arena, buf, strlen(buf));
 }
 
 /* The operation from the method and the path's tail; the tool's name into req->cache.tool.
@@ -406,7 +365,11 @@ static enum stage_rc run(struct gate_req *req)
         return answer_error(req, 403, "permission_error", "tool_not_cacheable",
                             arena_strndup(req->arena, msg, strlen(msg)), NULL);
     }
-    const char *scope = scope_label(req, &lv);
+    char label[320];
+    const char *scope = cache_scope_label(
+        req, budget_cache_policy(req->w->srv->book, req->agent).scope, &lv, label, sizeof(label));
+    if (scope != NULL)
+        scope = arena_strndup(req->arena, scope, strlen(scope));
     if (scope == NULL) {
         req->decision = REQ_DECISION_UNAUTHENTICATED;
         return answer_error(req, 401, "authentication_error", "invalid_api_key",
