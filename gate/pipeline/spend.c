@@ -614,7 +614,11 @@ static void fill_rec(struct gate_req *req, struct ledger_rec *rec, int64_t token
         .model = req->model,
         .served_model = req->upstream_model ? req->upstream_model : req->model,
         .provider = req->prov ? req->prov->name : NULL,
-        .status = req->status ? req->status : req->up_status ? req->up_status : 499,
+        /* the status the client gets: a whole answer's head is written after this record */
+        .status = req->status          ? req->status
+                  : req->rt.client_status ? req->rt.client_status
+                  : req->up_status     ? req->up_status
+                                       : 499,
         .stream = req->stream,
         .in_own = req->tc.enc ? req->tc.input : -1,
         .out_own = req->tc.enc ? (int64_t)req->tc.output : -1,

@@ -178,6 +178,8 @@ test('miss then hit: the hit reaches no provider, is charged nothing and moves n
   assert.equal(rec.status, 200);
   const row = await ledgerRow(gate, id);
   assert.equal(row.tokens_charged ?? row.tokens, 0, JSON.stringify(row));
+  assert.equal(row.status, 200, 'the ledger row has the status the client got');
+  assert.equal(row.cache, 'hit', JSON.stringify(row));
   assert.equal((await budgetOf(gate, 'org')).used_tokens, used, 'a hit moved the org budget');
   assert.equal((await budgetOf(gate, 'agent:a1')).used_tokens, agentUsed);
   assert.equal((await budgetOf(gate, 'org')).reserved_tokens, 0);
