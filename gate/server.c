@@ -27,6 +27,7 @@
 
 #include "cache/cstats.h"
 #include "cache/store.h"
+#include "cache/toolstats.h"
 #include "gate/admin/admin.h"
 #include "gate/admin/status.h"
 #include "gate/budget/budget.h"
@@ -219,6 +220,8 @@ static void server_free(struct gate_server *srv)
     srv->tools = NULL;
     free(srv->cstats);
     srv->cstats = NULL;
+    toolstats_free(srv->toolstats);
+    srv->toolstats = NULL;
     prefixcount_free(srv->prefix);
     srv->prefix = NULL;
 }
@@ -357,6 +360,7 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     srv.responses = cache_store_new(conf->cache.max_bytes, conf->cache.max_entry_bytes);
     srv.tools = cache_store_new(conf->cache.tools_max_bytes, conf->cache.tools_max_entry_bytes);
     srv.cstats = calloc(1, sizeof(*srv.cstats));
+    srv.toolstats = toolstats_new();
     /* the prefix-count memo: made even when cache.prefix_counts is off (its cap is then 0 and
      * a reload may turn it on), kept across reloads, which set its cap (reload.c); sharded
      * by the cap it would have on */
@@ -364,7 +368,8 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     prefixcount_set_cap(srv.prefix, prefixcount_conf_cap(conf->cache.prefix_counts,
                                                          conf->cache.prefix_max_entries));
     if (srv.health == NULL || srv.labels == NULL || srv.rstats == NULL || srv.responses == NULL ||
-        srv.tools == NULL || srv.cstats == NULL || srv.mcp == NULL || srv.prefix == NULL) {
+        srv.tools == NULL || srv.cstats == NULL || srv.toolstats == NULL || srv.mcp == NULL ||
+        srv.prefix == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }

@@ -1,7 +1,6 @@
 /*
  * metrics: the gate's counters and budgets in Prometheus' text format. See metrics.h.
  */
-#include "gate/mcp/mcp.h"
 #include "gate/admin/metrics.h"
 
 #include <event2/buffer.h>
@@ -9,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cache/toolstats.h"
 #include "gate/admin/cachemetrics.h"
 #include "gate/budget/budget.h"
 #include "gate/budget/ledger.h"
@@ -23,7 +23,7 @@ struct metrics_ctx {
     struct evbuffer *out;
 };
 
-/* routing's metrics (health.h, rstats.h) are written through this */
+/* routing's metrics (health.h, rstats.h) and the tool calls' are written through this */
 static void metric_line(void *arg, const char *line, size_t len)
 {
     evbuffer_add(arg, line, len);
@@ -150,7 +150,7 @@ void gate_metrics_write(struct gate_server *srv, struct evbuffer *b)
                             (unsigned long long)ls[0], (unsigned long long)ls[1],
                             (unsigned long long)ls[2], (unsigned long long)ls[3]);
     }
-    mcp_metrics_write(srv, b);
+    toolstats_write(srv->toolstats, metric_line, b);
     cache_metrics_write(srv, b);
     free(t);
 }

@@ -38,6 +38,7 @@ struct spend_wait;
 struct cache_store;
 struct prefixcount;
 struct cache_stats;
+struct toolstats;
 struct mcp_hub;
 struct pipeline;
 
@@ -128,6 +129,7 @@ struct gate_server {
     struct cache_store *tools;     /* tool results and MCP tools/list (cache/toolcache.h) */
     struct prefixcount *prefix;    /* prefix token counts (cache/prefixcount.h) */
     struct cache_stats *cstats;    /* their counters (cache/cstats.h); never NULL once started */
+    struct toolstats *toolstats;   /* tool calls by server, tool and agent (cache/toolstats.h) */
     struct mcp_hub *mcp;           /* the MCP proxy's sessions and counters (gate/mcp/mcp.h) */
     const struct pipeline *mcp_pipeline; /* its stage table, for /mcp/ paths (req.c) */
 };

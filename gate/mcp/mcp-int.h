@@ -21,7 +21,6 @@ struct resp_filter_type;
 #define MCP_SESSIONS_MAX 10000   /* session ids remembered; past it the least recently used goes */
 #define MCP_SESSION_ID_MAX 128   /* a longer id from a server is not bound (nor usable) */
 #define MCP_OWNER_MAX 48         /* "key_...", "agent:NAME" hashed, "key:" + 16 hex */
-#define MCP_STATS_MAX 1024       /* (server, tool, agent) rows; past it counted under "_other" */
 #define MCP_LABEL_MAX 64         /* a label's value is cut to this */
 #define MCP_KEY_MAX (256 * 1024) /* a cache key (the arguments' canonical text) */
 
@@ -79,10 +78,6 @@ enum mcp_bind mcp_session_check(struct mcp_hub *h, const char *server, const cha
 int mcp_session_bind(struct mcp_hub *h, const char *server, const char *id, size_t len,
                      const char *owner);
 void mcp_session_drop(struct mcp_hub *h, const char *server, const char *id);
-
-/* Counts one call of tool (tools/call) by agent on server with outcome c. */
-void mcp_count(struct mcp_hub *h, const char *server, const char *tool, const char *agent,
-               enum mcp_cache c);
 
 const char *mcp_cache_name(enum mcp_cache c);
 

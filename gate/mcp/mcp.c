@@ -27,6 +27,7 @@
 #include "cache/cstats.h"
 #include "cache/store.h"
 #include "cache/toolcache.h"
+#include "cache/toolstats.h"
 #include "gate/core/worker.h"
 #include "gate/http/headbuf.h"
 #include "gate/mcp/mcp-int.h"
@@ -451,7 +452,11 @@ static enum stage_rc mcp_policy(struct gate_req *req)
             jsonmem_leave(prev);
             cached(req, m->scope, m->tool, args, ttl);
         }
-        mcp_count(srv->mcp, m->srv->name, m->tool, m->agent, m->cache);
+        if (m->cache != MCP_CACHE_NONE)
+            toolstats_count(srv->toolstats, m->srv->name, m->tool, m->agent,
+                            m->cache == MCP_CACHE_HIT    ? CACHE_HIT
+                            : m->cache == MCP_CACHE_MISS ? CACHE_MISS
+                                                         : CACHE_BYPASS);
     } else if (strcmp(m->method, "tools/list") == 0) {
         /* one list per server (the server sees the gate's credential, whoever asks), cut to
          * the team's tools when it is answered */

@@ -29,10 +29,6 @@ extern const struct pipeline pipeline_mcp;
 struct mcp_hub *mcp_hub_new(void);
 void mcp_hub_free(struct mcp_hub *h);
 
-/* Appends tokengate_tool_calls_total{server,tool,agent,cache} to out (Prometheus text). Safe
- * from any thread; nothing when srv has no hub. */
-void mcp_metrics_write(struct gate_server *srv, struct evbuffer *out);
-
 /* Adds the request's "mcp" object to its log record rec (nothing for a request that is not
  * the MCP proxy's). rec's nodes are allocated where jsonmem says. The parse stage sets it as
  * the request's log_more hook. */

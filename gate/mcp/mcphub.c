@@ -4,7 +4,6 @@
  * one), and calls per (server, tool, agent) for /metrics. Both tables are capped. See
  * mcp-int.h.
  */
-#include <event2/buffer.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,11 +24,6 @@ struct session {
     int live;
 };
 
-struct callrow {
-    char server[MCP_LABEL_MAX + 1], tool[MCP_LABEL_MAX + 1], agent[MCP_LABEL_MAX + 1];
-    uint64_t n[4]; /* by enum mcp_cache */
-};
-
 struct mcp_hub {
     pthread_mutex_t mu;
     struct session *s; /* MCP_SESSIONS_MAX */
@@ -37,8 +31,6 @@ struct mcp_hub {
     int free_head;
     int nlive;
     uint64_t tick;
-    struct callrow *rows; /* MCP_STATS_MAX + 1: the last is "_other" */
-    int nrows;
 };
 
 struct mcp_hub *mcp_hub_new(void)
@@ -48,10 +40,8 @@ struct mcp_hub *mcp_hub_new(void)
     if (h == NULL)
         return NULL;
     h->s = calloc(MCP_SESSIONS_MAX, sizeof(*h->s));
-    h->rows = calloc(MCP_STATS_MAX + 1, sizeof(*h->rows));
-    if (h->s == NULL || h->rows == NULL || pthread_mutex_init(&h->mu, NULL) != 0) {
+    if (h->s == NULL || pthread_mutex_init(&h->mu, NULL) != 0) {
         free(h->s);
-        free(h->rows);
         free(h);
         return NULL;
     }
@@ -60,9 +50,6 @@ struct mcp_hub *mcp_hub_new(void)
     for (int i = 0; i < MCP_SESSIONS_MAX; i++)
         h->s[i].next = i + 1 < MCP_SESSIONS_MAX ? i + 1 : -1;
     h->free_head = 0;
-    snprintf(h->rows[MCP_STATS_MAX].server, MCP_LABEL_MAX + 1, "_other");
-    snprintf(h->rows[MCP_STATS_MAX].tool, MCP_LABEL_MAX + 1, "_other");
-    snprintf(h->rows[MCP_STATS_MAX].agent, MCP_LABEL_MAX + 1, "_other");
     return h;
 }
 
@@ -72,7 +59,6 @@ void mcp_hub_free(struct mcp_hub *h)
         return;
     pthread_mutex_destroy(&h->mu);
     free(h->s);
-    free(h->rows);
     free(h);
 }
 
@@ -185,75 +171,6 @@ void mcp_session_drop(struct mcp_hub *h, const char *server, const char *id)
     pthread_mutex_lock(&h->mu);
     if ((i = find(h, server, id, &prev)) >= 0)
         unlink_slot(h, i, prev);
-    pthread_mutex_unlock(&h->mu);
-}
-
-void mcp_count(struct mcp_hub *h, const char *server, const char *tool, const char *agent,
-               enum mcp_cache c)
-{
-    struct callrow *r = NULL;
-
-    if (h == NULL || (unsigned)c > MCP_CACHE_BYPASS)
-        return;
-    pthread_mutex_lock(&h->mu);
-    for (int i = 0; i < h->nrows && r == NULL; i++)
-        if (strncmp(h->rows[i].tool, tool, MCP_LABEL_MAX) == 0 &&
-            strncmp(h->rows[i].agent, agent, MCP_LABEL_MAX) == 0 &&
-            strncmp(h->rows[i].server, server, MCP_LABEL_MAX) == 0)
-            r = &h->rows[i];
-    if (r == NULL && h->nrows < MCP_STATS_MAX) {
-        r = &h->rows[h->nrows++];
-        snprintf(r->server, sizeof(r->server), "%s", server);
-        snprintf(r->tool, sizeof(r->tool), "%s", tool);
-        snprintf(r->agent, sizeof(r->agent), "%s", agent);
-    }
-    if (r == NULL)
-        r = &h->rows[MCP_STATS_MAX]; /* the table is full: counted, not labelled */
-    r->n[c]++;
-    pthread_mutex_unlock(&h->mu);
-}
-
-/* A label value as Prometheus reads it: backslash, quote and newline escaped. */
-static void label(struct evbuffer *out, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            evbuffer_add_printf(out, "\\%c", *v);
-        else if (*v == '\n')
-            evbuffer_add(out, "\\n", 2);
-        else
-            evbuffer_add(out, v, 1);
-    }
-}
-
-void mcp_metrics_write(struct gate_server *srv, struct evbuffer *out)
-{
-    struct mcp_hub *h = srv->mcp;
-    static const enum mcp_cache shown[] = {MCP_CACHE_HIT, MCP_CACHE_MISS, MCP_CACHE_BYPASS};
-
-    if (h == NULL)
-        return;
-    evbuffer_add_printf(out, "# HELP tokengate_tool_calls_total MCP tools/call requests by "
-                             "server, tool, agent and tool cache outcome.\n"
-                             "# TYPE tokengate_tool_calls_total counter\n");
-    pthread_mutex_lock(&h->mu);
-    for (int i = 0; i <= MCP_STATS_MAX; i++) {
-        const struct callrow *r = &h->rows[i];
-        if (i >= h->nrows && i < MCP_STATS_MAX)
-            continue;
-        for (size_t k = 0; k < sizeof(shown) / sizeof(shown[0]); k++) {
-            if (r->n[shown[k]] == 0)
-                continue;
-            evbuffer_add_printf(out, "tokengate_tool_calls_total{server=\"");
-            label(out, r->server);
-            evbuffer_add_printf(out, "\",tool=\"");
-            label(out, r->tool);
-            evbuffer_add_printf(out, "\",agent=\"");
-            label(out, r->agent);
-            evbuffer_add_printf(out, "\",cache=\"%s\"} %llu\n", mcp_cache_name(shown[k]),
-                                (unsigned long long)r->n[shown[k]]);
-        }
-    }
     pthread_mutex_unlock(&h->mu);
 }
 

@@ -17,6 +17,7 @@
 #include "cache/cstats.h"
 #include "cache/store.h"
 #include "cache/toolcache.h"
+#include "cache/toolstats.h"
 #include "gate/core/worker.h"
 #include "gate/pipeline/cachescope.h"
 #include "gate/pipeline/req.h"
@@ -299,6 +300,17 @@ static enum stage_rc put(struct gate_req *req, const struct canon_buf *key, cJSO
     return respond_doc(req, 200, doc, NULL);
 }
 
+/* Counts a lookup: by scope level (cstats) and by tool and agent (toolstats, server ""). */
+static void count_lookup(struct gate_req *req, enum conf_level lv, enum cache_outcome o)
+{
+    struct gate_server *srv = req->w->srv;
+    const char *agent =
+        srv->book != NULL && req->agent >= 0 ? budget_scope_name(srv->book, req->agent) : "-";
+
+    cache_stats_add(srv->cstats, CACHE_K_TOOL, (int)lv, o);
+    toolstats_count(srv->toolstats, "", req->cache.tool, agent, o);
+}
+
 /* GET and lookup: the result, or a miss. */
 static enum stage_rc get(struct gate_req *req, const struct canon_buf *key, enum conf_level lv)
 {
@@ -311,7 +323,7 @@ static enum stage_rc get(struct gate_req *req, const struct canon_buf *key, enum
     if (data == NULL || len < STAMP) {
         cache_val_release(v);
         req->cache.tool_state = REQ_CACHE_MISS;
-        cache_stats_add(srv->cstats, CACHE_K_TOOL, (int)lv, CACHE_MISS);
+        count_lookup(req, lv, CACHE_MISS);
         return answer_error(req, 404, "not_found_error", "cache_miss",
                             "no cached result for this tool and these arguments",
                             "x-tokengate-cache: miss\r\n");
@@ -321,7 +333,7 @@ static enum stage_rc get(struct gate_req *req, const struct canon_buf *key, enum
         t |= (uint64_t)(unsigned char)data[i] << (8 * i);
     int64_t age = now - (int64_t)t;
     req->cache.tool_state = REQ_CACHE_HIT;
-    cache_stats_add(srv->cstats, CACHE_K_TOOL, (int)lv, CACHE_HIT);
+    count_lookup(req, lv, CACHE_HIT);
     /* {"result":<text>,"age_s":N}: the stored text as it is, without a parse */
     char head[] = "{\"result\":";
     char tail[48];

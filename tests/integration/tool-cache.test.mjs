@@ -234,6 +234,11 @@ describe('/v1/tool-cache', () => {
     assert.ok(teamHits >= 1, `team hits ${teamHits}`);
     assert.match(text, /^tokengate_cache_hit_ratio\{cache="tool",scope="agent"\} 0\.\d+/m);
     assert.match(text, /^tokengate_cache_entries\{store="tools"\} \d+/m);
+    // per tool and agent (server "": /v1/tool-cache, not an MCP server)
+    const a1Hits = val(/^tokengate_tool_calls_total\{server="",tool="get_weather",agent="a1",cache="hit"\} (\d+)/m);
+    const a1Misses = val(/^tokengate_tool_calls_total\{server="",tool="get_weather",agent="a1",cache="miss"\} (\d+)/m);
+    assert.ok(a1Hits >= 1, `a1's get_weather hits ${a1Hits}`);
+    assert.ok(a1Misses >= 1, `a1's get_weather misses ${a1Misses}`);
   });
 });
 

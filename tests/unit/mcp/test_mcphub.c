@@ -1,11 +1,9 @@
 /*
  * Unit tests for gate/mcp/mcphub: the sessions table (bound to the key that opened a session,
  * another key refused, forgotten on DELETE, the least recently used forgotten when full, ids
- * too long never bound) and the call counters (per server, tool and agent, past the cap under
- * "_other", label values escaped in /metrics).
+ * too long never bound). The call counters are cache/toolstats (test_toolstats).
  */
 #include <check.h>
-#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,57 +66,6 @@ START_TEST(sessions_full)
 }
 END_TEST
 
-static char *metrics(struct mcp_hub *h)
-{
-    struct gate_server *srv = calloc(1, sizeof(*srv));
-    struct evbuffer *b = evbuffer_new();
-
-    srv->mcp = h;
-    mcp_metrics_write(srv, b);
-    size_t n = evbuffer_get_length(b);
-    char *s = malloc(n + 1);
-    evbuffer_remove(b, s, n);
-    s[n] = '\0';
-    evbuffer_free(b);
-    free(srv);
-    return s;
-}
-
-START_TEST(counters)
-{
-    struct mcp_hub *h = mcp_hub_new();
-    char tool[32], *m;
-
-    mcp_count(h, "docs", "search", "crawler", MCP_CACHE_MISS);
-    mcp_count(h, "docs", "search", "crawler", MCP_CACHE_HIT);
-    mcp_count(h, "docs", "search", "crawler", MCP_CACHE_HIT);
-    mcp_count(h, "docs", "search", "indexer", MCP_CACHE_BYPASS);
-    mcp_count(h, "docs", "we\"ird\\\n", "-", MCP_CACHE_BYPASS);
-    m = metrics(h);
-    ck_assert_ptr_nonnull(strstr(m, "# TYPE tokengate_tool_calls_total counter\n"));
-    ck_assert_ptr_nonnull(strstr(m, "tokengate_tool_calls_total{server=\"docs\",tool=\"search\","
-                                    "agent=\"crawler\",cache=\"hit\"} 2\n"));
-    ck_assert_ptr_nonnull(strstr(m, "tokengate_tool_calls_total{server=\"docs\",tool=\"search\","
-                                    "agent=\"crawler\",cache=\"miss\"} 1\n"));
-    ck_assert_ptr_nonnull(strstr(m, "agent=\"indexer\",cache=\"bypass\"} 1\n"));
-    ck_assert_ptr_null(strstr(m, "agent=\"indexer\",cache=\"hit\""));
-    ck_assert_ptr_nonnull(strstr(m, "tool=\"we\\\"ird\\\\\\n\""));
-    free(m);
-
-    /* past the cap: counted under _other, never a new label set */
-    for (int i = 0; i < MCP_STATS_MAX + 10; i++) {
-        snprintf(tool, sizeof(tool), "t%d", i);
-        mcp_count(h, "docs", tool, "crawler", MCP_CACHE_MISS);
-    }
-    m = metrics(h);
-    ck_assert_ptr_nonnull(strstr(m, "tokengate_tool_calls_total{server=\"_other\",tool=\"_other\","
-                                    "agent=\"_other\",cache=\"miss\"} 13\n"));
-    ck_assert_ptr_null(strstr(m, "tool=\"t1030\""));
-    free(m);
-    mcp_hub_free(h);
-}
-END_TEST
-
 static Suite *mcphub_suite(void)
 {
     Suite *s = suite_create("mcphub");
@@ -126,7 +73,6 @@ static Suite *mcphub_suite(void)
 
     tcase_add_test(tc, sessions);
     tcase_add_test(tc, sessions_full);
-    tcase_add_test(tc, counters);
     suite_add_tcase(s, tc);
     return s;
 }
