@@ -8,6 +8,7 @@
  * calls or content blocks. The whole answer is built once, at replay_asm_finish.
  */
 #include "cache/replay.h"
+#include "cache/replay-int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -177,25 +178,6 @@ static int small_index(const cJSON *v)
     return (int)v->valuedouble;
 }
 
-/* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
- * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
- * absent, else the answer is not replayed, rather than replayed without it. */
-static int rest_empty(const cJSON *o, const char *const *known)
-{
-    const cJSON *m;
-
-    cJSON_ArrayForEach(m, o)
-    {
-        int k = 0;
-        while (known[k] != NULL && strcmp(known[k], m->string) != 0)
-            k++;
-        if (known[k] == NULL && !cJSON_IsNull(m) &&
-            !((cJSON_IsArray(m) || cJSON_IsObject(m)) && m->child == NULL))
-            return 0;
-    }
-    return 1;
-}
-
 /* ---- OpenAI chat.completion.chunk --------------------------------------------------------- */
 
 /* Copies the first chunk's id, created, model, system_fingerprint, service_tier. */
@@ -297,8 +279,8 @@ static int oa_event(struct replay_asm *a, const char *name, const cJSON *d)
             return -1; /* one choice only (n > 1 is not gathered) */
         static const char *const choice_keys[] = {"index", "delta", "finish_reason", NULL};
         static const char *const delta_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
-        if ((delta != NULL && !cJSON_IsObject(delta)) || !rest_empty(ch, choice_keys) ||
-            !rest_empty(delta, delta_keys))
+        if ((delta != NULL && !cJSON_IsObject(delta)) || !replay_rest_empty(ch, choice_keys) ||
+            !replay_rest_empty(delta, delta_keys))
             return -1; /* logprobs, audio...: a whole answer would lose them */
         if (delta != NULL && delta->child != NULL && a->state != RS_BODY)
             return -1; /* content after the finish reason */

@@ -7,6 +7,7 @@
  * it again gives the same events.
  */
 #include "cache/replay.h"
+#include "cache/replay-int.h"
 
 #include <string.h>
 
@@ -26,7 +27,7 @@ static int opt_str(const cJSON *v)
 /* 1 when every member of o not named in known (NULL-ended) is null or empty ({}, []): what a
  * stream of the answer would not carry (logprobs, audio, a provider's own fields) must be
  * absent, else the answer is not replayed, rather than replayed without it. */
-static int rest_empty(const cJSON *o, const char *const *known)
+int replay_rest_empty(const cJSON *o, const char *const *known)
 {
     const cJSON *m;
 
@@ -69,7 +70,7 @@ static int oa_whole_ok(const cJSON *w)
         return 0;
     static const char *const choice_keys[] = {"index", "message", "finish_reason", NULL};
     static const char *const msg_keys[] = {"role", "content", "refusal", "tool_calls", NULL};
-    if (!rest_empty(ch, choice_keys) || !rest_empty(msg, msg_keys))
+    if (!replay_rest_empty(ch, choice_keys) || !replay_rest_empty(msg, msg_keys))
         return 0;
     if ((v = GET(msg, "role")) != NULL && !is_str(v, "assistant"))
         return 0;

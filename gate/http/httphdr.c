@@ -111,3 +111,18 @@ void hdr_free(struct hdr_reader *r)
     r->piece = NULL;
     r->piece_len = r->piece_cap = 0;
 }
+
+int hdr_not_forwarded(const char *name)
+{
+    static const char *const drop[] = {
+        "connection",     "keep-alive", "proxy-connection", "transfer-encoding",
+        "te",             "trailer",    "upgrade",          "host",
+        "content-length", "accept-encoding", "expect",      "x-request-id",
+        "proxy-authorization",
+    };
+
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (strcmp(name, drop[i]) == 0)
+            return 1;
+    return strncmp(name, "x-tokengate-", 12) == 0; /* the gate's own (x-tokengate-task) */
+}

@@ -65,6 +65,15 @@ int hdr_name_ok(const char *name, size_t len);
  */
 int hdr_target_ok(const char *target, size_t len);
 
+/*
+ * Whether a client's header (its lower-case name) is never passed on to an upstream: hop-by-hop
+ * ones (RFC 9110 7.6.1), the framing the gate writes itself (host, content-length,
+ * accept-encoding, expect), the request id it sets, proxy credentials, and the gate's own
+ * x-tokengate-* headers. Returns 1 or 0. A header the client's Connection names is hop-by-hop
+ * too: the caller checks that.
+ */
+int hdr_not_forwarded(const char *name);
+
 /* Frees the piece buffer; the reader may be started again. */
 void hdr_free(struct hdr_reader *r);
 

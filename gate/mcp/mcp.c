@@ -485,27 +485,8 @@ static enum stage_rc mcp_policy(struct gate_req *req)
  * (the server gets the gate's), the gate's own. */
 static int dropped(const struct http_header *h)
 {
-    static const char *const drop[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "expect",
-        "x-request-id",
-        "proxy-authorization",
-        "cookie",
-    };
-
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (strcmp(h->name, drop[i]) == 0)
-            return 1;
-    return strncmp(h->name, "x-tokengate-", 12) == 0 || api_is_key_header(h->name);
+    return hdr_not_forwarded(h->name) || strcmp(h->name, "cookie") == 0 ||
+           api_is_key_header(h->name);
 }
 
 static enum stage_rc mcp_prepare(struct gate_req *req)

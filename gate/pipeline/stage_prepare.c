@@ -18,27 +18,8 @@
 static int hop_by_hop(const struct http_header *h, const struct conf_provider *prov, int gate_keys,
                       int translated)
 {
-    static const char *const drop[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "expect",
-        "x-request-id",
-        "proxy-authorization",
-    };
-
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (strcmp(h->name, drop[i]) == 0)
-            return 1;
-    if (strncmp(h->name, "x-tokengate-", 12) == 0)
-        return 1; /* the gate's own (x-tokengate-task): not the provider's business */
+    if (hdr_not_forwarded(h->name))
+        return 1;
     /* with a key of its own, or keys of its own for agents, the gate never forwards the
      * agent's credentials */
     if ((prov->api_key != NULL || gate_keys) && api_is_key_header(h->name))
