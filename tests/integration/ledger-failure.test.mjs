@@ -420,3 +420,69 @@ test('killed while the ledger fails: a request whose record waited in memory is 
     { token: ADMIN_TOKEN });
   assert.equal(b.json.budgets[0].used_tokens, recs[0].tokens_charged);
 });
+
+/** A temperature-0 chat: the response cache stores it (policy responses: auto, the default). */
+function cachedChat(gate, id) {
+  return gate.post('/v1/chat/completions', {
+    model: 'gpt-4o-mini', max_tokens: 50, temperature: 0,
+    messages: [{ role: 'user', content: 'ledger failure, the same question each time' }],
+  }, { authorization: `Bearer ${KEY}`, 'x-request-id': id, 'x-mock-tokens': '12' },
+  { timeoutMs: ms(30000) });
+}
+
+test('a response-cache hit while the ledger fails: closed refuses it as any other request ' +
+  '(nothing forwarded, nothing served); open serves it, and its record (charged 0, cache hit) ' +
+  'is written once the ledger works again', { timeout: ms(120000) }, async () => {
+  for (const onFailure of ['closed', 'open']) {
+    const mock = await startMock();
+    const dir = tempDir('tg-lf-');
+    let gate = await start(dir, mock.url, { onFailure });
+    const first = await cachedChat(gate, `${onFailure}-fill`);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers['x-tokengate-cache'], 'miss');
+    const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    holder.stdout.on('data', (d) => { out += d; });
+    holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+    for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
+      assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+    // a request the gate admits before it knows, so that the ledger fails
+    assert.equal((await chat(gate, `${onFailure}-probe`)).status, 200);
+    await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
+    const before = (await mock.stats()).requests;
+    const hit = await cachedChat(gate, `${onFailure}-hit`);
+    assert.equal((await mock.stats()).requests, before, 'nothing was forwarded');
+    if (onFailure === 'closed') {
+      assert.equal(hit.status, 503, hit.text);
+      assert.match(hit.json.error.message, /cannot record spend right now/);
+    } else {
+      assert.equal(hit.status, 200, hit.text);
+      assert.equal(hit.headers['x-tokengate-cache'], 'hit');
+      assert.deepEqual(hit.json, first.json, 'the hit is the answer stored');
+    }
+    holder.stdin.end('COMMIT;\n');
+    await until(gate, (x) => x.ledger_state === 'ok' && x.ledger_pending === 0,
+      'the ledger works again');
+    await gate.stop();
+    gate = await start(dir, mock.url, { onFailure });
+    const usage = (await mock.hook('GET', '/_mock/usage')).usage;
+    const recs = ledgerRecords(gate.db);
+    const byId = Object.fromEntries(recs.map((r) => [r.id, r]));
+    assert.equal(recs.length, 3, JSON.stringify(recs.map((r) => r.id)));
+    for (const id of [`${onFailure}-fill`, `${onFailure}-probe`]) {
+      assert.equal(byId[id].tokens_charged, usage[id].input + usage[id].output, id);
+    }
+    const h = byId[`${onFailure}-hit`];
+    assert.equal(h.tokens_charged, 0, JSON.stringify(h));
+    assert.equal(h.cost_nusd, 0);
+    if (onFailure === 'closed') {
+      assert.equal(h.decision, 'unavailable', JSON.stringify(h));
+      assert.equal(h.status, 503);
+    } else {
+      assert.equal(h.status, 200, JSON.stringify(h));
+      assert.equal(h.cache, 'hit', JSON.stringify(h));
+      assert.ok(h.saved_nusd > 0, JSON.stringify(h));
+    }
+    await gate.stop();
+  }
+});
