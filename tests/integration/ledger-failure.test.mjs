@@ -128,6 +128,18 @@ async function assertLedger(gate, mock, ok, refused) {
   assert.equal(b.json.budgets[0].used_tokens, total, 'the budget holds all of it after a restart');
 }
 
+/** Another process (sqlite3) takes the ledger's write lock and keeps it until its stdin says
+ * COMMIT: returns that process once it holds the lock. */
+async function lockLedger(db) {
+  const holder = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  holder.stdout.on('data', (d) => { out += d; });
+  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
+    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  return holder;
+}
+
 /** The alert lines of kind in the request log, once there are n (its writer is a thread). */
 async function alertLines(logPath, kind, n = 1) {
   const deadline = Date.now() + ms(10000);
@@ -150,12 +162,7 @@ test('locked by another process: 503 and an alert while it is held, no response 
     ok.push(`before-${i}`);
   }
   // another process takes the write lock and keeps it
-  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  holder.stdout.on('data', (d) => { out += d; });
-  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const holder = await lockLedger(gate.db);
 
   // admitted before the gate knew: answered at once, its record kept
   const t0 = Date.now();
@@ -262,12 +269,7 @@ test('ledger.on_failure: open admits while the ledger fails, and still writes ev
   const mock = await startMock();
   const dir = tempDir('tg-lf-');
   let gate = await start(dir, mock.url, { onFailure: 'open' });
-  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  holder.stdout.on('data', (d) => { out += d; });
-  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const holder = await lockLedger(gate.db);
   const ok = [];
   assert.equal((await chat(gate, 'open-0')).status, 200);
   ok.push('open-0');
@@ -289,12 +291,7 @@ test('stopped while the ledger fails: the records go to the spill file, and the 
   const mock = await startMock();
   const dir = tempDir('tg-lf-');
   let gate = await start(dir, mock.url);
-  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  holder.stdout.on('data', (d) => { out += d; });
-  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const holder = await lockLedger(gate.db);
   assert.equal((await chat(gate, 'spilled-0')).status, 200);
   await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
   await assertRefused(gate, mock, 'refused-0');
@@ -339,12 +336,7 @@ test('a fallback while the ledger fails: both records (the attempt given up and 
     headers: { 'content-type': 'application/json' },
     body: q({ model: 'gpt-a', delay_ms: 5000, times: 1 }) });
   assert.equal(set.status, 200, set.text);
-  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  holder.stdout.on('data', (d) => { out += d; });
-  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const holder = await lockLedger(gate.db);
   const id = 'fb-spilled';
   const r = await gate.post('/v1/chat/completions', {
     model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: 'a fallback while it fails' }],
@@ -392,12 +384,7 @@ test('killed while the ledger fails: a request whose record waited in memory is 
   const mock = await startMock();
   const dir = tempDir('tg-lf-');
   let gate = await start(dir, mock.url);
-  const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  holder.stdout.on('data', (d) => { out += d; });
-  holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-    assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+  const holder = await lockLedger(gate.db);
   assert.equal((await chat(gate, 'waited-0')).status, 200);
   const s = await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
   // its response is done, its record waits, and so does its journal slot
@@ -440,12 +427,7 @@ test('a response-cache hit while the ledger fails: closed refuses it as any othe
     const first = await cachedChat(gate, `${onFailure}-fill`);
     assert.equal(first.status, 200, first.text);
     assert.equal(first.headers['x-tokengate-cache'], 'miss');
-    const holder = spawn('sqlite3', [gate.db], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    holder.stdout.on('data', (d) => { out += d; });
-    holder.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-    for (const t0 = Date.now(); !out.includes('locked'); await sleep(10))
-      assert.ok(Date.now() - t0 < ms(10000), 'sqlite3 took the lock');
+    const holder = await lockLedger(gate.db);
     // a request the gate admits before it knows, so that the ledger fails
     assert.equal((await chat(gate, `${onFailure}-probe`)).status, 200);
     await until(gate, (x) => x.ledger_state === 'failing', 'the ledger says it fails');
