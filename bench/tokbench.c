@@ -79,7 +79,8 @@ int main(int argc, char **argv)
             el = bench_now() - start;
         } while (el < seconds || runs < 3);
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
-               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f,\"first_mb_per_s\":%.2f}\n",
+               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f,"
+               "\"first_mb_per_s\":%.2f}\n",
                strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
                count_only ? "count" : warm ? "encode, warm" : "encode", len, (unsigned long long)tokens, runs, el,
                (double)len * runs / el / 1e6, (double)len / first / 1e6);
