@@ -1,7 +1,7 @@
 /*
  * tokengate-tokbench: tokengate's tokenizer speed, one thread, for bench/tokenizer-bench.
  *
- * usage: tokengate-tokbench [--encoding E] [--seconds S] [--count] [--warm] FILE...
+ * usage: tokengate-tokbench [--encoding E] [--seconds S] [--count] [--warm] [--cpu] FILE...
  *
  * For each file: reads it, encodes it once to warm the caches, then encodes it whole (or only
  * counts it, with --count) as many times as fit in S seconds (default 2, at least 3 times), and
@@ -10,7 +10,9 @@
  * before every run, so repeats of a word within the file hit it but the file as a whole is new;
  * with --warm it is left as the previous run left it. "first_mb_per_s" is the first encode of
  * the file, untimed by the others: on the first file of a process, the cold first call (the
- * tables built, but nothing of them in the CPU's caches, and the piece cache empty).
+ * tables built, but nothing of them in the CPU's caches, and the piece cache empty). With --cpu,
+ * time is the thread's CPU time instead of wall time: steadier on a machine shared with other
+ * work, since time the thread spends descheduled is not counted (cache pollution still is).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,19 @@
 
 #include "bench/benchutil.h"
 #include "tokenizer/tok.h"
+
+static int use_cpu_time;
+
+/* Now, in seconds: wall time, or this thread's CPU time with --cpu. */
+static double now(void)
+{
+    struct timespec ts;
+
+    if (!use_cpu_time)
+        return bench_now();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 int main(int argc, char **argv)
 {
@@ -36,8 +51,11 @@ int main(int argc, char **argv)
             count_only = 1;
         else if (strcmp(argv[i], "--warm") == 0)
             warm = 1;
+        else if (strcmp(argv[i], "--cpu") == 0)
+            use_cpu_time = 1;
         else {
-            fprintf(stderr, "usage: %s [--encoding E] [--seconds S] [--count] [--warm] FILE...\n",
+            fprintf(stderr,
+                    "usage: %s [--encoding E] [--seconds S] [--count] [--warm] [--cpu] FILE...\n",
                     argv[0]);
             return 2;
         }
@@ -58,11 +76,11 @@ int main(int argc, char **argv)
 
         if (text == NULL)
             return 1;
-        start = bench_now();
+        start = now();
         if (tok_encode(e, text, len, 0, &ids) != 0)
             return 1;
-        first = bench_now() - start;
-        start = bench_now();
+        first = now() - start;
+        start = now();
         do {
             if (!warm)
                 tok_cache_clear(); /* every run sees the text for the first time, as the peers do */
@@ -76,13 +94,14 @@ int main(int argc, char **argv)
                 tokens = ids.n;
             }
             runs++;
-            el = bench_now() - start;
+            el = now() - start;
         } while (el < seconds || runs < 3);
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
                "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f,"
                "\"first_mb_per_s\":%.2f}\n",
                strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
-               count_only ? "count" : warm ? "encode, warm" : "encode", len, (unsigned long long)tokens, runs, el,
+               count_only ? "count" : warm ? "encode, warm" : "encode", len,
+               (unsigned long long)tokens, runs, el,
                (double)len * runs / el / 1e6, (double)len / first / 1e6);
         fflush(stdout);
         tok_ids_free(&ids);
