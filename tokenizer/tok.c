@@ -343,7 +343,7 @@ static inline cache_ent *cache_set(cache_ent *c, uint64_t h)
 }
 
 #ifdef TOK_STATS
-uint64_t tok_stat_merge, tok_stat_merge_bytes, tok_stat_uncacheable, tok_stat_hit, tok_stat_whole;
+uint64_t tok_stat_merge, tok_stat_merge_bytes, tok_stat_uncacheable, tok_stat_hit;
 #endif
 
 /* A piece of the pre-tokenizer's output, with its key words and hash. */
@@ -351,7 +351,6 @@ typedef struct ahead {
     uint32_t start, len;
     uint64_t w[3];
     uint64_t h;
-    uint32_t rank; /* the piece's own rank when it is a token, else NO_RANK: see vocab_first */
 } ahead;
 
 /* Fills a's key words and hash from the len bytes at p (1 < len <= SMALL_PIECE). */
@@ -371,21 +370,38 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
             (uint64_t)(ce->len ^ a->len) | (uint64_t)(ce->enc ^ id)) == 0;
 }
 
-/* Encodes one piece of the pre-tokenizer's output, after vocab_first has asked whether it is a
- * token: if not, from the piece cache or by merging (and then into the cache). */
+/* Where a piece's vocabulary probe will look, for a prefetch (1 < a->len <= MAX_TOKEN_LEN). */
+static inline const void *vocab_slot(const tok_enc *e, const ahead *a)
+{
+    if (a->len <= 8)
+        return &e->bucket[a->h & e->bmask];
+    if (a->len <= WHOLE_MAX)
+        return &e->whole[a->h & e->wmask];
+    return slot_of(e, a->len, a->h);
+}
+
+/* The rank of the piece a at p when it is itself a token (1 < a->len <= MAX_TOKEN_LEN), else
+ * NO_RANK: from the whole-piece tables, which compare words and read no token bytes. */
+static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahead *a)
+{
+    if (a->len <= 8)
+        return bucket_lookup(e, a->len, a->w[0], a->h);
+    if (a->len <= WHOLE_MAX)
+        return whole_lookup(e, a->len, a->w, a->h);
+    return rank_lookup(e, p, a->len, a->h, a->w[0]);
+}
+
+/* Encodes one piece of the pre-tokenizer's output. */
 static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c,
                                sink *k)
 {
     const uint8_t *p = s + a->start;
     size_t n = a->len, m;
-    uint32_t tok[SMALL_PIECE];
+    uint32_t r, tok[SMALL_PIECE];
     cache_ent *set = NULL, *ce;
 
-    if (a->rank != NO_RANK) { /* the piece is a token (one byte is always one) */
-#ifdef TOK_STATS
-        tok_stat_whole++;
-#endif
-        emit(k, a->rank);
+    if (n == 1) {
+        emit(k, e->byte_rank[p[0]]);
         return 0;
     }
     if (n > SMALL_PIECE)
@@ -408,13 +424,18 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *
             return 0;
         }
     }
+    if (n <= MAX_TOKEN_LEN && (r = vocab_rank(e, p, a)) != NO_RANK) {
+        tok[0] = r;
+        m = 1;
+    } else {
 #ifdef TOK_STATS
-    tok_stat_merge++;
-    tok_stat_merge_bytes += n;
-    if (set == NULL)
-        tok_stat_uncacheable++;
+        tok_stat_merge++;
+        tok_stat_merge_bytes += n;
+        if (set == NULL)
+            tok_stat_uncacheable++;
 #endif
-    m = merge_small(e, p, n, tok);
+        m = merge_small(e, p, n, tok);
+    }
     for (size_t i = 0; i < m; i++)
         emit(k, tok[i]);
     if (set != NULL && m <= CACHE_IDS) {
@@ -429,48 +450,10 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *
     return 0;
 }
 
-/* Where a piece's vocabulary probe will look: prefetched when the piece is found. */
-static inline const void *vocab_slot(const tok_enc *e, const ahead *a)
-{
-    if (a->len >= WHOLE_MIN && a->len <= WHOLE_MAX)
-        return &e->whole[a->h & e->wmask];
-    return slot_of(e, a->len, a->h);
-}
-
 /*
- * The vocabulary first: whether the piece a is itself a token, into a->rank. tiktoken answers a
- * piece that is a token with that token before any merge, so this is exact by definition, needs
- * no warm-up (the tables are built with the encoding), and answers most pieces of English and
- * code. Only a piece that is no token goes on to the piece cache, whose set is prefetched here.
- */
-static inline void vocab_first(const tok_enc *e, const uint8_t *s, ahead *a, cache_ent *c)
-{
-    size_t n = a->len;
-
-    if (n == 1) {
-        a->rank = e->byte_rank[s[a->start]];
-        return;
-    }
-    a->rank = NO_RANK;
-    if (n > SMALL_PIECE)
-        return;
-    if (n >= WHOLE_MIN && n <= WHOLE_MAX)
-        a->rank = whole_lookup(e, n, a->w, a->h);
-    else if (n <= MAX_TOKEN_LEN)
-        a->rank = rank_lookup(e, s + a->start, n, a->h, a->w[0]);
-    if (a->rank == NO_RANK && c != NULL && n <= CACHE_KEY) {
-        cache_ent *set = cache_set(c, a->h);
-        __builtin_prefetch(&set[0]);
-        __builtin_prefetch(&set[1]);
-    }
-}
-
-/*
- * Encodes well-formed text with no special tokens in it, in a pipeline of three stages over a
- * ring of pieces: the pre-tokenizer finds a piece and prefetches its vocabulary slot; AHEAD / 2
- * pieces later vocab_first probes that slot (now in cache) and, for a piece that is no token,
- * prefetches its piece-cache set; AHEAD / 2 pieces after that, encode_piece emits it. The
- * lookups, not the arithmetic, are what cost, and this way each one's latency overlaps others.
+ * Encodes well-formed text with no special tokens in it. The pre-tokenizer runs a few pieces
+ * ahead of the merging, so that each piece's cache set and rank-table slot are already on
+ * their way from memory when its turn comes: the lookups, not the arithmetic, are what cost.
  */
 #ifndef AHEAD
 #define AHEAD 16 /* pieces in flight; a power of two (16 measured 5% faster than 8 or 32) */
@@ -479,7 +462,7 @@ static inline void vocab_first(const tok_enc *e, const uint8_t *s, ahead *a, cac
 static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 {
     ahead q[AHEAD];
-    size_t i = 0, head = 0, mid = 0, tail = 0;
+    size_t i = 0, head = 0, tail = 0;
     cache_ent *c = cache_get();
 
     if (n > UINT32_MAX)
@@ -492,13 +475,16 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
             a->len = (uint32_t)len;
             if (len > 1 && len <= SMALL_PIECE) {
                 ahead_key(a, s + i, len);
-                __builtin_prefetch(vocab_slot(e, a));
+                if (c != NULL && len <= CACHE_KEY) {
+                    cache_ent *set = cache_set(c, a->h);
+                    __builtin_prefetch(&set[0]);
+                    __builtin_prefetch(&set[1]);
+                }
+                if (len <= MAX_TOKEN_LEN)
+                    __builtin_prefetch(vocab_slot(e, a));
             }
             i = j;
         }
-        /* afterwards mid > head whenever tail > head */
-        while (mid < tail && mid - head < AHEAD / 2)
-            vocab_first(e, s, &q[mid++ & (AHEAD - 1)], c);
         if (head == tail)
             break;
         if (encode_piece(e, s, &q[head++ & (AHEAD - 1)], c, k) != 0)
