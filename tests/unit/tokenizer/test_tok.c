@@ -474,7 +474,8 @@ END_TEST
  * the encoder's whole-piece table). Every token whose bytes are text is encoded alone: when it
  * comes out as one id, that id must be the token's own (no two tokens share their bytes), and
  * the ids must always decode back to the bytes and count as many as they are. Tokens of every
- * length are covered, so both the short table and the whole-piece table (9 to 24 bytes) answer.
+ * length are covered, so each whole-piece table answers: the buckets (2 to 8 bytes), tok_whole
+ * (9 to 24) and the rank table (longer).
  */
 static void tokens_encode_as_themselves(const char *name)
 {
