@@ -1,13 +1,18 @@
 /*
  * tokengate-tokbench: tokengate's tokenizer speed, one thread, for bench/tokenizer-bench.
  *
- * usage: tokengate-tokbench [--encoding E] [--seconds S] [--count] FILE...
+ * usage: tokengate-tokbench [--encoding E] [--seconds S] [--count] [--warm] [--cpu] FILE...
  *
  * For each file: reads it, encodes it once to warm the caches, then encodes it whole (or only
  * counts it, with --count) as many times as fit in S seconds (default 2, at least 3 times), and
  * prints one JSON line: {"file","encoding","bytes","tokens","runs","seconds","mb_per_s"}.
  * MB is 10^6 bytes, as the corpus README's figures are. The tokenizer's piece cache is emptied
- * before every run, so repeats of a word within the file hit it but the file as a whole is new.
+ * before every run, so repeats of a word within the file hit it but the file as a whole is new;
+ * with --warm it is left as the previous run left it. "first_mb_per_s" is the first encode of
+ * the file, untimed by the others: on the first file of a process, the cold first call (the
+ * tables built, but nothing of them in the CPU's caches, and the piece cache empty). With --cpu,
+ * time is the thread's CPU time instead of wall time: steadier on a machine shared with other
+ * work, since time the thread spends descheduled is not counted (cache pollution still is).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +22,24 @@
 #include "bench/benchutil.h"
 #include "tokenizer/tok.h"
 
+static int use_cpu_time;
+
+/* Now, in seconds: wall time, or this thread's CPU time with --cpu. */
+static double now(void)
+{
+    struct timespec ts;
+
+    if (!use_cpu_time)
+        return bench_now();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int main(int argc, char **argv)
 {
     const char *encoding = "cl100k_base";
     double seconds = 2;
-    int count_only = 0, i;
+    int count_only = 0, warm = 0, i;
     const tok_enc *e;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -31,8 +49,14 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (strcmp(argv[i], "--count") == 0)
             count_only = 1;
+        else if (strcmp(argv[i], "--warm") == 0)
+            warm = 1;
+        else if (strcmp(argv[i], "--cpu") == 0)
+            use_cpu_time = 1;
         else {
-            fprintf(stderr, "usage: %s [--encoding E] [--seconds S] [--count] FILE...\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--encoding E] [--seconds S] [--count] [--warm] [--cpu] FILE...\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -48,15 +72,18 @@ int main(int argc, char **argv)
         tok_ids ids = {0};
         uint64_t tokens = 0;
         int runs = 0;
-        double start, el;
+        double start, el, first;
 
         if (text == NULL)
             return 1;
+        start = now();
         if (tok_encode(e, text, len, 0, &ids) != 0)
             return 1;
-        start = bench_now();
+        first = now() - start;
+        start = now();
         do {
-            tok_cache_clear(); /* every run sees the text for the first time, as the peers do */
+            if (!warm)
+                tok_cache_clear(); /* every run sees the text for the first time, as the peers do */
             if (count_only) {
                 if (tok_count(e, text, len, 0, &tokens) != 0)
                     return 1;
@@ -67,13 +94,15 @@ int main(int argc, char **argv)
                 tokens = ids.n;
             }
             runs++;
-            el = bench_now() - start;
+            el = now() - start;
         } while (el < seconds || runs < 3);
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
-               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f}\n",
+               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f,"
+               "\"first_mb_per_s\":%.2f}\n",
                strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
-               count_only ? "count" : "encode", len, (unsigned long long)tokens, runs, el,
-               (double)len * runs / el / 1e6);
+               count_only ? "count" : warm ? "encode, warm" : "encode", len,
+               (unsigned long long)tokens, runs, el,
+               (double)len * runs / el / 1e6, (double)len / first / 1e6);
         fflush(stdout);
         tok_ids_free(&ids);
         free(text);

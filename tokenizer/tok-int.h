@@ -29,6 +29,29 @@ typedef struct tok_slot {
     uint32_t len;
 } tok_slot;
 
+/* A slot of the whole-piece table (tokens of WHOLE_MIN to WHOLE_MAX bytes): the token's bytes
+ * as the three key words that ahead_key makes (load_k8, then load_rest), its length and rank, so
+ * that asking whether a piece is a token compares words and reads no token bytes. */
+#define WHOLE_MIN 9
+#define WHOLE_MAX 24
+typedef struct tok_whole {
+    uint64_t w[3];
+    uint32_t len; /* 0: empty */
+    uint32_t rank;
+} tok_whole;
+_Static_assert(sizeof(tok_whole) == 32, "two whole-piece slots a cache line");
+
+/* A bucket of the short whole-piece table (tokens of 2 to 8 bytes): four tokens' first eight
+ * bytes (load_k8) and, for each, len << 24 | rank (0: empty), in one cache line, compared all
+ * four at once without branches. A bucket that is full sends the search on to the next one. */
+#define BUCKET_WAYS 4
+typedef struct tok_bucket {
+    uint64_t k[BUCKET_WAYS];
+    uint32_t lr[BUCKET_WAYS];
+    uint64_t pad[2];
+} tok_bucket;
+_Static_assert(sizeof(tok_bucket) == 64, "a bucket is one cache line");
+
 typedef struct special {
     const char *text;
     uint32_t id;
@@ -56,6 +79,10 @@ struct tok_enc {
     size_t smask;
     uint32_t byte_rank[256];
     uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
+    tok_bucket *bucket; /* tokens of 2 to 8 bytes, by hash_words: linear probing by bucket */
+    size_t bmask;
+    tok_whole *whole; /* tokens of WHOLE_MIN to WHOLE_MAX bytes, by hash_words: linear probing */
+    size_t wmask;
     uint64_t *filter; /* a Bloom filter of the tokens, one 64-bit word per key: see may_be_token */
     size_t fmask;
     uint32_t *chr;   /* per character U+0080..U+FFFF: its token when it may start merged, see
@@ -202,6 +229,36 @@ static inline uint32_t rank_lookup(const tok_enc *e, const uint8_t *p, size_t n,
         if (sl->len == n && sl->k8 == k8 &&
             (n <= 8 || memcmp(e->bytes + e->offs[sl->rank] + 8, p + 8, n - 8) == 0))
             return sl->rank;
+    }
+}
+
+/* The rank of the piece of n bytes (WHOLE_MIN <= n <= WHOLE_MAX) whose key words are w and hash
+ * h (as ahead_key makes them), or NO_RANK when it is no token. */
+static inline uint32_t whole_lookup(const tok_enc *e, size_t n, const uint64_t w[3], uint64_t h)
+{
+    for (size_t i = h & e->wmask;; i = (i + 1) & e->wmask) {
+        const tok_whole *sl = &e->whole[i];
+        if (sl->len == 0)
+            return NO_RANK;
+        if (((sl->w[0] ^ w[0]) | (sl->w[1] ^ w[1]) | (sl->w[2] ^ w[2]) | (sl->len ^ n)) == 0)
+            return sl->rank;
+    }
+}
+
+/* The rank of the piece of n bytes (2 <= n <= 8) whose first eight bytes are k8 (load_k8) and
+ * hash h, or NO_RANK when it is no token. */
+static inline uint32_t bucket_lookup(const tok_enc *e, size_t n, uint64_t k8, uint64_t h)
+{
+    for (size_t i = h & e->bmask;; i = (i + 1) & e->bmask) {
+        const tok_bucket *b = &e->bucket[i];
+        uint32_t r = NO_RANK, empty = 0;
+        for (int j = 0; j < BUCKET_WAYS; j++) {
+            uint32_t lr = b->lr[j];
+            r = b->k[j] == k8 && lr >> 24 == n ? lr & 0xffffff : r;
+            empty |= lr == 0;
+        }
+        if (r != NO_RANK || empty)
+            return r;
     }
 }
 

@@ -370,6 +370,27 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
             (uint64_t)(ce->len ^ a->len) | (uint64_t)(ce->enc ^ id)) == 0;
 }
 
+/* Where a piece's vocabulary probe will look, for a prefetch (1 < a->len <= MAX_TOKEN_LEN). */
+static inline const void *vocab_slot(const tok_enc *e, const ahead *a)
+{
+    if (a->len <= 8)
+        return &e->bucket[a->h & e->bmask];
+    if (a->len <= WHOLE_MAX)
+        return &e->whole[a->h & e->wmask];
+    return slot_of(e, a->len, a->h);
+}
+
+/* The rank of the piece a at p when it is itself a token (1 < a->len <= MAX_TOKEN_LEN), else
+ * NO_RANK: from the whole-piece tables, which compare words and read no token bytes. */
+static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahead *a)
+{
+    if (a->len <= 8)
+        return bucket_lookup(e, a->len, a->w[0], a->h);
+    if (a->len <= WHOLE_MAX)
+        return whole_lookup(e, a->len, a->w, a->h);
+    return rank_lookup(e, p, a->len, a->h, a->w[0]);
+}
+
 /* Encodes one piece of the pre-tokenizer's output. */
 static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c,
                                sink *k)
@@ -403,7 +424,7 @@ static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *
             return 0;
         }
     }
-    if (n <= MAX_TOKEN_LEN && (r = rank_lookup(e, p, n, a->h, a->w[0])) != NO_RANK) {
+    if (n <= MAX_TOKEN_LEN && (r = vocab_rank(e, p, a)) != NO_RANK) {
         tok[0] = r;
         m = 1;
     } else {
@@ -459,7 +480,8 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
                     __builtin_prefetch(&set[0]);
                     __builtin_prefetch(&set[1]);
                 }
-                __builtin_prefetch(slot_of(e, len, a->h));
+                if (len <= MAX_TOKEN_LEN)
+                    __builtin_prefetch(vocab_slot(e, a));
             }
             i = j;
         }

@@ -162,7 +162,7 @@ static void build(tok_enc *e)
 {
     const uint8_t *b = e->blob;
     size_t size = (size_t)(e->blob_end - e->blob), nslots = 1, nshort = 1, nwords = 1, total = 0;
-    size_t short_tokens = 0;
+    size_t short_tokens = 0, whole_tokens = 0, nwhole = 1, bucket_tokens = 0, nbuckets = 1;
     uint32_t n;
 
     if (size < 8 || memcmp(b, "TKR1", 4) != 0)
@@ -174,20 +174,32 @@ static void build(tok_enc *e)
     e->nranks = n;
     e->lens = b + 8;
     e->bytes = b + 8 + n;
-    for (uint32_t r = 0; r < n; r++)
+    for (uint32_t r = 0; r < n; r++) {
         short_tokens += e->lens[r] <= SHORT_KEY;
+        whole_tokens += e->lens[r] >= WHOLE_MIN && e->lens[r] <= WHOLE_MAX;
+        bucket_tokens += e->lens[r] >= 2 && e->lens[r] <= 8;
+    }
     while (nslots < (size_t)n * 2 + n / 2) /* load factor at most 0.4 */
         nslots <<= 1;
     while (nshort < short_tokens + short_tokens / 2) /* at most 2/3 */
         nshort <<= 1;
+    while (nwhole < whole_tokens * 2) /* at most 1/2 */
+        nwhole <<= 1;
+    while (nbuckets * BUCKET_WAYS < bucket_tokens * 2) /* at most 1/2 */
+        nbuckets <<= 1;
     while (nwords * 8 < (size_t)n) /* six to twelve tokens a word: about 1 in 70 false */
         nwords <<= 1;
     e->offs = malloc(sizeof(uint32_t) * n);
     e->slots = tok_big_calloc(nslots * sizeof(tok_slot));
     e->sslots = tok_big_calloc(nshort * sizeof(uint64_t));
+    e->whole = tok_big_calloc(nwhole * sizeof(tok_whole));
+    e->bucket = tok_big_calloc(nbuckets * sizeof(tok_bucket));
     e->filter = calloc(nwords, sizeof(uint64_t));
-    if (e->offs == NULL || e->slots == NULL || e->sslots == NULL || e->filter == NULL)
+    if (e->offs == NULL || e->slots == NULL || e->sslots == NULL || e->filter == NULL ||
+        e->whole == NULL || e->bucket == NULL)
         goto fail;
+    e->bmask = nbuckets - 1;
+    e->wmask = nwhole - 1;
     e->mask = nslots - 1;
     e->smask = nshort - 1;
     e->fmask = nwords - 1;
@@ -206,6 +218,27 @@ static void build(tok_enc *e)
         uint64_t h = hash_key(p, e->lens[r], k8);
         size_t i;
         e->filter[(h >> 20) & e->fmask] |= filter_bits(h);
+        if (e->lens[r] >= WHOLE_MIN && e->lens[r] <= WHOLE_MAX) {
+            tok_whole *w;
+            for (i = h & e->wmask; e->whole[i].len != 0; i = (i + 1) & e->wmask)
+                ;
+            w = &e->whole[i];
+            w->w[0] = k8;
+            load_rest(p, e->lens[r], &w->w[1], &w->w[2]);
+            w->len = e->lens[r];
+            w->rank = r;
+        }
+        if (e->lens[r] >= 2 && e->lens[r] <= 8) {
+            int j = BUCKET_WAYS;
+            for (i = h & e->bmask;; i = (i + 1) & e->bmask) {
+                for (j = 0; j < BUCKET_WAYS && e->bucket[i].lr[j] != 0; j++)
+                    ;
+                if (j < BUCKET_WAYS)
+                    break;
+            }
+            e->bucket[i].k[j] = k8;
+            e->bucket[i].lr[j] = (uint32_t)e->lens[r] << 24 | r;
+        }
         if (e->lens[r] <= SHORT_KEY) {
             for (i = h & e->smask; e->sslots[i] != 0; i = (i + 1) & e->smask)
                 ;
@@ -241,12 +274,16 @@ fail:
     free(e->sslots);
     free(e->pair2);
     free(e->filter);
+    free(e->whole);
+    free(e->bucket);
     free(e->chr);
     free(e->split);
     e->chr = NULL;
     e->split = NULL;
     e->pair2 = NULL;
     e->filter = NULL;
+    e->whole = NULL;
+    e->bucket = NULL;
     e->offs = NULL;
     e->slots = NULL;
     e->sslots = NULL;

@@ -469,6 +469,52 @@ START_TEST(model_families)
 }
 END_TEST
 
+/*
+ * A piece that is itself a token encodes as that token, before any merge (tiktoken's rule, and
+ * the encoder's whole-piece table). Every token whose bytes are text is encoded alone: when it
+ * comes out as one id, that id must be the token's own (no two tokens share their bytes), and
+ * the ids must always decode back to the bytes and count as many as they are. Tokens of every
+ * length are covered, so each whole-piece table answers: the buckets (2 to 8 bytes), tok_whole
+ * (9 to 24) and the rank table (longer).
+ */
+static void tokens_encode_as_themselves(const char *name)
+{
+    const tok_enc *e = enc(name);
+    size_t alone[4] = {0}; /* tokens encoded as one id: 1-4, 5-8, 9-24, longer */
+
+    for (uint32_t id = 0; id < tok_vocab_size(e); id++) {
+        size_t len, back_len;
+        const char *b = tok_token_bytes(e, id, &len);
+        tok_ids ids = {0};
+        uint64_t count;
+        char *back;
+        if (b == NULL || !utf8_valid(b, len))
+            continue; /* bytes that are no text: part of a character */
+        ck_assert_int_eq(tok_encode(e, b, len, 0, &ids), 0);
+        ck_assert_int_eq(tok_count(e, b, len, 0, &count), 0);
+        ck_assert_uint_eq(count, ids.n);
+        if (ids.n == 1) {
+            ck_assert_msg(ids.v[0] == id, "%s: token %u (%zu bytes) encoded alone as %u", name, id,
+                          len, ids.v[0]);
+            alone[len <= 4 ? 0 : len <= 8 ? 1 : len <= 24 ? 2 : 3]++;
+        }
+        back = decode(e, &ids, &back_len);
+        ck_assert_msg(back_len == len && memcmp(back, b, len) == 0, "%s: token %u round trip",
+                      name, id);
+        free(back);
+        tok_ids_free(&ids);
+    }
+    for (int k = 0; k < 4; k++)
+        ck_assert_msg(alone[k] > 0, "%s: no token of length class %d encoded alone", name, k);
+}
+
+START_TEST(every_token_encodes_as_itself)
+{
+    tokens_encode_as_themselves("cl100k_base");
+    tokens_encode_as_themselves("o200k_base");
+}
+END_TEST
+
 static Suite *tok_suite(void)
 {
     Suite *s = suite_create("tok");
@@ -480,6 +526,7 @@ static Suite *tok_suite(void)
     tcase_add_test(t, special_tokens_only_when_allowed);
     tcase_add_test(t, decode_specials_and_unknown_ids);
     tcase_add_test(t, round_trip_random_text);
+    tcase_add_test(t, every_token_encodes_as_itself);
     tcase_add_test(t, ill_formed_is_replacement_characters);
     tcase_add_test(t, worst_one_letter);
     tcase_add_test(t, worst_digits);
