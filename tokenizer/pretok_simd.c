@@ -184,6 +184,8 @@ size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t
             why = PRETOK_SIMD_PATTERN;
         } else if (n - i < WIN) {
             why = PRETOK_SIMD_TAIL;
+        } else if (s[i] >= 0x80) {
+            why = PRETOK_SIMD_NONASCII; /* no window needed to know that */
         } else {
             unsigned e;
             if (!have || i - base >= WIN) {
