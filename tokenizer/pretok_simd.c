@@ -95,8 +95,23 @@ static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k,
         return 0;
     }
     if (BIT(w->apos, k)) {
-        *why = PRETOK_SIMD_APOS;
-        return 0;
+        /* (?i:'s|'t|'re|'ve|'m|'ll|'d), with ASCII letters after the apostrophe; when it does
+         * not match, the apostrophe is an other character like any punctuation */
+        uint8_t a, b;
+        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        if (BIT(w->hi, k + 1)) {
+            *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
+            return 0;
+        }
+        a = BIT(w->let, k + 1) ? p[k + 1] | 0x20 : 0;
+        b = BIT(w->let, k + 2) ? p[k + 2] | 0x20 : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd')
+            return k + 2;
+        if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
+            return k + 3;
     }
     if (BIT(w->let, k))
         return letters_from(w, k + 1, why);
