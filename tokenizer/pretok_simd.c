@@ -186,44 +186,38 @@ static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k,
 size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends,
                           size_t cap, pretok_simd_stats *st)
 {
-    size_t count = 0, base = 0;
-    int have = 0;
+    size_t count = 0;
     uint64_t fast = 0, slow[PRETOK_SIMD_NREASONS] = {0};
     win w;
 
     while (count < cap && i < n) {
         int why = PRETOK_SIMD_PATTERN;
-        size_t j = 0;
+        size_t j;
 
-        if (pat != PRETOK_CL100K) {
-            why = PRETOK_SIMD_PATTERN;
-        } else if (n - i < WIN) {
-            why = PRETOK_SIMD_TAIL;
-        } else if (s[i] >= 0x80) {
-            why = PRETOK_SIMD_NONASCII; /* no window needed to know that */
-        } else {
+        /* a non-ASCII byte first or second: every rule below hands the piece to the scalar
+         * scanner, so no window is classified for it (multilingual text) */
+        if (pat == PRETOK_CL100K && n - i >= WIN && s[i] < 0x80 && s[i + 1] < 0x80) {
+            /* a window from i, and its pieces while the masks decide them */
+            size_t base = i;
             unsigned e;
-            if (!have || i - base >= WIN) {
-                classify(s + i, &w);
-                base = i;
-                have = 1;
+            classify(s + base, &w);
+            while ((e = decide_cl100k(&w, s + base, (unsigned)(i - base), &why)) != 0) {
+                fast += base + e - i;
+                i = base + e;
+                ends[count++] = i;
+                if (count == cap || i - base >= WIN || n - i < WIN)
+                    break;
             }
-            e = decide_cl100k(&w, s + base, (unsigned)(i - base), &why);
-            /* a piece that ran past the window: classify again from its start */
-            if (e == 0 && why == PRETOK_SIMD_EDGE && base != i) {
-                classify(s + i, &w);
-                base = i;
-                e = decide_cl100k(&w, s + base, 0, &why);
-            }
-            if (e != 0)
-                j = base + e;
+            /* a piece that ran past this window, not its first: a window from its start */
+            if (e != 0 || (why == PRETOK_SIMD_EDGE && base != i))
+                continue;
+        } else if (pat == PRETOK_CL100K) {
+            why = n - i < WIN ? PRETOK_SIMD_TAIL
+                  : s[i] == '\'' ? PRETOK_SIMD_APOS
+                                 : PRETOK_SIMD_NONASCII;
         }
-        if (j != 0) {
-            fast += j - i;
-        } else {
-            j = pretok_next(pat, s, i, n);
-            slow[why] += j - i;
-        }
+        j = pretok_next(pat, s, i, n);
+        slow[why] += j - i;
         ends[count++] = j;
         i = j;
     }
