@@ -10,7 +10,7 @@
  *   + probe       and one load of each piece's cache set (not prefetched);
  *   count, cold   tok_count with the piece cache emptied before each pass (tokbench's figure);
  *   count, warm   tok_count with the cache left as the previous pass left it;
- * and then the merge alone (merge_small) over the file's distinct pieces that are no token,
+ * and then the merge alone (tok_merge_small) over the file's distinct pieces that are no token,
  * as nanoseconds per piece and MB/s of those pieces' bytes: the work that no cache can save the
  * first time a text is seen. The stages run the tokenizer's own static functions: this file
  * compiles tokenizer/tok.c into itself, so it links the tokenizer's other sources, not libtok.
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
             }
             double t0 = bench_now();
             for (size_t d = 0; d < distinct; d++)
-                acc += merge_small(e, s + start[d], len[d], tok);
+                acc += tok_merge_small(e, s + start[d], len[d], tok);
             double el = bench_now() - t0;
             best[NSTAGES] = el < best[NSTAGES] ? el : best[NSTAGES];
         }

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -327,5 +328,48 @@ static inline uint32_t chr_decode(const uint8_t *c, size_t len)
  * the kernel grants them. Returns NULL when memory runs out; the caller frees it with free().
  */
 void *tok_big_calloc(size_t size);
+
+typedef struct sink {
+    tok_ids *ids; /* NULL: count only */
+    uint64_t count;
+    int failed;
+} sink;
+
+static inline void emit(sink *k, uint32_t id)
+{
+    tok_ids *ids = k->ids;
+
+    k->count++;
+    if (ids == NULL)
+        return;
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 256;
+        uint32_t *v = realloc(ids->v, cap * sizeof(uint32_t));
+        if (v == NULL) {
+            k->failed = 1;
+            return;
+        }
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+}
+
+
+#define SMALL_PIECE 256 /* pieces up to this long merge in arrays on the stack (tokmerge.c) */
+
+/* Merges the n bytes at p (1 < n <= SMALL_PIECE), leaving the ids in tok; returns how many. */
+size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok);
+
+/* Merges a piece of any length (n > 1) into k. Returns 0, or -1 when memory runs out. */
+int tok_merge_large(const tok_enc *e, const uint8_t *p, size_t n, struct sink *k);
+
+/* Makes the encoder's path (tokblock.c) known; tok_encoding calls it. */
+void tok_path_init(void);
+
+/* Encodes well-formed text with no special tokens in it into k: the scalar path (tok.c), and
+ * the block encoder on path p (tokblock.c). Both return 0, or -1 when memory runs out. */
+int tok_encode_scalar(const tok_enc *e, const uint8_t *s, size_t n, sink *k);
+int tok_encode_block(const tok_enc *e, const uint8_t *s, size_t n, tok_path p, sink *k);
 
 #endif

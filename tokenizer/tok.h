@@ -72,6 +72,31 @@ void tok_cache_clear(void);
  */
 int tok_json_has_nul_escape(const char *s, size_t n);
 
+/*
+ * The encoder's paths, which give the same ids: TOK_PATH_SCALAR finds pieces one at a time with
+ * the scanners of pretok.c; TOK_PATH_SSE2 and TOK_PATH_AVX2 run the block encoder (tokblock.c),
+ * which classifies 64 bytes at a time with SSE2 or AVX2 and batches the pieces' lookups. The
+ * default is the fastest the CPU has, unless the environment variable TOKENGATE_TOK_PATH names
+ * one (scalar, sse2, avx2) when the first encoding is built.
+ */
+typedef enum tok_path {
+    TOK_PATH_AUTO = 0,
+    TOK_PATH_SCALAR,
+    TOK_PATH_SSE2,
+    TOK_PATH_AVX2,
+} tok_path;
+
+/* Uses path p (AUTO: the default) for every later encode in this process. Returns 0, or -1 when
+ * the CPU lacks it, leaving the path unchanged. Call it before other threads encode. */
+int tok_set_path(tok_path p);
+
+/* The path in use (never AUTO), and a path's name ("scalar", "sse2", "avx2"). */
+tok_path tok_get_path(void);
+const char *tok_path_name(tok_path p);
+
+/* The path named name into *p (AUTO for "auto"). Returns 0, or -1 for an unknown name. */
+int tok_path_parse(const char *name, tok_path *p);
+
 /* Frees what ids holds and leaves it empty. */
 void tok_ids_free(tok_ids *ids);
 

@@ -302,6 +302,7 @@ const tok_enc *tok_encoding(const char *name)
     for (size_t k = 0; k < NENC; k++) {
         if (strcmp(encodings[k].name, name) != 0)
             continue;
+        tok_path_init();
         pthread_once(&encodings[k].once, builders[k]);
         return encodings[k].ready ? &encodings[k] : NULL;
     }

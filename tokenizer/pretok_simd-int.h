@@ -1,0 +1,251 @@
+/*
+ * pretok_simd-int: the block pre-tokenizer's window classifier and piece deciders, static inline
+ * so that both pretok_simd.c and the block encoder (tokblock.c) compile them into their loops.
+ * Not for use outside tokenizer/.
+ *
+ * A window of 64 bytes is classified into one 64-bit mask per class; the piece that starts at
+ * offset k of the window is then decided by finding the first byte at or after some offset that
+ * leaves a class, one count-trailing-zeros each. A decision returns the piece's end (an offset in
+ * the window, > k) or 0 and the reason it cannot decide.
+ *
+ * Byte classes (ASCII only; every byte >= 0x80 is in hi and in no other mask):
+ *   let  A-Z a-z (exactly the ASCII \p{L}); up A-Z and lo a-z of them (o200k's case classes)
+ *   dig  0-9 (the ASCII \p{N})     ws   \t \n \v \f \r and space (\s)     nl   \r \n
+ *   oth  every other ASCII byte ([^\s\p{L}\p{N}]), the apostrophe among them
+ */
+#ifndef TOK_PRETOK_SIMD_INT_H
+#define TOK_PRETOK_SIMD_INT_H
+
+#include <emmintrin.h>
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer/pretok_simd.h"
+
+#define WIN 64
+
+typedef struct win {
+    uint64_t let, up, dig, ws, nl, oth, hi, apos;
+} win;
+
+/* The masks of the 64 bytes at p, sixteen at a time. */
+static inline void classify_sse2(const uint8_t *p, win *w)
+{
+    const __m128i a = _mm_set1_epi8('a'), z25 = _mm_set1_epi8(25), x20 = _mm_set1_epi8(0x20);
+    const __m128i d0 = _mm_set1_epi8('0'), z9 = _mm_set1_epi8(9), tab = _mm_set1_epi8(9);
+    const __m128i z4 = _mm_set1_epi8(4), sp = _mm_set1_epi8(' '), lf = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r'), ap = _mm_set1_epi8('\'');
+
+    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = 0;
+    for (int q = 0; q < WIN / 16; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        /* x <= bound as unsigned bytes: min(x, bound) == x */
+        __m128i t = _mm_sub_epi8(_mm_or_si128(v, x20), a);
+        uint64_t let = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, z25), t));
+        __m128i tu = _mm_sub_epi8(v, _mm_set1_epi8('A'));
+        uint64_t up = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(tu, z25), tu));
+        __m128i u = _mm_sub_epi8(v, d0);
+        uint64_t dig = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(u, z9), u));
+        __m128i c = _mm_sub_epi8(v, tab);
+        __m128i wsv = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(c, z4), c), _mm_cmpeq_epi8(v, sp));
+        uint64_t ws = (uint16_t)_mm_movemask_epi8(wsv);
+        uint64_t nl = (uint16_t)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        uint64_t hi = (uint16_t)_mm_movemask_epi8(v);
+        uint64_t apos = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap));
+        int sh = 16 * q;
+
+        w->let |= let << sh;
+        w->up |= up << sh;
+        w->dig |= dig << sh;
+        w->ws |= ws << sh;
+        w->nl |= nl << sh;
+        w->hi |= hi << sh;
+        w->apos |= apos << sh;
+        w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
+    }
+}
+
+/* The same masks, 32 bytes at a time with AVX2: only called where the CPU has it (tok_path). */
+__attribute__((target("avx2"))) static inline void classify_avx2(const uint8_t *p, win *w)
+{
+    const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25), x20 = _mm256_set1_epi8(0x20);
+    const __m256i d0 = _mm256_set1_epi8('0'), z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9);
+    const __m256i z4 = _mm256_set1_epi8(4), sp = _mm256_set1_epi8(' ');
+    const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+    const __m256i ap = _mm256_set1_epi8('\''), ua = _mm256_set1_epi8('A');
+
+    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = 0;
+    for (int q = 0; q < WIN / 32; q++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * q));
+        __m256i t = _mm256_sub_epi8(_mm256_or_si256(v, x20), a);
+        uint64_t let = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(t, z25), t));
+        __m256i tu = _mm256_sub_epi8(v, ua);
+        uint64_t up = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(tu, z25), tu));
+        __m256i u = _mm256_sub_epi8(v, d0);
+        uint64_t dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(u, z9), u));
+        __m256i c = _mm256_sub_epi8(v, tab);
+        __m256i wsv = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(c, z4), c),
+                                      _mm256_cmpeq_epi8(v, sp));
+        uint64_t ws = (uint32_t)_mm256_movemask_epi8(wsv);
+        uint64_t nl = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(v);
+        uint64_t apos = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap));
+        int sh = 32 * q;
+
+        w->let |= let << sh;
+        w->up |= up << sh;
+        w->dig |= dig << sh;
+        w->ws |= ws << sh;
+        w->nl |= nl << sh;
+        w->hi |= hi << sh;
+        w->apos |= apos << sh;
+        w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
+    }
+}
+
+/* The first offset >= k (k < 64) whose bit in m is clear; 64 when there is none. */
+static inline unsigned first_clear(uint64_t m, unsigned k)
+{
+    uint64_t x = ~(m >> k);
+
+    return x != 0 ? k + (unsigned)__builtin_ctzll(x) : WIN;
+}
+
+#define BIT(m, k) (((m) >> (k)) & 1)
+
+/* \p{L}+ continued from offset k (the run has started before it): its end, or 0 and *why. */
+static inline unsigned letters_from(const win *w, unsigned k, int *why)
+{
+    unsigned e = k < WIN ? first_clear(w->let, k) : WIN;
+
+    if (e >= WIN) {
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (BIT(w->hi, e)) {
+        *why = PRETOK_SIMD_NONASCII; /* a non-ASCII letter may continue the run */
+        return 0;
+    }
+    return e;
+}
+
+/*
+ * The end of cl100k's piece at offset k of the window, or 0 with the reason in *why. The
+ * alternatives in the pattern's order:
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+
+ */
+static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k, int *why)
+{
+    unsigned e, j;
+
+    if (BIT(w->hi, k)) {
+        *why = PRETOK_SIMD_NONASCII;
+        return 0;
+    }
+    if (BIT(w->apos, k)) {
+        /* (?i:'s|'t|'re|'ve|'m|'ll|'d), with ASCII letters after the apostrophe; when it does
+         * not match, the apostrophe is an other character like any punctuation */
+        uint8_t a, b;
+        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        if (BIT(w->hi, k + 1)) {
+            *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
+            return 0;
+        }
+        a = BIT(w->let, k + 1) ? p[k + 1] | 0x20 : 0;
+        b = BIT(w->let, k + 2) ? p[k + 2] | 0x20 : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd')
+            return k + 2;
+        if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
+            return k + 3;
+    }
+    if (BIT(w->let, k))
+        return letters_from(w, k + 1, why);
+    if (BIT(w->dig, k)) {
+        /* \p{N}{1,3}: a non-ASCII byte after a digit may be a number character */
+        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        e = k + 1;
+        for (int d = 1; d < 3 && !BIT(w->hi, e) && BIT(w->dig, e); d++)
+            e++;
+        if (e - k < 3 && BIT(w->hi, e)) {
+            *why = PRETOK_SIMD_NONASCII;
+            return 0;
+        }
+        return e;
+    }
+    /* here the byte is other or whitespace: [^\r\n\p{L}\p{N}]?\p{L}+ unless it is a line break */
+    if (k + 1 >= WIN) {
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (!BIT(w->nl, k)) {
+        if (BIT(w->let, k + 1))
+            return letters_from(w, k + 2, why);
+        if (BIT(w->hi, k + 1)) {
+            *why = PRETOK_SIMD_NONASCII; /* may be a letter */
+            return 0;
+        }
+    }
+    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    j = p[k] == ' ' ? k + 1 : k;
+    if (BIT(w->oth, j)) {
+        e = j + 1 < WIN ? first_clear(w->oth, j + 1) : WIN;
+        if (e >= WIN) {
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        if (BIT(w->hi, e)) {
+            *why = PRETOK_SIMD_NONASCII; /* may be another [^\s\p{L}\p{N}] */
+            return 0;
+        }
+        e = first_clear(w->nl, e);
+        if (e >= WIN) {
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        return e;
+    }
+    /* whitespace (the only class left): \s*[\r\n]+ | \s+(?!\S) | \s+ */
+    e = first_clear(w->ws, k);
+    if (e >= WIN) {
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (BIT(w->hi, e)) {
+        *why = PRETOK_SIMD_NONASCII; /* may be more whitespace (U+0085, U+00A0, ...) */
+        return 0;
+    }
+    {
+        /* the run's line breaks: the piece ends after the last one */
+        uint64_t run = (((uint64_t)1 << e) - 1) & ~(((uint64_t)1 << k) - 1); /* e < 64 */
+        uint64_t brk = w->nl & run;
+        if (brk != 0)
+            return 64 - (unsigned)__builtin_clzll(brk);
+    }
+    /* no line break, a non-space follows: the run gives back its last character */
+    return e - k >= 2 ? e - 1 : e;
+}
+
+/*
+ * The end of o200k's piece at offset k of the window, or 0 with the reason in *why. Not written
+ * yet: every piece goes to the scalar scanner.
+ */
+static inline unsigned decide_o200k(const win *w, const uint8_t *p, unsigned k, int *why)
+{
+    (void)w;
+    (void)p;
+    (void)k;
+    *why = PRETOK_SIMD_PATTERN;
+    return 0;
+}
+
+#endif
