@@ -54,7 +54,7 @@ typedef struct tok_bucket {
 _Static_assert(sizeof(tok_bucket) == 64, "a bucket is one cache line");
 
 /*
- * A bucket of the fast table (tokens of 2 to FAST_MAX bytes), which the block encoder asks first:
+ * A bucket of the fast table (tokens of 1 to FAST_MAX bytes), which the block encoder asks first:
  * four keys (fast_key: the bytes, with the length in the top byte, so one compare decides) and
  * their ranks in one cache line. Tokens go in by rank, lowest first (the merges BPE learned first,
  * the common ones); a token whose bucket is full is left out, which only sends that piece the
@@ -99,7 +99,7 @@ struct tok_enc {
     uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
     tok_bucket *bucket; /* tokens of 2 to 8 bytes, by hash_words: linear probing by bucket */
     size_t bmask;
-    tok_fast *fast; /* tokens of 2 to FAST_MAX bytes, by fast_index; see tok_fast */
+    tok_fast *fast; /* tokens of 1 to FAST_MAX bytes, by fast_index; see tok_fast */
     unsigned fast_shift;
     tok_whole *whole; /* tokens of WHOLE_MIN to WHOLE_MAX bytes, by hash_words: linear probing */
     size_t wmask;
@@ -282,7 +282,7 @@ static inline uint32_t bucket_lookup(const tok_enc *e, size_t n, uint64_t k8, ui
     }
 }
 
-/* The key of a piece of n bytes (2 <= n <= FAST_MAX) whose bytes, zero-padded, are k8: the length
+/* The key of a piece of n bytes (1 <= n <= FAST_MAX) whose bytes, zero-padded, are k8: the length
  * in the top byte, which the bytes leave zero, so that no two pieces share a key. */
 static inline uint64_t fast_key(uint64_t k8, size_t n)
 {

@@ -46,7 +46,7 @@ int tok_out_room(outbuf *o, sink *k);
  * or the merge. Out of line: the block loop takes the short tokens itself. */
 int tok_piece_slow(const tok_enc *e, const uint8_t *s, size_t i, size_t j, cache_ent *c, sink *k);
 
-/* The ids of a piece (1 < a->len <= SMALL_PIECE, keyed by ahead_key) that is no token: from the
+/* The ids of a piece (a->len <= SMALL_PIECE, keyed by ahead_key) that is no token: from the
  * piece cache, or merged and then remembered there. Returns 0, or -1 when memory runs out. */
 int tok_piece_merge(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k);
 
@@ -115,9 +115,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             for (unsigned t = 0; t < np; t++) {
                 size_t len = ends[t + 1] - ends[t];
                 uint32_t r = NO_RANK;
-                if (len == 1)
-                    r = e->byte_rank[b[ends[t]]];
-                else if (len <= FAST_MAX)
+                if (len <= FAST_MAX) /* single bytes are in the fast table too */
                     r = fast_lookup(&e->fast[hash[t]], key[t][0]);
                 else if (len <= WHOLE_MAX)
                     r = whole_lookup(e, len, key[t], hash[t]);

@@ -101,6 +101,10 @@ int tok_piece_merge(const tok_enc *e, const uint8_t *s, const ahead *a, cache_en
     uint32_t tok[SMALL_PIECE];
     cache_ent *set = NULL, *ce;
 
+    if (n == 1) { /* a single byte left out of a full fast bucket */
+        emit(k, e->byte_rank[p[0]]);
+        return 0;
+    }
     if (n > SMALL_PIECE)
         return tok_merge_large(e, p, n, k);
     if (n <= CACHE_KEY && c != NULL) {

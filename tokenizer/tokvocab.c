@@ -159,7 +159,7 @@ void *tok_big_calloc(size_t size)
 
 /* Builds the hash table of e from its rank file; on failure e stays not ready. */
 /*
- * The fast table (see tok_fast): one bucket for every two tokens of 2 to FAST_MAX bytes, so that
+ * The fast table (see tok_fast): one bucket for every two tokens of 1 to FAST_MAX bytes, so that
  * few buckets fill; filled in rank order, so that a token left out of a full bucket is a rare
  * one. Returns 0, or -1 when memory runs out.
  */
@@ -169,7 +169,7 @@ static int fast_build(tok_enc *e)
     unsigned bits = 1;
 
     for (uint32_t r = 0; r < e->nranks; r++)
-        count += e->lens[r] >= 2 && e->lens[r] <= FAST_MAX;
+        count += e->lens[r] >= 1 && e->lens[r] <= FAST_MAX;
     while (nb * 2 < count) {
         nb <<= 1;
         bits++;
@@ -181,7 +181,7 @@ static int fast_build(tok_enc *e)
         size_t n = e->lens[r];
         uint64_t key;
         tok_fast *b;
-        if (n < 2 || n > FAST_MAX)
+        if (n < 1 || n > FAST_MAX)
             continue;
         key = fast_key(load_k8(e->bytes + e->offs[r], n), n);
         b = &e->fast[fast_index(e, key)];
