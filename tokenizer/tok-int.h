@@ -6,6 +6,7 @@
 #ifndef TOK_TOK_INT_H
 #define TOK_TOK_INT_H
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -299,11 +300,19 @@ static inline size_t fast_index(const tok_enc *e, uint64_t key)
  * (no token, or a token left out: see tok_fast). */
 static inline uint32_t fast_lookup(const tok_fast *b, uint64_t key)
 {
+#ifdef __AVX2__
+    __m256i eq = _mm256_cmpeq_epi64(_mm256_loadu_si256((const __m256i *)b->k), _mm256_set1_epi64x((long long)key));
+    unsigned m = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(eq));
+
+    return m != 0 ? b->r[__builtin_ctz(m)] : NO_RANK;
+#else
     uint32_t r = NO_RANK;
 
+    /* selected with masks: which way holds the key is a coin toss for a branch predictor */
     for (int j = 0; j < FAST_WAYS; j++)
-        r = b->k[j] == key ? b->r[j] : r;
+        r ^= (r ^ b->r[j]) & -(uint32_t)(b->k[j] == key);
     return r;
+#endif
 }
 
 /* The rank of the n bytes at p, or NO_RANK when they are no token. */
