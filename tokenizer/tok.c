@@ -163,6 +163,11 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
     return k->failed ? -1 : 0;
 }
 
+int tok_piece_encode(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k)
+{
+    return encode_piece(e, s, a, c, k);
+}
+
 int tok_encode_scalar(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 {
     return encode_ordinary(e, s, n, k);

@@ -56,13 +56,41 @@ int tok_encode_block_avx2(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 
 
 /*
+ * Keys piece t of a batch, the len bytes at p, and prefetches its table line: the fast table for
+ * up to FAST_MAX bytes, the whole-piece table for WHOLE_MIN to WHOLE_MAX, nothing for longer
+ * pieces (they go the long way). wide: WHOLE_MAX bytes may be read at p.
+ */
+static inline __attribute__((always_inline)) void batch_key(const tok_enc *e, const uint8_t *p,
+                                                            size_t len, int wide, uint64_t *key,
+                                                            uint64_t *hash)
+{
+    uint64_t k8;
+
+    if (wide)
+        memcpy(&k8, p, 8);
+    else
+        k8 = load_k8(p, len < 8 ? len : 8);
+    if (len <= FAST_MAX) {
+        k8 = fast_key(k8 & (((uint64_t)1 << (len * 8)) - 1), len);
+        *hash = fast_index(e, k8);
+        __builtin_prefetch(&e->fast[*hash]);
+    } else if (len <= WHOLE_MAX) {
+        load_rest(p, len, &key[1], &key[2]);
+        *hash = hash_words(p, len, k8, key[1], key[2]);
+        __builtin_prefetch(&e->whole[*hash & e->wmask]);
+    }
+    key[0] = k8;
+}
+
+/*
  * The block encoder, compiled once per classifier (always inlined into tok_encode_block_sse2 and
- * tok_encode_block_avx2, with the classifier inlined too). A window of WIN bytes is classified
- * from the start of the next piece; the masks decide pieces until one they cannot decide, which
- * then goes to the scalar scanner (or, when it only ran past the window, starts the next
- * window). Then, in a second pass over the window's pieces, whose vocabulary buckets were
- * prefetched as they were found: a piece of one byte, or of two to eight bytes that is a token,
- * is emitted here; any other goes to tok_piece_slow.
+ * tok_encode_block_avx2, with the classifier inlined too). It works in batches of at most WIN
+ * pieces, found one of two ways: from the masks of a window of WIN bytes classified from the
+ * next piece's start, until a piece they cannot decide; or, where the window decides nothing (a
+ * non-ASCII byte at the start, a piece longer than the window), by the scalar scanner, until the
+ * text is ASCII again. Each piece is keyed and its table line prefetched as it is found. Then
+ * the batch is probed (pieces that are no token are keyed for the piece cache, and its set
+ * prefetched), and emitted in order.
  */
 static inline __attribute__((always_inline)) int block_run(const tok_enc *e, const uint8_t *s,
                                                            size_t n, sink *k,
@@ -73,8 +101,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
     uint64_t key[WIN][3], hash[WIN];
-    uint32_t rank[WIN];
-    uint8_t ends[WIN + 1];
+    uint32_t rank[WIN], ends[WIN + 1];
     ahead miss[WIN];
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
@@ -82,84 +109,97 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         return -1;
     ends[0] = 0;
     while (i < n) {
-        if (n - i >= WIN + WHOLE_MAX && s[i] < 0x80 && s[i + 1] < 0x80) {
+        const uint8_t *b = s + i;
+        unsigned np = 0, nm = 0;
+
+        /* pass 1: the pieces, keyed, their table lines prefetched; in a window, WHOLE_MAX bytes
+         * may be read at any offset (n - i >= WIN + WHOLE_MAX) */
+        if (n - i >= WIN + WHOLE_MAX && b[0] < 0x80 && b[1] < 0x80) {
             win w;
-            unsigned off = 0, end, np = 0, nm = 0;
+            unsigned off = 0, end;
             int why = PRETOK_SIMD_EDGE;
-            const uint8_t *b = s + i;
             classify(b, &w);
-            /* pass 1: the pieces, their keys, and a prefetch of each one's slot: the fast table
-             * for 2 to FAST_MAX bytes, the whole-piece table for WHOLE_MIN to WHOLE_MAX; up to
-             * WHOLE_MAX bytes may be read at any offset (n - i >= WIN + WHOLE_MAX) */
             while (off < WIN && (end = cl ? decide_cl100k(&w, b, off, &why)
                                           : decide_o200k(&w, b, off, &why)) != 0) {
-                size_t len = end - off;
-                const uint8_t *p = b + off;
-                uint64_t k8;
-                memcpy(&k8, p, 8);
-                if (len <= FAST_MAX) {
-                    k8 = fast_key(k8 & (((uint64_t)1 << (len * 8)) - 1), len);
-                    hash[np] = fast_index(e, k8);
-                    __builtin_prefetch(&e->fast[hash[np]]);
-                } else if (len <= WHOLE_MAX) {
-                    load_rest(p, len, &key[np][1], &key[np][2]);
-                    hash[np] = hash_words(p, len, k8, key[np][1], key[np][2]);
-                    __builtin_prefetch(&e->whole[hash[np] & e->wmask]);
-                }
-                key[np][0] = k8;
-                ends[++np] = (uint8_t)end;
+                batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
+                ends[++np] = end;
                 off = end;
             }
-            /* pass 2: probe; a piece that is no token (or not in the fast table) is keyed for
-             * the piece cache, and its set prefetched */
-            for (unsigned t = 0; t < np; t++) {
-                size_t len = ends[t + 1] - ends[t];
-                uint32_t r = NO_RANK;
-                if (len <= FAST_MAX) /* single bytes are in the fast table too */
-                    r = fast_lookup(&e->fast[hash[t]], key[t][0]);
-                else if (len <= WHOLE_MAX)
-                    r = whole_lookup(e, len, key[t], hash[t]);
-                rank[t] = r;
-                if (r == NO_RANK) {
-                    ahead *a = &miss[nm++];
-                    a->start = (uint32_t)(i + ends[t]);
-                    a->len = (uint32_t)len;
-                    if (len <= CACHE_KEY) {
-                        ahead_key(a, b + ends[t], len);
-                        if (c != NULL) {
-                            cache_ent *set = cache_set(c, a->h);
-                            __builtin_prefetch(&set[0]);
-                            __builtin_prefetch(&set[1]);
-                        }
+        }
+        if (np == 0) {
+            /* text the masks do not decide (non-ASCII above all, where most pieces are no
+             * token): the scalar path's order, piece cache first, its sets and the vocabulary
+             * slots prefetched for the batch */
+            size_t at = 0;
+            do {
+                ahead *a = &miss[np++];
+                size_t j = pretok_next(e->pat, s, i + at, n) - i, len = j - at;
+                a->start = (uint32_t)(i + at);
+                a->len = (uint32_t)len;
+                if (len > 1 && len <= SMALL_PIECE) {
+                    ahead_key(a, b + at, len);
+                    if (len <= CACHE_KEY && c != NULL) {
+                        cache_ent *set = cache_set(c, a->h);
+                        __builtin_prefetch(&set[0]);
+                        __builtin_prefetch(&set[1]);
+                    }
+                    if (len <= MAX_TOKEN_LEN)
+                        __builtin_prefetch(vocab_slot(e, a));
+                }
+                at = j;
+            } while (np < WIN && i + at < n &&
+                     !(b[at] < 0x80 && n - (i + at) >= WIN + WHOLE_MAX && b[at + 1] < 0x80));
+            out_give(&o, k);
+            for (unsigned t = 0; t < np; t++)
+                if (tok_piece_encode(e, s, &miss[t], c, k) != 0)
+                    return -1;
+            i += at;
+            if (k->failed || tok_out_room(&o, k) != 0)
+                return -1;
+            continue;
+        }
+        /* pass 2: probe; a piece that is no token (or not in the fast table) is keyed for the
+         * piece cache, and its set prefetched */
+        for (unsigned t = 0; t < np; t++) {
+            size_t len = ends[t + 1] - ends[t];
+            uint32_t r = NO_RANK;
+            if (len <= FAST_MAX) /* single bytes are in the fast table too */
+                r = fast_lookup(&e->fast[hash[t]], key[t][0]);
+            else if (len <= WHOLE_MAX)
+                r = whole_lookup(e, len, key[t], hash[t]);
+            rank[t] = r;
+            if (r == NO_RANK) {
+                ahead *a = &miss[nm++];
+                a->start = (uint32_t)(i + ends[t]);
+                a->len = (uint32_t)len;
+                if (len <= CACHE_KEY) {
+                    ahead_key(a, b + ends[t], len);
+                    if (c != NULL) {
+                        cache_ent *set = cache_set(c, a->h);
+                        __builtin_prefetch(&set[0]);
+                        __builtin_prefetch(&set[1]);
                     }
                 }
             }
-            /* pass 3: emit in order */
-            for (unsigned t = 0, m = 0; t < np; t++) {
-                const ahead *a;
-                int rc;
-                if (__builtin_expect(rank[t] != NO_RANK, 1)) {
-                    *o.at++ = rank[t];
-                    continue;
-                }
-                a = &miss[m++];
-                out_give(&o, k);
-                rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
-                                         : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
-                if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
-                    return -1;
-            }
-            i += off;
-            if (tok_out_room(&o, k) != 0)
-                return -1;
-            if (off != 0)
-                continue; /* the undecided piece starts the next window */
         }
-        size_t j = pretok_next(e->pat, s, i, n);
-        out_give(&o, k);
-        if (tok_piece_slow(e, s, i, j, c, k) != 0 || tok_out_room(&o, k) != 0)
+        /* pass 3: emit in order */
+        for (unsigned t = 0, m = 0; t < np; t++) {
+            const ahead *a;
+            int rc;
+            if (__builtin_expect(rank[t] != NO_RANK, 1)) {
+                *o.at++ = rank[t];
+                continue;
+            }
+            a = &miss[m++];
+            out_give(&o, k);
+            rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
+                                     : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
+            if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
+                return -1;
+        }
+        i += ends[np];
+        if (tok_out_room(&o, k) != 0)
             return -1;
-        i = j;
     }
     out_give(&o, k);
     return k->failed ? -1 : 0;

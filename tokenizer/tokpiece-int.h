@@ -100,4 +100,9 @@ static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahea
     return rank_lookup(e, p, a->len, a->h, a->w[0]);
 }
 
+/* Encodes the piece a of s (a->start, a->len; keyed by ahead_key when 1 < a->len <= SMALL_PIECE)
+ * as the scalar path does: the piece cache, then the vocabulary, then the merge (tok.c).
+ * Returns 0, or -1 when memory runs out. */
+int tok_piece_encode(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k);
+
 #endif
