@@ -8,13 +8,8 @@
  * counts it once (untimed, to build the encoding's tables and warm the caches), then times
  * parse + delete in a loop for S/2 seconds and tok_count_request() on one parsed body for S
  * seconds (default 1; each loop runs at least 10 times). Prints one JSON line:
- * {"file","bytes","model","encoding","path","tokens","first_us","parse_runs","parse_us",
- * "count_runs","count_us","total_us"}, the *_us being mean microseconds per call and total_us
- * their sum; first_us is the first parse + count of the file (the tables' build left out): on
- * the first file of a process, the cold first call, first_count_us its count's part. Before it,
- * a count of one byte makes this thread's piece cache (8 MiB, zeroed: once per thread), whose
- * time is "cache_us" (0 after the first file), so that first_us is the request's own cost.
- * "path" is the encoder's path (tok.h).
+ * {"file","bytes","model","encoding","tokens","parse_runs","parse_us","count_runs","count_us",
+ * "total_us"}, the *_us being mean microseconds per call and total_us their sum.
  * The encoding is the model's (tok_encoding_for_model) unless --encoding names one.
  * cJSON allocates with malloc here; the gate parses into its request arena, which costs less.
  * Exits 1 when a file cannot be read, parsed or counted, 2 on a usage error.
@@ -44,17 +39,14 @@ static int bench_file(const char *path, const char *encoding, double seconds)
     const tok_enc *e;
     tok_count_result r;
     int parse_runs = 0, count_runs = 0, rc = 1;
-    double start, parse_s, count_s, first_s, first_count_s, cache_s;
-    uint64_t one;
+    double start, parse_s, count_s;
 
     if (text == NULL)
         goto out;
-    start = bench_now();
     if ((body = cJSON_ParseWithLength(text, len)) == NULL) {
         fprintf(stderr, "chatbench: %s is not valid JSON\n", path);
         goto out;
     }
-    first_s = bench_now() - start;
     mv = cJSON_GetObjectItem(body, "model");
     if (cJSON_IsString(mv)) {
         model = mv->valuestring;
@@ -66,16 +58,10 @@ static int bench_file(const char *path, const char *encoding, double seconds)
         fprintf(stderr, "chatbench: unknown encoding %s\n", encoding);
         goto out;
     }
-    start = bench_now();
-    (void)tok_count(e, "x", 1, 0, &one);
-    cache_s = bench_now() - start;
-    start = bench_now();
     if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &r) != 0) {
         fprintf(stderr, "chatbench: %s is not a chat request\n", path);
         goto out;
     }
-    first_count_s = bench_now() - start;
-    first_s += first_count_s;
 
     start = bench_now();
     do {
@@ -100,14 +86,12 @@ static int bench_file(const char *path, const char *encoding, double seconds)
         count_s = bench_now() - start;
     } while (count_s < seconds || count_runs < MIN_RUNS);
 
-    printf("{\"file\":\"%s\",\"bytes\":%zu,\"model\":%s,\"encoding\":\"%s\",\"path\":\"%s\","
-           "\"tokens\":%llu,\"cache_us\":%.2f,\"first_us\":%.2f,\"first_count_us\":%.2f,"
+    printf("{\"file\":\"%s\",\"bytes\":%zu,\"model\":%s,\"encoding\":\"%s\",\"tokens\":%llu,"
            "\"parse_runs\":%d,\"parse_us\":%.2f,\"count_runs\":%d,\"count_us\":%.2f,"
            "\"total_us\":%.2f}\n",
            strrchr(path, '/') ? strrchr(path, '/') + 1 : path, len,
-           model_json ? model_json : "null", tok_name(e), tok_path_name(tok_get_path()),
-           (unsigned long long)r.tokens, cache_s * 1e6, first_s * 1e6, first_count_s * 1e6,
-           parse_runs, parse_s / parse_runs * 1e6, count_runs, count_s / count_runs * 1e6,
+           model_json ? model_json : "null", tok_name(e), (unsigned long long)r.tokens, parse_runs,
+           parse_s / parse_runs * 1e6, count_runs, count_s / count_runs * 1e6,
            (parse_s / parse_runs + count_s / count_runs) * 1e6);
     fflush(stdout);
     rc = 0;
