@@ -13,8 +13,8 @@
  * alike; the best pass is the least disturbed one.
  *   pretok        the pre-tokenizer alone: on the scalar path pretok_next piece by piece; on
  *                 sse2 pretok_simd_pieces (the block pre-tokenizer, SSE2 classifier); on avx2
- *                 the same loop compiled a second time here with the AVX2 classifier (see
- *                 stages_pieces_avx2 below). The pieces are the same on every path (checked).
+ *                 the same loop compiled a second time for AVX2 with the AVX2 classifier
+ *                 (bench/tokstages_avx2.c). The pieces are the same on every path (checked).
  *   + lookup      the same, and for each batch of up to BATCH pieces: every piece's key words
  *                 and hash (ahead_key), a prefetch of its piece-cache set and vocabulary slot,
  *                 then the probes (the two cache ways compared, and vocab_rank for pieces of up
@@ -24,14 +24,15 @@
  *   encode, cold  tok_encode into an id array whose memory is kept from pass to pass, the piece
  *                 cache emptied before the pass: tokbench's figure;
  *   encode, warm  tok_encode with the cache as the previous pass left it;
- *   merge         the merges that a cold pass makes, timed alone: the pieces that are no token
- *                 and miss the piece cache, found by replaying the cold pass against a private
- *                 copy of the cache that is filled as tok.c's encode_piece fills it (a piece of
- *                 up to CACHE_KEY bytes is remembered when it has at most CACHE_IDS ids; longer
- *                 pieces are merged every time), then tok_merge_small (tok_merge_large past
- *                 SMALL_PIECE bytes) on each of them in file order. Both paths share the piece
- *                 cache (tokpiece-int.h), so they make these same merges as long as the block
- *                 path fills the cache the same way.
+ *   merge         the merges that a cold pass makes on the path, timed alone: the pieces that
+ *                 are no token and miss the piece cache, found by replaying the cold pass
+ *                 against a private copy of the cache filled as the path fills it, then
+ *                 tok_merge_small (tok_merge_large past SMALL_PIECE bytes) on each of them in
+ *                 file order. Both paths remember a piece of up to CACHE_KEY bytes that has at
+ *                 most CACHE_IDS ids, and merge longer pieces every time; the scalar path
+ *                 (tok.c, encode_piece) asks the cache first and remembers tokens too, the block
+ *                 path (tokblock.c, tok_piece_merge) asks the vocabulary first and remembers only
+ *                 the pieces it merged, so its cache loses fewer of them.
  * From these, the shares of the cold encode's time E (best pass) on each path:
  *   pre-tokenization = pretok / E;  hashing and lookup = (+ lookup - pretok) / E;
  *   merging = merge / E;            emitting = (encode, cold - count, cold) / E (storing ids);
@@ -54,26 +55,14 @@
 
 #include "bench/benchutil.h"
 #include "tokenizer/pretok_simd.h"
-#include "tokenizer/pretok_simd-int.h"
 #include "tokenizer/tok-int.h"
 #include "tokenizer/tokpiece-int.h"
 #include "tokenizer/utf8.h"
 
-/*
- * The block pre-tokenizer's loop (tokenizer/pretok_simd.c) compiled a second time, for AVX2,
- * with the AVX2 window classifier in place of the SSE2 one, and under another name: the
- * pretok stage of the avx2 path. Everything else in it is pretok_simd.c's own code.
- */
-size_t stages_pieces_avx2(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends,
-                          size_t cap, pretok_simd_stats *st);
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#define pretok_simd_pieces stages_pieces_avx2
-#define classify_sse2 classify_avx2
-#include "tokenizer/pretok_simd.c"
-#undef classify_sse2
-#undef pretok_simd_pieces
-#pragma GCC pop_options
+/* The block pre-tokenizer's loop compiled for AVX2 with the AVX2 classifier: the pretok stage
+ * of the avx2 path (bench/tokstages_avx2.c). The same contract as pretok_simd_pieces. */
+size_t tokstages_pieces_avx2(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends,
+                             size_t cap, pretok_simd_stats *st);
 
 /* This thread's CPU time, in seconds. */
 static double cpu_now(void)
@@ -105,10 +94,11 @@ typedef struct file_ctx {
     const tok_enc *e;
     const uint8_t *s;
     size_t n;
-    tok_ids ids;      /* encode's output, its memory kept from pass to pass */
-    merge_at *merges; /* the cold pass's merges, in file order */
-    size_t nmerges;
-    size_t merge_bytes;
+    tok_ids ids; /* encode's output, its memory kept from pass to pass */
+    struct {
+        merge_at *at; /* the cold pass's merges, in file order */
+        size_t n, bytes;
+    } merges[2]; /* [0]: as the scalar path fills the cache, [1]: as the block path does */
     size_t pieces;
 } file_ctx;
 
@@ -120,7 +110,7 @@ static size_t pieces_on(tok_path p, const file_ctx *f, size_t i, size_t *ends, s
     if (p == TOK_PATH_SSE2)
         return pretok_simd_pieces(f->e->pat, f->s, i, f->n, ends, cap, NULL);
     if (p == TOK_PATH_AVX2)
-        return stages_pieces_avx2(f->e->pat, f->s, i, f->n, ends, cap, NULL);
+        return tokstages_pieces_avx2(f->e->pat, f->s, i, f->n, ends, cap, NULL);
     while (k < cap && i < f->n)
         ends[k++] = i = pretok_next(f->e->pat, f->s, i, f->n);
     return k;
@@ -176,17 +166,20 @@ static uint64_t stage_scan(tok_path p, const file_ctx *f, int lookup, size_t *pi
     return acc;
 }
 
-/* Finds the merges of a cold pass (see the header) into f->merges. Returns 0, or -1 when
- * memory runs out. */
-static int find_merges(file_ctx *f)
+/* Finds the merges of a cold pass (see the header) into f->merges[block]: as the scalar path
+ * fills the piece cache (block 0) or as the block path does (1). Returns 0, or -1 when memory
+ * runs out. */
+static int find_merges(file_ctx *f, int block)
 {
     cache_ent *c = calloc(1, CACHE_SIZE);
     uint32_t tok[SMALL_PIECE];
     size_t cap = 1024;
+    merge_at **at = &f->merges[block].at;
+    size_t *nm = &f->merges[block].n;
 
-    f->merges = malloc(cap * sizeof(merge_at));
-    f->nmerges = f->merge_bytes = f->pieces = 0;
-    if (c == NULL || f->merges == NULL) {
+    *at = malloc(cap * sizeof(merge_at));
+    *nm = f->merges[block].bytes = f->pieces = 0;
+    if (c == NULL || *at == NULL) {
         free(c);
         return -1;
     }
@@ -207,22 +200,27 @@ static int find_merges(file_ctx *f)
                     continue;
                 }
             }
-            if (len <= MAX_TOKEN_LEN && vocab_rank(f->e, f->s + i, &a) != NO_RANK)
+            if (len <= MAX_TOKEN_LEN && vocab_rank(f->e, f->s + i, &a) != NO_RANK) {
+                if (block) { /* a token: the block path neither asks nor fills the cache */
+                    i = j;
+                    continue;
+                }
                 m = 1;
+            }
         }
         if (len > 1 && m == 0) {
-            if (f->nmerges == cap) {
-                merge_at *g = realloc(f->merges, 2 * cap * sizeof(merge_at));
+            if (*nm == cap) {
+                merge_at *g = realloc(*at, 2 * cap * sizeof(merge_at));
                 if (g == NULL) {
                     free(c);
                     return -1;
                 }
-                f->merges = g;
+                *at = g;
                 cap *= 2;
             }
-            f->merges[f->nmerges].start = (uint32_t)i;
-            f->merges[f->nmerges++].len = (uint32_t)len;
-            f->merge_bytes += len;
+            (*at)[*nm].start = (uint32_t)i;
+            (*at)[(*nm)++].len = (uint32_t)len;
+            f->merges[block].bytes += len;
             if (len <= SMALL_PIECE)
                 m = tok_merge_small(f->e, f->s + i, len, tok);
         }
@@ -239,15 +237,16 @@ static int find_merges(file_ctx *f)
     return 0;
 }
 
-/* The merges of a cold pass, back to back; returns a checksum. */
-static uint64_t stage_merge(const file_ctx *f)
+/* The merges of a cold pass on the path (block: 1 for sse2 and avx2), back to back; returns a
+ * checksum. */
+static uint64_t stage_merge(const file_ctx *f, int block)
 {
     uint32_t tok[SMALL_PIECE];
     uint64_t acc = 0;
 
-    for (size_t q = 0; q < f->nmerges; q++) {
-        const uint8_t *p = f->s + f->merges[q].start;
-        size_t len = f->merges[q].len;
+    for (size_t q = 0; q < f->merges[block].n; q++) {
+        const uint8_t *p = f->s + f->merges[block].at[q].start;
+        size_t len = f->merges[block].at[q].len;
         if (len <= SMALL_PIECE) {
             acc += tok_merge_small(f->e, p, len, tok);
         } else {
@@ -284,7 +283,7 @@ static uint64_t stage_run(int st, tok_path p, file_ctx *f, size_t *pieces)
             *pieces = 0;
         return f->ids.n;
     default:
-        return stage_merge(f);
+        return stage_merge(f, p != TOK_PATH_SCALAR);
     }
 }
 
@@ -293,6 +292,7 @@ static void report(const file_ctx *f, const char *file, const char *encoding, to
                    const double *best, int passes, int json)
 {
     double e = best[ST_ENC_COLD], sh[5];
+    int b = p != TOK_PATH_SCALAR;
 
     sh[0] = best[ST_PRETOK] / e;
     sh[1] = (best[ST_LOOKUP] - best[ST_PRETOK]) / e;
@@ -302,8 +302,8 @@ static void report(const file_ctx *f, const char *file, const char *encoding, to
     if (json) {
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"path\":\"%s\",\"bytes\":%zu,\"pieces\":%zu,"
                "\"merges\":%zu,\"merge_bytes\":%zu,\"passes\":%d",
-               file, encoding, tok_path_name(p), f->n, f->pieces, f->nmerges, f->merge_bytes,
-               passes);
+               file, encoding, tok_path_name(p), f->n, f->pieces, f->merges[b].n,
+               f->merges[b].bytes, passes);
         for (int k = 0; k < NSTAGES; k++)
             printf(",\"%s_ms\":%.3f", stage_keys[k], best[k] * 1e3);
         printf(",\"share_pretok\":%.4f,\"share_lookup\":%.4f,\"share_merge\":%.4f,"
@@ -313,7 +313,8 @@ static void report(const file_ctx *f, const char *file, const char *encoding, to
     }
     printf("%s, %s, path %s: %zu bytes, %zu pieces; a cold pass merges %zu of them (%zu bytes); "
            "best of %d passes\n| stage | MB/s | ns per piece |\n|---|---:|---:|\n",
-           file, encoding, tok_path_name(p), f->n, f->pieces, f->nmerges, f->merge_bytes, passes);
+           file, encoding, tok_path_name(p), f->n, f->pieces, f->merges[b].n, f->merges[b].bytes,
+           passes);
     for (int k = 0; k < NSTAGES; k++)
         printf("| %s%s | %.1f | %.1f |\n", stage_names[k],
                k == ST_MERGE ? " (its time as MB/s of the whole file)" : "",
@@ -341,7 +342,7 @@ static int bench_file(const tok_enc *e, const char *encoding, const char *path_a
         fprintf(stderr, "tokstages: cannot read %s as UTF-8 text\n", path_arg);
         goto out;
     }
-    if (find_merges(&f) != 0) {
+    if (find_merges(&f, 0) != 0 || find_merges(&f, 1) != 0) {
         fprintf(stderr, "tokstages: out of memory\n");
         goto out;
     }
@@ -384,7 +385,8 @@ static int bench_file(const tok_enc *e, const char *encoding, const char *path_a
     rc = 0;
 out:
     tok_ids_free(&f.ids);
-    free(f.merges);
+    free(f.merges[0].at);
+    free(f.merges[1].at);
     free(text);
     return rc;
 }

@@ -72,14 +72,21 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
             (uint64_t)(ce->len ^ a->len) | (uint64_t)(ce->enc ^ id)) == 0;
 }
 
-/* Where a piece's vocabulary probe will look, for a prefetch (1 < a->len <= MAX_TOKEN_LEN). */
+/* Where the vocabulary probe of a piece of len bytes whose hash is h will look, for a prefetch
+ * (1 < len <= MAX_TOKEN_LEN). */
+static inline const void *vocab_slot_n(const tok_enc *e, size_t len, uint64_t h)
+{
+    if (len <= 8)
+        return &e->bucket[h & e->bmask];
+    if (len <= WHOLE_MAX)
+        return &e->whole[h & e->wmask];
+    return slot_of(e, len, h);
+}
+
+/* The same for the piece a. */
 static inline const void *vocab_slot(const tok_enc *e, const ahead *a)
 {
-    if (a->len <= 8)
-        return &e->bucket[a->h & e->bmask];
-    if (a->len <= WHOLE_MAX)
-        return &e->whole[a->h & e->wmask];
-    return slot_of(e, a->len, a->h);
+    return vocab_slot_n(e, a->len, a->h);
 }
 
 /* The rank of the piece a at p when it is itself a token (1 < a->len <= MAX_TOKEN_LEN), else
