@@ -7,7 +7,7 @@
 // passes over the whole file until --seconds have gone by (at least one pass, at most
 // --max-runs passes or --max-seconds), and one JSON line like tokengate-tokbench's:
 //   {"peer","file","encoding","mode","bytes","tokens","runs","seconds","mb_per_s",
-//    "ref_tokens","tokens_match"}
+//    "ref_tokens","tokens_match","first_mb_per_s","first_cold"}
 // MB is 10^6 bytes of the file. Reading the file and decoding it into a JS string is not timed,
 // as tokbench does not time reading it either. "first_mb_per_s" is the first call of the peer on
 // the file (the untimed pass; for tiktoken-wasm the reference count, its first call): on the
