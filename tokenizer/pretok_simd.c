@@ -22,9 +22,10 @@ static inline __attribute__((always_inline)) unsigned decide(pretok_pattern pat,
 }
 
 /* pretok_simd_pieces for cl100k or o200k, pat a constant where this is inlined. */
-static inline __attribute__((always_inline)) size_t
-block_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends, size_t cap,
-             pretok_simd_stats *st)
+static inline __attribute__((always_inline)) size_t block_pieces(pretok_pattern pat,
+                                                                 const uint8_t *s, size_t i,
+                                                                 size_t n, size_t *ends, size_t cap,
+                                                                 pretok_simd_stats *st)
 {
     size_t count = 0;
     uint64_t fast = 0, slow[PRETOK_SIMD_NREASONS] = {0};
@@ -53,9 +54,9 @@ block_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *e
                 continue;
         } else {
             /* o200k has no contraction of its own: an apostrophe there is a prefix like any */
-            why = n - i < WIN                                  ? PRETOK_SIMD_TAIL
+            why = n - i < WIN                            ? PRETOK_SIMD_TAIL
                   : s[i] == '\'' && pat == PRETOK_CL100K ? PRETOK_SIMD_APOS
-                                                               : PRETOK_SIMD_NONASCII;
+                                                         : PRETOK_SIMD_NONASCII;
         }
         j = pretok_next(pat, s, i, n);
         slow[why] += j - i;
