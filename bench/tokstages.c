@@ -29,7 +29,7 @@ static const char *const stage_names[NSTAGES] = {"pretok", "+ hash", "+ probe", 
 /* One pass of stage k over the n bytes at s; returns something the compiler must keep. */
 static uint64_t stage(int k, const tok_enc *e, const uint8_t *s, size_t n)
 {
-    cache_ent *c = cache_get();
+    cache_ent *c = tok_piece_cache();
     uint64_t acc = 0;
 
     if (k >= 3) {
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--encoding E] [--passes N] FILE...\n", argv[0]);
         return 2;
     }
-    if ((e = tok_encoding(encoding)) == NULL || cache_get() == NULL) {
+    if ((e = tok_encoding(encoding)) == NULL || tok_piece_cache() == NULL) {
         fprintf(stderr, "%s: no encoding %s, or no memory for its tables\n", argv[0], encoding);
         return 2;
     }

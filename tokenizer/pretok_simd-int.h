@@ -27,6 +27,7 @@
 
 typedef struct win {
     uint64_t let, up, dig, ws, nl, oth, hi, apos;
+    uint64_t pre; /* may prefix a word: (oth | ws) & ~nl & ~apos */
 } win;
 
 /* The masks of the 64 bytes at p, sixteen at a time. */
@@ -65,10 +66,13 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         w->apos |= apos << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
     }
+    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
 
-/* The same masks, 32 bytes at a time with AVX2: only called where the CPU has it (tok_path). */
-__attribute__((target("avx2"))) static inline void classify_avx2(const uint8_t *p, win *w)
+#ifdef __AVX2__
+/* The same masks, 32 bytes at a time with AVX2: only in code compiled for AVX2, only called
+ * where the CPU has it (tok_path). */
+static inline void classify_avx2(const uint8_t *p, win *w)
 {
     const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25), x20 = _mm256_set1_epi8(0x20);
     const __m256i d0 = _mm256_set1_epi8('0'), z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9);
@@ -104,7 +108,9 @@ __attribute__((target("avx2"))) static inline void classify_avx2(const uint8_t *
         w->apos |= apos << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
     }
+    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
+#endif
 
 /* The first offset >= k (k < 64) whose bit in m is clear; 64 when there is none. */
 static inline unsigned first_clear(uint64_t m, unsigned k)
@@ -140,7 +146,17 @@ static inline unsigned letters_from(const win *w, unsigned k, int *why)
  */
 static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k, int *why)
 {
-    unsigned e, j;
+    unsigned e, j, l = k + (unsigned)BIT(w->pre, k);
+
+    /* the usual piece first: a run of letters, with the one-character prefix when there is
+     * one; the prefix is never an apostrophe, whose contractions come first in the pattern */
+    if (l < WIN && BIT(w->let, l)) {
+        e = first_clear(w->let, l);
+        if (e < WIN && !BIT(w->hi, e))
+            return e;
+        *why = e >= WIN ? PRETOK_SIMD_EDGE : PRETOK_SIMD_NONASCII;
+        return 0;
+    }
 
     if (BIT(w->hi, k)) {
         *why = PRETOK_SIMD_NONASCII;
