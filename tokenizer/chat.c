@@ -495,6 +495,9 @@ static uint64_t scaled(uint64_t n, double factor)
     return factor > 0 && factor != 1.0 ? (uint64_t)ceil((double)n * factor) : n;
 }
 
+/* Conversations of up to this many messages keep their prefix keys on the stack (784 bytes). */
+#define STACK_MESSAGES 32
+
 /* A conversation: its system prompt (Anthropic's; NULL for OpenAI chat) and messages. */
 typedef struct conv {
     tok_api api;
@@ -605,15 +608,19 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     tok_prefix_val pv;
     const cJSON *m;
     uint64_t before;
+    /* the keys and items of a conversation of STACK_MESSAGES or fewer, without a malloc */
+    _Alignas(16) uint8_t stack_keys[STACK_MESSAGES + 1][16];
+    const cJSON *stack_items[STACK_MESSAGES];
 
     if (memo != NULL && (memo->get == NULL || memo->put == NULL || n > TOK_PREFIX_MAX_MESSAGES))
         memo = NULL;
     if (memo != NULL) {
-        v.keys = malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
+        v.keys = n <= STACK_MESSAGES ? stack_keys
+                                     : malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
         if (v.keys == NULL)
             memo = NULL;
         else {
-            v.items = (const cJSON **)(v.keys + n + 1);
+            v.items = v.keys == stack_keys ? stack_items : (const cJSON **)(v.keys + n + 1);
             if (chain_keys(c, &v) != 0)
                 memo = NULL;
         }
@@ -653,7 +660,8 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
             memo->put(memo->arg, v.keys[i + 1], &pv);
         }
     }
-    free(v.keys);
+    if (v.keys != stack_keys)
+        free(v.keys);
 }
 
 static int count_messages(counter *c, const cJSON *body, double factor, const tok_count_opts *opts)
