@@ -35,8 +35,9 @@
  *                     short string (as a worker thread could at start, so that its piece cache
  *                     exists before its first request)
  * --only STAGE (parse, parse_arena, count, encode, memo, memo_hit; memo_hit runs memo too) runs
- * that warm stage alone, and no cold child: with --runs, under callgrind, the difference of two
- * run counts is the stage's exact instructions per call.
+ * that warm stage alone, and no cold child, and prints {file,bytes,encoding,tokens,runs,stage,us}:
+ * with --runs, under callgrind, the difference of two run counts is the stage's instructions per
+ * call (for memo, less the emptying of the memo between calls, which the clock leaves out).
  * The encoding is the model's (tok_encoding_for_model) unless --encoding names one.
  * Exits 1 when a file cannot be read, parsed or counted, 2 on a usage error.
  */
@@ -154,8 +155,14 @@ static int cold_child(const char *text, size_t len, const char *encoding, int pr
     ssize_t got = 0, r;
     int status;
 
-    if (pipe(fd) != 0 || (pid = fork()) < 0) {
+    if (pipe(fd) != 0) {
+        perror("chatbench: pipe");
+        return 1;
+    }
+    if ((pid = fork()) < 0) {
         perror("chatbench: fork");
+        close(fd[0]);
+        close(fd[1]);
         return 1;
     }
     if (pid == 0) {
@@ -329,6 +336,14 @@ static int bench_file(const file *f, const char *encoding, const loop *l)
     } while (l->runs > 0 ? runs < l->runs : total < l->seconds || runs < MIN_RUNS);
     for (int st = 0; st < NSTAGES; st++)
         us[st] = spent[st] / runs * 1e6;
+    if (l->only >= 0) { /* the one stage (with --only memo_hit, memo ran too) */
+        printf("{\"file\":\"%s\",\"bytes\":%zu,\"encoding\":\"%s\",\"tokens\":%llu,\"runs\":%d,"
+               "\"stage\":\"%s\",\"us\":%.2f}\n",
+               f->path, f->len, tok_name(w.e), (unsigned long long)r.tokens, runs,
+               stage_name[l->only], us[l->only]);
+        rc = 0;
+        goto out;
+    }
     if (w.strs != NULL)
         snprintf(encode, sizeof(encode), "%.2f,\"walk_us\":%.2f", us[ENCODE],
                  us[COUNT] - us[ENCODE]);
