@@ -315,7 +315,11 @@ static int bench_file(const file *f, const char *encoding, const loop *l)
         prefixcount_memo(w.pc, &w.memo);
 
     do {
-        for (int st = 0; st < NSTAGES; st++) {
+        for (int k = 0; k < NSTAGES; k++) {
+            /* count and encode swap places every other run: neither always runs first */
+            int st = runs % 2 == 1 && k == COUNT    ? ENCODE
+                     : runs % 2 == 1 && k == ENCODE ? COUNT
+                                                    : k;
             double t0;
             if ((st == ENCODE && w.strs == NULL) || (st >= MEMO && w.pc == NULL) ||
                 (l->only >= 0 && st != l->only && !(l->only == MEMO_HIT && st == MEMO)))
