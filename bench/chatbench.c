@@ -25,8 +25,8 @@
  *                     conversation; memo_us - count_us is the hashing and the memo's lookups and
  *                     stores. memo_hit_us: the same body again, its whole prefix in the memo
  *     total_us        parse_us + count_us; total_arena_us: parse_arena_us + count_us
- *   cold, from a child forked before this process builds anything (so each file's figures are
- *   those of a fresh process), microseconds of one call each:
+ *   cold, from children forked before this process builds anything (so each file's figures are
+ *   those of a fresh process), microseconds of one call each, the median of cold_runs children:
  *     cold_parse_us   the first cJSON parse (malloc)
  *     build_us        then tok_encoding: the encoding's tables (the gate builds them at start-up)
  *     cold_count_us   the first tok_count_request (the thread's piece cache is allocated in it)
@@ -59,6 +59,7 @@
 #define ARENA_SIZE (4u << 20) /* per parse; a bigger body's parse fails (reported) */
 #define MAX_STRINGS 4096      /* strings kept for encode_us; past it encode_us is null */
 #define MEMO_MAX 1000000      /* the gate's default cache.prefix_counts.max_entries */
+#define COLD_RUNS 5           /* fresh children per cold figure (each builds the tables) */
 
 /* cJSON's allocator: malloc, or a bump arena reset before each arena parse. */
 static struct {
@@ -141,19 +142,22 @@ static const tok_enc *enc_for(const cJSON *body, const char *encoding, const cha
     return tok_encoding(encoding != NULL ? encoding : tok_encoding_for_model(*model));
 }
 
+/* What one fresh child measures, in microseconds (prewarm: only count is set). */
+typedef struct cold {
+    double parse, build, count, second;
+} cold;
+
 /*
- * The cold figures of the request in text, measured in a fresh child (forked before this
- * process builds or parses anything), as a JSON fragment in out: ",\"build_us\":...": the
- * first parse, then the tables built, then the first two counts. With prewarm, a short string
- * is counted before the first count, and out has only prewarm_count_us. Returns 0, or 1.
+ * Measures the request in text in a fresh child (forked before this process builds or parses
+ * anything) into *out: the first parse, then the tables built, then the first two counts.
+ * With prewarm, a short string is counted first, so that count is that of a thread whose piece
+ * cache already exists. Returns 0, or 1 after saying why on stderr.
  */
-static int cold_child(const char *text, size_t len, const char *encoding, int prewarm, char *out,
-                      size_t cap)
+static int cold_child(const char *text, size_t len, const char *encoding, int prewarm, cold *out)
 {
-    int fd[2];
+    int fd[2], status;
     pid_t pid;
     ssize_t got = 0, r;
-    int status;
 
     if (pipe(fd) != 0) {
         perror("chatbench: pipe");
@@ -166,13 +170,13 @@ static int cold_child(const char *text, size_t len, const char *encoding, int pr
         return 1;
     }
     if (pid == 0) {
-        char line[512];
         const char *model;
         tok_count_result res;
         uint64_t w;
         double t0, t1, t2, t3, t4, t5;
         const tok_enc *e;
         cJSON *body;
+        cold c;
 
         close(fd[0]);
         t0 = bench_now();
@@ -189,27 +193,62 @@ static int cold_child(const char *text, size_t len, const char *encoding, int pr
         if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)
             _exit(1);
         t5 = bench_now();
-        if (prewarm)
-            snprintf(line, sizeof(line), ",\"prewarm_count_us\":%.1f", (t4 - t3) * 1e6);
-        else
-            snprintf(line, sizeof(line),
-                     ",\"build_us\":%.0f,\"cold_parse_us\":%.1f,\"cold_count_us\":%.1f,"
-                     "\"cold_total_us\":%.1f,\"second_count_us\":%.1f",
-                     (t2 - t1) * 1e6, (t1 - t0) * 1e6, (t4 - t3) * 1e6, (t1 - t0 + t4 - t3) * 1e6,
-                     (t5 - t4) * 1e6);
-        if (write(fd[1], line, strlen(line)) < 0)
-            _exit(1);
-        _exit(0);
+        c.parse = (t1 - t0) * 1e6;
+        c.build = (t2 - t1) * 1e6;
+        c.count = (t4 - t3) * 1e6;
+        c.second = (t5 - t4) * 1e6;
+        _exit(write(fd[1], &c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
     }
     close(fd[1]);
-    while (got + 1 < (ssize_t)cap && (r = read(fd[0], out + got, cap - 1 - (size_t)got)) > 0)
+    while (got < (ssize_t)sizeof(*out) &&
+           (r = read(fd[0], (char *)out + got, sizeof(*out) - (size_t)got)) > 0)
         got += r;
-    out[got] = '\0';
     close(fd[0]);
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        got != (ssize_t)sizeof(*out)) {
         fprintf(stderr, "chatbench: the cold run failed\n");
         return 1;
     }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median of the n values at stride doubles apart from v (n <= COLD_RUNS). */
+static double median(const double *v, size_t stride, int n)
+{
+    double s[COLD_RUNS];
+
+    for (int i = 0; i < n; i++)
+        s[i] = v[i * stride];
+    qsort(s, (size_t)n, sizeof(s[0]), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* The cold figures of f as a JSON fragment in out, each the median of COLD_RUNS fresh
+ * children (and as many prewarmed ones): first calls vary a lot from one process to the next. */
+static int cold_figures(const char *text, size_t len, const char *encoding, char *out, size_t cap)
+{
+    cold c[COLD_RUNS], pre[COLD_RUNS];
+    const size_t k = sizeof(cold) / sizeof(double);
+    double count, parse;
+
+    for (int i = 0; i < COLD_RUNS; i++)
+        if (cold_child(text, len, encoding, 0, &c[i]) != 0 ||
+            cold_child(text, len, encoding, 1, &pre[i]) != 0)
+            return 1;
+    parse = median(&c[0].parse, k, COLD_RUNS);
+    count = median(&c[0].count, k, COLD_RUNS);
+    snprintf(out, cap,
+             ",\"cold_runs\":%d,\"cold_parse_us\":%.1f,\"build_us\":%.0f,\"cold_count_us\":%.1f,"
+             "\"cold_total_us\":%.1f,\"second_count_us\":%.1f,\"prewarm_count_us\":%.1f",
+             COLD_RUNS, parse, median(&c[0].build, k, COLD_RUNS), count, parse + count,
+             median(&c[0].second, k, COLD_RUNS), median(&pre[0].count, k, COLD_RUNS));
     return 0;
 }
 
@@ -414,8 +453,6 @@ int main(int argc, char **argv)
     /* every cold figure first, each from a child of this still unwarmed process */
     for (int j = 0; j < nfiles && rc == 0; j++) {
         file *f = &files[j];
-        char pre[128];
-        size_t at;
         f->path = argv[i + j];
         if ((f->text = bench_slurp(f->path, &f->len)) == NULL) {
             rc = 1;
@@ -423,14 +460,11 @@ int main(int argc, char **argv)
         }
         if (l.only >= 0)
             continue;
-        if (cold_child(f->text, f->len, encoding, 0, f->cold, sizeof(f->cold)) != 0 ||
-            cold_child(f->text, f->len, encoding, 1, pre, sizeof(pre)) != 0) {
+        if (cold_figures(f->text, f->len, encoding, f->cold, sizeof(f->cold)) != 0) {
             fprintf(stderr, "chatbench: %s: the cold run failed\n", f->path);
             rc = 1;
             break;
         }
-        at = strlen(f->cold);
-        snprintf(f->cold + at, sizeof(f->cold) - at, "%s", pre);
     }
     for (int j = 0; j < nfiles && rc == 0; j++)
         rc = bench_file(&files[j], encoding, &l);
