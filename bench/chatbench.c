@@ -58,8 +58,10 @@
 #define MIN_RUNS 10
 #define ARENA_SIZE (4u << 20) /* per parse; a bigger body's parse fails (reported) */
 #define MAX_STRINGS 4096      /* strings kept for encode_us; past it encode_us is null */
-#define MEMO_MAX 1000000      /* the gate's default cache.prefix_counts.max_entries */
-#define COLD_RUNS 5           /* fresh children per cold figure (each builds the tables) */
+/* The prefix memo's cap: one shard (cache/prefixcount.c splits 65,536 or more into 16), so that
+ * emptying it between calls takes one lock; a lookup or a store costs what it costs with 16. */
+#define MEMO_MAX 65535
+#define COLD_RUNS 5 /* fresh children per cold figure (each builds the tables) */
 
 /* cJSON's allocator: malloc, or a bump arena reset before each arena parse. */
 static struct {
