@@ -25,13 +25,13 @@
  *                     conversation; memo_us - count_us is the hashing and the memo's lookups and
  *                     stores. memo_hit_us: the same body again, its whole prefix in the memo
  *     total_us        parse_us + count_us; total_arena_us: parse_arena_us + count_us
- *   cold, from children forked before this process builds anything (so each file's figures are
- *   those of a fresh process), microseconds of one call each, the median of cold_runs children:
+ *   cold, each from a fresh process (this program run again), microseconds of one call each,
+ *   the median of cold_runs processes:
  *     cold_parse_us   the first cJSON parse (malloc)
  *     build_us        then tok_encoding: the encoding's tables (the gate builds them at start-up)
  *     cold_count_us   the first tok_count_request (the thread's piece cache is allocated in it)
  *     cold_total_us   cold_parse_us + cold_count_us; second_count_us: the call after it
- *     prewarm_count_us the first tok_count_request in another fresh child that first counted one
+ *     prewarm_count_us the first tok_count_request in another fresh process that first counted one
  *                     short string (as a worker thread could at start, so that its piece cache
  *                     exists before its first request)
  * --only STAGE (parse, parse_arena, count, encode, memo, memo_hit; memo_hit runs memo too) runs
@@ -61,7 +61,7 @@
 /* The prefix memo's cap: one shard (cache/prefixcount.c splits 65,536 or more into 16), so that
  * emptying it between calls takes one lock; a lookup or a store costs what it costs with 16. */
 #define MEMO_MAX 65535
-#define COLD_RUNS 5 /* fresh children per cold figure (each builds the tables) */
+#define COLD_RUNS 5 /* fresh processes per cold figure (each builds the tables) */
 
 /* cJSON's allocator: malloc, or a bump arena reset before each arena parse. */
 static struct {
@@ -144,18 +144,59 @@ static const tok_enc *enc_for(const cJSON *body, const char *encoding, const cha
     return tok_encoding(encoding != NULL ? encoding : tok_encoding_for_model(*model));
 }
 
-/* What one fresh child measures, in microseconds (prewarm: only count is set). */
+/* What one fresh process measures, in microseconds (prewarm: only count is set). */
 typedef struct cold {
     double parse, build, count, second;
 } cold;
 
 /*
- * Measures the request in text in a fresh child (forked before this process builds or parses
- * anything) into *out: the first parse, then the tables built, then the first two counts.
- * With prewarm, a short string is counted first, so that count is that of a thread whose piece
- * cache already exists. Returns 0, or 1 after saying why on stderr.
+ * The cold run itself, in a process of its own (`chatbench --cold-child P E FILE`, exec'd by
+ * cold_child): the first parse, then the tables built, then the first two counts; with
+ * prewarm, a short string is counted first, so that count is that of a thread whose piece cache
+ * already exists. Writes a cold to fd. Returns 0, or 1.
  */
-static int cold_child(const char *text, size_t len, const char *encoding, int prewarm, cold *out)
+static int cold_run(const char *path, const char *encoding, int prewarm, int fd)
+{
+    size_t len = 0;
+    char *text = bench_slurp(path, &len);
+    const char *model;
+    tok_count_result res;
+    uint64_t w;
+    double t0, t1, t2, t3, t4, t5;
+    const tok_enc *e;
+    cJSON *body;
+    cold c;
+
+    if (text == NULL)
+        return 1;
+    t0 = bench_now();
+    body = cJSON_ParseWithLength(text, len);
+    t1 = bench_now();
+    e = body != NULL ? enc_for(body, encoding, &model) : NULL; /* builds the tables */
+    t2 = bench_now();
+    if (e == NULL || (prewarm && tok_count(e, "Hello, world.", 13, 0, &w) != 0))
+        return 1;
+    t3 = bench_now();
+    if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)
+        return 1;
+    t4 = bench_now();
+    if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)
+        return 1;
+    t5 = bench_now();
+    c.parse = (t1 - t0) * 1e6;
+    c.build = (t2 - t1) * 1e6;
+    c.count = (t4 - t3) * 1e6;
+    c.second = (t5 - t4) * 1e6;
+    return write(fd, &c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1;
+}
+
+/*
+ * Runs cold_run on the file at path in a fresh process: this program exec'd again (a forked
+ * child would share the parent's pages, and its first writes would fault on copying them).
+ * Its figures into *out. Returns 0, or 1 after saying why on stderr.
+ */
+static int cold_child(const char *self, const char *path, const char *encoding, int prewarm,
+                      cold *out)
 {
     int fd[2], status;
     pid_t pid;
@@ -172,34 +213,13 @@ static int cold_child(const char *text, size_t len, const char *encoding, int pr
         return 1;
     }
     if (pid == 0) {
-        const char *model;
-        tok_count_result res;
-        uint64_t w;
-        double t0, t1, t2, t3, t4, t5;
-        const tok_enc *e;
-        cJSON *body;
-        cold c;
-
         close(fd[0]);
-        t0 = bench_now();
-        body = cJSON_ParseWithLength(text, len);
-        t1 = bench_now();
-        e = body != NULL ? enc_for(body, encoding, &model) : NULL; /* builds the tables */
-        t2 = bench_now();
-        if (e == NULL || (prewarm && tok_count(e, "Hello, world.", 13, 0, &w) != 0))
+        if (dup2(fd[1], STDOUT_FILENO) < 0)
             _exit(1);
-        t3 = bench_now();
-        if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)
-            _exit(1);
-        t4 = bench_now();
-        if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)
-            _exit(1);
-        t5 = bench_now();
-        c.parse = (t1 - t0) * 1e6;
-        c.build = (t2 - t1) * 1e6;
-        c.count = (t4 - t3) * 1e6;
-        c.second = (t5 - t4) * 1e6;
-        _exit(write(fd[1], &c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+        execl(self, self, "--cold-child", prewarm ? "1" : "0", encoding ? encoding : "-", path,
+              (char *)NULL);
+        perror("chatbench: exec");
+        _exit(1);
     }
     close(fd[1]);
     while (got < (ssize_t)sizeof(*out) &&
@@ -234,15 +254,16 @@ static double median(const double *v, size_t stride, int n)
 
 /* The cold figures of f as a JSON fragment in out, each the median of COLD_RUNS fresh
  * children (and as many prewarmed ones): first calls vary a lot from one process to the next. */
-static int cold_figures(const char *text, size_t len, const char *encoding, char *out, size_t cap)
+static int cold_figures(const char *self, const char *path, const char *encoding, char *out,
+                        size_t cap)
 {
     cold c[COLD_RUNS], pre[COLD_RUNS];
     const size_t k = sizeof(cold) / sizeof(double);
     double count, parse;
 
     for (int i = 0; i < COLD_RUNS; i++)
-        if (cold_child(text, len, encoding, 0, &c[i]) != 0 ||
-            cold_child(text, len, encoding, 1, &pre[i]) != 0)
+        if (cold_child(self, path, encoding, 0, &c[i]) != 0 ||
+            cold_child(self, path, encoding, 1, &pre[i]) != 0)
             return 1;
     parse = median(&c[0].parse, k, COLD_RUNS);
     count = median(&c[0].count, k, COLD_RUNS);
@@ -422,6 +443,9 @@ int main(int argc, char **argv)
     file *files;
     int i, nfiles, rc = 0;
 
+    if (argc == 5 && strcmp(argv[1], "--cold-child") == 0) /* see cold_child */
+        return cold_run(argv[4], strcmp(argv[3], "-") == 0 ? NULL : argv[3],
+                        strcmp(argv[2], "1") == 0, STDOUT_FILENO);
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             l.seconds = atof(argv[++i]);
@@ -462,7 +486,7 @@ int main(int argc, char **argv)
         }
         if (l.only >= 0)
             continue;
-        if (cold_figures(f->text, f->len, encoding, f->cold, sizeof(f->cold)) != 0) {
+        if (cold_figures("/proc/self/exe", f->path, encoding, f->cold, sizeof(f->cold)) != 0) {
             fprintf(stderr, "chatbench: %s: the cold run failed\n", f->path);
             rc = 1;
             break;
