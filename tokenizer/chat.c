@@ -15,6 +15,8 @@
 #include <xxh_x86dispatch.h> /* the library's XXH3, on AVX2 or AVX-512 where the CPU has them */
 #endif
 
+#include "tokenizer/chatrole.h"
+
 /* OpenAI's chat format: <|start|>{role/name}\n{content}<|end|>\n costs 3 tokens a message,
  * a name one more, and the reply is primed with <|start|>assistant<|message|>: 3 tokens. */
 #define PER_MESSAGE 3
@@ -156,64 +158,6 @@ const char *tok_encoding_for_model(const char *m)
     return "o200k_base";
 }
 
-/*
- * The role names that every message carries, and their counts in the encodings this thread
- * has counted with, each found by tok_count once per thread (n: the count + 1; 0 not yet).
- * A call of the encoder costs about 450 instructions however short its string, so a 4 KB
- * request of 11 messages spent 2% of its count on its roles, and a short request far more.
- * Like the encoder's piece cache, it only remembers results, which are a function of the
- * string and the encoding: it never changes a count, so it may be per-thread state.
- */
-static const char *const role_names[] = {"system", "user", "assistant", "tool", "developer"};
-#define NROLES ((int)(sizeof(role_names) / sizeof(role_names[0])))
-#define ROLE_ENCODINGS 4 /* the encodings remembered per thread; others are counted each time */
-
-static __thread struct role_memo {
-    const tok_enc *e; /* NULL: a free slot */
-    uint32_t n[NROLES];
-} role_memo[ROLE_ENCODINGS];
-
-/* The index of s in role_names, or -1. */
-static int role_of(const char *s)
-{
-    switch (s[0]) {
-    case 's':
-        return strcmp(s, "system") == 0 ? 0 : -1;
-    case 'u':
-        return strcmp(s, "user") == 0 ? 1 : -1;
-    case 'a':
-        return strcmp(s, "assistant") == 0 ? 2 : -1;
-    case 't':
-        return strcmp(s, "tool") == 0 ? 3 : -1;
-    case 'd':
-        return strcmp(s, "developer") == 0 ? 4 : -1;
-    default:
-        return -1;
-    }
-}
-
-/* The tokens of role name r in e into *n, from the memo or counted into it. Returns 0, or -1
- * when the encoder fails. */
-static int role_count(const tok_enc *e, int r, uint64_t *n)
-{
-    struct role_memo *m = NULL;
-
-    for (int i = 0; i < ROLE_ENCODINGS && m == NULL; i++)
-        if (role_memo[i].e == e || role_memo[i].e == NULL)
-            m = &role_memo[i];
-    if (m != NULL && m->e == e && m->n[r] != 0) {
-        *n = m->n[r] - 1;
-        return 0;
-    }
-    if (tok_count(e, role_names[r], strlen(role_names[r]), 0, n) != 0)
-        return -1;
-    if (m != NULL && *n < UINT32_MAX) {
-        m->e = e;
-        m->n[r] = (uint32_t)*n + 1;
-    }
-    return 0;
-}
-
 /* Adds the tokens of a string. */
 static void text(counter *c, const char *s)
 {
@@ -226,8 +170,9 @@ static void text(counter *c, const char *s)
         h_str(c, 'T', s);
         return;
     }
-    if ((r = role_of(s)) >= 0 ? role_count(c->e, r, &n) != 0
-                              : tok_count(c->e, s, strlen(s), 0, &n) != 0)
+    if ((r = tok_role_count(c->e, s, &n)) == 0 && tok_count(c->e, s, strlen(s), 0, &n) != 0)
+        r = -1;
+    if (r < 0)
         c->failed = 1;
     c->out->tokens += n;
 }
