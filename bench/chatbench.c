@@ -31,9 +31,9 @@
  *     build_us        then tok_encoding: the encoding's tables (the gate builds them at start-up)
  *     cold_count_us   the first tok_count_request (the thread's piece cache is allocated in it)
  *     cold_total_us   cold_parse_us + cold_count_us; second_count_us: the call after it
- *     prewarm_count_us the first tok_count_request in another fresh process that first counted one
- *                     short string (as a worker thread could at start, so that its piece cache
- *                     exists before its first request)
+ *     prewarm_count_us the first tok_count_request in another fresh process whose thread first
+ *                     made its piece cache (tok_thread_prepare, as each gate worker does when it
+ *                     starts), as the gate's first request on a worker
  * --only STAGE (parse, parse_arena, count, encode, memo, memo_hit; memo_hit runs memo too) runs
  * that warm stage alone, and no cold child, and prints {file,bytes,encoding,tokens,runs,stage,us}:
  * with --runs, under callgrind, the difference of two run counts is the stage's instructions per
@@ -152,8 +152,8 @@ typedef struct cold {
 /*
  * The cold run itself, in a process of its own (`chatbench --cold-child P E FILE`, exec'd by
  * cold_child): the first parse, then the tables built, then the first two counts; with
- * prewarm, a short string is counted first, so that count is that of a thread whose piece cache
- * already exists. Writes a cold to fd. Returns 0, or 1.
+ * prewarm, the thread first makes its piece cache (tok_thread_prepare), so that count is that of a
+ * gate worker's first request. Writes a cold to fd. Returns 0, or 1.
  */
 static int cold_run(const char *path, const char *encoding, int prewarm, int fd)
 {
@@ -161,7 +161,6 @@ static int cold_run(const char *path, const char *encoding, int prewarm, int fd)
     char *text = bench_slurp(path, &len);
     const char *model;
     tok_count_result res;
-    uint64_t w;
     double t0, t1, t2, t3, t4, t5;
     const tok_enc *e;
     cJSON *body;
@@ -174,7 +173,7 @@ static int cold_run(const char *path, const char *encoding, int prewarm, int fd)
     t1 = bench_now();
     e = body != NULL ? enc_for(body, encoding, &model) : NULL; /* builds the tables */
     t2 = bench_now();
-    if (e == NULL || (prewarm && tok_count(e, "Hello, world.", 13, 0, &w) != 0))
+    if (e == NULL || (prewarm && tok_thread_prepare() != 0))
         return 1;
     t3 = bench_now();
     if (tok_count_request(e, TOK_API_CHAT, body, model, 1.0, &res) != 0)

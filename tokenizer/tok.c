@@ -51,6 +51,11 @@ cache_ent *tok_piece_cache(void)
     return tls_cache;
 }
 
+int tok_thread_prepare(void)
+{
+    return tok_piece_cache() != NULL ? 0 : -1;
+}
+
 void tok_cache_clear(void)
 {
     if (tls_cache != NULL)
