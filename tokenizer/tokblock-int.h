@@ -83,6 +83,16 @@ static inline __attribute__((always_inline)) void batch_key(const tok_enc *e, co
 }
 
 /*
+ * Whether a window may start at p, with n bytes left: room for it, and the next 16 bytes ASCII.
+ * Text with non-ASCII bytes every few characters (most of the world's) would only pay for a
+ * window that decides a piece or two.
+ */
+static inline int ascii_ahead(const uint8_t *p, size_t n)
+{
+    return n >= WIN + WHOLE_MAX && _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p)) == 0;
+}
+
+/*
  * The block encoder, compiled once per classifier (always inlined into tok_encode_block_sse2 and
  * tok_encode_block_avx2, with the classifier inlined too). It works in batches of at most WIN
  * pieces, found one of two ways: from the masks of a window of WIN bytes classified from the
@@ -114,7 +124,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
 
         /* pass 1: the pieces, keyed, their table lines prefetched; in a window, WHOLE_MAX bytes
          * may be read at any offset (n - i >= WIN + WHOLE_MAX) */
-        if (n - i >= WIN + WHOLE_MAX && b[0] < 0x80 && b[1] < 0x80) {
+        if (ascii_ahead(b, n - i)) {
             win w;
             unsigned off = 0, end;
             int why = PRETOK_SIMD_EDGE;
@@ -147,14 +157,31 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                         __builtin_prefetch(vocab_slot(e, a));
                 }
                 at = j;
-            } while (np < WIN && i + at < n &&
-                     !(b[at] < 0x80 && n - (i + at) >= WIN + WHOLE_MAX && b[at + 1] < 0x80));
-            out_give(&o, k);
-            for (unsigned t = 0; t < np; t++)
-                if (tok_piece_encode(e, s, &miss[t], c, k) != 0)
+            } while (np < WIN && i + at < n && !ascii_ahead(b + at, n - (i + at)));
+            for (unsigned t = 0; t < np; t++) {
+                const ahead *a = &miss[t];
+                const cache_ent *ce = NULL;
+                if (a->len == 1) {
+                    *o.at++ = e->byte_rank[s[a->start]];
+                    continue;
+                }
+                if (a->len <= CACHE_KEY && c != NULL) {
+                    cache_ent *set = cache_set(c, a->h);
+                    ce = cache_match(&set[0], a, e->id)   ? &set[0]
+                         : cache_match(&set[1], a, e->id) ? &set[1]
+                                                           : NULL;
+                }
+                if (ce != NULL) { /* at most CACHE_IDS ids a piece: within OUT_ROOM */
+                    memcpy(o.at, ce->ids, ce->nids * sizeof(uint32_t));
+                    o.at += ce->nids;
+                    continue;
+                }
+                out_give(&o, k);
+                if (tok_piece_encode(e, s, a, c, k) != 0 || k->failed || tok_out_room(&o, k) != 0)
                     return -1;
+            }
             i += at;
-            if (k->failed || tok_out_room(&o, k) != 0)
+            if (tok_out_room(&o, k) != 0)
                 return -1;
             continue;
         }
