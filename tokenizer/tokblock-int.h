@@ -17,9 +17,11 @@
  * worth of ids is made before the window, or, when only counting, into a scratch array that is
  * counted and reused. out_room hands the list back to emit() (for piece_slow) and takes it again.
  */
+#define OUT_ROOM (WIN * CACHE_IDS) /* the most ids a batch writes here: cache hits are up to 9 */
+
 typedef struct outbuf {
     uint32_t *at, *base;
-    uint32_t scratch[WIN];
+    uint32_t scratch[OUT_ROOM];
 } outbuf;
 
 /* Hands what the loop wrote back to the sink, so that emit() may append (piece_slow). */
@@ -39,7 +41,7 @@ static inline void out_give(outbuf *o, sink *k)
     }
 }
 
-/* Takes the list back with room for WIN more ids at o->at; -1 when memory runs out. */
+/* Takes the list back with room for OUT_ROOM more ids at o->at; -1 when memory runs out. */
 int tok_out_room(outbuf *o, sink *k);
 
 /* Encodes the piece s[i, j) the long way: its key words, the vocabulary, then the piece cache

@@ -166,10 +166,10 @@ int tok_out_room(outbuf *o, sink *k)
     out_give(o, k);
     if (ids == NULL)
         return 0;
-    if (ids->cap - ids->n < WIN) {
-        size_t cap = ids->cap ? ids->cap * 2 : 256;
+    if (ids->cap - ids->n < OUT_ROOM) {
+        size_t cap = ids->cap ? ids->cap * 2 : 1024;
         uint32_t *v;
-        while (cap - ids->n < WIN)
+        while (cap - ids->n < OUT_ROOM)
             cap *= 2;
         if ((v = realloc(ids->v, cap * sizeof(uint32_t))) == NULL)
             return -1;
