@@ -350,12 +350,19 @@ size_t tok_merge_bt(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok,
     }
 }
 
+/*
+ * Pieces up to this long merge by the reference method, longer ones by backtracking: measured on
+ * the corpus's distinct merged pieces (release build, both encodings), backtracking costs 1.3 to
+ * 2 times as much below 17 bytes, about the same from 33 to 64, and 1.1 to 3.4 times less above.
+ */
+#define BT_MIN 64
+
 size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok)
 {
     uint64_t dead[SMALL_PIECE / 64 + 1] = {0};
     size_t m;
 
-    if (e->bt_tree != NULL && (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
+    if (n > BT_MIN && e->bt_tree != NULL && (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
         return m;
     return tok_merge_ref_small(e, p, n, tok);
 }
