@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: the backtracking merge (tok_merge_bt) against tiktoken's merge
  * (tok_merge_ref_small, tok_merge_ref_large) on arbitrary bytes made well-formed (each ill-formed
- * sequence replaced by U+FFFD, as the encoder does), in cl100k_base and o200k_base: the whole
+ * sequence replaced by U+FFFD, as the encoder does), in every encoding: the whole
  * input as one piece, and each piece that the pre-tokenizer finds in it. Any difference aborts.
  */
 #include <stdint.h>
@@ -38,7 +38,7 @@ static void check(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *got, u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = {"cl100k_base", "o200k_base"};
+    static const char *const names[] = {"cl100k_base", "o200k_base", "p50k_base", "r50k_base"};
     uint8_t *s = malloc(size * 3 + 1);
     uint32_t *got = malloc((size * 3 + SMALL_PIECE) * sizeof(uint32_t));
     uint32_t *want = malloc((size * 3 + SMALL_PIECE) * sizeof(uint32_t));
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (s == NULL || got == NULL || want == NULL || dead == NULL)
         abort();
     n = utf8_clean_len((const char *)data, size, (char *)s);
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const tok_enc *e = tok_encoding(names[k]);
         if (e == NULL || e->bt_tree == NULL)
             abort();

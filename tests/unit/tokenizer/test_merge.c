@@ -2,8 +2,8 @@
  * Unit tests for the backtracking merge (tokenizer/tokmerge.c, tok_merge_bt) against tiktoken's
  * merge: the tokenizer's reference merges (tok_merge_ref_small, tok_merge_ref_large) and a plain
  * byte-level merge written here (from single bytes, the lowest-ranked pair, the leftmost on a
- * tie), on every piece of the benchmark corpus (TG_CORPUS, set by tests/meson.build), on every
- * token's own bytes, and on generated worst cases a megabyte long. Any difference fails,
+ * tie), in every encoding, on every piece of the benchmark corpus (TG_CORPUS, set by
+ * tests/meson.build), on every token's own bytes, and on generated worst cases a megabyte long. Any difference fails,
  * printing the piece.
  */
 #include <check.h>
@@ -17,7 +17,10 @@
 #include "tokenizer/utf8.h"
 #include "run_suite.h"
 
-static const char *const fast_encodings[] = {"cl100k_base", "o200k_base"};
+/* every encoding: p50k_base's and r50k_base's tables pass tok_merge_build's check as well, so
+ * their long pieces backtrack too */
+static const char *const fast_encodings[] = {"cl100k_base", "o200k_base", "p50k_base",
+                                             "r50k_base"};
 #define NFAST (sizeof(fast_encodings) / sizeof(fast_encodings[0]))
 
 /* tiktoken's merge from single bytes, on the n bytes at p (n <= SMALL_PIECE): the pair of lowest
