@@ -2,9 +2,10 @@
  * tokmerge: byte-pair merging of one piece, as tiktoken does it: start from single bytes, and
  * repeatedly merge the adjacent pair whose concatenation has the lowest rank, the leftmost one on
  * a tie, until no adjacent pair is a token. (Some characters start whole instead of as bytes,
- * where that provably changes nothing: see tok-int.h.) Short pieces use tiktoken's array method,
- * quadratic in the piece length but touching only a few cache lines; long pieces use a heap
- * ordered by (rank, position), which makes the same choices in O(n log n).
+ * where that provably changes nothing: see tok-int.h.) Pieces up to BT_MIN bytes use tiktoken's
+ * array method, quadratic in the piece length but touching only a few cache lines; longer ones
+ * the backtracking merge (below), linear, which gives the same ids. The heap merge, ordered by
+ * (rank, position), O(n log n), stays as the reference for long pieces in tests.
  */
 #include <stdlib.h>
 #include <string.h>
