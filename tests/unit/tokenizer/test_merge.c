@@ -3,8 +3,8 @@
  * merge: the tokenizer's reference merges (tok_merge_ref_small, tok_merge_ref_large) and a plain
  * byte-level merge written here (from single bytes, the lowest-ranked pair, the leftmost on a
  * tie), in every encoding, on every piece of the benchmark corpus (TG_CORPUS, set by
- * tests/meson.build), on every token's own bytes, and on generated worst cases a megabyte long. Any difference fails,
- * printing the piece.
+ * tests/meson.build), on every token's own bytes, and on generated worst cases a megabyte
+ * long. Any difference fails, printing the piece.
  */
 #include <check.h>
 #include <dirent.h>
