@@ -109,6 +109,14 @@ struct tok_enc {
     uint32_t *chr;   /* per character U+0080..U+FFFF: its token when it may start merged, see
                         chr_build; NO_RANK when it may not */
     uint64_t *split; /* a bit set of (neighbour byte, partial character) keys: see split_key */
+    /* the backtracking merge's tables (tokmerge.c, tok_merge_build); bt_tree NULL: none, the
+     * reference merge runs instead */
+    uint64_t *bt_tree;  /* per rank: the two parts of its last merge, left | right << 32; a
+                           token of one byte (or none) is its own two parts */
+    uint32_t *bt_next;  /* per rank: the longest token that is a proper prefix of it, or NO_RANK */
+    uint8_t *bt_max2;   /* per two bytes b0 << 8 | b1: the longest token that starts with them */
+    uint64_t *bt_pfx;   /* a filter of every token's prefixes of 3 or more bytes: see bt_pfx_bit */
+    size_t bt_pmask;    /* bits in bt_pfx, less one */
 };
 
 /* The first min(n, 8) bytes at p as a little-endian number, without reading past p + n. */
@@ -415,6 +423,24 @@ size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *t
 
 /* Merges a piece of any length (n > 1) into k. Returns 0, or -1 when memory runs out. */
 int tok_merge_large(const tok_enc *e, const uint8_t *p, size_t n, struct sink *k);
+
+/*
+ * The backtracking merge (tokmerge.c): the same ids as tiktoken's merge in time linear in n.
+ * tok_merge_bt leaves the ids of the n bytes at p (n > 0) in tok (room for n) and returns how
+ * many; dead is scratch of n / 64 + 1 words, zeroed by the caller. Returns 0 when e has no
+ * backtracking tables (then nothing is written). tok_merge_ref_small and tok_merge_ref_large
+ * are tiktoken's method (the merge of repeated lowest rank), kept as the reference for tests
+ * with tok_merge_small's and tok_merge_large's contracts.
+ */
+size_t tok_merge_bt(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok, uint64_t *dead);
+size_t tok_merge_ref_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok);
+int tok_merge_ref_large(const tok_enc *e, const uint8_t *p, size_t n, struct sink *k);
+
+/* Builds e's backtracking tables (e's rank tables are ready). Returns 0, or -1 when memory runs
+ * out; a vocabulary that the method does not fit (a token whose bytes do not merge into it)
+ * gets none, and returns 0. tok_merge_free frees them. */
+int tok_merge_build(tok_enc *e);
+void tok_merge_free(tok_enc *e);
 
 /* Makes the encoder's path (tokblock.c) known; tok_encoding calls it. */
 void tok_path_init(void);

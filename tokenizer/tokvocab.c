@@ -304,7 +304,7 @@ static void build(tok_enc *e)
         uint8_t two[2] = {(uint8_t)(k >> 8), (uint8_t)k};
         e->pair2[k] = rank_of(e, two, 2);
     }
-    if (chr_build(e) != 0)
+    if (chr_build(e) != 0 || tok_merge_build(e) != 0)
         goto fail;
     e->ready = 1;
     return;
@@ -320,6 +320,7 @@ fail:
     e->fast = NULL;
     free(e->chr);
     free(e->split);
+    tok_merge_free(e);
     e->chr = NULL;
     e->split = NULL;
     e->pair2 = NULL;
