@@ -142,6 +142,15 @@ static struct event_base *new_base(void)
     return base;
 }
 
+/* Builds the tokenizer's tables for long pieces (tok_prepare_long) of the two encodings. */
+static void *prepare_long_main(void *arg)
+{
+    (void)arg;
+    tok_prepare_long(tok_encoding("o200k_base"));
+    tok_prepare_long(tok_encoding("cl100k_base"));
+    return NULL;
+}
+
 static void *worker_main(void *arg)
 {
     struct gate_worker *w = arg;
@@ -388,6 +397,14 @@ int gate_server_run(struct conf *conf, const struct gate_overrides *ov)
     for (int i = 0; i < conf->nmodels; i++)
         if (conf->models[i].encoding != NULL)
             (void)tok_encoding(conf->models[i].encoding);
+    {
+        /* the tables for merging long pieces, built behind the gate's back rather than by the
+         * first request that has such a piece; a request that needs them sooner builds or waits
+         * for them itself, so a thread that cannot be made changes nothing but that wait */
+        pthread_t t;
+        if (pthread_create(&t, NULL, prepare_long_main, NULL) == 0)
+            pthread_detach(t);
+    }
 
     srv.nworkers = conf->workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));

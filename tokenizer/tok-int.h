@@ -117,6 +117,8 @@ struct tok_enc {
     uint8_t *bt_max2;   /* per two bytes b0 << 8 | b1: the longest token that starts with them */
     uint64_t *bt_pfx;   /* a filter of every token's prefixes of 3 or more bytes: see bt_pfx_bit */
     size_t bt_pmask;    /* bits in bt_pfx, less one */
+    int bt_state;       /* 0: not built yet (built on first need, tok_merge_ready); 1: built; 2:
+                           none (no memory, or a vocabulary the method does not fit) */
 };
 
 /* The first min(n, 8) bytes at p as a little-endian number, without reading past p + n. */
@@ -440,6 +442,11 @@ int tok_merge_ref_large(const tok_enc *e, const uint8_t *p, size_t n, struct sin
  * out; a vocabulary that the method does not fit (a token whose bytes do not merge into it)
  * gets none, and returns 0. tok_merge_free frees them. */
 int tok_merge_build(tok_enc *e);
+
+/* Whether e's backtracking tables are there, building them the first time they are asked for
+ * (once per encoding and process, under a lock: 40-160 ms on the test machine, which is why
+ * the rank tables' build leaves them out; tok_prepare_long builds them ahead). */
+int tok_merge_ready(const tok_enc *e);
 void tok_merge_free(tok_enc *e);
 
 /* Makes the encoder's path (tokblock.c) known; tok_encoding calls it. */

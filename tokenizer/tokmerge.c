@@ -8,6 +8,7 @@
  * ids. The heap merge, ordered by (rank, position), O(n log n), stays as the reference for long
  * pieces in tests.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -327,7 +328,7 @@ size_t tok_merge_bt(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok,
     size_t m = 0, pos = 0;
     uint32_t t;
 
-    if (e->bt_tree == NULL)
+    if (!tok_merge_ready(e))
         return 0;
     t = bt_longest(e, p, n);
     for (;;) {
@@ -383,7 +384,7 @@ size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *t
     uint64_t dead[SMALL_PIECE / 64 + 1] = {0};
     size_t m;
 
-    if ((n > BT_MIN || (n > BT_MIN_ASCII && all_ascii(p, n))) && e->bt_tree != NULL &&
+    if ((n > BT_MIN || (n > BT_MIN_ASCII && all_ascii(p, n))) && tok_merge_ready(e) &&
         (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
         return m;
     return tok_merge_ref_small(e, p, n, tok);
@@ -395,7 +396,7 @@ int tok_merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
     uint64_t *dead;
     size_t m = 0;
 
-    if (e->bt_tree == NULL)
+    if (!tok_merge_ready(e))
         return tok_merge_ref_large(e, p, n, k);
     if (n > SIZE_MAX / 8 || (tok = malloc(n * sizeof(uint32_t))) == NULL)
         return -1;
@@ -409,6 +410,31 @@ int tok_merge_large(const tok_enc *e, const uint8_t *p, size_t n, sink *k)
     free(tok);
     free(dead);
     return m != 0 ? 0 : tok_merge_ref_large(e, p, n, k);
+}
+
+static pthread_mutex_t bt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int tok_merge_ready(const tok_enc *e)
+{
+    int state = __atomic_load_n(&e->bt_state, __ATOMIC_ACQUIRE);
+
+    if (state == 0) {
+        /* the tables are a cache of the vocabulary, filled once: the one write to a tok_enc
+         * after it is built, under the lock, published by the release store */
+        tok_enc *w = (tok_enc *)e;
+        pthread_mutex_lock(&bt_lock);
+        if ((state = w->bt_state) == 0) {
+            state = tok_merge_build(w) == 0 && w->bt_tree != NULL ? 1 : 2;
+            __atomic_store_n(&w->bt_state, state, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&bt_lock);
+    }
+    return state == 1;
+}
+
+void tok_prepare_long(const tok_enc *e)
+{
+    (void)tok_merge_ready(e);
 }
 
 void tok_merge_free(tok_enc *e)

@@ -304,8 +304,8 @@ static void build(tok_enc *e)
         uint8_t two[2] = {(uint8_t)(k >> 8), (uint8_t)k};
         e->pair2[k] = rank_of(e, two, 2);
     }
-    if (chr_build(e) != 0 || tok_merge_build(e) != 0)
-        goto fail;
+    if (chr_build(e) != 0)
+        goto fail; /* the backtracking merge's tables are built on first need: tok_merge_ready */
     e->ready = 1;
     return;
 fail:

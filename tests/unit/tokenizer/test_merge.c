@@ -116,7 +116,14 @@ START_TEST(tables_built)
     for (size_t k = 0; k < NFAST; k++) {
         const tok_enc *e = tok_encoding(fast_encodings[k]);
         ck_assert_ptr_nonnull(e);
-        ck_assert_msg(e->bt_tree != NULL, "%s has no backtracking tables", fast_encodings[k]);
+        /* built on first need, not with the rank tables */
+        ck_assert_int_eq(__atomic_load_n(&e->bt_state, __ATOMIC_ACQUIRE), 0);
+        ck_assert_ptr_null(e->bt_tree);
+        tok_prepare_long(e);
+        ck_assert_msg(e->bt_tree != NULL && e->bt_state == 1, "%s has no backtracking tables",
+                      fast_encodings[k]);
+        tok_prepare_long(e); /* again: nothing changes */
+        ck_assert_int_eq(e->bt_state, 1);
     }
 }
 END_TEST
