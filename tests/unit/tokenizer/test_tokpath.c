@@ -561,7 +561,7 @@ START_TEST(contractions)
         "x", "X", " ", "1", "\xc3\xa9", "\xc3\x89", "'", "\n", "\xe6\x9d\xb1", ""};
     static const char *const after[] = {"", " ", "x", "S", "'", "1", "\n"};
     static const char *const apos[] = {"'", "\xe2\x80\x99"};
-    static const char bgs[] = {'a', ' '};
+    static const char *const bgs[] = {"the cat sat ", " "}; /* words, or spaces */
     batch b = {.label = "contractions"};
     char buf[256];
 
@@ -576,17 +576,19 @@ START_TEST(contractions)
             for (size_t x = 0; x < sizeof(before) / sizeof(before[0]); x++)
                 for (size_t y = 0; y < sizeof(after) / sizeof(after[0]); y++)
                     for (size_t a = 0; a < 2; a++)
-                        for (size_t at = 59; at <= 130; at = at == 67 ? 125 : at + 1) {
-                            char bg = bgs[(at + x + y) % 2];
+                        for (size_t at = 60; at <= 129; at = at == 66 ? 126 : at + 1) {
+                            const char *bg = bgs[(at + x + y) % 2];
                             size_t n = 0, bl = strlen(before[x]);
                             if (a == 1 && at % 2 == 0)
                                 continue; /* U+2019 is no contraction: fewer offsets */
-                            memset(buf, bg, at);
+                            for (size_t i = 0; i < at; i++)
+                                buf[i] = bg[i % strlen(bg)];
                             n = at >= bl ? at - bl : 0;
                             memcpy(buf + n, before[x], bl);
                             n += bl;
                             n += (size_t)sprintf(buf + n, "%s%s%s", apos[a], stem, after[y]);
-                            memset(buf + n, bg, 12);
+                            for (size_t i = 0; i < 12; i++)
+                                buf[n + i] = bg[i % strlen(bg)];
                             add(&b, buf, n + (at % 3) * 6, 0);
                         }
         }
