@@ -5,12 +5,18 @@
  *
  * For each file: reads it, encodes it once to warm the caches, then encodes it whole (or only
  * counts it, with --count) as many times as fit in S seconds (default 2, at least 3 times), and
- * prints one JSON line: {"file","encoding","bytes","tokens","runs","seconds","mb_per_s"}.
+ * prints one JSON line: {"file","encoding","path","mode","bytes","tokens","ids_hash","runs",
+ * "seconds","mb_per_s","first_mb_per_s","tables_ms","cache_ms"}. "path" is the encoder's path that
+ * ran (tok_get_path: scalar, sse2 or avx2; the environment variable TOKENGATE_TOK_PATH chooses it,
+ * see tok.h), "ids_hash" an FNV-1a hash of the first encode's ids (the same on every path, or
+ * a path is wrong), "tables_ms" the time tok_encoding took to build the encoding's tables.
  * MB is 10^6 bytes, as the corpus README's figures are. The tokenizer's piece cache is emptied
  * before every run, so repeats of a word within the file hit it but the file as a whole is new;
  * with --warm it is left as the previous run left it. "first_mb_per_s" is the first encode of
  * the file, untimed by the others: on the first file of a process, the cold first call (the
- * tables built, but nothing of them in the CPU's caches, and the piece cache empty). With --cpu,
+ * tables built, but little of them in the CPU's caches, and the piece cache empty). Before it,
+ * a count of one byte makes this thread's piece cache (8 MiB zeroed, once per thread), timed
+ * apart as "cache_ms", so that the first call is the text's own cost. With --cpu,
  * time is the thread's CPU time instead of wall time: steadier on a machine shared with other
  * work, since time the thread spends descheduled is not counted (cache pollution still is).
  */
@@ -23,6 +29,17 @@
 #include "tokenizer/tok.h"
 
 static int use_cpu_time;
+
+/* FNV-1a over the ids' four bytes each: two paths that agree on it agree on the ids. */
+static uint64_t ids_hash(const tok_ids *ids)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (size_t i = 0; i < ids->n; i++)
+        for (int b = 0; b < 4; b++)
+            h = (h ^ (ids->v[i] >> (8 * b) & 0xff)) * 0x100000001b3ull;
+    return h;
+}
 
 /* Now, in seconds: wall time, or this thread's CPU time with --cpu. */
 static double now(void)
@@ -60,17 +77,23 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    double t0 = bench_now();
+    double t0 = bench_now(), tables_ms, cache_ms;
+    uint64_t one;
     if ((e = tok_encoding(encoding)) == NULL) {
         fprintf(stderr, "%s: unknown encoding %s\n", argv[0], encoding);
         return 2;
     }
-    fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, (bench_now() - t0) * 1e3);
+    tables_ms = (bench_now() - t0) * 1e3;
+    fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, tables_ms);
+    t0 = bench_now();
+    if (tok_count(e, "x", 1, 0, &one) != 0)
+        return 1;
+    cache_ms = (bench_now() - t0) * 1e3;
     for (; i < argc; i++) {
         size_t len;
         char *text = bench_slurp(argv[i], &len);
         tok_ids ids = {0};
-        uint64_t tokens = 0;
+        uint64_t tokens = 0, hash;
         int runs = 0;
         double start, el, first;
 
@@ -80,6 +103,7 @@ int main(int argc, char **argv)
         if (tok_encode(e, text, len, 0, &ids) != 0)
             return 1;
         first = now() - start;
+        hash = ids_hash(&ids);
         start = now();
         do {
             if (!warm)
@@ -96,13 +120,17 @@ int main(int argc, char **argv)
             runs++;
             el = now() - start;
         } while (el < seconds || runs < 3);
-        printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"mode\":\"%s\",\"bytes\":%zu,\"tokens\":%llu,"
-               "\"runs\":%d,\"seconds\":%.4f,\"mb_per_s\":%.2f,"
-               "\"first_mb_per_s\":%.2f}\n",
+        printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"path\":\"%s\",\"mode\":\"%s\","
+               "\"bytes\":%zu,\"tokens\":%llu,\"ids_hash\":\"%016llx\",\"runs\":%d,"
+               "\"seconds\":%.4f,\"mb_per_s\":%.2f,\"first_mb_per_s\":%.2f,\"tables_ms\":%.2f,"
+               "\"cache_ms\":%.2f}\n",
                strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
-               count_only ? "count" : warm ? "encode, warm" : "encode", len,
-               (unsigned long long)tokens, runs, el,
-               (double)len * runs / el / 1e6, (double)len / first / 1e6);
+               tok_path_name(tok_get_path()),
+               count_only ? "count"
+               : warm     ? "encode, warm"
+                          : "encode",
+               len, (unsigned long long)tokens, (unsigned long long)hash, runs, el,
+               (double)len * runs / el / 1e6, (double)len / first / 1e6, tables_ms, cache_ms);
         fflush(stdout);
         tok_ids_free(&ids);
         free(text);

@@ -7,9 +7,14 @@
 // passes over the whole file until --seconds have gone by (at least one pass, at most
 // --max-runs passes or --max-seconds), and one JSON line like tokengate-tokbench's:
 //   {"peer","file","encoding","mode","bytes","tokens","runs","seconds","mb_per_s",
-//    "ref_tokens","tokens_match"}
+//    "ref_tokens","tokens_match","first_mb_per_s","first_cold"}
 // MB is 10^6 bytes of the file. Reading the file and decoding it into a JS string is not timed,
-// as tokbench does not time reading it either.
+// as tokbench does not time reading it either. "first_mb_per_s" is the first call of the peer on
+// the file (the untimed pass; for tiktoken-wasm the reference count, its first call): on the
+// first file of a process, the library's first call after loading it (its encoding built by
+// get_encoding, getTokenizer or the import, as tokengate's tables are built before its first
+// call), with "first_cold" true; false for gpt-tokenizer-whole, which runs after
+// gpt-tokenizer-4k in the same process, and for every file after the first.
 //
 // The peers (LIST is a comma-separated subset of these names, all by default):
 //   tiktoken-native     @anysphere/tiktoken-node: tiktoken's Rust core behind N-API. Its only
@@ -88,7 +93,9 @@ function splitDocs(buf, max) {
 // seconds have gone by, bounded by maxRuns and maxSeconds. The result's figures are for the
 // timed passes only.
 async function measure(fn, bytes, o) {
+  const t0 = performance.now();
   const tokens = await fn();
+  const first = (performance.now() - t0) / 1000;
   let runs = 0;
   let el = 0;
   const start = performance.now();
@@ -97,7 +104,7 @@ async function measure(fn, bytes, o) {
     runs++;
     el = (performance.now() - start) / 1000;
   } while (el < o.seconds && runs < o.maxRuns && el < o.maxSeconds);
-  return { tokens, runs, seconds: el, mb_per_s: (bytes * runs) / el / 1e6 };
+  return { tokens, runs, seconds: el, mb_per_s: (bytes * runs) / el / 1e6, first_mb_per_s: bytes / first / 1e6 };
 }
 
 async function main() {
@@ -118,12 +125,14 @@ async function main() {
   const gptOpts = { disallowedSpecial: new Set() };
   process.stderr.write(`tokpeers: ${o.encoding} peers loaded in ${(performance.now() - t0).toFixed(0)} ms\n`);
 
-  for (const file of o.files) {
+  for (const [fileIndex, file] of o.files.entries()) {
     const buf = fs.readFileSync(file);
     const text = buf.toString('utf8');
     const bytes = buf.length;
     const name = path.basename(file);
+    const tRef = performance.now();
     const ref = wasm.encode(text, [], []).length;
+    const wasmFirst = bytes / ((performance.now() - tRef) / 1000) / 1e6;
     let docs = null;
     let docsRef = 0;
     if (o.peers.includes('gpt-tokenizer-4k')) {
@@ -157,6 +166,8 @@ async function main() {
         peer, file: name, encoding: o.encoding, mode: peer === 'gpt-tokenizer-4k' ? 'encode-4k' : 'encode',
         bytes, tokens: r.tokens, runs: r.runs, seconds: Number(r.seconds.toFixed(4)),
         mb_per_s: Number(r.mb_per_s.toFixed(2)), ref_tokens: refTokens, tokens_match: match,
+        first_mb_per_s: Number((peer === 'tiktoken-wasm' ? wasmFirst : r.first_mb_per_s).toFixed(2)),
+        first_cold: fileIndex === 0 && peer !== 'gpt-tokenizer-whole',
       };
       if (docs && peer === 'gpt-tokenizer-4k') line.documents = docs.length;
       process.stdout.write(JSON.stringify(line) + '\n');

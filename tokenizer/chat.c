@@ -15,6 +15,8 @@
 #include <xxh_x86dispatch.h> /* the library's XXH3, on AVX2 or AVX-512 where the CPU has them */
 #endif
 
+#include "tokenizer/chatrole.h"
+
 /* OpenAI's chat format: <|start|>{role/name}\n{content}<|end|>\n costs 3 tokens a message,
  * a name one more, and the reply is primed with <|start|>assistant<|message|>: 3 tokens. */
 #define PER_MESSAGE 3
@@ -160,6 +162,7 @@ const char *tok_encoding_for_model(const char *m)
 static void text(counter *c, const char *s)
 {
     uint64_t n = 0;
+    int r;
 
     if (s == NULL)
         return;
@@ -167,7 +170,9 @@ static void text(counter *c, const char *s)
         h_str(c, 'T', s);
         return;
     }
-    if (tok_count(c->e, s, strlen(s), 0, &n) != 0)
+    if ((r = tok_role_count(c->e, s, &n)) == 0 && tok_count(c->e, s, strlen(s), 0, &n) != 0)
+        r = -1;
+    if (r < 0)
         c->failed = 1;
     c->out->tokens += n;
 }
@@ -495,6 +500,9 @@ static uint64_t scaled(uint64_t n, double factor)
     return factor > 0 && factor != 1.0 ? (uint64_t)ceil((double)n * factor) : n;
 }
 
+/* Conversations of up to this many messages keep their prefix keys on the stack (784 bytes). */
+#define STACK_MESSAGES 32
+
 /* A conversation: its system prompt (Anthropic's; NULL for OpenAI chat) and messages. */
 typedef struct conv {
     tok_api api;
@@ -605,15 +613,19 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
     tok_prefix_val pv;
     const cJSON *m;
     uint64_t before;
+    /* the keys and items of a conversation of STACK_MESSAGES or fewer, without a malloc */
+    _Alignas(16) uint8_t stack_keys[STACK_MESSAGES + 1][16];
+    const cJSON *stack_items[STACK_MESSAGES];
 
     if (memo != NULL && (memo->get == NULL || memo->put == NULL || n > TOK_PREFIX_MAX_MESSAGES))
         memo = NULL;
     if (memo != NULL) {
-        v.keys = malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
+        v.keys = n <= STACK_MESSAGES ? stack_keys
+                                     : malloc(((size_t)n + 1) * 16 + (size_t)n * sizeof(*v.items));
         if (v.keys == NULL)
             memo = NULL;
         else {
-            v.items = (const cJSON **)(v.keys + n + 1);
+            v.items = v.keys == stack_keys ? stack_items : (const cJSON **)(v.keys + n + 1);
             if (chain_keys(c, &v) != 0)
                 memo = NULL;
         }
@@ -653,7 +665,8 @@ static void count_conv(counter *c, tok_api api, const cJSON *system, const cJSON
             memo->put(memo->arg, v.keys[i + 1], &pv);
         }
     }
-    free(v.keys);
+    if (v.keys != stack_keys)
+        free(v.keys);
 }
 
 static int count_messages(counter *c, const cJSON *body, double factor, const tok_count_opts *opts)

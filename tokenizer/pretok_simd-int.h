@@ -27,6 +27,7 @@
 
 typedef struct win {
     uint64_t let, up, dig, ws, nl, oth, hi, apos;
+    uint64_t pre; /* may prefix a word: (oth | ws) & ~nl & ~apos */
 } win;
 
 /* The masks of the 64 bytes at p, sixteen at a time. */
@@ -65,10 +66,13 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         w->apos |= apos << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
     }
+    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
 
-/* The same masks, 32 bytes at a time with AVX2: only called where the CPU has it (tok_path). */
-__attribute__((target("avx2"))) static inline void classify_avx2(const uint8_t *p, win *w)
+#ifdef __AVX2__
+/* The same masks, 32 bytes at a time with AVX2: only in code compiled for AVX2, only called
+ * where the CPU has it (tok_path). */
+static inline void classify_avx2(const uint8_t *p, win *w)
 {
     const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25), x20 = _mm256_set1_epi8(0x20);
     const __m256i d0 = _mm256_set1_epi8('0'), z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9);
@@ -104,7 +108,9 @@ __attribute__((target("avx2"))) static inline void classify_avx2(const uint8_t *
         w->apos |= apos << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
     }
+    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
+#endif
 
 /* The first offset >= k (k < 64) whose bit in m is clear; 64 when there is none. */
 static inline unsigned first_clear(uint64_t m, unsigned k)
@@ -140,7 +146,17 @@ static inline unsigned letters_from(const win *w, unsigned k, int *why)
  */
 static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k, int *why)
 {
-    unsigned e, j;
+    unsigned e, j, l = k + (unsigned)BIT(w->pre, k);
+
+    /* the usual piece first: a run of letters, with the one-character prefix when there is
+     * one; the prefix is never an apostrophe, whose contractions come first in the pattern */
+    if (l < WIN && BIT(w->let, l)) {
+        e = first_clear(w->let, l);
+        if (e < WIN && !BIT(w->hi, e))
+            return e;
+        *why = e >= WIN ? PRETOK_SIMD_EDGE : PRETOK_SIMD_NONASCII;
+        return 0;
+    }
 
     if (BIT(w->hi, k)) {
         *why = PRETOK_SIMD_NONASCII;
@@ -236,16 +252,141 @@ static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k,
 }
 
 /*
- * The end of o200k's piece at offset k of the window, or 0 with the reason in *why. Not written
- * yet: every piece goes to the scalar scanner.
+ * The bits of m at offsets >= k, for k < 64 (a shift by 64 is undefined).
+ */
+static inline uint64_t bits_from(uint64_t m, unsigned k)
+{
+    return m & (~(uint64_t)0 << k);
+}
+
+/*
+ * o200k's (?i:'s|'t|'re|'ve|'m|'ll|'d)? after a run of letters that ends at offset e < 64 of the
+ * window, where an apostrophe is: the piece's end, or 0 and *why.
+ */
+static inline unsigned o200k_contraction(const win *w, const uint8_t *p, unsigned e, int *why)
+{
+    uint8_t a, b;
+
+    if (e + 2 >= WIN) { /* offsets e + 1 and e + 2 are read */
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (BIT(w->hi, e + 1)) {
+        *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
+        return 0;
+    }
+    a = BIT(w->let, e + 1) ? p[e + 1] | 0x20 : 0;
+    b = BIT(w->let, e + 2) ? p[e + 2] | 0x20 : 0;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return e + 2;
+    if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
+        return e + 3;
+    return e;
+}
+
+/*
+ * The end of o200k's piece at offset k of the window, or 0 with the reason in *why. The
+ * alternatives in the pattern's order:
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?|
+ * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * In ASCII the upper class is A-Z (up) and the lower one a-z (let & ~up), and no byte is in
+ * both, so the two letter alternatives come to one rule: from the first letter q (after the
+ * prefix, if any), the run of upper case, then the run of lower case that follows it (maybe
+ * empty: "ABC " is the second alternative's "ABC"); "HelloWorld" ends at the W. A non-ASCII
+ * byte where either run ends may be a letter or mark of either class, and goes to the scalar
+ * scanner. Non-letter pieces are cl100k's, except that the punctuation run takes slashes as
+ * well as line breaks after it.
  */
 static inline unsigned decide_o200k(const win *w, const uint8_t *p, unsigned k, int *why)
 {
-    (void)w;
-    (void)p;
-    (void)k;
-    *why = PRETOK_SIMD_PATTERN;
-    return 0;
+    unsigned q, j, e;
+    uint64_t m;
+
+    if (BIT(w->hi, k)) {
+        *why = PRETOK_SIMD_NONASCII;
+        return 0;
+    }
+    if (k + 1 >= WIN) { /* every rule reads offset k + 1 */
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    /* [^\r\n\p{L}\p{N}]?: taken when the byte is none of those (it is ASCII here) */
+    q = k + (unsigned)!BIT(w->let | w->dig | w->nl, k);
+    if (BIT(w->let, q)) {
+        /* the upper run ends at the first non-A-Z from q, the lower run at the first non-a-z
+         * from there: m has the bits at or after the upper run's end that are not a-z */
+        m = bits_from(~w->up, q);
+        m = ~(w->let & ~w->up) & (0 - (m & (0 - m))); /* 0 when the upper run has no end */
+        if (m == 0) {
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        e = (unsigned)__builtin_ctzll(m);
+        if (!BIT(w->hi | w->apos, e))
+            return e;
+        if (BIT(w->hi, e)) {
+            *why = PRETOK_SIMD_NONASCII; /* may continue either run */
+            return 0;
+        }
+        return o200k_contraction(w, p, e, why);
+    }
+    if (BIT(w->dig, k)) {
+        /* \p{N}{1,3}: a non-ASCII byte after a digit may be a number character */
+        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        e = first_clear(w->dig, k + 1);
+        e = e < k + 3 ? e : k + 3;
+        if (e - k < 3 && BIT(w->hi, e)) {
+            *why = PRETOK_SIMD_NONASCII;
+            return 0;
+        }
+        return e;
+    }
+    if (BIT(w->hi, q)) {
+        *why = PRETOK_SIMD_NONASCII; /* after a prefix: may be a letter */
+        return 0;
+    }
+    /*  ?[^\s\p{L}\p{N}]+[\r\n/]* */
+    j = p[k] == ' ' ? k + 1 : k;
+    if (BIT(w->oth, j)) {
+        m = bits_from(~w->oth, j);
+        if (m == 0) {
+            *why = PRETOK_SIMD_EDGE;
+            return 0;
+        }
+        e = (unsigned)__builtin_ctzll(m);
+        if (BIT(w->hi, e)) {
+            *why = PRETOK_SIMD_NONASCII; /* may be another [^\s\p{L}\p{N}] */
+            return 0;
+        }
+        /* the slash is in oth, so only a line break can start the tail; a slash may then
+         * follow ("}\n//") */
+        while (BIT(w->nl, e) || p[e] == '/') {
+            if (++e >= WIN) {
+                *why = PRETOK_SIMD_EDGE;
+                return 0;
+            }
+        }
+        return e;
+    }
+    /* whitespace (the only class left): \s*[\r\n]+ | \s+(?!\S) | \s+ */
+    e = first_clear(w->ws, k);
+    if (e >= WIN) {
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (BIT(w->hi, e)) {
+        *why = PRETOK_SIMD_NONASCII; /* may be more whitespace (U+0085, U+00A0, ...) */
+        return 0;
+    }
+    m = w->nl & (((uint64_t)1 << e) - 1) & ~(((uint64_t)1 << k) - 1); /* the run's line breaks */
+    if (m != 0)
+        return 64 - (unsigned)__builtin_clzll(m); /* the piece ends after the last one */
+    /* no line break, a non-space follows: the run gives back its last character */
+    return e - k >= 2 ? e - 1 : e;
 }
 
 #endif

@@ -13,8 +13,19 @@
 
 #include "tokenizer/pretok_simd-int.h"
 
-size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends,
-                          size_t cap, pretok_simd_stats *st)
+/* The piece at offset k of the window, of the pattern pat (cl100k or o200k, a constant where
+ * this is inlined). */
+static inline __attribute__((always_inline)) unsigned decide(pretok_pattern pat, const win *w,
+                                                             const uint8_t *p, unsigned k, int *why)
+{
+    return pat == PRETOK_O200K ? decide_o200k(w, p, k, why) : decide_cl100k(w, p, k, why);
+}
+
+/* pretok_simd_pieces for cl100k or o200k, pat a constant where this is inlined. */
+static inline __attribute__((always_inline)) size_t block_pieces(pretok_pattern pat,
+                                                                 const uint8_t *s, size_t i,
+                                                                 size_t n, size_t *ends, size_t cap,
+                                                                 pretok_simd_stats *st)
 {
     size_t count = 0;
     uint64_t fast = 0, slow[PRETOK_SIMD_NREASONS] = {0};
@@ -24,14 +35,14 @@ size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t
         int why = PRETOK_SIMD_PATTERN;
         size_t j;
 
-        /* a non-ASCII byte first or second: every rule below hands the piece to the scalar
-         * scanner, so no window is classified for it (multilingual text) */
-        if (pat == PRETOK_CL100K && n - i >= WIN && s[i] < 0x80 && s[i + 1] < 0x80) {
+        /* a non-ASCII byte first or second: every rule of both deciders hands the piece to the
+         * scalar scanner, so no window is classified for it (multilingual text) */
+        if (n - i >= WIN && s[i] < 0x80 && s[i + 1] < 0x80) {
             /* a window from i, and its pieces while the masks decide them */
             size_t base = i;
             unsigned e;
             classify_sse2(s + base, &w);
-            while ((e = decide_cl100k(&w, s + base, (unsigned)(i - base), &why)) != 0) {
+            while ((e = decide(pat, &w, s + base, (unsigned)(i - base), &why)) != 0) {
                 fast += base + e - i;
                 i = base + e;
                 ends[count++] = i;
@@ -41,10 +52,11 @@ size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t
             /* a piece that ran past this window, not its first: a window from its start */
             if (e != 0 || (why == PRETOK_SIMD_EDGE && base != i))
                 continue;
-        } else if (pat == PRETOK_CL100K) {
-            why = n - i < WIN ? PRETOK_SIMD_TAIL
-                  : s[i] == '\'' ? PRETOK_SIMD_APOS
-                                 : PRETOK_SIMD_NONASCII;
+        } else {
+            /* o200k has no contraction of its own: an apostrophe there is a prefix like any */
+            why = n - i < WIN                            ? PRETOK_SIMD_TAIL
+                  : s[i] == '\'' && pat == PRETOK_CL100K ? PRETOK_SIMD_APOS
+                                                         : PRETOK_SIMD_NONASCII;
         }
         j = pretok_next(pat, s, i, n);
         slow[why] += j - i;
@@ -56,5 +68,24 @@ size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t
         for (int r = 0; r < PRETOK_SIMD_NREASONS; r++)
             st->scalar[r] += slow[r];
     }
+    return count;
+}
+
+size_t pretok_simd_pieces(pretok_pattern pat, const uint8_t *s, size_t i, size_t n, size_t *ends,
+                          size_t cap, pretok_simd_stats *st)
+{
+    size_t count = 0, j0 = i;
+
+    if (pat == PRETOK_CL100K)
+        return block_pieces(PRETOK_CL100K, s, i, n, ends, cap, st);
+    if (pat == PRETOK_O200K)
+        return block_pieces(PRETOK_O200K, s, i, n, ends, cap, st);
+    /* patterns with no block scanner: the scalar one, piece by piece */
+    while (count < cap && i < n) {
+        i = pretok_next(pat, s, i, n);
+        ends[count++] = i;
+    }
+    if (st != NULL)
+        st->scalar[PRETOK_SIMD_PATTERN] += i - j0;
     return count;
 }

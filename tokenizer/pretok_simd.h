@@ -1,11 +1,11 @@
 /*
  * pretok_simd: a block pre-tokenizer. It classifies the text 64 bytes at a time (four SSE2
  * blocks of 16) into bit masks of ASCII letters, digits, whitespace, line breaks, other ASCII
- * and non-ASCII bytes, and decides from the masks where the pieces of cl100k's pattern end. What
- * the masks cannot decide (a non-ASCII byte at or next to a piece's edge, an apostrophe before
- * a non-ASCII byte, a piece that runs past the 64 bytes, the last 63 bytes of the text) goes
- * to the exact scalar scanner (pretok.h), so the pieces are the scalar pre-tokenizer's, always.
- * Other patterns than cl100k go to the scalar scanner whole for now.
+ * and non-ASCII bytes, and decides from the masks where the pieces of cl100k's and o200k's
+ * patterns end. What the masks cannot decide (a non-ASCII byte at or next to a piece's edge,
+ * an apostrophe before a non-ASCII byte, a piece that runs past the 64 bytes, the last 63
+ * bytes of the text) goes to the exact scalar scanner (pretok.h), so the pieces are the scalar
+ * pre-tokenizer's, always. r50k's pattern goes to the scalar scanner whole.
  *
  * Not yet used by the encoder (tok.c): issue 14, item 1.
  */
@@ -23,7 +23,7 @@ enum {
     PRETOK_SIMD_APOS,     /* an apostrophe followed by a non-ASCII byte (U+017F folds to s) */
     PRETOK_SIMD_EDGE,     /* a piece that runs past the 64 bytes classified from its start */
     PRETOK_SIMD_TAIL,     /* the last 63 bytes of the text */
-    PRETOK_SIMD_PATTERN,  /* a pattern with no block scanner yet (o200k, r50k) */
+    PRETOK_SIMD_PATTERN,  /* a pattern with no block scanner (r50k) */
     PRETOK_SIMD_NREASONS,
 };
 

@@ -6,6 +6,7 @@
 #ifndef TOK_TOK_INT_H
 #define TOK_TOK_INT_H
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ typedef struct tok_slot {
 /* A slot of the whole-piece table (tokens of WHOLE_MIN to WHOLE_MAX bytes): the token's bytes
  * as the three key words that ahead_key makes (load_k8, then load_rest), its length and rank, so
  * that asking whether a piece is a token compares words and reads no token bytes. */
-#define WHOLE_MIN 9
+#define WHOLE_MIN 8
 #define WHOLE_MAX 24
 typedef struct tok_whole {
     uint64_t w[3];
@@ -52,6 +53,23 @@ typedef struct tok_bucket {
     uint64_t pad[2];
 } tok_bucket;
 _Static_assert(sizeof(tok_bucket) == 64, "a bucket is one cache line");
+
+/*
+ * A bucket of the fast table (tokens of 1 to FAST_MAX bytes), which the block encoder asks first:
+ * four keys (fast_key: the bytes, with the length in the top byte, so one compare decides) and
+ * their ranks in one cache line. Tokens go in by rank, lowest first (the merges BPE learned first,
+ * the common ones); a token whose bucket is full is left out, which only sends that piece the
+ * long way (the whole-piece tables, then the merge, which give the same id), so the table never
+ * needs a second probe.
+ */
+#define FAST_MAX 7
+#define FAST_WAYS 4
+typedef struct tok_fast {
+    uint64_t k[FAST_WAYS];
+    uint32_t r[FAST_WAYS];
+    uint64_t pad[2];
+} tok_fast;
+_Static_assert(sizeof(tok_fast) == 64, "a fast bucket is one cache line");
 
 typedef struct special {
     const char *text;
@@ -82,6 +100,8 @@ struct tok_enc {
     uint32_t *pair2; /* the rank of every two-byte string (NO_RANK for none), by b0 << 8 | b1 */
     tok_bucket *bucket; /* tokens of 2 to 8 bytes, by hash_words: linear probing by bucket */
     size_t bmask;
+    tok_fast *fast; /* tokens of 1 to FAST_MAX bytes, by fast_index; see tok_fast */
+    unsigned fast_shift;
     tok_whole *whole; /* tokens of WHOLE_MIN to WHOLE_MAX bytes, by hash_words: linear probing */
     size_t wmask;
     uint64_t *filter; /* a Bloom filter of the tokens, one 64-bit word per key: see may_be_token */
@@ -261,6 +281,38 @@ static inline uint32_t bucket_lookup(const tok_enc *e, size_t n, uint64_t k8, ui
         if (r != NO_RANK || empty)
             return r;
     }
+}
+
+/* The key of a piece of n bytes (1 <= n <= FAST_MAX) whose bytes, zero-padded, are k8: the length
+ * in the top byte, which the bytes leave zero, so that no two pieces share a key. */
+static inline uint64_t fast_key(uint64_t k8, size_t n)
+{
+    return k8 | (uint64_t)n << 56;
+}
+
+/* The bucket of a fast key: the top bits of a multiplicative hash. */
+static inline size_t fast_index(const tok_enc *e, uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> e->fast_shift);
+}
+
+/* The rank of the piece whose fast key is key, from its bucket b; NO_RANK when it is not there
+ * (no token, or a token left out: see tok_fast). */
+static inline uint32_t fast_lookup(const tok_fast *b, uint64_t key)
+{
+#ifdef __AVX2__
+    __m256i eq = _mm256_cmpeq_epi64(_mm256_loadu_si256((const __m256i *)b->k), _mm256_set1_epi64x((long long)key));
+    unsigned m = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(eq));
+
+    return m != 0 ? b->r[__builtin_ctz(m)] : NO_RANK;
+#else
+    uint32_t r = NO_RANK;
+
+    /* selected with masks: which way holds the key is a coin toss for a branch predictor */
+    for (int j = 0; j < FAST_WAYS; j++)
+        r ^= (r ^ b->r[j]) & -(uint32_t)(b->k[j] == key);
+    return r;
+#endif
 }
 
 /* The rank of the n bytes at p, or NO_RANK when they are no token. */

@@ -60,6 +60,13 @@ int tok_count(const tok_enc *e, const char *s, size_t n, unsigned flags, uint64_
 const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len);
 
 /*
+ * Makes this thread's piece cache (8 MiB, zeroed) now, so that the thread's first encode does not
+ * pay for it. Optional: an encode makes it when it is missing. Returns 0, or -1 when it cannot be
+ * had (the encoder then works without it).
+ */
+int tok_thread_prepare(void);
+
+/*
  * Empties this thread's piece cache, which remembers the ids of recent pieces (a per-thread
  * memo that never changes a result). Benchmarks call it to measure text seen for the first time.
  */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/tok-int.h"
+#include "tokenizer/tokblock-int.h"
 
 static tok_path path_now = TOK_PATH_SCALAR;
 static pthread_once_t path_once = PTHREAD_ONCE_INIT;
@@ -94,8 +94,100 @@ int tok_path_parse(const char *name, tok_path *p)
     return -1;
 }
 
+int tok_piece_merge(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k)
+{
+    const uint8_t *p = s + a->start;
+    size_t n = a->len, m;
+    uint32_t tok[SMALL_PIECE];
+    cache_ent *set = NULL, *ce;
+
+    if (n == 1) { /* a single byte left out of a full fast bucket */
+        emit(k, e->byte_rank[p[0]]);
+        return 0;
+    }
+    if (n > SMALL_PIECE)
+        return tok_merge_large(e, p, n, k);
+    if (n <= CACHE_KEY && c != NULL) {
+        set = cache_set(c, a->h);
+        ce = cache_match(&set[0], a, e->id)   ? &set[0]
+             : cache_match(&set[1], a, e->id) ? &set[1]
+                                               : NULL;
+        if (ce != NULL) {
+            if (k->ids == NULL) {
+                k->count += ce->nids;
+                return 0;
+            }
+            for (size_t i = 0; i < ce->nids; i++)
+                emit(k, ce->ids[i]);
+            return 0;
+        }
+    }
+    m = tok_merge_small(e, p, n, tok);
+    for (size_t i = 0; i < m; i++)
+        emit(k, tok[i]);
+    if (set != NULL && m <= CACHE_IDS) {
+        set[1] = set[0];
+        ce = &set[0];
+        memcpy(ce->w, a->w, sizeof(ce->w));
+        ce->enc = e->id;
+        ce->len = (uint8_t)n;
+        ce->nids = (uint8_t)m;
+        memcpy(ce->ids, tok, m * sizeof(uint32_t));
+    }
+    return 0;
+}
+
+__attribute__((noinline)) int tok_piece_slow(const tok_enc *e, const uint8_t *s, size_t i, size_t j,
+                                             cache_ent *c, sink *k)
+{
+    ahead a;
+    size_t len = j - i;
+    uint32_t r;
+
+    if (len == 1) {
+        emit(k, e->byte_rank[s[i]]);
+        return k->failed ? -1 : 0;
+    }
+    a.start = (uint32_t)i;
+    a.len = (uint32_t)len;
+    if (len <= SMALL_PIECE)
+        ahead_key(&a, s + i, len);
+    if (len <= MAX_TOKEN_LEN && (r = vocab_rank(e, s + i, &a)) != NO_RANK)
+        emit(k, r);
+    else if (tok_piece_merge(e, s, &a, c, k) != 0)
+        return -1;
+    return k->failed ? -1 : 0;
+}
+
+int tok_out_room(outbuf *o, sink *k)
+{
+    tok_ids *ids = k->ids;
+
+    out_give(o, k);
+    if (ids == NULL)
+        return 0;
+    if (ids->cap - ids->n < WIN) {
+        size_t cap = ids->cap ? ids->cap * 2 : 256;
+        uint32_t *v;
+        while (cap - ids->n < WIN)
+            cap *= 2;
+        if ((v = realloc(ids->v, cap * sizeof(uint32_t))) == NULL)
+            return -1;
+        ids->v = v;
+        ids->cap = cap;
+    }
+    o->at = o->base = ids->v + ids->n;
+    return 0;
+}
+
+int tok_encode_block_sse2(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
+{
+    return block_run(e, s, n, k, classify_sse2);
+}
+
 int tok_encode_block(const tok_enc *e, const uint8_t *s, size_t n, tok_path p, sink *k)
 {
-    (void)p;
-    return tok_encode_scalar(e, s, n, k); /* the block encoder is not written yet */
+    if (p == TOK_PATH_AVX2)
+        return tok_encode_block_avx2(e, s, n, k);
+    return tok_encode_block_sse2(e, s, n, k);
 }

@@ -158,6 +158,44 @@ void *tok_big_calloc(size_t size)
 }
 
 /* Builds the hash table of e from its rank file; on failure e stays not ready. */
+/*
+ * The fast table (see tok_fast): one bucket for every two tokens of 1 to FAST_MAX bytes, so that
+ * few buckets fill; filled in rank order, so that a token left out of a full bucket is a rare
+ * one. Returns 0, or -1 when memory runs out.
+ */
+static int fast_build(tok_enc *e)
+{
+    size_t count = 0, nb = 2;
+    unsigned bits = 1;
+
+    for (uint32_t r = 0; r < e->nranks; r++)
+        count += e->lens[r] >= 1 && e->lens[r] <= FAST_MAX;
+    while (nb * 2 < count) {
+        nb <<= 1;
+        bits++;
+    }
+    if ((e->fast = tok_big_calloc(nb * sizeof(tok_fast))) == NULL)
+        return -1;
+    e->fast_shift = 64 - bits;
+    for (uint32_t r = 0; r < e->nranks; r++) {
+        size_t n = e->lens[r];
+        uint64_t key;
+        tok_fast *b;
+        if (n < 1 || n > FAST_MAX)
+            continue;
+        key = fast_key(load_k8(e->bytes + e->offs[r], n), n);
+        b = &e->fast[fast_index(e, key)];
+        for (int j = 0; j < FAST_WAYS; j++) {
+            if (b->k[j] == 0) { /* a key is never 0: its top byte is the length */
+                b->k[j] = key;
+                b->r[j] = r;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 static void build(tok_enc *e)
 {
     const uint8_t *b = e->blob;
@@ -251,6 +289,8 @@ static void build(tok_enc *e)
         e->slots[i].rank = r;
         e->slots[i].len = e->lens[r];
     }
+    if (fast_build(e) != 0)
+        goto fail;
     for (int c = 0; c < 256; c++) {
         uint8_t byte = (uint8_t)c;
         e->byte_rank[c] = rank_of(e, &byte, 1);
@@ -276,6 +316,8 @@ fail:
     free(e->filter);
     free(e->whole);
     free(e->bucket);
+    free(e->fast);
+    e->fast = NULL;
     free(e->chr);
     free(e->split);
     e->chr = NULL;

@@ -1,17 +1,60 @@
 /*
  * libFuzzer target: the block pre-tokenizer (pretok_simd) against the scalar scanner (pretok)
  * on arbitrary bytes made well-formed (each ill-formed sequence replaced by U+FFFD, as the
- * encoder does), every pattern, the first byte choosing how many pieces a call may return.
- * Any piece that ends elsewhere than the scalar scanner's aborts.
+ * encoder does), every pattern (cl100k and o200k through their block deciders, r50k through the
+ * scalar scanner whole), the first byte choosing how many pieces a call may return. Then the
+ * deciders of cl100k and o200k alone, at every alignment of a window to the first 1 KB: a piece
+ * they decide must end where the scalar scanner's does, the AVX2 masks (in a build for AVX2,
+ * where the CPU has them) must be the SSE2 ones, and a refusal must give one of the deciders'
+ * reasons. Any difference aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/pretok_simd.h"
+#include "tokenizer/pretok_simd-int.h"
 #include "tokenizer/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The deciders of cl100k and o200k at every window over the n bytes at s, n <= 1024. */
+static void check_deciders(const uint8_t *s, size_t n)
+{
+    static const pretok_pattern pats[] = {PRETOK_CL100K, PRETOK_O200K};
+    size_t starts[1025];
+
+    for (size_t p = 0; p < 2; p++) {
+        size_t np = 0, first = 0;
+        for (size_t i = 0; i < n; i = pretok_next(pats[p], s, i, n))
+            starts[np++] = i;
+        starts[np] = n;
+        for (size_t base = 0; base + WIN <= n; base++) {
+            win w;
+            classify_sse2(s + base, &w);
+#ifdef __AVX2__ /* classify_avx2 exists only in code compiled for AVX2 */
+            if (__builtin_cpu_supports("avx2")) {
+                win w2;
+                classify_avx2(s + base, &w2);
+                if (memcmp(&w, &w2, sizeof(w)) != 0)
+                    abort();
+            }
+#endif
+            while (starts[first] < base)
+                first++;
+            for (size_t q = first; q < np && starts[q] < base + WIN; q++) {
+                int why = -1;
+                unsigned k = (unsigned)(starts[q] - base);
+                unsigned e = pats[p] == PRETOK_O200K ? decide_o200k(&w, s + base, k, &why)
+                                                     : decide_cl100k(&w, s + base, k, &why);
+                if (e != 0 ? base + e != starts[q + 1]
+                           : why != PRETOK_SIMD_NONASCII && why != PRETOK_SIMD_APOS &&
+                                 why != PRETOK_SIMD_EDGE)
+                    abort();
+            }
+        }
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -34,6 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
+    if (n > 1024) { /* cut at a character's start */
+        n = 1024;
+        while ((s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    check_deciders(s, n);
     free(s);
     return 0;
 }

@@ -2,7 +2,9 @@
  * Unit tests for tokenizer/pretok_simd.h: the block pre-tokenizer finds exactly the scalar
  * scanner's pieces (pretok_next), piece by piece, on the benchmark corpus (TG_CORPUS, set by
  * tests/meson.build to ../shared/corpus from the source root), on generated text and on the
- * edge cases of its 64-byte windows. Any difference fails with the first differing offset.
+ * edge cases of its 64-byte windows, for every pattern (cl100k and o200k have block deciders,
+ * r50k goes to the scalar scanner whole). The deciders are also run on their own at every
+ * alignment of the window to the text. Any difference fails with the offset and the bytes.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "tokenizer/pretok_simd.h"
+#include "tokenizer/pretok_simd-int.h"
 #include "tokenizer/utf8.h"
 #include "run_suite.h"
 
@@ -46,7 +49,21 @@ static long first_difference(pretok_pattern pat, const uint8_t *s, size_t n, siz
     return -1;
 }
 
-/* Checks every pattern and a few batch sizes; the message names the text's label. */
+/* Up to 24 bytes of s from offset at, escaped, as a string in out. */
+static const char *show(const uint8_t *s, size_t n, size_t at, char out[static 100])
+{
+    size_t o = 0;
+
+    for (size_t i = at; i < n && i < at + 24; i++)
+        o += (size_t)snprintf(out + o, 100 - o,
+                              s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' ? "%c" : "\\x%02x", s[i]);
+    out[o] = 0;
+    return out;
+}
+
+/* Checks every pattern and a few batch sizes; the message names the text's label. (The hot
+ * checks here and below call check only on a failure: every ck_assert marks a point through a
+ * system call.) */
 static void check_same(const char *label, const uint8_t *s, size_t n)
 {
     static const size_t caps[] = {1, 3, 256};
@@ -54,12 +71,80 @@ static void check_same(const char *label, const uint8_t *s, size_t n)
     for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++)
         for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
             size_t want = 0, got = 0;
+            char bytes[100] = "";
             long at = first_difference(patterns[p], s, n, caps[c], &want, &got, NULL);
-            ck_assert_msg(at < 0,
-                          "%s (%zu bytes), pattern %d, cap %zu: piece at offset %ld ends at %zu, "
-                          "scalar at %zu",
-                          label, n, (int)patterns[p], caps[c], at, got, want);
+            if (!(at < 0))
+                ck_abort_msg(
+                    "%s (%zu bytes), pattern %d, cap %zu: piece at offset %ld ends at %zu, "
+                    "scalar at %zu; bytes there: \"%s\"",
+                    label, n, (int)patterns[p], caps[c], at, got, want,
+                    at < 0 ? bytes : show(s, n, (size_t)at, bytes));
         }
+}
+
+/*
+ * Runs the deciders of cl100k and o200k on their own at every alignment of a window to the n
+ * bytes at s (n <= 4096): each window is classified by SSE2 (and, in a build for AVX2, by AVX2
+ * where the CPU has it, which must give the same masks), and each piece of the scalar scanner that
+ * starts in it is decided: a decision must be the scalar end; a refusal must give one of the
+ * deciders' reasons, and not a non-ASCII byte when the window has none. Returns the number of
+ * decisions made, and adds the number asked to *asked.
+ */
+static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size_t *asked)
+{
+    static const pretok_pattern pats[] = {PRETOK_CL100K, PRETOK_O200K};
+    static size_t starts[4097];
+    size_t made = 0;
+
+    ck_assert(n < sizeof(starts) / sizeof(starts[0]));
+    for (size_t p = 0; p < 2; p++) {
+        size_t np = 0, first = 0;
+        for (size_t i = 0; i < n; i = pretok_next(pats[p], s, i, n))
+            starts[np++] = i;
+        starts[np] = n;
+        for (size_t base = 0; base + WIN <= n; base++) {
+            win w;
+            classify_sse2(s + base, &w);
+#ifdef __AVX2__ /* classify_avx2 exists only in code compiled for AVX2 */
+            if (__builtin_cpu_supports("avx2")) {
+                win w2;
+                classify_avx2(s + base, &w2);
+                if (!(memcmp(&w, &w2, sizeof(w)) == 0))
+                    ck_abort_msg("%s: AVX2 masks differ at %zu", label, base);
+            }
+#endif
+            while (starts[first] < base)
+                first++;
+            for (size_t q = first; q < np && starts[q] < base + WIN; q++) {
+                int why = -1;
+                unsigned k = (unsigned)(starts[q] - base);
+                unsigned e = pats[p] == PRETOK_O200K ? decide_o200k(&w, s + base, k, &why)
+                                                     : decide_cl100k(&w, s + base, k, &why);
+                char bytes[100];
+                (*asked)++;
+                if (e != 0) {
+                    if (!(base + e == starts[q + 1]))
+                        ck_abort_msg(
+                            "%s, pattern %d, window at %zu: piece at %zu decided to end at "
+                            "%zu, scalar at %zu; bytes there: \"%s\"",
+                            label, (int)pats[p], base, starts[q], base + e, starts[q + 1],
+                            show(s, n, starts[q], bytes));
+                    made++;
+                    continue;
+                }
+                if (!(why == PRETOK_SIMD_NONASCII || why == PRETOK_SIMD_APOS ||
+                      why == PRETOK_SIMD_EDGE))
+                    ck_abort_msg("%s, pattern %d: refusal at %zu with reason %d", label,
+                                 (int)pats[p], starts[q], why);
+                if (!(w.hi != 0 || why == PRETOK_SIMD_EDGE))
+                    ck_abort_msg(
+                        "%s, pattern %d, window at %zu: piece at %zu refused for a non-ASCII "
+                        "byte in an ASCII window; bytes there: \"%s\"",
+                        label, (int)pats[p], base, starts[q], show(s, n, starts[q], bytes));
+            }
+        }
+    }
+    return made;
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -90,10 +175,12 @@ END_TEST
 /* Each ASCII byte alone, and runs of it of every length around the window's and SSE2's edges. */
 START_TEST(lengths_around_block_edges)
 {
-    static const size_t lens[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 66,
-                                  95, 96, 97, 127, 128, 129, 130, 200};
-    static const char *const fills[] = {" ", "a", "7", "\n", "\r\n", ".", " a", "ab ", "  x",
-                                        "123 ", "'s", "it's ", " \n ", "\t", "a1", "Ab!?"};
+    static const size_t lens[] = {1,  2,  15, 16, 17, 31, 32,  33,  47,  48,  49, 63,
+                                  64, 65, 66, 95, 96, 97, 127, 128, 129, 130, 200};
+    static const char *const fills[] = {" ",      "a",      "7",     "\n",   "\r\n",       ".",
+                                        " a",     "ab ",    "  x",   "123 ", "'s",         "it's ",
+                                        " \n ",   "\t",     "a1",    "Ab!?", "HelloWorld", "ABC ",
+                                        "ABCdef", "don't ", "}\n//", "x/",   "I'LL"};
     uint8_t buf[256];
 
     for (size_t f = 0; f < sizeof(fills) / sizeof(fills[0]); f++)
@@ -115,15 +202,18 @@ END_TEST
 /* Contractions, and other pieces that may cross, at every offset across two windows. */
 START_TEST(contractions_at_every_offset)
 {
-    static const char *const marks[] = {"'s",  "'S", "'ll", "'LL", "'re", "'ve", "'d", "'m",
-                                        "'t",  "'x", "''", " 's", "\xc5\xbf", "'\xc5\xbf",
-                                        "  \n", "123456", " \xc2\xa0x", "x\xcc\x81y", "\xc2\x85 "};
+    static const char *const marks[] = {
+        "'s",   "'S",         "'ll",        "'LL",        "'re",       "'ve",      "'d",
+        "'m",   "'t",         "'x",         "''",         " 's",       "\xc5\xbf", "'\xc5\xbf",
+        "  \n", "123456",     " \xc2\xa0x", "x\xcc\x81y", "\xc2\x85 ", "Ab'Re",    "n'T",
+        "I'M",  "A'\xc5\xbf", "AB\xc3\xa9", "ab\xc3\x89", "!\n/",      "/\r\n//",  "xY",
+        "Xy",   "X\xcc\x81",  "\xc2\xa0",   " !//\n\n//"};
     uint8_t buf[200];
 
     for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
         for (size_t at = 0; at < 140; at++)
-            for (int bg = 0; bg < 3; bg++) {
-                static const char bgs[] = {'x', ' ', '9'};
+            for (int bg = 0; bg < 6; bg++) {
+                static const char bgs[] = {'x', ' ', '9', 'X', '/', '\n'};
                 size_t ml = strlen(marks[m]), n = at + ml + 20;
                 char label[64];
                 memset(buf, bgs[bg], n);
@@ -137,14 +227,16 @@ END_TEST
 /* Random ASCII, weighted to the bytes the masks decide on; every ASCII byte occurs. */
 START_TEST(random_ascii)
 {
-    static const char pool[] = "aaaaeeeettttnnnnAZz      \n\n\r\t0123456789'''.,!?-_()\"/\\";
+    static const char pool[] =
+        "aaaaeeeettttnnnnAZzABCLMSTW      \n\n\r\t0123456789'''.,!?-_()\"/\\//";
     uint8_t buf[400];
 
     for (int t = 0; t < 20000; t++) {
         size_t n = next_rand() % sizeof(buf);
         for (size_t i = 0; i < n; i++) {
             uint32_t r = next_rand();
-            buf[i] = r % 8 == 0 ? (uint8_t)(r >> 8) % 128 : (uint8_t)pool[(r >> 8) % (sizeof(pool) - 1)];
+            buf[i] =
+                r % 8 == 0 ? (uint8_t)(r >> 8) % 128 : (uint8_t)pool[(r >> 8) % (sizeof(pool) - 1)];
         }
         check_same("random ASCII", buf, n);
     }
@@ -155,7 +247,17 @@ END_TEST
 START_TEST(random_utf8)
 {
     static const char *const chars[] = {
-        "a", "Z", " ", " ", "\n", "'", "5", ".", "\t", "s", "l",
+        "a",
+        "Z",
+        " ",
+        " ",
+        "\n",
+        "'",
+        "5",
+        ".",
+        "\t",
+        "s",
+        "l",
         "\xc3\xa9",         /* é */
         "\xc3\x89",         /* É */
         "\xc5\xbf",         /* ſ, an s under case folding */
@@ -187,6 +289,132 @@ START_TEST(random_utf8)
 }
 END_TEST
 
+/*
+ * o200k's own rules, each case at the start of a text padded with digits (so that its pieces are
+ * decided from windows, not left to the scalar scanner as the text's tail): the pieces that
+ * tiktoken's o200k_base pattern gives, and which of them the masks decide (all, but for the
+ * apostrophe before U+017F). Each case is then compared with the scalar scanner at every offset.
+ */
+START_TEST(o200k_rules)
+{
+    static const struct {
+        const char *text, *pieces; /* the pieces separated by | */
+        int fast;                  /* decided by the masks */
+    } cases[] = {
+        {"HelloWorld", "Hello|World", 1},
+        {"ABCdef", "ABCdef", 1},
+        {"ABC ", "ABC| ", 1},
+        {"ABC!", "ABC|!", 1},
+        {"CamelCaseXMLParser", "Camel|Case|XMLParser", 1},
+        {"iPhone", "i|Phone", 1},
+        {"don't", "don't", 1},
+        {"DON'T", "DON'T", 1},
+        {"I'm you'RE we'Ve they'll he'd it's", "I'm| you'RE| we'Ve| they'll| he'd| it's", 1},
+        {"'s'S", "'s'S", 1},
+        {"x'q", "x|'q", 1},
+        {"abc'x", "abc|'x", 1},
+        {"Ab'", "Ab|'", 1},
+        {"}\n//x", "}\n//|x", 1},
+        {" */\n\n", " */\n\n", 1},
+        {"a/b", "a|/b", 1},
+        {"123456", "123|456", 1},
+        {" Hello", " Hello", 1},
+        {"\tHello", "\tHello", 1},
+        {"\nHello", "\n|Hello", 1},
+        {"  Hello", " | Hello", 1},
+        {"Hello  \n\n  World", "Hello|  \n\n| | World", 1},
+        {"!!!abc", "!!!|abc", 1},
+        {"abc'\xc5\xbf", "abc'\xc5\xbf", 0},
+    };
+    uint8_t buf[80 + 64 + 90]; /* the longest case (under 64 bytes) after 79 bytes of filler, then 90 */
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t tl = strlen(cases[c].text), n = tl + 100, ends[32], m, want = 1, i = 0;
+        const char *pc = cases[c].pieces;
+        pretok_simd_stats st = {0};
+
+        memcpy(buf, cases[c].text, tl);
+        memset(buf + tl, '0', n - tl);
+        for (const char *q = pc; *q; q++)
+            want += *q == '|';
+        m = pretok_simd_pieces(PRETOK_O200K, buf, 0, n, ends, want, &st);
+        ck_assert_uint_eq(m, want);
+        for (size_t k = 0; k < m; k++) {
+            const char *bar = strchr(pc, '|');
+            size_t len = bar != NULL ? (size_t)(bar - pc) : strlen(pc);
+            ck_assert_msg(ends[k] - i == len && memcmp(buf + i, pc, len) == 0,
+                          "\"%s\": piece %zu is %zu bytes at %zu, want \"%.*s\"", cases[c].text, k,
+                          ends[k] - i, i, (int)len, pc);
+            i = ends[k];
+            pc += len + 1;
+        }
+        ck_assert_uint_eq(i, tl);
+        if (cases[c].fast)
+            ck_assert_msg(st.fast == tl, "\"%s\": %llu bytes decided by the masks, want %zu",
+                          cases[c].text, (unsigned long long)st.fast, tl);
+        else
+            ck_assert_msg(st.scalar[PRETOK_SIMD_APOS] > 0, "\"%s\": not left to the scalar scanner",
+                          cases[c].text);
+        for (size_t at = 0; at < 80; at++) {
+            memset(buf, at % 2 ? 'a' : ' ', at);
+            memcpy(buf + at, cases[c].text, tl);
+            memset(buf + at + tl, at % 3 ? '.' : 'Z', 90);
+            check_same(cases[c].text, buf, at + tl + 90);
+        }
+    }
+}
+END_TEST
+
+/* The deciders alone, at every alignment of the window, on generated text. */
+START_TEST(deciders_every_alignment)
+{
+    static const char *const chars[] = {"a",
+                                        "e",
+                                        "t",
+                                        "Q",
+                                        "W",
+                                        " ",
+                                        " ",
+                                        "\n",
+                                        "\r",
+                                        "'",
+                                        "s",
+                                        "l",
+                                        "L",
+                                        "2",
+                                        ".",
+                                        "/",
+                                        "\t",
+                                        "\xc3\xa9",
+                                        "\xc5\xbf",
+                                        "\xc2\xa0",
+                                        "\xc2\x85",
+                                        "\xcc\x81",
+                                        "\xe4\xb8\xad",
+                                        "\xd9\xa3"};
+    uint8_t buf[800];
+    size_t asked = 0, made = 0;
+
+    for (int t = 0; t < 2000; t++) {
+        size_t n = 64 + next_rand() % 300;
+        int ascii = t % 2 == 0;
+        for (size_t i = 0; i < n;) {
+            const char *ch = chars[next_rand() % (ascii ? 17 : sizeof(chars) / sizeof(chars[0]))];
+            size_t l = strlen(ch);
+            if (i + l > n)
+                break;
+            memcpy(buf + i, ch, l);
+            i += l;
+            if (i + 4 > n)
+                n = i;
+        }
+        made += check_deciders(ascii ? "random ASCII" : "random UTF-8", buf, n, &asked);
+    }
+    printf("deciders on generated text: %zu of %zu pieces decided\n", made, asked);
+    ck_assert(made > asked / 2);
+}
+END_TEST
+
 /* Every file of the benchmark corpus, and how much of it the masks decided. */
 START_TEST(corpus_files)
 {
@@ -203,9 +431,10 @@ START_TEST(corpus_files)
         FILE *f;
         long n;
         uint8_t *s;
-        pretok_simd_stats st = {0};
-        size_t want = 0, got = 0;
+        size_t want = 0, got = 0, asked, made;
+        char bytes[100];
         long at;
+        int ascii;
 
         if (strlen(de->d_name) < 5 || strcmp(de->d_name + strlen(de->d_name) - 4, ".txt") != 0)
             continue;
@@ -219,22 +448,54 @@ START_TEST(corpus_files)
         ck_assert(s != NULL && fread(s, 1, (size_t)n, f) == (size_t)n);
         fclose(f);
         ck_assert_msg(utf8_valid((const char *)s, (size_t)n), "%s is not UTF-8", path);
+        /* ASCII text: the masks must decide most of it, else the test could pass by handing
+         * every piece to the scalar scanner */
+        ascii = strncmp(de->d_name, "en_", 3) == 0 || strncmp(de->d_name, "code_", 5) == 0;
         for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
-            at = first_difference(patterns[p], s, (size_t)n, 256, &want, &got,
-                                  patterns[p] == PRETOK_CL100K ? &st : NULL);
-            ck_assert_msg(at < 0, "%s, pattern %d: piece at offset %ld ends at %zu, scalar at %zu",
-                          de->d_name, (int)patterns[p], at, got, want);
+            pretok_simd_stats st = {0};
+            uint64_t sum;
+            at = first_difference(patterns[p], s, (size_t)n, 256, &want, &got, &st);
+            ck_assert_msg(at < 0,
+                          "%s, pattern %d: piece at offset %ld ends at %zu, scalar at %zu; bytes "
+                          "there: \"%s\"",
+                          de->d_name, (int)patterns[p], at, got, want,
+                          at < 0 ? "" : show(s, (size_t)n, (size_t)at, bytes));
+            sum = st.fast;
+            for (int r = 0; r < PRETOK_SIMD_NREASONS; r++)
+                sum += st.scalar[r];
+            ck_assert_uint_eq(sum, (uint64_t)n);
+            if (patterns[p] == PRETOK_R50K) {
+                ck_assert_uint_eq(st.scalar[PRETOK_SIMD_PATTERN], (uint64_t)n);
+                continue;
+            }
+            printf("%s: %ld bytes, %s decided by the masks %.1f%%, scalar: non-ASCII %.1f%%, "
+                   "apostrophe %.1f%%, edge %.1f%%, tail %.1f%%\n",
+                   de->d_name, n, patterns[p] == PRETOK_O200K ? "o200k" : "cl100k",
+                   100.0 * (double)st.fast / (double)n,
+                   100.0 * (double)st.scalar[PRETOK_SIMD_NONASCII] / (double)n,
+                   100.0 * (double)st.scalar[PRETOK_SIMD_APOS] / (double)n,
+                   100.0 * (double)st.scalar[PRETOK_SIMD_EDGE] / (double)n,
+                   100.0 * (double)st.scalar[PRETOK_SIMD_TAIL] / (double)n);
+            ck_assert_uint_eq(st.scalar[PRETOK_SIMD_PATTERN], 0);
+            if (ascii)
+                ck_assert_msg(st.fast >= (uint64_t)n * 9 / 10,
+                              "%s, pattern %d: only %llu of %ld bytes decided by the masks",
+                              de->d_name, (int)patterns[p], (unsigned long long)st.fast, n);
         }
-        printf("%s: %ld bytes, cl100k decided by the masks %.1f%%, scalar: non-ASCII %.1f%%, "
-               "apostrophe %.1f%%, edge %.1f%%, tail %.1f%%\n",
-               de->d_name, n, 100.0 * (double)st.fast / (double)n,
-               100.0 * (double)st.scalar[PRETOK_SIMD_NONASCII] / (double)n,
-               100.0 * (double)st.scalar[PRETOK_SIMD_APOS] / (double)n,
-               100.0 * (double)st.scalar[PRETOK_SIMD_EDGE] / (double)n,
-               100.0 * (double)st.scalar[PRETOK_SIMD_TAIL] / (double)n);
-        ck_assert_uint_eq(st.fast + st.scalar[PRETOK_SIMD_NONASCII] + st.scalar[PRETOK_SIMD_APOS] +
-                              st.scalar[PRETOK_SIMD_EDGE] + st.scalar[PRETOK_SIMD_TAIL],
-                          (uint64_t)n);
+        /* the deciders alone, at every alignment, on eight slices of 4 KB (cut at characters) */
+        for (int c = 0; c < 8 && n > 8192; c++) {
+            size_t from = (size_t)n / 8 * (size_t)c, to;
+            while ((s[from] & 0xc0) == 0x80)
+                from++;
+            to = from + 4000;
+            while ((s[to] & 0xc0) == 0x80)
+                to--;
+            asked = 0;
+            made = check_deciders(de->d_name, s + from, to - from, &asked);
+            if (ascii)
+                ck_assert_msg(made >= asked * 3 / 4, "%s at %zu: %zu of %zu pieces decided",
+                              de->d_name, from, made, asked);
+        }
         free(s);
         files++;
     }
@@ -254,6 +515,8 @@ int main(void)
     tcase_add_test(tc, contractions_at_every_offset);
     tcase_add_test(tc, random_ascii);
     tcase_add_test(tc, random_utf8);
+    tcase_add_test(tc, o200k_rules);
+    tcase_add_test(tc, deciders_every_alignment);
     tcase_add_test(tc, corpus_files);
     suite_add_tcase(s, tc);
     return run_suite(s);

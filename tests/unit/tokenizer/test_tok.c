@@ -356,6 +356,47 @@ END_TEST
 /* The cookbook's function-definition constants, gpt-4o: 7 per function, 3 for properties, 3
  * per property, -3 + 3 per item for an enum, 12 at the end, plus the text "name:desc" and
  * "prop:type:desc" with a final period dropped. */
+/* Role names are counted in each encoding as any text: "assistant" and "developer" are two
+ * tokens in p50k_base and r50k_base, one in the others; counted one after another on one
+ * thread, each encoding gives its own (chat.c remembers role counts per thread and encoding). */
+START_TEST(chat_roles_per_encoding)
+{
+    static const char *const roles[] = {"system", "user", "assistant", "tool", "developer"};
+    static const char *const order[] = {"o200k_base", "p50k_base",  "cl100k_base", "r50k_base",
+                                        "p50k_base",  "o200k_base", "r50k_base"};
+    const char *json = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":\"Hi\"},"
+                       "{\"role\":\"assistant\",\"content\":\"Hello\"},"
+                       "{\"role\":\"tool\",\"content\":\"42\"},"
+                       "{\"role\":\"developer\",\"content\":\"Be kind.\"}]}";
+    static const char *const contents[] = {"Be brief.", "Hi", "Hello", "42", "Be kind."};
+    cJSON *body = cJSON_Parse(json);
+
+    ck_assert_ptr_nonnull(body);
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+        const tok_enc *e = enc(order[k]);
+        uint64_t want = 3, n; /* the reply's priming */
+        tok_count_result r;
+        for (int i = 0; i < 5; i++) {
+            ck_assert_int_eq(tok_count(e, roles[i], strlen(roles[i]), 0, &n), 0);
+            want += 3 + n;
+            ck_assert_int_eq(tok_count(e, contents[i], strlen(contents[i]), 0, &n), 0);
+            want += n;
+        }
+        ck_assert_int_eq(tok_count_request(e, TOK_API_CHAT, body, "gpt-4o", 1.0, &r), 0);
+        ck_assert_uint_eq(r.tokens, want);
+    }
+    /* the two families do differ on these names, so the check above can tell them apart */
+    {
+        uint64_t a, b;
+        ck_assert_int_eq(tok_count(enc("p50k_base"), "assistant", 9, 0, &a), 0);
+        ck_assert_int_eq(tok_count(enc("o200k_base"), "assistant", 9, 0, &b), 0);
+        ck_assert_uint_ne(a, b);
+    }
+    cJSON_Delete(body);
+}
+END_TEST
+
 START_TEST(chat_tools_formula)
 {
     const tok_enc *e = enc("o200k_base");
@@ -538,6 +579,7 @@ static Suite *tok_suite(void)
     tcase_add_test(t, chat_cookbook_example);
     tcase_add_test(t, chat_formula_parts);
     tcase_add_test(t, chat_tools_formula);
+    tcase_add_test(t, chat_roles_per_encoding);
     tcase_add_test(t, image_tiles_openai);
     tcase_add_test(t, image_anthropic);
     tcase_add_test(t, image_size_from_data_url);

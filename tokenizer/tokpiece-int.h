@@ -1,0 +1,108 @@
+/*
+ * tokpiece-int: what both encoders (tok.c's scalar path, tokblock.c's block path) need to know
+ * about one piece of the pre-tokenizer's output: its key words and hash, the per-thread piece
+ * cache, and the whole-piece vocabulary probes. Not for use outside tokenizer/.
+ */
+#ifndef TOK_TOKPIECE_INT_H
+#define TOK_TOKPIECE_INT_H
+
+#include "tokenizer/tok-int.h"
+
+/*
+ * The piece cache: the ids of recently seen pieces, so that a word seen before costs one
+ * lookup, prefetched a few pieces ahead, instead of a merge. One per thread, two-way set
+ * associative: 65,536 sets of two 64-byte entries (8 MiB), each entry one cache line, its key
+ * compared as three words. A new piece goes into the first way and moves the first way's
+ * piece to the second, so that two pieces whose hashes collide are both remembered (with one
+ * way, collisions cost a fifth of the merges on the multilingual corpus; two ways save about
+ * two in five of those). Allocated on
+ * first use and freed when the thread ends. It only remembers results, which are a function of
+ * the piece and the encoding, so it can never change an encoding; this is why it may be
+ * per-thread state rather than something every caller passes in.
+ */
+#ifndef CACHE_BITS
+#define CACHE_BITS 16 /* sets: 2^16 measured 5-10% faster on the multilingual corpus than 2^15 */
+#endif
+#define CACHE_WAYS 2
+#define CACHE_KEY 24 /* longest piece cached, in bytes: the three words of the key */
+#define CACHE_IDS 9  /* most ids a cached piece may have */
+
+typedef struct cache_ent {
+    uint64_t w[3]; /* the key's words: see load_rest */
+    uint8_t enc;   /* which encoding (its id); 0 is empty */
+    uint8_t len;
+    uint8_t nids;
+    uint8_t pad;
+    uint32_t ids[CACHE_IDS];
+} cache_ent;
+_Static_assert(sizeof(cache_ent) == 64, "a cache entry is one cache line");
+
+#define CACHE_SIZE (((size_t)CACHE_WAYS << CACHE_BITS) * sizeof(cache_ent))
+
+/* This thread's cache, or NULL when it cannot be had (the encoder then works without). */
+cache_ent *tok_piece_cache(void);
+
+/* The set of a piece whose hash is h: CACHE_WAYS entries, the first on a 128-byte boundary. */
+static inline cache_ent *cache_set(cache_ent *c, uint64_t h)
+{
+    return &c[((h >> 40) & (((size_t)1 << CACHE_BITS) - 1)) * CACHE_WAYS];
+}
+
+/* A piece of the pre-tokenizer's output, with its key words and hash. */
+typedef struct ahead {
+    uint32_t start, len;
+    uint64_t w[3];
+    uint64_t h;
+} ahead;
+
+/* Fills a's key words and hash from the len bytes at p (1 < len <= SMALL_PIECE). */
+static inline void ahead_key(ahead *a, const uint8_t *p, size_t len)
+{
+    a->w[0] = load_k8(p, len);
+    a->w[1] = a->w[2] = 0;
+    if (len > 8 && len <= 24)
+        load_rest(p, len, &a->w[1], &a->w[2]);
+    a->h = hash_words(p, len, a->w[0], a->w[1], a->w[2]);
+}
+
+/* Whether entry ce holds the piece a of encoding id. */
+static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
+{
+    return ((ce->w[0] ^ a->w[0]) | (ce->w[1] ^ a->w[1]) | (ce->w[2] ^ a->w[2]) |
+            (uint64_t)(ce->len ^ a->len) | (uint64_t)(ce->enc ^ id)) == 0;
+}
+
+/* Where the vocabulary probe of a piece of len bytes whose hash is h will look, for a prefetch
+ * (1 < len <= MAX_TOKEN_LEN). */
+static inline const void *vocab_slot_n(const tok_enc *e, size_t len, uint64_t h)
+{
+    if (len <= 8)
+        return &e->bucket[h & e->bmask];
+    if (len <= WHOLE_MAX)
+        return &e->whole[h & e->wmask];
+    return slot_of(e, len, h);
+}
+
+/* The same for the piece a. */
+static inline const void *vocab_slot(const tok_enc *e, const ahead *a)
+{
+    return vocab_slot_n(e, a->len, a->h);
+}
+
+/* The rank of the piece a at p when it is itself a token (1 < a->len <= MAX_TOKEN_LEN), else
+ * NO_RANK: from the whole-piece tables, which compare words and read no token bytes. */
+static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahead *a)
+{
+    if (a->len <= 8)
+        return bucket_lookup(e, a->len, a->w[0], a->h);
+    if (a->len <= WHOLE_MAX)
+        return whole_lookup(e, a->len, a->w, a->h);
+    return rank_lookup(e, p, a->len, a->h, a->w[0]);
+}
+
+/* Encodes the piece a of s (a->start, a->len; keyed by ahead_key when 1 < a->len <= SMALL_PIECE)
+ * as the scalar path does: the piece cache, then the vocabulary, then the merge (tok.c).
+ * Returns 0, or -1 when memory runs out. */
+int tok_piece_encode(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k);
+
+#endif
