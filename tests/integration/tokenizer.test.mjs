@@ -7,6 +7,12 @@
 // Environment: TG_BUILD (the build directory), TG_CORPUS (the corpus directory, default
 // ../shared/corpus beside the repository), TG_TOK_SEED (the generator's seed, default fixed).
 //
+// The encoder has paths (scalar, and the block encoder on sse2 or avx2): for cl100k_base and
+// o200k_base, where they differ, the corpus, the generated strings, the probes, the special
+// tokens and the ill-formed input run on each path this CPU has, forced through
+// TOKENGATE_TOK_PATH in the spawned process's environment, against tiktoken's ids computed once
+// per string (p50k_base and r50k_base always run the scalar path: they run once, by default).
+//
 // Each batch of strings goes through one `tokengate encode --jsonl` run, so the test costs a
 // handful of processes. A failure lists the first few differing inputs with both id lists and
 // both tokenizations, and the shortest input that still fails, found by cutting the first ones
@@ -35,6 +41,33 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|Thr
 
 const ENCODINGS = ['cl100k_base', 'o200k_base', 'p50k_base', 'r50k_base'];
 const MAIN = ['cl100k_base', 'o200k_base'];
+
+// The encoder's paths to force, each through TOKENGATE_TOK_PATH: avx2 only where the CPU has it
+// (where it has not, tokengate would quietly run its default instead).
+const CPU_FLAGS = new Set((fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m) ||
+  ['', ''])[1].trim().split(/\s+/));
+const PATHS = ['scalar', 'sse2', ...(CPU_FLAGS.has('avx2') ? ['avx2'] : [])];
+console.log(`# tokenizer paths forced for ${MAIN.join(', ')}: ${PATHS.join(', ')}` +
+  (CPU_FLAGS.has('avx2') ? '' : ' (this CPU has no AVX2)'));
+
+/** The paths to run name on: each of PATHS where the block encoder applies; else null, the
+ * default (no TOKENGATE_TOK_PATH), once. */
+function pathsFor(name) {
+  return MAIN.includes(name) ? PATHS : [null];
+}
+
+/** The environment that forces tokPath (null: the environment as it is, minus any forced path). */
+function pathEnv(tokPath) {
+  const env = { ...process.env };
+  delete env.TOKENGATE_TOK_PATH;
+  if (tokPath) env.TOKENGATE_TOK_PATH = tokPath;
+  return env;
+}
+
+/** ", path P" for messages (nothing for the default). */
+function onPath(tokPath) {
+  return tokPath ? `, path ${tokPath}` : '';
+}
 
 // ---- the reference --------------------------------------------------------------------------------
 
@@ -79,21 +112,24 @@ after(async () => {
 
 // ---- tokengate ----------------------------------------------------------------------------------
 
-/** Runs `tokengate ARGS` with input on stdin; fails on a signal or sanitizer output. */
-function tg(args, input = '') {
-  const r = spawnSync(GATE_BIN, args, { input, maxBuffer: 1 << 30, timeout: ms(120000) });
+/** Runs `tokengate ARGS` with input on stdin (on the encoder's path tokPath, when given); fails
+ * on a signal or sanitizer output. */
+function tg(args, input = '', tokPath = null) {
+  const r = spawnSync(GATE_BIN, args, {
+    input, maxBuffer: 1 << 30, timeout: ms(120000), env: pathEnv(tokPath),
+  });
   if (r.error) throw r.error;
   const stderr = r.stderr.toString('utf8');
-  const what = `tokengate ${args.join(' ')}`;
+  const what = `tokengate ${args.join(' ')}${onPath(tokPath)}`;
   if (SANITIZER_RE.test(stderr)) throw new Error(`${what}: sanitizer output:\n${stderr.slice(0, 8000)}`);
   if (r.signal) throw new Error(`${what}: killed by ${r.signal}\n${stderr.slice(0, 4000)}`);
   return { status: r.status, stdout: r.stdout, stderr };
 }
 
 /** tg() without waiting: resolves with {status, stdout, stderr}, rejects as tg() throws. */
-function tgAsync(args, input = '') {
+function tgAsync(args, input = '', tokPath = null) {
   return new Promise((resolve, reject) => {
-    const child = spawn(GATE_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(GATE_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'], env: pathEnv(tokPath) });
     const out = [];
     const err = [];
     const timer = setTimeout(() => child.kill('SIGKILL'), ms(120000));
@@ -103,7 +139,7 @@ function tgAsync(args, input = '') {
     child.on('close', (status, signal) => {
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString('utf8');
-      const what = `tokengate ${args.join(' ')}`;
+      const what = `tokengate ${args.join(' ')}${onPath(tokPath)}`;
       if (SANITIZER_RE.test(stderr)) reject(new Error(`${what}: sanitizer output:\n${stderr.slice(0, 8000)}`));
       else if (signal) reject(new Error(`${what}: killed by ${signal}\n${stderr.slice(0, 4000)}`));
       else resolve({ status, stdout: Buffer.concat(out), stderr });
@@ -139,17 +175,21 @@ function gateEncodeBytes(name, bytes, allow = false) {
   return parseIds(r.stdout.toString('latin1'));
 }
 
+const jsonl = (ss) => ss.map((s) => JSON.stringify(s)).join('\n') + '\n';
+const jsonlArgs = (name, allow) =>
+  ['encode', '--encoding', name, '--jsonl', ...(allow ? ['--allow-special'] : [])];
+
 /**
- * tokengate's ids for many strings in one `encode --jsonl` run: one array per string. When the
- * run crashes, runs halves of the batch to name the first string that crashes it.
+ * tokengate's ids for many strings in one `encode --jsonl` run (on the encoder's path tokPath,
+ * when given): one array per string. When the run crashes, runs halves of the batch to name the
+ * first string that crashes it.
  */
-function gateEncodeMany(name, strings, allow = false) {
+function gateEncodeMany(name, strings, allow = false, tokPath = null) {
   if (strings.length === 0) return [];
-  const args = ['encode', '--encoding', name, '--jsonl', ...(allow ? ['--allow-special'] : [])];
-  const jsonl = (ss) => ss.map((s) => JSON.stringify(s)).join('\n') + '\n';
+  const args = jsonlArgs(name, allow);
   let r;
   try {
-    r = tg(args, jsonl(strings));
+    r = tg(args, jsonl(strings), tokPath);
   } catch (e) {
     if (strings.length === 1) throw e;
     let lo = 0;
@@ -157,7 +197,7 @@ function gateEncodeMany(name, strings, allow = false) {
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
       try {
-        tg(args, jsonl(strings.slice(lo, mid)));
+        tg(args, jsonl(strings.slice(lo, mid)), tokPath);
         lo = mid;
       } catch {
         hi = mid;
@@ -167,11 +207,48 @@ function gateEncodeMany(name, strings, allow = false) {
       `${showText(strings[lo], 300)} (${Buffer.byteLength(strings[lo])} bytes)`;
     throw e;
   }
-  assert.equal(r.status, 0, `tokengate encode --jsonl: exit ${r.status}: ${r.stderr}`);
+  return jsonlIds(r, strings, tokPath);
+}
+
+function jsonlIds(r, strings, tokPath) {
+  assert.equal(r.status, 0, `tokengate encode --jsonl${onPath(tokPath)}: exit ${r.status}: ${r.stderr}`);
   const lines = r.stdout.toString('latin1').split('\n');
   assert.equal(lines.pop(), '', 'the output ends with a newline');
   assert.equal(lines.length, strings.length, 'one line of ids per input line');
   return lines.map(parseIds);
+}
+
+/**
+ * gateEncodeMany without waiting, so that the runs on each path and tiktoken's reference go side
+ * by side; when the run crashes, gateEncodeMany runs again to name the crashing line. Resolves
+ * with { text: the output, ids(): the ids, parsed when first asked for }.
+ */
+async function gateEncodeManyAsync(name, strings, allow = false, tokPath = null) {
+  if (strings.length === 0) return { ids: () => [], text: '' };
+  let r;
+  try {
+    r = await tgAsync(jsonlArgs(name, allow), jsonl(strings), tokPath);
+  } catch {
+    gateEncodeMany(name, strings, allow, tokPath); // throws, naming the line
+    throw new Error(`tokengate encode --jsonl${onPath(tokPath)} crashed, but not when run again`);
+  }
+  let ids = null;
+  return { ids: () => (ids ??= jsonlIds(r, strings, tokPath)), text: r.stdout.toString('latin1') };
+}
+
+/** name's ids for strings on each of its paths, each run started now: [path, Promise]. */
+function gateEncodeEachPath(name, strings, allow = false) {
+  return pathsFor(name).map((p) => {
+    const run = gateEncodeManyAsync(name, strings, allow, p);
+    run.catch(() => {}); // awaited by the caller
+    return [p, run];
+  });
+}
+
+/** Ids as `encode --jsonl` writes them, one line per string: a run whose output is this text
+ * gives these ids, and the comparison costs no parsing. */
+function jsonlText(wants) {
+  return wants.map((w) => `${w.join(' ')}\n`).join('');
 }
 
 // ---- reporting ----------------------------------------------------------------------------------
@@ -240,7 +317,7 @@ function showText(s, max = 600) {
  * points (halves first, then smaller, single code points once it is short), each round's
  * candidates in one --jsonl run.
  */
-function minimize(name, s, allow = false) {
+function minimize(name, s, allow = false, tokPath = null) {
   let cur = [...s];
   for (let round = 0; round < 200 && cur.length > 1; round++) {
     const cands = [];
@@ -251,7 +328,7 @@ function minimize(name, s, allow = false) {
       if (size === smallest) break;
     }
     const texts = cands.map((c) => c.join(''));
-    const got = gateEncodeMany(name, texts, allow);
+    const got = gateEncodeMany(name, texts, allow, tokPath);
     let best = -1;
     for (let i = 0; i < texts.length; i++) {
       if (!sameIds(refEncode(name, texts[i], allow), got[i]) &&
@@ -263,32 +340,46 @@ function minimize(name, s, allow = false) {
   return cur.join('');
 }
 
-/** Compares many strings; on differences fails with the first SHOW of them, the first few cut
- * down. */
-function compareMany(name, strings, { allow = false, label = 'strings' } = {}) {
-  const got = gateEncodeMany(name, strings, allow);
-  const bad = [];
-  for (let i = 0; i < strings.length; i++) {
-    const want = refEncode(name, strings[i], allow);
-    if (!sameIds(want, got[i])) bad.push({ i, want, got: got[i] });
+/**
+ * Compares many strings on each of name's paths (tiktoken's ids computed once, while tokengate
+ * runs); on differences fails with the first SHOW of them on each path, the first few cut down.
+ */
+async function compareMany(name, strings, { allow = false, label = 'strings' } = {}) {
+  const runs = gateEncodeEachPath(name, strings, allow);
+  const wants = strings.map((s) => refEncode(name, s, allow));
+  const wantText = jsonlText(wants);
+  const reports = [];
+  for (const [tokPath, run] of runs) {
+    const out = await run;
+    if (out.text === wantText) continue;
+    const got = out.ids();
+    const bad = [];
+    for (let i = 0; i < strings.length; i++)
+      if (!sameIds(wants[i], got[i])) bad.push({ i, want: wants[i], got: got[i] });
+    if (bad.length > 0) reports.push(reportBad(name, strings, bad, { allow, label, tokPath }));
   }
-  if (bad.length === 0) return;
-  const report = [`${name}: ${bad.length} of ${strings.length} ${label} differ from tiktoken`];
+  if (reports.length > 0) assert.fail(reports.join('\n'));
+}
+
+/** The report of the strings in bad (found on tokPath), the first few cut down. */
+function reportBad(name, strings, bad, { allow, label, tokPath }) {
+  const report = [`${name}${onPath(tokPath)}: ${bad.length} of ${strings.length} ${label} differ ` +
+    'from tiktoken'];
   const shortest = new Map();
   for (const b of bad.slice(0, SHOW)) {
     report.push(`#${b.i} ${showText(strings[b.i])}`, diffLines(name, b.want, b.got));
   }
   for (const b of bad.slice(0, MINIMIZE)) {
-    const m = minimize(name, strings[b.i], allow);
+    const m = minimize(name, strings[b.i], allow, tokPath);
     if (shortest.has(m)) continue;
     const want = refEncode(name, m, allow);
-    const got1 = gateEncodeMany(name, [m], allow)[0];
+    const got1 = gateEncodeMany(name, [m], allow, tokPath)[0];
     shortest.set(m, true);
     report.push(`shortest failing input cut from #${b.i}: ${JSON.stringify(m)}`,
       `  tiktoken  ${JSON.stringify(want)}  ${pieces(name, want)}`,
       `  tokengate ${JSON.stringify(got1)}  ${pieces(name, got1)}`);
   }
-  assert.fail(report.join('\n'));
+  return report.join('\n');
 }
 
 // ---- 1. the corpus ------------------------------------------------------------------------------
@@ -297,11 +388,13 @@ const corpusFiles = fs.existsSync(CORPUS)
   ? fs.readdirSync(CORPUS).filter((f) => f.endsWith('.txt')).sort().map((f) => path.join(CORPUS, f))
   : [];
 
-/** Starts `tokengate encode FILE` with its output going to a file; resolves with the ids. */
-function gateEncodeFileAsync(name, file, outDir) {
-  const out = path.join(outDir, `${name}-${path.basename(file)}.ids`);
+/** Starts `tokengate encode FILE` with its output going to a file; resolves with that output
+ * as text ("id id ...\n"). */
+function gateEncodeFileAsync(name, file, outDir, tokPath = null) {
+  const out = path.join(outDir, `${name}-${tokPath}-${path.basename(file)}.ids`);
   const fd = fs.openSync(out, 'w');
-  const child = spawn(GATE_BIN, ['encode', '--encoding', name, file], { stdio: ['ignore', fd, 'pipe'] });
+  const child = spawn(GATE_BIN, ['encode', '--encoding', name, file],
+    { stdio: ['ignore', fd, 'pipe'], env: pathEnv(tokPath) });
   fs.closeSync(fd);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -309,8 +402,9 @@ function gateEncodeFileAsync(name, file, outDir) {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (SANITIZER_RE.test(stderr) || signal || code !== 0)
-        reject(new Error(`tokengate encode ${file}: exit ${code}, signal ${signal}\n${stderr.slice(0, 8000)}`));
-      else resolve(parseIds(fs.readFileSync(out, 'latin1')));
+        reject(new Error(`tokengate encode ${file}${onPath(tokPath)}: exit ${code}, signal ${signal}\n` +
+          stderr.slice(0, 8000)));
+      else resolve(fs.readFileSync(out, 'latin1'));
     });
   });
 }
@@ -350,18 +444,34 @@ function corpusReference(name) {
 }
 
 for (const name of MAIN) {
-  test(`corpus: every file encodes as tiktoken encodes it (${name})`, async () => {
+  test(`corpus: every file encodes as tiktoken encodes it on each path, and counts (${name})`,
+    async () => {
       // CI always has the corpus: without it this is a failure, not a skip
       assert.ok(corpusFiles.length > 0, `no corpus (*.txt) at ${CORPUS}: set TG_CORPUS`);
       const reference = corpusReference(name);
       const dir = tempDir('tg-tok-');
-      const runs = await Promise.all(corpusFiles.map((f) => gateEncodeFileAsync(name, f, dir)));
+      // each file encoded on each path, and counted (tok_count) on the default path, the one
+      // the gate runs (test_tokpath compares every path's counts of the corpus with the scalar
+      // path's ids), two processes at a time
+      const jobs = [...pathsFor(name).flatMap((p) => corpusFiles.map((f, i) => ({ p, f, i }))),
+        ...corpusFiles.map((f, i) => ({ p: null, f, i, count: true }))];
+      const runs = await parallel(jobs, (j) => (j.count
+        ? tgAsync(['count', '--encoding', name, j.f], '', j.p)
+        : gateEncodeFileAsync(name, j.f, dir, j.p)), 2);
       const wants = await reference;
+      // compared as text first: parsing a million ids for each run costs more than the run
+      const wantText = wants.map((w) => `${w.join(' ')}\n`);
       const problems = [];
-      corpusFiles.forEach((f, i) => {
-        if (!sameIds(wants[i], runs[i]))
-          problems.push(`${path.basename(f)} (${fs.statSync(f).size} bytes):\n` +
-            diffLines(name, wants[i], runs[i]));
+      jobs.forEach((j, k) => {
+        const what = `${path.basename(j.f)} (${fs.statSync(j.f).size} bytes${onPath(j.p)})`;
+        if (j.count) {
+          const c = runs[k];
+          if (c.status !== 0 || Number(c.stdout.toString().trim()) !== wants[j.i].length)
+            problems.push(`${what}: count gives ${c.stdout.toString().trim()} (exit ${c.status}` +
+              `${c.stderr ? ': ' + c.stderr.trim() : ''}), tiktoken ${wants[j.i].length} tokens`);
+        } else if (runs[k] !== wantText[j.i] && !sameIds(wants[j.i], parseIds(runs[k]))) {
+          problems.push(`${what}:\n${diffLines(name, wants[j.i], parseIds(runs[k]))}`);
+        }
       });
       assert.ok(problems.length === 0, `${name}: corpus files differ from tiktoken:\n` +
         problems.join('\n'));
@@ -376,15 +486,15 @@ const allStrings = [...edge, ...generated];
 
 for (const name of ENCODINGS) {
   test(`generated strings: ${edge.length} edge cases and ${GENERATED} random strings encode as ` +
-    `tiktoken encodes them (${name})`, () => {
-    compareMany(name, allStrings);
+    `tiktoken encodes them${pathsFor(name)[0] ? ', on each path' : ''} (${name})`, async () => {
+    await compareMany(name, allStrings);
   });
 }
 
 const long = longPieces(SEED + 2);
 for (const name of ENCODINGS) {
-  test(`pieces longer than 256 bytes merge as tiktoken merges them (${name})`, () => {
-    compareMany(name, long, { label: 'long-piece strings' });
+  test(`pieces longer than 256 bytes merge as tiktoken merges them (${name})`, async () => {
+    await compareMany(name, long, { label: 'long-piece strings' });
   });
 }
 
@@ -451,22 +561,31 @@ function codePointRuns(cps) {
 
 const codePoints = probeCodePoints();
 for (const name of MAIN) {
-  test(`every code point class: ${codePoints.length} code points in probes (${name})`, () => {
+  test(`every code point class: ${codePoints.length} code points in probes, on each path ` +
+    `(${name})`, async () => {
     const strings = codePoints.map(probe);
-    const got = gateEncodeMany(name, strings);
-    const bad = codePoints.filter((c, i) => !sameIds(refEncode(name, strings[i]), got[i]));
-    if (bad.length === 0) return;
-    const runs = codePointRuns(bad);
-    const shown = runs.length > 150 ? [...runs.slice(0, 150), `... ${runs.length - 150} more runs`] : runs;
-    try {
-      compareMany(name, bad.slice(0, SHOW).map(probe), { label: 'code point probes' });
-    } catch (e) {
-      e.message = `${name}: ${bad.length} of ${codePoints.length} code points are classed ` +
-        `differently (gaps up to 16 joined; categories from node's ICU):\n  ${shown.join('\n  ')}\n` +
-        `the first of them:\n${e.message}`;
-      throw e;
+    const runs = gateEncodeEachPath(name, strings);
+    const wants = strings.map((s) => refEncode(name, s));
+    const wantText = jsonlText(wants);
+    for (const [tokPath, run] of runs) {
+      const out = await run;
+      if (out.text === wantText) continue;
+      const got = out.ids();
+      const bad = codePoints.filter((c, i) => !sameIds(wants[i], got[i]));
+      if (bad.length === 0) continue;
+      const cpRuns = codePointRuns(bad);
+      const shown = cpRuns.length > 150
+        ? [...cpRuns.slice(0, 150), `... ${cpRuns.length - 150} more runs`] : cpRuns;
+      const some = bad.slice(0, SHOW).map(probe);
+      const again = gateEncodeMany(name, some, false, tokPath);
+      const worse = some.map((s, i) => ({ i, want: refEncode(name, s), got: again[i] }))
+        .filter((b) => !sameIds(b.want, b.got));
+      assert.fail(`${name}${onPath(tokPath)}: ${bad.length} of ${codePoints.length} code points ` +
+        'are classed differently (gaps up to 16 joined; categories from node\'s ICU):\n  ' +
+        `${shown.join('\n  ')}\nthe first of them:\n` + (worse.length > 0
+        ? reportBad(name, some, worse, { allow: false, label: 'code point probes', tokPath })
+        : 'none of them differs when tried again'));
     }
-    assert.fail(`${name}: ${bad.length} code points differ, but not when tried again`);
   });
 }
 
@@ -474,10 +593,10 @@ for (const name of MAIN) {
 // added in 15.1 and 16.0 count as letters and digits there.
 for (const name of MAIN) {
   test(`characters added in Unicode 15.1 and 16.0 are classed as tiktoken classes them (${name})`,
-    () => {
+    async () => {
       const strings = [];
       for (const ch of RECENT) strings.push(probe(ch.codePointAt(0)), `${ch}'s`, `1${ch}23`, `abc${ch}def`);
-      compareMany(name, strings, { label: 'strings with Unicode 15.1/16.0 characters' });
+      await compareMany(name, strings, { label: 'strings with Unicode 15.1/16.0 characters' });
     });
 }
 
@@ -492,8 +611,9 @@ const WITH_SPECIALS = [
 ];
 
 for (const name of MAIN) {
-  test(`special tokens with --allow-special encode as tiktoken's encode(text, 'all') (${name})`, () => {
-    compareMany(name, WITH_SPECIALS, { allow: true, label: 'strings with special tokens' });
+  test(`special tokens with --allow-special encode as tiktoken's encode(text, 'all'), on each ` +
+    `path (${name})`, async () => {
+    await compareMany(name, WITH_SPECIALS, { allow: true, label: 'strings with special tokens' });
     // And each special token alone, in a file run too: one id, the one tiktoken gives.
     for (const s of SPECIALS) {
       const want = refEncode(name, s, true);
@@ -610,9 +730,11 @@ const EDGE_BYTES = BAD_BYTES.filter((b) => (b[0] >= 0x80 && b[0] <= 0xbf) ||
 
 for (const name of MAIN) {
   test(`ill-formed UTF-8 encodes as tiktoken encodes the text with U+FFFD for each maximal ` +
-    `subpart (${name})`, async () => {
+    `subpart, on each path (${name})`, async () => {
     // All listed cases in one input, one per line and run together; those at the edges of the
-    // input each as a whole input of its own; and random ones joined into one input.
+    // input each as a whole input of its own; and random ones joined into one input. The joined
+    // inputs run on each path; those alone, one process each, on one path each in turn (the
+    // paths are compared with each other on every prefix of such input by test_tokpath).
     const nl = Buffer.from('\n');
     const inputs = [
       Buffer.concat(BAD_BYTES.flatMap((b) => [b, nl])), Buffer.concat(BAD_BYTES), ...EDGE_BYTES,
@@ -620,19 +742,23 @@ for (const name of MAIN) {
     ];
     const what = [`the listed cases, one per line`, `the listed cases run together`,
       ...EDGE_BYTES.map((b) => `<${b.toString('hex')}> alone`), 'random ill-formed input'];
-    const runs = await parallel(inputs, (b) => tgAsync(['encode', '--encoding', name, '-'], b));
+    const paths = pathsFor(name);
+    const alone = (i) => i >= 2 && i < 2 + EDGE_BYTES.length;
+    const jobs = paths.flatMap((p, q) => inputs.map((b, i) => ({ p, b, i }))
+      .filter(({ i }) => !alone(i) || i % paths.length === q));
+    const runs = await parallel(jobs, (j) => tgAsync(['encode', '--encoding', name, '-'], j.b, j.p));
+    const wants = inputs.map((b) => refEncode(name, replacing.decode(b)));
     const problems = [];
-    inputs.forEach((b, i) => {
+    jobs.forEach(({ p, b, i }, k) => {
       const text = replacing.decode(b);
-      if (runs[i].status !== 0) {
-        problems.push(`${what[i]}: exit ${runs[i].status}: ${runs[i].stderr}`);
+      if (runs[k].status !== 0) {
+        problems.push(`${what[i]}${onPath(p)}: exit ${runs[k].status}: ${runs[k].stderr}`);
         return;
       }
-      const want = refEncode(name, text);
-      const got = parseIds(runs[i].stdout.toString('latin1'));
-      if (!sameIds(want, got))
-        problems.push(`${what[i]} (${b.length} bytes, read as ${showText(text, 200)}):\n` +
-          diffLines(name, want, got));
+      const got = parseIds(runs[k].stdout.toString('latin1'));
+      if (!sameIds(wants[i], got))
+        problems.push(`${what[i]}${onPath(p)} (${b.length} bytes, read as ${showText(text, 200)}):\n` +
+          diffLines(name, wants[i], got));
     });
     assert.ok(problems.length === 0, problems.join('\n'));
   });
@@ -691,22 +817,28 @@ for (const name of MAIN) {
 
 // ---- 6. count -----------------------------------------------------------------------------------
 
-test('count equals the number of ids encode gives', async () => {
+test('count equals the number of ids encode gives, the inputs spread over the block paths', async () => {
   const inputs = ['', 'hello world', ' \u3000\r\n\t x', generated.slice(0, 200).join('\n'),
     'Hello, 世界! 😀 <|endoftext|>'];
   const jobs = [];
   for (const name of ENCODINGS) {
     for (const allow of [false, true]) {
       const some = allow ? inputs.slice(-1) : inputs; // specials change only the last one
-      const encoded = gateEncodeMany(name, some, allow);
-      some.forEach((s, i) => jobs.push({ name, allow, s, encoded: encoded[i] }));
+      // each input on one of the block paths in turn, whose counting may differ from their
+      // encoding (the scalar path counts as it encodes; the corpus test counts on the default)
+      const paths = pathsFor(name).filter((q) => q !== 'scalar');
+      paths.forEach((p, q) => {
+        const mine = some.filter((s, i) => (i + (allow ? 1 : 0)) % paths.length === q);
+        const encoded = gateEncodeMany(name, mine, allow, p);
+        mine.forEach((s, i) => jobs.push({ name, allow, p, s, encoded: encoded[i] }));
+      });
     }
   }
   const counts = await parallel(jobs, (j) =>
-    tgAsync(['count', '--encoding', j.name, ...(j.allow ? ['--allow-special'] : []), '-'], j.s));
+    tgAsync(['count', '--encoding', j.name, ...(j.allow ? ['--allow-special'] : []), '-'], j.s, j.p));
   jobs.forEach((j, i) => {
     const c = counts[i];
-    const what = `${showText(j.s, 80)} (${j.name}${j.allow ? ', specials allowed' : ''})`;
+    const what = `${showText(j.s, 80)} (${j.name}${j.allow ? ', specials allowed' : ''}${onPath(j.p)})`;
     assert.equal(c.status, 0, `count of ${what}: exit ${c.status}: ${c.stderr}`);
     const n = Number(c.stdout.toString().trim());
     assert.equal(n, j.encoded.length, `count vs encode of ${what}`);
