@@ -8,6 +8,7 @@
  * pretok_next's.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,17 @@ static void path_init(void)
     tok_path p;
 
     path_now = path_best();
-    if (env != NULL && tok_path_parse(env, &p) == 0 && p != TOK_PATH_AUTO && path_supported(p))
+    if (env == NULL || *env == '\0')
+        return;
+    if (tok_path_parse(env, &p) != 0 || !path_supported(p)) {
+        /* said once, where an operator reads it, so that a forced path is never silently not */
+        fprintf(stderr,
+                "tokengate: TOKENGATE_TOK_PATH=%.32s is not a tokenizer path this CPU has "
+                "(auto, scalar, sse2, avx2); using %s\n",
+                env, tok_path_name(path_now));
+        return;
+    }
+    if (p != TOK_PATH_AUTO)
         path_now = p;
 }
 

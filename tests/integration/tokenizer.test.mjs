@@ -853,3 +853,18 @@ test('runs of each White_Space character as a whole file', () => {
     assert.deepEqual(gateEncodeBytes(name, Buffer.from(s)), refEncode(name, s), name);
   }
 });
+
+test('a TOKENGATE_TOK_PATH the CPU does not have is said on stderr, and the default path counts',
+  () => {
+    const text = 'The forced path is checked, never silently ignored.';
+    const want = refEncode('cl100k_base', text).length;
+    for (const bad of ['bogus', 'sse', 'avx512']) {
+      const r = tg(['count', '--encoding', 'cl100k_base', '-'], text, bad);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`TOKENGATE_TOK_PATH=${bad} is not a tokenizer path`));
+      assert.equal(Number(r.stdout.toString('utf8').trim()), want);
+    }
+    const ok = tg(['count', '--encoding', 'cl100k_base', '-'], text, 'scalar');
+    assert.equal(ok.stderr, '', 'a path the CPU has is taken without a word');
+    assert.equal(Number(ok.stdout.toString('utf8').trim()), want);
+  });
