@@ -30,7 +30,7 @@
  *                 tok_merge_small (tok_merge_large past SMALL_PIECE bytes) on each of them in
  *                 file order. Both paths remember a piece of up to CACHE_KEY bytes that has at
  *                 most CACHE_IDS ids, and merge longer pieces every time; the scalar path
- *                 (tok.c, encode_piece) asks the cache first and remembers tokens too, the block
+ *                 (tokpiece-int.h, piece_encode) asks the cache first and remembers tokens too, the block
  *                 path (tokblock.c, tok_piece_merge) asks the vocabulary first and remembers only
  *                 the pieces it merged, so its cache loses fewer of them.
  * From these, the shares of the cold encode's time E (best pass) on each path:

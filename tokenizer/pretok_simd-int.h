@@ -139,6 +139,32 @@ static inline unsigned letters_from(const win *w, unsigned k, int *why)
 }
 
 /*
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d) at offset e < 64 of the window, where an apostrophe is, with
+ * ASCII letters after it: the contraction's end, e when there is none, or 0 and *why when the
+ * masks cannot tell (cl100k's alternative at a piece's start, o200k's suffix after a word).
+ */
+static inline unsigned window_contraction(const win *w, const uint8_t *p, unsigned e, int *why)
+{
+    uint8_t a, b;
+
+    if (e + 2 >= WIN) { /* offsets e + 1 and e + 2 are read */
+        *why = PRETOK_SIMD_EDGE;
+        return 0;
+    }
+    if (BIT(w->hi, e + 1)) {
+        *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
+        return 0;
+    }
+    a = BIT(w->let, e + 1) ? p[e + 1] | 0x20 : 0;
+    b = BIT(w->let, e + 2) ? p[e + 2] | 0x20 : 0;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return e + 2;
+    if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
+        return e + 3;
+    return e;
+}
+
+/*
  * The end of cl100k's piece at offset k of the window, or 0 with the reason in *why. The
  * alternatives in the pattern's order:
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
@@ -163,23 +189,10 @@ static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k,
         return 0;
     }
     if (BIT(w->apos, k)) {
-        /* (?i:'s|'t|'re|'ve|'m|'ll|'d), with ASCII letters after the apostrophe; when it does
-         * not match, the apostrophe is an other character like any punctuation */
-        uint8_t a, b;
-        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        if (BIT(w->hi, k + 1)) {
-            *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
-            return 0;
-        }
-        a = BIT(w->let, k + 1) ? p[k + 1] | 0x20 : 0;
-        b = BIT(w->let, k + 2) ? p[k + 2] | 0x20 : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd')
-            return k + 2;
-        if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
-            return k + 3;
+        /* when no contraction matches, the apostrophe is an other character like any
+         * punctuation */
+        if ((e = window_contraction(w, p, k, why)) != k)
+            return e;
     }
     if (BIT(w->let, k))
         return letters_from(w, k + 1, why);
@@ -259,30 +272,6 @@ static inline uint64_t bits_from(uint64_t m, unsigned k)
     return m & (~(uint64_t)0 << k);
 }
 
-/*
- * o200k's (?i:'s|'t|'re|'ve|'m|'ll|'d)? after a run of letters that ends at offset e < 64 of the
- * window, where an apostrophe is: the piece's end, or 0 and *why.
- */
-static inline unsigned o200k_contraction(const win *w, const uint8_t *p, unsigned e, int *why)
-{
-    uint8_t a, b;
-
-    if (e + 2 >= WIN) { /* offsets e + 1 and e + 2 are read */
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (BIT(w->hi, e + 1)) {
-        *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
-        return 0;
-    }
-    a = BIT(w->let, e + 1) ? p[e + 1] | 0x20 : 0;
-    b = BIT(w->let, e + 2) ? p[e + 2] | 0x20 : 0;
-    if (a == 's' || a == 't' || a == 'm' || a == 'd')
-        return e + 2;
-    if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
-        return e + 3;
-    return e;
-}
 
 /*
  * The end of o200k's piece at offset k of the window, or 0 with the reason in *why. The
@@ -329,7 +318,7 @@ static inline unsigned decide_o200k(const win *w, const uint8_t *p, unsigned k, 
             *why = PRETOK_SIMD_NONASCII; /* may continue either run */
             return 0;
         }
-        return o200k_contraction(w, p, e, why);
+        return window_contraction(w, p, e, why);
     }
     if (BIT(w->dig, k)) {
         /* \p{N}{1,3}: a non-ASCII byte after a digit may be a number character */

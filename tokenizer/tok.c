@@ -62,69 +62,6 @@ void tok_cache_clear(void)
         memset(tls_cache, 0, CACHE_SIZE);
 }
 
-#ifdef TOK_STATS
-uint64_t tok_stat_merge, tok_stat_merge_bytes, tok_stat_uncacheable, tok_stat_hit;
-#endif
-
-/* Encodes one piece of the pre-tokenizer's output. */
-static inline int encode_piece(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c,
-                               sink *k)
-{
-    const uint8_t *p = s + a->start;
-    size_t n = a->len, m;
-    uint32_t r, tok[SMALL_PIECE];
-    cache_ent *set = NULL, *ce;
-
-    if (n == 1) {
-        emit(k, e->byte_rank[p[0]]);
-        return 0;
-    }
-    if (n > SMALL_PIECE)
-        return tok_merge_large(e, p, n, k);
-    if (n <= CACHE_KEY && c != NULL) {
-        set = cache_set(c, a->h);
-        ce = cache_match(&set[0], a, e->id) ? &set[0]
-             : cache_match(&set[1], a, e->id) ? &set[1]
-                                               : NULL;
-        if (ce != NULL) {
-#ifdef TOK_STATS
-            tok_stat_hit++;
-#endif
-            if (k->ids == NULL) {
-                k->count += ce->nids;
-                return 0;
-            }
-            for (size_t i = 0; i < ce->nids; i++)
-                emit(k, ce->ids[i]);
-            return 0;
-        }
-    }
-    if (n <= MAX_TOKEN_LEN && (r = vocab_rank(e, p, a)) != NO_RANK) {
-        tok[0] = r;
-        m = 1;
-    } else {
-#ifdef TOK_STATS
-        tok_stat_merge++;
-        tok_stat_merge_bytes += n;
-        if (set == NULL)
-            tok_stat_uncacheable++;
-#endif
-        m = tok_merge_small(e, p, n, tok);
-    }
-    for (size_t i = 0; i < m; i++)
-        emit(k, tok[i]);
-    if (set != NULL && m <= CACHE_IDS) {
-        set[1] = set[0];
-        ce = &set[0];
-        memcpy(ce->w, a->w, sizeof(ce->w));
-        ce->enc = e->id;
-        ce->len = (uint8_t)n;
-        ce->nids = (uint8_t)m;
-        memcpy(ce->ids, tok, m * sizeof(uint32_t));
-    }
-    return 0;
-}
-
 /*
  * Encodes well-formed text with no special tokens in it. The pre-tokenizer runs a few pieces
  * ahead of the merging, so that each piece's cache set and rank-table slot are already on
@@ -162,7 +99,7 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
         }
         if (head == tail)
             break;
-        if (encode_piece(e, s, &q[head++ & (AHEAD - 1)], c, k) != 0)
+        if (piece_encode(e, s, &q[head++ & (AHEAD - 1)], c, k, 1) != 0)
             return -1;
     }
     return k->failed ? -1 : 0;
@@ -170,7 +107,7 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
 
 int tok_piece_encode(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k)
 {
-    return encode_piece(e, s, a, c, k);
+    return piece_encode(e, s, a, c, k, 1);
 }
 
 int tok_encode_scalar(const tok_enc *e, const uint8_t *s, size_t n, sink *k)

@@ -167,12 +167,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                     *o.at++ = e->byte_rank[s[a->start]];
                     continue;
                 }
-                if (a->len <= CACHE_KEY && c != NULL) {
-                    cache_ent *set = cache_set(c, a->h);
-                    ce = cache_match(&set[0], a, e->id)   ? &set[0]
-                         : cache_match(&set[1], a, e->id) ? &set[1]
-                                                           : NULL;
-                }
+                if (a->len <= CACHE_KEY && c != NULL)
+                    ce = cache_find(c, a, e->id);
                 if (ce != NULL) { /* at most CACHE_IDS ids a piece: within OUT_ROOM */
                     memcpy(o.at, ce->ids, ce->nids * sizeof(uint32_t));
                     o.at += ce->nids;

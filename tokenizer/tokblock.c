@@ -107,45 +107,7 @@ int tok_path_parse(const char *name, tok_path *p)
 
 int tok_piece_merge(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c, sink *k)
 {
-    const uint8_t *p = s + a->start;
-    size_t n = a->len, m;
-    uint32_t tok[SMALL_PIECE];
-    cache_ent *set = NULL, *ce;
-
-    if (n == 1) { /* a single byte left out of a full fast bucket */
-        emit(k, e->byte_rank[p[0]]);
-        return 0;
-    }
-    if (n > SMALL_PIECE)
-        return tok_merge_large(e, p, n, k);
-    if (n <= CACHE_KEY && c != NULL) {
-        set = cache_set(c, a->h);
-        ce = cache_match(&set[0], a, e->id)   ? &set[0]
-             : cache_match(&set[1], a, e->id) ? &set[1]
-                                               : NULL;
-        if (ce != NULL) {
-            if (k->ids == NULL) {
-                k->count += ce->nids;
-                return 0;
-            }
-            for (size_t i = 0; i < ce->nids; i++)
-                emit(k, ce->ids[i]);
-            return 0;
-        }
-    }
-    m = tok_merge_small(e, p, n, tok);
-    for (size_t i = 0; i < m; i++)
-        emit(k, tok[i]);
-    if (set != NULL && m <= CACHE_IDS) {
-        set[1] = set[0];
-        ce = &set[0];
-        memcpy(ce->w, a->w, sizeof(ce->w));
-        ce->enc = e->id;
-        ce->len = (uint8_t)n;
-        ce->nids = (uint8_t)m;
-        memcpy(ce->ids, tok, m * sizeof(uint32_t));
-    }
-    return 0;
+    return piece_encode(e, s, a, c, k, 0); /* the block loop asked the vocabulary already */
 }
 
 __attribute__((noinline)) int tok_piece_slow(const tok_enc *e, const uint8_t *s, size_t i, size_t j,

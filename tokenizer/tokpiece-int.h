@@ -100,6 +100,82 @@ static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahea
     return rank_lookup(e, p, a->len, a->h, a->w[0]);
 }
 
+/* The entry of the piece cache c that holds the piece a of encoding id, or NULL. */
+static inline cache_ent *cache_find(cache_ent *c, const ahead *a, uint8_t id)
+{
+    cache_ent *set = cache_set(c, a->h);
+
+    return cache_match(&set[0], a, id) ? &set[0] : cache_match(&set[1], a, id) ? &set[1] : NULL;
+}
+
+/* Emits the ids of a cache entry. */
+static inline void cache_emit(const cache_ent *ce, sink *k)
+{
+    if (k->ids == NULL) {
+        k->count += ce->nids;
+        return;
+    }
+    for (size_t i = 0; i < ce->nids; i++)
+        emit(k, ce->ids[i]);
+}
+
+/*
+ * Finishes the piece a at p (1 < a->len <= SMALL_PIECE) that the piece cache does not hold: its
+ * token r when it is one, else its merge; emits the ids and remembers them in the cache set set
+ * (NULL: not cached), the first way's piece moving to the second.
+ */
+static inline void piece_finish(const tok_enc *e, const uint8_t *p, const ahead *a, uint32_t r,
+                                cache_ent *set, sink *k)
+{
+    uint32_t tok[SMALL_PIECE];
+    size_t m = 1;
+
+    if (r != NO_RANK)
+        tok[0] = r;
+    else
+        m = tok_merge_small(e, p, a->len, tok);
+    for (size_t i = 0; i < m; i++)
+        emit(k, tok[i]);
+    if (set != NULL && m <= CACHE_IDS) {
+        set[1] = set[0];
+        memcpy(set[0].w, a->w, sizeof(set[0].w));
+        set[0].enc = e->id;
+        set[0].len = (uint8_t)a->len;
+        set[0].nids = (uint8_t)m;
+        memcpy(set[0].ids, tok, m * sizeof(uint32_t));
+    }
+}
+
+/*
+ * Encodes the piece a of s (keyed by ahead_key when 1 < a->len <= SMALL_PIECE): a single byte by
+ * its rank, a piece longer than SMALL_PIECE by the long merge; else from the piece cache, or (when
+ * vocab, and it is one) as its token, or merged, and then remembered in the cache. Returns 0, or
+ * -1 when memory runs out.
+ */
+static inline int piece_encode(const tok_enc *e, const uint8_t *s, const ahead *a, cache_ent *c,
+                               sink *k, int vocab)
+{
+    const uint8_t *p = s + a->start;
+    size_t n = a->len;
+    cache_ent *set = NULL, *ce;
+
+    if (n == 1) {
+        emit(k, e->byte_rank[p[0]]);
+        return 0;
+    }
+    if (n > SMALL_PIECE)
+        return tok_merge_large(e, p, n, k);
+    if (n <= CACHE_KEY && c != NULL) {
+        if ((ce = cache_find(c, a, e->id)) != NULL) {
+            cache_emit(ce, k);
+            return 0;
+        }
+        set = cache_set(c, a->h);
+    }
+    piece_finish(e, p, a, vocab && n <= MAX_TOKEN_LEN ? vocab_rank(e, p, a) : NO_RANK, set, k);
+    return 0;
+}
+
 /* Encodes the piece a of s (a->start, a->len; keyed by ahead_key when 1 < a->len <= SMALL_PIECE)
  * as the scalar path does: the piece cache, then the vocabulary, then the merge (tok.c).
  * Returns 0, or -1 when memory runs out. */
