@@ -197,7 +197,8 @@ static void batch_check(batch *b)
             run_path(b, e, bp[q], got, gotc);
             for (size_t k = 0; k < b->nin; k++) {
                 if (got[k].n != want[k].n ||
-                    memcmp(got[k].v, want[k].v, want[k].n * sizeof(uint32_t)) != 0)
+                    (want[k].n != 0 && /* no ids: v may be NULL, which memcmp may not get */
+                     memcmp(got[k].v, want[k].v, want[k].n * sizeof(uint32_t)) != 0))
                     fail_ids(b, e, k, bp[q], &want[k], &got[k]);
                 ck_assert_msg(gotc[k] == wantc[k],
                               "%s: input #%zu (%zu bytes), %s, path %s: tok_count gives %llu, "
@@ -750,12 +751,14 @@ static void add_input_tests(TCase *tc)
 
 int main(int argc, char **argv)
 {
-    Suite *s = suite_create("tokpath");
-    TCase *tc = tcase_create("core");
+    Suite *s;
+    TCase *tc;
     tok_path bp[2];
 
     if (argc == 2 && strcmp(argv[1], "--print-path") == 0)
-        return print_path();
+        return print_path(); /* before the suite is made: LeakSanitizer checks this exit too */
+    s = suite_create("tokpath");
+    tc = tcase_create("core");
     printf("test_tokpath: paths compared: scalar against sse2%s\n",
            block_paths(bp) > 1 ? " and avx2" : " (avx2: not on this CPU)");
     fflush(stdout);
