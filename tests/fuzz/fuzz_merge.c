@@ -50,7 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = utf8_clean_len((const char *)data, size, (char *)s);
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const tok_enc *e = tok_encoding(names[k]);
-        if (e == NULL || e->bt_tree == NULL)
+        if (e == NULL)
+            abort();
+        tok_prepare_long(e); /* the backtracking tables are built on first need */
+        if (e->bt_tree == NULL)
             abort();
         if (n > 1)
             check(e, s, n, got, want, dead);
