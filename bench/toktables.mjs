@@ -119,7 +119,7 @@ for (const enc of encodings) {
     }
     out += '\nCold: a child process forked before anything is built (chatbench): its first cJSON parse and first ' +
       'tok_count_request, the tables built between them and left out, the thread\'s piece cache made in the count; then ' +
-      'the first count in a child whose piece cache was made before (by counting a short string); the median over ' +
+      'the first count in a child whose piece cache was made before (tok_thread_prepare, as each gate worker does at start); the median over ' +
       'processes, with the range and number in brackets. Warm: the mean of calls repeated on the same request.' +
       (chat.some((r) => r.cold_total_us === undefined) ? ' n/a: this tokengate-chatbench gives no cold figures.' : '') + '\n\n';
   }
