@@ -104,6 +104,9 @@
  * (a loaded machine, valgrind) */
 #define TIMEOUT_MS 300
 #define TIMEOUT_GENEROUS_MS 30000
+/* where the test closes the client while the classifier is asked: the gate must see the close
+ * before this timer fires, which on two loaded cores under ASan took more than 300 ms */
+#define TIMEOUT_GONE_MS 2000
 
 /* ---- the classifier: an HTTP responder on the worker's loop ------------------------------ */
 
@@ -124,6 +127,7 @@ static struct {
     char rid[128];                  /* its x-request-id */
     struct evhttp_request *pending; /* a slow reply, until sent or its connection closes */
     struct event *later;
+    int64_t slow_ms; /* how late a slow reply comes: well after the gate's timeout */
 } rsp;
 
 #define ANSWER_IN 57 /* the usage it reports */
@@ -205,7 +209,8 @@ static void on_request(struct evhttp_request *r, void *arg)
     }
     if (rsp.mode == R_SLOW) {
         /* answers well after the gate's timeout */
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 4 * TIMEOUT_MS * 1000};
+        struct timeval tv = {.tv_sec = (time_t)(rsp.slow_ms / 1000),
+                             .tv_usec = (suseconds_t)(rsp.slow_ms % 1000) * 1000};
         rsp.pending = r;
         evhttp_connection_set_closecb(evhttp_request_get_connection(r), on_conn_close, NULL);
         evtimer_add(rsp.later, &tv);
@@ -325,6 +330,7 @@ static void start_with(int b_tokens, int64_t timeout_ms)
     ck_assert_ptr_nonnull(cm);
     conf->routing.classifier = (int)(cm - conf->models); /* (index: set by the conf branch) */
     conf->routing.classifier_timeout_ms = timeout_ms;
+    rsp.slow_ms = 4 * timeout_ms;
     conf->routing.classifier_ttl_ms = 600000;
     conf->routing.classifier_max_entries = 100;
 
@@ -859,6 +865,8 @@ START_TEST(client_gone_while_classifying)
     struct client c;
 
     rsp.mode = R_SLOW;
+    conf->routing.classifier_timeout_ms = TIMEOUT_GONE_MS;
+    rsp.slow_ms = 4 * TIMEOUT_GONE_MS;
     client_send(&c, CLIENT_KEY_A, "gone-1", "hello there");
     for (int i = 0; i < 2000 && rsp.requests == 0; i++) {
         event_base_loop(worker.base, EVLOOP_NONBLOCK);
