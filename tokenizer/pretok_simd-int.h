@@ -27,6 +27,7 @@
 
 typedef struct win {
     uint64_t let, up, dig, ws, nl, oth, hi, apos;
+    uint64_t sp;  /* the space itself (0x20): ` ?` in the punctuation alternative */
     uint64_t pre; /* may prefix a word: (oth | ws) & ~nl & ~apos */
 } win;
 
@@ -38,7 +39,7 @@ static inline void classify_sse2(const uint8_t *p, win *w)
     const __m128i z4 = _mm_set1_epi8(4), sp = _mm_set1_epi8(' '), lf = _mm_set1_epi8('\n');
     const __m128i cr = _mm_set1_epi8('\r'), ap = _mm_set1_epi8('\'');
 
-    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = 0;
+    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = w->sp = 0;
     for (int q = 0; q < WIN / 16; q++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
         /* x <= bound as unsigned bytes: min(x, bound) == x */
@@ -55,6 +56,7 @@ static inline void classify_sse2(const uint8_t *p, win *w)
             _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
         uint64_t hi = (uint16_t)_mm_movemask_epi8(v);
         uint64_t apos = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap));
+        uint64_t spc = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp));
         int sh = 16 * q;
 
         w->let |= let << sh;
@@ -64,6 +66,7 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         w->nl |= nl << sh;
         w->hi |= hi << sh;
         w->apos |= apos << sh;
+        w->sp |= spc << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
     }
     w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
@@ -80,7 +83,7 @@ static inline void classify_avx2(const uint8_t *p, win *w)
     const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
     const __m256i ap = _mm256_set1_epi8('\''), ua = _mm256_set1_epi8('A');
 
-    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = 0;
+    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = w->sp = 0;
     for (int q = 0; q < WIN / 32; q++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * q));
         __m256i t = _mm256_sub_epi8(_mm256_or_si256(v, x20), a);
@@ -97,6 +100,7 @@ static inline void classify_avx2(const uint8_t *p, win *w)
             _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)));
         uint64_t hi = (uint32_t)_mm256_movemask_epi8(v);
         uint64_t apos = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap));
+        uint64_t spc = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sp));
         int sh = 32 * q;
 
         w->let |= let << sh;
@@ -106,6 +110,7 @@ static inline void classify_avx2(const uint8_t *p, win *w)
         w->nl |= nl << sh;
         w->hi |= hi << sh;
         w->apos |= apos << sh;
+        w->sp |= spc << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
     }
     w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
@@ -376,6 +381,106 @@ static inline unsigned decide_o200k(const win *w, const uint8_t *p, unsigned k, 
         return 64 - (unsigned)__builtin_clzll(m); /* the piece ends after the last one */
     /* no line break, a non-space follows: the run gives back its last character */
     return e - k >= 2 ? e - 1 : e;
+}
+
+/*
+ * Where the window decides nothing past its end: the offset below which every piece start it
+ * computes is exact. Starts read up to three bytes ahead (a contraction), and a run of
+ * whitespace that reaches the end or a non-ASCII byte (which may be whitespace, U+00A0) is
+ * undecided from its first byte. 0 when nothing is decided.
+ */
+static inline unsigned window_limit(const win *w)
+{
+    unsigned e = w->hi != 0 ? (unsigned)__builtin_ctzll(w->hi) : WIN, lim;
+    uint64_t nonws;
+
+    if (e < 4)
+        return 0;
+    lim = e - 3;
+    if (BIT(w->ws, e - 1)) {
+        nonws = ~w->ws & (e < WIN ? ((uint64_t)1 << e) - 1 : ~(uint64_t)0);
+        unsigned run = nonws != 0 ? 64 - (unsigned)__builtin_clzll(nonws) : 0;
+        if (run < lim)
+            lim = run;
+    }
+    return lim;
+}
+
+/*
+ * The starts of cl100k's pieces in a window that begins at a piece's start, as a mask: bit 0,
+ * and every start below window_limit(). The pieces are the spans between consecutive bits; the
+ * highest bit is where the next window begins. Computed for all starts at once, with shifts and
+ * ands over the class masks (no branch on a piece's class); the rules, each an alternative of
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+ , taken where it wins in the pattern's leftmost-first order:
+ *  - a punctuation run starts a piece, or its space does (` ?`); it takes the line breaks that
+ *    follow it;
+ *  - a contraction is an apostrophe that starts a piece (not after a space, not inside a run)
+ *    followed by s, t, m, d, re, ve or ll in either case; the letters after it start anew;
+ *  - a letter run starts a piece, or the character before it does: a whitespace other than a
+ *    line break, or a one-character punctuation run that starts a piece and is no contraction;
+ *  - digits start a piece every three from the start of their run;
+ *  - whitespace not taken by punctuation: its run starts a piece; a run with line breaks ends a
+ *    piece after its last one; the run's last character, when it is no line break, starts a
+ *    piece of its own (given back by \s+(?!\S), or prefixing a word or punctuation).
+ */
+static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
+{
+    const uint64_t L = w->let, D = w->dig, W = w->ws, N = w->nl, P = w->oth, SP = w->sp;
+    const uint64_t S = W & ~N;
+    unsigned lim = window_limit(w);
+    uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
+    uint64_t pfree = P & ~(P << 1) & ~(SP << 1);
+    uint64_t ap = pfree & w->apos & below, contr = 0, cend = 0;
+    uint64_t j, st, x, d4, na, wf, v, m, lastn;
+
+    while (ap != 0) { /* rare: apostrophes that start a piece; p[i + 2] is within the window */
+        unsigned i = (unsigned)__builtin_ctzll(ap);
+        uint8_t a = p[i + 1] | 0x20, b = p[i + 2] | 0x20; /* | 0x20 folds only A-Z onto a-z */
+        ap &= ap - 1;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+            contr |= (uint64_t)1 << i;
+            cend |= (uint64_t)1 << (i + 2);
+        } else if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l')) {
+            contr |= (uint64_t)1 << i;
+            cend |= (uint64_t)1 << (i + 3);
+        }
+    }
+    /* the characters that prefix the letter run after them */
+    j = (L >> 1) & ~L & (S | (pfree & ~contr));
+    st = j | (L & ~(L << 1) & ~(j << 1) & ~(contr << 1)) | cend;
+    /* digits, three at a time */
+    x = D & ~(D << 1);
+    d4 = D & (D << 1) & (D << 2) & (D << 3);
+    st |= x;
+    while ((x = (x << 3) & d4) != 0)
+        st |= x;
+    /* punctuation runs, from their space if one is before them */
+    x = P & ~(P << 1);
+    st |= (x & ~(SP << 1)) | ((x >> 1) & SP);
+    /* line breaks right after punctuation are its; the whitespace left is free */
+    x = (P << 1) & N;
+    na = N & ((N + x) ^ N);
+    wf = W & ~na;
+    st |= wf & ~(wf << 1);
+    /* v: a line break at or after the bit within its free run (runs of wf, smeared leftward) */
+    v = N & wf;
+    m = wf;
+    v |= (v >> 1) & m;
+    m &= m >> 1;
+    v |= (v >> 2) & m;
+    m &= m >> 2;
+    v |= (v >> 4) & m;
+    m &= m >> 4;
+    v |= (v >> 8) & m;
+    m &= m >> 8;
+    v |= (v >> 16) & m;
+    m &= m >> 16;
+    v |= (v >> 32) & m;
+    lastn = N & wf & ~((v >> 1) & wf);
+    st |= (lastn << 1) & wf;
+    st |= wf & S & ~(W >> 1);
+    return (st & below) | 1;
 }
 
 #endif

@@ -131,11 +131,22 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             unsigned off = 0, end;
             int why = PRETOK_SIMD_EDGE;
             classify(b, &w);
-            while (off < WIN && (end = cl ? decide_cl100k(&w, b, off, &why)
-                                          : decide_o200k(&w, b, off, &why)) != 0) {
-                batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
-                ends[++np] = end;
-                off = end;
+            if (cl) {
+                /* the window's piece starts, all at once */
+                uint64_t t = starts_cl100k(&w, b) & ~(uint64_t)1;
+                while (t != 0) {
+                    end = (unsigned)__builtin_ctzll(t);
+                    t &= t - 1;
+                    batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
+                    ends[++np] = end;
+                    off = end;
+                }
+            } else {
+                while (off < WIN && (end = decide_o200k(&w, b, off, &why)) != 0) {
+                    batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
+                    ends[++np] = end;
+                    off = end;
+                }
             }
         }
         if (np == 0) {

@@ -90,7 +90,8 @@ static void check_same(const char *label, const uint8_t *s, size_t n)
  * deciders' reasons, and not a non-ASCII byte when the window has none. Returns the number of
  * decisions made, and adds the number asked to *asked.
  */
-static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size_t *asked)
+static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size_t *asked,
+                             size_t masked[2])
 {
     static const pretok_pattern pats[] = {PRETOK_CL100K, PRETOK_O200K};
     static size_t starts[4097];
@@ -115,6 +116,23 @@ static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size
 #endif
             while (starts[first] < base)
                 first++;
+            if (pats[p] == PRETOK_CL100K && starts[first] == base) {
+                /* a window at a piece's start: its start mask is the scalar starts exactly,
+                 * up to its highest bit */
+                uint64_t t = starts_cl100k(&w, s + base), want = 0;
+                unsigned top = 63 - (unsigned)__builtin_clzll(t);
+                char bytes[100];
+                for (size_t q = first; q < np && starts[q] <= base + top; q++)
+                    want |= (uint64_t)1 << (starts[q] - base);
+                if (!(t == want))
+                    ck_abort_msg("%s, window at %zu: start mask %016llx, scalar %016llx "
+                                 "(first difference at %zu); bytes there: \"%s\"",
+                                 label, base, (unsigned long long)t, (unsigned long long)want,
+                                 base + (size_t)__builtin_ctzll(t ^ want),
+                                 show(s, n, base + (size_t)__builtin_ctzll(t ^ want), bytes));
+                masked[0] += top;
+                masked[1]++;
+            }
             for (size_t q = first; q < np && starts[q] < base + WIN; q++) {
                 int why = -1;
                 unsigned k = (unsigned)(starts[q] - base);
@@ -385,6 +403,13 @@ START_TEST(deciders_every_alignment)
                                         ".",
                                         "/",
                                         "\t",
+                                        "r",
+                                        "E",
+                                        "v",
+                                        "m",
+                                        "D",
+                                        "5",
+                                        "-",
                                         "\xc3\xa9",
                                         "\xc5\xbf",
                                         "\xc2\xa0",
@@ -393,13 +418,13 @@ START_TEST(deciders_every_alignment)
                                         "\xe4\xb8\xad",
                                         "\xd9\xa3"};
     uint8_t buf[800];
-    size_t asked = 0, made = 0;
+    size_t asked = 0, made = 0, masked[2] = {0, 0};
 
     for (int t = 0; t < 2000; t++) {
         size_t n = 64 + next_rand() % 300;
         int ascii = t % 2 == 0;
         for (size_t i = 0; i < n;) {
-            const char *ch = chars[next_rand() % (ascii ? 17 : sizeof(chars) / sizeof(chars[0]))];
+            const char *ch = chars[next_rand() % (ascii ? 24 : sizeof(chars) / sizeof(chars[0]))];
             size_t l = strlen(ch);
             if (i + l > n)
                 break;
@@ -408,9 +433,12 @@ START_TEST(deciders_every_alignment)
             if (i + 4 > n)
                 n = i;
         }
-        made += check_deciders(ascii ? "random ASCII" : "random UTF-8", buf, n, &asked);
+        made += check_deciders(ascii ? "random ASCII" : "random UTF-8", buf, n, &asked, masked);
     }
-    printf("deciders on generated text: %zu of %zu pieces decided\n", made, asked);
+    printf("deciders on generated text: %zu of %zu pieces decided; start masks: %.1f bytes "
+           "a window decided, %zu windows\n",
+           made, asked, (double)masked[0] / (double)masked[1], masked[1]);
+    ck_assert(masked[0] > masked[1] * 8);
     ck_assert(made > asked / 2);
 }
 END_TEST
@@ -490,8 +518,13 @@ START_TEST(corpus_files)
             to = from + 4000;
             while ((s[to] & 0xc0) == 0x80)
                 to--;
+            size_t masked[2] = {0, 0};
             asked = 0;
-            made = check_deciders(de->d_name, s + from, to - from, &asked);
+            made = check_deciders(de->d_name, s + from, to - from, &asked, masked);
+            if (ascii)
+                ck_assert_msg(masked[0] >= masked[1] * 40,
+                              "%s at %zu: a window at a piece's start decided %.1f bytes",
+                              de->d_name, from, (double)masked[0] / (double)masked[1]);
             if (ascii)
                 ck_assert_msg(made >= asked * 3 / 4, "%s at %zu: %zu of %zu pieces decided",
                               de->d_name, from, made, asked);
