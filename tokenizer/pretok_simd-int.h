@@ -483,4 +483,101 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
     return (st & below) | 1;
 }
 
+/*
+ * The starts of o200k's pieces in a window that begins at a piece's start, as a mask: the
+ * contract of starts_cl100k() (bit 0, and every start below window_limit(), which is enough
+ * here too: a contraction after a word that ends below the limit reads at most two bytes past
+ * its apostrophe). The rules, each an alternative of the pattern (decide_o200k's comment) taken
+ * where it wins, in ASCII:
+ *  - a punctuation run's tail [\r\n/]* begins with the line break right after its run (a slash
+ *    there would be in the run) and goes on over line breaks and slashes; a tail starts nothing,
+ *    and what follows it starts anew (a slash in it prefixes no word: "}\n//x");
+ *  - a punctuation run starts a piece, or its space does (` ?`); punctuation in a tail is no run;
+ *  - a word is an upper-case run and the lower-case run after it, so a letter run starts a word,
+ *    and so does every upper-case letter after a lower-case one ("Hello|World", "XMLParser");
+ *    the character before a letter run starts the word instead when it may prefix it: a
+ *    whitespace other than a line break, or a punctuation character (the apostrophe too) that
+ *    starts a piece;
+ *  - a word may end in a contraction ('s 't 're 've 'm 'll 'd in either case, right after its
+ *    last letter): the apostrophe and its letters start nothing, the byte after them starts a
+ *    piece; an apostrophe right after a contraction's letters ends no word ("x's|'d"), it is
+ *    punctuation like any other;
+ *  - digits, three at a time, and whitespace as in cl100k, without the tails' line breaks.
+ */
+static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
+{
+    const uint64_t L = w->let, U = w->up, Lo = L & ~U, D = w->dig, W = w->ws, N = w->nl;
+    const uint64_t P = w->oth, SP = w->sp, S = W & ~N;
+    unsigned lim = window_limit(w), cend = 0; /* cend: where the last contraction ended */
+    uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
+    uint64_t sl = 0, t, x, a, tail, pn, pfree, j, st, d4, wf, v, m, lastn, ap;
+
+    for (int q = 0; q < WIN / 16; q++) { /* the slashes (not among the class masks) */
+        __m128i c = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        sl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')))
+              << (16 * q);
+    }
+    /* the tails: in each run of line breaks and slashes, from its first line break right after
+     * punctuation (x) to its end; a = the run without those line breaks, and the carry from
+     * each run's first bit runs through a up to the first x of the run, or the run's end */
+    t = N | sl;
+    x = (P << 1) & N;
+    a = t & ~x;
+    tail = t & ~(((a + (t & ~(t << 1) & a)) ^ a) & a);
+    /* the punctuation that starts a piece (its run's first, or the first after a tail) */
+    pn = P & ~tail;
+    pfree = pn & ~(pn << 1) & ~(SP << 1);
+    /* words: the characters that prefix the letter run after them, the runs they do not
+     * prefix, the upper case after lower case */
+    j = (L >> 1) & (S | pfree);
+    st = j | (L & ~(L << 1) & ~(j << 1)) | (U & (Lo << 1));
+    /* digits, three at a time */
+    x = D & ~(D << 1);
+    d4 = D & (D << 1) & (D << 2) & (D << 3);
+    st |= x;
+    while ((x = (x << 3) & d4) != 0)
+        st |= x;
+    /* punctuation runs, from their space if one is before them */
+    st |= pfree | ((P >> 1) & SP);
+    /* whitespace outside the tails, as in starts_cl100k */
+    wf = W & ~tail;
+    st |= wf & ~(wf << 1);
+    v = N & wf;
+    m = wf;
+    v |= (v >> 1) & m;
+    m &= m >> 1;
+    v |= (v >> 2) & m;
+    m &= m >> 2;
+    v |= (v >> 4) & m;
+    m &= m >> 4;
+    v |= (v >> 8) & m;
+    m &= m >> 8;
+    v |= (v >> 16) & m;
+    m &= m >> 16;
+    v |= (v >> 32) & m;
+    lastn = N & wf & ~((v >> 1) & wf);
+    st |= (lastn << 1) & wf;
+    st |= wf & S & ~(W >> 1);
+    /* contractions, in order (one may end where the next apostrophe is): rare, apostrophes
+     * right after a letter; p[i + 2] is within the window */
+    ap = w->apos & (L << 1) & below;
+    while (ap != 0) {
+        unsigned i = (unsigned)__builtin_ctzll(ap), c = 0;
+        uint8_t ca = p[i + 1] | 0x20, cb = p[i + 2] | 0x20; /* | 0x20 folds only A-Z onto a-z */
+        ap &= ap - 1;
+        if (i == cend) /* after a contraction's letters: no word ends here */
+            continue;
+        if (ca == 's' || ca == 't' || ca == 'm' || ca == 'd')
+            c = 2;
+        else if (((ca == 'r' || ca == 'v') && cb == 'e') || (ca == 'l' && cb == 'l'))
+            c = 3;
+        if (c != 0) {
+            st &= ~((((uint64_t)1 << c) - 1) << i);
+            st |= (uint64_t)1 << (i + c);
+            cend = i + c;
+        }
+    }
+    return (st & below) | 1;
+}
+
 #endif

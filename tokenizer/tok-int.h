@@ -66,8 +66,8 @@ _Static_assert(sizeof(tok_bucket) == 64, "a bucket is one cache line");
 #define FAST_WAYS 4
 typedef struct tok_fast {
     uint64_t k[FAST_WAYS];
-    uint32_t r[FAST_WAYS];
-    uint64_t pad[2];
+    uint32_t nr[FAST_WAYS + 1]; /* ~rank of each way; nr[FAST_WAYS], 0, is ~NO_RANK: no key */
+    uint32_t pad[3];
 } tok_fast;
 _Static_assert(sizeof(tok_fast) == 64, "a fast bucket is one cache line");
 
@@ -314,13 +314,13 @@ static inline uint32_t fast_lookup(const tok_fast *b, uint64_t key)
     __m256i eq = _mm256_cmpeq_epi64(_mm256_loadu_si256((const __m256i *)b->k), _mm256_set1_epi64x((long long)key));
     unsigned m = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(eq));
 
-    return m != 0 ? b->r[__builtin_ctz(m)] : NO_RANK;
+    return ~b->nr[__builtin_ctz(m | 1u << FAST_WAYS)]; /* no branch on a coin toss */
 #else
     uint32_t r = NO_RANK;
 
     /* selected with masks: which way holds the key is a coin toss for a branch predictor */
     for (int j = 0; j < FAST_WAYS; j++)
-        r ^= (r ^ b->r[j]) & -(uint32_t)(b->k[j] == key);
+        r ^= (r ^ ~b->nr[j]) & -(uint32_t)(b->k[j] == key);
     return r;
 #endif
 }

@@ -58,30 +58,42 @@ int tok_encode_block_avx2(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 
 
 /*
- * Keys piece t of a batch, the len bytes at p, and prefetches its table line: the fast table for
- * up to FAST_MAX bytes, the whole-piece table for WHOLE_MIN to WHOLE_MAX, nothing for longer
- * pieces (they go the long way). wide: WHOLE_MAX bytes may be read at p.
+ * The fast key of the piece of len bytes at p (WHOLE_MAX bytes may be read there): its bytes and
+ * length as fast_key makes them for len <= FAST_MAX. For a longer piece the top byte is its
+ * eighth byte or'ed with a length >= 8, never the 1 to FAST_MAX of a key in the table, so the
+ * key matches no bucket and no branch on the length is needed.
  */
-static inline __attribute__((always_inline)) void batch_key(const tok_enc *e, const uint8_t *p,
-                                                            size_t len, int wide, uint64_t *key,
-                                                            uint64_t *hash)
+static inline uint64_t window_key(const uint8_t *p, uint32_t len)
 {
     uint64_t k8;
 
-    if (wide)
-        memcpy(&k8, p, 8);
-    else
-        k8 = load_k8(p, len < 8 ? len : 8);
-    if (len <= FAST_MAX) {
-        k8 = fast_key(k8 & (((uint64_t)1 << (len * 8)) - 1), len);
-        *hash = fast_index(e, k8);
-        __builtin_prefetch(&e->fast[*hash]);
-    } else if (len <= WHOLE_MAX) {
-        load_rest(p, len, &key[1], &key[2]);
-        *hash = hash_words(p, len, k8, key[1], key[2]);
-        __builtin_prefetch(&e->whole[*hash & e->wmask]);
-    }
-    key[0] = k8;
+    memcpy(&k8, p, 8);
+#ifdef __BMI2__
+    k8 = _bzhi_u64(k8, len * 8); /* an index >= 64 keeps every bit */
+#else
+    k8 &= len < 8 ? ((uint64_t)1 << (len * 8)) - 1 : ~(uint64_t)0;
+#endif
+    return k8 | (uint64_t)len << 56;
+}
+
+/*
+ * Piece t of a window at b, from offset off to end: its end noted, its fast key made and its
+ * bucket prefetched, and t listed in lng when it is longer than FAST_MAX.
+ */
+static inline __attribute__((always_inline)) void window_piece(const tok_enc *e, const uint8_t *b,
+                                                               unsigned off, unsigned end,
+                                                               unsigned t, uint32_t *ends,
+                                                               uint64_t (*key)[3], uint64_t *hash,
+                                                               uint8_t *lng, unsigned *nl)
+{
+    uint32_t len = end - off;
+
+    ends[t + 1] = end;
+    key[t][0] = window_key(b + off, len);
+    hash[t] = fast_index(e, key[t][0]);
+    __builtin_prefetch(&e->fast[hash[t]]);
+    lng[*nl] = (uint8_t)t;
+    *nl += len > FAST_MAX;
 }
 
 /*
@@ -112,8 +124,9 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     size_t i = 0;
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
-    uint64_t key[WIN][3], hash[WIN];
-    uint32_t rank[WIN], ends[WIN + 1];
+    uint64_t key[WIN][3], hash[WIN], wh[WIN];
+    uint32_t rank[WIN + 8], ends[WIN + 1];
+    uint8_t lng[WIN];
     ahead miss[WIN];
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
@@ -122,29 +135,30 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     ends[0] = 0;
     while (i < n) {
         const uint8_t *b = s + i;
-        unsigned np = 0, nm = 0;
+        unsigned np = 0, nl = 0;
+        uint64_t mm = 0;
 
-        /* pass 1: the pieces, keyed, their table lines prefetched; in a window, WHOLE_MAX bytes
-         * may be read at any offset (n - i >= WIN + WHOLE_MAX) */
+        /* pass 1: the pieces, from the window's start mask (cl100k) or its decider, each keyed
+         * for the fast table and its bucket prefetched, without a branch on its length (a longer
+         * piece's key matches no bucket: see window_key); the longer ones listed */
         if (ascii_ahead(b, n - i)) {
             win w;
             unsigned off = 0, end;
             int why = PRETOK_SIMD_EDGE;
             classify(b, &w);
             if (cl) {
-                /* the window's piece starts, all at once */
                 uint64_t t = starts_cl100k(&w, b) & ~(uint64_t)1;
                 while (t != 0) {
                     end = (unsigned)__builtin_ctzll(t);
                     t &= t - 1;
-                    batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
-                    ends[++np] = end;
+                    window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
+                    np++;
                     off = end;
                 }
             } else {
                 while (off < WIN && (end = decide_o200k(&w, b, off, &why)) != 0) {
-                    batch_key(e, b + off, end - off, 1, key[np], &hash[np]);
-                    ends[++np] = end;
+                    window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
+                    np++;
                     off = end;
                 }
             }
@@ -194,44 +208,68 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 return -1;
             continue;
         }
-        /* pass 2: probe; a piece that is no token (or not in the fast table) is keyed for the
-         * piece cache, and its set prefetched */
-        for (unsigned t = 0; t < np; t++) {
+        /* pass 2: probe; mm marks the pieces that are no token (or left out of the fast table),
+         * the longer pieces asked of the whole-piece table */
+        for (unsigned l = 0; l < nl; l++) { /* key and prefetch the whole-piece slots */
+            unsigned t = lng[l];
             size_t len = ends[t + 1] - ends[t];
-            uint32_t r = NO_RANK;
-            if (len <= FAST_MAX) /* single bytes are in the fast table too */
-                r = fast_lookup(&e->fast[hash[t]], key[t][0]);
-            else if (len <= WHOLE_MAX)
-                r = whole_lookup(e, len, key[t], hash[t]);
+            if (len <= WHOLE_MAX) {
+                const uint8_t *p = b + ends[t];
+                memcpy(&key[t][0], p, 8);
+                load_rest(p, len, &key[t][1], &key[t][2]);
+                wh[l] = hash_words(p, len, key[t][0], key[t][1], key[t][2]);
+                __builtin_prefetch(&e->whole[wh[l] & e->wmask]);
+            }
+        }
+        for (unsigned t = 0; t < np; t++) {
+            uint32_t r = fast_lookup(&e->fast[hash[t]], key[t][0]);
             rank[t] = r;
-            if (r == NO_RANK) {
-                ahead *a = &miss[nm++];
-                a->start = (uint32_t)(i + ends[t]);
-                a->len = (uint32_t)len;
-                if (len <= CACHE_KEY) {
-                    ahead_key(a, b + ends[t], len);
-                    if (c != NULL) {
-                        cache_ent *set = cache_set(c, a->h);
-                        __builtin_prefetch(&set[0]);
-                        __builtin_prefetch(&set[1]);
-                    }
+            mm |= (uint64_t)(r == NO_RANK) << t;
+        }
+        for (unsigned l = 0; l < nl; l++) {
+            unsigned t = lng[l];
+            size_t len = ends[t + 1] - ends[t];
+            uint32_t r = len <= WHOLE_MAX ? whole_lookup(e, len, key[t], wh[l]) : NO_RANK;
+            rank[t] = r;
+            mm &= ~((uint64_t)(r != NO_RANK) << t);
+        }
+        /* pieces that are no token: keyed for the piece cache, and its set prefetched */
+        for (uint64_t x = mm; x != 0; x &= x - 1) {
+            unsigned t = (unsigned)__builtin_ctzll(x);
+            ahead *a = &miss[t];
+            size_t len = ends[t + 1] - ends[t];
+            a->start = (uint32_t)(i + ends[t]);
+            a->len = (uint32_t)len;
+            if (len <= CACHE_KEY) {
+                ahead_key(a, b + ends[t], len);
+                if (c != NULL) {
+                    cache_ent *set = cache_set(c, a->h);
+                    __builtin_prefetch(&set[0]);
+                    __builtin_prefetch(&set[1]);
                 }
             }
         }
-        /* pass 3: emit in order */
-        for (unsigned t = 0, m = 0; t < np; t++) {
-            const ahead *a;
-            int rc;
-            if (__builtin_expect(rank[t] != NO_RANK, 1)) {
-                *o.at++ = rank[t];
-                continue;
+        /* pass 3: emit in order, the runs of tokens between the others copied eight at a time
+         * (rank has the room, and the list OUT_ROOM) */
+        {
+            unsigned t = 0;
+            for (uint64_t x = mm;; x &= x - 1) {
+                unsigned u = x != 0 ? (unsigned)__builtin_ctzll(x) : np;
+                const ahead *a;
+                int rc;
+                for (unsigned q = t; q < u; q += 8)
+                    memcpy(o.at + (q - t), &rank[q], 8 * sizeof(uint32_t));
+                o.at += u - t;
+                if (x == 0)
+                    break;
+                a = &miss[u];
+                out_give(&o, k);
+                rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
+                                         : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
+                if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
+                    return -1;
+                t = u + 1;
             }
-            a = &miss[m++];
-            out_give(&o, k);
-            rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
-                                     : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
-            if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
-                return -1;
         }
         i += ends[np];
         if (tok_out_room(&o, k) != 0)

@@ -188,7 +188,7 @@ static int fast_build(tok_enc *e)
         for (int j = 0; j < FAST_WAYS; j++) {
             if (b->k[j] == 0) { /* a key is never 0: its top byte is the length */
                 b->k[j] = key;
-                b->r[j] = r;
+                b->nr[j] = ~r;
                 break;
             }
         }

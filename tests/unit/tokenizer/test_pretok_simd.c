@@ -87,11 +87,13 @@ static void check_same(const char *label, const uint8_t *s, size_t n)
  * bytes at s (n <= 4096): each window is classified by SSE2 (and, in a build for AVX2, by AVX2
  * where the CPU has it, which must give the same masks), and each piece of the scalar scanner that
  * starts in it is decided: a decision must be the scalar end; a refusal must give one of the
- * deciders' reasons, and not a non-ASCII byte when the window has none. Returns the number of
- * decisions made, and adds the number asked to *asked.
+ * deciders' reasons, and not a non-ASCII byte when the window has none. A window at a piece's
+ * start has its start mask (starts_cl100k, starts_o200k) checked too: the bytes it decided are
+ * added to masked[2 * p] and the windows to masked[2 * p + 1] (p 0 for cl100k, 1 for o200k).
+ * Returns the number of decisions made, and adds the number asked to *asked.
  */
 static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size_t *asked,
-                             size_t masked[2])
+                             size_t masked[4])
 {
     static const pretok_pattern pats[] = {PRETOK_CL100K, PRETOK_O200K};
     static size_t starts[4097];
@@ -116,22 +118,25 @@ static size_t check_deciders(const char *label, const uint8_t *s, size_t n, size
 #endif
             while (starts[first] < base)
                 first++;
-            if (pats[p] == PRETOK_CL100K && starts[first] == base) {
+            if (starts[first] == base) {
                 /* a window at a piece's start: its start mask is the scalar starts exactly,
                  * up to its highest bit */
-                uint64_t t = starts_cl100k(&w, s + base), want = 0;
+                uint64_t t = pats[p] == PRETOK_O200K ? starts_o200k(&w, s + base)
+                                                     : starts_cl100k(&w, s + base),
+                         want = 0;
                 unsigned top = 63 - (unsigned)__builtin_clzll(t);
                 char bytes[100];
                 for (size_t q = first; q < np && starts[q] <= base + top; q++)
                     want |= (uint64_t)1 << (starts[q] - base);
                 if (!(t == want))
-                    ck_abort_msg("%s, window at %zu: start mask %016llx, scalar %016llx "
-                                 "(first difference at %zu); bytes there: \"%s\"",
-                                 label, base, (unsigned long long)t, (unsigned long long)want,
+                    ck_abort_msg("%s, pattern %d, window at %zu: start mask %016llx, scalar "
+                                 "%016llx (first difference at %zu); bytes there: \"%s\"",
+                                 label, (int)pats[p], base, (unsigned long long)t,
+                                 (unsigned long long)want,
                                  base + (size_t)__builtin_ctzll(t ^ want),
                                  show(s, n, base + (size_t)__builtin_ctzll(t ^ want), bytes));
-                masked[0] += top;
-                masked[1]++;
+                masked[2 * p] += top;
+                masked[2 * p + 1]++;
             }
             for (size_t q = first; q < np && starts[q] < base + WIN; q++) {
                 int why = -1;
@@ -410,6 +415,12 @@ START_TEST(deciders_every_alignment)
                                         "D",
                                         "5",
                                         "-",
+                                        /* o200k: contractions after words, a tail's slashes,
+                                         * case changes inside a run of letters */
+                                        "'S",
+                                        "'ll",
+                                        "\n/",
+                                        "aB",
                                         "\xc3\xa9",
                                         "\xc5\xbf",
                                         "\xc2\xa0",
@@ -418,13 +429,13 @@ START_TEST(deciders_every_alignment)
                                         "\xe4\xb8\xad",
                                         "\xd9\xa3"};
     uint8_t buf[800];
-    size_t asked = 0, made = 0, masked[2] = {0, 0};
+    size_t asked = 0, made = 0, masked[4] = {0, 0, 0, 0};
 
     for (int t = 0; t < 2000; t++) {
         size_t n = 64 + next_rand() % 300;
         int ascii = t % 2 == 0;
         for (size_t i = 0; i < n;) {
-            const char *ch = chars[next_rand() % (ascii ? 24 : sizeof(chars) / sizeof(chars[0]))];
+            const char *ch = chars[next_rand() % (ascii ? 28 : sizeof(chars) / sizeof(chars[0]))];
             size_t l = strlen(ch);
             if (i + l > n)
                 break;
@@ -435,10 +446,12 @@ START_TEST(deciders_every_alignment)
         }
         made += check_deciders(ascii ? "random ASCII" : "random UTF-8", buf, n, &asked, masked);
     }
-    printf("deciders on generated text: %zu of %zu pieces decided; start masks: %.1f bytes "
-           "a window decided, %zu windows\n",
-           made, asked, (double)masked[0] / (double)masked[1], masked[1]);
+    printf("deciders on generated text: %zu of %zu pieces decided; start masks: cl100k %.1f "
+           "bytes a window decided, %zu windows; o200k %.1f bytes, %zu windows\n",
+           made, asked, (double)masked[0] / (double)masked[1], masked[1],
+           (double)masked[2] / (double)masked[3], masked[3]);
     ck_assert(masked[0] > masked[1] * 8);
+    ck_assert(masked[2] > masked[3] * 8);
     ck_assert(made > asked / 2);
 }
 END_TEST
@@ -518,13 +531,14 @@ START_TEST(corpus_files)
             to = from + 4000;
             while ((s[to] & 0xc0) == 0x80)
                 to--;
-            size_t masked[2] = {0, 0};
+            size_t masked[4] = {0, 0, 0, 0};
             asked = 0;
             made = check_deciders(de->d_name, s + from, to - from, &asked, masked);
-            if (ascii)
-                ck_assert_msg(masked[0] >= masked[1] * 40,
-                              "%s at %zu: a window at a piece's start decided %.1f bytes",
-                              de->d_name, from, (double)masked[0] / (double)masked[1]);
+            for (int p = 0; p < 2 && ascii; p++)
+                ck_assert_msg(masked[2 * p] >= masked[2 * p + 1] * 40,
+                              "%s at %zu, %s: a window at a piece's start decided %.1f bytes",
+                              de->d_name, from, p == 0 ? "cl100k" : "o200k",
+                              (double)masked[2 * p] / (double)masked[2 * p + 1]);
             if (ascii)
                 ck_assert_msg(made >= asked * 3 / 4, "%s at %zu: %zu of %zu pieces decided",
                               de->d_name, from, made, asked);
