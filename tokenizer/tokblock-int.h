@@ -77,6 +77,34 @@ static inline uint64_t window_key(const uint8_t *p, uint32_t len)
 }
 
 /*
+ * ahead_key for a piece of a window (1 < len <= CACHE_KEY; WHOLE_MAX bytes may be read at p),
+ * the same words and hash with selects in place of branches on the length.
+ */
+static inline __attribute__((always_inline)) void window_ahead(ahead *a, const uint8_t *p,
+                                                               size_t len)
+{
+    uint64_t w0, w1, w2, h8, h24;
+    size_t tail = len > 8 ? len - 8 : 0;
+
+    memcpy(&w0, p, 8);
+    memcpy(&w1, p + (len > 16 ? 8 : tail), 8);
+    memcpy(&w2, p + tail, 8);
+    w0 = len < 8 ? w0 & (((uint64_t)1 << (len * 8)) - 1) : w0;
+    w1 = len > 8 ? w1 : 0;
+    w2 = len > 16 ? w2 : 0;
+    h8 = (w0 ^ (uint64_t)len << 59) * 0x9e3779b97f4a7c15ull;
+    h8 ^= h8 >> 32;
+    h8 *= 0xd6e8feb86659fd93ull;
+    h8 ^= h8 >> 32;
+    h24 = mum(mum(w0 ^ 0xa0761d6478bd642full, w1 ^ 0xe7037ed1a0b428dbull ^ len) ^ w2,
+              0x8ebc6af09c88c6e3ull);
+    a->w[0] = w0;
+    a->w[1] = w1;
+    a->w[2] = w2;
+    a->h = len > 8 ? h24 : h8;
+}
+
+/*
  * Piece t of a window at b, from offset off to end: its end noted, its fast key made and its
  * bucket prefetched, and t listed in lng when it is longer than FAST_MAX.
  */
@@ -241,7 +269,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             a->start = (uint32_t)(i + ends[t]);
             a->len = (uint32_t)len;
             if (len <= CACHE_KEY) {
-                ahead_key(a, b + ends[t], len);
+                window_ahead(a, b + ends[t], len);
                 if (c != NULL) {
                     cache_ent *set = cache_set(c, a->h);
                     __builtin_prefetch(&set[0]);
@@ -263,6 +291,15 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 if (x == 0)
                     break;
                 a = &miss[u];
+                if (a->len <= CACHE_KEY && c != NULL) {
+                    const cache_ent *ce = cache_find(c, a, e->id);
+                    if (ce != NULL) { /* all CACHE_IDS copied: within OUT_ROOM */
+                        memcpy(o.at, ce->ids, sizeof(ce->ids));
+                        o.at += ce->nids;
+                        t = u + 1;
+                        continue;
+                    }
+                }
                 out_give(&o, k);
                 rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
                                          : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
