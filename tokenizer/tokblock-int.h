@@ -166,29 +166,20 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         unsigned np = 0, nl = 0;
         uint64_t mm = 0;
 
-        /* pass 1: the pieces, from the window's start mask (cl100k) or its decider, each keyed
+        /* pass 1: the pieces, from the window's start mask, each keyed
          * for the fast table and its bucket prefetched, without a branch on its length (a longer
          * piece's key matches no bucket: see window_key); the longer ones listed */
         if (ascii_ahead(b, n - i)) {
             win w;
-            unsigned off = 0, end;
-            int why = PRETOK_SIMD_EDGE;
+            unsigned off = 0;
             classify(b, &w);
-            if (cl) {
-                uint64_t t = starts_cl100k(&w, b) & ~(uint64_t)1;
-                while (t != 0) {
-                    end = (unsigned)__builtin_ctzll(t);
-                    t &= t - 1;
-                    window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
-                    np++;
-                    off = end;
-                }
-            } else {
-                while (off < WIN && (end = decide_o200k(&w, b, off, &why)) != 0) {
-                    window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
-                    np++;
-                    off = end;
-                }
+            uint64_t t = (cl ? starts_cl100k(&w, b) : starts_o200k(&w, b)) & ~(uint64_t)1;
+            while (t != 0) {
+                unsigned end = (unsigned)__builtin_ctzll(t);
+                t &= t - 1;
+                window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
+                np++;
+                off = end;
             }
         }
         if (np == 0) {
