@@ -17,7 +17,10 @@
  * worth of ids is made before the window, or, when only counting, into a scratch array that is
  * counted and reused. out_room hands the list back to emit() (for piece_slow) and takes it again.
  */
-#define OUT_ROOM (WIN * CACHE_IDS) /* the most ids a batch writes here: cache hits are up to 9 */
+#define BATCH (4 * WIN) /* the most pieces in a batch: four windows' */
+/* the most ids a batch writes here: a cached piece's CACHE_IDS, and a run of tokens copied eight
+ * at a time writes up to seven more */
+#define OUT_ROOM (BATCH * CACHE_IDS + 8)
 
 typedef struct outbuf {
     uint32_t *at, *base;
@@ -112,7 +115,7 @@ static inline __attribute__((always_inline)) void window_piece(const tok_enc *e,
                                                                unsigned off, unsigned end,
                                                                unsigned t, uint32_t *ends,
                                                                uint64_t (*key)[3], uint64_t *hash,
-                                                               uint8_t *lng, unsigned *nl)
+                                                               uint16_t *lng, unsigned *nl)
 {
     uint32_t len = end - off;
 
@@ -120,7 +123,7 @@ static inline __attribute__((always_inline)) void window_piece(const tok_enc *e,
     key[t][0] = window_key(b + off, len);
     hash[t] = fast_index(e, key[t][0]);
     __builtin_prefetch(&e->fast[hash[t]]);
-    lng[*nl] = (uint8_t)t;
+    lng[*nl] = (uint16_t)t;
     *nl += len > FAST_MAX;
 }
 
@@ -152,10 +155,10 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     size_t i = 0;
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
-    uint64_t key[WIN][3], hash[WIN], wh[WIN];
-    uint32_t rank[WIN + 8], ends[WIN + 1];
-    uint8_t lng[WIN];
-    ahead miss[WIN];
+    uint64_t key[BATCH][3], hash[BATCH], wh[BATCH];
+    uint32_t rank[BATCH + 8], ends[BATCH + 1];
+    uint16_t lng[BATCH], mis[BATCH];
+    ahead miss[BATCH];
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
@@ -163,24 +166,27 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     ends[0] = 0;
     while (i < n) {
         const uint8_t *b = s + i;
-        unsigned np = 0, nl = 0;
-        uint64_t mm = 0;
+        unsigned np = 0, nl = 0, nm = 0;
 
-        /* pass 1: the pieces, from the window's start mask, each keyed
-         * for the fast table and its bucket prefetched, without a branch on its length (a longer
-         * piece's key matches no bucket: see window_key); the longer ones listed */
-        if (ascii_ahead(b, n - i)) {
+        /* pass 1: the pieces of up to BATCH / WIN windows, each window classified from the
+         * last piece's start while the text is ASCII; each piece keyed for the fast table and
+         * its bucket prefetched, without a branch on its length (a longer piece's key matches
+         * no bucket: see window_key); the longer ones listed */
+        while (np + WIN <= BATCH && ascii_ahead(b + ends[np], n - i - ends[np])) {
             win w;
-            unsigned off = 0;
-            classify(b, &w);
-            uint64_t t = (cl ? starts_cl100k(&w, b) : starts_o200k(&w, b)) & ~(uint64_t)1;
+            unsigned off = ends[np], base = off, np0 = np;
+            uint64_t t;
+            classify(b + base, &w);
+            t = (cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base)) & ~(uint64_t)1;
             while (t != 0) {
-                unsigned end = (unsigned)__builtin_ctzll(t);
+                unsigned end = base + (unsigned)__builtin_ctzll(t);
                 t &= t - 1;
                 window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
                 np++;
                 off = end;
             }
+            if (np == np0) /* a piece longer than the window */
+                break;
         }
         if (np == 0) {
             /* text the masks do not decide (non-ASCII above all, where most pieces are no
@@ -227,9 +233,10 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 return -1;
             continue;
         }
-        /* pass 2: probe; mm marks the pieces that are no token (or left out of the fast table),
-         * the longer pieces asked of the whole-piece table */
-        for (unsigned l = 0; l < nl; l++) { /* key and prefetch the whole-piece slots */
+        /* pass 2: probe the fast table for every piece, the whole-piece table for the longer
+         * ones; list the pieces that are no token (or were left out of the fast table), key them
+         * for the piece cache and prefetch its sets */
+        for (unsigned l = 0; l < nl; l++) {
             unsigned t = lng[l];
             size_t len = ends[t + 1] - ends[t];
             if (len <= WHOLE_MAX) {
@@ -240,22 +247,20 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 __builtin_prefetch(&e->whole[wh[l] & e->wmask]);
             }
         }
-        for (unsigned t = 0; t < np; t++) {
-            uint32_t r = fast_lookup(&e->fast[hash[t]], key[t][0]);
-            rank[t] = r;
-            mm |= (uint64_t)(r == NO_RANK) << t;
-        }
+        for (unsigned t = 0; t < np; t++)
+            rank[t] = fast_lookup(&e->fast[hash[t]], key[t][0]);
         for (unsigned l = 0; l < nl; l++) {
             unsigned t = lng[l];
             size_t len = ends[t + 1] - ends[t];
-            uint32_t r = len <= WHOLE_MAX ? whole_lookup(e, len, key[t], wh[l]) : NO_RANK;
-            rank[t] = r;
-            mm &= ~((uint64_t)(r != NO_RANK) << t);
+            rank[t] = len <= WHOLE_MAX ? whole_lookup(e, len, key[t], wh[l]) : NO_RANK;
         }
-        /* pieces that are no token: keyed for the piece cache, and its set prefetched */
-        for (uint64_t x = mm; x != 0; x &= x - 1) {
-            unsigned t = (unsigned)__builtin_ctzll(x);
-            ahead *a = &miss[t];
+        for (unsigned t = 0; t < np; t++) {
+            mis[nm] = (uint16_t)t;
+            nm += rank[t] == NO_RANK;
+        }
+        for (unsigned x = 0; x < nm; x++) {
+            unsigned t = mis[x];
+            ahead *a = &miss[x];
             size_t len = ends[t + 1] - ends[t];
             a->start = (uint32_t)(i + ends[t]);
             a->len = (uint32_t)len;
@@ -270,34 +275,30 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         }
         /* pass 3: emit in order, the runs of tokens between the others copied eight at a time
          * (rank has the room, and the list OUT_ROOM) */
-        {
-            unsigned t = 0;
-            for (uint64_t x = mm;; x &= x - 1) {
-                unsigned u = x != 0 ? (unsigned)__builtin_ctzll(x) : np;
-                const ahead *a;
-                int rc;
-                for (unsigned q = t; q < u; q += 8)
-                    memcpy(o.at + (q - t), &rank[q], 8 * sizeof(uint32_t));
-                o.at += u - t;
-                if (x == 0)
-                    break;
-                a = &miss[u];
-                if (a->len <= CACHE_KEY && c != NULL) {
-                    const cache_ent *ce = cache_find(c, a, e->id);
-                    if (ce != NULL) { /* all CACHE_IDS copied: within OUT_ROOM */
-                        memcpy(o.at, ce->ids, sizeof(ce->ids));
-                        o.at += ce->nids;
-                        t = u + 1;
-                        continue;
-                    }
+        for (unsigned x = 0, t = 0;; x++) {
+            unsigned u = x < nm ? mis[x] : np;
+            const ahead *a;
+            int rc;
+            for (unsigned q = t; q < u; q += 8)
+                memcpy(o.at + (q - t), &rank[q], 8 * sizeof(uint32_t));
+            o.at += u - t;
+            if (x == nm)
+                break;
+            t = u + 1;
+            a = &miss[x];
+            if (a->len <= CACHE_KEY && c != NULL) {
+                const cache_ent *ce = cache_find(c, a, e->id);
+                if (ce != NULL) { /* all CACHE_IDS copied: within OUT_ROOM */
+                    memcpy(o.at, ce->ids, sizeof(ce->ids));
+                    o.at += ce->nids;
+                    continue;
                 }
-                out_give(&o, k);
-                rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
-                                         : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
-                if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
-                    return -1;
-                t = u + 1;
             }
+            out_give(&o, k);
+            rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
+                                     : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
+            if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
+                return -1;
         }
         i += ends[np];
         if (tok_out_room(&o, k) != 0)
