@@ -18,9 +18,9 @@
  * counted and reused. out_room hands the list back to emit() (for piece_slow) and takes it again.
  */
 #define BATCH (4 * WIN) /* the most pieces in a batch: four windows' */
-/* the most ids a batch writes here: a cached piece's CACHE_IDS, and a run of tokens copied eight
- * at a time writes up to seven more */
-#define OUT_ROOM (BATCH * CACHE_IDS + 8)
+/* the most ids a batch writes here: a cached piece's CACHE_IDS, and a run of tokens copied
+ * sixteen at a time writes up to sixteen more */
+#define OUT_ROOM (BATCH * CACHE_IDS + 16)
 
 typedef struct outbuf {
     uint32_t *at, *base;
@@ -109,22 +109,17 @@ static inline __attribute__((always_inline)) void window_ahead(ahead *a, const u
 
 /*
  * Piece t of a window at b, from offset off to end: its end noted, its fast key made and its
- * bucket prefetched, and t listed in lng when it is longer than FAST_MAX.
+ * bucket prefetched.
  */
 static inline __attribute__((always_inline)) void window_piece(const tok_enc *e, const uint8_t *b,
                                                                unsigned off, unsigned end,
                                                                unsigned t, uint32_t *ends,
-                                                               uint64_t (*key)[3], uint64_t *hash,
-                                                               uint16_t *lng, unsigned *nl)
+                                                               uint64_t (*key)[3], uint64_t *hash)
 {
-    uint32_t len = end - off;
-
     ends[t + 1] = end;
-    key[t][0] = window_key(b + off, len);
+    key[t][0] = window_key(b + off, end - off);
     hash[t] = fast_index(e, key[t][0]);
     __builtin_prefetch(&e->fast[hash[t]]);
-    lng[*nl] = (uint16_t)t;
-    *nl += len > FAST_MAX;
 }
 
 /*
@@ -156,7 +151,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
     uint64_t key[BATCH][3], hash[BATCH], wh[BATCH];
-    uint32_t rank[BATCH + 8], ends[BATCH + 1];
+    uint32_t rank[BATCH + 16], ends[BATCH + 1];
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
 
@@ -171,22 +166,40 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         /* pass 1: the pieces of up to BATCH / WIN windows, each window classified from the
          * last piece's start while the text is ASCII; each piece keyed for the fast table and
          * its bucket prefetched, without a branch on its length (a longer piece's key matches
-         * no bucket: see window_key); the longer ones listed */
+         * no bucket: see window_key); then the window's longer pieces (no other start within
+         * FAST_MAX bytes of theirs), keyed for the whole-piece table, their slots prefetched */
         while (np + WIN <= BATCH && ascii_ahead(b + ends[np], n - i - ends[np])) {
             win w;
             unsigned off = ends[np], base = off, np0 = np;
-            uint64_t t;
+            uint64_t st, t, near;
             classify(b + base, &w);
-            t = (cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base)) & ~(uint64_t)1;
-            while (t != 0) {
+            st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);
+            for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
-                t &= t - 1;
-                window_piece(e, b, off, end, np, ends, key, hash, lng, &nl);
+                window_piece(e, b, off, end, np, ends, key, hash);
                 np++;
                 off = end;
             }
             if (np == np0) /* a piece longer than the window */
                 break;
+            near = st >> 1; /* near: another start within FAST_MAX bytes after */
+            near |= near >> 1;
+            near |= near >> 2;
+            near |= near >> 3;
+            for (t = st & ~near & ~((uint64_t)1 << (63 - __builtin_clzll(st))); t != 0;
+                 t &= t - 1) {
+                unsigned j = (unsigned)__builtin_ctzll(t);
+                unsigned u = np0 + (unsigned)__builtin_popcountll(st & (((uint64_t)1 << j) - 1));
+                size_t len = ends[u + 1] - ends[u];
+                if (len <= WHOLE_MAX) {
+                    const uint8_t *p = b + ends[u];
+                    memcpy(&key[u][0], p, 8);
+                    load_rest(p, len, &key[u][1], &key[u][2]);
+                    wh[nl] = hash_words(p, len, key[u][0], key[u][1], key[u][2]);
+                    __builtin_prefetch(&e->whole[wh[nl] & e->wmask]);
+                }
+                lng[nl++] = (uint16_t)u;
+            }
         }
         if (np == 0) {
             /* text the masks do not decide (non-ASCII above all, where most pieces are no
@@ -233,20 +246,9 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 return -1;
             continue;
         }
-        /* pass 2: probe the fast table for every piece, the whole-piece table for the longer
-         * ones; list the pieces that are no token (or were left out of the fast table), key them
-         * for the piece cache and prefetch its sets */
-        for (unsigned l = 0; l < nl; l++) {
-            unsigned t = lng[l];
-            size_t len = ends[t + 1] - ends[t];
-            if (len <= WHOLE_MAX) {
-                const uint8_t *p = b + ends[t];
-                memcpy(&key[t][0], p, 8);
-                load_rest(p, len, &key[t][1], &key[t][2]);
-                wh[l] = hash_words(p, len, key[t][0], key[t][1], key[t][2]);
-                __builtin_prefetch(&e->whole[wh[l] & e->wmask]);
-            }
-        }
+        /* pass 2: the fast table for every piece, the whole-piece table for the longer ones;
+         * the pieces that are no token (or were left out of the fast table) listed, keyed for
+         * the piece cache, and its sets prefetched */
         for (unsigned t = 0; t < np; t++)
             rank[t] = fast_lookup(&e->fast[hash[t]], key[t][0]);
         for (unsigned l = 0; l < nl; l++) {
@@ -273,14 +275,15 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 }
             }
         }
-        /* pass 3: emit in order, the runs of tokens between the others copied eight at a time
+        /* pass 3: emit in order, the runs of tokens between the others copied sixteen at a time
          * (rank has the room, and the list OUT_ROOM) */
         for (unsigned x = 0, t = 0;; x++) {
             unsigned u = x < nm ? mis[x] : np;
             const ahead *a;
             int rc;
-            for (unsigned q = t; q < u; q += 8)
-                memcpy(o.at + (q - t), &rank[q], 8 * sizeof(uint32_t));
+            memcpy(o.at, &rank[t], 16 * sizeof(uint32_t)); /* most runs: no loop to leave */
+            for (unsigned q = t + 16; q < u; q += 16)
+                memcpy(o.at + (q - t), &rank[q], 16 * sizeof(uint32_t));
             o.at += u - t;
             if (x == nm)
                 break;
