@@ -21,6 +21,7 @@
 /* the most ids a batch writes here: a cached piece's CACHE_IDS, and a run of tokens copied
  * sixteen at a time writes up to sixteen more */
 #define OUT_ROOM (BATCH * CACHE_IDS + 16)
+#define LAG 32 /* pieces between a fast-table bucket's prefetch and its probe */
 
 typedef struct outbuf {
     uint32_t *at, *base;
@@ -123,6 +124,31 @@ static inline __attribute__((always_inline)) void window_piece(const tok_enc *e,
 }
 
 /*
+ * The ranks among rank[0, np) that are NO_RANK, as bits of mm (bit t % 64 of word t / 64), eight
+ * compared at once; rank has room for eight more, which are cleared first.
+ */
+static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, unsigned np,
+                                                               uint64_t *mm)
+{
+    memset(rank + np, 0, 8 * sizeof(uint32_t));
+    for (unsigned q = 0; q * 64 < np; q++)
+        mm[q] = 0;
+    for (unsigned t = 0; t < np; t += 8) {
+#ifdef __AVX2__
+        __m256i v = _mm256_loadu_si256((const __m256i *)(rank + t));
+        uint64_t m = (uint32_t)_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_set1_epi32(-1))));
+#else
+        __m128i v0 = _mm_loadu_si128((const __m128i *)(rank + t));
+        __m128i v1 = _mm_loadu_si128((const __m128i *)(rank + t + 4));
+        uint64_t m = (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v0, _mm_set1_epi32(-1)))) |
+                     (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v1, _mm_set1_epi32(-1)))) << 4;
+#endif
+        mm[t / 64] |= m << (t % 64);
+    }
+}
+
+/*
  * Whether a window may start at p, with n bytes left: room for it, and the next 16 bytes ASCII.
  * Text with non-ASCII bytes every few characters (most of the world's) would only pay for a
  * window that decides a piece or two.
@@ -150,10 +176,18 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     size_t i = 0;
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
-    uint64_t key[BATCH][3], hash[BATCH], wh[BATCH];
-    uint32_t rank[BATCH + 16], ends[BATCH + 1];
+    /* key, hash and rank start LAG entries into their arrays: the probe LAG pieces behind the
+     * piece being keyed reads an empty key (no bucket holds 0) there, and writes a rank nobody
+     * reads */
+    uint64_t keys[LAG + BATCH][3], hashes[LAG + BATCH], wh[BATCH];
+    uint32_t ranks[LAG + BATCH + 16], ends[BATCH + 1];
+    uint64_t (*key)[3] = keys + LAG, *hash = hashes + LAG, mm[BATCH / 64];
+    uint32_t *rank = ranks + LAG;
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
+
+    memset(keys, 0, sizeof(keys[0]) * LAG);
+    memset(hashes, 0, sizeof(hashes[0]) * LAG);
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
@@ -177,6 +211,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
                 window_piece(e, b, off, end, np, ends, key, hash);
+                /* the piece LAG before: its bucket was prefetched LAG pieces ago */
+                rank[(int)np - LAG] = fast_lookup(&e->fast[hash[(int)np - LAG]], key[(int)np - LAG][0]);
                 np++;
                 off = end;
             }
@@ -246,20 +282,20 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 return -1;
             continue;
         }
-        /* pass 2: the fast table for every piece, the whole-piece table for the longer ones;
-         * the pieces that are no token (or were left out of the fast table) listed, keyed for
-         * the piece cache, and its sets prefetched */
-        for (unsigned t = 0; t < np; t++)
+        /* pass 2: the last LAG pieces asked of the fast table, the longer pieces of the
+         * whole-piece table; mm marks the pieces that are no token (or were left out of the
+         * fast table), which are listed, keyed for the piece cache, and their sets prefetched */
+        for (unsigned t = np > LAG ? np - LAG : 0; t < np; t++)
             rank[t] = fast_lookup(&e->fast[hash[t]], key[t][0]);
         for (unsigned l = 0; l < nl; l++) {
             unsigned t = lng[l];
             size_t len = ends[t + 1] - ends[t];
             rank[t] = len <= WHOLE_MAX ? whole_lookup(e, len, key[t], wh[l]) : NO_RANK;
         }
-        for (unsigned t = 0; t < np; t++) {
-            mis[nm] = (uint16_t)t;
-            nm += rank[t] == NO_RANK;
-        }
+        no_rank_mask(rank, np, mm);
+        for (unsigned q = 0; q * 64 < np; q++)
+            for (uint64_t x = mm[q]; x != 0; x &= x - 1)
+                mis[nm++] = (uint16_t)(q * 64 + (unsigned)__builtin_ctzll(x));
         for (unsigned x = 0; x < nm; x++) {
             unsigned t = mis[x];
             ahead *a = &miss[x];
