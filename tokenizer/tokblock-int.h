@@ -17,7 +17,7 @@
  * worth of ids is made before the window, or, when only counting, into a scratch array that is
  * counted and reused. out_room hands the list back to emit() (for piece_slow) and takes it again.
  */
-#define BATCH (4 * WIN) /* the most pieces in a batch: four windows' */
+#define BATCH (8 * WIN) /* the most pieces in a batch: eight windows' */
 /* the most ids a batch writes here: a cached piece's CACHE_IDS, and a run of tokens copied
  * sixteen at a time writes up to sixteen more */
 #define OUT_ROOM (BATCH * CACHE_IDS + 16)
@@ -149,13 +149,14 @@ static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, u
 }
 
 /*
- * Whether a window may start at p, with n bytes left: room for it, and the next 16 bytes ASCII.
- * Text with non-ASCII bytes every few characters (most of the world's) would only pay for a
- * window that decides a piece or two.
+ * Whether a window may start at p, with n bytes left: room to read it (always, in the padded copy
+ * of the text's end: see block_run), and the next 16 bytes ASCII. Text with non-ASCII bytes every
+ * few characters (most of the world's) would only pay for a window that decides a piece or two.
  */
-static inline int ascii_ahead(const uint8_t *p, size_t n)
+static inline int window_at(const uint8_t *p, size_t n, int padded)
 {
-    return n >= WIN + WHOLE_MAX && _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p)) == 0;
+    return (padded ? n >= 4 : n >= WIN + WHOLE_MAX) &&
+           _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p)) == 0;
 }
 
 /*
@@ -174,45 +175,60 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
 {
     cache_ent *c = tok_piece_cache();
     size_t i = 0;
+    int padded = 0;
+    uint8_t pad[2 * (WIN + WHOLE_MAX) + 16];
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
-    /* key, hash and rank start LAG entries into their arrays: the probe LAG pieces behind the
-     * piece being keyed reads an empty key (no bucket holds 0) there, and writes a rank nobody
+    /* entry BATCH of key, hash and rank is where the probe LAG pieces behind the piece being
+     * keyed goes while there is no such piece: an empty key (no bucket holds 0), a rank nobody
      * reads */
-    uint64_t keys[LAG + BATCH][3], hashes[LAG + BATCH], wh[BATCH];
-    uint32_t ranks[LAG + BATCH + 16], ends[BATCH + 1];
-    uint64_t (*key)[3] = keys + LAG, *hash = hashes + LAG, mm[BATCH / 64];
-    uint32_t *rank = ranks + LAG;
+    uint64_t key[BATCH + 1][3], hash[BATCH + 1], wh[BATCH], mm[BATCH / 64];
+    uint32_t rank[BATCH + 16], ends[BATCH + 1];
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
 
-    memset(keys, 0, sizeof(keys[0]) * LAG);
-    memset(hashes, 0, sizeof(hashes[0]) * LAG);
+    key[BATCH][0] = 0;
+    hash[BATCH] = 0;
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
         return -1;
     ends[0] = 0;
     while (i < n) {
-        const uint8_t *b = s + i;
+        const uint8_t *b;
         unsigned np = 0, nl = 0, nm = 0;
+
+        if (!padded && n - i < WIN + WHOLE_MAX) {
+            /* the text's end, from a piece's start: copied where windows may read past it (the
+             * bytes past the end count as non-ASCII, so no piece is decided across it) */
+            memset(pad, 0, sizeof(pad));
+            memcpy(pad, s + i, n - i);
+            s = pad;
+            n -= i;
+            i = 0;
+            padded = 1;
+        }
+        b = s + i;
 
         /* pass 1: the pieces of up to BATCH / WIN windows, each window classified from the
          * last piece's start while the text is ASCII; each piece keyed for the fast table and
          * its bucket prefetched, without a branch on its length (a longer piece's key matches
          * no bucket: see window_key); then the window's longer pieces (no other start within
          * FAST_MAX bytes of theirs), keyed for the whole-piece table, their slots prefetched */
-        while (np + WIN <= BATCH && ascii_ahead(b + ends[np], n - i - ends[np])) {
+        while (np + WIN <= BATCH && window_at(b + ends[np], n - i - ends[np], padded)) {
             win w;
             unsigned off = ends[np], base = off, np0 = np;
             uint64_t st, t, near;
             classify(b + base, &w);
+            if (n - i - base < WIN) /* padded: past the end */
+                w.hi |= ~(uint64_t)0 << (n - i - base);
             st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);
             for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
                 window_piece(e, b, off, end, np, ends, key, hash);
                 /* the piece LAG before: its bucket was prefetched LAG pieces ago */
-                rank[(int)np - LAG] = fast_lookup(&e->fast[hash[(int)np - LAG]], key[(int)np - LAG][0]);
+                unsigned lag = np >= LAG ? np - LAG : BATCH;
+                rank[lag] = fast_lookup(&e->fast[hash[lag]], key[lag][0]);
                 np++;
                 off = end;
             }
@@ -258,7 +274,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                         __builtin_prefetch(vocab_slot(e, a));
                 }
                 at = j;
-            } while (np < WIN && i + at < n && !ascii_ahead(b + at, n - (i + at)));
+            } while (np < WIN && i + at < n && !window_at(b + at, n - (i + at), padded));
             for (unsigned t = 0; t < np; t++) {
                 const ahead *a = &miss[t];
                 const cache_ent *ce = NULL;

@@ -159,9 +159,11 @@ void *tok_big_calloc(size_t size)
 
 /* Builds the hash table of e from its rank file; on failure e stays not ready. */
 /*
- * The fast table (see tok_fast): one bucket for every two tokens of 1 to FAST_MAX bytes, so that
- * few buckets fill; filled in rank order, so that a token left out of a full bucket is a rare
- * one. Returns 0, or -1 when memory runs out.
+ * The fast table (see tok_fast): one bucket of four ways for every four tokens of 1 to FAST_MAX
+ * bytes (2 MiB for cl100k_base, 4 MiB for o200k_base), filled in rank order, so that a token left
+ * out of a full bucket is a rare one: 3,413 of 70,478 in cl100k_base, 5,376 of 132,360 in
+ * o200k_base, against 426 and 655 with twice the buckets, which measured 2-8 % slower (more of
+ * the table out of the cache). Returns 0, or -1 when memory runs out.
  */
 static int fast_build(tok_enc *e)
 {
@@ -170,7 +172,7 @@ static int fast_build(tok_enc *e)
 
     for (uint32_t r = 0; r < e->nranks; r++)
         count += e->lens[r] >= 1 && e->lens[r] <= FAST_MAX;
-    while (nb * 2 < count) {
+    while (nb * 4 < count) {
         nb <<= 1;
         bits++;
     }
