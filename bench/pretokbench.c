@@ -77,7 +77,7 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("| file | MB | scalar MB/s | block MB/s | ratio | pieces | by masks | non-ASCII | "
-           "apostrophe | edge | tail |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "edge | tail |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (; i < argc; i++) {
         size_t n, p1 = 0, p2 = 0;
         char *text = bench_slurp(argv[i], &n);
@@ -105,12 +105,11 @@ int main(int argc, char **argv)
                     name, p1, p2);
             return 1;
         }
-        printf("| %s | %.2f | %.0f | %.0f | %.2f | %zu | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n",
+        printf("| %s | %.2f | %.0f | %.0f | %.2f | %zu | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n",
                name, (double)n / 1e6, (double)n / 1e6 / ts[passes / 2],
                (double)n / 1e6 / tv[passes / 2], ts[passes / 2] / tv[passes / 2], p1,
                100.0 * (double)st.fast / (double)n,
                100.0 * (double)st.scalar[PRETOK_SIMD_NONASCII] / (double)n,
-               100.0 * (double)st.scalar[PRETOK_SIMD_APOS] / (double)n,
                100.0 * (double)st.scalar[PRETOK_SIMD_EDGE] / (double)n,
                100.0 * (double)st.scalar[PRETOK_SIMD_TAIL] / (double)n);
         free(text);

@@ -1,17 +1,21 @@
 /*
- * pretok_simd-int: the block pre-tokenizer's window classifier and piece deciders, static inline
- * so that both pretok_simd.c and the block encoder (tokblock.c) compile them into their loops.
- * Not for use outside tokenizer/.
+ * pretok_simd-int: the block pre-tokenizer's window classifier and piece start masks, static
+ * inline so that both pretok_simd.c and the block encoder (tokblock-int.h) compile them into
+ * their loops. Not for use outside tokenizer/.
  *
- * A window of 64 bytes is classified into one 64-bit mask per class; the piece that starts at
- * offset k of the window is then decided by finding the first byte at or after some offset that
- * leaves a class, one count-trailing-zeros each. A decision returns the piece's end (an offset in
- * the window, > k) or 0 and the reason it cannot decide.
+ * A window of 64 bytes that begins at a piece's start is classified into one 64-bit mask per
+ * class (classify_sse2, classify_avx2); starts_cl100k() and starts_o200k() then compute from
+ * the class masks, for all offsets at once, where the window's pieces start: a mask with bit 0
+ * and every start below window_limit(), the offset past which the window cannot tell (a
+ * non-ASCII byte, a run that may go on past the end). The pieces are the spans between
+ * consecutive bits; the highest bit is where the next window begins. A mask of bit 0 alone
+ * decides nothing: the piece from the window's start is the scalar scanner's (pretok_next).
  *
  * Byte classes (ASCII only; every byte >= 0x80 is in hi and in no other mask):
  *   let  A-Z a-z (exactly the ASCII \p{L}); up A-Z and lo a-z of them (o200k's case classes)
  *   dig  0-9 (the ASCII \p{N})     ws   \t \n \v \f \r and space (\s)     nl   \r \n
  *   oth  every other ASCII byte ([^\s\p{L}\p{N}]), the apostrophe among them
+ *   apos the apostrophe            sp   the space (0x20)
  */
 #ifndef TOK_PRETOK_SIMD_INT_H
 #define TOK_PRETOK_SIMD_INT_H
@@ -27,8 +31,7 @@
 
 typedef struct win {
     uint64_t let, up, dig, ws, nl, oth, hi, apos;
-    uint64_t sp;  /* the space itself (0x20): ` ?` in the punctuation alternative */
-    uint64_t pre; /* may prefix a word: (oth | ws) & ~nl & ~apos */
+    uint64_t sp; /* the space itself (0x20): ` ?` in the punctuation alternative */
 } win;
 
 /* The masks of the 64 bytes at p, sixteen at a time. */
@@ -69,7 +72,6 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         w->sp |= spc << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
     }
-    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
 
 #ifdef __AVX2__
@@ -113,275 +115,10 @@ static inline void classify_avx2(const uint8_t *p, win *w)
         w->sp |= spc << sh;
         w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
     }
-    w->pre = (w->oth | w->ws) & ~w->nl & ~w->apos;
 }
 #endif
 
-/* The first offset >= k (k < 64) whose bit in m is clear; 64 when there is none. */
-static inline unsigned first_clear(uint64_t m, unsigned k)
-{
-    uint64_t x = ~(m >> k);
-
-    return x != 0 ? k + (unsigned)__builtin_ctzll(x) : WIN;
-}
-
 #define BIT(m, k) (((m) >> (k)) & 1)
-
-/* \p{L}+ continued from offset k (the run has started before it): its end, or 0 and *why. */
-static inline unsigned letters_from(const win *w, unsigned k, int *why)
-{
-    unsigned e = k < WIN ? first_clear(w->let, k) : WIN;
-
-    if (e >= WIN) {
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (BIT(w->hi, e)) {
-        *why = PRETOK_SIMD_NONASCII; /* a non-ASCII letter may continue the run */
-        return 0;
-    }
-    return e;
-}
-
-/*
- * (?i:'s|'t|'re|'ve|'m|'ll|'d) at offset e < 64 of the window, where an apostrophe is, with
- * ASCII letters after it: the contraction's end, e when there is none, or 0 and *why when the
- * masks cannot tell (cl100k's alternative at a piece's start, o200k's suffix after a word).
- */
-static inline unsigned window_contraction(const win *w, const uint8_t *p, unsigned e, int *why)
-{
-    uint8_t a, b;
-
-    if (e + 2 >= WIN) { /* offsets e + 1 and e + 2 are read */
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (BIT(w->hi, e + 1)) {
-        *why = PRETOK_SIMD_APOS; /* U+017F is an s under case folding */
-        return 0;
-    }
-    a = BIT(w->let, e + 1) ? p[e + 1] | 0x20 : 0;
-    b = BIT(w->let, e + 2) ? p[e + 2] | 0x20 : 0;
-    if (a == 's' || a == 't' || a == 'm' || a == 'd')
-        return e + 2;
-    if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l'))
-        return e + 3;
-    return e;
-}
-
-/*
- * The end of cl100k's piece at offset k of the window, or 0 with the reason in *why. The
- * alternatives in the pattern's order:
- * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
- * \s*[\r\n]+|\s+(?!\S)|\s+
- */
-static inline unsigned decide_cl100k(const win *w, const uint8_t *p, unsigned k, int *why)
-{
-    unsigned e, j, l = k + (unsigned)BIT(w->pre, k);
-
-    /* the usual piece first: a run of letters, with the one-character prefix when there is
-     * one; the prefix is never an apostrophe, whose contractions come first in the pattern */
-    if (l < WIN && BIT(w->let, l)) {
-        e = first_clear(w->let, l);
-        if (e < WIN && !BIT(w->hi, e))
-            return e;
-        *why = e >= WIN ? PRETOK_SIMD_EDGE : PRETOK_SIMD_NONASCII;
-        return 0;
-    }
-
-    if (BIT(w->hi, k)) {
-        *why = PRETOK_SIMD_NONASCII;
-        return 0;
-    }
-    if (BIT(w->apos, k)) {
-        /* when no contraction matches, the apostrophe is an other character like any
-         * punctuation */
-        if ((e = window_contraction(w, p, k, why)) != k)
-            return e;
-    }
-    if (BIT(w->let, k))
-        return letters_from(w, k + 1, why);
-    if (BIT(w->dig, k)) {
-        /* \p{N}{1,3}: a non-ASCII byte after a digit may be a number character */
-        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        e = k + 1;
-        for (int d = 1; d < 3 && !BIT(w->hi, e) && BIT(w->dig, e); d++)
-            e++;
-        if (e - k < 3 && BIT(w->hi, e)) {
-            *why = PRETOK_SIMD_NONASCII;
-            return 0;
-        }
-        return e;
-    }
-    /* here the byte is other or whitespace: [^\r\n\p{L}\p{N}]?\p{L}+ unless it is a line break */
-    if (k + 1 >= WIN) {
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (!BIT(w->nl, k)) {
-        if (BIT(w->let, k + 1))
-            return letters_from(w, k + 2, why);
-        if (BIT(w->hi, k + 1)) {
-            *why = PRETOK_SIMD_NONASCII; /* may be a letter */
-            return 0;
-        }
-    }
-    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-    j = p[k] == ' ' ? k + 1 : k;
-    if (BIT(w->oth, j)) {
-        e = j + 1 < WIN ? first_clear(w->oth, j + 1) : WIN;
-        if (e >= WIN) {
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        if (BIT(w->hi, e)) {
-            *why = PRETOK_SIMD_NONASCII; /* may be another [^\s\p{L}\p{N}] */
-            return 0;
-        }
-        e = first_clear(w->nl, e);
-        if (e >= WIN) {
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        return e;
-    }
-    /* whitespace (the only class left): \s*[\r\n]+ | \s+(?!\S) | \s+ */
-    e = first_clear(w->ws, k);
-    if (e >= WIN) {
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (BIT(w->hi, e)) {
-        *why = PRETOK_SIMD_NONASCII; /* may be more whitespace (U+0085, U+00A0, ...) */
-        return 0;
-    }
-    {
-        /* the run's line breaks: the piece ends after the last one */
-        uint64_t run = (((uint64_t)1 << e) - 1) & ~(((uint64_t)1 << k) - 1); /* e < 64 */
-        uint64_t brk = w->nl & run;
-        if (brk != 0)
-            return 64 - (unsigned)__builtin_clzll(brk);
-    }
-    /* no line break, a non-space follows: the run gives back its last character */
-    return e - k >= 2 ? e - 1 : e;
-}
-
-/*
- * The bits of m at offsets >= k, for k < 64 (a shift by 64 is undefined).
- */
-static inline uint64_t bits_from(uint64_t m, unsigned k)
-{
-    return m & (~(uint64_t)0 << k);
-}
-
-
-/*
- * The end of o200k's piece at offset k of the window, or 0 with the reason in *why. The
- * alternatives in the pattern's order:
- * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|
- * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?|
- * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
- * In ASCII the upper class is A-Z (up) and the lower one a-z (let & ~up), and no byte is in
- * both, so the two letter alternatives come to one rule: from the first letter q (after the
- * prefix, if any), the run of upper case, then the run of lower case that follows it (maybe
- * empty: "ABC " is the second alternative's "ABC"); "HelloWorld" ends at the W. A non-ASCII
- * byte where either run ends may be a letter or mark of either class, and goes to the scalar
- * scanner. Non-letter pieces are cl100k's, except that the punctuation run takes slashes as
- * well as line breaks after it.
- */
-static inline unsigned decide_o200k(const win *w, const uint8_t *p, unsigned k, int *why)
-{
-    unsigned q, j, e;
-    uint64_t m;
-
-    if (BIT(w->hi, k)) {
-        *why = PRETOK_SIMD_NONASCII;
-        return 0;
-    }
-    if (k + 1 >= WIN) { /* every rule reads offset k + 1 */
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    /* [^\r\n\p{L}\p{N}]?: taken when the byte is none of those (it is ASCII here) */
-    q = k + (unsigned)!BIT(w->let | w->dig | w->nl, k);
-    if (BIT(w->let, q)) {
-        /* the upper run ends at the first non-A-Z from q, the lower run at the first non-a-z
-         * from there: m has the bits at or after the upper run's end that are not a-z */
-        m = bits_from(~w->up, q);
-        m = ~(w->let & ~w->up) & (0 - (m & (0 - m))); /* 0 when the upper run has no end */
-        if (m == 0) {
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        e = (unsigned)__builtin_ctzll(m);
-        if (!BIT(w->hi | w->apos, e))
-            return e;
-        if (BIT(w->hi, e)) {
-            *why = PRETOK_SIMD_NONASCII; /* may continue either run */
-            return 0;
-        }
-        return window_contraction(w, p, e, why);
-    }
-    if (BIT(w->dig, k)) {
-        /* \p{N}{1,3}: a non-ASCII byte after a digit may be a number character */
-        if (k + 2 >= WIN) { /* offsets k + 1 and k + 2 are read */
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        e = first_clear(w->dig, k + 1);
-        e = e < k + 3 ? e : k + 3;
-        if (e - k < 3 && BIT(w->hi, e)) {
-            *why = PRETOK_SIMD_NONASCII;
-            return 0;
-        }
-        return e;
-    }
-    if (BIT(w->hi, q)) {
-        *why = PRETOK_SIMD_NONASCII; /* after a prefix: may be a letter */
-        return 0;
-    }
-    /*  ?[^\s\p{L}\p{N}]+[\r\n/]* */
-    j = p[k] == ' ' ? k + 1 : k;
-    if (BIT(w->oth, j)) {
-        m = bits_from(~w->oth, j);
-        if (m == 0) {
-            *why = PRETOK_SIMD_EDGE;
-            return 0;
-        }
-        e = (unsigned)__builtin_ctzll(m);
-        if (BIT(w->hi, e)) {
-            *why = PRETOK_SIMD_NONASCII; /* may be another [^\s\p{L}\p{N}] */
-            return 0;
-        }
-        /* the slash is in oth, so only a line break can start the tail; a slash may then
-         * follow ("}\n//") */
-        while (BIT(w->nl, e) || p[e] == '/') {
-            if (++e >= WIN) {
-                *why = PRETOK_SIMD_EDGE;
-                return 0;
-            }
-        }
-        return e;
-    }
-    /* whitespace (the only class left): \s*[\r\n]+ | \s+(?!\S) | \s+ */
-    e = first_clear(w->ws, k);
-    if (e >= WIN) {
-        *why = PRETOK_SIMD_EDGE;
-        return 0;
-    }
-    if (BIT(w->hi, e)) {
-        *why = PRETOK_SIMD_NONASCII; /* may be more whitespace (U+0085, U+00A0, ...) */
-        return 0;
-    }
-    m = w->nl & (((uint64_t)1 << e) - 1) & ~(((uint64_t)1 << k) - 1); /* the run's line breaks */
-    if (m != 0)
-        return 64 - (unsigned)__builtin_clzll(m); /* the piece ends after the last one */
-    /* no line break, a non-space follows: the run gives back its last character */
-    return e - k >= 2 ? e - 1 : e;
-}
 
 /*
  * Where the window decides nothing past its end: the offset below which every piece start it
@@ -487,8 +224,11 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
  * The starts of o200k's pieces in a window that begins at a piece's start, as a mask: the
  * contract of starts_cl100k() (bit 0, and every start below window_limit(), which is enough
  * here too: a contraction after a word that ends below the limit reads at most two bytes past
- * its apostrophe). The rules, each an alternative of the pattern (decide_o200k's comment) taken
- * where it wins, in ASCII:
+ * its apostrophe). The rules, each an alternative of
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?|
+ * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+ , taken where it wins, in
+ * ASCII (where the upper class is A-Z and the lower one a-z, and no byte is in both):
  *  - a punctuation run's tail [\r\n/]* begins with the line break right after its run (a slash
  *    there would be in the run) and goes on over line breaks and slashes; a tail starts nothing,
  *    and what follows it starts anew (a slash in it prefixes no word: "}\n//x");

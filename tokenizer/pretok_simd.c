@@ -1,24 +1,23 @@
 /*
- * The block pre-tokenizer. A window of 64 bytes is classified into one 64-bit mask per class;
- * the piece that starts at offset k of the window is then decided by finding the first byte at
- * or after some offset that leaves a class, one count-trailing-zeros each. A decision returns
- * the piece's end (an offset in the window, > k) or 0 and the reason it cannot decide.
- *
- * Byte classes (ASCII only; every byte >= 0x80 is in hi and in no other mask):
- *   let  A-Z a-z (exactly the ASCII \p{L})     dig  0-9 (the ASCII \p{N})
- *   ws   \t \n \v \f \r and space (\s)          nl   \r \n
- *   oth  every other ASCII byte ([^\s\p{L}\p{N}]), the apostrophe among them
+ * The block pre-tokenizer. From a piece's start with at least 64 bytes left, the 64 bytes there
+ * are classified into one 64-bit mask per class and the pattern's start mask is computed from
+ * them (pretok_simd-int.h): the pieces between its bits are written out at once, and the next
+ * window begins at its highest bit. A window that decides nothing (a non-ASCII byte near its
+ * start, a piece longer than the window), and the text's last 63 bytes, give one piece to the
+ * scalar scanner (pretok_next), after which the block scanner tries again.
  */
 #include "tokenizer/pretok_simd.h"
 
+#include <string.h>
+
 #include "tokenizer/pretok_simd-int.h"
 
-/* The piece at offset k of the window, of the pattern pat (cl100k or o200k, a constant where
+/* The start mask of the window w at p, of the pattern pat (cl100k or o200k, a constant where
  * this is inlined). */
-static inline __attribute__((always_inline)) unsigned decide(pretok_pattern pat, const win *w,
-                                                             const uint8_t *p, unsigned k, int *why)
+static inline __attribute__((always_inline)) uint64_t starts(pretok_pattern pat, const win *w,
+                                                             const uint8_t *p)
 {
-    return pat == PRETOK_O200K ? decide_o200k(w, p, k, why) : decide_cl100k(w, p, k, why);
+    return pat == PRETOK_O200K ? starts_o200k(w, p) : starts_cl100k(w, p);
 }
 
 /* pretok_simd_pieces for cl100k or o200k, pat a constant where this is inlined. */
@@ -32,31 +31,36 @@ static inline __attribute__((always_inline)) size_t block_pieces(pretok_pattern 
     win w;
 
     while (count < cap && i < n) {
-        int why = PRETOK_SIMD_PATTERN;
+        int why = PRETOK_SIMD_TAIL;
+        uint64_t head;
         size_t j;
 
-        /* a non-ASCII byte first or second: every rule of both deciders hands the piece to the
-         * scalar scanner, so no window is classified for it (multilingual text) */
-        if (n - i >= WIN && s[i] < 0x80 && s[i + 1] < 0x80) {
-            /* a window from i, and its pieces while the masks decide them */
-            size_t base = i;
-            unsigned e;
-            classify_sse2(s + base, &w);
-            while ((e = decide(pat, &w, s + base, (unsigned)(i - base), &why)) != 0) {
-                fast += base + e - i;
-                i = base + e;
-                ends[count++] = i;
-                if (count == cap || i - base >= WIN || n - i < WIN)
-                    break;
+        if (n - i >= WIN) {
+            /* a non-ASCII byte among the first eight: window_limit() is at most 4, the window
+             * would decide a piece or two of at most three bytes, so none is classified (in
+             * multilingual text that is faster than classifying) */
+            memcpy(&head, s + i, sizeof(head));
+            why = PRETOK_SIMD_NONASCII;
+            if ((head & 0x8080808080808080u) == 0) {
+                size_t base = i;
+                uint64_t t;
+                classify_sse2(s + base, &w);
+                t = starts(pat, &w, s + base) & ~(uint64_t)1;
+                if (t != 0) {
+                    /* the pieces between the mask's bits, up to cap; the next window from the
+                     * last end */
+                    do {
+                        i = base + (size_t)__builtin_ctzll(t);
+                        ends[count++] = i;
+                        t &= t - 1;
+                    } while (t != 0 && count < cap);
+                    fast += i - base;
+                    continue;
+                }
+                /* nothing decided: a non-ASCII byte lowered the window's limit, or the piece
+                 * runs past the window */
+                why = w.hi != 0 ? PRETOK_SIMD_NONASCII : PRETOK_SIMD_EDGE;
             }
-            /* a piece that ran past this window, not its first: a window from its start */
-            if (e != 0 || (why == PRETOK_SIMD_EDGE && base != i))
-                continue;
-        } else {
-            /* o200k has no contraction of its own: an apostrophe there is a prefix like any */
-            why = n - i < WIN                            ? PRETOK_SIMD_TAIL
-                  : s[i] == '\'' && pat == PRETOK_CL100K ? PRETOK_SIMD_APOS
-                                                         : PRETOK_SIMD_NONASCII;
         }
         j = pretok_next(pat, s, i, n);
         slow[why] += j - i;

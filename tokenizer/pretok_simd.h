@@ -1,13 +1,12 @@
 /*
- * pretok_simd: a block pre-tokenizer. It classifies the text 64 bytes at a time (four SSE2
- * blocks of 16) into bit masks of ASCII letters, digits, whitespace, line breaks, other ASCII
- * and non-ASCII bytes, and decides from the masks where the pieces of cl100k's and o200k's
- * patterns end. What the masks cannot decide (a non-ASCII byte at or next to a piece's edge,
- * an apostrophe before a non-ASCII byte, a piece that runs past the 64 bytes, the last 63
- * bytes of the text) goes to the exact scalar scanner (pretok.h), so the pieces are the scalar
- * pre-tokenizer's, always. r50k's pattern goes to the scalar scanner whole.
- *
- * Not yet used by the encoder (tok.c): issue 14, item 1.
+ * pretok_simd: a block pre-tokenizer. From a piece's start it classifies the next 64 bytes (four
+ * SSE2 blocks of 16) into bit masks of ASCII letters, digits, whitespace, line breaks, other
+ * ASCII and non-ASCII bytes, and computes from them, for all 64 offsets at once, where cl100k's
+ * or o200k's pieces start in the window. What a window cannot decide (the piece at a non-ASCII
+ * byte or next to one, a piece that runs past the 64 bytes, the last 63 bytes of the text) goes
+ * to the exact scalar scanner (pretok.h), so the pieces are the scalar pre-tokenizer's, always.
+ * r50k's pattern goes to the scalar scanner whole. The block encoder (tokblock-int.h) uses the
+ * same start masks; this API is the pre-tokenizer alone, for tests and benchmarks.
  */
 #ifndef TOK_PRETOK_SIMD_H
 #define TOK_PRETOK_SIMD_H
@@ -19,9 +18,8 @@
 
 /* Why bytes went to the scalar scanner (the index into pretok_simd_stats.scalar). */
 enum {
-    PRETOK_SIMD_NONASCII, /* a byte >= 0x80 where the piece's end is decided */
-    PRETOK_SIMD_APOS,     /* an apostrophe followed by a non-ASCII byte (U+017F folds to s) */
-    PRETOK_SIMD_EDGE,     /* a piece that runs past the 64 bytes classified from its start */
+    PRETOK_SIMD_NONASCII, /* a byte >= 0x80 in the window that kept it from deciding */
+    PRETOK_SIMD_EDGE,     /* an ASCII window that decides nothing: a piece that reaches its end */
     PRETOK_SIMD_TAIL,     /* the last 63 bytes of the text */
     PRETOK_SIMD_PATTERN,  /* a pattern with no block scanner (r50k) */
     PRETOK_SIMD_NREASONS,
