@@ -34,44 +34,46 @@ typedef struct win {
     uint64_t sp; /* the space itself (0x20): ` ?` in the punctuation alternative */
 } win;
 
-/* The masks of the 64 bytes at p, sixteen at a time. */
+/*
+ * The masks of the 64 bytes at p, sixteen at a time. Each mask is gathered in a local and stored
+ * once: stores through w, which a byte pointer may alias, would be reloaded at every step.
+ */
 static inline void classify_sse2(const uint8_t *p, win *w)
 {
     const __m128i a = _mm_set1_epi8('a'), z25 = _mm_set1_epi8(25), x20 = _mm_set1_epi8(0x20);
     const __m128i d0 = _mm_set1_epi8('0'), z9 = _mm_set1_epi8(9), tab = _mm_set1_epi8(9);
     const __m128i z4 = _mm_set1_epi8(4), sp = _mm_set1_epi8(' '), lf = _mm_set1_epi8('\n');
-    const __m128i cr = _mm_set1_epi8('\r'), ap = _mm_set1_epi8('\'');
+    const __m128i cr = _mm_set1_epi8('\r'), ap = _mm_set1_epi8('\''), ua = _mm_set1_epi8('A');
+    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0;
 
-    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = w->sp = 0;
     for (int q = 0; q < WIN / 16; q++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
         /* x <= bound as unsigned bytes: min(x, bound) == x */
-        __m128i t = _mm_sub_epi8(_mm_or_si128(v, x20), a);
-        uint64_t let = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, z25), t));
-        __m128i tu = _mm_sub_epi8(v, _mm_set1_epi8('A'));
-        uint64_t up = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(tu, z25), tu));
-        __m128i u = _mm_sub_epi8(v, d0);
-        uint64_t dig = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(u, z9), u));
-        __m128i c = _mm_sub_epi8(v, tab);
+        __m128i t = _mm_sub_epi8(_mm_or_si128(v, x20), a), tu = _mm_sub_epi8(v, ua);
+        __m128i u = _mm_sub_epi8(v, d0), c = _mm_sub_epi8(v, tab);
         __m128i wsv = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(c, z4), c), _mm_cmpeq_epi8(v, sp));
-        uint64_t ws = (uint16_t)_mm_movemask_epi8(wsv);
-        uint64_t nl = (uint16_t)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
-        uint64_t hi = (uint16_t)_mm_movemask_epi8(v);
-        uint64_t apos = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap));
-        uint64_t spc = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp));
         int sh = 16 * q;
 
-        w->let |= let << sh;
-        w->up |= up << sh;
-        w->dig |= dig << sh;
-        w->ws |= ws << sh;
-        w->nl |= nl << sh;
-        w->hi |= hi << sh;
-        w->apos |= apos << sh;
-        w->sp |= spc << sh;
-        w->oth |= (~(let | dig | ws | hi) & 0xffff) << sh;
+        let |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, z25), t)) << sh;
+        up |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(tu, z25), tu)) << sh;
+        dig |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(u, z9), u)) << sh;
+        ws |= (uint64_t)(uint16_t)_mm_movemask_epi8(wsv) << sh;
+        nl |= (uint64_t)(uint16_t)_mm_movemask_epi8(
+                  _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)))
+              << sh;
+        hi |= (uint64_t)(uint16_t)_mm_movemask_epi8(v) << sh;
+        apos |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap)) << sh;
+        spc |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp)) << sh;
     }
+    w->let = let;
+    w->up = up;
+    w->dig = dig;
+    w->ws = ws;
+    w->nl = nl;
+    w->hi = hi;
+    w->apos = apos;
+    w->sp = spc;
+    w->oth = ~(let | dig | ws | hi);
 }
 
 #ifdef __AVX2__
@@ -79,42 +81,47 @@ static inline void classify_sse2(const uint8_t *p, win *w)
  * where the CPU has it (tok_path). */
 static inline void classify_avx2(const uint8_t *p, win *w)
 {
-    const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25), x20 = _mm256_set1_epi8(0x20);
-    const __m256i d0 = _mm256_set1_epi8('0'), z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9);
-    const __m256i z4 = _mm256_set1_epi8(4), sp = _mm256_set1_epi8(' ');
-    const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
-    const __m256i ap = _mm256_set1_epi8('\''), ua = _mm256_set1_epi8('A');
+    const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25);
+    const __m256i x20 = _mm256_set1_epi8(0x20), d0 = _mm256_set1_epi8('0');
+    const __m256i z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9), z4 = _mm256_set1_epi8(4);
+    const __m256i sp = _mm256_set1_epi8(' '), lf = _mm256_set1_epi8('\n');
+    const __m256i cr = _mm256_set1_epi8('\r'), ap = _mm256_set1_epi8('\''), ua = _mm256_set1_epi8('A');
+    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0;
 
-    w->let = w->up = w->dig = w->ws = w->nl = w->oth = w->hi = w->apos = w->sp = 0;
     for (int q = 0; q < WIN / 32; q++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * q));
-        __m256i t = _mm256_sub_epi8(_mm256_or_si256(v, x20), a);
-        uint64_t let = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(t, z25), t));
-        __m256i tu = _mm256_sub_epi8(v, ua);
-        uint64_t up = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(tu, z25), tu));
-        __m256i u = _mm256_sub_epi8(v, d0);
-        uint64_t dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(u, z9), u));
-        __m256i c = _mm256_sub_epi8(v, tab);
+        __m256i t = _mm256_sub_epi8(_mm256_or_si256(v, x20), a), tu = _mm256_sub_epi8(v, ua);
+        __m256i u = _mm256_sub_epi8(v, d0), c = _mm256_sub_epi8(v, tab);
         __m256i wsv = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(c, z4), c),
                                       _mm256_cmpeq_epi8(v, sp));
-        uint64_t ws = (uint32_t)_mm256_movemask_epi8(wsv);
-        uint64_t nl = (uint32_t)_mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(v);
-        uint64_t apos = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap));
-        uint64_t spc = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sp));
         int sh = 32 * q;
 
-        w->let |= let << sh;
-        w->up |= up << sh;
-        w->dig |= dig << sh;
-        w->ws |= ws << sh;
-        w->nl |= nl << sh;
-        w->hi |= hi << sh;
-        w->apos |= apos << sh;
-        w->sp |= spc << sh;
-        w->oth |= (~(let | dig | ws | hi) & 0xffffffffu) << sh;
+        let |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                   _mm256_cmpeq_epi8(_mm256_min_epu8(t, z25), t))
+               << sh;
+        up |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                  _mm256_cmpeq_epi8(_mm256_min_epu8(tu, z25), tu))
+              << sh;
+        dig |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                   _mm256_cmpeq_epi8(_mm256_min_epu8(u, z9), u))
+               << sh;
+        ws |= (uint64_t)(uint32_t)_mm256_movemask_epi8(wsv) << sh;
+        nl |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                  _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)))
+              << sh;
+        hi |= (uint64_t)(uint32_t)_mm256_movemask_epi8(v) << sh;
+        apos |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap)) << sh;
+        spc |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sp)) << sh;
     }
+    w->let = let;
+    w->up = up;
+    w->dig = dig;
+    w->ws = ws;
+    w->nl = nl;
+    w->hi = hi;
+    w->apos = apos;
+    w->sp = spc;
+    w->oth = ~(let | dig | ws | hi);
 }
 #endif
 
