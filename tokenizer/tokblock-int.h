@@ -115,12 +115,12 @@ static inline __attribute__((always_inline)) void window_ahead(ahead *a, const u
 static inline __attribute__((always_inline)) void window_piece(const tok_enc *e, const uint8_t *b,
                                                                unsigned off, unsigned end,
                                                                unsigned t, uint32_t *ends,
-                                                               uint64_t (*key)[3], uint64_t *hash)
+                                                               uint64_t *fk, const tok_fast **fb)
 {
     ends[t + 1] = end;
-    key[t][0] = window_key(b + off, end - off);
-    hash[t] = fast_index(e, key[t][0]);
-    __builtin_prefetch(&e->fast[hash[t]]);
+    fk[t] = window_key(b + off, end - off);
+    fb[t] = &e->fast[fast_index(e, fk[t])];
+    __builtin_prefetch(fb[t]);
 }
 
 /*
@@ -179,16 +179,18 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     uint8_t pad[2 * (WIN + WHOLE_MAX) + 16];
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
-    /* entry BATCH of key, hash and rank is where the probe LAG pieces behind the piece being
-     * keyed goes while there is no such piece: an empty key (no bucket holds 0), a rank nobody
-     * reads */
-    uint64_t key[BATCH + 1][3], hash[BATCH + 1], wh[BATCH], mm[BATCH / 64];
+    /* fk and fb: each piece's fast key and bucket; wk and wh: the longer pieces' whole-piece keys
+     * and hashes, by their place in lng. Entry BATCH of fk, fb and rank is where the probe LAG
+     * pieces behind the piece being keyed goes while there is no such piece: an empty key (no
+     * bucket holds 0), a rank nobody reads */
+    uint64_t fk[BATCH + 1], wk[BATCH][3], wh[BATCH], mm[BATCH / 64];
+    const tok_fast *fb[BATCH + 1];
     uint32_t rank[BATCH + 16], ends[BATCH + 1];
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
 
-    key[BATCH][0] = 0;
-    hash[BATCH] = 0;
+    fk[BATCH] = 0;
+    fb[BATCH] = e->fast;
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
@@ -225,10 +227,10 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);
             for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
-                window_piece(e, b, off, end, np, ends, key, hash);
+                window_piece(e, b, off, end, np, ends, fk, fb);
                 /* the piece LAG before: its bucket was prefetched LAG pieces ago */
                 unsigned lag = np >= LAG ? np - LAG : BATCH;
-                rank[lag] = fast_lookup(&e->fast[hash[lag]], key[lag][0]);
+                rank[lag] = fast_lookup(fb[lag], fk[lag]);
                 np++;
                 off = end;
             }
@@ -245,9 +247,9 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 size_t len = ends[u + 1] - ends[u];
                 if (len <= WHOLE_MAX) {
                     const uint8_t *p = b + ends[u];
-                    memcpy(&key[u][0], p, 8);
-                    load_rest(p, len, &key[u][1], &key[u][2]);
-                    wh[nl] = hash_words(p, len, key[u][0], key[u][1], key[u][2]);
+                    memcpy(&wk[nl][0], p, 8);
+                    load_rest(p, len, &wk[nl][1], &wk[nl][2]);
+                    wh[nl] = hash_words(p, len, wk[nl][0], wk[nl][1], wk[nl][2]);
                     __builtin_prefetch(&e->whole[wh[nl] & e->wmask]);
                 }
                 lng[nl++] = (uint16_t)u;
@@ -302,11 +304,11 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
          * whole-piece table; mm marks the pieces that are no token (or were left out of the
          * fast table), which are listed, keyed for the piece cache, and their sets prefetched */
         for (unsigned t = np > LAG ? np - LAG : 0; t < np; t++)
-            rank[t] = fast_lookup(&e->fast[hash[t]], key[t][0]);
+            rank[t] = fast_lookup(fb[t], fk[t]);
         for (unsigned l = 0; l < nl; l++) {
             unsigned t = lng[l];
             size_t len = ends[t + 1] - ends[t];
-            rank[t] = len <= WHOLE_MAX ? whole_lookup(e, len, key[t], wh[l]) : NO_RANK;
+            rank[t] = len <= WHOLE_MAX ? whole_lookup(e, len, wk[l], wh[l]) : NO_RANK;
         }
         no_rank_mask(rank, np, mm);
         for (unsigned q = 0; q * 64 < np; q++)
