@@ -150,6 +150,42 @@ static inline unsigned window_limit(const win *w)
     return lim;
 }
 
+/* The starts of digit pieces (\p{N}{1,3}) in the digit mask d: every third from a run's start. */
+static inline uint64_t digit_starts(uint64_t d)
+{
+    uint64_t x = d & ~(d << 1), st = x, d4 = d & (d << 1) & (d << 2) & (d << 3);
+
+    while ((x = (x << 3) & d4) != 0) /* rare: runs of four digits or more */
+        st |= x;
+    return st;
+}
+
+/*
+ * The starts of whitespace pieces in wf, the whitespace that no punctuation took (w all the
+ * whitespace, n the line breaks): each run of wf starts one; a run with line breaks ends one
+ * after its last (\s*[\r\n]+); its last character, when it is no line break, starts one of its
+ * own (given back by \s+(?!\S), or prefixing what follows).
+ */
+static inline uint64_t space_starts(uint64_t wf, uint64_t w, uint64_t n)
+{
+    uint64_t v = n & wf, m = wf, lastn;
+
+    /* v: a line break at or after the bit within its run of wf (smeared leftward) */
+    v |= (v >> 1) & m;
+    m &= m >> 1;
+    v |= (v >> 2) & m;
+    m &= m >> 2;
+    v |= (v >> 4) & m;
+    m &= m >> 4;
+    v |= (v >> 8) & m;
+    m &= m >> 8;
+    v |= (v >> 16) & m;
+    m &= m >> 16;
+    v |= (v >> 32) & m;
+    lastn = n & wf & ~((v >> 1) & wf);
+    return (wf & ~(wf << 1)) | ((lastn << 1) & wf) | (wf & ~n & ~(w >> 1));
+}
+
 /*
  * The starts of cl100k's pieces in a window that begins at a piece's start, as a mask: bit 0,
  * and every start below window_limit(). The pieces are the spans between consecutive bits; the
@@ -176,7 +212,7 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
     uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
     uint64_t pfree = P & ~(P << 1) & ~(SP << 1);
     uint64_t ap = pfree & w->apos & below, contr = 0, cend = 0;
-    uint64_t j, st, x, d4, na, wf, v, m, lastn;
+    uint64_t j, st, x, na, wf;
 
     while (ap != 0) { /* rare: apostrophes that start a piece; p[i + 2] is within the window */
         unsigned i = (unsigned)__builtin_ctzll(ap);
@@ -194,11 +230,7 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
     j = (L >> 1) & ~L & (S | (pfree & ~contr));
     st = j | (L & ~(L << 1) & ~(j << 1) & ~(contr << 1)) | cend;
     /* digits, three at a time */
-    x = D & ~(D << 1);
-    d4 = D & (D << 1) & (D << 2) & (D << 3);
-    st |= x;
-    while ((x = (x << 3) & d4) != 0)
-        st |= x;
+    st |= digit_starts(D);
     /* punctuation runs, from their space if one is before them */
     x = P & ~(P << 1);
     st |= (x & ~(SP << 1)) | ((x >> 1) & SP);
@@ -206,24 +238,7 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
     x = (P << 1) & N;
     na = N & ((N + x) ^ N);
     wf = W & ~na;
-    st |= wf & ~(wf << 1);
-    /* v: a line break at or after the bit within its free run (runs of wf, smeared leftward) */
-    v = N & wf;
-    m = wf;
-    v |= (v >> 1) & m;
-    m &= m >> 1;
-    v |= (v >> 2) & m;
-    m &= m >> 2;
-    v |= (v >> 4) & m;
-    m &= m >> 4;
-    v |= (v >> 8) & m;
-    m &= m >> 8;
-    v |= (v >> 16) & m;
-    m &= m >> 16;
-    v |= (v >> 32) & m;
-    lastn = N & wf & ~((v >> 1) & wf);
-    st |= (lastn << 1) & wf;
-    st |= wf & S & ~(W >> 1);
+    st |= space_starts(wf, W, N);
     return (st & below) | 1;
 }
 
@@ -257,7 +272,7 @@ static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
     const uint64_t P = w->oth, SP = w->sp, S = W & ~N;
     unsigned lim = window_limit(w), cend = 0; /* cend: where the last contraction ended */
     uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
-    uint64_t sl = 0, t, x, a, tail, pn, pfree, j, st, d4, wf, v, m, lastn, ap;
+    uint64_t sl = 0, t, x, a, tail, pn, pfree, j, st, wf, ap;
 
     for (int q = 0; q < WIN / 16; q++) { /* the slashes (not among the class masks) */
         __m128i c = _mm_loadu_si128((const __m128i *)(p + 16 * q));
@@ -279,32 +294,12 @@ static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
     j = (L >> 1) & (S | pfree);
     st = j | (L & ~(L << 1) & ~(j << 1)) | (U & (Lo << 1));
     /* digits, three at a time */
-    x = D & ~(D << 1);
-    d4 = D & (D << 1) & (D << 2) & (D << 3);
-    st |= x;
-    while ((x = (x << 3) & d4) != 0)
-        st |= x;
+    st |= digit_starts(D);
     /* punctuation runs, from their space if one is before them */
     st |= pfree | ((P >> 1) & SP);
     /* whitespace outside the tails, as in starts_cl100k */
     wf = W & ~tail;
-    st |= wf & ~(wf << 1);
-    v = N & wf;
-    m = wf;
-    v |= (v >> 1) & m;
-    m &= m >> 1;
-    v |= (v >> 2) & m;
-    m &= m >> 2;
-    v |= (v >> 4) & m;
-    m &= m >> 4;
-    v |= (v >> 8) & m;
-    m &= m >> 8;
-    v |= (v >> 16) & m;
-    m &= m >> 16;
-    v |= (v >> 32) & m;
-    lastn = N & wf & ~((v >> 1) & wf);
-    st |= (lastn << 1) & wf;
-    st |= wf & S & ~(W >> 1);
+    st |= space_starts(wf, W, N);
     /* contractions, in order (one may end where the next apostrophe is): rare, apostrophes
      * right after a letter; p[i + 2] is within the window */
     ap = w->apos & (L << 1) & below;
