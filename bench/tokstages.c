@@ -34,14 +34,18 @@
  *                 path (tokblock.c, tok_piece_merge) asks the vocabulary first and remembers only
  *                 the pieces it merged, so its cache loses fewer of them.
  * From these, the shares of the cold encode's time E (best pass) on each path:
- *   pre-tokenization = pretok / E;  hashing and lookup = (+ lookup - pretok) / E;
- *   merging = merge / E;            emitting = (encode, cold - count, cold) / E (storing ids);
- *   rest = 1 - the four: filling the cache, the loops, and (when negative) the overlap of
- *   stages that the encoder gets and the stages timed alone do not.
+ *   pre-tokenization = pretok / E;
+ *   emitting = (encode, cold - count, cold) / E (storing ids);
+ *   hashing and lookup = (encode, warm - pretok) / E - emitting (a warm pass is a cold one
+ *   without its merges);
+ *   merging = merge / E;
+ *   rest = 1 - the four: filling the piece cache, the misses' extra lookups, and (when
+ *   negative) the overlap of stages that the encoder gets and the stages timed alone do not.
  * The stages are timed apart, so the shares are estimates: the merges run back to back keep
  * the merge tables hotter in the CPU's caches than the encoder does when it interleaves them
- * with the rest (so the merge share is rather a floor), and "+ lookup" is not the encoder's
- * own loop. Use them to see which stage a change moved; bench/tokenizer-bench's whole-file
+ * with the rest (so the merge share is rather a floor). "+ lookup" is the first block design's
+ * batch (every piece's cache set and vocabulary slot), kept as a stage of its own for
+ * comparison: the block encoder's loop is now faster than it, so it enters no share. Use them to see which stage a change moved; bench/tokenizer-bench's whole-file
  * figures stay the ones that compare with peers.
  *
  * Human-readable tables by default; with --json one line per file and path for
@@ -295,9 +299,11 @@ static void report(const file_ctx *f, const char *file, const char *encoding, to
     int b = p != TOK_PATH_SCALAR;
 
     sh[0] = best[ST_PRETOK] / e;
-    sh[1] = (best[ST_LOOKUP] - best[ST_PRETOK]) / e;
     sh[2] = best[ST_MERGE] / e;
     sh[3] = (best[ST_ENC_COLD] - best[ST_COUNT_COLD]) / e;
+    /* a warm pass is a cold one without its merges: the rest of it, past the pre-tokenizer and
+     * the storing of ids, is the hashing and the lookups (of the tables and the piece cache) */
+    sh[1] = (best[ST_ENC_WARM] - best[ST_PRETOK]) / e - sh[3];
     sh[4] = 1 - sh[0] - sh[1] - sh[2] - sh[3];
     if (json) {
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"path\":\"%s\",\"bytes\":%zu,\"pieces\":%zu,"

@@ -140,9 +140,10 @@ for (const enc of encodings) {
           `${mbs(r, 'encode_warm')} | ${r.merges} (${(100 * r.merge_bytes / r.bytes).toFixed(1)}% of bytes) | ` +
           `${pct(r.share_pretok)} | ${pct(r.share_lookup)} | ${pct(r.share_merge)} | ${pct(r.share_emit)} | ${pct(r.share_rest)} |\n`;
       }
-    out += '\npretok: the pre-tokenizer alone; + lookup: and each batch\'s hashes, prefetches and probes (piece cache and ' +
-      'vocabulary); the shares: pretok / E, (+ lookup - pretok) / E, the cold pass\'s merges timed alone / E, ' +
-      '(encode - count, cold) / E, and the rest, where E is the cold encode (see bench/tokstages.c).\n\n';
+    out += '\npretok: the pre-tokenizer alone; + lookup: it and the first block design\'s batch (every piece\'s piece-cache set and ' +
+      'vocabulary slot), for comparison only; the shares: pretok / E, (encode warm - pretok) / E - emitting, the cold pass\'s ' +
+      'merges timed alone / E, emitting = (encode - count, cold) / E, and the rest, where E is the cold encode (a warm pass is ' +
+      'a cold one without its merges; see bench/tokstages.c).\n\n';
   }
 }
 process.stdout.write(out);
