@@ -67,7 +67,8 @@ _Static_assert(sizeof(tok_bucket) == 64, "a bucket is one cache line");
 typedef struct tok_fast {
     uint64_t k[FAST_WAYS];
     uint32_t nr[FAST_WAYS + 1]; /* ~rank of each way; nr[FAST_WAYS], 0, is ~NO_RANK: no key */
-    uint32_t pad[3];
+    uint32_t full; /* 1 when a token was left out of this bucket: a miss here is then no answer */
+    uint32_t pad[2];
 } tok_fast;
 _Static_assert(sizeof(tok_fast) == 64, "a fast bucket is one cache line");
 
@@ -335,6 +336,36 @@ static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
     k8 = load_k8(p, n);
     h = hash_key(p, n, k8);
     return may_be_token(e, h) ? rank_lookup(e, p, n, h, k8) : NO_RANK;
+}
+
+/*
+ * The rank of the n bytes at p (3 <= n), or NO_RANK, for the merge. The filter comes first: most
+ * pairs a merge asks about are no token, and it answers those from the L2 cache. Then, up to
+ * FAST_MAX bytes, the fast table, which the block encoder keeps in the cache and whose bucket
+ * answers a miss for good unless it overflowed (tok_fast's full); up to WHOLE_MAX bytes, the
+ * whole-piece table, which holds every token of those lengths and compares words, not token
+ * bytes; longer pairs, rank_of.
+ */
+static inline uint32_t pair_rank(const tok_enc *e, const uint8_t *p, size_t n)
+{
+    uint64_t w[3] = {0}, h, key;
+    const tok_fast *b;
+    uint32_t r;
+
+    if (n > WHOLE_MAX)
+        return rank_of(e, p, n);
+    w[0] = load_k8(p, n);
+    if (n >= WHOLE_MIN)
+        load_rest(p, n, &w[1], &w[2]); /* at 8 bytes too, as the table holds the key */
+    h = hash_words(p, n, w[0], w[1], w[2]);
+    if (!may_be_token(e, h))
+        return NO_RANK;
+    if (n >= WHOLE_MIN)
+        return whole_lookup(e, n, w, h);
+    key = fast_key(w[0], n);
+    b = &e->fast[fast_index(e, key)];
+    r = fast_lookup(b, key);
+    return r != NO_RANK || !b->full ? r : rank_lookup(e, p, n, h, w[0]);
 }
 
 /*

@@ -67,7 +67,7 @@ size_t tok_merge_ref_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_
             key[j] = UINT32_MAX;
         if (i > 0) {
             size_t pl = i + len - before;
-            r = pl == 2 ? e->pair2[p[before] << 8 | p[before + 1]] : rank_of(e, p + before, pl);
+            r = pl == 2 ? e->pair2[p[before] << 8 | p[before + 1]] : pair_rank(e, p + before, pl);
             key[before] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)before;
         }
         before = i;
@@ -86,37 +86,15 @@ size_t tok_merge_ref_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_
         next[at] = (uint16_t)after;
         if (after < n)
             prev[after] = (uint16_t)at;
-        /* the two new pairs' probes are independent: start both loads, then wait */
+        /* the two new pairs, each of three bytes or more */
         {
             size_t left = at > 0 ? prev[at] : 0;
-            const uint8_t *pr = p + at, *pl = p + left;
-            size_t nr = after < n ? next[after] - at : 0;
-            size_t nl = at > 0 ? after - left : 0;
-            uint64_t kr = 0, kl = 0, hr = 0, hl = 0;
-            uint32_t rr = NO_RANK, rl = NO_RANK;
-            int qr = 0, ql = 0; /* whether the filter lets the key through to the table */
-            uint64_t wr = 0, wl = 0; /* the filter words: both loads start before either test */
-            if (nr != 0 && nr <= MAX_TOKEN_LEN) {
-                kr = load_k8(pr, nr);
-                hr = hash_key(pr, nr, kr);
-                wr = ~*filter_word(e, hr) & filter_bits(hr);
-            }
-            if (nl != 0 && nl <= MAX_TOKEN_LEN) {
-                kl = load_k8(pl, nl);
-                hl = hash_key(pl, nl, kl);
-                wl = ~*filter_word(e, hl) & filter_bits(hl);
-            }
-            if ((qr = nr != 0 && nr <= MAX_TOKEN_LEN && wr == 0))
-                __builtin_prefetch(slot_of(e, nr, hr));
-            if ((ql = nl != 0 && nl <= MAX_TOKEN_LEN && wl == 0))
-                __builtin_prefetch(slot_of(e, nl, hl));
-            if (qr)
-                rr = rank_lookup(e, pr, nr, hr, kr);
-            if (ql)
-                rl = rank_lookup(e, pl, nl, hl, kl);
+            uint32_t rr = after < n ? pair_rank(e, p + at, next[after] - at) : NO_RANK;
             key[at] = rr == NO_RANK ? UINT32_MAX : rr << 8 | (uint32_t)at;
-            if (at > 0)
+            if (at > 0) {
+                uint32_t rl = pair_rank(e, p + left, after - left);
                 key[left] = rl == NO_RANK ? UINT32_MAX : rl << 8 | (uint32_t)left;
+            }
         }
     }
     for (size_t i = 0; i < n; i = next[i])

@@ -163,7 +163,9 @@ void *tok_big_calloc(size_t size)
  * bytes (2 MiB for cl100k_base, 4 MiB for o200k_base), filled in rank order, so that a token left
  * out of a full bucket is a rare one: 3,413 of 70,478 in cl100k_base, 5,376 of 132,360 in
  * o200k_base, against 426 and 655 with twice the buckets, which measured 2-8 % slower (more of
- * the table out of the cache). Returns 0, or -1 when memory runs out.
+ * the table out of the cache). A bucket that a token is left out of is marked full, so that the
+ * merge (pair_rank) takes a miss in any other bucket as the answer. Returns 0, or -1 when memory
+ * runs out.
  */
 static int fast_build(tok_enc *e)
 {
@@ -183,17 +185,20 @@ static int fast_build(tok_enc *e)
         size_t n = e->lens[r];
         uint64_t key;
         tok_fast *b;
+        int j;
         if (n < 1 || n > FAST_MAX)
             continue;
         key = fast_key(load_k8(e->bytes + e->offs[r], n), n);
         b = &e->fast[fast_index(e, key)];
-        for (int j = 0; j < FAST_WAYS; j++) {
-            if (b->k[j] == 0) { /* a key is never 0: its top byte is the length */
-                b->k[j] = key;
-                b->nr[j] = ~r;
-                break;
-            }
+        /* a key is never 0: its top byte is the length */
+        for (j = 0; j < FAST_WAYS && b->k[j] != 0; j++)
+            ;
+        if (j == FAST_WAYS) {
+            b->full = 1; /* a miss in b is no longer an answer: see pair_rank */
+            continue;
         }
+        b->k[j] = key;
+        b->nr[j] = ~r;
     }
     return 0;
 }
