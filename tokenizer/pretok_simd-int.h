@@ -34,6 +34,21 @@ typedef struct win {
     uint64_t sp; /* the space itself (0x20): ` ?` in the punctuation alternative */
 } win;
 
+/* Stores a window's masks, the other class being what no class and no non-ASCII byte holds. */
+static inline void win_set(win *w, uint64_t let, uint64_t up, uint64_t dig, uint64_t ws,
+                           uint64_t nl, uint64_t hi, uint64_t apos, uint64_t spc)
+{
+    w->let = let;
+    w->up = up;
+    w->dig = dig;
+    w->ws = ws;
+    w->nl = nl;
+    w->hi = hi;
+    w->apos = apos;
+    w->sp = spc;
+    w->oth = ~(let | dig | ws | hi);
+}
+
 /*
  * The masks of the 64 bytes at p, sixteen at a time. Each mask is gathered in a local and stored
  * once: stores through w, which a byte pointer may alias, would be reloaded at every step.
@@ -65,15 +80,7 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         apos |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap)) << sh;
         spc |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp)) << sh;
     }
-    w->let = let;
-    w->up = up;
-    w->dig = dig;
-    w->ws = ws;
-    w->nl = nl;
-    w->hi = hi;
-    w->apos = apos;
-    w->sp = spc;
-    w->oth = ~(let | dig | ws | hi);
+    win_set(w, let, up, dig, ws, nl, hi, apos, spc);
 }
 
 #ifdef __AVX2__
@@ -113,15 +120,7 @@ static inline void classify_avx2(const uint8_t *p, win *w)
         apos |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap)) << sh;
         spc |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sp)) << sh;
     }
-    w->let = let;
-    w->up = up;
-    w->dig = dig;
-    w->ws = ws;
-    w->nl = nl;
-    w->hi = hi;
-    w->apos = apos;
-    w->sp = spc;
-    w->oth = ~(let | dig | ws | hi);
+    win_set(w, let, up, dig, ws, nl, hi, apos, spc);
 }
 #endif
 
