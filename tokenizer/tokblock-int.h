@@ -161,13 +161,15 @@ static inline int window_at(const uint8_t *p, size_t n, int padded)
 
 /*
  * The block encoder, compiled once per classifier (always inlined into tok_encode_block_sse2 and
- * tok_encode_block_avx2, with the classifier inlined too). It works in batches of at most WIN
- * pieces, found one of two ways: from the masks of a window of WIN bytes classified from the
- * next piece's start, until a piece they cannot decide; or, where the window decides nothing (a
- * non-ASCII byte at the start, a piece longer than the window), by the scalar scanner, until the
- * text is ASCII again. Each piece is keyed and its table line prefetched as it is found. Then
- * the batch is probed (pieces that are no token are keyed for the piece cache, and its set
- * prefetched), and emitted in order.
+ * tok_encode_block_avx2, with the classifier inlined too). It works in batches of pieces found
+ * one of two ways: from the start masks of up to BATCH / WIN windows, each classified from the
+ * last start of the one before while the text is ASCII; or, where a window decides nothing (a
+ * non-ASCII byte near its start, a piece longer than the window), by the scalar scanner, until
+ * the text is ASCII again. In a window batch each piece is keyed and its fast-table bucket
+ * prefetched as it is found, and probed LAG pieces later; the longer pieces are asked of the
+ * whole-piece table, the pieces that are no token keyed for the piece cache and its sets
+ * prefetched, and the ids written in order. The text's last bytes are worked on in a zero-padded
+ * copy, so that windows reach its end.
  */
 static inline __attribute__((always_inline)) int block_run(const tok_enc *e, const uint8_t *s,
                                                            size_t n, sink *k,
