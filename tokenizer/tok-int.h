@@ -165,22 +165,31 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
     return (uint64_t)m ^ (uint64_t)(m >> 64);
 }
 
+/* hash_words' mix for a key of n <= 8 bytes, k8. */
+static inline uint64_t hash_short(uint64_t k8, size_t n)
+{
+    uint64_t h = (k8 ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull;
+
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    return h ^ h >> 32;
+}
+
+/* hash_words' mix for a key of 9 to 24 bytes, its three words. */
+static inline uint64_t hash_long(uint64_t k8, uint64_t w1, uint64_t w2, size_t n)
+{
+    return mum(mum(k8 ^ 0xa0761d6478bd642full, w1 ^ 0xe7037ed1a0b428dbull ^ n) ^ w2,
+               0x8ebc6af09c88c6e3ull);
+}
+
 /* The hash of n bytes whose first eight are k8 (and, for 9 to 24 bytes, whose rest is w1 and
  * w2): a multiply-mix for keys up to 24 bytes (nearly every lookup), XXH3 for the rest. */
 static inline uint64_t hash_words(const uint8_t *p, size_t n, uint64_t k8, uint64_t w1,
                                   uint64_t w2)
 {
-    uint64_t h;
-
     if (n > 24)
         return XXH3_64bits(p, n);
-    if (n > 8)
-        return mum(mum(k8 ^ 0xa0761d6478bd642full, w1 ^ 0xe7037ed1a0b428dbull ^ n) ^ w2,
-                   0x8ebc6af09c88c6e3ull);
-    h = (k8 ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull;
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ull;
-    return h ^ h >> 32;
+    return n > 8 ? hash_long(k8, w1, w2, n) : hash_short(k8, n);
 }
 
 static inline uint64_t hash_key(const uint8_t *p, size_t n, uint64_t k8)

@@ -96,12 +96,8 @@ static inline __attribute__((always_inline)) void window_ahead(ahead *a, const u
     w0 = len < 8 ? w0 & (((uint64_t)1 << (len * 8)) - 1) : w0;
     w1 = len > 8 ? w1 : 0;
     w2 = len > 16 ? w2 : 0;
-    h8 = (w0 ^ (uint64_t)len << 59) * 0x9e3779b97f4a7c15ull;
-    h8 ^= h8 >> 32;
-    h8 *= 0xd6e8feb86659fd93ull;
-    h8 ^= h8 >> 32;
-    h24 = mum(mum(w0 ^ 0xa0761d6478bd642full, w1 ^ 0xe7037ed1a0b428dbull ^ len) ^ w2,
-              0x8ebc6af09c88c6e3ull);
+    h8 = hash_short(w0, len);
+    h24 = hash_long(w0, w1, w2, len);
     a->w[0] = w0;
     a->w[1] = w1;
     a->w[2] = w2;
