@@ -289,7 +289,10 @@ const MIX = [
 // a client gone mid-stream leaves a drip (15 ms a token) of GONE_TOKENS: the gate must stop
 // the provider's generation well before its end
 const GONE_TOKENS = 40;
-const HANG_EVERY = 97; // first-byte timeouts (1 s each) are rarer: they hold a slot
+const HANG_EVERY = 97; // first-byte timeouts are rarer: they hold a slot
+// The first-byte bound. Only the hangs may reach it: at 1 s, a sanitized CI run once saw an
+// ordinary stream among the first 64 requests (gate and mock both busy) answered 504.
+const FIRST_BYTE_MS = ms(2000);
 const SLOW_EVERY = 199; // so are slow drips (several seconds each)
 
 test('leaks: a long mix of faults leaves nothing reserved and one exact record per request',
@@ -303,7 +306,7 @@ test('leaks: a long mix of faults leaves nothing reserved and one exact record p
       mockUrls: { 'gpt-4o-mini': mock.url, 'gpt-4o-drip': dripMock.url }, agents,
       budgets: ['{ scope: team:race, window: day, tokens: 1000000000 }',
         '{ scope: agent:l1, window: day, tokens: 500000000 }'],
-      timeouts: { upstream_first_byte: '1s', stream_idle: '3s' },
+      timeouts: { upstream_first_byte: `${FIRST_BYTE_MS}ms`, stream_idle: '3s' },
     });
     const ka = agents.map(() => keepAlive(WIDTH));
     const sent = [];
