@@ -347,6 +347,39 @@ static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
     return may_be_token(e, h) ? rank_lookup(e, p, n, h, k8) : NO_RANK;
 }
 
+/* A pair that a merge asks about (3 <= n <= WHOLE_MAX bytes): its key words and hash. */
+typedef struct pair_q {
+    uint64_t w[3];
+    uint64_t h;
+} pair_q;
+
+/* The key words and hash of the n bytes at p (3 <= n <= WHOLE_MAX), as pair_rank asks them. */
+static inline void pair_key(const uint8_t *p, size_t n, pair_q *q)
+{
+    q->w[0] = load_k8(p, n);
+    q->w[1] = q->w[2] = 0;
+    if (n >= WHOLE_MIN)
+        load_rest(p, n, &q->w[1], &q->w[2]); /* at 8 bytes too, as the table holds the key */
+    q->h = hash_words(p, n, q->w[0], q->w[1], q->w[2]);
+}
+
+/* The rank of the pair of n bytes at p (3 <= n <= WHOLE_MAX) keyed in q, or NO_RANK. */
+static inline uint32_t pair_ask(const tok_enc *e, const uint8_t *p, size_t n, const pair_q *q)
+{
+    uint64_t key;
+    const tok_fast *b;
+    uint32_t r;
+
+    if (!may_be_token(e, q->h))
+        return NO_RANK;
+    if (n >= WHOLE_MIN)
+        return whole_lookup(e, n, q->w, q->h);
+    key = fast_key(q->w[0], n);
+    b = &e->fast[fast_index(e, key)];
+    r = fast_lookup(b, key);
+    return r != NO_RANK || !b->full ? r : rank_lookup(e, p, n, q->h, q->w[0]);
+}
+
 /*
  * The rank of the n bytes at p (3 <= n), or NO_RANK, for the merge. The filter comes first: most
  * pairs a merge asks about are no token, and it answers those from the L2 cache. Then, up to
@@ -357,24 +390,12 @@ static inline uint32_t rank_of(const tok_enc *e, const uint8_t *p, size_t n)
  */
 static inline uint32_t pair_rank(const tok_enc *e, const uint8_t *p, size_t n)
 {
-    uint64_t w[3] = {0}, h, key;
-    const tok_fast *b;
-    uint32_t r;
+    pair_q q;
 
     if (n > WHOLE_MAX)
         return rank_of(e, p, n);
-    w[0] = load_k8(p, n);
-    if (n >= WHOLE_MIN)
-        load_rest(p, n, &w[1], &w[2]); /* at 8 bytes too, as the table holds the key */
-    h = hash_words(p, n, w[0], w[1], w[2]);
-    if (!may_be_token(e, h))
-        return NO_RANK;
-    if (n >= WHOLE_MIN)
-        return whole_lookup(e, n, w, h);
-    key = fast_key(w[0], n);
-    b = &e->fast[fast_index(e, key)];
-    r = fast_lookup(b, key);
-    return r != NO_RANK || !b->full ? r : rank_lookup(e, p, n, h, w[0]);
+    pair_key(p, n, &q);
+    return pair_ask(e, p, n, &q);
 }
 
 /*
@@ -423,6 +444,61 @@ static inline uint32_t chr_decode(const uint8_t *c, size_t len)
     if (len == 2)
         return (uint32_t)(c[0] & 0x1f) << 6 | (uint32_t)(c[1] & 0x3f);
     return (uint32_t)(c[0] & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (uint32_t)(c[2] & 0x3f);
+}
+
+/*
+ * Whether the character at p[i] (of two or three bytes, whole: pieces are well-formed) may start
+ * the merge as one part: its length, with its token in *t; 1 when it must start as bytes.
+ */
+static inline size_t chr_part(const tok_enc *e, const uint8_t *p, size_t i, size_t n, uint32_t *t)
+{
+    const uint8_t *c = p + i;
+    size_t len = c[0] >= 0xe0 ? 3 : 2;
+    uint32_t cp, r;
+
+    if (i + len > n || (cp = chr_decode(c, len)) < 0x80 || (r = e->chr[cp - 0x80]) == NO_RANK)
+        return 1;
+    for (size_t k = 1; k < len; k++) {
+        if (i > 0 && split_has(e, split_key(1, p[i - 1], c, k)))
+            return 1;
+        if (i + len < n && split_has(e, split_key(2, c[len], c + k, len - k)))
+            return 1;
+    }
+    *t = r;
+    return len;
+}
+
+/*
+ * The start of tiktoken's merge of the n bytes at p (1 < n <= SMALL_PIECE; tokmerge.c): the
+ * parts (bytes, and the characters that chr_part lets start whole), their ids in tok, their
+ * links in next and prev, and in key[i], for each part's first byte i, rank << 8 | i of its pair
+ * with the part after it, or UINT32_MAX (no such token, or no part starts at i).
+ */
+static inline void merge_init(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *tok,
+                              uint32_t *key, uint16_t *next, uint16_t *prev)
+{
+    /* the parts: bytes, and characters that chr_part lets start whole; each part's pair with
+     * the one before is looked up as soon as that one is known, in the same pass */
+    size_t before = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        uint32_t t = e->byte_rank[p[i]], r;
+        if (p[i] >= 0xc0 && p[i] < 0xf0)
+            len = chr_part(e, p, i, n, &t);
+        tok[i] = t;
+        next[i] = (uint16_t)(i + len);
+        prev[i] = i > 0 ? (uint16_t)before : UINT16_MAX; /* the first's is never read */
+        for (size_t j = i + 1; j < i + len; j++)
+            key[j] = UINT32_MAX;
+        if (i > 0) {
+            size_t pl = i + len - before;
+            r = pl == 2 ? e->pair2[p[before] << 8 | p[before + 1]] : pair_rank(e, p + before, pl);
+            key[before] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)before;
+        }
+        before = i;
+        i += len;
+    }
+    key[before] = UINT32_MAX; /* the last part: nothing to its right */
 }
 
 /*

@@ -11,6 +11,7 @@
 #include "tokenizer/pretok_simd-int.h"
 #include "tokenizer/tok-int.h"
 #include "tokenizer/tokpiece-int.h"
+#include "tokenizer/tokshort-int.h"
 
 /*
  * Where the block loop writes ids: straight into the caller's list, whose room for a window's
@@ -348,6 +349,25 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                     o.at += ce->nids;
                     continue;
                 }
+            }
+            if (a->len <= SHORT_MERGE_MAX &&
+                ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull) == 0) {
+                /* a short ASCII piece: merged here, compiled for this classifier's CPU */
+                uint32_t tok[SHORT_MERGE_MAX];
+                size_t m = short_merge(e, s + a->start, a->len, tok);
+                if (m <= CACHE_IDS) {
+                    memcpy(o.at, tok, m * sizeof(uint32_t));
+                    o.at += m;
+                } else {
+                    out_give(&o, k);
+                    for (size_t q = 0; q < m; q++)
+                        emit(k, tok[q]);
+                    if (k->failed || tok_out_room(&o, k) != 0)
+                        return -1;
+                }
+                if (c != NULL)
+                    cache_put(cache_set(c, a->h), a, e->id, tok, m);
+                continue;
             }
             out_give(&o, k);
             rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)

@@ -13,30 +13,7 @@
 #include <string.h>
 
 #include "tokenizer/tok-int.h"
-
-/*
- * Whether the character at p[i] (of two or three bytes, whole: pieces are well-formed) may start
- * the merge as one part: its length, with its token in *t; 1 when it must start as bytes.
- */
-static inline size_t chr_part(const tok_enc *e, const uint8_t *p, size_t i, size_t n, uint32_t *t)
-{
-    const uint8_t *c = p + i;
-    size_t len = c[0] >= 0xe0 ? 3 : 2;
-    uint32_t cp, r;
-
-    if (i + len > n || (cp = chr_decode(c, len)) < 0x80 || (r = e->chr[cp - 0x80]) == NO_RANK)
-        return 1;
-    for (size_t k = 1; k < len; k++) {
-        if (i > 0 && split_has(e, split_key(1, p[i - 1], c, k)))
-            return 1;
-        if (i + len < n && split_has(e, split_key(2, c[len], c + k, len - k)))
-            return 1;
-    }
-    *t = r;
-    return len;
-}
-
-/* Where ids go: appended to a list, or only counted. */
+#include "tokenizer/tokshort-int.h"
 
 /*
  * tiktoken's merge, for n <= SMALL_PIECE: leaves the ids in tok and returns how many there are.
@@ -52,28 +29,7 @@ size_t tok_merge_ref_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_
     uint16_t next[SMALL_PIECE], prev[SMALL_PIECE];
     size_t m = 0;
 
-    /* the parts: bytes, and characters that chr_part lets start whole; each part's pair with
-     * the one before is looked up as soon as that one is known, in the same pass */
-    size_t before = 0;
-    for (size_t i = 0; i < n;) {
-        size_t len = 1;
-        uint32_t t = e->byte_rank[p[i]], r;
-        if (p[i] >= 0xc0 && p[i] < 0xf0)
-            len = chr_part(e, p, i, n, &t);
-        tok[i] = t;
-        next[i] = (uint16_t)(i + len);
-        prev[i] = i > 0 ? (uint16_t)before : UINT16_MAX; /* the first's is never read */
-        for (size_t j = i + 1; j < i + len; j++)
-            key[j] = UINT32_MAX;
-        if (i > 0) {
-            size_t pl = i + len - before;
-            r = pl == 2 ? e->pair2[p[before] << 8 | p[before + 1]] : pair_rank(e, p + before, pl);
-            key[before] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)before;
-        }
-        before = i;
-        i += len;
-    }
-    key[before] = UINT32_MAX; /* the last part: nothing to its right */
+    merge_init(e, p, n, tok, key, next, prev);
     for (;;) {
         uint32_t best = UINT32_MAX;
         for (size_t i = 0; i + 1 < n; i++)
@@ -362,8 +318,11 @@ size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *t
     uint64_t dead[SMALL_PIECE / 64 + 1] = {0};
     size_t m;
 
-    if ((n > BT_MIN || (n > BT_MIN_ASCII && all_ascii(p, n))) && tok_merge_ready(e) &&
-        (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
+    int ascii = n <= BT_MIN && all_ascii(p, n);
+
+    if (ascii && n <= BT_MIN_ASCII)
+        return short_merge(e, p, n, tok);
+    if ((n > BT_MIN || ascii) && tok_merge_ready(e) && (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
         return m;
     return tok_merge_ref_small(e, p, n, tok);
 }

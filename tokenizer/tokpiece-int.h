@@ -119,6 +119,21 @@ static inline void cache_emit(const cache_ent *ce, sink *k)
         emit(k, ce->ids[i]);
 }
 
+/* Remembers the m ids at tok of the piece a of encoding id in its cache set set, the first
+ * way's piece moving to the second; a piece of more than CACHE_IDS ids is not remembered. */
+static inline void cache_put(cache_ent *set, const ahead *a, uint8_t id, const uint32_t *tok,
+                             size_t m)
+{
+    if (m > CACHE_IDS)
+        return;
+    set[1] = set[0];
+    memcpy(set[0].w, a->w, sizeof(set[0].w));
+    set[0].enc = id;
+    set[0].len = (uint8_t)a->len;
+    set[0].nids = (uint8_t)m;
+    memcpy(set[0].ids, tok, m * sizeof(uint32_t));
+}
+
 /*
  * Finishes the piece a at p (1 < a->len <= SMALL_PIECE) that the piece cache does not hold: its
  * token r when it is one, else its merge; emits the ids and remembers them in the cache set set
@@ -136,14 +151,8 @@ static inline void piece_finish(const tok_enc *e, const uint8_t *p, const ahead 
         m = tok_merge_small(e, p, a->len, tok);
     for (size_t i = 0; i < m; i++)
         emit(k, tok[i]);
-    if (set != NULL && m <= CACHE_IDS) {
-        set[1] = set[0];
-        memcpy(set[0].w, a->w, sizeof(set[0].w));
-        set[0].enc = e->id;
-        set[0].len = (uint8_t)a->len;
-        set[0].nids = (uint8_t)m;
-        memcpy(set[0].ids, tok, m * sizeof(uint32_t));
-    }
+    if (set != NULL)
+        cache_put(set, a, e->id, tok, m);
 }
 
 /*
