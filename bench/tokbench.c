@@ -6,15 +6,17 @@
  * For each file: reads it, encodes it once to warm the caches, then encodes it whole (or only
  * counts it, with --count) as many times as fit in S seconds (default 2, at least 3 times), and
  * prints one JSON line: {"file","encoding","path","mode","bytes","tokens","ids_hash","runs",
- * "seconds","mb_per_s","first_mb_per_s","tables_ms","cache_ms"}. "path" is the encoder's path that
+ * "seconds","mb_per_s","first_mb_per_s","tables_ms","long_ms","cache_ms"}. "path" is the encoder's path that
  * ran (tok_get_path: scalar, sse2 or avx2; the environment variable TOKENGATE_TOK_PATH chooses it,
  * see tok.h), "ids_hash" an FNV-1a hash of the first encode's ids (the same on every path, or
- * a path is wrong), "tables_ms" the time tok_encoding took to build the encoding's tables.
+ * a path is wrong), "tables_ms" the time tok_encoding took to build the encoding's tables, and
+ * "long_ms" the time tok_prepare_long took to build the long pieces' merge tables, which the
+ * gate builds as it starts (gate/server.c) and an encode otherwise builds on its first long piece.
  * MB is 10^6 bytes, as the corpus README's figures are. The tokenizer's piece cache is emptied
  * before every run, so repeats of a word within the file hit it but the file as a whole is new;
  * with --warm it is left as the previous run left it. "first_mb_per_s" is the first encode of
  * the file, untimed by the others: on the first file of a process, the cold first call (the
- * tables built, but little of them in the CPU's caches, and the piece cache empty). Before it,
+ * tables built, long ones too, but little of them in the CPU's caches, and the piece cache empty). Before it,
  * a count of one byte makes this thread's piece cache (8 MiB zeroed, once per thread), timed
  * apart as "cache_ms", so that the first call is the text's own cost. With --cpu,
  * time is the thread's CPU time instead of wall time: steadier on a machine shared with other
@@ -77,7 +79,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    double t0 = bench_now(), tables_ms, cache_ms;
+    double t0 = bench_now(), tables_ms, long_ms, cache_ms;
     uint64_t one;
     if ((e = tok_encoding(encoding)) == NULL) {
         fprintf(stderr, "%s: unknown encoding %s\n", argv[0], encoding);
@@ -85,6 +87,9 @@ int main(int argc, char **argv)
     }
     tables_ms = (bench_now() - t0) * 1e3;
     fprintf(stderr, "tokbench: %s tables built in %.2f ms\n", encoding, tables_ms);
+    t0 = bench_now();
+    tok_prepare_long(e);
+    long_ms = (bench_now() - t0) * 1e3;
     t0 = bench_now();
     if (tok_count(e, "x", 1, 0, &one) != 0)
         return 1;
@@ -123,14 +128,14 @@ int main(int argc, char **argv)
         printf("{\"file\":\"%s\",\"encoding\":\"%s\",\"path\":\"%s\",\"mode\":\"%s\","
                "\"bytes\":%zu,\"tokens\":%llu,\"ids_hash\":\"%016llx\",\"runs\":%d,"
                "\"seconds\":%.4f,\"mb_per_s\":%.2f,\"first_mb_per_s\":%.2f,\"tables_ms\":%.2f,"
-               "\"cache_ms\":%.2f}\n",
+               "\"long_ms\":%.2f,\"cache_ms\":%.2f}\n",
                strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i], encoding,
                tok_path_name(tok_get_path()),
                count_only ? "count"
                : warm     ? "encode, warm"
                           : "encode",
                len, (unsigned long long)tokens, (unsigned long long)hash, runs, el,
-               (double)len * runs / el / 1e6, (double)len / first / 1e6, tables_ms, cache_ms);
+               (double)len * runs / el / 1e6, (double)len / first / 1e6, tables_ms, long_ms, cache_ms);
         fflush(stdout);
         tok_ids_free(&ids);
         free(text);
