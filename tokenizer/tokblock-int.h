@@ -94,15 +94,15 @@ static inline __attribute__((always_inline)) void window_ahead(ahead *a, const u
     memcpy(&w0, p, 8);
     memcpy(&w1, p + (len > 16 ? 8 : tail), 8);
     memcpy(&w2, p + tail, 8);
-    w0 = len < 8 ? w0 & (((uint64_t)1 << (len * 8)) - 1) : w0;
-    w1 = len > 8 ? w1 : 0;
-    w2 = len > 16 ? w2 : 0;
+    w0 &= ~(uint64_t)0 >> (64 - 8 * (len < 8 ? len : 8)); /* masks, not branches */
+    w1 &= -(uint64_t)(len > 8);
+    w2 &= -(uint64_t)(len > 16);
     h8 = hash_short(w0, len);
     h24 = hash_long(w0, w1, w2, len);
     a->w[0] = w0;
     a->w[1] = w1;
     a->w[2] = w2;
-    a->h = len > 8 ? h24 : h8;
+    a->h = sel64(len > 8, h24, h8);
 }
 
 /*
@@ -248,7 +248,10 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                     const uint8_t *p = b + ends[u];
                     memcpy(&wk[nl][0], p, 8);
                     load_rest(p, len, &wk[nl][1], &wk[nl][2]);
-                    wh[nl] = hash_words(p, len, wk[nl][0], wk[nl][1], wk[nl][2]);
+                    /* both mixes, selected: which one a piece needs is a coin toss */
+                    uint64_t hs = hash_short(wk[nl][0], len);
+                    uint64_t hl = hash_long(wk[nl][0], wk[nl][1], wk[nl][2], len);
+                    wh[nl] = sel64(len > 8, hl, hs);
                     __builtin_prefetch(&e->whole[wh[nl] & e->wmask]);
                 }
                 lng[nl++] = (uint16_t)u;
