@@ -322,6 +322,8 @@ size_t tok_merge_small(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *t
 
     if (ascii && n <= BT_MIN_ASCII)
         return short_merge(e, p, n, tok);
+    if (!ascii && n <= SHORT_MERGE_MAX)
+        return short_merge_any(e, p, n, tok, 0);
     if ((n > BT_MIN || ascii) && tok_merge_ready(e) && (m = tok_merge_bt(e, p, n, tok, dead)) != 0)
         return m;
     return tok_merge_ref_small(e, p, n, tok);

@@ -1,12 +1,13 @@
 /*
- * tokshort-int: tiktoken's merge for a short ASCII piece (2 to SHORT_MERGE_MAX bytes), the
- * pieces that are no token in English and code: eight or nine bytes on average, about 23,000 of
- * them in a pass over en_prose. tok_merge_ref_small spends most of such a merge on branches
- * that a predictor cannot learn (where the scan for the lowest key stops, the length classes of
- * each pair's key) and on loads that must not read past the piece. Here the piece is copied into
- * a zero-padded buffer first, so every pair's key words are whole 8-byte loads, masked; the
- * scan for the lowest key runs over a fixed width; and the pair's hash is both mixes, selected.
- * The keys, the order of merges and so the ids are tok_merge_ref_small's.
+ * tokshort-int: tiktoken's merge for a short piece (2 to SHORT_MERGE_MAX bytes), above all the
+ * ASCII pieces that are no token in English and code: eight or nine bytes on average, about
+ * 23,000 of them in a pass over en_prose. tok_merge_ref_small spends most of such a merge on
+ * branches that a predictor cannot learn (where the scan for the lowest key stops, the length
+ * classes of each pair's key) and on loads that must not read past the piece. Here the piece is
+ * copied into a zero-padded buffer first, so every pair's key words are whole 8-byte loads,
+ * masked; the scan for the lowest key runs over a fixed width; and the pair's hash is both
+ * mixes, selected. A piece that is not ASCII starts as tok_merge_ref_small's does (merge_init:
+ * some characters whole). The keys, the order of merges and so the ids are tok_merge_ref_small's.
  *
  * Static inline, so that the block encoder's AVX2 instance (tokblock_avx2.c) compiles it for
  * AVX2 as well. Not for use outside tokenizer/.
@@ -71,25 +72,30 @@ SHORT_MIN(24)
  */
 static inline __attribute__((always_inline)) size_t short_merge_w(const tok_enc *e,
                                                                   const uint8_t *p, size_t n,
-                                                                  uint32_t *tok, size_t width)
+                                                                  uint32_t *tok, size_t width,
+                                                                  int ascii)
 {
     uint8_t buf[SHORT_MERGE_MAX + 16] = {0};
     uint32_t key[SHORT_MERGE_MAX];
-    uint8_t next[SHORT_MERGE_MAX + 1], prev[SHORT_MERGE_MAX + 1];
+    uint16_t next[SHORT_MERGE_MAX + 1], prev[SHORT_MERGE_MAX + 1];
     size_t m = 0;
 
     memcpy(buf, p, n);
     for (size_t i = 0; i < SHORT_MERGE_MAX; i++)
         key[i] = UINT32_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = e->pair2[buf[i] << 8 | buf[i + 1]];
-        tok[i] = e->byte_rank[buf[i]];
-        next[i] = (uint8_t)(i + 1);
-        prev[i] = (uint8_t)(i - 1); /* the first's is never read */
-        key[i] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)i;
+    if (ascii) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = e->pair2[buf[i] << 8 | buf[i + 1]];
+            tok[i] = e->byte_rank[buf[i]];
+            next[i] = (uint16_t)(i + 1);
+            prev[i] = (uint16_t)(i - 1); /* the first's is never read */
+            key[i] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)i;
+        }
+        key[n - 1] = UINT32_MAX; /* the last part: nothing to its right (pair2 of x, 0 may be one) */
+    } else {
+        merge_init(e, buf, n, tok, key, next, prev); /* characters that may start whole do */
     }
-    key[n - 1] = UINT32_MAX; /* the last part: nothing to its right (pair2 of x, 0 may be one) */
-    next[n] = (uint8_t)n;
+    next[n] = (uint16_t)n;
     for (;;) {
         uint32_t best = width == 8 ? short_min8(key) : width == 16 ? short_min16(key)
                                                                    : short_min24(key);
@@ -98,8 +104,8 @@ static inline __attribute__((always_inline)) size_t short_merge_w(const tok_enc 
         size_t at = best & 0xff, right = next[at], after = next[right];
         tok[at] = best >> 8;
         key[right] = UINT32_MAX;
-        next[at] = (uint8_t)after;
-        prev[after] = (uint8_t)at;
+        next[at] = (uint16_t)after;
+        prev[after] = (uint16_t)at;
         if (after < n) {
             uint32_t r = short_pair(e, buf + at, next[after] - at);
             key[at] = r == NO_RANK ? UINT32_MAX : r << 8 | (uint32_t)at;
@@ -117,16 +123,28 @@ static inline __attribute__((always_inline)) size_t short_merge_w(const tok_enc 
     return m;
 }
 
-/* short_merge_w at the narrowest width that holds n: one branch a piece, none a merge. */
+/*
+ * short_merge_w at the narrowest width that holds n: one branch a piece, none a merge. ascii: the
+ * piece is all ASCII (its parts are its bytes); else it starts as tok_merge_ref_small's does,
+ * some characters whole (merge_init).
+ */
+static inline __attribute__((always_inline)) size_t short_merge_any(const tok_enc *e,
+                                                                    const uint8_t *p, size_t n,
+                                                                    uint32_t *tok, int ascii)
+{
+    if (n <= 8)
+        return short_merge_w(e, p, n, tok, 8, ascii);
+    if (n <= 16)
+        return short_merge_w(e, p, n, tok, 16, ascii);
+    return short_merge_w(e, p, n, tok, 24, ascii);
+}
+
+/* short_merge_any on an ASCII piece. */
 static inline __attribute__((always_inline)) size_t short_merge(const tok_enc *e,
                                                                 const uint8_t *p, size_t n,
                                                                 uint32_t *tok)
 {
-    if (n <= 8)
-        return short_merge_w(e, p, n, tok, 8);
-    if (n <= 16)
-        return short_merge_w(e, p, n, tok, 16);
-    return short_merge_w(e, p, n, tok, 24);
+    return short_merge_any(e, p, n, tok, 1);
 }
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * libFuzzer target: the backtracking merge (tok_merge_bt) against tiktoken's merge
+ * libFuzzer target: the backtracking merge (tok_merge_bt) and, on pieces of up to
+ * SHORT_MERGE_MAX bytes, the short merge (tokshort-int.h) against tiktoken's merge
  * (tok_merge_ref_small, tok_merge_ref_large) on arbitrary bytes made well-formed (each ill-formed
  * sequence replaced by U+FFFD, as the encoder does), in every encoding: the whole
  * input as one piece, and each piece that the pre-tokenizer finds in it. Any difference aborts.
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "tokenizer/tok-int.h"
+#include "tokenizer/tokshort-int.h"
 #include "tokenizer/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,8 +24,15 @@ static void check(const tok_enc *e, const uint8_t *p, size_t n, uint32_t *got, u
     memset(dead, 0, (n / 64 + 1) * sizeof(uint64_t));
     m = tok_merge_bt(e, p, n, got, dead);
     if (n <= SMALL_PIECE) {
+        int ascii = 1;
         mr = tok_merge_ref_small(e, p, n, want);
         if (m != mr || memcmp(got, want, m * sizeof(uint32_t)) != 0)
+            abort();
+        for (size_t i = 0; ascii && i < n; i++)
+            ascii = p[i] < 0x80;
+        if (n <= SHORT_MERGE_MAX &&
+            ((ascii ? short_merge(e, p, n, got) : short_merge_any(e, p, n, got, 0)) != mr ||
+             memcmp(got, want, mr * sizeof(uint32_t)) != 0))
             abort();
     } else {
         tok_ids ids = {0};

@@ -4,8 +4,9 @@
  * byte-level merge written here (from single bytes, the lowest-ranked pair, the leftmost on a
  * tie), in every encoding, on every piece of the benchmark corpus (TG_CORPUS, set by
  * tests/meson.build), on every token's own bytes, and on generated worst cases a megabyte
- * long; and the short ASCII pieces' merge (tokshort-int.h, short_merge) on every such piece of
- * those. Any difference fails, printing the piece.
+ * long; and the short pieces' merge (tokshort-int.h: short_merge on ASCII, short_merge_any on the
+ * rest) on every piece of up to SHORT_MERGE_MAX bytes of those. Any difference fails, printing
+ * the piece.
  */
 #include <check.h>
 #include <dirent.h>
@@ -86,7 +87,7 @@ static uint32_t *bt_ids(const tok_enc *e, const uint8_t *p, size_t n, size_t *m)
     return tok;
 }
 
-static size_t short_merges; /* pieces short_merge was checked on */
+static size_t short_merges; /* pieces the short merge was checked on */
 
 static int ascii(const uint8_t *p, size_t n)
 {
@@ -96,8 +97,8 @@ static int ascii(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* Checks one piece (n > 1) of encoding e against both references (one for a long piece), and an
- * ASCII piece of up to SHORT_MERGE_MAX bytes short_merge's ids too. */
+/* Checks one piece (n > 1) of encoding e against both references (one for a long piece), and a
+ * piece of up to SHORT_MERGE_MAX bytes the short merge's ids too. */
 static void check_piece(const tok_enc *e, const uint8_t *p, size_t n)
 {
     size_t m, mr;
@@ -108,10 +109,10 @@ static void check_piece(const tok_enc *e, const uint8_t *p, size_t n)
         ck_assert_msg(m == mr && memcmp(got, want, m * sizeof(uint32_t)) == 0,
                       "%s: %zu ids, the reference %zu (first %u, %u), piece \"%s\"", tok_name(e),
                       m, mr, m ? got[0] : 0, want[0], show(p, n));
-        if (n <= SHORT_MERGE_MAX && ascii(p, n)) {
-            size_t ms = short_merge(e, p, n, plain);
+        if (n <= SHORT_MERGE_MAX) {
+            size_t ms = ascii(p, n) ? short_merge(e, p, n, plain) : short_merge_any(e, p, n, plain, 0);
             ck_assert_msg(ms == mr && memcmp(plain, want, mr * sizeof(uint32_t)) == 0,
-                          "%s: short_merge %zu ids, the reference %zu (first %u, %u), piece "
+                          "%s: short merge %zu ids, the reference %zu (first %u, %u), piece "
                           "\"%s\"", tok_name(e), ms, mr, plain[0], want[0], show(p, n));
             short_merges++;
         }
@@ -218,7 +219,7 @@ START_TEST(corpus_pieces)
     for (size_t k = 0; k < NFAST; k++)
         printf("test_merge: %s: %zu pieces of %zu corpus files identical\n", fast_encodings[k],
                pieces[k], files);
-    printf("test_merge: short_merge identical so far on %zu ASCII pieces\n", short_merges);
+    printf("test_merge: the short merge identical so far on %zu pieces\n", short_merges);
     ck_assert_uint_gt(short_merges, 1000000);
 }
 END_TEST
