@@ -286,16 +286,12 @@ static inline uint32_t rank_lookup(const tok_enc *e, const uint8_t *p, size_t n,
  * h (as ahead_key makes them), or NO_RANK when it is no token. */
 static inline uint32_t whole_lookup(const tok_enc *e, size_t n, const uint64_t w[3], uint64_t h)
 {
-    /* two slots a turn, compared without branches: at most half full, the table answers on the
-     * first turn nearly always, and a branch on which slot answers would be a coin toss */
-    for (size_t i = h & e->wmask;; i = (i + 2) & e->wmask) {
-        const tok_whole *a = &e->whole[i], *b = &e->whole[(i + 1) & e->wmask];
-        int ma = ((a->w[0] ^ w[0]) | (a->w[1] ^ w[1]) | (a->w[2] ^ w[2]) | (a->len ^ n)) == 0;
-        int mb = ((b->w[0] ^ w[0]) | (b->w[1] ^ w[1]) | (b->w[2] ^ w[2]) | (b->len ^ n)) == 0;
-        uint32_t r = (uint32_t)sel64(ma, a->rank, NO_RANK);
-        r = (uint32_t)sel64(mb & (a->len != 0), b->rank, r); /* not past an empty slot */
-        if (((unsigned)ma | (unsigned)mb | (unsigned)(a->len == 0) | (unsigned)(b->len == 0)) != 0)
-            return r;
+    for (size_t i = h & e->wmask;; i = (i + 1) & e->wmask) {
+        const tok_whole *sl = &e->whole[i];
+        if (sl->len == 0)
+            return NO_RANK;
+        if (((sl->w[0] ^ w[0]) | (sl->w[1] ^ w[1]) | (sl->w[2] ^ w[2]) | (sl->len ^ n)) == 0)
+            return sl->rank;
     }
 }
 
