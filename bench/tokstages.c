@@ -242,7 +242,7 @@ static int find_merges(file_ctx *f, int block)
 }
 
 /* The merges of a cold pass on the path (block: 1 for sse2 and avx2), back to back; returns a
- * checksum. */
+ * checksum. Not inlined, so that callgrind can count it alone (--toggle-collect=stage_merge). */
 __attribute__((noinline)) static uint64_t stage_merge(const file_ctx *f, int block)
 {
     uint32_t tok[SMALL_PIECE];

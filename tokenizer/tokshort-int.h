@@ -33,7 +33,9 @@ static inline uint64_t short_ld(const uint8_t *p)
 /*
  * The rank of the pair of n bytes at q (3 <= n <= SHORT_MERGE_MAX; the 8 bytes after the pair
  * are readable) or NO_RANK: pair_rank's answer, with its key words (load_k8, load_rest) made from
- * whole loads and its hash computed both ways and selected.
+ * whole loads and its hash computed both ways and selected. window_ahead (tokblock-int.h) makes
+ * a piece's words the same way but with masks: one helper for both measured 11-23 % more
+ * instructions in the merges, whose pair lengths a predictor learns.
  */
 static inline __attribute__((always_inline)) uint32_t short_pair(const tok_enc *e,
                                                                  const uint8_t *q, size_t n)
