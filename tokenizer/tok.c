@@ -51,15 +51,42 @@ cache_ent *tok_piece_cache(void)
     return tls_cache;
 }
 
+__thread long_ent *tok_long_now;
+static pthread_key_t long_key;
+static pthread_once_t long_once = PTHREAD_ONCE_INIT;
+static int long_key_ok;
+
+static void long_key_init(void)
+{
+    long_key_ok = pthread_key_create(&long_key, cache_free) == 0;
+}
+
+long_ent *tok_long_cache(void)
+{
+    if (tok_long_now != NULL)
+        return tok_long_now;
+    pthread_once(&long_once, long_key_init);
+    if (!long_key_ok)
+        return NULL;
+    tok_long_now = tok_big_calloc(LONG_SIZE);
+    if (tok_long_now != NULL && pthread_setspecific(long_key, tok_long_now) != 0) {
+        free(tok_long_now);
+        tok_long_now = NULL;
+    }
+    return tok_long_now;
+}
+
 int tok_thread_prepare(void)
 {
-    return tok_piece_cache() != NULL ? 0 : -1;
+    return tok_piece_cache() != NULL && tok_long_cache() != NULL ? 0 : -1;
 }
 
 void tok_cache_clear(void)
 {
     if (tls_cache != NULL)
         memset(tls_cache, 0, CACHE_SIZE);
+    if (tok_long_now != NULL)
+        memset(tok_long_now, 0, LONG_SIZE);
 }
 
 /*

@@ -273,6 +273,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                         cache_ent *set = cache_set(c, a->h);
                         __builtin_prefetch(&set[0]);
                         __builtin_prefetch(&set[1]);
+                    } else if (len <= LONG_KEY) {
+                        long_prefetch(a->h);
                     }
                     if (len <= MAX_TOKEN_LEN)
                         __builtin_prefetch(vocab_slot(e, a));
@@ -288,7 +290,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 }
                 if (a->len <= CACHE_KEY && c != NULL)
                     ce = cache_find(c, a, e->id);
-                if (ce != NULL) { /* at most CACHE_IDS ids a piece: within OUT_ROOM */
+                if (ce != NULL && ce->nids != CACHE_LONG) { /* at most CACHE_IDS ids */
                     memcpy(o.at, ce->ids, ce->nids * sizeof(uint32_t));
                     o.at += ce->nids;
                     continue;
@@ -336,6 +338,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         for (unsigned x = 0, t = 0;; x++) {
             unsigned u = x < nm ? mis[x] : np;
             const ahead *a;
+            const cache_ent *ce;
             int rc;
             memcpy(o.at, &rank[t], 16 * sizeof(uint32_t)); /* most runs: no loop to leave */
             for (unsigned q = t + 16; q < u; q += 16)
@@ -345,15 +348,16 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 break;
             t = u + 1;
             a = &miss[x];
+            ce = NULL;
             if (a->len <= CACHE_KEY && c != NULL) {
-                const cache_ent *ce = cache_find(c, a, e->id);
-                if (ce != NULL) { /* all CACHE_IDS copied: within OUT_ROOM */
+                ce = cache_find(c, a, e->id);
+                if (ce != NULL && ce->nids != CACHE_LONG) { /* all CACHE_IDS copied */
                     memcpy(o.at, ce->ids, sizeof(ce->ids));
                     o.at += ce->nids;
                     continue;
                 }
             }
-            if (a->len <= SHORT_MERGE_MAX &&
+            if (ce == NULL && a->len <= SHORT_MERGE_MAX &&
                 ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull) == 0) {
                 /* a short ASCII piece: merged here, compiled for this classifier's CPU */
                 uint32_t tok[SHORT_MERGE_MAX];

@@ -556,6 +556,95 @@ START_TEST(every_token_encodes_as_itself)
 }
 END_TEST
 
+/*
+ * The piece caches never change an encoding, whatever they hold. Text of 24,000 distinct lines
+ * made to land in the long cache (CJK runs of 8 characters, 24 bytes and mostly more than 9
+ * ids; of 9 to 21 characters, 27 to 63 bytes; ASCII words of 25 to 60 letters; ASCII runs of 24
+ * rare letter pairs): more of them than the long cache holds, so that later passes meet pieces
+ * that it remembers, pieces that it has let go while the piece cache still marks them, and
+ * pieces of the other encoding. On each path, each encoding's first pass (caches emptied: every
+ * piece merged) is the reference for two more passes with the caches kept, the two encodings
+ * taking turns, and for its count; and every path's reference equals the scalar path's.
+ */
+static size_t cache_text(char *out)
+{
+    unsigned seed = 20261207;
+    size_t n = 0;
+
+    for (int line = 0; line < 24000; line++) {
+        int kind = line % 4, len;
+        if (kind == 0 || kind == 1) {
+            len = kind == 0 ? 8 : 9 + (int)(rand_r(&seed) % 13);
+            for (int c = 0; c < len; c++) {
+                unsigned cp = 0x4e00 + rand_r(&seed) % 0x5200; /* CJK unified ideographs */
+                out[n++] = (char)(0xe0 | cp >> 12);
+                out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
+                out[n++] = (char)(0x80 | (cp & 0x3f));
+            }
+        } else if (kind == 2) {
+            len = 25 + (int)(rand_r(&seed) % 36);
+            for (int c = 0; c < len; c++)
+                out[n++] = (char)('a' + rand_r(&seed) % 26);
+        } else {
+            for (int c = 0; c < 12; c++) {
+                out[n++] = "qxzjvk"[rand_r(&seed) % 6];
+                out[n++] = "qxzjvk"[rand_r(&seed) % 6];
+            }
+        }
+        out[n++] = '\n';
+    }
+    return n;
+}
+
+START_TEST(caches_never_change_ids)
+{
+    static const tok_path paths[] = {TOK_PATH_SCALAR, TOK_PATH_SSE2, TOK_PATH_AVX2};
+    const tok_enc *es[2] = {enc("cl100k_base"), enc("o200k_base")};
+    char *text = malloc(24000 * 70);
+    size_t n;
+    tok_ids scalar[2] = {{0}}, first[2] = {{0}}, again = {0};
+    uint64_t count;
+
+    ck_assert_ptr_nonnull(text);
+    n = cache_text(text);
+    for (size_t p = 0; p < 3; p++) {
+        if (tok_set_path(paths[p]) != 0)
+            continue; /* avx2: not on this CPU (test_tokpath says so) */
+        tok_cache_clear();
+        for (int x = 0; x < 2; x++) {
+            first[x].n = 0;
+            ck_assert_int_eq(tok_encode(es[x], text, n, 0, &first[x]), 0);
+            if (p == 0) {
+                scalar[x].n = 0;
+                ck_assert_int_eq(tok_encode(es[x], text, n, 0, &scalar[x]), 0);
+            }
+            ck_assert_msg(first[x].n == scalar[x].n &&
+                              memcmp(first[x].v, scalar[x].v, first[x].n * 4) == 0,
+                          "%s, path %s: ids differ from the scalar path's", tok_name(es[x]),
+                          tok_path_name(paths[p]));
+        }
+        for (int pass = 0; pass < 4; pass++) {
+            const tok_enc *e = es[pass % 2];
+            again.n = 0;
+            ck_assert_int_eq(tok_encode(e, text, n, 0, &again), 0);
+            ck_assert_msg(again.n == first[pass % 2].n &&
+                              memcmp(again.v, first[pass % 2].v, again.n * 4) == 0,
+                          "%s, path %s, pass %d with the caches kept: ids differ", tok_name(e),
+                          tok_path_name(paths[p]), pass + 2);
+            ck_assert_int_eq(tok_count(e, text, n, 0, &count), 0);
+            ck_assert_uint_eq(count, first[pass % 2].n);
+        }
+    }
+    ck_assert_int_eq(tok_set_path(TOK_PATH_AUTO), 0);
+    for (int x = 0; x < 2; x++) {
+        tok_ids_free(&scalar[x]);
+        tok_ids_free(&first[x]);
+    }
+    tok_ids_free(&again);
+    free(text);
+}
+END_TEST
+
 static Suite *tok_suite(void)
 {
     Suite *s = suite_create("tok");
@@ -586,6 +675,7 @@ static Suite *tok_suite(void)
     tcase_add_test(t, chat_image_counted_and_marked);
     tcase_add_test(t, anthropic_approximation_and_calibration);
     tcase_add_test(t, model_families);
+    tcase_add_test(t, caches_never_change_ids);
     suite_add_tcase(s, t);
     return s;
 }
