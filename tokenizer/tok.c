@@ -115,9 +115,7 @@ static int encode_ordinary(const tok_enc *e, const uint8_t *s, size_t n, sink *k
             if (len > 1 && len <= SMALL_PIECE) {
                 ahead_key(a, s + i, len);
                 if (c != NULL && len <= CACHE_KEY) {
-                    cache_ent *set = cache_set(c, a->h);
-                    __builtin_prefetch(&set[0]);
-                    __builtin_prefetch(&set[1]);
+                    cache_prefetch(c, a->h);
                 }
                 if (len <= MAX_TOKEN_LEN)
                     __builtin_prefetch(vocab_slot(e, a));

@@ -270,9 +270,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                 if (len > 1 && len <= SMALL_PIECE) {
                     ahead_key(a, b + at, len);
                     if (len <= CACHE_KEY && c != NULL) {
-                        cache_ent *set = cache_set(c, a->h);
-                        __builtin_prefetch(&set[0]);
-                        __builtin_prefetch(&set[1]);
+                        cache_prefetch(c, a->h);
                     } else if (len <= LONG_KEY) {
                         long_prefetch(a->h);
                     }
@@ -327,9 +325,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (len <= CACHE_KEY) {
                 window_ahead(a, b + ends[t], len);
                 if (c != NULL) {
-                    cache_ent *set = cache_set(c, a->h);
-                    __builtin_prefetch(&set[0]);
-                    __builtin_prefetch(&set[1]);
+                    cache_prefetch(c, a->h);
                 }
             }
         }
@@ -373,7 +369,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                         return -1;
                 }
                 if (c != NULL)
-                    cache_put(cache_set(c, a->h), a, e->id, tok, m);
+                    cache_put(cache_pick(c, a->h), a, e->id, tok, m);
                 continue;
             }
             out_give(&o, k);

@@ -10,14 +10,16 @@
 
 /*
  * The piece cache: the ids of recently seen pieces, so that a word seen before costs one
- * lookup, prefetched a few pieces ahead, instead of a merge. One per thread, two-way set
- * associative: 131,072 sets of two 64-byte entries (16 MiB), each entry one cache line, its key
- * compared as three words. A new piece goes into the first way and moves the first way's
- * piece to the second, so that two pieces whose hashes collide are both remembered (with one
- * way, collisions cost a fifth of the merges on the multilingual corpus; two ways save about
- * two in five of those). The multilingual corpus has about 104,000 distinct pieces of 2 to 24
- * bytes: with half as many sets, a fifth of the sets overflowed, and a pass with the cache kept
- * merged tens of thousands of pieces again (59-67 MB/s against 73-81 with these sets, cl100k).
+ * lookup, prefetched a few pieces ahead, instead of a merge. One per thread: 131,072 sets of two
+ * 64-byte entries (16 MiB), each entry one cache line, its key compared as three words. A piece
+ * may live in either of two sets, chosen by two parts of its hash: it goes into the first unless
+ * that is full and the second is not, and within a set into the first way, the first way's piece
+ * moving to the second. A lookup prefetches both sets (four lines) and compares four keys.
+ * Measured on the multilingual corpus, whose 104,000 distinct pieces of 2 to 24 bytes are what a
+ * pass with the cache kept must find (cl100k): with one set a piece and half as many sets, a
+ * pass merged 14,663 of them again (the sets that overflow lose every piece to the next, pass
+ * after pass) and ran at 59-67 MB/s; with one set and these sets, 14,663 and 73-81; with two
+ * sets a piece, 515 and 97-104. English and code ran the same.
  * Allocated on first use (the gate's workers do it as they start) and freed when the thread
  * ends. It only remembers results, which are a function of the piece and the encoding, so it
  * can never change an encoding; this is why it may be per-thread state rather than something
@@ -45,10 +47,36 @@ _Static_assert(sizeof(cache_ent) == 64, "a cache entry is one cache line");
 /* This thread's cache, or NULL when it cannot be had (the encoder then works without). */
 cache_ent *tok_piece_cache(void);
 
-/* The set of a piece whose hash is h: CACHE_WAYS entries, the first on a 128-byte boundary. */
+/* The first set of a piece whose hash is h: CACHE_WAYS entries, on a 128-byte boundary. */
 static inline cache_ent *cache_set(cache_ent *c, uint64_t h)
 {
     return &c[((h >> 40) & (((size_t)1 << CACHE_BITS) - 1)) * CACHE_WAYS];
+}
+
+/* Its second set, from other bits of the hash. */
+static inline cache_ent *cache_alt(cache_ent *c, uint64_t h)
+{
+    return &c[((h >> 17) & (((size_t)1 << CACHE_BITS) - 1)) * CACHE_WAYS];
+}
+
+/* Starts the loads of both sets of a piece whose hash is h. */
+static inline void cache_prefetch(cache_ent *c, uint64_t h)
+{
+    cache_ent *set = cache_set(c, h), *alt = cache_alt(c, h);
+
+    __builtin_prefetch(&set[0]);
+    __builtin_prefetch(&set[1]);
+    __builtin_prefetch(&alt[0]);
+    __builtin_prefetch(&alt[1]);
+}
+
+/* The set a new piece whose hash is h goes into: the first, unless it is full and the second
+ * is not (a set fills its first way first). */
+static inline cache_ent *cache_pick(cache_ent *c, uint64_t h)
+{
+    cache_ent *set = cache_set(c, h), *alt = cache_alt(c, h);
+
+    return set[1].enc == 0 || alt[1].enc != 0 ? set : alt;
 }
 
 /* A piece of the pre-tokenizer's output, with its key words and hash. */
@@ -80,8 +108,8 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
  * to LONG_KEY bytes and those of more than CACHE_IDS ids, which would otherwise be merged again
  * at every sight (on the multilingual corpus, 11,000 pieces a pass with cl100k). One per
  * thread, allocated when the piece cache is (tok_thread_prepare) or else the first time such a
- * piece is merged: 2^LONG_BITS sets of two 256-byte entries,
- * each keyed by the piece's hash and compared byte for byte, the newest in the first way. A
+ * piece is merged: 2^LONG_BITS sets of two 256-byte entries, each keyed by the piece's hash
+ * and compared byte for byte, a piece in either of two sets as in the piece cache. A
  * piece of up to CACHE_KEY bytes that lives here leaves in the piece cache an entry whose nids
  * is CACHE_LONG, so that the piece cache's hit says where to look. Like the piece cache it
  * only remembers results, so it cannot change an encoding.
@@ -110,48 +138,55 @@ extern __thread long_ent *tok_long_now;
 /* This thread's long cache, allocated if it has none yet; NULL when it cannot be had. */
 long_ent *tok_long_cache(void);
 
-/* The set of a piece whose hash is h: two entries. */
-static inline long_ent *long_set(long_ent *lc, uint64_t h)
+/* The two sets of a piece whose hash is h (w = 0, 1), as the piece cache has them: two
+ * entries each. */
+static inline long_ent *long_set(long_ent *lc, uint64_t h, int w)
 {
-    return &lc[((h >> 20) & (((size_t)1 << LONG_BITS) - 1)) * 2];
+    return &lc[((w ? h >> 40 : h >> 20) & (((size_t)1 << LONG_BITS) - 1)) * 2];
 }
 
-/* Starts the loads of the long cache set of a piece whose hash is h, if the thread has one. */
+/* Starts the loads of the long cache sets of a piece whose hash is h (each entry's first line,
+ * where its key starts), if the thread has a long cache. */
 static inline void long_prefetch(uint64_t h)
 {
     if (tok_long_now != NULL) {
-        long_ent *set = long_set(tok_long_now, h);
+        long_ent *set = long_set(tok_long_now, h, 0), *alt = long_set(tok_long_now, h, 1);
         __builtin_prefetch(&set[0]);
         __builtin_prefetch(&set[1]);
+        __builtin_prefetch(&alt[0]);
+        __builtin_prefetch(&alt[1]);
     }
 }
 
 /* The entry of the long cache that holds the piece a at p of encoding e, or NULL. */
 static inline const long_ent *long_find(const tok_enc *e, const uint8_t *p, const ahead *a)
 {
-    long_ent *set;
-
     if (tok_long_now == NULL || a->len > LONG_KEY)
         return NULL;
-    set = long_set(tok_long_now, a->h);
-    for (int w = 0; w < 2; w++)
-        if (set[w].h == a->h && set[w].len == a->len && set[w].enc == e->id &&
-            memcmp(set[w].bytes, p, a->len) == 0)
-            return &set[w];
+    for (int s = 0; s < 2; s++) {
+        long_ent *set = long_set(tok_long_now, a->h, s);
+        for (int w = 0; w < 2; w++)
+            if (set[w].h == a->h && set[w].len == a->len && set[w].enc == e->id &&
+                memcmp(set[w].bytes, p, a->len) == 0)
+                return &set[w];
+    }
     return NULL;
 }
 
-/* Remembers the m ids at tok of the piece a at p of encoding e in the long cache, the first
- * way's piece moving to the second. Returns 0, or -1 when the piece is not remembered (too
- * long, too many ids, or no memory). */
+/* Remembers the m ids at tok of the piece a at p of encoding e in the long cache, in the set
+ * that the piece cache's rule picks, the first way's piece moving to the second. Returns 0, or
+ * -1 when the piece is not remembered (too long, too many ids, or no memory). */
 static inline int long_put(const tok_enc *e, const uint8_t *p, const ahead *a,
                            const uint32_t *tok, size_t m)
 {
-    long_ent *lc, *set;
+    long_ent *lc, *set, *alt;
 
     if (a->len > LONG_KEY || m > LONG_IDS || (lc = tok_long_cache()) == NULL)
         return -1;
-    set = long_set(lc, a->h);
+    set = long_set(lc, a->h, 0);
+    alt = long_set(lc, a->h, 1);
+    if (set[1].enc != 0 && alt[1].enc == 0)
+        set = alt;
     set[1] = set[0];
     set[0].h = a->h;
     set[0].enc = e->id;
@@ -193,9 +228,13 @@ static inline uint32_t vocab_rank(const tok_enc *e, const uint8_t *p, const ahea
 /* The entry of the piece cache c that holds the piece a of encoding id, or NULL. */
 static inline cache_ent *cache_find(cache_ent *c, const ahead *a, uint8_t id)
 {
-    cache_ent *set = cache_set(c, a->h);
+    cache_ent *set = cache_set(c, a->h), *alt = cache_alt(c, a->h);
 
-    return cache_match(&set[0], a, id) ? &set[0] : cache_match(&set[1], a, id) ? &set[1] : NULL;
+    return cache_match(&set[0], a, id)   ? &set[0]
+           : cache_match(&set[1], a, id) ? &set[1]
+           : cache_match(&alt[0], a, id) ? &alt[0]
+           : cache_match(&alt[1], a, id) ? &alt[1]
+                                         : NULL;
 }
 
 /* Emits the ids of a cache entry. */
@@ -292,7 +331,7 @@ static inline int piece_encode(const tok_enc *e, const uint8_t *s, const ahead *
         return tok_merge_large(e, p, n, k);
     if (n <= CACHE_KEY && c != NULL) {
         if ((ce = cache_find(c, a, e->id)) == NULL) {
-            set = cache_set(c, a->h);
+            set = cache_pick(c, a->h);
         } else if (ce->nids != CACHE_LONG) {
             cache_emit(ce, k);
             return 0;
