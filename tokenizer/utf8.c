@@ -5,6 +5,8 @@
 
 #include <emmintrin.h>
 
+#include "tokenizer/utf8-int.h"
+
 /* Length of the well-formed sequence at s (at most n bytes), or 0 when it is ill-formed. */
 static inline size_t seq_len(const unsigned char *s, size_t n)
 {
@@ -68,7 +70,7 @@ static size_t bad_len(const unsigned char *s, size_t n)
  * one loop that does not go back to the ASCII test after each character (text in Cyrillic,
  * Arabic or CJK has few ASCII bytes between its characters). seq_len is inlined into both.
  */
-int utf8_valid(const char *s, size_t n)
+int utf8_valid_scalar(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
@@ -92,6 +94,26 @@ int utf8_valid(const char *s, size_t n)
         }
     }
     return 1;
+}
+
+/* 1 when the CPU has AVX2, 0 when not, -1 until asked (a race only asks twice). */
+static int has_avx2 = -1;
+
+/*
+ * Text of 64 bytes or more on a CPU with AVX2 takes the vector validator: on the multilingual
+ * corpus the scalar loop ran about 6.7 instructions a byte and 8-9 % of a tokenizer pass.
+ */
+int utf8_valid(const char *s, size_t n)
+{
+    if (n >= 64) {
+        if (has_avx2 < 0) {
+            __builtin_cpu_init();
+            has_avx2 = __builtin_cpu_supports("avx2") != 0;
+        }
+        if (has_avx2)
+            return utf8_valid_avx2(s, n);
+    }
+    return utf8_valid_scalar(s, n);
 }
 
 size_t utf8_clean_len(const char *s, size_t n, char *out)

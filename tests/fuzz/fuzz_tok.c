@@ -4,7 +4,8 @@
  * hold for any input: no crash or sanitizer report, count equals the number of ids, every id
  * decodes, decoding gives back the input (valid UTF-8) or the input with each ill-formed
  * sequence replaced by U+FFFD, and the block paths give the scalar path's ids and counts
- * exactly (any difference aborts, after a line on stderr saying where).
+ * exactly (any difference aborts, after a line on stderr saying where); and the UTF-8
+ * validator's AVX2 instance gives its scalar one's answer.
  *
  * Each path runs with the piece cache emptied first, and counts after emptying it again, so
  * that no path (and no count) is handed ids that another run computed and cached.
@@ -14,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/utf8.h"
 #include "tokenizer/tok.h"
+#include "tokenizer/utf8-int.h"
+#include "tokenizer/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -112,6 +114,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static run scalar, other;
 
     find_paths();
+    /* the validator's instances agree, and with whether cleaning changed anything */
+    if (utf8_valid_scalar(s, size) != (want_len == size && memcmp(want, s, size) == 0) ||
+        (npaths > 2 && utf8_valid_avx2(s, size) != utf8_valid_scalar(s, size))) {
+        fprintf(stderr, "fuzz_tok: the UTF-8 validators disagree on %zu bytes\n", size);
+        abort();
+    }
     run_path(TOK_PATH_SCALAR, s, size, &scalar);
     for (int k = 0; k < nenc; k++) {
         const tok_enc *e = tok_encoding(tok_encoding_names[k]);
