@@ -51,7 +51,7 @@ cache_ent *tok_piece_cache(void)
     return tls_cache;
 }
 
-__thread long_ent *tok_long_now;
+__thread uint8_t *tok_long_now;
 static pthread_key_t long_key;
 static pthread_once_t long_once = PTHREAD_ONCE_INIT;
 static int long_key_ok;
@@ -61,7 +61,7 @@ static void long_key_init(void)
     long_key_ok = pthread_key_create(&long_key, cache_free) == 0;
 }
 
-long_ent *tok_long_cache(void)
+uint8_t *tok_long_cache(void)
 {
     if (tok_long_now != NULL)
         return tok_long_now;

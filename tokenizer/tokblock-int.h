@@ -271,8 +271,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                     ahead_key(a, b + at, len);
                     if (len <= CACHE_KEY && c != NULL) {
                         cache_prefetch(c, a->h);
-                    } else if (len <= LONG_KEY) {
-                        long_prefetch(a->h);
+                    } else {
+                        long_prefetch(len, a->h);
                     }
                     if (len <= MAX_TOKEN_LEN)
                         __builtin_prefetch(vocab_slot(e, a));

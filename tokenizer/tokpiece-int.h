@@ -105,70 +105,116 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
 
 /*
  * The long cache: the ids of the pieces that the piece cache cannot hold, those of CACHE_KEY + 1
- * to LONG_KEY bytes and those of more than CACHE_IDS ids, which would otherwise be merged again
- * at every sight (on the multilingual corpus, 11,000 pieces a pass with cl100k). One per
- * thread, allocated when the piece cache is (tok_thread_prepare) or else the first time such a
- * piece is merged: 2^LONG_BITS sets of two 256-byte entries, each keyed by the piece's hash
- * and compared byte for byte, a piece in either of two sets as in the piece cache. A
- * piece of up to CACHE_KEY bytes that lives here leaves in the piece cache an entry whose nids
- * is CACHE_LONG, so that the piece cache's hit says where to look. Like the piece cache it
- * only remembers results, so it cannot change an encoding.
+ * to SMALL_PIECE bytes and those of more than CACHE_IDS ids, which would otherwise be merged
+ * again at every sight (on the multilingual corpus, 11,000 pieces a pass with cl100k, 12,000 with
+ * o200k). One per thread, allocated when the piece cache is (tok_thread_prepare) or else the
+ * first time such a piece is merged. Two tables of sets of two entries, each entry keyed by the
+ * piece's hash and compared byte for byte, a piece in either of two sets as in the piece cache:
+ * 8,192 sets of 256-byte entries for pieces of up to 64 bytes and 44 ids (4 MiB), 512 sets of
+ * 1,024-byte entries for pieces of up to 256 bytes and 188 ids (1 MiB). A piece of up to
+ * CACHE_KEY bytes that lives here leaves in the piece cache an entry whose nids is CACHE_LONG,
+ * so that the piece cache's hit says where to look. Like the piece cache it only remembers
+ * results, so it cannot change an encoding.
  */
-#define LONG_BITS 13 /* 8,192 sets, 4 MiB */
-#define LONG_KEY 64  /* longest piece remembered, in bytes */
-#define LONG_IDS 45  /* most ids a remembered piece may have */
 #define CACHE_LONG 0xff /* a piece cache entry's nids: the ids are in the long cache */
 
+/* An entry's head; the piece's bytes follow, then its ids (uint32_t, 4-byte aligned). */
 typedef struct long_ent {
-    uint64_t h; /* the piece's hash (hash_words) */
-    uint8_t enc; /* which encoding (its id); 0 is empty */
-    uint8_t len;
-    uint8_t nids;
+    uint64_t h;    /* the piece's hash (hash_words) */
+    uint8_t enc;   /* which encoding (its id); 0 is empty */
     uint8_t pad;
-    uint8_t bytes[LONG_KEY];
-    uint32_t ids[LONG_IDS];
+    uint16_t len;
+    uint16_t nids;
+    uint16_t pad2;
 } long_ent;
-_Static_assert(sizeof(long_ent) == 256, "a long cache entry is four cache lines");
 
-#define LONG_SIZE (((size_t)2 << LONG_BITS) * sizeof(long_ent))
+/* One table of the long cache. */
+typedef struct long_kind {
+    size_t size;   /* bytes an entry */
+    size_t key;    /* longest piece, in bytes */
+    size_t ids;    /* most ids */
+    unsigned bits; /* log2 of the sets */
+    size_t off;    /* where the table starts in the long cache */
+} long_kind;
+
+#define LONG_KEY 256 /* longest piece remembered: SMALL_PIECE */
+#define LONG_SIZE ((size_t)(5 << 20))
+static const long_kind long_kinds[2] = {
+    {256, 64, (256 - sizeof(long_ent) - 64) / 4, 13, 0},
+    {1024, LONG_KEY, (1024 - sizeof(long_ent) - LONG_KEY) / 4, 9, (size_t)4 << 20},
+};
+_Static_assert(sizeof(long_ent) == 16, "an entry's head is 16 bytes");
+_Static_assert(LONG_KEY == SMALL_PIECE, "every piece that is not merged as a long one fits");
 
 /* This thread's long cache, or NULL while it has none (tok.c). */
-extern __thread long_ent *tok_long_now;
+extern __thread uint8_t *tok_long_now;
 
 /* This thread's long cache, allocated if it has none yet; NULL when it cannot be had. */
-long_ent *tok_long_cache(void);
+uint8_t *tok_long_cache(void);
 
-/* The two sets of a piece whose hash is h (w = 0, 1), as the piece cache has them: two
- * entries each. */
-static inline long_ent *long_set(long_ent *lc, uint64_t h, int w)
+/* The table for a piece of len bytes (len <= LONG_KEY). */
+static inline const long_kind *long_kind_of(size_t len)
 {
-    return &lc[((w ? h >> 40 : h >> 20) & (((size_t)1 << LONG_BITS) - 1)) * 2];
+    return &long_kinds[len > long_kinds[0].key];
 }
 
-/* Starts the loads of the long cache sets of a piece whose hash is h (each entry's first line,
- * where its key starts), if the thread has a long cache. */
-static inline void long_prefetch(uint64_t h)
+/* The w-th set (w = 0, 1) of a piece whose hash is h, in the table k of the long cache lc: two
+ * entries. */
+static inline long_ent *long_set(uint8_t *lc, const long_kind *k, uint64_t h, int w)
+{
+    size_t set = (w ? h >> 40 : h >> 20) & (((size_t)1 << k->bits) - 1);
+
+    return (long_ent *)(lc + k->off + set * 2 * k->size);
+}
+
+static inline const uint8_t *long_bytes(const long_ent *le)
+{
+    return (const uint8_t *)(le + 1);
+}
+
+static inline const uint32_t *long_ids(const long_ent *le, const long_kind *k)
+{
+    return (const uint32_t *)((const uint8_t *)(le + 1) + k->key);
+}
+
+/* The way w of set: the set's first entry, or the one after it. */
+static inline long_ent *long_way(long_ent *set, const long_kind *k, int w)
+{
+    return (long_ent *)((uint8_t *)set + (size_t)w * k->size);
+}
+
+/* Starts the loads of the long cache sets of a piece of len bytes whose hash is h (each entry's
+ * first line, where its key starts), if the thread has a long cache. */
+static inline void long_prefetch(size_t len, uint64_t h)
 {
     if (tok_long_now != NULL) {
-        long_ent *set = long_set(tok_long_now, h, 0), *alt = long_set(tok_long_now, h, 1);
-        __builtin_prefetch(&set[0]);
-        __builtin_prefetch(&set[1]);
-        __builtin_prefetch(&alt[0]);
-        __builtin_prefetch(&alt[1]);
+        const long_kind *k = long_kind_of(len);
+        for (int s = 0; s < 2; s++) {
+            long_ent *set = long_set(tok_long_now, k, h, s);
+            __builtin_prefetch(set);
+            __builtin_prefetch(long_way(set, k, 1));
+        }
     }
 }
 
-/* The entry of the long cache that holds the piece a at p of encoding e, or NULL. */
-static inline const long_ent *long_find(const tok_enc *e, const uint8_t *p, const ahead *a)
+/* The entry of the long cache that holds the piece a at p of encoding e, or NULL; its table in
+ * *kp. */
+static inline const long_ent *long_find(const tok_enc *e, const uint8_t *p, const ahead *a,
+                                        const long_kind **kp)
 {
+    const long_kind *k;
+
     if (tok_long_now == NULL || a->len > LONG_KEY)
         return NULL;
+    k = *kp = long_kind_of(a->len);
     for (int s = 0; s < 2; s++) {
-        long_ent *set = long_set(tok_long_now, a->h, s);
-        for (int w = 0; w < 2; w++)
-            if (set[w].h == a->h && set[w].len == a->len && set[w].enc == e->id &&
-                memcmp(set[w].bytes, p, a->len) == 0)
-                return &set[w];
+        long_ent *set = long_set(tok_long_now, k, a->h, s);
+        for (int w = 0; w < 2; w++) {
+            const long_ent *le = long_way(set, k, w);
+            if (le->h == a->h && le->len == a->len && le->enc == e->id &&
+                memcmp(long_bytes(le), p, a->len) == 0)
+                return le;
+        }
     }
     return NULL;
 }
@@ -179,21 +225,27 @@ static inline const long_ent *long_find(const tok_enc *e, const uint8_t *p, cons
 static inline int long_put(const tok_enc *e, const uint8_t *p, const ahead *a,
                            const uint32_t *tok, size_t m)
 {
-    long_ent *lc, *set, *alt;
+    const long_kind *k;
+    uint8_t *lc;
+    long_ent *set, *alt, *one;
 
-    if (a->len > LONG_KEY || m > LONG_IDS || (lc = tok_long_cache()) == NULL)
+    if (a->len > LONG_KEY || (lc = tok_long_cache()) == NULL)
         return -1;
-    set = long_set(lc, a->h, 0);
-    alt = long_set(lc, a->h, 1);
-    if (set[1].enc != 0 && alt[1].enc == 0)
+    k = long_kind_of(a->len);
+    if (m > k->ids)
+        return -1;
+    set = long_set(lc, k, a->h, 0);
+    alt = long_set(lc, k, a->h, 1);
+    if (long_way(set, k, 1)->enc != 0 && long_way(alt, k, 1)->enc == 0)
         set = alt;
-    set[1] = set[0];
-    set[0].h = a->h;
-    set[0].enc = e->id;
-    set[0].len = (uint8_t)a->len;
-    set[0].nids = (uint8_t)m;
-    memcpy(set[0].bytes, p, a->len);
-    memcpy(set[0].ids, tok, m * sizeof(uint32_t));
+    one = long_way(set, k, 1);
+    memcpy(one, set, k->size);
+    set->h = a->h;
+    set->enc = e->id;
+    set->len = (uint16_t)a->len;
+    set->nids = (uint16_t)m;
+    memcpy((uint8_t *)(set + 1), p, a->len);
+    memcpy((uint8_t *)(set + 1) + k->key, tok, m * sizeof(uint32_t));
     return 0;
 }
 
@@ -273,15 +325,17 @@ static inline void cache_put_long(cache_ent *set, const ahead *a, uint8_t id)
     set[0].nids = CACHE_LONG;
 }
 
-/* Emits the ids of a long cache entry. */
-static inline void long_emit(const long_ent *le, sink *k)
+/* Emits the ids of a long cache entry of table lk. */
+static inline void long_emit(const long_ent *le, const long_kind *lk, sink *k)
 {
+    const uint32_t *ids = long_ids(le, lk);
+
     if (k->ids == NULL) {
         k->count += le->nids;
         return;
     }
     for (size_t i = 0; i < le->nids; i++)
-        emit(k, le->ids[i]);
+        emit(k, ids[i]);
 }
 
 /*
@@ -322,6 +376,7 @@ static inline int piece_encode(const tok_enc *e, const uint8_t *s, const ahead *
     size_t n = a->len;
     cache_ent *set = NULL, *ce;
     const long_ent *le;
+    const long_kind *lk;
 
     if (n == 1) {
         emit(k, e->byte_rank[p[0]]);
@@ -335,12 +390,12 @@ static inline int piece_encode(const tok_enc *e, const uint8_t *s, const ahead *
         } else if (ce->nids != CACHE_LONG) {
             cache_emit(ce, k);
             return 0;
-        } else if ((le = long_find(e, p, a)) != NULL) {
-            long_emit(le, k);
+        } else if ((le = long_find(e, p, a, &lk)) != NULL) {
+            long_emit(le, lk, k);
             return 0;
         } /* else marked, but gone from the long cache: merged and put there again */
-    } else if ((le = long_find(e, p, a)) != NULL) {
-        long_emit(le, k);
+    } else if ((le = long_find(e, p, a, &lk)) != NULL) {
+        long_emit(le, lk, k);
         return 0;
     }
     piece_finish(e, p, a, vocab && n <= MAX_TOKEN_LEN ? vocab_rank(e, p, a) : NO_RANK, set, k);

@@ -557,38 +557,49 @@ START_TEST(every_token_encodes_as_itself)
 END_TEST
 
 /*
- * The piece caches never change an encoding, whatever they hold. Text of 24,000 distinct lines
- * made to land in the long cache (CJK runs of 8 characters, 24 bytes and mostly more than 9
- * ids; of 9 to 21 characters, 27 to 63 bytes; ASCII words of 25 to 60 letters; ASCII runs of 24
- * rare letter pairs): more of them than the long cache holds, so that later passes meet pieces
- * that it remembers, pieces that it has let go while the piece cache still marks them, and
- * pieces of the other encoding. On each path, each encoding's first pass (caches emptied: every
- * piece merged) is the reference for two more passes with the caches kept, the two encodings
- * taking turns, and for its count; and every path's reference equals the scalar path's.
+ * The piece caches never change an encoding, whatever they hold. Text of 24,000 lines made to
+ * land in the long cache: CJK runs of 8 characters (24 bytes, mostly more than 9 ids), of 9 to
+ * 21 (27 to 63 bytes) and of 22 to 85 (66 to 255 bytes); ASCII words of 25 to 60 letters and of
+ * 65 to 300; ASCII runs of 24 rare letter pairs. Every other line of a kind repeats one of 200
+ * pieces of its own, which later sights find in the caches; the other lines are new, more of
+ * each length than the caches' tables hold, so that they crowd the repeated ones out and later
+ * passes also meet pieces that the long cache let go while the piece cache still marks them.
+ * Each line is one piece and a line break, so the ids split at the line break's id.
+ *
+ * On each path, with the caches emptied first: in the first pass, the first sight of each piece
+ * is merged (no cache holds it), and every repeat must have its first sight's ids; then four
+ * more passes with the caches kept, the two encodings taking turns, must have the first pass's
+ * ids and count; and every path's first pass must equal the scalar path's.
  */
-static size_t cache_text(char *out)
+#define CACHE_LINES 24000
+
+static size_t cache_text(char *out, int *pool)
 {
     unsigned seed = 20261207;
     size_t n = 0;
 
-    for (int line = 0; line < 24000; line++) {
-        int kind = line % 4, len;
-        if (kind == 0 || kind == 1) {
-            len = kind == 0 ? 8 : 9 + (int)(rand_r(&seed) % 13);
+    for (int line = 0; line < CACHE_LINES; line++) {
+        int kind = line % 6, len, repeat = (line / 6) % 2 == 0;
+        unsigned again = (unsigned)(kind * 1000 + (line / 12) % 200), *sp = repeat ? &again : &seed;
+        pool[line] = repeat ? (int)again : -1;
+        if (kind == 0 || kind == 1 || kind == 4) {
+            len = kind == 0   ? 8
+                  : kind == 1 ? 9 + (int)(rand_r(sp) % 13)
+                              : 22 + (int)(rand_r(sp) % 64);
             for (int c = 0; c < len; c++) {
-                unsigned cp = 0x4e00 + rand_r(&seed) % 0x5200; /* CJK unified ideographs */
+                unsigned cp = 0x4e00 + rand_r(sp) % 0x5200; /* CJK unified ideographs */
                 out[n++] = (char)(0xe0 | cp >> 12);
                 out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
                 out[n++] = (char)(0x80 | (cp & 0x3f));
             }
-        } else if (kind == 2) {
-            len = 25 + (int)(rand_r(&seed) % 36);
+        } else if (kind == 2 || kind == 5) {
+            len = kind == 2 ? 25 + (int)(rand_r(sp) % 36) : 65 + (int)(rand_r(sp) % 236);
             for (int c = 0; c < len; c++)
-                out[n++] = (char)('a' + rand_r(&seed) % 26);
+                out[n++] = (char)('a' + rand_r(sp) % 26);
         } else {
             for (int c = 0; c < 12; c++) {
-                out[n++] = "qxzjvk"[rand_r(&seed) % 6];
-                out[n++] = "qxzjvk"[rand_r(&seed) % 6];
+                out[n++] = "qxzjvk"[rand_r(sp) % 6];
+                out[n++] = "qxzjvk"[rand_r(sp) % 6];
             }
         }
         out[n++] = '\n';
@@ -596,17 +607,52 @@ static size_t cache_text(char *out)
     return n;
 }
 
+/* Every repeated line of the first pass ids has its first sight's ids. */
+static void repeats_as_first_seen(const tok_enc *e, const tok_ids *ids, const int *pool,
+                                  const char *path)
+{
+    static size_t at[CACHE_LINES + 1], first[6000];
+    uint64_t nl;
+    size_t line = 0, checked = 0;
+
+    ck_assert_int_eq(tok_count(e, "\n", 1, 0, &nl), 0);
+    ck_assert_int_eq((int)nl, 1);
+    at[0] = 0;
+    for (size_t i = 0; i < ids->n && line < CACHE_LINES; i++)
+        if (ids->v[i] == ids->v[ids->n - 1]) /* the text ends with a line break */
+            at[++line] = i + 1;
+    ck_assert_uint_eq(line, CACHE_LINES);
+    memset(first, 0xff, sizeof(first));
+    for (size_t l = 0; l < CACHE_LINES; l++) {
+        size_t f;
+        if (pool[l] < 0)
+            continue;
+        if (first[pool[l]] == SIZE_MAX) {
+            first[pool[l]] = l;
+            continue;
+        }
+        f = first[pool[l]];
+        if (at[l + 1] - at[l] != at[f + 1] - at[f] ||
+            memcmp(&ids->v[at[l]], &ids->v[at[f]], (at[l + 1] - at[l]) * 4) != 0)
+            ck_abort_msg("%s, path %s: line %zu has other ids than the same piece on line %zu",
+                         tok_name(e), path, l, f);
+        checked++;
+    }
+    ck_assert_uint_gt(checked, CACHE_LINES / 3);
+}
+
 START_TEST(caches_never_change_ids)
 {
     static const tok_path paths[] = {TOK_PATH_SCALAR, TOK_PATH_SSE2, TOK_PATH_AVX2};
+    static int pool[CACHE_LINES];
     const tok_enc *es[2] = {enc("cl100k_base"), enc("o200k_base")};
-    char *text = malloc(24000 * 70);
+    char *text = malloc(CACHE_LINES * 300);
     size_t n;
     tok_ids scalar[2] = {{0}}, first[2] = {{0}}, again = {0};
     uint64_t count;
 
     ck_assert_ptr_nonnull(text);
-    n = cache_text(text);
+    n = cache_text(text, pool);
     for (size_t p = 0; p < 3; p++) {
         if (tok_set_path(paths[p]) != 0)
             continue; /* avx2: not on this CPU (test_tokpath says so) */
@@ -614,6 +660,7 @@ START_TEST(caches_never_change_ids)
         for (int x = 0; x < 2; x++) {
             first[x].n = 0;
             ck_assert_int_eq(tok_encode(es[x], text, n, 0, &first[x]), 0);
+            repeats_as_first_seen(es[x], &first[x], pool, tok_path_name(paths[p]));
             if (p == 0) {
                 scalar[x].n = 0;
                 ck_assert_int_eq(tok_encode(es[x], text, n, 0, &scalar[x]), 0);
