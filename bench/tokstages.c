@@ -28,11 +28,12 @@
  *                 are no token and miss the piece cache, found by replaying the cold pass
  *                 against a private copy of the cache filled as the path fills it, then
  *                 tok_merge_small (tok_merge_large past SMALL_PIECE bytes) on each of them in
- *                 file order. Both paths remember a piece of up to CACHE_KEY bytes that has at
- *                 most CACHE_IDS ids, and merge longer pieces every time; the scalar path
- *                 (tokpiece-int.h, piece_encode) asks the cache first and remembers tokens too, the block
- *                 path (tokblock.c, tok_piece_merge) asks the vocabulary first and remembers only
- *                 the pieces it merged, so its cache loses fewer of them.
+ *                 file order. Both paths remember every piece of up to SMALL_PIECE bytes (in
+ *                 the piece cache, or the long cache when it is longer than CACHE_KEY bytes or
+ *                 has more than CACHE_IDS ids) and merge longer pieces every time; the scalar
+ *                 path (tokpiece-int.h, piece_encode) asks the cache first and remembers tokens
+ *                 too, the block path (tokblock.c, tok_piece_merge) asks the vocabulary first
+ *                 and remembers only the pieces it merged, so its cache loses fewer of them.
  * From these, the shares of the cold encode's time E (best pass) on each path:
  *   pre-tokenization = pretok / E;
  *   emitting = (encode, cold - count, cold) / E (storing ids);
@@ -145,7 +146,7 @@ static uint64_t stage_scan(tok_path p, const file_ctx *f, int lookup, size_t *pi
             if (len > 1 && len <= SMALL_PIECE) {
                 ahead_key(&a[q], f->s + at, len);
                 if (c != NULL && len <= CACHE_KEY)
-                    __builtin_prefetch(cache_set(c, a[q].h));
+                    cache_prefetch(c, a[q].h);
                 if (len <= MAX_TOKEN_LEN)
                     __builtin_prefetch(vocab_slot(f->e, &a[q]));
             }
@@ -156,11 +157,8 @@ static uint64_t stage_scan(tok_path p, const file_ctx *f, int lookup, size_t *pi
                 acc += len;
                 continue;
             }
-            if (c != NULL && len <= CACHE_KEY) {
-                cache_ent *set = cache_set(c, a[q].h);
-                acc +=
-                    cache_match(&set[0], &a[q], f->e->id) | cache_match(&set[1], &a[q], f->e->id);
-            }
+            if (c != NULL && len <= CACHE_KEY)
+                acc += cache_find(c, &a[q], f->e->id) != NULL;
             if (len <= MAX_TOKEN_LEN)
                 acc += vocab_rank(f->e, f->s + a[q].start, &a[q]);
         }
@@ -171,54 +169,59 @@ static uint64_t stage_scan(tok_path p, const file_ctx *f, int lookup, size_t *pi
 }
 
 /* Finds the merges of a cold pass (see the header) into f->merges[block]: as the scalar path
- * fills the piece cache (block 0) or as the block path does (1). Returns 0, or -1 when memory
+ * fills the piece cache and the long cache (block 0) or as the block path does (1), on private
+ * copies of both (the thread's long cache is set aside meanwhile). Returns 0, or -1 when memory
  * runs out. */
 static int find_merges(file_ctx *f, int block)
 {
     cache_ent *c = calloc(1, CACHE_SIZE);
+    uint8_t *thread_long = tok_long_now;
     uint32_t tok[SMALL_PIECE];
     size_t cap = 1024;
     merge_at **at = &f->merges[block].at;
     size_t *nm = &f->merges[block].n;
+    int rc = -1;
 
     *at = malloc(cap * sizeof(merge_at));
     *nm = f->merges[block].bytes = f->pieces = 0;
-    if (c == NULL || *at == NULL) {
-        free(c);
-        return -1;
-    }
+    tok_long_now = calloc(1, LONG_SIZE);
+    if (c == NULL || *at == NULL || tok_long_now == NULL)
+        goto out;
     for (size_t i = 0; i < f->n;) {
         size_t j = pretok_next(f->e->pat, f->s, i, f->n), len = j - i, m = 0;
-        cache_ent *set = NULL;
+        const uint8_t *p = f->s + i;
+        const long_kind *lk;
+        cache_ent *set = NULL, *ce = NULL;
         ahead a = {0};
 
         f->pieces++;
         if (len > 1 && len <= SMALL_PIECE) {
             a.start = (uint32_t)i;
             a.len = (uint32_t)len;
-            ahead_key(&a, f->s + i, len);
-            if (len <= CACHE_KEY) {
-                set = cache_set(c, a.h);
-                if (cache_match(&set[0], &a, f->e->id) || cache_match(&set[1], &a, f->e->id)) {
-                    i = j;
-                    continue;
-                }
+            ahead_key(&a, p, len);
+            if (len <= CACHE_KEY && (ce = cache_find(c, &a, f->e->id)) == NULL)
+                set = cache_pick(c, a.h);
+            if ((ce != NULL && ce->nids != CACHE_LONG) ||
+                ((ce != NULL || len > CACHE_KEY) && long_find(f->e, p, &a, &lk) != NULL)) {
+                i = j;
+                continue;
             }
-            if (len <= MAX_TOKEN_LEN && vocab_rank(f->e, f->s + i, &a) != NO_RANK) {
+            if (ce != NULL)
+                set = NULL; /* marked, but gone from the long cache */
+            if (len <= MAX_TOKEN_LEN && vocab_rank(f->e, p, &a) != NO_RANK) {
                 if (block) { /* a token: the block path neither asks nor fills the cache */
                     i = j;
                     continue;
                 }
                 m = 1;
+                tok[0] = vocab_rank(f->e, p, &a);
             }
         }
         if (len > 1 && m == 0) {
             if (*nm == cap) {
                 merge_at *g = realloc(*at, 2 * cap * sizeof(merge_at));
-                if (g == NULL) {
-                    free(c);
-                    return -1;
-                }
+                if (g == NULL)
+                    goto out;
                 *at = g;
                 cap *= 2;
             }
@@ -226,19 +229,24 @@ static int find_merges(file_ctx *f, int block)
             (*at)[(*nm)++].len = (uint32_t)len;
             f->merges[block].bytes += len;
             if (len <= SMALL_PIECE)
-                m = tok_merge_small(f->e, f->s + i, len, tok);
+                m = tok_merge_small(f->e, p, len, tok);
         }
-        if (set != NULL && m <= CACHE_IDS) {
-            set[1] = set[0];
-            memcpy(set[0].w, a.w, sizeof(a.w));
-            set[0].enc = f->e->id;
-            set[0].len = (uint8_t)len;
-            set[0].nids = (uint8_t)m;
+        if (len > 1 && len <= SMALL_PIECE) { /* remembered as piece_finish does */
+            if (len <= CACHE_KEY && m <= CACHE_IDS) {
+                if (set != NULL)
+                    cache_put(set, &a, f->e->id, tok, m);
+            } else if (long_put(f->e, p, &a, tok, m) == 0 && set != NULL) {
+                cache_put_long(set, &a, f->e->id);
+            }
         }
         i = j;
     }
+    rc = 0;
+out:
     free(c);
-    return 0;
+    free(tok_long_now);
+    tok_long_now = thread_long;
+    return rc;
 }
 
 /* The merges of a cold pass on the path (block: 1 for sse2 and avx2), back to back; returns a
