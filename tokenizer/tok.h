@@ -68,7 +68,7 @@ const char *tok_token_bytes(const tok_enc *e, uint32_t id, size_t *len);
 void tok_prepare_long(const tok_enc *e);
 
 /*
- * Makes this thread's piece caches (16 MiB for pieces of up to 24 bytes, 4 MiB for longer ones,
+ * Makes this thread's piece caches (16 MiB for pieces of up to 24 bytes, 6 MiB for longer ones,
  * zeroed) now, so that the thread's first encode does not pay for them. Optional: an encode makes it when it is missing. Returns 0, or -1 when it cannot be
  * had (the encoder then works without it).
  */

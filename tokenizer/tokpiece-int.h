@@ -110,8 +110,10 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
  * o200k). One per thread, allocated when the piece cache is (tok_thread_prepare) or else the
  * first time such a piece is merged. Two tables of sets of two entries, each entry keyed by the
  * piece's hash and compared byte for byte, a piece in either of two sets as in the piece cache:
- * 8,192 sets of 256-byte entries for pieces of up to 64 bytes and 44 ids (4 MiB), 512 sets of
- * 1,024-byte entries for pieces of up to 256 bytes and 188 ids (1 MiB). A piece of up to
+ * 8,192 sets of 256-byte entries for pieces of up to 64 bytes and 44 ids (4 MiB), 1,024 sets of
+ * 1,024-byte entries for pieces of up to 256 bytes and 188 ids (2 MiB; with half as many sets,
+ * the multilingual corpus's 900-odd distinct pieces of 65 to 256 bytes for o200k overflowed it,
+ * and a pass with the caches kept ran at 120 MB/s instead of 133). A piece of up to
  * CACHE_KEY bytes that lives here leaves in the piece cache an entry whose nids is CACHE_LONG,
  * so that the piece cache's hit says where to look. Like the piece cache it only remembers
  * results, so it cannot change an encoding.
@@ -138,10 +140,10 @@ typedef struct long_kind {
 } long_kind;
 
 #define LONG_KEY 256 /* longest piece remembered: SMALL_PIECE */
-#define LONG_SIZE ((size_t)(5 << 20))
+#define LONG_SIZE ((size_t)(6 << 20))
 static const long_kind long_kinds[2] = {
     {256, 64, (256 - sizeof(long_ent) - 64) / 4, 13, 0},
-    {1024, LONG_KEY, (1024 - sizeof(long_ent) - LONG_KEY) / 4, 9, (size_t)4 << 20},
+    {1024, LONG_KEY, (1024 - sizeof(long_ent) - LONG_KEY) / 4, 10, (size_t)4 << 20},
 };
 _Static_assert(sizeof(long_ent) == 16, "an entry's head is 16 bytes");
 _Static_assert(LONG_KEY == SMALL_PIECE, "every piece that is not merged as a long one fits");
