@@ -21,58 +21,51 @@
 #include "tokenizer/tokpiece-int.h"
 #include "tokenizer/utf8.h"
 
+/* This thread's piece cache and long cache (tokpiece-int.h), each freed by its key's
+ * destructor when the thread ends. */
 static __thread cache_ent *tls_cache;
-static pthread_key_t cache_key;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static int cache_key_ok;
+__thread uint8_t *tok_long_now;
+static pthread_key_t cache_key, long_key;
+static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
+static int keys_ok;
 
 static void cache_free(void *p)
 {
     free(p);
 }
 
-static void cache_key_init(void)
+static void keys_init(void)
 {
-    cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+    keys_ok = pthread_key_create(&cache_key, cache_free) == 0 &&
+              pthread_key_create(&long_key, cache_free) == 0;
+}
+
+/* A zeroed table of size bytes for this thread, freed when it ends; NULL when it cannot be had. */
+static void *thread_table(pthread_key_t *key, size_t size)
+{
+    void *p;
+
+    pthread_once(&keys_once, keys_init);
+    if (!keys_ok || (p = tok_big_calloc(size)) == NULL)
+        return NULL;
+    if (pthread_setspecific(*key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
 cache_ent *tok_piece_cache(void)
 {
-    if (tls_cache != NULL)
-        return tls_cache;
-    pthread_once(&cache_once, cache_key_init);
-    if (!cache_key_ok)
-        return NULL;
-    tls_cache = tok_big_calloc(CACHE_SIZE);
-    if (tls_cache != NULL && pthread_setspecific(cache_key, tls_cache) != 0) {
-        free(tls_cache);
-        tls_cache = NULL;
-    }
+    if (tls_cache == NULL)
+        tls_cache = thread_table(&cache_key, CACHE_SIZE);
     return tls_cache;
-}
-
-__thread uint8_t *tok_long_now;
-static pthread_key_t long_key;
-static pthread_once_t long_once = PTHREAD_ONCE_INIT;
-static int long_key_ok;
-
-static void long_key_init(void)
-{
-    long_key_ok = pthread_key_create(&long_key, cache_free) == 0;
 }
 
 uint8_t *tok_long_cache(void)
 {
-    if (tok_long_now != NULL)
-        return tok_long_now;
-    pthread_once(&long_once, long_key_init);
-    if (!long_key_ok)
-        return NULL;
-    tok_long_now = tok_big_calloc(LONG_SIZE);
-    if (tok_long_now != NULL && pthread_setspecific(long_key, tok_long_now) != 0) {
-        free(tok_long_now);
-        tok_long_now = NULL;
-    }
+    if (tok_long_now == NULL)
+        tok_long_now = thread_table(&long_key, LONG_SIZE);
     return tok_long_now;
 }
 
