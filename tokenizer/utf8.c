@@ -96,23 +96,15 @@ int utf8_valid_scalar(const char *s, size_t n)
     return 1;
 }
 
-/* 1 when the CPU has AVX2, 0 when not, -1 until asked (a race only asks twice). */
-static int has_avx2 = -1;
-
 /*
  * Text of 64 bytes or more on a CPU with AVX2 takes the vector validator: on the multilingual
  * corpus the scalar loop ran about 6.7 instructions a byte and 8-9 % of a tokenizer pass.
+ * (__builtin_cpu_supports reads what libgcc's constructor found; nothing here runs before it.)
  */
 int utf8_valid(const char *s, size_t n)
 {
-    if (n >= 64) {
-        if (has_avx2 < 0) {
-            __builtin_cpu_init();
-            has_avx2 = __builtin_cpu_supports("avx2") != 0;
-        }
-        if (has_avx2)
-            return utf8_valid_avx2(s, n);
-    }
+    if (n >= 64 && __builtin_cpu_supports("avx2"))
+        return utf8_valid_avx2(s, n);
     return utf8_valid_scalar(s, n);
 }
 
