@@ -106,7 +106,7 @@ static inline int cache_match(const cache_ent *ce, const ahead *a, uint8_t id)
 /*
  * The long cache: the ids of the pieces that the piece cache cannot hold, those of CACHE_KEY + 1
  * to SMALL_PIECE bytes and those of more than CACHE_IDS ids, which would otherwise be merged
- * again at every sight (on the multilingual corpus, 11,000 pieces a pass with cl100k, 12,000 with
+ * again at every sight (on the multilingual corpus, 11,000 pieces a pass with cl100k, as many with
  * o200k). One per thread, allocated when the piece cache is (tok_thread_prepare) or else the
  * first time such a piece is merged. Two tables of sets of two entries, each entry keyed by the
  * piece's hash and compared byte for byte, a piece in either of two sets as in the piece cache:
