@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "gate/util/jsonedit.h"
+#include "fuzz_json.h"
 
 #define JSMN_STATIC
 #define JSMN_STRICT
@@ -87,26 +88,6 @@ static cJSON *parse_whole(const char *text, size_t len)
         return NULL;
     }
     return j;
-}
-
-/* Whether two trees are the same: cJSON_Compare says no for two infinities (1e999), this
- * says yes; members are compared in order, names included. */
-static int same_tree(const cJSON *a, const cJSON *b)
-{
-    if ((a->type & 0xff) != (b->type & 0xff))
-        return 0;
-    if (a->string != NULL && (b->string == NULL || strcmp(a->string, b->string) != 0))
-        return 0;
-    if (cJSON_IsNumber(a))
-        return a->valuedouble == b->valuedouble ||
-               (a->valuedouble != a->valuedouble && b->valuedouble != b->valuedouble);
-    if (cJSON_IsString(a))
-        return strcmp(a->valuestring, b->valuestring) == 0;
-    const cJSON *x = a->child, *y = b->child;
-    for (; x != NULL && y != NULL; x = x->next, y = y->next)
-        if (!same_tree(x, y))
-            return 0;
-    return x == NULL && y == NULL;
 }
 
 /* Whether a parsed op value v (no name) is the member m's value. */

@@ -1,0 +1,32 @@
+/*
+ * fuzz_json: what the fuzz targets share about cJSON trees. Header-only, for tests/fuzz.
+ */
+#ifndef TG_FUZZ_JSON_H
+#define TG_FUZZ_JSON_H
+
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* Whether two trees are the same: members compared in order, names included, so that input
+ * with a name twice compares as it reads (cJSON_Compare looks each name up, and finds the first
+ * one for both); and two infinities (1e999) are the same, which cJSON_Compare says they are not. */
+static inline int same_tree(const cJSON *a, const cJSON *b)
+{
+    if ((a->type & 0xff) != (b->type & 0xff))
+        return 0;
+    if (a->string != NULL && (b->string == NULL || strcmp(a->string, b->string) != 0))
+        return 0;
+    if (cJSON_IsNumber(a))
+        return a->valuedouble == b->valuedouble ||
+               (a->valuedouble != a->valuedouble && b->valuedouble != b->valuedouble);
+    if (cJSON_IsString(a))
+        return strcmp(a->valuestring, b->valuestring) == 0;
+    const cJSON *x = a->child, *y = b->child;
+    for (; x != NULL && y != NULL; x = x->next, y = y->next)
+        if (!same_tree(x, y))
+            return 0;
+    return x == NULL && y == NULL;
+}
+
+#endif
