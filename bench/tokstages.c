@@ -193,6 +193,7 @@ static int find_merges(file_ctx *f, int block)
         const long_kind *lk;
         cache_ent *set = NULL, *ce = NULL;
         ahead a = {0};
+        uint32_t r = NO_RANK;
 
         f->pieces++;
         if (len > 1 && len <= SMALL_PIECE) {
@@ -208,13 +209,13 @@ static int find_merges(file_ctx *f, int block)
             }
             if (ce != NULL)
                 set = NULL; /* marked, but gone from the long cache */
-            if (len <= MAX_TOKEN_LEN && vocab_rank(f->e, p, &a) != NO_RANK) {
+            if (len <= MAX_TOKEN_LEN && (r = vocab_rank(f->e, p, &a)) != NO_RANK) {
                 if (block) { /* a token: the block path neither asks nor fills the cache */
                     i = j;
                     continue;
                 }
                 m = 1;
-                tok[0] = vocab_rank(f->e, p, &a);
+                tok[0] = r;
             }
         }
         if (len > 1 && m == 0) {
@@ -231,14 +232,8 @@ static int find_merges(file_ctx *f, int block)
             if (len <= SMALL_PIECE)
                 m = tok_merge_small(f->e, p, len, tok);
         }
-        if (len > 1 && len <= SMALL_PIECE) { /* remembered as piece_finish does */
-            if (len <= CACHE_KEY && m <= CACHE_IDS) {
-                if (set != NULL)
-                    cache_put(set, &a, f->e->id, tok, m);
-            } else if (long_put(f->e, p, &a, tok, m) == 0 && set != NULL) {
-                cache_put_long(set, &a, f->e->id);
-            }
-        }
+        if (len > 1 && len <= SMALL_PIECE) /* remembered as piece_finish does */
+            piece_remember(f->e, p, &a, set, tok, m);
         i = j;
     }
     rc = 0;

@@ -145,6 +145,18 @@ static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, u
     }
 }
 
+/* Whether there is room at p, with n bytes left, to read a window (always, in the padded copy
+ * of the text's end: see block_run), and the next bytes bytes (a multiple of 16) are ASCII. */
+static inline int window_ascii(const uint8_t *p, size_t n, int padded, int bytes)
+{
+    if (!(padded ? n >= 4 : n >= WIN + WHOLE_MAX))
+        return 0;
+    for (int q = 0; q < bytes / 16; q++)
+        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * q))) != 0)
+            return 0;
+    return 1;
+}
+
 /*
  * Whether a window may start at p, with n bytes left: room to read it (always, in the padded copy
  * of the text's end: see block_run), and the next 16 bytes ASCII. Text with non-ASCII bytes every
@@ -152,8 +164,7 @@ static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, u
  */
 static inline int window_at(const uint8_t *p, size_t n, int padded)
 {
-    return (padded ? n >= 4 : n >= WIN + WHOLE_MAX) &&
-           _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p)) == 0;
+    return window_ascii(p, n, padded, 16);
 }
 
 /*
@@ -169,12 +180,7 @@ static inline int window_at(const uint8_t *p, size_t n, int padded)
 #define RUN_ASCII 64
 static inline int window_run(const uint8_t *p, size_t n, int padded)
 {
-    if (!(padded ? n >= 4 : n >= WIN + WHOLE_MAX))
-        return 0;
-    for (int q = 0; q < RUN_ASCII / 16; q++)
-        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * q))) != 0)
-            return 0;
-    return 1;
+    return window_ascii(p, n, padded, RUN_ASCII);
 }
 
 /*
@@ -390,8 +396,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
                     if (k->failed || tok_out_room(&o, k) != 0)
                         return -1;
                 }
-                if (c != NULL)
-                    cache_put(cache_pick(c, a->h), a, e->id, tok, m);
+                piece_remember(e, s + a->start, a, c != NULL ? cache_pick(c, a->h) : NULL, tok, m);
                 continue;
             }
             out_give(&o, k);

@@ -302,29 +302,17 @@ static inline void cache_emit(const cache_ent *ce, sink *k)
         emit(k, ce->ids[i]);
 }
 
-/* Remembers the m ids at tok of the piece a of encoding id in its cache set set, the first
- * way's piece moving to the second; a piece of more than CACHE_IDS ids is not remembered. */
-static inline void cache_put(cache_ent *set, const ahead *a, uint8_t id, const uint32_t *tok,
-                             size_t m)
-{
-    if (m > CACHE_IDS)
-        return;
-    set[1] = set[0];
-    memcpy(set[0].w, a->w, sizeof(set[0].w));
-    set[0].enc = id;
-    set[0].len = (uint8_t)a->len;
-    set[0].nids = (uint8_t)m;
-    memcpy(set[0].ids, tok, m * sizeof(uint32_t));
-}
-
-/* Marks in the piece cache set set that the piece a of encoding id lives in the long cache. */
-static inline void cache_put_long(cache_ent *set, const ahead *a, uint8_t id)
+/* Takes the first way of the piece cache set set for the piece a of encoding id, with nids ids
+ * (CACHE_LONG: its ids are in the long cache), the first way's piece moving to the second;
+ * returns the entry, whose ids are the caller's to write. */
+static inline cache_ent *cache_claim(cache_ent *set, const ahead *a, uint8_t id, uint8_t nids)
 {
     set[1] = set[0];
     memcpy(set[0].w, a->w, sizeof(set[0].w));
     set[0].enc = id;
     set[0].len = (uint8_t)a->len;
-    set[0].nids = CACHE_LONG;
+    set[0].nids = nids;
+    return &set[0];
 }
 
 /* Emits the ids of a long cache entry of table lk. */
@@ -341,9 +329,24 @@ static inline void long_emit(const long_ent *le, const long_kind *lk, sink *k)
 }
 
 /*
+ * Remembers the m ids at tok of the piece a at p of encoding e (1 < a->len <= SMALL_PIECE): in
+ * the piece cache set set (NULL: not in the piece cache) when they fit there, else in the long
+ * cache, set then marked.
+ */
+static inline void piece_remember(const tok_enc *e, const uint8_t *p, const ahead *a,
+                                  cache_ent *set, const uint32_t *tok, size_t m)
+{
+    if (a->len <= CACHE_KEY && m <= CACHE_IDS) {
+        if (set != NULL)
+            memcpy(cache_claim(set, a, e->id, (uint8_t)m)->ids, tok, m * sizeof(uint32_t));
+    } else if (long_put(e, p, a, tok, m) == 0 && set != NULL) {
+        cache_claim(set, a, e->id, CACHE_LONG);
+    }
+}
+
+/*
  * Finishes the piece a at p (1 < a->len <= SMALL_PIECE) that neither cache holds: its token r
- * when it is one, else its merge; emits the ids and remembers them, in the cache set set (NULL:
- * not in the piece cache) when they fit there, else in the long cache, set then marked.
+ * when it is one, else its merge; emits the ids and remembers them (piece_remember).
  */
 static inline void piece_finish(const tok_enc *e, const uint8_t *p, const ahead *a, uint32_t r,
                                 cache_ent *set, sink *k)
@@ -357,12 +360,7 @@ static inline void piece_finish(const tok_enc *e, const uint8_t *p, const ahead 
         m = tok_merge_small(e, p, a->len, tok);
     for (size_t i = 0; i < m; i++)
         emit(k, tok[i]);
-    if (a->len <= CACHE_KEY && m <= CACHE_IDS) {
-        if (set != NULL)
-            cache_put(set, a, e->id, tok, m);
-    } else if (long_put(e, p, a, tok, m) == 0 && set != NULL) {
-        cache_put_long(set, a, e->id);
-    }
+    piece_remember(e, p, a, set, tok, m);
 }
 
 /*
