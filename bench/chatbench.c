@@ -15,6 +15,8 @@
  *     parse_us        cJSON_ParseWithLength + cJSON_Delete, cJSON allocating with malloc
  *     parse_arena_us  the same with cJSON allocating from a bump arena, as the gate parses a
  *                     request into its arena (gate/util/jsonmem.c)
+ *     parse_fast_us   the gate's parse (gate/util/jsonfast.cpp: simdjson, the tree built with
+ *                     cJSON's allocator) into the arena, as stage_body parses a request body
  *     count_us        tok_count_request on the parsed body
  *     encode_us       tok_count on the strings count_us hands the encoder, alone (null when the
  *                     body holds more than role, name and text strings, e.g. tools): the encoder's
@@ -24,7 +26,8 @@
  *                     gate counts by default) that holds none of the body's prefixes: a new
  *                     conversation; memo_us - count_us is the hashing and the memo's lookups and
  *                     stores. memo_hit_us: the same body again, its whole prefix in the memo
- *     total_us        parse_us + count_us; total_arena_us: parse_arena_us + count_us
+ *     total_us        parse_us + count_us; total_arena_us: parse_arena_us + count_us;
+ *                     total_fast_us: parse_fast_us + count_us, what the gate spends
  *   cold, each from a fresh process (this program run again), microseconds of one call each,
  *   the median of cold_runs processes:
  *     cold_parse_us   the first cJSON parse (malloc)
@@ -34,7 +37,7 @@
  *     prewarm_count_us the first tok_count_request in another fresh process whose thread first
  *                     made its piece cache (tok_thread_prepare, as each gate worker does when it
  *                     starts), as the gate's first request on a worker
- * --only STAGE (parse, parse_arena, count, encode, memo, memo_hit; memo_hit runs memo too) runs
+ * --only STAGE (parse, parse_arena, parse_fast, count, encode, memo, memo_hit; memo_hit runs memo too) runs
  * that warm stage alone, and no cold child, and prints {file,bytes,encoding,tokens,runs,stage,us}:
  * with --runs, under callgrind, the difference of two run counts is the stage's instructions per
  * call (for memo, less the emptying of the memo between calls, which the clock leaves out).
@@ -52,6 +55,7 @@
 
 #include "bench/benchutil.h"
 #include "cache/prefixcount.h"
+#include "gate/util/jsonfast.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tok.h"
 
@@ -169,7 +173,7 @@ static int cold_run(const char *path, const char *encoding, int prewarm, int fd)
     if (text == NULL)
         return 1;
     t0 = bench_now();
-    body = cJSON_ParseWithLength(text, len);
+    body = prewarm ? jsonfast_parse(text, len, NULL) : cJSON_ParseWithLength(text, len);
     t1 = bench_now();
     e = body != NULL ? enc_for(body, encoding, &model) : NULL; /* builds the tables */
     t2 = bench_now();
@@ -268,9 +272,11 @@ static int cold_figures(const char *self, const char *path, const char *encoding
     count = median(&c[0].count, k, COLD_RUNS);
     snprintf(out, cap,
              ",\"cold_runs\":%d,\"cold_parse_us\":%.1f,\"build_us\":%.0f,\"cold_count_us\":%.1f,"
-             "\"cold_total_us\":%.1f,\"second_count_us\":%.1f,\"prewarm_count_us\":%.1f",
+             "\"cold_total_us\":%.1f,\"second_count_us\":%.1f,\"prewarm_count_us\":%.1f,"
+             "\"prewarm_parse_us\":%.1f",
              COLD_RUNS, parse, median(&c[0].build, k, COLD_RUNS), count, parse + count,
-             median(&c[0].second, k, COLD_RUNS), median(&pre[0].count, k, COLD_RUNS));
+             median(&c[0].second, k, COLD_RUNS), median(&pre[0].count, k, COLD_RUNS),
+             median(&pre[0].parse, k, COLD_RUNS));
     return 0;
 }
 
@@ -284,9 +290,9 @@ typedef struct file {
 
 /* The stages timed warm, each call on its own clock, in turn in one loop, so that drift in the
  * machine's load hits every stage alike. */
-enum { PARSE, PARSE_ARENA, COUNT, ENCODE, MEMO, MEMO_HIT, NSTAGES };
-static const char *const stage_name[NSTAGES] = {"parse",  "parse_arena", "count",
-                                                "encode", "memo",        "memo_hit"};
+enum { PARSE, PARSE_ARENA, PARSE_FAST, COUNT, ENCODE, MEMO, MEMO_HIT, NSTAGES };
+static const char *const stage_name[NSTAGES] = {"parse", "parse_arena", "parse_fast", "count",
+                                                "encode", "memo", "memo_hit"};
 
 /* The body and what the stages share. */
 typedef struct warm {
@@ -314,6 +320,13 @@ static int stage(warm *w, int st)
         arena.on = st == PARSE_ARENA;
         arena.used = 0;
         b = cJSON_ParseWithLength(w->f->text, w->f->len);
+        cJSON_Delete(b);
+        arena.on = 0;
+        return b != NULL ? 0 : -1;
+    case PARSE_FAST:
+        arena.on = 1;
+        arena.used = 0;
+        b = jsonfast_parse(w->f->text, w->f->len, NULL);
         cJSON_Delete(b);
         arena.on = 0;
         return b != NULL ? 0 : -1;
@@ -418,12 +431,12 @@ static int bench_file(const file *f, const char *encoding, const loop *l)
 
     printf("{\"file\":\"%s\",\"bytes\":%zu,\"model\":%s,\"encoding\":\"%s\",\"tokens\":%llu,"
            "\"runs\":%d,\"parse_runs\":%d,\"parse_us\":%.2f,\"parse_arena_us\":%.2f,"
-           "\"count_runs\":%d,\"count_us\":%.2f,\"encode_us\":%s%s,\"total_us\":%.2f,"
-           "\"total_arena_us\":%.2f%s}\n",
+           "\"parse_fast_us\":%.2f,\"count_runs\":%d,\"count_us\":%.2f,\"encode_us\":%s%s,"
+           "\"total_us\":%.2f,\"total_arena_us\":%.2f,\"total_fast_us\":%.2f%s}\n",
            strrchr(f->path, '/') ? strrchr(f->path, '/') + 1 : f->path, f->len,
            model_json ? model_json : "null", tok_name(w.e), (unsigned long long)r.tokens, runs,
-           runs, us[PARSE], us[PARSE_ARENA], runs, us[COUNT], encode, memo, us[PARSE] + us[COUNT],
-           us[PARSE_ARENA] + us[COUNT], f->cold);
+           runs, us[PARSE], us[PARSE_ARENA], us[PARSE_FAST], runs, us[COUNT], encode, memo,
+           us[PARSE] + us[COUNT], us[PARSE_ARENA] + us[COUNT], us[PARSE_FAST] + us[COUNT], f->cold);
     fflush(stdout);
     rc = 0;
 out:
@@ -464,7 +477,7 @@ int main(int argc, char **argv)
     if (i == argc || argv[i][0] == '-' || l.runs < 0 || !(l.seconds > 0)) {
         fprintf(stderr,
                 "usage: %s [--seconds S] [--runs N] [--only STAGE] [--encoding E] FILE...\n"
-                "STAGE: parse, parse_arena, count, encode, memo, memo_hit\n",
+                "STAGE: parse, parse_arena, parse_fast, count, encode, memo, memo_hit\n",
                 argv[0]);
         return 2;
     }

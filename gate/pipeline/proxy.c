@@ -14,6 +14,7 @@
 #include "gate/util/arena.h"
 #include "gate/http/conn.h"
 #include "gate/http/decode.h"
+#include "gate/util/jsonfast.h"
 #include "gate/util/jsonmem.h"
 #include "gate/pipeline/fallback.h"
 #include "gate/pipeline/filter.h"
@@ -269,7 +270,7 @@ static int end_answer(struct gate_req *req)
         /* bounded as the request's body is (but served already: read even when the gate is
          * busy); an answer past the limit is not read, so charged as unreadable */
         arena_limit(req->arena, req->conf->max_request_memory, 0);
-        b.doc = cJSON_ParseWithLength(b.data, len);
+        b.doc = jsonfast_parse(b.data, len, NULL);
         arena_limit(req->arena, 0, 0);
         if (b.doc == NULL) {
             req->out_unreadable = 1;

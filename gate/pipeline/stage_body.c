@@ -8,6 +8,7 @@
 #include "gate/pipeline/stages.h"
 #include "gate/util/arena.h"
 #include "gate/util/jsonedit.h"
+#include "gate/util/jsonfast.h"
 #include "gate/util/jsonmem.h"
 
 static int only_space(const char *p, const char *end)
@@ -35,7 +36,7 @@ static enum stage_rc body(struct gate_req *req)
                           "request body is empty; a JSON object is expected");
     if (raw == NULL)
         return stage_fail(req, APIERR_INTERNAL, "out of memory"); /* made contiguous: no room */
-    req->json = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    req->json = jsonfast_parse(raw, len, &end);
     if (req->json == NULL && arena_failure(req->arena) != ARENA_OK) {
         req_fail_memory(req); /* valid or not, it needs more memory than it may have */
         return STAGE_ANSWERED;

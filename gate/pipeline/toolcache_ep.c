@@ -25,6 +25,7 @@
 #include "gate/util/arena.h"
 #include "gate/util/clock.h"
 #include "gate/util/jsonedit.h"
+#include "gate/util/jsonfast.h"
 #include "gate/util/jsonmem.h"
 
 #define PREFIX "/v1/tool-cache/"
@@ -150,7 +151,7 @@ static cJSON *parse_body(struct gate_req *req, enum stage_rc *rc)
         *rc = stage_fail(req, APIERR_INTERNAL, "out of memory");
         return NULL;
     }
-    doc = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    doc = jsonfast_parse(raw, len, &end);
     if (doc == NULL && arena_failure(req->arena) != ARENA_OK) {
         req_fail_memory(req);
         *rc = STAGE_ANSWERED;

@@ -4,6 +4,7 @@
 #ifndef TG_FUZZ_JSON_H
 #define TG_FUZZ_JSON_H
 
+#include <math.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -27,6 +28,33 @@ static inline int same_tree(const cJSON *a, const cJSON *b)
         if (!same_tree(x, y))
             return 0;
     return x == NULL && y == NULL;
+}
+
+/* Whether two parses of one text are the same tree, by everything cJSON's parser sets: each
+ * item's type, valueint and valuedouble (two infinities, and 0 and -0, compare equal), name
+ * and string, its items in order, and each list's first item's prev pointing at its last. */
+static inline int same_parse(const cJSON *a, const cJSON *b)
+{
+    const cJSON *x, *y, *xl = NULL, *yl = NULL;
+
+    if (a->type != b->type || a->valueint != b->valueint ||
+        !(a->valuedouble == b->valuedouble || (isnan(a->valuedouble) && isnan(b->valuedouble))))
+        return 0;
+    if ((a->string == NULL) != (b->string == NULL) ||
+        (a->string != NULL && strcmp(a->string, b->string) != 0))
+        return 0;
+    if ((a->valuestring == NULL) != (b->valuestring == NULL) ||
+        (a->valuestring != NULL && strcmp(a->valuestring, b->valuestring) != 0))
+        return 0;
+    for (x = a->child, y = b->child; x != NULL && y != NULL; x = x->next, y = y->next) {
+        if (!same_parse(x, y))
+            return 0;
+        xl = x;
+        yl = y;
+    }
+    if (x != NULL || y != NULL)
+        return 0;
+    return a->child == NULL || (a->child->prev == xl && b->child->prev == yl);
 }
 
 #endif
