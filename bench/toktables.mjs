@@ -108,8 +108,8 @@ for (const enc of encodings) {
   if (chat.length) {
     out += `Counting a chat request's input in process (tokengate-chatbench, ${enc}), microseconds a call:\n\n`;
     out += '| request | path | bytes | messages | tokens | cold: first parse + count | cold: first count, piece cache made before | ' +
-      'warm: cJSON parse | warm: tok_count_request | warm: parse + count |\n';
-    out += '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+      'warm: cJSON parse | warm: the gate\'s parse | warm: tok_count_request | warm: cJSON parse + count | warm: the gate\'s parse + count |\n';
+    out += '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
     const cell = (vals) => {
       const v = vals.filter((x) => typeof x === 'number');
       if (!v.length) return 'n/a';
@@ -124,12 +124,16 @@ for (const enc of encodings) {
       const ranPath = r.path === undefined ? r.path_asked : r.path === r.path_asked ? r.path : `${r.path_asked} RAN AS ${r.path}`;
       out += `| ${is4k ? '4 KB chat' : '100 KB chat'} | ${ranPath} | ${r.bytes} | ${msgs} | ${r.tokens} | ` +
         `${cell(runs.map((c) => c.cold_total_us))} | ${cell(runs.map((c) => c.prewarm_count_us))} | ` +
-        `${r.parse_us.toFixed(1)} | ${r.count_us.toFixed(1)} | ${r.total_us.toFixed(1)} |\n`;
+        `${r.parse_us.toFixed(1)} | ${r.parse_fast_us === undefined ? 'n/a' : r.parse_fast_us.toFixed(1)} | ` +
+        `${r.count_us.toFixed(1)} | ${r.total_us.toFixed(1)} | ` +
+        `${r.total_fast_us === undefined ? 'n/a' : r.total_fast_us.toFixed(1)} |\n`;
     }
     out += '\nCold: a child process forked before anything is built (chatbench): its first cJSON parse and first ' +
       'tok_count_request, the tables built between them and left out, the thread\'s piece cache made in the count; then ' +
       'the first count in a child whose piece cache was made before (tok_thread_prepare, as each gate worker does at start); the median over ' +
-      'processes, with the range and number in brackets. Warm: the mean of calls repeated on the same request.' +
+      'processes, with the range and number in brackets. Warm: the mean of calls repeated on the same request; ' +
+      '"cJSON parse" is cJSON_ParseWithLength with malloc, "the gate\'s parse" jsonfast_parse into a bump arena, as ' +
+      'the gate parses a request body (gate/util/jsonfast.cpp: simdjson, then cJSON\'s tree).' +
       (chat.some((r) => r.cold_total_us === undefined) ? ' n/a: this tokengate-chatbench gives no cold figures.' : '') + '\n\n';
   }
 

@@ -3,6 +3,7 @@
  */
 #include "gate/server.h"
 #include "gate/core/worker.h"
+#include "gate/util/jsonfast.h"
 #include "tokenizer/tok.h"
 
 #include <arpa/inet.h>
@@ -158,6 +159,7 @@ static void *worker_main(void *arg)
     /* the tokenizer's per-thread piece cache, made now rather than by the first request (it
      * would cost that request about a millisecond); without it the worker still counts */
     (void)tok_thread_prepare();
+    jsonfast_thread_prepare(); /* the same for the JSON parser's buffers */
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

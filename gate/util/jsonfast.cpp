@@ -224,6 +224,15 @@ extern "C" cJSON *jsonfast_parse_cjson(const char *s, size_t len, const char **e
     return cJSON_ParseWithLengthOpts(s, len, end, 0);
 }
 
+extern "C" void jsonfast_thread_prepare(void)
+{
+    element root;
+
+    /* a failure is the first parse's to meet again */
+    if (make_room(FIRST_CAPACITY) && parser.parse("{}", 2).get(root) != simdjson::SUCCESS)
+        return;
+}
+
 extern "C" unsigned long jsonfast_fallbacks(void)
 {
     return fallbacks;
