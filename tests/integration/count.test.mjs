@@ -9,7 +9,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import {
-  test, cleanup, startMock, startGate, mockProviders, newId, runGate, parseSSE, tempDir,
+  test, cleanup, startMock, startGate, mockProviders, newId, runGate, parseSSE, tempDir, rawRequest,
 } from './harness.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -215,6 +215,35 @@ test('a body the counter cannot read is still forwarded, its count null', async 
   const rec = await gate.logRecord(id);
   assert.equal(rec.upstream_status, r.status, 'the provider answered');
   assert.equal(rec.count.input, null);
+});
+
+// The gate parses a body with simdjson and hands what simdjson refuses to cJSON, which reads
+// more than JSON (gate/util/jsonfast.cpp): such bodies are served and counted as any other.
+test('bodies only cJSON reads (raw control bytes, a BOM, ill-formed UTF-8) are counted and forwarded', async () => {
+  const text = 'tab\there, a raw \x01 byte, café';
+  const json = (content) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+  const cases = [
+    // control bytes left raw in the string (JSON wants them escaped)
+    ['raw control bytes', Buffer.from(json(text).replace('\\t', '\t').replace('\\u0001', '\x01')), text],
+    // a byte-order mark before the body
+    ['a byte-order mark', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json('hello'))]), 'hello'],
+    // ill-formed UTF-8 in the string: counted as text with U+FFFD for each maximal subpart
+    ['ill-formed UTF-8', Buffer.concat([Buffer.from(json('ab').slice(0, -4)), Buffer.from([0xff, 0xe2, 0x82]),
+      Buffer.from('cd"}]}')]), Buffer.from([0x61, 0x62, 0xff, 0xe2, 0x82, 0x63, 0x64]).toString('utf8')],
+  ];
+  for (const [name, body, content] of cases) {
+    assert.throws(() => JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body)),
+      undefined, `${name}: not strict JSON`);
+    const id = newId('count-lax');
+    const before = (await mock.stats()).requests;
+    const r = await rawRequest(gate.port, Buffer.concat([Buffer.from('POST /v1/chat/completions HTTP/1.1\r\n' +
+      `Host: 127.0.0.1\r\ncontent-type: application/json\r\nx-request-id: ${id}\r\n` +
+      `content-length: ${body.length}\r\n\r\n`, 'latin1'), body]));
+    assert.equal(r.status, 200, `${name}: ${r.body}`);
+    assert.equal((await mock.stats()).requests, before + 1, `${name}: forwarded once`);
+    const rec = await gate.logRecord(id);
+    checkCount(rec, { encoding: 'o200k_base', input: chatInput(o200k, [{ role: 'user', content }]) });
+  }
 });
 
 test('config: an unknown encoding or a bad calibration is a clear error', async () => {
