@@ -353,7 +353,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (len <= CACHE_KEY) {
                 window_ahead(a, b + ends[t], len);
                 if (c != NULL) {
-                    cache_prefetch(c, a->h);
+                    cache_prefetch_first(c, a->h);
                 }
             }
         }
