@@ -5,6 +5,7 @@
 #define TG_FUZZ_JSON_H
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -28,6 +29,46 @@ static inline int same_tree(const cJSON *a, const cJSON *b)
         if (!same_tree(x, y))
             return 0;
     return x == NULL && y == NULL;
+}
+
+/* cJSON's allocations through its hooks, counted: json_count()->live is how many are not freed
+ * yet; from the json_count()->fail_at-th on (0: none) they fail, calls counting them. */
+typedef struct json_counts {
+    long live, calls, fail_at;
+} json_counts;
+
+static inline json_counts *json_count(void)
+{
+    static json_counts c;
+    return &c;
+}
+
+static inline void *json_count_malloc(size_t n)
+{
+    json_counts *c = json_count();
+    void *p;
+
+    if (c->fail_at != 0 && ++c->calls >= c->fail_at)
+        return NULL;
+    if ((p = malloc(n)) != NULL)
+        c->live++;
+    return p;
+}
+
+static inline void json_count_free(void *p)
+{
+    if (p != NULL)
+        json_count()->live--;
+    free(p);
+}
+
+/* Routes cJSON's allocations through the counters above, zeroed. */
+static inline void json_count_hooks(void)
+{
+    cJSON_Hooks h = {.malloc_fn = json_count_malloc, .free_fn = json_count_free};
+
+    cJSON_InitHooks(&h);
+    *json_count() = (json_counts){0, 0, 0};
 }
 
 /* Whether two parses of one text are the same tree, by everything cJSON's parser sets: each

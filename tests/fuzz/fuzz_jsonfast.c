@@ -9,7 +9,6 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -18,24 +17,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static long live;
-
-static void *count_malloc(size_t n)
-{
-    void *p = malloc(n);
-
-    if (p != NULL)
-        live++;
-    return p;
-}
-
-static void count_free(void *p)
-{
-    if (p != NULL)
-        live--;
-    free(p);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int hooked;
@@ -43,8 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *fast, *slow;
 
     if (!hooked) {
-        cJSON_Hooks h = {.malloc_fn = count_malloc, .free_fn = count_free};
-        cJSON_InitHooks(&h);
+        json_count_hooks();
         hooked = 1;
     }
     fast = jsonfast_parse(s, size, &end_fast);
@@ -58,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     cJSON_Delete(fast);
     cJSON_Delete(slow);
-    if (live != 0)
+    if (json_count()->live != 0)
         abort(); /* an allocation not freed, or freed twice */
     return 0;
 }

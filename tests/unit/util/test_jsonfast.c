@@ -12,36 +12,6 @@
 #include "run_suite.h"
 #include "tests/fuzz/fuzz_json.h"
 
-/* Allocations live through cJSON's hooks, and the first to fail, with every one after it
- * (0: none). */
-static long live, calls, fail_at;
-
-static void *count_malloc(size_t n)
-{
-    void *p;
-
-    if (fail_at != 0 && ++calls >= fail_at)
-        return NULL;
-    if ((p = malloc(n)) != NULL)
-        live++;
-    return p;
-}
-
-static void count_free(void *p)
-{
-    if (p != NULL)
-        live--;
-    free(p);
-}
-
-static void hooks(void)
-{
-    cJSON_Hooks h = {.malloc_fn = count_malloc, .free_fn = count_free};
-
-    cJSON_InitHooks(&h);
-    live = calls = fail_at = 0;
-}
-
 /*
  * Parses the len bytes at s both ways; fails the test unless both read them into the same tree
  * with the same end, or both refuse them at the same place. Returns whether they were read, and
@@ -67,7 +37,7 @@ static int both(const char *s, size_t len, int *fell)
     }
     cJSON_Delete(fast);
     cJSON_Delete(slow);
-    ck_assert_int_eq(live, 0);
+    ck_assert_int_eq(json_count()->live, 0);
     return fast != NULL;
 }
 
@@ -100,7 +70,7 @@ START_TEST(valid_json_is_read_by_simdjson_into_cjsons_tree)
     };
     int fell;
 
-    hooks();
+    json_count_hooks();
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         ck_assert_msg(both_str(docs[i], &fell), "not read: %s", docs[i]);
         ck_assert_msg(!fell, "handed to cJSON: %s", docs[i]);
@@ -124,7 +94,7 @@ START_TEST(what_simdjson_refuses_is_read_by_cjson)
     };
     int fell;
 
-    hooks();
+    json_count_hooks();
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         ck_assert_msg(both_str(docs[i], &fell), "not read: %s", docs[i]);
         ck_assert_msg(fell, "not handed to cJSON: %s", docs[i]);
@@ -141,7 +111,7 @@ START_TEST(invalid_json_is_refused_where_cjson_refuses_it)
     };
     int fell;
 
-    hooks();
+    json_count_hooks();
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
         ck_assert_msg(!both_str(docs[i], &fell), "read: %s", docs[i]);
 }
@@ -166,7 +136,7 @@ START_TEST(nesting_is_bounded_as_in_cjson)
 {
     int fell;
 
-    hooks();
+    json_count_hooks();
     for (int objects = 0; objects < 2; objects++) {
         char *ok = nested(CJSON_NESTING_LIMIT, objects);
         char *deep = nested(CJSON_NESTING_LIMIT + 1, objects);
@@ -190,7 +160,7 @@ START_TEST(numbers_cjson_reads_in_part_go_to_cjson)
     char doc[256], top[256];
     int fell;
 
-    hooks();
+    json_count_hooks();
     snprintf(doc, sizeof(doc), "[0.%0120d1]", 0);
     (void)both_str(doc, &fell);
     ck_assert(fell);
@@ -213,7 +183,7 @@ START_TEST(texts_past_the_cap_go_to_cjson)
     char *doc = malloc(n + 1);
     int fell;
 
-    hooks();
+    json_count_hooks();
     memset(doc, 'x', n);
     doc[0] = '[';
     doc[1] = '"';
@@ -240,28 +210,28 @@ START_TEST(every_allocation_failure_is_cjsons_and_leaks_nothing)
     cJSON *whole;
     long base, failed = 0;
 
-    hooks();
+    json_count_hooks();
     whole = jsonfast_parse_cjson(doc, strlen(doc), NULL);
     ck_assert_ptr_nonnull(whole);
-    base = live; /* whole's */
+    base = json_count()->live; /* whole's */
     for (long k = 1; k < 200; k++) {
         cJSON *t;
-        calls = 0;
-        fail_at = k;
+        json_count()->calls = 0;
+        json_count()->fail_at = k;
         t = jsonfast_parse(doc, strlen(doc), NULL);
-        fail_at = 0;
+        json_count()->fail_at = 0;
         /* every allocation from the k-th failed, jsonfast's and then cJSON's when it gave up:
          * NULL, or the whole tree when k is past what a parse takes */
         ck_assert(t == NULL || same_parse(t, whole));
         failed += t == NULL;
         cJSON_Delete(t);
-        ck_assert_int_eq(live, base); /* nothing of the failed parses is left */
+        ck_assert_int_eq(json_count()->live, base); /* nothing of the failed parses is left */
     }
     /* the tree is 28 allocations (13 items, 9 names, 6 strings): a parse fails when any of
      * them does, and only then */
     ck_assert_int_eq(failed, 28);
     cJSON_Delete(whole);
-    ck_assert_int_eq(live, 0);
+    ck_assert_int_eq(json_count()->live, 0);
 }
 END_TEST
 
