@@ -22,7 +22,7 @@ for (const l of fs.readFileSync(symbolsFile, 'utf8').split('\n')) {
 function category(dso, sym) {
   if (dso === '[kernel.kallsyms]') return 'kernel (syscalls, loopback TCP, scheduling)';
   if (/libsqlite3/.test(dso)) return 'SQLite and the ledger/journal code';
-  if (/libcjson/.test(dso)) return 'JSON (cJSON, jsmn, the gate\'s JSON helpers)';
+  if (/libcjson|libsimdjson/.test(dso)) return 'JSON (cJSON, simdjson, jsmn, the gate\'s JSON helpers)';
   if (/libevent/.test(dso)) return 'libevent';
   if (/libcrypto|libssl/.test(dso)) return 'OpenSSL (SHA-256 of keys)';
   if (/libc\.so|ld-linux/.test(dso)) {
@@ -37,7 +37,7 @@ function category(dso, sym) {
     const m = mod.get(sym) || '';
     if (m.startsWith('tokenizer/')) return 'tokenizer (counting)';
     if (/gate\/util\/json|gate\/api\/usage/.test(m) || /^(jsmn|jm_|jsonedit|json)/.test(sym))
-      return 'JSON (cJSON, jsmn, the gate\'s JSON helpers)';
+      return 'JSON (cJSON, simdjson, jsmn, the gate\'s JSON helpers)';
     if (/gate\/budget\/(ledger|journal)/.test(m)) return 'SQLite and the ledger/journal code';
     if (/gate\/budget\//.test(m)) return 'budget book (authenticate, reserve, settle)';
     if (m === 'llhttp' || /gate\/http\//.test(m) || /^llhttp/.test(sym)) return 'HTTP (llhttp, gate/http)';

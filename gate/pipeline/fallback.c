@@ -1,7 +1,6 @@
 /*
  * fallback: the targets of a request's route, one after the other. See fallback.h.
  */
-#define _GNU_SOURCE /* memmem */
 #include "gate/pipeline/fallback.h"
 
 #include <event2/buffer.h>
@@ -18,6 +17,7 @@
 #include "gate/pipeline/spend.h"
 #include "gate/util/arena.h"
 #include "gate/util/clock.h"
+#include "gate/util/wordscan.h"
 #include "gate/util/jsonmem.h"
 #include "routing/rstats.h"
 
@@ -58,8 +58,8 @@ void route_input_of(struct gate_req *req, struct route_input *in)
      * of messages, unless something counts more than its bytes (images, files, audio) */
     size_t blen = evbuffer_get_length(req->msg.body);
     const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1); /* pulled up: no copy */
-    int media = raw == NULL || memmem(raw, blen, "image", 5) || memmem(raw, blen, "file", 4) ||
-                memmem(raw, blen, "audio", 5) || memmem(raw, blen, "document", 8);
+    static const char *const media_words[] = {"image", "file", "audio", "document"};
+    int media = raw == NULL || wordscan_any(raw, blen, media_words, 4);
     in->input_bound = media ? 0 : (int64_t)blen + 256;
     in->max_latency_ms = -1;
     in->label = req->rt.label;

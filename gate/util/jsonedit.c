@@ -12,6 +12,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "tokenizer/tok.h"
+
 struct splice {
     size_t start, end; /* bytes of body replaced; start == end inserts */
     const char *key;   /* set for an appended member */
@@ -37,19 +39,7 @@ static void value_span(const jsmntok_t *t, size_t *start, size_t *end)
 
 int jsonedit_has_nul(const char *body, size_t len)
 {
-    if (memchr(body, '\0', len) != NULL)
-        return 1;
-    /* in JSON that parsed, a backslash is always inside a string and starts an escape */
-    for (const char *p = memchr(body, '\\', len); p != NULL;
-         p = memchr(p, '\\', len - (size_t)(p - body))) {
-        size_t left = len - (size_t)(p - body);
-        if (left >= 6 && memcmp(p + 1, "u0000", 5) == 0)
-            return 1;
-        p += left >= 2 ? 2 : 1; /* past the escaped character, "\\" included */
-        if (p >= body + len)
-            break;
-    }
-    return 0;
+    return memchr(body, '\0', len) != NULL || tok_json_has_nul_escape(body, len);
 }
 
 char *jsonedit_apply(const char *body, size_t len, const struct jsonedit_op *ops, int nops,

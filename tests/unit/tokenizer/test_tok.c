@@ -259,12 +259,53 @@ START_TEST(worst_long_words)
 }
 END_TEST
 
+#define NUL_ESC(S) tok_json_has_nul_escape(S, sizeof(S) - 1)
+
 START_TEST(json_nul_escapes)
 {
     ck_assert_int_eq(tok_json_has_nul_escape("\"a\\u0000b\"", 11), 1);
     ck_assert_int_eq(tok_json_has_nul_escape("\"a\\\\u0000b\"", 12), 0); /* an escaped backslash */
     ck_assert_int_eq(tok_json_has_nul_escape("\"\\u00000\"", 10), 1);
     ck_assert_int_eq(tok_json_has_nul_escape("\"\\u0001\"", 9), 0);
+    ck_assert_int_eq(NUL_ESC("\"a\\\\\\u0000b\""), 1); /* three: the last escapes u */
+    ck_assert_int_eq(NUL_ESC("\"\\\\\\\\u0000\""), 0); /* four: two escaped */
+    ck_assert_int_eq(NUL_ESC("\\u0000"), 1); /* at the start */
+    ck_assert_int_eq(NUL_ESC("u0000"), 0);
+    ck_assert_int_eq(NUL_ESC("\"\\\\u0000 \\u0000\""), 1); /* the second */
+}
+END_TEST
+
+/* The first reading of tok_json_has_nul_escape: every backslash in turn, skipping what it
+ * escapes. */
+static int nul_escape_by_backslashes(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (n - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0)
+            return 1;
+        i++; /* the escaped character */
+    }
+    return 0;
+}
+
+START_TEST(json_nul_escapes_as_read_backslash_by_backslash)
+{
+    static const char alphabet[] = "\\\\u00x\"";
+    char s[40];
+    unsigned seed = 12345, found = 0;
+
+    for (int t = 0; t < 200000; t++) {
+        size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 31;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        int want = nul_escape_by_backslashes(s, n);
+        found += (unsigned)want;
+        ck_assert_msg(tok_json_has_nul_escape(s, n) == want, "%.*s: want %d", (int)n, s, want);
+    }
+    ck_assert_uint_gt(found, 100); /* the alphabet makes escapes of U+0000 often enough */
 }
 END_TEST
 
@@ -712,6 +753,7 @@ static Suite *tok_suite(void)
     tcase_add_test(t, worst_mixed_repeats);
     tcase_add_test(t, worst_long_words);
     tcase_add_test(t, json_nul_escapes);
+    tcase_add_test(t, json_nul_escapes_as_read_backslash_by_backslash);
     tcase_add_test(t, chat_cookbook_example);
     tcase_add_test(t, chat_formula_parts);
     tcase_add_test(t, chat_tools_formula);
