@@ -11,8 +11,6 @@
 
 enum stage_rc stage_count(struct gate_req *req)
 {
-    size_t len = evbuffer_get_length(req->msg.body);
-    const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1); /* no copy: pulled up */
     struct arena *prev = jsonmem_enter(req->arena);
     char msg[400] = "";
     int rc = 0;
@@ -22,7 +20,7 @@ enum stage_rc stage_count(struct gate_req *req)
     if (req->rt.xlate != XLATE_NONE)
         rc = route_translate(req, msg, sizeof(msg));
     if (rc == 0)
-        tcount_input(req, req->cm, raw, len);
+        tcount_input(req, req->cm);
     jsonmem_leave(prev);
     if (rc < 0) {
         req_fail_memory(req);

@@ -127,7 +127,7 @@ int64_t tcount_peek_input(struct gate_req *req, const struct conf_model *m)
     return req->rt.count_memo[i];
 }
 
-void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len)
+void tcount_input(struct gate_req *req, const struct conf_model *m)
 {
     struct tcount *tc = &req->tc;
     const char *model;
@@ -166,8 +166,8 @@ void tcount_input(struct gate_req *req, const struct conf_model *m, const char *
         tc->approximate = r.approximate;
         tc->estimated = r.estimated;
     }
-    if (tc->input >= 0 && tok_json_has_nul_escape(raw, len))
-        tc->estimated++; /* text after a U+0000 is cut off by the JSON parser */
+    /* no count is cut short by a U+0000 in a string (cJSON ends the string there): stage_body
+     * refuses such a body */
     /* the time counting took, when routing counted it before (the memo) */
     tc->count_us = counted_before ? req->rt.count_took[i] : gate_now_us() - t0;
 }

@@ -54,11 +54,10 @@ struct tcount_drift {
 };
 
 /*
- * Counts the input of req (its parsed body, whose JSON text is the len bytes at raw; model
- * entry m) and prepares the output count. Counting never fails the request: an uncountable
- * body is logged with input -1.
+ * Counts the input of req (its parsed body; model entry m) and prepares the output count.
+ * Counting never fails the request: an uncountable body is logged with input -1.
  */
-void tcount_input(struct gate_req *req, const struct conf_model *m, const char *raw, size_t len);
+void tcount_input(struct gate_req *req, const struct conf_model *m);
 
 /* The input tokens of req as model entry m counts them (m NULL: the entry of the model asked
  * for, else o200k_base), -1 when the body cannot be counted; memoized per tokenizer, so that
