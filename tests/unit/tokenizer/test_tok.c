@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "tokenizer/utf8.h"
+#include "randtext.h"
 #include "run_suite.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tok.h"
@@ -296,11 +297,7 @@ START_TEST(json_nul_escapes_as_read_backslash_by_backslash)
     unsigned seed = 12345, found = 0;
 
     for (int t = 0; t < 200000; t++) {
-        size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 31;
-        for (size_t i = 0; i < n; i++) {
-            seed = seed * 1103515245u + 12345u;
-            s[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
-        }
+        size_t n = rand_text(s, 31, alphabet, sizeof(alphabet) - 1, &seed);
         int want = nul_escape_by_backslashes(s, n);
         found += (unsigned)want;
         ck_assert_msg(tok_json_has_nul_escape(s, n) == want, "%.*s: want %d", (int)n, s, want);

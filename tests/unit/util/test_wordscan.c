@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gate/util/wordscan.h"
+#include "randtext.h"
 #include "run_suite.h"
 
 static const char *const media[] = {"image", "file", "audio", "document"};
@@ -46,11 +47,7 @@ START_TEST(the_same_as_memmem_on_random_texts)
     unsigned seed = 7, found = 0;
 
     for (int t = 0; t < 100000; t++) {
-        size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 255;
-        for (size_t i = 0; i < n; i++) {
-            seed = seed * 1103515245u + 12345u;
-            s[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
-        }
+        size_t n = rand_text(s, 255, alphabet, sizeof(alphabet) - 1, &seed);
         int want = by_memmem(s, n, media, 4);
         found += (unsigned)want;
         ck_assert_msg(wordscan_any(s, n, media, 4) == want, "%.*s: want %d", (int)n, s, want);
