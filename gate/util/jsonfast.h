@@ -12,9 +12,9 @@
  * characters in strings, a byte-order mark, a leading zero, a number out of double's range, text
  * after the value, a body over JSONFAST_MAX) is parsed again by cJSON, which accepts some of it
  * and says where the rest is wrong; and what simdjson accepts but cJSON refuses (more than
- * CJSON_NESTING_LIMIT levels, a number of more than 63 characters) is handed to cJSON too. One
- * difference is left: an integer written "-0" is 0 here and -0.0 in cJSON; the two compare
- * equal, and cJSON prints both as 0.
+ * CJSON_NESTING_LIMIT levels, a number of more than 63 characters, which cJSON 1.7.15 reads
+ * only in part) is handed to cJSON too. One difference is left: an integer written "-0" is 0
+ * here and -0.0 in cJSON; the two compare equal, and cJSON prints both as 0.
  */
 #ifndef TG_JSONFAST_H
 #define TG_JSONFAST_H
