@@ -59,7 +59,8 @@ void route_input_of(struct gate_req *req, struct route_input *in)
     size_t blen = evbuffer_get_length(req->msg.body);
     const char *raw = (const char *)evbuffer_pullup(req->msg.body, -1); /* pulled up: no copy */
     static const char *const media_words[] = {"image", "file", "audio", "document"};
-    int media = raw == NULL || wordscan_any(raw, blen, media_words, 4);
+    const int nmedia = (int)(sizeof(media_words) / sizeof(media_words[0]));
+    int media = raw == NULL || wordscan_any(raw, blen, media_words, nmedia);
     in->input_bound = media ? 0 : (int64_t)blen + 256;
     in->max_latency_ms = -1;
     in->label = req->rt.label;

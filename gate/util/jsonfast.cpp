@@ -267,7 +267,7 @@ extern "C" unsigned long jsonfast_fallbacks(void)
 static cJSON *fall_back(const char *s, size_t len, const char **end)
 {
     fallbacks++;
-    return cJSON_ParseWithLengthOpts(s, len, end, 0);
+    return jsonfast_parse_cjson(s, len, end);
 }
 
 extern "C" cJSON *jsonfast_parse(const char *s, size_t len, const char **end)
