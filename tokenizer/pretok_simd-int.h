@@ -7,15 +7,19 @@
  * class (classify_sse2, classify_avx2); starts_cl100k() and starts_o200k() then compute from
  * the class masks, for all offsets at once, where the window's pieces start: a mask with bit 0
  * and every start below window_limit(), the offset past which the window cannot tell (a
- * non-ASCII byte, a run that may go on past the end). The pieces are the spans between
+ * character no mask can say, a run that may go on past the end). The pieces are the spans between
  * consecutive bits; the highest bit is where the next window begins. A mask of bit 0 alone
  * decides nothing: the piece from the window's start is the scalar scanner's (pretok_next).
  *
- * Byte classes (ASCII only; every byte >= 0x80 is in hi and in no other mask):
+ * Byte classes, from classify_sse2 / classify_avx2 (ASCII only; every byte >= 0x80 is in hi
+ * and in no other mask):
  *   let  A-Z a-z (exactly the ASCII \p{L}); up A-Z and lo a-z of them (o200k's case classes)
  *   dig  0-9 (the ASCII \p{N})     ws   \t \n \v \f \r and space (\s)     nl   \r \n
  *   oth  every other ASCII byte ([^\s\p{L}\p{N}]), the apostrophe among them
  *   apos the apostrophe            sp   the space (0x20)
+ * window_decide_hi() then classifies the non-ASCII characters it can: every byte of a letter
+ * goes into let (and up), of any other character into oth, and cont marks the bytes that
+ * continue a character; hi keeps only what no mask can say, where window_limit() stops.
  */
 #ifndef TOK_PRETOK_SIMD_INT_H
 #define TOK_PRETOK_SIMD_INT_H
@@ -26,12 +30,15 @@
 #include <stdint.h>
 
 #include "tokenizer/pretok_simd.h"
+#include "tokenizer/uclass.h"
 
 #define WIN 64
 
 typedef struct win {
     uint64_t let, up, dig, ws, nl, oth, hi, apos;
-    uint64_t sp; /* the space itself (0x20): ` ?` in the punctuation alternative */
+    uint64_t sp;   /* the space itself (0x20): ` ?` in the punctuation alternative */
+    uint64_t cont; /* bytes 0x80-0xbf of the characters window_decide_hi() classified */
+    uint64_t both; /* o200k: the letters (and marks) of both case classes (none in ASCII) */
 } win;
 
 /* Stores a window's masks, the other class being what no class and no non-ASCII byte holds. */
@@ -46,6 +53,8 @@ static inline void win_set(win *w, uint64_t let, uint64_t up, uint64_t dig, uint
     w->hi = hi;
     w->apos = apos;
     w->sp = spc;
+    w->cont = 0;
+    w->both = 0;
     w->oth = ~(let | dig | ws | hi);
 }
 
@@ -124,12 +133,100 @@ static inline void classify_avx2(const uint8_t *p, win *w)
 }
 #endif
 
+/*
+ * The window's non-ASCII characters (w->hi, as classify made it), classified from the Unicode
+ * table, so that windows decide the pieces of other scripts too. Every byte of a letter goes
+ * into let: cl100k's \p{L}; o200k's two case classes, marks included, and into up too when it
+ * is in the upper one only, into both when it is in both. Every byte of any other character goes
+ * into oth (punctuation and symbols; cl100k's marks). What the masks cannot say stays in hi, so
+ * that window_limit() stops there: whitespace and numbers outside ASCII (their rules count
+ * characters, not bytes); U+017F, an s to the case-insensitive contractions; in o200k a mark
+ * that follows anything but a letter (it may prefix a word, or start punctuation), and a mark or
+ * letter of both cases two or three bytes after an apostrophe (after a contraction, where a word
+ * ends); and a character that runs past the window. Nothing past the first such character
+ * matters (the window decides nothing there), so the scan stops at it. Reads the window's 64
+ * bytes only.
+ */
+static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
+{
+    uint64_t cont = 0, let = 0, up = 0, both = 0, mark = 0, done = 0, lead, bad;
+
+    for (int q = 0; q < WIN / 16; q++) { /* 0x80-0xbf: below -64 as signed bytes */
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        cont |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8(-64), v))
+                << (16 * q);
+    }
+    lead = w->hi & ~cont;
+    for (uint64_t x = lead; x != 0; x &= x - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(x);
+        unsigned len = (unsigned)__builtin_clz(~((uint32_t)p[i] << 24)); /* its leading ones */
+        uint32_t cp;
+        unsigned c;
+        uint64_t bits;
+
+        if (i + len > WIN)
+            break; /* into hi, as the rest */
+        c = uc_class_mb(p + i, len, &cp);
+        if ((c & (UC_WS | UC_N)) || cp == 0x17f)
+            break;
+        bits = (~(uint64_t)0 >> (64 - len)) << i;
+        done |= bits;
+        if (o200k) {
+            unsigned cs = c & (UC_UP | UC_LO);
+            if (cs != 0)
+                let |= bits;
+            if (cs == UC_UP)
+                up |= bits;
+            else if (cs == (UC_UP | UC_LO))
+                both |= bits;
+            if (c & UC_M)
+                mark |= (uint64_t)1 << i;
+        } else if (c & UC_L) {
+            let |= bits;
+        }
+    }
+    if (o200k) {
+        /* a mark after no letter, and a mark or letter of both cases after what may end a
+         * contraction (x's + U+0301, x's + 中): whether it starts a word, or which, the masks
+         * do not say */
+        bad = (mark & ~((let | w->let) << 1)) | (both & ~cont & ((w->apos << 2) | (w->apos << 3)));
+        if (bad != 0)
+            done &= (bad & -bad) - 1;
+    }
+    w->let |= let & done;
+    w->up |= up & done;
+    w->both = both & done;
+    w->cont = cont & done;
+    w->hi &= ~done;
+    w->oth = ~(w->let | w->dig | w->ws | w->hi);
+}
+
+/* Each bit of x on a continuation byte moved back to the lead of its character. */
+static inline uint64_t char_lead(uint64_t x, uint64_t cont)
+{
+    if (cont == 0)
+        return x;
+    for (int k = 0; k < 3; k++)
+        x = (x & ~cont) | ((x & cont) >> 1);
+    return x;
+}
+
+/* Each bit of x, on a character's lead, spread over the bytes of its character. */
+static inline uint64_t char_bytes(uint64_t x, uint64_t cont)
+{
+    if (cont == 0)
+        return x;
+    for (int k = 0; k < 3; k++)
+        x |= (x << 1) & cont;
+    return x;
+}
+
 #define BIT(m, k) (((m) >> (k)) & 1)
 
 /*
  * Where the window decides nothing past its end: the offset below which every piece start it
  * computes is exact. Starts read up to three bytes ahead (a contraction), and a run of
- * whitespace that reaches the end or a non-ASCII byte (which may be whitespace, U+00A0) is
+ * whitespace that reaches the end or a byte left in hi (which may be whitespace, U+00A0) is
  * undecided from its first byte. 0 when nothing is decided.
  */
 static inline unsigned window_limit(const win *w)
@@ -206,12 +303,12 @@ static inline uint64_t space_starts(uint64_t wf, uint64_t w, uint64_t n)
 static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
 {
     const uint64_t L = w->let, D = w->dig, W = w->ws, N = w->nl, P = w->oth, SP = w->sp;
-    const uint64_t S = W & ~N;
+    const uint64_t S = W & ~N, C = w->cont;
     unsigned lim = window_limit(w);
     uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
     uint64_t pfree = P & ~(P << 1) & ~(SP << 1);
     uint64_t ap = pfree & w->apos & below, contr = 0, cend = 0;
-    uint64_t j, st, x, na, wf;
+    uint64_t pre, st, x, na, wf;
 
     while (ap != 0) { /* rare: apostrophes that start a piece; p[i + 2] is within the window */
         unsigned i = (unsigned)__builtin_ctzll(ap);
@@ -225,9 +322,10 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
             cend |= (uint64_t)1 << (i + 3);
         }
     }
-    /* the characters that prefix the letter run after them */
-    j = (L >> 1) & ~L & (S | (pfree & ~contr));
-    st = j | (L & ~(L << 1) & ~(j << 1) & ~(contr << 1)) | cend;
+    /* the characters that prefix the letter run after them (pre: the byte before the run, the
+     * last of such a character; the piece starts at the character's lead) */
+    pre = (L >> 1) & ~L & (S | char_bytes(pfree & ~contr, C));
+    st = char_lead(pre, C) | (L & ~(L << 1) & ~(pre << 1) & ~(contr << 1)) | cend;
     /* digits, three at a time */
     st |= digit_starts(D);
     /* punctuation runs, from their space if one is before them */
@@ -245,17 +343,22 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
  * The starts of o200k's pieces in a window that begins at a piece's start, as a mask: the
  * contract of starts_cl100k() (bit 0, and every start below window_limit(), which is enough
  * here too: a contraction after a word that ends below the limit reads at most two bytes past
- * its apostrophe). The rules, each an alternative of
+ * its apostrophe), but for the rare stop before the limit below. The rules, each an alternative of
  * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|
  * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?|
- * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+ , taken where it wins, in
- * ASCII (where the upper class is A-Z and the lower one a-z, and no byte is in both):
+ * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+ , taken where it wins
+ * (the letters of the upper class only are in up, those of both classes in both; in ASCII the
+ * upper class is A-Z, the lower one a-z, and no letter is in both):
  *  - a punctuation run's tail [\r\n/]* begins with the line break right after its run (a slash
  *    there would be in the run) and goes on over line breaks and slashes; a tail starts nothing,
  *    and what follows it starts anew (a slash in it prefixes no word: "}\n//x");
  *  - a punctuation run starts a piece, or its space does (` ?`); punctuation in a tail is no run;
  *  - a word is an upper-case run and the lower-case run after it, so a letter run starts a word,
- *    and so does every upper-case letter after a lower-case one ("Hello|World", "XMLParser");
+ *    and so does every upper-case-only letter after the lower-case run ("Hello|World",
+ *    "XMLParser": after a lower-case-only letter and the letters of both cases that follow it);
+ *    a word with no lower-case-only letter that ends in letters of both cases and then
+ *    upper-case-only ones gives the last of these back ("中É." is 中|É|.), and when that depends
+ *    on letters past the limit the mask stops before the upper-case run;
  *    the character before a letter run starts the word instead when it may prefix it: a
  *    whitespace other than a line break, or a punctuation character (the apostrophe too) that
  *    starts a piece;
@@ -267,11 +370,11 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
  */
 static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
 {
-    const uint64_t L = w->let, U = w->up, Lo = L & ~U, D = w->dig, W = w->ws, N = w->nl;
-    const uint64_t P = w->oth, SP = w->sp, S = W & ~N;
+    const uint64_t L = w->let, U = w->up, B = w->both, Lx = L & ~U & ~B, D = w->dig;
+    const uint64_t W = w->ws, N = w->nl, P = w->oth, SP = w->sp, S = W & ~N, C = w->cont;
     unsigned lim = window_limit(w), cend = 0; /* cend: where the last contraction ended */
     uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
-    uint64_t sl = 0, t, x, a, tail, pn, pfree, j, st, wf, ap;
+    uint64_t sl = 0, t, x, a, tail, pn, pfree, pre, st, wf, ap, lo;
 
     for (int q = 0; q < WIN / 16; q++) { /* the slashes (not among the class masks) */
         __m128i c = _mm_loadu_si128((const __m128i *)(p + 16 * q));
@@ -289,9 +392,29 @@ static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
     pn = P & ~tail;
     pfree = pn & ~(pn << 1) & ~(SP << 1);
     /* words: the characters that prefix the letter run after them, the runs they do not
-     * prefix, the upper case after lower case */
-    j = (L >> 1) & (S | pfree);
-    st = j | (L & ~(L << 1) & ~(j << 1)) | (U & (Lo << 1));
+     * prefix, the upper case after the lower-case run (lo: the lower-case-only letters, and the
+     * letters of both cases that follow one of them, carried through by the addition) */
+    pre = (L >> 1) & (S | char_bytes(pfree, C)); /* as in starts_cl100k */
+    lo = Lx | (((B + ((Lx << 1) & B)) ^ B) & B);
+    st = char_lead(pre, C) | (L & ~(L << 1) & ~(pre << 1)) | (U & (lo << 1));
+    if (B != 0) {
+        /* a word with no lower-case-only letter that ends in both-case letters and then
+         * upper-case-only ones ends after the last both-case one ("中É." is 中|É., the lower
+         * run giving back to the last letter it may hold): rare outside ASCII mixes; the upper
+         * run must end below the undecided byte, else nothing from its start is decided */
+        unsigned e = w->hi != 0 ? (unsigned)__builtin_ctzll(w->hi) : WIN;
+        for (uint64_t c = U & (B << 1) & ~(lo << 1) & below; c != 0; c &= c - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(c);
+            unsigned land = i + (unsigned)__builtin_ctzll(~(U >> i));
+            if (land >= e) {
+                lim = i;
+                below = ((uint64_t)1 << lim) - 1;
+                break;
+            }
+            if (!BIT(L, land))
+                st |= (uint64_t)1 << i;
+        }
+    }
     /* digits, three at a time */
     st |= digit_starts(D);
     /* punctuation runs, from their space if one is before them */

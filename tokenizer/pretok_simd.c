@@ -2,9 +2,9 @@
  * The block pre-tokenizer. From a piece's start with at least 64 bytes left, the 64 bytes there
  * are classified into one 64-bit mask per class and the pattern's start mask is computed from
  * them (pretok_simd-int.h): the pieces between its bits are written out at once, and the next
- * window begins at its highest bit. A window that decides nothing (a non-ASCII byte near its
- * start, a piece longer than the window), and the text's last 63 bytes, give one piece to the
- * scalar scanner (pretok_next), after which the block scanner tries again.
+ * window begins at its highest bit. A window that decides nothing (a character the masks cannot
+ * say near its start, a piece longer than the window), and the text's last 63 bytes, give one
+ * piece to the scalar scanner (pretok_next), after which the block scanner tries again.
  */
 #include "tokenizer/pretok_simd.h"
 
@@ -32,35 +32,29 @@ static inline __attribute__((always_inline)) size_t block_pieces(pretok_pattern 
 
     while (count < cap && i < n) {
         int why = PRETOK_SIMD_TAIL;
-        uint64_t head;
         size_t j;
 
         if (n - i >= WIN) {
-            /* a non-ASCII byte among the first eight: window_limit() is at most 4, the window
-             * would decide a piece or two of at most three bytes, so none is classified (in
-             * multilingual text that is faster than classifying) */
-            memcpy(&head, s + i, sizeof(head));
-            why = PRETOK_SIMD_NONASCII;
-            if ((head & 0x8080808080808080u) == 0) {
-                size_t base = i;
-                uint64_t t;
-                classify_sse2(s + base, &w);
-                t = starts(pat, &w, s + base) & ~(uint64_t)1;
-                if (t != 0) {
-                    /* the pieces between the mask's bits, up to cap; the next window from the
-                     * last end */
-                    do {
-                        i = base + (size_t)__builtin_ctzll(t);
-                        ends[count++] = i;
-                        t &= t - 1;
-                    } while (t != 0 && count < cap);
-                    fast += i - base;
-                    continue;
-                }
-                /* nothing decided: a non-ASCII byte lowered the window's limit, or the piece
-                 * runs past the window */
-                why = w.hi != 0 ? PRETOK_SIMD_NONASCII : PRETOK_SIMD_EDGE;
+            size_t base = i;
+            uint64_t t;
+            classify_sse2(s + base, &w);
+            if (w.hi != 0)
+                window_decide_hi(&w, s + base, pat == PRETOK_O200K);
+            t = starts(pat, &w, s + base) & ~(uint64_t)1;
+            if (t != 0) {
+                /* the pieces between the mask's bits, up to cap; the next window from the last
+                 * end */
+                do {
+                    i = base + (size_t)__builtin_ctzll(t);
+                    ends[count++] = i;
+                    t &= t - 1;
+                } while (t != 0 && count < cap);
+                fast += i - base;
+                continue;
             }
+            /* nothing decided: a character the masks cannot say (whitespace or a number
+             * outside ASCII, ...) lowered the window's limit, or the piece runs past the window */
+            why = w.hi != 0 ? PRETOK_SIMD_NONASCII : PRETOK_SIMD_EDGE;
         }
         j = pretok_next(pat, s, i, n);
         slow[why] += j - i;

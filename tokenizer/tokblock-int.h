@@ -145,55 +145,27 @@ static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, u
     }
 }
 
-/* Whether there is room at p, with n bytes left, to read a window (always, in the padded copy
- * of the text's end: see block_run), and the next bytes bytes (a multiple of 16) are ASCII. */
-static inline int window_ascii(const uint8_t *p, size_t n, int padded, int bytes)
-{
-    if (!(padded ? n >= 4 : n >= WIN + WHOLE_MAX))
-        return 0;
-    for (int q = 0; q < bytes / 16; q++)
-        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * q))) != 0)
-            return 0;
-    return 1;
-}
-
 /*
- * Whether a window may start at p, with n bytes left: room to read it (always, in the padded copy
- * of the text's end: see block_run), and the next 16 bytes ASCII. Text with non-ASCII bytes every
- * few characters (most of the world's) would only pay for a window that decides a piece or two.
+ * Whether a window may start with n bytes left: room to read it (always, in the padded copy of
+ * the text's end: see block_run). Any text: window_decide_hi() classifies the characters outside
+ * ASCII, and a window that decides nothing hands its first piece to the scalar scanner.
  */
-static inline int window_at(const uint8_t *p, size_t n, int padded)
+static inline int window_at(size_t n, int padded)
 {
-    return window_ascii(p, n, padded, 16);
-}
-
-/*
- * Whether the scalar scanner hands the text back to the windows at p: the next RUN_ASCII bytes
- * are ASCII (and a window may start there). Stopping at the first window_at instead made the
- * multilingual corpus, short lines of other scripts with ASCII between (placeholders, numbers,
- * Latin names), alternate between scanner batches of 14.5 pieces and window batches of 6.4
- * (cl100k), too few for their cache loads to overlap: 118.6 -> 133.2 MB/s (cl100k) and 100.2 ->
- * 114.5 (o200k) with the caches kept, medians of alternating runs; 32 bytes gave 129.6.
- * English and code, whose non-ASCII is rare, ran the same. RUN_ASCII bytes may be read at p:
- * within the text outside the padded copy (n >= WIN + WHOLE_MAX), and within pad in it.
- */
-#define RUN_ASCII 64
-static inline int window_run(const uint8_t *p, size_t n, int padded)
-{
-    return window_ascii(p, n, padded, RUN_ASCII);
+    return padded ? n >= 4 : n >= WIN + WHOLE_MAX;
 }
 
 /*
  * The block encoder, compiled once per classifier (always inlined into tok_encode_block_sse2 and
  * tok_encode_block_avx2, with the classifier inlined too). It works in batches of pieces found
- * one of two ways: from the start masks of up to BATCH / WIN windows, each classified from the
- * last start of the one before while the text is ASCII; or, where a window decides nothing (a
- * non-ASCII byte near its start, a piece longer than the window), by the scalar scanner, until
- * the text is ASCII again. In a window batch each piece is keyed and its fast-table bucket
- * prefetched as it is found, and probed LAG pieces later; the longer pieces are asked of the
- * whole-piece table, the pieces that are no token keyed for the piece cache and its sets
- * prefetched, and the ids written in order. The text's last bytes are worked on in a zero-padded
- * copy, so that windows reach its end.
+ * from the start masks of up to BATCH / WIN windows, each classified from the last start of the
+ * one before (its characters outside ASCII by window_decide_hi); where a window decides nothing
+ * (a character no mask can say near its start, a piece longer than the window) the scalar
+ * scanner finds one piece, encoded the long way. In a window batch each piece is keyed and its
+ * fast-table bucket prefetched as it is found, and probed LAG pieces later; the longer pieces are
+ * asked of the whole-piece table, the pieces that are no token keyed for the piece cache and its
+ * sets prefetched, and the ids written in order. The text's last bytes are worked on in a
+ * zero-padded copy, so that windows reach its end.
  */
 static inline __attribute__((always_inline)) int block_run(const tok_enc *e, const uint8_t *s,
                                                            size_t n, sink *k,
@@ -203,7 +175,6 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     size_t i = 0;
     int padded = 0;
     uint8_t pad[2 * (WIN + WHOLE_MAX) + 16];
-    _Static_assert(WIN + WHOLE_MAX + RUN_ASCII <= sizeof(pad), "window_run reads within pad");
     int cl = e->pat == PRETOK_CL100K;
     outbuf o;
     /* fk and fb: each piece's fast key and bucket; wk and wh: the longer pieces' whole-piece keys
@@ -244,11 +215,13 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
          * its bucket prefetched, without a branch on its length (a longer piece's key matches
          * no bucket: see window_key); then the window's longer pieces (no other start within
          * FAST_MAX bytes of theirs), keyed for the whole-piece table, their slots prefetched */
-        while (np + WIN <= BATCH && window_at(b + ends[np], n - i - ends[np], padded)) {
+        while (np + WIN <= BATCH && window_at(n - i - ends[np], padded)) {
             win w;
             unsigned off = ends[np], base = off, np0 = np;
             uint64_t st, t, near;
             classify(b + base, &w);
+            if (w.hi != 0)
+                window_decide_hi(&w, b + base, !cl);
             if (n - i - base < WIN) /* padded: past the end */
                 w.hi |= ~(uint64_t)0 << (n - i - base);
             st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);
@@ -286,48 +259,14 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             }
         }
         if (np == 0) {
-            /* text the masks do not decide (non-ASCII above all, where most pieces are no
-             * token): the scalar path's order, piece cache first, its sets and the vocabulary
-             * slots prefetched for the batch */
-            size_t at = 0;
-            do {
-                ahead *a = &miss[np++];
-                size_t j = pretok_next(e->pat, s, i + at, n) - i, len = j - at;
-                a->start = (uint32_t)(i + at);
-                a->len = (uint32_t)len;
-                if (len > 1 && len <= SMALL_PIECE) {
-                    ahead_key(a, b + at, len);
-                    if (len <= CACHE_KEY && c != NULL) {
-                        cache_prefetch(c, a->h);
-                    } else {
-                        long_prefetch(len, a->h);
-                    }
-                    if (len <= MAX_TOKEN_LEN)
-                        __builtin_prefetch(vocab_slot(e, a));
-                }
-                at = j;
-            } while (np < WIN && i + at < n && !window_run(b + at, n - (i + at), padded));
-            for (unsigned t = 0; t < np; t++) {
-                const ahead *a = &miss[t];
-                const cache_ent *ce = NULL;
-                if (a->len == 1) {
-                    *o.at++ = e->byte_rank[s[a->start]];
-                    continue;
-                }
-                if (a->len <= CACHE_KEY && c != NULL)
-                    ce = cache_find(c, a, e->id);
-                if (ce != NULL && ce->nids != CACHE_LONG) { /* at most CACHE_IDS ids */
-                    memcpy(o.at, ce->ids, ce->nids * sizeof(uint32_t));
-                    o.at += ce->nids;
-                    continue;
-                }
-                out_give(&o, k);
-                if (tok_piece_encode(e, s, a, c, k) != 0 || k->failed || tok_out_room(&o, k) != 0)
-                    return -1;
-            }
-            i += at;
-            if (tok_out_room(&o, k) != 0)
+            /* a piece no window decides (one that starts with whitespace or a number outside
+             * ASCII, one longer than a window, the text's last three bytes): the scalar
+             * scanner's, encoded the long way; then the windows again */
+            size_t j = pretok_next(e->pat, s, i, n);
+            out_give(&o, k);
+            if (tok_piece_slow(e, s, i, j, c, k) != 0 || tok_out_room(&o, k) != 0)
                 return -1;
+            i = j;
             continue;
         }
         /* pass 2: the last LAG pieces asked of the fast table, the longer pieces of the
@@ -352,9 +291,15 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             a->len = (uint32_t)len;
             if (len <= CACHE_KEY) {
                 window_ahead(a, b + ends[t], len);
-                if (c != NULL) {
+                /* English and code nearly always find theirs in the first set; other scripts,
+                 * whose distinct pieces are many more, in either */
+                if (c != NULL && ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull))
+                    cache_prefetch(c, a->h);
+                else if (c != NULL)
                     cache_prefetch_first(c, a->h);
-                }
+            } else if (len <= SMALL_PIECE) {
+                ahead_key(a, b + ends[t], len);
+                long_prefetch(len, a->h);
             }
         }
         /* pass 3: emit in order, the runs of tokens between the others copied sixteen at a time
@@ -401,7 +346,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             }
             out_give(&o, k);
             rc = a->len <= CACHE_KEY ? tok_piece_merge(e, s, a, c, k)
-                                     : tok_piece_slow(e, s, a->start, a->start + a->len, c, k);
+                                     : tok_piece_encode(e, s, a, c, k);
             if (rc != 0 || k->failed || tok_out_room(&o, k) != 0)
                 return -1;
         }

@@ -21,4 +21,32 @@ enum {
     UC_LO = 64,
 };
 
+/* The table (uclass_table.h, built into pretok.c): the class of code point cp is
+ * uc_stage2[uc_stage1[cp >> 8]][cp & 0xff], for cp < 0x110000; below 0x800 (one and two bytes
+ * of UTF-8: Latin, Greek, Cyrillic, Hebrew, Arabic, ...) it is also uc_two[cp], one load. Hidden,
+ * so that code in a shared object reads them without going through its global offset table. */
+extern const uint8_t uc_stage1[0x110000 >> 8] __attribute__((visibility("hidden")));
+extern const uint8_t uc_stage2[][256] __attribute__((visibility("hidden")));
+extern const uint8_t uc_two[0x800] __attribute__((visibility("hidden")));
+
+/* The class of the well-formed UTF-8 character of len bytes (2 to 4) at p, and its code point
+ * in *cp. */
+static inline uint8_t uc_class_mb(const uint8_t *p, unsigned len, uint32_t *cp)
+{
+    uint32_t c = p[0];
+
+    if (len == 2) {
+        c = (c & 0x1f) << 6 | (p[1] & 0x3f);
+        *cp = c;
+        return uc_two[c];
+    }
+    if (len == 3)
+        c = (c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+    else
+        c = (c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 | (uint32_t)(p[2] & 0x3f) << 6 |
+            (p[3] & 0x3f);
+    *cp = c;
+    return uc_stage2[uc_stage1[c >> 8]][c & 0xff];
+}
+
 #endif
