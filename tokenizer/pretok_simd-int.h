@@ -39,6 +39,7 @@ typedef struct win {
     uint64_t sp;   /* the space itself (0x20): ` ?` in the punctuation alternative */
     uint64_t cont; /* bytes 0x80-0xbf of the characters window_decide_hi() classified */
     uint64_t both; /* o200k: the letters (and marks) of both case classes (none in ASCII) */
+    uint64_t pad;  /* the bytes past the text's end (window_pad) */
 } win;
 
 /* Stores a window's masks, the other class being what no class and no non-ASCII byte holds. */
@@ -55,6 +56,7 @@ static inline void win_set(win *w, uint64_t let, uint64_t up, uint64_t dig, uint
     w->sp = spc;
     w->cont = 0;
     w->both = 0;
+    w->pad = 0;
     w->oth = ~(let | dig | ws | hi);
 }
 
@@ -201,6 +203,25 @@ static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
     w->oth = ~(w->let | w->dig | w->ws | w->hi);
 }
 
+/*
+ * The window's bytes from offset end on are past the text's end (zeros, in a padded copy): they
+ * become whitespace that no rule reads as such, so that the text's last piece ends there, and
+ * window_limit() lets the window decide up to the end (the start at the end included), when
+ * nothing before it is left undecided. A run of whitespace at the end stays whole (no character
+ * given back to a non-space that is not there), a contraction reads zeros after the end.
+ */
+static inline void window_pad(win *w, unsigned end)
+{
+    uint64_t pad = ~(uint64_t)0 << end;
+
+    w->pad = pad;
+    w->ws |= pad;
+    w->oth &= ~pad;
+    w->let &= ~pad;
+    w->dig &= ~pad;
+    w->hi &= ~pad;
+}
+
 /* Each bit of x on a continuation byte moved back to the lead of its character. */
 static inline uint64_t char_lead(uint64_t x, uint64_t cont)
 {
@@ -234,6 +255,13 @@ static inline unsigned window_limit(const win *w)
     unsigned e = w->hi != 0 ? (unsigned)__builtin_ctzll(w->hi) : WIN, lim;
     uint64_t nonws;
 
+    if (w->pad != 0) {
+        unsigned end = (unsigned)__builtin_ctzll(w->pad);
+        if (e >= end && end <= WIN - 4) /* the text ends here, and all of it is decided */
+            return end + 1;
+        if (end < e)
+            e = end;
+    }
     if (e < 4)
         return 0;
     lim = e - 3;
@@ -336,7 +364,7 @@ static inline uint64_t starts_cl100k(const win *w, const uint8_t *p)
     na = N & ((N + x) ^ N);
     wf = W & ~na;
     st |= space_starts(wf, W, N);
-    return (st & below) | 1;
+    return ((st | (w->pad & -w->pad)) & below) | 1;
 }
 
 /*
@@ -441,7 +469,7 @@ static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
             cend = i + c;
         }
     }
-    return (st & below) | 1;
+    return ((st | (w->pad & -w->pad)) & below) | 1;
 }
 
 #endif

@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) void no_rank_mask(uint32_t *rank, u
  */
 static inline int window_at(size_t n, int padded)
 {
-    return padded ? n >= 4 : n >= WIN + WHOLE_MAX;
+    return padded ? n >= 1 : n >= WIN + WHOLE_MAX;
 }
 
 /*
@@ -223,7 +223,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (w.hi != 0)
                 window_decide_hi(&w, b + base, !cl);
             if (n - i - base < WIN) /* padded: past the end */
-                w.hi |= ~(uint64_t)0 << (n - i - base);
+                window_pad(&w, (unsigned)(n - i - base));
             st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);
             for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
@@ -292,11 +292,11 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (len <= CACHE_KEY) {
                 window_ahead(a, b + ends[t], len);
                 /* English and code nearly always find theirs in the first set; other scripts,
-                 * whose distinct pieces are many more, in either */
-                if (c != NULL && ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull))
-                    cache_prefetch(c, a->h);
-                else if (c != NULL)
-                    cache_prefetch_first(c, a->h);
+                 * whose distinct pieces are many more, in either: the second set's lines, or
+                 * the first's again, chosen without a branch (the scripts mix) */
+                if (c != NULL)
+                    cache_prefetch_sel(c, a->h,
+                                       ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull) != 0);
             } else if (len <= SMALL_PIECE) {
                 ahead_key(a, b + ends[t], len);
                 long_prefetch(len, a->h);
