@@ -292,11 +292,11 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (len <= CACHE_KEY) {
                 window_ahead(a, b + ends[t], len);
                 /* English and code nearly always find theirs in the first set; other scripts,
-                 * whose distinct pieces are many more, in either: the second set's lines, or
-                 * the first's again, chosen without a branch (the scripts mix) */
-                if (c != NULL)
-                    cache_prefetch_sel(c, a->h,
-                                       ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull) != 0);
+                 * whose distinct pieces are many more, in either */
+                if (c != NULL && ((a->w[0] | a->w[1] | a->w[2]) & 0x8080808080808080ull))
+                    cache_prefetch(c, a->h);
+                else if (c != NULL)
+                    cache_prefetch_first(c, a->h);
             } else if (len <= SMALL_PIECE) {
                 ahead_key(a, b + ends[t], len);
                 long_prefetch(len, a->h);

@@ -75,20 +75,14 @@ static inline void cache_prefetch(cache_ent *c, uint64_t h)
     __builtin_prefetch(&alt[1]);
 }
 
-/* Starts the loads of the first set, and of the second too when both is 1 (else the first's
- * lines are asked for twice), without a branch on both. */
-static inline void cache_prefetch_sel(cache_ent *c, uint64_t h, int both)
+/* Starts the loads of the first set only: a piece of English or code is nearly always there. */
+static inline void cache_prefetch_first(cache_ent *c, uint64_t h)
 {
     cache_ent *set = cache_set(c, h);
-    uintptr_t m = -(uintptr_t)both, alt = (uintptr_t)cache_alt(c, h);
 
-    __builtin_prefetch(&set[0]);
-    __builtin_prefetch(&set[1]);
-    set = (cache_ent *)((alt & m) | ((uintptr_t)set & ~m));
     __builtin_prefetch(&set[0]);
     __builtin_prefetch(&set[1]);
 }
-
 
 /* The set a new piece whose hash is h goes into: the first, unless it is full and the second
  * is not (a set fills its first way first). */
