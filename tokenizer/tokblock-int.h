@@ -260,8 +260,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         }
         if (np == 0) {
             /* a piece no window decides (one that starts with whitespace or a number outside
-             * ASCII, one longer than a window, the text's last three bytes): the scalar
-             * scanner's, encoded the long way; then the windows again */
+             * ASCII, one longer than a window): the scalar scanner's, encoded the long way; then
+             * the windows again */
             size_t j = pretok_next(e->pat, s, i, n);
             out_give(&o, k);
             if (tok_piece_slow(e, s, i, j, c, k) != 0 || tok_out_room(&o, k) != 0)
