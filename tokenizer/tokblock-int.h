@@ -200,7 +200,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
 
         if (!padded && n - i < WIN + WHOLE_MAX) {
             /* the text's end, from a piece's start: copied where windows may read past it (the
-             * bytes past the end count as non-ASCII, so no piece is decided across it) */
+             * bytes past the end are whitespace no rule reads: window_pad) */
             memset(pad, 0, sizeof(pad));
             memcpy(pad, s + i, n - i);
             s = pad;
@@ -211,7 +211,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
         b = s + i;
 
         /* pass 1: the pieces of up to BATCH / WIN windows, each window classified from the
-         * last piece's start while the text is ASCII; each piece keyed for the fast table and
+         * last piece's start; each piece keyed for the fast table and
          * its bucket prefetched, without a branch on its length (a longer piece's key matches
          * no bucket: see window_key); then the window's longer pieces (no other start within
          * FAST_MAX bytes of theirs), keyed for the whole-piece table, their slots prefetched */
