@@ -26,18 +26,8 @@ static inline uint8_t cls_at(const uint8_t *s, size_t i, size_t n, size_t *len)
         *len = 1;
         return uc_stage2[0][c];
     }
-    if (c < 0xe0) {
-        *len = 2;
-        cp = (c & 0x1f) << 6 | (s[i + 1] & 0x3f);
-    } else if (c < 0xf0) {
-        *len = 3;
-        cp = (c & 0x0f) << 12 | (uint32_t)(s[i + 1] & 0x3f) << 6 | (s[i + 2] & 0x3f);
-    } else {
-        *len = 4;
-        cp = (c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3f) << 12 |
-             (uint32_t)(s[i + 2] & 0x3f) << 6 | (s[i + 3] & 0x3f);
-    }
-    return uc_stage2[uc_stage1[cp >> 8]][cp & 0xff];
+    *len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    return uc_class_mb(s + i, (unsigned)*len, &cp);
 }
 
 /*

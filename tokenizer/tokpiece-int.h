@@ -15,8 +15,8 @@
  * may live in either of two sets, chosen by two parts of its hash: it goes into the first unless
  * that is full and the second is not, and within a set into the first way, the first way's piece
  * moving to the second. A lookup compares the first set's two keys, and the second set's only
- * when the first set is full (only then can the piece be there). The scanner's batches
- * (non-ASCII text, where sets fill) prefetch both sets, the windows' (ASCII) only the first:
+ * when the first set is full (only then can the piece be there). Pieces with bytes outside
+ * ASCII (other scripts, where sets fill) prefetch both sets, ASCII pieces only the first:
  * on en_prose (cl100k, caches kept), half the lines a piece that is not a token, and
  * alternating runs gave 374 against 352 MB/s (means of 7; every pair but one in its favour),
  * with the cache emptied 193 against 182; code_c (o200k) 362 against 344; multilingual the same.
