@@ -16,7 +16,7 @@
  *   let  A-Z a-z (exactly the ASCII \p{L}); up A-Z and lo a-z of them (o200k's case classes)
  *   dig  0-9 (the ASCII \p{N})     ws   \t \n \v \f \r and space (\s)     nl   \r \n
  *   oth  every other ASCII byte ([^\s\p{L}\p{N}]), the apostrophe among them
- *   apos the apostrophe            sp   the space (0x20)
+ *   apos the apostrophe            sp   the space (0x20)      sl   the slash (o200k only)
  * window_decide_hi() then classifies the non-ASCII characters it can: every byte of a letter
  * goes into let (and up), of any other character into oth, and cont marks the bytes that
  * continue a character; hi keeps only what no mask can say, where window_limit() stops.
@@ -40,12 +40,14 @@ typedef struct win {
     uint64_t cont; /* bytes 0x80-0xbf of the characters window_decide_hi() classified */
     uint64_t both; /* o200k: the letters (and marks) of both case classes (none in ASCII) */
     uint64_t pad;  /* the bytes past the text's end (window_pad) */
+    uint64_t sl;   /* the slashes (o200k's punctuation tails), when classify was asked for them */
 } win;
 
 /* Stores a window's masks, the other class being what no class and no non-ASCII byte holds. */
 static inline void win_set(win *w, uint64_t let, uint64_t up, uint64_t dig, uint64_t ws,
-                           uint64_t nl, uint64_t hi, uint64_t apos, uint64_t spc)
+                           uint64_t nl, uint64_t hi, uint64_t apos, uint64_t spc, uint64_t sl)
 {
+    w->sl = sl;
     w->let = let;
     w->up = up;
     w->dig = dig;
@@ -61,16 +63,18 @@ static inline void win_set(win *w, uint64_t let, uint64_t up, uint64_t dig, uint
 }
 
 /*
- * The masks of the 64 bytes at p, sixteen at a time. Each mask is gathered in a local and stored
+ * The masks of the 64 bytes at p, sixteen at a time, and the slashes too when slash is set (o200k
+ * reads them; a constant where this is inlined). Each mask is gathered in a local and stored
  * once: stores through w, which a byte pointer may alias, would be reloaded at every step.
  */
-static inline void classify_sse2(const uint8_t *p, win *w)
+static inline void classify_sse2(const uint8_t *p, win *w, int slash)
 {
     const __m128i a = _mm_set1_epi8('a'), z25 = _mm_set1_epi8(25), x20 = _mm_set1_epi8(0x20);
     const __m128i d0 = _mm_set1_epi8('0'), z9 = _mm_set1_epi8(9), tab = _mm_set1_epi8(9);
     const __m128i z4 = _mm_set1_epi8(4), sp = _mm_set1_epi8(' '), lf = _mm_set1_epi8('\n');
     const __m128i cr = _mm_set1_epi8('\r'), ap = _mm_set1_epi8('\''), ua = _mm_set1_epi8('A');
-    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0;
+    const __m128i sla = _mm_set1_epi8('/');
+    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0, sl = 0;
 
     for (int q = 0; q < WIN / 16; q++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
@@ -90,21 +94,24 @@ static inline void classify_sse2(const uint8_t *p, win *w)
         hi |= (uint64_t)(uint16_t)_mm_movemask_epi8(v) << sh;
         apos |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, ap)) << sh;
         spc |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp)) << sh;
+        if (slash)
+            sl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sla)) << sh;
     }
-    win_set(w, let, up, dig, ws, nl, hi, apos, spc);
+    win_set(w, let, up, dig, ws, nl, hi, apos, spc, sl);
 }
 
 #ifdef __AVX2__
 /* The same masks, 32 bytes at a time with AVX2: only in code compiled for AVX2, only called
  * where the CPU has it (tok_path). */
-static inline void classify_avx2(const uint8_t *p, win *w)
+static inline void classify_avx2(const uint8_t *p, win *w, int slash)
 {
     const __m256i a = _mm256_set1_epi8('a'), z25 = _mm256_set1_epi8(25);
     const __m256i x20 = _mm256_set1_epi8(0x20), d0 = _mm256_set1_epi8('0');
     const __m256i z9 = _mm256_set1_epi8(9), tab = _mm256_set1_epi8(9), z4 = _mm256_set1_epi8(4);
     const __m256i sp = _mm256_set1_epi8(' '), lf = _mm256_set1_epi8('\n');
     const __m256i cr = _mm256_set1_epi8('\r'), ap = _mm256_set1_epi8('\''), ua = _mm256_set1_epi8('A');
-    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0;
+    const __m256i sla = _mm256_set1_epi8('/');
+    uint64_t let = 0, up = 0, dig = 0, ws = 0, nl = 0, hi = 0, apos = 0, spc = 0, sl = 0;
 
     for (int q = 0; q < WIN / 32; q++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * q));
@@ -130,8 +137,10 @@ static inline void classify_avx2(const uint8_t *p, win *w)
         hi |= (uint64_t)(uint32_t)_mm256_movemask_epi8(v) << sh;
         apos |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ap)) << sh;
         spc |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sp)) << sh;
+        if (slash)
+            sl |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, sla)) << sh;
     }
-    win_set(w, let, up, dig, ws, nl, hi, apos, spc);
+    win_set(w, let, up, dig, ws, nl, hi, apos, spc, sl);
 }
 #endif
 
@@ -402,13 +411,9 @@ static inline uint64_t starts_o200k(const win *w, const uint8_t *p)
     const uint64_t W = w->ws, N = w->nl, P = w->oth, SP = w->sp, S = W & ~N, C = w->cont;
     unsigned lim = window_limit(w), cend = 0; /* cend: where the last contraction ended */
     uint64_t below = ((uint64_t)1 << lim) - 1; /* lim <= 61 */
-    uint64_t sl = 0, t, x, a, tail, pn, pfree, pre, st, wf, ap, lo;
+    const uint64_t sl = w->sl;
+    uint64_t t, x, a, tail, pn, pfree, pre, st, wf, ap, lo;
 
-    for (int q = 0; q < WIN / 16; q++) { /* the slashes (not among the class masks) */
-        __m128i c = _mm_loadu_si128((const __m128i *)(p + 16 * q));
-        sl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')))
-              << (16 * q);
-    }
     /* the tails: in each run of line breaks and slashes, from its first line break right after
      * punctuation (x) to its end; a = the run without those line breaks, and the carry from
      * each run's first bit runs through a up to the first x of the run, or the run's end */

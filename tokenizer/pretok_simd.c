@@ -37,7 +37,7 @@ static inline __attribute__((always_inline)) size_t block_pieces(pretok_pattern 
         if (n - i >= WIN) {
             size_t base = i;
             uint64_t t;
-            classify_sse2(s + base, &w);
+            classify_sse2(s + base, &w, pat == PRETOK_O200K);
             if (w.hi != 0)
                 window_decide_hi(&w, s + base, pat == PRETOK_O200K);
             t = starts(pat, &w, s + base) & ~(uint64_t)1;

@@ -156,39 +156,39 @@ static inline int window_at(size_t n, int padded)
 }
 
 /*
- * The block encoder, compiled once per classifier (always inlined into tok_encode_block_sse2 and
- * tok_encode_block_avx2, with the classifier inlined too). It works in batches of pieces found
- * from the start masks of up to BATCH / WIN windows, each classified from the last start of the
- * one before (its characters outside ASCII by window_decide_hi); where a window decides nothing
- * (a character no mask can say near its start, a piece longer than the window) the scalar
- * scanner finds one piece, encoded the long way. In a window batch each piece is keyed and its
- * fast-table bucket prefetched as it is found, and probed LAG pieces later; the longer pieces are
- * asked of the whole-piece table, the pieces that are no token keyed for the piece cache and its
- * sets prefetched, and the ids written in order. The text's last bytes are worked on in a
- * zero-padded copy, so that windows reach its end.
+ * The block encoder, compiled once per classifier and pattern: always inlined into
+ * tok_encode_block_sse2 and tok_encode_block_avx2 with the classifier inlined too, and cl (1 for
+ * cl100k, 0 for o200k) a constant, so that each pattern's rules fold into a loop of its own.
+ * counting (the sink keeps no ids) leaves the ids unwritten; it stays a variable: a third and
+ * fourth copy for it made the encoding copies 25 % slower on en_prose.txt (the cause not found).
+ * It works in batches of pieces found from the start masks of up to BATCH / WIN windows, each
+ * classified from the last start of the one before (its characters outside ASCII by
+ * window_decide_hi); where a window decides nothing (a character no mask can say near its start,
+ * a piece longer than the window) the scalar scanner finds one piece, encoded the long way. In a
+ * window batch each piece is keyed and its fast-table bucket prefetched as it is found, and
+ * probed after the first window that ends LAG pieces or more later; the longer pieces are asked
+ * of the whole-piece table, the pieces that are no token keyed for the piece cache and its sets
+ * prefetched, and the ids written in order. The text's last bytes are worked on in a zero-padded
+ * copy, so that windows reach its end.
  */
 static inline __attribute__((always_inline)) int block_run(const tok_enc *e, const uint8_t *s,
                                                            size_t n, sink *k,
-                                                           void (*classify)(const uint8_t *, win *))
+                                                           void (*classify)(const uint8_t *, win *,
+                                                                            int),
+                                                           int counting, int cl)
 {
     cache_ent *c = tok_piece_cache();
     size_t i = 0;
     int padded = 0;
     uint8_t pad[2 * (WIN + WHOLE_MAX) + 16];
-    int cl = e->pat == PRETOK_CL100K;
     outbuf o;
     /* fk and fb: each piece's fast key and bucket; wk and wh: the longer pieces' whole-piece keys
-     * and hashes, by their place in lng. Entry BATCH of fk, fb and rank is where the probe LAG
-     * pieces behind the piece being keyed goes while there is no such piece: an empty key (no
-     * bucket holds 0), a rank nobody reads */
-    uint64_t fk[BATCH + 1], wk[BATCH][3], wh[BATCH], mm[BATCH / 64];
-    const tok_fast *fb[BATCH + 1];
+     * and hashes, by their place in lng */
+    uint64_t fk[BATCH], wk[BATCH][3], wh[BATCH], mm[BATCH / 64];
+    const tok_fast *fb[BATCH];
     uint32_t rank[BATCH + 16], ends[BATCH + 1];
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
-
-    fk[BATCH] = 0;
-    fb[BATCH] = e->fast;
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
@@ -196,7 +196,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     ends[0] = 0;
     while (i < n) {
         const uint8_t *b;
-        unsigned np = 0, nl = 0, nm = 0;
+        unsigned np = 0, nl = 0, nm = 0, probed = 0;
 
         if (!padded && n - i < WIN + WHOLE_MAX) {
             /* the text's end, from a piece's start: copied where windows may read past it (the
@@ -219,7 +219,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             win w;
             unsigned off = ends[np], base = off, np0 = np;
             uint64_t st, t, near;
-            classify(b + base, &w);
+            classify(b + base, &w, !cl);
             if (w.hi != 0)
                 window_decide_hi(&w, b + base, !cl);
             if (n - i - base < WIN) /* padded: past the end */
@@ -228,14 +228,14 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             for (t = st & ~(uint64_t)1; t != 0; t &= t - 1) {
                 unsigned end = base + (unsigned)__builtin_ctzll(t);
                 window_piece(e, b, off, end, np, ends, fk, fb);
-                /* the piece LAG before: its bucket was prefetched LAG pieces ago */
-                unsigned lag = np >= LAG ? np - LAG : BATCH;
-                rank[lag] = fast_lookup(fb[lag], fk[lag]);
                 np++;
                 off = end;
             }
             if (np == np0) /* a piece longer than the window */
                 break;
+            /* the pieces LAG and more before: their buckets were prefetched LAG pieces ago */
+            for (; probed + LAG < np; probed++)
+                rank[probed] = fast_lookup(fb[probed], fk[probed]);
             near = st >> 1; /* near: another start within FAST_MAX bytes after */
             near |= near >> 1;
             near |= near >> 2;
@@ -269,10 +269,10 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             i = j;
             continue;
         }
-        /* pass 2: the last LAG pieces asked of the fast table, the longer pieces of the
+        /* pass 2: the pieces not yet asked of the fast table, the longer pieces of the
          * whole-piece table; mm marks the pieces that are no token (or were left out of the
          * fast table), which are listed, keyed for the piece cache, and their sets prefetched */
-        for (unsigned t = np > LAG ? np - LAG : 0; t < np; t++)
+        for (unsigned t = probed; t < np; t++)
             rank[t] = fast_lookup(fb[t], fk[t]);
         for (unsigned l = 0; l < nl; l++) {
             unsigned t = lng[l];
@@ -309,9 +309,11 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             const ahead *a;
             const cache_ent *ce;
             int rc;
-            memcpy(o.at, &rank[t], 16 * sizeof(uint32_t)); /* most runs: no loop to leave */
-            for (unsigned q = t + 16; q < u; q += 16)
-                memcpy(o.at + (q - t), &rank[q], 16 * sizeof(uint32_t));
+            if (!counting) {
+                memcpy(o.at, &rank[t], 16 * sizeof(uint32_t)); /* most runs: no loop to leave */
+                for (unsigned q = t + 16; q < u; q += 16)
+                    memcpy(o.at + (q - t), &rank[q], 16 * sizeof(uint32_t));
+            }
             o.at += u - t;
             if (x == nm)
                 break;
@@ -321,7 +323,8 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             if (a->len <= CACHE_KEY && c != NULL) {
                 ce = cache_find(c, a, e->id);
                 if (ce != NULL && ce->nids != CACHE_LONG) { /* all CACHE_IDS copied */
-                    memcpy(o.at, ce->ids, sizeof(ce->ids));
+                    if (!counting)
+                        memcpy(o.at, ce->ids, sizeof(ce->ids));
                     o.at += ce->nids;
                     continue;
                 }

@@ -155,7 +155,10 @@ int tok_out_room(outbuf *o, sink *k)
 
 int tok_encode_block_sse2(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 {
-    return block_run(e, s, n, k, classify_sse2);
+    int cl = e->pat == PRETOK_CL100K;
+
+    return cl ? block_run(e, s, n, k, classify_sse2, k->ids == NULL, 1)
+              : block_run(e, s, n, k, classify_sse2, k->ids == NULL, 0);
 }
 
 int tok_encode_block(const tok_enc *e, const uint8_t *s, size_t n, tok_path p, sink *k)

@@ -7,5 +7,8 @@
 
 int tok_encode_block_avx2(const tok_enc *e, const uint8_t *s, size_t n, sink *k)
 {
-    return block_run(e, s, n, k, classify_avx2);
+    int cl = e->pat == PRETOK_CL100K;
+
+    return cl ? block_run(e, s, n, k, classify_avx2, k->ids == NULL, 1)
+              : block_run(e, s, n, k, classify_avx2, k->ids == NULL, 0);
 }

@@ -107,11 +107,11 @@ static void check_masks(const char *label, const uint8_t *s, size_t n, size_t ma
             uint64_t t, want = 1;
             unsigned lim;
             char bytes[300];
-            classify_sse2(s + base, &w);
+            classify_sse2(s + base, &w, 1);
 #ifdef __AVX2__ /* classify_avx2 exists only in code compiled for AVX2 */
             if (p == 0 && __builtin_cpu_supports("avx2")) {
                 win w2;
-                classify_avx2(s + base, &w2);
+                classify_avx2(s + base, &w2, 1);
                 if (!(memcmp(&w, &w2, sizeof(w)) == 0))
                     ck_abort_msg("%s: AVX2 masks differ at %zu", label, base);
             }
