@@ -158,16 +158,57 @@ static inline void classify_avx2(const uint8_t *p, win *w, int slash)
  * matters (the window decides nothing there), so the scan stops at it. Reads the window's 64
  * bytes only.
  */
+/*
+ * What window_decide_hi() found in a window, kept for the next window of the same text, which
+ * begins inside it (at the last piece start the window gave): the characters it classified
+ * (their bits before the window's own checks, in the window's offsets), the text offset of the
+ * window (base) and of the first character it did not classify (stop), so that the next window
+ * classifies only the characters from there on. valid 0: nothing kept.
+ */
+typedef struct hi_memo {
+    size_t base, stop;
+    uint64_t let, up, both, mark, done;
+    int valid;
+} hi_memo;
+
+static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi_memo *m,
+                                         size_t at);
+
 static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
 {
+    hi_memo m = {.valid = 0};
+
+    window_decide_hi_memo(w, p, o200k, &m, 0);
+}
+
+/*
+ * window_decide_hi() for the window at text offset at, which begins at a character's start,
+ * taking from m what the window before it classified (when it covers at) and leaving there what
+ * this one classifies. The masks are those window_decide_hi() makes: a character's class does
+ * not depend on the window, and a window that stops at a character (no mask can say it, or it
+ * runs past the end) classifies nothing after it, so this one starts from that character.
+ */
+static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi_memo *m,
+                                         size_t at)
+{
     uint64_t cont = 0, let = 0, up = 0, both = 0, mark = 0, done = 0, lead, bad;
+    unsigned from = 0, stop = WIN;
 
     for (int q = 0; q < WIN / 16; q++) { /* 0x80-0xbf: below -64 as signed bytes */
         __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
         cont |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8(-64), v))
                 << (16 * q);
     }
-    lead = w->hi & ~cont;
+    if (m->valid && at >= m->base && at < m->stop) { /* stop <= base + WIN: a shift below 64 */
+        unsigned adv = (unsigned)(at - m->base);
+        let = m->let >> adv;
+        up = m->up >> adv;
+        both = m->both >> adv;
+        mark = m->mark >> adv;
+        done = m->done >> adv;
+        from = (unsigned)(m->stop - at);
+    }
+    lead = from < WIN ? w->hi & ~cont & (~(uint64_t)0 << from) : 0;
     for (uint64_t x = lead; x != 0; x &= x - 1) {
         unsigned i = (unsigned)__builtin_ctzll(x);
         unsigned len = (unsigned)__builtin_clz(~((uint32_t)p[i] << 24)); /* its leading ones */
@@ -175,11 +216,13 @@ static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
         unsigned c;
         uint64_t bits;
 
+        stop = i;
         if (i + len > WIN)
             break; /* into hi, as the rest */
         c = uc_class_mb(p + i, len, &cp);
         if ((c & (UC_WS | UC_N)) || cp == 0x17f)
             break;
+        stop = WIN;
         bits = (~(uint64_t)0 >> (64 - len)) << i;
         done |= bits;
         if (o200k) {
@@ -196,6 +239,14 @@ static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
             let |= bits;
         }
     }
+    m->base = at;
+    m->stop = at + stop;
+    m->let = let;
+    m->up = up;
+    m->both = both;
+    m->mark = mark;
+    m->done = done;
+    m->valid = 1;
     if (o200k) {
         /* a mark after no letter, and a mark or letter of both cases after what may end a
          * contraction (x's + U+0301, x's + 中): whether it starts a word, or which, the masks

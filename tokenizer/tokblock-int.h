@@ -189,6 +189,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
     uint32_t rank[BATCH + 16], ends[BATCH + 1];
     uint16_t lng[BATCH], mis[BATCH];
     ahead miss[BATCH];
+    hi_memo hm = {.valid = 0}; /* the characters outside ASCII the last window classified */
 
     o.at = o.base = k->ids != NULL ? NULL : o.scratch;
     if (n > UINT32_MAX || tok_out_room(&o, k) != 0)
@@ -207,6 +208,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             n -= i;
             i = 0;
             padded = 1;
+            hm.valid = 0; /* its offsets were the text's */
         }
         b = s + i;
 
@@ -221,7 +223,7 @@ static inline __attribute__((always_inline)) int block_run(const tok_enc *e, con
             uint64_t st, t, near;
             classify(b + base, &w, !cl);
             if (w.hi != 0)
-                window_decide_hi(&w, b + base, !cl);
+                window_decide_hi_memo(&w, b + base, !cl, &hm, i + base);
             if (n - i - base < WIN) /* padded: past the end */
                 window_pad(&w, (unsigned)(n - i - base));
             st = cl ? starts_cl100k(&w, b + base) : starts_o200k(&w, b + base);

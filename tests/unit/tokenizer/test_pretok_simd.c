@@ -98,7 +98,11 @@ static void check_masks(const char *label, const uint8_t *s, size_t n, size_t ma
 
     ck_assert(n < sizeof(starts) / sizeof(starts[0]));
     for (size_t p = 0; p < 2; p++) {
-        size_t np = 0, first = 0;
+        size_t np = 0, first = 0, next_hop = 0;
+        /* what the windows before classified outside ASCII (window_decide_hi_memo): carried from
+         * every piece start's window to the next, and along the block encoder's windows (each
+         * from the last start of the one before) */
+        hi_memo every = {.valid = 0}, hop = {.valid = 0};
         for (size_t i = 0; i < n; i = pretok_next(pats[p], s, i, n))
             starts[np++] = i;
         starts[np] = n;
@@ -133,6 +137,20 @@ static void check_masks(const char *label, const uint8_t *s, size_t n, size_t ma
                 lim = 64 - (unsigned)__builtin_clzll(t);
             for (size_t q = first; q < np && starts[q] < base + lim; q++)
                 want |= (uint64_t)1 << (starts[q] - base);
+            for (int k = 0; k < 2; k++) {
+                hi_memo *m = k == 0 ? &every : &hop;
+                const char *what = k == 0 ? "every piece start" : "the block encoder's windows";
+                win w3;
+                if (k == 1 && base != next_hop)
+                    continue;
+                classify_sse2(s + base, &w3, 1);
+                if (w3.hi != 0)
+                    window_decide_hi_memo(&w3, s + base, pats[p] == PRETOK_O200K, m, base);
+                if (memcmp(&w, &w3, sizeof(w)) != 0)
+                    ck_abort_msg("%s, pattern %d, window at %zu: masks differ with what the windows before classified (%s)", label, (int)pats[p], base, what);
+            }
+            if (base == next_hop)
+                next_hop = t > 1 ? base + 63 - (size_t)__builtin_clzll(t) : starts[first + 1];
             if (!(t == want))
                 ck_abort_msg("%s, pattern %d, window at %zu (limit %u): start mask %016llx, "
                              "scalar %016llx (first difference at %zu); bytes there: \"%s\"",
