@@ -306,8 +306,11 @@ static inline uint64_t char_bytes(uint64_t x, uint64_t cont)
 
 /*
  * Where the window decides nothing past its end: the offset below which every piece start it
- * computes is exact. Starts read up to three bytes ahead (a contraction), and a run of
- * whitespace that reaches the end or a byte left in hi (which may be whitespace, U+00A0) is
+ * computes is exact. A start reads the masks one byte ahead (the next byte says where a run
+ * ends, whether a character prefixes a word), so the limit is the first byte no mask says (left
+ * in hi, or the window's end), less one; and at most 61, so that a contraction at a start below
+ * it reads its two letters inside the window (it reads bytes, not masks: exact whatever they
+ * are). A run of whitespace that reaches that byte (which may be whitespace, U+00A0) is
  * undecided from its first byte. 0 when nothing is decided.
  */
 static inline unsigned window_limit(const win *w)
@@ -322,9 +325,9 @@ static inline unsigned window_limit(const win *w)
         if (end < e)
             e = end;
     }
-    if (e < 4)
+    if (e < 2)
         return 0;
-    lim = e - 3;
+    lim = e - 1 < WIN - 3 ? e - 1 : WIN - 3;
     if (BIT(w->ws, e - 1)) {
         nonws = ~w->ws & (e < WIN ? ((uint64_t)1 << e) - 1 : ~(uint64_t)0);
         unsigned run = nonws != 0 ? 64 - (unsigned)__builtin_clzll(nonws) : 0;
