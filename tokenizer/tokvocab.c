@@ -228,7 +228,7 @@ static void build(tok_enc *e)
         nslots <<= 1;
     while (nshort < short_tokens + short_tokens / 2) /* at most 2/3 */
         nshort <<= 1;
-    while (nwhole < whole_tokens * 2) /* at most 1/2 */
+    while (nwhole * 3 < whole_tokens * 10) /* at most 0.3 */
         nwhole <<= 1;
     while (nbuckets * BUCKET_WAYS < bucket_tokens * 2) /* at most 1/2 */
         nbuckets <<= 1;
