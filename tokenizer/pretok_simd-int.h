@@ -145,6 +145,19 @@ static inline void classify_avx2(const uint8_t *p, win *w, int slash)
 #endif
 
 /*
+ * What window_decide_hi_memo() found in a window, kept for the next window of the same text, which
+ * begins inside it (at the last piece start the window gave): the characters it classified (their
+ * bits before the window's own checks, in the window's offsets), the text offset of the window
+ * (base) and of the first character it did not classify (stop), so that the next window classifies
+ * only the characters from there on. valid 0: nothing kept.
+ */
+typedef struct hi_memo {
+    size_t base, stop;
+    uint64_t let, up, both, mark, done;
+    int valid;
+} hi_memo;
+
+/*
  * The window's non-ASCII characters (w->hi, as classify made it), classified from the Unicode
  * table, so that windows decide the pieces of other scripts too. Every byte of a letter goes
  * into let: cl100k's \p{L}; o200k's two case classes, marks included, and into up too when it
@@ -157,36 +170,12 @@ static inline void classify_avx2(const uint8_t *p, win *w, int slash)
  * ends); and a character that runs past the window. Nothing past the first such character
  * matters (the window decides nothing there), so the scan stops at it. Reads the window's 64
  * bytes only.
- */
-/*
- * What window_decide_hi() found in a window, kept for the next window of the same text, which
- * begins inside it (at the last piece start the window gave): the characters it classified
- * (their bits before the window's own checks, in the window's offsets), the text offset of the
- * window (base) and of the first character it did not classify (stop), so that the next window
- * classifies only the characters from there on. valid 0: nothing kept.
- */
-typedef struct hi_memo {
-    size_t base, stop;
-    uint64_t let, up, both, mark, done;
-    int valid;
-} hi_memo;
-
-static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi_memo *m,
-                                         size_t at);
-
-static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
-{
-    hi_memo m = {.valid = 0};
-
-    window_decide_hi_memo(w, p, o200k, &m, 0);
-}
-
-/*
- * window_decide_hi() for the window at text offset at, which begins at a character's start,
- * taking from m what the window before it classified (when it covers at) and leaving there what
- * this one classifies. The masks are those window_decide_hi() makes: a character's class does
- * not depend on the window, and a window that stops at a character (no mask can say it, or it
- * runs past the end) classifies nothing after it, so this one starts from that character.
+ *
+ * The window is at text offset at and begins at a character's start; m has what the window
+ * before it classified, which is taken where it covers this one, and gets what this one
+ * classifies. The masks are the same either way: a character's class does not depend on the
+ * window, and a window that stops at a character (no mask can say it, or it runs past the end)
+ * classifies nothing after it, so this one goes on from that character.
  */
 static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi_memo *m,
                                          size_t at)
@@ -261,6 +250,14 @@ static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi
     w->cont = cont & done;
     w->hi &= ~done;
     w->oth = ~(w->let | w->dig | w->ws | w->hi);
+}
+
+/* window_decide_hi_memo() with nothing kept from a window before (tests, pretok_simd.c). */
+static inline void window_decide_hi(win *w, const uint8_t *p, int o200k)
+{
+    hi_memo m = {.valid = 0};
+
+    window_decide_hi_memo(w, p, o200k, &m, 0);
 }
 
 /*

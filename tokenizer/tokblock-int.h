@@ -160,16 +160,16 @@ static inline int window_at(size_t n, int padded)
  * tok_encode_block_sse2 and tok_encode_block_avx2 with the classifier inlined too, and cl (1 for
  * cl100k, 0 for o200k) a constant, so that each pattern's rules fold into a loop of its own.
  * counting (the sink keeps no ids) leaves the ids unwritten; it stays a variable: a third and
- * fourth copy for it made the encoding copies 25 % slower on en_prose.txt (the cause not found).
- * It works in batches of pieces found from the start masks of up to BATCH / WIN windows, each
+ * fourth copy for it made the encoding copies 25 % slower on en_prose.txt (the cause not found). It
+ * works in batches of pieces found from the start masks of up to BATCH / WIN windows, each
  * classified from the last start of the one before (its characters outside ASCII by
- * window_decide_hi); where a window decides nothing (a character no mask can say near its start,
- * a piece longer than the window) the scalar scanner finds one piece, encoded the long way. In a
- * window batch each piece is keyed and its fast-table bucket prefetched as it is found, and
- * probed after the first window that ends LAG pieces or more later; the longer pieces are asked
- * of the whole-piece table, the pieces that are no token keyed for the piece cache and its sets
- * prefetched, and the ids written in order. The text's last bytes are worked on in a zero-padded
- * copy, so that windows reach its end.
+ * window_decide_hi_memo, from what the window before classified); where a window decides nothing (a
+ * character no mask can say near its start, a piece longer than the window) the scalar scanner
+ * finds one piece, encoded the long way. In a window batch each piece is keyed and its fast-table
+ * bucket prefetched as it is found, and probed after the first window that ends LAG pieces or more
+ * later; the longer pieces are asked of the whole-piece table, the pieces that are no token keyed
+ * for the piece cache and its sets prefetched, and the ids written in order. The text's last bytes
+ * are worked on in a zero-padded copy, so that windows reach its end.
  */
 static inline __attribute__((always_inline)) int block_run(const tok_enc *e, const uint8_t *s,
                                                            size_t n, sink *k,
