@@ -205,13 +205,15 @@ static inline void window_decide_hi_memo(win *w, const uint8_t *p, int o200k, hi
         unsigned c;
         uint64_t bits;
 
-        stop = i;
-        if (i + len > WIN)
-            break; /* into hi, as the rest */
-        c = uc_class_mb(p + i, len, &cp);
-        if ((c & (UC_WS | UC_N)) || cp == 0x17f)
+        if (i + len > WIN) {
+            stop = i; /* into hi, as the rest */
             break;
-        stop = WIN;
+        }
+        c = uc_class_mb(p + i, len, &cp);
+        if ((c & (UC_WS | UC_N)) || cp == 0x17f) {
+            stop = i;
+            break;
+        }
         bits = (~(uint64_t)0 >> (64 - len)) << i;
         done |= bits;
         if (o200k) {

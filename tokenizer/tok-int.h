@@ -18,6 +18,7 @@
 
 #include "tokenizer/tok.h"
 #include "tokenizer/pretok.h"
+#include "tokenizer/utf8.h"
 
 #define NO_RANK UINT32_MAX
 #define MAX_TOKEN_LEN 128 /* the longest token of every encoding here */
@@ -447,14 +448,6 @@ static inline int split_has(const tok_enc *e, uint64_t b)
     return (int)(e->split[b >> 6] >> (b & 63) & 1);
 }
 
-/* The code point of the character of len (2 or 3) bytes at c. */
-static inline uint32_t chr_decode(const uint8_t *c, size_t len)
-{
-    if (len == 2)
-        return (uint32_t)(c[0] & 0x1f) << 6 | (uint32_t)(c[1] & 0x3f);
-    return (uint32_t)(c[0] & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (uint32_t)(c[2] & 0x3f);
-}
-
 /*
  * Whether the character at p[i] (of two or three bytes, whole: pieces are well-formed) may start
  * the merge as one part: its length, with its token in *t; 1 when it must start as bytes.
@@ -465,7 +458,7 @@ static inline size_t chr_part(const tok_enc *e, const uint8_t *p, size_t i, size
     size_t len = c[0] >= 0xe0 ? 3 : 2;
     uint32_t cp, r;
 
-    if (i + len > n || (cp = chr_decode(c, len)) < 0x80 || (r = e->chr[cp - 0x80]) == NO_RANK)
+    if (i + len > n || (cp = utf8_decode(c, len)) < 0x80 || (r = e->chr[cp - 0x80]) == NO_RANK)
         return 1;
     for (size_t k = 1; k < len; k++) {
         if (i > 0 && split_has(e, split_key(1, p[i - 1], c, k)))

@@ -92,7 +92,7 @@ static int chr_build(tok_enc *e)
         }
         cl = lead_len(t[0]);
         if ((cl == 2 || cl == 3) && len > cl && chr_whole(t, cl)) {
-            uint32_t cp = chr_decode(t, cl);
+            uint32_t cp = utf8_decode(t, cl);
             if (cp >= 0x80 && r < minr[cp - 0x80])
                 minr[cp - 0x80] = r;
         }
@@ -106,7 +106,7 @@ static int chr_build(tok_enc *e)
             e->split[b >> 6] |= (uint64_t)1 << (b & 63);
         }
         if ((cl == 2 || cl == 3) && cl == m + 1 && len > cl) {
-            uint32_t cp = chr_decode(t + len - cl, cl);
+            uint32_t cp = utf8_decode(t + len - cl, cl);
             if (cp >= 0x80 && r < minr[cp - 0x80])
                 minr[cp - 0x80] = r;
         }

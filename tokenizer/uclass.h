@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "tokenizer/utf8.h"
+
 enum {
     UC_L = 1,
     UC_N = 2,
@@ -33,20 +35,10 @@ extern const uint8_t uc_two[0x800] __attribute__((visibility("hidden")));
  * in *cp. */
 static inline uint8_t uc_class_mb(const uint8_t *p, unsigned len, uint32_t *cp)
 {
-    uint32_t c = p[0];
+    uint32_t c = utf8_decode(p, len);
 
-    if (len == 2) {
-        c = (c & 0x1f) << 6 | (p[1] & 0x3f);
-        *cp = c;
-        return uc_two[c];
-    }
-    if (len == 3)
-        c = (c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
-    else
-        c = (c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 | (uint32_t)(p[2] & 0x3f) << 6 |
-            (p[3] & 0x3f);
     *cp = c;
-    return uc_stage2[uc_stage1[c >> 8]][c & 0xff];
+    return len == 2 ? uc_two[c] : uc_stage2[uc_stage1[c >> 8]][c & 0xff];
 }
 
 #endif

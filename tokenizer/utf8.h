@@ -6,6 +6,7 @@
 #define TG_UTF8_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Whether n bytes at s are well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
 int utf8_valid(const char *s, size_t n);
@@ -23,5 +24,17 @@ char *utf8_clean(const char *s, char *out, size_t cap);
  * nothing is NUL-terminated.
  */
 size_t utf8_clean_len(const char *s, size_t n, char *out);
+
+/* The code point of the well-formed character of len bytes (2 to 4) at p. */
+static inline uint32_t utf8_decode(const uint8_t *p, size_t len)
+{
+    if (len == 2)
+        return (uint32_t)(p[0] & 0x1f) << 6 | (uint32_t)(p[1] & 0x3f);
+    if (len == 3)
+        return (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+               (uint32_t)(p[2] & 0x3f);
+    return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+           (uint32_t)(p[2] & 0x3f) << 6 | (uint32_t)(p[3] & 0x3f);
+}
 
 #endif
